@@ -1,0 +1,118 @@
+package amqpbroker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/attune-go/attune/broker"
+)
+
+// Subscribe consumes s.Queue until ctx ends, re-subscribing on a new channel whenever the
+// connection is restored; see broker.Subscriber.
+func (b *Broker) Subscribe(ctx context.Context, s broker.Subscription, h broker.Handler) error {
+	if _, err := s.Queue.Bindings(); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	prefetch := max(s.Prefetch, 1)
+	d := broker.NewDispatcher(ctx, s.Queue.Name, prefetch, h, b.cfg.Options)
+	defer d.Drain()
+	log := b.cfg.Logger.With("queue", b.ns.Name(s.Queue.Name))
+	for {
+		conn, err := b.connection(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("subscribe %s: %w", s.Queue.Name, err)
+		}
+		err = b.consume(ctx, conn, s.Queue, prefetch, d)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			log.Warn("subscription interrupted; resubscribing", "err", err)
+		}
+	}
+}
+
+// consume runs one channel's worth of a subscription. It returns when ctx ends (after
+// cancelling the consumer and draining in-flight handlers, so their acks still reach the
+// channel) or when the channel dies.
+func (b *Broker) consume(ctx context.Context, conn *amqp.Connection, q broker.Queue, prefetch int, d *broker.Dispatcher) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	defer ch.Close()
+	if err := ch.Qos(prefetch, 0, false); err != nil {
+		return fmt.Errorf("set prefetch: %w", err)
+	}
+	if err := b.declareQueue(ch, q); err != nil {
+		return err
+	}
+	b.declaredMu.Lock()
+	b.declared[q.Name] = q
+	b.declaredMu.Unlock()
+
+	tag := "attune-" + uuid.NewString()
+	deliveries, err := ch.Consume(b.ns.Name(q.Name), tag, false, q.Transient, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", b.ns.Name(q.Name), err)
+	}
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	for {
+		select {
+		case dl, ok := <-deliveries:
+			if !ok {
+				return fmt.Errorf("channel closed: %v", <-closed)
+			}
+			d.Dispatch(&delivery{d: dl, broker: b, queue: b.ns.Name(q.Name)})
+		case <-ctx.Done():
+			// Stop intake first; what is already in flight is settled on this channel before
+			// it closes, and whatever stays unacked is requeued by RabbitMQ when it does.
+			_ = ch.Cancel(tag, false)
+			d.Drain()
+			return nil
+		}
+	}
+}
+
+type delivery struct {
+	d      amqp.Delivery
+	broker *Broker
+	queue  string
+}
+
+func (dl *delivery) Body() []byte { return dl.d.Body }
+
+func (dl *delivery) Ack() error {
+	if err := dl.d.Ack(false); err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	return nil
+}
+
+// Retry publishes the updated message straight to the queue it came from, through the default
+// exchange so that no other queue sees it again, and acks the original once that is
+// confirmed. A crash between the two leaves a duplicate, never a loss.
+func (dl *delivery) Retry(ctx context.Context, m broker.Message) error {
+	body, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	pub := publishing{exchange: "", routingKey: dl.queue, msg: amqpPublishing(m, body), label: string(m.Type) + " " + m.ID}
+	if err := dl.broker.publish(ctx, []publishing{pub}); err != nil {
+		return fmt.Errorf("requeue: %w", err)
+	}
+	return dl.Ack()
+}
+
+func (dl *delivery) DeadLetter() error {
+	if err := dl.d.Nack(false, false); err != nil {
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+package amqpbroker
+
+import (
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/attune-go/attune/broker"
+)
+
+// declareTopology declares the exchanges and the shared queues. Declarations are idempotent,
+// so every process does it on every (re)connect: whichever role starts first, nothing it
+// publishes falls into an exchange without its queues.
+func (b *Broker) declareTopology(conn *amqp.Connection) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("declare topology: open channel: %w", err)
+	}
+	defer ch.Close()
+	for _, ex := range broker.Exchanges {
+		if err := ch.ExchangeDeclare(b.ns.Name(ex), amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+			return fmt.Errorf("declare exchange %s: %w", b.ns.Name(ex), err)
+		}
+	}
+	for _, q := range broker.SharedQueues {
+		if err := b.declareQueue(ch, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// declareQueue declares q and its bindings. Every queue but the dead-letter queue itself
+// dead-letters into the dead-letter exchange. The arguments must be the same on every
+// declaration, or RabbitMQ refuses it.
+func (b *Broker) declareQueue(ch *amqp.Channel, q broker.Queue) error {
+	bindings, err := q.Bindings()
+	if err != nil {
+		return fmt.Errorf("declare queue: %w", err)
+	}
+	name := b.ns.Name(q.Name)
+	args := amqp.Table{}
+	if !q.DeadLetters {
+		args["x-dead-letter-exchange"] = b.ns.Name(broker.ExchangeDeadLetter)
+	}
+	durable, exclusive, autoDelete := !q.Transient, q.Transient, q.Transient
+	if _, err := ch.QueueDeclare(name, durable, autoDelete, exclusive, false, args); err != nil {
+		return fmt.Errorf("declare queue %s: %w", name, err)
+	}
+	for _, bd := range bindings {
+		if err := ch.QueueBind(name, bd.RoutingKey, b.ns.Name(bd.Exchange), false, nil); err != nil {
+			return fmt.Errorf("bind queue %s to %s with %s: %w", name, b.ns.Name(bd.Exchange), bd.RoutingKey, err)
+		}
+	}
+	return nil
+}
+
+// Teardown deletes the exchanges and every queue this broker declared. Tests use it to leave
+// no trace of their namespace; production never calls it. It dials a connection of its own,
+// so it works on a closed broker too.
+func (b *Broker) Teardown() error {
+	conn, err := amqp.DialConfig(b.cfg.URL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return fmt.Errorf("teardown: connect to RabbitMQ at %s: %w", b.display, err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("teardown: open channel: %w", err)
+	}
+	defer ch.Close()
+	b.declaredMu.Lock()
+	queues := append([]broker.Queue(nil), broker.SharedQueues...)
+	for _, q := range b.declared {
+		queues = append(queues, q)
+	}
+	b.declaredMu.Unlock()
+	for _, q := range queues {
+		if _, err := ch.QueueDelete(b.ns.Name(q.Name), false, false, false); err != nil {
+			return fmt.Errorf("teardown: delete queue %s: %w", b.ns.Name(q.Name), err)
+		}
+	}
+	for _, ex := range broker.Exchanges {
+		if err := ch.ExchangeDelete(b.ns.Name(ex), false, false); err != nil {
+			return fmt.Errorf("teardown: delete exchange %s: %w", b.ns.Name(ex), err)
+		}
+	}
+	return nil
+}

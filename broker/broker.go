@@ -1,0 +1,100 @@
+package broker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Handler processes one message. Its error decides the message's fate: nil acknowledges,
+// Permanent(err) dead-letters, anything else requeues (see Options.MaxAttempts).
+type Handler func(ctx context.Context, m Message) error
+
+// Publisher sends messages to the exchanges their types route to.
+type Publisher interface {
+	// Publish returns nil only once the broker has taken responsibility for every message
+	// (for AMQP: a publisher confirm). A message it could not hand over is retried until ctx
+	// ends and then reported, never dropped silently. Safe for concurrent use.
+	Publish(ctx context.Context, msgs ...Message) error
+}
+
+// Subscription says what to consume and how much of it at once.
+type Subscription struct {
+	Queue Queue
+	// Prefetch bounds the messages handled concurrently by this subscription.
+	Prefetch int
+}
+
+// Subscriber consumes queues.
+type Subscriber interface {
+	// Subscribe declares the queue, then delivers its messages to h until ctx ends. It then
+	// stops taking messages, lets in-flight handlers finish within Options.DrainTimeout, and
+	// returns nil. Messages not settled by then are redelivered to another consumer.
+	Subscribe(ctx context.Context, s Subscription, h Handler) error
+}
+
+// Broker is what a process holds: one connection to publish and subscribe through.
+type Broker interface {
+	Publisher
+	Subscriber
+	// Ping reports whether the broker is reachable now; readiness checks call it.
+	Ping(ctx context.Context) error
+	// Close releases the connection. Subscriptions must have returned before.
+	Close() error
+}
+
+// ErrClosed is returned by a broker that has been closed.
+var ErrClosed = errors.New("broker closed")
+
+// ErrUnroutable is returned by Publish when no queue is bound for a message, which the broker
+// would otherwise drop without a word (a dispatch to a worker whose queue is gone, say).
+var ErrUnroutable = errors.New("no queue is bound for the message")
+
+// Options are shared by every adapter.
+type Options struct {
+	Namespace Namespace
+	// MaxAttempts is how many times a message is handled before a failing one is
+	// dead-lettered. Default 10.
+	MaxAttempts int
+	// DrainTimeout bounds how long a stopping subscription waits for in-flight handlers.
+	// Default 10s.
+	DrainTimeout time.Duration
+	// RetryBackoff is the delay before the first requeue; it doubles per attempt up to 5s.
+	// Default 100ms.
+	RetryBackoff time.Duration
+	// SourceService is stamped on published envelopes that do not name one.
+	SourceService string
+	Logger        *slog.Logger
+}
+
+// WithDefaults fills unset options.
+func (o Options) WithDefaults() Options {
+	o.MaxAttempts = cmp.Or(o.MaxAttempts, 10)
+	o.DrainTimeout = cmp.Or(o.DrainTimeout, 10*time.Second)
+	o.RetryBackoff = cmp.Or(o.RetryBackoff, 100*time.Millisecond)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as one that no retry can fix: the message is dead-lettered.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err: err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}

@@ -1,0 +1,105 @@
+package broker
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// EnvelopeVersion is the version of the envelope layout; consumers reject what they cannot read.
+const EnvelopeVersion = "1.0"
+
+// Message is the envelope every message travels in. Payload carries ids and a small snapshot;
+// the store stays the source of truth and consumers re-read the rows they act on.
+type Message struct {
+	ID            string          `json:"message_id"`
+	CorrelationID string          `json:"correlation_id,omitempty"`
+	Type          Type            `json:"message_type"`
+	Version       string          `json:"version"`
+	Timestamp     time.Time       `json:"timestamp"`
+	Headers       Headers         `json:"headers"`
+	Payload       json.RawMessage `json:"payload"`
+	// Target completes the routing key of targeted types (the worker a dispatch is for).
+	// It rides in the envelope so that a redelivered or dead-lettered message still says
+	// where it was going.
+	Target string `json:"target,omitempty"`
+}
+
+// Headers carry delivery metadata that is not part of the payload.
+type Headers struct {
+	SourceService string `json:"source_service,omitempty"`
+	RetryCount    int    `json:"retry_count"`
+	TraceID       string `json:"trace_id,omitempty"`
+}
+
+// Payload is implemented by every typed message body.
+type Payload interface {
+	MessageType() Type
+}
+
+// Targeted is implemented by payloads whose routing key names a recipient.
+type Targeted interface {
+	Payload
+	MessageTarget() string
+}
+
+// NewMessage wraps a typed payload in a fresh envelope with its own id and timestamp.
+func NewMessage(p Payload) (Message, error) {
+	body, err := json.Marshal(p)
+	if err != nil {
+		return Message{}, fmt.Errorf("encode %s payload: %w", p.MessageType(), err)
+	}
+	m := Message{
+		ID:        uuid.NewString(),
+		Type:      p.MessageType(),
+		Version:   EnvelopeVersion,
+		Timestamp: time.Now().UTC(),
+		Payload:   body,
+	}
+	if t, ok := p.(Targeted); ok {
+		m.Target = t.MessageTarget()
+	}
+	if _, err := m.Route(); err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+// Decode unmarshals the payload of m into a T after checking that m carries a T.
+func Decode[T Payload](m Message) (T, error) {
+	var p T
+	if m.Type != p.MessageType() {
+		return p, Permanent(fmt.Errorf("decode message %s: type is %s, want %s", m.ID, m.Type, p.MessageType()))
+	}
+	if err := json.Unmarshal(m.Payload, &p); err != nil {
+		return p, Permanent(fmt.Errorf("decode %s message %s: %w", m.Type, m.ID, err))
+	}
+	return p, nil
+}
+
+// Marshal encodes the envelope for the wire.
+func (m Message) Marshal() ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s message %s: %w", m.Type, m.ID, err)
+	}
+	return b, nil
+}
+
+// Unmarshal decodes an envelope read from the wire. A body that is not an envelope can never
+// be handled, so the error is permanent.
+func Unmarshal(body []byte) (Message, error) {
+	var m Message
+	if err := json.Unmarshal(body, &m); err != nil {
+		return Message{}, Permanent(fmt.Errorf("decode envelope: %w", err))
+	}
+	if m.Version != EnvelopeVersion {
+		return m, Permanent(fmt.Errorf("decode envelope %s: unsupported version %q", m.ID, m.Version))
+	}
+	if _, ok := routes[m.Type]; !ok {
+		return m, Permanent(fmt.Errorf("decode envelope %s: unknown message type %q", m.ID, m.Type))
+	}
+	return m, nil
+}

@@ -1,0 +1,93 @@
+package broker
+
+import "time"
+
+// EventCreated announces a new row in attune.event.
+type EventCreated struct {
+	EventID    int64  `json:"event_id"`
+	TriggerRef string `json:"trigger_ref"`
+	// RuleRef is set when the event was fired for one rule only (a timer of that rule).
+	RuleRef string `json:"rule_ref,omitempty"`
+}
+
+// MessageType implements Payload.
+func (EventCreated) MessageType() Type { return TypeEventCreated }
+
+// EnforcementCreated announces that a rule matched an event.
+type EnforcementCreated struct {
+	EnforcementID int64  `json:"enforcement_id"`
+	RuleRef       string `json:"rule_ref"`
+	EventID       int64  `json:"event_id"`
+}
+
+// MessageType implements Payload.
+func (EnforcementCreated) MessageType() Type { return TypeEnforcementCreated }
+
+// ExecutionRequested asks the executor to admit and schedule an execution.
+type ExecutionRequested struct {
+	ExecutionID int64  `json:"execution_id"`
+	ActionRef   string `json:"action_ref"`
+}
+
+// MessageType implements Payload.
+func (ExecutionRequested) MessageType() Type { return TypeExecutionRequested }
+
+// ExecutionDispatched hands a scheduled execution to one worker.
+type ExecutionDispatched struct {
+	ExecutionID int64  `json:"execution_id"`
+	ActionRef   string `json:"action_ref"`
+	Worker      string `json:"worker"`
+}
+
+// MessageType implements Payload.
+func (ExecutionDispatched) MessageType() Type { return TypeExecutionDispatched }
+
+// MessageTarget implements Targeted.
+func (d ExecutionDispatched) MessageTarget() string { return d.Worker }
+
+// ExecutionStatusChanged reports a committed status transition.
+type ExecutionStatusChanged struct {
+	ExecutionID int64     `json:"execution_id"`
+	ActionRef   string    `json:"action_ref"`
+	Previous    string    `json:"previous_status"`
+	Status      string    `json:"status"`
+	ChangedAt   time.Time `json:"changed_at"`
+}
+
+// MessageType implements Payload.
+func (ExecutionStatusChanged) MessageType() Type { return TypeExecutionStatusChanged }
+
+// ExecutionCompleted reports that an execution reached a terminal status.
+type ExecutionCompleted struct {
+	ExecutionID int64     `json:"execution_id"`
+	ActionRef   string    `json:"action_ref"`
+	Status      string    `json:"status"`
+	FinishedAt  time.Time `json:"finished_at"`
+}
+
+// MessageType implements Payload.
+func (ExecutionCompleted) MessageType() Type { return TypeExecutionCompleted }
+
+// ExecutionCancelRequested asks the worker running an execution to stop it.
+type ExecutionCancelRequested struct {
+	ExecutionID int64  `json:"execution_id"`
+	Worker      string `json:"worker"`
+}
+
+// MessageType implements Payload.
+func (ExecutionCancelRequested) MessageType() Type { return TypeExecutionCancelRequested }
+
+// MessageTarget implements Targeted.
+func (c ExecutionCancelRequested) MessageTarget() string { return c.Worker }
+
+// NotificationCreated fans a change out to every api replica for its live stream.
+type NotificationCreated struct {
+	Kind     string    `json:"kind"`
+	EntityID int64     `json:"entity_id"`
+	Ref      string    `json:"ref,omitempty"`
+	Status   string    `json:"status,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// MessageType implements Payload.
+func (NotificationCreated) MessageType() Type { return TypeNotificationCreated }

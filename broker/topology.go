@@ -1,0 +1,99 @@
+package broker
+
+import "fmt"
+
+// DeadLetterQueue is bound to ExchangeDeadLetter with "#", so it holds every rejected message
+// under its original routing key.
+var DeadLetterQueue = Queue{Name: "attune.dead_letters", DeadLetters: true}
+
+// Queue describes a queue by the message types routed into it; its bindings are derived from
+// the routing table rather than spelled out, so they cannot drift from the publishers.
+type Queue struct {
+	Name  string
+	Types []Type
+	// Target fills in targeted types' routing keys (the worker a per-worker queue belongs to).
+	Target string
+	// Transient queues belong to one process (a live stream fan-out): they are exclusive to
+	// their connection and vanish with it. All other queues are durable.
+	Transient bool
+	// DeadLetters marks the queue bound to the dead-letter exchange; it takes no Types.
+	DeadLetters bool
+}
+
+// Binding ties a queue to an exchange under a routing-key pattern.
+type Binding struct {
+	Exchange   string
+	RoutingKey string
+}
+
+// Bindings derives q's bindings from the routing table.
+func (q Queue) Bindings() ([]Binding, error) {
+	if q.Name == "" {
+		return nil, fmt.Errorf("queue has no name")
+	}
+	if q.DeadLetters {
+		return []Binding{{Exchange: ExchangeDeadLetter, RoutingKey: "#"}}, nil
+	}
+	if len(q.Types) == 0 {
+		return nil, fmt.Errorf("queue %s: no message types", q.Name)
+	}
+	bs := make([]Binding, 0, len(q.Types))
+	for _, t := range q.Types {
+		target := ""
+		if routes[t].targeted {
+			target = q.Target
+		}
+		r, err := RouteOf(t, target)
+		if err != nil {
+			return nil, fmt.Errorf("queue %s: %w", q.Name, err)
+		}
+		bs = append(bs, Binding{Exchange: r.Exchange, RoutingKey: r.RoutingKey})
+	}
+	return bs, nil
+}
+
+// The shared work queues. Every process declares them when it connects, so a message
+// published before its consumer role has started waits in its queue instead of being lost.
+var (
+	QueueRuleEvents          = Queue{Name: "attune.rules.events", Types: []Type{TypeEventCreated}}
+	QueueExecutorEnforcement = Queue{Name: "attune.executor.enforcements", Types: []Type{TypeEnforcementCreated}}
+	QueueExecutorRequests    = Queue{Name: "attune.executor.requests", Types: []Type{TypeExecutionRequested}}
+	QueueExecutorCompletions = Queue{Name: "attune.executor.completions", Types: []Type{TypeExecutionCompleted}}
+)
+
+// SharedQueues lists the durable queues every adapter declares on connect.
+var SharedQueues = []Queue{DeadLetterQueue, QueueRuleEvents, QueueExecutorEnforcement, QueueExecutorRequests, QueueExecutorCompletions}
+
+// WorkerDispatchQueue is the durable queue through which one worker receives its dispatches.
+func WorkerDispatchQueue(worker string) Queue {
+	return Queue{Name: "attune.worker." + worker + ".dispatch", Types: []Type{TypeExecutionDispatched}, Target: worker}
+}
+
+// WorkerCancelQueue carries cancellations to one worker. It is apart from the dispatch queue
+// so that a cancel never waits behind a backlog of dispatches.
+func WorkerCancelQueue(worker string) Queue {
+	return Queue{Name: "attune.worker." + worker + ".cancel", Types: []Type{TypeExecutionCancelRequested}, Target: worker}
+}
+
+// Namespace prefixes exchange and queue names so that several Attune installations, or
+// parallel tests, can share one broker without seeing each other's messages. The empty
+// namespace leaves names as they are.
+type Namespace string
+
+// Name returns name inside the namespace.
+func (ns Namespace) Name(name string) string {
+	if ns == "" {
+		return name
+	}
+	return string(ns) + "." + name
+}
+
+// StreamQueue is one api replica's own queue for its live stream: every replica sees every
+// status change and notification, wherever it was made.
+func StreamQueue(replica string) Queue {
+	return Queue{
+		Name:      "attune.stream." + replica,
+		Types:     []Type{TypeExecutionStatusChanged, TypeNotificationCreated},
+		Transient: true,
+	}
+}
