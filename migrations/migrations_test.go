@@ -1,0 +1,188 @@
+package migrations_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/attune-go/attune/migrations"
+	"github.com/attune-go/attune/store"
+	"github.com/attune-go/attune/store/storetest"
+)
+
+type testBundle struct {
+	pool *pgxpool.Pool
+	db   *sql.DB
+	mig  *migrations.Migrator
+}
+
+func setup(t *testing.T, url string) *testBundle {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := store.Open(ctx, store.Config{URL: url, CreateDatabase: true, MaxConns: 4})
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	db := stdlib.OpenDBFromPool(pool)
+	t.Cleanup(func() { _ = db.Close() })
+	m, err := migrations.New(db, nil)
+	require.NoError(t, err)
+	return &testBundle{pool: pool, db: db, mig: m}
+}
+
+func TestUpDownUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, storetest.UnusedDatabaseURL(t))
+
+	pending, err := b.mig.Pending(ctx)
+	require.NoError(t, err)
+	require.Positive(t, pending)
+
+	applied, err := b.mig.Up(ctx)
+	require.NoError(t, err)
+	require.Len(t, applied, pending)
+	pending, err = b.mig.Pending(ctx)
+	require.NoError(t, err)
+	require.Zero(t, pending)
+	requireTable(t, b.pool, "execution", true)
+
+	again, err := b.mig.Up(ctx)
+	require.NoError(t, err)
+	require.Empty(t, again, "a second Up applies nothing")
+
+	for range applied {
+		v, err := b.mig.Down(ctx)
+		require.NoError(t, err)
+		require.Positive(t, v)
+	}
+	requireTable(t, b.pool, "execution", false)
+	st, err := b.mig.Status(ctx)
+	require.NoError(t, err)
+	for _, s := range st {
+		require.False(t, s.Applied, "%s still applied after rolling everything back", s.Name)
+	}
+
+	_, err = b.mig.Up(ctx)
+	require.NoError(t, err)
+	requireTable(t, b.pool, "execution", true)
+}
+
+// Replicas starting together all run Up; the advisory lock makes one apply and the others
+// find nothing left to do.
+func TestConcurrentUp(t *testing.T) {
+	t.Parallel()
+	url := storetest.UnusedDatabaseURL(t)
+	setup(t, url) // creates the database
+	var g errgroup.Group
+	total := make(chan int, 4)
+	for range 4 {
+		g.Go(func() error {
+			b := setup(t, url)
+			applied, err := b.mig.Up(context.Background())
+			total <- len(applied)
+			return err
+		})
+	}
+	require.NoError(t, g.Wait())
+	close(total)
+	sum := 0
+	for n := range total {
+		sum += n
+	}
+	st, err := setup(t, url).mig.Status(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, len(st), sum, "each migration applied exactly once")
+}
+
+func TestExecutionSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, storetest.NewDatabase(t))
+
+	for _, col := range []string{"id", "action_ref", "status", "parameters", "result", "enforcement", "parent",
+		"worker", "created", "updated", "started_at", "finished_at"} {
+		var n int
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns
+			WHERE table_schema = 'attune' AND table_name = 'execution' AND column_name = $1`, col).Scan(&n))
+		require.Equal(t, 1, n, "attune.execution lacks column %s", col)
+	}
+
+	_, err := b.pool.Exec(ctx, `INSERT INTO attune.execution (action_ref, status) VALUES ('core.noop', 'bogus')`)
+	requireCode(t, err, "23514")
+
+	enf := seedEnforcement(t, b.pool)
+	_, err = b.pool.Exec(ctx, `INSERT INTO attune.execution (action_ref, enforcement) VALUES ('core.noop', $1)`, enf)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `INSERT INTO attune.execution (action_ref, enforcement) VALUES ('core.noop', $1)`, enf)
+	requireCode(t, err, "23505")
+}
+
+// Statuses only move forward, whichever process writes them.
+func TestStatusesNeverMoveBackwards(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, storetest.NewDatabase(t))
+
+	var id int64
+	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO attune.execution (action_ref) VALUES ('core.noop') RETURNING id`).Scan(&id))
+	var created, updated time.Time
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT created, updated FROM attune.execution WHERE id = $1`, id).Scan(&created, &updated))
+	for _, s := range []string{"scheduling", "scheduled", "running", "canceling", "cancelled"} {
+		_, err := b.pool.Exec(ctx, `UPDATE attune.execution SET status = $2 WHERE id = $1`, id, s)
+		require.NoError(t, err, "move to %s", s)
+	}
+	for _, s := range []string{"running", "requested", "completed"} {
+		_, err := b.pool.Exec(ctx, `UPDATE attune.execution SET status = $2 WHERE id = $1`, id, s)
+		requireCode(t, err, "23514")
+	}
+	var touched time.Time
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT updated FROM attune.execution WHERE id = $1`, id).Scan(&touched))
+	require.True(t, touched.After(updated), "updated follows changes")
+
+	var running int64
+	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO attune.execution (action_ref, status) VALUES ('core.noop', 'running') RETURNING id`).Scan(&running))
+	_, err := b.pool.Exec(ctx, `UPDATE attune.execution SET status = 'scheduled' WHERE id = $1`, running)
+	requireCode(t, err, "23514")
+
+	enf := seedEnforcement(t, b.pool)
+	_, err = b.pool.Exec(ctx, `UPDATE attune.enforcement SET status = 'processed' WHERE id = $1`, enf)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `UPDATE attune.enforcement SET status = 'created' WHERE id = $1`, enf)
+	requireCode(t, err, "23514")
+}
+
+func seedEnforcement(t *testing.T, pool *pgxpool.Pool) int64 {
+	t.Helper()
+	ctx := context.Background()
+	var event, enf int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO attune.event (trigger_ref) VALUES ('core.webhook') RETURNING id`).Scan(&event))
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO attune.enforcement (rule_ref, trigger_ref, event)
+		VALUES ('demo.rule', 'core.webhook', $1) RETURNING id`, event).Scan(&enf))
+	_, err := pool.Exec(ctx, `INSERT INTO attune.enforcement (rule_ref, trigger_ref, event) VALUES ('demo.rule', 'core.webhook', $1)`, event)
+	requireCode(t, err, "23505") // one enforcement per rule and event
+	return enf
+}
+
+func requireTable(t *testing.T, pool *pgxpool.Pool, table string, want bool) {
+	t.Helper()
+	var exists bool
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT to_regclass('attune.' || $1) IS NOT NULL`, table).Scan(&exists))
+	require.Equal(t, want, exists, "table attune.%s exists", table)
+}
+
+func requireCode(t *testing.T, err error, code string) {
+	t.Helper()
+	var pgErr *pgconn.PgError
+	require.True(t, errors.As(err, &pgErr), "want PostgreSQL error %s, got %v", code, err)
+	require.Equal(t, code, pgErr.Code, pgErr.Message)
+}

@@ -1,0 +1,75 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+var (
+	// ErrNotFound means the row asked for does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means the change collides with existing data: a duplicate key, a row still
+	// referenced, or a status that may not move that way.
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable means PostgreSQL could not be reached or the connection broke; the
+	// operation may succeed when retried.
+	ErrUnavailable = errors.New("database unavailable")
+)
+
+// Error keeps the driver's message next to the sentinel it was translated to, so callers can
+// match with errors.Is and still show what PostgreSQL said.
+type Error struct {
+	Kind       error
+	Constraint string
+	Err        error
+}
+
+func (e *Error) Error() string {
+	if e.Constraint != "" {
+		return fmt.Sprintf("%v (%s): %v", e.Kind, e.Constraint, e.Err)
+	}
+	return fmt.Sprintf("%v: %v", e.Kind, e.Err)
+}
+
+func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
+
+// translate maps driver errors onto the store's sentinels; callers above the store never look
+// at pgx errors.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &Error{Kind: ErrNotFound, Err: err}
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505", "23503", "23514", "23P01": // unique, foreign key, check, exclusion
+			return &Error{Kind: ErrConflict, Constraint: pgErr.ConstraintName, Err: err}
+		case "57P01", "57P02", "57P03", "53300": // admin shutdown, crash shutdown, cannot connect now, too many connections
+			return &Error{Kind: ErrUnavailable, Err: err}
+		}
+		if len(pgErr.Code) == 2+3 && pgErr.Code[:2] == "08" { // connection exception class
+			return &Error{Kind: ErrUnavailable, Err: err}
+		}
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return &Error{Kind: ErrUnavailable, Err: err}
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return &Error{Kind: ErrUnavailable, Err: err}
+	}
+	return err
+}

@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Worker is a row of attune.worker: a process that runs actions.
+type Worker struct {
+	ID            int64     `json:"id"`
+	Name          string    `json:"name"`
+	Runners       []string  `json:"runners"`
+	Concurrency   int       `json:"concurrency"`
+	Status        string    `json:"status"`
+	Host          string    `json:"host"`
+	PID           int       `json:"pid"`
+	LastHeartbeat time.Time `json:"last_heartbeat"`
+	Created       time.Time `json:"created"`
+	Updated       time.Time `json:"updated"`
+}
+
+// Worker statuses.
+const (
+	WorkerActive   = "active"
+	WorkerInactive = "inactive"
+)
+
+const workerColumns = `id, name, runners, concurrency, status, host, pid, last_heartbeat, created, updated`
+
+func scanWorker(row interface{ Scan(...any) error }) (Worker, error) {
+	var w Worker
+	err := row.Scan(&w.ID, &w.Name, &w.Runners, &w.Concurrency, &w.Status, &w.Host, &w.PID, &w.LastHeartbeat, &w.Created, &w.Updated)
+	return w, err
+}
+
+// WorkerGetByName returns the worker called name.
+func (q *Queries) WorkerGetByName(ctx context.Context, name string) (Worker, error) {
+	w, err := scanWorker(q.db.QueryRow(ctx, `SELECT `+workerColumns+` FROM attune.worker WHERE name = $1`, name))
+	if err != nil {
+		return Worker{}, fmt.Errorf("get worker %s: %w", name, translate(err))
+	}
+	return w, nil
+}
+
+// WorkerHeartbeat records that the worker is alive. A worker whose row is gone, or was
+// marked inactive by someone else, gets ErrNotFound and must register again.
+func (q *Queries) WorkerHeartbeat(ctx context.Context, name string) error {
+	tag, err := q.db.Exec(ctx, `UPDATE attune.worker SET last_heartbeat = now() WHERE name = $1 AND status = 'active'`, name)
+	if err != nil {
+		return fmt.Errorf("heartbeat worker %s: %w", name, translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("heartbeat worker %s: %w", name, ErrNotFound)
+	}
+	return nil
+}
+
+// WorkerRegisterParams describe a worker as it starts.
+type WorkerRegisterParams struct {
+	Name        string
+	Runners     []string
+	Concurrency int
+	Host        string
+	PID         int
+}
+
+// WorkerRegister records a starting worker, or revives the row of an earlier process of the
+// same name.
+func (q *Queries) WorkerRegister(ctx context.Context, p WorkerRegisterParams) (Worker, error) {
+	w, err := scanWorker(q.db.QueryRow(ctx, `
+		INSERT INTO attune.worker (name, runners, concurrency, status, host, pid, last_heartbeat)
+		VALUES ($1, $2, $3, 'active', $4, $5, now())
+		ON CONFLICT (name) DO UPDATE SET
+			runners = EXCLUDED.runners, concurrency = EXCLUDED.concurrency, status = 'active',
+			host = EXCLUDED.host, pid = EXCLUDED.pid, last_heartbeat = now()
+		RETURNING `+workerColumns,
+		p.Name, p.Runners, p.Concurrency, p.Host, p.PID))
+	if err != nil {
+		return Worker{}, fmt.Errorf("register worker %s: %w", p.Name, translate(err))
+	}
+	return w, nil
+}
+
+// WorkerSetInactive marks a worker as gone; the scheduler stops choosing it.
+func (q *Queries) WorkerSetInactive(ctx context.Context, name string) error {
+	if _, err := q.db.Exec(ctx, `UPDATE attune.worker SET status = 'inactive' WHERE name = $1`, name); err != nil {
+		return fmt.Errorf("deactivate worker %s: %w", name, translate(err))
+	}
+	return nil
+}
