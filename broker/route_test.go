@@ -19,7 +19,7 @@ func TestEveryTypeIsConsumed(t *testing.T) {
 		bs, err := q.Bindings()
 		require.NoError(t, err)
 		for _, b := range bs {
-			bound[broker.Route{Exchange: b.Exchange, RoutingKey: b.RoutingKey}] = true
+			bound[broker.Route(b)] = true
 		}
 	}
 	for _, typ := range broker.Types() {

@@ -47,7 +47,7 @@ func (q Queue) Bindings() ([]Binding, error) {
 		if err != nil {
 			return nil, fmt.Errorf("queue %s: %w", q.Name, err)
 		}
-		bs = append(bs, Binding{Exchange: r.Exchange, RoutingKey: r.RoutingKey})
+		bs = append(bs, Binding(r))
 	}
 	return bs, nil
 }

@@ -180,7 +180,9 @@ func createDatabase(ctx context.Context, pcfg *pgxpool.Config) (bool, error) {
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.As(err, &pgErr) && pgErr.Code == "42P04": // duplicate_database: a replica won the race
+	case errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505"):
+		// Another replica won the race: duplicate_database, or, when both inserted into
+		// pg_database at the same moment, the catalog's unique index.
 		return false, nil
 	case errors.As(err, &pgErr) && pgErr.Code == "42501":
 		return false, fmt.Errorf("database %q does not exist and user %q may not create it: "+

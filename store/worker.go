@@ -89,3 +89,35 @@ func (q *Queries) WorkerSetInactive(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// Page selects a slice of a list: Limit rows after skipping Offset.
+type Page struct {
+	Limit  int
+	Offset int
+}
+
+// WorkerList returns a page of workers, most recently seen first, and how many there are.
+func (q *Queries) WorkerList(ctx context.Context, page Page) ([]Worker, int, error) {
+	var total int
+	if err := q.db.QueryRow(ctx, `SELECT count(*) FROM attune.worker`).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count workers: %w", translate(err))
+	}
+	rows, err := q.db.Query(ctx, `SELECT `+workerColumns+` FROM attune.worker
+		ORDER BY last_heartbeat DESC, id DESC LIMIT $1 OFFSET $2`, page.Limit, page.Offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list workers: %w", translate(err))
+	}
+	defer rows.Close()
+	workers := make([]Worker, 0, page.Limit)
+	for rows.Next() {
+		w, err := scanWorker(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list workers: %w", translate(err))
+		}
+		workers = append(workers, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list workers: %w", translate(err))
+	}
+	return workers, total, nil
+}

@@ -1,0 +1,49 @@
+# Attune. `make run` starts every role against the local PostgreSQL; `make test` runs every
+# test with the race detector.
+
+GO        ?= go
+BIN       := bin/attune
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X github.com/attune-go/attune/app.version=$(VERSION) -X github.com/attune-go/attune/app.commit=$(COMMIT)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Tests find PostgreSQL and RabbitMQ through ATTUNE_TEST_DATABASE_URL and ATTUNE_TEST_AMQP_URL.
+# When they are unset and the services answer on their usual local ports, use those; otherwise
+# the tests try testcontainers and skip without a Docker engine (they fail instead under CI=true).
+ifeq ($(ATTUNE_TEST_DATABASE_URL),)
+  ifneq ($(shell (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null && echo up),)
+    export ATTUNE_TEST_DATABASE_URL := postgres://127.0.0.1:5432/postgres?sslmode=disable
+  endif
+endif
+ifeq ($(ATTUNE_TEST_AMQP_URL),)
+  ifneq ($(shell (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && echo up),)
+    export ATTUNE_TEST_AMQP_URL := amqp://guest:guest@127.0.0.1:5672/
+  endif
+endif
+
+.PHONY: help build run test lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/attune
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+run: build ## run every role in one process against the local PostgreSQL (in-process broker)
+	./$(BIN) serve --roles=all
+
+test: ## run every test with the race detector
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+lint: ## gofmt, go vet, staticcheck
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt wants to rewrite:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+bench: ## run the benchmarks (see docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+clean: ## remove build output
+	rm -rf bin

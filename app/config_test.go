@@ -1,0 +1,95 @@
+package app
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseRoles(t *testing.T) {
+	t.Parallel()
+	roles, err := ParseRoles("all")
+	require.NoError(t, err)
+	require.Equal(t, AllRoles, roles)
+
+	roles, err = ParseRoles(" API,executor ,api")
+	require.NoError(t, err)
+	require.Equal(t, []Role{RoleExecutor, RoleAPI}, roles, "deduplicated, in start order")
+
+	_, err = ParseRoles("executor,shceduler")
+	require.EqualError(t, err, `invalid --roles "executor,shceduler": unknown role "shceduler"; valid roles are api, sensor, executor, worker, or all`)
+	_, err = ParseRoles("api,")
+	require.ErrorContains(t, err, "empty role name")
+}
+
+func validConfig() serveConfig {
+	return serveConfig{
+		rolesFlag:         "all",
+		databaseURL:       defaultDatabaseURL,
+		httpAddr:          ":8080",
+		shutdownTimeout:   10e9,
+		workerName:        "w1",
+		workerConcurrency: 8,
+	}
+}
+
+func TestValidateServeConfig(t *testing.T) {
+	t.Parallel()
+	c := validConfig()
+	require.NoError(t, c.validate(), "all roles may use the in-process broker")
+
+	cases := map[string]struct {
+		edit func(*serveConfig)
+		want string
+	}{
+		"role without broker": {func(c *serveConfig) { c.rolesFlag = "executor" }, "--roles=executor needs --amqp-url"},
+		"three roles":         {func(c *serveConfig) { c.rolesFlag = "api,executor,worker" }, "allowed only with --roles=all"},
+		"bad amqp url":        {func(c *serveConfig) { c.amqpURL = "rabbit://guest:pw@x" }, "--amqp-url: invalid AMQP URL"},
+		"bad database url":    {func(c *serveConfig) { c.databaseURL = "mysql://x" }, "--database-url: invalid database URL"},
+		"zero timeout":        {func(c *serveConfig) { c.shutdownTimeout = 0 }, "invalid --shutdown-timeout"},
+		"dotted worker":       {func(c *serveConfig) { c.workerName = "a.b" }, "invalid --worker-name"},
+		"no concurrency":      {func(c *serveConfig) { c.workerConcurrency = 0 }, "invalid --worker-concurrency"},
+	}
+	for name, tc := range cases {
+		c := validConfig()
+		tc.edit(&c)
+		err := c.validate()
+		require.ErrorContains(t, err, tc.want, name)
+		require.NotContains(t, err.Error(), ":pw@", "%s: a password leaked", name)
+	}
+
+	c = validConfig()
+	c.rolesFlag = "executor"
+	c.amqpURL = "amqp://guest:guest@localhost:5672/"
+	require.NoError(t, c.validate())
+	require.Equal(t, []Role{RoleExecutor}, c.roles)
+}
+
+// Precedence is flag > environment > default. Not parallel: it sets environment variables.
+func TestEnvironmentPrecedence(t *testing.T) {
+	t.Setenv("ATTUNE_ROLES", "api")
+	t.Setenv("ATTUNE_HTTP_ADDR", ":9999")
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	roles := fs.String("roles", "all", "roles")
+	addr := fs.String("http-addr", ":8080", "addr")
+	level := fs.String("log-level", "info", "level")
+	bindEnv(fs, "roles", "ATTUNE_ROLES")
+	bindEnv(fs, "http-addr", "ATTUNE_HTTP_ADDR")
+	bindEnv(fs, "log-level", "ATTUNE_LOG_LEVEL")
+	require.NoError(t, fs.Parse([]string{"--roles=worker"}))
+	require.NoError(t, applyEnv(fs))
+	require.Equal(t, "worker", *roles, "the flag wins over the environment")
+	require.Equal(t, ":9999", *addr, "the environment wins over the default")
+	require.Equal(t, "info", *level, "the default stands when neither is set")
+	require.True(t, strings.HasSuffix(fs.Lookup("roles").Usage, "(env ATTUNE_ROLES)"))
+
+	t.Setenv("ATTUNE_SHUTDOWN_TIMEOUT", "soon")
+	fs2 := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs2.Duration("shutdown-timeout", 0, "timeout")
+	bindEnv(fs2, "shutdown-timeout", "ATTUNE_SHUTDOWN_TIMEOUT")
+	err := applyEnv(fs2)
+	require.ErrorContains(t, err, `invalid ATTUNE_SHUTDOWN_TIMEOUT="soon"`)
+	require.ErrorContains(t, err, `invalid duration`)
+}

@@ -1,0 +1,213 @@
+package app_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+)
+
+// attuneBin is the binary under test, built once by TestMain: these tests run attune the way
+// operators do, as a process that gets signals and exits with a code.
+var attuneBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "attune-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	attuneBin = filepath.Join(dir, "attune")
+	build := exec.Command("go", "build", "-o", attuneBin, "github.com/attune-go/attune")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build attune:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// childEnv is the test's environment without ATTUNE_* settings, so that only what a test
+// passes configures the child.
+func childEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "ATTUNE_") && !strings.HasPrefix(kv, "ATTUNE_TEST_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
+
+// runAttune runs a short attune command and returns its output and exit code.
+func runAttune(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, attuneBin, args...)
+	cmd.Env = childEnv()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		var exitErr *exec.ExitError
+		require.ErrorAs(t, err, &exitErr, "run attune %v", args)
+		return out.String(), errb.String(), exitErr.ExitCode()
+	}
+	return out.String(), errb.String(), 0
+}
+
+// process is a running `attune serve`.
+type process struct {
+	cmd    *exec.Cmd
+	addr   string
+	mu     sync.Mutex
+	logs   []map[string]any
+	raw    bytes.Buffer
+	update chan struct{}
+	exited chan struct{}
+	code   int
+}
+
+// startServe starts `attune serve` with JSON logs and waits until it says it is ready.
+func startServe(t *testing.T, args ...string) *process {
+	t.Helper()
+	p := startServeNoWait(t, args...)
+	ready := p.waitLog(t, "attune ready", 60*time.Second)
+	addr, _ := ready["http_addr"].(string)
+	p.addr = strings.Replace(addr, "[::]", "127.0.0.1", 1)
+	return p
+}
+
+func startServeNoWait(t *testing.T, args ...string) *process {
+	t.Helper()
+	full := append([]string{"serve", "--log-format=json", "--http-addr=127.0.0.1:0", "--worker-name=w-" + uuid.NewString()[:8]}, args...)
+	cmd := exec.Command(attuneBin, full...)
+	cmd.Env = childEnv()
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	p := &process{cmd: cmd, update: make(chan struct{}), exited: make(chan struct{})}
+	go p.read(stderr)
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("attune serve output:\n%s", p.output())
+		}
+	})
+	return p
+}
+
+func (p *process) read(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var rec map[string]any
+		_ = json.Unmarshal(line, &rec)
+		p.mu.Lock()
+		p.raw.Write(line)
+		p.raw.WriteByte('\n')
+		if rec != nil {
+			p.logs = append(p.logs, rec)
+		}
+		close(p.update)
+		p.update = make(chan struct{})
+		p.mu.Unlock()
+	}
+	err := p.cmd.Wait()
+	p.mu.Lock()
+	p.code = p.cmd.ProcessState.ExitCode()
+	_ = err
+	p.mu.Unlock()
+	close(p.exited)
+}
+
+func (p *process) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.raw.String()
+}
+
+// waitLog waits for a log record whose msg is msg.
+func (p *process) waitLog(t *testing.T, msg string, timeout time.Duration) map[string]any {
+	t.Helper()
+	deadline := time.After(timeout)
+	for i := 0; ; {
+		p.mu.Lock()
+		for ; i < len(p.logs); i++ {
+			if p.logs[i]["msg"] == msg {
+				rec := p.logs[i]
+				p.mu.Unlock()
+				return rec
+			}
+		}
+		update := p.update
+		p.mu.Unlock()
+		select {
+		case <-update:
+		case <-p.exited:
+			t.Fatalf("attune exited (code %d) before logging %q:\n%s", p.exitCode(), msg, p.output())
+		case <-deadline:
+			t.Fatalf("attune did not log %q within %s:\n%s", msg, timeout, p.output())
+		}
+	}
+}
+
+func (p *process) exitCode() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.code
+}
+
+// stop sends sig and returns the exit code and how long the process took to exit.
+func (p *process) stop(t *testing.T, sig syscall.Signal, timeout time.Duration) (int, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	require.NoError(t, p.cmd.Process.Signal(sig))
+	select {
+	case <-p.exited:
+		return p.exitCode(), time.Since(start)
+	case <-time.After(timeout):
+		t.Fatalf("attune did not exit within %s of %s", timeout, sig)
+		return -1, 0
+	}
+}
+
+func (p *process) get(t *testing.T, path string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get("http://" + p.addr + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	return resp.StatusCode, body
+}
+
+func (p *process) readyStatus(t *testing.T) int {
+	t.Helper()
+	code, _ := p.get(t, "/readyz")
+	return code
+}

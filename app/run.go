@@ -1,0 +1,222 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/broker/amqpbroker"
+	"github.com/attune-go/attune/broker/membroker"
+	"github.com/attune-go/attune/modules/api"
+	"github.com/attune-go/attune/modules/worker"
+	"github.com/attune-go/attune/store"
+)
+
+// module is what every role module offers: a name and a Run that blocks until ctx ends,
+// drains, and returns nil on a clean stop.
+type module interface {
+	Name() string
+	Run(ctx context.Context) error
+}
+
+// infrastructure is what the roles of one process share.
+type infrastructure struct {
+	store  *store.Store
+	broker broker.Broker
+	http   *httpServer
+}
+
+// serve runs the configured roles until ctx ends or one of them fails. Start order: pool,
+// schema, broker, HTTP listener, modules. Stop order is the reverse: readiness off and the
+// HTTP server stops taking requests, modules drain, then the broker closes, then the pool.
+func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
+	logger.InfoContext(ctx, "starting attune", "version", version, "roles", roleNames(cfg.roles))
+	pool, err := openPool(ctx, cfg.databaseURL, logger)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := prepareSchema(ctx, pool, cfg.migrate, logger); err != nil {
+		return err
+	}
+
+	br, err := openBroker(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := br.Close(); err != nil {
+			logger.Warn("close broker", "module", "broker", "err", err)
+		}
+	}()
+
+	st := store.NewStore(pool)
+	srv, err := newHTTPServer(cfg.httpAddr, map[string]pinger{"database": st, "broker": br}, logger.With("module", "http"))
+	if err != nil {
+		return err
+	}
+	infra := infrastructure{store: st, broker: br, http: srv}
+	modules, err := buildModules(cfg, infra, logger)
+	if err != nil {
+		_ = srv.listener.Close()
+		return err
+	}
+	return run(ctx, cfg.shutdownTimeout, srv, modules, logger)
+}
+
+func openBroker(ctx context.Context, cfg serveConfig, logger *slog.Logger) (broker.Broker, error) {
+	opts := broker.Options{
+		Namespace:     broker.Namespace(cfg.amqpNamespace),
+		DrainTimeout:  cfg.shutdownTimeout,
+		SourceService: roleNames(cfg.roles),
+		Logger:        logger.With("module", "broker"),
+	}
+	if cfg.amqpURL == "" {
+		logger.InfoContext(ctx, "using the in-process broker", "module", "broker")
+		return membroker.New(opts), nil
+	}
+	connectCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	host, _ := os.Hostname()
+	b, err := amqpbroker.New(connectCtx, amqpbroker.Config{
+		URL:            cfg.amqpURL,
+		Options:        opts,
+		ConnectionName: fmt.Sprintf("attune %s on %s (pid %d)", roleNames(cfg.roles), host, os.Getpid()),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w; is RabbitMQ running? Start it or fix --amqp-url / ATTUNE_AMQP_URL", err)
+	}
+	logger.InfoContext(ctx, "connected to RabbitMQ", "module", "broker", "addr", b.Addr())
+	return b, nil
+}
+
+// buildModules picks each role's modules. Roles without modules of their own still hold the
+// process's broker connection and health endpoints.
+func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([]module, error) {
+	var mods []module
+	for _, role := range cfg.roles {
+		log := logger.With("module", string(role))
+		switch role {
+		case RoleWorker:
+			host, _ := os.Hostname()
+			m, err := worker.New(worker.Config{
+				Name:        cfg.workerName,
+				Runners:     []string{"shell", "http", "noop"},
+				Concurrency: cfg.workerConcurrency,
+				Host:        host,
+				PID:         os.Getpid(),
+			}, worker.Deps{Logger: log, Store: infra.store})
+			if err != nil {
+				return nil, err
+			}
+			mods = append(mods, m)
+		case RoleAPI:
+			m, err := api.New(api.Config{}, api.Deps{Logger: log, Store: infra.store, Routes: infra.http.echo.Group("/api/v1")})
+			if err != nil {
+				return nil, err
+			}
+			mods = append(mods, m)
+		case RoleExecutor, RoleSensor:
+			// Their modules come with the event pipeline.
+		}
+	}
+	return mods, nil
+}
+
+// run serves HTTP and runs every module until ctx ends or one fails; the first failure stops
+// the rest. After the stop it waits at most shutdownTimeout (plus a moment for the HTTP
+// server) for modules to drain.
+func run(ctx context.Context, shutdownTimeout time.Duration, srv *httpServer, modules []module, logger *slog.Logger) error {
+	g, gctx := errgroup.WithContext(ctx)
+	running := newRunningSet()
+
+	g.Go(srv.serve)
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), shutdownTimeout)
+		defer cancel()
+		return srv.shutdown(sctx)
+	})
+	for _, m := range modules {
+		running.add(m.Name())
+		g.Go(func() error {
+			defer running.remove(m.Name())
+			err := m.Run(gctx)
+			switch {
+			case err != nil:
+				return fmt.Errorf("%s: %w", m.Name(), err)
+			case gctx.Err() == nil:
+				return fmt.Errorf("%s stopped unexpectedly", m.Name())
+			}
+			return nil
+		})
+	}
+	logger.InfoContext(ctx, "attune ready", "http_addr", srv.Addr())
+
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		return finish(ctx, err, logger)
+	case <-gctx.Done():
+	}
+	logger.InfoContext(ctx, "shutting down", "shutdown_timeout", shutdownTimeout)
+	// Modules drain within shutdownTimeout; the HTTP shutdown and closing handlers get a
+	// little more before the process gives up on them.
+	grace := shutdownTimeout + min(shutdownTimeout, 5*time.Second)
+	select {
+	case err := <-done:
+		return finish(ctx, err, logger)
+	case <-time.After(grace):
+		return fmt.Errorf("shutdown timed out after %s waiting for %v", grace, running.all())
+	}
+}
+
+func finish(ctx context.Context, err error, logger *slog.Logger) error {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	logger.InfoContext(ctx, "attune stopped")
+	return nil
+}
+
+// runningSet names the modules still running, for a shutdown that runs out of time.
+type runningSet struct {
+	mu    sync.Mutex
+	names map[string]int
+}
+
+func newRunningSet() *runningSet { return &runningSet{names: make(map[string]int)} }
+
+func (r *runningSet) add(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.names[name]++
+}
+
+func (r *runningSet) remove(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.names[name]--; r.names[name] <= 0 {
+		delete(r.names, name)
+	}
+}
+
+func (r *runningSet) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.names))
+	for n := range r.names {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,133 @@
+package app
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/attune-go/attune/broker/amqpbroker"
+	"github.com/attune-go/attune/store"
+)
+
+// serveConfig is everything `attune serve` is told.
+type serveConfig struct {
+	roles             []Role
+	rolesFlag         string
+	databaseURL       string
+	amqpURL           string
+	amqpNamespace     string
+	httpAddr          string
+	migrate           bool
+	shutdownTimeout   time.Duration
+	workerName        string
+	workerConcurrency int
+	logs              logOptions
+}
+
+func registerLogFlags(fs *pflag.FlagSet, o *logOptions) {
+	fs.StringVar(&o.level, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.format, "log-format", "text", "log format: text or json")
+	bindEnv(fs, "log-level", "ATTUNE_LOG_LEVEL")
+	bindEnv(fs, "log-format", "ATTUNE_LOG_FORMAT")
+}
+
+func newServeCommand(streams Streams) *cobra.Command {
+	var cfg serveConfig
+	var db databaseFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run Attune's roles: api, sensor, executor, worker",
+		Long: `Runs the chosen roles in this process over one PostgreSQL pool, one broker connection and
+one HTTP server (GET /healthz, GET /readyz, and the API when the api role runs).
+
+Every flag can also be set through the environment variable named in its help; a flag given on
+the command line wins over the environment, which wins over the default.`,
+		Example: `  attune serve                                   # every role, in-process broker
+  attune serve --roles=executor --amqp-url=amqp://guest:guest@localhost:5672/`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return usageError{err}
+			}
+			cfg.databaseURL = db.url
+			if err := cfg.validate(); err != nil {
+				return usageError{err}
+			}
+			logger, err := newLogger(cfg.logs, streams.Err)
+			if err != nil {
+				return usageError{err}
+			}
+			return serve(cmd.Context(), cfg, logger)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&cfg.rolesFlag, "roles", "all", "roles to run: all, or a comma list of api, sensor, executor, worker")
+	db.register(fs)
+	fs.StringVar(&cfg.amqpURL, "amqp-url", "", "RabbitMQ URL; empty runs the in-process broker, which needs --roles=all")
+	fs.StringVar(&cfg.amqpNamespace, "amqp-namespace", "", "prefix for exchange and queue names, so that several installations or test runs can share one RabbitMQ vhost")
+	fs.StringVar(&cfg.httpAddr, "http-addr", ":8080", "address of the HTTP server (health, readiness, API)")
+	fs.BoolVar(&cfg.migrate, "migrate", true, "apply pending database migrations at start; when false, refuse to start while any are pending")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight work may take to drain after SIGINT or SIGTERM")
+	fs.StringVar(&cfg.workerName, "worker-name", defaultWorkerName(), "name this process registers under when it runs the worker role; unique per worker")
+	fs.IntVar(&cfg.workerConcurrency, "worker-concurrency", 8, "actions one worker runs at once")
+	registerLogFlags(fs, &cfg.logs)
+	bindEnv(fs, "roles", "ATTUNE_ROLES")
+	bindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
+	bindEnv(fs, "amqp-namespace", "ATTUNE_AMQP_NAMESPACE")
+	bindEnv(fs, "http-addr", "ATTUNE_HTTP_ADDR")
+	bindEnv(fs, "migrate", "ATTUNE_MIGRATE")
+	bindEnv(fs, "shutdown-timeout", "ATTUNE_SHUTDOWN_TIMEOUT")
+	bindEnv(fs, "worker-name", "ATTUNE_WORKER_NAME")
+	bindEnv(fs, "worker-concurrency", "ATTUNE_WORKER_CONCURRENCY")
+	return cmd
+}
+
+// validate checks the configuration before anything is opened, so that a mistake costs one
+// clear line and no connection attempt.
+func (c *serveConfig) validate() error {
+	roles, err := ParseRoles(c.rolesFlag)
+	if err != nil {
+		return err
+	}
+	c.roles = roles
+	if _, err := store.ParseURL(c.databaseURL); err != nil {
+		return fmt.Errorf("--database-url: %w", err)
+	}
+	if c.amqpURL == "" && !hasAllRoles(roles) {
+		return fmt.Errorf("--roles=%s needs --amqp-url (or ATTUNE_AMQP_URL): without a broker URL the roles talk "+
+			"through the in-process broker, which only reaches roles in the same process, so it is allowed only with --roles=all",
+			roleNames(roles))
+	}
+	if c.amqpURL != "" {
+		if err := amqpbroker.ValidateURL(c.amqpURL); err != nil {
+			return fmt.Errorf("--amqp-url: %w", err)
+		}
+	}
+	if strings.ContainsAny(c.amqpNamespace, "*# \t") {
+		return fmt.Errorf("invalid --amqp-namespace %q: no '*', '#' or spaces", c.amqpNamespace)
+	}
+	if c.shutdownTimeout <= 0 {
+		return fmt.Errorf("invalid --shutdown-timeout %s: must be positive", c.shutdownTimeout)
+	}
+	if c.workerConcurrency < 1 {
+		return fmt.Errorf("invalid --worker-concurrency %d: must be at least 1", c.workerConcurrency)
+	}
+	if c.workerName == "" || strings.ContainsAny(c.workerName, ".*# \t") {
+		return fmt.Errorf("invalid --worker-name %q: must be non-empty, without '.', '*', '#' or spaces", c.workerName)
+	}
+	return nil
+}
+
+func defaultWorkerName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "worker"
+	}
+	// A worker's name is part of its queue's routing key, where dots separate words.
+	return strings.ReplaceAll(host, ".", "-") + "-" + strconv.Itoa(os.Getpid())
+}
