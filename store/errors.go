@@ -49,13 +49,14 @@ func translate(err error) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "23505", "23503", "23514", "23P01": // unique, foreign key, check, exclusion
+		if pgErr.Code[:2] == "23" { // integrity constraint violations: unique, foreign key, check, not null
 			return &Error{Kind: ErrConflict, Constraint: pgErr.ConstraintName, Err: err}
+		}
+		switch pgErr.Code {
 		case "57P01", "57P02", "57P03", "53300": // admin shutdown, crash shutdown, cannot connect now, too many connections
 			return &Error{Kind: ErrUnavailable, Err: err}
 		}
-		if len(pgErr.Code) == 2+3 && pgErr.Code[:2] == "08" { // connection exception class
+		if pgErr.Code[:2] == "08" { // connection exceptions
 			return &Error{Kind: ErrUnavailable, Err: err}
 		}
 		return err

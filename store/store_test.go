@@ -119,7 +119,11 @@ func TestConflictsAreTranslated(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := storetest.NewStore(t)
-	_, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "w", Concurrency: 0})
+	_, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "w", Runners: []string{"shell"}, Concurrency: 0})
 	require.ErrorIs(t, err, store.ErrConflict, "a check constraint violation is a conflict")
 	require.True(t, strings.Contains(err.Error(), "worker_concurrency_check"), err.Error())
+
+	w, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "no-runners", Concurrency: 1})
+	require.NoError(t, err, "nil runners are stored as none")
+	require.Empty(t, w.Runners)
 }

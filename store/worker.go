@@ -68,6 +68,9 @@ type WorkerRegisterParams struct {
 // WorkerRegister records a starting worker, or revives the row of an earlier process of the
 // same name.
 func (q *Queries) WorkerRegister(ctx context.Context, p WorkerRegisterParams) (Worker, error) {
+	if p.Runners == nil {
+		p.Runners = []string{} // NULL is not "no runners"
+	}
 	w, err := scanWorker(q.db.QueryRow(ctx, `
 		INSERT INTO attune.worker (name, runners, concurrency, status, host, pid, last_heartbeat)
 		VALUES ($1, $2, $3, 'active', $4, $5, now())
