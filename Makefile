@@ -22,7 +22,7 @@ ifeq ($(ATTUNE_TEST_AMQP_URL),)
   endif
 endif
 
-.PHONY: help build run test lint bench clean
+.PHONY: help build run test test-broker-restart lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ run: build ## run every role in one process against the local PostgreSQL (in-pro
 
 test: ## run every test with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+test-broker-restart: ## stop and start the local RabbitMQ under running tests (alone: it disturbs everything else)
+	ATTUNE_TEST_RESTART_BROKER=1 $(GO) test -race -count=1 -p 1 -run 'RabbitMQRestart' ./app/ ./broker/amqpbroker/
 
 lint: ## gofmt, go vet, staticcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

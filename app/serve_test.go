@@ -110,31 +110,46 @@ func TestServeSingleRole(t *testing.T) {
 	require.Equal(t, 0, exit)
 }
 
-// RabbitMQ goes away under a running serve and comes back: readiness follows it without a
-// restart. (Message flow across the same reconnect is covered in package amqpbroker.)
+// The connection to RabbitMQ is cut under a running serve and comes back: readiness follows it
+// without a restart. (Message flow across the same reconnect is covered in package
+// amqpbroker.)
 func TestReadinessFollowsTheBroker(t *testing.T) {
 	t.Parallel()
-	amqpURL := brokertest.URL(t)
-	u, err := url.Parse(amqpURL)
+	u, target := amqpTarget(t)
+	proxy := brokertest.NewProxy(t, target)
+	u.Host = proxy.Addr()
+	testReadinessAcrossOutage(t, u.String(), proxy)
+}
+
+// The same with RabbitMQ itself stopped and started (opt-in: it disturbs every other test).
+func TestReadinessAcrossRabbitMQRestart(t *testing.T) {
+	u, target := amqpTarget(t)
+	testReadinessAcrossOutage(t, u.String(), brokertest.RestartableRabbitMQ(t, target))
+}
+
+func amqpTarget(t *testing.T) (*url.URL, string) {
+	t.Helper()
+	u, err := url.Parse(brokertest.URL(t))
 	require.NoError(t, err)
 	target := u.Host
 	if u.Port() == "" {
 		target += ":5672"
 	}
-	proxy := brokertest.NewProxy(t, target)
-	u.Host = proxy.Addr()
+	return u, target
+}
 
-	p := startServe(t, "--database-url="+storetest.NewDatabase(t), "--amqp-url="+u.String(), "--amqp-namespace="+namespace(t))
+func testReadinessAcrossOutage(t *testing.T, amqpURL string, outage brokertest.Outage) {
+	p := startServe(t, "--database-url="+storetest.NewDatabase(t), "--amqp-url="+amqpURL, "--amqp-namespace="+namespace(t))
 	require.Equal(t, 200, p.readyStatus(t))
 
-	proxy.Stop()
+	outage.Stop()
 	require.Eventually(t, func() bool { return p.readyStatus(t) == 503 }, 20*time.Second, 20*time.Millisecond,
 		"/readyz still 200 with the broker gone")
 	_, body := p.get(t, "/readyz")
 	require.Contains(t, body["checks"].(map[string]any)["broker"], "not connected")
 
-	proxy.Start(t)
-	require.Eventually(t, func() bool { return p.readyStatus(t) == 200 }, 30*time.Second, 20*time.Millisecond,
+	outage.Start(t)
+	require.Eventually(t, func() bool { return p.readyStatus(t) == 200 }, 60*time.Second, 20*time.Millisecond,
 		"/readyz did not recover after the broker came back")
 	p.waitLog(t, "rabbitmq connection restored", time.Second)
 	exit, _ := p.stop(t, syscall.SIGTERM, 5*time.Second)
