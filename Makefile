@@ -1,6 +1,7 @@
 # Attune. `make run` starts every role against the local PostgreSQL; `make test` runs every
 # test with the race detector.
 
+SHELL     := /bin/bash
 GO        ?= go
 BIN       := bin/attune
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

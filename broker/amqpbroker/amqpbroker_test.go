@@ -115,3 +115,7 @@ func mustMessage(tb testing.TB, id int64) broker.Message {
 	require.NoError(tb, err)
 	return m
 }
+
+func BenchmarkPublishConsume(b *testing.B) {
+	brokertest.BenchPublishConsume(b, brokertest.NewAMQP(b, broker.Options{}))
+}

@@ -41,3 +41,9 @@ func TestTopicMatch(t *testing.T) {
 		require.Equal(t, c.want, topicMatch(c.pattern, c.key), "%q ~ %q", c.pattern, c.key)
 	}
 }
+
+func BenchmarkPublishConsume(b *testing.B) {
+	br := New(broker.Options{})
+	defer br.Close()
+	brokertest.BenchPublishConsume(b, br)
+}
