@@ -205,8 +205,15 @@ func (b *Broker) connection(ctx context.Context) (*amqp.Connection, error) {
 		if conn != nil && !conn.IsClosed() {
 			return conn, nil
 		}
+		var settle <-chan time.Time
+		if conn != nil {
+			// Closed, but the supervisor has not noticed yet and up is still the old, closed
+			// channel: give it a moment rather than spin.
+			up, settle = nil, time.After(10*time.Millisecond)
+		}
 		select {
 		case <-up:
+		case <-settle:
 		case <-b.done:
 			return nil, broker.ErrClosed
 		case <-ctx.Done():

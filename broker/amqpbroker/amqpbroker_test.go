@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/attune-go/attune/broker"
@@ -118,4 +119,28 @@ func mustMessage(tb testing.TB, id int64) broker.Message {
 
 func BenchmarkPublishConsume(b *testing.B) {
 	brokertest.BenchPublishConsume(b, brokertest.NewAMQP(b, broker.Options{}))
+}
+
+// A queue that the broker will never let us declare (here: one that exists with other
+// arguments) fails the subscription with the broker's reason instead of retrying forever.
+func TestSubscribeFailsWhenRefused(t *testing.T) {
+	t.Parallel()
+	ns := brokertest.Namespace(t)
+	b := brokertest.NewAMQP(t, broker.Options{Namespace: ns})
+	conn, err := amqp.Dial(brokertest.URL(t))
+	require.NoError(t, err)
+	defer conn.Close()
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	name := string(ns) + ".attune.conflicting"
+	_, err = ch.QueueDeclare(name, true, false, false, false, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = ch.QueueDelete(name, false, false, false) })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	q := broker.Queue{Name: "attune.conflicting", Types: []broker.Type{broker.TypeEventCreated}}
+	err = b.Subscribe(ctx, broker.Subscription{Queue: q}, func(context.Context, broker.Message) error { return nil })
+	require.ErrorContains(t, err, "PRECONDITION_FAILED")
+	require.NoError(t, ctx.Err(), "Subscribe gave up at once rather than at the deadline")
 }

@@ -2,7 +2,9 @@ package amqpbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -20,6 +22,7 @@ func (b *Broker) Subscribe(ctx context.Context, s broker.Subscription, h broker.
 	d := broker.NewDispatcher(ctx, s.Queue.Name, prefetch, h, b.cfg.Options)
 	defer d.Drain()
 	log := b.cfg.Logger.With("queue", b.ns.Name(s.Queue.Name))
+	delay := b.cfg.ReconnectMin
 	for {
 		conn, err := b.connection(ctx)
 		if err != nil {
@@ -28,30 +31,57 @@ func (b *Broker) Subscribe(ctx context.Context, s broker.Subscription, h broker.
 			}
 			return fmt.Errorf("subscribe %s: %w", s.Queue.Name, err)
 		}
-		err = b.consume(ctx, conn, s.Queue, prefetch, d)
+		consumed, err := b.consume(ctx, conn, s.Queue, prefetch, d)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
-			log.Warn("subscription interrupted; resubscribing", "err", err)
+		if refused(err) {
+			// The broker will refuse this subscription every time (a queue declared with
+			// other arguments, a missing permission): retrying would only spin.
+			return fmt.Errorf("subscribe %s: %w", s.Queue.Name, err)
 		}
+		if consumed {
+			delay = b.cfg.ReconnectMin
+		}
+		log.Warn("subscription interrupted; resubscribing", "err", err, "retry_in", delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil
+		}
+		delay = min(delay*2, b.cfg.ReconnectMax)
 	}
+}
+
+// refused reports whether err is the broker turning the subscription down for good.
+func refused(err error) bool {
+	var amqpErr *amqp.Error
+	if !errors.As(err, &amqpErr) {
+		return false
+	}
+	switch amqpErr.Code {
+	case amqp.PreconditionFailed, amqp.AccessRefused, amqp.NotFound, amqp.ResourceLocked:
+		return true
+	}
+	return false
 }
 
 // consume runs one channel's worth of a subscription. It returns when ctx ends (after
 // cancelling the consumer and draining in-flight handlers, so their acks still reach the
 // channel) or when the channel dies.
-func (b *Broker) consume(ctx context.Context, conn *amqp.Connection, q broker.Queue, prefetch int, d *broker.Dispatcher) error {
+// It reports whether consuming got under way, so that the caller can tell a subscription
+// that ran for a while from one that cannot start.
+func (b *Broker) consume(ctx context.Context, conn *amqp.Connection, q broker.Queue, prefetch int, d *broker.Dispatcher) (bool, error) {
 	ch, err := conn.Channel()
 	if err != nil {
-		return fmt.Errorf("open channel: %w", err)
+		return false, fmt.Errorf("open channel: %w", err)
 	}
 	defer ch.Close()
 	if err := ch.Qos(prefetch, 0, false); err != nil {
-		return fmt.Errorf("set prefetch: %w", err)
+		return false, fmt.Errorf("set prefetch: %w", err)
 	}
 	if err := b.declareQueue(ch, q); err != nil {
-		return err
+		return false, err
 	}
 	b.declaredMu.Lock()
 	b.declared[q.Name] = q
@@ -60,14 +90,14 @@ func (b *Broker) consume(ctx context.Context, conn *amqp.Connection, q broker.Qu
 	tag := "attune-" + uuid.NewString()
 	deliveries, err := ch.Consume(b.ns.Name(q.Name), tag, false, q.Transient, false, false, nil)
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", b.ns.Name(q.Name), err)
+		return false, fmt.Errorf("consume %s: %w", b.ns.Name(q.Name), err)
 	}
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	for {
 		select {
 		case dl, ok := <-deliveries:
 			if !ok {
-				return fmt.Errorf("channel closed: %v", <-closed)
+				return true, fmt.Errorf("channel closed: %v", <-closed)
 			}
 			d.Dispatch(&delivery{d: dl, broker: b, queue: b.ns.Name(q.Name)})
 		case <-ctx.Done():
@@ -75,7 +105,7 @@ func (b *Broker) consume(ctx context.Context, conn *amqp.Connection, q broker.Qu
 			// it closes, and whatever stays unacked is requeued by RabbitMQ when it does.
 			_ = ch.Cancel(tag, false)
 			d.Drain()
-			return nil
+			return true, nil
 		}
 	}
 }
