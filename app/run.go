@@ -16,6 +16,8 @@ import (
 	"github.com/attune-go/attune/broker/amqpbroker"
 	"github.com/attune-go/attune/broker/membroker"
 	"github.com/attune-go/attune/modules/api"
+	"github.com/attune-go/attune/modules/executor"
+	"github.com/attune-go/attune/modules/rules"
 	"github.com/attune-go/attune/modules/worker"
 	"github.com/attune-go/attune/store"
 )
@@ -59,6 +61,9 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	}()
 
 	st := store.NewStore(pool)
+	if err := registerPacks(ctx, st, cfg.packsDir, logger); err != nil {
+		return err
+	}
 	srv, err := newHTTPServer(cfg.httpAddr, map[string]pinger{"database": st, "broker": br}, logger.With("module", "http"))
 	if err != nil {
 		return err
@@ -98,34 +103,39 @@ func openBroker(ctx context.Context, cfg serveConfig, logger *slog.Logger) (brok
 	return b, nil
 }
 
-// buildModules picks each role's modules. Roles without modules of their own still hold the
-// process's broker connection and health endpoints.
+// buildModules picks each role's modules: the worker runs actions; the executor turns
+// enforcements into executions and schedules them; the sensor role matches events against
+// rules; the api serves the REST API on the process's HTTP server.
 func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([]module, error) {
 	var mods []module
+	add := func(m module, err error) error {
+		if err != nil {
+			return err
+		}
+		mods = append(mods, m)
+		return nil
+	}
 	for _, role := range cfg.roles {
 		log := logger.With("module", string(role))
+		var err error
 		switch role {
 		case RoleWorker:
 			host, _ := os.Hostname()
-			m, err := worker.New(worker.Config{
+			err = add(worker.New(worker.Config{
 				Name:        cfg.workerName,
-				Runners:     []string{"shell", "http", "noop"},
 				Concurrency: cfg.workerConcurrency,
 				Host:        host,
 				PID:         os.Getpid(),
-			}, worker.Deps{Logger: log, Store: infra.store})
-			if err != nil {
-				return nil, err
-			}
-			mods = append(mods, m)
+			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker}))
+		case RoleExecutor:
+			err = add(executor.New(executor.Config{}, executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker}))
+		case RoleSensor:
+			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker}))
 		case RoleAPI:
-			m, err := api.New(api.Config{}, api.Deps{Logger: log, Store: infra.store, Routes: infra.http.echo.Group("/api/v1")})
-			if err != nil {
-				return nil, err
-			}
-			mods = append(mods, m)
-		case RoleExecutor, RoleSensor:
-			// Their modules come with the event pipeline.
+			err = add(api.New(api.Config{}, api.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Routes: infra.http.echo.Group("/api/v1")}))
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	return mods, nil

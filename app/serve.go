@@ -26,6 +26,7 @@ type serveConfig struct {
 	shutdownTimeout   time.Duration
 	workerName        string
 	workerConcurrency int
+	packsDir          string
 	logs              logOptions
 }
 
@@ -75,7 +76,9 @@ the command line wins over the environment, which wins over the default.`,
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight work may take to drain after SIGINT or SIGTERM")
 	fs.StringVar(&cfg.workerName, "worker-name", defaultWorkerName(), "name this process registers under when it runs the worker role; unique per worker")
 	fs.IntVar(&cfg.workerConcurrency, "worker-concurrency", 8, "actions one worker runs at once")
+	fs.StringVar(&cfg.packsDir, "packs-dir", "", "register every pack under this directory at start (each subdirectory holding a pack.yaml)")
 	registerLogFlags(fs, &cfg.logs)
+	bindEnv(fs, "packs-dir", "ATTUNE_PACKS_DIR")
 	bindEnv(fs, "roles", "ATTUNE_ROLES")
 	bindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
 	bindEnv(fs, "amqp-namespace", "ATTUNE_AMQP_NAMESPACE")

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -102,4 +103,21 @@ func Unmarshal(body []byte) (Message, error) {
 		return m, Permanent(fmt.Errorf("decode envelope %s: unknown message type %q", m.ID, m.Type))
 	}
 	return m, nil
+}
+
+// Send wraps each payload in a fresh envelope and publishes them together, so that their
+// confirms are awaited once for the lot.
+func Send(ctx context.Context, p Publisher, payloads ...Payload) error {
+	if len(payloads) == 0 {
+		return nil
+	}
+	msgs := make([]Message, 0, len(payloads))
+	for _, pl := range payloads {
+		m, err := NewMessage(pl)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m)
+	}
+	return p.Publish(ctx, msgs...)
 }

@@ -32,7 +32,8 @@ type Migrator struct {
 
 // New returns a migrator over db. The caller keeps ownership of db.
 func New(db *sql.DB, logger *slog.Logger) (*Migrator, error) {
-	locker, err := lock.NewPostgresSessionLocker()
+	// Replicas starting together wait for the one migrating; poll each second for up to 5 minutes.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 	if err != nil {
 		return nil, fmt.Errorf("create migration lock: %w", err)
 	}

@@ -74,3 +74,5 @@ func translate(err error) error {
 	}
 	return err
 }
+
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

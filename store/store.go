@@ -32,6 +32,12 @@ type Queries struct {
 // New returns queries that run on db.
 func New(db DBTX) *Queries { return &Queries{db: db} }
 
+// Page selects a slice of a list: Limit rows after skipping Offset.
+type Page struct {
+	Limit  int
+	Offset int
+}
+
 // Store is the pool plus its queries.
 type Store struct {
 	*Queries
@@ -237,4 +243,14 @@ func redactURL(raw string) string {
 		return raw[:scheme+3] + creds[:colon] + ":xxxxx" + raw[at:]
 	}
 	return raw
+}
+
+// TryAdvisoryXactLock takes the transaction-scoped advisory lock named key if it is free, so
+// that one replica at a time does a periodic job. It must run inside InTx.
+func (q *Queries) TryAdvisoryXactLock(ctx context.Context, key string) (bool, error) {
+	var ok bool
+	if err := q.db.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext($1))`, key).Scan(&ok); err != nil {
+		return false, fmt.Errorf("try lock %s: %w", key, translate(err))
+	}
+	return ok, nil
 }

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Worker is a row of attune.worker: a process that runs actions.
@@ -93,34 +96,40 @@ func (q *Queries) WorkerSetInactive(ctx context.Context, name string) error {
 	return nil
 }
 
-// Page selects a slice of a list: Limit rows after skipping Offset.
-type Page struct {
-	Limit  int
-	Offset int
-}
-
 // WorkerList returns a page of workers, most recently seen first, and how many there are.
 func (q *Queries) WorkerList(ctx context.Context, page Page) ([]Worker, int, error) {
-	var total int
-	if err := q.db.QueryRow(ctx, `SELECT count(*) FROM attune.worker`).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count workers: %w", translate(err))
-	}
-	rows, err := q.db.Query(ctx, `SELECT `+workerColumns+` FROM attune.worker
-		ORDER BY last_heartbeat DESC, id DESC LIMIT $1 OFFSET $2`, page.Limit, page.Offset)
+	return list(ctx, q.db, "workers", `FROM attune.worker`, workerColumns, `last_heartbeat DESC, id DESC`,
+		page, func(r pgx.Row) (Worker, error) { return scanWorker(r) })
+}
+
+// WorkerPickParams describe what a scheduler needs of a worker.
+type WorkerPickParams struct {
+	Runner string
+	// AliveWithin is how recent the last heartbeat must be.
+	AliveWithin time.Duration
+}
+
+// WorkerPick returns the live worker that can run p.Runner with the most room left, or
+// ErrNotFound when there is none.
+func (q *Queries) WorkerPick(ctx context.Context, p WorkerPickParams) (Worker, error) {
+	w, err := scanWorker(q.db.QueryRow(ctx, `
+		SELECT `+prefixed("w.", workerColumns)+`
+		FROM attune.worker w
+		LEFT JOIN attune.execution e ON e.worker = w.id AND e.status IN ('scheduled', 'running', 'canceling')
+		WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => $2) AND $1 = ANY(w.runners)
+		GROUP BY w.id
+		ORDER BY count(e.id)::float8 / w.concurrency, random()
+		LIMIT 1`, p.Runner, p.AliveWithin.Seconds()))
 	if err != nil {
-		return nil, 0, fmt.Errorf("list workers: %w", translate(err))
+		return Worker{}, fmt.Errorf("pick a worker for runner %s: %w", p.Runner, translate(err))
 	}
-	defer rows.Close()
-	workers := make([]Worker, 0, page.Limit)
-	for rows.Next() {
-		w, err := scanWorker(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("list workers: %w", translate(err))
-		}
-		workers = append(workers, w)
+	return w, nil
+}
+
+func prefixed(prefix, columns string) string {
+	parts := strings.Split(columns, ", ")
+	for i, p := range parts {
+		parts[i] = prefix + p
 	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list workers: %w", translate(err))
-	}
-	return workers, total, nil
+	return strings.Join(parts, ", ")
 }

@@ -6,15 +6,32 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/store"
 )
 
 // Store is what the API reads and writes.
 type Store interface {
+	pack.Registrar
+	ActionList(ctx context.Context, packRef string, page store.Page) ([]store.Action, int, error)
+	EnforcementGet(ctx context.Context, id int64) (store.Enforcement, error)
+	EnforcementList(ctx context.Context, ruleRef string, page store.Page) ([]store.Enforcement, int, error)
+	EventGet(ctx context.Context, id int64) (store.Event, error)
+	EventInsert(ctx context.Context, p store.EventInsertParams) (store.Event, error)
+	EventList(ctx context.Context, triggerRef string, page store.Page) ([]store.Event, int, error)
+	ExecutionGet(ctx context.Context, id int64) (store.Execution, error)
+	ExecutionInsert(ctx context.Context, p store.ExecutionInsertParams) (store.Execution, error)
+	ExecutionList(ctx context.Context, f store.ExecutionFilter, page store.Page) ([]store.Execution, int, error)
+	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
+	PackGetByRef(ctx context.Context, ref string) (store.Pack, error)
+	PackList(ctx context.Context, page store.Page) ([]store.Pack, int, error)
+	RuleGetByRef(ctx context.Context, ref string) (store.Rule, error)
+	RuleList(ctx context.Context, packRef string, page store.Page) ([]store.Rule, int, error)
+	TriggerList(ctx context.Context, packRef string, page store.Page) ([]store.Trigger, int, error)
 	WorkerList(ctx context.Context, page store.Page) ([]store.Worker, int, error)
 }
 
@@ -25,6 +42,7 @@ type Config struct{}
 type Deps struct {
 	Logger *slog.Logger
 	Store  Store
+	Broker broker.Publisher
 	Routes *echo.Group
 }
 
@@ -35,11 +53,31 @@ type Module struct {
 
 // New registers the API's routes on deps.Routes.
 func New(_ Config, deps Deps) (*Module, error) {
-	if deps.Store == nil || deps.Routes == nil || deps.Logger == nil {
-		return nil, errors.New("api: Logger, Store and Routes are required")
+	if deps.Store == nil || deps.Routes == nil || deps.Logger == nil || deps.Broker == nil {
+		return nil, errors.New("api: Logger, Store, Broker and Routes are required")
 	}
 	m := &Module{deps: deps}
-	deps.Routes.GET("/workers", m.listWorkers)
+	r := deps.Routes
+	r.GET("/packs", m.listPacks)
+	r.GET("/packs/:ref", m.getPack)
+	r.POST("/packs/register", m.registerPack)
+	r.GET("/actions", m.listActions)
+	r.GET("/actions/:ref", m.getAction)
+	r.GET("/triggers", m.listTriggers)
+	r.GET("/triggers/:ref", m.getTrigger)
+	r.GET("/rules", m.listRules)
+	r.GET("/rules/:ref", m.getRule)
+	r.GET("/events", m.listEvents)
+	r.GET("/events/:id", m.getEvent)
+	r.POST("/events", m.createEvent)
+	r.POST("/webhooks/:url", m.webhook)
+	r.GET("/enforcements", m.listEnforcements)
+	r.GET("/enforcements/:id", m.getEnforcement)
+	r.GET("/executions", m.listExecutions)
+	r.GET("/executions/:id", m.getExecution)
+	r.POST("/executions/execute", m.execute)
+	r.POST("/executions/:id/cancel", m.cancel)
+	r.GET("/workers", m.listWorkers)
 	return m, nil
 }
 
@@ -50,16 +88,4 @@ func (m *Module) Name() string { return "api" }
 func (m *Module) Run(ctx context.Context) error {
 	<-ctx.Done()
 	return nil
-}
-
-func (m *Module) listWorkers(c echo.Context) error {
-	page, err := parsePage(c)
-	if err != nil {
-		return err
-	}
-	workers, total, err := m.deps.Store.WorkerList(c.Request().Context(), page.store())
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, listResponse(workers, page, total))
 }

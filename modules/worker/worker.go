@@ -1,6 +1,7 @@
-// Package worker is the worker role: it registers the process as a worker that can run
-// actions, keeps its heartbeat fresh so the executor knows it is alive, and marks it gone
-// when it stops.
+// Package worker is the worker role: it registers the process as a worker, keeps its
+// heartbeat fresh so the executor knows it is alive, runs the executions dispatched to it
+// (claiming each with a conditional update so that none runs twice), records their results
+// and announces their completion, and marks itself gone when it stops.
 package worker
 
 import (
@@ -9,16 +10,25 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/worker/runner"
 	"github.com/attune-go/attune/store"
 )
 
-// Store is what the worker records about itself.
+// Store is what the worker reads and writes.
 type Store interface {
 	WorkerRegister(ctx context.Context, p store.WorkerRegisterParams) (store.Worker, error)
 	WorkerHeartbeat(ctx context.Context, name string) error
 	WorkerSetInactive(ctx context.Context, name string) error
+	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
+	ActionGetByRef(ctx context.Context, ref string) (store.Action, error)
+	PackGetByRef(ctx context.Context, ref string) (store.Pack, error)
 }
 
 // Config describes this worker.
@@ -30,18 +40,27 @@ type Config struct {
 	PID         int
 	// HeartbeatInterval is how often the worker says it is alive. Default 10s.
 	HeartbeatInterval time.Duration
+	// Runner tunes the action runners.
+	Runner runner.Config
 }
 
 // Deps are the worker's collaborators.
 type Deps struct {
 	Logger *slog.Logger
 	Store  Store
+	Broker broker.Broker
 }
 
 // Module is the worker role.
 type Module struct {
-	cfg  Config
-	deps Deps
+	cfg     Config
+	deps    Deps
+	runners map[string]runner.Runner
+	running running
+
+	// Set by Run before any execution is handled.
+	id      int64  // this worker's row
+	coreDir string // where the core pack's scripts were written
 }
 
 // New checks the configuration.
@@ -52,26 +71,53 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	if cfg.Concurrency < 1 {
 		return nil, fmt.Errorf("worker: Concurrency must be at least 1, got %d", cfg.Concurrency)
 	}
-	if deps.Store == nil || deps.Logger == nil {
-		return nil, errors.New("worker: Logger and Store are required")
+	if deps.Store == nil || deps.Logger == nil || deps.Broker == nil {
+		return nil, errors.New("worker: Logger, Store and Broker are required")
 	}
 	cfg.HeartbeatInterval = cmp.Or(cfg.HeartbeatInterval, 10*time.Second)
-	return &Module{cfg: cfg, deps: deps}, nil
+	runners := runner.New(cfg.Runner)
+	if len(cfg.Runners) == 0 {
+		for name := range runners {
+			cfg.Runners = append(cfg.Runners, name)
+		}
+		slices.Sort(cfg.Runners)
+	}
+	return &Module{cfg: cfg, deps: deps, runners: runners}, nil
 }
 
 // Name implements the role module contract.
 func (m *Module) Name() string { return "worker" }
 
-// Run registers the worker and heartbeats until ctx ends, then marks the worker inactive.
-// A database that is away for a while is logged, not fatal: the heartbeat resumes with it.
+// Run registers the worker, then runs dispatched executions and heartbeats until ctx ends.
+// Stopping drains the executions in flight (the broker's drain timeout bounds it), then
+// marks the worker inactive. A database that is away for a while is logged, not fatal: the
+// heartbeat resumes with it.
 func (m *Module) Run(ctx context.Context) error {
-	log := m.deps.Logger
+	dir, err := writeCorePack()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	m.coreDir = dir
 	if err := m.register(ctx); err != nil {
 		return err
 	}
-	log.InfoContext(ctx, "worker registered", "worker", m.cfg.Name, "runners", m.cfg.Runners, "concurrency", m.cfg.Concurrency)
+	m.deps.Logger.InfoContext(ctx, "worker registered", "worker", m.cfg.Name, "runners", m.cfg.Runners, "concurrency", m.cfg.Concurrency)
 	defer m.deregister(ctx)
 
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return m.heartbeat(gctx) })
+	g.Go(func() error {
+		return m.deps.Broker.Subscribe(gctx, broker.Subscription{Queue: broker.WorkerDispatchQueue(m.cfg.Name), Prefetch: m.cfg.Concurrency}, m.handleDispatch)
+	})
+	g.Go(func() error {
+		return m.deps.Broker.Subscribe(gctx, broker.Subscription{Queue: broker.WorkerCancelQueue(m.cfg.Name), Prefetch: 4}, m.handleCancel)
+	})
+	return g.Wait()
+}
+
+func (m *Module) heartbeat(ctx context.Context) error {
+	log := m.deps.Logger
 	ticker := time.NewTicker(m.cfg.HeartbeatInterval)
 	defer ticker.Stop()
 	for {
@@ -96,7 +142,7 @@ func (m *Module) Run(ctx context.Context) error {
 }
 
 func (m *Module) register(ctx context.Context) error {
-	_, err := m.deps.Store.WorkerRegister(ctx, store.WorkerRegisterParams{
+	w, err := m.deps.Store.WorkerRegister(ctx, store.WorkerRegisterParams{
 		Name:        m.cfg.Name,
 		Runners:     m.cfg.Runners,
 		Concurrency: m.cfg.Concurrency,
@@ -106,6 +152,7 @@ func (m *Module) register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("register worker %s: %w", m.cfg.Name, err)
 	}
+	m.id = w.ID
 	return nil
 }
 

@@ -1,0 +1,144 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/attune-go/attune/store"
+)
+
+// listOf answers a list endpoint: parse the page, fetch it, wrap it in the envelope.
+func listOf[T any](c echo.Context, fetch func(ctx context.Context, page store.Page) ([]T, int, error)) error {
+	p, err := parsePage(c)
+	if err != nil {
+		return err
+	}
+	items, total, err := fetch(c.Request().Context(), p.store())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listResponse(items, p, total))
+}
+
+// one answers a single-object endpoint.
+func one[T any](c echo.Context, v T, err error) error {
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, dataBody[T]{Data: v})
+}
+
+type dataBody[T any] struct {
+	Data T `json:"data"`
+}
+
+func idParam(c echo.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id < 1 {
+		return 0, badRequest("invalid id %q: want a positive whole number", c.Param("id"))
+	}
+	return id, nil
+}
+
+func (m *Module) listPacks(c echo.Context) error { return listOf(c, m.deps.Store.PackList) }
+
+func (m *Module) getPack(c echo.Context) error {
+	p, err := m.deps.Store.PackGetByRef(c.Request().Context(), c.Param("ref"))
+	return one(c, p, err)
+}
+
+func (m *Module) listActions(c echo.Context) error {
+	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Action, int, error) {
+		return m.deps.Store.ActionList(ctx, c.QueryParam("pack"), page)
+	})
+}
+
+func (m *Module) getAction(c echo.Context) error {
+	a, err := m.deps.Store.ActionGetByRef(c.Request().Context(), c.Param("ref"))
+	return one(c, a, err)
+}
+
+func (m *Module) listTriggers(c echo.Context) error {
+	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Trigger, int, error) {
+		return m.deps.Store.TriggerList(ctx, c.QueryParam("pack"), page)
+	})
+}
+
+func (m *Module) getTrigger(c echo.Context) error {
+	t, err := m.deps.Store.TriggerGetByRef(c.Request().Context(), c.Param("ref"))
+	return one(c, t, err)
+}
+
+func (m *Module) listRules(c echo.Context) error {
+	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Rule, int, error) {
+		return m.deps.Store.RuleList(ctx, c.QueryParam("pack"), page)
+	})
+}
+
+func (m *Module) getRule(c echo.Context) error {
+	r, err := m.deps.Store.RuleGetByRef(c.Request().Context(), c.Param("ref"))
+	return one(c, r, err)
+}
+
+func (m *Module) listEvents(c echo.Context) error {
+	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Event, int, error) {
+		return m.deps.Store.EventList(ctx, c.QueryParam("trigger_ref"), page)
+	})
+}
+
+func (m *Module) getEvent(c echo.Context) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	e, err := m.deps.Store.EventGet(c.Request().Context(), id)
+	return one(c, e, err)
+}
+
+func (m *Module) listEnforcements(c echo.Context) error {
+	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Enforcement, int, error) {
+		return m.deps.Store.EnforcementList(ctx, c.QueryParam("rule_ref"), page)
+	})
+}
+
+func (m *Module) getEnforcement(c echo.Context) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	e, err := m.deps.Store.EnforcementGet(c.Request().Context(), id)
+	return one(c, e, err)
+}
+
+func (m *Module) listExecutions(c echo.Context) error {
+	f := store.ExecutionFilter{Status: c.QueryParam("status"), ActionRef: c.QueryParam("action_ref")}
+	if f.Status != "" && !validStatus(f.Status) {
+		return badRequest("invalid status %q: want one of %v", f.Status, store.ExecutionStatuses)
+	}
+	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Execution, int, error) {
+		return m.deps.Store.ExecutionList(ctx, f, page)
+	})
+}
+
+func validStatus(s string) bool {
+	for _, v := range store.ExecutionStatuses {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Module) getExecution(c echo.Context) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	e, err := m.deps.Store.ExecutionGet(c.Request().Context(), id)
+	return one(c, e, err)
+}
+
+func (m *Module) listWorkers(c echo.Context) error { return listOf(c, m.deps.Store.WorkerList) }

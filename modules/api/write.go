@@ -1,0 +1,247 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/pack"
+	"github.com/attune-go/attune/store"
+)
+
+// maxBody bounds request bodies: events and parameters are small; a larger body is a mistake
+// or an attack.
+const maxBody = 1 << 20
+
+func decodeBody(c echo.Context, v any) error {
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
+	if err != nil {
+		return badRequest("read request body: %v", err)
+	}
+	if len(body) > maxBody {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("request body over %d bytes", maxBody)}
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+type registerRequest struct {
+	Path string `json:"path"`
+}
+
+// registerPack loads a pack directory on this server and registers it whole; a broken pack
+// is refused with the file and field at fault, and nothing is written.
+func (m *Module) registerPack(c echo.Context) error {
+	var req registerRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if req.Path == "" {
+		return badRequest("path: required")
+	}
+	dir, err := filepath.Abs(req.Path)
+	if err != nil {
+		return badRequest("path: %v", err)
+	}
+	p, err := pack.Load(dir)
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	registered, err := pack.Register(c.Request().Context(), m.deps.Store, p)
+	var invalid *pack.Error
+	if errors.As(err, &invalid) {
+		return badRequest("%v", err)
+	}
+	if err != nil {
+		return err
+	}
+	m.deps.Logger.InfoContext(c.Request().Context(), "pack registered", "pack", registered.Ref, "path", dir)
+	return c.JSON(http.StatusOK, dataBody[store.Pack]{Data: registered})
+}
+
+type eventRequest struct {
+	TriggerRef string         `json:"trigger_ref"`
+	Payload    map[string]any `json:"payload"`
+}
+
+type eventCreated struct {
+	EventID int64 `json:"event_id"`
+}
+
+// createEvent fires any trigger by hand, with the payload checked against the trigger's
+// output schema.
+func (m *Module) createEvent(c echo.Context) error {
+	var req eventRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if req.TriggerRef == "" {
+		return badRequest("trigger_ref: required")
+	}
+	ctx := c.Request().Context()
+	trigger, err := m.deps.Store.TriggerGetByRef(ctx, req.TriggerRef)
+	if errors.Is(err, store.ErrNotFound) {
+		return badRequest("trigger_ref: no trigger %q", req.TriggerRef)
+	}
+	if err != nil {
+		return err
+	}
+	var output pack.Schema
+	if err := json.Unmarshal(trigger.Output, &output); err != nil {
+		return fmt.Errorf("decode output schema of trigger %s: %w", trigger.Ref, err)
+	}
+	if err := output.CheckPayload(req.Payload); err != nil {
+		return badRequest("payload: %v", err)
+	}
+	return m.fire(c, req.TriggerRef, req.Payload, "api")
+}
+
+// webhook turns any JSON posted to /webhooks/{url} into a core.webhook event; rules whose
+// trigger_params.url is {url} see it.
+func (m *Module) webhook(c echo.Context) error {
+	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
+	if err != nil {
+		return badRequest("read request body: %v", err)
+	}
+	if len(raw) > maxBody {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("request body over %d bytes", maxBody)}
+	}
+	var body any
+	if len(strings.TrimSpace(string(raw))) > 0 {
+		if err := json.Unmarshal(raw, &body); err != nil {
+			return badRequest("webhook body is not JSON: %v", err)
+		}
+	}
+	payload := map[string]any{"url": c.Param("url"), "headers": webhookHeaders(c.Request().Header), "body": body}
+	return m.fire(c, "core.webhook", payload, "webhook")
+}
+
+// webhookHeaders keeps the request's headers for rules to look at, minus credentials: the
+// payload is stored and shown through the API.
+func webhookHeaders(h http.Header) map[string]any {
+	out := make(map[string]any, len(h))
+	for name, values := range h {
+		switch strings.ToLower(name) {
+		case "authorization", "proxy-authorization", "cookie":
+			continue
+		}
+		out[name] = strings.Join(values, ", ")
+	}
+	return out
+}
+
+// fire records an event and announces it. Once the row is committed the event is safe: a
+// publish that fails here is repaired by the executor's sweeper, so the caller still gets 202.
+func (m *Module) fire(c echo.Context, triggerRef string, payload map[string]any, source string) error {
+	ctx := c.Request().Context()
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return badRequest("payload: %v", err)
+	}
+	ev, err := m.deps.Store.EventInsert(ctx, store.EventInsertParams{TriggerRef: triggerRef, Payload: body, Source: source})
+	if err != nil {
+		return err
+	}
+	if err := broker.Send(ctx, m.deps.Broker, broker.EventCreated{EventID: ev.ID, TriggerRef: ev.TriggerRef}); err != nil {
+		m.deps.Logger.WarnContext(ctx, "event recorded but not announced; the sweeper will", "event_id", ev.ID, "err", err)
+	}
+	return c.JSON(http.StatusAccepted, dataBody[eventCreated]{Data: eventCreated{EventID: ev.ID}})
+}
+
+type executeRequest struct {
+	ActionRef  string         `json:"action_ref"`
+	Parameters map[string]any `json:"parameters"`
+}
+
+// execute runs an action by hand. Unlike an enforcement's, a manual request with bad
+// parameters is refused with 400 and creates nothing: the caller is there to fix it.
+func (m *Module) execute(c echo.Context) error {
+	var req executeRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if req.ActionRef == "" {
+		return badRequest("action_ref: required")
+	}
+	ctx := c.Request().Context()
+	action, err := m.deps.Store.ActionGetByRef(ctx, req.ActionRef)
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no action %q", req.ActionRef)}
+	}
+	if err != nil {
+		return err
+	}
+	if !action.Enabled {
+		return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("action %s is disabled", action.Ref)}
+	}
+	params, err := pack.CheckParameters(action.Parameters, req.Parameters)
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	exec, err := m.deps.Store.ExecutionInsert(ctx, store.ExecutionInsertParams{
+		ActionRef: action.Ref, Parameters: params, TimeoutSeconds: &action.TimeoutSeconds,
+	})
+	if err != nil {
+		return err
+	}
+	if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef}); err != nil {
+		m.deps.Logger.WarnContext(ctx, "execution recorded but not announced; the sweeper will", "execution_id", exec.ID, "err", err)
+	}
+	return c.JSON(http.StatusCreated, dataBody[store.Execution]{Data: exec})
+}
+
+// cancel stops an execution: before it runs it ends cancelled at once; while it runs it
+// becomes canceling and its worker is asked to stop the process.
+func (m *Module) cancel(c echo.Context) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	exec, ok, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
+		ID: id, From: []string{store.ExecutionRequested, store.ExecutionScheduling, store.ExecutionScheduled},
+		To: store.ExecutionCancelled, Reason: "cancelled before it ran",
+	})
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: exec.Status, FinishedAt: *exec.FinishedAt}); err != nil {
+			m.deps.Logger.WarnContext(ctx, "cancelled execution not announced", "execution_id", exec.ID, "err", err)
+		}
+		return c.JSON(http.StatusOK, dataBody[store.Execution]{Data: exec})
+	}
+	exec, ok, err = m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
+		ID: id, From: []string{store.ExecutionRunning}, To: store.ExecutionCanceling,
+	})
+	if err != nil {
+		return err
+	}
+	if ok {
+		if exec.Worker != nil {
+			if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
+				return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
+			}
+		}
+		return c.JSON(http.StatusAccepted, dataBody[store.Execution]{Data: exec})
+	}
+	exec, err = m.deps.Store.ExecutionGet(ctx, id)
+	if err != nil {
+		return err
+	}
+	if exec.Status == store.ExecutionCanceling {
+		return c.JSON(http.StatusAccepted, dataBody[store.Execution]{Data: exec})
+	}
+	return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("execution %d is already %s", id, exec.Status)}
+}

@@ -1,0 +1,84 @@
+// Package executor is the executor role: it turns enforcements into executions with their
+// parameters checked, schedules each execution onto a live worker that can run it, listens
+// for completions, and sweeps up work whose message was lost between a commit and its
+// publish.
+package executor
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/store"
+)
+
+// Store is what the executor reads and writes.
+type Store interface {
+	ActionGetByRef(ctx context.Context, ref string) (store.Action, error)
+	ExecutionGet(ctx context.Context, id int64) (store.Execution, error)
+	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
+	WorkerPick(ctx context.Context, p store.WorkerPickParams) (store.Worker, error)
+	InTx(ctx context.Context, fn func(q *store.Queries) error) error
+}
+
+// Config tunes the executor.
+type Config struct {
+	// Prefetch bounds the messages each consumer handles at once. Default 16.
+	Prefetch int
+	// WorkerAliveWithin is how recent a worker's heartbeat must be for it to get work, and
+	// past which its running executions are abandoned. Default 30s.
+	WorkerAliveWithin time.Duration
+	// SweepInterval is how often lost messages are looked for. Default 10s.
+	SweepInterval time.Duration
+	// SweepAfter is how old a row must be before the sweeper republishes its message; it
+	// must comfortably exceed the normal commit-to-publish gap. Default 30s.
+	SweepAfter time.Duration
+}
+
+// Deps are the executor's collaborators.
+type Deps struct {
+	Logger *slog.Logger
+	Store  Store
+	Broker broker.Broker
+}
+
+// Module is the executor role.
+type Module struct {
+	cfg  Config
+	deps Deps
+}
+
+// New checks the configuration.
+func New(cfg Config, deps Deps) (*Module, error) {
+	if deps.Logger == nil || deps.Store == nil || deps.Broker == nil {
+		return nil, errors.New("executor: Logger, Store and Broker are required")
+	}
+	cfg.Prefetch = cmp.Or(cfg.Prefetch, 16)
+	cfg.WorkerAliveWithin = cmp.Or(cfg.WorkerAliveWithin, 30*time.Second)
+	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, 10*time.Second)
+	cfg.SweepAfter = cmp.Or(cfg.SweepAfter, 30*time.Second)
+	return &Module{cfg: cfg, deps: deps}, nil
+}
+
+// Name implements the role module contract.
+func (m *Module) Name() string { return "executor" }
+
+// Run consumes enforcements, execution requests and completions, and sweeps, until ctx ends.
+func (m *Module) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	consume := func(q broker.Queue, h broker.Handler) {
+		g.Go(func() error {
+			return m.deps.Broker.Subscribe(ctx, broker.Subscription{Queue: q, Prefetch: m.cfg.Prefetch}, h)
+		})
+	}
+	consume(broker.QueueExecutorEnforcement, m.handleEnforcement)
+	consume(broker.QueueExecutorRequests, m.handleRequest)
+	consume(broker.QueueExecutorCompletions, m.handleCompletion)
+	g.Go(func() error { return m.sweepLoop(ctx) })
+	return g.Wait()
+}

@@ -1,0 +1,91 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/store"
+)
+
+// handleRequest schedules a requested execution onto a live worker that can run its runner,
+// then dispatches it there. A redelivered request for an execution already scheduled
+// dispatches it again: the worker's claim is conditional, so a duplicate dispatch is
+// harmless, and this repairs a dispatch lost after the commit.
+func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
+	p, err := broker.Decode[broker.ExecutionRequested](msg)
+	if err != nil {
+		return err
+	}
+	exec, err := m.deps.Store.ExecutionGet(ctx, p.ExecutionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return broker.Permanent(err)
+	}
+	if err != nil {
+		return err
+	}
+	switch exec.Status {
+	case store.ExecutionRequested:
+		return m.schedule(ctx, exec)
+	case store.ExecutionScheduled:
+		return m.dispatch(ctx, exec)
+	default:
+		return nil
+	}
+}
+
+func (m *Module) schedule(ctx context.Context, exec store.Execution) error {
+	fail := func(reason string) error {
+		_, _, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
+			ID: exec.ID, From: []string{store.ExecutionRequested}, To: store.ExecutionFailed, Reason: reason,
+		})
+		return err
+	}
+	action, err := m.deps.Store.ActionGetByRef(ctx, exec.ActionRef)
+	if errors.Is(err, store.ErrNotFound) {
+		return fail(fmt.Sprintf("action %s was deleted before the execution was scheduled", exec.ActionRef))
+	}
+	if err != nil {
+		return err
+	}
+	w, err := m.deps.Store.WorkerPick(ctx, store.WorkerPickParams{Runner: action.RunnerType, AliveWithin: m.cfg.WorkerAliveWithin})
+	if errors.Is(err, store.ErrNotFound) {
+		return fail(fmt.Sprintf("no live worker can run runner %q", action.RunnerType))
+	}
+	if err != nil {
+		return err
+	}
+	scheduled, ok, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
+		ID: exec.ID, From: []string{store.ExecutionRequested}, To: store.ExecutionScheduled, Worker: &w.ID,
+	})
+	if err != nil || !ok {
+		return err // !ok: another scheduler or a cancel got there first
+	}
+	return m.dispatch(ctx, scheduled)
+}
+
+func (m *Module) dispatch(ctx context.Context, exec store.Execution) error {
+	if exec.Worker == nil {
+		return broker.Permanent(fmt.Errorf("execution %d is scheduled on no worker", exec.ID))
+	}
+	err := broker.Send(ctx, m.deps.Broker, broker.ExecutionDispatched{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Worker: *exec.Worker})
+	if errors.Is(err, broker.ErrUnroutable) {
+		// The worker's queue is gone with the worker; the sweeper abandons its executions.
+		m.deps.Logger.WarnContext(ctx, "worker has no queue; leaving the execution to the sweeper",
+			"execution_id", exec.ID, "worker", *exec.Worker)
+		return nil
+	}
+	return err
+}
+
+// handleCompletion is the completion listener: every terminal status passes here once the
+// worker has committed it.
+func (m *Module) handleCompletion(ctx context.Context, msg broker.Message) error {
+	p, err := broker.Decode[broker.ExecutionCompleted](msg)
+	if err != nil {
+		return err
+	}
+	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", p.ExecutionID, "action", p.ActionRef, "status", p.Status)
+	return nil
+}

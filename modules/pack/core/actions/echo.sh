@@ -1,0 +1,2 @@
+#!/bin/sh
+printf '%s\n' "$ATTUNE_PARAM_MESSAGE"

@@ -1,0 +1,2 @@
+#!/bin/sh
+exec sleep "$ATTUNE_PARAM_SECONDS"

@@ -1,0 +1,164 @@
+package pack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/attune-go/attune/modules/ruleeval"
+	"github.com/attune-go/attune/store"
+)
+
+// Registrar is the store's side of registering a pack.
+type Registrar interface {
+	PackRegister(ctx context.Context, reg store.PackRegistration) (store.Pack, error)
+	ActionGetByRef(ctx context.Context, ref string) (store.Action, error)
+	TriggerGetByRef(ctx context.Context, ref string) (store.Trigger, error)
+}
+
+// Register checks what loading a pack cannot check alone (that its rules name actions and
+// triggers that exist, here or already registered, and that their conditions and templates
+// compile), then writes the pack whole. Problems with the pack come back as *Error naming the
+// file and the field; nothing is written then.
+func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
+	lookup := &storeLookup{ctx: ctx, r: r}
+	if err := p.CheckReferences(lookup); err != nil {
+		return store.Pack{}, err
+	}
+	if lookup.err != nil {
+		return store.Pack{}, fmt.Errorf("check references of pack %s: %w", p.Ref, lookup.err)
+	}
+	for _, rule := range p.Rules {
+		if _, err := ruleeval.ParseConditions(rule.Conditions); err != nil {
+			return store.Pack{}, inFile(rule.File, fieldError("conditions", err))
+		}
+		if err := ruleeval.ValidateTemplates(rule.ActionParams); err != nil {
+			return store.Pack{}, inFile(rule.File, fieldError("action_params", err))
+		}
+	}
+	reg, err := p.registration()
+	if err != nil {
+		return store.Pack{}, err
+	}
+	return r.PackRegister(ctx, reg)
+}
+
+// storeLookup answers CheckReferences from the store; a store failure is kept aside so that
+// it is not mistaken for a missing component.
+type storeLookup struct {
+	ctx context.Context
+	r   Registrar
+	err error
+}
+
+func (l *storeLookup) ActionExists(ref string) bool {
+	_, err := l.r.ActionGetByRef(l.ctx, ref)
+	return l.exists(err)
+}
+
+func (l *storeLookup) TriggerExists(ref string) bool {
+	_, err := l.r.TriggerGetByRef(l.ctx, ref)
+	return l.exists(err)
+}
+
+func (l *storeLookup) exists(err error) bool {
+	if err != nil && !errors.Is(err, store.ErrNotFound) && l.err == nil {
+		l.err = err
+	}
+	return err == nil
+}
+
+func (p *Pack) registration() (store.PackRegistration, error) {
+	reg := store.PackRegistration{Pack: store.Pack{Ref: p.Ref, Label: p.Label, Description: p.Description, Version: p.Version, Path: p.Dir}}
+	enc := func(file, field string, v any) (json.RawMessage, error) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, inFile(file, fieldError(field, err))
+		}
+		return b, nil
+	}
+	for _, a := range p.Actions {
+		params, err := enc(a.File, "parameters", a.Parameters)
+		if err != nil {
+			return reg, err
+		}
+		reg.Actions = append(reg.Actions, store.Action{Ref: a.Ref, Label: a.Label, Description: a.Description, RunnerType: a.RunnerType,
+			EntryPoint: a.EntryPoint, Parameters: params, OutputFormat: a.OutputFormat, TimeoutSeconds: a.TimeoutSeconds, Enabled: a.Enabled})
+	}
+	for _, t := range p.Triggers {
+		params, err := enc(t.File, "parameters", t.Parameters)
+		if err != nil {
+			return reg, err
+		}
+		output, err := enc(t.File, "output", t.Output)
+		if err != nil {
+			return reg, err
+		}
+		reg.Triggers = append(reg.Triggers, store.Trigger{Ref: t.Ref, Label: t.Label, Description: t.Description, Parameters: params, Output: output})
+	}
+	for _, s := range p.Sensors {
+		params, err := enc(s.File, "parameters", s.Parameters)
+		if err != nil {
+			return reg, err
+		}
+		reg.Sensors = append(reg.Sensors, store.Sensor{Ref: s.Ref, Label: s.Label, Description: s.Description, EntryPoint: s.EntryPoint,
+			TriggerRefs: s.TriggerRefs, Parameters: params, Enabled: s.Enabled})
+	}
+	for _, r := range p.Rules {
+		tp, err := enc(r.File, "trigger_params", r.TriggerParams)
+		if err != nil {
+			return reg, err
+		}
+		cond, err := enc(r.File, "conditions", r.Conditions)
+		if err != nil {
+			return reg, err
+		}
+		ap, err := enc(r.File, "action_params", r.ActionParams)
+		if err != nil {
+			return reg, err
+		}
+		reg.Rules = append(reg.Rules, store.Rule{Ref: r.Ref, Label: r.Label, Description: r.Description, TriggerRef: r.TriggerRef,
+			TriggerParams: tp, Conditions: cond, ActionRef: r.ActionRef, ActionParams: ap, Enabled: r.Enabled})
+	}
+	for _, x := range p.Policies {
+		sp := store.Policy{Ref: x.Ref, Enabled: x.Enabled, MaxQueueLength: x.MaxQueueLength, QueueTimeoutSeconds: x.QueueTimeoutSeconds}
+		if x.ActionRef != "" {
+			sp.ActionRef = &x.ActionRef
+		}
+		if x.PackRef != "" {
+			sp.PackRef = &x.PackRef
+		}
+		if c := x.Concurrency; c != nil {
+			sp.ConcurrencyLimit, sp.ConcurrencyMethod, sp.ConcurrencyParameters = &c.Limit, c.Method, c.Parameters
+		}
+		if rl := x.RateLimit; rl != nil {
+			sp.RateMaxExecutions, sp.RateWindowSeconds, sp.RateMethod = &rl.MaxExecutions, &rl.WindowSeconds, rl.Method
+		}
+		reg.Policies = append(reg.Policies, sp)
+	}
+	return reg, nil
+}
+
+// CheckParameters validates params against an action's stored parameter schema and applies
+// its defaults, returning the parameters to run with. The error names the parameter.
+func CheckParameters(schemaJSON json.RawMessage, params map[string]any) (json.RawMessage, error) {
+	var schema Schema
+	if len(schemaJSON) > 0 {
+		if err := json.Unmarshal(schemaJSON, &schema); err != nil {
+			return nil, fmt.Errorf("read parameter schema: %w", err)
+		}
+	}
+	if params == nil {
+		params = map[string]any{}
+	}
+	applied, err := schema.Apply(params)
+	if err != nil {
+		return nil, err
+	}
+	out, err := json.Marshal(applied)
+	if err != nil {
+		return nil, fmt.Errorf("encode parameters: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,247 @@
+package ruleeval
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/expr-lang/expr/vm"
+)
+
+// paramsPath prefixes error paths so that they read like the rule document.
+const paramsPath = "action_params"
+
+// segment is a piece of a templated string: literal text, or the source of one {{ }}.
+type segment struct {
+	text   string
+	isExpr bool
+}
+
+// ValidateTemplates checks that every {{ ... }} in params (walked recursively through maps and
+// lists) compiles. Errors are *PathError naming the parameter, e.g. `action_params.message:
+// ...`; when several parameters are broken, the first in key order is reported.
+func ValidateTemplates(params map[string]any) error {
+	return walkStrings(params, paramsPath, func(s, path string) error {
+		segs, err := splitTemplate(s)
+		if err != nil {
+			return &PathError{Path: path, Err: err}
+		}
+		for _, seg := range segs {
+			if !seg.isExpr {
+				continue
+			}
+			if _, err := templates.get(seg.text); err != nil {
+				return pathErrorf(path, "compile template %q: %w", seg.text, err)
+			}
+		}
+		return nil
+	})
+}
+
+// walkStrings calls fn on every string in v, visiting map keys in order so that the error
+// reported for a broken rule does not change from one call to the next.
+func walkStrings(v any, path string, fn func(s, path string) error) error {
+	switch x := v.(type) {
+	case string:
+		return fn(x, path)
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			if err := walkStrings(x[k], path+"."+k, fn); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if err := walkStrings(e, path+"["+strconv.Itoa(i)+"]", fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Render renders every string in params (recursively through maps and lists). A string that is
+// exactly one template ("{{ event.payload.count }}", surrounding whitespace allowed) is
+// replaced by the expression's value with its JSON type kept: a number stays a number, an
+// object stays an object, and a missing path gives nil. A string mixing text and templates
+// interpolates each value: strings as they are, nil as nothing, integral numbers without
+// ".0", objects and lists as compact JSON. Other values pass through unchanged. params is not
+// modified; the result shares no maps or lists with it or with the event. Errors are
+// *PathError naming the parameter.
+func Render(params map[string]any, in Input) (map[string]any, error) {
+	r := renderer{in: in}
+	out, err := r.value(params, paramsPath)
+	if err != nil {
+		return nil, err
+	}
+	return out.(map[string]any), nil
+}
+
+// renderer carries one Render call; the environment is built once, on the first template.
+type renderer struct {
+	in    Input
+	env   map[string]any
+	progs map[string]*vm.Program
+}
+
+func (r *renderer) value(v any, path string) (any, error) {
+	switch x := v.(type) {
+	case string:
+		return r.str(x, path)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			e, err := r.value(x[k], path+"."+k)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = e
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			var err error
+			if out[i], err = r.value(e, path+"["+strconv.Itoa(i)+"]"); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+func (r *renderer) str(s, path string) (any, error) {
+	if !strings.Contains(s, "{{") {
+		return s, nil
+	}
+	segs, err := splitTemplate(s)
+	if err != nil {
+		return nil, &PathError{Path: path, Err: err}
+	}
+	if whole, ok := wholeTemplate(segs); ok {
+		v, err := r.eval(whole, path)
+		if err != nil {
+			return nil, err
+		}
+		return plain(v), nil
+	}
+	var b strings.Builder
+	for _, seg := range segs {
+		if !seg.isExpr {
+			b.WriteString(seg.text)
+			continue
+		}
+		v, err := r.eval(seg.text, path)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(formatValue(v))
+	}
+	return b.String(), nil
+}
+
+func (r *renderer) eval(src, path string) (any, error) {
+	p, ok := r.progs[src]
+	if !ok {
+		var err error
+		if p, err = templates.get(src); err != nil {
+			return nil, pathErrorf(path, "compile template %q: %w", src, err)
+		}
+		if r.progs == nil {
+			r.progs = map[string]*vm.Program{}
+		}
+		r.progs[src] = p
+	}
+	if r.env == nil {
+		r.env = newEnv(r.in)
+	}
+	v, err := run(p, r.env)
+	if err != nil {
+		return nil, pathErrorf(path, "evaluate template %q: %w", src, err)
+	}
+	return v, nil
+}
+
+// wholeTemplate reports the expression of a string that is one template and nothing else but
+// whitespace, whose value keeps its type instead of being formatted into text.
+func wholeTemplate(segs []segment) (string, bool) {
+	src, found := "", false
+	for _, seg := range segs {
+		switch {
+		case seg.isExpr && found:
+			return "", false
+		case seg.isExpr:
+			src, found = seg.text, true
+		case strings.TrimSpace(seg.text) != "":
+			return "", false
+		}
+	}
+	return src, found
+}
+
+// splitTemplate cuts s into literal text and the trimmed sources of its {{ }} templates.
+func splitTemplate(s string) ([]segment, error) {
+	var segs []segment
+	offset := 0
+	for {
+		start := strings.Index(s[offset:], "{{")
+		if start < 0 {
+			if offset < len(s) {
+				segs = append(segs, segment{text: s[offset:]})
+			}
+			return segs, nil
+		}
+		start += offset
+		if start > offset {
+			segs = append(segs, segment{text: s[offset:start]})
+		}
+		end, ok := closing(s[start+2:])
+		if !ok {
+			return nil, fmt.Errorf(`unclosed "{{" at offset %d`, start)
+		}
+		src := strings.TrimSpace(s[start+2 : start+2+end])
+		if src == "" {
+			return nil, errEmptyTemplate
+		}
+		segs = append(segs, segment{text: src, isExpr: true})
+		offset = start + 2 + end + 2
+	}
+}
+
+var errEmptyTemplate = errors.New("empty template {{ }}")
+
+// closing finds the "}}" that ends a template, skipping braces and quotes that belong to the
+// expression, so that map literals ({"a": {"b": 1}}) and strings holding "}}" work.
+func closing(s string) (int, bool) {
+	depth := 0
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if quote != 0 {
+			switch {
+			case c == '\\' && quote != '`':
+				i++
+			case c == quote:
+				quote = 0
+			}
+			continue
+		}
+		switch c {
+		case '"', '\'', '`':
+			quote = c
+		case '{':
+			depth++
+		case '}':
+			if depth > 0 {
+				depth--
+			} else if i+1 < len(s) && s[i+1] == '}' {
+				return i, true
+			}
+		}
+	}
+	return 0, false
+}

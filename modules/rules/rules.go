@@ -1,0 +1,190 @@
+// Package rules is the rule matcher, run with the sensor role: it takes each new event,
+// evaluates the enabled rules of its trigger, records an enforcement for every match (or for
+// every rule that could not be evaluated, with the reason) and hands the matches to the
+// executor.
+package rules
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/ruleeval"
+	"github.com/attune-go/attune/store"
+)
+
+// Store is what the matcher reads and writes.
+type Store interface {
+	EventGet(ctx context.Context, id int64) (store.Event, error)
+	RuleListEnabled(ctx context.Context) ([]store.Rule, error)
+	InTx(ctx context.Context, fn func(q *store.Queries) error) error
+	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
+}
+
+// Config tunes the matcher.
+type Config struct {
+	// Prefetch bounds the events matched at once. Default 16.
+	Prefetch int
+}
+
+// Deps are the matcher's collaborators.
+type Deps struct {
+	Logger *slog.Logger
+	Store  Store
+	Broker broker.Broker
+}
+
+// Module is the rule matcher.
+type Module struct {
+	cfg   Config
+	deps  Deps
+	cache *ruleCache
+}
+
+// RulesChangedChannel is the NOTIFY channel a trigger on attune.rule signals.
+const RulesChangedChannel = "attune_rules_changed"
+
+// New checks the configuration.
+func New(cfg Config, deps Deps) (*Module, error) {
+	if deps.Logger == nil || deps.Store == nil || deps.Broker == nil {
+		return nil, errors.New("rules: Logger, Store and Broker are required")
+	}
+	cfg.Prefetch = cmp.Or(cfg.Prefetch, 16)
+	return &Module{cfg: cfg, deps: deps, cache: newRuleCache(deps.Store.RuleListEnabled)}, nil
+}
+
+// Name implements the role module contract.
+func (m *Module) Name() string { return "rules" }
+
+// Run matches events until ctx ends. The rule cache follows rule changes through
+// LISTEN/NOTIFY, and is bypassed while that is not listening.
+func (m *Module) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return m.deps.Store.Listen(ctx, RulesChangedChannel, m.deps.Logger, m.cache.invalidate)
+	})
+	g.Go(func() error {
+		return m.deps.Broker.Subscribe(ctx, broker.Subscription{Queue: broker.QueueRuleEvents, Prefetch: m.cfg.Prefetch}, m.handle)
+	})
+	return g.Wait()
+}
+
+func (m *Module) handle(ctx context.Context, msg broker.Message) error {
+	p, err := broker.Decode[broker.EventCreated](msg)
+	if err != nil {
+		return err
+	}
+	ev, err := m.deps.Store.EventGet(ctx, p.EventID)
+	if errors.Is(err, store.ErrNotFound) {
+		return broker.Permanent(err)
+	}
+	if err != nil {
+		return err
+	}
+	if ev.RulesEvaluatedAt != nil {
+		return nil // a redelivery: the rules have seen this event
+	}
+	rules, err := m.cache.forTrigger(ctx, ev.TriggerRef)
+	if err != nil {
+		return err
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(ev.Payload, &payload); err != nil {
+		return broker.Permanent(fmt.Errorf("decode payload of event %d: %w", ev.ID, err))
+	}
+
+	var matches []broker.Payload
+	err = m.deps.Store.InTx(ctx, func(q *store.Queries) error {
+		matches = matches[:0]
+		// The row lock this takes makes a concurrent matcher of the same event wait, then
+		// find the event evaluated and do nothing.
+		first, err := q.EventMarkEvaluated(ctx, ev.ID)
+		if err != nil || !first {
+			return err
+		}
+		for _, r := range rules {
+			if !listensTo(r, ev, payload) {
+				continue
+			}
+			params := enforce(r, ruleeval.Input{EventID: ev.ID, TriggerRef: ev.TriggerRef, Payload: payload, RuleRef: r.rule.Ref})
+			if !params.matched && params.reason == "" {
+				continue
+			}
+			enf, created, err := q.EnforcementInsert(ctx, store.EnforcementInsertParams{
+				RuleRef: r.rule.Ref, TriggerRef: ev.TriggerRef, EventID: ev.ID, Payload: ev.Payload,
+				Conditions: r.rule.Conditions, Config: params.config, Reason: params.reason,
+			})
+			if err != nil {
+				return err
+			}
+			if params.reason != "" {
+				m.deps.Logger.WarnContext(ctx, "rule could not be enforced", "rule", r.rule.Ref, "event_id", ev.ID, "reason", params.reason)
+			}
+			if created && enf.Status == store.EnforcementCreated {
+				matches = append(matches, broker.EnforcementCreated{EnforcementID: enf.ID, RuleRef: enf.RuleRef, EventID: ev.ID})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("match event %d: %w", ev.ID, err)
+	}
+	// Committed: a crash before this publish is repaired by the executor's sweeper, which
+	// republishes enforcements left in created.
+	return broker.Send(ctx, m.deps.Broker, matches...)
+}
+
+// WebhookTrigger is the trigger of events posted to /api/v1/webhooks/{url}.
+const WebhookTrigger = "core.webhook"
+
+// listensTo reports whether rule r wants event ev at all, before its conditions: an event
+// fired for one rule (its timer) goes to that rule only, and a webhook goes to the rules
+// configured for its url.
+func listensTo(r compiledRule, ev store.Event, payload map[string]any) bool {
+	if ev.RuleRef != nil {
+		return *ev.RuleRef == r.rule.Ref
+	}
+	if ev.TriggerRef == WebhookTrigger {
+		url, _ := payload["url"].(string)
+		want, _ := r.triggerParams["url"].(string)
+		return url == want
+	}
+	return true
+}
+
+type outcome struct {
+	matched bool
+	config  json.RawMessage
+	reason  string
+}
+
+// enforce evaluates one rule against one event. A rule that cannot be evaluated or rendered
+// yields a reason instead of an error: it is recorded on an enforcement, where operators see
+// it, and the other rules of the event still run.
+func enforce(r compiledRule, in ruleeval.Input) outcome {
+	if r.err != nil {
+		return outcome{reason: r.err.Error()}
+	}
+	ok, err := r.cond.Match(in)
+	if err != nil {
+		return outcome{reason: fmt.Sprintf("evaluate conditions: %v", err)}
+	}
+	if !ok {
+		return outcome{}
+	}
+	rendered, err := ruleeval.Render(r.params, in)
+	if err != nil {
+		return outcome{reason: fmt.Sprintf("render action_params: %v", err)}
+	}
+	config, err := json.Marshal(rendered)
+	if err != nil {
+		return outcome{reason: fmt.Sprintf("encode action_params: %v", err)}
+	}
+	return outcome{matched: true, config: config}
+}

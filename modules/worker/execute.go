@@ -1,0 +1,237 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/worker/runner"
+	"github.com/attune-go/attune/store"
+)
+
+// running tracks the executions this worker is running, so that a cancel request can reach
+// the right one and the end of a run can tell an operator's cancel from a shutdown.
+type running struct {
+	mu   sync.Mutex
+	byID map[int64]*runHandle
+	// early holds cancels that arrived before their execution started here: the API marks
+	// an execution canceling the moment it is claimed, which can beat the run's start.
+	early map[int64]time.Time
+}
+
+type runHandle struct {
+	cancel    context.CancelFunc
+	requested bool // an operator asked for the cancel
+}
+
+func (r *running) add(id int64, cancel context.CancelFunc) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byID == nil {
+		r.byID = make(map[int64]*runHandle)
+	}
+	h := &runHandle{cancel: cancel}
+	r.byID[id] = h
+	if _, ok := r.early[id]; ok {
+		delete(r.early, id)
+		h.requested = true
+		cancel()
+	}
+}
+
+// remove forgets id and reports whether a cancel was requested for it.
+func (r *running) remove(id int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := r.byID[id]
+	delete(r.byID, id)
+	return h != nil && h.requested
+}
+
+// earlyCancelTTL bounds how long a cancel waits for its execution to start here.
+const earlyCancelTTL = 10 * time.Minute
+
+// cancel stops id if it runs here, or remembers the request for when it starts, and reports
+// whether it was running.
+func (r *running) cancel(id int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if h, ok := r.byID[id]; ok {
+		h.requested = true
+		h.cancel()
+		return true
+	}
+	now := time.Now()
+	if r.early == nil {
+		r.early = make(map[int64]time.Time)
+	}
+	for k, at := range r.early {
+		if now.Sub(at) > earlyCancelTTL {
+			delete(r.early, k)
+		}
+	}
+	r.early[id] = now
+	return false
+}
+
+// handleDispatch claims a dispatched execution and runs it. The claim is a conditional
+// update from scheduled to running on this worker, so a redelivered or duplicated dispatch
+// never runs an execution twice.
+func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
+	p, err := broker.Decode[broker.ExecutionDispatched](msg)
+	if err != nil {
+		return err
+	}
+	exec, claimed, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
+		ID: p.ExecutionID, From: []string{store.ExecutionScheduled}, To: store.ExecutionRunning, Worker: &m.id,
+	})
+	if err != nil || !claimed {
+		return err
+	}
+	if exec.WorkerID == nil || *exec.WorkerID != m.id {
+		// Scheduled on another worker: the dispatch reached the wrong queue. The status guard
+		// keeps this from ever happening twice; finish it as failed rather than run it here.
+		return m.finish(ctx, exec, runner.Result{Error: "dispatched to the wrong worker"}, store.ExecutionFailed)
+	}
+	job, err := m.job(ctx, exec)
+	if err != nil {
+		return m.finish(ctx, exec, runner.Result{Error: err.Error()}, store.ExecutionFailed)
+	}
+	run, ok := m.runners[job.RunnerType]
+	if !ok {
+		return m.finish(ctx, exec, runner.Result{Error: fmt.Sprintf("this worker has no %q runner", job.RunnerType)}, store.ExecutionFailed)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	m.running.add(exec.ID, cancel)
+	m.deps.Logger.DebugContext(ctx, "execution started", "execution_id", exec.ID, "action", exec.ActionRef)
+	result := run.Run(runCtx, job)
+	cancelled := m.running.remove(exec.ID)
+	cancel()
+	return m.finish(ctx, exec, result, statusOf(result, cancelled))
+}
+
+// statusOf maps a run's result to the execution's terminal status. A run stopped without an
+// operator's cancel was stopped by this worker shutting down: abandoned, not cancelled.
+func statusOf(r runner.Result, cancelRequested bool) string {
+	switch {
+	case r.Succeeded:
+		return store.ExecutionCompleted
+	case r.TimedOut:
+		return store.ExecutionTimeout
+	case r.Cancelled && cancelRequested:
+		return store.ExecutionCancelled
+	case r.Cancelled:
+		return store.ExecutionAbandoned
+	default:
+		return store.ExecutionFailed
+	}
+}
+
+// finish records the terminal status and result, then announces the completion. It runs
+// even when the worker is stopping, so it gets a context that outlives the handler's.
+func (m *Module) finish(ctx context.Context, exec store.Execution, result runner.Result, status string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	// PostgreSQL's jsonb cannot hold NUL characters, and actions do print them.
+	for _, s := range []*string{&result.Stdout, &result.Stderr, &result.Error} {
+		*s = strings.ReplaceAll(*s, "\x00", "\uFFFD")
+	}
+	body, err := json.Marshal(result)
+	if err != nil {
+		return fmt.Errorf("encode result of execution %d: %w", exec.ID, err)
+	}
+	reason := ""
+	if status == store.ExecutionAbandoned {
+		reason = "worker " + m.cfg.Name + " stopped before the action finished"
+	}
+	done, ok, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
+		ID: exec.ID, From: []string{store.ExecutionRunning, store.ExecutionCanceling}, To: status, Result: body, Reason: reason,
+	})
+	if err != nil {
+		return fmt.Errorf("finish execution %d: %w", exec.ID, err)
+	}
+	if !ok {
+		return nil // already final (abandoned by a sweeper that thought this worker dead)
+	}
+	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", exec.ID, "status", status, "duration_ms", result.DurationMS)
+	return broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{
+		ExecutionID: done.ID, ActionRef: done.ActionRef, Status: done.Status, FinishedAt: time.Now().UTC(),
+	})
+}
+
+// job resolves what to run from the execution and its action.
+func (m *Module) job(ctx context.Context, exec store.Execution) (runner.Job, error) {
+	action, err := m.deps.Store.ActionGetByRef(ctx, exec.ActionRef)
+	if err != nil {
+		return runner.Job{}, fmt.Errorf("load action %s: %w", exec.ActionRef, err)
+	}
+	var params map[string]any
+	if err := json.Unmarshal(exec.Parameters, &params); err != nil {
+		return runner.Job{}, fmt.Errorf("decode parameters: %w", err)
+	}
+	timeout := time.Duration(action.TimeoutSeconds) * time.Second
+	if exec.TimeoutSeconds != nil {
+		timeout = time.Duration(*exec.TimeoutSeconds) * time.Second
+	}
+	job := runner.Job{
+		ExecutionID:  exec.ID,
+		ActionRef:    exec.ActionRef,
+		RunnerType:   action.RunnerType,
+		Parameters:   params,
+		Timeout:      timeout,
+		OutputFormat: action.OutputFormat,
+	}
+	if action.RunnerType != "shell" {
+		return job, nil
+	}
+	dir, err := m.packDir(ctx, action.PackRef)
+	if err != nil {
+		return runner.Job{}, err
+	}
+	job.WorkDir = dir
+	if action.EntryPoint != "" {
+		job.Script = filepath.Join(dir, "actions", action.EntryPoint)
+		return job, nil
+	}
+	cmd, ok := params["cmd"].(string)
+	if !ok || cmd == "" {
+		return runner.Job{}, errors.New("shell action has no entry point and no cmd parameter")
+	}
+	job.Command = cmd
+	return job, nil
+}
+
+// packDir is where a pack's scripts are on this machine: the registered directory, or for
+// the built-in core pack the copy this worker wrote at start.
+func (m *Module) packDir(ctx context.Context, packRef string) (string, error) {
+	if packRef == "core" {
+		return m.coreDir, nil
+	}
+	p, err := m.deps.Store.PackGetByRef(ctx, packRef)
+	if err != nil {
+		return "", fmt.Errorf("load pack %s: %w", packRef, err)
+	}
+	if p.Path == "" {
+		return "", fmt.Errorf("pack %s has no directory on disk", packRef)
+	}
+	return p.Path, nil
+}
+
+// handleCancel stops a running execution of this worker.
+func (m *Module) handleCancel(ctx context.Context, msg broker.Message) error {
+	p, err := broker.Decode[broker.ExecutionCancelRequested](msg)
+	if err != nil {
+		return err
+	}
+	if !m.running.cancel(p.ExecutionID) {
+		m.deps.Logger.DebugContext(ctx, "cancel for an execution not running here yet", "execution_id", p.ExecutionID)
+	}
+	return nil
+}

@@ -1,0 +1,263 @@
+package runner_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/attune-go/attune/modules/worker/runner"
+	"github.com/stretchr/testify/require"
+)
+
+// waitLimit bounds every wait in these tests: far above what a loaded two-core machine needs,
+// so that reaching it means a hang, not slowness.
+const waitLimit = 15 * time.Second
+
+func shell(cfg runner.Config) runner.Runner { return runner.New(cfg)[runner.TypeShell] }
+
+// writeScript writes an executable script into a fresh temporary directory.
+func writeScript(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "action.sh")
+	require.NoError(t, os.WriteFile(path, []byte("#!/bin/sh\n"+body), 0o755))
+	return path
+}
+
+func scriptJob(script string) runner.Job {
+	return runner.Job{
+		ExecutionID:  42,
+		ActionRef:    "examples.echo",
+		RunnerType:   runner.TypeShell,
+		Script:       script,
+		WorkDir:      filepath.Dir(script),
+		Timeout:      waitLimit,
+		OutputFormat: runner.FormatText,
+	}
+}
+
+func commandJob(t *testing.T, command string) runner.Job {
+	return runner.Job{
+		ExecutionID:  7,
+		ActionRef:    "core.local",
+		RunnerType:   runner.TypeShell,
+		Command:      command,
+		WorkDir:      t.TempDir(),
+		Timeout:      waitLimit,
+		OutputFormat: runner.FormatText,
+	}
+}
+
+func TestShellScriptGetsParametersInEnvironmentAndOnStdin(t *testing.T) {
+	t.Parallel()
+	script := writeScript(t, `
+echo "message=$ATTUNE_PARAM_MESSAGE"
+echo "user_name=$ATTUNE_PARAM_USER_NAME"
+echo "nested=${ATTUNE_PARAM_NESTED-unset}"
+echo "pwd=$(pwd)"
+cat
+`)
+	job := scriptJob(script)
+	job.Parameters = map[string]any{
+		"message":   "hi there",
+		"count":     float64(3),
+		"user-name": "ada",
+		"nested":    map[string]any{"a": []any{1.0, "b"}},
+	}
+	res := shell(runner.Config{}).Run(t.Context(), job)
+
+	require.True(t, res.Succeeded, res.Error)
+	require.Zero(t, res.ExitCode)
+	require.Empty(t, res.Error)
+	lines := strings.SplitN(res.Stdout, "\n", 5)
+	require.Equal(t, "message=hi there", lines[0])
+	require.Equal(t, "user_name=ada", lines[1])
+	require.Equal(t, "nested=unset", lines[2], "objects stay off the environment")
+	dir, err := filepath.EvalSymlinks(job.WorkDir)
+	require.NoError(t, err)
+	require.Equal(t, "pwd="+dir, lines[3])
+	var stdin map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[4]), &stdin))
+	require.Equal(t, job.Parameters, stdin)
+	require.GreaterOrEqual(t, res.DurationMS, int64(0))
+}
+
+func TestShellExecutionEnvironment(t *testing.T) {
+	t.Parallel()
+	job := commandJob(t, `echo "$ATTUNE_EXECUTION_ID $ATTUNE_ACTION"; test -n "$PATH" && echo path`)
+	res := shell(runner.Config{}).Run(t.Context(), job)
+	require.True(t, res.Succeeded, res.Error)
+	require.Equal(t, "7 core.local\npath\n", res.Stdout)
+}
+
+func TestShellScalarParameterFormatting(t *testing.T) {
+	t.Parallel()
+	job := commandJob(t, `printf '%s|' "$ATTUNE_PARAM_COUNT" "$ATTUNE_PARAM_RATIO" "$ATTUNE_PARAM_BIG" "$ATTUNE_PARAM_ON" "$ATTUNE_PARAM_OFF" "${ATTUNE_PARAM_NOTHING-unset}" "$ATTUNE_PARAM_N" "${ATTUNE_PARAM_LIST-unset}"`)
+	job.Parameters = map[string]any{
+		"count":   float64(3),
+		"ratio":   2.5,
+		"big":     float64(1e15),
+		"on":      true,
+		"off":     false,
+		"nothing": nil,
+		"n":       int64(-12),
+		"list":    []any{"a"},
+	}
+	res := shell(runner.Config{}).Run(t.Context(), job)
+	require.True(t, res.Succeeded, res.Error)
+	require.Equal(t, "3|2.5|1000000000000000|true|false||-12|unset|", res.Stdout)
+}
+
+func TestShellInlineCommandCapturesStdoutAndStderrSeparately(t *testing.T) {
+	t.Parallel()
+	res := shell(runner.Config{}).Run(t.Context(), commandJob(t, "echo out; echo err >&2; echo more"))
+	require.True(t, res.Succeeded, res.Error)
+	require.Equal(t, "out\nmore\n", res.Stdout)
+	require.Equal(t, "err\n", res.Stderr)
+}
+
+func TestShellNoScriptOrCommand(t *testing.T) {
+	t.Parallel()
+	res := shell(runner.Config{}).Run(t.Context(), commandJob(t, ""))
+	require.False(t, res.Succeeded)
+	require.Equal(t, "no script or command", res.Error)
+}
+
+func TestShellScriptNotExecutable(t *testing.T) {
+	t.Parallel()
+	script := writeScript(t, "echo never\n")
+	require.NoError(t, os.Chmod(script, 0o644))
+	res := shell(runner.Config{}).Run(t.Context(), scriptJob(script))
+	require.False(t, res.Succeeded)
+	require.Equal(t, "script "+script+" is not executable", res.Error)
+	require.Empty(t, res.Stdout)
+
+	info, err := os.Stat(script)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o644), info.Mode().Perm(), "the runner must not chmod")
+}
+
+func TestShellScriptMissing(t *testing.T) {
+	t.Parallel()
+	script := filepath.Join(t.TempDir(), "missing.sh")
+	res := shell(runner.Config{}).Run(t.Context(), scriptJob(script))
+	require.False(t, res.Succeeded)
+	require.Equal(t, "script "+script+" does not exist", res.Error)
+}
+
+func TestShellNonZeroExit(t *testing.T) {
+	t.Parallel()
+	res := shell(runner.Config{}).Run(t.Context(), scriptJob(writeScript(t, "echo partial\nexit 3\n")))
+	require.False(t, res.Succeeded)
+	require.Equal(t, 3, res.ExitCode)
+	require.Equal(t, "exit status 3", res.Error)
+	require.Equal(t, "partial\n", res.Stdout)
+	require.False(t, res.TimedOut)
+	require.False(t, res.Cancelled)
+}
+
+func TestShellKilledBySignal(t *testing.T) {
+	t.Parallel()
+	res := shell(runner.Config{}).Run(t.Context(), commandJob(t, "kill -KILL $$"))
+	require.False(t, res.Succeeded)
+	require.Equal(t, -1, res.ExitCode)
+	require.Contains(t, res.Error, "killed by signal 9")
+	require.False(t, res.TimedOut)
+	require.False(t, res.Cancelled)
+}
+
+func TestShellOutputFormatJSON(t *testing.T) {
+	t.Parallel()
+	job := commandJob(t, `echo '  {"id": 12345678901234567890, "ok": true, "tags": ["a"]}  '`)
+	job.OutputFormat = runner.FormatJSON
+	res := shell(runner.Config{}).Run(t.Context(), job)
+	require.True(t, res.Succeeded, res.Error)
+	require.Equal(t, map[string]any{
+		"id":   json.Number("12345678901234567890"),
+		"ok":   true,
+		"tags": []any{"a"},
+	}, res.Data)
+
+	encoded, err := json.Marshal(res)
+	require.NoError(t, err)
+	require.Contains(t, string(encoded), `"data":{"id":12345678901234567890,`, "large integers survive unrounded")
+}
+
+func TestShellOutputFormatJSONInvalid(t *testing.T) {
+	t.Parallel()
+	for name, command := range map[string]string{
+		"text":     "echo not json",
+		"empty":    "true",
+		"trailing": `echo '{"a": 1} {"b": 2}'`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			job := commandJob(t, command)
+			job.OutputFormat = runner.FormatJSON
+			res := shell(runner.Config{}).Run(t.Context(), job)
+			require.False(t, res.Succeeded)
+			require.Zero(t, res.ExitCode)
+			require.True(t, strings.HasPrefix(res.Error, "stdout is not valid JSON: "), res.Error)
+			require.Nil(t, res.Data)
+		})
+	}
+	t.Run("kept", func(t *testing.T) {
+		t.Parallel()
+		job := commandJob(t, "echo not json")
+		job.OutputFormat = runner.FormatJSON
+		res := shell(runner.Config{}).Run(t.Context(), job)
+		require.Equal(t, "not json\n", res.Stdout)
+	})
+}
+
+func TestShellOutputFormatJSONKeepsExitError(t *testing.T) {
+	t.Parallel()
+	job := commandJob(t, `echo '{"reason": "disk full"}'; exit 2`)
+	job.OutputFormat = runner.FormatJSON
+	res := shell(runner.Config{}).Run(t.Context(), job)
+	require.False(t, res.Succeeded)
+	require.Equal(t, "exit status 2", res.Error)
+	require.Equal(t, map[string]any{"reason": "disk full"}, res.Data)
+}
+
+func TestShellStdoutTruncated(t *testing.T) {
+	t.Parallel()
+	res := shell(runner.Config{}).Run(t.Context(), commandJob(t, "head -c 3000000 /dev/zero; echo done >&2"))
+	require.True(t, res.Succeeded, res.Error)
+	require.True(t, res.StdoutTruncated)
+	require.Len(t, res.Stdout, 1<<20)
+	require.False(t, res.StderrTruncated)
+	require.Equal(t, "done\n", res.Stderr, "the process ran past the limit to its end")
+}
+
+func TestShellStderrTruncated(t *testing.T) {
+	t.Parallel()
+	res := shell(runner.Config{OutputLimit: 1000}).Run(t.Context(), commandJob(t, "head -c 3000000 /dev/zero >&2; echo done"))
+	require.True(t, res.Succeeded, res.Error)
+	require.True(t, res.StderrTruncated)
+	require.Len(t, res.Stderr, 1000)
+	require.False(t, res.StdoutTruncated)
+	require.Equal(t, "done\n", res.Stdout)
+}
+
+func TestShellOutputFormatJSONTruncated(t *testing.T) {
+	t.Parallel()
+	job := commandJob(t, `printf '{"pad": "'; head -c 5000 /dev/zero | tr '\0' x; printf '"}'`)
+	job.OutputFormat = runner.FormatJSON
+	res := shell(runner.Config{OutputLimit: 100}).Run(t.Context(), job)
+	require.False(t, res.Succeeded)
+	require.True(t, res.StdoutTruncated)
+	require.Contains(t, res.Error, "truncated")
+	require.Nil(t, res.Data)
+}
+
+func TestShellRejectsNonPositiveTimeout(t *testing.T) {
+	t.Parallel()
+	job := commandJob(t, "true")
+	job.Timeout = 0
+	res := shell(runner.Config{}).Run(t.Context(), job)
+	require.False(t, res.Succeeded)
+	require.Contains(t, res.Error, "timeout must be positive")
+}

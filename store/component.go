@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Pack is a row of attune.pack.
+type Pack struct {
+	ID          int64     `json:"id"`
+	Ref         string    `json:"ref"`
+	Label       string    `json:"label"`
+	Description string    `json:"description"`
+	Version     string    `json:"version"`
+	Path        string    `json:"path"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
+}
+
+// Action is a row of attune.action. Parameters is the pack's parameter schema as JSON.
+type Action struct {
+	ID             int64           `json:"id"`
+	Ref            string          `json:"ref"`
+	PackRef        string          `json:"pack_ref"`
+	Label          string          `json:"label"`
+	Description    string          `json:"description"`
+	RunnerType     string          `json:"runner_type"`
+	EntryPoint     string          `json:"entry_point"`
+	Parameters     json.RawMessage `json:"parameters"`
+	OutputFormat   string          `json:"output_format"`
+	TimeoutSeconds int             `json:"timeout_seconds"`
+	Enabled        bool            `json:"enabled"`
+	Created        time.Time       `json:"created"`
+	Updated        time.Time       `json:"updated"`
+}
+
+// Trigger is a row of attune.trigger.
+type Trigger struct {
+	ID          int64           `json:"id"`
+	Ref         string          `json:"ref"`
+	PackRef     string          `json:"pack_ref"`
+	Label       string          `json:"label"`
+	Description string          `json:"description"`
+	Parameters  json.RawMessage `json:"parameters"`
+	Output      json.RawMessage `json:"output"`
+	Enabled     bool            `json:"enabled"`
+	Created     time.Time       `json:"created"`
+	Updated     time.Time       `json:"updated"`
+}
+
+// Sensor is a row of attune.sensor.
+type Sensor struct {
+	ID          int64           `json:"id"`
+	Ref         string          `json:"ref"`
+	PackRef     string          `json:"pack_ref"`
+	Label       string          `json:"label"`
+	Description string          `json:"description"`
+	EntryPoint  string          `json:"entry_point"`
+	TriggerRefs []string        `json:"trigger_refs"`
+	Parameters  json.RawMessage `json:"parameters"`
+	Enabled     bool            `json:"enabled"`
+	Created     time.Time       `json:"created"`
+	Updated     time.Time       `json:"updated"`
+}
+
+// Rule is a row of attune.rule.
+type Rule struct {
+	ID            int64           `json:"id"`
+	Ref           string          `json:"ref"`
+	PackRef       string          `json:"pack_ref"`
+	Label         string          `json:"label"`
+	Description   string          `json:"description"`
+	TriggerRef    string          `json:"trigger_ref"`
+	TriggerParams json.RawMessage `json:"trigger_params"`
+	Conditions    json.RawMessage `json:"conditions"`
+	ActionRef     string          `json:"action_ref"`
+	ActionParams  json.RawMessage `json:"action_params"`
+	Enabled       bool            `json:"enabled"`
+	Created       time.Time       `json:"created"`
+	Updated       time.Time       `json:"updated"`
+}
+
+// Policy is a row of attune.policy.
+type Policy struct {
+	ID                    int64     `json:"id"`
+	Ref                   string    `json:"ref"`
+	PackRef               *string   `json:"pack_ref"`
+	ActionRef             *string   `json:"action_ref"`
+	Enabled               bool      `json:"enabled"`
+	ConcurrencyLimit      *int      `json:"concurrency_limit"`
+	ConcurrencyMethod     string    `json:"concurrency_method"`
+	ConcurrencyParameters []string  `json:"concurrency_parameters"`
+	RateMaxExecutions     *int      `json:"rate_max_executions"`
+	RateWindowSeconds     *int      `json:"rate_window_seconds"`
+	RateMethod            string    `json:"rate_method"`
+	MaxQueueLength        *int      `json:"max_queue_length"`
+	QueueTimeoutSeconds   *int      `json:"queue_timeout_seconds"`
+	Created               time.Time `json:"created"`
+	Updated               time.Time `json:"updated"`
+}
+
+const (
+	actionColumns  = `id, ref, pack_ref, label, description, runner_type, entry_point, parameters, output_format, timeout_seconds, enabled, created, updated`
+	triggerColumns = `id, ref, pack_ref, label, description, parameters, output, enabled, created, updated`
+	ruleColumns    = `id, ref, pack_ref, label, description, trigger_ref, trigger_params, conditions, action_ref, action_params, enabled, created, updated`
+	packColumns    = `id, ref, label, description, version, path, created, updated`
+)
+
+func scanAction(row pgx.Row) (Action, error) {
+	var a Action
+	err := row.Scan(&a.ID, &a.Ref, &a.PackRef, &a.Label, &a.Description, &a.RunnerType, &a.EntryPoint, &a.Parameters,
+		&a.OutputFormat, &a.TimeoutSeconds, &a.Enabled, &a.Created, &a.Updated)
+	return a, err
+}
+
+func scanTrigger(row pgx.Row) (Trigger, error) {
+	var t Trigger
+	err := row.Scan(&t.ID, &t.Ref, &t.PackRef, &t.Label, &t.Description, &t.Parameters, &t.Output, &t.Enabled, &t.Created, &t.Updated)
+	return t, err
+}
+
+func scanRule(row pgx.Row) (Rule, error) {
+	var r Rule
+	err := row.Scan(&r.ID, &r.Ref, &r.PackRef, &r.Label, &r.Description, &r.TriggerRef, &r.TriggerParams, &r.Conditions,
+		&r.ActionRef, &r.ActionParams, &r.Enabled, &r.Created, &r.Updated)
+	return r, err
+}
+
+func scanPack(row pgx.Row) (Pack, error) {
+	var p Pack
+	err := row.Scan(&p.ID, &p.Ref, &p.Label, &p.Description, &p.Version, &p.Path, &p.Created, &p.Updated)
+	return p, err
+}
+
+// ActionGetByRef returns the action called ref.
+func (q *Queries) ActionGetByRef(ctx context.Context, ref string) (Action, error) {
+	a, err := scanAction(q.db.QueryRow(ctx, `SELECT `+actionColumns+` FROM attune.action WHERE ref = $1`, ref))
+	if err != nil {
+		return Action{}, fmt.Errorf("get action %s: %w", ref, translate(err))
+	}
+	return a, nil
+}
+
+// ActionList returns a page of actions in ref order, optionally of one pack.
+func (q *Queries) ActionList(ctx context.Context, packRef string, page Page) ([]Action, int, error) {
+	return list(ctx, q.db, "actions", `FROM attune.action WHERE ($1 = '' OR pack_ref = $1)`, actionColumns, `ref`, page, scanAction, packRef)
+}
+
+// TriggerGetByRef returns the trigger called ref.
+func (q *Queries) TriggerGetByRef(ctx context.Context, ref string) (Trigger, error) {
+	t, err := scanTrigger(q.db.QueryRow(ctx, `SELECT `+triggerColumns+` FROM attune.trigger WHERE ref = $1`, ref))
+	if err != nil {
+		return Trigger{}, fmt.Errorf("get trigger %s: %w", ref, translate(err))
+	}
+	return t, nil
+}
+
+// TriggerList returns a page of triggers in ref order.
+func (q *Queries) TriggerList(ctx context.Context, packRef string, page Page) ([]Trigger, int, error) {
+	return list(ctx, q.db, "triggers", `FROM attune.trigger WHERE ($1 = '' OR pack_ref = $1)`, triggerColumns, `ref`, page, scanTrigger, packRef)
+}
+
+// RuleGetByRef returns the rule called ref.
+func (q *Queries) RuleGetByRef(ctx context.Context, ref string) (Rule, error) {
+	r, err := scanRule(q.db.QueryRow(ctx, `SELECT `+ruleColumns+` FROM attune.rule WHERE ref = $1`, ref))
+	if err != nil {
+		return Rule{}, fmt.Errorf("get rule %s: %w", ref, translate(err))
+	}
+	return r, nil
+}
+
+// RuleList returns a page of rules in ref order.
+func (q *Queries) RuleList(ctx context.Context, packRef string, page Page) ([]Rule, int, error) {
+	return list(ctx, q.db, "rules", `FROM attune.rule WHERE ($1 = '' OR pack_ref = $1)`, ruleColumns, `ref`, page, scanRule, packRef)
+}
+
+// RuleListEnabled returns every enabled rule, for the matcher's cache.
+func (q *Queries) RuleListEnabled(ctx context.Context) ([]Rule, error) {
+	rows, err := q.db.Query(ctx, `SELECT `+ruleColumns+` FROM attune.rule WHERE enabled ORDER BY ref`)
+	if err != nil {
+		return nil, fmt.Errorf("list enabled rules: %w", translate(err))
+	}
+	rules, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Rule, error) { return scanRule(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list enabled rules: %w", translate(err))
+	}
+	return rules, nil
+}
+
+// PackGetByRef returns the pack called ref.
+func (q *Queries) PackGetByRef(ctx context.Context, ref string) (Pack, error) {
+	p, err := scanPack(q.db.QueryRow(ctx, `SELECT `+packColumns+` FROM attune.pack WHERE ref = $1`, ref))
+	if err != nil {
+		return Pack{}, fmt.Errorf("get pack %s: %w", ref, translate(err))
+	}
+	return p, nil
+}
+
+// PackList returns a page of packs in ref order.
+func (q *Queries) PackList(ctx context.Context, page Page) ([]Pack, int, error) {
+	return list(ctx, q.db, "packs", `FROM attune.pack`, packColumns, `ref`, page, scanPack)
+}
+
+// list runs a count and a page query over the same FROM ... WHERE clause.
+func list[T any](ctx context.Context, db DBTX, what, from, columns, order string, page Page, scan func(pgx.Row) (T, error), args ...any) ([]T, int, error) {
+	var total int
+	if err := db.QueryRow(ctx, `SELECT count(*) `+from, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count %s: %w", what, translate(err))
+	}
+	n := len(args)
+	rows, err := db.Query(ctx, fmt.Sprintf(`SELECT %s %s ORDER BY %s LIMIT $%d OFFSET $%d`, columns, from, order, n+1, n+2),
+		append(args, page.Limit, page.Offset)...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list %s: %w", what, translate(err))
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, 0, fmt.Errorf("list %s: %w", what, translate(err))
+	}
+	if items == nil {
+		items = []T{}
+	}
+	return items, total, nil
+}

@@ -1,0 +1,139 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Enforcement statuses.
+const (
+	EnforcementCreated   = "created"
+	EnforcementProcessed = "processed"
+	EnforcementDisabled  = "disabled"
+)
+
+// Enforcement is a row of attune.enforcement: a rule matched an event.
+type Enforcement struct {
+	ID         int64           `json:"id"`
+	RuleRef    string          `json:"rule_ref"`
+	TriggerRef string          `json:"trigger_ref"`
+	EventID    int64           `json:"event_id"`
+	Status     string          `json:"status"`
+	Payload    json.RawMessage `json:"payload"`
+	Conditions json.RawMessage `json:"conditions"`
+	// Config holds the rendered action parameters.
+	Config     json.RawMessage `json:"config"`
+	Reason     *string         `json:"reason"`
+	ResolvedAt *time.Time      `json:"resolved_at"`
+	Created    time.Time       `json:"created"`
+	Updated    time.Time       `json:"updated"`
+}
+
+const enforcementColumns = `id, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, created, updated`
+
+func scanEnforcement(row pgx.Row) (Enforcement, error) {
+	var e Enforcement
+	err := row.Scan(&e.ID, &e.RuleRef, &e.TriggerRef, &e.EventID, &e.Status, &e.Payload, &e.Conditions, &e.Config,
+		&e.Reason, &e.ResolvedAt, &e.Created, &e.Updated)
+	return e, err
+}
+
+// EnforcementInsertParams describe a match of a rule and an event.
+type EnforcementInsertParams struct {
+	RuleRef    string
+	TriggerRef string
+	EventID    int64
+	Payload    json.RawMessage
+	Conditions json.RawMessage
+	Config     json.RawMessage
+	// Reason, when set, records why the rule could not be evaluated or rendered; such an
+	// enforcement is resolved at once and creates no execution.
+	Reason string
+}
+
+// EnforcementInsert records an enforcement. Each rule enforces an event once: when the pair
+// exists already, the existing row is returned with created false.
+func (q *Queries) EnforcementInsert(ctx context.Context, p EnforcementInsertParams) (e Enforcement, created bool, err error) {
+	status, reason := EnforcementCreated, (*string)(nil)
+	if p.Reason != "" {
+		status, reason = EnforcementProcessed, &p.Reason
+	}
+	e, err = scanEnforcement(q.db.QueryRow(ctx, `
+		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at)
+		SELECT (SELECT id FROM attune.rule WHERE ref = $1), $1, $2, $3, $4, $5, $6, $7, $8,
+			CASE WHEN $4 = 'created' THEN NULL ELSE now() END
+		ON CONFLICT (event, rule_ref) DO NOTHING
+		RETURNING `+enforcementColumns,
+		p.RuleRef, p.TriggerRef, p.EventID, status, jsonOr(p.Payload, "{}"), jsonOr(p.Conditions, "[]"), jsonOr(p.Config, "{}"), reason))
+	if err == nil {
+		return e, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return Enforcement{}, false, fmt.Errorf("insert enforcement of rule %s for event %d: %w", p.RuleRef, p.EventID, translate(err))
+	}
+	e, err = scanEnforcement(q.db.QueryRow(ctx, `SELECT `+enforcementColumns+` FROM attune.enforcement WHERE event = $1 AND rule_ref = $2`,
+		p.EventID, p.RuleRef))
+	if err != nil {
+		return Enforcement{}, false, fmt.Errorf("get enforcement of rule %s for event %d: %w", p.RuleRef, p.EventID, translate(err))
+	}
+	return e, false, nil
+}
+
+// EnforcementGet returns enforcement id.
+func (q *Queries) EnforcementGet(ctx context.Context, id int64) (Enforcement, error) {
+	e, err := scanEnforcement(q.db.QueryRow(ctx, `SELECT `+enforcementColumns+` FROM attune.enforcement WHERE id = $1`, id))
+	if err != nil {
+		return Enforcement{}, fmt.Errorf("get enforcement %d: %w", id, translate(err))
+	}
+	return e, nil
+}
+
+// EnforcementLock returns enforcement id locked for the rest of the transaction, so that
+// two executors handling the same message serialise on it.
+func (q *Queries) EnforcementLock(ctx context.Context, id int64) (Enforcement, error) {
+	e, err := scanEnforcement(q.db.QueryRow(ctx, `SELECT `+enforcementColumns+` FROM attune.enforcement WHERE id = $1 FOR UPDATE`, id))
+	if err != nil {
+		return Enforcement{}, fmt.Errorf("lock enforcement %d: %w", id, translate(err))
+	}
+	return e, nil
+}
+
+// EnforcementResolve moves a created enforcement to status, with an optional reason.
+func (q *Queries) EnforcementResolve(ctx context.Context, id int64, status, reason string) error {
+	var r *string
+	if reason != "" {
+		r = &reason
+	}
+	_, err := q.db.Exec(ctx, `UPDATE attune.enforcement SET status = $2, reason = coalesce($3, reason), resolved_at = now()
+		WHERE id = $1 AND status = 'created'`, id, status, r)
+	if err != nil {
+		return fmt.Errorf("resolve enforcement %d: %w", id, translate(err))
+	}
+	return nil
+}
+
+// EnforcementList returns a page of enforcements, newest first, optionally of one rule.
+func (q *Queries) EnforcementList(ctx context.Context, ruleRef string, page Page) ([]Enforcement, int, error) {
+	return list(ctx, q.db, "enforcements", `FROM attune.enforcement WHERE ($1 = '' OR rule_ref = $1)`, enforcementColumns, `id DESC`,
+		page, scanEnforcement, ruleRef)
+}
+
+// EnforcementListStale returns enforcements still created before before: their
+// enforcement.created message was lost between commit and publish.
+func (q *Queries) EnforcementListStale(ctx context.Context, before time.Time, limit int) ([]Enforcement, error) {
+	rows, err := q.db.Query(ctx, `SELECT `+enforcementColumns+` FROM attune.enforcement
+		WHERE status = 'created' AND created < $1 ORDER BY created LIMIT $2`, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list stale enforcements: %w", translate(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Enforcement, error) { return scanEnforcement(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list stale enforcements: %w", translate(err))
+	}
+	return out, nil
+}

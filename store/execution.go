@@ -1,0 +1,206 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Execution statuses. The executor owns everything before running; the worker owns running
+// and the terminal status. The database refuses moves backwards.
+const (
+	ExecutionRequested  = "requested"
+	ExecutionScheduling = "scheduling"
+	ExecutionScheduled  = "scheduled"
+	ExecutionRunning    = "running"
+	ExecutionCompleted  = "completed"
+	ExecutionFailed     = "failed"
+	ExecutionCanceling  = "canceling"
+	ExecutionCancelled  = "cancelled"
+	ExecutionTimeout    = "timeout"
+	ExecutionAbandoned  = "abandoned"
+)
+
+// ExecutionStatuses lists every status in lifecycle order.
+var ExecutionStatuses = []string{ExecutionRequested, ExecutionScheduling, ExecutionScheduled, ExecutionRunning,
+	ExecutionCanceling, ExecutionCompleted, ExecutionFailed, ExecutionCancelled, ExecutionTimeout, ExecutionAbandoned}
+
+// ExecutionTerminal lists the statuses an execution ends in.
+var ExecutionTerminal = []string{ExecutionCompleted, ExecutionFailed, ExecutionCancelled, ExecutionTimeout, ExecutionAbandoned}
+
+// IsTerminal reports whether status is final.
+func IsTerminal(status string) bool { return slices.Contains(ExecutionTerminal, status) }
+
+// Execution is a row of attune.execution: one run of an action.
+type Execution struct {
+	ID             int64           `json:"id"`
+	ActionRef      string          `json:"action_ref"`
+	Status         string          `json:"status"`
+	Parameters     json.RawMessage `json:"parameters"`
+	Result         json.RawMessage `json:"result"`
+	Reason         *string         `json:"reason"`
+	EnforcementID  *int64          `json:"enforcement_id"`
+	ParentID       *int64          `json:"parent_id"`
+	WorkerID       *int64          `json:"-"`
+	Worker         *string         `json:"worker"`
+	TimeoutSeconds *int            `json:"timeout_seconds"`
+	Created        time.Time       `json:"created"`
+	Updated        time.Time       `json:"updated"`
+	StartedAt      *time.Time      `json:"started_at"`
+	FinishedAt     *time.Time      `json:"finished_at"`
+}
+
+const executionColumns = `id, action_ref, status, parameters, result, reason, enforcement, parent, worker,
+	(SELECT name FROM attune.worker w WHERE w.id = execution.worker), timeout_seconds, created, updated, started_at, finished_at`
+
+func scanExecution(row pgx.Row) (Execution, error) {
+	var e Execution
+	err := row.Scan(&e.ID, &e.ActionRef, &e.Status, &e.Parameters, &e.Result, &e.Reason, &e.EnforcementID, &e.ParentID,
+		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt)
+	return e, err
+}
+
+// ExecutionInsertParams describe a new execution.
+type ExecutionInsertParams struct {
+	ActionRef      string
+	Parameters     json.RawMessage
+	EnforcementID  *int64
+	ParentID       *int64
+	TimeoutSeconds *int
+	// Status is requested, or failed (with Reason) when the request was refused up front,
+	// such as parameters that do not fit the action.
+	Status string
+	Reason string
+}
+
+// ExecutionInsert records an execution. An enforcement has at most one execution: a second
+// insert for the same enforcement is ErrConflict.
+func (q *Queries) ExecutionInsert(ctx context.Context, p ExecutionInsertParams) (Execution, error) {
+	status := p.Status
+	if status == "" {
+		status = ExecutionRequested
+	}
+	var reason *string
+	if p.Reason != "" {
+		reason = &p.Reason
+	}
+	e, err := scanExecution(q.db.QueryRow(ctx, `
+		INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, parent, timeout_seconds, finished_at)
+		VALUES ((SELECT id FROM attune.action WHERE ref = $1), $1, $2, $3, $4, $5, $6, $7,
+			CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END)
+		RETURNING `+executionColumns,
+		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, p.EnforcementID, p.ParentID, p.TimeoutSeconds))
+	if err != nil {
+		return Execution{}, fmt.Errorf("insert execution of %s: %w", p.ActionRef, translate(err))
+	}
+	return e, nil
+}
+
+// ExecutionGet returns execution id.
+func (q *Queries) ExecutionGet(ctx context.Context, id int64) (Execution, error) {
+	e, err := scanExecution(q.db.QueryRow(ctx, `SELECT `+executionColumns+` FROM attune.execution WHERE id = $1`, id))
+	if err != nil {
+		return Execution{}, fmt.Errorf("get execution %d: %w", id, translate(err))
+	}
+	return e, nil
+}
+
+// ExecutionGetByEnforcement returns the execution an enforcement created.
+func (q *Queries) ExecutionGetByEnforcement(ctx context.Context, enforcement int64) (Execution, error) {
+	e, err := scanExecution(q.db.QueryRow(ctx, `SELECT `+executionColumns+` FROM attune.execution WHERE enforcement = $1`, enforcement))
+	if err != nil {
+		return Execution{}, fmt.Errorf("get execution of enforcement %d: %w", enforcement, translate(err))
+	}
+	return e, nil
+}
+
+// ExecutionFilter narrows ExecutionList; empty fields match everything.
+type ExecutionFilter struct {
+	Status    string
+	ActionRef string
+}
+
+// ExecutionList returns a page of executions, newest first.
+func (q *Queries) ExecutionList(ctx context.Context, f ExecutionFilter, page Page) ([]Execution, int, error) {
+	return list(ctx, q.db, "executions", `FROM attune.execution WHERE ($1 = '' OR status = $1) AND ($2 = '' OR action_ref = $2)`,
+		executionColumns, `id DESC`, page, scanExecution, f.Status, f.ActionRef)
+}
+
+// ExecutionTransition is a conditional status move.
+type ExecutionTransition struct {
+	ID   int64
+	From []string
+	To   string
+	// Worker, Result and Reason are set when given.
+	Worker *int64
+	Result json.RawMessage
+	Reason string
+}
+
+// ExecutionTransition moves execution t.ID to t.To if its status is one of t.From, and
+// reports whether it did. Running stamps started_at and a terminal status finished_at. This
+// conditional update is what keeps an execution from being claimed or finished twice.
+func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition) (Execution, bool, error) {
+	var reason *string
+	if t.Reason != "" {
+		reason = &t.Reason
+	}
+	var result []byte
+	if len(t.Result) > 0 {
+		result = t.Result
+	}
+	e, err := scanExecution(q.db.QueryRow(ctx, `
+		UPDATE attune.execution SET status = $2, worker = coalesce($4, worker), result = coalesce($5, result),
+			reason = coalesce($6, reason),
+			started_at = CASE WHEN $2 = 'running' THEN now() ELSE started_at END,
+			finished_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() ELSE finished_at END
+		WHERE id = $1 AND status = ANY($3)
+		RETURNING `+executionColumns,
+		t.ID, t.To, t.From, t.Worker, result, reason))
+	if err != nil {
+		if isNoRows(err) {
+			return Execution{}, false, nil
+		}
+		return Execution{}, false, fmt.Errorf("move execution %d to %s: %w", t.ID, t.To, translate(err))
+	}
+	return e, true, nil
+}
+
+// ExecutionListStale returns executions left in status since before before, for sweepers
+// that repair lost messages.
+func (q *Queries) ExecutionListStale(ctx context.Context, status string, before time.Time, limit int) ([]Execution, error) {
+	rows, err := q.db.Query(ctx, `SELECT `+executionColumns+` FROM attune.execution
+		WHERE status = $1 AND updated < $2 ORDER BY updated LIMIT $3`, status, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list stale %s executions: %w", status, translate(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Execution, error) { return scanExecution(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list stale %s executions: %w", status, translate(err))
+	}
+	return out, nil
+}
+
+// ExecutionAbandonOrphans ends as abandoned every execution held by a worker that is
+// inactive or has not heartbeated within aliveWithin, and returns them.
+func (q *Queries) ExecutionAbandonOrphans(ctx context.Context, aliveWithin time.Duration) ([]Execution, error) {
+	rows, err := q.db.Query(ctx, `
+		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
+			reason = 'worker ' || w.name || ' stopped before the execution finished'
+		FROM attune.worker w
+		WHERE execution.worker = w.id AND execution.status IN ('scheduled', 'running', 'canceling')
+			AND (w.status = 'inactive' OR w.last_heartbeat < now() - make_interval(secs => $1))
+		RETURNING `+executionColumns, aliveWithin.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("abandon orphaned executions: %w", translate(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Execution, error) { return scanExecution(r) })
+	if err != nil {
+		return nil, fmt.Errorf("abandon orphaned executions: %w", translate(err))
+	}
+	return out, nil
+}

@@ -1,0 +1,2 @@
+#!/bin/sh
+printf 'Hello, %s!\n' "$ATTUNE_PARAM_NAME"

@@ -1,0 +1,2 @@
+#!/bin/sh
+sleep "$ATTUNE_PARAM_SECONDS"
