@@ -190,10 +190,9 @@ func (q *Queries) ExecutionListStale(ctx context.Context, status string, before 
 func (q *Queries) ExecutionAbandonOrphans(ctx context.Context, aliveWithin time.Duration) ([]Execution, error) {
 	rows, err := q.db.Query(ctx, `
 		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
-			reason = 'worker ' || w.name || ' stopped before the execution finished'
-		FROM attune.worker w
-		WHERE execution.worker = w.id AND execution.status IN ('scheduled', 'running', 'canceling')
-			AND (w.status = 'inactive' OR w.last_heartbeat < now() - make_interval(secs => $1))
+			reason = 'worker ' || (SELECT name FROM attune.worker w WHERE w.id = execution.worker) || ' stopped before the execution finished'
+		WHERE status IN ('scheduled', 'running', 'canceling') AND worker IN (
+			SELECT id FROM attune.worker WHERE status = 'inactive' OR last_heartbeat < now() - make_interval(secs => $1))
 		RETURNING `+executionColumns, aliveWithin.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("abandon orphaned executions: %w", translate(err))

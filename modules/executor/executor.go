@@ -33,6 +33,9 @@ type Config struct {
 	// WorkerAliveWithin is how recent a worker's heartbeat must be for it to get work, and
 	// past which its running executions are abandoned. Default 30s.
 	WorkerAliveWithin time.Duration
+	// NoWorkerTimeout is how long an execution may wait for a live worker that can run it
+	// before it fails. Default 60s.
+	NoWorkerTimeout time.Duration
 	// SweepInterval is how often lost messages are looked for. Default 10s.
 	SweepInterval time.Duration
 	// SweepAfter is how old a row must be before the sweeper republishes its message; it
@@ -60,6 +63,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	}
 	cfg.Prefetch = cmp.Or(cfg.Prefetch, 16)
 	cfg.WorkerAliveWithin = cmp.Or(cfg.WorkerAliveWithin, 30*time.Second)
+	cfg.NoWorkerTimeout = cmp.Or(cfg.NoWorkerTimeout, time.Minute)
 	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, 10*time.Second)
 	cfg.SweepAfter = cmp.Or(cfg.SweepAfter, 30*time.Second)
 	return &Module{cfg: cfg, deps: deps}, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/store"
@@ -49,7 +50,7 @@ func (m *Module) schedule(ctx context.Context, exec store.Execution) error {
 	if err != nil {
 		return err
 	}
-	w, err := m.deps.Store.WorkerPick(ctx, store.WorkerPickParams{Runner: action.RunnerType, AliveWithin: m.cfg.WorkerAliveWithin})
+	w, err := m.pickWorker(ctx, exec, action.RunnerType)
 	if errors.Is(err, store.ErrNotFound) {
 		return fail(fmt.Sprintf("no live worker can run runner %q", action.RunnerType))
 	}
@@ -64,6 +65,27 @@ func (m *Module) schedule(ctx context.Context, exec store.Execution) error {
 	}
 	return m.dispatch(ctx, scheduled)
 }
+
+// pickWorker finds a live worker for runner. While the execution is young it waits for one to
+// appear: workers and executors start in any order, and a request that arrives as the
+// first worker registers must not fail for it.
+func (m *Module) pickWorker(ctx context.Context, exec store.Execution, runner string) (store.Worker, error) {
+	for {
+		w, err := m.deps.Store.WorkerPick(ctx, store.WorkerPickParams{Runner: runner, AliveWithin: m.cfg.WorkerAliveWithin})
+		if !errors.Is(err, store.ErrNotFound) || time.Since(exec.Created) > m.cfg.NoWorkerTimeout {
+			return w, err
+		}
+		select {
+		case <-ctx.Done():
+			return store.Worker{}, ctx.Err()
+		case <-time.After(noWorkerPoll):
+		}
+	}
+}
+
+// noWorkerPoll is how often a scheduler waiting for a worker looks again. Waiting for a
+// worker is the exception (start-up, every worker down), not the path executions take.
+const noWorkerPoll = 250 * time.Millisecond
 
 func (m *Module) dispatch(ctx context.Context, exec store.Execution) error {
 	if exec.Worker == nil {

@@ -1,0 +1,147 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/attune-go/attune/store"
+	"github.com/attune-go/attune/store/storetest"
+)
+
+// seedPack registers a pack with one trigger, one action and one rule.
+func seedPack(t *testing.T, s *store.Store) {
+	t.Helper()
+	_, err := s.PackRegister(context.Background(), store.PackRegistration{
+		Pack:     store.Pack{Ref: "demo", Path: "/packs/demo"},
+		Triggers: []store.Trigger{{Ref: "demo.hook"}},
+		Actions:  []store.Action{{Ref: "demo.run", RunnerType: "shell", EntryPoint: "run.sh", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true}},
+		Rules:    []store.Rule{{Ref: "demo.rule", TriggerRef: "demo.hook", ActionRef: "demo.run", Enabled: true}},
+	})
+	require.NoError(t, err)
+}
+
+func TestPackRegisterReplacesWhole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	seedPack(t, s)
+
+	// Registering again without the rule and with another action removes what is gone.
+	_, err := s.PackRegister(ctx, store.PackRegistration{
+		Pack:     store.Pack{Ref: "demo", Path: "/packs/demo"},
+		Triggers: []store.Trigger{{Ref: "demo.hook"}},
+		Actions:  []store.Action{{Ref: "demo.other", RunnerType: "noop", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true}},
+	})
+	require.NoError(t, err)
+	_, err = s.RuleGetByRef(ctx, "demo.rule")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.ActionGetByRef(ctx, "demo.run")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.ActionGetByRef(ctx, "demo.other")
+	require.NoError(t, err)
+
+	// A rule naming a missing action fails the whole registration.
+	_, err = s.PackRegister(ctx, store.PackRegistration{
+		Pack:  store.Pack{Ref: "demo", Path: "/packs/demo", Label: "changed"},
+		Rules: []store.Rule{{Ref: "demo.bad", TriggerRef: "demo.hook", ActionRef: "demo.missing"}},
+	})
+	require.ErrorIs(t, err, store.ErrConflict)
+	p, err := s.PackGetByRef(ctx, "demo")
+	require.NoError(t, err)
+	require.Empty(t, p.Label, "nothing of the failed registration was written")
+	_, err = s.ActionGetByRef(ctx, "demo.other")
+	require.NoError(t, err, "nothing was removed either")
+}
+
+func TestEventEnforcementExecution(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	seedPack(t, s)
+
+	ev, err := s.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook", Payload: json.RawMessage(`{"a":1}`), Source: "test"})
+	require.NoError(t, err)
+	_, err = s.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.nope"})
+	require.ErrorIs(t, err, store.ErrNotFound, "an event needs its trigger")
+
+	first, err := s.EventMarkEvaluated(ctx, ev.ID)
+	require.NoError(t, err)
+	require.True(t, first)
+	again, err := s.EventMarkEvaluated(ctx, ev.ID)
+	require.NoError(t, err)
+	require.False(t, again, "a redelivery sees the event evaluated")
+
+	enf, created, err := s.EnforcementInsert(ctx, store.EnforcementInsertParams{RuleRef: "demo.rule", TriggerRef: "demo.hook", EventID: ev.ID})
+	require.NoError(t, err)
+	require.True(t, created)
+	dup, created, err := s.EnforcementInsert(ctx, store.EnforcementInsertParams{RuleRef: "demo.rule", TriggerRef: "demo.hook", EventID: ev.ID})
+	require.NoError(t, err)
+	require.False(t, created, "one enforcement per rule and event")
+	require.Equal(t, enf.ID, dup.ID)
+
+	exec, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", EnforcementID: &enf.ID})
+	require.NoError(t, err)
+	require.Equal(t, store.ExecutionRequested, exec.Status)
+	_, err = s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", EnforcementID: &enf.ID})
+	require.ErrorIs(t, err, store.ErrConflict, "one execution per enforcement")
+
+	// Claims are conditional: the second of two claims gets nothing.
+	w, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "w1", Runners: []string{"shell"}, Concurrency: 2})
+	require.NoError(t, err)
+	_, ok, err := s.ExecutionTransition(ctx, store.ExecutionTransition{ID: exec.ID, From: []string{"requested"}, To: "scheduled", Worker: &w.ID})
+	require.NoError(t, err)
+	require.True(t, ok)
+	running, ok, err := s.ExecutionTransition(ctx, store.ExecutionTransition{ID: exec.ID, From: []string{"scheduled"}, To: "running"})
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NotNil(t, running.StartedAt)
+	require.Equal(t, "w1", *running.Worker)
+	_, ok, err = s.ExecutionTransition(ctx, store.ExecutionTransition{ID: exec.ID, From: []string{"scheduled"}, To: "running"})
+	require.NoError(t, err)
+	require.False(t, ok, "an execution is claimed once")
+
+	done, ok, err := s.ExecutionTransition(ctx, store.ExecutionTransition{ID: exec.ID, From: []string{"running"}, To: "completed", Result: json.RawMessage(`{"succeeded":true}`)})
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NotNil(t, done.FinishedAt)
+	require.JSONEq(t, `{"succeeded":true}`, string(done.Result))
+}
+
+func TestWorkerPickAndOrphans(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	seedPack(t, s)
+
+	_, err := s.WorkerPick(ctx, store.WorkerPickParams{Runner: "shell", AliveWithin: time.Minute})
+	require.ErrorIs(t, err, store.ErrNotFound, "no worker yet")
+	busy, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "busy", Runners: []string{"shell"}, Concurrency: 1})
+	require.NoError(t, err)
+	_, err = s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "http-only", Runners: []string{"http"}, Concurrency: 8})
+	require.NoError(t, err)
+	idle, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "idle", Runners: []string{"shell"}, Concurrency: 1})
+	require.NoError(t, err)
+
+	exec, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
+	require.NoError(t, err)
+	_, _, err = s.ExecutionTransition(ctx, store.ExecutionTransition{ID: exec.ID, From: []string{"requested"}, To: "running", Worker: &busy.ID})
+	require.NoError(t, err)
+	picked, err := s.WorkerPick(ctx, store.WorkerPickParams{Runner: "shell", AliveWithin: time.Minute})
+	require.NoError(t, err)
+	require.Equal(t, idle.ID, picked.ID, "the worker with room left")
+
+	require.NoError(t, s.WorkerSetInactive(ctx, "busy"))
+	orphans, err := s.ExecutionAbandonOrphans(ctx, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, orphans, 1)
+	require.Equal(t, exec.ID, orphans[0].ID)
+	require.Equal(t, store.ExecutionAbandoned, orphans[0].Status)
+	require.Equal(t, "worker busy stopped before the execution finished", *orphans[0].Reason)
+	again, err := s.ExecutionAbandonOrphans(ctx, time.Minute)
+	require.NoError(t, err)
+	require.Empty(t, again)
+}
