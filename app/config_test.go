@@ -32,6 +32,8 @@ func validConfig() serveConfig {
 		shutdownTimeout:   10e9,
 		workerName:        "w1",
 		workerConcurrency: 8,
+		workerHeartbeat:   10e9,
+		workerTimeout:     30e9,
 	}
 }
 

@@ -122,13 +122,18 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 		case RoleWorker:
 			host, _ := os.Hostname()
 			err = add(worker.New(worker.Config{
-				Name:        cfg.workerName,
-				Concurrency: cfg.workerConcurrency,
-				Host:        host,
-				PID:         os.Getpid(),
+				Name:              cfg.workerName,
+				Concurrency:       cfg.workerConcurrency,
+				Host:              host,
+				PID:               os.Getpid(),
+				HeartbeatInterval: cfg.workerHeartbeat,
 			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker}))
 		case RoleExecutor:
-			err = add(executor.New(executor.Config{}, executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker}))
+			err = add(executor.New(executor.Config{
+				WorkerAliveWithin: cfg.workerTimeout,
+				// A dead worker's executions are found within a third of the timeout.
+				SweepInterval: min(max(cfg.workerTimeout/3, time.Second), 10*time.Second),
+			}, executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker}))
 		case RoleSensor:
 			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker}))
 		case RoleAPI:

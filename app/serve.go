@@ -27,6 +27,8 @@ type serveConfig struct {
 	workerName        string
 	workerConcurrency int
 	packsDir          string
+	workerHeartbeat   time.Duration
+	workerTimeout     time.Duration
 	logs              logOptions
 }
 
@@ -76,9 +78,13 @@ the command line wins over the environment, which wins over the default.`,
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight work may take to drain after SIGINT or SIGTERM")
 	fs.StringVar(&cfg.workerName, "worker-name", defaultWorkerName(), "name this process registers under when it runs the worker role; unique per worker")
 	fs.IntVar(&cfg.workerConcurrency, "worker-concurrency", 8, "actions one worker runs at once")
+	fs.DurationVar(&cfg.workerHeartbeat, "worker-heartbeat", 10*time.Second, "how often a worker says it is alive")
+	fs.DurationVar(&cfg.workerTimeout, "worker-timeout", 30*time.Second, "how long after its last heartbeat the executor takes a worker for dead and abandons its executions")
 	fs.StringVar(&cfg.packsDir, "packs-dir", "", "register every pack under this directory at start (each subdirectory holding a pack.yaml)")
 	registerLogFlags(fs, &cfg.logs)
 	bindEnv(fs, "packs-dir", "ATTUNE_PACKS_DIR")
+	bindEnv(fs, "worker-heartbeat", "ATTUNE_WORKER_HEARTBEAT")
+	bindEnv(fs, "worker-timeout", "ATTUNE_WORKER_TIMEOUT")
 	bindEnv(fs, "roles", "ATTUNE_ROLES")
 	bindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
 	bindEnv(fs, "amqp-namespace", "ATTUNE_AMQP_NAMESPACE")
@@ -116,6 +122,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.shutdownTimeout <= 0 {
 		return fmt.Errorf("invalid --shutdown-timeout %s: must be positive", c.shutdownTimeout)
+	}
+	if c.workerHeartbeat <= 0 || c.workerTimeout <= c.workerHeartbeat {
+		return fmt.Errorf("invalid --worker-heartbeat %s / --worker-timeout %s: both positive, the timeout longer than the heartbeat", c.workerHeartbeat, c.workerTimeout)
 	}
 	if c.workerConcurrency < 1 {
 		return fmt.Errorf("invalid --worker-concurrency %d: must be at least 1", c.workerConcurrency)
