@@ -22,6 +22,10 @@ func Main(ctx context.Context, args []string, streams Streams) int {
 	root := NewRootCommand(streams)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		var code exitCode
+		if errors.As(err, &code) {
+			return int(code)
+		}
 		fmt.Fprintf(streams.Err, "attune: %s\n", oneLine(err))
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -60,6 +64,8 @@ One binary runs every role: "attune serve" runs them all in one process, and
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath())}
 	})
-	root.AddCommand(newServeCommand(streams), newMigrateCommand(streams), newVersionCommand(streams))
+	root.AddCommand(newServeCommand(streams), newMigrateCommand(streams), newVersionCommand(streams),
+		newPackCommand(streams), newRuleCommand(streams))
+	root.AddCommand(newBenchCommand(streams))
 	return root
 }

@@ -32,11 +32,24 @@ type ExecutionRequested struct {
 // MessageType implements Payload.
 func (ExecutionRequested) MessageType() Type { return TypeExecutionRequested }
 
-// ExecutionDispatched hands a scheduled execution to one worker.
+// ExecutionDispatched hands a scheduled execution to one worker. It carries the action as it
+// was when the execution was scheduled, so the worker runs it without reading the action back
+// and a pack re-registered meanwhile does not change a run already on its way.
 type ExecutionDispatched struct {
-	ExecutionID int64  `json:"execution_id"`
-	ActionRef   string `json:"action_ref"`
-	Worker      string `json:"worker"`
+	ExecutionID int64          `json:"execution_id"`
+	ActionRef   string         `json:"action_ref"`
+	Worker      string         `json:"worker"`
+	Action      ActionSnapshot `json:"action"`
+}
+
+// ActionSnapshot is what a worker needs of an action to run it.
+type ActionSnapshot struct {
+	RunnerType     string `json:"runner_type"`
+	PackRef        string `json:"pack_ref"`
+	PackPath       string `json:"pack_path,omitempty"`
+	EntryPoint     string `json:"entry_point,omitempty"`
+	OutputFormat   string `json:"output_format"`
+	TimeoutSeconds int    `json:"timeout_seconds"`
 }
 
 // MessageType implements Payload.

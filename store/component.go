@@ -34,8 +34,10 @@ type Action struct {
 	OutputFormat   string          `json:"output_format"`
 	TimeoutSeconds int             `json:"timeout_seconds"`
 	Enabled        bool            `json:"enabled"`
-	Created        time.Time       `json:"created"`
-	Updated        time.Time       `json:"updated"`
+	// PackPath is the directory of the action's pack, where its scripts are.
+	PackPath string    `json:"-"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
 }
 
 // Trigger is a row of attune.trigger.
@@ -104,7 +106,8 @@ type Policy struct {
 }
 
 const (
-	actionColumns  = `id, ref, pack_ref, label, description, runner_type, entry_point, parameters, output_format, timeout_seconds, enabled, created, updated`
+	actionColumns  = `id, ref, pack_ref, label, description, runner_type, entry_point, parameters, output_format, timeout_seconds, enabled,
+		(SELECT path FROM attune.pack p WHERE p.id = action.pack), created, updated`
 	triggerColumns = `id, ref, pack_ref, label, description, parameters, output, enabled, created, updated`
 	ruleColumns    = `id, ref, pack_ref, label, description, trigger_ref, trigger_params, conditions, action_ref, action_params, enabled, created, updated`
 	packColumns    = `id, ref, label, description, version, path, created, updated`
@@ -113,7 +116,7 @@ const (
 func scanAction(row pgx.Row) (Action, error) {
 	var a Action
 	err := row.Scan(&a.ID, &a.Ref, &a.PackRef, &a.Label, &a.Description, &a.RunnerType, &a.EntryPoint, &a.Parameters,
-		&a.OutputFormat, &a.TimeoutSeconds, &a.Enabled, &a.Created, &a.Updated)
+		&a.OutputFormat, &a.TimeoutSeconds, &a.Enabled, &a.PackPath, &a.Created, &a.Updated)
 	return a, err
 }
 

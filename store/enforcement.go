@@ -103,6 +103,33 @@ func (q *Queries) EnforcementLock(ctx context.Context, id int64) (Enforcement, e
 	return e, nil
 }
 
+// EnforcementTarget is what the executor needs of an enforcement: the row and, through its
+// rule, the action to run. ActionRef is empty when the rule is gone.
+type EnforcementTarget struct {
+	Enforcement
+	ActionRef   string
+	RuleEnabled bool
+}
+
+// EnforcementGetTarget returns enforcement id with its rule's action.
+func (q *Queries) EnforcementGetTarget(ctx context.Context, id int64) (EnforcementTarget, error) {
+	var t EnforcementTarget
+	var actionRef *string
+	var enabled *bool
+	e := &t.Enforcement
+	err := q.db.QueryRow(ctx, `SELECT `+prefixed("enforcement.", enforcementColumns)+`, r.action_ref, r.enabled
+		FROM attune.enforcement LEFT JOIN attune.rule r ON r.ref = enforcement.rule_ref WHERE enforcement.id = $1`, id).
+		Scan(&e.ID, &e.RuleRef, &e.TriggerRef, &e.EventID, &e.Status, &e.Payload, &e.Conditions, &e.Config,
+			&e.Reason, &e.ResolvedAt, &e.Created, &e.Updated, &actionRef, &enabled)
+	if err != nil {
+		return EnforcementTarget{}, fmt.Errorf("get enforcement %d: %w", id, translate(err))
+	}
+	if actionRef != nil {
+		t.ActionRef, t.RuleEnabled = *actionRef, *enabled
+	}
+	return t, nil
+}
+
 // EnforcementResolve moves a created enforcement to status, with an optional reason.
 func (q *Queries) EnforcementResolve(ctx context.Context, id int64, status, reason string) error {
 	var r *string

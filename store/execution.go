@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -54,8 +55,11 @@ type Execution struct {
 	FinishedAt     *time.Time      `json:"finished_at"`
 }
 
-const executionColumns = `id, action_ref, status, parameters, result, reason, enforcement, parent, worker,
-	(SELECT name FROM attune.worker w WHERE w.id = execution.worker), timeout_seconds, created, updated, started_at, finished_at`
+// executionColumns are qualified so that they read the same in statements that join.
+const executionColumns = `execution.id, execution.action_ref, execution.status, execution.parameters, execution.result,
+	execution.reason, execution.enforcement, execution.parent, execution.worker,
+	(SELECT wn.name FROM attune.worker wn WHERE wn.id = execution.worker), execution.timeout_seconds,
+	execution.created, execution.updated, execution.started_at, execution.finished_at`
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var e Execution
@@ -98,6 +102,39 @@ func (q *Queries) ExecutionInsert(ctx context.Context, p ExecutionInsertParams) 
 		return Execution{}, fmt.Errorf("insert execution of %s: %w", p.ActionRef, translate(err))
 	}
 	return e, nil
+}
+
+// ExecutionInsertForEnforcement records the one execution of enforcement p.EnforcementID and
+// marks the enforcement processed, in one statement. It reports false, writing nothing,
+// when the enforcement already has its execution: at-least-once delivery makes that common.
+func (q *Queries) ExecutionInsertForEnforcement(ctx context.Context, p ExecutionInsertParams) (Execution, bool, error) {
+	if p.EnforcementID == nil {
+		return Execution{}, false, fmt.Errorf("insert execution of %s: no enforcement", p.ActionRef)
+	}
+	status := cmp.Or(p.Status, ExecutionRequested)
+	var reason *string
+	if p.Reason != "" {
+		reason = &p.Reason
+	}
+	e, err := scanExecution(q.db.QueryRow(ctx, `
+		WITH execution AS (
+			INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, timeout_seconds, finished_at)
+			VALUES ((SELECT id FROM attune.action WHERE ref = $1), $1, $2, $3, $4, $5, $6,
+				CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END)
+			ON CONFLICT (enforcement) DO NOTHING
+			RETURNING *),
+		resolved AS (
+			UPDATE attune.enforcement SET status = 'processed', resolved_at = now()
+			WHERE id = $5 AND status = 'created' AND EXISTS (SELECT 1 FROM execution))
+		SELECT `+executionColumns+` FROM execution`,
+		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, *p.EnforcementID, p.TimeoutSeconds))
+	if isNoRows(err) {
+		return Execution{}, false, nil
+	}
+	if err != nil {
+		return Execution{}, false, fmt.Errorf("insert execution of enforcement %d: %w", *p.EnforcementID, translate(err))
+	}
+	return e, true, nil
 }
 
 // ExecutionGet returns execution id.
@@ -166,6 +203,31 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 			return Execution{}, false, nil
 		}
 		return Execution{}, false, fmt.Errorf("move execution %d to %s: %w", t.ID, t.To, translate(err))
+	}
+	return e, true, nil
+}
+
+// ExecutionSchedule moves a requested execution to scheduled on the live worker that can run
+// p.Runner with the most room left, in one statement: the scheduler's hot path. It reports
+// false when the execution is no longer requested or no worker is available; the caller
+// tells those apart on its slow path.
+func (q *Queries) ExecutionSchedule(ctx context.Context, id int64, p WorkerPickParams) (Execution, bool, error) {
+	e, err := scanExecution(q.db.QueryRow(ctx, `
+		WITH pick AS (
+			SELECT w.id FROM attune.worker w
+			LEFT JOIN attune.execution busy ON busy.worker = w.id AND busy.status IN ('scheduled', 'running', 'canceling')
+			WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => $3) AND $2 = ANY(w.runners)
+			GROUP BY w.id
+			ORDER BY count(busy.id)::float8 / w.concurrency, random()
+			LIMIT 1)
+		UPDATE attune.execution SET status = 'scheduled', worker = pick.id
+		FROM pick WHERE execution.id = $1 AND execution.status = 'requested'
+		RETURNING `+executionColumns, id, p.Runner, p.AliveWithin.Seconds()))
+	if isNoRows(err) {
+		return Execution{}, false, nil
+	}
+	if err != nil {
+		return Execution{}, false, fmt.Errorf("schedule execution %d: %w", id, translate(err))
 	}
 	return e, true, nil
 }

@@ -145,3 +145,48 @@ func TestWorkerPickAndOrphans(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, again)
 }
+
+func TestEnforcementExecutionInOneStatement(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	seedPack(t, s)
+	ev, err := s.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook"})
+	require.NoError(t, err)
+	enf, _, err := s.EnforcementInsert(ctx, store.EnforcementInsertParams{RuleRef: "demo.rule", TriggerRef: "demo.hook", EventID: ev.ID})
+	require.NoError(t, err)
+
+	target, err := s.EnforcementGetTarget(ctx, enf.ID)
+	require.NoError(t, err)
+	require.Equal(t, "demo.run", target.ActionRef)
+	require.True(t, target.RuleEnabled)
+
+	exec, created, err := s.ExecutionInsertForEnforcement(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", EnforcementID: &enf.ID})
+	require.NoError(t, err)
+	require.True(t, created)
+	require.Equal(t, enf.ID, *exec.EnforcementID)
+	got, err := s.EnforcementGet(ctx, enf.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.EnforcementProcessed, got.Status)
+
+	_, created, err = s.ExecutionInsertForEnforcement(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", EnforcementID: &enf.ID})
+	require.NoError(t, err)
+	require.False(t, created, "a second delivery creates nothing")
+
+	// Scheduling needs a live worker with the runner; then it happens once.
+	params := store.WorkerPickParams{Runner: "shell", AliveWithin: time.Minute}
+	_, ok, err := s.ExecutionSchedule(ctx, exec.ID, params)
+	require.NoError(t, err)
+	require.False(t, ok, "no worker yet")
+	w, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "w", Runners: []string{"shell"}, Concurrency: 1})
+	require.NoError(t, err)
+	scheduled, ok, err := s.ExecutionSchedule(ctx, exec.ID, params)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, store.ExecutionScheduled, scheduled.Status)
+	require.Equal(t, w.ID, *scheduled.WorkerID)
+	require.Equal(t, "w", *scheduled.Worker)
+	_, ok, err = s.ExecutionSchedule(ctx, exec.ID, params)
+	require.NoError(t, err)
+	require.False(t, ok, "scheduled once")
+}

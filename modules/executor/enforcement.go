@@ -11,61 +11,51 @@ import (
 	"github.com/attune-go/attune/store"
 )
 
-// handleEnforcement creates the one execution of an enforcement. The enforcement row is
-// locked and must still be created, so a redelivered message creates nothing; the unique
-// constraint on execution.enforcement backs that up.
+// handleEnforcement creates the one execution of an enforcement. Creating it and marking the
+// enforcement processed is one statement that does nothing when the execution exists, so a
+// redelivered message, or two executors racing on one, create exactly one.
 func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) error {
 	p, err := broker.Decode[broker.EnforcementCreated](msg)
 	if err != nil {
 		return err
 	}
-	var requested []broker.Payload
-	err = m.deps.Store.InTx(ctx, func(q *store.Queries) error {
-		requested = requested[:0]
-		enf, err := q.EnforcementLock(ctx, p.EnforcementID)
-		if errors.Is(err, store.ErrNotFound) {
-			return broker.Permanent(err)
-		}
-		if err != nil || enf.Status != store.EnforcementCreated {
-			return err
-		}
-		rule, err := q.RuleGetByRef(ctx, enf.RuleRef)
-		if errors.Is(err, store.ErrNotFound) {
-			return q.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was deleted before its execution was created")
-		}
-		if err != nil {
-			return err
-		}
-		if !rule.Enabled {
-			return q.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+rule.Ref+" was disabled before its execution was created")
-		}
-		exec, err := createExecution(ctx, q, rule.ActionRef, enf.Config, &enf.ID)
-		if err != nil {
-			return err
-		}
-		if exec.Status == store.ExecutionRequested {
-			requested = append(requested, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef})
-		}
-		return q.EnforcementResolve(ctx, enf.ID, store.EnforcementProcessed, "")
-	})
-	if err != nil {
-		return fmt.Errorf("process enforcement %d: %w", p.EnforcementID, err)
+	enf, err := m.deps.Store.EnforcementGetTarget(ctx, p.EnforcementID)
+	if errors.Is(err, store.ErrNotFound) {
+		return broker.Permanent(err)
 	}
-	return broker.Send(ctx, m.deps.Broker, requested...)
+	if err != nil || enf.Status != store.EnforcementCreated {
+		return err
+	}
+	switch {
+	case enf.ActionRef == "":
+		return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was deleted before its execution was created")
+	case !enf.RuleEnabled:
+		return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was disabled before its execution was created")
+	}
+	insert, err := m.executionFor(ctx, enf.ActionRef, enf.Config)
+	if err != nil {
+		return err
+	}
+	insert.EnforcementID = &enf.ID
+	exec, created, err := m.deps.Store.ExecutionInsertForEnforcement(ctx, insert)
+	if err != nil || !created || exec.Status != store.ExecutionRequested {
+		return err
+	}
+	return broker.Send(ctx, m.deps.Broker, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef})
 }
 
-// createExecution records an execution of actionRef with params checked against the
+// executionFor describes the execution of actionRef with params checked against the
 // action's schema and its defaults applied. Parameters that do not fit, or an action that
 // does not exist, give an execution that is failed from the start with the reason, so the
 // operator sees what went wrong where they look for the execution.
-func createExecution(ctx context.Context, q *store.Queries, actionRef string, params json.RawMessage, enforcement *int64) (store.Execution, error) {
-	insert := store.ExecutionInsertParams{ActionRef: actionRef, Parameters: params, EnforcementID: enforcement}
-	action, err := q.ActionGetByRef(ctx, actionRef)
+func (m *Module) executionFor(ctx context.Context, actionRef string, params json.RawMessage) (store.ExecutionInsertParams, error) {
+	insert := store.ExecutionInsertParams{ActionRef: actionRef, Parameters: params}
+	action, err := m.deps.Store.ActionGetByRef(ctx, actionRef)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		insert.Status, insert.Reason = store.ExecutionFailed, fmt.Sprintf("action %s does not exist", actionRef)
 	case err != nil:
-		return store.Execution{}, err
+		return insert, err
 	case !action.Enabled:
 		insert.Status, insert.Reason = store.ExecutionFailed, fmt.Sprintf("action %s is disabled", actionRef)
 	default:
@@ -82,5 +72,5 @@ func createExecution(ctx context.Context, q *store.Queries, actionRef string, pa
 		insert.Parameters = checked
 		insert.TimeoutSeconds = &action.TimeoutSeconds
 	}
-	return q.ExecutionInsert(ctx, insert)
+	return insert, nil
 }

@@ -20,8 +20,12 @@ import (
 // Store is what the executor reads and writes.
 type Store interface {
 	ActionGetByRef(ctx context.Context, ref string) (store.Action, error)
+	EnforcementGetTarget(ctx context.Context, id int64) (store.EnforcementTarget, error)
+	EnforcementResolve(ctx context.Context, id int64, status, reason string) error
 	ExecutionGet(ctx context.Context, id int64) (store.Execution, error)
+	ExecutionInsertForEnforcement(ctx context.Context, p store.ExecutionInsertParams) (store.Execution, bool, error)
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
+	ExecutionSchedule(ctx context.Context, id int64, p store.WorkerPickParams) (store.Execution, bool, error)
 	WorkerPick(ctx context.Context, p store.WorkerPickParams) (store.Worker, error)
 	InTx(ctx context.Context, fn func(q *store.Queries) error) error
 }

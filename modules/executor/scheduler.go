@@ -19,7 +19,22 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
-	exec, err := m.deps.Store.ExecutionGet(ctx, p.ExecutionID)
+	action, err := m.deps.Store.ActionGetByRef(ctx, p.ActionRef)
+	if errors.Is(err, store.ErrNotFound) {
+		return m.fail(ctx, p.ExecutionID, fmt.Sprintf("action %s was deleted before the execution was scheduled", p.ActionRef))
+	}
+	if err != nil {
+		return err
+	}
+	// The hot path: pick a worker and schedule in one statement.
+	exec, ok, err := m.deps.Store.ExecutionSchedule(ctx, p.ExecutionID, m.pickParams(action))
+	if err != nil {
+		return err
+	}
+	if ok {
+		return m.dispatch(ctx, exec, action)
+	}
+	exec, err = m.deps.Store.ExecutionGet(ctx, p.ExecutionID)
 	if errors.Is(err, store.ErrNotFound) {
 		return broker.Permanent(err)
 	}
@@ -28,42 +43,43 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	}
 	switch exec.Status {
 	case store.ExecutionRequested:
-		return m.schedule(ctx, exec)
+		return m.scheduleWhenWorker(ctx, exec, action)
 	case store.ExecutionScheduled:
-		return m.dispatch(ctx, exec)
+		return m.dispatch(ctx, exec, action)
 	default:
 		return nil
 	}
 }
 
-func (m *Module) schedule(ctx context.Context, exec store.Execution) error {
-	fail := func(reason string) error {
-		_, _, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
-			ID: exec.ID, From: []string{store.ExecutionRequested}, To: store.ExecutionFailed, Reason: reason,
-		})
-		return err
-	}
-	action, err := m.deps.Store.ActionGetByRef(ctx, exec.ActionRef)
-	if errors.Is(err, store.ErrNotFound) {
-		return fail(fmt.Sprintf("action %s was deleted before the execution was scheduled", exec.ActionRef))
-	}
-	if err != nil {
-		return err
-	}
-	w, err := m.pickWorker(ctx, exec, action.RunnerType)
-	if errors.Is(err, store.ErrNotFound) {
-		return fail(fmt.Sprintf("no live worker can run runner %q", action.RunnerType))
-	}
-	if err != nil {
-		return err
-	}
-	scheduled, ok, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
-		ID: exec.ID, From: []string{store.ExecutionRequested}, To: store.ExecutionScheduled, Worker: &w.ID,
+func (m *Module) pickParams(action store.Action) store.WorkerPickParams {
+	return store.WorkerPickParams{Runner: action.RunnerType, AliveWithin: m.cfg.WorkerAliveWithin}
+}
+
+func (m *Module) fail(ctx context.Context, id int64, reason string) error {
+	_, _, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
+		ID: id, From: []string{store.ExecutionRequested}, To: store.ExecutionFailed, Reason: reason,
 	})
-	if err != nil || !ok {
-		return err // !ok: another scheduler or a cancel got there first
+	return err
+}
+
+// scheduleWhenWorker is the slow path, taken when no worker could be picked: it waits for one
+// while the execution is young, and fails the execution when none comes.
+func (m *Module) scheduleWhenWorker(ctx context.Context, exec store.Execution, action store.Action) error {
+	if _, err := m.pickWorker(ctx, exec, action.RunnerType); errors.Is(err, store.ErrNotFound) {
+		return m.fail(ctx, exec.ID, fmt.Sprintf("no live worker can run runner %q", action.RunnerType))
+	} else if err != nil {
+		return err
 	}
-	return m.dispatch(ctx, scheduled)
+	scheduled, ok, err := m.deps.Store.ExecutionSchedule(ctx, exec.ID, m.pickParams(action))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// The worker went away again, or another scheduler or a cancel got there first:
+		// retrying the message sorts out which.
+		return fmt.Errorf("schedule execution %d: no worker on the second try", exec.ID)
+	}
+	return m.dispatch(ctx, scheduled, action)
 }
 
 // pickWorker finds a live worker for runner. While the execution is young it waits for one to
@@ -87,11 +103,21 @@ func (m *Module) pickWorker(ctx context.Context, exec store.Execution, runner st
 // worker is the exception (start-up, every worker down), not the path executions take.
 const noWorkerPoll = 250 * time.Millisecond
 
-func (m *Module) dispatch(ctx context.Context, exec store.Execution) error {
+func (m *Module) dispatch(ctx context.Context, exec store.Execution, action store.Action) error {
 	if exec.Worker == nil {
 		return broker.Permanent(fmt.Errorf("execution %d is scheduled on no worker", exec.ID))
 	}
-	err := broker.Send(ctx, m.deps.Broker, broker.ExecutionDispatched{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Worker: *exec.Worker})
+	timeout := action.TimeoutSeconds
+	if exec.TimeoutSeconds != nil {
+		timeout = *exec.TimeoutSeconds
+	}
+	err := broker.Send(ctx, m.deps.Broker, broker.ExecutionDispatched{
+		ExecutionID: exec.ID, ActionRef: exec.ActionRef, Worker: *exec.Worker,
+		Action: broker.ActionSnapshot{
+			RunnerType: action.RunnerType, PackRef: action.PackRef, PackPath: action.PackPath, EntryPoint: action.EntryPoint,
+			OutputFormat: action.OutputFormat, TimeoutSeconds: timeout,
+		},
+	})
 	if errors.Is(err, broker.ErrUnroutable) {
 		// The worker's queue is gone with the worker; the sweeper abandons its executions.
 		m.deps.Logger.WarnContext(ctx, "worker has no queue; leaving the execution to the sweeper",

@@ -99,7 +99,7 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 		// keeps this from ever happening twice; finish it as failed rather than run it here.
 		return m.finish(ctx, exec, runner.Result{Error: "dispatched to the wrong worker"}, store.ExecutionFailed)
 	}
-	job, err := m.job(ctx, exec)
+	job, err := m.job(exec, p.Action)
 	if err != nil {
 		return m.finish(ctx, exec, runner.Result{Error: err.Error()}, store.ExecutionFailed)
 	}
@@ -166,34 +166,33 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, result runner
 	})
 }
 
-// job resolves what to run from the execution and its action.
-func (m *Module) job(ctx context.Context, exec store.Execution) (runner.Job, error) {
-	action, err := m.deps.Store.ActionGetByRef(ctx, exec.ActionRef)
-	if err != nil {
-		return runner.Job{}, fmt.Errorf("load action %s: %w", exec.ActionRef, err)
-	}
+// job resolves what to run from the execution and the action snapshot of its dispatch.
+func (m *Module) job(exec store.Execution, action broker.ActionSnapshot) (runner.Job, error) {
 	var params map[string]any
 	if err := json.Unmarshal(exec.Parameters, &params); err != nil {
 		return runner.Job{}, fmt.Errorf("decode parameters: %w", err)
 	}
-	timeout := time.Duration(action.TimeoutSeconds) * time.Second
-	if exec.TimeoutSeconds != nil {
-		timeout = time.Duration(*exec.TimeoutSeconds) * time.Second
+	if action.TimeoutSeconds <= 0 {
+		return runner.Job{}, fmt.Errorf("dispatch of execution %d carries no timeout", exec.ID)
 	}
 	job := runner.Job{
 		ExecutionID:  exec.ID,
 		ActionRef:    exec.ActionRef,
 		RunnerType:   action.RunnerType,
 		Parameters:   params,
-		Timeout:      timeout,
+		Timeout:      time.Duration(action.TimeoutSeconds) * time.Second,
 		OutputFormat: action.OutputFormat,
 	}
 	if action.RunnerType != "shell" {
 		return job, nil
 	}
-	dir, err := m.packDir(ctx, action.PackRef)
-	if err != nil {
-		return runner.Job{}, err
+	// The core pack lives in the binary; this worker wrote its scripts out at start.
+	dir := action.PackPath
+	if action.PackRef == "core" {
+		dir = m.coreDir
+	}
+	if dir == "" {
+		return runner.Job{}, fmt.Errorf("pack %s has no directory on disk", action.PackRef)
 	}
 	job.WorkDir = dir
 	if action.EntryPoint != "" {
@@ -206,22 +205,6 @@ func (m *Module) job(ctx context.Context, exec store.Execution) (runner.Job, err
 	}
 	job.Command = cmd
 	return job, nil
-}
-
-// packDir is where a pack's scripts are on this machine: the registered directory, or for
-// the built-in core pack the copy this worker wrote at start.
-func (m *Module) packDir(ctx context.Context, packRef string) (string, error) {
-	if packRef == "core" {
-		return m.coreDir, nil
-	}
-	p, err := m.deps.Store.PackGetByRef(ctx, packRef)
-	if err != nil {
-		return "", fmt.Errorf("load pack %s: %w", packRef, err)
-	}
-	if p.Path == "" {
-		return "", fmt.Errorf("pack %s has no directory on disk", packRef)
-	}
-	return p.Path, nil
 }
 
 // handleCancel stops a running execution of this worker.

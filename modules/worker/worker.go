@@ -27,8 +27,6 @@ type Store interface {
 	WorkerHeartbeat(ctx context.Context, name string) error
 	WorkerSetInactive(ctx context.Context, name string) error
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
-	ActionGetByRef(ctx context.Context, ref string) (store.Action, error)
-	PackGetByRef(ctx context.Context, ref string) (store.Pack, error)
 }
 
 // Config describes this worker.

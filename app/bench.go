@@ -1,0 +1,380 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/broker/amqpbroker"
+	"github.com/attune-go/attune/broker/membroker"
+	"github.com/attune-go/attune/modules/executor"
+	"github.com/attune-go/attune/modules/pack"
+	"github.com/attune-go/attune/modules/rules"
+	"github.com/attune-go/attune/modules/worker"
+	"github.com/attune-go/attune/store"
+)
+
+type benchConfig struct {
+	events      int
+	brokers     string
+	databaseURL string
+	amqpURL     string
+	concurrency int
+	spawns      int
+	json        bool
+	timeout     time.Duration
+}
+
+// benchResult is one broker's figures; its JSON form is what --json prints.
+type benchResult struct {
+	Broker           string  `json:"broker"`
+	Executions       int     `json:"executions"`
+	ExecutionsPerSec float64 `json:"executions_per_sec"`
+	P50ms            float64 `json:"p50_ms"`
+	P99ms            float64 `json:"p99_ms"`
+	SpawnPerSec      float64 `json:"spawn_per_sec"`
+	Ratio            float64 `json:"ratio"`
+}
+
+func newBenchCommand(streams Streams) *cobra.Command {
+	var cfg benchConfig
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure executions per second through the whole pipeline",
+		Long: `Pushes --events events through the whole pipeline (event, rule match, enforcement,
+execution, scheduling, a worker running "/bin/sh -c true", completion) with every role in this
+process, once per broker, and prints executions per second and the event-to-completed latency
+(p50, p99) next to the raw rate of "/bin/sh -c true" spawns measured in the same run.
+
+Each run uses a fresh database created next to the one --database-url names (and dropped
+after), and a namespace of its own on RabbitMQ, so it can run beside a live installation.`,
+		Example: `  attune bench --events 5000
+  attune bench --brokers rabbitmq --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return usageError{err}
+			}
+			if cfg.events < 1 || cfg.concurrency < 1 {
+				return usageError{errors.New("--events and --concurrency must be at least 1")}
+			}
+			return runBench(cmd.Context(), cfg, streams)
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&cfg.events, "events", 2000, "events to push through the pipeline per broker")
+	fs.StringVar(&cfg.brokers, "brokers", "inprocess,rabbitmq", "brokers to measure: inprocess, rabbitmq, or both")
+	fs.StringVar(&cfg.databaseURL, "database-url", defaultDatabaseURL, "PostgreSQL server to create the benchmark databases on")
+	fs.StringVar(&cfg.amqpURL, "amqp-url", "amqp://guest:guest@localhost:5672/", "RabbitMQ for the rabbitmq run")
+	fs.IntVar(&cfg.concurrency, "concurrency", 2*runtime.NumCPU(), "actions the worker runs at once")
+	fs.IntVar(&cfg.spawns, "spawns", 3000, "spawns of /bin/sh -c true for the raw spawn rate")
+	fs.BoolVar(&cfg.json, "json", false, "print one JSON object per broker")
+	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up on a run after this long")
+	bindEnv(fs, "database-url", "ATTUNE_DATABASE_URL")
+	bindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
+	return cmd
+}
+
+func runBench(ctx context.Context, cfg benchConfig, streams Streams) error {
+	logger := slog.New(slog.NewTextHandler(streams.Err, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var results []benchResult
+	for _, name := range strings.Split(cfg.brokers, ",") {
+		name = strings.TrimSpace(name)
+		if name != "inprocess" && name != "rabbitmq" {
+			return usageError{fmt.Errorf("invalid --brokers %q: want inprocess, rabbitmq or both", cfg.brokers)}
+		}
+		spawnRate, err := measureSpawns(ctx, cfg.spawns)
+		if err != nil {
+			return err
+		}
+		r, err := benchOnce(ctx, cfg, name, logger)
+		if err != nil {
+			return fmt.Errorf("bench %s: %w", name, err)
+		}
+		r.SpawnPerSec = spawnRate
+		r.Ratio = r.ExecutionsPerSec / spawnRate
+		results = append(results, r)
+		if err := printBench(streams.Out, r, cfg.json); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func printBench(w io.Writer, r benchResult, asJSON bool) error {
+	if asJSON {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, string(b))
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%-10s %6d executions  %8.1f executions/s  p50 %7.1f ms  p99 %7.1f ms  |  sh -c true %7.1f spawns/s  ratio %.2f\n",
+		r.Broker, r.Executions, r.ExecutionsPerSec, r.P50ms, r.P99ms, r.SpawnPerSec, r.Ratio)
+	return err
+}
+
+// measureSpawns is the ceiling a shell action cannot beat on this machine: how fast two
+// goroutines can run /bin/sh -c true with its output captured, as a worker does.
+func measureSpawns(ctx context.Context, n int) (float64, error) {
+	start := time.Now()
+	g, ctx := errgroup.WithContext(ctx)
+	per := n / 2
+	for range 2 {
+		g.Go(func() error {
+			for range per {
+				var out, errb strings.Builder
+				c := exec.CommandContext(ctx, "/bin/sh", "-c", "true")
+				c.Stdout, c.Stderr = &out, &errb
+				if err := c.Run(); err != nil {
+					return fmt.Errorf("spawn /bin/sh -c true: %w", err)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	return float64(2*per) / time.Since(start).Seconds(), nil
+}
+
+// benchOnce runs the pipeline on a fresh database and broker namespace.
+func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *slog.Logger) (benchResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	dbURL, drop, err := benchDatabase(ctx, cfg.databaseURL)
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer drop()
+	pool, err := openPool(ctx, dbURL, logger)
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer pool.Close()
+	if err := prepareSchema(ctx, pool, true, logger); err != nil {
+		return benchResult{}, err
+	}
+	st := store.NewStore(pool)
+	if err := registerBenchPack(ctx, st); err != nil {
+		return benchResult{}, err
+	}
+
+	opts := broker.Options{Namespace: broker.Namespace("bench." + uuid.NewString()[:8]), Logger: logger}
+	var br broker.Broker
+	if brokerName == "inprocess" {
+		br = membroker.New(opts)
+	} else {
+		ab, err := amqpbroker.New(ctx, amqpbroker.Config{URL: cfg.amqpURL, Options: opts})
+		if err != nil {
+			return benchResult{}, err
+		}
+		defer func() { _ = ab.Teardown() }()
+		br = ab
+	}
+	defer br.Close()
+
+	mods, err := benchModules(cfg, st, br, logger)
+	if err != nil {
+		return benchResult{}, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(runCtx)
+	for _, m := range mods {
+		g.Go(func() error { return m.Run(gctx) })
+	}
+	defer func() {
+		stop()
+		_ = g.Wait()
+	}()
+	if err := waitWorker(ctx, st); err != nil {
+		return benchResult{}, err
+	}
+	if err := fireBenchEvents(ctx, st, br, cfg.events); err != nil {
+		return benchResult{}, err
+	}
+	if err := waitFinished(ctx, pool, cfg.events); err != nil {
+		return benchResult{}, err
+	}
+	return benchFigures(ctx, pool, brokerName, cfg.events)
+}
+
+func benchModules(cfg benchConfig, st *store.Store, br broker.Broker, logger *slog.Logger) ([]module, error) {
+	w, err := worker.New(worker.Config{Name: "bench-" + uuid.NewString()[:8], Concurrency: cfg.concurrency},
+		worker.Deps{Logger: logger, Store: st, Broker: br})
+	if err != nil {
+		return nil, err
+	}
+	e, err := executor.New(executor.Config{Prefetch: 64}, executor.Deps{Logger: logger, Store: st, Broker: br})
+	if err != nil {
+		return nil, err
+	}
+	r, err := rules.New(rules.Config{Prefetch: 64}, rules.Deps{Logger: logger, Store: st, Broker: br})
+	if err != nil {
+		return nil, err
+	}
+	return []module{w, e, r}, nil
+}
+
+// registerBenchPack adds a trigger and a rule running core.local "true" for each of its events.
+func registerBenchPack(ctx context.Context, st *store.Store) error {
+	core, err := pack.Core()
+	if err != nil {
+		return err
+	}
+	if _, err := pack.Register(ctx, st, core); err != nil {
+		return err
+	}
+	_, err = st.PackRegister(ctx, store.PackRegistration{
+		Pack:     store.Pack{Ref: "bench", Label: "Benchmark"},
+		Triggers: []store.Trigger{{Ref: "bench.tick"}},
+		Rules: []store.Rule{{Ref: "bench.run", TriggerRef: "bench.tick", ActionRef: "core.local", Enabled: true,
+			ActionParams: json.RawMessage(`{"cmd": "true"}`)}},
+	})
+	return err
+}
+
+func waitWorker(ctx context.Context, st *store.Store) error {
+	for {
+		if _, err := st.WorkerPick(ctx, store.WorkerPickParams{Runner: "shell", AliveWithin: time.Minute}); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the worker: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// fireBenchEvents injects n events as the API would, from 4 goroutines.
+func fireBenchEvents(ctx context.Context, st *store.Store, br broker.Broker, n int) error {
+	g, ctx := errgroup.WithContext(ctx)
+	var mu sync.Mutex
+	next := 0
+	for range 4 {
+		g.Go(func() error {
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= n {
+					return nil
+				}
+				ev, err := st.EventInsert(ctx, store.EventInsertParams{TriggerRef: "bench.tick", Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)), Source: "bench"})
+				if err != nil {
+					return err
+				}
+				if err := broker.Send(ctx, br, broker.EventCreated{EventID: ev.ID, TriggerRef: ev.TriggerRef}); err != nil {
+					return err
+				}
+			}
+		})
+	}
+	return g.Wait()
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// waitFinished polls until n executions are terminal: the harness's own loop, not the
+// pipeline's.
+func waitFinished(ctx context.Context, db querier, n int) error {
+	for {
+		var done int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM attune.execution WHERE finished_at IS NOT NULL`).Scan(&done); err != nil {
+			return fmt.Errorf("count finished executions: %w", err)
+		}
+		if done >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d executions finished: %w", done, n, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func benchFigures(ctx context.Context, db querier, brokerName string, n int) (benchResult, error) {
+	var failed int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM attune.execution WHERE status <> 'completed'`).Scan(&failed); err != nil {
+		return benchResult{}, err
+	}
+	if failed > 0 {
+		return benchResult{}, fmt.Errorf("%d of %d executions did not complete", failed, n)
+	}
+	var span float64
+	if err := db.QueryRow(ctx, `SELECT extract(epoch FROM (SELECT max(finished_at) FROM attune.execution) - (SELECT min(created) FROM attune.event))`).Scan(&span); err != nil {
+		return benchResult{}, err
+	}
+	rows, err := db.Query(ctx, `SELECT extract(epoch FROM x.finished_at - ev.created) * 1000
+		FROM attune.execution x JOIN attune.enforcement en ON x.enforcement = en.id JOIN attune.event ev ON en.event = ev.id`)
+	if err != nil {
+		return benchResult{}, err
+	}
+	lat, err := pgx.CollectRows(rows, pgx.RowTo[float64])
+	if err != nil {
+		return benchResult{}, err
+	}
+	slices.Sort(lat)
+	return benchResult{
+		Broker:           brokerName,
+		Executions:       n,
+		ExecutionsPerSec: float64(n) / span,
+		P50ms:            percentile(lat, 0.50),
+		P99ms:            percentile(lat, 0.99),
+	}, nil
+}
+
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(int(p*float64(len(sorted))), len(sorted)-1)]
+}
+
+// benchDatabase creates a database for one run next to the one url names, and returns its
+// URL and a function that drops it.
+func benchDatabase(ctx context.Context, base string) (string, func(), error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", nil, usageError{fmt.Errorf("invalid --database-url: %w", err)}
+	}
+	name := "attune_bench_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
+	u.Path = "/" + name
+	admin := *u
+	admin.Path = "/postgres"
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, admin.String())
+		if err != nil {
+			return
+		}
+		defer conn.Close(ctx)
+		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	}
+	return u.String(), drop, nil
+}
