@@ -93,7 +93,6 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 
 func runBench(ctx context.Context, cfg benchConfig, streams Streams) error {
 	logger := slog.New(slog.NewTextHandler(streams.Err, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var results []benchResult
 	for _, name := range strings.Split(cfg.brokers, ",") {
 		name = strings.TrimSpace(name)
 		if name != "inprocess" && name != "rabbitmq" {
@@ -109,7 +108,6 @@ func runBench(ctx context.Context, cfg benchConfig, streams Streams) error {
 		}
 		r.SpawnPerSec = spawnRate
 		r.Ratio = r.ExecutionsPerSec / spawnRate
-		results = append(results, r)
 		if err := printBench(streams.Out, r, cfg.json); err != nil {
 			return err
 		}

@@ -1,0 +1,70 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+)
+
+func newPackCommand(streams Streams) *cobra.Command {
+	var api apiFlags
+	cmd := &cobra.Command{
+		Use:   "pack",
+		Short: "Manage packs through the API",
+		Long: `Packs bundle actions, triggers, sensors, rules and policies. These commands ask a running
+Attune API (a process with the api role) to act on them.`,
+	}
+	api.register(cmd.PersistentFlags())
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if err := applyEnv(cmd.Flags()); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+	cmd.AddCommand(newPackRegisterCommand(streams, &api))
+	return cmd
+}
+
+func newPackRegisterCommand(streams Streams, api *apiFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "register DIR",
+		Short: "Register the pack in DIR, or update it if it is registered",
+		Long: `Registers the pack in directory DIR through the API: the server loads and validates the whole
+pack and writes it whole, so a broken pack is refused whole with the file and
+field at fault, and nothing of it is written. Registering again updates the pack.
+
+The server reads DIR from its own disk, and its workers later run the pack's scripts from
+there: DIR is made absolute here and must name the same directory on the server, so this
+command and the server must share a filesystem (the same machine, or the same mount).`,
+		Example: `  attune pack register ./packs/demo
+  attune pack register --api-url=http://attune-api:8080 /srv/attune/packs/demo
+  ATTUNE_API_URL=http://attune-api:8080 attune pack register /srv/attune/packs/demo`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			dir, err := filepath.Abs(args[0])
+			if err != nil {
+				return fmt.Errorf("register pack %s: %w", args[0], err)
+			}
+			var registered struct {
+				Ref  string `json:"ref"`
+				Path string `json:"path"`
+			}
+			err = client.do(cmd.Context(), http.MethodPost, "/api/v1/packs/register", map[string]string{"path": dir}, &registered)
+			if err != nil {
+				// The API's message names the pack directory, the file and the field already.
+				return err
+			}
+			if registered.Path == "" {
+				registered.Path = dir
+			}
+			_, err = fmt.Fprintf(streams.Out, "registered pack %s (%s)\n", registered.Ref, registered.Path)
+			return err
+		},
+	}
+}
