@@ -46,8 +46,12 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-bench: ## run the benchmarks (see docs/benchmarks.md)
+comma := ,
+BENCH_BROKERS := inprocess$(if $(ATTUNE_TEST_AMQP_URL),$(comma)rabbitmq)
+
+bench: build ## run the Go benchmarks, then attune bench through the whole pipeline (see docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	./$(BIN) bench --brokers $(BENCH_BROKERS) --events 5000
 
 clean: ## remove build output
 	rm -rf bin
