@@ -18,6 +18,7 @@ import (
 	"github.com/attune-go/attune/modules/api"
 	"github.com/attune-go/attune/modules/executor"
 	"github.com/attune-go/attune/modules/rules"
+	"github.com/attune-go/attune/modules/sensor"
 	"github.com/attune-go/attune/modules/worker"
 	"github.com/attune-go/attune/store"
 )
@@ -136,6 +137,9 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 			}, executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker}))
 		case RoleSensor:
 			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker}))
+			if err == nil {
+				err = add(sensor.New(sensor.Config{}, sensor.Deps{Logger: log, Store: infra.store, Broker: infra.broker}))
+			}
 		case RoleAPI:
 			err = add(api.New(api.Config{}, api.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Routes: infra.http.echo.Group("/api/v1")}))
 		}

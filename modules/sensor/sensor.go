@@ -1,0 +1,158 @@
+// Package sensor is the sensor role's built-in timers: one replica at a time leads and fires an
+// event for each tick of every enabled rule on core.intervaltimer, core.crontimer or
+// core.datetimetimer, meant for that rule only.
+package sensor
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/store"
+)
+
+// Store is what the timers read and write.
+type Store interface {
+	RuleListEnabled(ctx context.Context) ([]store.Rule, error)
+	TimerTickPrune(ctx context.Context, before time.Time) (int64, error)
+	InTx(ctx context.Context, fn func(q *store.Queries) error) error
+	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
+	Lead(ctx context.Context, key string, logger *slog.Logger, fn func(ctx context.Context) error) error
+}
+
+// Config tunes the timers.
+type Config struct {
+	// RefreshInterval is how often the schedules are rebuilt from the rules when no change
+	// was notified, in case a notification was missed. Default 30s.
+	RefreshInterval time.Duration
+	// Grace is how late a tick may still be fired: one due while the leadership changed
+	// hands, or whose first attempt failed. Later ones are skipped. Default 10s.
+	Grace time.Duration
+	// TickRetention is how long fired ticks are remembered; it must exceed Grace by far.
+	// Default 24h.
+	TickRetention time.Duration
+	// PruneInterval is how often the leader forgets ticks older than TickRetention.
+	// Default 1h.
+	PruneInterval time.Duration
+}
+
+// Deps are the timers' collaborators.
+type Deps struct {
+	Logger *slog.Logger
+	Store  Store
+	Broker broker.Broker
+}
+
+// Module runs the timers.
+type Module struct {
+	cfg     Config
+	deps    Deps
+	leading atomic.Bool
+}
+
+// LeaderKey names the leadership the timers are fired under.
+const LeaderKey = "attune_timer_leader"
+
+// rulesChangedChannel is the NOTIFY channel a trigger on attune.rule signals (see migration
+// 00003). The rules module names it too; modules do not import each other, so it is repeated.
+const rulesChangedChannel = "attune_rules_changed"
+
+// New checks the configuration.
+func New(cfg Config, deps Deps) (*Module, error) {
+	if deps.Logger == nil || deps.Store == nil || deps.Broker == nil {
+		return nil, errors.New("sensor: Logger, Store and Broker are required")
+	}
+	cfg.RefreshInterval = cmp.Or(cfg.RefreshInterval, 30*time.Second)
+	cfg.Grace = cmp.Or(cfg.Grace, 10*time.Second)
+	cfg.TickRetention = cmp.Or(cfg.TickRetention, 24*time.Hour)
+	cfg.PruneInterval = cmp.Or(cfg.PruneInterval, time.Hour)
+	return &Module{cfg: cfg, deps: deps}, nil
+}
+
+// Name implements the role module contract.
+func (m *Module) Name() string { return "sensor" }
+
+// Leading reports whether this replica is firing the timers now.
+func (m *Module) Leading() bool { return m.leading.Load() }
+
+// Run fires the timers while this replica leads, and waits to lead otherwise, until ctx ends.
+func (m *Module) Run(ctx context.Context) error {
+	return m.deps.Store.Lead(ctx, LeaderKey, m.deps.Logger, m.lead)
+}
+
+// lead is the leader's work: keep one timer per timer rule, following rule changes, until ctx
+// ends with the leadership. Its timers have stopped when it returns.
+func (m *Module) lead(ctx context.Context) error {
+	m.leading.Store(true)
+	defer m.leading.Store(false)
+	changed := make(chan struct{}, 1)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return m.deps.Store.Listen(ctx, rulesChangedChannel, m.deps.Logger, func(listening bool) {
+			// true comes with every notification and after every reconnection, when changes
+			// may have been missed; either way the rules are read again.
+			if listening {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			}
+		})
+	})
+	g.Go(func() error { return m.schedule(ctx, changed) })
+	return g.Wait()
+}
+
+// schedule rebuilds the timers from the enabled rules at the start, on each change and every
+// RefreshInterval, and prunes old ticks every PruneInterval.
+func (m *Module) schedule(ctx context.Context, changed <-chan struct{}) error {
+	timers := make(map[string]*timer)
+	defer func() {
+		for _, t := range timers {
+			t.halt()
+		}
+	}()
+	refresh := time.NewTicker(m.cfg.RefreshInterval)
+	defer refresh.Stop()
+	// The first build of a leadership fires ticks the previous leader may have missed while
+	// the leadership changed hands.
+	catchUp := true
+	var pruned time.Time
+	for {
+		rules, err := m.deps.Store.RuleListEnabled(ctx)
+		switch {
+		case err == nil:
+			m.sync(ctx, timers, rules, catchUp)
+			catchUp = false
+		case ctx.Err() == nil:
+			// The timers already running keep going; the next refresh tries again.
+			m.deps.Logger.WarnContext(ctx, "load timer rules", "err", err)
+		}
+		if time.Since(pruned) >= m.cfg.PruneInterval {
+			pruned = time.Now()
+			m.prune(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-refresh.C:
+		}
+	}
+}
+
+func (m *Module) prune(ctx context.Context) {
+	n, err := m.deps.Store.TimerTickPrune(ctx, time.Now().Add(-m.cfg.TickRetention))
+	switch {
+	case err != nil && ctx.Err() == nil:
+		m.deps.Logger.WarnContext(ctx, "prune timer ticks", "err", err)
+	case n > 0:
+		m.deps.Logger.DebugContext(ctx, "pruned timer ticks", "ticks", n)
+	}
+}
