@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +41,7 @@ type benchConfig struct {
 	spawns      int
 	json        bool
 	timeout     time.Duration
+	cpuProfile  string
 }
 
 // benchResult is one broker's figures; its JSON form is what --json prints.
@@ -86,6 +89,7 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 	fs.IntVar(&cfg.spawns, "spawns", 3000, "spawns of /bin/sh -c true for the raw spawn rate")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object per broker")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up on a run after this long")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof reads it)")
 	bindEnv(fs, "database-url", "ATTUNE_DATABASE_URL")
 	bindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
 	return cmd
@@ -93,6 +97,17 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 
 func runBench(ctx context.Context, cfg benchConfig, streams Streams) error {
 	logger := slog.New(slog.NewTextHandler(streams.Err, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("create --cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, name := range strings.Split(cfg.brokers, ",") {
 		name = strings.TrimSpace(name)
 		if name != "inprocess" && name != "rabbitmq" {

@@ -164,3 +164,58 @@ func (q *Queries) EnforcementListStale(ctx context.Context, before time.Time, li
 	}
 	return out, nil
 }
+
+// EnforcementMatch is one rule's verdict on an event, for EventEnforce.
+type EnforcementMatch struct {
+	RuleRef    string
+	Conditions json.RawMessage
+	Config     json.RawMessage
+	// Reason, when set, records why the rule could not be evaluated or rendered.
+	Reason string
+}
+
+// EventEnforce marks event id evaluated and records an enforcement per match, in one
+// statement. When the event was evaluated already (a redelivered event.created), it writes
+// nothing and returns nothing. It returns the enforcements created and still to be
+// processed: the ones to announce.
+func (q *Queries) EventEnforce(ctx context.Context, id int64, matches []EnforcementMatch) ([]Enforcement, error) {
+	refs := make([]string, len(matches))
+	statuses := make([]string, len(matches))
+	conds := make([]string, len(matches))
+	configs := make([]string, len(matches))
+	reasons := make([]*string, len(matches))
+	for i, m := range matches {
+		refs[i], conds[i], configs[i] = m.RuleRef, string(jsonOr(m.Conditions, "[]")), string(jsonOr(m.Config, "{}"))
+		statuses[i] = EnforcementCreated
+		if m.Reason != "" {
+			statuses[i], reasons[i] = EnforcementProcessed, &matches[i].Reason
+		}
+	}
+	rows, err := q.db.Query(ctx, `
+		WITH ev AS (
+			UPDATE attune.event SET rules_evaluated_at = now()
+			WHERE id = $1 AND rules_evaluated_at IS NULL
+			RETURNING id, trigger_ref, payload)
+		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at)
+		SELECT r.id, m.rule_ref, ev.trigger_ref, ev.id, m.status, ev.payload, m.conditions::jsonb, m.config::jsonb, m.reason,
+			CASE WHEN m.status = 'created' THEN NULL ELSE now() END
+		FROM ev
+		CROSS JOIN unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS m(rule_ref, status, conditions, config, reason)
+		LEFT JOIN attune.rule r ON r.ref = m.rule_ref
+		ON CONFLICT (event, rule_ref) DO NOTHING
+		RETURNING `+enforcementColumns, id, refs, statuses, conds, configs, reasons)
+	if err != nil {
+		return nil, fmt.Errorf("enforce event %d: %w", id, translate(err))
+	}
+	created, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Enforcement, error) { return scanEnforcement(r) })
+	if err != nil {
+		return nil, fmt.Errorf("enforce event %d: %w", id, translate(err))
+	}
+	out := created[:0]
+	for _, e := range created {
+		if e.Status == EnforcementCreated {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}

@@ -208,17 +208,17 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 }
 
 // ExecutionSchedule moves a requested execution to scheduled on the live worker that can run
-// p.Runner with the most room left, in one statement: the scheduler's hot path. It reports
-// false when the execution is no longer requested or no worker is available; the caller
-// tells those apart on its slow path.
+// p.Runner with the most room left, in one statement: the scheduler's hot path. A worker
+// holding twice its concurrency is full; a little more than its concurrency keeps the next
+// dispatch waiting in its queue while it runs. It reports false when the execution is no
+// longer requested or every worker is full or gone; the caller tells those apart on its slow
+// path.
 func (q *Queries) ExecutionSchedule(ctx context.Context, id int64, p WorkerPickParams) (Execution, bool, error) {
 	e, err := scanExecution(q.db.QueryRow(ctx, `
 		WITH pick AS (
-			SELECT w.id FROM attune.worker w
-			LEFT JOIN attune.execution busy ON busy.worker = w.id AND busy.status IN ('scheduled', 'running', 'canceling')
-			WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => $3) AND $2 = ANY(w.runners)
-			GROUP BY w.id
-			ORDER BY count(busy.id)::float8 / w.concurrency, random()
+			SELECT w.id FROM (`+liveWorkers("$2", "$3")+`) w
+			WHERE w.load < 2 * w.concurrency
+			ORDER BY w.load::float8 / w.concurrency, random()
 			LIMIT 1)
 		UPDATE attune.execution SET status = 'scheduled', worker = pick.id
 		FROM pick WHERE execution.id = $1 AND execution.status = 'requested'
@@ -230,6 +230,45 @@ func (q *Queries) ExecutionSchedule(ctx context.Context, id int64, p WorkerPickP
 		return Execution{}, false, fmt.Errorf("schedule execution %d: %w", id, translate(err))
 	}
 	return e, true, nil
+}
+
+// ScheduleBlocker says why ExecutionSchedule scheduled nothing.
+type ScheduleBlocker struct {
+	// Status is the execution's status now; anything but requested means someone else
+	// moved it on.
+	Status string
+	// AnyWorker reports whether a live worker can run the runner at all, full or not.
+	AnyWorker bool
+}
+
+// ExecutionScheduleBlocker finds out, in one statement, why execution id could not be
+// scheduled for p.
+func (q *Queries) ExecutionScheduleBlocker(ctx context.Context, id int64, p WorkerPickParams) (ScheduleBlocker, error) {
+	var b ScheduleBlocker
+	err := q.db.QueryRow(ctx, `SELECT (SELECT status FROM attune.execution WHERE id = $1),
+		EXISTS (`+liveWorkers("$2", "$3")+`)`, id, p.Runner, p.AliveWithin.Seconds()).Scan(&b.Status, &b.AnyWorker)
+	if err != nil {
+		return ScheduleBlocker{}, fmt.Errorf("look into scheduling execution %d: %w", id, translate(err))
+	}
+	if b.Status == "" {
+		return ScheduleBlocker{}, fmt.Errorf("look into scheduling execution %d: %w", id, ErrNotFound)
+	}
+	return b, nil
+}
+
+// ExecutionListWaiting returns up to limit requested executions, oldest first: those that wait
+// for a worker with room.
+func (q *Queries) ExecutionListWaiting(ctx context.Context, limit int) ([]Execution, error) {
+	rows, err := q.db.Query(ctx, `SELECT `+executionColumns+` FROM attune.execution
+		WHERE status = 'requested' ORDER BY created, id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list waiting executions: %w", translate(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Execution, error) { return scanExecution(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list waiting executions: %w", translate(err))
+	}
+	return out, nil
 }
 
 // ExecutionListStale returns executions left in status since before before, for sweepers

@@ -190,3 +190,38 @@ func TestEnforcementExecutionInOneStatement(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok, "scheduled once")
 }
+
+func TestEventEnforceOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	seedPack(t, s)
+	ev, err := s.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook", Payload: json.RawMessage(`{"k":"v"}`)})
+	require.NoError(t, err)
+	matches := []store.EnforcementMatch{
+		{RuleRef: "demo.rule", Config: json.RawMessage(`{"x":1}`)},
+		{RuleRef: "demo.broken", Reason: "evaluate conditions: boom"},
+	}
+	created, err := s.EventEnforce(ctx, ev.ID, matches)
+	require.NoError(t, err)
+	require.Len(t, created, 1, "only the match to process is returned")
+	require.Equal(t, "demo.rule", created[0].RuleRef)
+	require.JSONEq(t, `{"x":1}`, string(created[0].Config))
+	require.JSONEq(t, `{"k":"v"}`, string(created[0].Payload))
+
+	all, total, err := s.EnforcementList(ctx, "", store.Page{Limit: 10})
+	require.NoError(t, err)
+	require.Equal(t, 2, total)
+	for _, e := range all {
+		if e.RuleRef == "demo.broken" {
+			require.Equal(t, store.EnforcementProcessed, e.Status)
+			require.Equal(t, "evaluate conditions: boom", *e.Reason)
+		}
+	}
+	again, err := s.EventEnforce(ctx, ev.ID, matches)
+	require.NoError(t, err)
+	require.Empty(t, again, "a redelivered event records nothing")
+	got, err := s.EventGet(ctx, ev.ID)
+	require.NoError(t, err)
+	require.NotNil(t, got.RulesEvaluatedAt)
+}

@@ -109,17 +109,25 @@ type WorkerPickParams struct {
 	AliveWithin time.Duration
 }
 
-// WorkerPick returns the live worker that can run p.Runner with the most room left, or
-// ErrNotFound when there is none.
+// workerLoad counts the executions a worker holds (scheduled, running or being cancelled),
+// stopping at twice its concurrency: a worker is never given more than that, so counting on
+// would only cost time while a backlog waits.
+const workerLoad = `(SELECT count(*) FROM (SELECT 1 FROM attune.execution held
+	WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling') LIMIT 2 * w.concurrency) x)`
+
+// liveWorkers selects the workers that are up and can run the runner in parameter runner,
+// heartbeating within the seconds in parameter alive, with their load.
+func liveWorkers(runner, alive string) string {
+	return `SELECT w.*, ` + workerLoad + ` AS load FROM attune.worker w
+	WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => ` + alive + `) AND ` + runner + ` = ANY(w.runners)`
+}
+
+// WorkerPick returns a live worker that can run p.Runner, the least loaded first, full or not,
+// or ErrNotFound when there is none.
 func (q *Queries) WorkerPick(ctx context.Context, p WorkerPickParams) (Worker, error) {
 	w, err := scanWorker(q.db.QueryRow(ctx, `
-		SELECT `+prefixed("w.", workerColumns)+`
-		FROM attune.worker w
-		LEFT JOIN attune.execution e ON e.worker = w.id AND e.status IN ('scheduled', 'running', 'canceling')
-		WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => $2) AND $1 = ANY(w.runners)
-		GROUP BY w.id
-		ORDER BY count(e.id)::float8 / w.concurrency, random()
-		LIMIT 1`, p.Runner, p.AliveWithin.Seconds()))
+		SELECT `+prefixed("w.", workerColumns)+` FROM (`+liveWorkers("$1", "$2")+`) w
+		ORDER BY w.load::float8 / w.concurrency, random() LIMIT 1`, p.Runner, p.AliveWithin.Seconds()))
 	if err != nil {
 		return Worker{}, fmt.Errorf("pick a worker for runner %s: %w", p.Runner, translate(err))
 	}

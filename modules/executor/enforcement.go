@@ -50,7 +50,7 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 // operator sees what went wrong where they look for the execution.
 func (m *Module) executionFor(ctx context.Context, actionRef string, params json.RawMessage) (store.ExecutionInsertParams, error) {
 	insert := store.ExecutionInsertParams{ActionRef: actionRef, Parameters: params}
-	action, err := m.deps.Store.ActionGetByRef(ctx, actionRef)
+	action, err := m.actions.Get(ctx, actionRef)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		insert.Status, insert.Reason = store.ExecutionFailed, fmt.Sprintf("action %s does not exist", actionRef)

@@ -26,8 +26,10 @@ type Store interface {
 	ExecutionInsertForEnforcement(ctx context.Context, p store.ExecutionInsertParams) (store.Execution, bool, error)
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
 	ExecutionSchedule(ctx context.Context, id int64, p store.WorkerPickParams) (store.Execution, bool, error)
-	WorkerPick(ctx context.Context, p store.WorkerPickParams) (store.Worker, error)
+	ExecutionListWaiting(ctx context.Context, limit int) ([]store.Execution, error)
+	ExecutionScheduleBlocker(ctx context.Context, id int64, p store.WorkerPickParams) (store.ScheduleBlocker, error)
 	InTx(ctx context.Context, fn func(q *store.Queries) error) error
+	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
 
 // Config tunes the executor.
@@ -58,6 +60,8 @@ type Deps struct {
 type Module struct {
 	cfg  Config
 	deps Deps
+	// actions caches what every execution reads; a listener drops it when actions change.
+	actions *store.RefCache[store.Action]
 }
 
 // New checks the configuration.
@@ -70,7 +74,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.NoWorkerTimeout = cmp.Or(cfg.NoWorkerTimeout, time.Minute)
 	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, 10*time.Second)
 	cfg.SweepAfter = cmp.Or(cfg.SweepAfter, 30*time.Second)
-	return &Module{cfg: cfg, deps: deps}, nil
+	return &Module{cfg: cfg, deps: deps, actions: store.NewRefCache(deps.Store.ActionGetByRef)}, nil
 }
 
 // Name implements the role module contract.
@@ -79,6 +83,9 @@ func (m *Module) Name() string { return "executor" }
 // Run consumes enforcements, execution requests and completions, and sweeps, until ctx ends.
 func (m *Module) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return m.deps.Store.Listen(ctx, store.ChannelActionsChanged, m.deps.Logger, m.actions.Invalidate)
+	})
 	consume := func(q broker.Queue, h broker.Handler) {
 		g.Go(func() error {
 			return m.deps.Broker.Subscribe(ctx, broker.Subscription{Queue: q, Prefetch: m.cfg.Prefetch}, h)

@@ -19,7 +19,7 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
-	action, err := m.deps.Store.ActionGetByRef(ctx, p.ActionRef)
+	action, err := m.actions.Get(ctx, p.ActionRef)
 	if errors.Is(err, store.ErrNotFound) {
 		return m.fail(ctx, p.ExecutionID, fmt.Sprintf("action %s was deleted before the execution was scheduled", p.ActionRef))
 	}
@@ -28,26 +28,57 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	}
 	// The hot path: pick a worker and schedule in one statement.
 	exec, ok, err := m.deps.Store.ExecutionSchedule(ctx, p.ExecutionID, m.pickParams(action))
-	if err != nil {
+	if err != nil || ok {
+		if ok {
+			return m.dispatch(ctx, exec, action)
+		}
 		return err
 	}
-	if ok {
-		return m.dispatch(ctx, exec, action)
-	}
-	exec, err = m.deps.Store.ExecutionGet(ctx, p.ExecutionID)
-	if errors.Is(err, store.ErrNotFound) {
-		return broker.Permanent(err)
-	}
-	if err != nil {
-		return err
-	}
-	switch exec.Status {
-	case store.ExecutionRequested:
-		return m.scheduleWhenWorker(ctx, exec, action)
-	case store.ExecutionScheduled:
-		return m.dispatch(ctx, exec, action)
-	default:
-		return nil
+	return m.notScheduled(ctx, p.ExecutionID, action)
+}
+
+// notScheduled is the slow path. If workers that can run the execution exist, they are all
+// full: it stays requested and the next completion schedules it (scheduleWaiting). If none
+// exists, it waits for one while the execution is young, and fails when none comes.
+func (m *Module) notScheduled(ctx context.Context, id int64, action store.Action) error {
+	params := m.pickParams(action)
+	for {
+		why, err := m.deps.Store.ExecutionScheduleBlocker(ctx, id, params)
+		if errors.Is(err, store.ErrNotFound) {
+			return broker.Permanent(err)
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case why.Status == store.ExecutionScheduled:
+			exec, err := m.deps.Store.ExecutionGet(ctx, id)
+			if err != nil {
+				return err
+			}
+			return m.dispatch(ctx, exec, action)
+		case why.Status != store.ExecutionRequested:
+			return nil // cancelled, or further on already
+		case why.AnyWorker:
+			// Every worker is full. The execution waits; the completion that frees a slot
+			// schedules the oldest waiting execution, and it has been waiting since it was
+			// requested, so no wake-up can pass it by.
+			return nil
+		}
+		exec, err := m.deps.Store.ExecutionGet(ctx, id)
+		if err != nil {
+			return err
+		}
+		if time.Since(exec.Created) > m.cfg.NoWorkerTimeout {
+			return m.fail(ctx, id, fmt.Sprintf("no live worker can run runner %q", action.RunnerType))
+		}
+		// Workers and executors start in any order: a request that arrives before the first
+		// worker has registered waits for it rather than fail.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(noWorkerPoll):
+		}
 	}
 }
 
@@ -62,41 +93,43 @@ func (m *Module) fail(ctx context.Context, id int64, reason string) error {
 	return err
 }
 
-// scheduleWhenWorker is the slow path, taken when no worker could be picked: it waits for one
-// while the execution is young, and fails the execution when none comes.
-func (m *Module) scheduleWhenWorker(ctx context.Context, exec store.Execution, action store.Action) error {
-	if _, err := m.pickWorker(ctx, exec, action.RunnerType); errors.Is(err, store.ErrNotFound) {
-		return m.fail(ctx, exec.ID, fmt.Sprintf("no live worker can run runner %q", action.RunnerType))
-	} else if err != nil {
-		return err
-	}
-	scheduled, ok, err := m.deps.Store.ExecutionSchedule(ctx, exec.ID, m.pickParams(action))
+// waitingBatch is how many of the oldest waiting executions one call looks at.
+const waitingBatch = 8
+
+// scheduleWaiting schedules up to want of the oldest requested executions onto workers with
+// room. Completions call it, so a freed slot is filled at once rather than by a poll.
+func (m *Module) scheduleWaiting(ctx context.Context, want int) error {
+	waiting, err := m.deps.Store.ExecutionListWaiting(ctx, waitingBatch)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		// The worker went away again, or another scheduler or a cancel got there first:
-		// retrying the message sorts out which.
-		return fmt.Errorf("schedule execution %d: no worker on the second try", exec.ID)
-	}
-	return m.dispatch(ctx, scheduled, action)
-}
-
-// pickWorker finds a live worker for runner. While the execution is young it waits for one to
-// appear: workers and executors start in any order, and a request that arrives as the
-// first worker registers must not fail for it.
-func (m *Module) pickWorker(ctx context.Context, exec store.Execution, runner string) (store.Worker, error) {
-	for {
-		w, err := m.deps.Store.WorkerPick(ctx, store.WorkerPickParams{Runner: runner, AliveWithin: m.cfg.WorkerAliveWithin})
-		if !errors.Is(err, store.ErrNotFound) || time.Since(exec.Created) > m.cfg.NoWorkerTimeout {
-			return w, err
+	for _, exec := range waiting {
+		if want == 0 {
+			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return store.Worker{}, ctx.Err()
-		case <-time.After(noWorkerPoll):
+		action, err := m.actions.Get(ctx, exec.ActionRef)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // its scheduler fails it
 		}
+		if err != nil {
+			return err
+		}
+		scheduled, ok, err := m.deps.Store.ExecutionSchedule(ctx, exec.ID, m.pickParams(action))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			// No room for the oldest waiting execution: the slot that freed went to another
+			// scheduler, or is of another runner. Trying the younger ones would mostly repeat
+			// the same answer; the next completion looks again.
+			return nil
+		}
+		if err := m.dispatch(ctx, scheduled, action); err != nil {
+			return err
+		}
+		want--
 	}
+	return nil
 }
 
 // noWorkerPoll is how often a scheduler waiting for a worker looks again. Waiting for a
@@ -127,13 +160,14 @@ func (m *Module) dispatch(ctx context.Context, exec store.Execution, action stor
 	return err
 }
 
-// handleCompletion is the completion listener: every terminal status passes here once the
-// worker has committed it.
+// handleCompletion is the completion listener: every terminal status passes here once it is
+// committed. The execution has left its worker, so the oldest executions waiting for a
+// worker are scheduled; two, because a worker is kept a little ahead of its concurrency.
 func (m *Module) handleCompletion(ctx context.Context, msg broker.Message) error {
 	p, err := broker.Decode[broker.ExecutionCompleted](msg)
 	if err != nil {
 		return err
 	}
 	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", p.ExecutionID, "action", p.ActionRef, "status", p.Status)
-	return nil
+	return m.scheduleWaiting(ctx, 2)
 }

@@ -82,7 +82,12 @@ func (m *Module) sweep(ctx context.Context) error {
 	if len(msgs) > 0 {
 		m.deps.Logger.InfoContext(ctx, "sweeper republishing", "messages", len(msgs))
 	}
-	return broker.Send(ctx, m.deps.Broker, msgs...)
+	if err := broker.Send(ctx, m.deps.Broker, msgs...); err != nil {
+		return err
+	}
+	// Waiting executions are scheduled by completions; should one be lost, this fills the
+	// free slots it would have filled.
+	return m.scheduleWaiting(ctx, sweepBatch)
 }
 
 func eventCreated(e store.Event) broker.EventCreated {

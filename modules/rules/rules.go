@@ -23,7 +23,7 @@ import (
 type Store interface {
 	EventGet(ctx context.Context, id int64) (store.Event, error)
 	RuleListEnabled(ctx context.Context) ([]store.Rule, error)
-	InTx(ctx context.Context, fn func(q *store.Queries) error) error
+	EventEnforce(ctx context.Context, id int64, matches []store.EnforcementMatch) ([]store.Enforcement, error)
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
 
@@ -47,9 +47,6 @@ type Module struct {
 	cache *ruleCache
 }
 
-// RulesChangedChannel is the NOTIFY channel a trigger on attune.rule signals.
-const RulesChangedChannel = "attune_rules_changed"
-
 // New checks the configuration.
 func New(cfg Config, deps Deps) (*Module, error) {
 	if deps.Logger == nil || deps.Store == nil || deps.Broker == nil {
@@ -67,7 +64,7 @@ func (m *Module) Name() string { return "rules" }
 func (m *Module) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return m.deps.Store.Listen(ctx, RulesChangedChannel, m.deps.Logger, m.cache.invalidate)
+		return m.deps.Store.Listen(ctx, store.ChannelRulesChanged, m.deps.Logger, m.cache.invalidate)
 	})
 	g.Go(func() error {
 		return m.deps.Broker.Subscribe(ctx, broker.Subscription{Queue: broker.QueueRuleEvents, Prefetch: m.cfg.Prefetch}, m.handle)
@@ -99,41 +96,29 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 		return broker.Permanent(fmt.Errorf("decode payload of event %d: %w", ev.ID, err))
 	}
 
-	var matches []broker.Payload
-	err = m.deps.Store.InTx(ctx, func(q *store.Queries) error {
-		matches = matches[:0]
-		// The row lock this takes makes a concurrent matcher of the same event wait, then
-		// find the event evaluated and do nothing.
-		first, err := q.EventMarkEvaluated(ctx, ev.ID)
-		if err != nil || !first {
-			return err
+	var verdicts []store.EnforcementMatch
+	for _, r := range rules {
+		if !listensTo(r, ev, payload) {
+			continue
 		}
-		for _, r := range rules {
-			if !listensTo(r, ev, payload) {
-				continue
-			}
-			params := enforce(r, ruleeval.Input{EventID: ev.ID, TriggerRef: ev.TriggerRef, Payload: payload, RuleRef: r.rule.Ref})
-			if !params.matched && params.reason == "" {
-				continue
-			}
-			enf, created, err := q.EnforcementInsert(ctx, store.EnforcementInsertParams{
-				RuleRef: r.rule.Ref, TriggerRef: ev.TriggerRef, EventID: ev.ID, Payload: ev.Payload,
-				Conditions: r.rule.Conditions, Config: params.config, Reason: params.reason,
-			})
-			if err != nil {
-				return err
-			}
-			if params.reason != "" {
-				m.deps.Logger.WarnContext(ctx, "rule could not be enforced", "rule", r.rule.Ref, "event_id", ev.ID, "reason", params.reason)
-			}
-			if created && enf.Status == store.EnforcementCreated {
-				matches = append(matches, broker.EnforcementCreated{EnforcementID: enf.ID, RuleRef: enf.RuleRef, EventID: ev.ID})
-			}
+		o := enforce(r, ruleeval.Input{EventID: ev.ID, TriggerRef: ev.TriggerRef, Payload: payload, RuleRef: r.rule.Ref})
+		if !o.matched && o.reason == "" {
+			continue
 		}
-		return nil
-	})
+		if o.reason != "" {
+			m.deps.Logger.WarnContext(ctx, "rule could not be enforced", "rule", r.rule.Ref, "event_id", ev.ID, "reason", o.reason)
+		}
+		verdicts = append(verdicts, store.EnforcementMatch{RuleRef: r.rule.Ref, Conditions: r.rule.Conditions, Config: o.config, Reason: o.reason})
+	}
+	// One statement marks the event evaluated and records the enforcements: a concurrent or
+	// later delivery of the same event finds it evaluated and records nothing.
+	created, err := m.deps.Store.EventEnforce(ctx, ev.ID, verdicts)
 	if err != nil {
-		return fmt.Errorf("match event %d: %w", ev.ID, err)
+		return err
+	}
+	matches := make([]broker.Payload, len(created))
+	for i, e := range created {
+		matches[i] = broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: ev.ID}
 	}
 	// Committed: a crash before this publish is repaired by the executor's sweeper, which
 	// republishes enforcements left in created.

@@ -59,10 +59,6 @@ type Module struct {
 // LeaderKey names the leadership the timers are fired under.
 const LeaderKey = "attune_timer_leader"
 
-// rulesChangedChannel is the NOTIFY channel a trigger on attune.rule signals (see migration
-// 00003). The rules module names it too; modules do not import each other, so it is repeated.
-const rulesChangedChannel = "attune_rules_changed"
-
 // New checks the configuration.
 func New(cfg Config, deps Deps) (*Module, error) {
 	if deps.Logger == nil || deps.Store == nil || deps.Broker == nil {
@@ -94,7 +90,7 @@ func (m *Module) lead(ctx context.Context) error {
 	changed := make(chan struct{}, 1)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return m.deps.Store.Listen(ctx, rulesChangedChannel, m.deps.Logger, func(listening bool) {
+		return m.deps.Store.Listen(ctx, store.ChannelRulesChanged, m.deps.Logger, func(listening bool) {
 			// true comes with every notification and after every reconnection, when changes
 			// may have been missed; either way the rules are read again.
 			if listening {

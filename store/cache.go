@@ -1,0 +1,60 @@
+package store
+
+import (
+	"context"
+	"sync"
+)
+
+// NOTIFY channels that triggers in the schema signal when a table changes, for replicas that
+// cache what it holds.
+const (
+	ChannelRulesChanged   = "attune_rules_changed"
+	ChannelActionsChanged = "attune_actions_changed"
+)
+
+// RefCache keeps rows by ref for as long as a listener on their change channel says nothing
+// changed: feed Invalidate to Listen. While nobody listens it caches nothing, since a change
+// could go unnoticed.
+type RefCache[T any] struct {
+	load func(ctx context.Context, ref string) (T, error)
+
+	mu         sync.Mutex
+	items      map[string]T
+	listening  bool
+	generation uint64 // bumped by every invalidation, so a load that raced one is not kept
+}
+
+// NewRefCache returns a cache that loads misses with load.
+func NewRefCache[T any](load func(ctx context.Context, ref string) (T, error)) *RefCache[T] {
+	return &RefCache[T]{load: load, items: make(map[string]T)}
+}
+
+// Get returns the row called ref, from the cache when it can be trusted.
+func (c *RefCache[T]) Get(ctx context.Context, ref string) (T, error) {
+	c.mu.Lock()
+	if v, ok := c.items[ref]; ok {
+		c.mu.Unlock()
+		return v, nil
+	}
+	gen := c.generation
+	c.mu.Unlock()
+	v, err := c.load(ctx, ref)
+	if err != nil {
+		return v, err
+	}
+	c.mu.Lock()
+	if c.listening && c.generation == gen {
+		c.items[ref] = v
+	}
+	c.mu.Unlock()
+	return v, nil
+}
+
+// Invalidate drops everything; listening says whether changes are being watched from now on.
+func (c *RefCache[T]) Invalidate(listening bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.items)
+	c.generation++
+	c.listening = listening
+}
