@@ -236,6 +236,56 @@ func TestPipeline(t *testing.T) {
 				require.Equal(t, http.StatusConflict, code, "a finished execution cannot be cancelled")
 			})
 
+			t.Run("IntervalTimerRunsCoreLocal", func(t *testing.T) {
+				// demo.every_second fires core.local "echo tick" once a second.
+				var exec map[string]any
+				require.Eventually(t, func() bool {
+					_, body := p.get(t, "/api/v1/executions?action_ref=core.local&status=completed&per_page=1")
+					list := body["data"].([]any)
+					if len(list) == 0 {
+						return false
+					}
+					exec = list[0].(map[string]any)
+					return true
+				}, 30*time.Second, 50*time.Millisecond, "no timer execution completed")
+				require.Equal(t, "tick\n", result(t, exec)["stdout"])
+				require.Equal(t, map[string]any{"cmd": "echo tick"}, exec["parameters"])
+				_, body := p.get(t, "/api/v1/events?trigger_ref=core.intervaltimer&per_page=1")
+				ev := body["data"].([]any)[0].(map[string]any)
+				require.Equal(t, "demo.every_second", ev["rule_ref"], "a timer's event is for its rule")
+				require.Equal(t, "interval", ev["payload"].(map[string]any)["type"])
+			})
+
+			t.Run("EventsAPIValidatesPayload", func(t *testing.T) {
+				code, body := p.post(t, "/api/v1/events", map[string]any{"trigger_ref": "demo.order", "payload": map[string]any{"id": "seven"}})
+				require.Equal(t, http.StatusBadRequest, code)
+				require.Contains(t, body["error"].(map[string]any)["message"], `field "id"`)
+				code, body = p.post(t, "/api/v1/events", map[string]any{"trigger_ref": "demo.order", "payload": map[string]any{"customer": "x"}})
+				require.Equal(t, http.StatusBadRequest, code, "id is required")
+				code, _ = p.post(t, "/api/v1/events", map[string]any{"trigger_ref": "demo.nope", "payload": map[string]any{}})
+				require.Equal(t, http.StatusBadRequest, code)
+				code, body = p.post(t, "/api/v1/events", map[string]any{"trigger_ref": "demo.order", "payload": map[string]any{"id": 7, "total": 9.5, "note": "extra fields are fine"}})
+				require.Equal(t, http.StatusAccepted, code, body)
+				_, ev := p.get(t, fmt.Sprintf("/api/v1/events/%d", id(t, data(t, body), "event_id")))
+				require.Equal(t, "demo.order", data(t, ev)["trigger_ref"])
+				require.Equal(t, "api", data(t, ev)["source"])
+			})
+
+			t.Run("ListsPaginate", func(t *testing.T) {
+				code, body := p.get(t, "/api/v1/actions?per_page=2&page=2")
+				require.Equal(t, http.StatusOK, code)
+				pg := body["pagination"].(map[string]any)
+				require.Equal(t, 2.0, pg["page"])
+				require.Equal(t, 2.0, pg["page_size"])
+				require.Len(t, body["data"], 2)
+				require.Greater(t, pg["total_items"].(float64), 4.0)
+				code, body = p.get(t, "/api/v1/executions/999999")
+				require.Equal(t, http.StatusNotFound, code)
+				require.Equal(t, "not_found", body["error"].(map[string]any)["code"])
+				code, _ = p.get(t, "/api/v1/executions?status=bogus")
+				require.Equal(t, http.StatusBadRequest, code)
+			})
+
 			t.Run("BrokenPackRefusedWhole", func(t *testing.T) {
 				code, body := p.post(t, "/api/v1/packs/register", map[string]any{"path": filepath.Join(packsDir(t), "broken", "wrong_default")})
 				require.Equal(t, http.StatusBadRequest, code)

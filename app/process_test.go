@@ -176,6 +176,18 @@ func (p *process) waitLog(t *testing.T, msg string, timeout time.Duration) map[s
 	}
 }
 
+// hasLog reports whether the process has logged msg so far.
+func (p *process) hasLog(msg string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, rec := range p.logs {
+		if rec["msg"] == msg {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *process) exitCode() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

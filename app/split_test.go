@@ -13,10 +13,11 @@ import (
 	"github.com/attune-go/attune/store/storetest"
 )
 
-// Production's shape: every role in its own process on RabbitMQ, two workers. A webhook
-// runs end to end across the processes; then the worker running an action is killed with
-// SIGKILL, its execution is abandoned once its heartbeat is missed, and the other worker
-// carries on.
+// Production's shape: every role in its own process on RabbitMQ, two sensors and two workers.
+// A webhook runs end to end across the processes; then the worker running an action is killed
+// with SIGKILL, its execution is abandoned once its heartbeat is missed, and the other worker
+// carries on. The timers fire each tick once whichever sensor leads, and keep firing when the
+// leading sensor is killed.
 func TestSplitRoles(t *testing.T) {
 	t.Parallel()
 	common := []string{
@@ -39,7 +40,7 @@ func TestSplitRoles(t *testing.T) {
 		return p
 	}
 	api := start("api")
-	start("sensor")
+	sensors := []*process{start("sensor"), start("sensor")}
 	start("executor")
 	workers := map[string]*process{}
 	for range 2 {
@@ -78,4 +79,40 @@ func TestSplitRoles(t *testing.T) {
 		require.Equal(t, "completed", after["status"], after)
 		require.Equal(t, name, after["worker"], "the surviving worker took the work")
 	}
+
+	var leader *process
+	require.Eventually(t, func() bool {
+		for _, s := range sensors {
+			if s.hasLog("leading") {
+				leader = s
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 20*time.Millisecond, "no sensor leads")
+	before := len(timerTicks(t, api))
+	require.NoError(t, leader.cmd.Process.Signal(syscall.SIGKILL))
+	<-leader.exited
+	require.Eventually(t, func() bool { return len(timerTicks(t, api)) >= before+3 }, 30*time.Second, 50*time.Millisecond,
+		"the timer stopped with its leader")
+	ticks := timerTicks(t, api)
+	seen := map[string]bool{}
+	for _, at := range ticks {
+		require.False(t, seen[at], "tick %s fired twice", at)
+		seen[at] = true
+	}
+}
+
+// timerTicks lists the fired_at of every tick of demo.every_second so far.
+func timerTicks(t *testing.T, api *process) []string {
+	t.Helper()
+	_, body := api.get(t, "/api/v1/events?trigger_ref=core.intervaltimer&per_page=100")
+	var out []string
+	for _, e := range body["data"].([]any) {
+		ev := e.(map[string]any)
+		if ev["rule_ref"] == "demo.every_second" {
+			out = append(out, ev["payload"].(map[string]any)["fired_at"].(string))
+		}
+	}
+	return out
 }
