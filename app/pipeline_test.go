@@ -260,7 +260,7 @@ func TestPipeline(t *testing.T) {
 				code, body := p.post(t, "/api/v1/events", map[string]any{"trigger_ref": "demo.order", "payload": map[string]any{"id": "seven"}})
 				require.Equal(t, http.StatusBadRequest, code)
 				require.Contains(t, body["error"].(map[string]any)["message"], `field "id"`)
-				code, body = p.post(t, "/api/v1/events", map[string]any{"trigger_ref": "demo.order", "payload": map[string]any{"customer": "x"}})
+				code, _ = p.post(t, "/api/v1/events", map[string]any{"trigger_ref": "demo.order", "payload": map[string]any{"customer": "x"}})
 				require.Equal(t, http.StatusBadRequest, code, "id is required")
 				code, _ = p.post(t, "/api/v1/events", map[string]any{"trigger_ref": "demo.nope", "payload": map[string]any{}})
 				require.Equal(t, http.StatusBadRequest, code)
