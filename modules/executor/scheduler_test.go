@@ -1,0 +1,55 @@
+package executor_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/broker/membroker"
+	"github.com/attune-go/attune/modules/executor"
+	"github.com/attune-go/attune/store"
+	"github.com/attune-go/attune/store/storetest"
+)
+
+// An execution that no live worker can run waits a while for one (workers may be starting)
+// and then fails with a reason that says so, rather than sit requested for ever.
+func TestNoWorkerFailsWithReason(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := storetest.NewStore(t)
+	_, err := st.PackRegister(ctx, store.PackRegistration{
+		Pack:    store.Pack{Ref: "demo"},
+		Actions: []store.Action{{Ref: "demo.call", RunnerType: "http", OutputFormat: "json", TimeoutSeconds: 5, Enabled: true}},
+	})
+	require.NoError(t, err)
+	// A live worker that cannot run http does not count.
+	_, err = st.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "shell-only", Runners: []string{"shell"}, Concurrency: 1})
+	require.NoError(t, err)
+	exec, err := st.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.call"})
+	require.NoError(t, err)
+
+	br := membroker.New(broker.Options{})
+	defer br.Close()
+	m, err := executor.New(executor.Config{NoWorkerTimeout: 200 * time.Millisecond},
+		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	require.NoError(t, broker.Send(ctx, br, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef}))
+
+	require.Eventually(t, func() bool {
+		e, err := st.ExecutionGet(ctx, exec.ID)
+		require.NoError(t, err)
+		return e.Status == store.ExecutionFailed
+	}, 30*time.Second, 20*time.Millisecond)
+	e, err := st.ExecutionGet(ctx, exec.ID)
+	require.NoError(t, err)
+	require.Equal(t, `no live worker can run runner "http"`, *e.Reason)
+	cancel()
+	require.NoError(t, <-done)
+}
