@@ -183,6 +183,40 @@ func TestPipeline(t *testing.T) {
 				require.Equal(t, map[string]any{"name": "n-x", "count": 3.0}, result(t, exec)["data"])
 			})
 
+			t.Run("BadParameterFailsTheExecution", func(t *testing.T) {
+				code, body := p.post(t, "/api/v1/webhooks/typed", map[string]any{"name": "x", "count": "many"})
+				require.Equal(t, http.StatusAccepted, code)
+				exec := p.waitExecution(t, p.executionOf(t, "demo.on_typed", id(t, data(t, body), "event_id")))
+				require.Equal(t, "failed", exec["status"])
+				require.Contains(t, exec["reason"], `parameter "count"`)
+				require.Nil(t, exec["started_at"], "it never ran")
+			})
+
+			t.Run("RenderFailureLeavesEnforcementWithReason", func(t *testing.T) {
+				code, body := p.post(t, "/api/v1/webhooks/broken", map[string]any{"n": "not a number"})
+				require.Equal(t, http.StatusAccepted, code)
+				eventID := id(t, data(t, body), "event_id")
+				var enf map[string]any
+				require.Eventually(t, func() bool {
+					_, body := p.get(t, "/api/v1/enforcements?rule_ref=demo.on_broken")
+					for _, e := range body["data"].([]any) {
+						if int64(e.(map[string]any)["event_id"].(float64)) == eventID {
+							enf = e.(map[string]any)
+							return true
+						}
+					}
+					return false
+				}, 30*time.Second, 20*time.Millisecond)
+				require.Equal(t, "processed", enf["status"])
+				require.Contains(t, enf["reason"], "render action_params")
+				// A number renders fine and runs.
+				code, body = p.post(t, "/api/v1/webhooks/broken", map[string]any{"n": 21})
+				require.Equal(t, http.StatusAccepted, code)
+				exec := p.waitExecution(t, p.executionOf(t, "demo.on_broken", id(t, data(t, body), "event_id")))
+				require.Equal(t, "completed", exec["status"], exec)
+				require.Equal(t, 42.0, result(t, exec)["data"].(map[string]any)["count"])
+			})
+
 			t.Run("ManualExecute", func(t *testing.T) {
 				code, body := p.post(t, "/api/v1/executions/execute", map[string]any{"action_ref": "demo.hello", "parameters": map[string]any{"name": "you"}})
 				require.Equal(t, http.StatusCreated, code, body)

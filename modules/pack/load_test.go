@@ -48,7 +48,7 @@ func TestLoadDemo(t *testing.T) {
 	require.Equal(t, "demo.order", p.Triggers[0].Ref)
 	require.Equal(t, Param{Type: TypeInteger, Required: true}, p.Triggers[0].Output["id"])
 
-	require.Equal(t, []string{"demo.every_second", "demo.on_typed", "demo.on_webhook"}, refs(p.Rules, func(r Rule) string { return r.Ref }))
+	require.Equal(t, []string{"demo.every_second", "demo.on_broken", "demo.on_typed", "demo.on_webhook"}, refs(p.Rules, func(r Rule) string { return r.Ref }))
 	tick := p.Rules[0]
 	require.Equal(t, "core.intervaltimer", tick.TriggerRef)
 	require.Equal(t, map[string]any{"unit": "seconds", "interval": 1}, tick.TriggerParams)
@@ -56,7 +56,7 @@ func TestLoadDemo(t *testing.T) {
 	require.Equal(t, map[string]any{"cmd": "echo tick"}, tick.ActionParams)
 	require.True(t, tick.Enabled)
 
-	hook := p.Rules[2]
+	hook := p.Rules[3]
 	require.Equal(t, map[string]any{"url": "demo"}, hook.TriggerParams)
 	require.Equal(t, map[string]any{"message": "{{ event.payload.body.name }}"}, hook.ActionParams)
 	require.Equal(t, map[string]any{"all": []any{
