@@ -1,6 +1,9 @@
 package broker
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // EventCreated announces a new row in attune.event.
 type EventCreated struct {
@@ -8,16 +11,35 @@ type EventCreated struct {
 	TriggerRef string `json:"trigger_ref"`
 	// RuleRef is set when the event was fired for one rule only (a timer of that rule).
 	RuleRef string `json:"rule_ref,omitempty"`
+	// Payload is the event's payload when it is small enough to ride along, which spares the
+	// rule matcher reading the row back. Events are immutable, so the copy cannot be stale.
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// maxPayloadSnapshot is the largest payload an EventCreated carries.
+const maxPayloadSnapshot = 64 << 10
+
+// NewEventCreated announces an event, with its payload when that is small.
+func NewEventCreated(id int64, triggerRef, ruleRef string, payload json.RawMessage) EventCreated {
+	e := EventCreated{EventID: id, TriggerRef: triggerRef, RuleRef: ruleRef}
+	if len(payload) <= maxPayloadSnapshot {
+		e.Payload = payload
+	}
+	return e
 }
 
 // MessageType implements Payload.
 func (EventCreated) MessageType() Type { return TypeEventCreated }
 
-// EnforcementCreated announces that a rule matched an event.
+// EnforcementCreated announces that a rule matched an event. ActionRef and Config, when set,
+// are the rule's action and the rendered parameters at match time, which spares the executor
+// reading the enforcement and its rule back.
 type EnforcementCreated struct {
-	EnforcementID int64  `json:"enforcement_id"`
-	RuleRef       string `json:"rule_ref"`
-	EventID       int64  `json:"event_id"`
+	EnforcementID int64           `json:"enforcement_id"`
+	RuleRef       string          `json:"rule_ref"`
+	EventID       int64           `json:"event_id"`
+	ActionRef     string          `json:"action_ref,omitempty"`
+	Config        json.RawMessage `json:"config,omitempty"`
 }
 
 // MessageType implements Payload.

@@ -105,8 +105,9 @@ func (q *Queries) ExecutionInsert(ctx context.Context, p ExecutionInsertParams) 
 }
 
 // ExecutionInsertForEnforcement records the one execution of enforcement p.EnforcementID and
-// marks the enforcement processed, in one statement. It reports false, writing nothing,
-// when the enforcement already has its execution: at-least-once delivery makes that common.
+// marks the enforcement processed, in one statement. It reports false, writing nothing, when
+// the enforcement already has its execution or is no longer created: at-least-once delivery
+// makes that common.
 func (q *Queries) ExecutionInsertForEnforcement(ctx context.Context, p ExecutionInsertParams) (Execution, bool, error) {
 	if p.EnforcementID == nil {
 		return Execution{}, false, fmt.Errorf("insert execution of %s: no enforcement", p.ActionRef)
@@ -119,8 +120,9 @@ func (q *Queries) ExecutionInsertForEnforcement(ctx context.Context, p Execution
 	e, err := scanExecution(q.db.QueryRow(ctx, `
 		WITH execution AS (
 			INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, timeout_seconds, finished_at)
-			VALUES ((SELECT id FROM attune.action WHERE ref = $1), $1, $2, $3, $4, $5, $6,
-				CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END)
+			SELECT (SELECT id FROM attune.action WHERE ref = $1), $1, $2, $3, $4, $5, $6,
+				CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END
+			WHERE EXISTS (SELECT 1 FROM attune.enforcement WHERE id = $5 AND status = 'created')
 			ON CONFLICT (enforcement) DO NOTHING
 			RETURNING *),
 		resolved AS (
@@ -239,6 +241,8 @@ type ScheduleBlocker struct {
 	Status string
 	// AnyWorker reports whether a live worker can run the runner at all, full or not.
 	AnyWorker bool
+	// Room reports whether one of those has room now.
+	Room bool
 }
 
 // ExecutionScheduleBlocker finds out, in one statement, why execution id could not be
@@ -246,7 +250,9 @@ type ScheduleBlocker struct {
 func (q *Queries) ExecutionScheduleBlocker(ctx context.Context, id int64, p WorkerPickParams) (ScheduleBlocker, error) {
 	var b ScheduleBlocker
 	err := q.db.QueryRow(ctx, `SELECT (SELECT status FROM attune.execution WHERE id = $1),
-		EXISTS (`+liveWorkers("$2", "$3")+`)`, id, p.Runner, p.AliveWithin.Seconds()).Scan(&b.Status, &b.AnyWorker)
+		EXISTS (`+liveWorkers("$2", "$3")+`),
+		EXISTS (SELECT 1 FROM (`+liveWorkers("$2", "$3")+`) w WHERE w.load < 2 * w.concurrency)`,
+		id, p.Runner, p.AliveWithin.Seconds()).Scan(&b.Status, &b.AnyWorker, &b.Room)
 	if err != nil {
 		return ScheduleBlocker{}, fmt.Errorf("look into scheduling execution %d: %w", id, translate(err))
 	}
@@ -256,19 +262,47 @@ func (q *Queries) ExecutionScheduleBlocker(ctx context.Context, id int64, p Work
 	return b, nil
 }
 
-// ExecutionListWaiting returns up to limit requested executions, oldest first: those that wait
-// for a worker with room.
-func (q *Queries) ExecutionListWaiting(ctx context.Context, limit int) ([]Execution, error) {
-	rows, err := q.db.Query(ctx, `SELECT `+executionColumns+` FROM attune.execution
-		WHERE status = 'requested' ORDER BY created, id LIMIT $1`, limit)
+// ExecutionScheduleWaiting schedules up to limit of the oldest requested executions, oldest
+// first, each onto the live worker with the most room that can run its action's runner, in
+// one statement, and returns the scheduled ones. Executions whose runner has no worker with
+// room are left waiting. Rows another scheduler holds are skipped, not waited for. Each
+// execution's worker is picked from the loads as they were when the statement began, so a
+// worker may end up one or two past its soft bound; that is why limit stays small.
+func (q *Queries) ExecutionScheduleWaiting(ctx context.Context, limit int, aliveWithin time.Duration) ([]Execution, error) {
+	rows, err := q.db.Query(ctx, `
+		WITH next AS (
+			SELECT e.id, a.runner_type FROM attune.execution e JOIN attune.action a ON a.ref = e.action_ref
+			WHERE e.status = 'requested'
+			ORDER BY e.created, e.id
+			LIMIT $1
+			FOR UPDATE OF e SKIP LOCKED),
+		pick AS (
+			SELECT next.id AS execution_id, w.id AS worker_id
+			FROM next CROSS JOIN LATERAL (
+				SELECT w.id FROM (`+liveWorkers("next.runner_type", "$2")+`) w
+				WHERE w.load < 2 * w.concurrency
+				ORDER BY w.load::float8 / w.concurrency, random()
+				LIMIT 1) w)
+		UPDATE attune.execution SET status = 'scheduled', worker = pick.worker_id
+		FROM pick WHERE execution.id = pick.execution_id AND execution.status = 'requested'
+		RETURNING `+executionColumns, limit, aliveWithin.Seconds())
 	if err != nil {
-		return nil, fmt.Errorf("list waiting executions: %w", translate(err))
+		return nil, fmt.Errorf("schedule waiting executions: %w", translate(err))
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Execution, error) { return scanExecution(r) })
 	if err != nil {
-		return nil, fmt.Errorf("list waiting executions: %w", translate(err))
+		return nil, fmt.Errorf("schedule waiting executions: %w", translate(err))
 	}
 	return out, nil
+}
+
+// ExecutionAnyWaiting reports whether any execution waits in requested.
+func (q *Queries) ExecutionAnyWaiting(ctx context.Context) (bool, error) {
+	var waiting bool
+	if err := q.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM attune.execution WHERE status = 'requested')`).Scan(&waiting); err != nil {
+		return false, fmt.Errorf("look for waiting executions: %w", translate(err))
+	}
+	return waiting, nil
 }
 
 // ExecutionListStale returns executions left in status since before before, for sweepers

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -224,4 +225,63 @@ func TestEventEnforceOnce(t *testing.T) {
 	got, err := s.EventGet(ctx, ev.ID)
 	require.NoError(t, err)
 	require.NotNil(t, got.RulesEvaluatedAt)
+}
+
+// Waiting executions are scheduled oldest first, as far as workers have room, and the
+// lookup of the oldest uses the partial index rather than walking the table.
+func TestScheduleWaitingOldestFirst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	seedPack(t, s)
+	var ids []int64
+	for range 5 {
+		e, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
+		require.NoError(t, err)
+		ids = append(ids, e.ID)
+	}
+	waiting, err := s.ExecutionAnyWaiting(ctx)
+	require.NoError(t, err)
+	require.True(t, waiting)
+	none, err := s.ExecutionScheduleWaiting(ctx, 8, time.Minute)
+	require.NoError(t, err)
+	require.Empty(t, none, "no worker, nothing scheduled")
+
+	_, err = s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "w", Runners: []string{"shell"}, Concurrency: 1})
+	require.NoError(t, err)
+	why, err := s.ExecutionScheduleBlocker(ctx, ids[0], store.WorkerPickParams{Runner: "shell", AliveWithin: time.Minute})
+	require.NoError(t, err)
+	require.Equal(t, store.ScheduleBlocker{Status: "requested", AnyWorker: true, Room: true}, why)
+
+	first, err := s.ExecutionScheduleWaiting(ctx, 1, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, first, 1)
+	require.Equal(t, ids[0], first[0].ID, "oldest first")
+	second, err := s.ExecutionScheduleWaiting(ctx, 1, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, ids[1], second[0].ID)
+	full, err := s.ExecutionScheduleWaiting(ctx, 8, time.Minute)
+	require.NoError(t, err)
+	require.Empty(t, full, "a worker of concurrency 1 holds two at most")
+	why, err = s.ExecutionScheduleBlocker(ctx, ids[2], store.WorkerPickParams{Runner: "shell", AliveWithin: time.Minute})
+	require.NoError(t, err)
+	require.False(t, why.Room)
+
+	// The plan: with many rows, the oldest-waiting lookup must use execution_waiting_idx.
+	_, err = s.Pool().Exec(ctx, `INSERT INTO attune.execution (action_ref, status, finished_at)
+		SELECT 'demo.run', 'completed', now() FROM generate_series(1, 5000)`)
+	require.NoError(t, err)
+	_, err = s.Pool().Exec(ctx, `ANALYZE attune.execution`)
+	require.NoError(t, err)
+	rows, err := s.Pool().Query(ctx, `EXPLAIN SELECT e.id FROM attune.execution e
+		WHERE e.status = 'requested' ORDER BY e.created, e.id LIMIT 8 FOR UPDATE OF e SKIP LOCKED`)
+	require.NoError(t, err)
+	var plan []string
+	for rows.Next() {
+		var line string
+		require.NoError(t, rows.Scan(&line))
+		plan = append(plan, line)
+	}
+	require.NoError(t, rows.Err())
+	require.Contains(t, strings.Join(plan, "\n"), "execution_waiting_idx")
 }

@@ -153,7 +153,7 @@ func (m *Module) fire(c echo.Context, triggerRef string, payload map[string]any,
 	if err != nil {
 		return err
 	}
-	if err := broker.Send(ctx, m.deps.Broker, broker.EventCreated{EventID: ev.ID, TriggerRef: ev.TriggerRef}); err != nil {
+	if err := broker.Send(ctx, m.deps.Broker, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload)); err != nil {
 		m.deps.Logger.WarnContext(ctx, "event recorded but not announced; the sweeper will", "event_id", ev.ID, "err", err)
 	}
 	return c.JSON(http.StatusAccepted, dataBody[eventCreated]{Data: eventCreated{EventID: ev.ID}})

@@ -12,31 +12,39 @@ import (
 )
 
 // handleEnforcement creates the one execution of an enforcement. Creating it and marking the
-// enforcement processed is one statement that does nothing when the execution exists, so a
-// redelivered message, or two executors racing on one, create exactly one.
+// enforcement processed is one statement that does nothing when the execution exists or the
+// enforcement was resolved, so a redelivered message, or two executors racing on one, create
+// exactly one. The message normally carries the rule's action and the rendered parameters as
+// they were at match time; that is what runs.
 func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) error {
 	p, err := broker.Decode[broker.EnforcementCreated](msg)
 	if err != nil {
 		return err
 	}
-	enf, err := m.deps.Store.EnforcementGetTarget(ctx, p.EnforcementID)
-	if errors.Is(err, store.ErrNotFound) {
-		return broker.Permanent(err)
+	actionRef, config := p.ActionRef, p.Config
+	if actionRef == "" {
+		// A message without the match's snapshot (the sweeper's): read the enforcement and
+		// its rule back.
+		enf, err := m.deps.Store.EnforcementGetTarget(ctx, p.EnforcementID)
+		if errors.Is(err, store.ErrNotFound) {
+			return broker.Permanent(err)
+		}
+		if err != nil || enf.Status != store.EnforcementCreated {
+			return err
+		}
+		switch {
+		case enf.ActionRef == "":
+			return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was deleted before its execution was created")
+		case !enf.RuleEnabled:
+			return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was disabled before its execution was created")
+		}
+		actionRef, config = enf.ActionRef, enf.Config
 	}
-	if err != nil || enf.Status != store.EnforcementCreated {
-		return err
-	}
-	switch {
-	case enf.ActionRef == "":
-		return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was deleted before its execution was created")
-	case !enf.RuleEnabled:
-		return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was disabled before its execution was created")
-	}
-	insert, err := m.executionFor(ctx, enf.ActionRef, enf.Config)
+	insert, err := m.executionFor(ctx, actionRef, config)
 	if err != nil {
 		return err
 	}
-	insert.EnforcementID = &enf.ID
+	insert.EnforcementID = &p.EnforcementID
 	exec, created, err := m.deps.Store.ExecutionInsertForEnforcement(ctx, insert)
 	if err != nil || !created || exec.Status != store.ExecutionRequested {
 		return err

@@ -26,6 +26,11 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
+	if m.mayWait() {
+		// Executions are waiting for full workers: this one queues behind them rather than
+		// take a slot the moment one frees, and completions serve them oldest first.
+		return m.notScheduled(ctx, p.ExecutionID, action)
+	}
 	// The hot path: pick a worker and schedule in one statement.
 	exec, ok, err := m.deps.Store.ExecutionSchedule(ctx, p.ExecutionID, m.pickParams(action))
 	if err != nil || ok {
@@ -60,9 +65,14 @@ func (m *Module) notScheduled(ctx context.Context, id int64, action store.Action
 		case why.Status != store.ExecutionRequested:
 			return nil // cancelled, or further on already
 		case why.AnyWorker:
-			// Every worker is full. The execution waits; the completion that frees a slot
-			// schedules the oldest waiting execution, and it has been waiting since it was
-			// requested, so no wake-up can pass it by.
+			// The execution waits; the completion that frees a slot schedules the oldest
+			// waiting executions, and this one has been waiting since it was requested, so no
+			// wake-up can pass it by. Should a worker have room now, the queue is drained
+			// here, since no completion may come to do it.
+			m.markWaiting()
+			if why.Room {
+				return m.scheduleWaiting(ctx, waitingBatch)
+			}
 			return nil
 		}
 		exec, err := m.deps.Store.ExecutionGet(ctx, id)
@@ -93,41 +103,47 @@ func (m *Module) fail(ctx context.Context, id int64, reason string) error {
 	return err
 }
 
-// waitingBatch is how many of the oldest waiting executions one call looks at.
+// waitingBatch is how many of the oldest waiting executions one statement schedules.
 const waitingBatch = 8
 
 // scheduleWaiting schedules up to want of the oldest requested executions onto workers with
-// room. Completions call it, so a freed slot is filled at once rather than by a poll.
+// room, oldest first. Completions call it, so a freed slot is filled at once rather than by a
+// poll.
 func (m *Module) scheduleWaiting(ctx context.Context, want int) error {
-	waiting, err := m.deps.Store.ExecutionListWaiting(ctx, waitingBatch)
-	if err != nil {
-		return err
-	}
-	for _, exec := range waiting {
-		if want == 0 {
-			return nil
-		}
-		action, err := m.actions.Get(ctx, exec.ActionRef)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // its scheduler fails it
-		}
+	for want > 0 {
+		mark := m.waitMarked.Load()
+		batch := min(want, waitingBatch)
+		scheduled, err := m.deps.Store.ExecutionScheduleWaiting(ctx, batch, m.cfg.WorkerAliveWithin)
 		if err != nil {
 			return err
 		}
-		scheduled, ok, err := m.deps.Store.ExecutionSchedule(ctx, exec.ID, m.pickParams(action))
-		if err != nil {
-			return err
+		for _, exec := range scheduled {
+			action, err := m.actions.Get(ctx, exec.ActionRef)
+			if err != nil {
+				return err
+			}
+			if err := m.dispatch(ctx, exec, action); err != nil {
+				return err
+			}
 		}
-		if !ok {
-			// No room for the oldest waiting execution: the slot that freed went to another
-			// scheduler, or is of another runner. Trying the younger ones would mostly repeat
-			// the same answer; the next completion looks again.
+		if len(scheduled) == 0 {
+			// Nothing fitted: either nothing waits, and this replica can stop looking on
+			// completions, or every worker is full.
+			left, err := m.deps.Store.ExecutionAnyWaiting(ctx)
+			if err != nil {
+				return err
+			}
+			if !left {
+				m.waitCleared.Store(mark)
+			} else {
+				m.markWaiting() // whoever left them, this replica's completions look too
+			}
 			return nil
 		}
-		if err := m.dispatch(ctx, scheduled, action); err != nil {
-			return err
+		want -= len(scheduled)
+		if len(scheduled) < batch {
+			return nil
 		}
-		want--
 	}
 	return nil
 }
@@ -169,5 +185,8 @@ func (m *Module) handleCompletion(ctx context.Context, msg broker.Message) error
 		return err
 	}
 	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", p.ExecutionID, "action", p.ActionRef, "status", p.Status)
+	if !m.mayWait() {
+		return nil // nothing was left waiting by this replica since its last look found none
+	}
 	return m.scheduleWaiting(ctx, 2)
 }

@@ -85,17 +85,13 @@ func (m *Module) sweep(ctx context.Context) error {
 	if err := broker.Send(ctx, m.deps.Broker, msgs...); err != nil {
 		return err
 	}
-	// Waiting executions are scheduled by completions; should one be lost, this fills the
-	// free slots it would have filled.
+	// Waiting executions are scheduled by completions; should one be lost, or the replica
+	// that left them waiting die, this fills every free slot.
 	return m.scheduleWaiting(ctx, sweepBatch)
 }
 
 func eventCreated(e store.Event) broker.EventCreated {
-	p := broker.EventCreated{EventID: e.ID, TriggerRef: e.TriggerRef}
-	if e.RuleRef != nil {
-		p.RuleRef = *e.RuleRef
-	}
-	return p
+	return broker.NewEventCreated(e.ID, e.TriggerRef, deref(e.RuleRef), e.Payload)
 }
 
 func deref(s *string) string {

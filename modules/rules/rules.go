@@ -77,7 +77,7 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
-	ev, err := m.deps.Store.EventGet(ctx, p.EventID)
+	ev, err := m.event(ctx, p)
 	if errors.Is(err, store.ErrNotFound) {
 		return broker.Permanent(err)
 	}
@@ -97,6 +97,7 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	}
 
 	var verdicts []store.EnforcementMatch
+	actions := make(map[string]string)
 	for _, r := range rules {
 		if !listensTo(r, ev, payload) {
 			continue
@@ -109,6 +110,7 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 			m.deps.Logger.WarnContext(ctx, "rule could not be enforced", "rule", r.rule.Ref, "event_id", ev.ID, "reason", o.reason)
 		}
 		verdicts = append(verdicts, store.EnforcementMatch{RuleRef: r.rule.Ref, Conditions: r.rule.Conditions, Config: o.config, Reason: o.reason})
+		actions[r.rule.Ref] = r.rule.ActionRef
 	}
 	// One statement marks the event evaluated and records the enforcements: a concurrent or
 	// later delivery of the same event finds it evaluated and records nothing.
@@ -118,7 +120,7 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	}
 	matches := make([]broker.Payload, len(created))
 	for i, e := range created {
-		matches[i] = broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: ev.ID}
+		matches[i] = broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: ev.ID, ActionRef: actions[e.RuleRef], Config: e.Config}
 	}
 	// Committed: a crash before this publish is repaired by the executor's sweeper, which
 	// republishes enforcements left in created.
@@ -141,6 +143,20 @@ func listensTo(r compiledRule, ev store.Event, payload map[string]any) bool {
 		return url == want
 	}
 	return true
+}
+
+// event returns the event a message announces: from the message when it carries the payload
+// (events never change), from the store otherwise. Either way EventEnforce decides atomically
+// whether the rules have seen it already.
+func (m *Module) event(ctx context.Context, p broker.EventCreated) (store.Event, error) {
+	if p.Payload == nil {
+		return m.deps.Store.EventGet(ctx, p.EventID)
+	}
+	ev := store.Event{ID: p.EventID, TriggerRef: p.TriggerRef, Payload: p.Payload}
+	if p.RuleRef != "" {
+		ev.RuleRef = &p.RuleRef
+	}
+	return ev, nil
 }
 
 type outcome struct {

@@ -148,7 +148,7 @@ func (m *Module) fire(ctx context.Context, r store.Rule, sched schedule, due tim
 	// events no rule matcher has evaluated.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
-	if err := broker.Send(pctx, m.deps.Broker, broker.EventCreated{EventID: ev.ID, TriggerRef: ev.TriggerRef, RuleRef: r.Ref}); err != nil {
+	if err := broker.Send(pctx, m.deps.Broker, broker.NewEventCreated(ev.ID, ev.TriggerRef, r.Ref, ev.Payload)); err != nil {
 		m.deps.Logger.WarnContext(ctx, "publish timer event; the sweeper will", "rule", r.Ref, "event_id", ev.ID, "err", err)
 	}
 	return true, nil
