@@ -41,6 +41,7 @@ type benchConfig struct {
 	json        bool
 	timeout     time.Duration
 	cpuProfile  string
+	rate        int
 }
 
 // benchResult is one broker's figures; its JSON form is what --json prints.
@@ -88,6 +89,7 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 	fs.IntVar(&cfg.spawns, "spawns", 3000, "spawns of /bin/sh -c true for the raw spawn rate")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object per broker")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up on a run after this long")
+	fs.IntVar(&cfg.rate, "rate", 0, "events per second to inject; 0 floods (throughput), a modest rate measures latency without queueing")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof reads it)")
 	bindEnv(fs, "database-url", "ATTUNE_DATABASE_URL")
 	bindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
@@ -220,7 +222,7 @@ func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *
 	if err := waitWorker(ctx, st); err != nil {
 		return benchResult{}, err
 	}
-	if err := fireBenchEvents(ctx, st, br, cfg.events); err != nil {
+	if err := fireBenchEvents(ctx, st, br, cfg.events, cfg.rate); err != nil {
 		return benchResult{}, err
 	}
 	if err := waitFinished(ctx, pool, cfg.events); err != nil {
@@ -279,13 +281,26 @@ func waitWorker(ctx context.Context, st *store.Store) error {
 
 // fireBenchEvents injects n events as the API would, from 16 goroutines: enough that the
 // pipeline, not the injection, is what is measured.
-func fireBenchEvents(ctx context.Context, st *store.Store, br broker.Broker, n int) error {
+func fireBenchEvents(ctx context.Context, st *store.Store, br broker.Broker, n, rate int) error {
+	var pace <-chan time.Time
+	if rate > 0 {
+		t := time.NewTicker(time.Second / time.Duration(rate))
+		defer t.Stop()
+		pace = t.C
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	var mu sync.Mutex
 	next := 0
 	for range 16 {
 		g.Go(func() error {
 			for {
+				if pace != nil {
+					select {
+					case <-pace:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
 				mu.Lock()
 				i := next
 				next++
