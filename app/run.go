@@ -190,7 +190,7 @@ func run(ctx context.Context, shutdownTimeout time.Duration, srv *httpServer, mo
 	logger.InfoContext(ctx, "shutting down", "shutdown_timeout", shutdownTimeout)
 	// Modules drain within shutdownTimeout; the HTTP shutdown and closing handlers get a
 	// little more before the process gives up on them.
-	grace := shutdownTimeout + min(shutdownTimeout, 5*time.Second)
+	grace := shutdownTimeout + min(shutdownTimeout, 10*time.Second)
 	select {
 	case err := <-done:
 		return finish(ctx, err, logger)

@@ -49,9 +49,16 @@ func NewDispatcher(ctx context.Context, queue string, prefetch int, h Handler, o
 	}
 }
 
-// Dispatch handles d in its own goroutine, waiting first for a free slot.
-func (d *Dispatcher) Dispatch(del Delivery) {
-	d.slots <- struct{}{}
+// Dispatch handles del in its own goroutine, waiting first for a free slot. It reports false,
+// leaving del unsettled for the adapter to hand back, when ctx ends before a slot frees:
+// handlers from a lost channel can hold every slot, and a stopping subscription must not wait
+// behind them.
+func (d *Dispatcher) Dispatch(ctx context.Context, del Delivery) bool {
+	select {
+	case d.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
 	d.wg.Add(1)
 	go func() {
 		defer func() {
@@ -60,10 +67,13 @@ func (d *Dispatcher) Dispatch(del Delivery) {
 		}()
 		d.handle(del)
 	}()
+	return true
 }
 
-// abandonGrace is how long a drain waits for handlers after cancelling their context.
-const abandonGrace = 2 * time.Second
+// abandonGrace is how long a drain waits for handlers after cancelling their context. It
+// exceeds the worker's grace between SIGTERM and SIGKILL for an action, so that a cancelled
+// action is killed, not left behind, before its subscription gives up on it.
+const abandonGrace = 7 * time.Second
 
 // Drain waits for in-flight handlers. If they are still running after the drain timeout their
 // context is cancelled; a handler that ignores that too is abandoned after a short grace, and

@@ -262,17 +262,20 @@ func (q *Queries) ExecutionScheduleBlocker(ctx context.Context, id int64, p Work
 	return b, nil
 }
 
-// ExecutionScheduleWaiting schedules up to limit of the oldest requested executions, oldest
-// first, each onto the live worker with the most room that can run its action's runner, in
-// one statement, and returns the scheduled ones. Executions whose runner has no worker with
-// room are left waiting. Rows another scheduler holds are skipped, not waited for. Each
-// execution's worker is picked from the loads as they were when the statement began, so a
-// worker may end up one or two past its soft bound; that is why limit stays small.
+// ExecutionScheduleWaiting schedules up to limit of the oldest requested executions that a
+// worker has room for, oldest first, each onto the live worker with the most room that can
+// run its action's runner, in one statement, and returns the scheduled ones. Rows another
+// scheduler holds are skipped, not waited for. Each execution's worker is picked from the
+// loads as they were when the statement began, so a worker may end up past its soft bound by
+// up to limit; that is why limit stays small.
 func (q *Queries) ExecutionScheduleWaiting(ctx context.Context, limit int, aliveWithin time.Duration) ([]Execution, error) {
 	rows, err := q.db.Query(ctx, `
 		WITH next AS (
 			SELECT e.id, a.runner_type FROM attune.execution e JOIN attune.action a ON a.ref = e.action_ref
 			WHERE e.status = 'requested'
+				-- Only executions a worker has room for now, so that a backlog of one runner
+				-- never holds up another runner's executions.
+				AND EXISTS (SELECT 1 FROM (`+liveWorkers("a.runner_type", "$2")+`) w WHERE w.load < 2 * w.concurrency)
 			ORDER BY e.created, e.id
 			LIMIT $1
 			FOR UPDATE OF e SKIP LOCKED),
@@ -296,15 +299,6 @@ func (q *Queries) ExecutionScheduleWaiting(ctx context.Context, limit int, alive
 	return out, nil
 }
 
-// ExecutionAnyWaiting reports whether any execution waits in requested.
-func (q *Queries) ExecutionAnyWaiting(ctx context.Context) (bool, error) {
-	var waiting bool
-	if err := q.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM attune.execution WHERE status = 'requested')`).Scan(&waiting); err != nil {
-		return false, fmt.Errorf("look for waiting executions: %w", translate(err))
-	}
-	return waiting, nil
-}
-
 // ExecutionListStale returns executions left in status since before before, for sweepers
 // that repair lost messages.
 func (q *Queries) ExecutionListStale(ctx context.Context, status string, before time.Time, limit int) ([]Execution, error) {
@@ -320,21 +314,122 @@ func (q *Queries) ExecutionListStale(ctx context.Context, status string, before 
 	return out, nil
 }
 
-// ExecutionAbandonOrphans ends as abandoned every execution held by a worker that is
-// inactive or has not heartbeated within aliveWithin, and returns them.
+// ExecutionClaim moves an execution scheduled on worker to running, and reports whether it
+// did: the conditional update that keeps an execution from running twice, or on a worker it
+// was taken away from.
+func (q *Queries) ExecutionClaim(ctx context.Context, id, worker int64) (Execution, bool, error) {
+	e, err := scanExecution(q.db.QueryRow(ctx, `
+		UPDATE attune.execution SET status = 'running', started_at = now()
+		WHERE id = $1 AND status = 'scheduled' AND worker = $2
+		RETURNING `+executionColumns, id, worker))
+	if isNoRows(err) {
+		return Execution{}, false, nil
+	}
+	if err != nil {
+		return Execution{}, false, fmt.Errorf("claim execution %d: %w", id, translate(err))
+	}
+	return e, true, nil
+}
+
+// deadWorkers selects the ids of workers that are inactive or silent for the seconds in
+// parameter alive.
+func deadWorkers(alive string) string {
+	return `SELECT id FROM attune.worker WHERE status = 'inactive' OR last_heartbeat < now() - make_interval(secs => ` + alive + `)`
+}
+
+// ExecutionReassignOrphans moves up to limit executions scheduled on dead workers, which never
+// started there, onto live workers with room, and returns them for dispatch. They stay
+// scheduled: their status does not move back, only their worker changes, and the old
+// worker's claim, conditional on the worker, can no longer take them.
+func (q *Queries) ExecutionReassignOrphans(ctx context.Context, limit int, aliveWithin time.Duration) ([]Execution, error) {
+	rows, err := q.db.Query(ctx, `
+		WITH next AS (
+			SELECT e.id, a.runner_type FROM attune.execution e JOIN attune.action a ON a.ref = e.action_ref
+			WHERE e.status = 'scheduled' AND e.worker IN (`+deadWorkers("$2")+`)
+			ORDER BY e.created, e.id
+			LIMIT $1
+			FOR UPDATE OF e SKIP LOCKED),
+		pick AS (
+			SELECT next.id AS execution_id, w.id AS worker_id
+			FROM next CROSS JOIN LATERAL (
+				SELECT w.id FROM (`+liveWorkers("next.runner_type", "$2")+`) w
+				WHERE w.load < 2 * w.concurrency
+				ORDER BY w.load::float8 / w.concurrency, random()
+				LIMIT 1) w)
+		UPDATE attune.execution SET worker = pick.worker_id
+		FROM pick WHERE execution.id = pick.execution_id AND execution.status = 'scheduled'
+		RETURNING `+executionColumns, limit, aliveWithin.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("reassign orphaned executions: %w", translate(err))
+	}
+	return collectExecutions(rows, "reassign orphaned executions")
+}
+
+// ExecutionAbandonOrphans ends as abandoned every execution that was running on a worker that
+// is inactive or has not heartbeated within aliveWithin, and returns them.
 func (q *Queries) ExecutionAbandonOrphans(ctx context.Context, aliveWithin time.Duration) ([]Execution, error) {
 	rows, err := q.db.Query(ctx, `
 		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
 			reason = 'worker ' || (SELECT name FROM attune.worker w WHERE w.id = execution.worker) || ' stopped before the execution finished'
-		WHERE status IN ('scheduled', 'running', 'canceling') AND worker IN (
-			SELECT id FROM attune.worker WHERE status = 'inactive' OR last_heartbeat < now() - make_interval(secs => $1))
+		WHERE status IN ('running', 'canceling') AND worker IN (`+deadWorkers("$1")+`)
 		RETURNING `+executionColumns, aliveWithin.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("abandon orphaned executions: %w", translate(err))
 	}
+	return collectExecutions(rows, "abandon orphaned executions")
+}
+
+// ExecutionAbandonOverdue ends as abandoned the executions still running margin past their
+// timeout. The worker enforces the timeout, so such a row is one its worker lost track of (a
+// result it could not write, say).
+func (q *Queries) ExecutionAbandonOverdue(ctx context.Context, margin time.Duration) ([]Execution, error) {
+	rows, err := q.db.Query(ctx, `
+		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
+			reason = 'still running past its timeout; its worker lost track of it'
+		WHERE status IN ('running', 'canceling')
+			AND started_at < now() - make_interval(secs => coalesce(timeout_seconds, 600) + $1)
+		RETURNING `+executionColumns, margin.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("abandon overdue executions: %w", translate(err))
+	}
+	return collectExecutions(rows, "abandon overdue executions")
+}
+
+// ExecutionAbandonLeftovers ends as abandoned what worker was running when its previous
+// process died: a worker that restarts under the same name finds them still its own.
+func (q *Queries) ExecutionAbandonLeftovers(ctx context.Context, worker int64) ([]Execution, error) {
+	rows, err := q.db.Query(ctx, `
+		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
+			reason = 'its worker restarted before the execution finished'
+		WHERE status IN ('running', 'canceling') AND worker = $1
+		RETURNING `+executionColumns, worker)
+	if err != nil {
+		return nil, fmt.Errorf("abandon leftover executions: %w", translate(err))
+	}
+	return collectExecutions(rows, "abandon leftover executions")
+}
+
+// ExecutionFailUnrunnable fails the executions requested before olderThan whose runner no
+// live worker has: nothing would ever run them.
+func (q *Queries) ExecutionFailUnrunnable(ctx context.Context, olderThan, aliveWithin time.Duration) ([]Execution, error) {
+	rows, err := q.db.Query(ctx, `
+		UPDATE attune.execution SET status = 'failed', finished_at = now(),
+			reason = 'no live worker can run runner "' || a.runner_type || '"'
+		FROM attune.action a
+		WHERE a.ref = execution.action_ref AND execution.status = 'requested'
+			AND execution.created < now() - make_interval(secs => $1)
+			AND NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+`)
+		RETURNING `+executionColumns, olderThan.Seconds(), aliveWithin.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("fail unrunnable executions: %w", translate(err))
+	}
+	return collectExecutions(rows, "fail unrunnable executions")
+}
+
+func collectExecutions(rows pgx.Rows, what string) ([]Execution, error) {
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Execution, error) { return scanExecution(r) })
 	if err != nil {
-		return nil, fmt.Errorf("abandon orphaned executions: %w", translate(err))
+		return nil, fmt.Errorf("%s: %w", what, translate(err))
 	}
 	return out, nil
 }

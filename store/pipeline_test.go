@@ -240,9 +240,6 @@ func TestScheduleWaitingOldestFirst(t *testing.T) {
 		require.NoError(t, err)
 		ids = append(ids, e.ID)
 	}
-	waiting, err := s.ExecutionAnyWaiting(ctx)
-	require.NoError(t, err)
-	require.True(t, waiting)
 	none, err := s.ExecutionScheduleWaiting(ctx, 8, time.Minute)
 	require.NoError(t, err)
 	require.Empty(t, none, "no worker, nothing scheduled")
@@ -284,4 +281,47 @@ func TestScheduleWaitingOldestFirst(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	require.Contains(t, strings.Join(plan, "\n"), "execution_waiting_idx")
+}
+
+// An execution scheduled on a worker that died before claiming it moves to a live worker,
+// still scheduled, and the dead worker can no longer claim it.
+func TestReassignOrphansAndConditionalClaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	seedPack(t, s)
+	dead, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "dead", Runners: []string{"shell"}, Concurrency: 4})
+	require.NoError(t, err)
+	exec, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
+	require.NoError(t, err)
+	scheduled, err := s.ExecutionScheduleWaiting(ctx, 1, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, scheduled, 1)
+	require.Equal(t, dead.ID, *scheduled[0].WorkerID)
+	require.NoError(t, s.WorkerSetInactive(ctx, "dead"))
+
+	none, err := s.ExecutionReassignOrphans(ctx, 10, time.Minute)
+	require.NoError(t, err)
+	require.Empty(t, none, "no live worker to move it to yet")
+	live, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "live", Runners: []string{"shell"}, Concurrency: 1})
+	require.NoError(t, err)
+	moved, err := s.ExecutionReassignOrphans(ctx, 10, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, moved, 1)
+	require.Equal(t, store.ExecutionScheduled, moved[0].Status)
+	require.Equal(t, live.ID, *moved[0].WorkerID)
+
+	_, ok, err := s.ExecutionClaim(ctx, exec.ID, dead.ID)
+	require.NoError(t, err)
+	require.False(t, ok, "the old worker's claim fails")
+	claimed, ok, err := s.ExecutionClaim(ctx, exec.ID, live.ID)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, store.ExecutionRunning, claimed.Status)
+
+	// A restarted worker of the same name finds its leftovers and ends them.
+	left, err := s.ExecutionAbandonLeftovers(ctx, live.ID)
+	require.NoError(t, err)
+	require.Len(t, left, 1)
+	require.Equal(t, store.ExecutionAbandoned, left[0].Status)
 }

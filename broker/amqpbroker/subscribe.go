@@ -99,7 +99,13 @@ func (b *Broker) consume(ctx context.Context, conn *amqp.Connection, q broker.Qu
 			if !ok {
 				return true, fmt.Errorf("channel closed: %v", <-closed)
 			}
-			d.Dispatch(&delivery{d: dl, broker: b, queue: b.ns.Name(q.Name)})
+			if !d.Dispatch(ctx, &delivery{d: dl, broker: b, queue: b.ns.Name(q.Name)}) {
+				// Stopping while every slot is held: this delivery stays unacked and goes back
+				// to the queue when the channel closes.
+				_ = ch.Cancel(tag, false)
+				d.Drain()
+				return true, nil
+			}
 		case <-ctx.Done():
 			// Stop intake first; what is already in flight is settled on this channel before
 			// it closes, and whatever stays unacked is requeued by RabbitMQ when it does.

@@ -191,7 +191,9 @@ func (b *Broker) Subscribe(ctx context.Context, s broker.Subscription, h broker.
 			<-credit
 			return c.stop(d)
 		}
-		d.Dispatch(c.track(it))
+		if !d.Dispatch(ctx, c.track(it)) {
+			return c.stop(d)
+		}
 	}
 }
 

@@ -127,18 +127,32 @@ func (m *Module) webhook(c echo.Context) error {
 	return m.fire(c, "core.webhook", payload, "webhook")
 }
 
-// webhookHeaders keeps the request's headers for rules to look at, minus credentials: the
-// payload is stored and shown through the API.
+// webhookHeaders keeps the request's headers for rules to look at, minus anything that looks
+// like a credential: the payload is stored and shown through the API, and senders put shared
+// secrets in headers of their own naming (X-Gitlab-Token, X-Api-Key, signatures).
 func webhookHeaders(h http.Header) map[string]any {
 	out := make(map[string]any, len(h))
 	for name, values := range h {
-		switch strings.ToLower(name) {
-		case "authorization", "proxy-authorization", "cookie":
+		if isSecretHeader(name) {
 			continue
 		}
 		out[name] = strings.Join(values, ", ")
 	}
 	return out
+}
+
+func isSecretHeader(name string) bool {
+	n := strings.ToLower(name)
+	switch n {
+	case "authorization", "proxy-authorization", "cookie", "set-cookie":
+		return true
+	}
+	for _, word := range []string{"token", "secret", "key", "signature", "password", "auth"} {
+		if strings.Contains(n, word) {
+			return true
+		}
+	}
+	return false
 }
 
 // fire records an event and announces it. Once the row is committed the event is safe: a
@@ -241,6 +255,13 @@ func (m *Module) cancel(c echo.Context) error {
 		return err
 	}
 	if exec.Status == store.ExecutionCanceling {
+		// Asking again sends the request again: the first may have been lost after its
+		// commit, and the worker's side is idempotent.
+		if exec.Worker != nil {
+			if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
+				return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
+			}
+		}
 		return c.JSON(http.StatusAccepted, dataBody[store.Execution]{Data: exec})
 	}
 	return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("execution %d is already %s", id, exec.Status)}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -26,9 +25,7 @@ type Store interface {
 	ExecutionGet(ctx context.Context, id int64) (store.Execution, error)
 	ExecutionInsertForEnforcement(ctx context.Context, p store.ExecutionInsertParams) (store.Execution, bool, error)
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
-	ExecutionSchedule(ctx context.Context, id int64, p store.WorkerPickParams) (store.Execution, bool, error)
 	ExecutionScheduleWaiting(ctx context.Context, limit int, aliveWithin time.Duration) ([]store.Execution, error)
-	ExecutionAnyWaiting(ctx context.Context) (bool, error)
 	ExecutionScheduleBlocker(ctx context.Context, id int64, p store.WorkerPickParams) (store.ScheduleBlocker, error)
 	InTx(ctx context.Context, fn func(q *store.Queries) error) error
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
@@ -64,15 +61,7 @@ type Module struct {
 	deps Deps
 	// actions caches what every execution reads; a listener drops it when actions change.
 	actions *store.RefCache[store.Action]
-	// waitMarked and waitCleared tell whether this replica may have left executions waiting
-	// for a full worker since its last look found none, so that completions look for them
-	// only then: a mark after a look began keeps the two apart. Another replica's waiting
-	// executions are found by its own completions and, should it die, by the sweeps.
-	waitMarked, waitCleared atomic.Uint64
 }
-
-func (m *Module) markWaiting()  { m.waitMarked.Add(1) }
-func (m *Module) mayWait() bool { return m.waitMarked.Load() != m.waitCleared.Load() }
 
 // New checks the configuration.
 func New(cfg Config, deps Deps) (*Module, error) {
@@ -84,9 +73,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.NoWorkerTimeout = cmp.Or(cfg.NoWorkerTimeout, time.Minute)
 	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, 10*time.Second)
 	cfg.SweepAfter = cmp.Or(cfg.SweepAfter, 30*time.Second)
-	m := &Module{cfg: cfg, deps: deps, actions: store.NewRefCache(deps.Store.ActionGetByRef)}
-	m.markWaiting() // executions may have been left waiting before this start
-	return m, nil
+	return &Module{cfg: cfg, deps: deps, actions: store.NewRefCache(deps.Store.ActionGetByRef)}, nil
 }
 
 // Name implements the role module contract.

@@ -4,19 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/store"
 )
 
-// handleRequest schedules a requested execution onto a live worker that can run its runner,
-// then dispatches it there. A redelivered request for an execution already scheduled
-// dispatches it again: the worker's claim is conditional, so a duplicate dispatch is
-// harmless, and this repairs a dispatch lost after the commit.
+// handleRequest schedules requested executions onto live workers with room, oldest first:
+// this one if nothing older waits, else the older ones, and this one waits its turn. The
+// completion that frees a slot schedules the next. A redelivered request for an execution
+// already scheduled dispatches it again: the worker's claim is conditional, so a duplicate
+// dispatch is harmless, and this repairs a dispatch lost after the commit.
 func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	p, err := broker.Decode[broker.ExecutionRequested](msg)
 	if err != nil {
+		return err
+	}
+	scheduled, err := m.scheduleWaiting(ctx, 1)
+	if err != nil || slices.Contains(scheduled, p.ExecutionID) {
 		return err
 	}
 	action, err := m.actions.Get(ctx, p.ActionRef)
@@ -26,27 +32,22 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
-	if m.mayWait() {
-		// Executions are waiting for full workers: this one queues behind them rather than
-		// take a slot the moment one frees, and completions serve them oldest first.
-		return m.notScheduled(ctx, p.ExecutionID, action)
-	}
-	// The hot path: pick a worker and schedule in one statement.
-	exec, ok, err := m.deps.Store.ExecutionSchedule(ctx, p.ExecutionID, m.pickParams(action))
-	if err != nil || ok {
-		if ok {
-			return m.dispatch(ctx, exec, action)
-		}
-		return err
-	}
 	return m.notScheduled(ctx, p.ExecutionID, action)
 }
 
-// notScheduled is the slow path. If workers that can run the execution exist, they are all
-// full: it stays requested and the next completion schedules it (scheduleWaiting). If none
-// exists, it waits for one while the execution is young, and fails when none comes.
+// noWorkerWait is how long a request waits in its handler for a first worker that can run
+// it: workers and executors start in any order, and a request that arrives as the first
+// worker registers should not wait for a sweep. After that the sweeper takes over, and fails
+// the execution once it is older than NoWorkerTimeout; a handler never blocks for long.
+const noWorkerWait = 2 * time.Second
+
+// noWorkerPoll is how often that short wait looks again.
+const noWorkerPoll = 100 * time.Millisecond
+
+// notScheduled finds out why an execution was not scheduled and acts on it.
 func (m *Module) notScheduled(ctx context.Context, id int64, action store.Action) error {
-	params := m.pickParams(action)
+	params := store.WorkerPickParams{Runner: action.RunnerType, AliveWithin: m.cfg.WorkerAliveWithin}
+	deadline := time.Now().Add(noWorkerWait)
 	for {
 		why, err := m.deps.Store.ExecutionScheduleBlocker(ctx, id, params)
 		if errors.Is(err, store.ErrNotFound) {
@@ -64,36 +65,22 @@ func (m *Module) notScheduled(ctx context.Context, id int64, action store.Action
 			return m.dispatch(ctx, exec, action)
 		case why.Status != store.ExecutionRequested:
 			return nil // cancelled, or further on already
-		case why.AnyWorker:
-			// The execution waits; the completion that frees a slot schedules the oldest
-			// waiting executions, and this one has been waiting since it was requested, so no
-			// wake-up can pass it by. Should a worker have room now, the queue is drained
-			// here, since no completion may come to do it.
-			m.markWaiting()
-			if why.Room {
-				return m.scheduleWaiting(ctx, waitingBatch)
-			}
-			return nil
-		}
-		exec, err := m.deps.Store.ExecutionGet(ctx, id)
-		if err != nil {
+		case why.Room:
+			// Room appeared since the first look: fill it, oldest first.
+			_, err := m.scheduleWaiting(ctx, waitingBatch)
 			return err
+		case why.AnyWorker:
+			return nil // every worker is full: a completion schedules it in its turn
 		}
-		if time.Since(exec.Created) > m.cfg.NoWorkerTimeout {
-			return m.fail(ctx, id, fmt.Sprintf("no live worker can run runner %q", action.RunnerType))
+		if time.Now().After(deadline) {
+			return nil // no worker at all: the sweeper fails it if none comes
 		}
-		// Workers and executors start in any order: a request that arrives before the first
-		// worker has registered waits for it rather than fail.
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(noWorkerPoll):
 		}
 	}
-}
-
-func (m *Module) pickParams(action store.Action) store.WorkerPickParams {
-	return store.WorkerPickParams{Runner: action.RunnerType, AliveWithin: m.cfg.WorkerAliveWithin}
 }
 
 func (m *Module) fail(ctx context.Context, id int64, reason string) error {
@@ -103,54 +90,50 @@ func (m *Module) fail(ctx context.Context, id int64, reason string) error {
 	return err
 }
 
-// waitingBatch is how many of the oldest waiting executions one statement schedules.
-const waitingBatch = 8
+// waitingBatch is how many waiting executions one statement schedules: each statement reads
+// the workers' loads once, so a small batch keeps workers near their bound.
+const waitingBatch = 2
 
-// scheduleWaiting schedules up to want of the oldest requested executions onto workers with
-// room, oldest first. Completions call it, so a freed slot is filled at once rather than by a
-// poll.
-func (m *Module) scheduleWaiting(ctx context.Context, want int) error {
+// scheduleWaiting schedules up to want of the oldest requested executions that a worker has
+// room for, and dispatches them. Completions call it, so a freed slot is filled at once
+// rather than by a poll. It returns the ids it scheduled.
+func (m *Module) scheduleWaiting(ctx context.Context, want int) ([]int64, error) {
+	var ids []int64
 	for want > 0 {
-		mark := m.waitMarked.Load()
 		batch := min(want, waitingBatch)
 		scheduled, err := m.deps.Store.ExecutionScheduleWaiting(ctx, batch, m.cfg.WorkerAliveWithin)
 		if err != nil {
-			return err
+			return ids, err
 		}
-		for _, exec := range scheduled {
-			action, err := m.actions.Get(ctx, exec.ActionRef)
-			if err != nil {
-				return err
-			}
-			if err := m.dispatch(ctx, exec, action); err != nil {
-				return err
-			}
+		if err := m.dispatchAll(ctx, scheduled); err != nil {
+			return ids, err
 		}
-		if len(scheduled) == 0 {
-			// Nothing fitted: either nothing waits, and this replica can stop looking on
-			// completions, or every worker is full.
-			left, err := m.deps.Store.ExecutionAnyWaiting(ctx)
-			if err != nil {
-				return err
-			}
-			if !left {
-				m.waitCleared.Store(mark)
-			} else {
-				m.markWaiting() // whoever left them, this replica's completions look too
-			}
-			return nil
+		for _, e := range scheduled {
+			ids = append(ids, e.ID)
 		}
 		want -= len(scheduled)
 		if len(scheduled) < batch {
-			return nil
+			break
 		}
 	}
-	return nil
+	return ids, nil
 }
 
-// noWorkerPoll is how often a scheduler waiting for a worker looks again. Waiting for a
-// worker is the exception (start-up, every worker down), not the path executions take.
-const noWorkerPoll = 250 * time.Millisecond
+// dispatchAll dispatches each execution, going on past failures so that one bad publish does
+// not strand the others until the sweeper's redispatch.
+func (m *Module) dispatchAll(ctx context.Context, execs []store.Execution) error {
+	var errs []error
+	for _, e := range execs {
+		action, err := m.actions.Get(ctx, e.ActionRef)
+		if err == nil {
+			err = m.dispatch(ctx, e, action)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("dispatch execution %d: %w", e.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 func (m *Module) dispatch(ctx context.Context, exec store.Execution, action store.Action) error {
 	if exec.Worker == nil {
@@ -168,7 +151,8 @@ func (m *Module) dispatch(ctx context.Context, exec store.Execution, action stor
 		},
 	})
 	if errors.Is(err, broker.ErrUnroutable) {
-		// The worker's queue is gone with the worker; the sweeper abandons its executions.
+		// The worker has no queue (yet, or any more); the sweeper redispatches, or moves the
+		// execution to a live worker.
 		m.deps.Logger.WarnContext(ctx, "worker has no queue; leaving the execution to the sweeper",
 			"execution_id", exec.ID, "worker", *exec.Worker)
 		return nil
@@ -178,15 +162,14 @@ func (m *Module) dispatch(ctx context.Context, exec store.Execution, action stor
 
 // handleCompletion is the completion listener: every terminal status passes here once it is
 // committed. The execution has left its worker, so the oldest executions waiting for a
-// worker are scheduled; two, because a worker is kept a little ahead of its concurrency.
+// worker are scheduled; two, because a worker is kept a little ahead of its concurrency. When
+// nothing waits this is one index lookup that finds nothing.
 func (m *Module) handleCompletion(ctx context.Context, msg broker.Message) error {
 	p, err := broker.Decode[broker.ExecutionCompleted](msg)
 	if err != nil {
 		return err
 	}
 	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", p.ExecutionID, "action", p.ActionRef, "status", p.Status)
-	if !m.mayWait() {
-		return nil // nothing was left waiting by this replica since its last look found none
-	}
-	return m.scheduleWaiting(ctx, 2)
+	_, err = m.scheduleWaiting(ctx, 2)
+	return err
 }

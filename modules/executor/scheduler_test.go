@@ -35,7 +35,7 @@ func TestNoWorkerFailsWithReason(t *testing.T) {
 
 	br := membroker.New(broker.Options{})
 	defer br.Close()
-	m, err := executor.New(executor.Config{NoWorkerTimeout: 200 * time.Millisecond},
+	m, err := executor.New(executor.Config{NoWorkerTimeout: 200 * time.Millisecond, SweepInterval: 50 * time.Millisecond},
 		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br})
 	require.NoError(t, err)
 	done := make(chan error, 1)

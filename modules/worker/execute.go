@@ -88,16 +88,9 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
-	exec, claimed, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
-		ID: p.ExecutionID, From: []string{store.ExecutionScheduled}, To: store.ExecutionRunning, Worker: &m.id,
-	})
+	exec, claimed, err := m.deps.Store.ExecutionClaim(ctx, p.ExecutionID, m.id.Load())
 	if err != nil || !claimed {
 		return err
-	}
-	if exec.WorkerID == nil || *exec.WorkerID != m.id {
-		// Scheduled on another worker: the dispatch reached the wrong queue. The status guard
-		// keeps this from ever happening twice; finish it as failed rather than run it here.
-		return m.finish(ctx, exec, runner.Result{Error: "dispatched to the wrong worker"}, store.ExecutionFailed)
 	}
 	job, err := m.job(exec, p.Action)
 	if err != nil {
@@ -137,7 +130,7 @@ func statusOf(r runner.Result, cancelRequested bool) string {
 // finish records the terminal status and result, then announces the completion. It runs
 // even when the worker is stopping, so it gets a context that outlives the handler's.
 func (m *Module) finish(ctx context.Context, exec store.Execution, result runner.Result, status string) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordFor)
 	defer cancel()
 	// PostgreSQL's jsonb cannot hold NUL characters, and actions do print them.
 	for _, s := range []*string{&result.Stdout, &result.Stderr, &result.Error} {
@@ -151,7 +144,7 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, result runner
 	if status == store.ExecutionAbandoned {
 		reason = "worker " + m.cfg.Name + " stopped before the action finished"
 	}
-	done, ok, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
+	done, ok, err := m.record(ctx, store.ExecutionTransition{
 		ID: exec.ID, From: []string{store.ExecutionRunning, store.ExecutionCanceling}, To: status, Result: body, Reason: reason,
 	})
 	if err != nil {
@@ -164,6 +157,30 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, result runner
 	return broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{
 		ExecutionID: done.ID, ActionRef: done.ActionRef, Status: done.Status, FinishedAt: time.Now().UTC(),
 	})
+}
+
+// recordFor bounds how long a worker keeps trying to record a result: past it the sweeper
+// abandons the execution as overdue, and a late write would be refused anyway.
+const recordFor = 10 * time.Minute
+
+// record writes a terminal status, retrying while the database is away: the result exists
+// only in this process, and the claim makes the dispatch's redelivery skip the execution, so
+// giving up would leave it running for ever.
+func (m *Module) record(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error) {
+	delay := 100 * time.Millisecond
+	for {
+		e, ok, err := m.deps.Store.ExecutionTransition(ctx, t)
+		if !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
+			return e, ok, err
+		}
+		m.deps.Logger.WarnContext(ctx, "recording a result failed; retrying", "execution_id", t.ID, "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return e, ok, err
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
 }
 
 // job resolves what to run from the execution and the action snapshot of its dispatch.

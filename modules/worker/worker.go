@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -27,6 +28,8 @@ type Store interface {
 	WorkerHeartbeat(ctx context.Context, name string) error
 	WorkerSetInactive(ctx context.Context, name string) error
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
+	ExecutionClaim(ctx context.Context, id, worker int64) (store.Execution, bool, error)
+	ExecutionAbandonLeftovers(ctx context.Context, worker int64) ([]store.Execution, error)
 }
 
 // Config describes this worker.
@@ -56,9 +59,8 @@ type Module struct {
 	runners map[string]runner.Runner
 	running running
 
-	// Set by Run before any execution is handled.
-	id      int64  // this worker's row
-	coreDir string // where the core pack's scripts were written
+	id      atomic.Int64 // this worker's row; written again by a re-registration
+	coreDir string       // where the core pack's scripts were written, set by Run first
 }
 
 // New checks the configuration.
@@ -102,6 +104,9 @@ func (m *Module) Run(ctx context.Context) error {
 	}
 	m.deps.Logger.InfoContext(ctx, "worker registered", "worker", m.cfg.Name, "runners", m.cfg.Runners, "concurrency", m.cfg.Concurrency)
 	defer m.deregister(ctx)
+	if err := m.abandonLeftovers(ctx); err != nil {
+		return err
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return m.heartbeat(gctx) })
@@ -139,6 +144,23 @@ func (m *Module) heartbeat(ctx context.Context) error {
 	}
 }
 
+// abandonLeftovers ends what an earlier process of this worker's name was running when it
+// died: this process starts with nothing running, and nothing else would end them while the
+// name heartbeats again.
+func (m *Module) abandonLeftovers(ctx context.Context) error {
+	left, err := m.deps.Store.ExecutionAbandonLeftovers(ctx, m.id.Load())
+	if err != nil {
+		return err
+	}
+	for _, e := range left {
+		m.deps.Logger.WarnContext(ctx, "execution abandoned by a restart of its worker", "execution_id", e.ID, "action", e.ActionRef)
+		if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef, Status: e.Status, FinishedAt: time.Now().UTC()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (m *Module) register(ctx context.Context) error {
 	w, err := m.deps.Store.WorkerRegister(ctx, store.WorkerRegisterParams{
 		Name:        m.cfg.Name,
@@ -150,7 +172,7 @@ func (m *Module) register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("register worker %s: %w", m.cfg.Name, err)
 	}
-	m.id = w.ID
+	m.id.Store(w.ID)
 	return nil
 }
 

@@ -16,12 +16,13 @@ const (
 )
 
 // environment is the worker's own environment plus what the action is told about its
-// execution. Inherited ATTUNE_* values are dropped so that a worker started from inside an
-// action cannot leak its parent's parameters into a job that lacks them.
+// execution. Every inherited ATTUNE_* variable is dropped: the worker's configuration holds
+// the database and broker URLs with their passwords, which an action must not see (its
+// output is stored and served), and a worker started from inside an action must not leak its
+// parent's parameters into a job that lacks them.
 func environment(job Job) []string {
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		name, _, _ := strings.Cut(kv, "=")
-		return strings.HasPrefix(name, envParamPrefix) || name == envExecutionID || name == envAction
+		return strings.HasPrefix(kv, "ATTUNE_")
 	})
 	env = append(env,
 		envExecutionID+"="+strconv.FormatInt(job.ExecutionID, 10),
