@@ -39,6 +39,9 @@ type Subscriber interface {
 type Broker interface {
 	Publisher
 	Subscriber
+	// Declare creates a queue and its bindings ahead of Subscribe, so that messages routed to
+	// it are kept from that moment on. Declaring twice is harmless.
+	Declare(ctx context.Context, q Queue) error
 	// Ping reports whether the broker is reachable now; readiness checks call it.
 	Ping(ctx context.Context) error
 	// Close releases the connection. Subscriptions must have returned before.

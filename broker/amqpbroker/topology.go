@@ -1,6 +1,7 @@
 package amqpbroker
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -53,6 +54,30 @@ func (b *Broker) declareQueue(ch *amqp.Channel, q broker.Queue) error {
 			return fmt.Errorf("bind queue %s to %s with %s: %w", name, b.ns.Name(bd.Exchange), bd.RoutingKey, err)
 		}
 	}
+	return nil
+}
+
+// Declare creates q and its bindings; see broker.Broker. Transient queues belong to the
+// channel's connection and are declared by Subscribe only.
+func (b *Broker) Declare(ctx context.Context, q broker.Queue) error {
+	if q.Transient {
+		return nil
+	}
+	conn, err := b.connection(ctx)
+	if err != nil {
+		return err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("declare %s: open channel: %w", q.Name, err)
+	}
+	defer ch.Close()
+	if err := b.declareQueue(ch, q); err != nil {
+		return err
+	}
+	b.declaredMu.Lock()
+	b.declared[q.Name] = q
+	b.declaredMu.Unlock()
 	return nil
 }
 

@@ -34,6 +34,7 @@ func Run(t *testing.T, newBroker Factory) {
 	t.Run("RedeliversUnackedWhenConsumerStops", func(t *testing.T) { t.Parallel(); testRedeliver(t, newBroker) })
 	t.Run("FansOutToTransientQueues", func(t *testing.T) { t.Parallel(); testFanOut(t, newBroker) })
 	t.Run("PublishesConcurrently", func(t *testing.T) { t.Parallel(); testConcurrentPublish(t, newBroker) })
+	t.Run("DeclaredQueueKeepsMessages", func(t *testing.T) { t.Parallel(); testDeclare(t, newBroker) })
 	t.Run("ClosedBrokerRefuses", func(t *testing.T) { t.Parallel(); testClosed(t, newBroker) })
 }
 
@@ -416,6 +417,19 @@ func testConcurrentPublish(t *testing.T, newBroker Factory) {
 		ids[receive(t, got).ID] = true
 	}
 	require.Len(t, ids, publishers*each)
+}
+
+func testDeclare(t *testing.T, newBroker Factory) {
+	b := newBroker(t, fastOptions())
+	q := broker.WorkerDispatchQueue("early")
+	require.NoError(t, b.Declare(context.Background(), q))
+	require.NoError(t, b.Declare(context.Background(), q), "declaring twice is harmless")
+	m, err := broker.NewMessage(broker.ExecutionDispatched{ExecutionID: 1, ActionRef: "core.noop", Worker: "early"})
+	require.NoError(t, err)
+	publish(t, b, m) // routable at once: the queue exists before anyone consumes it
+	got := make(chan broker.Message, 1)
+	subscribe(t, b, broker.Subscription{Queue: q, Prefetch: 1}, collect(got))
+	require.Equal(t, m.ID, receive(t, got).ID)
 }
 
 func testClosed(t *testing.T, newBroker Factory) {

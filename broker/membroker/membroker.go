@@ -45,6 +45,14 @@ func New(opts broker.Options) *Broker {
 	return b
 }
 
+// Declare creates q and its bindings; see broker.Broker.
+func (b *Broker) Declare(_ context.Context, q broker.Queue) error {
+	if _, err := b.declare(q); err != nil {
+		return fmt.Errorf("declare %s: %w", q.Name, err)
+	}
+	return nil
+}
+
 // Close stops the broker; later publishes fail with broker.ErrClosed.
 func (b *Broker) Close() error {
 	b.mu.Lock()

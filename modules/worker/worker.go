@@ -99,6 +99,13 @@ func (m *Module) Run(ctx context.Context) error {
 	}
 	defer os.RemoveAll(dir)
 	m.coreDir = dir
+	// The queues exist before the worker is known to schedulers, so that the first dispatch
+	// to it has somewhere to go.
+	for _, q := range []broker.Queue{broker.WorkerDispatchQueue(m.cfg.Name), broker.WorkerCancelQueue(m.cfg.Name)} {
+		if err := m.deps.Broker.Declare(ctx, q); err != nil {
+			return err
+		}
+	}
 	if err := m.register(ctx); err != nil {
 		return err
 	}
