@@ -61,6 +61,7 @@ type Module struct {
 	deps Deps
 	// actions caches what every execution reads; a listener drops it when actions change.
 	actions *store.RefCache[store.Action]
+	resent  republished
 }
 
 // New checks the configuration.

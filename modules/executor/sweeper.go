@@ -2,6 +2,8 @@ package executor
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/attune-go/attune/broker"
@@ -17,6 +19,36 @@ const redispatchAfter = 5 * time.Minute
 
 // overdueMargin is how far past its timeout a running execution is taken for lost.
 const overdueMargin = time.Minute
+
+// republishEvery is how often the sweeper sends the same repair again. A row can stay stale
+// for long for reasons a message does not fix (the sensor role is down and nobody consumes
+// event.created); sending it every sweep would only pile duplicates into the queue.
+const republishEvery = 5 * time.Minute
+
+// republished remembers what this replica's sweeps sent and when.
+type republished struct {
+	mu   sync.Mutex
+	sent map[string]time.Time
+}
+
+// due reports whether key may be sent now, and if so records that it is.
+func (r *republished) due(key string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sent == nil {
+		r.sent = make(map[string]time.Time)
+	}
+	if at, ok := r.sent[key]; ok && now.Sub(at) < republishEvery {
+		return false
+	}
+	for k, at := range r.sent {
+		if now.Sub(at) >= republishEvery {
+			delete(r.sent, k)
+		}
+	}
+	r.sent[key] = now
+	return true
+}
 
 // sweepLoop repairs what a crash between a commit and its publish would strand, and what a
 // worker that died leaves behind. Only one replica sweeps at a time.
@@ -48,15 +80,20 @@ func (m *Module) sweep(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		now := time.Now()
 		for _, e := range events {
-			msgs = append(msgs, broker.NewEventCreated(e.ID, e.TriggerRef, deref(e.RuleRef), e.Payload))
+			if m.resent.due(fmt.Sprintf("event/%d", e.ID), now) {
+				msgs = append(msgs, broker.NewEventCreated(e.ID, e.TriggerRef, deref(e.RuleRef), e.Payload))
+			}
 		}
 		enfs, err := q.EnforcementListStale(ctx, before, sweepBatch)
 		if err != nil {
 			return err
 		}
 		for _, e := range enfs {
-			msgs = append(msgs, broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: e.EventID})
+			if m.resent.due(fmt.Sprintf("enforcement/%d", e.ID), now) {
+				msgs = append(msgs, broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: e.EventID})
+			}
 		}
 		// A dispatch lost after its commit; a scheduled execution of a live worker is
 		// otherwise just queued there.
@@ -65,7 +102,9 @@ func (m *Module) sweep(ctx context.Context) error {
 			return err
 		}
 		for _, e := range stuck {
-			msgs = append(msgs, broker.ExecutionRequested{ExecutionID: e.ID, ActionRef: e.ActionRef})
+			if m.resent.due(fmt.Sprintf("dispatch/%d", e.ID), now) {
+				msgs = append(msgs, broker.ExecutionRequested{ExecutionID: e.ID, ActionRef: e.ActionRef})
+			}
 		}
 		// A cancel request lost after its commit.
 		canceling, err := q.ExecutionListStale(ctx, store.ExecutionCanceling, before, sweepBatch)
@@ -73,7 +112,7 @@ func (m *Module) sweep(ctx context.Context) error {
 			return err
 		}
 		for _, e := range canceling {
-			if e.Worker != nil {
+			if e.Worker != nil && m.resent.due(fmt.Sprintf("cancel/%d", e.ID), now) {
 				msgs = append(msgs, broker.ExecutionCancelRequested{ExecutionID: e.ID, Worker: *e.Worker})
 			}
 		}
