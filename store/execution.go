@@ -270,12 +270,19 @@ func (q *Queries) ExecutionScheduleBlocker(ctx context.Context, id int64, p Work
 // up to limit; that is why limit stays small.
 func (q *Queries) ExecutionScheduleWaiting(ctx context.Context, limit int, aliveWithin time.Duration) ([]Execution, error) {
 	rows, err := q.db.Query(ctx, `
-		WITH next AS (
+		WITH room AS (
+			-- The runners some live worker has room for now. Computed once: when it is empty,
+			-- as it is most of the time under a backlog, the one-time filter below skips the
+			-- scan of the waiting executions altogether.
+			SELECT DISTINCT r.runner FROM attune.worker w CROSS JOIN unnest(w.runners) AS r(runner)
+			WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => $2)
+				AND `+workerLoad+` < 2 * w.concurrency),
+		next AS (
 			SELECT e.id, a.runner_type FROM attune.execution e JOIN attune.action a ON a.ref = e.action_ref
-			WHERE e.status = 'requested'
-				-- Only executions a worker has room for now, so that a backlog of one runner
+			WHERE EXISTS (SELECT 1 FROM room) AND e.status = 'requested'
+				-- Only executions a worker has room for, so that a backlog of one runner
 				-- never holds up another runner's executions.
-				AND EXISTS (SELECT 1 FROM (`+liveWorkers("a.runner_type", "$2")+`) w WHERE w.load < 2 * w.concurrency)
+				AND a.runner_type IN (SELECT runner FROM room)
 			ORDER BY e.created, e.id
 			LIMIT $1
 			FOR UPDATE OF e SKIP LOCKED),

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -62,6 +63,9 @@ type Module struct {
 	// actions caches what every execution reads; a listener drops it when actions change.
 	actions *store.RefCache[store.Action]
 	resent  republished
+	// fullUntil is when, in Unix nanoseconds, the last sighting of every worker full stops
+	// counting; see handleRequest.
+	fullUntil atomic.Int64
 }
 
 // New checks the configuration.

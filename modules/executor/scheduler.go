@@ -21,6 +21,12 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
+	if time.Now().UnixNano() < m.fullUntil.Load() {
+		// Every worker was full a moment ago: the execution is already waiting in requested,
+		// and the completions that free slots schedule the oldest first. Under a backlog
+		// this spares each new request two statements that would find no room.
+		return nil
+	}
 	scheduled, err := m.scheduleWaiting(ctx, 1)
 	if err != nil || slices.Contains(scheduled, p.ExecutionID) {
 		return err
@@ -40,6 +46,11 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 // worker registers should not wait for a sweep. After that the sweeper takes over, and fails
 // the execution once it is older than NoWorkerTimeout; a handler never blocks for long.
 const noWorkerWait = 2 * time.Second
+
+// fullFor is how long "every worker is full" is trusted without looking again. It is short:
+// correctness never rests on it (completions and sweeps schedule what waits); it only spares
+// queries while a backlog lasts.
+const fullFor = 100 * time.Millisecond
 
 // noWorkerPoll is how often that short wait looks again.
 const noWorkerPoll = 100 * time.Millisecond
@@ -70,7 +81,10 @@ func (m *Module) notScheduled(ctx context.Context, id int64, action store.Action
 			_, err := m.scheduleWaiting(ctx, waitingBatch)
 			return err
 		case why.AnyWorker:
-			return nil // every worker is full: a completion schedules it in its turn
+			// Every worker is full: a completion schedules it in its turn. Requests in the
+			// next moment need not look again.
+			m.fullUntil.Store(time.Now().Add(fullFor).UnixNano())
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return nil // no worker at all: the sweeper fails it if none comes
