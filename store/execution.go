@@ -218,10 +218,7 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 func (q *Queries) ExecutionSchedule(ctx context.Context, id int64, p WorkerPickParams) (Execution, bool, error) {
 	e, err := scanExecution(q.db.QueryRow(ctx, `
 		WITH pick AS (
-			SELECT w.id FROM (`+liveWorkers("$2", "$3")+`) w
-			WHERE w.load < 2 * w.concurrency
-			ORDER BY w.load::float8 / w.concurrency, random()
-			LIMIT 1)
+			`+leastLoaded("$2", "$3")+`)
 		UPDATE attune.execution SET status = 'scheduled', worker = pick.id
 		FROM pick WHERE execution.id = $1 AND execution.status = 'requested'
 		RETURNING `+executionColumns, id, p.Runner, p.AliveWithin.Seconds()))
@@ -288,11 +285,7 @@ func (q *Queries) ExecutionScheduleWaiting(ctx context.Context, limit int, alive
 			FOR UPDATE OF e SKIP LOCKED),
 		pick AS (
 			SELECT next.id AS execution_id, w.id AS worker_id
-			FROM next CROSS JOIN LATERAL (
-				SELECT w.id FROM (`+liveWorkers("next.runner_type", "$2")+`) w
-				WHERE w.load < 2 * w.concurrency
-				ORDER BY w.load::float8 / w.concurrency, random()
-				LIMIT 1) w)
+			FROM next CROSS JOIN LATERAL (`+leastLoaded("next.runner_type", "$2")+`) w)
 		UPDATE attune.execution SET status = 'scheduled', worker = pick.worker_id
 		FROM pick WHERE execution.id = pick.execution_id AND execution.status = 'requested'
 		RETURNING `+executionColumns, limit, aliveWithin.Seconds())
@@ -358,11 +351,7 @@ func (q *Queries) ExecutionReassignOrphans(ctx context.Context, limit int, alive
 			FOR UPDATE OF e SKIP LOCKED),
 		pick AS (
 			SELECT next.id AS execution_id, w.id AS worker_id
-			FROM next CROSS JOIN LATERAL (
-				SELECT w.id FROM (`+liveWorkers("next.runner_type", "$2")+`) w
-				WHERE w.load < 2 * w.concurrency
-				ORDER BY w.load::float8 / w.concurrency, random()
-				LIMIT 1) w)
+			FROM next CROSS JOIN LATERAL (`+leastLoaded("next.runner_type", "$2")+`) w)
 		UPDATE attune.execution SET worker = pick.worker_id
 		FROM pick WHERE execution.id = pick.execution_id AND execution.status = 'scheduled'
 		RETURNING `+executionColumns, limit, aliveWithin.Seconds())

@@ -122,6 +122,16 @@ func liveWorkers(runner, alive string) string {
 	WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => ` + alive + `) AND ` + runner + ` = ANY(w.runners)`
 }
 
+// leastLoaded selects the id of the live worker for runner, heartbeating within alive
+// seconds, with the most room left; none when all are full. Ties are broken at random so that
+// schedulers on several replicas spread their picks.
+func leastLoaded(runner, alive string) string {
+	return `SELECT w.id FROM (` + liveWorkers(runner, alive) + `) w
+		WHERE w.load < 2 * w.concurrency
+		ORDER BY w.load::float8 / w.concurrency, random()
+		LIMIT 1`
+}
+
 // WorkerPick returns a live worker that can run p.Runner, the least loaded first, full or not,
 // or ErrNotFound when there is none.
 func (q *Queries) WorkerPick(ctx context.Context, p WorkerPickParams) (Worker, error) {
