@@ -144,3 +144,22 @@ func TestSubscribeFailsWhenRefused(t *testing.T) {
 	require.ErrorContains(t, err, "PRECONDITION_FAILED")
 	require.NoError(t, ctx.Err(), "Subscribe gave up at once rather than at the deadline")
 }
+
+// A declaration made while the broker is away waits for it, as a publish does, rather than
+// fail the caller (a worker starting during a broker restart).
+func TestDeclareWaitsOutAnOutage(t *testing.T) {
+	t.Parallel()
+	url := brokertest.URL(t)
+	proxy := brokertest.NewProxy(t, hostPort(t, url))
+	b := brokertest.NewAMQPAt(t, proxiedURL(t, url, proxy.Addr()), broker.Options{})
+	proxy.Stop()
+	require.Eventually(t, func() bool { return b.Ping(context.Background()) != nil }, 10*time.Second, 10*time.Millisecond)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		done <- b.Declare(ctx, broker.WorkerDispatchQueue("late"))
+	}()
+	proxy.Start(t)
+	require.NoError(t, <-done)
+}

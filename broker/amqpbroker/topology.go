@@ -2,6 +2,7 @@ package amqpbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -58,11 +59,29 @@ func (b *Broker) declareQueue(ch *amqp.Channel, q broker.Queue) error {
 }
 
 // Declare creates q and its bindings; see broker.Broker. Transient queues belong to the
-// channel's connection and are declared by Subscribe only.
+// channel's connection and are declared by Subscribe only. A connection lost on the way is
+// waited out, as Publish does; a declaration the broker refuses is an error at once.
 func (b *Broker) Declare(ctx context.Context, q broker.Queue) error {
 	if q.Transient {
 		return nil
 	}
+	delay := b.cfg.ReconnectMin
+	for {
+		err := b.declareOnce(ctx, q)
+		if err == nil || refused(err) || ctx.Err() != nil || errors.Is(err, broker.ErrClosed) {
+			return err
+		}
+		b.cfg.Logger.Warn("declare interrupted; trying again", "queue", b.ns.Name(q.Name), "err", err, "retry_in", delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return fmt.Errorf("declare %s: %w", q.Name, ctx.Err())
+		}
+		delay = min(delay*2, b.cfg.ReconnectMax)
+	}
+}
+
+func (b *Broker) declareOnce(ctx context.Context, q broker.Queue) error {
 	conn, err := b.connection(ctx)
 	if err != nil {
 		return err
