@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/modules/pack"
@@ -47,6 +49,22 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 	insert.EnforcementID = &p.EnforcementID
 	exec, created, err := m.deps.Store.ExecutionInsertForEnforcement(ctx, insert)
 	if err != nil || !created || exec.Status != store.ExecutionRequested {
+		return err
+	}
+	return m.requested(ctx, exec)
+}
+
+// requested moves a just-requested execution on. The scheduler lives in this same role, so
+// rather than a round trip through execution.requested it is scheduled here when it can be:
+// that is one message fewer per execution. While every worker is full it simply waits, and
+// completions schedule it in its turn. Otherwise, when it could not be scheduled at once,
+// execution.requested hands it to the scheduler, which finds out why and acts on it.
+func (m *Module) requested(ctx context.Context, exec store.Execution) error {
+	if time.Now().UnixNano() < m.fullUntil.Load() {
+		return nil
+	}
+	scheduled, err := m.scheduleWaiting(ctx, 1)
+	if err != nil || slices.Contains(scheduled, exec.ID) {
 		return err
 	}
 	return broker.Send(ctx, m.deps.Broker, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef})
