@@ -19,6 +19,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+
+	"github.com/attune-go/attune/broker/brokertest"
 )
 
 // attuneBin is the binary under test, built once by TestMain: these tests run attune the way
@@ -98,7 +100,17 @@ func startServe(t *testing.T, args ...string) *process {
 
 func startServeNoWait(t *testing.T, args ...string) *process {
 	t.Helper()
-	full := append([]string{"serve", "--log-format=json", "--http-addr=127.0.0.1:0", "--worker-name=w-" + uuid.NewString()[:8]}, args...)
+	worker := "w-" + uuid.NewString()[:8]
+	full := append([]string{"serve", "--log-format=json", "--http-addr=127.0.0.1:0", "--worker-name=" + worker}, args...)
+	for _, a := range args {
+		if ns, ok := strings.CutPrefix(a, "--amqp-namespace="); ok {
+			// Runs after the process is gone (cleanups run last-in first-out): the worker's
+			// queues are its own, and no test broker knows to delete them.
+			t.Cleanup(func() {
+				brokertest.DeleteQueues(t, ns+".attune.worker."+worker+".dispatch", ns+".attune.worker."+worker+".cancel")
+			})
+		}
+	}
 	cmd := exec.Command(attuneBin, full...)
 	cmd.Env = childEnv()
 	stderr, err := cmd.StderrPipe()

@@ -1,6 +1,9 @@
 package broker
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // DeadLetterQueue is bound to ExchangeDeadLetter with "#", so it holds every rejected message
 // under its original routing key.
@@ -18,6 +21,8 @@ type Queue struct {
 	Transient bool
 	// DeadLetters marks the queue bound to the dead-letter exchange; it takes no Types.
 	DeadLetters bool
+	// Expires deletes the queue once it has had no consumer for this long (zero: never).
+	Expires time.Duration
 }
 
 // Binding ties a queue to an exchange under a routing-key pattern.
@@ -64,15 +69,21 @@ var (
 // SharedQueues lists the durable queues every adapter declares on connect.
 var SharedQueues = []Queue{DeadLetterQueue, QueueRuleEvents, QueueExecutorEnforcement, QueueExecutorRequests, QueueExecutorCompletions}
 
+// WorkerQueueExpiry is how long a worker's queues outlive their last consumer. Worker names
+// change with every process by default, so without an expiry every restart would leave two
+// queues behind for good. What a dead worker's queue held is not lost with it: the executor's
+// sweeper moves executions scheduled on a dead worker to a live one.
+const WorkerQueueExpiry = time.Hour
+
 // WorkerDispatchQueue is the durable queue through which one worker receives its dispatches.
 func WorkerDispatchQueue(worker string) Queue {
-	return Queue{Name: "attune.worker." + worker + ".dispatch", Types: []Type{TypeExecutionDispatched}, Target: worker}
+	return Queue{Name: "attune.worker." + worker + ".dispatch", Types: []Type{TypeExecutionDispatched}, Target: worker, Expires: WorkerQueueExpiry}
 }
 
 // WorkerCancelQueue carries cancellations to one worker. It is apart from the dispatch queue
 // so that a cancel never waits behind a backlog of dispatches.
 func WorkerCancelQueue(worker string) Queue {
-	return Queue{Name: "attune.worker." + worker + ".cancel", Types: []Type{TypeExecutionCancelRequested}, Target: worker}
+	return Queue{Name: "attune.worker." + worker + ".cancel", Types: []Type{TypeExecutionCancelRequested}, Target: worker, Expires: WorkerQueueExpiry}
 }
 
 // Namespace prefixes exchange and queue names so that several Attune installations, or

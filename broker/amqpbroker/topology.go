@@ -46,6 +46,9 @@ func (b *Broker) declareQueue(ch *amqp.Channel, q broker.Queue) error {
 	if !q.DeadLetters {
 		args["x-dead-letter-exchange"] = b.ns.Name(broker.ExchangeDeadLetter)
 	}
+	if q.Expires > 0 {
+		args["x-expires"] = q.Expires.Milliseconds()
+	}
 	durable, exclusive, autoDelete := !q.Transient, q.Transient, q.Transient
 	if _, err := ch.QueueDeclare(name, durable, autoDelete, exclusive, false, args); err != nil {
 		return fmt.Errorf("declare queue %s: %w", name, err)

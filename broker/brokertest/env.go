@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/testcontainers/testcontainers-go"
 	tcrabbitmq "github.com/testcontainers/testcontainers-go/modules/rabbitmq"
 
@@ -119,4 +120,28 @@ func NewAMQPAt(tb testing.TB, url string, opts broker.Options) *amqpbroker.Broke
 		_ = b.Close()
 	})
 	return b
+}
+
+// DeleteQueues deletes queues by name on the test broker, for queues a test's processes
+// declared that no test broker knows about (a worker's own queues).
+func DeleteQueues(tb testing.TB, names ...string) {
+	tb.Helper()
+	conn, err := amqp.Dial(URL(tb))
+	if err != nil {
+		tb.Logf("delete queues: %v", err)
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		tb.Logf("delete queues: %v", err)
+		return
+	}
+	defer ch.Close()
+	for _, n := range names {
+		if _, err := ch.QueueDelete(n, false, false, false); err != nil {
+			tb.Logf("delete queue %s: %v", n, err)
+			return
+		}
+	}
 }
