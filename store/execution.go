@@ -408,13 +408,18 @@ func (q *Queries) ExecutionAbandonLeftovers(ctx context.Context, worker int64) (
 // ExecutionFailUnrunnable fails the executions requested before olderThan whose runner no
 // live worker has: nothing would ever run them.
 func (q *Queries) ExecutionFailUnrunnable(ctx context.Context, olderThan, aliveWithin time.Duration) ([]Execution, error) {
+	// The runners no live worker has are found first, from the few actions and workers there
+	// are; only when there are any are the waiting executions looked at, so a backlog that
+	// some worker will serve costs nothing here.
 	rows, err := q.db.Query(ctx, `
+		WITH orphaned AS (
+			SELECT a.ref, a.runner_type FROM attune.action a
+			WHERE NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+`))
 		UPDATE attune.execution SET status = 'failed', finished_at = now(),
-			reason = 'no live worker can run runner "' || a.runner_type || '"'
-		FROM attune.action a
-		WHERE a.ref = execution.action_ref AND execution.status = 'requested'
+			reason = 'no live worker can run runner "' || orphaned.runner_type || '"'
+		FROM orphaned
+		WHERE orphaned.ref = execution.action_ref AND execution.status = 'requested'
 			AND execution.created < now() - make_interval(secs => $1)
-			AND NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+`)
 		RETURNING `+executionColumns, olderThan.Seconds(), aliveWithin.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("fail unrunnable executions: %w", translate(err))
