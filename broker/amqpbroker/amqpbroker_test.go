@@ -135,7 +135,7 @@ func TestSubscribeFailsWhenRefused(t *testing.T) {
 	name := string(ns) + ".attune.conflicting"
 	_, err = ch.QueueDeclare(name, true, false, false, false, nil)
 	require.NoError(t, err)
-	t.Cleanup(func() { _, _ = ch.QueueDelete(name, false, false, false) })
+	t.Cleanup(func() { brokertest.DeleteQueues(t, name) }) // its own connection: conn is closed by then
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
