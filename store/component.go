@@ -183,15 +183,7 @@ func (q *Queries) RuleList(ctx context.Context, packRef string, page Page) ([]Ru
 
 // RuleListEnabled returns every enabled rule, for the matcher's cache.
 func (q *Queries) RuleListEnabled(ctx context.Context) ([]Rule, error) {
-	rows, err := q.db.Query(ctx, `SELECT `+ruleColumns+` FROM attune.rule WHERE enabled ORDER BY ref`)
-	if err != nil {
-		return nil, fmt.Errorf("list enabled rules: %w", translate(err))
-	}
-	rules, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Rule, error) { return scanRule(r) })
-	if err != nil {
-		return nil, fmt.Errorf("list enabled rules: %w", translate(err))
-	}
-	return rules, nil
+	return queryAll(ctx, q.db, "list enabled rules", scanRule, `SELECT `+ruleColumns+` FROM attune.rule WHERE enabled ORDER BY ref`)
 }
 
 // PackGetByRef returns the pack called ref.
@@ -215,17 +207,26 @@ func list[T any](ctx context.Context, db DBTX, what, from, columns, order string
 		return nil, 0, fmt.Errorf("count %s: %w", what, translate(err))
 	}
 	n := len(args)
-	rows, err := db.Query(ctx, fmt.Sprintf(`SELECT %s %s ORDER BY %s LIMIT $%d OFFSET $%d`, columns, from, order, n+1, n+2),
-		append(args, page.Limit, page.Offset)...)
+	items, err := queryAll(ctx, db, "list "+what, scan,
+		fmt.Sprintf(`SELECT %s %s ORDER BY %s LIMIT $%d OFFSET $%d`, columns, from, order, n+1, n+2), append(args, page.Limit, page.Offset)...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list %s: %w", what, translate(err))
-	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
-	if err != nil {
-		return nil, 0, fmt.Errorf("list %s: %w", what, translate(err))
+		return nil, 0, err
 	}
 	if items == nil {
 		items = []T{}
 	}
 	return items, total, nil
+}
+
+// queryAll runs a query and scans every row with scan; what names the operation in errors.
+func queryAll[T any](ctx context.Context, db DBTX, what string, scan func(pgx.Row) (T, error), sql string, args ...any) ([]T, error) {
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, translate(err))
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, translate(err))
+	}
+	return items, nil
 }

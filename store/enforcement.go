@@ -93,16 +93,6 @@ func (q *Queries) EnforcementGet(ctx context.Context, id int64) (Enforcement, er
 	return e, nil
 }
 
-// EnforcementLock returns enforcement id locked for the rest of the transaction, so that
-// two executors handling the same message serialise on it.
-func (q *Queries) EnforcementLock(ctx context.Context, id int64) (Enforcement, error) {
-	e, err := scanEnforcement(q.db.QueryRow(ctx, `SELECT `+enforcementColumns+` FROM attune.enforcement WHERE id = $1 FOR UPDATE`, id))
-	if err != nil {
-		return Enforcement{}, fmt.Errorf("lock enforcement %d: %w", id, translate(err))
-	}
-	return e, nil
-}
-
 // EnforcementTarget is what the executor needs of an enforcement: the row and, through its
 // rule, the action to run. ActionRef is empty when the rule is gone.
 type EnforcementTarget struct {
@@ -153,16 +143,8 @@ func (q *Queries) EnforcementList(ctx context.Context, ruleRef string, page Page
 // EnforcementListStale returns enforcements still created before before: their
 // enforcement.created message was lost between commit and publish.
 func (q *Queries) EnforcementListStale(ctx context.Context, before time.Time, limit int) ([]Enforcement, error) {
-	rows, err := q.db.Query(ctx, `SELECT `+enforcementColumns+` FROM attune.enforcement
+	return queryAll(ctx, q.db, "list stale enforcements", scanEnforcement, `SELECT `+enforcementColumns+` FROM attune.enforcement
 		WHERE status = 'created' AND created < $1 ORDER BY created LIMIT $2`, before, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list stale enforcements: %w", translate(err))
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Enforcement, error) { return scanEnforcement(r) })
-	if err != nil {
-		return nil, fmt.Errorf("list stale enforcements: %w", translate(err))
-	}
-	return out, nil
 }
 
 // EnforcementMatch is one rule's verdict on an event, for EventEnforce.
@@ -191,7 +173,7 @@ func (q *Queries) EventEnforce(ctx context.Context, id int64, matches []Enforcem
 			statuses[i], reasons[i] = EnforcementProcessed, &matches[i].Reason
 		}
 	}
-	rows, err := q.db.Query(ctx, `
+	created, err := queryAll(ctx, q.db, fmt.Sprintf("enforce event %d", id), scanEnforcement, `
 		WITH ev AS (
 			UPDATE attune.event SET rules_evaluated_at = now()
 			WHERE id = $1 AND rules_evaluated_at IS NULL
@@ -205,11 +187,7 @@ func (q *Queries) EventEnforce(ctx context.Context, id int64, matches []Enforcem
 		ON CONFLICT (event, rule_ref) DO NOTHING
 		RETURNING `+enforcementColumns, id, refs, statuses, conds, configs, reasons)
 	if err != nil {
-		return nil, fmt.Errorf("enforce event %d: %w", id, translate(err))
-	}
-	created, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Enforcement, error) { return scanEnforcement(r) })
-	if err != nil {
-		return nil, fmt.Errorf("enforce event %d: %w", id, translate(err))
+		return nil, err
 	}
 	out := created[:0]
 	for _, e := range created {

@@ -81,14 +81,6 @@ func (q *Queries) EventMarkEvaluated(ctx context.Context, id int64) (bool, error
 // EventListUnevaluated returns events older than before that no rule matcher has seen: their
 // event.created message was lost between commit and publish.
 func (q *Queries) EventListUnevaluated(ctx context.Context, before time.Time, limit int) ([]Event, error) {
-	rows, err := q.db.Query(ctx, `SELECT `+eventColumns+` FROM attune.event
+	return queryAll(ctx, q.db, "list unevaluated events", scanEvent, `SELECT `+eventColumns+` FROM attune.event
 		WHERE rules_evaluated_at IS NULL AND created < $1 ORDER BY created LIMIT $2`, before, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list unevaluated events: %w", translate(err))
-	}
-	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) { return scanEvent(r) })
-	if err != nil {
-		return nil, fmt.Errorf("list unevaluated events: %w", translate(err))
-	}
-	return events, nil
 }

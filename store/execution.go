@@ -148,15 +148,6 @@ func (q *Queries) ExecutionGet(ctx context.Context, id int64) (Execution, error)
 	return e, nil
 }
 
-// ExecutionGetByEnforcement returns the execution an enforcement created.
-func (q *Queries) ExecutionGetByEnforcement(ctx context.Context, enforcement int64) (Execution, error) {
-	e, err := scanExecution(q.db.QueryRow(ctx, `SELECT `+executionColumns+` FROM attune.execution WHERE enforcement = $1`, enforcement))
-	if err != nil {
-		return Execution{}, fmt.Errorf("get execution of enforcement %d: %w", enforcement, translate(err))
-	}
-	return e, nil
-}
-
 // ExecutionFilter narrows ExecutionList; empty fields match everything.
 type ExecutionFilter struct {
 	Status    string
@@ -209,29 +200,7 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 	return e, true, nil
 }
 
-// ExecutionSchedule moves a requested execution to scheduled on the live worker that can run
-// p.Runner with the most room left, in one statement: the scheduler's hot path. A worker
-// holding twice its concurrency is full; a little more than its concurrency keeps the next
-// dispatch waiting in its queue while it runs. It reports false when the execution is no
-// longer requested or every worker is full or gone; the caller tells those apart on its slow
-// path.
-func (q *Queries) ExecutionSchedule(ctx context.Context, id int64, p WorkerPickParams) (Execution, bool, error) {
-	e, err := scanExecution(q.db.QueryRow(ctx, `
-		WITH pick AS (
-			`+leastLoaded("$2", "$3")+`)
-		UPDATE attune.execution SET status = 'scheduled', worker = pick.id
-		FROM pick WHERE execution.id = $1 AND execution.status = 'requested'
-		RETURNING `+executionColumns, id, p.Runner, p.AliveWithin.Seconds()))
-	if isNoRows(err) {
-		return Execution{}, false, nil
-	}
-	if err != nil {
-		return Execution{}, false, fmt.Errorf("schedule execution %d: %w", id, translate(err))
-	}
-	return e, true, nil
-}
-
-// ScheduleBlocker says why ExecutionSchedule scheduled nothing.
+// ScheduleBlocker says why an execution is still waiting to be scheduled.
 type ScheduleBlocker struct {
 	// Status is the execution's status now; anything but requested means someone else
 	// moved it on.
@@ -266,7 +235,7 @@ func (q *Queries) ExecutionScheduleBlocker(ctx context.Context, id int64, p Work
 // loads as they were when the statement began, so a worker may end up past its soft bound by
 // up to limit; that is why limit stays small.
 func (q *Queries) ExecutionScheduleWaiting(ctx context.Context, limit int, aliveWithin time.Duration) ([]Execution, error) {
-	rows, err := q.db.Query(ctx, `
+	return queryAll(ctx, q.db, "schedule waiting executions", scanExecution, `
 		WITH room AS (
 			-- The runners some live worker has room for now. Computed once: when it is empty,
 			-- as it is most of the time under a backlog, the one-time filter below skips the
@@ -289,29 +258,13 @@ func (q *Queries) ExecutionScheduleWaiting(ctx context.Context, limit int, alive
 		UPDATE attune.execution SET status = 'scheduled', worker = pick.worker_id
 		FROM pick WHERE execution.id = pick.execution_id AND execution.status = 'requested'
 		RETURNING `+executionColumns, limit, aliveWithin.Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("schedule waiting executions: %w", translate(err))
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Execution, error) { return scanExecution(r) })
-	if err != nil {
-		return nil, fmt.Errorf("schedule waiting executions: %w", translate(err))
-	}
-	return out, nil
 }
 
 // ExecutionListStale returns executions left in status since before before, for sweepers
 // that repair lost messages.
 func (q *Queries) ExecutionListStale(ctx context.Context, status string, before time.Time, limit int) ([]Execution, error) {
-	rows, err := q.db.Query(ctx, `SELECT `+executionColumns+` FROM attune.execution
+	return queryAll(ctx, q.db, "list stale "+status+" executions", scanExecution, `SELECT `+executionColumns+` FROM attune.execution
 		WHERE status = $1 AND updated < $2 ORDER BY updated LIMIT $3`, status, before, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list stale %s executions: %w", status, translate(err))
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Execution, error) { return scanExecution(r) })
-	if err != nil {
-		return nil, fmt.Errorf("list stale %s executions: %w", status, translate(err))
-	}
-	return out, nil
 }
 
 // ExecutionClaim moves an execution scheduled on worker to running, and reports whether it
@@ -342,7 +295,7 @@ func deadWorkers(alive string) string {
 // scheduled: their status does not move back, only their worker changes, and the old
 // worker's claim, conditional on the worker, can no longer take them.
 func (q *Queries) ExecutionReassignOrphans(ctx context.Context, limit int, aliveWithin time.Duration) ([]Execution, error) {
-	rows, err := q.db.Query(ctx, `
+	return queryAll(ctx, q.db, "reassign orphaned executions", scanExecution, `
 		WITH next AS (
 			SELECT e.id, a.runner_type FROM attune.execution e JOIN attune.action a ON a.ref = e.action_ref
 			WHERE e.status = 'scheduled' AND e.worker IN (`+deadWorkers("$2")+`)
@@ -355,54 +308,38 @@ func (q *Queries) ExecutionReassignOrphans(ctx context.Context, limit int, alive
 		UPDATE attune.execution SET worker = pick.worker_id
 		FROM pick WHERE execution.id = pick.execution_id AND execution.status = 'scheduled'
 		RETURNING `+executionColumns, limit, aliveWithin.Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("reassign orphaned executions: %w", translate(err))
-	}
-	return collectExecutions(rows, "reassign orphaned executions")
 }
 
 // ExecutionAbandonOrphans ends as abandoned every execution that was running on a worker that
 // is inactive or has not heartbeated within aliveWithin, and returns them.
 func (q *Queries) ExecutionAbandonOrphans(ctx context.Context, aliveWithin time.Duration) ([]Execution, error) {
-	rows, err := q.db.Query(ctx, `
+	return queryAll(ctx, q.db, "abandon orphaned executions", scanExecution, `
 		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
 			reason = 'worker ' || (SELECT name FROM attune.worker w WHERE w.id = execution.worker) || ' stopped before the execution finished'
 		WHERE status IN ('running', 'canceling') AND worker IN (`+deadWorkers("$1")+`)
 		RETURNING `+executionColumns, aliveWithin.Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("abandon orphaned executions: %w", translate(err))
-	}
-	return collectExecutions(rows, "abandon orphaned executions")
 }
 
 // ExecutionAbandonOverdue ends as abandoned the executions still running margin past their
 // timeout. The worker enforces the timeout, so such a row is one its worker lost track of (a
 // result it could not write, say).
 func (q *Queries) ExecutionAbandonOverdue(ctx context.Context, margin time.Duration) ([]Execution, error) {
-	rows, err := q.db.Query(ctx, `
+	return queryAll(ctx, q.db, "abandon overdue executions", scanExecution, `
 		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
 			reason = 'still running past its timeout; its worker lost track of it'
 		WHERE status IN ('running', 'canceling')
 			AND started_at < now() - make_interval(secs => coalesce(timeout_seconds, 600) + $1)
 		RETURNING `+executionColumns, margin.Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("abandon overdue executions: %w", translate(err))
-	}
-	return collectExecutions(rows, "abandon overdue executions")
 }
 
 // ExecutionAbandonLeftovers ends as abandoned what worker was running when its previous
 // process died: a worker that restarts under the same name finds them still its own.
 func (q *Queries) ExecutionAbandonLeftovers(ctx context.Context, worker int64) ([]Execution, error) {
-	rows, err := q.db.Query(ctx, `
+	return queryAll(ctx, q.db, "abandon leftover executions", scanExecution, `
 		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
 			reason = 'its worker restarted before the execution finished'
 		WHERE status IN ('running', 'canceling') AND worker = $1
 		RETURNING `+executionColumns, worker)
-	if err != nil {
-		return nil, fmt.Errorf("abandon leftover executions: %w", translate(err))
-	}
-	return collectExecutions(rows, "abandon leftover executions")
 }
 
 // ExecutionFailUnrunnable fails the executions requested before olderThan whose runner no
@@ -411,7 +348,7 @@ func (q *Queries) ExecutionFailUnrunnable(ctx context.Context, olderThan, aliveW
 	// The runners no live worker has are found first, from the few actions and workers there
 	// are; only when there are any are the waiting executions looked at, so a backlog that
 	// some worker will serve costs nothing here.
-	rows, err := q.db.Query(ctx, `
+	return queryAll(ctx, q.db, "fail unrunnable executions", scanExecution, `
 		WITH orphaned AS (
 			SELECT a.ref, a.runner_type FROM attune.action a
 			WHERE NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+`))
@@ -421,16 +358,4 @@ func (q *Queries) ExecutionFailUnrunnable(ctx context.Context, olderThan, aliveW
 		WHERE orphaned.ref = execution.action_ref AND execution.status = 'requested'
 			AND execution.created < now() - make_interval(secs => $1)
 		RETURNING `+executionColumns, olderThan.Seconds(), aliveWithin.Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("fail unrunnable executions: %w", translate(err))
-	}
-	return collectExecutions(rows, "fail unrunnable executions")
-}
-
-func collectExecutions(rows pgx.Rows, what string) ([]Execution, error) {
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Execution, error) { return scanExecution(r) })
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, translate(err))
-	}
-	return out, nil
 }

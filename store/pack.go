@@ -81,18 +81,6 @@ func (s *Store) PackRegister(ctx context.Context, reg PackRegistration) (Pack, e
 	return out, nil
 }
 
-// PackDelete removes a pack and everything it holds.
-func (q *Queries) PackDelete(ctx context.Context, ref string) error {
-	tag, err := q.db.Exec(ctx, `DELETE FROM attune.pack WHERE ref = $1`, ref)
-	if err != nil {
-		return fmt.Errorf("delete pack %s: %w", ref, translate(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete pack %s: %w", ref, ErrNotFound)
-	}
-	return nil
-}
-
 func refsOf[T any](items []T, ref func(T) string) []string {
 	refs := make([]string, len(items))
 	for i, it := range items {

@@ -175,21 +175,21 @@ func TestEnforcementExecutionInOneStatement(t *testing.T) {
 	require.False(t, created, "a second delivery creates nothing")
 
 	// Scheduling needs a live worker with the runner; then it happens once.
-	params := store.WorkerPickParams{Runner: "shell", AliveWithin: time.Minute}
-	_, ok, err := s.ExecutionSchedule(ctx, exec.ID, params)
+	none, err := s.ExecutionScheduleWaiting(ctx, 8, time.Minute)
 	require.NoError(t, err)
-	require.False(t, ok, "no worker yet")
+	require.Empty(t, none, "no worker yet")
 	w, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "w", Runners: []string{"shell"}, Concurrency: 1})
 	require.NoError(t, err)
-	scheduled, ok, err := s.ExecutionSchedule(ctx, exec.ID, params)
+	scheduled, err := s.ExecutionScheduleWaiting(ctx, 8, time.Minute)
 	require.NoError(t, err)
-	require.True(t, ok)
-	require.Equal(t, store.ExecutionScheduled, scheduled.Status)
-	require.Equal(t, w.ID, *scheduled.WorkerID)
-	require.Equal(t, "w", *scheduled.Worker)
-	_, ok, err = s.ExecutionSchedule(ctx, exec.ID, params)
+	require.Len(t, scheduled, 1)
+	require.Equal(t, exec.ID, scheduled[0].ID)
+	require.Equal(t, store.ExecutionScheduled, scheduled[0].Status)
+	require.Equal(t, w.ID, *scheduled[0].WorkerID)
+	require.Equal(t, "w", *scheduled[0].Worker)
+	again, err := s.ExecutionScheduleWaiting(ctx, 8, time.Minute)
 	require.NoError(t, err)
-	require.False(t, ok, "scheduled once")
+	require.Empty(t, again, "scheduled once")
 }
 
 func TestEventEnforceOnce(t *testing.T) {
