@@ -325,3 +325,46 @@ func TestReassignOrphansAndConditionalClaim(t *testing.T) {
 	require.Len(t, left, 1)
 	require.Equal(t, store.ExecutionAbandoned, left[0].Status)
 }
+
+// What nobody will finish or can run ends with a reason: an execution running far past its
+// timeout is abandoned, and one requested for long whose runner no live worker has fails.
+func TestSweepEndings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	seedPack(t, s)
+	w, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "w", Runners: []string{"shell"}, Concurrency: 4})
+	require.NoError(t, err)
+	timeout := 1
+	overdue, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", TimeoutSeconds: &timeout})
+	require.NoError(t, err)
+	_, ok, err := s.ExecutionTransition(ctx, store.ExecutionTransition{ID: overdue.ID, From: []string{"requested"}, To: "running", Worker: &w.ID})
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, err = s.Pool().Exec(ctx, `UPDATE attune.execution SET started_at = now() - interval '1 hour' WHERE id = $1`, overdue.ID)
+	require.NoError(t, err)
+
+	ended, err := s.ExecutionAbandonOverdue(ctx, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, ended, 1)
+	require.Equal(t, overdue.ID, ended[0].ID)
+	require.Equal(t, store.ExecutionAbandoned, ended[0].Status)
+	require.Contains(t, *ended[0].Reason, "past its timeout")
+
+	// A live shell worker exists, so a shell execution is never unrunnable; once it is gone
+	// and the execution old enough, it is.
+	waiting, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
+	require.NoError(t, err)
+	none, err := s.ExecutionFailUnrunnable(ctx, 0, time.Minute)
+	require.NoError(t, err)
+	require.Empty(t, none)
+	require.NoError(t, s.WorkerSetInactive(ctx, "w"))
+	young, err := s.ExecutionFailUnrunnable(ctx, time.Hour, time.Minute)
+	require.NoError(t, err)
+	require.Empty(t, young, "a young execution may still get its worker")
+	failed, err := s.ExecutionFailUnrunnable(ctx, 0, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, failed, 1)
+	require.Equal(t, waiting.ID, failed[0].ID)
+	require.Equal(t, `no live worker can run runner "shell"`, *failed[0].Reason)
+}

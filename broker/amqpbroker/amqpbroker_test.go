@@ -163,3 +163,24 @@ func TestDeclareWaitsOutAnOutage(t *testing.T) {
 	proxy.Start(t)
 	require.NoError(t, <-done)
 }
+
+// A worker's queues expire after their last consumer, so that worker names that change with
+// every process do not leave queues behind for good. Declaring with exactly these arguments
+// succeeds only if the queue has them.
+func TestWorkerQueuesExpire(t *testing.T) {
+	t.Parallel()
+	ns := brokertest.Namespace(t)
+	b := brokertest.NewAMQP(t, broker.Options{Namespace: ns})
+	q := broker.WorkerDispatchQueue("w1")
+	require.NoError(t, b.Declare(context.Background(), q))
+	conn, err := amqp.Dial(brokertest.URL(t))
+	require.NoError(t, err)
+	defer conn.Close()
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	_, err = ch.QueueDeclare(string(ns)+"."+q.Name, true, false, false, false, amqp.Table{
+		"x-dead-letter-exchange": string(ns) + "." + broker.ExchangeDeadLetter,
+		"x-expires":              broker.WorkerQueueExpiry.Milliseconds(),
+	})
+	require.NoError(t, err)
+}

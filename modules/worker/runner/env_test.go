@@ -3,6 +3,7 @@ package runner
 import (
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -51,4 +52,18 @@ func TestScalarString(t *testing.T) {
 		_, ok := scalarString(in)
 		require.False(t, ok, "%#v", in)
 	}
+}
+
+// The worker's own configuration (database and broker URLs with their passwords) never
+// reaches an action: its output is stored and served. Not parallel: it sets the environment.
+func TestEnvironmentDropsWorkerSecrets(t *testing.T) {
+	t.Setenv("ATTUNE_DATABASE_URL", "postgres://attune:s3cret@db/attune")
+	t.Setenv("ATTUNE_AMQP_URL", "amqp://guest:s3cret@mq/")
+	t.Setenv("UNRELATED", "kept")
+	env := environment(Job{ExecutionID: 7, ActionRef: "demo.x", Parameters: map[string]any{"n": 1}})
+	joined := strings.Join(env, "\n")
+	require.NotContains(t, joined, "s3cret")
+	require.Contains(t, env, "UNRELATED=kept")
+	require.Contains(t, env, "ATTUNE_EXECUTION_ID=7")
+	require.Contains(t, env, "ATTUNE_PARAM_N=1")
 }
