@@ -320,6 +320,26 @@ func TestPipeline(t *testing.T) {
 				require.Equal(t, http.StatusBadRequest, code)
 			})
 
+			t.Run("RuleRegisteredWhileRunningMatchesAtOnce", func(t *testing.T) {
+				// The matcher has cached core.webhook's rules by now; registering a pack must
+				// reach it without a restart.
+				code, body := p.post(t, "/api/v1/webhooks/late", map[string]any{"n": 1})
+				require.Equal(t, http.StatusAccepted, code)
+				first := id(t, data(t, body), "event_id")
+				require.Eventually(t, func() bool {
+					_, e := p.get(t, fmt.Sprintf("/api/v1/events/%d", first))
+					return data(t, e)["rules_evaluated_at"] != nil
+				}, 30*time.Second, 20*time.Millisecond)
+				dir, err := filepath.Abs("../testdata/late/late")
+				require.NoError(t, err)
+				code, body = p.post(t, "/api/v1/packs/register", map[string]any{"path": dir})
+				require.Equal(t, http.StatusOK, code, body)
+				code, body = p.post(t, "/api/v1/webhooks/late", map[string]any{"n": 2})
+				require.Equal(t, http.StatusAccepted, code)
+				exec := p.waitExecution(t, p.executionOf(t, "late.on_late", id(t, data(t, body), "event_id")))
+				require.Equal(t, "late 2\n", result(t, exec)["stdout"])
+			})
+
 			t.Run("BrokenPackRefusedWhole", func(t *testing.T) {
 				code, body := p.post(t, "/api/v1/packs/register", map[string]any{"path": filepath.Join(packsDir(t), "broken", "wrong_default")})
 				require.Equal(t, http.StatusBadRequest, code)

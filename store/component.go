@@ -181,7 +181,13 @@ func (q *Queries) RuleList(ctx context.Context, packRef string, page Page) ([]Ru
 	return list(ctx, q.db, "rules", `FROM attune.rule WHERE ($1 = '' OR pack_ref = $1)`, ruleColumns, `ref`, page, scanRule, packRef)
 }
 
-// RuleListEnabled returns every enabled rule, for the matcher's cache.
+// RuleListEnabledByTrigger returns the enabled rules of one trigger, for the rule matcher.
+func (q *Queries) RuleListEnabledByTrigger(ctx context.Context, triggerRef string) ([]Rule, error) {
+	return queryAll(ctx, q.db, "list enabled rules of "+triggerRef, scanRule,
+		`SELECT `+ruleColumns+` FROM attune.rule WHERE enabled AND trigger_ref = $1 ORDER BY ref`, triggerRef)
+}
+
+// RuleListEnabled returns every enabled rule, for the timers.
 func (q *Queries) RuleListEnabled(ctx context.Context) ([]Rule, error) {
 	return queryAll(ctx, q.db, "list enabled rules", scanRule, `SELECT `+ruleColumns+` FROM attune.rule WHERE enabled ORDER BY ref`)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 
 	"github.com/attune-go/attune/modules/ruleeval"
 	"github.com/attune-go/attune/store"
@@ -48,51 +47,16 @@ func compile(r store.Rule) compiledRule {
 	return c
 }
 
-// ruleCache holds the enabled rules by trigger. It is trusted only while a listener is
-// watching for rule changes; each change or loss of the listener drops it.
-type ruleCache struct {
-	load func(ctx context.Context) ([]store.Rule, error)
-
-	mu         sync.Mutex
-	byTrigger  map[string][]compiledRule
-	generation uint64 // bumped by every invalidation, so a load that raced one is not kept
-	listening  bool
-}
-
-func newRuleCache(load func(ctx context.Context) ([]store.Rule, error)) *ruleCache {
-	return &ruleCache{load: load}
-}
-
-func (c *ruleCache) invalidate(listening bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.byTrigger = nil
-	c.generation++
-	c.listening = listening
-}
-
-func (c *ruleCache) forTrigger(ctx context.Context, trigger string) ([]compiledRule, error) {
-	c.mu.Lock()
-	if c.byTrigger != nil {
-		rules := c.byTrigger[trigger]
-		c.mu.Unlock()
-		return rules, nil
-	}
-	gen := c.generation
-	c.mu.Unlock()
-
-	rows, err := c.load(ctx)
+// loadRules reads and compiles the enabled rules of one trigger; the cache keeps the result
+// until a rule changes.
+func (m *Module) loadRules(ctx context.Context, trigger string) ([]compiledRule, error) {
+	rows, err := m.deps.Store.RuleListEnabledByTrigger(ctx, trigger)
 	if err != nil {
 		return nil, err
 	}
-	byTrigger := make(map[string][]compiledRule)
-	for _, r := range rows {
-		byTrigger[r.TriggerRef] = append(byTrigger[r.TriggerRef], compile(r))
+	rules := make([]compiledRule, len(rows))
+	for i, r := range rows {
+		rules[i] = compile(r)
 	}
-	c.mu.Lock()
-	if c.listening && c.generation == gen {
-		c.byTrigger = byTrigger
-	}
-	c.mu.Unlock()
-	return byTrigger[trigger], nil
+	return rules, nil
 }

@@ -22,7 +22,7 @@ import (
 // Store is what the matcher reads and writes.
 type Store interface {
 	EventGet(ctx context.Context, id int64) (store.Event, error)
-	RuleListEnabled(ctx context.Context) ([]store.Rule, error)
+	RuleListEnabledByTrigger(ctx context.Context, triggerRef string) ([]store.Rule, error)
 	EventEnforce(ctx context.Context, id int64, matches []store.EnforcementMatch) ([]store.Enforcement, error)
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
@@ -42,9 +42,11 @@ type Deps struct {
 
 // Module is the rule matcher.
 type Module struct {
-	cfg   Config
-	deps  Deps
-	cache *ruleCache
+	cfg  Config
+	deps Deps
+	// rules caches the compiled enabled rules by trigger; a listener drops it when rules
+	// change, and it caches nothing while that listener is down.
+	rules *store.RefCache[[]compiledRule]
 }
 
 // New checks the configuration.
@@ -53,7 +55,9 @@ func New(cfg Config, deps Deps) (*Module, error) {
 		return nil, errors.New("rules: Logger, Store and Broker are required")
 	}
 	cfg.Prefetch = cmp.Or(cfg.Prefetch, 16)
-	return &Module{cfg: cfg, deps: deps, cache: newRuleCache(deps.Store.RuleListEnabled)}, nil
+	m := &Module{cfg: cfg, deps: deps}
+	m.rules = store.NewRefCache(m.loadRules)
+	return m, nil
 }
 
 // Name implements the role module contract.
@@ -64,7 +68,7 @@ func (m *Module) Name() string { return "rules" }
 func (m *Module) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return m.deps.Store.Listen(ctx, store.ChannelRulesChanged, m.deps.Logger, m.cache.invalidate)
+		return m.deps.Store.Listen(ctx, store.ChannelRulesChanged, m.deps.Logger, m.rules.Invalidate)
 	})
 	g.Go(func() error {
 		return m.deps.Broker.Subscribe(ctx, broker.Subscription{Queue: broker.QueueRuleEvents, Prefetch: m.cfg.Prefetch}, m.handle)
@@ -87,7 +91,7 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	if ev.RulesEvaluatedAt != nil {
 		return nil // a redelivery: the rules have seen this event
 	}
-	rules, err := m.cache.forTrigger(ctx, ev.TriggerRef)
+	rules, err := m.rules.Get(ctx, ev.TriggerRef)
 	if err != nil {
 		return err
 	}
