@@ -235,30 +235,12 @@ func (q *Queries) ExecutionScheduleBlocker(ctx context.Context, id int64, p Work
 // loads as they were when the statement began, so a worker may end up past its soft bound by
 // up to limit; that is why limit stays small.
 func (q *Queries) ExecutionScheduleWaiting(ctx context.Context, limit int, aliveWithin time.Duration) ([]Execution, error) {
-	return queryAll(ctx, q.db, "schedule waiting executions", scanExecution, `
-		WITH room AS (
-			-- The runners some live worker has room for now. Computed once: when it is empty,
-			-- as it is most of the time under a backlog, the one-time filter below skips the
-			-- scan of the waiting executions altogether.
-			SELECT DISTINCT r.runner FROM attune.worker w CROSS JOIN unnest(w.runners) AS r(runner)
-			WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => $2)
-				AND `+workerLoad+` < 2 * w.concurrency),
-		next AS (
-			SELECT e.id, a.runner_type FROM attune.execution e JOIN attune.action a ON a.ref = e.action_ref
-			WHERE EXISTS (SELECT 1 FROM room) AND e.status = 'requested'
-				-- Only executions a worker has room for, so that a backlog of one runner
-				-- never holds up another runner's executions.
-				AND a.runner_type IN (SELECT runner FROM room)
-			ORDER BY e.created, e.id
-			LIMIT $1
-			FOR UPDATE OF e SKIP LOCKED),
-		pick AS (
-			SELECT next.id AS execution_id, w.id AS worker_id
-			FROM next CROSS JOIN LATERAL (`+leastLoaded("next.runner_type", "$2")+`) w)
-		UPDATE attune.execution SET status = 'scheduled', worker = pick.worker_id
-		FROM pick WHERE execution.id = pick.execution_id AND execution.status = 'requested'
-		RETURNING `+executionColumns, limit, aliveWithin.Seconds())
+	return queryAll(ctx, q.db, "schedule waiting executions", scanExecution, scheduleWaitingSQL, limit, aliveWithin.Seconds())
 }
+
+// scheduleWaitingSQL calls attune.schedule_waiting (migration 00006), which carries the
+// planner settings that keep its plan an ordered walk of execution_waiting_idx.
+const scheduleWaitingSQL = `SELECT ` + executionColumns + ` FROM attune.schedule_waiting($1, $2) AS execution`
 
 // ExecutionListStale returns executions left in status since before before, for sweepers
 // that repair lost messages.
