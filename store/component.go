@@ -88,21 +88,24 @@ type Rule struct {
 
 // Policy is a row of attune.policy.
 type Policy struct {
-	ID                    int64     `json:"id"`
-	Ref                   string    `json:"ref"`
-	PackRef               *string   `json:"pack_ref"`
-	ActionRef             *string   `json:"action_ref"`
-	Enabled               bool      `json:"enabled"`
-	ConcurrencyLimit      *int      `json:"concurrency_limit"`
-	ConcurrencyMethod     string    `json:"concurrency_method"`
-	ConcurrencyParameters []string  `json:"concurrency_parameters"`
-	RateMaxExecutions     *int      `json:"rate_max_executions"`
-	RateWindowSeconds     *int      `json:"rate_window_seconds"`
-	RateMethod            string    `json:"rate_method"`
-	MaxQueueLength        *int      `json:"max_queue_length"`
-	QueueTimeoutSeconds   *int      `json:"queue_timeout_seconds"`
-	Created               time.Time `json:"created"`
-	Updated               time.Time `json:"updated"`
+	ID                    int64    `json:"id"`
+	Ref                   string   `json:"ref"`
+	PackRef               *string  `json:"pack_ref"`
+	ActionRef             *string  `json:"action_ref"`
+	Enabled               bool     `json:"enabled"`
+	ConcurrencyLimit      *int     `json:"concurrency_limit"`
+	ConcurrencyMethod     string   `json:"concurrency_method"`
+	ConcurrencyParameters []string `json:"concurrency_parameters"`
+	RateMaxExecutions     *int     `json:"rate_max_executions"`
+	RateWindowSeconds     *int     `json:"rate_window_seconds"`
+	RateMethod            string   `json:"rate_method"`
+	MaxQueueLength        *int     `json:"max_queue_length"`
+	QueueTimeoutSeconds   *int     `json:"queue_timeout_seconds"`
+	// FromPack is the pack whose policies/ directory the policy came from; nil for one
+	// made through the API.
+	FromPack *string   `json:"source_pack"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
 }
 
 const (

@@ -53,18 +53,21 @@ type Execution struct {
 	Updated        time.Time       `json:"updated"`
 	StartedAt      *time.Time      `json:"started_at"`
 	FinishedAt     *time.Time      `json:"finished_at"`
+	// Admitted is set once the execution may go to a worker: at once when no policy applies,
+	// else when its policy admits it.
+	Admitted bool `json:"-"`
 }
 
 // executionColumns are qualified so that they read the same in statements that join.
 const executionColumns = `execution.id, execution.action_ref, execution.status, execution.parameters, execution.result,
 	execution.reason, execution.enforcement, execution.parent, execution.worker,
 	(SELECT wn.name FROM attune.worker wn WHERE wn.id = execution.worker), execution.timeout_seconds,
-	execution.created, execution.updated, execution.started_at, execution.finished_at`
+	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted`
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var e Execution
 	err := row.Scan(&e.ID, &e.ActionRef, &e.Status, &e.Parameters, &e.Result, &e.Reason, &e.EnforcementID, &e.ParentID,
-		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt)
+		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted)
 	return e, err
 }
 
@@ -79,6 +82,9 @@ type ExecutionInsertParams struct {
 	// such as parameters that do not fit the action.
 	Status string
 	Reason string
+	// Admitted lets the scheduler take the execution at once; leave it false when a policy
+	// applies, or when the caller does not know, and admission decides.
+	Admitted bool
 }
 
 // ExecutionInsert records an execution. An enforcement has at most one execution: a second
@@ -93,11 +99,11 @@ func (q *Queries) ExecutionInsert(ctx context.Context, p ExecutionInsertParams) 
 		reason = &p.Reason
 	}
 	e, err := scanExecution(q.db.QueryRow(ctx, `
-		INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, parent, timeout_seconds, finished_at)
+		INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, parent, timeout_seconds, finished_at, admitted)
 		VALUES ((SELECT id FROM attune.action WHERE ref = $1), $1, $2, $3, $4, $5, $6, $7,
-			CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END)
+			CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END, $8)
 		RETURNING `+executionColumns,
-		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, p.EnforcementID, p.ParentID, p.TimeoutSeconds))
+		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, p.EnforcementID, p.ParentID, p.TimeoutSeconds, p.Admitted))
 	if err != nil {
 		return Execution{}, fmt.Errorf("insert execution of %s: %w", p.ActionRef, translate(err))
 	}
@@ -119,9 +125,9 @@ func (q *Queries) ExecutionInsertForEnforcement(ctx context.Context, p Execution
 	}
 	e, err := scanExecution(q.db.QueryRow(ctx, `
 		WITH execution AS (
-			INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, timeout_seconds, finished_at)
+			INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, timeout_seconds, finished_at, admitted)
 			SELECT (SELECT id FROM attune.action WHERE ref = $1), $1, $2, $3, $4, $5, $6,
-				CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END
+				CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END, $7
 			WHERE EXISTS (SELECT 1 FROM attune.enforcement WHERE id = $5 AND status = 'created')
 			ON CONFLICT (enforcement) DO NOTHING
 			RETURNING *),
@@ -129,7 +135,7 @@ func (q *Queries) ExecutionInsertForEnforcement(ctx context.Context, p Execution
 			UPDATE attune.enforcement SET status = 'processed', resolved_at = now()
 			WHERE id = $5 AND status = 'created' AND EXISTS (SELECT 1 FROM execution))
 		SELECT `+executionColumns+` FROM execution`,
-		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, *p.EnforcementID, p.TimeoutSeconds))
+		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, *p.EnforcementID, p.TimeoutSeconds, p.Admitted))
 	if isNoRows(err) {
 		return Execution{}, false, nil
 	}

@@ -127,7 +127,7 @@ func TestWorkerPickAndOrphans(t *testing.T) {
 	idle, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "idle", Runners: []string{"shell"}, Concurrency: 1})
 	require.NoError(t, err)
 
-	exec, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
+	exec, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", Admitted: true})
 	require.NoError(t, err)
 	_, _, err = s.ExecutionTransition(ctx, store.ExecutionTransition{ID: exec.ID, From: []string{"requested"}, To: "running", Worker: &busy.ID})
 	require.NoError(t, err)
@@ -162,7 +162,7 @@ func TestEnforcementExecutionInOneStatement(t *testing.T) {
 	require.Equal(t, "demo.run", target.ActionRef)
 	require.True(t, target.RuleEnabled)
 
-	exec, created, err := s.ExecutionInsertForEnforcement(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", EnforcementID: &enf.ID})
+	exec, created, err := s.ExecutionInsertForEnforcement(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", EnforcementID: &enf.ID, Admitted: true})
 	require.NoError(t, err)
 	require.True(t, created)
 	require.Equal(t, enf.ID, *exec.EnforcementID)
@@ -236,7 +236,7 @@ func TestScheduleWaitingOldestFirst(t *testing.T) {
 	seedPack(t, s)
 	var ids []int64
 	for range 5 {
-		e, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
+		e, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", Admitted: true})
 		require.NoError(t, err)
 		ids = append(ids, e.ID)
 	}
@@ -327,7 +327,7 @@ func TestReassignOrphansAndConditionalClaim(t *testing.T) {
 	seedPack(t, s)
 	dead, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "dead", Runners: []string{"shell"}, Concurrency: 4})
 	require.NoError(t, err)
-	exec, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
+	exec, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", Admitted: true})
 	require.NoError(t, err)
 	scheduled, err := s.ExecutionScheduleWaiting(ctx, 1, time.Minute)
 	require.NoError(t, err)
@@ -371,7 +371,7 @@ func TestSweepEndings(t *testing.T) {
 	w, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "w", Runners: []string{"shell"}, Concurrency: 4})
 	require.NoError(t, err)
 	timeout := 1
-	overdue, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", TimeoutSeconds: &timeout})
+	overdue, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", TimeoutSeconds: &timeout, Admitted: true})
 	require.NoError(t, err)
 	_, ok, err := s.ExecutionTransition(ctx, store.ExecutionTransition{ID: overdue.ID, From: []string{"requested"}, To: "running", Worker: &w.ID})
 	require.NoError(t, err)
@@ -388,7 +388,7 @@ func TestSweepEndings(t *testing.T) {
 
 	// A live shell worker exists, so a shell execution is never unrunnable; once it is gone
 	// and the execution old enough, it is.
-	waiting, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
+	waiting, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", Admitted: true})
 	require.NoError(t, err)
 	none, err := s.ExecutionFailUnrunnable(ctx, 0, time.Minute)
 	require.NoError(t, err)

@@ -47,9 +47,27 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 		return err
 	}
 	insert.EnforcementID = &p.EnforcementID
-	exec, created, err := m.deps.Store.ExecutionInsertForEnforcement(ctx, insert)
+	var pol store.Policy
+	if insert.Status == "" {
+		if pol, err = m.policies.Get(ctx, actionRef); err != nil {
+			return err
+		}
+	}
+	if pol.ID == 0 {
+		// No policy: admitted as it is created, in the same single statement.
+		insert.Admitted = true
+		exec, created, err := m.deps.Store.ExecutionInsertForEnforcement(ctx, insert)
+		if err != nil || !created || exec.Status != store.ExecutionRequested {
+			return err
+		}
+		return m.requested(ctx, exec)
+	}
+	exec, created, outcome, err := m.insertAdmitted(ctx, insert, pol)
 	if err != nil || !created || exec.Status != store.ExecutionRequested {
 		return err
+	}
+	if outcome != store.AdmissionAdmitted {
+		return m.admitted(ctx, exec, outcome)
 	}
 	return m.requested(ctx, exec)
 }

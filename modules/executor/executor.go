@@ -28,6 +28,12 @@ type Store interface {
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
 	ExecutionScheduleWaiting(ctx context.Context, limit int, aliveWithin time.Duration) ([]store.Execution, error)
 	ExecutionScheduleBlocker(ctx context.Context, id int64, p store.WorkerPickParams) (store.ScheduleBlocker, error)
+	ExecutionAdmitFree(ctx context.Context, id int64) (bool, error)
+	PolicyFor(ctx context.Context, actionRef string) (store.Policy, error)
+	AdmissionAdmit(ctx context.Context, p store.AdmitParams) (string, error)
+	AdmissionApplyPolicies(ctx context.Context) error
+	AdmissionExpire(ctx context.Context) ([]store.Execution, error)
+	AdmissionPromoteDue(ctx context.Context) ([]int64, error)
 	InTx(ctx context.Context, fn func(q *store.Queries) error) error
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
@@ -62,6 +68,10 @@ type Module struct {
 	deps Deps
 	// actions caches what every execution reads; a listener drops it when actions change.
 	actions *store.RefCache[store.Action]
+	// policies caches the policy in force per action ref (ID 0 for none), dropped when
+	// policies change; policiesChanged then asks the admission loop to update the queues.
+	policies        *store.RefCache[store.Policy]
+	policiesChanged atomic.Bool
 	resent  republished
 	// fullUntil is when, in Unix nanoseconds, the last sighting of every worker full stops
 	// counting; see handleRequest.
@@ -78,7 +88,11 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.NoWorkerTimeout = cmp.Or(cfg.NoWorkerTimeout, time.Minute)
 	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, 10*time.Second)
 	cfg.SweepAfter = cmp.Or(cfg.SweepAfter, 30*time.Second)
-	return &Module{cfg: cfg, deps: deps, actions: store.NewRefCache(deps.Store.ActionGetByRef)}, nil
+	return &Module{
+		cfg: cfg, deps: deps,
+		actions:  store.NewRefCache(deps.Store.ActionGetByRef),
+		policies: store.NewRefCache(deps.Store.PolicyFor),
+	}, nil
 }
 
 // Name implements the role module contract.
@@ -90,6 +104,9 @@ func (m *Module) Run(ctx context.Context) error {
 	g.Go(func() error {
 		return m.deps.Store.Listen(ctx, store.ChannelActionsChanged, m.deps.Logger, m.actions.Invalidate)
 	})
+	g.Go(func() error {
+		return m.deps.Store.Listen(ctx, store.ChannelPoliciesChanged, m.deps.Logger, m.onPoliciesChanged)
+	})
 	consume := func(q broker.Queue, h broker.Handler) {
 		g.Go(func() error {
 			return m.deps.Broker.Subscribe(ctx, broker.Subscription{Queue: q, Prefetch: m.cfg.Prefetch}, h)
@@ -99,5 +116,6 @@ func (m *Module) Run(ctx context.Context) error {
 	consume(broker.QueueExecutorRequests, m.handleRequest)
 	consume(broker.QueueExecutorCompletions, m.handleCompletion)
 	g.Go(func() error { return m.sweepLoop(ctx) })
+	g.Go(func() error { return m.admissionLoop(ctx) })
 	return g.Wait()
 }

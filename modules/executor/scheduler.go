@@ -21,6 +21,19 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
+	exec, err := m.deps.Store.ExecutionGet(ctx, p.ExecutionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return broker.Permanent(err)
+	}
+	if err != nil {
+		return err
+	}
+	if exec.Status == store.ExecutionRequested && !exec.Admitted {
+		// Made through the API, which leaves admission to the executor.
+		if ok, err := m.admit(ctx, exec); err != nil || !ok {
+			return err
+		}
+	}
 	if time.Now().UnixNano() < m.fullUntil.Load() {
 		// Every worker was full a moment ago: the execution is already waiting in requested,
 		// and the completions that free slots schedule the oldest first. Under a backlog

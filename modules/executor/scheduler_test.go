@@ -30,7 +30,7 @@ func TestNoWorkerFailsWithReason(t *testing.T) {
 	// A live worker that cannot run http does not count.
 	_, err = st.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "shell-only", Runners: []string{"shell"}, Concurrency: 1})
 	require.NoError(t, err)
-	exec, err := st.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.call"})
+	exec, err := st.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.call", Admitted: true})
 	require.NoError(t, err)
 
 	br := membroker.New(broker.Options{})

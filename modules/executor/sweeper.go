@@ -106,6 +106,16 @@ func (m *Module) sweep(ctx context.Context) error {
 				msgs = append(msgs, broker.ExecutionRequested{ExecutionID: e.ID, ActionRef: e.ActionRef})
 			}
 		}
+		// A request that neither passed admission nor waits in a queue: lost after its commit.
+		unadmitted, err := q.ExecutionListUnadmitted(ctx, before, sweepBatch)
+		if err != nil {
+			return err
+		}
+		for _, e := range unadmitted {
+			if m.resent.due(fmt.Sprintf("request/%d", e.ID), now) {
+				msgs = append(msgs, broker.ExecutionRequested{ExecutionID: e.ID, ActionRef: e.ActionRef})
+			}
+		}
 		// A cancel request lost after its commit.
 		canceling, err := q.ExecutionListStale(ctx, store.ExecutionCanceling, before, sweepBatch)
 		if err != nil {

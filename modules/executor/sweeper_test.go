@@ -41,7 +41,7 @@ func TestSweeperRepairsLostMessages(t *testing.T) {
 	require.NoError(t, err)
 	w, err := st.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "gone", Runners: []string{"noop"}, Concurrency: 1})
 	require.NoError(t, err)
-	exec, err := st.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
+	exec, err := st.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", Admitted: true})
 	require.NoError(t, err)
 	_, ok, err := st.ExecutionTransition(ctx, store.ExecutionTransition{ID: exec.ID, From: []string{"requested"}, To: "running", Worker: &w.ID})
 	require.NoError(t, err)

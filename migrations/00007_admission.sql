@@ -1,0 +1,323 @@
+-- Policy admission, decided in PostgreSQL so that it holds across executor replicas and
+-- restarts (ARCHITECTURE.md, Policies and the FIFO queue):
+--   execution.admitted     set once an execution may go to a worker: at once when no policy
+--                          applies, else when its policy admits it. The scheduler only takes
+--                          admitted executions, so what waits in a policy queue stays out of
+--                          execution_waiting_idx however long the queue grows.
+--   admission_group        per (action, group key): the limits in force, the slots in use, the
+--                          waiters, and the recent admissions a rate limit counts. Its row lock
+--                          serialises every decision about the group.
+--   admission_entry        one per execution that holds or waits for a slot.
+--   admission_admit        decides a newcomer: admitted, queued, cancelled or failed.
+--   admission_promote      admits the oldest waiters while slots and the rate allow.
+--   admission_release      a trigger: every terminal status, written by whichever process,
+--                          gives back its slot (or leaves the queue) exactly once and admits
+--                          the next waiter in the same transaction.
+--   attune_policies_changed  a NOTIFY channel for executors that cache policies.
+
+-- +goose Up
+-- Existing executions were scheduled without admission; the default then changes for new ones.
+ALTER TABLE attune.execution ADD COLUMN admitted boolean NOT NULL DEFAULT true;
+ALTER TABLE attune.execution ALTER COLUMN admitted SET DEFAULT false;
+
+DROP INDEX attune.execution_waiting_idx;
+CREATE INDEX execution_waiting_idx ON attune.execution (created, id) WHERE status = 'requested' AND admitted;
+-- Executions that never went through admission: the sweeper's repair looks for them.
+CREATE INDEX execution_unadmitted_idx ON attune.execution (created) WHERE status = 'requested' AND NOT admitted;
+
+ALTER TABLE attune.admission_group
+    ADD COLUMN policy_ref text NOT NULL DEFAULT '',
+    ADD COLUMN concurrency_limit integer,
+    ADD COLUMN rate_max_executions integer,
+    ADD COLUMN rate_window_seconds integer,
+    ADD COLUMN queued integer NOT NULL DEFAULT 0 CHECK (queued >= 0),
+    -- When the last admissions happened, newest last, at most rate_max_executions of them.
+    ADD COLUMN recent timestamptz[] NOT NULL DEFAULT '{}';
+CREATE INDEX admission_group_waiting_idx ON attune.admission_group (id) WHERE queued > 0;
+
+ALTER TABLE attune.admission_entry ADD COLUMN expires_at timestamptz;
+CREATE INDEX admission_entry_expiry_idx ON attune.admission_entry (expires_at)
+    WHERE state = 'queued' AND expires_at IS NOT NULL;
+
+-- +goose StatementBegin
+-- The admissions of g still inside its rate window, oldest first.
+CREATE FUNCTION attune.admission_recent(g attune.admission_group) RETURNS timestamptz[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(t ORDER BY t), '{}') FROM unnest(g.recent) AS t
+    WHERE g.rate_window_seconds IS NOT NULL AND t > now() - make_interval(secs => g.rate_window_seconds)
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+-- Whether g has a free slot and room in its rate window.
+CREATE FUNCTION attune.admission_open(g attune.admission_group) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT (g.concurrency_limit IS NULL OR g.active < g.concurrency_limit)
+        AND (g.rate_max_executions IS NULL OR cardinality(attune.admission_recent(g)) < g.rate_max_executions)
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+-- admission_promote admits the oldest waiters of group gid while it is open, and returns
+-- them. A waiter whose row another transaction holds is skipped rather than waited for: that
+-- transaction is ending it (a cancel, a queue timeout), and waiting would deadlock with it,
+-- since it takes the execution first and the group second.
+CREATE FUNCTION attune.admission_promote(gid bigint) RETURNS SETOF bigint
+LANGUAGE plpgsql
+-- As attune.schedule_waiting (00006): the head of a queue of thousands must be read from
+-- admission_entry_fifo_idx in order, whatever the statistics say.
+SET enable_sort = off SET enable_incremental_sort = off SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off
+AS $$
+DECLARE
+    g attune.admission_group;
+    next_id bigint;
+BEGIN
+    SELECT * INTO g FROM attune.admission_group WHERE id = gid FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    WHILE g.queued > 0 AND attune.admission_open(g) LOOP
+        SELECT x.id INTO next_id FROM attune.admission_entry ae
+            JOIN LATERAL (SELECT e.id FROM attune.execution e WHERE e.id = ae.execution
+                FOR UPDATE SKIP LOCKED) x ON true
+            WHERE ae.admission_group = gid AND ae.state = 'queued'
+            ORDER BY ae.enqueued_at, ae.execution
+            LIMIT 1;
+        EXIT WHEN next_id IS NULL;
+        UPDATE attune.admission_entry SET state = 'active', admitted_at = now(), expires_at = NULL
+            WHERE execution = next_id;
+        UPDATE attune.execution SET admitted = true WHERE id = next_id;
+        UPDATE attune.admission_group SET active = active + 1, queued = queued - 1,
+                recent = CASE WHEN rate_max_executions IS NULL THEN '{}'
+                    ELSE (attune.admission_recent(g) || now())[greatest(1, cardinality(attune.admission_recent(g)) + 2 - rate_max_executions):] END
+            WHERE id = gid RETURNING * INTO g;
+        RETURN NEXT next_id;
+        next_id := NULL;
+    END LOOP;
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+-- admission_admit decides execution xid, still requested and not admitted, under the limits
+-- given (from the policy the executor resolved). It returns 'admitted', 'queued', 'cancelled'
+-- or 'failed', and for an execution decided before, what became of it: a redelivered message
+-- decides nothing twice.
+CREATE FUNCTION attune.admission_admit(
+    xid bigint, p_action_ref text, p_group_key text, p_policy_ref text,
+    p_concurrency_limit integer, p_concurrency_method text,
+    p_rate_max_executions integer, p_rate_window_seconds integer, p_rate_method text,
+    p_max_queue_length integer, p_queue_timeout_seconds integer
+) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    x attune.execution;
+    g attune.admission_group;
+    entry_state text;
+    refusal text;
+BEGIN
+    SELECT * INTO x FROM attune.execution WHERE id = xid FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'execution % does not exist', xid USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT state INTO entry_state FROM attune.admission_entry WHERE execution = xid;
+    IF FOUND THEN
+        RETURN CASE entry_state WHEN 'active' THEN 'admitted' ELSE 'queued' END;
+    END IF;
+    IF x.status <> 'requested' THEN
+        RETURN x.status;
+    END IF;
+    IF x.admitted THEN
+        RETURN 'admitted';
+    END IF;
+
+    INSERT INTO attune.admission_group AS ag (action_ref, group_key, policy_ref, concurrency_limit,
+            rate_max_executions, rate_window_seconds)
+        VALUES (p_action_ref, p_group_key, p_policy_ref, p_concurrency_limit, p_rate_max_executions, p_rate_window_seconds)
+        ON CONFLICT ON CONSTRAINT admission_group_key DO UPDATE SET policy_ref = EXCLUDED.policy_ref,
+            concurrency_limit = EXCLUDED.concurrency_limit, rate_max_executions = EXCLUDED.rate_max_executions,
+            rate_window_seconds = EXCLUDED.rate_window_seconds
+        RETURNING * INTO g;
+
+    IF g.queued = 0 AND attune.admission_open(g) THEN
+        INSERT INTO attune.admission_entry (execution, admission_group, state, enqueued_at, admitted_at)
+            VALUES (xid, g.id, 'active', x.created, now());
+        UPDATE attune.execution SET admitted = true WHERE id = xid;
+        UPDATE attune.admission_group SET active = active + 1,
+                recent = CASE WHEN g.rate_max_executions IS NULL THEN '{}'
+                    ELSE (attune.admission_recent(g) || now())[greatest(1, cardinality(attune.admission_recent(g)) + 2 - g.rate_max_executions):] END
+            WHERE id = g.id;
+        RETURN 'admitted';
+    END IF;
+
+    IF g.concurrency_limit IS NOT NULL AND g.active >= g.concurrency_limit AND p_concurrency_method = 'cancel' THEN
+        refusal := format('policy %s: %s of %s allowed at once are running', p_policy_ref, g.active, g.concurrency_limit);
+    ELSIF g.rate_max_executions IS NOT NULL AND p_rate_method = 'cancel'
+            AND cardinality(attune.admission_recent(g)) >= g.rate_max_executions THEN
+        refusal := format('policy %s: %s executions already started in the last %s seconds',
+            p_policy_ref, g.rate_max_executions, g.rate_window_seconds);
+    END IF;
+    IF refusal IS NOT NULL THEN
+        UPDATE attune.execution SET status = 'cancelled', reason = refusal, finished_at = now() WHERE id = xid;
+        RETURN 'cancelled';
+    END IF;
+
+    IF p_max_queue_length IS NOT NULL AND g.queued >= p_max_queue_length THEN
+        UPDATE attune.execution SET status = 'failed', finished_at = now(),
+                reason = format('policy %s: queue full (%s waiting, max_queue_length %s)', p_policy_ref, g.queued, p_max_queue_length)
+            WHERE id = xid;
+        RETURN 'failed';
+    END IF;
+
+    INSERT INTO attune.admission_entry (execution, admission_group, state, enqueued_at, expires_at)
+        VALUES (xid, g.id, 'queued', x.created,
+            CASE WHEN p_queue_timeout_seconds IS NOT NULL THEN now() + make_interval(secs => p_queue_timeout_seconds) END);
+    UPDATE attune.admission_group SET queued = queued + 1 WHERE id = g.id;
+    RETURN 'queued';
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE FUNCTION attune.admission_release() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    e attune.admission_entry;
+BEGIN
+    DELETE FROM attune.admission_entry WHERE execution = NEW.id RETURNING * INTO e;
+    IF FOUND THEN
+        UPDATE attune.admission_group
+            SET active = active - (e.state = 'active')::integer, queued = queued - (e.state = 'queued')::integer
+            WHERE id = e.admission_group;
+        PERFORM attune.admission_promote(e.admission_group);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER execution_admission_release AFTER UPDATE OF status ON attune.execution
+    FOR EACH ROW WHEN (attune.execution_status_rank(NEW.status) = 5 AND attune.execution_status_rank(OLD.status) < 5)
+    EXECUTE FUNCTION attune.admission_release();
+
+-- +goose StatementBegin
+CREATE FUNCTION attune.notify_policies_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('attune_policies_changed', '');
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON attune.policy
+    FOR EACH STATEMENT EXECUTE FUNCTION attune.notify_policies_changed();
+
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION attune.schedule_waiting(batch integer, alive_seconds float8)
+RETURNS SETOF attune.execution LANGUAGE plpgsql
+SET enable_sort = off SET enable_incremental_sort = off SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off
+AS $$
+BEGIN
+    -- As in 00006, but only admitted executions: those in a policy queue are not the
+    -- scheduler's yet.
+    RETURN QUERY WITH room AS (
+        SELECT DISTINCT r.runner FROM attune.worker w CROSS JOIN unnest(w.runners) AS r(runner)
+        WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => alive_seconds)
+            AND (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
+                WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling')
+                LIMIT 2 * w.concurrency) x) < 2 * w.concurrency),
+    next AS (
+        SELECT e.id, (SELECT a.runner_type FROM attune.action a WHERE a.ref = e.action_ref) AS runner_type
+        FROM attune.execution e
+        WHERE EXISTS (SELECT 1 FROM room) AND e.status = 'requested' AND e.admitted
+            AND (SELECT a.runner_type FROM attune.action a WHERE a.ref = e.action_ref) = ANY (ARRAY(SELECT runner FROM room))
+        ORDER BY e.created, e.id
+        LIMIT batch
+        FOR UPDATE OF e SKIP LOCKED),
+    pick AS (
+        SELECT next.id AS execution_id, (
+            SELECT w.id FROM attune.worker w
+            WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => alive_seconds)
+                AND next.runner_type = ANY (w.runners)
+                AND (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
+                    WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling')
+                    LIMIT 2 * w.concurrency) x) < 2 * w.concurrency
+            ORDER BY (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
+                    WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling')
+                    LIMIT 2 * w.concurrency) x)::float8 / w.concurrency, random()
+            LIMIT 1) AS worker_id
+        FROM next)
+    UPDATE attune.execution SET status = 'scheduled', worker = pick.worker_id
+    FROM pick WHERE execution.id = pick.execution_id AND pick.worker_id IS NOT NULL
+    RETURNING execution.*;
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose Down
+DROP TRIGGER policy_changed ON attune.policy;
+DROP FUNCTION attune.notify_policies_changed();
+DROP TRIGGER execution_admission_release ON attune.execution;
+DROP FUNCTION attune.admission_release();
+DROP FUNCTION attune.admission_admit(bigint, text, text, text, integer, text, integer, integer, text, integer, integer);
+DROP FUNCTION attune.admission_promote(bigint);
+DROP FUNCTION attune.admission_open(attune.admission_group);
+DROP FUNCTION attune.admission_recent(attune.admission_group);
+DROP INDEX attune.admission_entry_expiry_idx;
+ALTER TABLE attune.admission_entry DROP COLUMN expires_at;
+DROP INDEX attune.admission_group_waiting_idx;
+ALTER TABLE attune.admission_group DROP COLUMN policy_ref, DROP COLUMN concurrency_limit,
+    DROP COLUMN rate_max_executions, DROP COLUMN rate_window_seconds, DROP COLUMN queued, DROP COLUMN recent;
+DROP INDEX attune.execution_unadmitted_idx;
+DROP INDEX attune.execution_waiting_idx;
+CREATE INDEX execution_waiting_idx ON attune.execution (created, id) WHERE status = 'requested';
+ALTER TABLE attune.execution DROP COLUMN admitted;
+-- Put back the scheduler of 00006, which knew nothing of admission.
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION attune.schedule_waiting(batch integer, alive_seconds float8)
+RETURNS SETOF attune.execution LANGUAGE plpgsql
+SET enable_sort = off SET enable_incremental_sort = off SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off
+AS $$
+BEGIN
+    -- PL/pgSQL keeps the plan between calls, where an SQL function would plan its body anew
+    -- on every call.
+    RETURN QUERY WITH room AS (
+        -- The runners some live worker has room for now, computed once: when it is empty, as
+        -- it is most of the time under a backlog, the scan of the waiting executions is
+        -- skipped altogether.
+        SELECT DISTINCT r.runner FROM attune.worker w CROSS JOIN unnest(w.runners) AS r(runner)
+        WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => alive_seconds)
+            AND (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
+                WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling')
+                LIMIT 2 * w.concurrency) x) < 2 * w.concurrency),
+    next AS (
+        -- The runner is looked up per row and compared with an array, not joined: a join lets
+        -- the planner start from the action and sort every waiting execution of it.
+        SELECT e.id, (SELECT a.runner_type FROM attune.action a WHERE a.ref = e.action_ref) AS runner_type
+        FROM attune.execution e
+        WHERE EXISTS (SELECT 1 FROM room) AND e.status = 'requested'
+            -- Only executions a worker has room for, so that a backlog of one runner never
+            -- holds up another runner's executions.
+            AND (SELECT a.runner_type FROM attune.action a WHERE a.ref = e.action_ref) = ANY (ARRAY(SELECT runner FROM room))
+        ORDER BY e.created, e.id
+        LIMIT batch
+        FOR UPDATE OF e SKIP LOCKED),
+    pick AS (
+        -- Each onto the live worker with the most room, ties broken at random so that
+        -- schedulers on several replicas spread their picks.
+        SELECT next.id AS execution_id, (
+            SELECT w.id FROM attune.worker w
+            WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => alive_seconds)
+                AND next.runner_type = ANY (w.runners)
+                AND (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
+                    WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling')
+                    LIMIT 2 * w.concurrency) x) < 2 * w.concurrency
+            ORDER BY (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
+                    WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling')
+                    LIMIT 2 * w.concurrency) x)::float8 / w.concurrency, random()
+            LIMIT 1) AS worker_id
+        FROM next)
+    -- By id alone: next holds each row's lock, taken with its status still requested, and a
+    -- status predicate here would invite the planner to start from the status instead.
+    UPDATE attune.execution SET status = 'scheduled', worker = pick.worker_id
+    FROM pick WHERE execution.id = pick.execution_id AND pick.worker_id IS NOT NULL
+    RETURNING execution.*;
+END;
+$$;
+-- +goose StatementEnd

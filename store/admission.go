@@ -1,0 +1,164 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Outcomes of admission.
+const (
+	// AdmissionAdmitted: the execution holds a slot (or no policy applies) and may be scheduled.
+	AdmissionAdmitted = "admitted"
+	// AdmissionQueued: it waits in its group's queue, in creation order.
+	AdmissionQueued = "queued"
+	// AdmissionCancelled: the policy's method is cancel and there was no room.
+	AdmissionCancelled = "cancelled"
+	// AdmissionFailed: the queue was full.
+	AdmissionFailed = "failed"
+)
+
+// AdmitParams describe one execution's admission under the policy that applies to it.
+type AdmitParams struct {
+	ExecutionID int64
+	ActionRef   string
+	// GroupKey names the queue within the action: the values of the policy's grouping
+	// parameters, or empty.
+	GroupKey string
+	Policy   Policy
+}
+
+// AdmissionAdmit decides whether execution p.ExecutionID may run now under p.Policy, in one
+// statement that holds its group's lock: it is admitted, queued behind the executions of its
+// group that came before it, cancelled or failed (both with the reason on the execution).
+// Deciding twice gives the first decision, or what became of the execution since.
+func (q *Queries) AdmissionAdmit(ctx context.Context, p AdmitParams) (string, error) {
+	pol := p.Policy
+	var outcome string
+	err := q.db.QueryRow(ctx, `SELECT attune.admission_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		p.ExecutionID, p.ActionRef, p.GroupKey, pol.Ref, pol.ConcurrencyLimit, methodOr(pol.ConcurrencyMethod),
+		pol.RateMaxExecutions, pol.RateWindowSeconds, methodOr(pol.RateMethod), pol.MaxQueueLength, pol.QueueTimeoutSeconds,
+	).Scan(&outcome)
+	if err != nil {
+		return "", fmt.Errorf("admit execution %d under policy %s: %w", p.ExecutionID, pol.Ref, translate(err))
+	}
+	return outcome, nil
+}
+
+func methodOr(m string) string {
+	if m == "" {
+		return "enqueue"
+	}
+	return m
+}
+
+// ExecutionAdmitFree admits execution id, still requested, that no policy covers, and
+// reports whether it did.
+func (q *Queries) ExecutionAdmitFree(ctx context.Context, id int64) (bool, error) {
+	tag, err := q.db.Exec(ctx, `UPDATE attune.execution SET admitted = true
+		WHERE id = $1 AND status = 'requested' AND NOT admitted
+			AND NOT EXISTS (SELECT 1 FROM attune.admission_entry WHERE execution = $1)`, id)
+	if err != nil {
+		return false, fmt.Errorf("admit execution %d: %w", id, translate(err))
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// AdmissionPromoteDue admits the waiters of every group that has room again, oldest first, and
+// returns them. Completions promote on their own, in the transaction that ends an execution;
+// this is for rate windows that open with time, and a safety net.
+func (q *Queries) AdmissionPromoteDue(ctx context.Context) ([]int64, error) {
+	return queryAll(ctx, q.db, "promote waiting executions", func(r pgx.Row) (int64, error) {
+		var id int64
+		err := r.Scan(&id)
+		return id, err
+	}, `SELECT attune.admission_promote(g.id) FROM attune.admission_group g WHERE g.queued > 0 AND attune.admission_open(g)`)
+}
+
+// AdmissionExpire fails every execution that has waited in its queue past the policy's
+// queue_timeout_seconds, and returns them; failing releases their place in the queue.
+func (q *Queries) AdmissionExpire(ctx context.Context) ([]Execution, error) {
+	return queryAll(ctx, q.db, "expire waiting executions", scanExecution, `
+		UPDATE attune.execution SET status = 'failed', finished_at = now(),
+			reason = format('policy %s: waited in the queue longer than queue_timeout_seconds (%s)',
+				g.policy_ref, round(extract(epoch FROM ae.expires_at - ae.created)))
+		FROM attune.admission_entry ae JOIN attune.admission_group g ON g.id = ae.admission_group
+		WHERE ae.execution = execution.id AND ae.state = 'queued' AND ae.expires_at < now()
+			AND execution.status = 'requested'
+		RETURNING `+executionColumns)
+}
+
+// ExecutionListUnadmitted returns requested executions created before before that neither
+// passed admission nor wait in a queue: their request was lost between a commit and its
+// publish.
+func (q *Queries) ExecutionListUnadmitted(ctx context.Context, before time.Time, limit int) ([]Execution, error) {
+	return queryAll(ctx, q.db, "list unadmitted executions", scanExecution, `SELECT `+executionColumns+`
+		FROM attune.execution WHERE status = 'requested' AND NOT admitted AND created < $1
+			AND NOT EXISTS (SELECT 1 FROM attune.admission_entry ae WHERE ae.execution = execution.id)
+		ORDER BY created LIMIT $2`, before, limit)
+}
+
+// ExecutionQueuePosition returns where execution id waits in its queue, 1 for the next to be
+// admitted, or nil when it waits in none.
+func (q *Queries) ExecutionQueuePosition(ctx context.Context, id int64) (*int, error) {
+	var pos *int
+	err := q.db.QueryRow(ctx, `
+		SELECT (SELECT count(*) + 1 FROM attune.admission_entry o
+			WHERE o.admission_group = me.admission_group AND o.state = 'queued'
+				AND (o.enqueued_at, o.execution) < (me.enqueued_at, me.execution))::integer
+		FROM attune.admission_entry me WHERE me.execution = $1 AND me.state = 'queued'`, id).Scan(&pos)
+	if isNoRows(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue position of execution %d: %w", id, translate(err))
+	}
+	return pos, nil
+}
+
+// QueueGroup is one queue of an action: the executions of one combination of grouping
+// parameter values.
+type QueueGroup struct {
+	Key    string `json:"key"`
+	Active int    `json:"active"`
+	Queued int    `json:"queued"`
+}
+
+// QueueStats describe an action's admission: slots in use and executions waiting.
+type QueueStats struct {
+	ActionRef      string       `json:"action_ref"`
+	Limit          *int         `json:"limit"`
+	Active         int          `json:"active"`
+	Queued         int          `json:"queued"`
+	OldestQueuedAt *time.Time   `json:"oldest_queued_at"`
+	Groups         []QueueGroup `json:"groups"`
+}
+
+// QueueStatsGet returns the admission figures of actionRef; limit is the concurrency limit
+// of the policy in force, if any.
+func (q *Queries) QueueStatsGet(ctx context.Context, actionRef string, limit *int) (QueueStats, error) {
+	st := QueueStats{ActionRef: actionRef, Limit: limit, Groups: []QueueGroup{}}
+	groups, err := queryAll(ctx, q.db, "queue stats of "+actionRef, func(r pgx.Row) (QueueGroup, error) {
+		var g QueueGroup
+		err := r.Scan(&g.Key, &g.Active, &g.Queued)
+		return g, err
+	}, `SELECT group_key, active, queued FROM attune.admission_group
+		WHERE action_ref = $1 AND (active > 0 OR queued > 0) ORDER BY group_key`, actionRef)
+	if err != nil {
+		return st, err
+	}
+	for _, g := range groups {
+		st.Active += g.Active
+		st.Queued += g.Queued
+	}
+	st.Groups = append(st.Groups, groups...)
+	err = q.db.QueryRow(ctx, `SELECT min(ae.enqueued_at) FROM attune.admission_entry ae
+		JOIN attune.admission_group g ON g.id = ae.admission_group
+		WHERE g.action_ref = $1 AND ae.state = 'queued'`, actionRef).Scan(&st.OldestQueuedAt)
+	if err != nil {
+		return st, fmt.Errorf("oldest waiter of %s: %w", actionRef, translate(err))
+	}
+	return st, nil
+}

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ChannelPoliciesChanged is signalled when attune.policy changes.
+const ChannelPoliciesChanged = "attune_policies_changed"
+
+const policyColumns = `id, ref, pack_ref, action_ref, enabled, concurrency_limit, concurrency_method, concurrency_parameters,
+	rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds,
+	(SELECT p.ref FROM attune.pack p WHERE p.id = policy.pack), created, updated`
+
+func scanPolicy(row pgx.Row) (Policy, error) {
+	var p Policy
+	err := row.Scan(&p.ID, &p.Ref, &p.PackRef, &p.ActionRef, &p.Enabled, &p.ConcurrencyLimit, &p.ConcurrencyMethod,
+		&p.ConcurrencyParameters, &p.RateMaxExecutions, &p.RateWindowSeconds, &p.RateMethod, &p.MaxQueueLength,
+		&p.QueueTimeoutSeconds, &p.FromPack, &p.Created, &p.Updated)
+	return p, err
+}
+
+// PolicyFor returns the policy in force for actionRef: its own enabled policy, else its
+// pack's. A zero Policy (ID 0) means none applies. A pack policy bounds each action of the
+// pack on its own.
+func (q *Queries) PolicyFor(ctx context.Context, actionRef string) (Policy, error) {
+	p, err := scanPolicy(q.db.QueryRow(ctx, `SELECT `+policyColumns+` FROM attune.policy
+		WHERE enabled AND (action_ref = $1
+			OR pack_ref = (SELECT a.pack_ref FROM attune.action a WHERE a.ref = $1))
+		ORDER BY policy.action_ref IS NULL, policy.ref LIMIT 1`, actionRef))
+	if isNoRows(err) {
+		return Policy{}, nil
+	}
+	if err != nil {
+		return Policy{}, fmt.Errorf("policy for %s: %w", actionRef, translate(err))
+	}
+	return p, nil
+}
+
+// PolicyGet returns the policy called ref.
+func (q *Queries) PolicyGet(ctx context.Context, ref string) (Policy, error) {
+	p, err := scanPolicy(q.db.QueryRow(ctx, `SELECT `+policyColumns+` FROM attune.policy WHERE ref = $1`, ref))
+	if err != nil {
+		return Policy{}, fmt.Errorf("get policy %s: %w", ref, translate(err))
+	}
+	return p, nil
+}
+
+// PolicyList returns a page of policies in ref order.
+func (q *Queries) PolicyList(ctx context.Context, page Page) ([]Policy, int, error) {
+	return list(ctx, q.db, "policies", `FROM attune.policy`, policyColumns, `ref`, page, scanPolicy)
+}
+
+// PolicyCreate adds a policy that belongs to no pack; a ref in use is ErrConflict.
+func (q *Queries) PolicyCreate(ctx context.Context, x Policy) (Policy, error) {
+	p, err := scanPolicy(q.db.QueryRow(ctx, `
+		INSERT INTO attune.policy (ref, action_ref, pack_ref, enabled, concurrency_limit, concurrency_method,
+			concurrency_parameters, rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		RETURNING `+policyColumns, policyArgs(x)...))
+	if err != nil {
+		return Policy{}, fmt.Errorf("create policy %s: %w", x.Ref, translate(err))
+	}
+	return p, nil
+}
+
+// PolicyUpdate replaces policy ref's settings with x's.
+func (q *Queries) PolicyUpdate(ctx context.Context, ref string, x Policy) (Policy, error) {
+	x.Ref = ref
+	p, err := scanPolicy(q.db.QueryRow(ctx, `
+		UPDATE attune.policy SET action_ref = $2, pack_ref = $3, enabled = $4, concurrency_limit = $5,
+			concurrency_method = $6, concurrency_parameters = $7, rate_max_executions = $8, rate_window_seconds = $9,
+			rate_method = $10, max_queue_length = $11, queue_timeout_seconds = $12
+		WHERE ref = $1
+		RETURNING `+policyColumns, policyArgs(x)...))
+	if err != nil {
+		return Policy{}, fmt.Errorf("update policy %s: %w", ref, translate(err))
+	}
+	return p, nil
+}
+
+// PolicyDelete removes policy ref. Executions waiting under it are admitted by the next
+// promotion, since their groups then have no limit.
+func (q *Queries) PolicyDelete(ctx context.Context, ref string) error {
+	tag, err := q.db.Exec(ctx, `DELETE FROM attune.policy WHERE ref = $1`, ref)
+	if err != nil {
+		return fmt.Errorf("delete policy %s: %w", ref, translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete policy %s: %w", ref, ErrNotFound)
+	}
+	return nil
+}
+
+func policyArgs(x Policy) []any {
+	params := x.ConcurrencyParameters
+	if params == nil {
+		params = []string{}
+	}
+	return []any{x.Ref, x.ActionRef, x.PackRef, x.Enabled, x.ConcurrencyLimit, methodOr(x.ConcurrencyMethod), params,
+		x.RateMaxExecutions, x.RateWindowSeconds, methodOr(x.RateMethod), x.MaxQueueLength, x.QueueTimeoutSeconds}
+}
+
+// AdmissionApplyPolicies brings every group's limits in line with the policies now in force,
+// so that a changed, disabled or deleted policy lets its waiters go (or holds them) without
+// waiting for the next newcomer.
+func (q *Queries) AdmissionApplyPolicies(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, `
+		UPDATE attune.admission_group g SET policy_ref = coalesce(p.ref, ''), concurrency_limit = p.concurrency_limit,
+			rate_max_executions = p.rate_max_executions, rate_window_seconds = p.rate_window_seconds
+		FROM attune.admission_group g2
+		LEFT JOIN LATERAL (SELECT * FROM attune.policy p WHERE p.enabled AND (p.action_ref = g2.action_ref
+				OR p.pack_ref = (SELECT a.pack_ref FROM attune.action a WHERE a.ref = g2.action_ref))
+			ORDER BY p.action_ref IS NULL, p.ref LIMIT 1) p ON true
+		WHERE g.id = g2.id AND (g.active > 0 OR g.queued > 0)
+			AND (g.concurrency_limit, g.rate_max_executions, g.rate_window_seconds)
+				IS DISTINCT FROM (p.concurrency_limit, p.rate_max_executions, p.rate_window_seconds)`)
+	if err != nil {
+		return fmt.Errorf("apply policies to queues: %w", translate(err))
+	}
+	return nil
+}
