@@ -72,7 +72,7 @@ type Module struct {
 	// policies change; policiesChanged then asks the admission loop to update the queues.
 	policies        *store.RefCache[store.Policy]
 	policiesChanged atomic.Bool
-	resent  republished
+	resent          republished
 	// fullUntil is when, in Unix nanoseconds, the last sighting of every worker full stops
 	// counting; see handleRequest.
 	fullUntil atomic.Int64
