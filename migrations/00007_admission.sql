@@ -19,6 +19,8 @@
 -- Existing executions were scheduled without admission; the default then changes for new ones.
 ALTER TABLE attune.execution ADD COLUMN admitted boolean NOT NULL DEFAULT true;
 ALTER TABLE attune.execution ALTER COLUMN admitted SET DEFAULT false;
+-- When it was admitted: with a policy, when it got its slot.
+ALTER TABLE attune.execution ADD COLUMN admitted_at timestamptz;
 
 DROP INDEX attune.execution_waiting_idx;
 CREATE INDEX execution_waiting_idx ON attune.execution (created, id) WHERE status = 'requested' AND admitted;
@@ -86,7 +88,7 @@ BEGIN
         EXIT WHEN next_id IS NULL;
         UPDATE attune.admission_entry SET state = 'active', admitted_at = now(), expires_at = NULL
             WHERE execution = next_id;
-        UPDATE attune.execution SET admitted = true WHERE id = next_id;
+        UPDATE attune.execution SET admitted = true, admitted_at = clock_timestamp() WHERE id = next_id;
         UPDATE attune.admission_group SET active = active + 1, queued = queued - 1,
                 recent = CASE WHEN rate_max_executions IS NULL THEN '{}'
                     ELSE (attune.admission_recent(g) || now())[greatest(1, cardinality(attune.admission_recent(g)) + 2 - rate_max_executions):] END
@@ -141,7 +143,7 @@ BEGIN
     IF g.queued = 0 AND attune.admission_open(g) THEN
         INSERT INTO attune.admission_entry (execution, admission_group, state, enqueued_at, admitted_at)
             VALUES (xid, g.id, 'active', x.created, now());
-        UPDATE attune.execution SET admitted = true WHERE id = xid;
+        UPDATE attune.execution SET admitted = true, admitted_at = clock_timestamp() WHERE id = xid;
         UPDATE attune.admission_group SET active = active + 1,
                 recent = CASE WHEN g.rate_max_executions IS NULL THEN '{}'
                     ELSE (attune.admission_recent(g) || now())[greatest(1, cardinality(attune.admission_recent(g)) + 2 - g.rate_max_executions):] END
@@ -267,6 +269,7 @@ ALTER TABLE attune.admission_group DROP COLUMN policy_ref, DROP COLUMN concurren
 DROP INDEX attune.execution_unadmitted_idx;
 DROP INDEX attune.execution_waiting_idx;
 CREATE INDEX execution_waiting_idx ON attune.execution (created, id) WHERE status = 'requested';
+ALTER TABLE attune.execution DROP COLUMN admitted_at;
 ALTER TABLE attune.execution DROP COLUMN admitted;
 -- Put back the scheduler of 00006, which knew nothing of admission.
 -- +goose StatementBegin

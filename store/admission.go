@@ -57,7 +57,7 @@ func methodOr(m string) string {
 // ExecutionAdmitFree admits execution id, still requested, that no policy covers, and
 // reports whether it did.
 func (q *Queries) ExecutionAdmitFree(ctx context.Context, id int64) (bool, error) {
-	tag, err := q.db.Exec(ctx, `UPDATE attune.execution SET admitted = true
+	tag, err := q.db.Exec(ctx, `UPDATE attune.execution SET admitted = true, admitted_at = now()
 		WHERE id = $1 AND status = 'requested' AND NOT admitted
 			AND NOT EXISTS (SELECT 1 FROM attune.admission_entry WHERE execution = $1)`, id)
 	if err != nil {

@@ -55,19 +55,20 @@ type Execution struct {
 	FinishedAt     *time.Time      `json:"finished_at"`
 	// Admitted is set once the execution may go to a worker: at once when no policy applies,
 	// else when its policy admits it.
-	Admitted bool `json:"-"`
+	Admitted   bool       `json:"-"`
+	AdmittedAt *time.Time `json:"admitted_at"`
 }
 
 // executionColumns are qualified so that they read the same in statements that join.
 const executionColumns = `execution.id, execution.action_ref, execution.status, execution.parameters, execution.result,
 	execution.reason, execution.enforcement, execution.parent, execution.worker,
 	(SELECT wn.name FROM attune.worker wn WHERE wn.id = execution.worker), execution.timeout_seconds,
-	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted`
+	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted, execution.admitted_at`
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var e Execution
 	err := row.Scan(&e.ID, &e.ActionRef, &e.Status, &e.Parameters, &e.Result, &e.Reason, &e.EnforcementID, &e.ParentID,
-		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted)
+		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted, &e.AdmittedAt)
 	return e, err
 }
 
@@ -99,9 +100,10 @@ func (q *Queries) ExecutionInsert(ctx context.Context, p ExecutionInsertParams) 
 		reason = &p.Reason
 	}
 	e, err := scanExecution(q.db.QueryRow(ctx, `
-		INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, parent, timeout_seconds, finished_at, admitted)
+		INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, parent, timeout_seconds, finished_at, admitted, admitted_at)
 		VALUES ((SELECT id FROM attune.action WHERE ref = $1), $1, $2, $3, $4, $5, $6, $7,
-			CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END, $8)
+			CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END, $8,
+			CASE WHEN $8 THEN now() END)
 		RETURNING `+executionColumns,
 		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, p.EnforcementID, p.ParentID, p.TimeoutSeconds, p.Admitted))
 	if err != nil {
@@ -125,9 +127,10 @@ func (q *Queries) ExecutionInsertForEnforcement(ctx context.Context, p Execution
 	}
 	e, err := scanExecution(q.db.QueryRow(ctx, `
 		WITH execution AS (
-			INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, timeout_seconds, finished_at, admitted)
+			INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, timeout_seconds, finished_at, admitted, admitted_at)
 			SELECT (SELECT id FROM attune.action WHERE ref = $1), $1, $2, $3, $4, $5, $6,
-				CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END, $7
+				CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END, $7,
+				CASE WHEN $7 THEN now() END
 			WHERE EXISTS (SELECT 1 FROM attune.enforcement WHERE id = $5 AND status = 'created')
 			ON CONFLICT (enforcement) DO NOTHING
 			RETURNING *),
@@ -241,7 +244,23 @@ func (q *Queries) ExecutionScheduleBlocker(ctx context.Context, id int64, p Work
 // loads as they were when the statement began, so a worker may end up past its soft bound by
 // up to limit; that is why limit stays small.
 func (q *Queries) ExecutionScheduleWaiting(ctx context.Context, limit int, aliveWithin time.Duration) ([]Execution, error) {
-	return queryAll(ctx, q.db, "schedule waiting executions", scanExecution, scheduleWaitingSQL, limit, aliveWithin.Seconds())
+	execs, err := queryAll(ctx, q.db, "schedule waiting executions", scanExecution, scheduleWaitingSQL, limit, aliveWithin.Seconds())
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range execs {
+		if e.WorkerID == nil || e.Worker != nil {
+			continue
+		}
+		// The function reads the workers with a snapshot of its own, the worker's name here
+		// with the statement's, older: a worker that registered in between is not named yet.
+		var name string
+		if err := q.db.QueryRow(ctx, `SELECT name FROM attune.worker WHERE id = $1`, *e.WorkerID).Scan(&name); err != nil {
+			return nil, fmt.Errorf("name worker %d: %w", *e.WorkerID, translate(err))
+		}
+		execs[i].Worker = &name
+	}
+	return execs, nil
 }
 
 // scheduleWaitingSQL calls attune.schedule_waiting (migration 00006), which carries the

@@ -50,7 +50,7 @@ func (q *Queries) PolicyGet(ctx context.Context, ref string) (Policy, error) {
 
 // PolicyList returns a page of policies in ref order.
 func (q *Queries) PolicyList(ctx context.Context, page Page) ([]Policy, int, error) {
-	return list(ctx, q.db, "policies", `FROM attune.policy`, policyColumns, `ref`, page, scanPolicy)
+	return list(ctx, q.db, "policies", `FROM attune.policy`, policyColumns, `policy.ref`, page, scanPolicy)
 }
 
 // PolicyCreate adds a policy that belongs to no pack; a ref in use is ErrConflict.

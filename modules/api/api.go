@@ -26,9 +26,17 @@ type Store interface {
 	ExecutionGet(ctx context.Context, id int64) (store.Execution, error)
 	ExecutionInsert(ctx context.Context, p store.ExecutionInsertParams) (store.Execution, error)
 	ExecutionList(ctx context.Context, f store.ExecutionFilter, page store.Page) ([]store.Execution, int, error)
+	ExecutionQueuePosition(ctx context.Context, id int64) (*int, error)
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
 	PackGetByRef(ctx context.Context, ref string) (store.Pack, error)
 	PackList(ctx context.Context, page store.Page) ([]store.Pack, int, error)
+	PolicyCreate(ctx context.Context, x store.Policy) (store.Policy, error)
+	PolicyDelete(ctx context.Context, ref string) error
+	PolicyFor(ctx context.Context, actionRef string) (store.Policy, error)
+	PolicyGet(ctx context.Context, ref string) (store.Policy, error)
+	PolicyList(ctx context.Context, page store.Page) ([]store.Policy, int, error)
+	PolicyUpdate(ctx context.Context, ref string, x store.Policy) (store.Policy, error)
+	QueueStatsGet(ctx context.Context, actionRef string, limit *int) (store.QueueStats, error)
 	RuleGetByRef(ctx context.Context, ref string) (store.Rule, error)
 	RuleList(ctx context.Context, packRef string, page store.Page) ([]store.Rule, int, error)
 	TriggerList(ctx context.Context, packRef string, page store.Page) ([]store.Trigger, int, error)
@@ -63,6 +71,7 @@ func New(_ Config, deps Deps) (*Module, error) {
 	r.POST("/packs/register", m.registerPack)
 	r.GET("/actions", m.listActions)
 	r.GET("/actions/:ref", m.getAction)
+	r.GET("/actions/:ref/queue-stats", m.queueStats)
 	r.GET("/triggers", m.listTriggers)
 	r.GET("/triggers/:ref", m.getTrigger)
 	r.GET("/rules", m.listRules)
@@ -78,6 +87,11 @@ func New(_ Config, deps Deps) (*Module, error) {
 	r.POST("/executions/execute", m.execute)
 	r.POST("/executions/:id/cancel", m.cancel)
 	r.GET("/workers", m.listWorkers)
+	r.GET("/policies", m.listPolicies)
+	r.GET("/policies/:ref", m.getPolicy)
+	r.POST("/policies", m.createPolicy)
+	r.PUT("/policies/:ref", m.updatePolicy)
+	r.DELETE("/policies/:ref", m.deletePolicy)
 	return m, nil
 }
 

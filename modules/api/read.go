@@ -132,13 +132,4 @@ func validStatus(s string) bool {
 	return false
 }
 
-func (m *Module) getExecution(c echo.Context) error {
-	id, err := idParam(c)
-	if err != nil {
-		return err
-	}
-	e, err := m.deps.Store.ExecutionGet(c.Request().Context(), id)
-	return one(c, e, err)
-}
-
 func (m *Module) listWorkers(c echo.Context) error { return listOf(c, m.deps.Store.WorkerList) }

@@ -23,7 +23,7 @@ func TestLoadDemo(t *testing.T) {
 	require.Equal(t, "Demo", p.Label)
 	require.Equal(t, "0.1.0", p.Version)
 
-	require.Equal(t, []string{"demo.fail", "demo.hello", "demo.json", "demo.nap", "demo.slow"}, refs(p.Actions, func(a Action) string { return a.Ref }))
+	require.Equal(t, []string{"demo.fail", "demo.hello", "demo.json", "demo.nap", "demo.slow", "demo.step"}, refs(p.Actions, func(a Action) string { return a.Ref }))
 	hello := p.Actions[1]
 	require.Equal(t, Action{
 		Ref: "demo.hello", Name: "hello", Label: "Hello", Description: "Greets someone.",
@@ -71,6 +71,9 @@ func TestLoadDemo(t *testing.T) {
 	require.Equal(t, []Policy{{
 		Ref: "demo.hello_concurrency", Name: "hello_concurrency", ActionRef: "demo.hello", Enabled: true,
 		Concurrency: &Concurrency{Limit: 2, Method: MethodEnqueue}, File: "policies/hello.yaml",
+	}, {
+		Ref: "demo.step_limit", Name: "step_limit", ActionRef: "demo.step", Enabled: true,
+		Concurrency: &Concurrency{Limit: 2, Method: MethodEnqueue}, File: "policies/step.yaml",
 	}}, p.Policies)
 }
 
@@ -79,7 +82,7 @@ func TestLoadFSSubdirectory(t *testing.T) {
 	p, err := LoadFS(os.DirFS(packsDir), "demo")
 	require.NoError(t, err)
 	require.Empty(t, p.Dir, "an fs.FS has no directory on disk")
-	require.Len(t, p.Actions, 5)
+	require.Len(t, p.Actions, 6)
 	require.Equal(t, "actions/hello.yaml", p.Actions[1].File, "files are named relative to the pack")
 }
 

@@ -3,6 +3,9 @@ package pack
 import (
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/attune-go/attune/store"
 )
 
 // Policy methods: what happens to an execution that a limit does not admit.
@@ -48,6 +51,68 @@ type RateLimit struct {
 	WindowSeconds int `json:"window_seconds" yaml:"window_seconds"`
 	// Method is MethodEnqueue or MethodCancel.
 	Method string `json:"method" yaml:"method"`
+}
+
+// ValidatePolicy checks a policy that comes without a pack, such as one made through the API,
+// by the rules the pack loader applies, and fills in its defaults (name, methods) as the loader
+// does. Its ref must be a full <pack>.<name> ref; the pack need not exist. Whether action_ref
+// names an existing action is for the caller to check, as CheckReferences does for packs.
+func ValidatePolicy(p *Policy) error {
+	if p.Ref == "" {
+		// A file may give only a name, its pack supplying the rest; here nothing would.
+		return fieldError("ref", errors.New("required"))
+	}
+	packRef, _, ok := strings.Cut(p.Ref, ".")
+	if ok {
+		// validate only compares the ref's pack part with the pack the file sits in, which the
+		// loader has checked already; here the ref brings its own pack, so its form is checked.
+		if err := checkPackRef(packRef); err != nil {
+			return fieldError("ref", err)
+		}
+	}
+	return p.validate(packRef)
+}
+
+// StorePolicy is p as the store keeps it.
+func StorePolicy(p Policy) store.Policy {
+	sp := store.Policy{Ref: p.Ref, Enabled: p.Enabled, MaxQueueLength: p.MaxQueueLength, QueueTimeoutSeconds: p.QueueTimeoutSeconds}
+	if p.ActionRef != "" {
+		sp.ActionRef = &p.ActionRef
+	}
+	if p.PackRef != "" {
+		sp.PackRef = &p.PackRef
+	}
+	if c := p.Concurrency; c != nil {
+		sp.ConcurrencyLimit, sp.ConcurrencyMethod, sp.ConcurrencyParameters = &c.Limit, c.Method, c.Parameters
+	}
+	if rl := p.RateLimit; rl != nil {
+		sp.RateMaxExecutions, sp.RateWindowSeconds, sp.RateMethod = &rl.MaxExecutions, &rl.WindowSeconds, rl.Method
+	}
+	return sp
+}
+
+// PolicyFromStore is the reverse of StorePolicy: sp in the shape of a policy file.
+func PolicyFromStore(sp store.Policy) Policy {
+	p := Policy{Ref: sp.Ref, Enabled: sp.Enabled, MaxQueueLength: sp.MaxQueueLength, QueueTimeoutSeconds: sp.QueueTimeoutSeconds}
+	_, p.Name, _ = strings.Cut(sp.Ref, ".")
+	if sp.ActionRef != nil {
+		p.ActionRef = *sp.ActionRef
+	}
+	if sp.PackRef != nil {
+		p.PackRef = *sp.PackRef
+	}
+	if sp.ConcurrencyLimit != nil {
+		p.Concurrency = &Concurrency{Limit: *sp.ConcurrencyLimit, Method: sp.ConcurrencyMethod}
+		// The store keeps no parameters as an empty array; a policy file leaves them out.
+		if len(sp.ConcurrencyParameters) > 0 {
+			p.Concurrency.Parameters = sp.ConcurrencyParameters
+		}
+	}
+	// The schema sets both rate columns or neither.
+	if sp.RateMaxExecutions != nil && sp.RateWindowSeconds != nil {
+		p.RateLimit = &RateLimit{MaxExecutions: *sp.RateMaxExecutions, WindowSeconds: *sp.RateWindowSeconds, Method: sp.RateMethod}
+	}
+	return p
 }
 
 func (p *Policy) validate(packRef string) error {

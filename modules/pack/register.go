@@ -122,20 +122,7 @@ func (p *Pack) registration() (store.PackRegistration, error) {
 			TriggerParams: tp, Conditions: cond, ActionRef: r.ActionRef, ActionParams: ap, Enabled: r.Enabled})
 	}
 	for _, x := range p.Policies {
-		sp := store.Policy{Ref: x.Ref, Enabled: x.Enabled, MaxQueueLength: x.MaxQueueLength, QueueTimeoutSeconds: x.QueueTimeoutSeconds}
-		if x.ActionRef != "" {
-			sp.ActionRef = &x.ActionRef
-		}
-		if x.PackRef != "" {
-			sp.PackRef = &x.PackRef
-		}
-		if c := x.Concurrency; c != nil {
-			sp.ConcurrencyLimit, sp.ConcurrencyMethod, sp.ConcurrencyParameters = &c.Limit, c.Method, c.Parameters
-		}
-		if rl := x.RateLimit; rl != nil {
-			sp.RateMaxExecutions, sp.RateWindowSeconds, sp.RateMethod = &rl.MaxExecutions, &rl.WindowSeconds, rl.Method
-		}
-		reg.Policies = append(reg.Policies, sp)
+		reg.Policies = append(reg.Policies, StorePolicy(x))
 	}
 	return reg, nil
 }
