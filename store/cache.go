@@ -58,3 +58,12 @@ func (c *RefCache[T]) Invalidate(listening bool) {
 	c.generation++
 	c.listening = listening
 }
+
+// Drop forgets everything cached, without changing whether changes are watched: for a cache
+// that learned by other means than its channel that it is behind.
+func (c *RefCache[T]) Drop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.items)
+	c.generation++
+}

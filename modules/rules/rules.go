@@ -23,6 +23,7 @@ import (
 type Store interface {
 	EventGet(ctx context.Context, id int64) (store.Event, error)
 	RuleListEnabledByTrigger(ctx context.Context, triggerRef string) ([]store.Rule, error)
+	RuleVersion(ctx context.Context) (int64, error)
 	EventEnforce(ctx context.Context, id int64, matches []store.EnforcementMatch) ([]store.Enforcement, error)
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
@@ -46,7 +47,7 @@ type Module struct {
 	deps Deps
 	// rules caches the compiled enabled rules by trigger; a listener drops it when rules
 	// change, and it caches nothing while that listener is down.
-	rules *store.RefCache[[]compiledRule]
+	rules *store.RefCache[ruleSet]
 }
 
 // New checks the configuration.
@@ -91,7 +92,7 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	if ev.RulesEvaluatedAt != nil {
 		return nil // a redelivery: the rules have seen this event
 	}
-	rules, err := m.rules.Get(ctx, ev.TriggerRef)
+	rules, err := m.rulesFor(ctx, ev.TriggerRef)
 	if err != nil {
 		return err
 	}
