@@ -52,6 +52,7 @@ BENCH_BROKERS := inprocess$(if $(ATTUNE_TEST_AMQP_URL),$(comma)rabbitmq)
 bench: build ## run the Go benchmarks, then attune bench through the whole pipeline (see docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 	./$(BIN) bench --brokers $(BENCH_BROKERS) --events 5000
+	./$(BIN) bench --brokers $(BENCH_BROKERS) --backlog 20000
 
 clean: ## remove build output
 	rm -rf bin

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -42,6 +43,7 @@ type benchConfig struct {
 	timeout     time.Duration
 	cpuProfile  string
 	rate        int
+	backlog     int
 }
 
 // benchResult is one broker's figures; its JSON form is what --json prints.
@@ -65,10 +67,14 @@ execution, scheduling, a worker running "/bin/sh -c true", completion) with ever
 process, once per broker, and prints executions per second and the event-to-completed latency
 (p50, p99) next to the raw rate of "/bin/sh -c true" spawns measured in the same run.
 
+With --backlog N it measures a policy queue instead: N executions of one action wait behind a
+concurrency limit of 10, and it prints how fast the queue drains at its start and at its end.
+
 Each run uses a fresh database created next to the one --database-url names (and dropped
 after), and a namespace of its own on RabbitMQ, so it can run beside a live installation.`,
 		Example: `  attune bench --events 5000
-  attune bench --brokers rabbitmq --json`,
+  attune bench --brokers rabbitmq --json
+  attune bench --backlog 20000 --brokers rabbitmq`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyEnv(cmd.Flags()); err != nil {
@@ -76,6 +82,9 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 			}
 			if cfg.events < 1 || cfg.concurrency < 1 {
 				return usageError{errors.New("--events and --concurrency must be at least 1")}
+			}
+			if cfg.backlog != 0 && cfg.backlog < minBacklog {
+				return usageError{fmt.Errorf("--backlog must be 0 (off) or at least %d", minBacklog)}
 			}
 			return runBench(cmd.Context(), cfg, streams)
 		},
@@ -90,6 +99,7 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object per broker")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up on a run after this long")
 	fs.IntVar(&cfg.rate, "rate", 0, "events per second to inject; 0 floods (throughput), a modest rate measures latency without queueing")
+	fs.IntVar(&cfg.backlog, "backlog", 0, "instead of events, queue this many executions behind a concurrency limit of 10 and measure how fast the queue drains; 0 is off")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof reads it)")
 	bindEnv(fs, "database-url", "ATTUNE_DATABASE_URL")
 	bindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
@@ -113,6 +123,16 @@ func runBench(ctx context.Context, cfg benchConfig, streams Streams) error {
 		name = strings.TrimSpace(name)
 		if name != "inprocess" && name != "rabbitmq" {
 			return usageError{fmt.Errorf("invalid --brokers %q: want inprocess, rabbitmq or both", cfg.brokers)}
+		}
+		if cfg.backlog > 0 {
+			r, err := backlogOnce(ctx, cfg, name, logger)
+			if err != nil {
+				return fmt.Errorf("bench %s backlog: %w", name, err)
+			}
+			if err := printBacklog(streams.Out, r, cfg.json); err != nil {
+				return err
+			}
+			continue
 		}
 		spawnRate, err := measureSpawns(ctx, cfg.spawns)
 		if err != nil {
@@ -174,64 +194,111 @@ func measureSpawns(ctx context.Context, n int) (float64, error) {
 func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *slog.Logger) (benchResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
+	run, err := openBenchRun(ctx, cfg, brokerName, logger)
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer run.close()
+	if err := registerBenchPack(ctx, run.st); err != nil {
+		return benchResult{}, err
+	}
+	mods, err := benchModules(cfg, run.st, run.br, logger)
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer startModules(ctx, mods)()
+	if err := waitWorker(ctx, run.st); err != nil {
+		return benchResult{}, err
+	}
+	if err := fireBenchEvents(ctx, run.st, run.br, cfg.events, cfg.rate); err != nil {
+		return benchResult{}, err
+	}
+	if err := waitFinished(ctx, run.pool, cfg.events); err != nil {
+		return benchResult{}, err
+	}
+	return benchFigures(ctx, run.pool, brokerName, cfg.events)
+}
+
+// benchRun is one run's fresh database, store and broker namespace.
+type benchRun struct {
+	pool    *pgxpool.Pool
+	st      *store.Store
+	br      broker.Broker
+	cleanup []func()
+}
+
+// openBenchRun creates the database with its schema and the broker; close undoes both.
+func openBenchRun(ctx context.Context, cfg benchConfig, brokerName string, logger *slog.Logger) (_ *benchRun, err error) {
+	run := &benchRun{}
+	defer func() {
+		if err != nil {
+			run.close()
+		}
+	}()
 	dbURL, drop, err := benchDatabase(ctx, cfg.databaseURL)
 	if err != nil {
-		return benchResult{}, err
+		return nil, err
 	}
-	defer drop()
-	pool, err := openPool(ctx, dbURL, logger)
-	if err != nil {
-		return benchResult{}, err
+	run.cleanup = append(run.cleanup, drop)
+	if run.pool, err = openPool(ctx, dbURL, logger); err != nil {
+		return nil, err
 	}
-	defer pool.Close()
-	if err := prepareSchema(ctx, pool, true, logger); err != nil {
-		return benchResult{}, err
+	run.cleanup = append(run.cleanup, run.pool.Close)
+	if err := prepareSchema(ctx, run.pool, true, logger); err != nil {
+		return nil, err
 	}
-	st := store.NewStore(pool)
-	if err := registerBenchPack(ctx, st); err != nil {
-		return benchResult{}, err
-	}
+	run.st = store.NewStore(run.pool)
 
 	opts := broker.Options{Namespace: broker.Namespace("bench." + uuid.NewString()[:8]), Logger: logger}
-	var br broker.Broker
 	if brokerName == "inprocess" {
-		br = membroker.New(opts)
+		run.br = membroker.New(opts)
 	} else {
 		ab, err := amqpbroker.New(ctx, amqpbroker.Config{URL: cfg.amqpURL, Options: opts})
 		if err != nil {
-			return benchResult{}, err
+			return nil, err
 		}
-		defer func() { _ = ab.Teardown() }()
-		br = ab
+		run.cleanup = append(run.cleanup, func() { _ = ab.Teardown() })
+		run.br = ab
 	}
-	defer br.Close()
+	run.cleanup = append(run.cleanup, func() { _ = run.br.Close() })
+	return run, nil
+}
 
-	mods, err := benchModules(cfg, st, br, logger)
-	if err != nil {
-		return benchResult{}, err
+// close releases in the reverse order of opening: the database is dropped last, once nothing
+// holds a connection to it.
+func (r *benchRun) close() {
+	for i := len(r.cleanup) - 1; i >= 0; i-- {
+		r.cleanup[i]()
 	}
+}
+
+// startModules runs mods until the returned function stops them and waits for them.
+func startModules(ctx context.Context, mods []module) func() {
 	runCtx, stop := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(runCtx)
 	for _, m := range mods {
 		g.Go(func() error { return m.Run(gctx) })
 	}
-	defer func() {
+	return func() {
 		stop()
 		_ = g.Wait()
-	}()
-	if err := waitWorker(ctx, st); err != nil {
-		return benchResult{}, err
 	}
-	if err := fireBenchEvents(ctx, st, br, cfg.events, cfg.rate); err != nil {
-		return benchResult{}, err
-	}
-	if err := waitFinished(ctx, pool, cfg.events); err != nil {
-		return benchResult{}, err
-	}
-	return benchFigures(ctx, pool, brokerName, cfg.events)
 }
 
 func benchModules(cfg benchConfig, st *store.Store, br broker.Broker, logger *slog.Logger) ([]module, error) {
+	mods, err := benchRoles(cfg, st, br, logger)
+	if err != nil {
+		return nil, err
+	}
+	r, err := rules.New(rules.Config{Prefetch: 64}, rules.Deps{Logger: logger, Store: st, Broker: br})
+	if err != nil {
+		return nil, err
+	}
+	return append(mods, r), nil
+}
+
+// benchRoles are the worker and the executor: what runs an execution once it exists.
+func benchRoles(cfg benchConfig, st *store.Store, br broker.Broker, logger *slog.Logger) ([]module, error) {
 	w, err := worker.New(worker.Config{Name: "bench-" + uuid.NewString()[:8], Concurrency: cfg.concurrency},
 		worker.Deps{Logger: logger, Store: st, Broker: br})
 	if err != nil {
@@ -241,15 +308,12 @@ func benchModules(cfg benchConfig, st *store.Store, br broker.Broker, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	r, err := rules.New(rules.Config{Prefetch: 64}, rules.Deps{Logger: logger, Store: st, Broker: br})
-	if err != nil {
-		return nil, err
-	}
-	return []module{w, e, r}, nil
+	return []module{w, e}, nil
 }
 
-// registerBenchPack adds a trigger and a rule running core.local "true" for each of its events.
-func registerBenchPack(ctx context.Context, st *store.Store) error {
+// registerBenchPack adds a trigger and a rule running core.local "true" for each of its events,
+// and policies if given.
+func registerBenchPack(ctx context.Context, st *store.Store, policies ...store.Policy) error {
 	core, err := pack.Core()
 	if err != nil {
 		return err
@@ -262,6 +326,7 @@ func registerBenchPack(ctx context.Context, st *store.Store) error {
 		Triggers: []store.Trigger{{Ref: "bench.tick"}},
 		Rules: []store.Rule{{Ref: "bench.run", TriggerRef: "bench.tick", ActionRef: "core.local", Enabled: true,
 			ActionParams: json.RawMessage(`{"cmd": "true"}`)}},
+		Policies: policies,
 	})
 	return err
 }

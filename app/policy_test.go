@@ -23,11 +23,22 @@ import (
 
 // A concurrency policy holds across replicas: three executor processes and two workers on
 // RabbitMQ run 60 executions of demo.step, which sleeps 100 to 300 ms under demo.step_limit
-// (limit 2, enqueue), and one executor is killed with SIGKILL halfway through. The times the
-// action itself records show never more than two at once and starts in creation order, and
-// all 60 complete.
+// (limit 2, enqueue), undisturbed and with one executor killed with SIGKILL halfway through.
+// The times the action itself records show never more than two at once and starts in
+// creation order, and all 60 complete.
 func TestPolicyLimitAcrossExecutors(t *testing.T) {
 	t.Parallel()
+	t.Run("Steady", func(t *testing.T) {
+		t.Parallel()
+		policyLimitAcrossExecutors(t, false)
+	})
+	t.Run("ExecutorKilled", func(t *testing.T) {
+		t.Parallel()
+		policyLimitAcrossExecutors(t, true)
+	})
+}
+
+func policyLimitAcrossExecutors(t *testing.T, kill bool) {
 	common := []string{
 		"--database-url=" + storetest.NewDatabase(t),
 		"--amqp-url=" + brokertest.URL(t),
@@ -57,7 +68,7 @@ func TestPolicyLimitAcrossExecutors(t *testing.T) {
 	const total = 60
 	ids := make([]int64, total)
 	for seq := range total {
-		if seq == total/2 {
+		if kill && seq == total/2 {
 			require.NoError(t, executors[0].cmd.Process.Signal(syscall.SIGKILL))
 			<-executors[0].exited
 		}

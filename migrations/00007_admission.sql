@@ -34,7 +34,10 @@ ALTER TABLE attune.admission_group
     ADD COLUMN rate_window_seconds integer,
     ADD COLUMN queued integer NOT NULL DEFAULT 0 CHECK (queued >= 0),
     -- When the last admissions happened, newest last, at most rate_max_executions of them.
-    ADD COLUMN recent timestamptz[] NOT NULL DEFAULT '{}';
+    ADD COLUMN recent timestamptz[] NOT NULL DEFAULT '{}',
+    -- The cursor: every waiter sorts after this position (enqueued_at, execution).
+    ADD COLUMN head_enqueued_at timestamptz NOT NULL DEFAULT '-infinity',
+    ADD COLUMN head_execution bigint NOT NULL DEFAULT 0;
 CREATE INDEX admission_group_waiting_idx ON attune.admission_group (id) WHERE queued > 0;
 
 ALTER TABLE attune.admission_entry ADD COLUMN expires_at timestamptz;
@@ -61,9 +64,13 @@ $$;
 
 -- +goose StatementBegin
 -- admission_promote admits the oldest waiters of group gid while it is open, and returns
--- them. A waiter whose row another transaction holds is skipped rather than waited for: that
--- transaction is ending it (a cancel, a queue timeout), and waiting would deadlock with it,
--- since it takes the execution first and the group second.
+-- them. The search starts after the group's cursor, the last waiter admitted in order: every
+-- waiter admitted leaves a dead entry at the front of admission_entry_fifo_idx until VACUUM
+-- comes, and starting at the front would walk all of them on every admission. A waiter whose
+-- row another transaction holds is skipped rather than waited for: that transaction is ending
+-- it (a cancel, a queue timeout), and waiting would deadlock with it, since it takes the
+-- execution first and the group second. After a skip the cursor stays put, so that a waiter
+-- whose ending rolls back is still found.
 CREATE FUNCTION attune.admission_promote(gid bigint) RETURNS SETOF bigint
 LANGUAGE plpgsql
 -- As attune.schedule_waiting (00006): the head of a queue of thousands must be read from
@@ -72,29 +79,42 @@ SET enable_sort = off SET enable_incremental_sort = off SET enable_bitmapscan = 
 AS $$
 DECLARE
     g attune.admission_group;
+    cand record;
     next_id bigint;
+    next_at timestamptz;
+    skipped boolean := false;
 BEGIN
     SELECT * INTO g FROM attune.admission_group WHERE id = gid FOR UPDATE;
     IF NOT FOUND THEN
         RETURN;
     END IF;
     WHILE g.queued > 0 AND attune.admission_open(g) LOOP
-        SELECT x.id INTO next_id FROM attune.admission_entry ae
-            JOIN LATERAL (SELECT e.id FROM attune.execution e WHERE e.id = ae.execution
-                FOR UPDATE SKIP LOCKED) x ON true
+        next_id := NULL;
+        FOR cand IN SELECT ae.execution, ae.enqueued_at FROM attune.admission_entry ae
             WHERE ae.admission_group = gid AND ae.state = 'queued'
+                AND (ae.enqueued_at, ae.execution) > (g.head_enqueued_at, g.head_execution)
             ORDER BY ae.enqueued_at, ae.execution
-            LIMIT 1;
+            LIMIT 16
+        LOOP
+            PERFORM 1 FROM attune.execution e WHERE e.id = cand.execution FOR UPDATE SKIP LOCKED;
+            IF FOUND THEN
+                next_id := cand.execution;
+                next_at := cand.enqueued_at;
+                EXIT;
+            END IF;
+            skipped := true;
+        END LOOP;
         EXIT WHEN next_id IS NULL;
         UPDATE attune.admission_entry SET state = 'active', admitted_at = now(), expires_at = NULL
             WHERE execution = next_id;
         UPDATE attune.execution SET admitted = true, admitted_at = clock_timestamp() WHERE id = next_id;
         UPDATE attune.admission_group SET active = active + 1, queued = queued - 1,
                 recent = CASE WHEN rate_max_executions IS NULL THEN '{}'
-                    ELSE (attune.admission_recent(g) || now())[greatest(1, cardinality(attune.admission_recent(g)) + 2 - rate_max_executions):] END
+                    ELSE (attune.admission_recent(g) || now())[greatest(1, cardinality(attune.admission_recent(g)) + 2 - rate_max_executions):] END,
+                head_enqueued_at = CASE WHEN skipped THEN head_enqueued_at ELSE next_at END,
+                head_execution = CASE WHEN skipped THEN head_execution ELSE next_id END
             WHERE id = gid RETURNING * INTO g;
         RETURN NEXT next_id;
-        next_id := NULL;
     END LOOP;
 END;
 $$;
@@ -117,6 +137,12 @@ DECLARE
     entry_state text;
     refusal text;
 BEGIN
+    -- A decision made before is answered without taking the execution's lock: a waiter's
+    -- lock held here would make admission_promote skip it.
+    SELECT state INTO entry_state FROM attune.admission_entry WHERE execution = xid;
+    IF FOUND THEN
+        RETURN CASE entry_state WHEN 'active' THEN 'admitted' ELSE 'queued' END;
+    END IF;
     SELECT * INTO x FROM attune.execution WHERE id = xid FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'execution % does not exist', xid USING ERRCODE = 'no_data_found';
@@ -173,7 +199,12 @@ BEGIN
     INSERT INTO attune.admission_entry (execution, admission_group, state, enqueued_at, expires_at)
         VALUES (xid, g.id, 'queued', x.created,
             CASE WHEN p_queue_timeout_seconds IS NOT NULL THEN now() + make_interval(secs => p_queue_timeout_seconds) END);
-    UPDATE attune.admission_group SET queued = queued + 1 WHERE id = g.id;
+    -- An execution decided late may sort before the cursor: move the cursor back to just
+    -- before it, so that every waiter still sorts after the cursor.
+    UPDATE attune.admission_group SET queued = queued + 1,
+            head_enqueued_at = CASE WHEN (x.created, xid) <= (head_enqueued_at, head_execution) THEN x.created ELSE head_enqueued_at END,
+            head_execution = CASE WHEN (x.created, xid) <= (head_enqueued_at, head_execution) THEN xid - 1 ELSE head_execution END
+        WHERE id = g.id;
     RETURN 'queued';
 END;
 $$;
@@ -265,7 +296,8 @@ DROP INDEX attune.admission_entry_expiry_idx;
 ALTER TABLE attune.admission_entry DROP COLUMN expires_at;
 DROP INDEX attune.admission_group_waiting_idx;
 ALTER TABLE attune.admission_group DROP COLUMN policy_ref, DROP COLUMN concurrency_limit,
-    DROP COLUMN rate_max_executions, DROP COLUMN rate_window_seconds, DROP COLUMN queued, DROP COLUMN recent;
+    DROP COLUMN rate_max_executions, DROP COLUMN rate_window_seconds, DROP COLUMN queued, DROP COLUMN recent,
+    DROP COLUMN head_enqueued_at, DROP COLUMN head_execution;
 DROP INDEX attune.execution_unadmitted_idx;
 DROP INDEX attune.execution_waiting_idx;
 CREATE INDEX execution_waiting_idx ON attune.execution (created, id) WHERE status = 'requested';

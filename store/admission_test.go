@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -251,4 +252,78 @@ func TestAdmissionPolicyRemoved(t *testing.T) {
 	promoted, err := f.s.AdmissionPromoteDue(f.ctx)
 	require.NoError(t, err)
 	require.Equal(t, []int64{waiting}, promoted)
+}
+
+// An execution decided late, after younger ones already wait or were admitted in order, still
+// goes ahead of every younger waiter: the group's cursor moves back for it.
+func TestAdmissionLateDecisionKeepsCreationOrder(t *testing.T) {
+	t.Parallel()
+	f := newAdmission(t)
+	pol := store.Policy{Ref: "demo.one", ConcurrencyLimit: ptr(1)}
+	insert := func() int64 {
+		e, err := f.s.ExecutionInsert(f.ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
+		require.NoError(t, err)
+		return e.ID
+	}
+	decide := func(id int64) string {
+		out, err := f.s.AdmissionAdmit(f.ctx, store.AdmitParams{ExecutionID: id, ActionRef: "demo.run", Policy: pol})
+		require.NoError(t, err)
+		return out
+	}
+	a, b, c, d := insert(), insert(), insert(), insert()
+	require.Equal(t, store.AdmissionAdmitted, decide(b))
+	require.Equal(t, store.AdmissionQueued, decide(c))
+	f.end(b, store.ExecutionCompleted)
+	require.True(t, f.admitted(c), "c admitted in order; the cursor is at c now")
+	require.Equal(t, store.AdmissionQueued, decide(d))
+	require.Equal(t, store.AdmissionQueued, decide(a), "a, older than the cursor, waits")
+	require.Equal(t, 1, *f.position(a))
+	require.Equal(t, 2, *f.position(d))
+	f.end(c, store.ExecutionCompleted)
+	require.True(t, f.admitted(a), "the oldest waiter goes first")
+	require.False(t, f.admitted(d))
+}
+
+// The head-of-queue lookup in attune.admission_promote, under the function's planner
+// settings, starts in admission_entry_fifo_idx at the group's cursor: it neither sorts nor
+// walks the entries of waiters admitted before.
+func TestAdmissionHeadLookupPlan(t *testing.T) {
+	t.Parallel()
+	f := newAdmission(t)
+	var body string
+	var settings []string
+	require.NoError(t, f.s.Pool().QueryRow(f.ctx, `SELECT prosrc, proconfig FROM pg_proc
+		WHERE oid = 'attune.admission_promote'::regproc`).Scan(&body, &settings))
+	_, query, ok := strings.Cut(body, "FOR cand IN")
+	require.True(t, ok, body)
+	query, _, ok = strings.Cut(query, "LOOP")
+	require.True(t, ok, body)
+	query = strings.NewReplacer("gid", "$1", "g.head_enqueued_at", "$2::timestamptz", "g.head_execution", "$3::bigint").Replace(query)
+
+	tx, err := f.s.Pool().Begin(f.ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(f.ctx) }()
+	for _, setting := range settings {
+		name, value, _ := strings.Cut(setting, "=")
+		_, err := tx.Exec(f.ctx, `SELECT set_config($1, $2, true)`, name, value)
+		require.NoError(t, err)
+	}
+	_, err = tx.Exec(f.ctx, `PREPARE head(bigint, timestamptz, bigint) AS `+query)
+	require.NoError(t, err)
+	defer func() { _, _ = tx.Exec(f.ctx, `DEALLOCATE head`) }()
+	_, err = tx.Exec(f.ctx, `SET LOCAL plan_cache_mode = force_generic_plan`)
+	require.NoError(t, err)
+	rows, err := tx.Query(f.ctx, `EXPLAIN EXECUTE head(1, now(), 1)`)
+	require.NoError(t, err)
+	var lines []string
+	for rows.Next() {
+		var line string
+		require.NoError(t, rows.Scan(&line))
+		lines = append(lines, line)
+	}
+	require.NoError(t, rows.Err())
+	plan := strings.Join(lines, "\n")
+	require.Contains(t, plan, "admission_entry_fifo_idx", plan)
+	require.Regexp(t, `Index Cond: .*admission_group = \$1.*ROW\(enqueued_at, execution\) > ROW`, plan)
+	require.NotContains(t, plan, "Sort", plan)
 }
