@@ -153,15 +153,20 @@ func runBench(ctx context.Context, cfg benchConfig, streams Streams) error {
 
 func printBench(w io.Writer, r benchResult, asJSON bool) error {
 	if asJSON {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(w, string(b))
-		return err
+		return printJSONLine(w, r)
 	}
 	_, err := fmt.Fprintf(w, "%-10s %6d executions  %8.1f executions/s  p50 %7.1f ms  p99 %7.1f ms  |  sh -c true %7.1f spawns/s  ratio %.2f\n",
 		r.Broker, r.Executions, r.ExecutionsPerSec, r.P50ms, r.P99ms, r.SpawnPerSec, r.Ratio)
+	return err
+}
+
+// printJSONLine prints v as one line of JSON, the form --json promises.
+func printJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
 	return err
 }
 
@@ -394,17 +399,24 @@ type querier interface {
 // waitFinished polls until n executions are terminal: the harness's own loop, not the
 // pipeline's.
 func waitFinished(ctx context.Context, db querier, n int) error {
+	return pollCount(ctx, db, `SELECT count(*) FROM attune.execution WHERE finished_at IS NOT NULL`,
+		func(done int) bool { return done >= n }, func(done int) string { return fmt.Sprintf("%d of %d executions finished", done, n) })
+}
+
+// pollCount runs query, which counts something, every 100 ms until done accepts the count or
+// ctx ends; describe says where it stood then.
+func pollCount(ctx context.Context, db querier, query string, done func(int) bool, describe func(int) string) error {
 	for {
-		var done int
-		if err := db.QueryRow(ctx, `SELECT count(*) FROM attune.execution WHERE finished_at IS NOT NULL`).Scan(&done); err != nil {
-			return fmt.Errorf("count finished executions: %w", err)
+		var count int
+		if err := db.QueryRow(ctx, query).Scan(&count); err != nil {
+			return fmt.Errorf("poll %q: %w", query, err)
 		}
-		if done >= n {
+		if done(count) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d of %d executions finished: %w", done, n, ctx.Err())
+			return fmt.Errorf("%s: %w", describe(count), ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -2,12 +2,10 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -44,12 +42,7 @@ type backlogResult struct {
 
 func printBacklog(w io.Writer, r backlogResult, asJSON bool) error {
 	if asJSON {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(w, string(b))
-		return err
+		return printJSONLine(w, r)
 	}
 	_, err := fmt.Fprintf(w, "%-10s backlog %d behind limit %d  first 10%% %.1f/s  last 10%% %.1f/s  overall %.1f/s  ratio %.2f  fifo inversions %d\n",
 		r.Broker, r.Backlog, r.Limit, r.FirstPerSec, r.LastPerSec, r.OverallPerSec, r.Ratio, r.FIFOInversions)
@@ -173,20 +166,9 @@ func requestAdmitted(ctx context.Context, db store.DBTX, br broker.Broker) error
 // a table that grows with every transition, and its cost, rising as the queue drains, would
 // show as a slower drain at the end.
 func waitDrained(ctx context.Context, db querier, n int) error {
-	for {
-		var left int
-		if err := db.QueryRow(ctx, `SELECT coalesce(sum(queued + active), 0) FROM attune.admission_group`).Scan(&left); err != nil {
-			return fmt.Errorf("count queued and running executions: %w", err)
-		}
-		if left == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d of %d executions still queued or running: %w", left, n, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return pollCount(ctx, db, `SELECT coalesce(sum(queued + active), 0) FROM attune.admission_group`,
+		func(left int) bool { return left == 0 },
+		func(left int) string { return fmt.Sprintf("%d of %d executions still queued or running", left, n) })
 }
 
 func backlogFigures(ctx context.Context, db querier, brokerName string, n int) (backlogResult, error) {

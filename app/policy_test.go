@@ -16,9 +16,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/attune-go/attune/broker/brokertest"
-	"github.com/attune-go/attune/store/storetest"
 )
 
 // A concurrency policy holds across replicas: three executor processes and two workers on
@@ -39,25 +36,7 @@ func TestPolicyLimitAcrossExecutors(t *testing.T) {
 }
 
 func policyLimitAcrossExecutors(t *testing.T, kill bool) {
-	common := []string{
-		"--database-url=" + storetest.NewDatabase(t),
-		"--amqp-url=" + brokertest.URL(t),
-		"--amqp-namespace=" + namespace(t),
-		"--packs-dir=" + packsDir(t),
-		"--worker-heartbeat=200ms",
-		"--worker-timeout=1500ms",
-	}
-	start := func(role string) *process {
-		p := startServe(t, append([]string{"--roles=" + role}, common...)...)
-		t.Cleanup(func() {
-			select {
-			case <-p.exited:
-			default:
-				p.stop(t, syscall.SIGTERM, 30*time.Second)
-			}
-		})
-		return p
-	}
+	start := splitRoles(t)
 	api := start("api")
 	executors := []*process{start("executor"), start("executor"), start("executor")}
 	for range 2 {

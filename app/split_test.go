@@ -20,25 +20,7 @@ import (
 // leading sensor is killed.
 func TestSplitRoles(t *testing.T) {
 	t.Parallel()
-	common := []string{
-		"--database-url=" + storetest.NewDatabase(t),
-		"--amqp-url=" + brokertest.URL(t),
-		"--amqp-namespace=" + namespace(t),
-		"--packs-dir=" + packsDir(t),
-		"--worker-heartbeat=200ms",
-		"--worker-timeout=1500ms",
-	}
-	start := func(role string) *process {
-		p := startServe(t, append([]string{"--roles=" + role}, common...)...)
-		t.Cleanup(func() {
-			select {
-			case <-p.exited:
-			default:
-				p.stop(t, syscall.SIGTERM, 30*time.Second)
-			}
-		})
-		return p
-	}
+	start := splitRoles(t)
 	api := start("api")
 	sensors := []*process{start("sensor"), start("sensor")}
 	start("executor")
@@ -100,6 +82,32 @@ func TestSplitRoles(t *testing.T) {
 	for _, at := range ticks {
 		require.False(t, seen[at], "tick %s fired twice", at)
 		seen[at] = true
+	}
+}
+
+// splitRoles prepares a database, a broker namespace and the test packs for roles that run
+// as separate processes, with heartbeats short enough that a killed worker is noticed within
+// a test, and returns what starts one role; each is stopped when the test ends.
+func splitRoles(t *testing.T) func(role string) *process {
+	t.Helper()
+	common := []string{
+		"--database-url=" + storetest.NewDatabase(t),
+		"--amqp-url=" + brokertest.URL(t),
+		"--amqp-namespace=" + namespace(t),
+		"--packs-dir=" + packsDir(t),
+		"--worker-heartbeat=200ms",
+		"--worker-timeout=1500ms",
+	}
+	return func(role string) *process {
+		p := startServe(t, append([]string{"--roles=" + role}, common...)...)
+		t.Cleanup(func() {
+			select {
+			case <-p.exited:
+			default:
+				p.stop(t, syscall.SIGTERM, 30*time.Second)
+			}
+		})
+		return p
 	}
 }
 

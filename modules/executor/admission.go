@@ -100,18 +100,7 @@ func groupKey(params json.RawMessage, names []string) string {
 // opened or whose policy changed, until ctx ends. Every executor replica runs it; the group
 // locks make the replicas' decisions one sequence.
 func (m *Module) admissionLoop(ctx context.Context) error {
-	ticker := time.NewTicker(admissionTick)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-		}
-		if err := m.admissionPass(ctx); err != nil && ctx.Err() == nil {
-			m.deps.Logger.WarnContext(ctx, "admission pass failed", "err", err)
-		}
-	}
+	return m.every(ctx, admissionTick, "admission pass", m.admissionPass)
 }
 
 func (m *Module) admissionPass(ctx context.Context) error {

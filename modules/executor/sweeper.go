@@ -53,7 +53,13 @@ func (r *republished) due(key string, now time.Time) bool {
 // sweepLoop repairs what a crash between a commit and its publish would strand, and what a
 // worker that died leaves behind. Only one replica sweeps at a time.
 func (m *Module) sweepLoop(ctx context.Context) error {
-	ticker := time.NewTicker(m.cfg.SweepInterval)
+	return m.every(ctx, m.cfg.SweepInterval, "sweep", m.sweep)
+}
+
+// every runs pass each interval until ctx ends. A failed pass is logged and the next one
+// tries again: the loops repair and catch up, so one failure must not stop the role.
+func (m *Module) every(ctx context.Context, interval time.Duration, what string, pass func(context.Context) error) error {
+	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
 		select {
@@ -61,8 +67,8 @@ func (m *Module) sweepLoop(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 		}
-		if err := m.sweep(ctx); err != nil && ctx.Err() == nil {
-			m.deps.Logger.WarnContext(ctx, "sweep failed", "err", err)
+		if err := pass(ctx); err != nil && ctx.Err() == nil {
+			m.deps.Logger.WarnContext(ctx, what+" failed", "err", err)
 		}
 	}
 }
