@@ -80,17 +80,18 @@ func (q *Queries) AdmissionPromoteDue(ctx context.Context) ([]int64, error) {
 // AdmissionExpire fails every execution that has waited in its queue past the policy's
 // queue_timeout_seconds, and returns them; failing releases their place in the queue.
 func (q *Queries) AdmissionExpire(ctx context.Context) ([]Execution, error) {
-	// Materialized so that the plan starts from admission_entry_expiry_idx, which is empty
-	// most of the time, and not from the executions; every executor runs this four times a
-	// second.
+	// The ids are gathered first, through admission_entry_expiry_idx, which is empty most of
+	// the time; as an array they can only be looked up by primary key, where a join let the
+	// planner scan every execution. Every executor runs this four times a second.
 	return queryAll(ctx, q.db, "expire waiting executions", scanExecution, `
-		WITH due AS MATERIALIZED (
-			SELECT ae.execution, g.policy_ref, round(extract(epoch FROM ae.expires_at - ae.created)) AS waited
-			FROM attune.admission_entry ae JOIN attune.admission_group g ON g.id = ae.admission_group
-			WHERE ae.state = 'queued' AND ae.expires_at < now())
 		UPDATE attune.execution SET status = 'failed', finished_at = now(),
-			reason = format('policy %s: waited in the queue longer than queue_timeout_seconds (%s)', due.policy_ref, due.waited)
-		FROM due WHERE execution.id = due.execution AND execution.status = 'requested'
+			reason = (SELECT format('policy %s: waited in the queue longer than queue_timeout_seconds (%s)',
+					g.policy_ref, round(extract(epoch FROM ae.expires_at - ae.created)))
+				FROM attune.admission_entry ae JOIN attune.admission_group g ON g.id = ae.admission_group
+				WHERE ae.execution = execution.id)
+		WHERE execution.id = ANY (ARRAY(SELECT ae.execution FROM attune.admission_entry ae
+				WHERE ae.state = 'queued' AND ae.expires_at < now()))
+			AND execution.status = 'requested'
 		RETURNING `+executionColumns)
 }
 

@@ -72,17 +72,25 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 	return m.requested(ctx, exec)
 }
 
-// requested moves a just-requested execution on. The scheduler lives in this same role, so
-// rather than a round trip through execution.requested it is scheduled here when it can be:
-// that is one message fewer per execution. While every worker is full it simply waits, and
-// completions schedule it in its turn. Otherwise, when it could not be scheduled at once,
-// execution.requested hands it to the scheduler, which finds out why and acts on it.
+// requested moves a just-admitted execution on. The scheduler lives in this same role, so it
+// is scheduled here when it can be, and otherwise the reason is looked at here too: while
+// every worker is full it simply waits, and completions schedule it in its turn. Only when
+// no worker that can run it exists at all does execution.requested hand it to the
+// scheduler, which waits a moment for one without holding up the enforcements behind it.
 func (m *Module) requested(ctx context.Context, exec store.Execution) error {
 	if time.Now().UnixNano() < m.fullUntil.Load() {
 		return nil
 	}
 	scheduled, err := m.scheduleWaiting(ctx, 1)
 	if err != nil || slices.Contains(scheduled, exec.ID) {
+		return err
+	}
+	action, err := m.actions.Get(ctx, exec.ActionRef)
+	if err != nil {
+		return err
+	}
+	waitForWorker, err := m.settle(ctx, exec.ID, action)
+	if err != nil || !waitForWorker {
 		return err
 	}
 	return broker.Send(ctx, m.deps.Broker, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef})

@@ -68,36 +68,14 @@ const fullFor = 100 * time.Millisecond
 // noWorkerPoll is how often that short wait looks again.
 const noWorkerPoll = 100 * time.Millisecond
 
-// notScheduled finds out why an execution was not scheduled and acts on it.
+// notScheduled finds out why an execution was not scheduled and acts on it. Only when no
+// worker that can run it exists does it look again, for a short while.
 func (m *Module) notScheduled(ctx context.Context, id int64, action store.Action) error {
-	params := store.WorkerPickParams{Runner: action.RunnerType, AliveWithin: m.cfg.WorkerAliveWithin}
 	deadline := time.Now().Add(noWorkerWait)
 	for {
-		why, err := m.deps.Store.ExecutionScheduleBlocker(ctx, id, params)
-		if errors.Is(err, store.ErrNotFound) {
-			return broker.Permanent(err)
-		}
-		if err != nil {
+		waitForWorker, err := m.settle(ctx, id, action)
+		if err != nil || !waitForWorker {
 			return err
-		}
-		switch {
-		case why.Status == store.ExecutionScheduled:
-			exec, err := m.deps.Store.ExecutionGet(ctx, id)
-			if err != nil {
-				return err
-			}
-			return m.dispatch(ctx, exec, action)
-		case why.Status != store.ExecutionRequested:
-			return nil // cancelled, or further on already
-		case why.Room:
-			// Room appeared since the first look: fill it, oldest first.
-			_, err := m.scheduleWaiting(ctx, waitingBatch)
-			return err
-		case why.AnyWorker:
-			// Every worker is full: a completion schedules it in its turn. Requests in the
-			// next moment need not look again.
-			m.fullUntil.Store(time.Now().Add(fullFor).UnixNano())
-			return nil
 		}
 		if time.Now().After(deadline) {
 			return nil // no worker at all: the sweeper fails it if none comes
@@ -108,6 +86,39 @@ func (m *Module) notScheduled(ctx context.Context, id int64, action store.Action
 		case <-time.After(noWorkerPoll):
 		}
 	}
+}
+
+// settle acts once on why execution id was not scheduled, and reports whether that is for
+// want of any worker that can run it, the one case that may change in a moment.
+func (m *Module) settle(ctx context.Context, id int64, action store.Action) (bool, error) {
+	params := store.WorkerPickParams{Runner: action.RunnerType, AliveWithin: m.cfg.WorkerAliveWithin}
+	why, err := m.deps.Store.ExecutionScheduleBlocker(ctx, id, params)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, broker.Permanent(err)
+	}
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case why.Status == store.ExecutionScheduled:
+		exec, err := m.deps.Store.ExecutionGet(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		return false, m.dispatch(ctx, exec, action)
+	case why.Status != store.ExecutionRequested:
+		return false, nil // cancelled, or further on already
+	case why.Room:
+		// Room appeared since the first look: fill it, oldest first.
+		_, err := m.scheduleWaiting(ctx, waitingBatch)
+		return false, err
+	case why.AnyWorker:
+		// Every worker is full: a completion schedules it in its turn. Requests in the next
+		// moment need not look again.
+		m.fullUntil.Store(time.Now().Add(fullFor).UnixNano())
+		return false, nil
+	}
+	return true, nil
 }
 
 func (m *Module) fail(ctx context.Context, id int64, reason string) error {
