@@ -247,14 +247,19 @@ RETURNS SETOF attune.execution LANGUAGE plpgsql
 SET enable_sort = off SET enable_incremental_sort = off SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off
 AS $$
 BEGIN
-    -- As in 00006, but only admitted executions: those in a policy queue are not the
-    -- scheduler's yet.
-    RETURN QUERY WITH room AS (
-        SELECT DISTINCT r.runner FROM attune.worker w CROSS JOIN unnest(w.runners) AS r(runner)
-        WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => alive_seconds)
-            AND (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
+    -- As in 00006, but only admitted executions (those in a policy queue are not the
+    -- scheduler's yet), and each live worker's load counted once per call rather than once
+    -- for the runners with room and twice more for every pick.
+    RETURN QUERY WITH live AS MATERIALIZED (
+        SELECT w.id, w.runners, w.concurrency,
+            (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
                 WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling')
-                LIMIT 2 * w.concurrency) x) < 2 * w.concurrency),
+                LIMIT 2 * w.concurrency) x) AS load
+        FROM attune.worker w
+        WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => alive_seconds)),
+    room AS (
+        SELECT DISTINCT r.runner FROM live CROSS JOIN unnest(live.runners) AS r(runner)
+        WHERE live.load < 2 * live.concurrency),
     next AS (
         SELECT e.id, (SELECT a.runner_type FROM attune.action a WHERE a.ref = e.action_ref) AS runner_type
         FROM attune.execution e
@@ -264,16 +269,13 @@ BEGIN
         LIMIT batch
         FOR UPDATE OF e SKIP LOCKED),
     pick AS (
+        -- Each onto the live worker with the most room, ties broken at random so that
+        -- schedulers on several replicas spread their picks. The loads are those of the
+        -- call's start, so a worker may pass its bound by up to batch.
         SELECT next.id AS execution_id, (
-            SELECT w.id FROM attune.worker w
-            WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => alive_seconds)
-                AND next.runner_type = ANY (w.runners)
-                AND (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
-                    WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling')
-                    LIMIT 2 * w.concurrency) x) < 2 * w.concurrency
-            ORDER BY (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
-                    WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling')
-                    LIMIT 2 * w.concurrency) x)::float8 / w.concurrency, random()
+            SELECT live.id FROM live
+            WHERE next.runner_type = ANY (live.runners) AND live.load < 2 * live.concurrency
+            ORDER BY live.load::float8 / live.concurrency, random()
             LIMIT 1) AS worker_id
         FROM next)
     UPDATE attune.execution SET status = 'scheduled', worker = pick.worker_id
