@@ -38,7 +38,10 @@ ALTER TABLE attune.admission_group
     -- The cursor: every waiter sorts after this position (enqueued_at, execution).
     ADD COLUMN head_enqueued_at timestamptz NOT NULL DEFAULT '-infinity',
     ADD COLUMN head_execution bigint NOT NULL DEFAULT 0;
-CREATE INDEX admission_group_waiting_idx ON attune.admission_group (id) WHERE queued > 0;
+-- Every admission and release updates its group's row. No index covers the columns they
+-- change, so the updates stay HOT (no new index entries, old versions pruned as the page is
+-- read) as long as the page has room; the table is one row per queue, so leave room.
+ALTER TABLE attune.admission_group SET (fillfactor = 50);
 
 ALTER TABLE attune.admission_entry ADD COLUMN expires_at timestamptz;
 CREATE INDEX admission_entry_expiry_idx ON attune.admission_entry (expires_at)
@@ -296,7 +299,7 @@ DROP FUNCTION attune.admission_open(attune.admission_group);
 DROP FUNCTION attune.admission_recent(attune.admission_group);
 DROP INDEX attune.admission_entry_expiry_idx;
 ALTER TABLE attune.admission_entry DROP COLUMN expires_at;
-DROP INDEX attune.admission_group_waiting_idx;
+ALTER TABLE attune.admission_group RESET (fillfactor);
 ALTER TABLE attune.admission_group DROP COLUMN policy_ref, DROP COLUMN concurrency_limit,
     DROP COLUMN rate_max_executions, DROP COLUMN rate_window_seconds, DROP COLUMN queued, DROP COLUMN recent,
     DROP COLUMN head_enqueued_at, DROP COLUMN head_execution;
