@@ -66,6 +66,7 @@ func New(_ Config, deps Deps) (*Module, error) {
 	}
 	m := &Module{deps: deps}
 	r := deps.Routes
+	r.GET("/openapi.json", m.openAPI)
 	r.GET("/packs", m.listPacks)
 	r.GET("/packs/:ref", m.getPack)
 	r.POST("/packs/register", m.registerPack)
@@ -86,6 +87,7 @@ func New(_ Config, deps Deps) (*Module, error) {
 	r.GET("/executions/:id", m.getExecution)
 	r.POST("/executions/execute", m.execute)
 	r.POST("/executions/:id/cancel", m.cancel)
+	r.POST("/executions/:id/rerun", m.rerun)
 	r.GET("/workers", m.listWorkers)
 	r.GET("/policies", m.listPolicies)
 	r.GET("/policies/:ref", m.getPolicy)

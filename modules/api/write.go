@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -21,14 +23,39 @@ import (
 const maxBody = 1 << 20
 
 func decodeBody(c echo.Context, v any) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(body, v)
+}
+
+// decodeOptionalBody is decodeBody for a body the caller may leave out: an empty one leaves v
+// as it is.
+func decodeOptionalBody(c echo.Context, v any) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	return decodeJSON(body, v)
+}
+
+func readBody(c echo.Context) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
 	if err != nil {
-		return badRequest("read request body: %v", err)
+		return nil, badRequest("read request body: %v", err)
 	}
 	if len(body) > maxBody {
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("request body over %d bytes", maxBody)}
+		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("request body over %d bytes", maxBody)}
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	return body, nil
+}
+
+func decodeJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return badRequest("invalid JSON body: %v", err)
@@ -188,10 +215,16 @@ func (m *Module) execute(c echo.Context) error {
 	if req.ActionRef == "" {
 		return badRequest("action_ref: required")
 	}
+	return m.startExecution(c, req.ActionRef, req.Parameters, nil)
+}
+
+// startExecution is the one path of a manual execution, first run or rerun: the action must
+// exist and be enabled, and the parameters must fit its schema now.
+func (m *Module) startExecution(c echo.Context, actionRef string, values map[string]any, parentID *int64) error {
 	ctx := c.Request().Context()
-	action, err := m.deps.Store.ActionGetByRef(ctx, req.ActionRef)
+	action, err := m.deps.Store.ActionGetByRef(ctx, actionRef)
 	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no action %q", req.ActionRef)}
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no action %q", actionRef)}
 	}
 	if err != nil {
 		return err
@@ -199,12 +232,12 @@ func (m *Module) execute(c echo.Context) error {
 	if !action.Enabled {
 		return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("action %s is disabled", action.Ref)}
 	}
-	params, err := pack.CheckParameters(action.Parameters, req.Parameters)
+	params, err := pack.CheckParameters(action.Parameters, values)
 	if err != nil {
 		return badRequest("%v", err)
 	}
 	exec, err := m.deps.Store.ExecutionInsert(ctx, store.ExecutionInsertParams{
-		ActionRef: action.Ref, Parameters: params, TimeoutSeconds: &action.TimeoutSeconds,
+		ActionRef: action.Ref, Parameters: params, ParentID: parentID, TimeoutSeconds: &action.TimeoutSeconds,
 	})
 	if err != nil {
 		return err
@@ -213,6 +246,43 @@ func (m *Module) execute(c echo.Context) error {
 		m.deps.Logger.WarnContext(ctx, "execution recorded but not announced; the sweeper will", "execution_id", exec.ID, "err", err)
 	}
 	return c.JSON(http.StatusCreated, dataBody[store.Execution]{Data: exec})
+}
+
+type rerunRequest struct {
+	Parameters map[string]any `json:"parameters"`
+}
+
+// rerun runs an execution's action again as its child, with its parameters and the body's
+// replacing them by key. The merged parameters are checked as execute's are, since the
+// action's schema may have changed since the first run and the caller is there to fix them.
+func (m *Module) rerun(c echo.Context) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	var req rerunRequest
+	if err := decodeOptionalBody(c, &req); err != nil {
+		return err
+	}
+	orig, err := m.deps.Store.ExecutionGet(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no execution %d", id)}
+	}
+	if err != nil {
+		return err
+	}
+	var params map[string]any
+	if len(orig.Parameters) > 0 {
+		if err := json.Unmarshal(orig.Parameters, &params); err != nil {
+			return fmt.Errorf("decode parameters of execution %d: %w", id, err)
+		}
+	}
+	// A stored null decodes to a nil map, which cannot take the overrides.
+	if params == nil {
+		params = make(map[string]any, len(req.Parameters))
+	}
+	maps.Copy(params, req.Parameters)
+	return m.startExecution(c, orig.ActionRef, params, &orig.ID)
 }
 
 // cancel stops an execution: before it runs it ends cancelled at once; while it runs it

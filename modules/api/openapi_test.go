@@ -1,0 +1,312 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"github.com/stretchr/testify/require"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/broker/membroker"
+	"github.com/attune-go/attune/modules/pack"
+	"github.com/attune-go/attune/store"
+	"github.com/attune-go/attune/store/storetest"
+)
+
+// These tests sit inside the package so that the document's schemas can be held to the
+// unexported request and answer types as well as to the store's.
+
+// router is the API module's routes on a server of their own, as app wires them.
+func router(t *testing.T) *echo.Echo {
+	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	e := echo.New()
+	e.HTTPErrorHandler = ErrorHandler(logger)
+	_, err := New(Config{}, Deps{Logger: logger, Store: storetest.NewStore(t), Broker: membroker.New(broker.Options{}), Routes: e.Group("/api/v1")})
+	require.NoError(t, err)
+	return e
+}
+
+// openAPIDoc is the part of the document the tests read.
+type openAPIDoc struct {
+	OpenAPI string `json:"openapi"`
+	Servers []struct {
+		URL string `json:"url"`
+	} `json:"servers"`
+	Paths      map[string]map[string]json.RawMessage `json:"paths"`
+	Components struct {
+		Parameters map[string]openAPIParam  `json:"parameters"`
+		Schemas    map[string]openAPISchema `json:"schemas"`
+	} `json:"components"`
+}
+
+type openAPIParam struct {
+	Ref  string `json:"$ref"`
+	Name string `json:"name"`
+	In   string `json:"in"`
+}
+
+type openAPISchema struct {
+	Ref        string                     `json:"$ref"`
+	Properties map[string]json.RawMessage `json:"properties"`
+	AllOf      []openAPISchema            `json:"allOf"`
+}
+
+var httpMethods = []string{"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+func loadDoc(t *testing.T) openAPIDoc {
+	t.Helper()
+	raw, err := openAPIDocument()
+	require.NoError(t, err)
+	var doc openAPIDoc
+	require.NoError(t, json.Unmarshal(raw, &doc))
+	require.True(t, strings.HasPrefix(doc.OpenAPI, "3."), "openapi is %q", doc.OpenAPI)
+	require.Len(t, doc.Servers, 1)
+	require.Equal(t, "/api/v1", doc.Servers[0].URL, "paths are relative to the group the module is given")
+	return doc
+}
+
+var echoParam = regexp.MustCompile(`:([^/]+)`)
+
+// The document and the router name the same routes: nothing routed is undocumented, and
+// nothing documented is missing. Each path parameter is declared where it is used.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	t.Parallel()
+	doc := loadDoc(t)
+	e := router(t)
+
+	var routed []string
+	for _, r := range e.Routes() {
+		path, ok := strings.CutPrefix(r.Path, "/api/v1")
+		if !ok || r.Method == echo.RouteNotFound {
+			continue
+		}
+		routed = append(routed, strings.ToLower(r.Method)+" "+echoParam.ReplaceAllString(path, "{$1}"))
+	}
+	var documented []string
+	for path, item := range doc.Paths {
+		for method, op := range item {
+			if !slices.Contains(httpMethods, method) {
+				continue
+			}
+			documented = append(documented, method+" "+path)
+			checkPathParams(t, doc, method+" "+path, item["parameters"], op)
+		}
+	}
+	require.NotEmpty(t, routed)
+	require.Empty(t, missing(routed, documented), "routed but not in openapi.yaml")
+	require.Empty(t, missing(documented, routed), "in openapi.yaml but not routed")
+}
+
+// missing returns what is in want but not in have, sorted.
+func missing(want, have []string) []string {
+	var out []string
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			out = append(out, w)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkPathParams requires the operation to declare, itself or on its path, exactly the path
+// parameters its template holds.
+func checkPathParams(t *testing.T, doc openAPIDoc, route string, pathLevel, op json.RawMessage) {
+	t.Helper()
+	var declared []string
+	for _, raw := range []json.RawMessage{pathLevel, op} {
+		if raw == nil {
+			continue
+		}
+		var params []openAPIParam
+		if strings.HasPrefix(strings.TrimSpace(string(raw)), "{") {
+			var o struct {
+				Parameters []openAPIParam `json:"parameters"`
+			}
+			require.NoError(t, json.Unmarshal(raw, &o), route)
+			params = o.Parameters
+		} else {
+			require.NoError(t, json.Unmarshal(raw, &params), route)
+		}
+		for _, p := range params {
+			if name, ok := strings.CutPrefix(p.Ref, "#/components/parameters/"); ok {
+				resolved, found := doc.Components.Parameters[name]
+				require.True(t, found, "%s: no parameter %s", route, p.Ref)
+				p = resolved
+			}
+			if p.In == "path" {
+				declared = append(declared, p.Name)
+			}
+		}
+	}
+	var used []string
+	for _, m := range regexp.MustCompile(`\{([^}]+)\}`).FindAllStringSubmatch(route, -1) {
+		used = append(used, m[1])
+	}
+	require.ElementsMatch(t, used, declared, "%s: path parameters", route)
+}
+
+// Each schema lists the JSON fields of the Go type that answers or reads it, no more and no
+// fewer, so that a field added to a store type or a request shows up here.
+func TestOpenAPISchemasMatchTypes(t *testing.T) {
+	t.Parallel()
+	doc := loadDoc(t)
+	types := map[string]any{
+		"Pack":            store.Pack{},
+		"Action":          store.Action{},
+		"Trigger":         store.Trigger{},
+		"Rule":            store.Rule{},
+		"Event":           store.Event{},
+		"EventCreated":    eventCreated{},
+		"Enforcement":     store.Enforcement{},
+		"Execution":       store.Execution{},
+		"ExecutionDetail": executionBody{},
+		"Worker":          store.Worker{},
+		"QueueStats":      store.QueueStats{},
+		"QueueGroup":      store.QueueGroup{},
+		"Concurrency":     pack.Concurrency{},
+		"RateLimit":       pack.RateLimit{},
+		"Policy":          policyBody{},
+		"PolicyRequest":   policyRequest{},
+		"RegisterRequest": registerRequest{},
+		"EventRequest":    eventRequest{},
+		"ExecuteRequest":  executeRequest{},
+		"RerunRequest":    rerunRequest{},
+		"Pagination":      pagination{},
+		"Error":           errorBody{},
+		"ErrorDetail":     errorDetail{},
+	}
+	// pack.Policy's file is the loader's, for its error messages; a policy from the store
+	// never has one, so the API never answers it.
+	never := map[string][]string{"Policy": {"file"}}
+	for name, v := range types {
+		s, ok := doc.Components.Schemas[name]
+		require.True(t, ok, "no schema %s", name)
+		want := slices.DeleteFunc(jsonFields(reflect.TypeOf(v)), func(f string) bool { return slices.Contains(never[name], f) })
+		require.ElementsMatch(t, want, schemaProperties(t, doc, s), "schema %s against %T", name, v)
+	}
+}
+
+// jsonFields lists the names encoding/json gives t's fields, embedded structs' included.
+func jsonFields(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" || (!f.IsExported() && !f.Anonymous) {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			out = append(out, jsonFields(f.Type)...)
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+func schemaProperties(t *testing.T, doc openAPIDoc, s openAPISchema) []string {
+	t.Helper()
+	if name, ok := strings.CutPrefix(s.Ref, "#/components/schemas/"); ok {
+		resolved, found := doc.Components.Schemas[name]
+		require.True(t, found, "no schema %s", s.Ref)
+		return schemaProperties(t, doc, resolved)
+	}
+	var out []string
+	for name := range s.Properties {
+		out = append(out, name)
+	}
+	for _, part := range s.AllOf {
+		out = append(out, schemaProperties(t, doc, part)...)
+	}
+	return out
+}
+
+// schemaKeywords are the keys an OpenAPI 3.0 schema object may hold. A key outside them is
+// most often YAML's doing: an unquoted comma in a flow mapping starts a new key.
+var schemaKeywords = []string{"$ref", "type", "format", "description", "title", "default", "enum", "nullable",
+	"properties", "required", "additionalProperties", "items", "allOf", "oneOf", "anyOf", "not",
+	"minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems", "example", "readOnly", "writeOnly"}
+
+// Every component schema, nested ones included, holds only schema keywords.
+func TestOpenAPISchemaKeywords(t *testing.T) {
+	t.Parallel()
+	raw, err := openAPIDocument()
+	require.NoError(t, err)
+	var doc struct {
+		Components struct {
+			Schemas map[string]any `json:"schemas"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &doc))
+	for name, s := range doc.Components.Schemas {
+		checkKeywords(t, name, s)
+	}
+}
+
+func checkKeywords(t *testing.T, where string, schema any) {
+	t.Helper()
+	s, ok := schema.(map[string]any)
+	if !ok {
+		return // additionalProperties may be a boolean
+	}
+	for k, v := range s {
+		require.Contains(t, schemaKeywords, k, "%s: %q is no schema keyword", where, k)
+		switch k {
+		case "properties":
+			for name, p := range v.(map[string]any) {
+				checkKeywords(t, where+"."+name, p)
+			}
+		case "items", "additionalProperties", "not":
+			checkKeywords(t, where+"."+k, v)
+		case "allOf", "oneOf", "anyOf":
+			for i, p := range v.([]any) {
+				checkKeywords(t, fmt.Sprintf("%s.%s[%d]", where, k, i), p)
+			}
+		}
+	}
+}
+
+// The document is served as JSON, the same document the tests above read.
+func TestOpenAPIServed(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(router(t))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/api/v1/openapi.json")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	mediaType, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	require.NoError(t, err)
+	require.Equal(t, "application/json", mediaType)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	want, err := openAPIDocument()
+	require.NoError(t, err)
+	require.JSONEq(t, string(want), string(body))
+}
+
+// A status code left unquoted in the YAML becomes a map key JSON cannot hold; conversion
+// reports it instead of serving a broken document.
+func TestOpenAPIJSONRefusesNonStringKeys(t *testing.T) {
+	t.Parallel()
+	_, err := openAPIJSON([]byte("openapi: 3.0.3\npaths:\n  /x:\n    get:\n      responses:\n        200: {description: ok}\n"))
+	require.ErrorContains(t, err, "convert openapi.yaml to JSON")
+}
