@@ -105,9 +105,11 @@ func startServeNoWait(t *testing.T, args ...string) *process {
 	for _, a := range args {
 		if ns, ok := strings.CutPrefix(a, "--amqp-namespace="); ok {
 			// Runs after the process is gone (cleanups run last-in first-out): the worker's
-			// queues are its own, and no test broker knows to delete them.
+			// cancel queue and the runners' dispatch queues were declared by the processes,
+			// and no test broker knows to delete them.
 			t.Cleanup(func() {
-				brokertest.DeleteQueues(t, ns+".attune.worker."+worker+".dispatch", ns+".attune.worker."+worker+".cancel")
+				brokertest.DeleteQueues(t, ns+".attune.worker."+worker+".cancel", ns+".attune.workers.shell.dispatch",
+					ns+".attune.workers.http.dispatch", ns+".attune.workers.noop.dispatch")
 			})
 		}
 	}

@@ -54,13 +54,13 @@ type ExecutionRequested struct {
 // MessageType implements Payload.
 func (ExecutionRequested) MessageType() Type { return TypeExecutionRequested }
 
-// ExecutionDispatched hands a scheduled execution to one worker. It carries the action as it
-// was when the execution was scheduled, so the worker runs it without reading the action back
-// and a pack re-registered meanwhile does not change a run already on its way.
+// ExecutionDispatched hands a scheduled execution to the workers that have its runner; the
+// first to claim it runs it. It carries the action as it was when the execution was
+// scheduled, so the worker runs it without reading the action back and a pack re-registered
+// meanwhile does not change a run already on its way.
 type ExecutionDispatched struct {
 	ExecutionID int64          `json:"execution_id"`
 	ActionRef   string         `json:"action_ref"`
-	Worker      string         `json:"worker"`
 	Action      ActionSnapshot `json:"action"`
 }
 
@@ -78,7 +78,7 @@ type ActionSnapshot struct {
 func (ExecutionDispatched) MessageType() Type { return TypeExecutionDispatched }
 
 // MessageTarget implements Targeted.
-func (d ExecutionDispatched) MessageTarget() string { return d.Worker }
+func (d ExecutionDispatched) MessageTarget() string { return d.Action.RunnerType }
 
 // ExecutionStatusChanged reports a committed status transition.
 type ExecutionStatusChanged struct {

@@ -13,7 +13,7 @@ import (
 func TestEveryTypeIsConsumed(t *testing.T) {
 	t.Parallel()
 	queues := append([]broker.Queue{}, broker.SharedQueues...)
-	queues = append(queues, broker.WorkerDispatchQueue("w"), broker.WorkerCancelQueue("w"), broker.StreamQueue("r"))
+	queues = append(queues, broker.DispatchQueue("shell"), broker.WorkerCancelQueue("w"), broker.StreamQueue("r"))
 	bound := make(map[broker.Route]bool)
 	for _, q := range queues {
 		bs, err := q.Bindings()
@@ -24,7 +24,10 @@ func TestEveryTypeIsConsumed(t *testing.T) {
 	}
 	for _, typ := range broker.Types() {
 		target := ""
-		if typ == broker.TypeExecutionDispatched || typ == broker.TypeExecutionCancelRequested {
+		switch typ {
+		case broker.TypeExecutionDispatched:
+			target = "shell"
+		case broker.TypeExecutionCancelRequested:
 			target = "w"
 		}
 		r, err := broker.RouteOf(typ, target)

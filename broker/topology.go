@@ -69,15 +69,18 @@ var (
 // SharedQueues lists the durable queues every adapter declares on connect.
 var SharedQueues = []Queue{DeadLetterQueue, QueueRuleEvents, QueueExecutorEnforcement, QueueExecutorRequests, QueueExecutorCompletions}
 
-// WorkerQueueExpiry is how long a worker's queues outlive their last consumer. Worker names
-// change with every process by default, so without an expiry every restart would leave two
-// queues behind for good. What a dead worker's queue held is not lost with it: the executor's
-// sweeper moves executions scheduled on a dead worker to a live one.
+// WorkerQueueExpiry is how long a worker's own queue outlives its last consumer. Worker names
+// change with every process by default, so without an expiry every restart would leave a
+// queue behind for good. A dead worker's cancel queue holds nothing worth keeping: the
+// executions it would stop were abandoned with the worker.
 const WorkerQueueExpiry = time.Hour
 
-// WorkerDispatchQueue is the durable queue through which one worker receives its dispatches.
-func WorkerDispatchQueue(worker string) Queue {
-	return Queue{Name: "attune.worker." + worker + ".dispatch", Types: []Type{TypeExecutionDispatched}, Target: worker, Expires: WorkerQueueExpiry}
+// DispatchQueue is the durable queue from which every worker that has runner takes the
+// executions that runner runs. Workers share it: the broker hands each one as many as its
+// prefetch allows, so a busy worker is given nothing more and a worker that dies unacked
+// gives its share back to the others.
+func DispatchQueue(runner string) Queue {
+	return Queue{Name: "attune.workers." + runner + ".dispatch", Types: []Type{TypeExecutionDispatched}, Target: runner}
 }
 
 // WorkerCancelQueue carries cancellations to one worker. It is apart from the dispatch queue

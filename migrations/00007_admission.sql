@@ -244,45 +244,25 @@ $$;
 CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON attune.policy
     FOR EACH STATEMENT EXECUTE FUNCTION attune.notify_policies_changed();
 
+-- Dispatch goes to a queue per runner that the workers share, and the broker, not the
+-- scheduler, keeps each worker within its concurrency. Scheduling is left with moving
+-- admitted executions to scheduled, oldest first; the workers' loads are no longer counted.
+DROP FUNCTION attune.schedule_waiting(integer, float8);
 -- +goose StatementBegin
-CREATE OR REPLACE FUNCTION attune.schedule_waiting(batch integer, alive_seconds float8)
+CREATE FUNCTION attune.schedule_waiting(batch integer)
 RETURNS SETOF attune.execution LANGUAGE plpgsql
 SET enable_sort = off SET enable_incremental_sort = off SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off
 AS $$
 BEGIN
-    -- As in 00006, but only admitted executions (those in a policy queue are not the
-    -- scheduler's yet), and each live worker's load counted once per call rather than once
-    -- for the runners with room and twice more for every pick.
-    RETURN QUERY WITH live AS MATERIALIZED (
-        SELECT w.id, w.runners, w.concurrency,
-            (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
-                WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling')
-                LIMIT 2 * w.concurrency) x) AS load
-        FROM attune.worker w
-        WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => alive_seconds)),
-    room AS (
-        SELECT DISTINCT r.runner FROM live CROSS JOIN unnest(live.runners) AS r(runner)
-        WHERE live.load < 2 * live.concurrency),
-    next AS (
-        SELECT e.id, (SELECT a.runner_type FROM attune.action a WHERE a.ref = e.action_ref) AS runner_type
-        FROM attune.execution e
-        WHERE EXISTS (SELECT 1 FROM room) AND e.status = 'requested' AND e.admitted
-            AND (SELECT a.runner_type FROM attune.action a WHERE a.ref = e.action_ref) = ANY (ARRAY(SELECT runner FROM room))
+    -- Only admitted executions: those in a policy queue are not the scheduler's yet.
+    RETURN QUERY WITH next AS (
+        SELECT e.id FROM attune.execution e
+        WHERE e.status = 'requested' AND e.admitted
         ORDER BY e.created, e.id
         LIMIT batch
-        FOR UPDATE OF e SKIP LOCKED),
-    pick AS (
-        -- Each onto the live worker with the most room, ties broken at random so that
-        -- schedulers on several replicas spread their picks. The loads are those of the
-        -- call's start, so a worker may pass its bound by up to batch.
-        SELECT next.id AS execution_id, (
-            SELECT live.id FROM live
-            WHERE next.runner_type = ANY (live.runners) AND live.load < 2 * live.concurrency
-            ORDER BY live.load::float8 / live.concurrency, random()
-            LIMIT 1) AS worker_id
-        FROM next)
-    UPDATE attune.execution SET status = 'scheduled', worker = pick.worker_id
-    FROM pick WHERE execution.id = pick.execution_id AND pick.worker_id IS NOT NULL
+        FOR UPDATE OF e SKIP LOCKED)
+    UPDATE attune.execution SET status = 'scheduled'
+    FROM next WHERE execution.id = next.id
     RETURNING execution.*;
 END;
 $$;
@@ -309,8 +289,9 @@ CREATE INDEX execution_waiting_idx ON attune.execution (created, id) WHERE statu
 ALTER TABLE attune.execution DROP COLUMN admitted_at;
 ALTER TABLE attune.execution DROP COLUMN admitted;
 -- Put back the scheduler of 00006, which knew nothing of admission.
+DROP FUNCTION attune.schedule_waiting(integer);
 -- +goose StatementBegin
-CREATE OR REPLACE FUNCTION attune.schedule_waiting(batch integer, alive_seconds float8)
+CREATE FUNCTION attune.schedule_waiting(batch integer, alive_seconds float8)
 RETURNS SETOF attune.execution LANGUAGE plpgsql
 SET enable_sort = off SET enable_incremental_sort = off SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off
 AS $$

@@ -209,63 +209,18 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 	return e, true, nil
 }
 
-// ScheduleBlocker says why an execution is still waiting to be scheduled.
-type ScheduleBlocker struct {
-	// Status is the execution's status now; anything but requested means someone else
-	// moved it on.
-	Status string
-	// AnyWorker reports whether a live worker can run the runner at all, full or not.
-	AnyWorker bool
-	// Room reports whether one of those has room now.
-	Room bool
+// ExecutionScheduleWaiting moves up to limit of the oldest admitted executions still
+// requested to scheduled, oldest first, in one statement, and returns them for dispatch.
+// Rows another executor holds are skipped, not waited for. Without a policy an execution is
+// created scheduled and never waits here; these are the waiters a policy just admitted, and
+// the API's executions.
+func (q *Queries) ExecutionScheduleWaiting(ctx context.Context, limit int) ([]Execution, error) {
+	return queryAll(ctx, q.db, "schedule waiting executions", scanExecution, scheduleWaitingSQL, limit)
 }
 
-// ExecutionScheduleBlocker finds out, in one statement, why execution id could not be
-// scheduled for p.
-func (q *Queries) ExecutionScheduleBlocker(ctx context.Context, id int64, p WorkerPickParams) (ScheduleBlocker, error) {
-	var b ScheduleBlocker
-	err := q.db.QueryRow(ctx, `SELECT (SELECT status FROM attune.execution WHERE id = $1),
-		EXISTS (`+liveWorkers("$2", "$3")+`),
-		EXISTS (SELECT 1 FROM (`+liveWorkers("$2", "$3")+`) w WHERE w.load < 2 * w.concurrency)`,
-		id, p.Runner, p.AliveWithin.Seconds()).Scan(&b.Status, &b.AnyWorker, &b.Room)
-	if err != nil {
-		return ScheduleBlocker{}, fmt.Errorf("look into scheduling execution %d: %w", id, translate(err))
-	}
-	if b.Status == "" {
-		return ScheduleBlocker{}, fmt.Errorf("look into scheduling execution %d: %w", id, ErrNotFound)
-	}
-	return b, nil
-}
-
-// ExecutionScheduleWaiting schedules up to limit of the oldest requested executions that a
-// worker has room for, oldest first, each onto the live worker with the most room that can
-// run its action's runner, in one statement, and returns the scheduled ones. Rows another
-// scheduler holds are skipped, not waited for. Each execution's worker is picked from the
-// loads as they were when the statement began, so a worker may end up past its soft bound by
-// up to limit; that is why limit stays small.
-func (q *Queries) ExecutionScheduleWaiting(ctx context.Context, limit int, aliveWithin time.Duration) ([]Execution, error) {
-	execs, err := queryAll(ctx, q.db, "schedule waiting executions", scanExecution, scheduleWaitingSQL, limit, aliveWithin.Seconds())
-	if err != nil {
-		return nil, err
-	}
-	for i, e := range execs {
-		if e.WorkerID == nil || e.Worker != nil {
-			continue
-		}
-		// The function reads the workers with a snapshot of its own, the worker's name here
-		// with the statement's, older: a worker that registered in between is not named yet.
-		var name string
-		if err := q.db.QueryRow(ctx, `SELECT name FROM attune.worker WHERE id = $1`, *e.WorkerID).Scan(&name); err != nil {
-			return nil, fmt.Errorf("name worker %d: %w", *e.WorkerID, translate(err))
-		}
-		execs[i].Worker = &name
-	}
-	return execs, nil
-}
-
-// scheduleWaitingSQL calls attune.schedule_waiting (migration 00006), which carries the
-// planner settings that keep its plan an ordered walk of execution_waiting_idx.
-const scheduleWaitingSQL = `SELECT ` + executionColumns + ` FROM attune.schedule_waiting($1, $2) AS execution`
+// scheduleWaitingSQL calls attune.schedule_waiting (migrations 00006 and 00007), which carries
+// the planner settings that keep its plan an ordered walk of execution_waiting_idx.
+const scheduleWaitingSQL = `SELECT ` + executionColumns + ` FROM attune.schedule_waiting($1) AS execution`
 
 // ExecutionListStale returns executions left in status since before before, for sweepers
 // that repair lost messages.
@@ -274,13 +229,13 @@ func (q *Queries) ExecutionListStale(ctx context.Context, status string, before 
 		WHERE status = $1 AND updated < $2 ORDER BY updated LIMIT $3`, status, before, limit)
 }
 
-// ExecutionClaim moves an execution scheduled on worker to running, and reports whether it
-// did: the conditional update that keeps an execution from running twice, or on a worker it
-// was taken away from.
+// ExecutionClaim moves a scheduled execution to running on worker, and reports whether it
+// did: the conditional update that keeps an execution from running twice, however often its
+// dispatch is delivered and to however many workers.
 func (q *Queries) ExecutionClaim(ctx context.Context, id, worker int64) (Execution, bool, error) {
 	e, err := scanExecution(q.db.QueryRow(ctx, `
-		UPDATE attune.execution SET status = 'running', started_at = now()
-		WHERE id = $1 AND status = 'scheduled' AND worker = $2
+		UPDATE attune.execution SET status = 'running', worker = $2, started_at = now()
+		WHERE id = $1 AND status = 'scheduled'
 		RETURNING `+executionColumns, id, worker))
 	if isNoRows(err) {
 		return Execution{}, false, nil
@@ -295,26 +250,6 @@ func (q *Queries) ExecutionClaim(ctx context.Context, id, worker int64) (Executi
 // parameter alive.
 func deadWorkers(alive string) string {
 	return `SELECT id FROM attune.worker WHERE status = 'inactive' OR last_heartbeat < now() - make_interval(secs => ` + alive + `)`
-}
-
-// ExecutionReassignOrphans moves up to limit executions scheduled on dead workers, which never
-// started there, onto live workers with room, and returns them for dispatch. They stay
-// scheduled: their status does not move back, only their worker changes, and the old
-// worker's claim, conditional on the worker, can no longer take them.
-func (q *Queries) ExecutionReassignOrphans(ctx context.Context, limit int, aliveWithin time.Duration) ([]Execution, error) {
-	return queryAll(ctx, q.db, "reassign orphaned executions", scanExecution, `
-		WITH next AS (
-			SELECT e.id, a.runner_type FROM attune.execution e JOIN attune.action a ON a.ref = e.action_ref
-			WHERE e.status = 'scheduled' AND e.worker IN (`+deadWorkers("$2")+`)
-			ORDER BY e.created, e.id
-			LIMIT $1
-			FOR UPDATE OF e SKIP LOCKED),
-		pick AS (
-			SELECT next.id AS execution_id, w.id AS worker_id
-			FROM next CROSS JOIN LATERAL (`+leastLoaded("next.runner_type", "$2")+`) w)
-		UPDATE attune.execution SET worker = pick.worker_id
-		FROM pick WHERE execution.id = pick.execution_id AND execution.status = 'scheduled'
-		RETURNING `+executionColumns, limit, aliveWithin.Seconds())
 }
 
 // ExecutionAbandonOrphans ends as abandoned every execution that was running on a worker that
@@ -349,7 +284,7 @@ func (q *Queries) ExecutionAbandonLeftovers(ctx context.Context, worker int64) (
 		RETURNING `+executionColumns, worker)
 }
 
-// ExecutionFailUnrunnable fails the executions requested before olderThan whose runner no
+// ExecutionFailUnrunnable fails the executions not yet claimed, made before olderThan, whose runner no
 // live worker has: nothing would ever run them.
 func (q *Queries) ExecutionFailUnrunnable(ctx context.Context, olderThan, aliveWithin time.Duration) ([]Execution, error) {
 	// The runners no live worker has are found first, from the few actions and workers there
@@ -362,7 +297,7 @@ func (q *Queries) ExecutionFailUnrunnable(ctx context.Context, olderThan, aliveW
 		UPDATE attune.execution SET status = 'failed', finished_at = now(),
 			reason = 'no live worker can run runner "' || orphaned.runner_type || '"'
 		FROM orphaned
-		WHERE orphaned.ref = execution.action_ref AND execution.status = 'requested'
-			AND execution.created < now() - make_interval(secs => $1)
+		WHERE orphaned.ref = execution.action_ref AND execution.status IN ('requested', 'scheduled')
+			AND execution.worker IS NULL AND execution.created < now() - make_interval(secs => $1)
 		RETURNING `+executionColumns, olderThan.Seconds(), aliveWithin.Seconds())
 }

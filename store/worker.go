@@ -109,27 +109,16 @@ type WorkerPickParams struct {
 	AliveWithin time.Duration
 }
 
-// workerLoad counts the executions a worker holds (scheduled, running or being cancelled),
-// stopping at twice its concurrency: a worker is never given more than that, so counting on
-// would only cost time while a backlog waits.
+// workerLoad counts the executions a worker is running or cancelling, stopping at twice its
+// concurrency: enough to rank workers, without counting on through a long history.
 const workerLoad = `(SELECT count(*) FROM (SELECT 1 FROM attune.execution held
-	WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling') LIMIT 2 * w.concurrency) x)`
+	WHERE held.worker = w.id AND held.status IN ('running', 'canceling') LIMIT 2 * w.concurrency) x)`
 
 // liveWorkers selects the workers that are up and can run the runner in parameter runner,
 // heartbeating within the seconds in parameter alive, with their load.
 func liveWorkers(runner, alive string) string {
 	return `SELECT w.*, ` + workerLoad + ` AS load FROM attune.worker w
 	WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => ` + alive + `) AND ` + runner + ` = ANY(w.runners)`
-}
-
-// leastLoaded selects the id of the live worker for runner, heartbeating within alive
-// seconds, with the most room left; none when all are full. Ties are broken at random so that
-// schedulers on several replicas spread their picks.
-func leastLoaded(runner, alive string) string {
-	return `SELECT w.id FROM (` + liveWorkers(runner, alive) + `) w
-		WHERE w.load < 2 * w.concurrency
-		ORDER BY w.load::float8 / w.concurrency, random()
-		LIMIT 1`
 }
 
 // WorkerPick returns a live worker that can run p.Runner, the least loaded first, full or not,

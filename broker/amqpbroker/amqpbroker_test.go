@@ -158,7 +158,7 @@ func TestDeclareWaitsOutAnOutage(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		done <- b.Declare(ctx, broker.WorkerDispatchQueue("late"))
+		done <- b.Declare(ctx, broker.WorkerCancelQueue("late"))
 	}()
 	proxy.Start(t)
 	require.NoError(t, <-done)
@@ -171,7 +171,7 @@ func TestWorkerQueuesExpire(t *testing.T) {
 	t.Parallel()
 	ns := brokertest.Namespace(t)
 	b := brokertest.NewAMQP(t, broker.Options{Namespace: ns})
-	q := broker.WorkerDispatchQueue("w1")
+	q := broker.WorkerCancelQueue("w1")
 	require.NoError(t, b.Declare(context.Background(), q))
 	conn, err := amqp.Dial(brokertest.URL(t))
 	require.NoError(t, err)

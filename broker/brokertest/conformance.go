@@ -146,12 +146,12 @@ func testTargeted(t *testing.T, newBroker Factory) {
 	b := newBroker(t, fastOptions())
 	gotA := make(chan broker.Message, 4)
 	gotB := make(chan broker.Message, 4)
-	subscribe(t, b, broker.Subscription{Queue: broker.WorkerDispatchQueue("worker-a"), Prefetch: 4}, collect(gotA))
-	subscribe(t, b, broker.Subscription{Queue: broker.WorkerDispatchQueue("worker-b"), Prefetch: 4}, collect(gotB))
+	subscribe(t, b, broker.Subscription{Queue: broker.WorkerCancelQueue("worker-a"), Prefetch: 4}, collect(gotA))
+	subscribe(t, b, broker.Subscription{Queue: broker.WorkerCancelQueue("worker-b"), Prefetch: 4}, collect(gotB))
 	// Subscribe declares asynchronously; publish only once both queues are bound.
-	toA, err := broker.NewMessage(broker.ExecutionDispatched{ExecutionID: 1, ActionRef: "core.noop", Worker: "worker-a"})
+	toA, err := broker.NewMessage(broker.ExecutionCancelRequested{ExecutionID: 1, Worker: "worker-a"})
 	require.NoError(t, err)
-	toB, err := broker.NewMessage(broker.ExecutionDispatched{ExecutionID: 2, ActionRef: "core.noop", Worker: "worker-b"})
+	toB, err := broker.NewMessage(broker.ExecutionCancelRequested{ExecutionID: 2, Worker: "worker-b"})
 	require.NoError(t, err)
 	publishWhenBound(t, b, toA)
 	publishWhenBound(t, b, toB)
@@ -182,7 +182,7 @@ func publishWhenBound(tb testing.TB, b broker.Publisher, m broker.Message) {
 
 func testUnroutable(t *testing.T, newBroker Factory) {
 	b := newBroker(t, fastOptions())
-	m, err := broker.NewMessage(broker.ExecutionDispatched{ExecutionID: 1, ActionRef: "core.noop", Worker: "nobody"})
+	m, err := broker.NewMessage(broker.ExecutionCancelRequested{ExecutionID: 1, Worker: "nobody"})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -421,10 +421,10 @@ func testConcurrentPublish(t *testing.T, newBroker Factory) {
 
 func testDeclare(t *testing.T, newBroker Factory) {
 	b := newBroker(t, fastOptions())
-	q := broker.WorkerDispatchQueue("early")
+	q := broker.WorkerCancelQueue("early")
 	require.NoError(t, b.Declare(context.Background(), q))
 	require.NoError(t, b.Declare(context.Background(), q), "declaring twice is harmless")
-	m, err := broker.NewMessage(broker.ExecutionDispatched{ExecutionID: 1, ActionRef: "core.noop", Worker: "early"})
+	m, err := broker.NewMessage(broker.ExecutionCancelRequested{ExecutionID: 1, Worker: "early"})
 	require.NoError(t, err)
 	publish(t, b, m) // routable at once: the queue exists before anyone consumes it
 	got := make(chan broker.Message, 1)

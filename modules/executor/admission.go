@@ -126,8 +126,7 @@ func (m *Module) admissionPass(ctx context.Context) error {
 	if err != nil || len(promoted) == 0 {
 		return err
 	}
-	_, err = m.scheduleWaiting(ctx, len(promoted))
-	return err
+	return m.scheduleWaiting(ctx)
 }
 
 // onPoliciesChanged drops the cached policies and has the next pass bring the queues' limits

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"time"
 
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/modules/pack"
@@ -53,14 +51,19 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 			return err
 		}
 	}
-	if pol.ID == 0 {
-		// No policy: admitted as it is created, in the same single statement.
-		insert.Admitted = true
+	if pol.ID == 0 && insert.Status == "" {
+		// No policy: admitted and scheduled as it is created, in the same single statement,
+		// then dispatched to its runner's workers.
+		insert.Admitted, insert.Status = true, store.ExecutionScheduled
 		exec, created, err := m.deps.Store.ExecutionInsertForEnforcement(ctx, insert)
-		if err != nil || !created || exec.Status != store.ExecutionRequested {
+		if err != nil || !created || exec.Status != store.ExecutionScheduled {
 			return err
 		}
-		return m.requested(ctx, exec)
+		return m.dispatchAll(ctx, []store.Execution{exec})
+	}
+	if pol.ID == 0 {
+		_, _, err := m.deps.Store.ExecutionInsertForEnforcement(ctx, insert) // refused up front
+		return err
 	}
 	exec, created, outcome, err := m.insertAdmitted(ctx, insert, pol)
 	if err != nil || !created || exec.Status != store.ExecutionRequested {
@@ -69,31 +72,7 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 	if outcome != store.AdmissionAdmitted {
 		return m.admitted(ctx, exec, outcome)
 	}
-	return m.requested(ctx, exec)
-}
-
-// requested moves a just-admitted execution on. The scheduler lives in this same role, so it
-// is scheduled here when it can be, and otherwise the reason is looked at here too: while
-// every worker is full it simply waits, and completions schedule it in its turn. Only when
-// no worker that can run it exists at all does execution.requested hand it to the
-// scheduler, which waits a moment for one without holding up the enforcements behind it.
-func (m *Module) requested(ctx context.Context, exec store.Execution) error {
-	if time.Now().UnixNano() < m.fullUntil.Load() {
-		return nil
-	}
-	scheduled, err := m.scheduleWaiting(ctx, 1)
-	if err != nil || slices.Contains(scheduled, exec.ID) {
-		return err
-	}
-	action, err := m.actions.Get(ctx, exec.ActionRef)
-	if err != nil {
-		return err
-	}
-	waitForWorker, err := m.settle(ctx, exec.ID, action)
-	if err != nil || !waitForWorker {
-		return err
-	}
-	return broker.Send(ctx, m.deps.Broker, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef})
+	return m.scheduleWaiting(ctx)
 }
 
 // executionFor describes the execution of actionRef with params checked against the

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,8 +27,7 @@ type Store interface {
 	ExecutionGet(ctx context.Context, id int64) (store.Execution, error)
 	ExecutionInsertForEnforcement(ctx context.Context, p store.ExecutionInsertParams) (store.Execution, bool, error)
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
-	ExecutionScheduleWaiting(ctx context.Context, limit int, aliveWithin time.Duration) ([]store.Execution, error)
-	ExecutionScheduleBlocker(ctx context.Context, id int64, p store.WorkerPickParams) (store.ScheduleBlocker, error)
+	ExecutionScheduleWaiting(ctx context.Context, limit int) ([]store.Execution, error)
 	ExecutionAdmitFree(ctx context.Context, id int64) (bool, error)
 	PolicyFor(ctx context.Context, actionRef string) (store.Policy, error)
 	AdmissionAdmit(ctx context.Context, p store.AdmitParams) (string, error)
@@ -73,9 +73,8 @@ type Module struct {
 	policies        *store.RefCache[store.Policy]
 	policiesChanged atomic.Bool
 	resent          republished
-	// fullUntil is when, in Unix nanoseconds, the last sighting of every worker full stops
-	// counting; see handleRequest.
-	fullUntil atomic.Int64
+	// pools holds the runners whose dispatch queue this process has declared.
+	pools sync.Map
 }
 
 // New checks the configuration.

@@ -13,7 +13,7 @@ import (
 const sweepBatch = 500
 
 // redispatchAfter is how long an execution may sit scheduled before its dispatch is sent
-// again. It is long because a busy worker legitimately keeps executions queued; a
+// again. It is long because a backlog legitimately keeps executions queued in the broker; a
 // duplicate dispatch is harmless, only wasteful.
 const redispatchAfter = 5 * time.Minute
 
@@ -75,9 +75,8 @@ func (m *Module) every(ctx context.Context, interval time.Duration, what string,
 
 func (m *Module) sweep(ctx context.Context) error {
 	var msgs []broker.Payload
-	var reassigned []store.Execution
 	err := m.deps.Store.InTx(ctx, func(q *store.Queries) error {
-		msgs, reassigned = msgs[:0], nil
+		msgs = msgs[:0]
 		if ok, err := q.TryAdvisoryXactLock(ctx, "attune_executor_sweeper"); err != nil || !ok {
 			return err
 		}
@@ -101,8 +100,8 @@ func (m *Module) sweep(ctx context.Context) error {
 				msgs = append(msgs, broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: e.EventID})
 			}
 		}
-		// A dispatch lost after its commit; a scheduled execution of a live worker is
-		// otherwise just queued there.
+		// A dispatch lost after its commit; otherwise a scheduled execution is just queued
+		// in its runner's dispatch queue.
 		stuck, err := q.ExecutionListStale(ctx, store.ExecutionScheduled, time.Now().Add(-redispatchAfter), sweepBatch)
 		if err != nil {
 			return err
@@ -132,10 +131,6 @@ func (m *Module) sweep(ctx context.Context) error {
 				msgs = append(msgs, broker.ExecutionCancelRequested{ExecutionID: e.ID, Worker: *e.Worker})
 			}
 		}
-		// Executions that never started on a worker that died go to a live one.
-		if reassigned, err = q.ExecutionReassignOrphans(ctx, sweepBatch, m.cfg.WorkerAliveWithin); err != nil {
-			return err
-		}
 		// What nobody will finish, or nobody can run, ends with the reason.
 		var ended []store.Execution
 		for _, end := range []func() ([]store.Execution, error){
@@ -161,19 +156,15 @@ func (m *Module) sweep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(msgs) > 0 || len(reassigned) > 0 {
-		m.deps.Logger.InfoContext(ctx, "sweeper repairing", "messages", len(msgs), "reassigned", len(reassigned))
-	}
-	if err := m.dispatchAll(ctx, reassigned); err != nil {
-		return err
+	if len(msgs) > 0 {
+		m.deps.Logger.InfoContext(ctx, "sweeper repairing", "messages", len(msgs))
 	}
 	if err := broker.Send(ctx, m.deps.Broker, msgs...); err != nil {
 		return err
 	}
-	// Waiting executions are scheduled by completions; should one be lost, or a worker have
-	// just appeared, this fills every free slot.
-	_, err = m.scheduleWaiting(ctx, sweepBatch)
-	return err
+	// Admitted waiters are scheduled by the completion that admitted them; should that
+	// message be lost, this schedules them.
+	return m.scheduleWaiting(ctx)
 }
 
 func deref(s *string) string {

@@ -81,13 +81,17 @@ func (r *running) cancel(id int64) bool {
 }
 
 // handleDispatch claims a dispatched execution and runs it. The claim is a conditional
-// update from scheduled to running on this worker, so a redelivered or duplicated dispatch
-// never runs an execution twice.
+// update from scheduled to running, so a redelivered or duplicated dispatch, or one taken by
+// two workers, never runs an execution twice.
 func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 	p, err := broker.Decode[broker.ExecutionDispatched](msg)
 	if err != nil {
 		return err
 	}
+	if err := m.slots.Acquire(ctx, 1); err != nil {
+		return err
+	}
+	defer m.slots.Release(1)
 	exec, claimed, err := m.deps.Store.ExecutionClaim(ctx, p.ExecutionID, m.id.Load())
 	if err != nil || !claimed {
 		return err

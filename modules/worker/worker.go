@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/modules/worker/runner"
@@ -58,6 +59,8 @@ type Module struct {
 	deps    Deps
 	runners map[string]runner.Runner
 	running running
+	// slots bounds the runs across every runner's consumer to Concurrency.
+	slots *semaphore.Weighted
 
 	id      atomic.Int64 // this worker's row; written again by a re-registration
 	coreDir string       // where the core pack's scripts were written, set by Run first
@@ -82,7 +85,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 		}
 		slices.Sort(cfg.Runners)
 	}
-	return &Module{cfg: cfg, deps: deps, runners: runners}, nil
+	return &Module{cfg: cfg, deps: deps, runners: runners, slots: semaphore.NewWeighted(int64(cfg.Concurrency))}, nil
 }
 
 // Name implements the role module contract.
@@ -99,9 +102,13 @@ func (m *Module) Run(ctx context.Context) error {
 	}
 	defer os.RemoveAll(dir)
 	m.coreDir = dir
-	// The queues exist before the worker is known to schedulers, so that the first dispatch
-	// to it has somewhere to go.
-	for _, q := range []broker.Queue{broker.WorkerDispatchQueue(m.cfg.Name), broker.WorkerCancelQueue(m.cfg.Name)} {
+	// The queues exist before the worker is known, so that a cancel sent to it, or the first
+	// dispatch for its runners, has somewhere to go.
+	queues := []broker.Queue{broker.WorkerCancelQueue(m.cfg.Name)}
+	for _, r := range m.cfg.Runners {
+		queues = append(queues, broker.DispatchQueue(r))
+	}
+	for _, q := range queues {
 		if err := m.deps.Broker.Declare(ctx, q); err != nil {
 			return err
 		}
@@ -117,9 +124,14 @@ func (m *Module) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return m.heartbeat(gctx) })
-	g.Go(func() error {
-		return m.deps.Broker.Subscribe(gctx, broker.Subscription{Queue: broker.WorkerDispatchQueue(m.cfg.Name), Prefetch: m.cfg.Concurrency}, m.handleDispatch)
-	})
+	// One consumer per runner, each allowed the worker's concurrency, and one bound on the runs
+	// across them: the broker stops handing this worker executions once it holds that many
+	// of a runner, and what it holds unacked goes back to the other workers if it dies.
+	for _, r := range m.cfg.Runners {
+		g.Go(func() error {
+			return m.deps.Broker.Subscribe(gctx, broker.Subscription{Queue: broker.DispatchQueue(r), Prefetch: m.cfg.Concurrency}, m.handleDispatch)
+		})
+	}
 	g.Go(func() error {
 		return m.deps.Broker.Subscribe(gctx, broker.Subscription{Queue: broker.WorkerCancelQueue(m.cfg.Name), Prefetch: 4}, m.handleCancel)
 	})
