@@ -1,7 +1,7 @@
 // Package executor is the executor role: it turns enforcements into executions with their
-// parameters checked, schedules each execution onto a live worker that can run it, listens
-// for completions, and sweeps up work whose message was lost between a commit and its
-// publish.
+// parameters checked, admits them under their action's policy, dispatches them to the
+// workers of their runner, listens for completions, and sweeps up work whose message was lost
+// between a commit and its publish.
 package executor
 
 import (
