@@ -240,12 +240,13 @@ func queryAll[T any](ctx context.Context, db DBTX, what string, scan func(pgx.Ro
 	return items, nil
 }
 
-// RuleVersion returns the count of rule changes so far (attune.rule_version): a cache of rules
-// read at a lower count may be missing a change whose NOTIFY has not arrived yet.
-func (q *Queries) RuleVersion(ctx context.Context) (int64, error) {
+// ComponentVersion returns the count of changes to rules, actions and policies so far
+// (attune.component_version): a cache filled at a lower count may be missing a change whose
+// NOTIFY has not arrived yet.
+func (q *Queries) ComponentVersion(ctx context.Context) (int64, error) {
 	var v int64
-	if err := q.db.QueryRow(ctx, `SELECT last_value FROM attune.rule_version`).Scan(&v); err != nil {
-		return 0, fmt.Errorf("read rule version: %w", translate(err))
+	if err := q.db.QueryRow(ctx, `SELECT last_value FROM attune.component_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read component version: %w", translate(err))
 	}
 	return v, nil
 }

@@ -143,3 +143,48 @@ func TestQueueTimeoutFails(t *testing.T) {
 	require.Contains(t, *failed.Reason, "queue_timeout_seconds")
 	require.Equal(t, store.ExecutionScheduled, h.get(first).Status)
 }
+
+// deafStore listens without ever hearing a change, as when a NOTIFY is slow to arrive: only
+// the component version can tell the executor that its caches are behind.
+type deafStore struct{ *store.Store }
+
+func (deafStore) Listen(ctx context.Context, _ string, _ *slog.Logger, onChange func(bool)) error {
+	onChange(true)
+	<-ctx.Done()
+	return nil
+}
+
+// A policy created after the executor cached that its action has none holds the very next
+// execution, even before the change notification arrives.
+func TestPolicyCreatedHoldsNextExecution(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	st := storetest.NewStore(t)
+	_, err := st.PackRegister(ctx, store.PackRegistration{
+		Pack:    store.Pack{Ref: "demo"},
+		Actions: []store.Action{{Ref: "demo.run", RunnerType: "shell", EntryPoint: "run.sh", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true}},
+	})
+	require.NoError(t, err)
+	br := membroker.New(broker.Options{})
+	m, err := executor.New(executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: deafStore{st}, Broker: br})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		_ = br.Close()
+	})
+	h := policyHarness{t: t, ctx: ctx, st: st, br: br}
+
+	free := h.request()
+	h.waitStatus(free, store.ExecutionScheduled) // the executor now caches "no policy"
+	_, err = st.PolicyCreate(ctx, store.Policy{Ref: "demo.one", ActionRef: ptr("demo.run"), Enabled: true, ConcurrencyLimit: ptr(1)})
+	require.NoError(t, err)
+	first, second := h.request(), h.request()
+	h.waitStatus(first, store.ExecutionScheduled)
+	pos, err := st.ExecutionQueuePosition(ctx, second)
+	require.NoError(t, err)
+	require.NotNil(t, pos, "the second waits behind the new limit")
+	require.Equal(t, 1, *pos)
+}

@@ -21,6 +21,9 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 	if err != nil {
 		return err
 	}
+	if err := m.freshCaches(ctx); err != nil {
+		return err
+	}
 	actionRef, config := p.ActionRef, p.Config
 	if actionRef == "" {
 		// A message without the match's snapshot (the sweeper's): read the enforcement and

@@ -34,6 +34,7 @@ type Store interface {
 	AdmissionApplyPolicies(ctx context.Context) error
 	AdmissionExpire(ctx context.Context) ([]store.Execution, error)
 	AdmissionPromoteDue(ctx context.Context) ([]int64, error)
+	ComponentVersion(ctx context.Context) (int64, error)
 	InTx(ctx context.Context, fn func(q *store.Queries) error) error
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
@@ -72,7 +73,10 @@ type Module struct {
 	// policies change; policiesChanged then asks the admission loop to update the queues.
 	policies        *store.RefCache[store.Policy]
 	policiesChanged atomic.Bool
-	resent          republished
+	// cachesAt is the component version the caches were last checked against; see
+	// freshCaches.
+	cachesAt atomic.Int64
+	resent   republished
 	// pools holds the runners whose dispatch queue this process has declared.
 	pools sync.Map
 }
@@ -92,6 +96,21 @@ func New(cfg Config, deps Deps) (*Module, error) {
 		actions:  store.NewRefCache(deps.Store.ActionGetByRef),
 		policies: store.NewRefCache(deps.Store.PolicyFor),
 	}, nil
+}
+
+// freshCaches drops the cached actions and policies when rules, actions or policies changed
+// since they were last checked: the NOTIFY that would drop them arrives some time after the
+// change commits, and an execution made just after a policy must be held to it.
+func (m *Module) freshCaches(ctx context.Context) error {
+	current, err := m.deps.Store.ComponentVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if seen := m.cachesAt.Load(); current > seen && m.cachesAt.CompareAndSwap(seen, current) {
+		m.actions.Drop()
+		m.policies.Drop()
+	}
+	return nil
 }
 
 // Name implements the role module contract.

@@ -17,6 +17,9 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
+	if err := m.freshCaches(ctx); err != nil {
+		return err
+	}
 	exec, err := m.deps.Store.ExecutionGet(ctx, p.ExecutionID)
 	if errors.Is(err, store.ErrNotFound) {
 		return broker.Permanent(err)

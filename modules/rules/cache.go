@@ -47,7 +47,7 @@ func compile(r store.Rule) compiledRule {
 	return c
 }
 
-// ruleSet is the enabled rules of one trigger as cached, with the rule version they were read
+// ruleSet is the enabled rules of one trigger as cached, with the component version they were read
 // at.
 type ruleSet struct {
 	rules   []compiledRule
@@ -58,7 +58,7 @@ type ruleSet struct {
 // so that a change committing between the two reads leaves the set labelled older than it is,
 // which costs a reload, never a missed rule.
 func (m *Module) loadRules(ctx context.Context, trigger string) (ruleSet, error) {
-	version, err := m.deps.Store.RuleVersion(ctx)
+	version, err := m.deps.Store.ComponentVersion(ctx)
 	if err != nil {
 		return ruleSet{}, err
 	}
@@ -80,7 +80,7 @@ func (m *Module) rulesFor(ctx context.Context, trigger string) ([]compiledRule, 
 	if err != nil {
 		return nil, err
 	}
-	current, err := m.deps.Store.RuleVersion(ctx)
+	current, err := m.deps.Store.ComponentVersion(ctx)
 	if err != nil {
 		return nil, err
 	}

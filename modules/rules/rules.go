@@ -23,7 +23,7 @@ import (
 type Store interface {
 	EventGet(ctx context.Context, id int64) (store.Event, error)
 	RuleListEnabledByTrigger(ctx context.Context, triggerRef string) ([]store.Rule, error)
-	RuleVersion(ctx context.Context) (int64, error)
+	ComponentVersion(ctx context.Context) (int64, error)
 	EventEnforce(ctx context.Context, id int64, matches []store.EnforcementMatch) ([]store.Enforcement, error)
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
