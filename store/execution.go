@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -157,16 +158,45 @@ func (q *Queries) ExecutionGet(ctx context.Context, id int64) (Execution, error)
 	return e, nil
 }
 
-// ExecutionFilter narrows ExecutionList; empty fields match everything.
+// ExecutionFilter narrows ExecutionList; zero fields match everything.
 type ExecutionFilter struct {
 	Status    string
 	ActionRef string
+	// RuleRef keeps the executions whose enforcement came from this rule.
+	RuleRef string
+	// Since and Until bound the creation time, Since inclusive and Until exclusive.
+	Since, Until *time.Time
 }
 
-// ExecutionList returns a page of executions, newest first.
+// ExecutionList returns a page of executions, newest first. Only the filters given become
+// predicates, so that each can use its index rather than a catch-all plan.
 func (q *Queries) ExecutionList(ctx context.Context, f ExecutionFilter, page Page) ([]Execution, int, error) {
-	return list(ctx, q.db, "executions", `FROM attune.execution WHERE ($1 = '' OR status = $1) AND ($2 = '' OR action_ref = $2)`,
-		executionColumns, `id DESC`, page, scanExecution, f.Status, f.ActionRef)
+	var where []string
+	var args []any
+	add := func(predicate string, arg any) {
+		args = append(args, arg)
+		where = append(where, fmt.Sprintf(predicate, len(args)))
+	}
+	if f.Status != "" {
+		add("status = $%d", f.Status)
+	}
+	if f.ActionRef != "" {
+		add("action_ref = $%d", f.ActionRef)
+	}
+	if f.RuleRef != "" {
+		add("enforcement IN (SELECT id FROM attune.enforcement WHERE rule_ref = $%d)", f.RuleRef)
+	}
+	if f.Since != nil {
+		add("created >= $%d", *f.Since)
+	}
+	if f.Until != nil {
+		add("created < $%d", *f.Until)
+	}
+	from := `FROM attune.execution`
+	if len(where) > 0 {
+		from += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	return list(ctx, q.db, "executions", from, executionColumns, `id DESC`, page, scanExecution, args...)
 }
 
 // ExecutionTransition is a conditional status move.

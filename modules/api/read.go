@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -114,9 +115,23 @@ func (m *Module) getEnforcement(c echo.Context) error {
 }
 
 func (m *Module) listExecutions(c echo.Context) error {
-	f := store.ExecutionFilter{Status: c.QueryParam("status"), ActionRef: c.QueryParam("action_ref")}
+	f := store.ExecutionFilter{Status: c.QueryParam("status"), ActionRef: c.QueryParam("action_ref"), RuleRef: c.QueryParam("rule_ref")}
 	if f.Status != "" && !validStatus(f.Status) {
 		return badRequest("invalid status %q: want one of %v", f.Status, store.ExecutionStatuses)
+	}
+	for _, bound := range []struct {
+		name string
+		into **time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		raw := c.QueryParam(bound.name)
+		if raw == "" {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, raw)
+		if err != nil {
+			return badRequest("invalid %s %q: want an RFC 3339 time such as 2026-11-23T09:00:00Z", bound.name, raw)
+		}
+		*bound.into = &at
 	}
 	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Execution, int, error) {
 		return m.deps.Store.ExecutionList(ctx, f, page)
