@@ -23,7 +23,12 @@ Attune API (a process with the api role) to act on them.`,
 		}
 		return nil
 	}
-	cmd.AddCommand(newPackRegisterCommand(streams, &api))
+	// -o belongs to the commands that print an answer, not to register.
+	list := newListCommand(streams, &api, listCommand{noun: "packs", path: "/api/v1/packs", columns: packColumns, all: true})
+	show := newShowCommand(streams, &api, "pack", "/api/v1/packs")
+	api.registerOutput(list.Flags())
+	api.registerOutput(show.Flags())
+	cmd.AddCommand(newPackRegisterCommand(streams, &api), list, show)
 	return cmd
 }
 

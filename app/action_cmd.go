@@ -1,0 +1,164 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+const (
+	// pollInterval is how often --wait asks for an execution's status.
+	pollInterval = 200 * time.Millisecond
+	// defaultWaitTimeout bounds --wait; longer than any shipped action's timeout.
+	defaultWaitTimeout = 10 * time.Minute
+)
+
+func newActionCommand(streams Streams) *cobra.Command {
+	var api apiFlags
+	cmd := newNounCommand("action", "List, show and run actions through the API", &api)
+	cmd.AddCommand(
+		newListCommand(streams, &api, listCommand{noun: "actions", path: "/api/v1/actions", columns: actionColumns, all: true, packFilter: true}),
+		newShowCommand(streams, &api, "action", "/api/v1/actions"),
+		newActionExecuteCommand(streams, &api),
+	)
+	return cmd
+}
+
+// paramFlags are --param k=v (repeated) and --params-json, shared by execute and rerun.
+type paramFlags struct {
+	pairs []string
+	json  string
+}
+
+func (p *paramFlags) register(cmd *cobra.Command, withJSON bool) {
+	cmd.Flags().StringArrayVar(&p.pairs, "param", nil, "parameter as name=value, repeatable; the value is JSON when it parses as JSON (3, true, {...}), else a string")
+	if withJSON {
+		cmd.Flags().StringVar(&p.json, "params-json", "", "parameters as one JSON object; --param ones win over it by name")
+	}
+}
+
+// parse merges the parameters; a malformed one is a usage error.
+func (p *paramFlags) parse() (map[string]any, error) {
+	params := map[string]any{}
+	if p.json != "" {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(p.json), &obj); err != nil || obj == nil {
+			return nil, usageError{fmt.Errorf("invalid --params-json %q: want a JSON object", p.json)}
+		}
+		params = obj
+	}
+	for _, pair := range p.pairs {
+		name, raw, ok := strings.Cut(pair, "=")
+		if !ok || name == "" {
+			return nil, usageError{fmt.Errorf("invalid --param %q: want name=value", pair)}
+		}
+		var v any
+		// "Ada" is not JSON and stays a string; so would a JSON string, minus its quotes.
+		if err := json.Unmarshal([]byte(raw), &v); err != nil {
+			v = raw
+		}
+		params[name] = v
+	}
+	return params, nil
+}
+
+func newActionExecuteCommand(streams Streams, api *apiFlags) *cobra.Command {
+	var (
+		params  paramFlags
+		wait    bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "execute REF",
+		Short: "Run an action and print the execution",
+		Long: `Runs the action REF with the parameters given, checked against the action's schema by the
+server, and prints the execution it created.
+
+With --wait it waits until the execution ends and prints it then: exit status 0 when it
+completed, 1 when it failed, timed out, was cancelled or abandoned, or --timeout passed first.`,
+		Example: `  attune action execute demo.hello --param name=Ada --wait
+  attune action execute demo.json --params-json '{"count": 3}' --param name=Bo -o json`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			values, err := params.parse()
+			if err != nil {
+				return err
+			}
+			if wait && timeout <= 0 {
+				return usageError{fmt.Errorf("invalid --timeout %s: want a positive duration", timeout)}
+			}
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			data, err := client.post(cmd.Context(), "/api/v1/executions/execute",
+				map[string]any{"action_ref": args[0], "parameters": values})
+			if err != nil {
+				return err
+			}
+			if !wait {
+				return printObject(streams.Out, api.output, data)
+			}
+			return waitAndPrint(cmd.Context(), streams, api.output, client, data, timeout)
+		},
+	}
+	params.register(cmd, true)
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the execution ends; exit 1 unless it completed")
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultWaitTimeout, "with --wait, how long to wait")
+	return cmd
+}
+
+// terminalStatuses are the statuses an execution does not leave.
+var terminalStatuses = map[string]bool{"completed": true, "failed": true, "timeout": true, "cancelled": true, "abandoned": true}
+
+// waitAndPrint polls the execution created (created is its data) until it ends, prints it and
+// makes the exit status say whether it completed.
+//
+// It polls because the API has no live stream of execution changes yet; once it has one,
+// this should follow that instead.
+func waitAndPrint(ctx context.Context, streams Streams, format outputFormat, client *apiClient, created json.RawMessage, timeout time.Duration) error {
+	var exec struct {
+		ID     int64  `json:"id"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(created, &exec); err != nil || exec.ID == 0 {
+		return errors.New("read created execution: no id in the answer")
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	data := created
+	for !terminalStatuses[exec.Status] {
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("execution %d is still %s after --timeout %s", exec.ID, exec.Status, timeout)
+			}
+			return fmt.Errorf("wait for execution %d: %w", exec.ID, ctx.Err())
+		case <-tick.C:
+		}
+		var err error
+		if data, err = client.get(ctx, fmt.Sprintf("/api/v1/executions/%d", exec.ID)); err != nil {
+			if ctx.Err() != nil {
+				continue // report the timeout above, not the request cut short
+			}
+			return fmt.Errorf("wait for execution %d: %w", exec.ID, err)
+		}
+		if err := json.Unmarshal(data, &exec); err != nil {
+			return fmt.Errorf("decode execution %d: %w", exec.ID, err)
+		}
+	}
+	if err := printObject(streams.Out, format, data); err != nil {
+		return err
+	}
+	if exec.Status != "completed" {
+		return exitCode(1)
+	}
+	return nil
+}

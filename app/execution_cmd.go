@@ -1,0 +1,149 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+func newExecutionCommand(streams Streams) *cobra.Command {
+	var api apiFlags
+	cmd := newNounCommand("execution", "List, show, cancel and rerun executions through the API", &api)
+	cmd.AddCommand(
+		newExecutionListCommand(streams, &api),
+		newExecutionByIDCommand(streams, &api, "show ID", "Show one execution", "", false),
+		newExecutionByIDCommand(streams, &api, "result ID", "Print only the result of an execution, as JSON (or YAML with -o yaml)", "", true),
+		newExecutionByIDCommand(streams, &api, "cancel ID", "Cancel an execution: at once if it has not run, else its worker stops it", "/cancel", false),
+		newExecutionRerunCommand(streams, &api),
+	)
+	return cmd
+}
+
+func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {
+	var status, action, rule string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the latest executions, newest first",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 1 || limit > maxPerPage {
+				return usageError{fmt.Errorf("invalid --limit %d: want 1 to %d", limit, maxPerPage)}
+			}
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{"per_page": {strconv.Itoa(limit)}}
+			for name, v := range map[string]string{"status": status, "action_ref": action, "rule_ref": rule} {
+				if v != "" {
+					q.Set(name, v)
+				}
+			}
+			items, err := client.list(cmd.Context(), "/api/v1/executions", q, false)
+			if err != nil {
+				return err
+			}
+			return printList(streams.Out, api.output, items, executionColumns)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&status, "status", "", "only executions in this status (requested, running, completed, failed, ...)")
+	fs.StringVar(&action, "action", "", "only executions of this action ref")
+	fs.StringVar(&rule, "rule", "", "only executions this rule ref caused")
+	fs.IntVar(&limit, "limit", 50, "how many executions at most, 1 to 100")
+	return cmd
+}
+
+// executionPath is the API path of execution arg, which must be a positive integer.
+func executionPath(arg string) (string, error) {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id < 1 {
+		return "", usageError{fmt.Errorf("invalid execution id %q: want a positive integer", arg)}
+	}
+	return "/api/v1/executions/" + strconv.FormatInt(id, 10), nil
+}
+
+// newExecutionByIDCommand is a command on one execution: a GET of it, or with postSuffix a
+// POST to that path below it; resultOnly prints the execution's result alone.
+func newExecutionByIDCommand(streams Streams, api *apiFlags, use, short, postSuffix string, resultOnly bool) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := executionPath(args[0])
+			if err != nil {
+				return err
+			}
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			var data json.RawMessage
+			if postSuffix != "" {
+				data, err = client.post(cmd.Context(), path+postSuffix, nil)
+			} else {
+				data, err = client.get(cmd.Context(), path)
+			}
+			if err != nil {
+				return err
+			}
+			if !resultOnly {
+				return printObject(streams.Out, api.output, data)
+			}
+			var exec struct {
+				Result json.RawMessage `json:"result"`
+			}
+			if err := json.Unmarshal(data, &exec); err != nil {
+				return fmt.Errorf("decode execution %s: %w", args[0], err)
+			}
+			format := api.output
+			if format == outputTable {
+				// A result is any JSON, nothing to tabulate.
+				format = outputJSON
+			}
+			if len(bytes.TrimSpace(exec.Result)) == 0 {
+				exec.Result = json.RawMessage("null")
+			}
+			return printData(streams.Out, format, exec.Result)
+		},
+	}
+}
+
+func newExecutionRerunCommand(streams Streams, api *apiFlags) *cobra.Command {
+	var params paramFlags
+	cmd := &cobra.Command{
+		Use:   "rerun ID",
+		Short: "Run an execution's action again, with its parameters and the --param ones replacing them",
+		Long: `Runs the action of execution ID again as its child (parent_id), with the original's parameters
+and those given by --param replacing them by name; --param name=null drops one, so that the
+action's default applies. Prints the new execution.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := executionPath(args[0])
+			if err != nil {
+				return err
+			}
+			values, err := params.parse()
+			if err != nil {
+				return err
+			}
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			data, err := client.post(cmd.Context(), path+"/rerun", map[string]any{"parameters": values})
+			if err != nil {
+				return err
+			}
+			return printObject(streams.Out, api.output, data)
+		},
+	}
+	params.register(cmd, false)
+	return cmd
+}

@@ -1,0 +1,188 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+// maxPerPage is the API's largest page.
+const maxPerPage = 100
+
+// The table columns of each noun: a few that tell the rows apart, the rest is in -o json.
+var (
+	packColumns        = []column{{"REF", "ref", 0}, {"VERSION", "version", 0}, {"LABEL", "label", 30}, {"DESCRIPTION", "description", 50}}
+	actionColumns      = []column{{"REF", "ref", 0}, {"RUNNER", "runner_type", 0}, {"ENABLED", "enabled", 0}, {"DESCRIPTION", "description", 50}}
+	triggerColumns     = []column{{"REF", "ref", 0}, {"ENABLED", "enabled", 0}, {"DESCRIPTION", "description", 50}}
+	ruleColumns        = []column{{"REF", "ref", 0}, {"TRIGGER", "trigger_ref", 0}, {"ACTION", "action_ref", 0}, {"ENABLED", "enabled", 0}}
+	eventColumns       = []column{{"ID", "id", 0}, {"TRIGGER", "trigger_ref", 0}, {"SOURCE", "source", 0}, {"CREATED", "created", 0}}
+	enforcementColumns = []column{{"ID", "id", 0}, {"RULE", "rule_ref", 0}, {"EVENT", "event_id", 0}, {"STATUS", "status", 0}, {"CREATED", "created", 0}}
+	executionColumns   = []column{{"ID", "id", 0}, {"ACTION", "action_ref", 0}, {"STATUS", "status", 0}, {"CREATED", "created", 0}, {"WORKER", "worker", 0}}
+	policyColumns      = []column{{"REF", "ref", 0}, {"ACTION", "action_ref", 0}, {"PACK", "pack_ref", 0}, {"ENABLED", "enabled", 0}}
+	workerColumns      = []column{{"NAME", "name", 0}, {"STATUS", "status", 0}, {"RUNNERS", "runners", 0}, {"CONCURRENCY", "concurrency", 0}, {"HOST", "host", 0}, {"LAST HEARTBEAT", "last_heartbeat", 0}}
+)
+
+// newNounCommand is the parent of one noun's commands, holding the flags all of them take.
+func newNounCommand(use, short string, api *apiFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short}
+	api.register(cmd.PersistentFlags())
+	api.registerOutput(cmd.PersistentFlags())
+	return cmd
+}
+
+// listCommand is the spec of a plain "NOUN list": what pack definitions hold (ref order) is
+// listed whole, page after page; what happens (newest first) is listed one page deep.
+type listCommand struct {
+	noun, path string
+	columns    []column
+	all        bool
+	// packFilter adds --pack REF, sent as ?pack=.
+	packFilter bool
+}
+
+func newListCommand(streams Streams, api *apiFlags, spec listCommand) *cobra.Command {
+	var pack string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List " + spec.noun,
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			if pack != "" {
+				q.Set("pack", pack)
+			}
+			items, err := client.list(cmd.Context(), spec.path, q, spec.all)
+			if err != nil {
+				return err
+			}
+			return printList(streams.Out, api.output, items, spec.columns)
+		},
+	}
+	if spec.packFilter {
+		cmd.Flags().StringVar(&pack, "pack", "", "only those of this pack")
+	}
+	return cmd
+}
+
+// newShowCommand is "NOUN show REF" for what is addressed by ref.
+func newShowCommand(streams Streams, api *apiFlags, noun, path string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show REF",
+		Short: "Show one " + noun,
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			data, err := client.get(cmd.Context(), path+"/"+url.PathEscape(args[0]))
+			if err != nil {
+				return err
+			}
+			return printObject(streams.Out, api.output, data)
+		},
+	}
+}
+
+// newListOnlyNoun is a noun whose only command is list.
+func newListOnlyNoun(streams Streams, use, short string, spec listCommand) *cobra.Command {
+	var api apiFlags
+	cmd := newNounCommand(use, short, &api)
+	cmd.AddCommand(newListCommand(streams, &api, spec))
+	return cmd
+}
+
+func newTriggerCommand(streams Streams) *cobra.Command {
+	return newListOnlyNoun(streams, "trigger", "List triggers through the API",
+		listCommand{noun: "triggers", path: "/api/v1/triggers", columns: triggerColumns, all: true, packFilter: true})
+}
+
+func newEventCommand(streams Streams) *cobra.Command {
+	return newListOnlyNoun(streams, "event", "List events through the API",
+		listCommand{noun: "the latest events, newest first", path: "/api/v1/events", columns: eventColumns})
+}
+
+func newPolicyCommand(streams Streams) *cobra.Command {
+	return newListOnlyNoun(streams, "policy", "List policies through the API",
+		listCommand{noun: "policies, those of packs included", path: "/api/v1/policies", columns: policyColumns, all: true})
+}
+
+func newWorkerCommand(streams Streams) *cobra.Command {
+	return newListOnlyNoun(streams, "worker", "List workers through the API",
+		listCommand{noun: "workers, most recently seen first", path: "/api/v1/workers", columns: workerColumns})
+}
+
+func newEnforcementCommand(streams Streams) *cobra.Command {
+	return newListOnlyNoun(streams, "enforcement", "List enforcements through the API",
+		listCommand{noun: "the latest enforcements, newest first", path: "/api/v1/enforcements", columns: enforcementColumns})
+}
+
+// newRuleListCommand joins "rule test", which needs no server; so the API flags are this
+// command's own rather than the rule command's.
+func newRuleListCommand(streams Streams) *cobra.Command {
+	var api apiFlags
+	cmd := newListCommand(streams, &api, listCommand{noun: "rules", path: "/api/v1/rules", columns: ruleColumns, all: true, packFilter: true})
+	api.register(cmd.Flags())
+	api.registerOutput(cmd.Flags())
+	return cmd
+}
+
+// withSubcommands adds subs to cmd and returns it, for registering in one expression.
+func withSubcommands(cmd *cobra.Command, subs ...*cobra.Command) *cobra.Command {
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+// get answers the data of one object at path, with the HTTP status in an API error.
+func (c *apiClient) get(ctx context.Context, path string) (json.RawMessage, error) {
+	env, err := c.call(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return nil, withStatus(err)
+	}
+	return env.Data, nil
+}
+
+// post sends body to path and answers the data of the answer, with the HTTP status in an
+// API error.
+func (c *apiClient) post(ctx context.Context, path string, body any) (json.RawMessage, error) {
+	env, err := c.call(ctx, http.MethodPost, path, nil, body)
+	if err != nil {
+		return nil, withStatus(err)
+	}
+	return env.Data, nil
+}
+
+// list answers the items of a list at path: the first page of query's per_page (the API's
+// default when unset), or with all every page at the largest size.
+func (c *apiClient) list(ctx context.Context, path string, query url.Values, all bool) ([]json.RawMessage, error) {
+	if all {
+		query.Set("per_page", strconv.Itoa(maxPerPage))
+	}
+	var items []json.RawMessage
+	for page := 1; ; page++ {
+		query.Set("page", strconv.Itoa(page))
+		env, err := c.call(ctx, http.MethodGet, path, query, nil)
+		if err != nil {
+			return nil, withStatus(err)
+		}
+		var batch []json.RawMessage
+		if err := json.Unmarshal(env.Data, &batch); err != nil {
+			return nil, fmt.Errorf("decode list %s: %w", path, err)
+		}
+		items = append(items, batch...)
+		// Pages are read one request each, so rows created meanwhile may shift a row onto a
+		// page already read; for definitions that change at registration only, that is rare.
+		if !all || env.Pagination == nil || page >= env.Pagination.TotalPages || len(batch) == 0 {
+			return items, nil
+		}
+	}
+}
