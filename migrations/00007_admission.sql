@@ -13,7 +13,9 @@
 --   admission_release      a trigger: every terminal status, written by whichever process,
 --                          gives back its slot (or leaves the queue) exactly once and admits
 --                          the next waiter in the same transaction.
---   attune_policies_changed  a NOTIFY channel for executors that cache policies.
+--   schedule_waiting       moves admitted executions to scheduled, oldest first.
+--   attune_policies_changed  a NOTIFY channel for executors that cache policies, signalled
+--                          through attune.notify_changed (00006).
 
 -- +goose Up
 -- Existing executions were scheduled without admission; the default then changes for new ones.
@@ -76,7 +78,7 @@ $$;
 -- whose ending rolls back is still found.
 CREATE FUNCTION attune.admission_promote(gid bigint) RETURNS SETOF bigint
 LANGUAGE plpgsql
--- As attune.schedule_waiting (00006): the head of a queue of thousands must be read from
+-- As attune.schedule_waiting (below): the head of a queue of thousands must be read from
 -- admission_entry_fifo_idx in order, whatever the statistics say.
 SET enable_sort = off SET enable_incremental_sort = off SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off
 AS $$
@@ -233,21 +235,19 @@ CREATE TRIGGER execution_admission_release AFTER UPDATE OF status ON attune.exec
     FOR EACH ROW WHEN (attune.execution_status_rank(NEW.status) = 5 AND attune.execution_status_rank(OLD.status) < 5)
     EXECUTE FUNCTION attune.admission_release();
 
--- +goose StatementBegin
-CREATE FUNCTION attune.notify_policies_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('attune_policies_changed', '');
-    RETURN NULL;
-END;
-$$;
--- +goose StatementEnd
 CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON attune.policy
-    FOR EACH STATEMENT EXECUTE FUNCTION attune.notify_policies_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION attune.notify_changed('attune_policies_changed');
 
--- Dispatch goes to a queue per runner that the workers share, and the broker, not the
--- scheduler, keeps each worker within its concurrency. Scheduling is left with moving
--- admitted executions to scheduled, oldest first; the workers' loads are no longer counted.
-DROP FUNCTION attune.schedule_waiting(integer, float8);
+-- The scheduler's statement: admitted executions still requested move to scheduled, oldest
+-- first, for dispatch to their runner's queue (the broker, not a statement, keeps each worker
+-- within its concurrency). It is a function so that it can carry planner settings of its own.
+-- Walking execution_waiting_idx in (created, id) order stops after a handful of rows; but with
+-- statistics taken while nothing waited (any quiet installation) or none at all (a fresh one),
+-- every plan looks equally cheap, and the planner picked ones that read and sort every waiting
+-- execution. With sorts, bitmap scans and sequential scans priced out, the ordered walk is the
+-- only plan left whatever the statistics say; JIT stays off because those prices would
+-- otherwise trigger it. PL/pgSQL keeps the plan between calls. The store tests explain this
+-- body's generic plan under these settings, with and without statistics.
 -- +goose StatementBegin
 CREATE FUNCTION attune.schedule_waiting(batch integer)
 RETURNS SETOF attune.execution LANGUAGE plpgsql
@@ -269,8 +269,8 @@ $$;
 -- +goose StatementEnd
 
 -- +goose Down
+DROP FUNCTION attune.schedule_waiting(integer);
 DROP TRIGGER policy_changed ON attune.policy;
-DROP FUNCTION attune.notify_policies_changed();
 DROP TRIGGER execution_admission_release ON attune.execution;
 DROP FUNCTION attune.admission_release();
 DROP FUNCTION attune.admission_admit(bigint, text, text, text, integer, text, integer, integer, text, integer, integer);
@@ -288,57 +288,3 @@ DROP INDEX attune.execution_waiting_idx;
 CREATE INDEX execution_waiting_idx ON attune.execution (created, id) WHERE status = 'requested';
 ALTER TABLE attune.execution DROP COLUMN admitted_at;
 ALTER TABLE attune.execution DROP COLUMN admitted;
--- Put back the scheduler of 00006, which knew nothing of admission.
-DROP FUNCTION attune.schedule_waiting(integer);
--- +goose StatementBegin
-CREATE FUNCTION attune.schedule_waiting(batch integer, alive_seconds float8)
-RETURNS SETOF attune.execution LANGUAGE plpgsql
-SET enable_sort = off SET enable_incremental_sort = off SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off
-AS $$
-BEGIN
-    -- PL/pgSQL keeps the plan between calls, where an SQL function would plan its body anew
-    -- on every call.
-    RETURN QUERY WITH room AS (
-        -- The runners some live worker has room for now, computed once: when it is empty, as
-        -- it is most of the time under a backlog, the scan of the waiting executions is
-        -- skipped altogether.
-        SELECT DISTINCT r.runner FROM attune.worker w CROSS JOIN unnest(w.runners) AS r(runner)
-        WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => alive_seconds)
-            AND (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
-                WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling')
-                LIMIT 2 * w.concurrency) x) < 2 * w.concurrency),
-    next AS (
-        -- The runner is looked up per row and compared with an array, not joined: a join lets
-        -- the planner start from the action and sort every waiting execution of it.
-        SELECT e.id, (SELECT a.runner_type FROM attune.action a WHERE a.ref = e.action_ref) AS runner_type
-        FROM attune.execution e
-        WHERE EXISTS (SELECT 1 FROM room) AND e.status = 'requested'
-            -- Only executions a worker has room for, so that a backlog of one runner never
-            -- holds up another runner's executions.
-            AND (SELECT a.runner_type FROM attune.action a WHERE a.ref = e.action_ref) = ANY (ARRAY(SELECT runner FROM room))
-        ORDER BY e.created, e.id
-        LIMIT batch
-        FOR UPDATE OF e SKIP LOCKED),
-    pick AS (
-        -- Each onto the live worker with the most room, ties broken at random so that
-        -- schedulers on several replicas spread their picks.
-        SELECT next.id AS execution_id, (
-            SELECT w.id FROM attune.worker w
-            WHERE w.status = 'active' AND w.last_heartbeat > now() - make_interval(secs => alive_seconds)
-                AND next.runner_type = ANY (w.runners)
-                AND (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
-                    WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling')
-                    LIMIT 2 * w.concurrency) x) < 2 * w.concurrency
-            ORDER BY (SELECT count(*) FROM (SELECT 1 FROM attune.execution held
-                    WHERE held.worker = w.id AND held.status IN ('scheduled', 'running', 'canceling')
-                    LIMIT 2 * w.concurrency) x)::float8 / w.concurrency, random()
-            LIMIT 1) AS worker_id
-        FROM next)
-    -- By id alone: next holds each row's lock, taken with its status still requested, and a
-    -- status predicate here would invite the planner to start from the status instead.
-    UPDATE attune.execution SET status = 'scheduled', worker = pick.worker_id
-    FROM pick WHERE execution.id = pick.execution_id AND pick.worker_id IS NOT NULL
-    RETURNING execution.*;
-END;
-$$;
--- +goose StatementEnd

@@ -248,7 +248,7 @@ func (q *Queries) ExecutionScheduleWaiting(ctx context.Context, limit int) ([]Ex
 	return queryAll(ctx, q.db, "schedule waiting executions", scanExecution, scheduleWaitingSQL, limit)
 }
 
-// scheduleWaitingSQL calls attune.schedule_waiting (migrations 00006 and 00007), which carries
+// scheduleWaitingSQL calls attune.schedule_waiting (migration 00007), which carries
 // the planner settings that keep its plan an ordered walk of execution_waiting_idx.
 const scheduleWaitingSQL = `SELECT ` + executionColumns + ` FROM attune.schedule_waiting($1) AS execution`
 
