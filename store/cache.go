@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // NOTIFY channels that triggers in the schema signal when a table changes, for replicas that
@@ -66,4 +67,35 @@ func (c *RefCache[T]) Drop() {
 	defer c.mu.Unlock()
 	clear(c.items)
 	c.generation++
+}
+
+// ComponentWatch drops caches of rules, actions and policies when attune.component_version
+// has moved since it last looked. A NOTIFY arrives some time after the change it announces
+// commits, so a message handled in between would otherwise meet the components as they were:
+// Check before reading the caches for a message.
+type ComponentWatch struct {
+	version func(ctx context.Context) (int64, error)
+	caches  []interface{ Drop() }
+	seen    atomic.Int64
+}
+
+// NewComponentWatch watches the count version reads (Queries.ComponentVersion) for caches.
+func NewComponentWatch(version func(ctx context.Context) (int64, error), caches ...interface{ Drop() }) *ComponentWatch {
+	return &ComponentWatch{version: version, caches: caches}
+}
+
+// Check drops the caches if the count moved. What is loaded after it includes every change
+// committed before it read the count; a later change moves the count again and is caught by
+// the next Check.
+func (w *ComponentWatch) Check(ctx context.Context) error {
+	current, err := w.version(ctx)
+	if err != nil {
+		return err
+	}
+	if seen := w.seen.Load(); current > seen && w.seen.CompareAndSwap(seen, current) {
+		for _, c := range w.caches {
+			c.Drop()
+		}
+	}
+	return nil
 }

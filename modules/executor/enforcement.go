@@ -21,7 +21,7 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 	if err != nil {
 		return err
 	}
-	if err := m.freshCaches(ctx); err != nil {
+	if err := m.watch.Check(ctx); err != nil {
 		return err
 	}
 	actionRef, config := p.ActionRef, p.Config

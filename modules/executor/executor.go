@@ -73,10 +73,9 @@ type Module struct {
 	// policies change; policiesChanged then asks the admission loop to update the queues.
 	policies        *store.RefCache[store.Policy]
 	policiesChanged atomic.Bool
-	// cachesAt is the component version the caches were last checked against; see
-	// freshCaches.
-	cachesAt atomic.Int64
-	resent   republished
+	// watch drops actions and policies changed just before a message, ahead of their NOTIFY.
+	watch  *store.ComponentWatch
+	resent republished
 	// pools holds the runners whose dispatch queue this process has declared.
 	pools sync.Map
 }
@@ -91,26 +90,13 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.NoWorkerTimeout = cmp.Or(cfg.NoWorkerTimeout, time.Minute)
 	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, 10*time.Second)
 	cfg.SweepAfter = cmp.Or(cfg.SweepAfter, 30*time.Second)
-	return &Module{
+	m := &Module{
 		cfg: cfg, deps: deps,
 		actions:  store.NewRefCache(deps.Store.ActionGetByRef),
 		policies: store.NewRefCache(deps.Store.PolicyFor),
-	}, nil
-}
-
-// freshCaches drops the cached actions and policies when rules, actions or policies changed
-// since they were last checked: the NOTIFY that would drop them arrives some time after the
-// change commits, and an execution made just after a policy must be held to it.
-func (m *Module) freshCaches(ctx context.Context) error {
-	current, err := m.deps.Store.ComponentVersion(ctx)
-	if err != nil {
-		return err
 	}
-	if seen := m.cachesAt.Load(); current > seen && m.cachesAt.CompareAndSwap(seen, current) {
-		m.actions.Drop()
-		m.policies.Drop()
-	}
-	return nil
+	m.watch = store.NewComponentWatch(deps.Store.ComponentVersion, m.actions, m.policies)
+	return m, nil
 }
 
 // Name implements the role module contract.

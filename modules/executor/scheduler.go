@@ -17,7 +17,7 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
-	if err := m.freshCaches(ctx); err != nil {
+	if err := m.watch.Check(ctx); err != nil {
 		return err
 	}
 	exec, err := m.deps.Store.ExecutionGet(ctx, p.ExecutionID)

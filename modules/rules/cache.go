@@ -47,48 +47,16 @@ func compile(r store.Rule) compiledRule {
 	return c
 }
 
-// ruleSet is the enabled rules of one trigger as cached, with the component version they were read
-// at.
-type ruleSet struct {
-	rules   []compiledRule
-	version int64
-}
-
-// loadRules reads and compiles the enabled rules of one trigger. The version is read first,
-// so that a change committing between the two reads leaves the set labelled older than it is,
-// which costs a reload, never a missed rule.
-func (m *Module) loadRules(ctx context.Context, trigger string) (ruleSet, error) {
-	version, err := m.deps.Store.ComponentVersion(ctx)
-	if err != nil {
-		return ruleSet{}, err
-	}
+// loadRules reads and compiles the enabled rules of one trigger; the cache keeps the result
+// until rules change.
+func (m *Module) loadRules(ctx context.Context, trigger string) ([]compiledRule, error) {
 	rows, err := m.deps.Store.RuleListEnabledByTrigger(ctx, trigger)
 	if err != nil {
-		return ruleSet{}, err
+		return nil, err
 	}
 	rules := make([]compiledRule, len(rows))
 	for i, r := range rows {
 		rules[i] = compile(r)
 	}
-	return ruleSet{rules: rules, version: version}, nil
-}
-
-// rulesFor returns the enabled rules of trigger, reloading them when rules changed since they
-// were cached and the NOTIFY that would have dropped them has not arrived yet.
-func (m *Module) rulesFor(ctx context.Context, trigger string) ([]compiledRule, error) {
-	set, err := m.rules.Get(ctx, trigger)
-	if err != nil {
-		return nil, err
-	}
-	current, err := m.deps.Store.ComponentVersion(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if set.version < current {
-		m.rules.Drop()
-		if set, err = m.rules.Get(ctx, trigger); err != nil {
-			return nil, err
-		}
-	}
-	return set.rules, nil
+	return rules, nil
 }

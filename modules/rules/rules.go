@@ -47,7 +47,9 @@ type Module struct {
 	deps Deps
 	// rules caches the compiled enabled rules by trigger; a listener drops it when rules
 	// change, and it caches nothing while that listener is down.
-	rules *store.RefCache[ruleSet]
+	rules *store.RefCache[[]compiledRule]
+	// watch drops rules changed just before an event, ahead of their NOTIFY.
+	watch *store.ComponentWatch
 }
 
 // New checks the configuration.
@@ -58,6 +60,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.Prefetch = cmp.Or(cfg.Prefetch, 16)
 	m := &Module{cfg: cfg, deps: deps}
 	m.rules = store.NewRefCache(m.loadRules)
+	m.watch = store.NewComponentWatch(deps.Store.ComponentVersion, m.rules)
 	return m, nil
 }
 
@@ -92,7 +95,10 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	if ev.RulesEvaluatedAt != nil {
 		return nil // a redelivery: the rules have seen this event
 	}
-	rules, err := m.rulesFor(ctx, ev.TriggerRef)
+	if err := m.watch.Check(ctx); err != nil {
+		return err
+	}
+	rules, err := m.rules.Get(ctx, ev.TriggerRef)
 	if err != nil {
 		return err
 	}
