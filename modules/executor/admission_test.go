@@ -28,6 +28,16 @@ type policyHarness struct {
 
 func startPolicyHarness(t *testing.T, pol store.Policy) policyHarness {
 	t.Helper()
+	h := startHarness(t, func(st *store.Store) executor.Store { return st })
+	pol.ActionRef, pol.Enabled = ptr("demo.run"), true
+	_, err := h.st.PolicyCreate(h.ctx, pol)
+	require.NoError(t, err)
+	return h
+}
+
+// startHarness runs the executor on the store as wrap presents it, without a policy yet.
+func startHarness(t *testing.T, wrap func(*store.Store) executor.Store) policyHarness {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st := storetest.NewStore(t)
 	_, err := st.PackRegister(ctx, store.PackRegistration{
@@ -35,14 +45,11 @@ func startPolicyHarness(t *testing.T, pol store.Policy) policyHarness {
 		Actions: []store.Action{{Ref: "demo.run", RunnerType: "shell", EntryPoint: "run.sh", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true}},
 	})
 	require.NoError(t, err)
-	pol.ActionRef, pol.Enabled = ptr("demo.run"), true
-	_, err = st.PolicyCreate(ctx, pol)
-	require.NoError(t, err)
 	_, err = st.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "w", Runners: []string{"shell"}, Concurrency: 8})
 	require.NoError(t, err)
 
 	br := membroker.New(broker.Options{})
-	m, err := executor.New(executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br})
+	m, err := executor.New(executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: wrap(st), Broker: br})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -144,42 +151,16 @@ func TestQueueTimeoutFails(t *testing.T) {
 	require.Equal(t, store.ExecutionScheduled, h.get(first).Status)
 }
 
-// deafStore listens without ever hearing a change, as when a NOTIFY is slow to arrive: only
-// the component version can tell the executor that its caches are behind.
-type deafStore struct{ *store.Store }
-
-func (deafStore) Listen(ctx context.Context, _ string, _ *slog.Logger, onChange func(bool)) error {
-	onChange(true)
-	<-ctx.Done()
-	return nil
-}
-
 // A policy created after the executor cached that its action has none holds the very next
 // execution, even before the change notification arrives.
 func TestPolicyCreatedHoldsNextExecution(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	st := storetest.NewStore(t)
-	_, err := st.PackRegister(ctx, store.PackRegistration{
-		Pack:    store.Pack{Ref: "demo"},
-		Actions: []store.Action{{Ref: "demo.run", RunnerType: "shell", EntryPoint: "run.sh", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true}},
-	})
-	require.NoError(t, err)
-	br := membroker.New(broker.Options{})
-	m, err := executor.New(executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: deafStore{st}, Broker: br})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		_ = br.Close()
-	})
-	h := policyHarness{t: t, ctx: ctx, st: st, br: br}
+	h := startHarness(t, func(st *store.Store) executor.Store { return storetest.Deaf{Store: st} })
+	ctx, st := h.ctx, h.st
 
 	free := h.request()
 	h.waitStatus(free, store.ExecutionScheduled) // the executor now caches "no policy"
-	_, err = st.PolicyCreate(ctx, store.Policy{Ref: "demo.one", ActionRef: ptr("demo.run"), Enabled: true, ConcurrencyLimit: ptr(1)})
+	_, err := st.PolicyCreate(ctx, store.Policy{Ref: "demo.one", ActionRef: ptr("demo.run"), Enabled: true, ConcurrencyLimit: ptr(1)})
 	require.NoError(t, err)
 	first, second := h.request(), h.request()
 	h.waitStatus(first, store.ExecutionScheduled)

@@ -16,16 +16,6 @@ import (
 	"github.com/attune-go/attune/store/storetest"
 )
 
-// deafStore listens without ever hearing a change: the matcher's cache is trusted, and only
-// the rule version can tell it that it is behind, as when a NOTIFY is slow to arrive.
-type deafStore struct{ *store.Store }
-
-func (deafStore) Listen(ctx context.Context, _ string, _ *slog.Logger, onChange func(bool)) error {
-	onChange(true)
-	<-ctx.Done()
-	return nil
-}
-
 // A rule added after the matcher cached its trigger's rules matches the very next event,
 // even when the change notification has not reached the matcher.
 func TestRuleAddedMatchesNextEvent(t *testing.T) {
@@ -50,7 +40,7 @@ func TestRuleAddedMatchesNextEvent(t *testing.T) {
 
 	br := membroker.New(broker.Options{})
 	defer br.Close()
-	m, err := rules.New(rules.Config{}, rules.Deps{Logger: slog.New(slog.DiscardHandler), Store: deafStore{st}, Broker: br})
+	m, err := rules.New(rules.Config{}, rules.Deps{Logger: slog.New(slog.DiscardHandler), Store: storetest.Deaf{Store: st}, Broker: br})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
