@@ -327,3 +327,32 @@ func TestAdmissionHeadLookupPlan(t *testing.T) {
 	require.Regexp(t, `Index Cond: .*admission_group = \$1.*ROW\(enqueued_at, execution\) > ROW`, plan)
 	require.NotContains(t, plan, "Sort", plan)
 }
+
+// A pack's policy bounds each of its actions; an action's own policy wins over it, and a
+// disabled one counts as none.
+func TestPolicyForPrecedence(t *testing.T) {
+	t.Parallel()
+	f := newAdmission(t)
+	none, err := f.s.PolicyFor(f.ctx, "demo.run")
+	require.NoError(t, err)
+	require.Zero(t, none.ID)
+
+	packWide, err := f.s.PolicyCreate(f.ctx, store.Policy{Ref: "demo.pack_wide", PackRef: ptr("demo"), Enabled: true, ConcurrencyLimit: ptr(3)})
+	require.NoError(t, err)
+	got, err := f.s.PolicyFor(f.ctx, "demo.run")
+	require.NoError(t, err)
+	require.Equal(t, packWide.ID, got.ID, "the pack's policy covers its action")
+
+	own, err := f.s.PolicyCreate(f.ctx, store.Policy{Ref: "demo.own", ActionRef: ptr("demo.run"), Enabled: true, ConcurrencyLimit: ptr(1)})
+	require.NoError(t, err)
+	got, err = f.s.PolicyFor(f.ctx, "demo.run")
+	require.NoError(t, err)
+	require.Equal(t, own.ID, got.ID, "the action's own policy wins")
+
+	own.Enabled = false
+	_, err = f.s.PolicyUpdate(f.ctx, own.Ref, own)
+	require.NoError(t, err)
+	got, err = f.s.PolicyFor(f.ctx, "demo.run")
+	require.NoError(t, err)
+	require.Equal(t, packWide.ID, got.ID, "a disabled policy counts as none")
+}

@@ -19,8 +19,8 @@ import (
 var _ executor.Store = (*store.Store)(nil)
 
 // A crash between a commit and its publish leaves a row no message announces. The sweeper
-// finds it and publishes the message, so the work is late, not lost; and an execution held by
-// a worker that stopped is abandoned.
+// finds it and publishes the message, so the work is late, not lost (an event never matched,
+// an execution never admitted); and an execution held by a worker that stopped is abandoned.
 func TestSweeperRepairsLostMessages(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -47,6 +47,10 @@ func TestSweeperRepairsLostMessages(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.NoError(t, st.WorkerSetInactive(ctx, "gone"))
+	// An execution made as the API makes it, whose execution.requested was never published:
+	// nobody has admitted it.
+	lost, err := st.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
+	require.NoError(t, err)
 
 	events := make(chan broker.Message, 4)
 	go func() {
@@ -74,6 +78,11 @@ func TestSweeperRepairsLostMessages(t *testing.T) {
 		require.NoError(t, err)
 		return e.Status == store.ExecutionAbandoned
 	}, 30*time.Second, 20*time.Millisecond, "the orphaned execution was not abandoned")
+	require.Eventually(t, func() bool {
+		e, err := st.ExecutionGet(ctx, lost.ID)
+		require.NoError(t, err)
+		return e.Status == store.ExecutionScheduled && e.Admitted
+	}, 30*time.Second, 20*time.Millisecond, "the unannounced request was never admitted and dispatched")
 
 	cancel()
 	require.NoError(t, <-done)
