@@ -44,6 +44,17 @@ type benchConfig struct {
 	cpuProfile  string
 	rate        int
 	backlog     int
+	action      string
+}
+
+// benchActions are the actions --action can choose: the shell action every figure in
+// docs/benchmarks.md is about, and noop, which spawns nothing and so measures the platform
+// alone.
+var benchActions = map[string]struct {
+	ref, runner, params string
+}{
+	"shell": {ref: "core.local", runner: "shell", params: `{"cmd": "true"}`},
+	"noop":  {ref: "core.noop", runner: "noop", params: `{}`},
 }
 
 // benchResult is one broker's figures; its JSON form is what --json prints.
@@ -83,6 +94,9 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 			if cfg.events < 1 || cfg.concurrency < 1 {
 				return usageError{errors.New("--events and --concurrency must be at least 1")}
 			}
+			if _, ok := benchActions[cfg.action]; !ok {
+				return usageError{fmt.Errorf("invalid --action %q: want shell or noop", cfg.action)}
+			}
 			if cfg.backlog != 0 && cfg.backlog < minBacklog {
 				return usageError{fmt.Errorf("--backlog must be 0 (off) or at least %d", minBacklog)}
 			}
@@ -100,6 +114,7 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up on a run after this long")
 	fs.IntVar(&cfg.rate, "rate", 0, "events per second to inject; 0 floods (throughput), a modest rate measures latency without queueing")
 	fs.IntVar(&cfg.backlog, "backlog", 0, "instead of events, queue this many executions behind a concurrency limit of 10 and measure how fast the queue drains; 0 is off")
+	fs.StringVar(&cfg.action, "action", "shell", `the action each event runs: shell (core.local "true") or noop (core.noop, no process: the platform alone)`)
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof reads it)")
 	bindEnv(fs, "database-url", "ATTUNE_DATABASE_URL")
 	bindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
@@ -204,7 +219,8 @@ func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *
 		return benchResult{}, err
 	}
 	defer run.close()
-	if err := registerBenchPack(ctx, run.st); err != nil {
+	action := benchActions[cfg.action]
+	if err := registerBenchPack(ctx, run.st, action.ref, action.params); err != nil {
 		return benchResult{}, err
 	}
 	mods, err := benchModules(cfg, run.st, run.br, logger)
@@ -212,7 +228,7 @@ func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *
 		return benchResult{}, err
 	}
 	defer startModules(ctx, mods)()
-	if err := waitWorker(ctx, run.st); err != nil {
+	if err := waitWorker(ctx, run.st, action.runner); err != nil {
 		return benchResult{}, err
 	}
 	if err := fireBenchEvents(ctx, run.st, run.br, cfg.events, cfg.rate); err != nil {
@@ -316,9 +332,9 @@ func benchRoles(cfg benchConfig, st *store.Store, br broker.Broker, logger *slog
 	return []module{w, e}, nil
 }
 
-// registerBenchPack adds a trigger and a rule running core.local "true" for each of its events,
-// and policies if given.
-func registerBenchPack(ctx context.Context, st *store.Store, policies ...store.Policy) error {
+// registerBenchPack adds a trigger and a rule running actionRef with params for each of its
+// events, and policies if given.
+func registerBenchPack(ctx context.Context, st *store.Store, actionRef, params string, policies ...store.Policy) error {
 	core, err := pack.Core()
 	if err != nil {
 		return err
@@ -329,16 +345,16 @@ func registerBenchPack(ctx context.Context, st *store.Store, policies ...store.P
 	_, err = st.PackRegister(ctx, store.PackRegistration{
 		Pack:     store.Pack{Ref: "bench", Label: "Benchmark"},
 		Triggers: []store.Trigger{{Ref: "bench.tick"}},
-		Rules: []store.Rule{{Ref: "bench.run", TriggerRef: "bench.tick", ActionRef: "core.local", Enabled: true,
-			ActionParams: json.RawMessage(`{"cmd": "true"}`)}},
+		Rules: []store.Rule{{Ref: "bench.run", TriggerRef: "bench.tick", ActionRef: actionRef, Enabled: true,
+			ActionParams: json.RawMessage(params)}},
 		Policies: policies,
 	})
 	return err
 }
 
-func waitWorker(ctx context.Context, st *store.Store) error {
+func waitWorker(ctx context.Context, st *store.Store, runner string) error {
 	for {
-		if _, err := st.WorkerPick(ctx, store.WorkerPickParams{Runner: "shell", AliveWithin: time.Minute}); err == nil {
+		if _, err := st.WorkerPick(ctx, store.WorkerPickParams{Runner: runner, AliveWithin: time.Minute}); err == nil {
 			return nil
 		}
 		select {

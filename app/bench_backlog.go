@@ -63,7 +63,8 @@ func backlogOnce(ctx context.Context, cfg benchConfig, brokerName string, logger
 	}
 	defer run.close()
 	limit, action := backlogLimit, backlogAction
-	if err := registerBenchPack(ctx, run.st, store.Policy{Ref: backlogPolicy, ActionRef: &action, Enabled: true, ConcurrencyLimit: &limit}); err != nil {
+	shell := benchActions["shell"]
+	if err := registerBenchPack(ctx, run.st, shell.ref, shell.params, store.Policy{Ref: backlogPolicy, ActionRef: &action, Enabled: true, ConcurrencyLimit: &limit}); err != nil {
 		return backlogResult{}, err
 	}
 	if err := queueBacklog(ctx, run.pool, cfg.backlog); err != nil {
@@ -75,7 +76,7 @@ func backlogOnce(ctx context.Context, cfg benchConfig, brokerName string, logger
 		return backlogResult{}, err
 	}
 	defer startModules(ctx, mods)()
-	if err := waitWorker(ctx, run.st); err != nil {
+	if err := waitWorker(ctx, run.st, shell.runner); err != nil {
 		return backlogResult{}, err
 	}
 	if err := requestAdmitted(ctx, run.pool, run.br); err != nil {

@@ -168,8 +168,12 @@ func buildTemplate(adminURL string) (string, error) {
 	if exists {
 		return name, nil
 	}
-	// Templates of older migration sets are of no more use.
-	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE 'attune\\_tpl\\_%'")
+	// Templates of older migration sets are of no more use once nobody builds them: another
+	// checkout of the project (a branch with a migration of its own) may still be cloning
+	// from its template, so only those untouched for a day go.
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_database
+		WHERE datname LIKE 'attune\_tpl\_%'
+		  AND coalesce(substring(shobj_description(oid, 'pg_database') FROM 'built (.*)$')::timestamptz, '-infinity') < now() - interval '1 day'`)
 	if err != nil {
 		return "", fmt.Errorf("list old templates: %w", err)
 	}
@@ -196,6 +200,9 @@ func buildTemplate(adminURL string) (string, error) {
 	}
 	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", build, name)); err != nil {
 		return "", fmt.Errorf("rename template: %w", err)
+	}
+	if _, err := conn.Exec(ctx, fmt.Sprintf("COMMENT ON DATABASE %s IS 'attune test template, built %s'", name, time.Now().UTC().Format(time.RFC3339))); err != nil {
+		return "", fmt.Errorf("date template: %w", err)
 	}
 	return name, nil
 }
