@@ -27,6 +27,8 @@ type serveConfig struct {
 	workerName        string
 	workerConcurrency int
 	packsDir          string
+	auth              bool
+	adminPassword     string
 	workerHeartbeat   time.Duration
 	workerTimeout     time.Duration
 	logs              logOptions
@@ -58,6 +60,8 @@ the command line wins over the environment, which wins over the default.`,
 				return usageError{err}
 			}
 			cfg.databaseURL = db.url
+			// A password has no flag: a flag would show in ps and in shell history.
+			cfg.adminPassword = os.Getenv("ATTUNE_ADMIN_PASSWORD")
 			if err := cfg.validate(); err != nil {
 				return usageError{err}
 			}
@@ -81,7 +85,9 @@ the command line wins over the environment, which wins over the default.`,
 	fs.DurationVar(&cfg.workerHeartbeat, "worker-heartbeat", 10*time.Second, "how often a worker says it is alive")
 	fs.DurationVar(&cfg.workerTimeout, "worker-timeout", 30*time.Second, "how long after its last heartbeat the executor takes a worker for dead and abandons its executions")
 	fs.StringVar(&cfg.packsDir, "packs-dir", "", "register every pack under this directory at start (each subdirectory holding a pack.yaml)")
+	fs.BoolVar(&cfg.auth, "auth", true, "require a token on the API; false lets every request act as an admin, for local experiments only")
 	registerLogFlags(fs, &cfg.logs)
+	bindEnv(fs, "auth", "ATTUNE_AUTH")
 	bindEnv(fs, "packs-dir", "ATTUNE_PACKS_DIR")
 	bindEnv(fs, "worker-heartbeat", "ATTUNE_WORKER_HEARTBEAT")
 	bindEnv(fs, "worker-timeout", "ATTUNE_WORKER_TIMEOUT")

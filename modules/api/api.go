@@ -3,10 +3,13 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -18,6 +21,7 @@ import (
 // Store is what the API reads and writes.
 type Store interface {
 	pack.Registrar
+	identityStore
 	ActionList(ctx context.Context, packRef string, page store.Page) ([]store.Action, int, error)
 	EnforcementGet(ctx context.Context, id int64) (store.Enforcement, error)
 	EnforcementList(ctx context.Context, ruleRef string, page store.Page) ([]store.Enforcement, int, error)
@@ -44,28 +48,49 @@ type Store interface {
 	WorkerList(ctx context.Context, page store.Page) ([]store.Worker, int, error)
 }
 
-// Config configures the API. It has no settings yet.
-type Config struct{}
+// Config configures the API. Its zero value requires authentication.
+type Config struct {
+	// AuthDisabled lets every request through as an admin, for local experiments.
+	AuthDisabled bool
+	// AdminPassword is the password of the admin made when no identity exists; empty
+	// generates one and logs it once.
+	AdminPassword string
+	// AccessTTL and RefreshTTL are how long login's tokens last. Default 1 hour and 7 days.
+	AccessTTL  time.Duration
+	RefreshTTL time.Duration
+}
 
-// Deps are the API's collaborators. Routes is the /api/v1 group of the process's HTTP server.
+// Deps are the API's collaborators. Routes is the /api/v1 group of the process's HTTP
+// server, Auth its /auth group (login and refresh).
 type Deps struct {
 	Logger *slog.Logger
 	Store  Store
 	Broker broker.Publisher
 	Routes *echo.Group
+	Auth   *echo.Group
 }
 
 // Module is the api role.
 type Module struct {
-	deps Deps
+	cfg      Config
+	deps     Deps
+	sessions *sessions
+	// roles is the least role of each route, by "METHOD /path" as registered.
+	roles map[string]Role
 }
 
 // New registers the API's routes on deps.Routes.
-func New(_ Config, deps Deps) (*Module, error) {
-	if deps.Store == nil || deps.Routes == nil || deps.Logger == nil || deps.Broker == nil {
-		return nil, errors.New("api: Logger, Store, Broker and Routes are required")
+func New(cfg Config, deps Deps) (*Module, error) {
+	if deps.Store == nil || deps.Routes == nil || deps.Auth == nil || deps.Logger == nil || deps.Broker == nil {
+		return nil, errors.New("api: Logger, Store, Broker, Routes and Auth are required")
 	}
-	m := &Module{deps: deps}
+	cfg.AccessTTL = cmp.Or(cfg.AccessTTL, time.Hour)
+	cfg.RefreshTTL = cmp.Or(cfg.RefreshTTL, 7*24*time.Hour)
+	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), sessions: &sessions{
+		key: &signingKey{store: deps.Store}, identities: deps.Store, accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL,
+	}}
+	deps.Auth.POST("/login", m.login)
+	deps.Auth.POST("/refresh", m.refresh)
 	m.route(http.MethodGet, "/openapi.json", m.openAPI, Public)
 	m.route(http.MethodGet, "/packs", m.listPacks, Viewer)
 	m.route(http.MethodGet, "/packs/:ref", m.getPack, Viewer)
@@ -94,37 +119,31 @@ func New(_ Config, deps Deps) (*Module, error) {
 	m.route(http.MethodPost, "/policies", m.createPolicy, Admin)
 	m.route(http.MethodPut, "/policies/:ref", m.updatePolicy, Admin)
 	m.route(http.MethodDelete, "/policies/:ref", m.deletePolicy, Admin)
+	m.route(http.MethodGet, "/whoami", m.whoami, Viewer)
+	m.route(http.MethodGet, "/identities", m.listIdentities, Admin)
+	m.route(http.MethodGet, "/identities/:login", m.getIdentity, Admin)
+	m.route(http.MethodPost, "/identities", m.createIdentity, Admin)
+	// Everyone may change their own password; the handler keeps the rest to admins.
+	m.route(http.MethodPut, "/identities/:login", m.updateIdentity, Viewer)
+	m.route(http.MethodDelete, "/identities/:login", m.deleteIdentity, Admin)
+	m.route(http.MethodGet, "/tokens", m.listTokens, Viewer)
+	m.route(http.MethodPost, "/tokens", m.createToken, Viewer)
+	m.route(http.MethodDelete, "/tokens/:id", m.revokeToken, Viewer)
+	m.route(http.MethodGet, "/webhook-secrets", m.listWebhookSecrets, Admin)
+	m.route(http.MethodPut, "/webhook-secrets/:url", m.setWebhookSecret, Admin)
+	m.route(http.MethodDelete, "/webhook-secrets/:url", m.deleteWebhookSecret, Admin)
 	return m, nil
 }
 
 // Name implements the role module contract.
 func (m *Module) Name() string { return "api" }
 
-// Run holds the module until ctx ends; the process's HTTP server does the serving.
+// Run creates the first admin if there is no identity yet, then holds the module until ctx
+// ends; the process's HTTP server does the serving.
 func (m *Module) Run(ctx context.Context) error {
+	if err := m.bootstrap(ctx); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("create the first admin: %w", err)
+	}
 	<-ctx.Done()
 	return nil
-}
-
-// Role is what an identity may do. Each role may do everything the roles before it may:
-// a viewer reads, an operator also runs, cancels and reruns executions and manages rules, an
-// admin does everything.
-type Role string
-
-// The roles, and Public for the routes that take no token at all.
-const (
-	Public   Role = "public"
-	Viewer   Role = "viewer"
-	Operator Role = "operator"
-	Admin    Role = "admin"
-)
-
-// route registers a handler that answers only callers holding at least role need.
-func (m *Module) route(method, path string, h echo.HandlerFunc, need Role) {
-	m.deps.Routes.Add(method, path, h, m.authorize(need))
-}
-
-// authorize is the gate of one route. Authentication is not wired in yet: every caller passes.
-func (m *Module) authorize(_ Role) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc { return next }
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,14 +30,36 @@ import (
 // unexported request and answer types as well as to the store's.
 
 // router is the API module's routes on a server of their own, as app wires them.
-func router(t *testing.T) *echo.Echo {
+func router(t *testing.T) (*echo.Echo, *Module) {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	e := echo.New()
 	e.HTTPErrorHandler = ErrorHandler(logger)
-	_, err := New(Config{}, Deps{Logger: logger, Store: storetest.NewStore(t), Broker: membroker.New(broker.Options{}), Routes: e.Group("/api/v1")})
+	m, err := New(Config{}, Deps{Logger: logger, Store: storetest.NewStore(t), Broker: membroker.New(broker.Options{}),
+		Routes: e.Group("/api/v1"), Auth: e.Group("/auth")})
 	require.NoError(t, err)
-	return e
+	return e, m
+}
+
+// docRoute is how the document names a route: "METHOD /path" with {params}, under the
+// server its path item names (/api/v1 unless it says otherwise).
+func docRoute(method, server, path string) string {
+	return strings.ToLower(method) + " " + server + path
+}
+
+// pathServer is the server a path item overrides the document's with, or "".
+func pathServer(t *testing.T, item map[string]json.RawMessage) string {
+	t.Helper()
+	raw, ok := item["servers"]
+	if !ok {
+		return ""
+	}
+	var servers []struct {
+		URL string `json:"url"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &servers))
+	require.Len(t, servers, 1)
+	return servers[0].URL
 }
 
 // openAPIDoc is the part of the document the tests read.
@@ -85,29 +108,59 @@ var echoParam = regexp.MustCompile(`:([^/]+)`)
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	t.Parallel()
 	doc := loadDoc(t)
-	e := router(t)
+	e, _ := router(t)
 
 	var routed []string
 	for _, r := range e.Routes() {
-		path, ok := strings.CutPrefix(r.Path, "/api/v1")
-		if !ok || r.Method == echo.RouteNotFound {
+		if r.Method == echo.RouteNotFound || (!strings.HasPrefix(r.Path, "/api/v1/") && !strings.HasPrefix(r.Path, "/auth/")) {
 			continue
 		}
-		routed = append(routed, strings.ToLower(r.Method)+" "+echoParam.ReplaceAllString(path, "{$1}"))
+		routed = append(routed, strings.ToLower(r.Method)+" "+echoParam.ReplaceAllString(r.Path, "{$1}"))
 	}
 	var documented []string
 	for path, item := range doc.Paths {
+		server := cmp.Or(pathServer(t, item), doc.Servers[0].URL)
 		for method, op := range item {
 			if !slices.Contains(httpMethods, method) {
 				continue
 			}
-			documented = append(documented, method+" "+path)
+			documented = append(documented, docRoute(method, server, path))
 			checkPathParams(t, doc, method+" "+path, item["parameters"], op)
 		}
 	}
 	require.NotEmpty(t, routed)
 	require.Empty(t, missing(routed, documented), "routed but not in openapi.yaml")
 	require.Empty(t, missing(documented, routed), "in openapi.yaml but not routed")
+}
+
+// Each operation says who may call it, as the router enforces it: x-attune-role names the
+// least role, with 401 and 403 among its answers; an open route says security: [] instead.
+func TestOpenAPIRoles(t *testing.T) {
+	t.Parallel()
+	doc := loadDoc(t)
+	_, m := router(t)
+	require.NotEmpty(t, m.roles)
+	for route, role := range m.roles {
+		method, path, _ := strings.Cut(route, " ")
+		item, ok := doc.Paths[echoParam.ReplaceAllString(path, "{$1}")]
+		require.True(t, ok, "%s: not documented", route)
+		var op struct {
+			Role      string                     `json:"x-attune-role"`
+			Security  *[]any                     `json:"security"`
+			Responses map[string]json.RawMessage `json:"responses"`
+		}
+		require.NoError(t, json.Unmarshal(item[strings.ToLower(method)], &op), route)
+		if role == Public {
+			require.Empty(t, op.Role, "%s is public", route)
+			require.NotNil(t, op.Security, "%s is public: say security: []", route)
+			require.Empty(t, *op.Security, "%s is public: say security: []", route)
+			continue
+		}
+		require.Equal(t, string(role), op.Role, "%s: x-attune-role", route)
+		require.Nil(t, op.Security, "%s takes the document's bearer security", route)
+		require.Contains(t, op.Responses, "401", route)
+		require.Contains(t, op.Responses, "403", route)
+	}
 }
 
 // missing returns what is in want but not in have, sorted.
@@ -165,29 +218,41 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	t.Parallel()
 	doc := loadDoc(t)
 	types := map[string]any{
-		"Pack":            store.Pack{},
-		"Action":          store.Action{},
-		"Trigger":         store.Trigger{},
-		"Rule":            store.Rule{},
-		"Event":           store.Event{},
-		"EventCreated":    eventCreated{},
-		"Enforcement":     store.Enforcement{},
-		"Execution":       store.Execution{},
-		"ExecutionDetail": executionBody{},
-		"Worker":          store.Worker{},
-		"QueueStats":      store.QueueStats{},
-		"QueueGroup":      store.QueueGroup{},
-		"Concurrency":     pack.Concurrency{},
-		"RateLimit":       pack.RateLimit{},
-		"Policy":          policyBody{},
-		"PolicyRequest":   policyRequest{},
-		"RegisterRequest": registerRequest{},
-		"EventRequest":    eventRequest{},
-		"ExecuteRequest":  executeRequest{},
-		"RerunRequest":    rerunRequest{},
-		"Pagination":      pagination{},
-		"Error":           errorBody{},
-		"ErrorDetail":     errorDetail{},
+		"Pack":                 store.Pack{},
+		"Action":               store.Action{},
+		"Trigger":              store.Trigger{},
+		"Rule":                 store.Rule{},
+		"Event":                store.Event{},
+		"EventCreated":         eventCreated{},
+		"Enforcement":          store.Enforcement{},
+		"Execution":            store.Execution{},
+		"ExecutionDetail":      executionBody{},
+		"Worker":               store.Worker{},
+		"QueueStats":           store.QueueStats{},
+		"QueueGroup":           store.QueueGroup{},
+		"Concurrency":          pack.Concurrency{},
+		"RateLimit":            pack.RateLimit{},
+		"Policy":               policyBody{},
+		"PolicyRequest":        policyRequest{},
+		"RegisterRequest":      registerRequest{},
+		"EventRequest":         eventRequest{},
+		"ExecuteRequest":       executeRequest{},
+		"RerunRequest":         rerunRequest{},
+		"Pagination":           pagination{},
+		"LoginRequest":         loginRequest{},
+		"RefreshRequest":       refreshRequest{},
+		"TokenPair":            tokenPair{},
+		"Whoami":               whoamiBody{},
+		"Identity":             store.Identity{},
+		"IdentityRequest":      identityRequest{},
+		"IdentityUpdate":       identityUpdate{},
+		"APIToken":             store.APIToken{},
+		"TokenRequest":         tokenRequest{},
+		"TokenCreated":         tokenCreated{},
+		"WebhookSecret":        store.WebhookSecret{},
+		"WebhookSecretRequest": webhookSecretRequest{},
+		"Error":                errorBody{},
+		"ErrorDetail":          errorDetail{},
 	}
 	// pack.Policy's file is the loader's, for its error messages; a policy from the store
 	// never has one, so the API never answers it.
@@ -287,7 +352,8 @@ func checkKeywords(t *testing.T, where string, schema any) {
 // The document is served as JSON, the same document the tests above read.
 func TestOpenAPIServed(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(router(t))
+	e, _ := router(t)
+	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	resp, err := http.Get(srv.URL + "/api/v1/openapi.json")
 	require.NoError(t, err)

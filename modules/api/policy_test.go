@@ -3,16 +3,11 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/attune-go/attune/broker"
@@ -22,14 +17,8 @@ import (
 	"github.com/attune-go/attune/store/storetest"
 )
 
-// server is the API over real HTTP on a database of its own holding the demo pack: demo.run
-// and demo.free, and demo.other under the pack's policy demo.other_limit.
-type server struct {
-	t    *testing.T
-	base string
-	s    *store.Store
-}
-
+// newServer is the API on a database of its own holding the demo pack: demo.run and
+// demo.free, and demo.other under the pack's policy demo.other_limit.
 func newServer(t *testing.T) server {
 	t.Helper()
 	s := storetest.NewStore(t)
@@ -43,60 +32,10 @@ func newServer(t *testing.T) server {
 	})
 	require.NoError(t, err)
 
-	logger := slog.New(slog.DiscardHandler)
-	e := echo.New()
-	e.HTTPErrorHandler = api.ErrorHandler(logger)
-	_, err = api.New(api.Config{}, api.Deps{Logger: logger, Store: s, Broker: membroker.New(broker.Options{}), Routes: e.Group("/api/v1")})
-	require.NoError(t, err)
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return server{t: t, base: srv.URL + "/api/v1", s: s}
+	return startAPI(t, s, membroker.New(broker.Options{}), api.Config{})
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// do sends body (JSON, or nothing when empty) and returns the status and the decoded answer.
-func (s server) do(method, path, body string) (int, map[string]any) {
-	s.t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, s.base+path, r)
-	require.NoError(s.t, err)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(s.t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(s.t, err)
-	var out map[string]any
-	if len(raw) > 0 {
-		require.NoError(s.t, json.Unmarshal(raw, &out), string(raw))
-	}
-	return resp.StatusCode, out
-}
-
-// data returns the answer's data object after checking the status.
-func (s server) data(wantStatus int, method, path, body string) map[string]any {
-	s.t.Helper()
-	status, out := s.do(method, path, body)
-	require.Equal(s.t, wantStatus, status, out)
-	data, ok := out["data"].(map[string]any)
-	require.True(s.t, ok, "no data object in %v", out)
-	return data
-}
-
-// fail checks that the request is refused in the error shape and returns its message.
-func (s server) fail(wantStatus int, wantCode, method, path, body string) string {
-	s.t.Helper()
-	status, out := s.do(method, path, body)
-	require.Equal(s.t, wantStatus, status, out)
-	detail, ok := out["error"].(map[string]any)
-	require.True(s.t, ok, "no error object in %v", out)
-	require.Equal(s.t, wantCode, detail["code"])
-	return detail["message"].(string)
-}
 
 // settings is a policy answer without what the server assigns, as JSON.
 func settings(t *testing.T, p map[string]any) string {

@@ -3,14 +3,11 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
 
-	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/attune-go/attune/broker"
@@ -69,15 +66,8 @@ func newRerunServer(t *testing.T) (server, *recorder) {
 	})
 	require.NoError(t, err)
 
-	logger := slog.New(slog.DiscardHandler)
 	rec := &recorder{Publisher: membroker.New(broker.Options{})}
-	e := echo.New()
-	e.HTTPErrorHandler = api.ErrorHandler(logger)
-	_, err = api.New(api.Config{}, api.Deps{Logger: logger, Store: s, Broker: rec, Routes: e.Group("/api/v1")})
-	require.NoError(t, err)
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return server{t: t, base: srv.URL + "/api/v1", s: s}, rec
+	return startAPI(t, s, rec, api.Config{}), rec
 }
 
 func executionPath(id any, suffix string) string {

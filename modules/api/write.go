@@ -144,6 +144,9 @@ func (m *Module) webhook(c echo.Context) error {
 	if len(raw) > maxBody {
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("request body over %d bytes", maxBody)}
 	}
+	if err := m.checkSignature(c, c.Param("url"), raw); err != nil {
+		return err
+	}
 	var body any
 	if len(strings.TrimSpace(string(raw))) > 0 {
 		if err := json.Unmarshal(raw, &body); err != nil {

@@ -1,0 +1,62 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// WebhookSecret is a row of attune.webhook_secret without its secret, which is only ever
+// read to check a signature.
+type WebhookSecret struct {
+	URL     string    `json:"url"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+func scanWebhookSecret(row pgx.Row) (WebhookSecret, error) {
+	var w WebhookSecret
+	err := row.Scan(&w.URL, &w.Created, &w.Updated)
+	return w, err
+}
+
+// WebhookSecretSet sets the secret senders to url sign with, replacing any before; created
+// reports whether the url had none.
+func (q *Queries) WebhookSecretSet(ctx context.Context, url, secret string) (w WebhookSecret, created bool, err error) {
+	err = q.db.QueryRow(ctx, `INSERT INTO attune.webhook_secret (url, secret) VALUES ($1, $2)
+		ON CONFLICT (url) DO UPDATE SET secret = excluded.secret
+		RETURNING url, created, updated, xmax = 0`, url, secret).Scan(&w.URL, &w.Created, &w.Updated, &created)
+	if err != nil {
+		return WebhookSecret{}, false, fmt.Errorf("set webhook secret of %s: %w", url, translate(err))
+	}
+	return w, created, nil
+}
+
+// WebhookSecretFor returns the secret of url; ErrNotFound means the url takes unsigned
+// bodies.
+func (q *Queries) WebhookSecretFor(ctx context.Context, url string) (string, error) {
+	var secret string
+	if err := q.db.QueryRow(ctx, `SELECT secret FROM attune.webhook_secret WHERE url = $1`, url).Scan(&secret); err != nil {
+		return "", fmt.Errorf("webhook secret of %s: %w", url, translate(err))
+	}
+	return secret, nil
+}
+
+// WebhookSecretList returns a page of the urls that have a secret, in url order.
+func (q *Queries) WebhookSecretList(ctx context.Context, page Page) ([]WebhookSecret, int, error) {
+	return list(ctx, q.db, "webhook secrets", `FROM attune.webhook_secret`, `url, created, updated`, `url`, page, scanWebhookSecret)
+}
+
+// WebhookSecretDelete removes url's secret, so that it takes unsigned bodies again.
+func (q *Queries) WebhookSecretDelete(ctx context.Context, url string) error {
+	tag, err := q.db.Exec(ctx, `DELETE FROM attune.webhook_secret WHERE url = $1`, url)
+	if err != nil {
+		return fmt.Errorf("delete webhook secret of %s: %w", url, translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete webhook secret of %s: %w", url, ErrNotFound)
+	}
+	return nil
+}
