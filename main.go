@@ -16,7 +16,7 @@ func main() {
 		<-ctx.Done()
 		stop() // a second signal gets the default behaviour: exit at once
 	}()
-	code := app.Main(ctx, os.Args[1:], app.Streams{Out: os.Stdout, Err: os.Stderr})
+	code := app.Main(ctx, os.Args[1:], app.Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
 	stop()
 	os.Exit(code)
 }

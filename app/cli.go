@@ -54,6 +54,8 @@ type apiFlags struct {
 	// urlFlag tells a URL given on the command line (or put there by applyEnv) from the
 	// default, which the environment and the config file may still replace.
 	urlFlag *pflag.Flag
+	// writesConfig lets the config file named by ATTUNE_CONFIG be missing: login creates it.
+	writesConfig bool
 }
 
 func (a *apiFlags) register(fs *pflag.FlagSet) {
@@ -78,8 +80,13 @@ func (a *apiFlags) client() (*apiClient, error) {
 		rawURL, urlGiven = envURL, true
 	}
 	token, tokenGiven := os.LookupEnv("ATTUNE_TOKEN")
+	var refresh, configPath string
 	if !urlGiven || !tokenGiven {
 		cfg, path, err := loadCLIConfig()
+		if err != nil && a.writesConfig && errors.Is(err, fs.ErrNotExist) {
+			// ATTUNE_CONFIG names the file this command is about to write.
+			cfg, path, err = readCLIConfig(path, true)
+		}
 		if err != nil {
 			return nil, usageError{err}
 		}
@@ -87,7 +94,7 @@ func (a *apiFlags) client() (*apiClient, error) {
 			rawURL, source = cfg.APIURL, "api_url in "+path
 		}
 		if !tokenGiven {
-			token = cfg.Token
+			token, refresh, configPath = cfg.Token, cfg.RefreshToken, path
 		}
 	}
 	u, err := url.Parse(rawURL)
@@ -100,13 +107,46 @@ func (a *apiFlags) client() (*apiClient, error) {
 	if err != nil {
 		return nil, usageError{fmt.Errorf("invalid %s %q: %v", source, rawURL, err)}
 	}
-	return &apiClient{baseURL: u, token: token, http: &http.Client{Timeout: apiTimeout}}, nil
+	return &apiClient{baseURL: u, token: token, refreshToken: refresh, configPath: configPath, http: &http.Client{Timeout: apiTimeout}}, nil
 }
 
-// cliConfig is the optional file of defaults for the commands that call the API.
+// cliConfig is the optional file of defaults for the commands that call the API; attune
+// login writes the tokens into it.
 type cliConfig struct {
-	APIURL string `yaml:"api_url"`
-	Token  string `yaml:"token"`
+	APIURL       string `yaml:"api_url,omitempty"`
+	Token        string `yaml:"token,omitempty"`
+	RefreshToken string `yaml:"refresh_token,omitempty"`
+}
+
+// saveCLIConfig writes the config file readable by its owner alone, as it holds tokens.
+// The file is replaced whole through a rename, so a crash leaves the old one or the new.
+func saveCLIConfig(path string, cfg cliConfig) error {
+	if path == "" {
+		return errors.New("save config: no home directory to keep it in; set ATTUNE_CONFIG")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".config-*.yaml")
+	if err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save config %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save config %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("save config %s: %w", path, err)
+	}
+	return nil
 }
 
 // loadCLIConfig reads $ATTUNE_CONFIG, else attune/config.yaml under $XDG_CONFIG_HOME or
@@ -126,8 +166,14 @@ func loadCLIConfig() (cliConfig, string, error) {
 		}
 		path = filepath.Join(dir, "attune", "config.yaml")
 	}
+	return readCLIConfig(path, !named)
+}
+
+// readCLIConfig reads the config file at path; mayBeMissing makes a missing file an empty
+// config, as it is for the default file and for the one login is about to write.
+func readCLIConfig(path string, mayBeMissing bool) (cliConfig, string, error) {
 	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) && !named {
+	if errors.Is(err, fs.ErrNotExist) && mayBeMissing {
 		return cliConfig{}, path, nil
 	}
 	if err != nil {
@@ -146,9 +192,13 @@ func loadCLIConfig() (cliConfig, string, error) {
 // apiClient calls the Attune REST API and unwraps its envelopes.
 type apiClient struct {
 	baseURL *url.URL
-	// token is sent as a bearer token when known; the server does not check it yet.
+	// token is sent as a bearer token when known.
 	token string
-	http  *http.Client
+	// refreshToken renews token when the API says it expired, and configPath is the file
+	// both came from, which then gets the new pair.
+	refreshToken string
+	configPath   string
+	http         *http.Client
 }
 
 // apiError is an error answer of the API. Its text is the API's message alone, which is
@@ -206,26 +256,43 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 }
 
 // call is do without the decoding of data, for callers that pass the answer on as it came
-// or page through a list; query may be nil.
+// or page through a list; query may be nil. An access token that expired is renewed once
+// with the refresh token, when there is one, and the request sent again.
 func (c *apiClient) call(ctx context.Context, method, path string, query url.Values, body any) (*envelope, error) {
-	target := c.baseURL.JoinPath(path)
-	if len(query) > 0 {
-		target.RawQuery = query.Encode()
-	}
-	var reader io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, fmt.Errorf("encode request to %s: %w", path, err)
 		}
-		reader = bytes.NewReader(b)
+		payload = b
+	}
+	env, err := c.roundTrip(ctx, method, path, query, payload)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Code == "token_expired" && c.refreshToken != "" {
+		if rerr := c.renew(ctx); rerr != nil {
+			return nil, fmt.Errorf("%w; renewing it failed too (%v): log in again with attune login", err, rerr)
+		}
+		return c.roundTrip(ctx, method, path, query, payload)
+	}
+	return env, err
+}
+
+func (c *apiClient) roundTrip(ctx context.Context, method, path string, query url.Values, payload []byte) (*envelope, error) {
+	target := c.baseURL.JoinPath(path)
+	if len(query) > 0 {
+		target.RawQuery = query.Encode()
+	}
+	var reader io.Reader
+	if payload != nil {
+		reader = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, target.String(), reader)
 	if err != nil {
 		return nil, fmt.Errorf("build request %s %s: %w", method, target, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	if body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
@@ -240,6 +307,9 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 	if err != nil {
 		return nil, fmt.Errorf("read answer of %s %s: %w", method, target, err)
 	}
+	if resp.StatusCode == http.StatusNoContent {
+		return &envelope{}, nil
+	}
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil || (env.Error == nil && resp.StatusCode >= 300) {
 		// Not the API's shape: most likely --api-url points at something else.
@@ -251,9 +321,76 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 		return nil, fmt.Errorf("%s %s: not found; is the api role running there, and is --api-url right?", method, target)
 	}
 	if env.Error != nil {
+		if resp.StatusCode == http.StatusUnauthorized && c.token == "" {
+			env.Error.Message += "; log in with attune login, or set ATTUNE_TOKEN"
+		}
 		return nil, &apiError{Status: resp.StatusCode, Code: env.Error.Code, Message: env.Error.Message}
 	}
 	return &env, nil
+}
+
+// tokenPair is what /auth/login and /auth/refresh answer.
+type tokenPair struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// authCall posts body to one of the /auth endpoints, which answer without the data envelope.
+func (c *apiClient) authCall(ctx context.Context, path string, body any) (tokenPair, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return tokenPair{}, err
+	}
+	target := c.baseURL.JoinPath(path)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), bytes.NewReader(b))
+	if err != nil {
+		return tokenPair{}, fmt.Errorf("build request POST %s: %w", target, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return tokenPair{}, c.transportError(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIAnswer))
+	if err != nil {
+		return tokenPair{}, fmt.Errorf("read answer of POST %s: %w", target, err)
+	}
+	var answer struct {
+		tokenPair
+		Error *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(raw, &answer); err != nil || (answer.Error == nil && (resp.StatusCode != http.StatusOK || answer.AccessToken == "")) {
+		return tokenPair{}, fmt.Errorf("POST %s: unexpected answer %s (is --api-url the Attune API?)", target, resp.Status)
+	}
+	if answer.Error != nil {
+		return tokenPair{}, &apiError{Status: resp.StatusCode, Code: answer.Error.Code, Message: answer.Error.Message}
+	}
+	return answer.tokenPair, nil
+}
+
+// login exchanges a login and password for a token pair.
+func (c *apiClient) login(ctx context.Context, login, password string) (tokenPair, error) {
+	return c.authCall(ctx, "/auth/login", map[string]string{"login": login, "password": password})
+}
+
+// renew trades the refresh token for a new pair and keeps it in the config file the old one
+// came from.
+func (c *apiClient) renew(ctx context.Context) error {
+	pair, err := c.authCall(ctx, "/auth/refresh", map[string]string{"refresh_token": c.refreshToken})
+	if err != nil {
+		return err
+	}
+	c.token, c.refreshToken = pair.AccessToken, pair.RefreshToken
+	cfg, path, err := loadCLIConfig()
+	if err != nil || path != c.configPath {
+		return err
+	}
+	cfg.Token, cfg.RefreshToken = pair.AccessToken, pair.RefreshToken
+	return saveCLIConfig(path, cfg)
 }
 
 // transportError explains a request that got no answer; the usual cause is an API that is not

@@ -16,11 +16,11 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// cliJSON runs attune against the API at apiURL with -o json, requires exit code want and
+// cliJSON runs attune against p's API as the first admin with -o json, requires exit code want and
 // decodes stdout.
-func cliJSON(t *testing.T, apiURL string, want int, args ...string) map[string]any {
+func cliJSON(t *testing.T, p *process, want int, args ...string) map[string]any {
 	t.Helper()
-	stdout, stderr, code := runAttune(t, append(args, "-o", "json", "--api-url", apiURL)...)
+	stdout, stderr, code := p.cli(t, append(args, "-o", "json")...)
 	require.Equal(t, want, code, "stdout: %s\nstderr: %s", stdout, stderr)
 	require.Empty(t, stderr)
 	var out map[string]any
@@ -29,11 +29,11 @@ func cliJSON(t *testing.T, apiURL string, want int, args ...string) map[string]a
 }
 
 // cliWaitStatus waits until execution id is in status, through "execution show".
-func cliWaitStatus(t *testing.T, apiURL string, id int64, status string) map[string]any {
+func cliWaitStatus(t *testing.T, p *process, id int64, status string) map[string]any {
 	t.Helper()
 	var exec map[string]any
 	require.Eventually(t, func() bool {
-		exec = cliJSON(t, apiURL, 0, "execution", "show", strconv.FormatInt(id, 10))
+		exec = cliJSON(t, p, 0, "execution", "show", strconv.FormatInt(id, 10))
 		return exec["status"] == status
 	}, 60*time.Second, 50*time.Millisecond, "execution %d did not reach %s: %v", id, status, exec)
 	return exec
@@ -47,7 +47,7 @@ func TestCLIAgainstServer(t *testing.T) {
 
 	t.Run("ExecuteWait", func(t *testing.T) {
 		t.Parallel()
-		exec := cliJSON(t, apiURL, 0, "action", "execute", "demo.hello", "--param", "name=Ada", "--wait")
+		exec := cliJSON(t, p, 0, "action", "execute", "demo.hello", "--param", "name=Ada", "--wait")
 		require.Equal(t, "completed", exec["status"])
 		result, ok := exec["result"].(map[string]any)
 		require.True(t, ok, "no result in %v", exec)
@@ -56,20 +56,20 @@ func TestCLIAgainstServer(t *testing.T) {
 
 	t.Run("ExecuteWaitFailed", func(t *testing.T) {
 		t.Parallel()
-		exec := cliJSON(t, apiURL, 1, "action", "execute", "demo.fail", "--wait")
+		exec := cliJSON(t, p, 1, "action", "execute", "demo.fail", "--wait")
 		require.Equal(t, "failed", exec["status"])
 	})
 
 	t.Run("ExecuteParams", func(t *testing.T) {
 		t.Parallel()
 		// --param values that parse as JSON keep their type and win over --params-json.
-		exec := cliJSON(t, apiURL, 0, "action", "execute", "demo.json", "--params-json", `{"name": "Bo", "count": 2}`, "--param", "count=3")
+		exec := cliJSON(t, p, 0, "action", "execute", "demo.json", "--params-json", `{"name": "Bo", "count": 2}`, "--param", "count=3")
 		require.Equal(t, map[string]any{"name": "Bo", "count": 3.0}, exec["parameters"])
 	})
 
 	t.Run("ExecuteUnknownAction", func(t *testing.T) {
 		t.Parallel()
-		stdout, stderr, code := runAttune(t, "action", "execute", "demo.nope", "--api-url", apiURL)
+		stdout, stderr, code := p.cli(t, "action", "execute", "demo.nope")
 		require.Equal(t, 1, code, stderr)
 		require.Empty(t, stdout)
 		require.Equal(t, "attune: no action \"demo.nope\" (404 Not Found)\n", requireOneErrorLine(t, stderr))
@@ -77,10 +77,10 @@ func TestCLIAgainstServer(t *testing.T) {
 
 	t.Run("ExecutionList", func(t *testing.T) {
 		t.Parallel()
-		created := cliJSON(t, apiURL, 0, "action", "execute", "demo.hello", "--wait")
+		created := cliJSON(t, p, 0, "action", "execute", "demo.hello", "--wait")
 		execID := strconv.FormatInt(id(t, created, "id"), 10)
 
-		stdout, stderr, code := runAttune(t, "execution", "list", "--action", "demo.hello", "-o", "json", "--api-url", apiURL)
+		stdout, stderr, code := p.cli(t, "execution", "list", "--action", "demo.hello", "-o", "json")
 		require.Equal(t, 0, code, stderr)
 		var list []map[string]any
 		require.NoError(t, json.Unmarshal([]byte(stdout), &list), stdout)
@@ -89,63 +89,63 @@ func TestCLIAgainstServer(t *testing.T) {
 			require.Equal(t, "demo.hello", e["action_ref"])
 		}
 
-		stdout, stderr, code = runAttune(t, "execution", "list", "--limit", "1", "-o", "yaml", "--api-url", apiURL)
+		stdout, stderr, code = p.cli(t, "execution", "list", "--limit", "1", "-o", "yaml")
 		require.Equal(t, 0, code, stderr)
 		var ylist []map[string]any
 		require.NoError(t, yaml.Unmarshal([]byte(stdout), &ylist), stdout)
 		require.Len(t, ylist, 1)
 
-		stdout, stderr, code = runAttune(t, "execution", "list", "--api-url", apiURL)
+		stdout, stderr, code = p.cli(t, "execution", "list")
 		require.Equal(t, 0, code, stderr)
 		lines := strings.Split(strings.TrimSpace(stdout), "\n")
 		require.Equal(t, []string{"ID", "ACTION", "STATUS", "CREATED", "WORKER"}, strings.Fields(lines[0]))
 		require.Contains(t, stdout, execID)
 
 		// A filter matching nothing: a header alone, or [].
-		stdout, stderr, code = runAttune(t, "execution", "list", "--action", "demo.none", "--api-url", apiURL)
+		stdout, stderr, code = p.cli(t, "execution", "list", "--action", "demo.none")
 		require.Equal(t, 0, code, stderr)
 		require.Equal(t, 1, strings.Count(stdout, "\n"), stdout)
-		stdout, _, code = runAttune(t, "execution", "list", "--action", "demo.none", "-o", "json", "--api-url", apiURL)
+		stdout, _, code = p.cli(t, "execution", "list", "--action", "demo.none", "-o", "json")
 		require.Equal(t, 0, code)
 		require.Equal(t, "[]\n", stdout)
 	})
 
 	t.Run("ShowResultCancelRerun", func(t *testing.T) {
 		t.Parallel()
-		created := cliJSON(t, apiURL, 0, "action", "execute", "demo.slow", "--param", "seconds=30")
+		created := cliJSON(t, p, 0, "action", "execute", "demo.slow", "--param", "seconds=30")
 		execID := id(t, created, "id")
 		idArg := strconv.FormatInt(execID, 10)
-		cliWaitStatus(t, apiURL, execID, "running")
+		cliWaitStatus(t, p, execID, "running")
 
-		stdout, stderr, code := runAttune(t, "execution", "show", idArg, "--api-url", apiURL)
+		stdout, stderr, code := p.cli(t, "execution", "show", idArg)
 		require.Equal(t, 0, code, stderr)
 		require.Equal(t, []string{"FIELD", "VALUE"}, strings.Fields(strings.SplitN(stdout, "\n", 2)[0]))
 		require.Regexp(t, `(?m)^action_ref\s+demo\.slow$`, stdout)
 
-		canceled := cliJSON(t, apiURL, 0, "execution", "cancel", idArg)
+		canceled := cliJSON(t, p, 0, "execution", "cancel", idArg)
 		require.Contains(t, []any{"canceling", "cancelled"}, canceled["status"])
-		cliWaitStatus(t, apiURL, execID, "cancelled")
+		cliWaitStatus(t, p, execID, "cancelled")
 
-		stdout, stderr, code = runAttune(t, "execution", "result", idArg, "--api-url", apiURL)
+		stdout, stderr, code = p.cli(t, "execution", "result", idArg)
 		require.Equal(t, 0, code, stderr)
 		var result map[string]any
 		require.NoError(t, json.Unmarshal([]byte(stdout), &result), stdout)
 		require.Equal(t, true, result["cancelled"], stdout)
 
 		// Cancelling what has ended is the API's 409.
-		_, stderr, code = runAttune(t, "execution", "cancel", idArg, "--api-url", apiURL)
+		_, stderr, code = p.cli(t, "execution", "cancel", idArg)
 		require.Equal(t, 1, code, stderr)
 		require.Contains(t, requireOneErrorLine(t, stderr), "(409 Conflict)")
 
-		rerun := cliJSON(t, apiURL, 0, "execution", "rerun", idArg, "--param", "seconds=0")
+		rerun := cliJSON(t, p, 0, "execution", "rerun", idArg, "--param", "seconds=0")
 		require.Equal(t, float64(execID), rerun["parent_id"])
 		require.Equal(t, map[string]any{"seconds": 0.0}, rerun["parameters"])
-		cliWaitStatus(t, apiURL, id(t, rerun, "id"), "completed")
+		cliWaitStatus(t, p, id(t, rerun, "id"), "completed")
 	})
 
 	t.Run("ShowMissing", func(t *testing.T) {
 		t.Parallel()
-		_, stderr, code := runAttune(t, "execution", "show", "999999", "--api-url", apiURL)
+		_, stderr, code := p.cli(t, "execution", "show", "999999")
 		require.Equal(t, 1, code, stderr)
 		line := requireOneErrorLine(t, stderr)
 		// The API's message is its own; the command adds the status.
@@ -155,7 +155,7 @@ func TestCLIAgainstServer(t *testing.T) {
 
 	t.Run("Packs", func(t *testing.T) {
 		t.Parallel()
-		stdout, stderr, code := runAttune(t, "pack", "list", "-o", "json", "--api-url", apiURL)
+		stdout, stderr, code := p.cli(t, "pack", "list", "-o", "json")
 		require.Equal(t, 0, code, stderr)
 		var packs []map[string]any
 		require.NoError(t, json.Unmarshal([]byte(stdout), &packs), stdout)
@@ -165,19 +165,19 @@ func TestCLIAgainstServer(t *testing.T) {
 		}
 		require.Contains(t, refs, "demo")
 
-		pack := cliJSON(t, apiURL, 0, "pack", "show", "demo")
+		pack := cliJSON(t, p, 0, "pack", "show", "demo")
 		require.Equal(t, "demo", pack["ref"])
 	})
 
 	t.Run("Actions", func(t *testing.T) {
 		t.Parallel()
-		stdout, stderr, code := runAttune(t, "action", "list", "--pack", "demo", "--api-url", apiURL)
+		stdout, stderr, code := p.cli(t, "action", "list", "--pack", "demo")
 		require.Equal(t, 0, code, stderr)
 		require.Equal(t, []string{"REF", "RUNNER", "ENABLED", "DESCRIPTION"}, strings.Fields(strings.SplitN(stdout, "\n", 2)[0]))
 		require.Regexp(t, `(?m)^demo\.hello\s+shell\s+true\s+Greets someone\.$`, stdout)
 		require.NotContains(t, stdout, "core.")
 
-		stdout, stderr, code = runAttune(t, "action", "show", "demo.hello", "-o", "yaml", "--api-url", apiURL)
+		stdout, stderr, code = p.cli(t, "action", "show", "demo.hello", "-o", "yaml")
 		require.Equal(t, 0, code, stderr)
 		var action map[string]any
 		require.NoError(t, yaml.Unmarshal([]byte(stdout), &action), stdout)
@@ -190,12 +190,12 @@ func TestCLIAgainstServer(t *testing.T) {
 		for noun, header := range map[string]string{
 			"trigger": "REF", "rule": "REF", "event": "ID", "policy": "REF", "worker": "NAME", "enforcement": "ID",
 		} {
-			stdout, stderr, code := runAttune(t, noun, "list", "-o", "json", "--api-url", apiURL)
+			stdout, stderr, code := p.cli(t, noun, "list", "-o", "json")
 			require.Equal(t, 0, code, "%s: %s", noun, stderr)
 			var list []any
 			require.NoError(t, json.Unmarshal([]byte(stdout), &list), "%s: %s", noun, stdout)
 
-			stdout, stderr, code = runAttune(t, noun, "list", "--api-url", apiURL)
+			stdout, stderr, code = p.cli(t, noun, "list")
 			require.Equal(t, 0, code, "%s: %s", noun, stderr)
 			require.True(t, strings.HasPrefix(stdout, header+" "), "%s: %q", noun, stdout)
 		}
@@ -204,7 +204,8 @@ func TestCLIAgainstServer(t *testing.T) {
 	t.Run("ConfigFile", func(t *testing.T) {
 		t.Parallel()
 		cfg := filepath.Join(t.TempDir(), "config.yaml")
-		require.NoError(t, os.WriteFile(cfg, []byte("api_url: "+apiURL+"\n"), 0o600))
+		// The token comes from the file too: the login command writes both there.
+		require.NoError(t, os.WriteFile(cfg, []byte("api_url: "+apiURL+"\ntoken: "+p.authToken(t)+"\n"), 0o600))
 		stdout, stderr, code := runAttuneEnv(t, []string{"ATTUNE_CONFIG=" + cfg}, "pack", "list")
 		require.Equal(t, 0, code, stderr)
 		require.Regexp(t, `(?m)^demo\s`, stdout)

@@ -174,12 +174,11 @@ func runAttuneEnv(t *testing.T, env []string, args ...string) (stdout, stderr st
 func TestPackRegister(t *testing.T) {
 	t.Parallel()
 	p := startPipeline(t, nil)
-	apiURL := "--api-url=http://" + p.addr
 
 	t.Run("Demo", func(t *testing.T) {
 		t.Parallel()
 		dir := filepath.Join(packsDir(t), "demo")
-		stdout, stderr, code := runAttune(t, "pack", "register", apiURL, "../testdata/packs/demo")
+		stdout, stderr, code := p.cli(t, "pack", "register", "../testdata/packs/demo")
 		require.Equal(t, 0, code, stderr)
 		require.Empty(t, stderr)
 		require.Equal(t, "registered pack demo ("+dir+")\n", stdout, "the relative DIR is sent absolute")
@@ -189,14 +188,14 @@ func TestPackRegister(t *testing.T) {
 
 		// Again through the environment; in this subtest rather than beside it, as two
 		// registrations of one pack at once would test the store, not the command.
-		stdout, stderr, code = runAttuneEnv(t, []string{"ATTUNE_API_URL=http://" + p.addr}, "pack", "register", dir)
+		stdout, stderr, code = runAttuneEnv(t, []string{"ATTUNE_API_URL=http://" + p.addr, "ATTUNE_TOKEN=" + p.authToken(t)}, "pack", "register", dir)
 		require.Equal(t, 0, code, stderr)
 		require.Equal(t, "registered pack demo ("+dir+")\n", stdout)
 	})
 
 	t.Run("BrokenPack", func(t *testing.T) {
 		t.Parallel()
-		stdout, stderr, code := runAttune(t, "pack", "register", apiURL, filepath.Join(packsDir(t), "broken", "wrong_default"))
+		stdout, stderr, code := p.cli(t, "pack", "register", filepath.Join(packsDir(t), "broken", "wrong_default"))
 		require.Equal(t, 1, code, stderr)
 		require.Empty(t, stdout)
 		line := requireOneErrorLine(t, stderr)

@@ -3,6 +3,7 @@ package app
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
@@ -34,6 +35,8 @@ func validConfig() serveConfig {
 		workerConcurrency: 8,
 		workerHeartbeat:   10e9,
 		workerTimeout:     30e9,
+		accessTTL:         time.Hour,
+		refreshTTL:        7 * 24 * time.Hour,
 	}
 }
 
@@ -53,6 +56,7 @@ func TestValidateServeConfig(t *testing.T) {
 		"zero timeout":        {func(c *serveConfig) { c.shutdownTimeout = 0 }, "invalid --shutdown-timeout"},
 		"dotted worker":       {func(c *serveConfig) { c.workerName = "a.b" }, "invalid --worker-name"},
 		"no concurrency":      {func(c *serveConfig) { c.workerConcurrency = 0 }, "invalid --worker-concurrency"},
+		"refresh too short":   {func(c *serveConfig) { c.refreshTTL = time.Minute }, "invalid --access-token-ttl 1h0m0s / --refresh-token-ttl 1m0s"},
 	}
 	for name, tc := range cases {
 		c := validConfig()

@@ -161,6 +161,20 @@ func (c *apiClient) post(ctx context.Context, path string, body any) (json.RawMe
 	return env.Data, nil
 }
 
+// put sends body to path with PUT and answers the data of the answer.
+func (c *apiClient) put(ctx context.Context, path string, body any) (json.RawMessage, error) {
+	return c.send(ctx, http.MethodPut, path, body)
+}
+
+// send is any request with a JSON body (nil for none); it answers the data, nil for 204.
+func (c *apiClient) send(ctx context.Context, method, path string, body any) (json.RawMessage, error) {
+	env, err := c.call(ctx, method, path, nil, body)
+	if err != nil {
+		return nil, withStatus(err)
+	}
+	return env.Data, nil
+}
+
 // list answers the items of a list at path: the first page of query's per_page (the API's
 // default when unset), or with all every page at the largest size.
 func (c *apiClient) list(ctx context.Context, path string, query url.Values, all bool) ([]json.RawMessage, error) {

@@ -54,8 +54,7 @@ func (p *process) post(t *testing.T, path string, body any) (int, map[string]any
 	t.Helper()
 	b, err := json.Marshal(body)
 	require.NoError(t, err)
-	resp, err := http.Post("http://"+p.addr+path, "application/json", bytes.NewReader(b))
-	require.NoError(t, err)
+	resp := p.request(t, http.MethodPost, path, bytes.NewReader(b))
 	defer resp.Body.Close()
 	var out map[string]any
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))

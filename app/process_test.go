@@ -86,6 +86,62 @@ type process struct {
 	update chan struct{}
 	exited chan struct{}
 	code   int
+	// token is the first admin's access token, once a request needed it.
+	token string
+}
+
+// testAdminPassword is the password of the admin every test server creates, so that tests
+// can log in as it.
+const testAdminPassword = "attune-test-admin"
+
+// authToken logs in as the first admin, once, and returns the access token. The process
+// creates the admin as it starts, so a login refused at first is tried again for a while.
+func (p *process) authToken(t *testing.T) string {
+	t.Helper()
+	p.mu.Lock()
+	token := p.token
+	p.mu.Unlock()
+	if token != "" {
+		return token
+	}
+	body, err := json.Marshal(map[string]string{"login": "admin", "password": testAdminPassword})
+	require.NoError(t, err)
+	var out map[string]any
+	require.Eventually(t, func() bool {
+		resp, err := http.Post("http://"+p.addr+"/auth/login", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		out = nil
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 20*time.Millisecond, "log in to %s as admin: %v", p.addr, out)
+	token, _ = out["access_token"].(string)
+	p.mu.Lock()
+	p.token = token
+	p.mu.Unlock()
+	return token
+}
+
+// request sends an API request as the first admin.
+func (p *process) request(t *testing.T, method, path string, body io.Reader) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+p.addr+path, body)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if strings.HasPrefix(path, "/api/") {
+		req.Header.Set("Authorization", "Bearer "+p.authToken(t))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	return resp
+}
+
+// cli runs an attune command against this process's API as the first admin.
+func (p *process) cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return runAttuneEnv(t, []string{"ATTUNE_TOKEN=" + p.authToken(t)}, append(args, "--api-url", "http://"+p.addr)...)
 }
 
 // startServe starts `attune serve` with JSON logs and waits until it says it is ready.
@@ -114,7 +170,7 @@ func startServeNoWait(t *testing.T, args ...string) *process {
 		}
 	}
 	cmd := exec.Command(attuneBin, full...)
-	cmd.Env = childEnv()
+	cmd.Env = childEnv("ATTUNE_ADMIN_PASSWORD=" + testAdminPassword)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -224,8 +280,7 @@ func (p *process) stop(t *testing.T, sig syscall.Signal, timeout time.Duration) 
 
 func (p *process) get(t *testing.T, path string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Get("http://" + p.addr + path)
-	require.NoError(t, err)
+	resp := p.request(t, http.MethodGet, path, nil)
 	defer resp.Body.Close()
 	var body map[string]any
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))

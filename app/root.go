@@ -12,6 +12,7 @@ import (
 
 // Streams are where commands write; tests capture them.
 type Streams struct {
+	In  io.Reader
 	Out io.Writer
 	Err io.Writer
 }
@@ -68,6 +69,7 @@ One binary runs every role: "attune serve" runs them all in one process, and
 		newPackCommand(streams), withSubcommands(newRuleCommand(streams), newRuleListCommand(streams)))
 	root.AddCommand(newActionCommand(streams), newExecutionCommand(streams), newTriggerCommand(streams),
 		newEventCommand(streams), newPolicyCommand(streams), newWorkerCommand(streams), newEnforcementCommand(streams))
+	root.AddCommand(newLoginCommand(streams), newWhoamiCommand(streams), newIdentityCommand(streams), newTokenCommand(streams))
 	root.AddCommand(newBenchCommand(streams))
 	return root
 }

@@ -29,6 +29,8 @@ type serveConfig struct {
 	packsDir          string
 	auth              bool
 	adminPassword     string
+	accessTTL         time.Duration
+	refreshTTL        time.Duration
 	workerHeartbeat   time.Duration
 	workerTimeout     time.Duration
 	logs              logOptions
@@ -86,8 +88,12 @@ the command line wins over the environment, which wins over the default.`,
 	fs.DurationVar(&cfg.workerTimeout, "worker-timeout", 30*time.Second, "how long after its last heartbeat the executor takes a worker for dead and abandons its executions")
 	fs.StringVar(&cfg.packsDir, "packs-dir", "", "register every pack under this directory at start (each subdirectory holding a pack.yaml)")
 	fs.BoolVar(&cfg.auth, "auth", true, "require a token on the API; false lets every request act as an admin, for local experiments only")
+	fs.DurationVar(&cfg.accessTTL, "access-token-ttl", time.Hour, "how long an access token from /auth/login lasts")
+	fs.DurationVar(&cfg.refreshTTL, "refresh-token-ttl", 7*24*time.Hour, "how long a refresh token lasts: how long a login may go unused")
 	registerLogFlags(fs, &cfg.logs)
 	bindEnv(fs, "auth", "ATTUNE_AUTH")
+	bindEnv(fs, "access-token-ttl", "ATTUNE_ACCESS_TOKEN_TTL")
+	bindEnv(fs, "refresh-token-ttl", "ATTUNE_REFRESH_TOKEN_TTL")
 	bindEnv(fs, "packs-dir", "ATTUNE_PACKS_DIR")
 	bindEnv(fs, "worker-heartbeat", "ATTUNE_WORKER_HEARTBEAT")
 	bindEnv(fs, "worker-timeout", "ATTUNE_WORKER_TIMEOUT")
@@ -131,6 +137,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.workerHeartbeat <= 0 || c.workerTimeout <= c.workerHeartbeat {
 		return fmt.Errorf("invalid --worker-heartbeat %s / --worker-timeout %s: both positive, the timeout longer than the heartbeat", c.workerHeartbeat, c.workerTimeout)
+	}
+	if c.accessTTL <= 0 || c.refreshTTL < c.accessTTL {
+		return fmt.Errorf("invalid --access-token-ttl %s / --refresh-token-ttl %s: both positive, the refresh one at least as long", c.accessTTL, c.refreshTTL)
 	}
 	if c.workerConcurrency < 1 {
 		return fmt.Errorf("invalid --worker-concurrency %d: must be at least 1", c.workerConcurrency)

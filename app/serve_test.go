@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"net/url"
 	"strings"
 	"syscall"
@@ -114,8 +115,10 @@ func TestServeSingleRole(t *testing.T) {
 	dbURL := storetest.NewDatabase(t)
 	p := startServe(t, "--roles=executor", "--database-url="+dbURL, "--amqp-url="+brokertest.URL(t), "--amqp-namespace="+namespace(t))
 	require.Equal(t, 200, p.readyStatus(t))
-	code, _ := p.get(t, "/api/v1/workers")
-	require.Equal(t, 404, code, "the api role is not running")
+	resp, err := http.Get("http://" + p.addr + "/api/v1/workers")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "the api role is not running")
 	require.Zero(t, queryOne[int](t, dbURL, `SELECT count(*) FROM attune.worker`))
 	exit, _ := p.stop(t, syscall.SIGTERM, 5*time.Second)
 	require.Equal(t, 0, exit)

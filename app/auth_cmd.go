@@ -1,0 +1,308 @@
+package app
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+var (
+	identityColumns = []column{{"LOGIN", "login", 0}, {"ROLE", "role", 0}, {"CREATED", "created", 0}}
+	tokenColumns    = []column{{"ID", "id", 0}, {"NAME", "name", 30}, {"LOGIN", "login", 0}, {"ROLE", "role", 0}, {"PREFIX", "prefix", 0},
+		{"EXPIRES", "expires_at", 0}, {"REVOKED", "revoked_at", 0}}
+)
+
+// readSecret reads a password: the first line of stdin with --password-stdin (for scripts),
+// else from the terminal without echo. Without either it refuses rather than hang.
+func readSecret(streams Streams, prompt string, fromStdin bool) (string, error) {
+	if streams.In == nil {
+		return "", errors.New("no input to read the password from")
+	}
+	if fromStdin {
+		line, err := bufio.NewReader(streams.In).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("read password from stdin: %w", err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			return "", usageError{errors.New("--password-stdin: stdin held no password")}
+		}
+		return line, nil
+	}
+	f, ok := streams.In.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", usageError{errors.New("no terminal to ask for the password on; pipe it in with --password-stdin")}
+	}
+	fmt.Fprint(streams.Err, prompt)
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(streams.Err)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	return string(b), nil
+}
+
+func newLoginCommand(streams Streams) *cobra.Command {
+	api := apiFlags{writesConfig: true}
+	var passwordStdin bool
+	cmd := &cobra.Command{
+		Use:   "login LOGIN",
+		Short: "Log in to the API and keep the tokens in the config file",
+		Long: `Logs in as LOGIN and writes the access and refresh tokens (and --api-url, when given) to the
+config file, ~/.config/attune/config.yaml or $ATTUNE_CONFIG, readable by you alone. Later
+commands send the access token and renew it with the refresh token when it expires.`,
+		Example: `  attune login admin
+  echo "$PASSWORD" | attune login admin --password-stdin --api-url https://attune.example.com`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			password, err := readSecret(streams, "Password for "+args[0]+": ", passwordStdin)
+			if err != nil {
+				return err
+			}
+			pair, err := client.login(cmd.Context(), args[0], password)
+			if err != nil {
+				return err
+			}
+			cfg, path, err := loadCLIConfig()
+			if errors.Is(err, fs.ErrNotExist) {
+				cfg, path, err = readCLIConfig(path, true)
+			}
+			if err != nil {
+				return usageError{err}
+			}
+			if api.urlFlag.Changed || os.Getenv("ATTUNE_API_URL") != "" {
+				cfg.APIURL = client.baseURL.String()
+			}
+			cfg.Token, cfg.RefreshToken = pair.AccessToken, pair.RefreshToken
+			if err := saveCLIConfig(path, cfg); err != nil {
+				return err
+			}
+			fmt.Fprintf(streams.Out, "logged in to %s as %s; tokens saved in %s\n", client.baseURL, args[0], path)
+			return nil
+		},
+	}
+	api.register(cmd.Flags())
+	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of stdin")
+	return cmd
+}
+
+func newWhoamiCommand(streams Streams) *cobra.Command {
+	var api apiFlags
+	cmd := &cobra.Command{
+		Use:   "whoami",
+		Short: "Say who the API takes you for, and your role",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			data, err := client.get(cmd.Context(), "/api/v1/whoami")
+			if err != nil {
+				return err
+			}
+			return printObject(streams.Out, api.output, data)
+		},
+	}
+	api.register(cmd.Flags())
+	api.registerOutput(cmd.Flags())
+	return cmd
+}
+
+func newIdentityCommand(streams Streams) *cobra.Command {
+	var api apiFlags
+	cmd := newNounCommand("identity", "Manage who may use the API (admins only)", &api)
+	var create struct {
+		role          string
+		passwordStdin bool
+	}
+	createCmd := &cobra.Command{
+		Use:   "create LOGIN --role admin|operator|viewer",
+		Short: "Create an identity",
+		Long: `Creates an identity with the password read from the terminal or, with --password-stdin,
+from stdin. Roles: viewer reads; operator also runs, cancels and reruns executions and
+manages rules; admin does everything.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			if create.role == "" {
+				return usageError{errors.New("--role is required: admin, operator or viewer")}
+			}
+			password, err := readSecret(streams, "Password for "+args[0]+": ", create.passwordStdin)
+			if err != nil {
+				return err
+			}
+			data, err := client.post(cmd.Context(), "/api/v1/identities", map[string]string{"login": args[0], "password": password, "role": create.role})
+			if err != nil {
+				return err
+			}
+			return printObject(streams.Out, api.output, data)
+		},
+	}
+	createCmd.Flags().StringVar(&create.role, "role", "", "admin, operator or viewer")
+	createCmd.Flags().BoolVar(&create.passwordStdin, "password-stdin", false, "read the password from the first line of stdin")
+
+	var update struct {
+		role          string
+		password      bool
+		passwordStdin bool
+	}
+	updateCmd := &cobra.Command{
+		Use:   "update LOGIN [--role ROLE] [--password | --password-stdin]",
+		Short: "Change an identity's role or password (your own password needs no admin)",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			body := map[string]string{}
+			if update.role != "" {
+				body["role"] = update.role
+			}
+			if update.password || update.passwordStdin {
+				password, err := readSecret(streams, "New password for "+args[0]+": ", update.passwordStdin)
+				if err != nil {
+					return err
+				}
+				body["password"] = password
+			}
+			if len(body) == 0 {
+				return usageError{errors.New("nothing to change: give --role, --password or --password-stdin")}
+			}
+			data, err := client.put(cmd.Context(), "/api/v1/identities/"+url.PathEscape(args[0]), body)
+			if err != nil {
+				return err
+			}
+			return printObject(streams.Out, api.output, data)
+		},
+	}
+	updateCmd.Flags().StringVar(&update.role, "role", "", "the new role: admin, operator or viewer")
+	updateCmd.Flags().BoolVar(&update.password, "password", false, "ask for a new password on the terminal")
+	updateCmd.Flags().BoolVar(&update.passwordStdin, "password-stdin", false, "read the new password from the first line of stdin")
+
+	cmd.AddCommand(createCmd, updateCmd,
+		newListCommand(streams, &api, listCommand{noun: "identities", path: "/api/v1/identities", columns: identityColumns, all: true}),
+		newShowCommand(streams, &api, "identity", "/api/v1/identities"),
+		newDeleteCommand(streams, &api, "identity", "LOGIN", "/api/v1/identities"))
+	return cmd
+}
+
+func newTokenCommand(streams Streams) *cobra.Command {
+	var api apiFlags
+	cmd := newNounCommand("token", "Manage API tokens for automation", &api)
+	var create struct {
+		name, role string
+		expires    time.Duration
+	}
+	createCmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create an API token; its secret is printed this once",
+		Example: `  attune token create --name ci --role operator --expires 720h
+  export ATTUNE_TOKEN=$(attune token create --name ci -o json | jq -r .token)`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			body := map[string]any{"name": create.name}
+			if create.role != "" {
+				body["role"] = create.role
+			}
+			if create.expires < 0 {
+				return usageError{fmt.Errorf("invalid --expires %s: want a positive duration", create.expires)}
+			}
+			if create.expires > 0 {
+				body["expires_at"] = time.Now().Add(create.expires).UTC().Format(time.RFC3339)
+			}
+			data, err := client.post(cmd.Context(), "/api/v1/tokens", body)
+			if err != nil {
+				return err
+			}
+			return printObject(streams.Out, api.output, data)
+		},
+	}
+	createCmd.Flags().StringVar(&create.name, "name", "", "what the token is for")
+	createCmd.Flags().StringVar(&create.role, "role", "", "act with this smaller role than your own: operator or viewer")
+	createCmd.Flags().DurationVar(&create.expires, "expires", 0, "expire after this long (e.g. 720h); 0 never expires")
+
+	var all bool
+	listCmd := &cobra.Command{
+		Use:   "list",
+		Short: "List your API tokens (--all: everyone's, for admins)",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			if all {
+				q.Set("all", "true")
+			}
+			items, err := client.list(cmd.Context(), "/api/v1/tokens", q, true)
+			if err != nil {
+				return err
+			}
+			return printList(streams.Out, api.output, items, tokenColumns)
+		},
+	}
+	listCmd.Flags().BoolVar(&all, "all", false, "every identity's tokens (admins only)")
+
+	revokeCmd := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an API token at once",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			data, err := client.send(cmd.Context(), http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(args[0]), nil)
+			if err != nil {
+				return err
+			}
+			return printObject(streams.Out, api.output, data)
+		},
+	}
+	cmd.AddCommand(createCmd, listCmd, revokeCmd)
+	return cmd
+}
+
+// newDeleteCommand is "NOUN delete KEY" for what answers 204 when deleted.
+func newDeleteCommand(streams Streams, api *apiFlags, noun, key, path string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete " + key,
+		Short: "Delete one " + noun,
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			if _, err := client.send(cmd.Context(), http.MethodDelete, path+"/"+url.PathEscape(args[0]), nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(streams.Out, "deleted %s %s\n", noun, args[0])
+			return nil
+		},
+	}
+}
