@@ -1,11 +1,8 @@
 package app_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,25 +14,6 @@ import (
 
 	"github.com/attune-go/attune/store/storetest"
 )
-
-// runAttuneStdin is runAttuneEnv with stdin, for the commands that read a password.
-func runAttuneStdin(t *testing.T, stdin string, env []string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, attuneBin, args...)
-	cmd.Env = childEnv(env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if err != nil {
-		var exitErr *exec.ExitError
-		require.ErrorAs(t, err, &exitErr, "run attune %v", args)
-		return out.String(), errb.String(), exitErr.ExitCode()
-	}
-	return out.String(), errb.String(), 0
-}
 
 // An operator's session: log in, keep the tokens in the config file, manage identities and
 // API tokens, and be refused what the role does not allow.
@@ -53,13 +31,13 @@ func TestCLIAuth(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, requireOneErrorLine(t, stderr), "attune login", "without a token the error says how to get one")
 
-	_, stderr, code = runAttuneStdin(t, "wrong-password\n", asAdmin, "login", "admin", "--password-stdin", "--api-url", apiURL)
+	_, stderr, code = runAttuneWith(t, "wrong-password\n", asAdmin, "login", "admin", "--password-stdin", "--api-url", apiURL)
 	require.Equal(t, 1, code)
 	require.Contains(t, requireOneErrorLine(t, stderr), "invalid login or password")
 	_, err := os.Stat(cfgPath)
 	require.ErrorIs(t, err, os.ErrNotExist, "a failed login writes nothing")
 
-	stdout, stderr, code := runAttuneStdin(t, testAdminPassword+"\n", asAdmin, "login", "admin", "--password-stdin", "--api-url", apiURL)
+	stdout, stderr, code := runAttuneWith(t, testAdminPassword+"\n", asAdmin, "login", "admin", "--password-stdin", "--api-url", apiURL)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "logged in to "+apiURL+" as admin")
 	info, err := os.Stat(cfgPath)
@@ -87,10 +65,10 @@ func TestCLIAuth(t *testing.T) {
 	}, 30*time.Second, 500*time.Millisecond, "the access token was never renewed")
 
 	// Identities: an admin makes a viewer, who may read but not run.
-	stdout, stderr, code = runAttuneStdin(t, "viewer-password\n", asAdmin, "identity", "create", "vera", "--role", "viewer", "--password-stdin", "-o", "json")
+	stdout, stderr, code = runAttuneWith(t, "viewer-password\n", asAdmin, "identity", "create", "vera", "--role", "viewer", "--password-stdin", "-o", "json")
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, `"role": "viewer"`)
-	_, stderr, code = runAttuneStdin(t, "viewer-password\n", asAdmin, "identity", "create", "vera", "--role", "viewer", "--password-stdin")
+	_, stderr, code = runAttuneWith(t, "viewer-password\n", asAdmin, "identity", "create", "vera", "--role", "viewer", "--password-stdin")
 	require.Equal(t, 1, code)
 	require.Contains(t, requireOneErrorLine(t, stderr), "409")
 	stdout, stderr, code = runAttuneEnv(t, asAdmin, "identity", "list")
@@ -98,7 +76,7 @@ func TestCLIAuth(t *testing.T) {
 	require.Regexp(t, `(?m)^vera\s+viewer\s`, stdout)
 
 	veraCfg := []string{"ATTUNE_CONFIG=" + filepath.Join(t.TempDir(), "vera.yaml")}
-	_, stderr, code = runAttuneStdin(t, "viewer-password\n", veraCfg, "login", "vera", "--password-stdin", "--api-url", apiURL)
+	_, stderr, code = runAttuneWith(t, "viewer-password\n", veraCfg, "login", "vera", "--password-stdin", "--api-url", apiURL)
 	require.Equal(t, 0, code, stderr)
 	_, stderr, code = runAttuneEnv(t, veraCfg, "execution", "list")
 	require.Equal(t, 0, code, stderr)
@@ -141,7 +119,7 @@ func TestCLIAuth(t *testing.T) {
 	require.Contains(t, requireOneErrorLine(t, stderr), "401")
 
 	// Without a terminal and without --password-stdin, login refuses rather than hang.
-	_, stderr, code = runAttuneStdin(t, "", asAdmin, "login", "admin")
+	_, stderr, code = runAttuneWith(t, "", asAdmin, "login", "admin")
 	require.Equal(t, 2, code)
 	require.Contains(t, requireOneErrorLine(t, stderr), "--password-stdin")
 }

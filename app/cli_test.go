@@ -1,18 +1,14 @@
 package app_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -149,24 +145,6 @@ func TestRuleTestInvalid(t *testing.T) {
 			}
 		})
 	}
-}
-
-// runAttuneEnv is runAttune with ATTUNE_* settings in the child's environment.
-func runAttuneEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, attuneBin, args...)
-	cmd.Env = childEnv(env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var exitErr *exec.ExitError
-	if err != nil {
-		require.ErrorAs(t, err, &exitErr, "run attune %v", args)
-		return out.String(), errb.String(), exitErr.ExitCode()
-	}
-	return out.String(), errb.String(), 0
 }
 
 // TestPackRegister runs against a real server; the pipeline registered the test packs at start,

@@ -61,10 +61,23 @@ func childEnv(extra ...string) []string {
 // runAttune runs a short attune command and returns its output and exit code.
 func runAttune(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runAttuneWith(t, "", nil, args...)
+}
+
+// runAttuneEnv is runAttune with ATTUNE_* settings in the child's environment.
+func runAttuneEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return runAttuneWith(t, "", env, args...)
+}
+
+// runAttuneWith is runAttune with stdin and ATTUNE_* settings in the child's environment.
+func runAttuneWith(t *testing.T, stdin string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, attuneBin, args...)
-	cmd.Env = childEnv()
+	cmd.Env = childEnv(env...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
