@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/attune-go/attune/modules/ruleeval"
 	"github.com/attune-go/attune/store"
 )
 
@@ -18,9 +17,10 @@ type Registrar interface {
 }
 
 // Register checks what loading a pack cannot check alone (that its rules name actions and
-// triggers that exist, here or already registered, and that their conditions and templates
-// compile), then writes the pack whole. Problems with the pack come back as *Error naming the
-// file and the field; nothing is written then.
+// triggers that exist, here or already registered, that their trigger_params fit their
+// trigger's parameter schema, and that their conditions and templates compile), then writes
+// the pack whole. Problems with the pack come back as *Error naming the file and the field;
+// nothing is written then. CheckRule applies the same checks to a rule on its own.
 func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
 	lookup := &storeLookup{ctx: ctx, r: r}
 	if err := p.CheckReferences(lookup); err != nil {
@@ -29,12 +29,24 @@ func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
 	if lookup.err != nil {
 		return store.Pack{}, fmt.Errorf("check references of pack %s: %w", p.Ref, lookup.err)
 	}
+	own := make(map[string]Schema, len(p.Triggers))
+	for _, t := range p.Triggers {
+		own[t.Ref] = t.Parameters
+	}
 	for _, rule := range p.Rules {
-		if _, err := ruleeval.ParseConditions(rule.Conditions); err != nil {
-			return store.Pack{}, inFile(rule.File, fieldError("conditions", err))
+		params, ok := own[rule.TriggerRef]
+		if !ok {
+			// CheckReferences found it registered.
+			t, err := r.TriggerGetByRef(ctx, rule.TriggerRef)
+			if err != nil {
+				return store.Pack{}, fmt.Errorf("check rules of pack %s: %w", p.Ref, err)
+			}
+			if params, err = StoredSchema(t.Parameters); err != nil {
+				return store.Pack{}, fmt.Errorf("check rules of pack %s: trigger %s: %w", p.Ref, t.Ref, err)
+			}
 		}
-		if err := ruleeval.ValidateTemplates(rule.ActionParams); err != nil {
-			return store.Pack{}, inFile(rule.File, fieldError("action_params", err))
+		if err := checkRuleBody(rule, params); err != nil {
+			return store.Pack{}, inFile(rule.File, err)
 		}
 	}
 	reg, err := p.registration()
