@@ -141,7 +141,7 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				err = add(sensor.New(sensor.Config{}, sensor.Deps{Logger: log, Store: infra.store, Broker: infra.broker}))
 			}
 		case RoleAPI:
-			err = add(api.New(api.Config{}, api.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Routes: infra.http.echo.Group("/api/v1")}))
+			err = add(api.New(api.Config{WorkerTimeout: cfg.workerTimeout}, api.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Routes: infra.http.echo.Group("/api/v1")}))
 		}
 		if err != nil {
 			return nil, err
