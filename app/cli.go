@@ -240,6 +240,10 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 	if err != nil {
 		return nil, fmt.Errorf("read answer of %s %s: %w", method, target, err)
 	}
+	if resp.StatusCode == http.StatusNoContent {
+		// A deletion: done, and nothing to say.
+		return &envelope{}, nil
+	}
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil || (env.Error == nil && resp.StatusCode >= 300) {
 		// Not the API's shape: most likely --api-url points at something else.
