@@ -275,3 +275,24 @@ func TestRuleCRUD(t *testing.T) {
 	_, err = s.s.RuleGetByRef(context.Background(), "ops.on_push")
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
+
+// Registering a pack from its directory makes it match its files: what the API added to it
+// goes, and what the API changed in it is put back.
+func TestRegisterAgainUndoesAPIChanges(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	dir := withOps(t, s)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "actions", "run.yaml"), []byte("name: run\nrunner_type: shell\nentry_point: run.sh\n"), 0o644))
+	s.data(http.StatusOK, http.MethodPost, "/packs/register", `{"path": "`+dir+`"}`)
+
+	s.data(http.StatusCreated, http.MethodPost, "/actions", `{"ref": "ops.extra", "runner_type": "noop"}`)
+	s.data(http.StatusCreated, http.MethodPost, "/rules", `{"ref": "ops.on_hook", "trigger_ref": "core.webhook", "trigger_params": {"url": "x"}, "action_ref": "ops.run"}`)
+	s.data(http.StatusOK, http.MethodPut, "/actions/ops.run", `{"runner_type": "noop", "description": "changed"}`)
+
+	s.data(http.StatusOK, http.MethodPost, "/packs/register", `{"path": "`+dir+`"}`)
+	s.fail(http.StatusNotFound, "not_found", http.MethodGet, "/actions/ops.extra", "")
+	s.fail(http.StatusNotFound, "not_found", http.MethodGet, "/rules/ops.on_hook", "")
+	run := s.data(http.StatusOK, http.MethodGet, "/actions/ops.run", "")
+	require.Equal(t, "shell", run["runner_type"])
+	require.Equal(t, "", run["description"])
+}
