@@ -68,6 +68,9 @@ func requestPack(ref, packRef string) (string, error) {
 	if !ok {
 		return "", badRequest("ref: %q: want <pack>.<name>", ref)
 	}
+	if err := pack.CheckPackRef(refPack); err != nil {
+		return "", badRequest("ref: %q: %v", ref, err)
+	}
 	return refPack, nil
 }
 

@@ -47,6 +47,9 @@ func ValidateRule(r *Rule, packRef string) error {
 	return lone(r.validate(packRef))
 }
 
+// CheckPackRef checks the form of a pack's ref, such as the pack part of a component's ref.
+func CheckPackRef(ref string) error { return checkPackRef(ref) }
+
 // lone names the field of the one error validate leaves without: a ref outside the pack,
 // which for a lone component is a ref outside its pack_ref.
 func lone(err error) error {
