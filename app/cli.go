@@ -308,6 +308,7 @@ func (c *apiClient) roundTrip(ctx context.Context, method, path string, query ur
 		return nil, fmt.Errorf("read answer of %s %s: %w", method, target, err)
 	}
 	if resp.StatusCode == http.StatusNoContent {
+		// A deletion: done, and nothing to say.
 		return &envelope{}, nil
 	}
 	var env envelope

@@ -93,53 +93,73 @@ func newShowCommand(streams Streams, api *apiFlags, noun, path string) *cobra.Co
 	}
 }
 
-// newListOnlyNoun is a noun whose only command is list.
-func newListOnlyNoun(streams Streams, use, short string, spec listCommand) *cobra.Command {
+// newReadNoun is a noun the CLI lists and shows one of; show is newShowCommand or
+// newShowByIDCommand.
+func newReadNoun(streams Streams, use, short string, spec listCommand, show func(api *apiFlags) *cobra.Command) *cobra.Command {
 	var api apiFlags
 	cmd := newNounCommand(use, short, &api)
-	cmd.AddCommand(newListCommand(streams, &api, spec))
+	cmd.AddCommand(newListCommand(streams, &api, spec), show(&api))
 	return cmd
 }
 
 func newTriggerCommand(streams Streams) *cobra.Command {
-	return newListOnlyNoun(streams, "trigger", "List triggers through the API",
-		listCommand{noun: "triggers", path: "/api/v1/triggers", columns: triggerColumns, all: true, packFilter: true})
+	return newReadNoun(streams, "trigger", "List and show triggers through the API",
+		listCommand{noun: "triggers", path: "/api/v1/triggers", columns: triggerColumns, all: true, packFilter: true},
+		func(api *apiFlags) *cobra.Command { return newShowCommand(streams, api, "trigger", "/api/v1/triggers") })
 }
 
 func newEventCommand(streams Streams) *cobra.Command {
-	return newListOnlyNoun(streams, "event", "List events through the API",
-		listCommand{noun: "the latest events, newest first", path: "/api/v1/events", columns: eventColumns})
+	return newReadNoun(streams, "event", "List and show events through the API",
+		listCommand{noun: "the latest events, newest first", path: "/api/v1/events", columns: eventColumns},
+		func(api *apiFlags) *cobra.Command { return newShowByIDCommand(streams, api, "event", "/api/v1/events") })
 }
 
 func newPolicyCommand(streams Streams) *cobra.Command {
-	return newListOnlyNoun(streams, "policy", "List policies through the API",
-		listCommand{noun: "policies, those of packs included", path: "/api/v1/policies", columns: policyColumns, all: true})
+	return newReadNoun(streams, "policy", "List and show policies through the API",
+		listCommand{noun: "policies, those of packs included", path: "/api/v1/policies", columns: policyColumns, all: true},
+		func(api *apiFlags) *cobra.Command { return newShowCommand(streams, api, "policy", "/api/v1/policies") })
 }
 
 func newWorkerCommand(streams Streams) *cobra.Command {
-	return newListOnlyNoun(streams, "worker", "List workers through the API",
-		listCommand{noun: "workers, most recently seen first", path: "/api/v1/workers", columns: workerColumns})
+	return newReadNoun(streams, "worker", "List and show workers through the API",
+		listCommand{noun: "workers, most recently seen first", path: "/api/v1/workers", columns: workerColumns},
+		func(api *apiFlags) *cobra.Command {
+			show := newShowCommand(streams, api, "worker", "/api/v1/workers")
+			show.Use = "show NAME"
+			return show
+		})
 }
 
 func newEnforcementCommand(streams Streams) *cobra.Command {
-	return newListOnlyNoun(streams, "enforcement", "List enforcements through the API",
-		listCommand{noun: "the latest enforcements, newest first", path: "/api/v1/enforcements", columns: enforcementColumns})
+	return newReadNoun(streams, "enforcement", "List and show enforcements through the API",
+		listCommand{noun: "the latest enforcements, newest first", path: "/api/v1/enforcements", columns: enforcementColumns},
+		func(api *apiFlags) *cobra.Command {
+			return newShowByIDCommand(streams, api, "enforcement", "/api/v1/enforcements")
+		})
 }
 
-// newRuleListCommand joins "rule test", which needs no server; so the API flags are this
-// command's own rather than the rule command's.
-func newRuleListCommand(streams Streams) *cobra.Command {
-	var api apiFlags
-	cmd := newListCommand(streams, &api, listCommand{noun: "rules", path: "/api/v1/rules", columns: ruleColumns, all: true, packFilter: true})
-	api.register(cmd.Flags())
-	api.registerOutput(cmd.Flags())
-	return cmd
-}
-
-// withSubcommands adds subs to cmd and returns it, for registering in one expression.
-func withSubcommands(cmd *cobra.Command, subs ...*cobra.Command) *cobra.Command {
-	cmd.AddCommand(subs...)
-	return cmd
+// newShowByIDCommand is "NOUN show ID" for what is addressed by numeric id.
+func newShowByIDCommand(streams Streams, api *apiFlags, noun, path string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one " + noun,
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil || id < 1 {
+				return usageError{fmt.Errorf("invalid %s id %q: want a positive integer", noun, args[0])}
+			}
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			data, err := client.get(cmd.Context(), path+"/"+strconv.FormatInt(id, 10))
+			if err != nil {
+				return err
+			}
+			return printObject(streams.Out, api.output, data)
+		},
+	}
 }
 
 // get answers the data of one object at path, with the HTTP status in an API error.
@@ -173,6 +193,12 @@ func (c *apiClient) send(ctx context.Context, method, path string, body any) (js
 		return nil, withStatus(err)
 	}
 	return env.Data, nil
+}
+
+// delete deletes what is at path, with the HTTP status in an API error.
+func (c *apiClient) delete(ctx context.Context, path string) error {
+	_, err := c.call(ctx, http.MethodDelete, path, nil, nil)
+	return withStatus(err)
 }
 
 // list answers the items of a list at path: the first page of query's per_page (the API's

@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -28,8 +29,31 @@ Attune API (a process with the api role) to act on them.`,
 	show := newShowCommand(streams, &api, "pack", "/api/v1/packs")
 	api.registerOutput(list.Flags())
 	api.registerOutput(show.Flags())
-	cmd.AddCommand(newPackRegisterCommand(streams, &api), list, show)
+	cmd.AddCommand(newPackRegisterCommand(streams, &api), list, show, newPackDeleteCommand(streams, &api))
 	return cmd
+}
+
+func newPackDeleteCommand(streams Streams, api *apiFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete REF",
+		Short: "Delete a pack and everything in it",
+		Long: `Deletes the pack REF through the API, with its actions, triggers, sensors, rules and policies,
+and the policies that name its actions. Events, enforcements and executions stay. The server
+refuses while a rule or sensor of another pack uses one of its actions or triggers, and for
+the built-in core pack. A pack under a server's --packs-dir comes back when it starts again.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			if err := client.delete(cmd.Context(), "/api/v1/packs/"+url.PathEscape(args[0])); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(streams.Out, "deleted pack %s\n", args[0])
+			return err
+		},
+	}
 }
 
 func newPackRegisterCommand(streams Streams, api *apiFlags) *cobra.Command {

@@ -66,7 +66,7 @@ One binary runs every role: "attune serve" runs them all in one process, and
 		return usageError{fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath())}
 	})
 	root.AddCommand(newServeCommand(streams), newMigrateCommand(streams), newVersionCommand(streams),
-		newPackCommand(streams), withSubcommands(newRuleCommand(streams), newRuleListCommand(streams)))
+		newPackCommand(streams), newRuleCommand(streams))
 	root.AddCommand(newActionCommand(streams), newExecutionCommand(streams), newTriggerCommand(streams),
 		newEventCommand(streams), newPolicyCommand(streams), newWorkerCommand(streams), newEnforcementCommand(streams))
 	root.AddCommand(newLoginCommand(streams), newWhoamiCommand(streams), newIdentityCommand(streams), newTokenCommand(streams))

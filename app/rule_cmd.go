@@ -13,10 +13,11 @@ import (
 func newRuleCommand(streams Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rule",
-		Short: "Work with rules",
+		Short: "Work with rules: test one offline, or list, show, create, enable, disable and delete them through the API",
 		Long:  `Rules turn a trigger's events into executions of an action when the events match their conditions.`,
 	}
 	cmd.AddCommand(newRuleTestCommand(streams))
+	cmd.AddCommand(newRuleAPICommands(streams)...)
 	return cmd
 }
 

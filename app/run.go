@@ -141,7 +141,10 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				err = add(sensor.New(sensor.Config{}, sensor.Deps{Logger: log, Store: infra.store, Broker: infra.broker}))
 			}
 		case RoleAPI:
-			err = add(api.New(api.Config{AuthDisabled: !cfg.auth, AdminPassword: cfg.adminPassword, AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL}, api.Deps{
+			err = add(api.New(api.Config{
+				AuthDisabled: !cfg.auth, AdminPassword: cfg.adminPassword, AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL,
+				WorkerTimeout: cfg.workerTimeout,
+			}, api.Deps{
 				Logger: log, Store: infra.store, Broker: infra.broker,
 				Routes: infra.http.echo.Group("/api/v1"), Auth: infra.http.echo.Group("/auth"),
 			}))

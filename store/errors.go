@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -37,6 +38,21 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
+
+// InUseError is the ErrConflict of deleting something that others still name: the caller
+// learns who, so that an operator knows what to change or delete first.
+type InUseError struct {
+	// What is the row that could not go, such as "action demo.run".
+	What string
+	// By names each user, such as "rule demo.on_push" or "rule demo.nightly (disabled)".
+	By []string
+}
+
+func (e *InUseError) Error() string {
+	return fmt.Sprintf("%s is still used by %s", e.What, strings.Join(e.By, ", "))
+}
+
+func (e *InUseError) Unwrap() error { return ErrConflict }
 
 // translate maps driver errors onto the store's sentinels; callers above the store never look
 // at pgx errors.

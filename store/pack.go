@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 )
 
 // PackRegistration is a whole pack as it should be after registration: its components are
@@ -195,4 +196,55 @@ func jsonOr(raw []byte, fallback string) []byte {
 		return []byte(fallback)
 	}
 	return raw
+}
+
+// PackDelete removes pack ref and everything in it (actions, triggers, sensors, rules and the
+// policies from its policies/ directory) in one transaction, with the policies that name its
+// actions or the pack itself, and returns the refs of the policies removed. A rule or sensor
+// of another pack that names one of its actions or triggers keeps it: *InUseError naming
+// them. Events, enforcements and executions stay, without their links to what is gone.
+func (s *Store) PackDelete(ctx context.Context, ref string) ([]string, error) {
+	var policies []string
+	err := s.InTx(ctx, func(q *Queries) error {
+		// Rows of other packs that name this pack's components lock what they name (foreign
+		// keys) or are checked below; the pack's row lock serialises with its registration.
+		var id int64
+		if err := q.db.QueryRow(ctx, `SELECT id FROM attune.pack WHERE ref = $1 FOR UPDATE`, ref).Scan(&id); err != nil {
+			return translate(err)
+		}
+		users, err := q.rulesUsing(ctx, `pack <> $1 AND (action IN (SELECT id FROM attune.action WHERE pack = $1)
+			OR trigger IN (SELECT id FROM attune.trigger WHERE pack = $1))`, id)
+		if err != nil {
+			return err
+		}
+		sensors, err := queryAll(ctx, q.db, "find the sensors firing its triggers", scanRef, `
+			SELECT 'sensor ' || ref FROM attune.sensor
+			WHERE pack <> $1 AND trigger_refs && ARRAY(SELECT ref FROM attune.trigger WHERE pack = $1) ORDER BY ref`, id)
+		if err != nil {
+			return err
+		}
+		if users = append(users, sensors...); len(users) > 0 {
+			return &InUseError{What: "pack " + ref, By: users}
+		}
+		// The pack's rules go first: they hold its actions and triggers (ON DELETE RESTRICT),
+		// and a cascade does not promise to reach them before it reaches those.
+		if _, err := q.db.Exec(ctx, `DELETE FROM attune.rule WHERE pack = $1`, id); err != nil {
+			return fmt.Errorf("delete its rules: %w", translate(err))
+		}
+		if policies, err = queryAll(ctx, q.db, "delete its policies", scanRef, `
+			DELETE FROM attune.policy WHERE pack = $1 OR pack_ref = $2
+				OR action_ref IN (SELECT ref FROM attune.action WHERE pack = $1)
+			RETURNING ref`, id, ref); err != nil {
+			return err
+		}
+		if _, err := q.db.Exec(ctx, `DELETE FROM attune.pack WHERE id = $1`, id); err != nil {
+			return translate(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete pack %s: %w", ref, err)
+	}
+	slices.Sort(policies)
+	return policies, nil
 }

@@ -140,3 +140,39 @@ func prefixed(prefix, columns string) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// WorkerDelete removes the record of worker name, which must be dead: inactive, or silent
+// for aliveWithin. A live worker is ErrConflict; so is one that executions are still running
+// on (*InUseError naming them), since the sweeper abandons those through the worker's row.
+// Executions it ran stay, without their link to it.
+func (s *Store) WorkerDelete(ctx context.Context, name string, aliveWithin time.Duration) error {
+	err := s.InTx(ctx, func(q *Queries) error {
+		// The row lock holds off a heartbeat (an update of the row) until the decision is made.
+		var id int64
+		var alive bool
+		err := q.db.QueryRow(ctx, `SELECT id, status = 'active' AND last_heartbeat > now() - make_interval(secs => $2)
+			FROM attune.worker WHERE name = $1 FOR UPDATE`, name, aliveWithin.Seconds()).Scan(&id, &alive)
+		if err != nil {
+			return translate(err)
+		}
+		if alive {
+			return fmt.Errorf("worker %s is alive: it heartbeated within %s: %w", name, aliveWithin, ErrConflict)
+		}
+		running, err := queryAll(ctx, q.db, "find its executions", scanRef, `
+			SELECT 'execution ' || id FROM attune.execution WHERE worker = $1 AND status IN ('running', 'canceling') ORDER BY id`, id)
+		if err != nil {
+			return err
+		}
+		if len(running) > 0 {
+			return &InUseError{What: "worker " + name, By: running}
+		}
+		if _, err := q.db.Exec(ctx, `DELETE FROM attune.worker WHERE id = $1`, id); err != nil {
+			return translate(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete worker %s: %w", name, err)
+	}
+	return nil
+}

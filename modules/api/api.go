@@ -22,7 +22,10 @@ import (
 type Store interface {
 	pack.Registrar
 	identityStore
+	ActionCreate(ctx context.Context, a store.Action) (store.Action, error)
+	ActionDelete(ctx context.Context, ref string) ([]string, error)
 	ActionList(ctx context.Context, packRef string, page store.Page) ([]store.Action, int, error)
+	ActionUpdate(ctx context.Context, a store.Action) (store.Action, error)
 	EnforcementGet(ctx context.Context, id int64) (store.Enforcement, error)
 	EnforcementList(ctx context.Context, ruleRef string, page store.Page) ([]store.Enforcement, int, error)
 	EventGet(ctx context.Context, id int64) (store.Event, error)
@@ -33,6 +36,7 @@ type Store interface {
 	ExecutionList(ctx context.Context, f store.ExecutionFilter, page store.Page) ([]store.Execution, int, error)
 	ExecutionQueuePosition(ctx context.Context, id int64) (*int, error)
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
+	PackDelete(ctx context.Context, ref string) ([]string, error)
 	PackGetByRef(ctx context.Context, ref string) (store.Pack, error)
 	PackList(ctx context.Context, page store.Page) ([]store.Pack, int, error)
 	PolicyCreate(ctx context.Context, x store.Policy) (store.Policy, error)
@@ -42,9 +46,19 @@ type Store interface {
 	PolicyList(ctx context.Context, page store.Page) ([]store.Policy, int, error)
 	PolicyUpdate(ctx context.Context, ref string, x store.Policy) (store.Policy, error)
 	QueueStatsGet(ctx context.Context, actionRef string, limit *int) (store.QueueStats, error)
+	RuleCreate(ctx context.Context, r store.Rule) (store.Rule, error)
+	RuleDelete(ctx context.Context, ref string) error
 	RuleGetByRef(ctx context.Context, ref string) (store.Rule, error)
 	RuleList(ctx context.Context, packRef string, page store.Page) ([]store.Rule, int, error)
+	RuleListByTrigger(ctx context.Context, triggerRef string) ([]store.Rule, error)
+	RuleSetEnabled(ctx context.Context, ref string, enabled bool) (store.Rule, error)
+	RuleUpdate(ctx context.Context, r store.Rule) (store.Rule, error)
+	TriggerCreate(ctx context.Context, t store.Trigger) (store.Trigger, error)
+	TriggerDelete(ctx context.Context, ref string) error
 	TriggerList(ctx context.Context, packRef string, page store.Page) ([]store.Trigger, int, error)
+	TriggerUpdate(ctx context.Context, t store.Trigger) (store.Trigger, error)
+	WorkerDelete(ctx context.Context, name string, aliveWithin time.Duration) error
+	WorkerGetByName(ctx context.Context, name string) (store.Worker, error)
 	WorkerList(ctx context.Context, page store.Page) ([]store.Worker, int, error)
 }
 
@@ -58,6 +72,9 @@ type Config struct {
 	// AccessTTL and RefreshTTL are how long login's tokens last. Default 1 hour and 7 days.
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
+	// WorkerTimeout is how long after its last heartbeat a worker counts as dead, so that its
+	// record may be deleted. Default 30s, the executor's default.
+	WorkerTimeout time.Duration
 }
 
 // Deps are the API's collaborators. Routes is the /api/v1 group of the process's HTTP
@@ -86,6 +103,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	}
 	cfg.AccessTTL = cmp.Or(cfg.AccessTTL, time.Hour)
 	cfg.RefreshTTL = cmp.Or(cfg.RefreshTTL, 7*24*time.Hour)
+	cfg.WorkerTimeout = cmp.Or(cfg.WorkerTimeout, 30*time.Second)
 	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), sessions: &sessions{
 		key: &signingKey{store: deps.Store}, identities: deps.Store, accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL,
 	}}
@@ -95,13 +113,25 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	m.route(http.MethodGet, "/packs", m.listPacks, Viewer)
 	m.route(http.MethodGet, "/packs/:ref", m.getPack, Viewer)
 	m.route(http.MethodPost, "/packs/register", m.registerPack, Admin)
+	m.route(http.MethodDelete, "/packs/:ref", m.deletePack, Admin)
 	m.route(http.MethodGet, "/actions", m.listActions, Viewer)
 	m.route(http.MethodGet, "/actions/:ref", m.getAction, Viewer)
 	m.route(http.MethodGet, "/actions/:ref/queue-stats", m.queueStats, Viewer)
+	m.route(http.MethodPost, "/actions", m.createAction, Admin)
+	m.route(http.MethodPut, "/actions/:ref", m.updateAction, Admin)
+	m.route(http.MethodDelete, "/actions/:ref", m.deleteAction, Admin)
 	m.route(http.MethodGet, "/triggers", m.listTriggers, Viewer)
 	m.route(http.MethodGet, "/triggers/:ref", m.getTrigger, Viewer)
+	m.route(http.MethodPost, "/triggers", m.createTrigger, Admin)
+	m.route(http.MethodPut, "/triggers/:ref", m.updateTrigger, Admin)
+	m.route(http.MethodDelete, "/triggers/:ref", m.deleteTrigger, Admin)
 	m.route(http.MethodGet, "/rules", m.listRules, Viewer)
 	m.route(http.MethodGet, "/rules/:ref", m.getRule, Viewer)
+	m.route(http.MethodPost, "/rules", m.createRule, Operator)
+	m.route(http.MethodPut, "/rules/:ref", m.updateRule, Operator)
+	m.route(http.MethodPost, "/rules/:ref/enable", m.enableRule, Operator)
+	m.route(http.MethodPost, "/rules/:ref/disable", m.disableRule, Operator)
+	m.route(http.MethodDelete, "/rules/:ref", m.deleteRule, Operator)
 	m.route(http.MethodGet, "/events", m.listEvents, Viewer)
 	m.route(http.MethodGet, "/events/:id", m.getEvent, Viewer)
 	m.route(http.MethodPost, "/events", m.createEvent, Operator)
@@ -114,6 +144,8 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	m.route(http.MethodPost, "/executions/:id/cancel", m.cancel, Operator)
 	m.route(http.MethodPost, "/executions/:id/rerun", m.rerun, Operator)
 	m.route(http.MethodGet, "/workers", m.listWorkers, Viewer)
+	m.route(http.MethodGet, "/workers/:name", m.getWorker, Viewer)
+	m.route(http.MethodDelete, "/workers/:name", m.deleteWorker, Admin)
 	m.route(http.MethodGet, "/policies", m.listPolicies, Viewer)
 	m.route(http.MethodGet, "/policies/:ref", m.getPolicy, Viewer)
 	m.route(http.MethodPost, "/policies", m.createPolicy, Admin)

@@ -253,6 +253,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"WebhookSecretRequest": webhookSecretRequest{},
 		"Error":                errorBody{},
 		"ErrorDetail":          errorDetail{},
+		"ActionRequest":        actionRequest{},
+		"TriggerRequest":       triggerRequest{},
+		"RuleRequest":          ruleRequest{},
 	}
 	// pack.Policy's file is the loader's, for its error messages; a policy from the store
 	// never has one, so the API never answers it.

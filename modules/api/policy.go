@@ -62,7 +62,7 @@ func (m *Module) listPolicies(c echo.Context) error {
 func (m *Module) getPolicy(c echo.Context) error {
 	p, err := m.deps.Store.PolicyGet(c.Request().Context(), c.Param("ref"))
 	if err != nil {
-		return err
+		return notFound(err, "no policy %q", c.Param("ref"))
 	}
 	return c.JSON(http.StatusOK, dataBody[policyBody]{Data: policyOut(p)})
 }
@@ -104,7 +104,7 @@ func (m *Module) updatePolicy(c echo.Context) error {
 	}
 	updated, err := m.deps.Store.PolicyUpdate(ctx, ref, p)
 	if err != nil {
-		return err
+		return notFound(err, "no policy %q", ref)
 	}
 	m.deps.Logger.InfoContext(ctx, "policy updated", "module", "api", "policy", updated.Ref)
 	return c.JSON(http.StatusOK, dataBody[policyBody]{Data: policyOut(updated)})
@@ -114,7 +114,7 @@ func (m *Module) deletePolicy(c echo.Context) error {
 	ctx := c.Request().Context()
 	ref := c.Param("ref")
 	if err := m.deps.Store.PolicyDelete(ctx, ref); err != nil {
-		return err
+		return notFound(err, "no policy %q", ref)
 	}
 	m.deps.Logger.InfoContext(ctx, "policy deleted", "module", "api", "policy", ref)
 	return c.NoContent(http.StatusNoContent)
@@ -144,7 +144,7 @@ func (m *Module) queueStats(c echo.Context) error {
 	ctx := c.Request().Context()
 	action, err := m.deps.Store.ActionGetByRef(ctx, c.Param("ref"))
 	if err != nil {
-		return err
+		return notFound(err, "no action %q", c.Param("ref"))
 	}
 	pol, err := m.deps.Store.PolicyFor(ctx, action.Ref)
 	if err != nil {

@@ -48,7 +48,7 @@ func (m *Module) listPacks(c echo.Context) error { return listOf(c, m.deps.Store
 
 func (m *Module) getPack(c echo.Context) error {
 	p, err := m.deps.Store.PackGetByRef(c.Request().Context(), c.Param("ref"))
-	return one(c, p, err)
+	return one(c, p, notFound(err, "no pack %q", c.Param("ref")))
 }
 
 func (m *Module) listActions(c echo.Context) error {
@@ -59,7 +59,7 @@ func (m *Module) listActions(c echo.Context) error {
 
 func (m *Module) getAction(c echo.Context) error {
 	a, err := m.deps.Store.ActionGetByRef(c.Request().Context(), c.Param("ref"))
-	return one(c, a, err)
+	return one(c, a, notFound(err, "no action %q", c.Param("ref")))
 }
 
 func (m *Module) listTriggers(c echo.Context) error {
@@ -70,7 +70,7 @@ func (m *Module) listTriggers(c echo.Context) error {
 
 func (m *Module) getTrigger(c echo.Context) error {
 	t, err := m.deps.Store.TriggerGetByRef(c.Request().Context(), c.Param("ref"))
-	return one(c, t, err)
+	return one(c, t, notFound(err, "no trigger %q", c.Param("ref")))
 }
 
 func (m *Module) listRules(c echo.Context) error {
@@ -81,7 +81,7 @@ func (m *Module) listRules(c echo.Context) error {
 
 func (m *Module) getRule(c echo.Context) error {
 	r, err := m.deps.Store.RuleGetByRef(c.Request().Context(), c.Param("ref"))
-	return one(c, r, err)
+	return one(c, r, notFound(err, "no rule %q", c.Param("ref")))
 }
 
 func (m *Module) listEvents(c echo.Context) error {
@@ -96,7 +96,7 @@ func (m *Module) getEvent(c echo.Context) error {
 		return err
 	}
 	e, err := m.deps.Store.EventGet(c.Request().Context(), id)
-	return one(c, e, err)
+	return one(c, e, notFound(err, "no event %d", id))
 }
 
 func (m *Module) listEnforcements(c echo.Context) error {
@@ -111,7 +111,7 @@ func (m *Module) getEnforcement(c echo.Context) error {
 		return err
 	}
 	e, err := m.deps.Store.EnforcementGet(c.Request().Context(), id)
-	return one(c, e, err)
+	return one(c, e, notFound(err, "no enforcement %d", id))
 }
 
 func (m *Module) listExecutions(c echo.Context) error {
@@ -146,5 +146,3 @@ func validStatus(s string) bool {
 	}
 	return false
 }
-
-func (m *Module) listWorkers(c echo.Context) error { return listOf(c, m.deps.Store.WorkerList) }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/attune-go/attune/modules/ruleeval"
 	"github.com/attune-go/attune/store"
 )
 
@@ -18,9 +17,10 @@ type Registrar interface {
 }
 
 // Register checks what loading a pack cannot check alone (that its rules name actions and
-// triggers that exist, here or already registered, and that their conditions and templates
-// compile), then writes the pack whole. Problems with the pack come back as *Error naming the
-// file and the field; nothing is written then.
+// triggers that exist, here or already registered, that their trigger_params fit their
+// trigger's parameter schema, and that their conditions and templates compile), then writes
+// the pack whole. Problems with the pack come back as *Error naming the file and the field;
+// nothing is written then. CheckRule applies the same checks to a rule on its own.
 func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
 	lookup := &storeLookup{ctx: ctx, r: r}
 	if err := p.CheckReferences(lookup); err != nil {
@@ -29,12 +29,24 @@ func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
 	if lookup.err != nil {
 		return store.Pack{}, fmt.Errorf("check references of pack %s: %w", p.Ref, lookup.err)
 	}
+	own := make(map[string]Schema, len(p.Triggers))
+	for _, t := range p.Triggers {
+		own[t.Ref] = t.Parameters
+	}
 	for _, rule := range p.Rules {
-		if _, err := ruleeval.ParseConditions(rule.Conditions); err != nil {
-			return store.Pack{}, inFile(rule.File, fieldError("conditions", err))
+		params, ok := own[rule.TriggerRef]
+		if !ok {
+			// CheckReferences found it registered.
+			t, err := r.TriggerGetByRef(ctx, rule.TriggerRef)
+			if err != nil {
+				return store.Pack{}, fmt.Errorf("check rules of pack %s: %w", p.Ref, err)
+			}
+			if params, err = StoredSchema(t.Parameters); err != nil {
+				return store.Pack{}, fmt.Errorf("check rules of pack %s: trigger %s: %w", p.Ref, t.Ref, err)
+			}
 		}
-		if err := ruleeval.ValidateTemplates(rule.ActionParams); err != nil {
-			return store.Pack{}, inFile(rule.File, fieldError("action_params", err))
+		if err := checkRuleBody(rule, params); err != nil {
+			return store.Pack{}, inFile(rule.File, err)
 		}
 	}
 	reg, err := p.registration()
@@ -71,60 +83,88 @@ func (l *storeLookup) exists(err error) bool {
 
 func (p *Pack) registration() (store.PackRegistration, error) {
 	reg := store.PackRegistration{Pack: store.Pack{Ref: p.Ref, Label: p.Label, Description: p.Description, Version: p.Version, Path: p.Dir}}
-	enc := func(file, field string, v any) (json.RawMessage, error) {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, inFile(file, fieldError(field, err))
-		}
-		return b, nil
-	}
 	for _, a := range p.Actions {
-		params, err := enc(a.File, "parameters", a.Parameters)
+		sa, err := StoreAction(a, p.Ref)
 		if err != nil {
-			return reg, err
+			return reg, inFile(a.File, err)
 		}
-		reg.Actions = append(reg.Actions, store.Action{Ref: a.Ref, Label: a.Label, Description: a.Description, RunnerType: a.RunnerType,
-			EntryPoint: a.EntryPoint, Parameters: params, OutputFormat: a.OutputFormat, TimeoutSeconds: a.TimeoutSeconds, Enabled: a.Enabled})
+		reg.Actions = append(reg.Actions, sa)
 	}
 	for _, t := range p.Triggers {
-		params, err := enc(t.File, "parameters", t.Parameters)
+		st, err := StoreTrigger(t, p.Ref)
 		if err != nil {
-			return reg, err
+			return reg, inFile(t.File, err)
 		}
-		output, err := enc(t.File, "output", t.Output)
-		if err != nil {
-			return reg, err
-		}
-		reg.Triggers = append(reg.Triggers, store.Trigger{Ref: t.Ref, Label: t.Label, Description: t.Description, Parameters: params, Output: output})
+		reg.Triggers = append(reg.Triggers, st)
 	}
 	for _, s := range p.Sensors {
-		params, err := enc(s.File, "parameters", s.Parameters)
+		params, err := encode("parameters", s.Parameters)
 		if err != nil {
-			return reg, err
+			return reg, inFile(s.File, err)
 		}
-		reg.Sensors = append(reg.Sensors, store.Sensor{Ref: s.Ref, Label: s.Label, Description: s.Description, EntryPoint: s.EntryPoint,
-			TriggerRefs: s.TriggerRefs, Parameters: params, Enabled: s.Enabled})
+		reg.Sensors = append(reg.Sensors, store.Sensor{Ref: s.Ref, PackRef: p.Ref, Label: s.Label, Description: s.Description,
+			EntryPoint: s.EntryPoint, TriggerRefs: s.TriggerRefs, Parameters: params, Enabled: s.Enabled})
 	}
 	for _, r := range p.Rules {
-		tp, err := enc(r.File, "trigger_params", r.TriggerParams)
+		sr, err := StoreRule(r, p.Ref)
 		if err != nil {
-			return reg, err
+			return reg, inFile(r.File, err)
 		}
-		cond, err := enc(r.File, "conditions", r.Conditions)
-		if err != nil {
-			return reg, err
-		}
-		ap, err := enc(r.File, "action_params", r.ActionParams)
-		if err != nil {
-			return reg, err
-		}
-		reg.Rules = append(reg.Rules, store.Rule{Ref: r.Ref, Label: r.Label, Description: r.Description, TriggerRef: r.TriggerRef,
-			TriggerParams: tp, Conditions: cond, ActionRef: r.ActionRef, ActionParams: ap, Enabled: r.Enabled})
+		reg.Rules = append(reg.Rules, sr)
 	}
 	for _, x := range p.Policies {
 		reg.Policies = append(reg.Policies, StorePolicy(x))
 	}
 	return reg, nil
+}
+
+// StoreAction is a, of pack packRef, as the store keeps it.
+func StoreAction(a Action, packRef string) (store.Action, error) {
+	params, err := encode("parameters", a.Parameters)
+	if err != nil {
+		return store.Action{}, err
+	}
+	return store.Action{Ref: a.Ref, PackRef: packRef, Label: a.Label, Description: a.Description, RunnerType: a.RunnerType,
+		EntryPoint: a.EntryPoint, Parameters: params, OutputFormat: a.OutputFormat, TimeoutSeconds: a.TimeoutSeconds, Enabled: a.Enabled}, nil
+}
+
+// StoreTrigger is t, of pack packRef, as the store keeps it.
+func StoreTrigger(t Trigger, packRef string) (store.Trigger, error) {
+	params, err := encode("parameters", t.Parameters)
+	if err != nil {
+		return store.Trigger{}, err
+	}
+	output, err := encode("output", t.Output)
+	if err != nil {
+		return store.Trigger{}, err
+	}
+	return store.Trigger{Ref: t.Ref, PackRef: packRef, Label: t.Label, Description: t.Description, Parameters: params, Output: output}, nil
+}
+
+// StoreRule is r, of pack packRef, as the store keeps it.
+func StoreRule(r Rule, packRef string) (store.Rule, error) {
+	tp, err := encode("trigger_params", r.TriggerParams)
+	if err != nil {
+		return store.Rule{}, err
+	}
+	cond, err := encode("conditions", r.Conditions)
+	if err != nil {
+		return store.Rule{}, err
+	}
+	ap, err := encode("action_params", r.ActionParams)
+	if err != nil {
+		return store.Rule{}, err
+	}
+	return store.Rule{Ref: r.Ref, PackRef: packRef, Label: r.Label, Description: r.Description, TriggerRef: r.TriggerRef,
+		TriggerParams: tp, Conditions: cond, ActionRef: r.ActionRef, ActionParams: ap, Enabled: r.Enabled}, nil
+}
+
+func encode(field string, v any) (json.RawMessage, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fieldError(field, err)
+	}
+	return b, nil
 }
 
 // CheckParameters validates params against an action's stored parameter schema and applies

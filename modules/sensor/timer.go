@@ -54,6 +54,10 @@ func (m *Module) sync(ctx context.Context, timers map[string]*timer, rules []sto
 		if r, ok := want[ref]; !ok || timerKey(r) != t.key {
 			t.halt()
 			delete(timers, ref)
+			if t.stop != nil {
+				// Said after the halt, which waits for the timer's last tick: none follows.
+				m.deps.Logger.InfoContext(ctx, "timer stopped", "module", "sensor", "rule", ref)
+			}
 		}
 	}
 	now := time.Now()
@@ -78,6 +82,7 @@ func (m *Module) sync(ctx context.Context, timers map[string]*timer, rules []sto
 			defer close(t.done)
 			m.run(tctx, r, sched, from)
 		}()
+		m.deps.Logger.InfoContext(ctx, "timer started", "module", "sensor", "rule", ref, "trigger", r.TriggerRef)
 	}
 }
 

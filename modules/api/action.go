@@ -1,0 +1,146 @@
+package api
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/attune-go/attune/modules/pack"
+	"github.com/attune-go/attune/store"
+)
+
+// actionRequest is an action as a pack's actions/*.yaml file gives it, plus pack_ref. It is
+// not pack.Action itself so that the loader's defaults apply to what the body leaves out and
+// the loader's file key is refused.
+type actionRequest struct {
+	Ref            string      `json:"ref"`
+	Name           string      `json:"name"`
+	PackRef        string      `json:"pack_ref"`
+	Label          string      `json:"label"`
+	Description    string      `json:"description"`
+	RunnerType     string      `json:"runner_type"`
+	EntryPoint     string      `json:"entry_point"`
+	Parameters     pack.Schema `json:"parameters"`
+	OutputFormat   string      `json:"output_format"`
+	TimeoutSeconds *int        `json:"timeout_seconds"`
+	Enabled        *bool       `json:"enabled"`
+}
+
+func (r actionRequest) action() pack.Action {
+	a := pack.Action{Ref: r.Ref, Name: r.Name, Label: r.Label, Description: r.Description, RunnerType: r.RunnerType,
+		EntryPoint: r.EntryPoint, Parameters: r.Parameters, OutputFormat: cmp.Or(r.OutputFormat, pack.OutputText),
+		TimeoutSeconds: pack.DefaultTimeoutSeconds, Enabled: true}
+	if r.TimeoutSeconds != nil {
+		a.TimeoutSeconds = *r.TimeoutSeconds
+	}
+	if r.Enabled != nil {
+		a.Enabled = *r.Enabled
+	}
+	return a
+}
+
+func (m *Module) createAction(c echo.Context) error {
+	var req actionRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	packRef, err := requestPack(req.Ref, req.PackRef)
+	if err != nil {
+		return err
+	}
+	if packRef == pack.CoreRef {
+		return coreRefused("the action")
+	}
+	ctx := c.Request().Context()
+	a, err := m.checkAction(ctx, req.action(), packRef)
+	if err != nil {
+		return err
+	}
+	if _, err := m.deps.Store.ActionGetByRef(ctx, a.Ref); err == nil {
+		return conflict("action %s exists already; PUT /actions/%s changes it", a.Ref, a.Ref)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	created, err := m.deps.Store.ActionCreate(ctx, a)
+	if err != nil {
+		return err
+	}
+	m.deps.Logger.InfoContext(ctx, "action created", "module", "api", "action", created.Ref)
+	return c.JSON(http.StatusCreated, dataBody[store.Action]{Data: created})
+}
+
+// updateAction replaces an action's settings whole, as registering its pack again would;
+// what the body leaves out takes the file's default. Executions already dispatched keep the
+// action as it was (their dispatch carries a snapshot of it).
+func (m *Module) updateAction(c echo.Context) error {
+	var req actionRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	ref := c.Param("ref")
+	current, err := m.deps.Store.ActionGetByRef(ctx, ref)
+	if err != nil {
+		return notFound(err, "no action %q", ref)
+	}
+	if current.PackRef == pack.CoreRef {
+		return coreRefused("action " + ref)
+	}
+	if err := sameRef(ref, req.Ref, current.PackRef, req.PackRef); err != nil {
+		return err
+	}
+	req.Ref = ref
+	a, err := m.checkAction(ctx, req.action(), current.PackRef)
+	if err != nil {
+		return err
+	}
+	updated, err := m.deps.Store.ActionUpdate(ctx, a)
+	if err != nil {
+		return notFound(err, "no action %q", ref)
+	}
+	m.deps.Logger.InfoContext(ctx, "action updated", "module", "api", "action", updated.Ref)
+	return c.JSON(http.StatusOK, dataBody[store.Action]{Data: updated})
+}
+
+// deleteAction removes an action no rule uses, with the policies that name it; its executions
+// stay.
+func (m *Module) deleteAction(c echo.Context) error {
+	ctx := c.Request().Context()
+	ref := c.Param("ref")
+	current, err := m.deps.Store.ActionGetByRef(ctx, ref)
+	if err != nil {
+		return notFound(err, "no action %q", ref)
+	}
+	if current.PackRef == pack.CoreRef {
+		return coreRefused("action " + ref)
+	}
+	policies, err := m.deps.Store.ActionDelete(ctx, ref)
+	if err != nil {
+		return notFound(stillUsed(err, "delete those rules, or point them at another action, first"), "no action %q", ref)
+	}
+	m.deps.Logger.InfoContext(ctx, "action deleted", "module", "api", "action", ref, "policies_deleted", policies)
+	return c.NoContent(http.StatusNoContent)
+}
+
+// checkAction applies the pack loader's rules to an action of pack packRef, the check that its
+// script is in the pack's directory on this server included, and returns it as the store
+// keeps it.
+func (m *Module) checkAction(ctx context.Context, a pack.Action, packRef string) (store.Action, error) {
+	if err := pack.ValidateAction(&a, packRef); err != nil {
+		return store.Action{}, invalid(err)
+	}
+	p, err := m.targetPack(ctx, packRef)
+	if err != nil {
+		return store.Action{}, err
+	}
+	if a.EntryPoint != "" {
+		if err := pack.CheckScript(p.Path, a.EntryPoint); err != nil {
+			return store.Action{}, invalid(err)
+		}
+	}
+	sa, err := pack.StoreAction(a, packRef)
+	return sa, invalid(err)
+}

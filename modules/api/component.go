@@ -1,0 +1,97 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/attune-go/attune/modules/pack"
+	"github.com/attune-go/attune/store"
+)
+
+// What the writes of actions, triggers and rules share: a component sent to the API has the
+// shape of its file in a pack, plus pack_ref naming the pack it joins (a file's pack is the
+// directory it sits in). The pack must be registered already, and must not be core.
+
+func conflict(format string, args ...any) *Error {
+	return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf(format, args...)}
+}
+
+// notFound answers a store ErrNotFound as 404 with the message given, and any other error as
+// it is.
+func notFound(err error, format string, args ...any) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf(format, args...)}
+	}
+	return err
+}
+
+// invalid answers a pack validation error, which names the field, as 400, and any other
+// error as it is.
+func invalid(err error) error {
+	var perr *pack.Error
+	if errors.As(err, &perr) {
+		return badRequest("%v", err)
+	}
+	return err
+}
+
+// stillUsed answers a deletion the store refused because others still use the row as 409,
+// saying who and what to do; any other error as it is.
+func stillUsed(err error, todo string) error {
+	var inUse *store.InUseError
+	if errors.As(err, &inUse) {
+		return conflict("%v: %s", inUse, todo)
+	}
+	return err
+}
+
+// coreRefused is the answer to any change of the core pack: every process registers the
+// embedded core pack at start, which would undo the change without a word.
+func coreRefused(what string) *Error {
+	return conflict("%s belongs to the built-in %s pack, which every process registers again at start; it cannot be changed through the API",
+		what, pack.CoreRef)
+}
+
+// requestPack works out the pack a component sent to the API joins: pack_ref, else the pack
+// part of its ref. A ref in another pack than pack_ref is the validators' to refuse.
+func requestPack(ref, packRef string) (string, error) {
+	if packRef != "" {
+		return packRef, nil
+	}
+	if ref == "" {
+		return "", badRequest("pack_ref: required when the body gives a name and no ref")
+	}
+	refPack, _, ok := strings.Cut(ref, ".")
+	if !ok {
+		return "", badRequest("ref: %q: want <pack>.<name>", ref)
+	}
+	if err := pack.CheckPackRef(refPack); err != nil {
+		return "", badRequest("ref: %q: %v", ref, err)
+	}
+	return refPack, nil
+}
+
+// targetPack returns the registered pack a new component joins; one that does not exist is
+// the body's fault.
+func (m *Module) targetPack(ctx context.Context, packRef string) (store.Pack, error) {
+	p, err := m.deps.Store.PackGetByRef(ctx, packRef)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Pack{}, badRequest("pack_ref: no pack %q; register it first (POST /packs/register)", packRef)
+	}
+	return p, err
+}
+
+// sameRef refuses a body whose ref or pack_ref disagrees with the component the URL names:
+// an update does not rename a component or move it to another pack.
+func sameRef(urlRef, bodyRef, currentPack, bodyPack string) error {
+	if bodyRef != "" && bodyRef != urlRef {
+		return badRequest("ref: %q differs from %q in the URL; create the new one and delete the old", bodyRef, urlRef)
+	}
+	if bodyPack != "" && bodyPack != currentPack {
+		return badRequest("pack_ref: %q differs from %q, the pack of %s; create the new one and delete the old", bodyPack, currentPack, urlRef)
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package pack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/attune-go/attune/modules/ruleeval"
+	"github.com/attune-go/attune/store"
+)
+
+// CoreRef is the ref of the built-in core pack, which every process registers at start.
+const CoreRef = "core"
+
+// The checks below are for components that come one at a time without their pack's
+// directory, such as those sent to the API. They apply the loader's rules, packRef being the
+// pack the component belongs to (its form is checked here, its existence is the caller's to
+// check), and fill in what the loader fills in: the full ref and the short name, normalised
+// JSON values and schemas. The caller sets the defaults the loader starts a file from
+// (output_format, timeout_seconds, enabled).
+
+// ValidateAction checks an action as the loader checks actions/*.yaml. Whether its entry
+// point exists is CheckScript's question, since only the pack's directory can answer it.
+func ValidateAction(a *Action, packRef string) error {
+	if err := checkPackRef(packRef); err != nil {
+		return fieldError("pack_ref", err)
+	}
+	return lone(a.validate(packRef))
+}
+
+// ValidateTrigger checks a trigger as the loader checks triggers/*.yaml.
+func ValidateTrigger(t *Trigger, packRef string) error {
+	if err := checkPackRef(packRef); err != nil {
+		return fieldError("pack_ref", err)
+	}
+	return lone(t.validate(packRef))
+}
+
+// ValidateRule checks a rule as the loader checks rules/*.yaml. What it names is CheckRule's
+// question.
+func ValidateRule(r *Rule, packRef string) error {
+	if err := checkPackRef(packRef); err != nil {
+		return fieldError("pack_ref", err)
+	}
+	return lone(r.validate(packRef))
+}
+
+// CheckPackRef checks the form of a pack's ref, such as the pack part of a component's ref.
+func CheckPackRef(ref string) error { return checkPackRef(ref) }
+
+// lone names the field of the one error validate leaves without: a ref outside the pack,
+// which for a lone component is a ref outside its pack_ref.
+func lone(err error) error {
+	var e *Error
+	if errors.As(err, &e) && e.Field == "" {
+		c := *e
+		c.Field = "pack_ref"
+		return &c
+	}
+	return err
+}
+
+// CheckScript checks that entryPoint, already validated, names a regular file under the
+// actions/ directory of the pack in packDir, as loading the pack does.
+func CheckScript(packDir, entryPoint string) error {
+	if packDir == "" {
+		return fieldError("entry_point", errors.New("the pack has no directory on this server to hold scripts"))
+	}
+	l := &loader{fsys: os.DirFS(packDir), dir: "."}
+	if err := l.script("actions", entryPoint); err != nil {
+		return fieldError("entry_point", err)
+	}
+	return nil
+}
+
+// CheckRule checks a validated rule against what is registered, as Register checks each rule
+// of a pack: its trigger and action exist, its trigger_params fit the trigger's parameter
+// schema, and its conditions and templates compile. Problems come back as *Error naming the
+// field; a store failure comes back as it is.
+func CheckRule(ctx context.Context, r Registrar, rule Rule) error {
+	trigger, err := r.TriggerGetByRef(ctx, rule.TriggerRef)
+	if errors.Is(err, store.ErrNotFound) {
+		return fieldError("trigger_ref", fmt.Errorf("no trigger %q", rule.TriggerRef))
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := r.ActionGetByRef(ctx, rule.ActionRef); errors.Is(err, store.ErrNotFound) {
+		return fieldError("action_ref", fmt.Errorf("no action %q", rule.ActionRef))
+	} else if err != nil {
+		return err
+	}
+	params, err := StoredSchema(trigger.Parameters)
+	if err != nil {
+		return fmt.Errorf("parameters of trigger %s: %w", trigger.Ref, err)
+	}
+	return checkRuleBody(rule, params)
+}
+
+// CheckTriggerParams checks a rule's stored trigger_params against a trigger's parameter
+// schema, for a caller about to change the schema under rules that use it.
+func CheckTriggerParams(params Schema, triggerParams json.RawMessage) error {
+	values := map[string]any{}
+	if len(triggerParams) > 0 {
+		if err := json.Unmarshal(triggerParams, &values); err != nil {
+			return fieldError("trigger_params", err)
+		}
+	}
+	if _, err := params.Apply(values); err != nil {
+		return fieldError("trigger_params", err)
+	}
+	return nil
+}
+
+// StoredSchema decodes a parameter schema as the store keeps it.
+func StoredSchema(raw json.RawMessage) (Schema, error) {
+	var s Schema
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("decode parameter schema: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// checkRuleBody checks what a rule says beyond its references, given the parameter schema of
+// its trigger: the rule matcher would otherwise find out at the first event, and a timer or
+// webhook rule whose trigger_params do not fit would never fire at all.
+func checkRuleBody(rule Rule, triggerParams Schema) error {
+	if _, err := triggerParams.Apply(rule.TriggerParams); err != nil {
+		return fieldError("trigger_params", err)
+	}
+	if _, err := ruleeval.ParseConditions(rule.Conditions); err != nil {
+		return fieldError("conditions", err)
+	}
+	if err := ruleeval.ValidateTemplates(rule.ActionParams); err != nil {
+		return fieldError("action_params", err)
+	}
+	return nil
+}
