@@ -201,7 +201,8 @@ manages rules; admin does everything.`,
 	cmd.AddCommand(createCmd, updateCmd,
 		newListCommand(streams, &api, listCommand{noun: "identities", path: "/api/v1/identities", columns: identityColumns, all: true}),
 		newShowCommand(streams, &api, "identity", "/api/v1/identities"),
-		newDeleteCommand(streams, &api, "identity", "LOGIN", "/api/v1/identities"))
+		newDeleteCommand(streams, &api, deleteCommand{noun: "identity", key: "LOGIN", path: "/api/v1/identities",
+			short: "Delete an identity and its API tokens; its sessions end at once"}))
 	return cmd
 }
 
@@ -285,24 +286,4 @@ func newTokenCommand(streams Streams) *cobra.Command {
 	}
 	cmd.AddCommand(createCmd, listCmd, revokeCmd)
 	return cmd
-}
-
-// newDeleteCommand is "NOUN delete KEY" for what answers 204 when deleted.
-func newDeleteCommand(streams Streams, api *apiFlags, noun, key, path string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete " + key,
-		Short: "Delete one " + noun,
-		Args:  usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := api.client()
-			if err != nil {
-				return err
-			}
-			if _, err := client.send(cmd.Context(), http.MethodDelete, path+"/"+url.PathEscape(args[0]), nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(streams.Out, "deleted %s %s\n", noun, args[0])
-			return nil
-		},
-	}
 }

@@ -93,6 +93,32 @@ func newShowCommand(streams Streams, api *apiFlags, noun, path string) *cobra.Co
 	}
 }
 
+// deleteCommand is the spec of a "NOUN delete KEY": the API answers 204 at path/KEY.
+type deleteCommand struct {
+	noun, key, path string
+	short, long     string
+}
+
+func newDeleteCommand(streams Streams, api *apiFlags, spec deleteCommand) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete " + spec.key,
+		Short: spec.short,
+		Long:  spec.long,
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			if err := client.delete(cmd.Context(), spec.path+"/"+url.PathEscape(args[0])); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(streams.Out, "deleted %s %s\n", spec.noun, args[0])
+			return err
+		},
+	}
+}
+
 // newReadNoun is a noun the CLI lists and shows one of; show is newShowCommand or
 // newShowByIDCommand.
 func newReadNoun(streams Streams, use, short string, spec listCommand, show func(api *apiFlags) *cobra.Command) *cobra.Command {

@@ -3,7 +3,6 @@ package app
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -34,26 +33,12 @@ Attune API (a process with the api role) to act on them.`,
 }
 
 func newPackDeleteCommand(streams Streams, api *apiFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete REF",
-		Short: "Delete a pack and everything in it",
-		Long: `Deletes the pack REF through the API, with its actions, triggers, sensors, rules and policies,
+	return newDeleteCommand(streams, api, deleteCommand{noun: "pack", key: "REF", path: "/api/v1/packs",
+		short: "Delete a pack and everything in it",
+		long: `Deletes the pack REF through the API, with its actions, triggers, sensors, rules and policies,
 and the policies that name its actions. Events, enforcements and executions stay. The server
 refuses while a rule or sensor of another pack uses one of its actions or triggers, and for
-the built-in core pack. A pack under a server's --packs-dir comes back when it starts again.`,
-		Args: usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := api.client()
-			if err != nil {
-				return err
-			}
-			if err := client.delete(cmd.Context(), "/api/v1/packs/"+url.PathEscape(args[0])); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(streams.Out, "deleted pack %s\n", args[0])
-			return err
-		},
-	}
+the built-in core pack. A pack under a server's --packs-dir comes back when it starts again.`})
 }
 
 func newPackRegisterCommand(streams Streams, api *apiFlags) *cobra.Command {

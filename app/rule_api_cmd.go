@@ -120,20 +120,6 @@ func newRuleStateCommand(streams Streams, api *apiFlags, verb, short string) *co
 }
 
 func newRuleDeleteCommand(streams Streams, api *apiFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete REF",
-		Short: "Delete a rule; its enforcements and their executions stay",
-		Args:  usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := api.client()
-			if err != nil {
-				return err
-			}
-			if err := client.delete(cmd.Context(), "/api/v1/rules/"+url.PathEscape(args[0])); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(streams.Out, "deleted rule %s\n", args[0])
-			return err
-		},
-	}
+	return newDeleteCommand(streams, api, deleteCommand{noun: "rule", key: "REF", path: "/api/v1/rules",
+		short: "Delete a rule; its enforcements and their executions stay"})
 }
