@@ -3,14 +3,18 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/api/stream"
 	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/store"
 )
@@ -44,28 +48,56 @@ type Store interface {
 	WorkerList(ctx context.Context, page store.Page) ([]store.Worker, int, error)
 }
 
-// Config configures the API. It has no settings yet.
-type Config struct{}
+// Config configures the API.
+type Config struct {
+	// Replica names this process's own queue of notifications for the live stream; it must
+	// differ from every other api replica's. Default: a random name.
+	Replica string
+	// StreamHeartbeat is how often a live stream with nothing to say sends a comment, so that
+	// clients and proxies can tell an idle stream from a dead one. Default 15s.
+	StreamHeartbeat time.Duration
+	// StreamBuffer is how many notifications a live-stream client may fall behind before it is
+	// cut off. Default 1024.
+	StreamBuffer int
+}
+
+// Broker is what the API publishes through, and where its live stream is fed from.
+type Broker interface {
+	broker.Publisher
+	broker.Subscriber
+}
+
+// Notifier hears of every change the API commits (executions requested and cancelled, events
+// created), for the live stream. It is best effort and must not block.
+type Notifier interface {
+	Notify(ns ...broker.Notification)
+}
 
 // Deps are the API's collaborators. Routes is the /api/v1 group of the process's HTTP server.
+// Notifier may be nil: nothing is notified.
 type Deps struct {
-	Logger *slog.Logger
-	Store  Store
-	Broker broker.Publisher
-	Routes *echo.Group
+	Logger   *slog.Logger
+	Store    Store
+	Broker   Broker
+	Routes   *echo.Group
+	Notifier Notifier
 }
 
 // Module is the api role.
 type Module struct {
+	cfg  Config
 	deps Deps
+	hub  *stream.Hub
 }
 
 // New registers the API's routes on deps.Routes.
-func New(_ Config, deps Deps) (*Module, error) {
+func New(cfg Config, deps Deps) (*Module, error) {
 	if deps.Store == nil || deps.Routes == nil || deps.Logger == nil || deps.Broker == nil {
 		return nil, errors.New("api: Logger, Store, Broker and Routes are required")
 	}
-	m := &Module{deps: deps}
+	cfg.Replica = cmp.Or(cfg.Replica, uuid.NewString())
+	cfg.StreamHeartbeat = cmp.Or(cfg.StreamHeartbeat, 15*time.Second)
+	m := &Module{cfg: cfg, deps: deps, hub: stream.NewHub(stream.Config{Buffer: cfg.StreamBuffer})}
 	m.route(http.MethodGet, "/openapi.json", m.openAPI, Public)
 	m.route(http.MethodGet, "/packs", m.listPacks, Viewer)
 	m.route(http.MethodGet, "/packs/:ref", m.getPack, Viewer)
@@ -94,15 +126,29 @@ func New(_ Config, deps Deps) (*Module, error) {
 	m.route(http.MethodPost, "/policies", m.createPolicy, Admin)
 	m.route(http.MethodPut, "/policies/:ref", m.updatePolicy, Admin)
 	m.route(http.MethodDelete, "/policies/:ref", m.deletePolicy, Admin)
+	m.route(http.MethodGet, "/stream", m.stream, Viewer)
 	return m, nil
 }
 
 // Name implements the role module contract.
 func (m *Module) Name() string { return "api" }
 
-// Run holds the module until ctx ends; the process's HTTP server does the serving.
+// Run feeds the live stream from this replica's own notification queue until ctx ends; the
+// process's HTTP server does the serving. When ctx ends the open streams end with it, so
+// that the server's graceful shutdown does not wait on them.
 func (m *Module) Run(ctx context.Context) error {
-	<-ctx.Done()
+	// Not when Run returns: the subscription may take a moment to drain, and the streams
+	// should not. (Its stop function is not called: that could beat ctx's cancellation to
+	// it and keep the hub open.)
+	context.AfterFunc(ctx, m.hub.Close)
+	defer m.hub.Close()
+	q := broker.StreamQueue(m.cfg.Replica)
+	err := m.deps.Broker.Subscribe(ctx, broker.Subscription{Queue: q, Prefetch: 1}, m.deliver)
+	if err != nil && ctx.Err() == nil {
+		// The REST API matters more than the live view: serve on without it.
+		m.deps.Logger.ErrorContext(ctx, "live stream unavailable: its queue cannot be consumed", "queue", q.Name, "err", err)
+		<-ctx.Done()
+	}
 	return nil
 }
 

@@ -185,6 +185,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"EventRequest":    eventRequest{},
 		"ExecuteRequest":  executeRequest{},
 		"RerunRequest":    rerunRequest{},
+		"StreamExecution": streamExecution{},
+		"StreamEvent":     streamEvent{},
 		"Pagination":      pagination{},
 		"Error":           errorBody{},
 		"ErrorDetail":     errorDetail{},
