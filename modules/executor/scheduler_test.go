@@ -35,8 +35,9 @@ func TestNoWorkerFailsWithReason(t *testing.T) {
 
 	br := membroker.New(broker.Options{})
 	defer br.Close()
+	heard := &notes{}
 	m, err := executor.New(executor.Config{NoWorkerTimeout: 200 * time.Millisecond, SweepInterval: 50 * time.Millisecond},
-		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br})
+		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -50,6 +51,7 @@ func TestNoWorkerFailsWithReason(t *testing.T) {
 	e, err := st.ExecutionGet(ctx, exec.ID)
 	require.NoError(t, err)
 	require.Equal(t, `no live worker can run runner "http"`, *e.Reason)
+	heard.wait(t, exec.ID, "requested>scheduled", "failed")
 	cancel()
 	require.NoError(t, <-done)
 }
