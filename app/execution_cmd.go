@@ -33,7 +33,8 @@ func newExecutionTailCommand(streams Streams, api *apiFlags) *cobra.Command {
 		Short: "Follow an execution as it happens: each status change, then its output",
 		Long: `Follows execution ID on the API's live stream: prints its current status, then each change
 as it happens, and when it ends, its output (standard output here, standard error on standard
-error) or the reason it did not complete. Exit status 0 when it completed, 1 otherwise.`,
+error) or the reason it did not complete. Exit status 0 when it completed, 1 otherwise;
+interrupting it (exit status 130) stops the following, not the execution.`,
 		Example: `  attune execution tail 42`,
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,6 +49,9 @@ error) or the reason it did not complete. Exit status 0 when it completed, 1 oth
 			_, exec, err := follow(cmd.Context(), client, id, func(status string, at time.Time) {
 				fmt.Fprintf(streams.Out, "%s  %s\n", at.Local().Format("15:04:05.000"), status)
 			})
+			if err != nil && cmd.Context().Err() != nil {
+				return exitCode(130) // interrupted: the execution goes on; 128 + SIGINT, as shells say
+			}
 			if err != nil {
 				return withStatus(err)
 			}
