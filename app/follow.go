@@ -48,7 +48,10 @@ func follow(ctx context.Context, client *apiClient, id int64, onStatus func(stat
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	notices := make(chan streamNotice, 64)
-	go client.watchExecution(ctx, id, notices)
+	// The stream goroutine gets the token as it is now, and never reads the client's: a token
+	// the client renews meanwhile is its own. A stream refused for an expired token leaves the
+	// rereads to do the following.
+	go client.watchExecution(ctx, client.token, id, notices)
 
 	var last string
 	// advance reports n's status when it is news, and whether the execution has ended.
@@ -125,10 +128,10 @@ type streamNotice struct {
 
 // watchExecution keeps a live stream of execution id open until ctx ends, opening it again
 // with backoff whenever it drops, and reports on notices.
-func (c *apiClient) watchExecution(ctx context.Context, id int64, notices chan<- streamNotice) {
+func (c *apiClient) watchExecution(ctx context.Context, token string, id int64, notices chan<- streamNotice) {
 	delay := 500 * time.Millisecond
 	for {
-		opened := c.streamExecution(ctx, id, notices)
+		opened := c.streamExecution(ctx, token, id, notices)
 		if !send(ctx, notices, streamNotice{}) {
 			return
 		}
@@ -155,7 +158,7 @@ func send(ctx context.Context, ch chan<- streamNotice, n streamNotice) bool {
 
 // streamExecution reads one live stream of execution id until it ends, and reports whether it
 // opened at all.
-func (c *apiClient) streamExecution(ctx context.Context, id int64, notices chan<- streamNotice) bool {
+func (c *apiClient) streamExecution(ctx context.Context, token string, id int64, notices chan<- streamNotice) bool {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	target := c.baseURL.JoinPath("/api/v1/stream")
@@ -165,8 +168,8 @@ func (c *apiClient) streamExecution(ctx context.Context, id int64, notices chan<
 		return false
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	// No overall timeout, unlike the other calls: the stream is meant to stay open. Silence
 	// is bounded below instead.

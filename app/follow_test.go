@@ -15,12 +15,14 @@ import (
 // Notifications are best effort, so following an execution must not depend on them. Against a
 // stand-in API whose stream never tells anything: execution 1's stream drops at once and the
 // follower opens it again and reads the execution; execution 2's stays open and silent, and
-// the follower's periodic read finds the end. Both end as they should.
+// the follower's periodic read finds the end. Both end as they should, and the stream is
+// opened with the caller's token, as every call is.
 func TestFollowWithoutNotifications(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	reads := map[string]int{}
 	streams := map[string]int{}
+	var auth []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -28,6 +30,7 @@ func TestFollowWithoutNotifications(t *testing.T) {
 		case r.URL.Path == "/api/v1/stream":
 			id := r.URL.Query().Get("execution_id")
 			streams[id]++
+			auth = append(auth, r.Header.Get("Authorization"))
 			w.Header().Set("Content-Type", "text/event-stream")
 			w.WriteHeader(http.StatusOK)
 			_, _ = io.WriteString(w, ": stream open\n\n")
@@ -52,7 +55,7 @@ func TestFollowWithoutNotifications(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	for _, id := range []string{"1", "2"} {
-		stdout, stderr, code := runAttune(t, "execution", "tail", id, "--api-url", srv.URL)
+		stdout, stderr, code := runAttuneEnv(t, []string{"ATTUNE_TOKEN=tok"}, "execution", "tail", id, "--api-url", srv.URL)
 		require.Equal(t, 0, code, stderr)
 		lines := strings.Split(stdout, "\n")
 		require.Len(t, lines, 4, stdout)
@@ -64,4 +67,5 @@ func TestFollowWithoutNotifications(t *testing.T) {
 	defer mu.Unlock()
 	require.Equal(t, 2, streams["1"], "execution 1's stream was opened again after it dropped")
 	require.Equal(t, 1, streams["2"])
+	require.Equal(t, []string{"Bearer tok", "Bearer tok", "Bearer tok"}, auth, "the stream carries the token")
 }
