@@ -81,7 +81,8 @@ func (c *Client) Notifications() <-chan broker.Notification { return c.ch }
 // Done is closed when the client is cut off (Err says why) or has closed.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Err reports why Done was closed: ErrTooSlow, ErrClosed, or nil after Close.
+// Err reports why Done was closed: ErrTooSlow, ErrClosed, or nil after Close. It waits for
+// Done.
 func (c *Client) Err() error {
 	<-c.done
 	return c.err
