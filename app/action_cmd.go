@@ -9,14 +9,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/attune-go/attune/store"
 )
 
-const (
-	// pollInterval is how often --wait asks for an execution's status.
-	pollInterval = 200 * time.Millisecond
-	// defaultWaitTimeout bounds --wait; longer than any shipped action's timeout.
-	defaultWaitTimeout = 10 * time.Minute
-)
+// defaultWaitTimeout bounds --wait; longer than any shipped action's timeout.
+const defaultWaitTimeout = 10 * time.Minute
 
 func newActionCommand(streams Streams) *cobra.Command {
 	var api apiFlags
@@ -79,8 +77,9 @@ func newActionExecuteCommand(streams Streams, api *apiFlags) *cobra.Command {
 		Long: `Runs the action REF with the parameters given, checked against the action's schema by the
 server, and prints the execution it created.
 
-With --wait it waits until the execution ends and prints it then: exit status 0 when it
-completed, 1 when it failed, timed out, was cancelled or abandoned, or --timeout passed first.`,
+With --wait it follows the execution on the API's live stream until it ends and prints it
+then: exit status 0 when it completed, 1 when it failed, timed out, was cancelled or abandoned,
+or --timeout passed first.`,
 		Example: `  attune action execute demo.hello --param name=Ada --wait
   attune action execute demo.json --params-json '{"count": 3}' --param name=Bo -o json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
@@ -113,51 +112,29 @@ completed, 1 when it failed, timed out, was cancelled or abandoned, or --timeout
 	return cmd
 }
 
-// terminalStatuses are the statuses an execution does not leave.
-var terminalStatuses = map[string]bool{"completed": true, "failed": true, "timeout": true, "cancelled": true, "abandoned": true}
-
-// waitAndPrint polls the execution created (created is its data) until it ends, prints it and
-// makes the exit status say whether it completed.
-//
-// It polls because the API has no live stream of execution changes yet; once it has one,
-// this should follow that instead.
+// waitAndPrint follows the execution created (created is its data) on the live stream until
+// it ends, prints it and makes the exit status say whether it completed.
 func waitAndPrint(ctx context.Context, streams Streams, format outputFormat, client *apiClient, created json.RawMessage, timeout time.Duration) error {
 	var exec struct {
-		ID     int64  `json:"id"`
-		Status string `json:"status"`
+		ID int64 `json:"id"`
 	}
 	if err := json.Unmarshal(created, &exec); err != nil || exec.ID == 0 {
 		return errors.New("read created execution: no id in the answer")
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	data := created
-	for !terminalStatuses[exec.Status] {
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("execution %d is still %s after --timeout %s", exec.ID, exec.Status, timeout)
-			}
-			return fmt.Errorf("wait for execution %d: %w", exec.ID, ctx.Err())
-		case <-tick.C:
-		}
-		var err error
-		if data, err = client.get(ctx, fmt.Sprintf("/api/v1/executions/%d", exec.ID)); err != nil {
-			if ctx.Err() != nil {
-				continue // report the timeout above, not the request cut short
-			}
-			return fmt.Errorf("wait for execution %d: %w", exec.ID, err)
-		}
-		if err := json.Unmarshal(data, &exec); err != nil {
-			return fmt.Errorf("decode execution %d: %w", exec.ID, err)
-		}
+	status := "requested"
+	data, final, err := follow(ctx, client, exec.ID, func(s string, _ time.Time) { status = s })
+	switch {
+	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("execution %d is still %s after --timeout %s", exec.ID, status, timeout)
+	case err != nil:
+		return fmt.Errorf("wait for execution %d: %w", exec.ID, err)
 	}
 	if err := printObject(streams.Out, format, data); err != nil {
 		return err
 	}
-	if exec.Status != "completed" {
+	if final.Status != store.ExecutionCompleted {
 		return exitCode(1)
 	}
 	return nil

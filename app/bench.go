@@ -25,6 +25,7 @@ import (
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/broker/amqpbroker"
 	"github.com/attune-go/attune/broker/membroker"
+	"github.com/attune-go/attune/broker/notify"
 	"github.com/attune-go/attune/modules/executor"
 	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/modules/rules"
@@ -318,19 +319,26 @@ func benchModules(cfg benchConfig, st *store.Store, br broker.Broker, logger *sl
 	return append(mods, r), nil
 }
 
-// benchRoles are the worker and the executor: what runs an execution once it exists.
+// benchRoles are the worker and the executor: what runs an execution once it exists; and
+// the notifier a process has, so that the figures include the live stream's cost.
 func benchRoles(cfg benchConfig, st *store.Store, br broker.Broker, logger *slog.Logger) ([]module, error) {
+	n := notify.New(br, notify.Config{Logger: logger})
 	w, err := worker.New(worker.Config{Name: "bench-" + uuid.NewString()[:8], Concurrency: cfg.concurrency},
-		worker.Deps{Logger: logger, Store: st, Broker: br})
+		worker.Deps{Logger: logger, Store: st, Broker: br, Notifier: n})
 	if err != nil {
 		return nil, err
 	}
-	e, err := executor.New(executor.Config{Prefetch: 64}, executor.Deps{Logger: logger, Store: st, Broker: br})
+	e, err := executor.New(executor.Config{Prefetch: 64}, executor.Deps{Logger: logger, Store: st, Broker: br, Notifier: n})
 	if err != nil {
 		return nil, err
 	}
-	return []module{w, e}, nil
+	return []module{w, e, notifierModule{n}}, nil
 }
+
+// notifierModule runs a notifier among the bench's modules.
+type notifierModule struct{ *notify.Notifier }
+
+func (notifierModule) Name() string { return "notify" }
 
 // registerBenchPack adds a trigger and a rule running actionRef with params for each of its
 // events, and policies if given.

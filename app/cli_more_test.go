@@ -60,6 +60,39 @@ func TestCLIAgainstServer(t *testing.T) {
 		require.Equal(t, "failed", exec["status"])
 	})
 
+	t.Run("Tail", func(t *testing.T) {
+		t.Parallel()
+		created := cliJSON(t, p, 0, "action", "execute", "demo.slow", "--param", "seconds=1")
+		stdout, stderr, code := p.cli(t, "execution", "tail", strconv.FormatInt(id(t, created, "id"), 10))
+		require.Equal(t, 0, code, stderr)
+		require.Empty(t, stderr)
+		// Its status as the tail found it, and each change after that, the last completed.
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		require.Regexp(t, `^\d\d:\d\d:\d\d\.\d{3}  completed$`, lines[len(lines)-1])
+		for _, line := range lines {
+			require.Regexp(t, `^\d\d:\d\d:\d\d\.\d{3}  (requested|scheduled|running|completed)$`, line)
+		}
+
+		created = cliJSON(t, p, 0, "action", "execute", "demo.hello", "--param", "name=Tail")
+		stdout, _, code = p.cli(t, "execution", "tail", strconv.FormatInt(id(t, created, "id"), 10))
+		require.Equal(t, 0, code)
+		require.True(t, strings.HasSuffix(stdout, "  completed\nHello, Tail!\n"), "the output follows the end: %q", stdout)
+	})
+
+	t.Run("TailFailed", func(t *testing.T) {
+		t.Parallel()
+		created := cliJSON(t, p, 0, "action", "execute", "demo.fail")
+		execID := strconv.FormatInt(id(t, created, "id"), 10)
+		stdout, stderr, code := p.cli(t, "execution", "tail", execID)
+		require.Equal(t, 1, code, stderr)
+		require.True(t, strings.HasSuffix(stdout, "  failed\n"), stdout)
+		require.Equal(t, "failing on purpose\nexecution "+execID+" failed: exit status 3\n", stderr)
+
+		_, stderr, code = p.cli(t, "execution", "tail", "999999")
+		require.Equal(t, 1, code)
+		require.Contains(t, requireOneErrorLine(t, stderr), "(404 Not Found)")
+	})
+
 	t.Run("ExecuteParams", func(t *testing.T) {
 		t.Parallel()
 		// --param values that parse as JSON keep their type and win over --params-json.
@@ -219,6 +252,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		"BadOutput":     {"execution", "list", "-o", "xml"},
 		"BadID":         {"execution", "show", "abc"},
 		"NoID":          {"execution", "result"},
+		"TailBadID":     {"execution", "tail", "0"},
 		"BadLimit":      {"execution", "list", "--limit", "0"},
 		"BadParam":      {"action", "execute", "demo.hello", "--param", "name"},
 		"BadParamsJSON": {"action", "execute", "demo.hello", "--params-json", "[1]"},

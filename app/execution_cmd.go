@@ -6,21 +6,62 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/attune-go/attune/store"
 )
 
 func newExecutionCommand(streams Streams) *cobra.Command {
 	var api apiFlags
-	cmd := newNounCommand("execution", "List, show, cancel and rerun executions through the API", &api)
+	cmd := newNounCommand("execution", "List, show, follow, cancel and rerun executions through the API", &api)
 	cmd.AddCommand(
 		newExecutionListCommand(streams, &api),
 		newExecutionByIDCommand(streams, &api, "show ID", "Show one execution", "", false),
 		newExecutionByIDCommand(streams, &api, "result ID", "Print only the result of an execution, as JSON (or YAML with -o yaml)", "", true),
 		newExecutionByIDCommand(streams, &api, "cancel ID", "Cancel an execution: at once if it has not run, else its worker stops it", "/cancel", false),
 		newExecutionRerunCommand(streams, &api),
+		newExecutionTailCommand(streams, &api),
 	)
 	return cmd
+}
+
+func newExecutionTailCommand(streams Streams, api *apiFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "tail ID",
+		Short: "Follow an execution as it happens: each status change, then its output",
+		Long: `Follows execution ID on the API's live stream: prints its current status, then each change
+as it happens, and when it ends, its output (standard output here, standard error on standard
+error) or the reason it did not complete. Exit status 0 when it completed, 1 otherwise;
+interrupting it (exit status 130) stops the following, not the execution.`,
+		Example: `  attune execution tail 42`,
+		Args:    usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := executionID(args[0])
+			if err != nil {
+				return err
+			}
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			_, exec, err := follow(cmd.Context(), client, id, func(status string, at time.Time) {
+				fmt.Fprintf(streams.Out, "%s  %s\n", at.Local().Format("15:04:05.000"), status)
+			})
+			if err != nil && cmd.Context().Err() != nil {
+				return exitCode(130) // interrupted: the execution goes on; 128 + SIGINT, as shells say
+			}
+			if err != nil {
+				return withStatus(err)
+			}
+			printOutcome(streams.Out, streams.Err, exec)
+			if exec.Status != store.ExecutionCompleted {
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
 }
 
 func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {
@@ -59,11 +100,20 @@ func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {
 	return cmd
 }
 
-// executionPath is the API path of execution arg, which must be a positive integer.
-func executionPath(arg string) (string, error) {
+// executionID reads execution arg, which must be a positive integer.
+func executionID(arg string) (int64, error) {
 	id, err := strconv.ParseInt(arg, 10, 64)
 	if err != nil || id < 1 {
-		return "", usageError{fmt.Errorf("invalid execution id %q: want a positive integer", arg)}
+		return 0, usageError{fmt.Errorf("invalid execution id %q: want a positive integer", arg)}
+	}
+	return id, nil
+}
+
+// executionPath is the API path of execution arg, which must be a positive integer.
+func executionPath(arg string) (string, error) {
+	id, err := executionID(arg)
+	if err != nil {
+		return "", err
 	}
 	return "/api/v1/executions/" + strconv.FormatInt(id, 10), nil
 }

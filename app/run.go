@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,11 +11,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/broker/amqpbroker"
 	"github.com/attune-go/attune/broker/membroker"
+	"github.com/attune-go/attune/broker/notify"
 	"github.com/attune-go/attune/modules/api"
 	"github.com/attune-go/attune/modules/executor"
 	"github.com/attune-go/attune/modules/rules"
@@ -32,9 +35,10 @@ type module interface {
 
 // infrastructure is what the roles of one process share.
 type infrastructure struct {
-	store  *store.Store
-	broker broker.Broker
-	http   *httpServer
+	store    *store.Store
+	broker   broker.Broker
+	http     *httpServer
+	notifier *notify.Notifier
 }
 
 // serve runs the configured roles until ctx ends or one of them fails. Start order: pool,
@@ -69,13 +73,32 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	infra := infrastructure{store: st, broker: br, http: srv}
+	notifier := notify.New(br, notify.Config{Logger: logger.With("module", "notify")})
+	infra := infrastructure{store: st, broker: br, http: srv, notifier: notifier}
 	modules, err := buildModules(cfg, infra, logger)
 	if err != nil {
 		_ = srv.listener.Close()
 		return err
 	}
+	// The notifier outlives the modules, so that what they commit while draining is still
+	// sent, and stops before the broker closes.
+	defer runNotifier(ctx, notifier)()
 	return run(ctx, cfg.shutdownTimeout, srv, modules, logger)
+}
+
+// runNotifier sends the process's live-stream notifications until the function it returns
+// is called, which sends what is left and waits for that.
+func runNotifier(ctx context.Context, n *notify.Notifier) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = n.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 func openBroker(ctx context.Context, cfg serveConfig, logger *slog.Logger) (broker.Broker, error) {
@@ -128,24 +151,24 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				Host:              host,
 				PID:               os.Getpid(),
 				HeartbeatInterval: cfg.workerHeartbeat,
-			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker}))
+			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Notifier: infra.notifier}))
 		case RoleExecutor:
 			err = add(executor.New(executor.Config{
 				WorkerAliveWithin: cfg.workerTimeout,
 				// A dead worker's executions are found within a third of the timeout.
 				SweepInterval: min(max(cfg.workerTimeout/3, time.Second), 10*time.Second),
-			}, executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker}))
+			}, executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Notifier: infra.notifier}))
 		case RoleSensor:
 			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker}))
 			if err == nil {
-				err = add(sensor.New(sensor.Config{}, sensor.Deps{Logger: log, Store: infra.store, Broker: infra.broker}))
+				err = add(sensor.New(sensor.Config{}, sensor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Notifier: infra.notifier}))
 			}
 		case RoleAPI:
 			err = add(api.New(api.Config{
 				AuthDisabled: !cfg.auth, AdminPassword: cfg.adminPassword, AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL,
-				WorkerTimeout: cfg.workerTimeout,
+				WorkerTimeout: cfg.workerTimeout, Replica: replicaName(),
 			}, api.Deps{
-				Logger: log, Store: infra.store, Broker: infra.broker,
+				Logger: log, Store: infra.store, Broker: infra.broker, Notifier: infra.notifier,
 				Routes: infra.http.echo.Group("/api/v1"), Auth: infra.http.echo.Group("/auth"),
 			}))
 		}
@@ -154,6 +177,13 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 		}
 	}
 	return mods, nil
+}
+
+// replicaName names this api process's own live-stream queue: readable in rabbitmqctl, and
+// unique even for two processes of one host that reuse a pid across restarts.
+func replicaName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%s", cmp.Or(host, "api"), os.Getpid(), uuid.NewString()[:8])
 }
 
 // run serves HTTP and runs every module until ctx ends or one fails; the first failure stops

@@ -16,7 +16,9 @@ type Handler func(ctx context.Context, m Message) error
 type Publisher interface {
 	// Publish returns nil only once the broker has taken responsibility for every message
 	// (for AMQP: a publisher confirm). A message it could not hand over is retried until ctx
-	// ends and then reported, never dropped silently. Safe for concurrent use.
+	// ends and then reported, never dropped silently. A message no queue is bound for is
+	// ErrUnroutable, except for best-effort types (Type.BestEffort), which are sent transient
+	// and dropped without an error when nobody listens. Safe for concurrent use.
 	Publish(ctx context.Context, msgs ...Message) error
 }
 
@@ -53,6 +55,7 @@ var ErrClosed = errors.New("broker closed")
 
 // ErrUnroutable is returned by Publish when no queue is bound for a message, which the broker
 // would otherwise drop without a word (a dispatch to a worker whose queue is gone, say).
+// Best-effort types are the exception: for them nobody listening is no error.
 var ErrUnroutable = errors.New("no queue is bound for the message")
 
 // Options are shared by every adapter.

@@ -80,18 +80,6 @@ func (ExecutionDispatched) MessageType() Type { return TypeExecutionDispatched }
 // MessageTarget implements Targeted.
 func (d ExecutionDispatched) MessageTarget() string { return d.Action.RunnerType }
 
-// ExecutionStatusChanged reports a committed status transition.
-type ExecutionStatusChanged struct {
-	ExecutionID int64     `json:"execution_id"`
-	ActionRef   string    `json:"action_ref"`
-	Previous    string    `json:"previous_status"`
-	Status      string    `json:"status"`
-	ChangedAt   time.Time `json:"changed_at"`
-}
-
-// MessageType implements Payload.
-func (ExecutionStatusChanged) MessageType() Type { return TypeExecutionStatusChanged }
-
 // ExecutionCompleted reports that an execution reached a terminal status.
 type ExecutionCompleted struct {
 	ExecutionID int64     `json:"execution_id"`
@@ -115,14 +103,42 @@ func (ExecutionCancelRequested) MessageType() Type { return TypeExecutionCancelR
 // MessageTarget implements Targeted.
 func (c ExecutionCancelRequested) MessageTarget() string { return c.Worker }
 
-// NotificationCreated fans a change out to every api replica for its live stream.
+// NotificationCreated carries a batch of changes one process committed to every api
+// replica's live stream. It is best effort (see Type.BestEffort): a process gathers what it
+// commits and sends it as one message per batch, and a lost batch costs a live view some
+// updates, never the pipeline anything.
 type NotificationCreated struct {
-	Kind     string    `json:"kind"`
-	EntityID int64     `json:"entity_id"`
-	Ref      string    `json:"ref,omitempty"`
-	Status   string    `json:"status,omitempty"`
-	At       time.Time `json:"at"`
+	Notifications []Notification `json:"notifications"`
 }
 
 // MessageType implements Payload.
 func (NotificationCreated) MessageType() Type { return TypeNotificationCreated }
+
+// Kinds of notification.
+const (
+	NotifyExecution = "execution" // an execution's status changed, or it was created
+	NotifyEvent     = "event"     // an event was created
+)
+
+// Notification is one committed change: an execution that reached Status, or an event.
+type Notification struct {
+	Kind string `json:"kind"`
+	ID   int64  `json:"id"`
+	// Ref is the execution's action ref, or the event's trigger ref.
+	Ref    string `json:"ref"`
+	Status string `json:"status,omitempty"`
+	// PreviousStatus is the status the execution left, when the process that moved it knows.
+	PreviousStatus string    `json:"previous_status,omitempty"`
+	At             time.Time `json:"at"`
+}
+
+// ExecutionChanged notifies that execution id of actionRef reached status at at, from
+// previous ("" when unknown or when it was created so).
+func ExecutionChanged(id int64, actionRef, status, previous string, at time.Time) Notification {
+	return Notification{Kind: NotifyExecution, ID: id, Ref: actionRef, Status: status, PreviousStatus: previous, At: at}
+}
+
+// EventNotification notifies that event id of triggerRef was created at at.
+func EventNotification(id int64, triggerRef string, at time.Time) Notification {
+	return Notification{Kind: NotifyEvent, ID: id, Ref: triggerRef, At: at}
+}

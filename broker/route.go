@@ -15,7 +15,6 @@ const (
 	TypeEnforcementCreated       Type = "EnforcementCreated"
 	TypeExecutionRequested       Type = "ExecutionRequested"
 	TypeExecutionDispatched      Type = "ExecutionDispatched"
-	TypeExecutionStatusChanged   Type = "ExecutionStatusChanged"
 	TypeExecutionCompleted       Type = "ExecutionCompleted"
 	TypeExecutionCancelRequested Type = "ExecutionCancelRequested"
 	TypeNotificationCreated      Type = "NotificationCreated"
@@ -44,6 +43,8 @@ type routeSpec struct {
 	key      string
 	// targeted routes append "."+target to key: one queue per recipient.
 	targeted bool
+	// bestEffort types are sent transient and not mandatory; see Type.BestEffort.
+	bestEffort bool
 }
 
 // routes is the single routing table. Publishing and queue bindings both read it, so a type
@@ -53,11 +54,17 @@ var routes = map[Type]routeSpec{
 	TypeEnforcementCreated:       {exchange: ExchangeExecutions, key: "enforcement.created"},
 	TypeExecutionRequested:       {exchange: ExchangeExecutions, key: "execution.requested"},
 	TypeExecutionDispatched:      {exchange: ExchangeExecutions, key: "execution.dispatch", targeted: true},
-	TypeExecutionStatusChanged:   {exchange: ExchangeExecutions, key: "execution.status.changed"},
 	TypeExecutionCompleted:       {exchange: ExchangeExecutions, key: "execution.completed"},
 	TypeExecutionCancelRequested: {exchange: ExchangeExecutions, key: "execution.cancel", targeted: true},
-	TypeNotificationCreated:      {exchange: ExchangeNotifications, key: "notification.created"},
+	TypeNotificationCreated:      {exchange: ExchangeNotifications, key: "notification.created", bestEffort: true},
 }
+
+// BestEffort reports whether messages of type t may be lost: they are sent transient (not
+// written to disk, so a broker restart loses them) and not mandatory (one that no queue is
+// bound for is dropped without an error). Nothing but a live view may depend on them; every
+// other type is persistent, and unroutable is an error. Publishers still wait for the
+// broker's confirm, which is what paces a sender that batches.
+func (t Type) BestEffort() bool { return routes[t].bestEffort }
 
 // Types returns every message type in a stable order.
 func Types() []Type {

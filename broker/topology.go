@@ -103,11 +103,11 @@ func (ns Namespace) Name(name string) string {
 }
 
 // StreamQueue is one api replica's own queue for its live stream: every replica sees every
-// status change and notification, wherever it was made.
+// notification, wherever the change was made.
 func StreamQueue(replica string) Queue {
 	return Queue{
 		Name:      "attune.stream." + replica,
-		Types:     []Type{TypeExecutionStatusChanged, TypeNotificationCreated},
+		Types:     []Type{TypeNotificationCreated},
 		Transient: true,
 	}
 }

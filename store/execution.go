@@ -37,6 +37,27 @@ var ExecutionTerminal = []string{ExecutionCompleted, ExecutionFailed, ExecutionC
 // IsTerminal reports whether status is final.
 func IsTerminal(status string) bool { return slices.Contains(ExecutionTerminal, status) }
 
+// ExecutionStatusRank orders statuses as attune.execution_status_rank does in the database,
+// which refuses a move to a lower rank: canceling comes after running, and every terminal
+// status shares the last rank. Readers that learn of changes out of order use it to drop the
+// stale ones.
+func ExecutionStatusRank(status string) int {
+	switch status {
+	case ExecutionRequested:
+		return 0
+	case ExecutionScheduling:
+		return 1
+	case ExecutionScheduled:
+		return 2
+	case ExecutionRunning:
+		return 3
+	case ExecutionCanceling:
+		return 4
+	default:
+		return 5
+	}
+}
+
 // Execution is a row of attune.execution: one run of an action.
 type Execution struct {
 	ID             int64           `json:"id"`

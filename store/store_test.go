@@ -127,3 +127,15 @@ func TestConflictsAreTranslated(t *testing.T) {
 	require.NoError(t, err, "nil runners are stored as none")
 	require.Empty(t, w.Runners)
 }
+
+// The Go ranking of statuses is the database's: a reader dropping stale statuses by it drops
+// exactly the moves the database refuses.
+func TestExecutionStatusRankMatchesDatabase(t *testing.T) {
+	t.Parallel()
+	s := storetest.NewStore(t)
+	for _, status := range store.ExecutionStatuses {
+		var rank int
+		require.NoError(t, s.Pool().QueryRow(context.Background(), `SELECT attune.execution_status_rank($1)`, status).Scan(&rank))
+		require.Equal(t, rank, store.ExecutionStatusRank(status), status)
+	}
+}

@@ -1,5 +1,6 @@
 // Package amqpbroker implements the broker contract on RabbitMQ through amqp091-go: durable
-// topic exchanges, persistent messages, pipelined publisher confirms, manual acks with
+// topic exchanges, persistent messages (transient for best-effort types), pipelined publisher
+// confirms, manual acks with
 // per-subscription prefetch, dead-lettering, and automatic reconnection after the broker goes
 // away.
 package amqpbroker

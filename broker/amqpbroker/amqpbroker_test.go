@@ -184,3 +184,34 @@ func TestWorkerQueuesExpire(t *testing.T) {
 	})
 	require.NoError(t, err)
 }
+
+// Best-effort messages are not written to disk, and the others are: read the delivery mode
+// RabbitMQ hands out for each.
+func TestBestEffortIsTransient(t *testing.T) {
+	t.Parallel()
+	ns := brokertest.Namespace(t)
+	b := brokertest.NewAMQP(t, broker.Options{Namespace: ns})
+	conn, err := amqp.Dial(brokertest.URL(t))
+	require.NoError(t, err)
+	defer conn.Close()
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	q, err := ch.QueueDeclare("", false, true, true, false, nil) // server-named, exclusive
+	require.NoError(t, err)
+	require.NoError(t, ch.QueueBind(q.Name, "#", string(ns)+"."+broker.ExchangeNotifications, false, nil))
+	require.NoError(t, ch.QueueBind(q.Name, "#", string(ns)+"."+broker.ExchangeEvents, false, nil))
+
+	n, err := broker.NewMessage(broker.NotificationCreated{Notifications: []broker.Notification{broker.EventNotification(1, "core.webhook", time.Now())}})
+	require.NoError(t, err)
+	ev := mustMessage(t, 1)
+	require.NoError(t, b.Publish(context.Background(), n, ev))
+	// Confirmed means enqueued: both are there to get.
+	modes := map[string]uint8{}
+	for range 2 {
+		d, ok, err := ch.Get(q.Name, true)
+		require.NoError(t, err)
+		require.True(t, ok, "a confirmed message is not in the queue")
+		modes[d.MessageId] = d.DeliveryMode
+	}
+	require.Equal(t, map[string]uint8{n.ID: amqp.Transient, ev.ID: amqp.Persistent}, modes)
+}

@@ -74,8 +74,11 @@ drain:
 type publishing struct {
 	exchange   string
 	routingKey string
-	msg        amqp.Publishing
-	label      string // "Type id" for errors
+	// mandatory has RabbitMQ return the message when no queue is bound for it, which
+	// Publish reports as broker.ErrUnroutable. Best-effort types go without.
+	mandatory bool
+	msg       amqp.Publishing
+	label     string // "Type id" for errors
 }
 
 // Publish sends msgs and returns once RabbitMQ has confirmed every one of them. Messages that
@@ -108,15 +111,21 @@ func (b *Broker) encode(m broker.Message) (publishing, error) {
 	return publishing{
 		exchange:   b.ns.Name(r.Exchange),
 		routingKey: r.RoutingKey,
+		mandatory:  !m.Type.BestEffort(),
 		msg:        amqpPublishing(m, body),
 		label:      string(m.Type) + " " + m.ID,
 	}, nil
 }
 
 func amqpPublishing(m broker.Message, body []byte) amqp.Publishing {
+	mode := amqp.Persistent
+	if m.Type.BestEffort() {
+		// Not written to disk: a best-effort message is not worth an fsync.
+		mode = amqp.Transient
+	}
 	return amqp.Publishing{
 		ContentType:   "application/json",
-		DeliveryMode:  amqp.Persistent,
+		DeliveryMode:  mode,
 		MessageId:     m.ID,
 		CorrelationId: m.CorrelationID,
 		Type:          string(m.Type),
@@ -168,7 +177,7 @@ func (b *Broker) publishOnce(ctx context.Context, pending []publishing) ([]publi
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(pending))
 	var sendErr error
 	for _, m := range pending {
-		dc, err := p.ch.PublishWithDeferredConfirmWithContext(ctx, m.exchange, m.routingKey, true, false, m.msg)
+		dc, err := p.ch.PublishWithDeferredConfirmWithContext(ctx, m.exchange, m.routingKey, m.mandatory, false, m.msg)
 		if err != nil {
 			sendErr = err
 			break
@@ -187,7 +196,7 @@ func (b *Broker) publishOnce(ctx context.Context, pending []publishing) ([]publi
 		switch {
 		case !ack:
 			retry = append(retry, pending[i])
-		case p.wasReturned(pending[i].msg.MessageId):
+		case pending[i].mandatory && p.wasReturned(pending[i].msg.MessageId):
 			unroutable = append(unroutable, fmt.Errorf("publish %s to %s with key %s: %w",
 				pending[i].label, pending[i].exchange, pending[i].routingKey, broker.ErrUnroutable))
 		}

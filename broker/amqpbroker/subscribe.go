@@ -139,7 +139,7 @@ func (dl *delivery) Retry(ctx context.Context, m broker.Message) error {
 	if err != nil {
 		return err
 	}
-	pub := publishing{exchange: "", routingKey: dl.queue, msg: amqpPublishing(m, body), label: string(m.Type) + " " + m.ID}
+	pub := publishing{exchange: "", routingKey: dl.queue, mandatory: !m.Type.BestEffort(), msg: amqpPublishing(m, body), label: string(m.Type) + " " + m.ID}
 	if err := dl.broker.publish(ctx, []publishing{pub}); err != nil {
 		return fmt.Errorf("requeue: %w", err)
 	}

@@ -26,6 +26,7 @@ func Run(t *testing.T, newBroker Factory) {
 	t.Run("KeepsMessagesPublishedBeforeSubscribe", func(t *testing.T) { t.Parallel(); testKeepsEarly(t, newBroker) })
 	t.Run("RoutesTargetedTypesToTheirTarget", func(t *testing.T) { t.Parallel(); testTargeted(t, newBroker) })
 	t.Run("ReportsUnroutable", func(t *testing.T) { t.Parallel(); testUnroutable(t, newBroker) })
+	t.Run("DropsUnroutableBestEffort", func(t *testing.T) { t.Parallel(); testBestEffort(t, newBroker) })
 	t.Run("CompetingConsumersShareWork", func(t *testing.T) { t.Parallel(); testCompeting(t, newBroker) })
 	t.Run("RequeuesOnError", func(t *testing.T) { t.Parallel(); testRequeue(t, newBroker) })
 	t.Run("DeadLettersPermanentErrors", func(t *testing.T) { t.Parallel(); testPermanent(t, newBroker) })
@@ -188,6 +189,46 @@ func testUnroutable(t *testing.T, newBroker Factory) {
 	defer cancel()
 	err = b.Publish(ctx, m)
 	require.ErrorIs(t, err, broker.ErrUnroutable)
+}
+
+// notification is a best-effort message: a batch of one status change.
+func notification(tb testing.TB, executionID int64) broker.Message {
+	tb.Helper()
+	m, err := broker.NewMessage(broker.NotificationCreated{Notifications: []broker.Notification{
+		broker.ExecutionChanged(executionID, "core.noop", "running", "scheduled", time.Now()),
+	}})
+	require.NoError(tb, err)
+	return m
+}
+
+// A best-effort message that no queue is bound for is dropped without an error, in the same
+// call as messages that do reach their queue; a queue bound later never sees it.
+func testBestEffort(t *testing.T, newBroker Factory) {
+	b := newBroker(t, fastOptions())
+	require.True(t, broker.TypeNotificationCreated.BestEffort())
+	require.False(t, broker.TypeEventCreated.BestEffort())
+	events := make(chan broker.Message, 1)
+	subscribe(t, b, broker.Subscription{Queue: broker.QueueRuleEvents, Prefetch: 1}, collect(events))
+	lost, ev := notification(t, 1), event(t, 1)
+	publish(t, b, lost, ev)
+	require.Equal(t, ev.ID, receive(t, events).ID)
+
+	got := make(chan broker.Message, 64)
+	q := broker.Queue{Name: "attune.stream.late", Types: []broker.Type{broker.TypeNotificationCreated}, Transient: true}
+	subscribe(t, b, broker.Subscription{Queue: q, Prefetch: 1}, collect(got))
+	deadline := time.Now().Add(wait)
+	for {
+		// Subscribe binds in the background, and until it has, each of these is dropped too.
+		sent := notification(t, 2)
+		publish(t, b, sent)
+		select {
+		case m := <-got:
+			require.NotEqual(t, lost.ID, m.ID, "a best-effort message published before any queue was bound was kept")
+			return
+		case <-time.After(20 * time.Millisecond): // polling for a binding nothing announces
+		}
+		require.False(t, time.Now().After(deadline), "the late queue was never bound")
+	}
 }
 
 func testCompeting(t *testing.T, newBroker Factory) {
@@ -353,11 +394,7 @@ func testFanOut(t *testing.T, newBroker Factory) {
 		q := broker.Queue{Name: fmt.Sprintf("attune.stream.replica-%d", i), Types: []broker.Type{broker.TypeNotificationCreated}, Transient: true}
 		subscribe(t, b, broker.Subscription{Queue: q, Prefetch: 1}, collect(got))
 	}
-	notification := func() broker.Message {
-		n, err := broker.NewMessage(broker.NotificationCreated{Kind: "execution", EntityID: 3, Status: "running", At: time.Now()})
-		require.NoError(t, err)
-		return n
-	}
+	notification := func() broker.Message { return notification(t, 3) }
 	// Subscribe binds in the background: publish until each replica's queue has seen one.
 	for _, got := range chans {
 		deadline := time.Now().Add(wait)

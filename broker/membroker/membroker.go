@@ -88,7 +88,11 @@ func (b *Broker) Publish(ctx context.Context, msgs ...broker.Message) error {
 		if err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
-		if err := b.route(r.Exchange, r.RoutingKey, body); err != nil {
+		err = b.route(r.Exchange, r.RoutingKey, body)
+		if errors.Is(err, broker.ErrUnroutable) && m.Type.BestEffort() {
+			continue // nobody listens, which is no error for a best-effort message
+		}
+		if err != nil {
 			return fmt.Errorf("publish %s %s: %w", m.Type, m.ID, err)
 		}
 	}

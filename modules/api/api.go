@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/api/stream"
 	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/store"
 )
@@ -75,16 +77,38 @@ type Config struct {
 	// WorkerTimeout is how long after its last heartbeat a worker counts as dead, so that its
 	// record may be deleted. Default 30s, the executor's default.
 	WorkerTimeout time.Duration
+	// Replica names this process's own queue of notifications for the live stream; it must
+	// differ from every other api replica's. Default: a random name.
+	Replica string
+	// StreamHeartbeat is how often a live stream with nothing to say sends a comment, so that
+	// clients and proxies can tell an idle stream from a dead one. Default 15s.
+	StreamHeartbeat time.Duration
+	// StreamBuffer is how many notifications a live-stream client may fall behind before it is
+	// cut off. Default 1024.
+	StreamBuffer int
+}
+
+// Broker is what the API publishes through, and where its live stream is fed from.
+type Broker interface {
+	broker.Publisher
+	broker.Subscriber
+}
+
+// Notifier hears of every change the API commits (executions requested and cancelled, events
+// created), for the live stream. It is best effort and must not block.
+type Notifier interface {
+	Notify(ns ...broker.Notification)
 }
 
 // Deps are the API's collaborators. Routes is the /api/v1 group of the process's HTTP
-// server, Auth its /auth group (login and refresh).
+// server, Auth its /auth group (login and refresh). Notifier may be nil: nothing is notified.
 type Deps struct {
-	Logger *slog.Logger
-	Store  Store
-	Broker broker.Publisher
-	Routes *echo.Group
-	Auth   *echo.Group
+	Logger   *slog.Logger
+	Store    Store
+	Broker   Broker
+	Routes   *echo.Group
+	Auth     *echo.Group
+	Notifier Notifier
 }
 
 // Module is the api role.
@@ -92,6 +116,7 @@ type Module struct {
 	cfg      Config
 	deps     Deps
 	sessions *sessions
+	hub      *stream.Hub
 	// roles is the least role of each route, by "METHOD /path" as registered.
 	roles map[string]Role
 }
@@ -104,9 +129,12 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.AccessTTL = cmp.Or(cfg.AccessTTL, time.Hour)
 	cfg.RefreshTTL = cmp.Or(cfg.RefreshTTL, 7*24*time.Hour)
 	cfg.WorkerTimeout = cmp.Or(cfg.WorkerTimeout, 30*time.Second)
-	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), sessions: &sessions{
-		key: &signingKey{store: deps.Store}, identities: deps.Store, accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL,
-	}}
+	cfg.Replica = cmp.Or(cfg.Replica, uuid.NewString())
+	cfg.StreamHeartbeat = cmp.Or(cfg.StreamHeartbeat, 15*time.Second)
+	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), hub: stream.NewHub(stream.Config{Buffer: cfg.StreamBuffer}),
+		sessions: &sessions{
+			key: &signingKey{store: deps.Store}, identities: deps.Store, accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL,
+		}}
 	deps.Auth.POST("/login", m.login)
 	deps.Auth.POST("/refresh", m.refresh)
 	m.route(http.MethodGet, "/openapi.json", m.openAPI, Public)
@@ -151,6 +179,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	m.route(http.MethodPost, "/policies", m.createPolicy, Admin)
 	m.route(http.MethodPut, "/policies/:ref", m.updatePolicy, Admin)
 	m.route(http.MethodDelete, "/policies/:ref", m.deletePolicy, Admin)
+	m.route(http.MethodGet, "/stream", m.stream, Viewer)
 	m.route(http.MethodGet, "/whoami", m.whoami, Viewer)
 	m.route(http.MethodGet, "/identities", m.listIdentities, Admin)
 	m.route(http.MethodGet, "/identities/:login", m.getIdentity, Admin)
@@ -170,12 +199,25 @@ func New(cfg Config, deps Deps) (*Module, error) {
 // Name implements the role module contract.
 func (m *Module) Name() string { return "api" }
 
-// Run creates the first admin if there is no identity yet, then holds the module until ctx
-// ends; the process's HTTP server does the serving.
+// Run creates the first admin if there is no identity yet, then feeds the live stream from
+// this replica's own notification queue until ctx ends; the process's HTTP server does the
+// serving. When ctx ends the open streams end with it, so that the server's graceful
+// shutdown does not wait on them.
 func (m *Module) Run(ctx context.Context) error {
+	// Not when Run returns: the subscription may take a moment to drain, and the streams
+	// should not. (Its stop function is not called: that could beat ctx's cancellation to
+	// it and keep the hub open.)
+	context.AfterFunc(ctx, m.hub.Close)
+	defer m.hub.Close()
 	if err := m.bootstrap(ctx); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("create the first admin: %w", err)
 	}
-	<-ctx.Done()
+	q := broker.StreamQueue(m.cfg.Replica)
+	err := m.deps.Broker.Subscribe(ctx, broker.Subscription{Queue: q, Prefetch: 1}, m.deliver)
+	if err != nil && ctx.Err() == nil {
+		// The REST API matters more than the live view: serve on without it.
+		m.deps.Logger.ErrorContext(ctx, "live stream unavailable: its queue cannot be consumed", "queue", q.Name, "err", err)
+		<-ctx.Done()
+	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -280,24 +279,6 @@ func TestWebhookSignature(t *testing.T) {
 	status, _ = post("")
 	require.Equal(t, http.StatusAccepted, status, "secret gone: open again")
 	s.fail(http.StatusNotFound, "not_found", http.MethodDelete, "/webhook-secrets/github", "")
-}
-
-// syncBuffer is a log destination the module writes from its own goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // With no identity and no ATTUNE_ADMIN_PASSWORD, the first start makes an admin with a

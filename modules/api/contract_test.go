@@ -29,6 +29,9 @@ type probe struct {
 	// authentication off.
 	as  string
 	off bool
+	// stream reads no body: the answer is an endless event stream, of which the status and
+	// the content type are the contract.
+	stream bool
 }
 
 // contract is what one documented route promises, exercised against a real server: a good
@@ -125,6 +128,11 @@ func TestContracts(t *testing.T) {
 					target = s.as(p.as)
 				}
 				path := p.path
+				if p.stream {
+					requireEventStream(t, target, path)
+					got[http.StatusOK] = true
+					continue
+				}
 				if strings.HasPrefix(c.route, method+" /auth/") {
 					status, out := target.raw(method, target.root+path, target.token, p.body)
 					require.Equal(t, p.status, status, "probe %d %s: %v", i, path, out)
@@ -157,6 +165,21 @@ func TestContracts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// requireEventStream opens path and requires a 200 text/event-stream, then hangs up.
+func requireEventStream(t *testing.T, s server, path string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+path, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, path)
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"), path)
 }
 
 // contractFixture is what the contracts act on: the demo and ops packs, the core pack, a
@@ -312,6 +335,10 @@ func (f *contractFixture) contracts() []contract {
 			{path: "/executions/x/cancel", status: bad},
 			{path: "/executions/999999/cancel", status: missing},
 			{path: "/executions/" + f.execID + "/cancel", status: clash}}},
+
+		{"GET /stream", []probe{
+			{path: "/stream?execution_id=" + f.execID, stream: true, as: f.viewer},
+			{path: "/stream?execution_id=x", status: bad}}},
 
 		list("GET /workers", "/workers"),
 		{"GET /workers/{name}", []probe{{path: "/workers/alive", status: ok}, {path: "/workers/nobody", status: missing}}},

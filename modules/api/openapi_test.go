@@ -256,6 +256,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"ActionRequest":        actionRequest{},
 		"TriggerRequest":       triggerRequest{},
 		"RuleRequest":          ruleRequest{},
+		"StreamExecution":      streamExecution{},
+		"StreamEvent":          streamEvent{},
 	}
 	// pack.Policy's file is the loader's, for its error messages; a policy from the store
 	// never has one, so the API never answers it.

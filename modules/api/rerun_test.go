@@ -19,13 +19,13 @@ import (
 
 // recorder is the membroker, keeping what was published through it for the test to read.
 type recorder struct {
-	broker.Publisher
+	broker.Broker
 	mu   sync.Mutex
 	msgs []broker.Message
 }
 
 func (r *recorder) Publish(ctx context.Context, msgs ...broker.Message) error {
-	if err := r.Publisher.Publish(ctx, msgs...); err != nil {
+	if err := r.Broker.Publish(ctx, msgs...); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -66,7 +66,7 @@ func newRerunServer(t *testing.T) (server, *recorder) {
 	})
 	require.NoError(t, err)
 
-	rec := &recorder{Publisher: membroker.New(broker.Options{})}
+	rec := &recorder{Broker: membroker.New(broker.Options{})}
 	return startAPI(t, s, rec, api.Config{}), rec
 }
 

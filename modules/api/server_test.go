@@ -14,7 +14,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/require"
 
-	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/modules/api"
 	"github.com/attune-go/attune/store"
 )
@@ -34,7 +33,7 @@ type server struct {
 
 // startAPI serves the API with authentication on, runs the module (which creates the
 // admin) and logs in as that admin.
-func startAPI(t *testing.T, st *store.Store, pub broker.Publisher, cfg api.Config) server {
+func startAPI(t *testing.T, st *store.Store, br api.Broker, cfg api.Config) server {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	e := echo.New()
@@ -42,7 +41,7 @@ func startAPI(t *testing.T, st *store.Store, pub broker.Publisher, cfg api.Confi
 	if cfg.AdminPassword == "" {
 		cfg.AdminPassword = adminPassword
 	}
-	m, err := api.New(cfg, api.Deps{Logger: logger, Store: st, Broker: pub, Routes: e.Group("/api/v1"), Auth: e.Group("/auth")})
+	m, err := api.New(cfg, api.Deps{Logger: logger, Store: st, Broker: br, Routes: e.Group("/api/v1"), Auth: e.Group("/auth")})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -197,6 +197,7 @@ func (m *Module) fire(c echo.Context, triggerRef string, payload map[string]any,
 	if err != nil {
 		return err
 	}
+	m.notify(broker.EventNotification(ev.ID, ev.TriggerRef, ev.Created))
 	if err := broker.Send(ctx, m.deps.Broker, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload)); err != nil {
 		m.deps.Logger.WarnContext(ctx, "event recorded but not announced; the sweeper will", "event_id", ev.ID, "err", err)
 	}
@@ -245,6 +246,7 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 	if err != nil {
 		return err
 	}
+	m.notifyExecution(exec, "")
 	if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef}); err != nil {
 		m.deps.Logger.WarnContext(ctx, "execution recorded but not announced; the sweeper will", "execution_id", exec.ID, "err", err)
 	}
@@ -304,6 +306,7 @@ func (m *Module) cancel(c echo.Context) error {
 		return err
 	}
 	if ok {
+		m.notifyExecution(exec, "")
 		if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: exec.Status, FinishedAt: *exec.FinishedAt}); err != nil {
 			m.deps.Logger.WarnContext(ctx, "cancelled execution not announced", "execution_id", exec.ID, "err", err)
 		}
@@ -316,6 +319,7 @@ func (m *Module) cancel(c echo.Context) error {
 		return err
 	}
 	if ok {
+		m.notifyExecution(exec, store.ExecutionRunning)
 		if exec.Worker != nil {
 			if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
 				return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
@@ -338,4 +342,17 @@ func (m *Module) cancel(c echo.Context) error {
 		return c.JSON(http.StatusAccepted, dataBody[store.Execution]{Data: exec})
 	}
 	return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("execution %d is already %s", id, exec.Status)}
+}
+
+// notify passes committed changes to the live stream.
+func (m *Module) notify(ns ...broker.Notification) {
+	if m.deps.Notifier != nil {
+		m.deps.Notifier.Notify(ns...)
+	}
+}
+
+// notifyExecution tells the live stream that exec reached its status, from previous when
+// known.
+func (m *Module) notifyExecution(exec store.Execution, previous string) {
+	m.notify(broker.ExecutionChanged(exec.ID, exec.ActionRef, exec.Status, previous, exec.Updated))
 }

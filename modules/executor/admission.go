@@ -59,8 +59,12 @@ func (m *Module) admitted(ctx context.Context, exec store.Execution, outcome str
 	switch outcome {
 	case store.AdmissionCancelled, store.AdmissionFailed:
 		m.deps.Logger.InfoContext(ctx, "execution refused by its policy", "execution_id", exec.ID, "action", exec.ActionRef, "status", outcome)
+		// The outcome names the status admission gave it, in the statement that decided.
+		ended := exec
+		ended.Status, ended.Updated = outcome, time.Now().UTC()
+		m.notify(store.ExecutionRequested, ended)
 		return broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{
-			ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: outcome, FinishedAt: time.Now().UTC(),
+			ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: outcome, FinishedAt: ended.Updated,
 		})
 	case store.AdmissionQueued:
 		m.deps.Logger.DebugContext(ctx, "execution queued by its policy", "execution_id", exec.ID, "action", exec.ActionRef)
@@ -114,6 +118,7 @@ func (m *Module) admissionPass(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.notify(store.ExecutionRequested, expired...)
 	var msgs []broker.Payload
 	for _, e := range expired {
 		m.deps.Logger.InfoContext(ctx, "execution waited too long in its queue", "execution_id", e.ID, "action", e.ActionRef)

@@ -59,18 +59,29 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 		// then dispatched to its runner's workers.
 		insert.Admitted, insert.Status = true, store.ExecutionScheduled
 		exec, created, err := m.deps.Store.ExecutionInsertForEnforcement(ctx, insert)
-		if err != nil || !created || exec.Status != store.ExecutionScheduled {
+		if err != nil || !created {
 			return err
+		}
+		m.notify("", exec)
+		if exec.Status != store.ExecutionScheduled {
+			return nil
 		}
 		return m.dispatchAll(ctx, []store.Execution{exec})
 	}
 	if pol.ID == 0 {
-		_, _, err := m.deps.Store.ExecutionInsertForEnforcement(ctx, insert) // refused up front
+		exec, created, err := m.deps.Store.ExecutionInsertForEnforcement(ctx, insert) // refused up front
+		if created {
+			m.notify("", exec)
+		}
 		return err
 	}
 	exec, created, outcome, err := m.insertAdmitted(ctx, insert, pol)
-	if err != nil || !created || exec.Status != store.ExecutionRequested {
+	if err != nil || !created {
 		return err
+	}
+	m.notify("", exec)
+	if exec.Status != store.ExecutionRequested {
+		return nil
 	}
 	if outcome != store.AdmissionAdmitted {
 		return m.admitted(ctx, exec, outcome)

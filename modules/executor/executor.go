@@ -56,11 +56,18 @@ type Config struct {
 	SweepAfter time.Duration
 }
 
-// Deps are the executor's collaborators.
+// Notifier hears of every status change the executor commits, for the live stream. It is
+// best effort and must not block.
+type Notifier interface {
+	Notify(ns ...broker.Notification)
+}
+
+// Deps are the executor's collaborators. Notifier may be nil: nothing is notified.
 type Deps struct {
-	Logger *slog.Logger
-	Store  Store
-	Broker broker.Broker
+	Logger   *slog.Logger
+	Store    Store
+	Broker   broker.Broker
+	Notifier Notifier
 }
 
 // Module is the executor role.
@@ -122,4 +129,17 @@ func (m *Module) Run(ctx context.Context) error {
 	g.Go(func() error { return m.sweepLoop(ctx) })
 	g.Go(func() error { return m.admissionLoop(ctx) })
 	return g.Wait()
+}
+
+// notify tells the live stream that execs reached their status, from previous when every one
+// of them left the same one ("" when unknown). Call it once the change is committed.
+func (m *Module) notify(previous string, execs ...store.Execution) {
+	if m.deps.Notifier == nil || len(execs) == 0 {
+		return
+	}
+	ns := make([]broker.Notification, len(execs))
+	for i, e := range execs {
+		ns[i] = broker.ExecutionChanged(e.ID, e.ActionRef, e.Status, previous, e.Updated)
+	}
+	m.deps.Notifier.Notify(ns...)
 }

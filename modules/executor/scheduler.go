@@ -42,9 +42,12 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 
 // fail ends an execution that has not started, with the reason.
 func (m *Module) fail(ctx context.Context, id int64, reason string) error {
-	_, _, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
+	exec, ok, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
 		ID: id, From: []string{store.ExecutionRequested, store.ExecutionScheduled}, To: store.ExecutionFailed, Reason: reason,
 	})
+	if ok {
+		m.notify("", exec)
+	}
 	return err
 }
 
@@ -60,6 +63,7 @@ func (m *Module) scheduleWaiting(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		m.notify(store.ExecutionRequested, scheduled...)
 		if err := m.dispatchAll(ctx, scheduled); err != nil {
 			return err
 		}

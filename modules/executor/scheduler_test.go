@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -35,8 +36,9 @@ func TestNoWorkerFailsWithReason(t *testing.T) {
 
 	br := membroker.New(broker.Options{})
 	defer br.Close()
+	heard := &notes{}
 	m, err := executor.New(executor.Config{NoWorkerTimeout: 200 * time.Millisecond, SweepInterval: 50 * time.Millisecond},
-		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br})
+		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -50,6 +52,11 @@ func TestNoWorkerFailsWithReason(t *testing.T) {
 	e, err := st.ExecutionGet(ctx, exec.ID)
 	require.NoError(t, err)
 	require.Equal(t, `no live worker can run runner "http"`, *e.Reason)
+	// Scheduled first, or not, as the request and the sweep raced; failed last, once.
+	require.Eventually(t, func() bool {
+		got := fmt.Sprint(heard.of(exec.ID))
+		return got == "[failed]" || got == "[requested>scheduled failed]"
+	}, 10*time.Second, 5*time.Millisecond, "notified %v", heard.of(exec.ID))
 	cancel()
 	require.NoError(t, <-done)
 }

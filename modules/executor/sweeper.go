@@ -75,8 +75,9 @@ func (m *Module) every(ctx context.Context, interval time.Duration, what string,
 
 func (m *Module) sweep(ctx context.Context) error {
 	var msgs []broker.Payload
+	var ended []store.Execution
 	err := m.deps.Store.InTx(ctx, func(q *store.Queries) error {
-		msgs = msgs[:0]
+		msgs, ended = msgs[:0], ended[:0]
 		if ok, err := q.TryAdvisoryXactLock(ctx, "attune_executor_sweeper"); err != nil || !ok {
 			return err
 		}
@@ -132,7 +133,6 @@ func (m *Module) sweep(ctx context.Context) error {
 			}
 		}
 		// What nobody will finish, or nobody can run, ends with the reason.
-		var ended []store.Execution
 		for _, end := range []func() ([]store.Execution, error){
 			func() ([]store.Execution, error) { return q.ExecutionAbandonOrphans(ctx, m.cfg.WorkerAliveWithin) },
 			func() ([]store.Execution, error) { return q.ExecutionAbandonOverdue(ctx, overdueMargin) },
@@ -156,6 +156,7 @@ func (m *Module) sweep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.notify("", ended...)
 	if len(msgs) > 0 {
 		m.deps.Logger.InfoContext(ctx, "sweeper repairing", "messages", len(msgs))
 	}

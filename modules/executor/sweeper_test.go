@@ -59,8 +59,9 @@ func TestSweeperRepairsLostMessages(t *testing.T) {
 			return nil
 		})
 	}()
+	heard := &notes{}
 	m, err := executor.New(executor.Config{SweepInterval: 50 * time.Millisecond, SweepAfter: time.Millisecond},
-		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br})
+		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -83,6 +84,8 @@ func TestSweeperRepairsLostMessages(t *testing.T) {
 		require.NoError(t, err)
 		return e.Status == store.ExecutionScheduled && e.Admitted
 	}, 30*time.Second, 20*time.Millisecond, "the unannounced request was never admitted and dispatched")
+	heard.wait(t, exec.ID, "abandoned")
+	heard.wait(t, lost.ID, "requested>scheduled")
 
 	cancel()
 	require.NoError(t, <-done)

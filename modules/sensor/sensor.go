@@ -42,11 +42,18 @@ type Config struct {
 	PruneInterval time.Duration
 }
 
-// Deps are the timers' collaborators.
+// Notifier hears of every event the timers create, for the live stream. It is best effort
+// and must not block.
+type Notifier interface {
+	Notify(ns ...broker.Notification)
+}
+
+// Deps are the timers' collaborators. Notifier may be nil: nothing is notified.
 type Deps struct {
-	Logger *slog.Logger
-	Store  Store
-	Broker broker.Broker
+	Logger   *slog.Logger
+	Store    Store
+	Broker   broker.Broker
+	Notifier Notifier
 }
 
 // Module runs the timers.

@@ -149,6 +149,9 @@ func (m *Module) fire(ctx context.Context, r store.Rule, sched schedule, due tim
 		m.deps.Logger.DebugContext(ctx, "timer tick already fired", "rule", r.Ref, "due", due)
 		return false, nil
 	}
+	if m.deps.Notifier != nil {
+		m.deps.Notifier.Notify(broker.EventNotification(ev.ID, ev.TriggerRef, ev.Created))
+	}
 	// Committed: a lost publish is repaired by the executor's sweeper, which republishes
 	// events no rule matcher has evaluated.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)

@@ -105,8 +105,9 @@ func TestFireOncePerTick(t *testing.T) {
 	// Two leaders at once (one frozen past its lease, say) fire the same tick: one event.
 	due := sched.next(time.Now())
 	results := make(chan bool, 2)
+	heard := &notes{}
 	for range 2 {
-		m, err := New(Config{}, Deps{Logger: slog.New(slog.DiscardHandler), Store: s, Broker: br})
+		m, err := New(Config{}, Deps{Logger: slog.New(slog.DiscardHandler), Store: s, Broker: br, Notifier: heard})
 		require.NoError(t, err)
 		go func() {
 			fired, err := m.fire(ctx, r, sched, due, 1)
@@ -122,4 +123,24 @@ func TestFireOncePerTick(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, total)
 	require.JSONEq(t, `{"type": "interval", "interval_seconds": 5, "fired_at": "`+due.Format(time.RFC3339)+`", "execution_count": 1}`, string(events[0].Payload))
+	// The live stream hears of the one event, from the leader that fired it, once it is committed.
+	require.Equal(t, []broker.Notification{broker.EventNotification(events[0].ID, IntervalTimer, events[0].Created)}, heard.all())
+}
+
+// notes records what the timers tell the live stream.
+type notes struct {
+	mu  sync.Mutex
+	got []broker.Notification
+}
+
+func (n *notes) Notify(ns ...broker.Notification) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.got = append(n.got, ns...)
+}
+
+func (n *notes) all() []broker.Notification {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.got
 }

@@ -96,6 +96,7 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 	if err != nil || !claimed {
 		return err
 	}
+	m.notify(store.ExecutionScheduled, exec)
 	job, err := m.job(exec, p.Action)
 	if err != nil {
 		return m.finish(ctx, exec, runner.Result{Error: err.Error()}, store.ExecutionFailed)
@@ -157,6 +158,7 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, result runner
 	if !ok {
 		return nil // already final (abandoned by a sweeper that thought this worker dead)
 	}
+	m.notify("", done)
 	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", exec.ID, "status", status, "duration_ms", result.DurationMS)
 	return broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{
 		ExecutionID: done.ID, ActionRef: done.ActionRef, Status: done.Status, FinishedAt: time.Now().UTC(),

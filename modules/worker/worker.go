@@ -46,11 +46,18 @@ type Config struct {
 	Runner runner.Config
 }
 
-// Deps are the worker's collaborators.
+// Notifier hears of every status change the worker commits, for the live stream. It is best
+// effort and must not block.
+type Notifier interface {
+	Notify(ns ...broker.Notification)
+}
+
+// Deps are the worker's collaborators. Notifier may be nil: nothing is notified.
 type Deps struct {
-	Logger *slog.Logger
-	Store  Store
-	Broker broker.Broker
+	Logger   *slog.Logger
+	Store    Store
+	Broker   broker.Broker
+	Notifier Notifier
 }
 
 // Module is the worker role.
@@ -171,6 +178,7 @@ func (m *Module) abandonLeftovers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.notify("", left...)
 	for _, e := range left {
 		m.deps.Logger.WarnContext(ctx, "execution abandoned by a restart of its worker", "execution_id", e.ID, "action", e.ActionRef)
 		if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef, Status: e.Status, FinishedAt: time.Now().UTC()}); err != nil {
@@ -204,4 +212,17 @@ func (m *Module) deregister(ctx context.Context) {
 		return
 	}
 	m.deps.Logger.InfoContext(ctx, "worker deregistered", "worker", m.cfg.Name)
+}
+
+// notify tells the live stream that execs reached their status, from previous when every one
+// of them left the same one ("" when unknown). Call it once the change is committed.
+func (m *Module) notify(previous string, execs ...store.Execution) {
+	if m.deps.Notifier == nil || len(execs) == 0 {
+		return
+	}
+	ns := make([]broker.Notification, len(execs))
+	for i, e := range execs {
+		ns[i] = broker.ExecutionChanged(e.ID, e.ActionRef, e.Status, previous, e.Updated)
+	}
+	m.deps.Notifier.Notify(ns...)
 }

@@ -1,0 +1,253 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/attune-go/attune/store"
+)
+
+const (
+	// followReread is how often a follower reads the execution again whatever the stream
+	// says: notifications are best effort, and one lost must not leave it waiting for ever.
+	followReread = 3 * time.Second
+	// streamIdle is how long a live stream may stay silent, heartbeats included, before it is
+	// taken for dead and opened again; the server sends one every 15 s.
+	streamIdle = 45 * time.Second
+	// streamRetryMax bounds the wait between attempts to open the stream.
+	streamRetryMax = 10 * time.Second
+)
+
+// followedExecution is what a follower reads of an execution.
+type followedExecution struct {
+	ID        int64           `json:"id"`
+	ActionRef string          `json:"action_ref"`
+	Status    string          `json:"status"`
+	Reason    *string         `json:"reason"`
+	Result    json.RawMessage `json:"result"`
+	Updated   time.Time       `json:"updated"`
+}
+
+// follow watches execution id until it ends and returns it as the API answered, raw and
+// decoded. onStatus, when set, hears each status it reaches, the current one first and never
+// a lower one after a higher; a status the stream missed may be skipped.
+//
+// The stream is opened first and the execution read once after that, so that nothing
+// committed in between goes unseen; it may have ended already. Because the stream is best
+// effort, the execution is read again every few seconds, and whenever the stream was opened
+// again after a drop.
+func follow(ctx context.Context, client *apiClient, id int64, onStatus func(status string, at time.Time)) (json.RawMessage, followedExecution, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	notices := make(chan streamNotice, 64)
+	// The stream goroutine gets the token as it is now, and never reads the client's: a token
+	// the client renews meanwhile is its own. A stream refused for an expired token leaves the
+	// rereads to do the following.
+	go client.watchExecution(ctx, client.token, id, notices)
+
+	var last string
+	// advance reports n's status when it is news, and whether the execution has ended.
+	advance := func(status string, at time.Time) bool {
+		if last == "" || store.ExecutionStatusRank(status) > store.ExecutionStatusRank(last) {
+			last = status
+			if onStatus != nil {
+				onStatus(status, at)
+			}
+		}
+		return store.IsTerminal(last)
+	}
+	read := func() (json.RawMessage, followedExecution, error) {
+		var exec followedExecution
+		data, err := client.get(ctx, "/api/v1/executions/"+strconv.FormatInt(id, 10))
+		if err != nil {
+			return nil, exec, err
+		}
+		if err := json.Unmarshal(data, &exec); err != nil {
+			return nil, exec, fmt.Errorf("decode execution %d: %w", id, err)
+		}
+		return data, exec, nil
+	}
+
+	// The first attempt to open the stream settles, one way or the other, before the read.
+	select {
+	case <-notices:
+	case <-ctx.Done():
+		return nil, followedExecution{}, ctx.Err()
+	}
+	data, exec, err := read()
+	if err != nil {
+		return nil, exec, err
+	}
+	if advance(exec.Status, exec.Updated) {
+		return data, exec, nil
+	}
+	tick := time.NewTicker(followReread)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, exec, ctx.Err()
+		case n := <-notices:
+			// A status change says read now, for the result it ended with; a stream opened
+			// again says read now, for what it missed while it was down.
+			if !n.opened && (n.status == "" || !advance(n.status, n.at)) {
+				continue
+			}
+		case <-tick.C:
+		}
+		d, e, err := read()
+		var ae *apiError
+		switch {
+		case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+			return nil, exec, err
+		case err != nil:
+			continue // the API is away for a moment: the next read or notice tries again
+		}
+		data, exec = d, e
+		if advance(exec.Status, exec.Updated) {
+			return data, exec, nil
+		}
+	}
+}
+
+// streamNotice is what watchExecution reports: a stream opened, a status change, or (neither)
+// an attempt that failed or a stream that ended.
+type streamNotice struct {
+	opened bool
+	status string
+	at     time.Time
+}
+
+// watchExecution keeps a live stream of execution id open until ctx ends, opening it again
+// with backoff whenever it drops, and reports on notices.
+func (c *apiClient) watchExecution(ctx context.Context, token string, id int64, notices chan<- streamNotice) {
+	delay := 500 * time.Millisecond
+	for {
+		opened := c.streamExecution(ctx, token, id, notices)
+		if !send(ctx, notices, streamNotice{}) {
+			return
+		}
+		if opened {
+			delay = 500 * time.Millisecond
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return
+		}
+		delay = min(delay*2, streamRetryMax)
+	}
+}
+
+func send(ctx context.Context, ch chan<- streamNotice, n streamNotice) bool {
+	select {
+	case ch <- n:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// streamExecution reads one live stream of execution id until it ends, and reports whether it
+// opened at all.
+func (c *apiClient) streamExecution(ctx context.Context, token string, id int64, notices chan<- streamNotice) bool {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	target := c.baseURL.JoinPath("/api/v1/stream")
+	target.RawQuery = "execution_id=" + strconv.FormatInt(id, 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	// No overall timeout, unlike the other calls: the stream is meant to stay open. Silence
+	// is bounded below instead.
+	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		return false // an older server without the stream, or one stopping: the rereads carry on
+	}
+	if !send(ctx, notices, streamNotice{opened: true}) {
+		return true
+	}
+	idle := time.AfterFunc(streamIdle, cancel)
+	defer idle.Stop()
+	sc := bufio.NewScanner(resp.Body)
+	var event string
+	for sc.Scan() {
+		idle.Reset(streamIdle)
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event:"):
+			event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+		case strings.HasPrefix(line, "data:") && event == "execution":
+			var change struct {
+				ID     int64     `json:"id"`
+				Status string    `json:"status"`
+				At     time.Time `json:"at"`
+			}
+			if json.Unmarshal([]byte(strings.TrimPrefix(line, "data:")), &change) == nil && change.ID == id {
+				if !send(ctx, notices, streamNotice{status: change.Status, at: change.At}) {
+					return true
+				}
+			}
+		case line == "":
+			event = ""
+		}
+	}
+	// The end of the body, a too_slow cut-off, a dead connection: the caller opens it again.
+	return true
+}
+
+// printOutcome writes what an ended execution left: its output on out and err, and the
+// reason it did not complete.
+func printOutcome(out, errw io.Writer, exec followedExecution) {
+	var result struct {
+		Stdout string          `json:"stdout"`
+		Stderr string          `json:"stderr"`
+		Error  string          `json:"error"`
+		Data   json.RawMessage `json:"data"`
+	}
+	_ = json.Unmarshal(exec.Result, &result) // a result of another shape prints nothing here
+	switch {
+	case result.Stdout != "":
+		fmt.Fprint(out, withNewline(result.Stdout))
+	case len(result.Data) > 0:
+		fmt.Fprintln(out, string(result.Data))
+	}
+	if result.Stderr != "" {
+		fmt.Fprint(errw, withNewline(result.Stderr))
+	}
+	if exec.Status == store.ExecutionCompleted {
+		return
+	}
+	switch {
+	case exec.Reason != nil && *exec.Reason != "":
+		fmt.Fprintf(errw, "execution %d %s: %s\n", exec.ID, exec.Status, *exec.Reason)
+	case result.Error != "":
+		fmt.Fprintf(errw, "execution %d %s: %s\n", exec.ID, exec.Status, result.Error)
+	default:
+		fmt.Fprintf(errw, "execution %d %s\n", exec.ID, exec.Status)
+	}
+}
+
+func withNewline(s string) string {
+	if strings.HasSuffix(s, "\n") {
+		return s
+	}
+	return s + "\n"
+}

@@ -1,0 +1,215 @@
+package notify_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/broker/membroker"
+	"github.com/attune-go/attune/broker/notify"
+)
+
+const wait = 10 * time.Second
+
+// gate is a publisher that shows each batch as its publish starts and holds the publish until
+// the test releases it: the batching logic, seen from the broker's side.
+type gate struct {
+	batches chan []broker.Notification
+	release chan error
+}
+
+func newGate() *gate {
+	return &gate{batches: make(chan []broker.Notification, 16), release: make(chan error)}
+}
+
+func (g *gate) Publish(ctx context.Context, msgs ...broker.Message) error {
+	for _, m := range msgs {
+		p, err := broker.Decode[broker.NotificationCreated](m)
+		if err != nil {
+			return err
+		}
+		g.batches <- p.Notifications
+	}
+	select {
+	case err := <-g.release:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *gate) next(t *testing.T) []int64 {
+	t.Helper()
+	select {
+	case b := <-g.batches:
+		ids := make([]int64, len(b))
+		for i, n := range b {
+			ids[i] = n.ID
+		}
+		return ids
+	case <-time.After(wait):
+		t.Fatal("no publish")
+		return nil
+	}
+}
+
+func (g *gate) open(t *testing.T, err error) {
+	t.Helper()
+	select {
+	case g.release <- err:
+	case <-time.After(wait):
+		t.Fatal("no publish waiting to be released")
+	}
+}
+
+func changed(id int64) broker.Notification {
+	return broker.ExecutionChanged(id, "core.noop", "running", "scheduled", time.Now())
+}
+
+// run runs n until the test ends and checks that it stops.
+func run(t *testing.T, n *notify.Notifier) context.CancelFunc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(wait):
+			t.Error("Run did not return after its context ended")
+		}
+	})
+	return cancel
+}
+
+// An idle notifier sends a change at once; what comes in while a publish is under way goes
+// out together, in order, as soon as that publish returns.
+func TestBatchesWhileAPublishIsUnderWay(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	n := notify.New(g, notify.Config{})
+	run(t, n)
+	n.Notify(changed(1))
+	require.Equal(t, []int64{1}, g.next(t))
+	n.Notify(changed(2))
+	n.Notify(changed(3), changed(4))
+	g.open(t, nil)
+	require.Equal(t, []int64{2, 3, 4}, g.next(t))
+	g.open(t, nil)
+}
+
+// While the broker holds a publish, Notify still returns at once; past the bound the oldest
+// notifications are dropped and counted, and the newest are sent.
+func TestDropsOldestPastTheBound(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	n := notify.New(g, notify.Config{MaxPending: 3})
+	run(t, n)
+	n.Notify(changed(1))
+	require.Equal(t, []int64{1}, g.next(t))
+	for id := int64(2); id <= 7; id++ {
+		n.Notify(changed(id))
+	}
+	require.Equal(t, int64(3), n.Dropped())
+	g.open(t, nil)
+	require.Equal(t, []int64{5, 6, 7}, g.next(t))
+	g.open(t, nil)
+}
+
+// A backlog larger than a batch goes out in several messages, oldest first.
+func TestSplitsLargeBacklogs(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	n := notify.New(g, notify.Config{MaxBatch: 2})
+	run(t, n)
+	n.Notify(changed(1))
+	require.Equal(t, []int64{1}, g.next(t))
+	n.Notify(changed(2), changed(3), changed(4), changed(5), changed(6))
+	g.open(t, nil)
+	for _, want := range [][]int64{{2, 3}, {4, 5}, {6}} {
+		require.Equal(t, want, g.next(t))
+		g.open(t, nil)
+	}
+}
+
+// A publish that fails loses its batch, counted, and the notifier goes on with the next.
+func TestCountsFailedBatches(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	n := notify.New(g, notify.Config{})
+	run(t, n)
+	n.Notify(changed(1), changed(2))
+	require.Equal(t, []int64{1, 2}, g.next(t))
+	g.open(t, errors.New("connection lost"))
+	n.Notify(changed(3))
+	require.Equal(t, []int64{3}, g.next(t))
+	require.Equal(t, int64(2), n.Dropped())
+	g.open(t, nil)
+}
+
+// What is pending when the notifier is stopped is still sent before Run returns.
+func TestSendsPendingOnStop(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	n := notify.New(g, notify.Config{})
+	n.Notify(changed(1), changed(2))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	require.Equal(t, []int64{1, 2}, g.next(t))
+	g.open(t, nil)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(wait):
+		t.Fatal("Run did not return")
+	}
+}
+
+// Through a real broker: a notification reaches a stream queue as a NotificationCreated, and
+// with no stream queue at all nothing fails.
+func TestPublishesThroughTheBroker(t *testing.T) {
+	t.Parallel()
+	br := membroker.New(broker.Options{})
+	t.Cleanup(func() { _ = br.Close() })
+	n := notify.New(br, notify.Config{})
+	run(t, n)
+	n.Notify(changed(1)) // nobody listens yet: dropped by the broker, not counted as lost here
+	got := make(chan broker.NotificationCreated, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	subscribed := make(chan error, 1)
+	go func() {
+		subscribed <- br.Subscribe(ctx, broker.Subscription{Queue: broker.StreamQueue("test"), Prefetch: 1}, func(_ context.Context, m broker.Message) error {
+			p, err := broker.Decode[broker.NotificationCreated](m)
+			if err == nil {
+				got <- p
+			}
+			return err
+		})
+	}()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-subscribed) })
+	deadline := time.After(wait)
+	for id := int64(2); ; id++ {
+		// The subscription binds in the background; until it has, each of these is dropped.
+		n.Notify(changed(id))
+		select {
+		case p := <-got:
+			require.NotEmpty(t, p.Notifications)
+			last := p.Notifications[len(p.Notifications)-1]
+			require.Equal(t, broker.NotifyExecution, last.Kind)
+			require.Equal(t, "running", last.Status)
+			require.Zero(t, n.Dropped())
+			return
+		case <-time.After(20 * time.Millisecond): // polling for a binding nothing announces
+		case <-deadline:
+			t.Fatal("no notification reached the stream queue")
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package stream_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/api/stream"
+)
+
+func exec(id int64, action, status string) broker.Notification {
+	return broker.ExecutionChanged(id, action, status, "", time.Now())
+}
+
+// received drains what c has waiting, without waiting for more: Deliver hands notifications
+// over before it returns.
+func received(c *stream.Client) []broker.Notification {
+	var out []broker.Notification
+	for {
+		select {
+		case n := <-c.Notifications():
+			out = append(out, n)
+		default:
+			return out
+		}
+	}
+}
+
+func statuses(ns []broker.Notification) []string {
+	var out []string
+	for _, n := range ns {
+		out = append(out, n.Ref+"#"+n.Status)
+	}
+	return out
+}
+
+func subscribe(t *testing.T, h *stream.Hub, f stream.Filter) *stream.Client {
+	t.Helper()
+	c, err := h.Subscribe(f)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Each client gets what its filter matches: everything, one execution, or one action's
+// executions; a filter on executions leaves events out.
+func TestFansOutWithFilters(t *testing.T) {
+	t.Parallel()
+	h := stream.NewHub(stream.Config{})
+	all := subscribe(t, h, stream.Filter{})
+	one := subscribe(t, h, stream.Filter{ExecutionID: 2})
+	byAction := subscribe(t, h, stream.Filter{ActionRef: "core.echo"})
+	both := subscribe(t, h, stream.Filter{ExecutionID: 1, ActionRef: "core.echo"})
+
+	h.Deliver([]broker.Notification{
+		exec(1, "core.noop", "requested"),
+		exec(2, "core.echo", "requested"),
+		broker.EventNotification(9, "core.webhook", time.Now()),
+		exec(3, "core.echo", "scheduled"),
+	})
+	require.Equal(t, []string{"core.noop#requested", "core.echo#requested", "core.webhook#", "core.echo#scheduled"}, statuses(received(all)))
+	require.Equal(t, []string{"core.echo#requested"}, statuses(received(one)))
+	require.Equal(t, []string{"core.echo#requested", "core.echo#scheduled"}, statuses(received(byAction)))
+	require.Empty(t, received(both), "execution 1 is not of core.echo")
+}
+
+// Batches from different processes arrive in any order: a status at or below the last one
+// passed on for its execution is dropped, so no client sees an execution move backwards,
+// nor the same status twice. A previous status the sender left out is the last one passed on.
+func TestNeverMovesBackwards(t *testing.T) {
+	t.Parallel()
+	h := stream.NewHub(stream.Config{})
+	c := subscribe(t, h, stream.Filter{})
+	h.Deliver([]broker.Notification{exec(1, "a", "requested"), exec(1, "a", "running")})
+	h.Deliver([]broker.Notification{exec(1, "a", "scheduled"), exec(2, "b", "scheduled")}) // late: the executor's batch
+	h.Deliver([]broker.Notification{exec(1, "a", "running"), exec(2, "b", "requested")})   // a duplicate, and a late one
+	h.Deliver([]broker.Notification{exec(1, "a", "completed"), exec(1, "a", "canceling")})
+	h.Deliver([]broker.Notification{exec(1, "a", "failed")}) // terminal is final, whatever comes after
+
+	got := received(c)
+	require.Equal(t, []string{"a#requested", "a#running", "b#scheduled", "a#completed"}, statuses(got))
+	require.Equal(t, "", got[0].PreviousStatus)
+	require.Equal(t, "requested", got[1].PreviousStatus)
+	require.Equal(t, "running", got[3].PreviousStatus)
+
+	// A sender that knows the previous status keeps its word.
+	n := exec(3, "a", "running")
+	n.PreviousStatus = "scheduled"
+	h.Deliver([]broker.Notification{exec(3, "a", "requested"), n})
+	require.Equal(t, "scheduled", received(c)[1].PreviousStatus)
+}
+
+// The memory of last statuses is bounded: after Remember other executions changed, an
+// execution is forgotten, and only then.
+func TestForgetsOnlyLongAfter(t *testing.T) {
+	t.Parallel()
+	h := stream.NewHub(stream.Config{Remember: 2})
+	c := subscribe(t, h, stream.Filter{ExecutionID: 1})
+	h.Deliver([]broker.Notification{exec(1, "a", "running")})
+	h.Deliver([]broker.Notification{exec(2, "a", "running"), exec(3, "a", "running")})
+	h.Deliver([]broker.Notification{exec(1, "a", "scheduled")})
+	require.Equal(t, []string{"a#running"}, statuses(received(c)), "remembered across one generation")
+	h.Deliver([]broker.Notification{exec(4, "a", "running"), exec(5, "a", "running"), exec(6, "a", "running")})
+	h.Deliver([]broker.Notification{exec(1, "a", "scheduled")})
+	require.Equal(t, []string{"a#scheduled"}, statuses(received(c)), "forgotten after two")
+}
+
+// A client that does not read is cut off once its buffer is full, with ErrTooSlow; the hub
+// does not wait for it, and the other clients get everything.
+func TestCutsOffSlowClients(t *testing.T) {
+	t.Parallel()
+	h := stream.NewHub(stream.Config{Buffer: 4})
+	slow := subscribe(t, h, stream.Filter{})
+	fast := subscribe(t, h, stream.Filter{})
+	var got []broker.Notification
+	for id := int64(1); id <= 10; id++ {
+		h.Deliver([]broker.Notification{exec(id, "a", "requested")})
+		got = append(got, received(fast)...)
+	}
+	require.Len(t, got, 10)
+	select {
+	case <-slow.Done():
+	default:
+		t.Fatal("the slow client is still subscribed")
+	}
+	require.ErrorIs(t, slow.Err(), stream.ErrTooSlow)
+	require.Len(t, received(slow), 4, "what was buffered before the cut stays readable")
+	select {
+	case <-fast.Done():
+		t.Fatal("the fast client was cut off")
+	default:
+	}
+}
+
+// Closing the hub ends every client with ErrClosed and refuses new ones; a client's own Close
+// ends it with no error.
+func TestCloseEndsClients(t *testing.T) {
+	t.Parallel()
+	h := stream.NewHub(stream.Config{})
+	left := subscribe(t, h, stream.Filter{})
+	left.Close()
+	require.NoError(t, left.Err())
+	c := subscribe(t, h, stream.Filter{})
+	h.Close()
+	require.ErrorIs(t, c.Err(), stream.ErrClosed)
+	_, err := h.Subscribe(stream.Filter{})
+	require.ErrorIs(t, err, stream.ErrClosed)
+	h.Deliver([]broker.Notification{exec(1, "a", "requested")}) // harmless
+}
