@@ -79,7 +79,7 @@ server, and prints the execution it created.
 
 With --wait it follows the execution on the API's live stream until it ends and prints it
 then: exit status 0 when it completed, 1 when it failed, timed out, was cancelled or abandoned,
-or --timeout passed first.`,
+or --timeout passed first; 130 when interrupted, which stops the waiting, not the execution.`,
 		Example: `  attune action execute demo.hello --param name=Ada --wait
   attune action execute demo.json --params-json '{"count": 3}' --param name=Bo -o json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
@@ -121,15 +121,17 @@ func waitAndPrint(ctx context.Context, streams Streams, format outputFormat, cli
 	if err := json.Unmarshal(created, &exec); err != nil || exec.ID == 0 {
 		return errors.New("read created execution: no id in the answer")
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	status := "requested"
-	data, final, err := follow(ctx, client, exec.ID, func(s string, _ time.Time) { status = s })
+	data, final, err := follow(waitCtx, client, exec.ID, func(s string, _ time.Time) { status = s })
 	switch {
-	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case err != nil && ctx.Err() != nil:
+		return exitCode(130) // interrupted, as tail is: the execution goes on
+	case err != nil && errors.Is(waitCtx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("execution %d is still %s after --timeout %s", exec.ID, status, timeout)
 	case err != nil:
-		return fmt.Errorf("wait for execution %d: %w", exec.ID, err)
+		return fmt.Errorf("wait for execution %d: %w", exec.ID, withStatus(err))
 	}
 	if err := printObject(streams.Out, format, data); err != nil {
 		return err

@@ -22,34 +22,52 @@ var (
 		{"EXPIRES", "expires_at", 0}, {"REVOKED", "revoked_at", 0}}
 )
 
-// readSecret reads a password: the first line of stdin with --password-stdin (for scripts),
-// else from the terminal without echo. Without either it refuses rather than hang.
-func readSecret(streams Streams, prompt string, fromStdin bool) (string, error) {
+// readSecrets reads one password per prompt: a line each from stdin with --password-stdin
+// (for scripts), else from the terminal without echo. Without either it refuses rather than
+// hang.
+func readSecrets(streams Streams, fromStdin bool, prompts ...string) ([]string, error) {
 	if streams.In == nil {
-		return "", errors.New("no input to read the password from")
+		return nil, errors.New("no input to read the password from")
 	}
+	out := make([]string, 0, len(prompts))
 	if fromStdin {
-		line, err := bufio.NewReader(streams.In).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return "", fmt.Errorf("read password from stdin: %w", err)
+		r := bufio.NewReader(streams.In)
+		for range prompts {
+			line, err := r.ReadString('\n')
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("read password from stdin: %w", err)
+			}
+			line = strings.TrimRight(line, "\r\n")
+			if line == "" {
+				return nil, usageError{fmt.Errorf("--password-stdin: stdin held %d of the %d lines wanted", len(out), len(prompts))}
+			}
+			out = append(out, line)
 		}
-		line = strings.TrimRight(line, "\r\n")
-		if line == "" {
-			return "", usageError{errors.New("--password-stdin: stdin held no password")}
-		}
-		return line, nil
+		return out, nil
 	}
 	f, ok := streams.In.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", usageError{errors.New("no terminal to ask for the password on; pipe it in with --password-stdin")}
+		return nil, usageError{errors.New("no terminal to ask for the password on; pipe it in with --password-stdin")}
 	}
-	fmt.Fprint(streams.Err, prompt)
-	b, err := term.ReadPassword(int(f.Fd()))
-	fmt.Fprintln(streams.Err)
+	for _, prompt := range prompts {
+		fmt.Fprint(streams.Err, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(streams.Err)
+		if err != nil {
+			return nil, fmt.Errorf("read password: %w", err)
+		}
+		out = append(out, string(b))
+	}
+	return out, nil
+}
+
+// readSecret is readSecrets for one password.
+func readSecret(streams Streams, prompt string, fromStdin bool) (string, error) {
+	secrets, err := readSecrets(streams, fromStdin, prompt)
 	if err != nil {
-		return "", fmt.Errorf("read password: %w", err)
+		return "", err
 	}
-	return string(b), nil
+	return secrets[0], nil
 }
 
 func newLoginCommand(streams Streams) *cobra.Command {
@@ -167,7 +185,10 @@ manages rules; admin does everything.`,
 	updateCmd := &cobra.Command{
 		Use:   "update LOGIN [--role ROLE] [--password | --password-stdin]",
 		Short: "Change an identity's role or password (your own password needs no admin)",
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Long: `Changes LOGIN's role (admins only) or password. Changing your own password asks for the
+current one first; with --password-stdin, stdin's first line is then the current password and
+its second the new one.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := api.client()
 			if err != nil {
@@ -178,11 +199,24 @@ manages rules; admin does everything.`,
 				body["role"] = update.role
 			}
 			if update.password || update.passwordStdin {
-				password, err := readSecret(streams, "New password for "+args[0]+": ", update.passwordStdin)
+				var me struct {
+					Login string `json:"login"`
+				}
+				if err := client.do(cmd.Context(), http.MethodGet, "/api/v1/whoami", nil, &me); err != nil {
+					return withStatus(err)
+				}
+				prompts := []string{"New password for " + args[0] + ": "}
+				if me.Login == args[0] {
+					prompts = []string{"Current password: ", "New password: "}
+				}
+				secrets, err := readSecrets(streams, update.passwordStdin, prompts...)
 				if err != nil {
 					return err
 				}
-				body["password"] = password
+				body["password"] = secrets[len(secrets)-1]
+				if len(secrets) == 2 {
+					body["current_password"] = secrets[0]
+				}
 			}
 			if len(body) == 0 {
 				return usageError{errors.New("nothing to change: give --role, --password or --password-stdin")}
@@ -196,7 +230,7 @@ manages rules; admin does everything.`,
 	}
 	updateCmd.Flags().StringVar(&update.role, "role", "", "the new role: admin, operator or viewer")
 	updateCmd.Flags().BoolVar(&update.password, "password", false, "ask for a new password on the terminal")
-	updateCmd.Flags().BoolVar(&update.passwordStdin, "password-stdin", false, "read the new password from the first line of stdin")
+	updateCmd.Flags().BoolVar(&update.passwordStdin, "password-stdin", false, "read the new password from stdin (your own: the current password, then the new one, a line each)")
 
 	cmd.AddCommand(createCmd, updateCmd,
 		newListCommand(streams, &api, listCommand{noun: "identities", path: "/api/v1/identities", columns: identityColumns, all: true}),

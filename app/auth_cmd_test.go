@@ -87,6 +87,18 @@ func TestCLIAuth(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, requireOneErrorLine(t, stderr), "403")
 
+	// Vera changes her own password, giving the current one; the sessions before end.
+	_, stderr, code = runAttuneWith(t, "wrong-current\nvera-new-password\n", veraCfg, "identity", "update", "vera", "--password-stdin")
+	require.Equal(t, 1, code)
+	require.Contains(t, requireOneErrorLine(t, stderr), "not the current password")
+	_, stderr, code = runAttuneWith(t, "viewer-password\nvera-new-password\n", veraCfg, "identity", "update", "vera", "--password-stdin")
+	require.Equal(t, 0, code, stderr)
+	_, stderr, code = runAttuneEnv(t, veraCfg, "execution", "list")
+	require.Equal(t, 1, code)
+	require.Contains(t, requireOneErrorLine(t, stderr), "log in again")
+	_, stderr, code = runAttuneWith(t, "vera-new-password\n", veraCfg, "login", "vera", "--password-stdin", "--api-url", apiURL)
+	require.Equal(t, 0, code, stderr)
+
 	// API tokens: the secret is printed once and works from ATTUNE_TOKEN until revoked.
 	stdout, stderr, code = runAttuneEnv(t, asAdmin, "token", "create", "--name", "ci", "--role", "operator", "--expires", "720h", "-o", "json")
 	require.Equal(t, 0, code, stderr)

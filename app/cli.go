@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -199,6 +200,16 @@ type apiClient struct {
 	refreshToken string
 	configPath   string
 	http         *http.Client
+	// tokenMu guards token and refreshToken, which a renewal changes while a live stream's
+	// goroutine may be reading them.
+	tokenMu sync.Mutex
+}
+
+// currentToken is the token to send now.
+func (c *apiClient) currentToken() string {
+	c.tokenMu.Lock()
+	defer c.tokenMu.Unlock()
+	return c.token
 }
 
 // apiError is an error answer of the API. Its text is the API's message alone, which is
@@ -216,7 +227,7 @@ func (e *apiError) Error() string { return e.Message }
 func withStatus(err error) error {
 	var ae *apiError
 	if errors.As(err, &ae) {
-		return fmt.Errorf("%s (%d %s)", ae.Message, ae.Status, http.StatusText(ae.Status))
+		return fmt.Errorf("%w (%d %s)", ae, ae.Status, http.StatusText(ae.Status))
 	}
 	return err
 }
@@ -269,7 +280,10 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 	}
 	env, err := c.roundTrip(ctx, method, path, query, payload)
 	var ae *apiError
-	if errors.As(err, &ae) && ae.Code == "token_expired" && c.refreshToken != "" {
+	c.tokenMu.Lock()
+	canRenew := c.refreshToken != ""
+	c.tokenMu.Unlock()
+	if errors.As(err, &ae) && ae.Code == "token_expired" && canRenew {
 		if rerr := c.renew(ctx); rerr != nil {
 			return nil, fmt.Errorf("%w; renewing it failed too (%v): log in again with attune login", err, rerr)
 		}
@@ -295,8 +309,9 @@ func (c *apiClient) roundTrip(ctx context.Context, method, path string, query ur
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	token := c.currentToken()
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -322,7 +337,7 @@ func (c *apiClient) roundTrip(ctx context.Context, method, path string, query ur
 		return nil, fmt.Errorf("%s %s: not found; is the api role running there, and is --api-url right?", method, target)
 	}
 	if env.Error != nil {
-		if resp.StatusCode == http.StatusUnauthorized && c.token == "" {
+		if resp.StatusCode == http.StatusUnauthorized && token == "" {
 			env.Error.Message += "; log in with attune login, or set ATTUNE_TOKEN"
 		}
 		return nil, &apiError{Status: resp.StatusCode, Code: env.Error.Code, Message: env.Error.Message}
@@ -381,11 +396,16 @@ func (c *apiClient) login(ctx context.Context, login, password string) (tokenPai
 // renew trades the refresh token for a new pair and keeps it in the config file the old one
 // came from.
 func (c *apiClient) renew(ctx context.Context) error {
-	pair, err := c.authCall(ctx, "/auth/refresh", map[string]string{"refresh_token": c.refreshToken})
+	c.tokenMu.Lock()
+	refresh := c.refreshToken
+	c.tokenMu.Unlock()
+	pair, err := c.authCall(ctx, "/auth/refresh", map[string]string{"refresh_token": refresh})
 	if err != nil {
 		return err
 	}
+	c.tokenMu.Lock()
 	c.token, c.refreshToken = pair.AccessToken, pair.RefreshToken
+	c.tokenMu.Unlock()
 	cfg, path, err := loadCLIConfig()
 	if err != nil || path != c.configPath {
 		return err

@@ -48,10 +48,9 @@ func follow(ctx context.Context, client *apiClient, id int64, onStatus func(stat
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	notices := make(chan streamNotice, 64)
-	// The stream goroutine gets the token as it is now, and never reads the client's: a token
-	// the client renews meanwhile is its own. A stream refused for an expired token leaves the
-	// rereads to do the following.
-	go client.watchExecution(ctx, client.token, id, notices)
+	// Each attempt to open the stream takes the client's token as it is then, so that a
+	// stream dropped after a reread renewed the token opens again with the new one.
+	go client.watchExecution(ctx, id, notices)
 
 	var last string
 	// advance reports n's status when it is news, and whether the execution has ended.
@@ -106,7 +105,9 @@ func follow(ctx context.Context, client *apiClient, id int64, onStatus func(stat
 		d, e, err := read()
 		var ae *apiError
 		switch {
-		case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+		case errors.As(err, &ae) && ae.Status < http.StatusInternalServerError:
+			// Gone, or no longer ours to read (a revoked token, a login that could not be
+			// renewed): asking again every few seconds would not change the answer.
 			return nil, exec, err
 		case err != nil:
 			continue // the API is away for a moment: the next read or notice tries again
@@ -128,10 +129,10 @@ type streamNotice struct {
 
 // watchExecution keeps a live stream of execution id open until ctx ends, opening it again
 // with backoff whenever it drops, and reports on notices.
-func (c *apiClient) watchExecution(ctx context.Context, token string, id int64, notices chan<- streamNotice) {
+func (c *apiClient) watchExecution(ctx context.Context, id int64, notices chan<- streamNotice) {
 	delay := 500 * time.Millisecond
 	for {
-		opened := c.streamExecution(ctx, token, id, notices)
+		opened := c.streamExecution(ctx, c.currentToken(), id, notices)
 		if !send(ctx, notices, streamNotice{}) {
 			return
 		}

@@ -69,3 +69,42 @@ func TestFollowWithoutNotifications(t *testing.T) {
 	require.Equal(t, 1, streams["2"])
 	require.Equal(t, []string{"Bearer tok", "Bearer tok", "Bearer tok"}, auth, "the stream carries the token")
 }
+
+// A follower whose reads are refused (a token revoked while it waited) says so and stops,
+// rather than ask again every few seconds for ever.
+func TestFollowStopsWhenRefused(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	reads := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.URL.Path == "/api/v1/stream":
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, ": stream open\n\n")
+			w.(http.Flusher).Flush()
+			mu.Unlock()
+			<-r.Context().Done()
+			mu.Lock()
+		case strings.HasPrefix(r.URL.Path, "/api/v1/executions/"):
+			reads++
+			if reads == 1 {
+				_, _ = io.WriteString(w, `{"data": {"id": 1, "action_ref": "demo.hello", "status": "running", "updated": "2026-11-23T09:00:00Z"}}`)
+				return
+			}
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error": {"code": "unauthorized", "message": "invalid API token: unknown, revoked or expired"}}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	stdout, stderr, code := runAttuneEnv(t, []string{"ATTUNE_TOKEN=atn_tok"}, "execution", "tail", "1", "--api-url", srv.URL)
+	require.Equal(t, 1, code, stdout)
+	require.Contains(t, requireOneErrorLine(t, stderr), "invalid API token: unknown, revoked or expired (401 Unauthorized)")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 2, reads, "no read after the refusal")
+}

@@ -95,8 +95,9 @@ func (q *Queries) IdentityList(ctx context.Context, page Page) ([]Identity, int,
 }
 
 // IdentityUpdate changes an identity's role, its password or both (an empty value keeps
-// what is there). A new password advances the token version, which ends every token issued
-// before. The last admin cannot stop being one: that is ErrConflict.
+// what is there). A new password advances the token version, which ends every session issued
+// before. The last admin cannot stop being one: that is ErrConflict. Call it on a Store, or
+// in a transaction after lockAdmins: alone, two demotions at once can both pass the check.
 func (q *Queries) IdentityUpdate(ctx context.Context, login, passwordHash, role string) (Identity, error) {
 	i, err := scanIdentity(q.db.QueryRow(ctx, `UPDATE attune.identity SET
 			role = coalesce(nullif($3, ''), role),
@@ -116,7 +117,8 @@ func (q *Queries) IdentityUpdate(ctx context.Context, login, passwordHash, role 
 }
 
 // IdentityDelete removes an identity and its API tokens. Deleting the last admin is
-// ErrConflict: nobody could manage identities afterwards.
+// ErrConflict: nobody could manage identities afterwards. Call it on a Store, or in a
+// transaction after lockAdmins: alone, two deletions at once can both pass the check.
 func (q *Queries) IdentityDelete(ctx context.Context, login string) error {
 	tag, err := q.db.Exec(ctx, `DELETE FROM attune.identity WHERE login = $1
 		AND (role <> 'admin' OR EXISTS (SELECT 1 FROM attune.identity o WHERE o.role = 'admin' AND o.login <> $1))`, login)
@@ -125,6 +127,39 @@ func (q *Queries) IdentityDelete(ctx context.Context, login string) error {
 	}
 	if tag.RowsAffected() == 0 {
 		return q.identityMissingOrLastAdmin(ctx, login, "delete")
+	}
+	return nil
+}
+
+// IdentityUpdate is Queries.IdentityUpdate with the admins locked first, so that two
+// demotions at once cannot both see the other admin and leave none.
+func (s *Store) IdentityUpdate(ctx context.Context, login, passwordHash, role string) (i Identity, err error) {
+	err = s.InTx(ctx, func(q *Queries) error {
+		if err := q.lockAdmins(ctx); err != nil {
+			return err
+		}
+		i, err = q.IdentityUpdate(ctx, login, passwordHash, role)
+		return err
+	})
+	return i, err
+}
+
+// IdentityDelete is Queries.IdentityDelete with the admins locked first, so that two
+// deletions at once cannot both see the other admin and leave none.
+func (s *Store) IdentityDelete(ctx context.Context, login string) error {
+	return s.InTx(ctx, func(q *Queries) error {
+		if err := q.lockAdmins(ctx); err != nil {
+			return err
+		}
+		return q.IdentityDelete(ctx, login)
+	})
+}
+
+// lockAdmins takes the admins' rows until the transaction ends. The statements after it see
+// what a concurrent change committed meanwhile, as each statement takes a new snapshot.
+func (q *Queries) lockAdmins(ctx context.Context) error {
+	if _, err := q.db.Exec(ctx, `SELECT id FROM attune.identity WHERE role = 'admin' ORDER BY id FOR UPDATE`); err != nil {
+		return fmt.Errorf("lock admins: %w", translate(err))
 	}
 	return nil
 }

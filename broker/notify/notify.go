@@ -83,9 +83,10 @@ func (n *Notifier) Notify(ns ...broker.Notification) {
 // with a publish that failed.
 func (n *Notifier) Dropped() int64 { return n.dropped.Load() }
 
-// Run sends batches until ctx ends, then sends what is still pending, so that the last
-// changes of a stopping process are not lost for nothing; it returns nil. A publish is bounded
-// by PublishTimeout alone, not by ctx: stopping lets the one under way finish.
+// Run sends batches until ctx ends, then sends what is still pending within one
+// PublishTimeout, so that the last changes of a stopping process are not lost for nothing; it
+// returns nil. A publish is bounded by PublishTimeout, not by ctx: stopping lets the one under
+// way finish.
 func (n *Notifier) Run(ctx context.Context) error {
 	send := context.WithoutCancel(ctx)
 	for {
@@ -93,7 +94,11 @@ func (n *Notifier) Run(ctx context.Context) error {
 		case <-n.wake:
 			n.sendPending(send)
 		case <-ctx.Done():
-			n.sendPending(send)
+			// One PublishTimeout for everything left, not one per batch: a broker that is
+			// away must not hold a stopping process for MaxPending/MaxBatch timeouts.
+			last, cancel := context.WithTimeout(send, n.cfg.PublishTimeout)
+			n.sendPending(last)
+			cancel()
 			return nil
 		}
 	}

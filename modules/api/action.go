@@ -68,7 +68,7 @@ func (m *Module) createAction(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m.deps.Logger.InfoContext(ctx, "action created", "module", "api", "action", created.Ref)
+	m.deps.Logger.InfoContext(ctx, "action created", "action", created.Ref)
 	return c.JSON(http.StatusCreated, dataBody[store.Action]{Data: created})
 }
 
@@ -101,7 +101,7 @@ func (m *Module) updateAction(c echo.Context) error {
 	if err != nil {
 		return notFound(err, "no action %q", ref)
 	}
-	m.deps.Logger.InfoContext(ctx, "action updated", "module", "api", "action", updated.Ref)
+	m.deps.Logger.InfoContext(ctx, "action updated", "action", updated.Ref)
 	return c.JSON(http.StatusOK, dataBody[store.Action]{Data: updated})
 }
 
@@ -121,7 +121,7 @@ func (m *Module) deleteAction(c echo.Context) error {
 	if err != nil {
 		return notFound(stillUsed(err, "delete those rules, or point them at another action, first"), "no action %q", ref)
 	}
-	m.deps.Logger.InfoContext(ctx, "action deleted", "module", "api", "action", ref, "policies_deleted", policies)
+	m.deps.Logger.InfoContext(ctx, "action deleted", "action", ref, "policies_deleted", policies)
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/modules/api/stream"
@@ -117,6 +119,8 @@ type Module struct {
 	deps     Deps
 	sessions *sessions
 	hub      *stream.Hub
+	// passwordSlots bounds the Argon2id checks running at once.
+	passwordSlots chan struct{}
 	// roles is the least role of each route, by "METHOD /path" as registered.
 	roles map[string]Role
 }
@@ -131,7 +135,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.WorkerTimeout = cmp.Or(cfg.WorkerTimeout, 30*time.Second)
 	cfg.Replica = cmp.Or(cfg.Replica, uuid.NewString())
 	cfg.StreamHeartbeat = cmp.Or(cfg.StreamHeartbeat, 15*time.Second)
-	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), hub: stream.NewHub(stream.Config{Buffer: cfg.StreamBuffer}),
+	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), passwordSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), hub: stream.NewHub(stream.Config{Buffer: cfg.StreamBuffer}),
 		sessions: &sessions{
 			key: &signingKey{store: deps.Store}, identities: deps.Store, accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL,
 		}}
@@ -199,25 +203,33 @@ func New(cfg Config, deps Deps) (*Module, error) {
 // Name implements the role module contract.
 func (m *Module) Name() string { return "api" }
 
-// Run creates the first admin if there is no identity yet, then feeds the live stream from
-// this replica's own notification queue until ctx ends; the process's HTTP server does the
-// serving. When ctx ends the open streams end with it, so that the server's graceful
-// shutdown does not wait on them.
+// Run creates the first admin if there is no identity yet and, meanwhile, feeds the live
+// stream from this replica's own notification queue until ctx ends; the process's HTTP server
+// does the serving. The queue is consumed from the start, not after the admin is made: a
+// stream opened at once must miss nothing. When ctx ends the open streams end with it, so
+// that the server's graceful shutdown does not wait on them.
 func (m *Module) Run(ctx context.Context) error {
 	// Not when Run returns: the subscription may take a moment to drain, and the streams
 	// should not. (Its stop function is not called: that could beat ctx's cancellation to
 	// it and keep the hub open.)
 	context.AfterFunc(ctx, m.hub.Close)
 	defer m.hub.Close()
-	if err := m.bootstrap(ctx); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("create the first admin: %w", err)
-	}
-	q := broker.StreamQueue(m.cfg.Replica)
-	err := m.deps.Broker.Subscribe(ctx, broker.Subscription{Queue: q, Prefetch: 1}, m.deliver)
-	if err != nil && ctx.Err() == nil {
-		// The REST API matters more than the live view: serve on without it.
-		m.deps.Logger.ErrorContext(ctx, "live stream unavailable: its queue cannot be consumed", "queue", q.Name, "err", err)
-		<-ctx.Done()
-	}
-	return nil
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := m.bootstrap(gctx); err != nil && gctx.Err() == nil {
+			return fmt.Errorf("create the first admin: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		q := broker.StreamQueue(m.cfg.Replica)
+		err := m.deps.Broker.Subscribe(gctx, broker.Subscription{Queue: q, Prefetch: 1}, m.deliver)
+		if err != nil && gctx.Err() == nil {
+			// The REST API matters more than the live view: serve on without it.
+			m.deps.Logger.ErrorContext(gctx, "live stream unavailable: its queue cannot be consumed", "queue", q.Name, "err", err)
+			<-gctx.Done()
+		}
+		return nil
+	})
+	return g.Wait()
 }

@@ -39,6 +39,11 @@ func (m *Module) createToken(c echo.Context) error {
 	if p.IdentityID == 0 {
 		return &Error{Status: http.StatusConflict, Code: "conflict", Message: "authentication is off: there is no identity to own a token"}
 	}
+	if p.TokenID != 0 {
+		// Else a token could outlive itself: one that expires tomorrow, or is about to be
+		// revoked, would mint another that does not.
+		return forbidden("API tokens are made from a login session (attune login), not with another API token")
+	}
 	if len(req.Name) > 200 {
 		return badRequest("name: at most 200 characters")
 	}
@@ -81,7 +86,7 @@ func (m *Module) listTokens(c echo.Context) error {
 	case "", "false":
 	case "true":
 		if p.Role != Admin {
-			return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "only an admin may list everyone's tokens"}
+			return forbidden("only an admin may list everyone's tokens")
 		}
 		owner = 0
 	default:
@@ -100,6 +105,9 @@ func (m *Module) revokeToken(c echo.Context) error {
 		return err
 	}
 	ctx, p := c.Request().Context(), principalOf(c)
+	if p.TokenID != 0 && p.TokenID != id {
+		return forbidden("an API token may revoke itself only; revoke others from a login session (attune login)")
+	}
 	t, err := m.deps.Store.TokenGet(ctx, id)
 	if err == nil && p.Role != Admin && t.IdentityID != p.IdentityID {
 		err = fmt.Errorf("get api token %d: %w", id, store.ErrNotFound)
@@ -151,6 +159,8 @@ func (m *Module) deleteWebhookSecret(c echo.Context) error {
 	if err := m.deps.Store.WebhookSecretDelete(c.Request().Context(), c.Param("url")); err != nil {
 		return err
 	}
+	m.deps.Logger.InfoContext(c.Request().Context(), "webhook secret deleted: the url takes unsigned bodies again",
+		"url", c.Param("url"), "by", principalOf(c).Login)
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -91,8 +91,7 @@ func (m *Module) authorize(need Role) echo.MiddlewareFunc {
 				return err
 			}
 			if p.Role.rank() < need.rank() {
-				return &Error{Status: http.StatusForbidden, Code: "forbidden",
-					Message: fmt.Sprintf("%s %s needs the %s role; %s is %s", c.Request().Method, c.Path(), need, p.Login, p.Role)}
+				return forbidden("%s %s needs the %s role; %s is %s", c.Request().Method, c.Path(), need, p.Login, p.Role)
 			}
 			c.Set(principalKey, p)
 			return next(c)

@@ -158,7 +158,7 @@ func TestIdentities(t *testing.T) {
 	annToken := s.login("ann", "long-enough")
 	s.as(annToken).fail(http.StatusForbidden, "forbidden", http.MethodPut, "/identities/ann", `{"role": "admin"}`)
 	s.as(annToken).fail(http.StatusForbidden, "forbidden", http.MethodPut, "/identities/admin", `{"password": "taken-over-now"}`)
-	s.as(annToken).data(http.StatusOK, http.MethodPut, "/identities/ann", `{"password": "a-new-password"}`)
+	s.as(annToken).data(http.StatusOK, http.MethodPut, "/identities/ann", `{"password": "a-new-password", "current_password": "long-enough"}`)
 	s.as(annToken).fail(http.StatusUnauthorized, "unauthorized", http.MethodGet, "/whoami", "")
 	status, _ = s.raw(http.MethodPost, s.root+"/auth/login", "", `{"login": "ann", "password": "long-enough"}`)
 	require.Equal(t, http.StatusUnauthorized, status)
@@ -189,11 +189,19 @@ func TestAPITokens(t *testing.T) {
 	require.NotContains(t, list["data"].([]any)[0], "token", "the secret is shown once only")
 	require.NotContains(t, mustJSON(t, list), secret)
 
+	// A token makes no tokens, lest it outlive itself, and revokes none but itself.
+	s.as(secret).fail(http.StatusForbidden, "forbidden", http.MethodPost, "/tokens", `{"name": "child"}`)
+
 	// A token acts with a smaller role when asked, never a larger one.
 	readOnly := s.data(http.StatusCreated, http.MethodPost, "/tokens", `{"name": "dash", "role": "viewer"}`)["token"].(string)
 	status, _ = s.as(readOnly).do(http.MethodGet, "/executions", "")
 	require.Equal(t, http.StatusOK, status)
 	s.as(readOnly).fail(http.StatusForbidden, "forbidden", http.MethodPost, "/executions/execute", `{"action_ref": "demo.free"}`)
+	s.as(readOnly).fail(http.StatusForbidden, "forbidden", http.MethodDelete, "/tokens/"+strconv.Itoa(int(created["id"].(float64))), "")
+	// A viewer-scoped token of the admin cannot take the admin over by changing the password.
+	require.Contains(t, s.as(readOnly).fail(http.StatusBadRequest, "bad_request", http.MethodPut, "/identities/admin", `{"password": "taken-over-now"}`),
+		"current_password")
+	s.as(readOnly).fail(http.StatusForbidden, "forbidden", http.MethodPut, "/identities/admin", `{"password": "taken-over-now", "current_password": "a-guess-at-it"}`)
 	vera := s.as(s.newIdentity("vera", "viewer"))
 	require.Contains(t, vera.fail(http.StatusBadRequest, "bad_request", http.MethodPost, "/tokens", `{"role": "admin"}`), "more than your own role")
 	s.fail(http.StatusBadRequest, "bad_request", http.MethodPost, "/tokens", `{"expires_at": "2001-01-01T00:00:00Z"}`)

@@ -239,7 +239,8 @@ func (f *contractFixture) contracts() []contract {
 		bad, unauth, missing, clash = http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict
 	)
 	list := func(route, path string) contract {
-		return contract{route, []probe{{path: path, status: ok}, {path: path + "?page=0", status: bad}}}
+		return contract{route, []probe{{path: path, status: ok}, {path: path + "?page=0", status: bad},
+			{path: path + "?page=9223372036854775807", status: bad}}}
 	}
 	return []contract{
 		{"POST /auth/login", []probe{

@@ -22,6 +22,9 @@ type identityRequest struct {
 type identityUpdate struct {
 	Password string `json:"password"`
 	Role     string `json:"role"`
+	// CurrentPassword proves a change of one's own password is made by its owner, and not
+	// by whoever holds one of their tokens.
+	CurrentPassword string `json:"current_password"`
 }
 
 func (m *Module) listIdentities(c echo.Context) error { return listOf(c, m.deps.Store.IdentityList) }
@@ -76,7 +79,7 @@ func (m *Module) createIdentity(c echo.Context) error {
 }
 
 // updateIdentity changes a role or a password. Admins change anyone's; everyone may change
-// their own password, which ends the tokens issued to them before.
+// their own password, given the current one, which ends the sessions issued before.
 func (m *Module) updateIdentity(c echo.Context) error {
 	var req identityUpdate
 	if err := decodeBody(c, &req); err != nil {
@@ -84,10 +87,15 @@ func (m *Module) updateIdentity(c echo.Context) error {
 	}
 	login, p := c.Param("login"), principalOf(c)
 	if p.Role != Admin && (login != p.Login || req.Role != "") {
-		return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "only an admin may change another identity or a role"}
+		return forbidden("only an admin may change another identity or a role")
 	}
 	if req.Password == "" && req.Role == "" {
 		return badRequest("give password, role or both")
+	}
+	if req.Password != "" && login == p.Login {
+		if err := m.checkCurrentPassword(c, login, req.CurrentPassword); err != nil {
+			return err
+		}
 	}
 	if req.Role != "" {
 		if _, err := parseRole(req.Role); err != nil {
@@ -111,6 +119,27 @@ func (m *Module) updateIdentity(c echo.Context) error {
 	m.deps.Logger.InfoContext(c.Request().Context(), "identity updated", "login", i.Login, "role", i.Role,
 		"password_changed", hash != "", "by", p.Login)
 	return c.JSON(http.StatusOK, dataBody[store.Identity]{Data: i})
+}
+
+// checkCurrentPassword refuses a change of one's own password that does not give the
+// current one: a token alone, a viewer-scoped API token above all, must not be enough to
+// take the identity over.
+func (m *Module) checkCurrentPassword(c echo.Context, login, current string) error {
+	if current == "" {
+		return badRequest("current_password: required to change your own password")
+	}
+	identity, err := m.deps.Store.IdentityGetByLogin(c.Request().Context(), login)
+	if err != nil {
+		return err
+	}
+	ok, err := m.checkLoginPassword(c.Request().Context(), identity.PasswordHash, current)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return forbidden("current_password: it is not the current password")
+	}
+	return nil
 }
 
 func (m *Module) deleteIdentity(c echo.Context) error {

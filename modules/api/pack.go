@@ -21,6 +21,6 @@ func (m *Module) deletePack(c echo.Context) error {
 	if err != nil {
 		return notFound(stillUsed(err, "delete those, or point them elsewhere, first"), "no pack %q", ref)
 	}
-	m.deps.Logger.InfoContext(ctx, "pack deleted", "module", "api", "pack", ref, "policies_deleted", policies)
+	m.deps.Logger.InfoContext(ctx, "pack deleted", "pack", ref, "policies_deleted", policies)
 	return c.NoContent(http.StatusNoContent)
 }

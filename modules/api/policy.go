@@ -81,7 +81,7 @@ func (m *Module) createPolicy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m.deps.Logger.InfoContext(ctx, "policy created", "module", "api", "policy", created.Ref)
+	m.deps.Logger.InfoContext(ctx, "policy created", "policy", created.Ref)
 	return c.JSON(http.StatusCreated, dataBody[policyBody]{Data: policyOut(created)})
 }
 
@@ -106,7 +106,7 @@ func (m *Module) updatePolicy(c echo.Context) error {
 	if err != nil {
 		return notFound(err, "no policy %q", ref)
 	}
-	m.deps.Logger.InfoContext(ctx, "policy updated", "module", "api", "policy", updated.Ref)
+	m.deps.Logger.InfoContext(ctx, "policy updated", "policy", updated.Ref)
 	return c.JSON(http.StatusOK, dataBody[policyBody]{Data: policyOut(updated)})
 }
 
@@ -116,7 +116,7 @@ func (m *Module) deletePolicy(c echo.Context) error {
 	if err := m.deps.Store.PolicyDelete(ctx, ref); err != nil {
 		return notFound(err, "no policy %q", ref)
 	}
-	m.deps.Logger.InfoContext(ctx, "policy deleted", "module", "api", "policy", ref)
+	m.deps.Logger.InfoContext(ctx, "policy deleted", "policy", ref)
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -31,6 +31,10 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
+func forbidden(format string, args ...any) *Error {
+	return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: fmt.Sprintf(format, args...)}
+}
+
 func badRequest(format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: fmt.Sprintf(format, args...)}
 }
@@ -45,7 +49,7 @@ func ErrorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		}
 		status, detail := classify(err)
 		if status >= http.StatusInternalServerError {
-			logger.ErrorContext(c.Request().Context(), "request failed", "module", "api",
+			logger.ErrorContext(c.Request().Context(), "request failed",
 				"method", c.Request().Method, "path", c.Path(), "err", err)
 		}
 		if c.Request().Method == http.MethodHead {
@@ -124,8 +128,15 @@ func parsePage(c echo.Context) (page, error) {
 		}
 		p.Size = n
 	}
+	// An offset past what PostgreSQL takes would fail the query as a 500; no list is that long.
+	if p.Number-1 > maxOffset/p.Size {
+		return p, badRequest("invalid page %d: beyond any list (at most %d items are skipped)", p.Number, maxOffset)
+	}
 	return p, nil
 }
+
+// maxOffset bounds how many items a page may skip.
+const maxOffset = 1 << 30
 
 func (p page) store() store.Page {
 	return store.Page{Limit: p.Size, Offset: (p.Number - 1) * p.Size}

@@ -65,7 +65,7 @@ func (m *Module) createRule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m.deps.Logger.InfoContext(ctx, "rule created", "module", "api", "rule", created.Ref, "enabled", created.Enabled)
+	m.deps.Logger.InfoContext(ctx, "rule created", "rule", created.Ref, "enabled", created.Enabled)
 	return c.JSON(http.StatusCreated, dataBody[store.Rule]{Data: created})
 }
 
@@ -94,7 +94,7 @@ func (m *Module) updateRule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m.deps.Logger.InfoContext(ctx, "rule updated", "module", "api", "rule", updated.Ref, "enabled", updated.Enabled)
+	m.deps.Logger.InfoContext(ctx, "rule updated", "rule", updated.Ref, "enabled", updated.Enabled)
 	return c.JSON(http.StatusOK, dataBody[store.Rule]{Data: updated})
 }
 
@@ -109,7 +109,7 @@ func (m *Module) setRuleEnabled(c echo.Context, enabled bool) error {
 	if err != nil {
 		return notFound(err, "no rule %q", ref)
 	}
-	m.deps.Logger.InfoContext(ctx, "rule enabled set", "module", "api", "rule", ref, "enabled", enabled)
+	m.deps.Logger.InfoContext(ctx, "rule enabled set", "rule", ref, "enabled", enabled)
 	return c.JSON(http.StatusOK, dataBody[store.Rule]{Data: r})
 }
 
@@ -120,7 +120,7 @@ func (m *Module) deleteRule(c echo.Context) error {
 	if err := m.deps.Store.RuleDelete(ctx, ref); err != nil {
 		return notFound(err, "no rule %q", ref)
 	}
-	m.deps.Logger.InfoContext(ctx, "rule deleted", "module", "api", "rule", ref)
+	m.deps.Logger.InfoContext(ctx, "rule deleted", "rule", ref)
 	return c.NoContent(http.StatusNoContent)
 }
 

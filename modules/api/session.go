@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -123,14 +124,34 @@ type loginRequest struct {
 }
 
 // decoyHash is checked against when the login is unknown, so that an unknown login takes as
-// long to refuse as a wrong password and logins cannot be discovered by timing.
-var decoyHash = func() string {
+// long to refuse as a wrong password and logins cannot be discovered by timing. It is made
+// on first use: every attune command links this package, and most never check a password.
+var decoyHash = sync.OnceValue(func() string {
 	h, err := hashPassword("decoy password, never matched")
 	if err != nil {
 		panic(err)
 	}
 	return h
-}()
+})
+
+// passwordCheckWait is how long a password check waits for one of the slots before the
+// request is refused as the server being busy.
+const passwordCheckWait = 5 * time.Second
+
+// checkLoginPassword checks a password in one of a few slots: each check holds Argon2id's
+// 19 MiB for tens of milliseconds, and /auth/login is open to anyone, so a flood of logins
+// must queue instead of exhausting memory.
+func (m *Module) checkLoginPassword(ctx context.Context, hash, password string) (bool, error) {
+	select {
+	case m.passwordSlots <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-time.After(passwordCheckWait):
+		return false, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "too many password checks at once; retry shortly"}
+	}
+	defer func() { <-m.passwordSlots }()
+	return checkPassword(hash, password)
+}
 
 // login exchanges a login and password for an access token and a refresh token.
 func (m *Module) login(c echo.Context) error {
@@ -151,14 +172,20 @@ func (m *Module) login(c echo.Context) error {
 	}
 	hash := identity.PasswordHash
 	if hash == "" {
-		hash = decoyHash
+		hash = decoyHash()
 	}
-	ok, err := checkPassword(hash, req.Password)
+	ok, err := m.checkLoginPassword(ctx, hash, req.Password)
 	if err != nil {
 		return err
 	}
 	if !ok || identity.ID == 0 {
-		m.deps.Logger.InfoContext(ctx, "login refused", "login", req.Login, "remote_addr", c.RealIP())
+		// The login is named only when it exists: an unknown one is as often a password
+		// typed into the wrong field.
+		attrs := []any{"remote_addr", c.Request().RemoteAddr}
+		if identity.ID != 0 {
+			attrs = append(attrs, "login", identity.Login)
+		}
+		m.deps.Logger.InfoContext(ctx, "login refused", attrs...)
 		return unauthorized(c, "unauthorized", "invalid login or password")
 	}
 	pair, err := m.sessions.issue(ctx, identity)

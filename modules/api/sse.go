@@ -67,10 +67,21 @@ func (m *Module) stream(c echo.Context) error {
 		case n := <-client.Notifications():
 			err = out.notification(n)
 		case <-heartbeat.C:
+			// The gate let the stream in once; the credential must hold for as long as it
+			// lasts: a deleted identity, a revoked token or an expired session ends it here.
+			if _, authErr := m.authenticate(c); authErr != nil {
+				var apiErr *Error
+				detail := errorDetail{Code: "unauthorized", Message: "the credential of this stream is no longer valid"}
+				if errors.As(authErr, &apiErr) {
+					detail = errorDetail{Code: apiErr.Code, Message: apiErr.Message}
+				}
+				_ = out.event("error", errorBody{Error: detail})
+				return nil
+			}
 			err = out.comment("heartbeat")
 		case <-client.Done():
 			if errors.Is(client.Err(), stream.ErrTooSlow) {
-				m.deps.Logger.WarnContext(ctx, "live-stream client cut off: too far behind", "remote", c.RealIP())
+				m.deps.Logger.WarnContext(ctx, "live-stream client cut off: too far behind", "remote_addr", c.Request().RemoteAddr)
 				_ = out.event("error", errorBody{Error: errorDetail{Code: "too_slow", Message: fmt.Sprintf(
 					"this stream fell more than %d notifications behind and is closed; reconnect, and re-read what you follow",
 					cap(client.Notifications()))}})

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -293,6 +294,32 @@ func TestStreamHeartbeat(t *testing.T) {
 			}
 		case <-deadline:
 			t.Fatal("no heartbeat")
+		}
+	}
+}
+
+// A stream lasts no longer than the credential that opened it: once its API token is
+// revoked, the next heartbeat ends it with an error event.
+func TestStreamEndsWithItsCredential(t *testing.T) {
+	t.Parallel()
+	s := newStreamServer(t, api.Config{StreamHeartbeat: 20 * time.Millisecond})
+	created := s.data(http.StatusCreated, http.MethodPost, "/tokens", `{"name": "dashboard", "role": "viewer"}`)
+	viewer := s
+	viewer.token = created["token"].(string)
+	c := viewer.open("")
+	s.data(http.StatusOK, http.MethodDelete, "/tokens/"+strconv.Itoa(int(created["id"].(float64))), "")
+	deadline := time.After(streamWait)
+	for {
+		select {
+		case ev := <-c.events:
+			if ev.name != "error" {
+				continue
+			}
+			require.Equal(t, "unauthorized", ev.data["error"].(map[string]any)["code"], ev.data)
+			c.waitEnd()
+			return
+		case <-deadline:
+			t.Fatal("the stream outlived its revoked token")
 		}
 	}
 }

@@ -52,7 +52,7 @@ func (m *Module) createTrigger(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m.deps.Logger.InfoContext(ctx, "trigger created", "module", "api", "trigger", created.Ref)
+	m.deps.Logger.InfoContext(ctx, "trigger created", "trigger", created.Ref)
 	return c.JSON(http.StatusCreated, dataBody[store.Trigger]{Data: created})
 }
 
@@ -97,7 +97,7 @@ func (m *Module) updateTrigger(c echo.Context) error {
 	if err != nil {
 		return notFound(err, "no trigger %q", ref)
 	}
-	m.deps.Logger.InfoContext(ctx, "trigger updated", "module", "api", "trigger", updated.Ref)
+	m.deps.Logger.InfoContext(ctx, "trigger updated", "trigger", updated.Ref)
 	return c.JSON(http.StatusOK, dataBody[store.Trigger]{Data: updated})
 }
 
@@ -115,7 +115,7 @@ func (m *Module) deleteTrigger(c echo.Context) error {
 	if err := m.deps.Store.TriggerDelete(ctx, ref); err != nil {
 		return notFound(stillUsed(err, "delete those, or point them at another trigger, first"), "no trigger %q", ref)
 	}
-	m.deps.Logger.InfoContext(ctx, "trigger deleted", "module", "api", "trigger", ref)
+	m.deps.Logger.InfoContext(ctx, "trigger deleted", "trigger", ref)
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -33,6 +33,6 @@ func (m *Module) deleteWorker(c echo.Context) error {
 	case err != nil:
 		return notFound(err, "no worker %q", name)
 	}
-	m.deps.Logger.InfoContext(ctx, "worker deleted", "module", "api", "worker", name)
+	m.deps.Logger.InfoContext(ctx, "worker deleted", "worker", name)
 	return c.NoContent(http.StatusNoContent)
 }

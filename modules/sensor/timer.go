@@ -56,7 +56,7 @@ func (m *Module) sync(ctx context.Context, timers map[string]*timer, rules []sto
 			delete(timers, ref)
 			if t.stop != nil {
 				// Said after the halt, which waits for the timer's last tick: none follows.
-				m.deps.Logger.InfoContext(ctx, "timer stopped", "module", "sensor", "rule", ref)
+				m.deps.Logger.InfoContext(ctx, "timer stopped", "rule", ref)
 			}
 		}
 	}
@@ -82,7 +82,7 @@ func (m *Module) sync(ctx context.Context, timers map[string]*timer, rules []sto
 			defer close(t.done)
 			m.run(tctx, r, sched, from)
 		}()
-		m.deps.Logger.InfoContext(ctx, "timer started", "module", "sensor", "rule", ref, "trigger", r.TriggerRef)
+		m.deps.Logger.InfoContext(ctx, "timer started", "rule", ref, "trigger", r.TriggerRef)
 	}
 }
 
