@@ -182,10 +182,18 @@ func printBench(w io.Writer, r benchResult, asJSON bool) error {
 		stmts = fmt.Sprintf("%.2f", r.Statements)
 	}
 	_, err := fmt.Fprintf(w, "%-10s %6d executions  %8.1f executions/s  p50 %7.1f ms  p99 %7.1f ms  |  sh -c true %7.1f spawns/s  ratio %.2f\n"+
-		"%-10s per execution: %s statements, %.2f commits, %.2f messages, %.2f ms CPU, %.1f write syscalls\n",
+		"%-10s per execution: %s statements, %.2f commits, %.2f messages, %.1f write syscalls; CPU ms: attune %.2f, postgres %s, rabbitmq %s\n",
 		r.Broker, r.Executions, r.ExecutionsPerSec, r.P50ms, r.P99ms, r.SpawnPerSec, r.Ratio,
-		"", stmts, r.Commits, r.Messages, r.CPUms, r.Writes)
+		"", stmts, r.Commits, r.Messages, r.Writes, r.CPUms, orDash(r.PostgresCPUms), orDash(r.BrokerCPUms))
 	return err
+}
+
+// orDash formats a figure that is negative when unknown.
+func orDash(v float64) string {
+	if v < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 // printJSONLine prints v as one line of JSON, the form --json promises.
@@ -238,7 +246,7 @@ func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *
 	if err := registerBenchPack(ctx, run.st, action.ref, action.params); err != nil {
 		return benchResult{}, err
 	}
-	if err := run.meter.quiesce(ctx, run.pool.Reset); err != nil {
+	if _, err := run.meter.quiesce(ctx, run.pool.Reset); err != nil {
 		return benchResult{}, err
 	}
 	before, err := run.meter.snapshot(ctx)
@@ -262,13 +270,15 @@ func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *
 		return benchResult{}, err
 	}
 	stop()
-	if err := run.meter.quiesce(ctx, run.pool.Reset); err != nil {
+	backends, err := run.meter.quiesce(ctx, run.pool.Reset)
+	if err != nil {
 		return benchResult{}, err
 	}
 	after, err := run.meter.snapshot(ctx)
 	if err != nil {
 		return benchResult{}, err
 	}
+	after.backends = backends
 	r, err := benchFigures(ctx, run.pool, brokerName, cfg.events)
 	r.benchCost = cost(before, after, cfg.events, polls.n.Load())
 	return r, err

@@ -30,8 +30,13 @@ type benchCost struct {
 	// Messages counts publishes; each is delivered and acknowledged once more.
 	Messages float64 `json:"messages_per_execution"`
 	// CPUms is this process's CPU, its children's included (the actions, the injector).
-	CPUms  float64 `json:"cpu_ms_per_execution"`
-	Writes float64 `json:"write_syscalls_per_execution"`
+	CPUms float64 `json:"cpu_ms_per_execution"`
+	// PostgresCPUms is the CPU of the backends serving the run's database; BrokerCPUms that
+	// of the RabbitMQ server, whatever else it served meanwhile. Both are read from /proc,
+	// so -1 when the server is not on this machine (or, for the broker, in process).
+	PostgresCPUms float64 `json:"postgres_cpu_ms_per_execution"`
+	BrokerCPUms   float64 `json:"broker_cpu_ms_per_execution"`
+	Writes        float64 `json:"write_syscalls_per_execution"`
 	// Top lists the statements run at least once per twenty executions, most frequent first.
 	Top []statementCost `json:"statements,omitempty"`
 }
@@ -52,6 +57,9 @@ type costSnapshot struct {
 	cpu        time.Duration
 	writes     int64
 	published  int64
+	// backends is the CPU of the database's backends; broker that of every beam.smp
+	// process. Negative when unknown.
+	backends, broker time.Duration
 }
 
 // costMeter takes snapshots of one bench database's counters through a connection to the
@@ -64,25 +72,43 @@ type costMeter struct {
 
 // quiesce closes the connections to the database and waits until its backends are gone:
 // PostgreSQL counts a backend's commits when it exits or every so often, so only a database
-// without backends has all of its commits counted.
-func (m costMeter) quiesce(ctx context.Context, reset func()) error {
-	reset()
+// without backends has all of its commits counted. It returns the CPU the backends used,
+// negative when /proc does not show them.
+func (m costMeter) quiesce(ctx context.Context, reset func()) (time.Duration, error) {
 	conn, err := pgx.Connect(ctx, m.adminURL)
 	if err != nil {
-		return fmt.Errorf("connect to count statements: %w", err)
+		return 0, fmt.Errorf("connect to count statements: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = $1`, m.database)
+	if err != nil {
+		return 0, fmt.Errorf("list backends: %w", err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return 0, fmt.Errorf("list backends: %w", err)
+	}
+	var used time.Duration
+	for _, pid := range pids {
+		cpu, ok := procCPU(int(pid))
+		if !ok {
+			used = -1
+			break
+		}
+		used += cpu
+	}
+	reset()
 	for {
 		var n int
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1`, m.database).Scan(&n); err != nil {
-			return fmt.Errorf("count backends: %w", err)
+			return 0, fmt.Errorf("count backends: %w", err)
 		}
 		if n == 0 {
-			return nil
+			return used, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for %d backends of %s to exit: %w", n, m.database, ctx.Err())
+			return 0, fmt.Errorf("wait for %d backends of %s to exit: %w", n, m.database, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -122,6 +148,7 @@ func (m costMeter) snapshot(ctx context.Context) (costSnapshot, error) {
 		}
 	}
 	s.cpu, s.writes = processCost()
+	s.broker = commandCPU("beam.smp")
 	return s, nil
 }
 
@@ -129,12 +156,21 @@ func (m costMeter) snapshot(ctx context.Context) (costSnapshot, error) {
 // harness's own statements (each its own transaction), such as its polls for the end.
 func cost(before, after costSnapshot, n int, harness int64) benchCost {
 	per := func(v float64) float64 { return v / float64(n) }
+	ms := func(d time.Duration) float64 { return per(float64(d.Microseconds()) / 1000) }
 	c := benchCost{
-		Statements: -1,
-		Commits:    per(float64(after.commits - before.commits - harness)),
-		Messages:   per(float64(after.published - before.published)),
-		CPUms:      per(float64((after.cpu - before.cpu).Microseconds()) / 1000),
-		Writes:     per(float64(after.writes - before.writes)),
+		Statements:    -1,
+		Commits:       per(float64(after.commits - before.commits - harness)),
+		Messages:      per(float64(after.published - before.published)),
+		CPUms:         ms(after.cpu - before.cpu),
+		PostgresCPUms: -1,
+		BrokerCPUms:   -1,
+		Writes:        per(float64(after.writes - before.writes)),
+	}
+	if after.backends >= 0 {
+		c.PostgresCPUms = ms(after.backends)
+	}
+	if before.broker > 0 && after.broker > 0 {
+		c.BrokerCPUms = ms(after.broker - before.broker)
 	}
 	if before.statements == nil || after.statements == nil {
 		return c
@@ -184,6 +220,57 @@ func processCost() (time.Duration, int64) {
 		}
 	}
 	return cpu, writeSyscalls()
+}
+
+// clockTick is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// procCPU reads the CPU process pid has used, user and system, from /proc.
+func procCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// The command name, in parentheses, may hold spaces: the fields after it are counted
+	// from its closing parenthesis (utime and stime are the 14th and 15th fields).
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * clockTick, true
+}
+
+// commandCPU sums the CPU of every process whose command is name; 0 when there is none.
+func commandCPU(name string) time.Duration {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var total time.Duration
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil || strings.TrimSpace(string(comm)) != name {
+			continue
+		}
+		if cpu, ok := procCPU(pid); ok {
+			total += cpu
+		}
+	}
+	return total
 }
 
 // writeSyscalls reads syscw from /proc/self/io (Linux); 0 elsewhere.
