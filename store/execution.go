@@ -344,7 +344,9 @@ func (q *Queries) ExecutionTransitionBatch(ctx context.Context, ts []ExecutionTr
 }
 
 // executionTransitionRound applies ts[i] for each i of round, which name distinct
-// executions, in one statement.
+// executions, in one statement. Rows are taken in the order of their policy group, then of
+// their id: an ending's trigger locks its group's row at the end of the statement, and two
+// batches that took the groups in different orders would deadlock.
 func (q *Queries) executionTransitionRound(ctx context.Context, ts []ExecutionTransition, round []int, out []ExecutionOutcome) error {
 	n := len(round)
 	ids, tos, froms, ords := make([]int64, n), make([]string, n), make([]string, n), make([]int32, n)
@@ -368,7 +370,7 @@ func (q *Queries) executionTransitionRound(ctx context.Context, ts []ExecutionTr
 		WITH input AS (
 			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::integer[])
 				AS i(id, to_status, from_statuses, worker, result, reason, ord)
-			ORDER BY id)
+			ORDER BY (SELECT ae.admission_group FROM attune.admission_entry ae WHERE ae.execution = i.id) NULLS FIRST, id)
 		UPDATE attune.execution SET status = input.to_status, worker = coalesce(input.worker, execution.worker),
 			result = coalesce(input.result::jsonb, execution.result), reason = coalesce(input.reason, execution.reason),
 			started_at = CASE WHEN input.to_status = 'running' THEN now() ELSE execution.started_at END,

@@ -363,3 +363,18 @@ func TestEveryItemExactlyOnce(t *testing.T) {
 		require.Equal(t, 1, applied[i], "item %d applied once", i)
 	}
 }
+
+// With room for two statements in flight, a second item does not wait behind the first.
+func TestMaxFlushes(t *testing.T) {
+	r := &recorder{gate: make(chan struct{}), began: make(chan struct{}, 100)}
+	g := r.group(0)
+	g.cfg.MaxFlushes = 2
+	out := submit(context.Background(), g, 1)
+	<-r.began
+	more := submit(context.Background(), g, 2)
+	<-r.began // a second statement started while the first is still held
+	require.Equal(t, [][]int{{1}, {2}}, r.allRuns())
+	close(r.gate)
+	require.Equal(t, 2, (<-out).res)
+	require.Equal(t, 4, (<-more).res)
+}
