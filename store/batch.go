@@ -4,14 +4,18 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/attune-go/attune/store/coalesce"
 )
 
-// The hot statements of the pipeline, called on the Store rather than in a transaction, go
-// through coalescing groups: concurrent callers of one statement share one round trip and
+// The hot statements of the pipeline (an event's insert, as the API makes it, and every
+// statement an execution passes through after it), called on the Store rather than in a
+// transaction, go through coalescing groups: concurrent callers of one statement share one round trip and
 // one commit (package coalesce). Each caller still gets its own outcome, committed before it
 // returns; alone, a caller runs the single-row statement at once.
 type batches struct {
+	events      *coalesce.Group[EventInsertParams, *Event]
 	claims      *coalesce.Group[ExecutionClaimParams, ExecutionOutcome]
 	transitions *coalesce.Group[ExecutionTransition, ExecutionOutcome]
 	inserts     *coalesce.Group[ExecutionInsertParams, ExecutionOutcome]
@@ -21,6 +25,16 @@ type batches struct {
 
 func newBatches(q *Queries) batches {
 	return batches{
+		events: coalesce.New(coalesce.Config[EventInsertParams, *Event]{
+			Many: q.EventInsertBatch,
+			One: func(ctx context.Context, p EventInsertParams) (*Event, error) {
+				e, err := q.EventInsert(ctx, p)
+				if err != nil {
+					return nil, err
+				}
+				return &e, nil
+			},
+		}),
 		claims: coalesce.New(coalesce.Config[ExecutionClaimParams, ExecutionOutcome]{
 			Many: q.ExecutionClaimBatch,
 			One: func(ctx context.Context, c ExecutionClaimParams) (ExecutionOutcome, error) {
@@ -66,6 +80,18 @@ func newBatches(q *Queries) batches {
 			One: func(ctx context.Context, _ struct{}) (int64, error) { return q.ComponentVersion(ctx) },
 		}),
 	}
+}
+
+// EventInsert is Queries.EventInsert, sharing its statement with concurrent inserts.
+func (s *Store) EventInsert(ctx context.Context, p EventInsertParams) (Event, error) {
+	e, err := s.batches.events.Do(ctx, p)
+	if err != nil {
+		return Event{}, err
+	}
+	if e == nil {
+		return Event{}, fmt.Errorf("insert event of trigger %s: %w", p.TriggerRef, translate(pgx.ErrNoRows))
+	}
+	return *e, nil
 }
 
 // ExecutionClaim is Queries.ExecutionClaim, sharing its statement with concurrent claims.

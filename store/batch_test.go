@@ -355,6 +355,32 @@ func TestStoreCoalescesConcurrentCallers(t *testing.T) {
 		require.Equal(t, store.ExecutionScheduled, status(t, s, id).Status)
 	}
 
+	// Events, some of a trigger that does not exist.
+	var inserted, missing int
+	for i := range 30 {
+		wg.Go(func() {
+			ref := "demo.hook"
+			if i%6 == 0 {
+				ref = "demo.missing"
+			}
+			ev, err := s.EventInsert(ctx, store.EventInsertParams{TriggerRef: ref, Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})
+			mu.Lock()
+			defer mu.Unlock()
+			if ref == "demo.missing" {
+				if assert.ErrorIs(t, err, store.ErrNotFound) {
+					missing++
+				}
+				return
+			}
+			if assert.NoError(t, err) && assert.JSONEq(t, fmt.Sprintf(`{"i":%d}`, i), string(ev.Payload)) {
+				inserted++
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, 25, inserted)
+	require.Equal(t, 5, missing)
+
 	// Endings, with the component version read alongside.
 	before, err := s.ComponentVersion(ctx)
 	require.NoError(t, err)
@@ -370,4 +396,41 @@ func TestStoreCoalescesConcurrentCallers(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+func TestEventInsertBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	seedPack(t, s)
+	out, err := s.EventInsertBatch(ctx, []store.EventInsertParams{
+		{TriggerRef: "demo.hook", Payload: json.RawMessage(`{"n":1}`), Source: "api"},
+		{TriggerRef: "demo.missing"},
+		{TriggerRef: "demo.hook", Source: "timer", RuleRef: "demo.rule"},
+	})
+	require.NoError(t, err)
+	require.Len(t, out, 3)
+	require.NotNil(t, out[0])
+	require.JSONEq(t, `{"n":1}`, string(out[0].Payload))
+	require.Equal(t, "api", out[0].Source)
+	require.Nil(t, out[0].RuleRef)
+	require.Nil(t, out[1], "an event needs its trigger")
+	require.NotNil(t, out[2])
+	require.JSONEq(t, `{}`, string(out[2].Payload))
+	require.Equal(t, "demo.rule", *out[2].RuleRef)
+	require.Less(t, out[0].ID, out[2].ID, "ids in the order of the items")
+	got, err := s.EventGet(ctx, out[2].ID)
+	require.NoError(t, err)
+	require.Equal(t, "timer", got.Source)
+
+	// A bad item (a payload that is not JSON) fails the statement, which writes nothing.
+	_, err = s.EventInsertBatch(ctx, []store.EventInsertParams{{TriggerRef: "demo.hook"}, {TriggerRef: "demo.hook", Payload: json.RawMessage(`{not json`)}})
+	require.Error(t, err)
+	_, total, err := s.EventList(ctx, "", store.Page{Limit: 10})
+	require.NoError(t, err)
+	require.Equal(t, 2, total)
+
+	// Through the Store, a missing trigger is the caller's ErrNotFound, as before.
+	_, err = s.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.missing"})
+	require.ErrorIs(t, err, store.ErrNotFound)
 }
