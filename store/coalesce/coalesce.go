@@ -7,9 +7,9 @@
 // next, so batches grow with the load and stay at one item when there is none.
 //
 // What a caller can rely on:
-//   - Its item is applied at most once, by exactly one statement: the batch, or, when the
-//     batch failed, a statement of its own (a batch that fails is run again item by item,
-//     so that one bad item fails only its own caller).
+//   - Its item is applied at most once, by one statement: the batch, or, when the batch
+//     failed, a statement of its own (a batch that fails is run again item by item, so that
+//     one bad item fails only its own caller).
 //   - A caller whose context ends before a flush took its item withdraws it: the item is
 //     never applied, and the caller gets the context's error.
 //   - A caller whose context ends after a flush took its item still waits for that flush and
@@ -171,7 +171,14 @@ func (g *Group[T, R]) run(batch []*call[T, R]) {
 	}
 	results, err := g.many(f.ctx, items)
 	if err == nil && len(results) != len(batch) {
+		// A statement that answered wrongly may have been applied: running its items again
+		// could apply them twice, so they fail instead.
 		err = fmt.Errorf("coalesce: %d results for %d items", len(results), len(batch))
+		for _, c := range batch {
+			c.err = err
+			close(c.done)
+		}
+		return
 	}
 	if err == nil {
 		for i, c := range batch {
