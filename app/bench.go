@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/exec"
 	"runtime/pprof"
@@ -18,13 +17,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/attune-go/attune/broker"
-	"github.com/attune-go/attune/broker/amqpbroker"
-	"github.com/attune-go/attune/broker/membroker"
 	"github.com/attune-go/attune/broker/notify"
 	"github.com/attune-go/attune/modules/executor"
 	"github.com/attune-go/attune/modules/pack"
@@ -46,6 +42,7 @@ type benchConfig struct {
 	rate        int
 	backlog     int
 	action      string
+	statements  bool
 }
 
 // benchActions are the actions --action can choose: the shell action every figure in
@@ -67,6 +64,7 @@ type benchResult struct {
 	P99ms            float64 `json:"p99_ms"`
 	SpawnPerSec      float64 `json:"spawn_per_sec"`
 	Ratio            float64 `json:"ratio"`
+	benchCost
 }
 
 func newBenchCommand(streams Streams) *cobra.Command {
@@ -117,6 +115,7 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 	fs.IntVar(&cfg.backlog, "backlog", 0, "instead of events, queue this many executions behind a concurrency limit of 10 and measure how fast the queue drains; 0 is off")
 	fs.StringVar(&cfg.action, "action", "shell", `the action each event runs: shell (core.local "true") or noop (core.noop, no process: the platform alone)`)
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof reads it)")
+	fs.BoolVar(&cfg.statements, "statements", false, "also print each statement run at least once per twenty executions, with its calls per execution (needs pg_stat_statements)")
 	bindEnv(fs, "database-url", "ATTUNE_DATABASE_URL")
 	bindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
 	return cmd
@@ -160,8 +159,16 @@ func runBench(ctx context.Context, cfg benchConfig, streams Streams) error {
 		}
 		r.SpawnPerSec = spawnRate
 		r.Ratio = r.ExecutionsPerSec / spawnRate
+		if !cfg.statements {
+			r.Top = nil
+		}
 		if err := printBench(streams.Out, r, cfg.json); err != nil {
 			return err
+		}
+		if cfg.statements && !cfg.json {
+			if err := printCost(streams.Out, r.benchCost); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -171,9 +178,23 @@ func printBench(w io.Writer, r benchResult, asJSON bool) error {
 	if asJSON {
 		return printJSONLine(w, r)
 	}
-	_, err := fmt.Fprintf(w, "%-10s %6d executions  %8.1f executions/s  p50 %7.1f ms  p99 %7.1f ms  |  sh -c true %7.1f spawns/s  ratio %.2f\n",
-		r.Broker, r.Executions, r.ExecutionsPerSec, r.P50ms, r.P99ms, r.SpawnPerSec, r.Ratio)
+	stmts := "-"
+	if r.Statements >= 0 {
+		stmts = fmt.Sprintf("%.2f", r.Statements)
+	}
+	_, err := fmt.Fprintf(w, "%-10s %6d executions  %8.1f executions/s  p50 %7.1f ms  p99 %7.1f ms  |  sh -c true %7.1f spawns/s  ratio %.2f\n"+
+		"%-10s per execution: %s statements, %.2f commits, %.2f messages, %.1f write syscalls; CPU ms: attune %.2f, postgres %s, rabbitmq %s\n",
+		r.Broker, r.Executions, r.ExecutionsPerSec, r.P50ms, r.P99ms, r.SpawnPerSec, r.Ratio,
+		"", stmts, r.Commits, r.Messages, r.Writes, r.CPUms, orDash(r.PostgresCPUms), orDash(r.BrokerCPUms))
 	return err
+}
+
+// orDash formats a figure that is negative when unknown.
+func orDash(v float64) string {
+	if v < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 // printJSONLine prints v as one line of JSON, the form --json promises.
@@ -211,7 +232,9 @@ func measureSpawns(ctx context.Context, n int) (float64, error) {
 	return float64(2*per) / time.Since(start).Seconds(), nil
 }
 
-// benchOnce runs the pipeline on a fresh database and broker namespace.
+// benchOnce runs the pipeline on a fresh database and broker namespace. Its cost is counted
+// from just before the first event to just after the last execution, with the roles
+// stopped and every backend gone so that PostgreSQL has counted all of their commits.
 func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *slog.Logger) (benchResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
@@ -224,74 +247,42 @@ func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *
 	if err := registerBenchPack(ctx, run.st, action.ref, action.params); err != nil {
 		return benchResult{}, err
 	}
+	if _, err := run.meter.quiesce(ctx, run.pool.Reset); err != nil {
+		return benchResult{}, err
+	}
+	before, err := run.meter.snapshot(ctx)
+	if err != nil {
+		return benchResult{}, err
+	}
 	mods, err := benchModules(cfg, run.st, run.br, logger)
 	if err != nil {
 		return benchResult{}, err
 	}
-	defer startModules(ctx, mods)()
+	stop := startModules(ctx, mods)
+	defer stop()
 	if err := waitWorker(ctx, run.st, action.runner); err != nil {
 		return benchResult{}, err
 	}
 	if err := fireBenchEvents(ctx, run.st, run.br, cfg.events, cfg.rate); err != nil {
 		return benchResult{}, err
 	}
-	if err := waitFinished(ctx, run.pool, cfg.events); err != nil {
+	polls := &countingQuerier{querier: run.pool}
+	if err := waitFinished(ctx, polls, cfg.events); err != nil {
 		return benchResult{}, err
 	}
-	return benchFigures(ctx, run.pool, brokerName, cfg.events)
-}
-
-// benchRun is one run's fresh database, store and broker namespace.
-type benchRun struct {
-	pool    *pgxpool.Pool
-	st      *store.Store
-	br      broker.Broker
-	cleanup []func()
-}
-
-// openBenchRun creates the database with its schema and the broker; close undoes both.
-func openBenchRun(ctx context.Context, cfg benchConfig, brokerName string, logger *slog.Logger) (_ *benchRun, err error) {
-	run := &benchRun{}
-	defer func() {
-		if err != nil {
-			run.close()
-		}
-	}()
-	dbURL, drop, err := benchDatabase(ctx, cfg.databaseURL)
+	stop()
+	backends, err := run.meter.quiesce(ctx, run.pool.Reset)
 	if err != nil {
-		return nil, err
+		return benchResult{}, err
 	}
-	run.cleanup = append(run.cleanup, drop)
-	if run.pool, err = openPool(ctx, dbURL, logger); err != nil {
-		return nil, err
+	after, err := run.meter.snapshot(ctx)
+	if err != nil {
+		return benchResult{}, err
 	}
-	run.cleanup = append(run.cleanup, run.pool.Close)
-	if err := prepareSchema(ctx, run.pool, true, logger); err != nil {
-		return nil, err
-	}
-	run.st = store.NewStore(run.pool)
-
-	opts := broker.Options{Namespace: broker.Namespace("bench." + uuid.NewString()[:8]), Logger: logger}
-	if brokerName == "inprocess" {
-		run.br = membroker.New(opts)
-	} else {
-		ab, err := amqpbroker.New(ctx, amqpbroker.Config{URL: cfg.amqpURL, Options: opts})
-		if err != nil {
-			return nil, err
-		}
-		run.cleanup = append(run.cleanup, func() { _ = ab.Teardown() })
-		run.br = ab
-	}
-	run.cleanup = append(run.cleanup, func() { _ = run.br.Close() })
-	return run, nil
-}
-
-// close releases in the reverse order of opening: the database is dropped last, once nothing
-// holds a connection to it.
-func (r *benchRun) close() {
-	for i := len(r.cleanup) - 1; i >= 0; i-- {
-		r.cleanup[i]()
-	}
+	after.backends = backends
+	r, err := benchFigures(ctx, run.pool, brokerName, cfg.events)
+	r.benchCost = cost(before, after, cfg.events, polls.n.Load())
+	return r, err
 }
 
 // startModules runs mods until the returned function stops them and waits for them.
@@ -482,28 +473,4 @@ func percentile(sorted []float64, p float64) float64 {
 		return 0
 	}
 	return sorted[min(int(p*float64(len(sorted))), len(sorted)-1)]
-}
-
-// benchDatabase creates a database for one run next to the one url names, and returns its
-// URL and a function that drops it.
-func benchDatabase(ctx context.Context, base string) (string, func(), error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", nil, usageError{fmt.Errorf("invalid --database-url: %w", err)}
-	}
-	name := "attune_bench_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
-	u.Path = "/" + name
-	admin := *u
-	admin.Path = "/postgres"
-	drop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, admin.String())
-		if err != nil {
-			return
-		}
-		defer conn.Close(ctx)
-		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-	}
-	return u.String(), drop, nil
 }

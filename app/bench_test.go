@@ -3,7 +3,9 @@ package app
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -75,4 +77,49 @@ func TestPrintBacklog(t *testing.T) {
 	for _, k := range []string{"broker", "backlog", "limit", "first_10pct_per_sec", "last_10pct_per_sec", "overall_per_sec", "ratio"} {
 		require.Contains(t, fields, k)
 	}
+}
+
+func TestBenchCost(t *testing.T) {
+	before := costSnapshot{
+		statements: map[int64]statementCost{1: {Query: "SELECT 1", rawCalls: 10, rawExecTime: 5}, 2: {Query: "UPDATE x", rawCalls: 3}},
+		commits:    100, published: 7, cpu: time.Second, writes: 50, broker: 4 * time.Second,
+	}
+	after := costSnapshot{
+		statements: map[int64]statementCost{
+			1: {Query: "SELECT 1", rawCalls: 210, rawExecTime: 25},
+			2: {Query: "UPDATE\n\t  x", rawCalls: 103, rawExecTime: 50},
+			3: {Query: "rare", rawCalls: 4}, // under one per twenty executions
+		},
+		commits: 406, published: 407, cpu: 3 * time.Second, writes: 1050, broker: 5 * time.Second, backends: 500 * time.Millisecond,
+	}
+	// 100 executions; the harness ran 6 statements of its own, each its own transaction.
+	c := cost(before, after, 100, 6)
+	require.InDelta(t, (200+100+4-6)/100.0, c.Statements, 1e-9)
+	require.InDelta(t, 3.0, c.Commits, 1e-9)
+	require.InDelta(t, 4.0, c.Messages, 1e-9)
+	require.InDelta(t, 20.0, c.CPUms, 1e-9)
+	require.InDelta(t, 10.0, c.Writes, 1e-9)
+	require.InDelta(t, 5.0, c.PostgresCPUms, 1e-9)
+	require.InDelta(t, 10.0, c.BrokerCPUms, 1e-9)
+	require.Equal(t, []statementCost{
+		{Query: "SELECT 1", PerExec: 2, MeanMS: 0.1},
+		{Query: "UPDATE x", PerExec: 1, MeanMS: 0.5},
+	}, c.Top)
+
+	c = cost(costSnapshot{}, costSnapshot{commits: 5, backends: -1}, 5, 0)
+	require.Equal(t, -1.0, c.Statements, "unknown without pg_stat_statements")
+	require.Equal(t, -1.0, c.PostgresCPUms, "unknown when /proc does not show the backends")
+	require.Equal(t, -1.0, c.BrokerCPUms, "unknown without a local RabbitMQ")
+	require.Empty(t, c.Top)
+}
+
+func TestProcCPU(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc here")
+	}
+	cpu, ok := procCPU(os.Getpid())
+	require.True(t, ok)
+	require.GreaterOrEqual(t, cpu, time.Duration(0))
+	_, ok = procCPU(-1)
+	require.False(t, ok)
 }

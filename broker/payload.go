@@ -86,6 +86,10 @@ type ExecutionCompleted struct {
 	ActionRef   string    `json:"action_ref"`
 	Status      string    `json:"status"`
 	FinishedAt  time.Time `json:"finished_at"`
+	// HeldSlot says whether the execution held a place under a policy (a slot, or a place in
+	// its queue) until this ending; nil when the sender does not know. An ending that held
+	// none admitted nobody, so the completion listener has no waiter to schedule for it.
+	HeldSlot *bool `json:"held_slot,omitempty"`
 }
 
 // MessageType implements Payload.

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 )
 
 // NOTIFY channels that triggers in the schema signal when a table changes, for replicas that
@@ -76,7 +75,12 @@ func (c *RefCache[T]) Drop() {
 type ComponentWatch struct {
 	version func(ctx context.Context) (int64, error)
 	caches  []interface{ Drop() }
-	seen    atomic.Int64
+
+	// mu makes the drop and the count it answers one step: handlers that read the same
+	// count at once (one read serves many when reads coalesce) must not pass the one that
+	// is dropping and read the caches before they are dropped.
+	mu   sync.Mutex
+	seen int64
 }
 
 // NewComponentWatch watches the count version reads (Queries.ComponentVersion) for caches.
@@ -92,7 +96,10 @@ func (w *ComponentWatch) Check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if seen := w.seen.Load(); current > seen && w.seen.CompareAndSwap(seen, current) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if current > w.seen {
+		w.seen = current
 		for _, c := range w.caches {
 			c.Drop()
 		}

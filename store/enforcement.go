@@ -197,3 +197,75 @@ func (q *Queries) EventEnforce(ctx context.Context, id int64, matches []Enforcem
 	}
 	return out, nil
 }
+
+// EventEnforcement is one event's verdicts, for EventEnforceBatch.
+type EventEnforcement struct {
+	EventID int64
+	Matches []EnforcementMatch
+}
+
+// EventEnforceBatch is EventEnforce for many events in one statement and one commit: for
+// each item in the order given, the enforcements it created that are still to be processed.
+// Items naming the same event are applied as if one after another: the first records its
+// enforcements, the others find the event evaluated and record nothing. When the statement
+// fails (a bad item), nothing is written.
+func (q *Queries) EventEnforceBatch(ctx context.Context, items []EventEnforcement) ([][]Enforcement, error) {
+	events := make([]int64, len(items))
+	var owners []int32
+	var refs, statuses, conds, configs []string
+	var reasons []*string
+	for i, it := range items {
+		events[i] = it.EventID
+		for j, m := range it.Matches {
+			owners = append(owners, int32(i+1))
+			refs = append(refs, m.RuleRef)
+			conds = append(conds, string(jsonOr(m.Conditions, "[]")))
+			configs = append(configs, string(jsonOr(m.Config, "{}")))
+			if m.Reason != "" {
+				statuses, reasons = append(statuses, EnforcementProcessed), append(reasons, &it.Matches[j].Reason)
+			} else {
+				statuses, reasons = append(statuses, EnforcementCreated), append(reasons, nil)
+			}
+		}
+	}
+	// The first item of each event marks it, in event order so that concurrent batches lock
+	// the events in one order; each enforcement carries the item whose match it records.
+	rows, err := q.db.Query(ctx, `
+		WITH input AS (
+			SELECT DISTINCT ON (event) event, item
+			FROM unnest($1::bigint[]) WITH ORDINALITY AS i(event, item)
+			ORDER BY event, item),
+		ev AS (
+			UPDATE attune.event SET rules_evaluated_at = now()
+			FROM input WHERE event.id = input.event AND event.rules_evaluated_at IS NULL
+			RETURNING event.id, event.trigger_ref, event.payload, input.item)
+		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at)
+		SELECT r.id, m.rule_ref, ev.trigger_ref, ev.id, m.status, ev.payload, m.conditions::jsonb, m.config::jsonb, m.reason,
+			CASE WHEN m.status = 'created' THEN NULL ELSE now() END
+		FROM ev
+		JOIN unnest($2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+			AS m(item, rule_ref, status, conditions, config, reason) ON m.item = ev.item
+		LEFT JOIN attune.rule r ON r.ref = m.rule_ref
+		ON CONFLICT (event, rule_ref) DO NOTHING
+		RETURNING `+enforcementColumns, events, owners, refs, statuses, conds, configs, reasons)
+	if err != nil {
+		return nil, fmt.Errorf("enforce %d events: %w", len(items), translate(err))
+	}
+	created, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Enforcement, error) { return scanEnforcement(r) })
+	if err != nil {
+		return nil, fmt.Errorf("enforce %d events: %w", len(items), translate(err))
+	}
+	// Each event's enforcements belong to its first item.
+	first := make(map[int64]int, len(items))
+	for i := len(items) - 1; i >= 0; i-- {
+		first[items[i].EventID] = i
+	}
+	out := make([][]Enforcement, len(items))
+	for _, e := range created {
+		if e.Status == EnforcementCreated {
+			i := first[e.EventID]
+			out[i] = append(out[i], e)
+		}
+	}
+	return out, nil
+}

@@ -54,6 +54,43 @@ func (q *Queries) EventInsert(ctx context.Context, p EventInsertParams) (Event, 
 	return e, nil
 }
 
+// EventInsertBatch is EventInsert for many events in one statement and one commit, with an
+// event per item in the order given; an item whose trigger does not exist gets none (nil)
+// and writes nothing. When the statement fails (a bad item), nothing is written.
+func (q *Queries) EventInsertBatch(ctx context.Context, ps []EventInsertParams) ([]*Event, error) {
+	n := len(ps)
+	triggers, payloads, sources, ruleRefs := make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
+	for i, p := range ps {
+		triggers[i], payloads[i], sources[i] = p.TriggerRef, string(jsonOr(p.Payload, "{}")), p.Source
+		if p.RuleRef != "" {
+			ruleRefs[i] = &ps[i].RuleRef
+		}
+	}
+	// The ids are drawn before the insert, in the items' order, so that each row can be
+	// matched to its item: RETURNING says nothing of the rows that were read to insert it.
+	out := make([]*Event, n)
+	err := scanOrdered(ctx, q.db, out, func(e **Event) []any {
+		*e = &Event{}
+		return []any{&(*e).ID, &(*e).TriggerRef, &(*e).Payload, &(*e).Source, &(*e).RuleRef, &(*e).RulesEvaluatedAt, &(*e).Created}
+	}, `
+		WITH input AS (
+			SELECT i.ord, nextval(pg_get_serial_sequence('attune.event', 'id')) AS id, t.id AS trigger, t.ref AS trigger_ref,
+				i.payload::jsonb AS payload, i.source, i.rule_ref
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS i(trigger_ref, payload, source, rule_ref, ord)
+			JOIN attune.trigger t ON t.ref = i.trigger_ref
+			ORDER BY i.ord),
+		event AS (
+			INSERT INTO attune.event (id, trigger, trigger_ref, payload, source, rule_ref) OVERRIDING SYSTEM VALUE
+			SELECT id, trigger, trigger_ref, payload, source, rule_ref FROM input
+			RETURNING `+eventColumns+`)
+		SELECT input.ord, `+prefixed("event.", eventColumns)+` FROM event JOIN input ON input.id = event.id`,
+		triggers, payloads, sources, ruleRefs)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d events: %w", n, translate(err))
+	}
+	return out, nil
+}
+
 // EventGet returns event id.
 func (q *Queries) EventGet(ctx context.Context, id int64) (Event, error) {
 	e, err := scanEvent(q.db.QueryRow(ctx, `SELECT `+eventColumns+` FROM attune.event WHERE id = $1`, id))

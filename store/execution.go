@@ -79,6 +79,10 @@ type Execution struct {
 	// else when its policy admits it.
 	Admitted   bool       `json:"-"`
 	AdmittedAt *time.Time `json:"admitted_at"`
+	// HeldSlot is set by ExecutionTransition alone: whether the execution held a place under
+	// a policy (a slot, or a place in its queue) just before the transition. An ending gives
+	// that place back and may admit a waiter; an ending that held none admits nobody.
+	HeldSlot bool `json:"-"`
 }
 
 // executionColumns are qualified so that they read the same in statements that join.
@@ -89,9 +93,14 @@ const executionColumns = `execution.id, execution.action_ref, execution.status, 
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var e Execution
-	err := row.Scan(&e.ID, &e.ActionRef, &e.Status, &e.Parameters, &e.Result, &e.Reason, &e.EnforcementID, &e.ParentID,
-		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted, &e.AdmittedAt)
+	err := row.Scan(executionDest(&e)...)
 	return e, err
+}
+
+// executionDest lists where executionColumns scan to, for statements that return more.
+func executionDest(e *Execution) []any {
+	return []any{&e.ID, &e.ActionRef, &e.Status, &e.Parameters, &e.Result, &e.Reason, &e.EnforcementID, &e.ParentID,
+		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted, &e.AdmittedAt}
 }
 
 // ExecutionInsertParams describe a new execution.
@@ -170,6 +179,67 @@ func (q *Queries) ExecutionInsertForEnforcement(ctx context.Context, p Execution
 	return e, true, nil
 }
 
+// ExecutionOutcome is what one item of a batch did to its execution: OK reports whether the
+// change was made, and Execution is the row after it when it was.
+type ExecutionOutcome struct {
+	Execution Execution
+	OK        bool
+}
+
+// ExecutionInsertForEnforcementBatch is ExecutionInsertForEnforcement for many enforcements
+// in one statement and one commit, with an outcome per item in the order given (OK for
+// created). Items naming the same enforcement are applied as if one after another: the first
+// creates the execution, the others find it there and create nothing. When the statement
+// fails (a bad item), nothing is written.
+func (q *Queries) ExecutionInsertForEnforcementBatch(ctx context.Context, ps []ExecutionInsertParams) ([]ExecutionOutcome, error) {
+	n := len(ps)
+	enforcements, refs, statuses, params := make([]int64, n), make([]string, n), make([]string, n), make([]string, n)
+	reasons, timeouts, admitted := make([]*string, n), make([]*int32, n), make([]bool, n)
+	for i, p := range ps {
+		if p.EnforcementID == nil {
+			return nil, fmt.Errorf("insert execution of %s: no enforcement", p.ActionRef)
+		}
+		enforcements[i], refs[i], statuses[i] = *p.EnforcementID, p.ActionRef, cmp.Or(p.Status, ExecutionRequested)
+		params[i], admitted[i] = string(jsonOr(p.Parameters, "{}")), p.Admitted
+		if p.Reason != "" {
+			reasons[i] = &ps[i].Reason
+		}
+		if p.TimeoutSeconds != nil {
+			t := int32(*p.TimeoutSeconds)
+			timeouts[i] = &t
+		}
+	}
+	// Sorted by enforcement, so that concurrent batches take the unique index's entries in
+	// one order.
+	out := make([]ExecutionOutcome, n)
+	err := scanOrdered(ctx, q.db, out, func(e *ExecutionOutcome) []any { e.OK = true; return executionDest(&e.Execution) }, `
+		WITH input AS (
+			SELECT DISTINCT ON (enforcement) *
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::boolean[])
+				WITH ORDINALITY AS i(enforcement, action_ref, status, parameters, reason, timeout_seconds, admitted, ord)
+			ORDER BY enforcement, ord),
+		execution AS (
+			INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, timeout_seconds, finished_at, admitted, admitted_at)
+			SELECT (SELECT id FROM attune.action WHERE ref = i.action_ref), i.action_ref, i.status, i.parameters::jsonb, i.reason,
+				i.enforcement, i.timeout_seconds,
+				CASE WHEN i.status IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END, i.admitted,
+				CASE WHEN i.admitted THEN now() END
+			FROM input i
+			WHERE EXISTS (SELECT 1 FROM attune.enforcement WHERE id = i.enforcement AND status = 'created')
+			ORDER BY i.enforcement
+			ON CONFLICT (enforcement) DO NOTHING
+			RETURNING *),
+		resolved AS (
+			UPDATE attune.enforcement SET status = 'processed', resolved_at = now()
+			WHERE id IN (SELECT enforcement FROM execution) AND status = 'created')
+		SELECT input.ord, `+executionColumns+` FROM execution JOIN input ON input.enforcement = execution.enforcement`,
+		enforcements, refs, statuses, params, reasons, timeouts, admitted)
+	if err != nil {
+		return nil, fmt.Errorf("insert executions of %d enforcements: %w", n, translate(err))
+	}
+	return out, nil
+}
+
 // ExecutionGet returns execution id.
 func (q *Queries) ExecutionGet(ctx context.Context, id int64) (Execution, error) {
 	e, err := scanExecution(q.db.QueryRow(ctx, `SELECT `+executionColumns+` FROM attune.execution WHERE id = $1`, id))
@@ -243,14 +313,15 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 	if len(t.Result) > 0 {
 		result = t.Result
 	}
-	e, err := scanExecution(q.db.QueryRow(ctx, `
+	var e Execution
+	err := q.db.QueryRow(ctx, `
 		UPDATE attune.execution SET status = $2, worker = coalesce($4, worker), result = coalesce($5, result),
 			reason = coalesce($6, reason),
 			started_at = CASE WHEN $2 = 'running' THEN now() ELSE started_at END,
 			finished_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() ELSE finished_at END
 		WHERE id = $1 AND status = ANY($3)
-		RETURNING `+executionColumns,
-		t.ID, t.To, t.From, t.Worker, result, reason))
+		RETURNING `+heldSlotColumn+`, `+executionColumns,
+		t.ID, t.To, t.From, t.Worker, result, reason).Scan(append([]any{&e.HeldSlot}, executionDest(&e)...)...)
 	if err != nil {
 		if isNoRows(err) {
 			return Execution{}, false, nil
@@ -258,6 +329,85 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 		return Execution{}, false, fmt.Errorf("move execution %d to %s: %w", t.ID, t.To, translate(err))
 	}
 	return e, true, nil
+}
+
+// heldSlotColumn says whether the execution holds a place under a policy. In RETURNING it
+// reads the place as it was before the statement: the trigger that gives it back at an ending
+// runs after.
+const heldSlotColumn = `EXISTS (SELECT 1 FROM attune.admission_entry ae WHERE ae.execution = execution.id)`
+
+// ExecutionTransitionBatch is ExecutionTransition for many transitions with one commit, with
+// an outcome per item in the order given. Transitions of the same execution are applied in
+// the order given, as if one after another (the second sees the status the first left), in
+// one transaction. When a statement fails (a bad item, such as a move the status guard
+// refuses), nothing is written.
+func (q *Queries) ExecutionTransitionBatch(ctx context.Context, ts []ExecutionTransition) ([]ExecutionOutcome, error) {
+	out := make([]ExecutionOutcome, len(ts))
+	rounds := occurrences(len(ts), func(i int) int64 { return ts[i].ID })
+	apply := func(q *Queries) error {
+		for _, round := range rounds {
+			if err := q.executionTransitionRound(ctx, ts, round, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var err error
+	if len(rounds) == 1 {
+		err = apply(q)
+	} else {
+		err = q.inTx(ctx, apply)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("move %d executions: %w", len(ts), err)
+	}
+	return out, nil
+}
+
+// executionTransitionRound applies ts[i] for each i of round, which name distinct
+// executions, in one statement. Rows are taken in the order of their policy group, then of
+// their id: an ending's trigger locks its group's row at the end of the statement, and two
+// batches that took the groups in different orders would deadlock.
+func (q *Queries) executionTransitionRound(ctx context.Context, ts []ExecutionTransition, round []int, out []ExecutionOutcome) error {
+	n := len(round)
+	ids, tos, froms, ords := make([]int64, n), make([]string, n), make([]string, n), make([]int32, n)
+	workers, results, reasons := make([]*int64, n), make([]*string, n), make([]*string, n)
+	for k, i := range round {
+		t := ts[i]
+		ids[k], tos[k], froms[k], workers[k], ords[k] = t.ID, t.To, strings.Join(t.From, ","), t.Worker, int32(i)
+		if len(t.Result) > 0 {
+			r := string(t.Result)
+			results[k] = &r
+		}
+		if t.Reason != "" {
+			reasons[k] = &ts[i].Reason
+		}
+	}
+	rows := make([]ExecutionOutcome, len(ts))
+	err := scanOrdered(ctx, q.db, rows, func(e *ExecutionOutcome) []any {
+		e.OK = true
+		return append([]any{&e.Execution.HeldSlot}, executionDest(&e.Execution)...)
+	}, `
+		WITH input AS (
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::integer[])
+				AS i(id, to_status, from_statuses, worker, result, reason, ord)
+			ORDER BY (SELECT ae.admission_group FROM attune.admission_entry ae WHERE ae.execution = i.id) NULLS FIRST, id)
+		UPDATE attune.execution SET status = input.to_status, worker = coalesce(input.worker, execution.worker),
+			result = coalesce(input.result::jsonb, execution.result), reason = coalesce(input.reason, execution.reason),
+			started_at = CASE WHEN input.to_status = 'running' THEN now() ELSE execution.started_at END,
+			finished_at = CASE WHEN input.to_status IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now()
+				ELSE execution.finished_at END
+		FROM input
+		WHERE execution.id = input.id AND execution.status = ANY(string_to_array(input.from_statuses, ','))
+		RETURNING input.ord + 1, `+heldSlotColumn+`, `+executionColumns,
+		ids, tos, froms, workers, results, reasons, ords)
+	if err != nil {
+		return translate(err)
+	}
+	for _, i := range round {
+		out[i] = rows[i]
+	}
+	return nil
 }
 
 // ExecutionScheduleWaiting moves up to limit of the oldest admitted executions still
@@ -272,13 +422,6 @@ func (q *Queries) ExecutionScheduleWaiting(ctx context.Context, limit int) ([]Ex
 // scheduleWaitingSQL calls attune.schedule_waiting (migration 00007), which carries
 // the planner settings that keep its plan an ordered walk of execution_waiting_idx.
 const scheduleWaitingSQL = `SELECT ` + executionColumns + ` FROM attune.schedule_waiting($1) AS execution`
-
-// ExecutionListStale returns executions left in status since before before, for sweepers
-// that repair lost messages.
-func (q *Queries) ExecutionListStale(ctx context.Context, status string, before time.Time, limit int) ([]Execution, error) {
-	return queryAll(ctx, q.db, "list stale "+status+" executions", scanExecution, `SELECT `+executionColumns+` FROM attune.execution
-		WHERE status = $1 AND updated < $2 ORDER BY updated LIMIT $3`, status, before, limit)
-}
 
 // ExecutionClaim moves a scheduled execution to running on worker, and reports whether it
 // did: the conditional update that keeps an execution from running twice, however often its
@@ -297,58 +440,32 @@ func (q *Queries) ExecutionClaim(ctx context.Context, id, worker int64) (Executi
 	return e, true, nil
 }
 
-// deadWorkers selects the ids of workers that are inactive or silent for the seconds in
-// parameter alive.
-func deadWorkers(alive string) string {
-	return `SELECT id FROM attune.worker WHERE status = 'inactive' OR last_heartbeat < now() - make_interval(secs => ` + alive + `)`
+// ExecutionClaimParams name an execution and the worker claiming it.
+type ExecutionClaimParams struct {
+	ID     int64
+	Worker int64
 }
 
-// ExecutionAbandonOrphans ends as abandoned every execution that was running on a worker that
-// is inactive or has not heartbeated within aliveWithin, and returns them.
-func (q *Queries) ExecutionAbandonOrphans(ctx context.Context, aliveWithin time.Duration) ([]Execution, error) {
-	return queryAll(ctx, q.db, "abandon orphaned executions", scanExecution, `
-		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
-			reason = 'worker ' || (SELECT name FROM attune.worker w WHERE w.id = execution.worker) || ' stopped before the execution finished'
-		WHERE status IN ('running', 'canceling') AND worker IN (`+deadWorkers("$1")+`)
-		RETURNING `+executionColumns, aliveWithin.Seconds())
-}
-
-// ExecutionAbandonOverdue ends as abandoned the executions still running margin past their
-// timeout. The worker enforces the timeout, so such a row is one its worker lost track of (a
-// result it could not write, say).
-func (q *Queries) ExecutionAbandonOverdue(ctx context.Context, margin time.Duration) ([]Execution, error) {
-	return queryAll(ctx, q.db, "abandon overdue executions", scanExecution, `
-		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
-			reason = 'still running past its timeout; its worker lost track of it'
-		WHERE status IN ('running', 'canceling')
-			AND started_at < now() - make_interval(secs => coalesce(timeout_seconds, 600) + $1)
-		RETURNING `+executionColumns, margin.Seconds())
-}
-
-// ExecutionAbandonLeftovers ends as abandoned what worker was running when its previous
-// process died: a worker that restarts under the same name finds them still its own.
-func (q *Queries) ExecutionAbandonLeftovers(ctx context.Context, worker int64) ([]Execution, error) {
-	return queryAll(ctx, q.db, "abandon leftover executions", scanExecution, `
-		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
-			reason = 'its worker restarted before the execution finished'
-		WHERE status IN ('running', 'canceling') AND worker = $1
-		RETURNING `+executionColumns, worker)
-}
-
-// ExecutionFailUnrunnable fails the executions not yet claimed, made before olderThan, whose runner no
-// live worker has: nothing would ever run them.
-func (q *Queries) ExecutionFailUnrunnable(ctx context.Context, olderThan, aliveWithin time.Duration) ([]Execution, error) {
-	// The runners no live worker has are found first, from the few actions and workers there
-	// are; only when there are any are the waiting executions looked at, so a backlog that
-	// some worker will serve costs nothing here.
-	return queryAll(ctx, q.db, "fail unrunnable executions", scanExecution, `
-		WITH orphaned AS (
-			SELECT a.ref, a.runner_type FROM attune.action a
-			WHERE NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+`))
-		UPDATE attune.execution SET status = 'failed', finished_at = now(),
-			reason = 'no live worker can run runner "' || orphaned.runner_type || '"'
-		FROM orphaned
-		WHERE orphaned.ref = execution.action_ref AND execution.status IN ('requested', 'scheduled')
-			AND execution.worker IS NULL AND execution.created < now() - make_interval(secs => $1)
-		RETURNING `+executionColumns, olderThan.Seconds(), aliveWithin.Seconds())
+// ExecutionClaimBatch is ExecutionClaim for many executions in one statement and one commit,
+// with an outcome per item in the order given (OK for claimed). An execution named twice is
+// claimed once, by its first item; the others find it running, as a second claim would.
+func (q *Queries) ExecutionClaimBatch(ctx context.Context, cs []ExecutionClaimParams) ([]ExecutionOutcome, error) {
+	ids, workers := make([]int64, len(cs)), make([]int64, len(cs))
+	for i, c := range cs {
+		ids[i], workers[i] = c.ID, c.Worker
+	}
+	out := make([]ExecutionOutcome, len(cs))
+	// Rows are locked in id order, whatever order the claims came in.
+	err := scanOrdered(ctx, q.db, out, func(e *ExecutionOutcome) []any { e.OK = true; return executionDest(&e.Execution) }, `
+		WITH input AS (
+			SELECT DISTINCT ON (id) id, worker, ord
+			FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS i(id, worker, ord)
+			ORDER BY id, ord)
+		UPDATE attune.execution SET status = 'running', worker = input.worker, started_at = now()
+		FROM input WHERE execution.id = input.id AND execution.status = 'scheduled'
+		RETURNING input.ord, `+executionColumns, ids, workers)
+	if err != nil {
+		return nil, fmt.Errorf("claim %d executions: %w", len(cs), translate(err))
+	}
+	return out, nil
 }

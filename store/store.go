@@ -22,6 +22,8 @@ type DBTX interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	// Begin starts a transaction, or a savepoint within one.
+	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
 // Queries holds the query methods; New binds them to the pool or to a transaction.
@@ -42,11 +44,13 @@ type Page struct {
 type Store struct {
 	*Queries
 	pool *pgxpool.Pool
+	batches
 }
 
 // NewStore wraps an open pool.
 func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{Queries: New(pool), pool: pool}
+	q := New(pool)
+	return &Store{Queries: q, pool: pool, batches: newBatches(q)}
 }
 
 // Pool returns the underlying pool.

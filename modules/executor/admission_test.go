@@ -94,16 +94,17 @@ func (h policyHarness) waitStatus(id int64, status string) store.Execution {
 	return e
 }
 
-// finish ends a scheduled execution as its worker would, and announces it twice, as a
-// redelivery would.
+// finish ends a scheduled execution as its worker would (saying whether it held a slot), and
+// announces it twice, as a redelivery would.
 func (h policyHarness) finish(id int64) {
 	h.t.Helper()
-	_, ok, err := h.st.ExecutionTransition(h.ctx, store.ExecutionTransition{
+	e, ok, err := h.st.ExecutionTransition(h.ctx, store.ExecutionTransition{
 		ID: id, From: []string{store.ExecutionScheduled}, To: store.ExecutionCompleted,
 	})
 	require.NoError(h.t, err)
 	require.True(h.t, ok)
-	done := broker.ExecutionCompleted{ExecutionID: id, ActionRef: "demo.run", Status: store.ExecutionCompleted, FinishedAt: time.Now()}
+	require.True(h.t, e.HeldSlot, "under a policy, the execution held a slot")
+	done := broker.ExecutionCompleted{ExecutionID: id, ActionRef: "demo.run", Status: store.ExecutionCompleted, FinishedAt: time.Now(), HeldSlot: &e.HeldSlot}
 	require.NoError(h.t, broker.Send(h.ctx, h.br, done, done))
 }
 

@@ -132,13 +132,16 @@ func (m *Module) declarePool(ctx context.Context, runner string) error {
 
 // handleCompletion is the completion listener: every terminal status passes here once it is
 // committed. The transaction that ended the execution gave its policy slot to the next
-// waiter; that waiter is dispatched here. When nothing was admitted this is one index lookup
-// that finds nothing.
+// waiter; that waiter is dispatched here. An ending known to have held no slot admitted
+// nobody, and is not looked at further.
 func (m *Module) handleCompletion(ctx context.Context, msg broker.Message) error {
 	p, err := broker.Decode[broker.ExecutionCompleted](msg)
 	if err != nil {
 		return err
 	}
 	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", p.ExecutionID, "action", p.ActionRef, "status", p.Status)
+	if p.HeldSlot != nil && !*p.HeldSlot {
+		return nil
+	}
 	return m.scheduleWaiting(ctx)
 }

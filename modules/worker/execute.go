@@ -161,7 +161,7 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, result runner
 	m.notify("", done)
 	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", exec.ID, "status", status, "duration_ms", result.DurationMS)
 	return broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{
-		ExecutionID: done.ID, ActionRef: done.ActionRef, Status: done.Status, FinishedAt: time.Now().UTC(),
+		ExecutionID: done.ID, ActionRef: done.ActionRef, Status: done.Status, FinishedAt: time.Now().UTC(), HeldSlot: &done.HeldSlot,
 	})
 }
 
