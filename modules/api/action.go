@@ -3,7 +3,6 @@ package api
 import (
 	"cmp"
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -47,21 +46,16 @@ func (m *Module) createAction(c echo.Context) error {
 	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
-	packRef, err := requestPack(req.Ref, req.PackRef)
+	packRef, err := createIn("action", req.Ref, req.PackRef)
 	if err != nil {
 		return err
-	}
-	if packRef == pack.CoreRef {
-		return coreRefused("the action")
 	}
 	ctx := c.Request().Context()
 	a, err := m.checkAction(ctx, req.action(), packRef)
 	if err != nil {
 		return err
 	}
-	if _, err := m.deps.Store.ActionGetByRef(ctx, a.Ref); err == nil {
-		return conflict("action %s exists already; PUT /actions/%s changes it", a.Ref, a.Ref)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	if err := refuseExisting(ctx, m.deps.Store.ActionGetByRef, "action", a.Ref); err != nil {
 		return err
 	}
 	created, err := m.deps.Store.ActionCreate(ctx, a)
@@ -86,10 +80,7 @@ func (m *Module) updateAction(c echo.Context) error {
 	if err != nil {
 		return notFound(err, "no action %q", ref)
 	}
-	if current.PackRef == pack.CoreRef {
-		return coreRefused("action " + ref)
-	}
-	if err := sameRef(ref, req.Ref, current.PackRef, req.PackRef); err != nil {
+	if err := changeable("action", ref, current.PackRef, req.Ref, req.PackRef); err != nil {
 		return err
 	}
 	req.Ref = ref

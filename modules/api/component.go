@@ -95,3 +95,37 @@ func sameRef(urlRef, bodyRef, currentPack, bodyPack string) error {
 	}
 	return nil
 }
+
+// createIn resolves the pack a create request of noun puts it in, and refuses the built-in
+// one.
+func createIn(noun, ref, packRef string) (string, error) {
+	p, err := requestPack(ref, packRef)
+	if err != nil {
+		return "", err
+	}
+	if p == pack.CoreRef {
+		return "", coreRefused("the " + noun)
+	}
+	return p, nil
+}
+
+// refuseExisting is 409 when get finds ref: a create never replaces.
+func refuseExisting[C any](ctx context.Context, get func(context.Context, string) (C, error), noun, ref string) error {
+	_, err := get(ctx, ref)
+	switch {
+	case err == nil:
+		return conflict("%s %s exists already; PUT /%ss/%s changes it", noun, ref, noun, ref)
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	}
+	return err
+}
+
+// changeable says whether the noun ref, of pack currentPack, may change as a body naming
+// bodyRef in bodyPack asks: never one of the built-in pack, never renamed or moved.
+func changeable(noun, ref, currentPack, bodyRef, bodyPack string) error {
+	if currentPack == pack.CoreRef {
+		return coreRefused(noun + " " + ref)
+	}
+	return sameRef(ref, bodyRef, currentPack, bodyPack)
+}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -44,21 +43,16 @@ func (m *Module) createRule(c echo.Context) error {
 	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
-	packRef, err := requestPack(req.Ref, req.PackRef)
+	packRef, err := createIn("rule", req.Ref, req.PackRef)
 	if err != nil {
 		return err
-	}
-	if packRef == pack.CoreRef {
-		return coreRefused("the rule")
 	}
 	ctx := c.Request().Context()
 	r, err := m.checkRule(ctx, req.rule(), packRef)
 	if err != nil {
 		return err
 	}
-	if _, err := m.deps.Store.RuleGetByRef(ctx, r.Ref); err == nil {
-		return conflict("rule %s exists already; PUT /rules/%s changes it", r.Ref, r.Ref)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	if err := refuseExisting(ctx, m.deps.Store.RuleGetByRef, "rule", r.Ref); err != nil {
 		return err
 	}
 	created, err := m.deps.Store.RuleCreate(ctx, r)
@@ -82,7 +76,7 @@ func (m *Module) updateRule(c echo.Context) error {
 	if err != nil {
 		return notFound(err, "no rule %q", ref)
 	}
-	if err := sameRef(ref, req.Ref, current.PackRef, req.PackRef); err != nil {
+	if err := changeable("rule", ref, current.PackRef, req.Ref, req.PackRef); err != nil {
 		return err
 	}
 	req.Ref = ref

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -31,21 +30,16 @@ func (m *Module) createTrigger(c echo.Context) error {
 	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
-	packRef, err := requestPack(req.Ref, req.PackRef)
+	packRef, err := createIn("trigger", req.Ref, req.PackRef)
 	if err != nil {
 		return err
-	}
-	if packRef == pack.CoreRef {
-		return coreRefused("the trigger")
 	}
 	ctx := c.Request().Context()
 	t, err := m.checkTrigger(ctx, req.trigger(), packRef)
 	if err != nil {
 		return err
 	}
-	if _, err := m.deps.Store.TriggerGetByRef(ctx, t.Ref); err == nil {
-		return conflict("trigger %s exists already; PUT /triggers/%s changes it", t.Ref, t.Ref)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	if err := refuseExisting(ctx, m.deps.Store.TriggerGetByRef, "trigger", t.Ref); err != nil {
 		return err
 	}
 	created, err := m.deps.Store.TriggerCreate(ctx, t)
@@ -69,10 +63,7 @@ func (m *Module) updateTrigger(c echo.Context) error {
 	if err != nil {
 		return notFound(err, "no trigger %q", ref)
 	}
-	if current.PackRef == pack.CoreRef {
-		return coreRefused("trigger " + ref)
-	}
-	if err := sameRef(ref, req.Ref, current.PackRef, req.PackRef); err != nil {
+	if err := changeable("trigger", ref, current.PackRef, req.Ref, req.PackRef); err != nil {
 		return err
 	}
 	req.Ref = ref
