@@ -209,7 +209,7 @@ func (m *Module) bootstrap(ctx context.Context) error {
 	switch {
 	case created && generated:
 		m.deps.Logger.WarnContext(ctx, "no identity existed: created the admin with a generated password, shown this once; "+
-			"log in with it and change it (attune identity update admin --password-stdin)",
+			"log in with it and change it (attune login admin, then attune identity update admin --password)",
 			"login", bootstrapLogin, "password", password)
 	case created:
 		m.deps.Logger.InfoContext(ctx, "no identity existed: created the admin with ATTUNE_ADMIN_PASSWORD", "login", bootstrapLogin)
