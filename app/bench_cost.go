@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -191,22 +192,9 @@ func cost(before, after costSnapshot, n int, harness int64) benchCost {
 	}
 	c.Statements = per(float64(total - harness))
 	slices.SortFunc(c.Top, func(x, y statementCost) int {
-		if x.PerExec != y.PerExec {
-			return -cmpFloat(x.PerExec, y.PerExec)
-		}
-		return strings.Compare(x.Query, y.Query)
+		return cmp.Or(cmp.Compare(y.PerExec, x.PerExec), strings.Compare(x.Query, y.Query))
 	})
 	return c
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // processCost reads this process's CPU (its reaped children's included) and how many write

@@ -162,20 +162,3 @@ func occurrences(n int, key func(int) int64) [][]int {
 	}
 	return rounds
 }
-
-// inTx runs fn in a transaction on q's connection: a new one on the pool, or a savepoint in
-// a transaction already open.
-func (q *Queries) inTx(ctx context.Context, fn func(q *Queries) error) error {
-	tx, err := q.db.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", translate(err))
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := fn(New(tx)); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit transaction: %w", translate(err))
-	}
-	return nil
-}

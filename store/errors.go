@@ -31,6 +31,11 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if errors.Is(e.Err, pgx.ErrNoRows) {
+		// "no rows in result set" says nothing the caller's "get execution 7" and "not
+		// found" do not, and reads like a leak of the driver into answers.
+		return e.Kind.Error()
+	}
 	if e.Constraint != "" {
 		return fmt.Sprintf("%v (%s): %v", e.Kind, e.Constraint, e.Err)
 	}

@@ -66,7 +66,13 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // InTx runs fn in a transaction, committing when fn returns nil and rolling back otherwise.
 func (s *Store) InTx(ctx context.Context, fn func(q *Queries) error) error {
-	tx, err := s.pool.Begin(ctx)
+	return s.inTx(ctx, fn)
+}
+
+// inTx runs fn in a transaction on q's connection: a new one on the pool, or a savepoint in
+// a transaction already open.
+func (q *Queries) inTx(ctx context.Context, fn func(q *Queries) error) error {
+	tx, err := q.db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", translate(err))
 	}

@@ -139,3 +139,13 @@ func TestExecutionStatusRankMatchesDatabase(t *testing.T) {
 		require.Equal(t, rank, store.ExecutionStatusRank(status), status)
 	}
 }
+
+// A row that is not there reads as the operation and "not found", which the API answers as
+// it is: the driver's "no rows in result set" adds nothing but noise.
+func TestNotFoundReadsPlainly(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	_, err := st.ExecutionGet(context.Background(), 999999)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.EqualError(t, err, "get execution 999999: not found")
+}

@@ -170,36 +170,30 @@ func (g *Group[T, R]) run(batch []*call[T, R]) {
 		items[i] = c.item
 	}
 	results, err := g.many(f.ctx, items)
-	if err == nil && len(results) != len(batch) {
-		// A statement that answered wrongly may have been applied: running its items again
-		// could apply them twice, so they fail instead.
-		err = fmt.Errorf("coalesce: %d results for %d items", len(results), len(batch))
-		for _, c := range batch {
-			c.err = err
-			close(c.done)
-		}
-		return
-	}
-	if err == nil {
+	switch {
+	case err == nil && len(results) == len(batch):
 		for i, c := range batch {
 			c.res = results[i]
 			close(c.done)
 		}
-		return
-	}
-	if f.ctx.Err() != nil {
-		// Every caller gave up and the statement was cancelled: nothing to isolate.
+	case err == nil, f.ctx.Err() != nil:
+		// A statement that answered for the wrong number of items may have been applied,
+		// and one every caller gave up on was cancelled: in neither is a bad item to find,
+		// and running the items again could apply them twice.
+		if err == nil {
+			err = fmt.Errorf("coalesce: %d results for %d items", len(results), len(batch))
+		}
 		for _, c := range batch {
 			c.err = err
 			close(c.done)
 		}
-		return
-	}
-	// One bad item must not fail its neighbours: each goes again alone, and gets its own
-	// outcome as soon as it has one.
-	for _, c := range batch {
-		c.res, c.err = g.one(f.ctx, c.item)
-		close(c.done)
+	default:
+		// One bad item must not fail its neighbours: each goes again alone, and gets its
+		// own outcome as soon as it has one.
+		for _, c := range batch {
+			c.res, c.err = g.one(f.ctx, c.item)
+			close(c.done)
+		}
 	}
 }
 
