@@ -159,3 +159,27 @@ func TestRerunRefused(t *testing.T) {
 	require.Equal(t, 2, total, "the execute's and the one inserted for ops.off")
 	require.Len(t, rec.requested(t), 1, "only the execute was announced")
 }
+
+// A cancel before the run announces the ending with whether the execution held a policy's
+// place, so that the completion listener looks for a waiter to schedule only when one may
+// have been admitted.
+func TestCancelSaysWhetherItHeldASlot(t *testing.T) {
+	t.Parallel()
+	s, rec := newRerunServer(t)
+	exec := s.data(http.StatusCreated, http.MethodPost, "/executions/execute", `{"action_ref": "ops.deploy", "parameters": {"host": "a"}}`)
+	s.data(http.StatusOK, http.MethodPost, executionPath(exec["id"], "/cancel"), "")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var completions []broker.ExecutionCompleted
+	for _, m := range rec.msgs {
+		if m.Type == broker.TypeExecutionCompleted {
+			p, err := broker.Decode[broker.ExecutionCompleted](m)
+			require.NoError(t, err)
+			completions = append(completions, p)
+		}
+	}
+	require.Len(t, completions, 1)
+	require.Equal(t, store.ExecutionCancelled, completions[0].Status)
+	require.NotNil(t, completions[0].HeldSlot, "the API knows, from the statement that ended it")
+	require.False(t, *completions[0].HeldSlot, "no policy covers ops.deploy")
+}

@@ -307,7 +307,8 @@ func (m *Module) cancel(c echo.Context) error {
 	}
 	if ok {
 		m.notifyExecution(exec, "")
-		if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: exec.Status, FinishedAt: *exec.FinishedAt}); err != nil {
+		if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: exec.Status,
+			FinishedAt: *exec.FinishedAt, HeldSlot: &exec.HeldSlot}); err != nil {
 			m.deps.Logger.WarnContext(ctx, "cancelled execution not announced", "execution_id", exec.ID, "err", err)
 		}
 		return c.JSON(http.StatusOK, dataBody[store.Execution]{Data: exec})
