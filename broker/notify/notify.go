@@ -92,16 +92,20 @@ func (n *Notifier) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-n.wake:
-			n.sendPending(send)
 		case <-ctx.Done():
-			// One PublishTimeout for everything left, not one per batch: a broker that is
-			// away must not hold a stopping process for MaxPending/MaxBatch timeouts.
-			last, cancel := context.WithTimeout(send, n.cfg.PublishTimeout)
-			n.sendPending(last)
-			cancel()
-			return nil
 		}
+		// Stopping wins over a wake-up that came at the same time.
+		if ctx.Err() != nil {
+			break
+		}
+		n.sendPending(send)
 	}
+	// One PublishTimeout for everything left, not one per batch: a broker that is away must
+	// not hold a stopping process for MaxPending/MaxBatch timeouts.
+	last, cancel := context.WithTimeout(send, n.cfg.PublishTimeout)
+	defer cancel()
+	n.sendPending(last)
+	return nil
 }
 
 // sendPending publishes what waits, one message per MaxBatch notifications.

@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,6 +172,45 @@ func TestSendsPendingOnStop(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("Run did not return")
 	}
+}
+
+// deadlines records the deadline of each publish, and fails it at once: a broker that is away.
+type deadlines struct {
+	mu   sync.Mutex
+	seen []time.Time
+}
+
+func (d *deadlines) Publish(ctx context.Context, _ ...broker.Message) error {
+	at, ok := ctx.Deadline()
+	if !ok {
+		return errors.New("a publish without a deadline")
+	}
+	d.mu.Lock()
+	d.seen = append(d.seen, at)
+	d.mu.Unlock()
+	return errors.New("broker away")
+}
+
+// A stopping process gives everything still pending one PublishTimeout together, not one per
+// batch: with the broker away, a backlog of many batches must not hold the stop for many
+// timeouts.
+func TestStopSharesOneTimeout(t *testing.T) {
+	t.Parallel()
+	d := &deadlines{}
+	n := notify.New(d, notify.Config{MaxBatch: 2, PublishTimeout: time.Minute})
+	for i := range 7 {
+		n.Notify(changed(int64(i)))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, n.Run(ctx))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	require.Len(t, d.seen, 4, "seven notifications, two a batch")
+	for _, at := range d.seen[1:] {
+		require.Equal(t, d.seen[0], at, "every batch within the one deadline")
+	}
+	require.Equal(t, int64(7), n.Dropped())
 }
 
 // Through a real broker: a notification reaches a stream queue as a NotificationCreated, and
