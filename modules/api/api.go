@@ -119,8 +119,10 @@ type Module struct {
 	deps     Deps
 	sessions *sessions
 	hub      *stream.Hub
-	// passwordSlots bounds the Argon2id checks running at once.
+	// passwordSlots bounds the Argon2id checks running at once; a check waits passwordWait
+	// for one.
 	passwordSlots chan struct{}
+	passwordWait  time.Duration
 	// roles is the least role of each route, by "METHOD /path" as registered.
 	roles map[string]Role
 }
@@ -135,7 +137,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.WorkerTimeout = cmp.Or(cfg.WorkerTimeout, 30*time.Second)
 	cfg.Replica = cmp.Or(cfg.Replica, uuid.NewString())
 	cfg.StreamHeartbeat = cmp.Or(cfg.StreamHeartbeat, 15*time.Second)
-	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), passwordSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), hub: stream.NewHub(stream.Config{Buffer: cfg.StreamBuffer}),
+	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), passwordSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), passwordWait: passwordCheckWait, hub: stream.NewHub(stream.Config{Buffer: cfg.StreamBuffer}),
 		sessions: &sessions{
 			key: &signingKey{store: deps.Store}, identities: deps.Store, accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL,
 		}}

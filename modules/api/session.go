@@ -135,7 +135,7 @@ var decoyHash = sync.OnceValue(func() string {
 })
 
 // passwordCheckWait is how long a password check waits for one of the slots before the
-// request is refused as the server being busy.
+// request is refused as the server being busy (Module.passwordWait, which tests shorten).
 const passwordCheckWait = 5 * time.Second
 
 // checkLoginPassword checks a password in one of a few slots: each check holds Argon2id's
@@ -146,7 +146,7 @@ func (m *Module) checkLoginPassword(ctx context.Context, hash, password string) 
 	case m.passwordSlots <- struct{}{}:
 	case <-ctx.Done():
 		return false, ctx.Err()
-	case <-time.After(passwordCheckWait):
+	case <-time.After(m.passwordWait):
 		return false, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "too many password checks at once; retry shortly"}
 	}
 	defer func() { <-m.passwordSlots }()
