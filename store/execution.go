@@ -365,9 +365,10 @@ func (q *Queries) ExecutionTransitionBatch(ctx context.Context, ts []ExecutionTr
 }
 
 // executionTransitionRound applies ts[i] for each i of round, which name distinct
-// executions, in one statement. Rows are taken in the order of their policy group, then of
-// their id: an ending's trigger locks its group's row at the end of the statement, and two
-// batches that took the groups in different orders would deadlock.
+// executions, in one statement. Rows are fed in the order of their policy group, then of
+// their id: an ending's trigger locks its group's row, and two batches that took the groups
+// in different orders would deadlock. The planner is not bound to that order; a deadlock all
+// the same fails the batch, which then runs item by item (package coalesce).
 func (q *Queries) executionTransitionRound(ctx context.Context, ts []ExecutionTransition, round []int, out []ExecutionOutcome) error {
 	n := len(round)
 	ids, tos, froms, ords := make([]int64, n), make([]string, n), make([]string, n), make([]int32, n)
@@ -455,7 +456,9 @@ func (q *Queries) ExecutionClaimBatch(ctx context.Context, cs []ExecutionClaimPa
 		ids[i], workers[i] = c.ID, c.Worker
 	}
 	out := make([]ExecutionOutcome, len(cs))
-	// Rows are locked in id order, whatever order the claims came in.
+	// Rows are fed in id order, whatever order the claims came in, so that concurrent batches
+	// mostly lock in one order; a deadlock all the same fails the batch, which then runs its
+	// items one by one (package coalesce).
 	err := scanOrdered(ctx, q.db, out, func(e *ExecutionOutcome) []any { e.OK = true; return executionDest(&e.Execution) }, `
 		WITH input AS (
 			SELECT DISTINCT ON (id) id, worker, ord

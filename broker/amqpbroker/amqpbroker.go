@@ -1,8 +1,7 @@
 // Package amqpbroker implements the broker contract on RabbitMQ through amqp091-go: durable
 // topic exchanges, persistent messages (transient for best-effort types), pipelined publisher
-// confirms, manual acks with
-// per-subscription prefetch, dead-lettering, and automatic reconnection after the broker goes
-// away.
+// confirms, manual acks with per-subscription prefetch, dead-lettering, and automatic
+// reconnection after the broker goes away.
 package amqpbroker
 
 import (
