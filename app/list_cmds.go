@@ -223,8 +223,8 @@ func (c *apiClient) send(ctx context.Context, method, path string, body any) (js
 
 // delete deletes what is at path, with the HTTP status in an API error.
 func (c *apiClient) delete(ctx context.Context, path string) error {
-	_, err := c.call(ctx, http.MethodDelete, path, nil, nil)
-	return withStatus(err)
+	_, err := c.send(ctx, http.MethodDelete, path, nil)
+	return err
 }
 
 // list answers the items of a list at path: the first page of query's per_page (the API's

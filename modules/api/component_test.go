@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/store"
 )
 
@@ -17,11 +16,7 @@ import (
 // actions/run.sh, to s: what actions, triggers and rules made through the API join.
 func withOps(t *testing.T, s server) string {
 	t.Helper()
-	ctx := context.Background()
-	core, err := pack.Core()
-	require.NoError(t, err)
-	_, err = pack.Register(ctx, s.s, core)
-	require.NoError(t, err)
+	registerCore(t, s)
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "actions"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pack.yaml"), []byte("ref: ops\n"), 0o644))
