@@ -126,7 +126,9 @@ func (m costMeter) snapshot(ctx context.Context) (costSnapshot, error) {
 		return costSnapshot{}, fmt.Errorf("count commits: %w", err)
 	}
 	var installed bool
-	if err := conn.QueryRow(ctx, `SELECT to_regclass('pg_stat_statements') IS NOT NULL`).Scan(&installed); err != nil {
+	// Created in the database but not loaded (shared_preload_libraries) the view only errors.
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('pg_stat_statements') IS NOT NULL
+		AND 'pg_stat_statements' = ANY(string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))`).Scan(&installed); err != nil {
 		return costSnapshot{}, fmt.Errorf("look for pg_stat_statements: %w", err)
 	}
 	if installed {
