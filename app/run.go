@@ -18,6 +18,7 @@ import (
 	"github.com/attune-go/attune/broker/amqpbroker"
 	"github.com/attune-go/attune/broker/membroker"
 	"github.com/attune-go/attune/broker/notify"
+	"github.com/attune-go/attune/broker/relay"
 	"github.com/attune-go/attune/modules/api"
 	"github.com/attune-go/attune/modules/executor"
 	"github.com/attune-go/attune/modules/rules"
@@ -39,6 +40,7 @@ type infrastructure struct {
 	broker   broker.Broker
 	http     *httpServer
 	notifier *notify.Notifier
+	relay    *relay.Relay
 }
 
 // serve runs the configured roles until ctx ends or one of them fails. Start order: pool,
@@ -74,26 +76,28 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 		return err
 	}
 	notifier := notify.New(br, notify.Config{Logger: logger.With("module", "notify")})
-	infra := infrastructure{store: st, broker: br, http: srv, notifier: notifier}
+	rel := relay.New(br, relay.Config{Logger: logger.With("module", "relay")})
+	infra := infrastructure{store: st, broker: br, http: srv, notifier: notifier, relay: rel}
 	modules, err := buildModules(cfg, infra, logger)
 	if err != nil {
 		_ = srv.listener.Close()
 		return err
 	}
-	// The notifier outlives the modules, so that what they commit while draining is still
-	// sent, and stops before the broker closes.
-	defer runNotifier(ctx, notifier)()
+	// The notifier and the relay outlive the modules, so that what they commit while
+	// draining is still sent, and stop before the broker closes.
+	defer runAlongside(ctx, notifier.Run)()
+	defer runAlongside(ctx, rel.Run)()
 	return run(ctx, cfg.shutdownTimeout, srv, modules, logger)
 }
 
-// runNotifier sends the process's live-stream notifications until the function it returns
-// is called, which sends what is left and waits for that.
-func runNotifier(ctx context.Context, n *notify.Notifier) (stop func()) {
+// runAlongside runs a process-wide sender (the notifier, the relay) until the function it
+// returns is called, which has it send what is left and waits for that.
+func runAlongside(ctx context.Context, run func(context.Context) error) (stop func()) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = n.Run(ctx)
+		_ = run(ctx)
 	}()
 	return func() {
 		cancel()
@@ -151,24 +155,21 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				Host:              host,
 				PID:               os.Getpid(),
 				HeartbeatInterval: cfg.workerHeartbeat,
-			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Notifier: infra.notifier}))
+			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier}))
 		case RoleExecutor:
-			err = add(executor.New(executor.Config{
-				WorkerAliveWithin: cfg.workerTimeout,
-				// A dead worker's executions are found within a third of the timeout.
-				SweepInterval: min(max(cfg.workerTimeout/3, time.Second), 10*time.Second),
-			}, executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Notifier: infra.notifier}))
+			err = add(executor.New(executor.Config{WorkerAliveWithin: cfg.workerTimeout},
+				executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier}))
 		case RoleSensor:
-			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker}))
+			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker, Relay: infra.relay}))
 			if err == nil {
-				err = add(sensor.New(sensor.Config{}, sensor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Notifier: infra.notifier}))
+				err = add(sensor.New(sensor.Config{}, sensor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier}))
 			}
 		case RoleAPI:
 			err = add(api.New(api.Config{
 				AuthDisabled: !cfg.auth, AdminPassword: cfg.adminPassword, AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL,
 				WorkerTimeout: cfg.workerTimeout, Replica: replicaName(),
 			}, api.Deps{
-				Logger: log, Store: infra.store, Broker: infra.broker, Notifier: infra.notifier,
+				Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier,
 				Routes: infra.http.echo.Group("/api/v1"), Auth: infra.http.echo.Group("/auth"),
 			}))
 		}

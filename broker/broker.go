@@ -22,6 +22,22 @@ type Publisher interface {
 	Publish(ctx context.Context, msgs ...Message) error
 }
 
+// Sender publishes what a commit calls for. A process's relay (package broker/relay)
+// implements it, keeping what the broker cannot take at once; Direct publishes and waits.
+type Sender interface {
+	Send(ctx context.Context, payloads ...Payload) error
+}
+
+// Direct is a Sender that publishes through p and returns its error: for tests, and tools
+// that have no relay running.
+func Direct(p Publisher) Sender { return directSender{p} }
+
+type directSender struct{ p Publisher }
+
+func (d directSender) Send(ctx context.Context, payloads ...Payload) error {
+	return Send(ctx, d.p, payloads...)
+}
+
 // Subscription says what to consume and how much of it at once.
 type Subscription struct {
 	Queue Queue
@@ -44,6 +60,11 @@ type Broker interface {
 	// Declare creates a queue and its bindings ahead of Subscribe, so that messages routed to
 	// it are kept from that moment on. Declaring twice is harmless.
 	Declare(ctx context.Context, q Queue) error
+	// Depth reports how many messages wait in q for a consumer, not counting those delivered
+	// and not yet settled. A queue that does not exist holds none. The executor's sweeper
+	// asks it to tell a message lost from one still on its way: while a queue holds messages,
+	// rows waiting for them may just be behind a backlog.
+	Depth(ctx context.Context, q Queue) (int, error)
 	// Ping reports whether the broker is reachable now; readiness checks call it.
 	Ping(ctx context.Context) error
 	// Close releases the connection. Subscriptions must have returned before.
@@ -97,6 +118,16 @@ func Permanent(err error) error {
 		return nil
 	}
 	return permanentError{err: err}
+}
+
+// IsTransient reports whether err says that a dependency is away for now (the database
+// restarting, say): an error whose chain holds one with a method Transient() bool that
+// reports true, such as store.ErrUnavailable. A handler failing for that reason is retried
+// for as long as it takes, without using up the message's attempts: an outage, however long,
+// must not dead-letter the work that waited through it.
+func IsTransient(err error) bool {
+	var t interface{ Transient() bool }
+	return errors.As(err, &t) && t.Transient()
 }
 
 // IsPermanent reports whether err, or an error it wraps, was marked with Permanent.

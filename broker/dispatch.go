@@ -125,6 +125,12 @@ func (d *Dispatcher) handle(del Delivery) {
 	case IsPermanent(herr):
 		log.Error("dead-lettering message", "queue", d.queue, "message_id", m.ID, "message_type", m.Type, "err", herr)
 		d.settle(del.DeadLetter(), "dead-letter")
+	case IsTransient(herr):
+		log.Warn("requeueing message while a dependency is away", "queue", d.queue, "message_id", m.ID, "message_type", m.Type,
+			"outage_retries", m.Headers.OutageRetries, "err", herr)
+		d.backoff(m.Headers.OutageRetries)
+		m.Headers.OutageRetries++
+		d.settle(del.Retry(d.handlerCtx, m), "retry")
 	case m.Headers.RetryCount+1 >= d.opts.MaxAttempts:
 		log.Error("dead-lettering message after its last attempt", "queue", d.queue, "message_id", m.ID,
 			"message_type", m.Type, "attempts", m.Headers.RetryCount+1, "err", herr)

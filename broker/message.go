@@ -32,6 +32,9 @@ type Message struct {
 type Headers struct {
 	SourceService string `json:"source_service,omitempty"`
 	RetryCount    int    `json:"retry_count"`
+	// OutageRetries counts the requeues caused by a dependency being away (IsTransient);
+	// they pace the retries but do not count toward the message's attempts.
+	OutageRetries int    `json:"outage_retries,omitempty"`
 	TraceID       string `json:"trace_id,omitempty"`
 }
 

@@ -33,13 +33,15 @@ func (EventCreated) MessageType() Type { return TypeEventCreated }
 
 // EnforcementCreated announces that a rule matched an event. ActionRef and Config, when set,
 // are the rule's action and the rendered parameters at match time, which spares the executor
-// reading the enforcement and its rule back.
+// reading the enforcement and its rule back. Failure, when set, says why the rule's parameters
+// could not be rendered: the execution is created failed with it.
 type EnforcementCreated struct {
 	EnforcementID int64           `json:"enforcement_id"`
 	RuleRef       string          `json:"rule_ref"`
 	EventID       int64           `json:"event_id"`
 	ActionRef     string          `json:"action_ref,omitempty"`
 	Config        json.RawMessage `json:"config,omitempty"`
+	Failure       string          `json:"failure,omitempty"`
 }
 
 // MessageType implements Payload.

@@ -8,41 +8,14 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Outcomes of admission.
-const (
-	// AdmissionAdmitted: the execution holds a slot (or no policy applies) and may be scheduled.
-	AdmissionAdmitted = "admitted"
-	// AdmissionQueued: it waits in its group's queue, in creation order.
-	AdmissionQueued = "queued"
-	// AdmissionCancelled: the policy's method is cancel and there was no room.
-	AdmissionCancelled = "cancelled"
-	// AdmissionFailed: the queue was full.
-	AdmissionFailed = "failed"
-)
-
-// AdmitParams describe one execution's admission under the policy that applies to it.
-type AdmitParams struct {
-	ExecutionID int64
-	ActionRef   string
-	// GroupKey names the queue within the action: the values of the policy's grouping
-	// parameters, or empty.
-	GroupKey string
-	Policy   Policy
-}
-
-// AdmissionAdmit decides whether execution p.ExecutionID may run now under p.Policy, in one
-// statement that holds its group's lock: it is admitted, queued behind the executions of its
-// group that came before it, cancelled or failed (both with the reason on the execution).
-// Deciding twice gives the first decision, or what became of the execution since.
-func (q *Queries) AdmissionAdmit(ctx context.Context, p AdmitParams) (string, error) {
-	pol := p.Policy
+// ExecutionAdmitLate decides execution id, created requested without a decision (by a version
+// of Attune that admitted after creating, or restored from elsewhere), under the policy in
+// force, and returns CreateAdmitted, CreateQueued, or the status it has reached otherwise.
+// Deciding twice gives the first decision.
+func (q *Queries) ExecutionAdmitLate(ctx context.Context, id int64) (string, error) {
 	var outcome string
-	err := q.db.QueryRow(ctx, `SELECT attune.admission_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		p.ExecutionID, p.ActionRef, p.GroupKey, pol.Ref, pol.ConcurrencyLimit, methodOr(pol.ConcurrencyMethod),
-		pol.RateMaxExecutions, pol.RateWindowSeconds, methodOr(pol.RateMethod), pol.MaxQueueLength, pol.QueueTimeoutSeconds,
-	).Scan(&outcome)
-	if err != nil {
-		return "", fmt.Errorf("admit execution %d under policy %s: %w", p.ExecutionID, pol.Ref, translate(err))
+	if err := q.db.QueryRow(ctx, `SELECT attune.admission_admit_late($1)`, id).Scan(&outcome); err != nil {
+		return "", fmt.Errorf("admit execution %d: %w", id, translate(err))
 	}
 	return outcome, nil
 }
@@ -52,18 +25,6 @@ func methodOr(m string) string {
 		return "enqueue"
 	}
 	return m
-}
-
-// ExecutionAdmitFree admits execution id, still requested, that no policy covers, and
-// reports whether it did.
-func (q *Queries) ExecutionAdmitFree(ctx context.Context, id int64) (bool, error) {
-	tag, err := q.db.Exec(ctx, `UPDATE attune.execution SET admitted = true, admitted_at = now()
-		WHERE id = $1 AND status = 'requested' AND NOT admitted
-			AND NOT EXISTS (SELECT 1 FROM attune.admission_entry WHERE execution = $1)`, id)
-	if err != nil {
-		return false, fmt.Errorf("admit execution %d: %w", id, translate(err))
-	}
-	return tag.RowsAffected() == 1, nil
 }
 
 // AdmissionPromoteDue admits the waiters of every group that has room again, oldest first, and
@@ -96,8 +57,8 @@ func (q *Queries) AdmissionExpire(ctx context.Context) ([]Execution, error) {
 }
 
 // ExecutionListUnadmitted returns requested executions created before before that neither
-// passed admission nor wait in a queue: their request was lost between a commit and its
-// publish.
+// passed admission nor wait in a queue. Every execution is decided as it is created today;
+// these were created by an older version that decided afterwards, and their request was lost.
 func (q *Queries) ExecutionListUnadmitted(ctx context.Context, before time.Time, limit int) ([]Execution, error) {
 	return queryAll(ctx, q.db, "list unadmitted executions", scanExecution, `SELECT `+executionColumns+`
 		FROM attune.execution WHERE status = 'requested' AND NOT admitted AND created < $1
@@ -112,8 +73,7 @@ func (q *Queries) ExecutionQueuePosition(ctx context.Context, id int64) (*int, e
 	err := q.db.QueryRow(ctx, `
 		SELECT (SELECT count(*) + 1 FROM attune.admission_entry o
 			WHERE o.admission_group = me.admission_group AND o.state = 'queued'
-				AND (o.enqueued_at, o.execution) > (g.head_enqueued_at, g.head_execution)
-				AND (o.enqueued_at, o.execution) < (me.enqueued_at, me.execution))::integer
+				AND o.execution > g.head_execution AND o.execution < me.execution)::integer
 		FROM attune.admission_entry me JOIN attune.admission_group g ON g.id = me.admission_group
 		WHERE me.execution = $1 AND me.state = 'queued'`, id).Scan(&pos)
 	if isNoRows(err) {
@@ -165,7 +125,7 @@ func (q *Queries) QueueStatsGet(ctx context.Context, actionRef string, limit *in
 	// those admitted before are passed over.
 	err = q.db.QueryRow(ctx, `SELECT min(ae.enqueued_at) FROM attune.admission_group g
 		JOIN attune.admission_entry ae ON ae.admission_group = g.id AND ae.state = 'queued'
-			AND (ae.enqueued_at, ae.execution) > (g.head_enqueued_at, g.head_execution)
+			AND ae.execution > g.head_execution
 		WHERE g.action_ref = $1 AND g.queued > 0`, actionRef).Scan(&st.OldestQueuedAt)
 	if err != nil {
 		return st, fmt.Errorf("oldest waiter of %s: %w", actionRef, translate(err))

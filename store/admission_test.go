@@ -3,10 +3,16 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/attune-go/attune/store"
 	"github.com/attune-go/attune/store/storetest"
@@ -14,7 +20,8 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-// admissionFixture is a store with the demo pack and a way to create and admit executions.
+// admissionFixture is a store with the demo pack and a way to create executions under a
+// policy.
 type admissionFixture struct {
 	t   *testing.T
 	ctx context.Context
@@ -28,21 +35,20 @@ func newAdmission(t *testing.T) admissionFixture {
 	return admissionFixture{t: t, ctx: context.Background(), s: s}
 }
 
-// admit creates an execution with params and admits it under pol.
-func (f admissionFixture) admit(pol store.Policy, params string) (int64, string) {
+// policy puts pol in force for demo.run.
+func (f admissionFixture) policy(pol store.Policy) {
 	f.t.Helper()
-	e, err := f.s.ExecutionInsert(f.ctx, store.ExecutionInsertParams{ActionRef: "demo.run", Parameters: json.RawMessage(params)})
+	pol.ActionRef, pol.Enabled = ptr("demo.run"), true
+	_, err := f.s.PolicyCreate(f.ctx, pol)
 	require.NoError(f.t, err)
-	key := ""
-	if len(pol.ConcurrencyParameters) > 0 {
-		var values map[string]any
-		require.NoError(f.t, json.Unmarshal([]byte(params), &values))
-		b, _ := json.Marshal([]any{values[pol.ConcurrencyParameters[0]]})
-		key = string(b)
-	}
-	outcome, err := f.s.AdmissionAdmit(f.ctx, store.AdmitParams{ExecutionID: e.ID, ActionRef: "demo.run", GroupKey: key, Policy: pol})
+}
+
+// admit creates an execution of demo.run with params, which decides its admission.
+func (f admissionFixture) admit(params string) (int64, string) {
+	f.t.Helper()
+	c, err := f.s.ExecutionCreateOne(f.ctx, store.ExecutionCreateParams{ActionRef: "demo.run", Parameters: json.RawMessage(params)})
 	require.NoError(f.t, err)
-	return e.ID, outcome
+	return c.Execution.ID, c.Outcome
 }
 
 func (f admissionFixture) end(id int64, status string) {
@@ -80,20 +86,17 @@ func (f admissionFixture) stats() store.QueueStats {
 func TestAdmissionFIFO(t *testing.T) {
 	t.Parallel()
 	f := newAdmission(t)
-	pol := store.Policy{Ref: "demo.limit", ConcurrencyLimit: ptr(2)}
+	f.policy(store.Policy{Ref: "demo.limit", ConcurrencyLimit: ptr(2)})
 	var ids []int64
 	for range 6 {
-		id, outcome := f.admit(pol, `{}`)
+		id, outcome := f.admit(`{}`)
 		ids = append(ids, id)
 		if len(ids) <= 2 {
-			require.Equal(t, store.AdmissionAdmitted, outcome)
+			require.Equal(t, store.CreateAdmitted, outcome)
 		} else {
-			require.Equal(t, store.AdmissionQueued, outcome)
+			require.Equal(t, store.CreateQueued, outcome)
 		}
 	}
-	again, err := f.s.AdmissionAdmit(f.ctx, store.AdmitParams{ExecutionID: ids[3], ActionRef: "demo.run", Policy: pol})
-	require.NoError(t, err)
-	require.Equal(t, store.AdmissionQueued, again, "deciding twice gives the first decision")
 	require.Equal(t, 1, *f.position(ids[2]))
 	require.Equal(t, 3, *f.position(ids[4]))
 	require.Nil(t, f.position(ids[0]), "an admitted execution waits in no queue")
@@ -106,7 +109,7 @@ func TestAdmissionFIFO(t *testing.T) {
 	require.True(t, f.admitted(ids[2]), "the oldest waiter takes the freed slot")
 	require.False(t, f.admitted(ids[3]))
 	_, changed, err := f.s.ExecutionTransition(f.ctx, store.ExecutionTransition{
-		ID: ids[0], From: []string{store.ExecutionRunning, store.ExecutionRequested}, To: store.ExecutionCompleted,
+		ID: ids[0], From: []string{store.ExecutionRunning, store.ExecutionScheduled}, To: store.ExecutionCompleted,
 	})
 	require.NoError(t, err)
 	require.False(t, changed)
@@ -130,13 +133,13 @@ func TestAdmissionFIFO(t *testing.T) {
 func TestAdmissionGroups(t *testing.T) {
 	t.Parallel()
 	f := newAdmission(t)
-	pol := store.Policy{Ref: "demo.per_host", ConcurrencyLimit: ptr(1), ConcurrencyParameters: []string{"host"}}
-	a1, out := f.admit(pol, `{"host": "a"}`)
-	require.Equal(t, store.AdmissionAdmitted, out)
-	_, out = f.admit(pol, `{"host": "b"}`)
-	require.Equal(t, store.AdmissionAdmitted, out, "another host has its own slot")
-	a2, out := f.admit(pol, `{"host": "a"}`)
-	require.Equal(t, store.AdmissionQueued, out)
+	f.policy(store.Policy{Ref: "demo.per_host", ConcurrencyLimit: ptr(1), ConcurrencyParameters: []string{"host"}})
+	a1, out := f.admit(`{"host": "a"}`)
+	require.Equal(t, store.CreateAdmitted, out)
+	_, out = f.admit(`{"host": "b"}`)
+	require.Equal(t, store.CreateAdmitted, out, "another host has its own slot")
+	a2, out := f.admit(`{"host": "a"}`)
+	require.Equal(t, store.CreateQueued, out)
 	st := f.stats()
 	require.Len(t, st.Groups, 2)
 	require.Equal(t, store.QueueGroup{Key: `["a"]`, Active: 1, Queued: 1}, st.Groups[0])
@@ -150,24 +153,24 @@ func TestAdmissionGroups(t *testing.T) {
 func TestAdmissionCancelAndQueueLength(t *testing.T) {
 	t.Parallel()
 	f := newAdmission(t)
-	cancel := store.Policy{Ref: "demo.cancel", ConcurrencyLimit: ptr(1), ConcurrencyMethod: "cancel"}
-	_, out := f.admit(cancel, `{}`)
-	require.Equal(t, store.AdmissionAdmitted, out)
-	id, out := f.admit(cancel, `{}`)
-	require.Equal(t, store.AdmissionCancelled, out)
+	f.policy(store.Policy{Ref: "demo.cancel", ConcurrencyLimit: ptr(1), ConcurrencyMethod: "cancel"})
+	_, out := f.admit(`{}`)
+	require.Equal(t, store.CreateAdmitted, out)
+	id, out := f.admit(`{}`)
+	require.Equal(t, store.CreateCancelled, out)
 	e, err := f.s.ExecutionGet(f.ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, store.ExecutionCancelled, e.Status)
 	require.Contains(t, *e.Reason, "policy demo.cancel")
 
 	g := newAdmission(t)
-	short := store.Policy{Ref: "demo.short", ConcurrencyLimit: ptr(1), MaxQueueLength: ptr(1)}
-	_, out = g.admit(short, `{}`)
-	require.Equal(t, store.AdmissionAdmitted, out)
-	_, out = g.admit(short, `{}`)
-	require.Equal(t, store.AdmissionQueued, out)
-	id, out = g.admit(short, `{}`)
-	require.Equal(t, store.AdmissionFailed, out)
+	g.policy(store.Policy{Ref: "demo.short", ConcurrencyLimit: ptr(1), MaxQueueLength: ptr(1)})
+	_, out = g.admit(`{}`)
+	require.Equal(t, store.CreateAdmitted, out)
+	_, out = g.admit(`{}`)
+	require.Equal(t, store.CreateQueued, out)
+	id, out = g.admit(`{}`)
+	require.Equal(t, store.CreateFailed, out)
 	e, err = g.s.ExecutionGet(g.ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, store.ExecutionFailed, e.Status)
@@ -179,13 +182,13 @@ func TestAdmissionCancelAndQueueLength(t *testing.T) {
 func TestAdmissionRateLimit(t *testing.T) {
 	t.Parallel()
 	f := newAdmission(t)
-	pol := store.Policy{Ref: "demo.rate", RateMaxExecutions: ptr(2), RateWindowSeconds: ptr(60)}
+	f.policy(store.Policy{Ref: "demo.rate", RateMaxExecutions: ptr(2), RateWindowSeconds: ptr(60)})
 	for range 2 {
-		_, out := f.admit(pol, `{}`)
-		require.Equal(t, store.AdmissionAdmitted, out)
+		_, out := f.admit(`{}`)
+		require.Equal(t, store.CreateAdmitted, out)
 	}
-	waiting, out := f.admit(pol, `{}`)
-	require.Equal(t, store.AdmissionQueued, out)
+	waiting, out := f.admit(`{}`)
+	require.Equal(t, store.CreateQueued, out)
 	promoted, err := f.s.AdmissionPromoteDue(f.ctx)
 	require.NoError(t, err)
 	require.Empty(t, promoted, "the window is still full")
@@ -199,22 +202,22 @@ func TestAdmissionRateLimit(t *testing.T) {
 	require.Equal(t, []int64{waiting}, promoted)
 
 	g := newAdmission(t)
-	strict := store.Policy{Ref: "demo.strict", RateMaxExecutions: ptr(1), RateWindowSeconds: ptr(60), RateMethod: "cancel"}
-	_, out = g.admit(strict, `{}`)
-	require.Equal(t, store.AdmissionAdmitted, out)
-	_, out = g.admit(strict, `{}`)
-	require.Equal(t, store.AdmissionCancelled, out)
+	g.policy(store.Policy{Ref: "demo.strict", RateMaxExecutions: ptr(1), RateWindowSeconds: ptr(60), RateMethod: "cancel"})
+	_, out = g.admit(`{}`)
+	require.Equal(t, store.CreateAdmitted, out)
+	_, out = g.admit(`{}`)
+	require.Equal(t, store.CreateCancelled, out)
 }
 
 // A waiter past queue_timeout_seconds fails with the reason and leaves the queue.
 func TestAdmissionQueueTimeout(t *testing.T) {
 	t.Parallel()
 	f := newAdmission(t)
-	pol := store.Policy{Ref: "demo.patient", ConcurrencyLimit: ptr(1), QueueTimeoutSeconds: ptr(30)}
-	_, out := f.admit(pol, `{}`)
-	require.Equal(t, store.AdmissionAdmitted, out)
-	late, out := f.admit(pol, `{}`)
-	require.Equal(t, store.AdmissionQueued, out)
+	f.policy(store.Policy{Ref: "demo.patient", ConcurrencyLimit: ptr(1), QueueTimeoutSeconds: ptr(30)})
+	_, out := f.admit(`{}`)
+	require.Equal(t, store.CreateAdmitted, out)
+	late, out := f.admit(`{}`)
+	require.Equal(t, store.CreateQueued, out)
 	expired, err := f.s.AdmissionExpire(f.ctx)
 	require.NoError(t, err)
 	require.Empty(t, expired)
@@ -239,10 +242,10 @@ func TestAdmissionPolicyRemoved(t *testing.T) {
 	got, err := f.s.PolicyFor(f.ctx, "demo.run")
 	require.NoError(t, err)
 	require.Equal(t, created.ID, got.ID)
-	_, out := f.admit(got, `{}`)
-	require.Equal(t, store.AdmissionAdmitted, out)
-	waiting, out := f.admit(got, `{}`)
-	require.Equal(t, store.AdmissionQueued, out)
+	_, out := f.admit(`{}`)
+	require.Equal(t, store.CreateAdmitted, out)
+	waiting, out := f.admit(`{}`)
+	require.Equal(t, store.CreateQueued, out)
 
 	require.NoError(t, f.s.PolicyDelete(f.ctx, "demo.one"))
 	none, err := f.s.PolicyFor(f.ctx, "demo.run")
@@ -254,29 +257,31 @@ func TestAdmissionPolicyRemoved(t *testing.T) {
 	require.Equal(t, []int64{waiting}, promoted)
 }
 
-// An execution decided late, after younger ones already wait or were admitted in order, still
-// goes ahead of every younger waiter: the group's cursor moves back for it.
-func TestAdmissionLateDecisionKeepsCreationOrder(t *testing.T) {
+// An execution an older version created undecided, decided late after younger ones already
+// wait or were admitted, still goes ahead of every younger waiter: the queue is in id order
+// and the group's cursor moves back for it.
+func TestAdmissionLateDecisionKeepsIDOrder(t *testing.T) {
 	t.Parallel()
 	f := newAdmission(t)
-	pol := store.Policy{Ref: "demo.one", ConcurrencyLimit: ptr(1)}
+	f.policy(store.Policy{Ref: "demo.one", ConcurrencyLimit: ptr(1)})
 	insert := func() int64 {
 		e, err := f.s.ExecutionInsert(f.ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
 		require.NoError(t, err)
 		return e.ID
 	}
 	decide := func(id int64) string {
-		out, err := f.s.AdmissionAdmit(f.ctx, store.AdmitParams{ExecutionID: id, ActionRef: "demo.run", Policy: pol})
+		out, err := f.s.ExecutionAdmitLate(f.ctx, id)
 		require.NoError(t, err)
 		return out
 	}
 	a, b, c, d := insert(), insert(), insert(), insert()
-	require.Equal(t, store.AdmissionAdmitted, decide(b))
-	require.Equal(t, store.AdmissionQueued, decide(c))
+	require.Equal(t, store.CreateAdmitted, decide(b))
+	require.Equal(t, store.CreateAdmitted, decide(b), "deciding twice gives the first decision")
+	require.Equal(t, store.CreateQueued, decide(c))
 	f.end(b, store.ExecutionCompleted)
 	require.True(t, f.admitted(c), "c admitted in order; the cursor is at c now")
-	require.Equal(t, store.AdmissionQueued, decide(d))
-	require.Equal(t, store.AdmissionQueued, decide(a), "a, older than the cursor, waits")
+	require.Equal(t, store.CreateQueued, decide(d))
+	require.Equal(t, store.CreateQueued, decide(a), "a, older than the cursor, waits")
 	require.Equal(t, 1, *f.position(a))
 	require.Equal(t, 2, *f.position(d))
 	f.end(c, store.ExecutionCompleted)
@@ -285,7 +290,7 @@ func TestAdmissionLateDecisionKeepsCreationOrder(t *testing.T) {
 }
 
 // The head-of-queue lookup in attune.admission_promote, under the function's planner
-// settings, starts in admission_entry_fifo_idx at the group's cursor: it neither sorts nor
+// settings, starts in admission_entry_queue_idx at the group's cursor: it neither sorts nor
 // walks the entries of waiters admitted before.
 func TestAdmissionHeadLookupPlan(t *testing.T) {
 	t.Parallel()
@@ -294,11 +299,11 @@ func TestAdmissionHeadLookupPlan(t *testing.T) {
 	var settings []string
 	require.NoError(t, f.s.Pool().QueryRow(f.ctx, `SELECT prosrc, proconfig FROM pg_proc
 		WHERE oid = 'attune.admission_promote'::regproc`).Scan(&body, &settings))
-	_, query, ok := strings.Cut(body, "FOR cand IN")
+	_, query, ok := strings.Cut(body, "SELECT ae.execution INTO next_id")
 	require.True(t, ok, body)
-	query, _, ok = strings.Cut(query, "LOOP")
+	query, _, ok = strings.Cut(query, ";")
 	require.True(t, ok, body)
-	query = strings.NewReplacer("gid", "$1", "g.head_enqueued_at", "$2::timestamptz", "g.head_execution", "$3::bigint").Replace(query)
+	query = "SELECT ae.execution " + strings.NewReplacer("gid", "$1", "g.head_execution", "$2::bigint").Replace(query)
 
 	tx, err := f.s.Pool().Begin(f.ctx)
 	require.NoError(t, err)
@@ -308,12 +313,12 @@ func TestAdmissionHeadLookupPlan(t *testing.T) {
 		_, err := tx.Exec(f.ctx, `SELECT set_config($1, $2, true)`, name, value)
 		require.NoError(t, err)
 	}
-	_, err = tx.Exec(f.ctx, `PREPARE head(bigint, timestamptz, bigint) AS `+query)
+	_, err = tx.Exec(f.ctx, `PREPARE head(bigint, bigint) AS `+query)
 	require.NoError(t, err)
 	defer func() { _, _ = tx.Exec(f.ctx, `DEALLOCATE head`) }()
 	_, err = tx.Exec(f.ctx, `SET LOCAL plan_cache_mode = force_generic_plan`)
 	require.NoError(t, err)
-	rows, err := tx.Query(f.ctx, `EXPLAIN EXECUTE head(1, now(), 1)`)
+	rows, err := tx.Query(f.ctx, `EXPLAIN EXECUTE head(1, 1)`)
 	require.NoError(t, err)
 	var lines []string
 	for rows.Next() {
@@ -323,8 +328,8 @@ func TestAdmissionHeadLookupPlan(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	plan := strings.Join(lines, "\n")
-	require.Contains(t, plan, "admission_entry_fifo_idx", plan)
-	require.Regexp(t, `Index Cond: .*admission_group = \$1.*ROW\(enqueued_at, execution\) > ROW`, plan)
+	require.Contains(t, plan, "admission_entry_queue_idx", plan)
+	require.Regexp(t, `Index Cond: .*admission_group = \$1.*execution > \$2`, plan)
 	require.NotContains(t, plan, "Sort", plan)
 }
 
@@ -355,4 +360,102 @@ func TestPolicyForPrecedence(t *testing.T) {
 	got, err = f.s.PolicyFor(f.ctx, "demo.run")
 	require.NoError(t, err)
 	require.Equal(t, packWide.ID, got.ID, "a disabled policy counts as none")
+}
+
+// Within a queue, admission follows ids however many processes create executions at once:
+// creators on connections of their own (as replicas are), some through the coalesced
+// statement, and an ender completing admitted executions as they appear, so that the queue
+// keeps running empty and newcomers race for a free slot. In the end every execution was
+// admitted, and along ids admitted_at never decreases.
+func TestAdmissionFollowsIDsUnderConcurrentCreation(t *testing.T) {
+	t.Parallel()
+	for _, limit := range []int{1, 2} {
+		t.Run(fmt.Sprintf("limit %d", limit), func(t *testing.T) {
+			t.Parallel()
+			f := newAdmission(t)
+			f.policy(store.Policy{Ref: "demo.limited", ConcurrencyLimit: ptr(limit)})
+			const creators, each = 8, 25
+			var created atomic.Int64
+			deadline, cancel := context.WithTimeout(f.ctx, time.Minute)
+			defer cancel()
+			g, ctx := errgroup.WithContext(deadline)
+			for c := range creators {
+				g.Go(func() error {
+					for range each {
+						// Jitter, so that creations interleave every way, and the ender
+						// keeps up often enough for the queue to empty.
+						time.Sleep(time.Duration(rand.IntN(1500)) * time.Microsecond)
+						p := store.ExecutionCreateParams{ActionRef: "demo.run"}
+						var err error
+						if c%2 == 0 {
+							_, err = f.s.ExecutionCreateOne(ctx, p) // shares statements with the others
+						} else {
+							_, err = f.s.Queries.ExecutionCreateOne(ctx, p)
+						}
+						if err != nil {
+							return err
+						}
+						created.Add(1)
+					}
+					return nil
+				})
+			}
+			g.Go(func() error {
+				for {
+					all := created.Load() == creators*each
+					running, err := f.s.Pool().Query(ctx, `SELECT id FROM attune.execution WHERE status = 'scheduled'`)
+					if err != nil {
+						return err
+					}
+					ids, err := pgx.CollectRows(running, pgx.RowTo[int64])
+					if err != nil {
+						return err
+					}
+					for _, id := range ids {
+						if _, _, err := f.s.ExecutionTransition(ctx, store.ExecutionTransition{
+							ID: id, From: []string{store.ExecutionScheduled}, To: store.ExecutionCompleted}); err != nil {
+							return err
+						}
+					}
+					if all && len(ids) == 0 {
+						if _, err := f.s.ExecutionScheduleWaiting(ctx, 100); err != nil {
+							return err
+						}
+						var left int
+						if err := f.s.Pool().QueryRow(ctx, `SELECT count(*) FROM attune.execution WHERE status <> 'completed'`).Scan(&left); err != nil {
+							return err
+						}
+						if left == 0 {
+							return nil
+						}
+						if ctx.Err() != nil {
+							return fmt.Errorf("%d executions never ran: %w", left, ctx.Err())
+						}
+					}
+					// Promoted waiters are requested and admitted until scheduled.
+					if _, err := f.s.ExecutionScheduleWaiting(ctx, 100); err != nil {
+						return err
+					}
+				}
+			})
+			require.NoError(t, g.Wait())
+
+			rows, err := f.s.Pool().Query(f.ctx, `SELECT id, admitted_at FROM attune.execution ORDER BY id`)
+			require.NoError(t, err)
+			type admission struct {
+				ID int64
+				At *time.Time
+			}
+			order, err := pgx.CollectRows(rows, pgx.RowToStructByPos[admission])
+			require.NoError(t, err)
+			require.Len(t, order, creators*each)
+			for i, a := range order {
+				require.NotNil(t, a.At, "execution %d was never admitted", a.ID)
+				if i > 0 {
+					require.False(t, a.At.Before(*order[i-1].At), "execution %d was admitted at %s, before %d (at %s)",
+						a.ID, a.At, order[i-1].ID, order[i-1].At)
+				}
+			}
+		})
+	}
 }

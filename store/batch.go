@@ -18,7 +18,7 @@ type batches struct {
 	events      *coalesce.Group[EventInsertParams, *Event]
 	claims      *coalesce.Group[ExecutionClaimParams, ExecutionOutcome]
 	transitions *coalesce.Group[ExecutionTransition, ExecutionOutcome]
-	inserts     *coalesce.Group[ExecutionInsertParams, ExecutionOutcome]
+	creates     *coalesce.Group[ExecutionCreateParams, ExecutionCreated]
 	enforces    *coalesce.Group[EventEnforcement, []Enforcement]
 	versions    *coalesce.Group[struct{}, int64]
 }
@@ -49,12 +49,9 @@ func newBatches(q *Queries) batches {
 				return ExecutionOutcome{Execution: e, OK: ok}, err
 			},
 		}),
-		inserts: coalesce.New(coalesce.Config[ExecutionInsertParams, ExecutionOutcome]{
-			Many: q.ExecutionInsertForEnforcementBatch,
-			One: func(ctx context.Context, p ExecutionInsertParams) (ExecutionOutcome, error) {
-				e, ok, err := q.ExecutionInsertForEnforcement(ctx, p)
-				return ExecutionOutcome{Execution: e, OK: ok}, err
-			},
+		creates: coalesce.New(coalesce.Config[ExecutionCreateParams, ExecutionCreated]{
+			Many: q.ExecutionCreate,
+			One:  q.ExecutionCreateOne,
 		}),
 		enforces: coalesce.New(coalesce.Config[EventEnforcement, []Enforcement]{
 			Many: q.EventEnforceBatch,
@@ -107,11 +104,10 @@ func (s *Store) ExecutionTransition(ctx context.Context, t ExecutionTransition) 
 	return o.Execution, o.OK, err
 }
 
-// ExecutionInsertForEnforcement is Queries.ExecutionInsertForEnforcement, sharing its
-// statement with concurrent inserts.
-func (s *Store) ExecutionInsertForEnforcement(ctx context.Context, p ExecutionInsertParams) (Execution, bool, error) {
-	o, err := s.batches.inserts.Do(ctx, p)
-	return o.Execution, o.OK, err
+// ExecutionCreateOne is Queries.ExecutionCreateOne, sharing its statement and commit with
+// concurrent creations.
+func (s *Store) ExecutionCreateOne(ctx context.Context, p ExecutionCreateParams) (ExecutionCreated, error) {
+	return s.batches.creates.Do(ctx, p)
 }
 
 // EventEnforce is Queries.EventEnforce, sharing its statement with concurrent events.

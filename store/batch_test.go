@@ -138,10 +138,10 @@ func TestExecutionTransitionBatch(t *testing.T) {
 func TestExecutionTransitionBatchReleasesEverySlot(t *testing.T) {
 	t.Parallel()
 	f := newAdmission(t)
-	pol := store.Policy{Ref: "demo.two", ConcurrencyLimit: ptr(2)}
+	f.policy(store.Policy{Ref: "demo.two", ConcurrencyLimit: ptr(2)})
 	var ids []int64
 	for range 4 {
-		id, _ := f.admit(pol, `{}`)
+		id, _ := f.admit(`{}`)
 		ids = append(ids, id)
 	}
 	require.True(t, f.admitted(ids[0]))
@@ -151,7 +151,7 @@ func TestExecutionTransitionBatchReleasesEverySlot(t *testing.T) {
 	free, err := f.s.ExecutionInsert(f.ctx, store.ExecutionInsertParams{ActionRef: "demo.run", Admitted: true})
 	require.NoError(t, err)
 
-	from := []string{store.ExecutionRequested}
+	from := []string{store.ExecutionRequested, store.ExecutionScheduled}
 	out, err := f.s.ExecutionTransitionBatch(f.ctx, []store.ExecutionTransition{
 		{ID: ids[0], From: from, To: store.ExecutionCompleted},
 		{ID: free.ID, From: from, To: store.ExecutionCompleted},
@@ -168,42 +168,50 @@ func TestExecutionTransitionBatchReleasesEverySlot(t *testing.T) {
 	require.Equal(t, 0, st.Queued)
 }
 
-func TestExecutionInsertForEnforcementBatch(t *testing.T) {
+// One statement creates the executions of many enforcements: each enforcement gets one, even
+// named twice in a batch or again by a redelivery (which gets the first's back), a resolved
+// enforcement none, a refused item its failed execution; and a bad item fails the whole batch.
+func TestExecutionCreateBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := storetest.NewStore(t)
 	seedPack(t, s)
-	var enfs []int64
-	for range 4 {
-		ev, err := s.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook"})
-		require.NoError(t, err)
-		e, _, err := s.EnforcementInsert(ctx, store.EnforcementInsertParams{RuleRef: "demo.rule", TriggerRef: "demo.hook", EventID: ev.ID})
-		require.NoError(t, err)
-		enfs = append(enfs, e.ID)
+	enforcements := func(n int) []int64 {
+		var ids []int64
+		for range n {
+			ev, err := s.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook"})
+			require.NoError(t, err)
+			e, _, err := s.EnforcementInsert(ctx, store.EnforcementInsertParams{RuleRef: "demo.rule", TriggerRef: "demo.hook", EventID: ev.ID})
+			require.NoError(t, err)
+			ids = append(ids, e.ID)
+		}
+		return ids
 	}
+	enfs := enforcements(4)
 	require.NoError(t, s.EnforcementResolve(ctx, enfs[2], store.EnforcementDisabled, "rule gone"))
 	timeout := 7
-	item := func(enf int64, params string) store.ExecutionInsertParams {
-		return store.ExecutionInsertParams{ActionRef: "demo.run", EnforcementID: &enf, Parameters: json.RawMessage(params),
-			Status: store.ExecutionScheduled, Admitted: true, TimeoutSeconds: &timeout}
+	item := func(enf int64, params string) store.ExecutionCreateParams {
+		return store.ExecutionCreateParams{ActionRef: "demo.run", EnforcementID: &enf, Parameters: json.RawMessage(params), TimeoutSeconds: &timeout}
 	}
-	failed := item(enfs[3], `{}`)
-	failed.Status, failed.Reason, failed.Admitted = store.ExecutionFailed, "parameter x is missing", false
+	refused := item(enfs[3], `{}`)
+	refused.Refusal = "parameter x is missing"
 
-	out, err := s.ExecutionInsertForEnforcementBatch(ctx, []store.ExecutionInsertParams{
-		item(enfs[1], `{"n":1}`), item(enfs[0], `{"n":0}`), item(enfs[1], `{"n":2}`), item(enfs[2], `{}`), failed,
+	out, err := s.ExecutionCreate(ctx, []store.ExecutionCreateParams{
+		item(enfs[1], `{"n":1}`), item(enfs[0], `{"n":0}`), item(enfs[1], `{"n":2}`), item(enfs[2], `{}`), refused,
 	})
 	require.NoError(t, err)
-	require.True(t, out[0].OK)
+	require.Equal(t, store.CreateAdmitted, out[0].Outcome)
 	require.Equal(t, enfs[1], *out[0].Execution.EnforcementID)
 	require.JSONEq(t, `{"n":1}`, string(out[0].Execution.Parameters), "the first item of an enforcement wins")
-	require.Equal(t, store.ExecutionScheduled, out[0].Execution.Status)
+	require.Equal(t, store.ExecutionScheduled, out[0].Execution.Status, "no policy: scheduled as it is created")
+	require.NotNil(t, out[0].Execution.AdmittedAt)
 	require.Equal(t, 7, *out[0].Execution.TimeoutSeconds)
-	require.True(t, out[1].OK)
+	require.Equal(t, store.CreateAdmitted, out[1].Outcome)
 	require.Equal(t, enfs[0], *out[1].Execution.EnforcementID)
-	require.False(t, out[2].OK, "one execution per enforcement, even twice in one batch")
-	require.False(t, out[3].OK, "a resolved enforcement gets no execution")
-	require.True(t, out[4].OK)
+	require.Equal(t, store.CreateExists, out[2].Outcome, "one execution per enforcement, even twice in one batch")
+	require.Equal(t, out[0].Execution.ID, out[2].Execution.ID, "the existing one comes back")
+	require.Equal(t, store.CreateSkipped, out[3].Outcome, "a resolved enforcement gets no execution")
+	require.Equal(t, store.CreateRefused, out[4].Outcome)
 	require.Equal(t, store.ExecutionFailed, out[4].Execution.Status)
 	require.Equal(t, "parameter x is missing", *out[4].Execution.Reason)
 	require.NotNil(t, out[4].Execution.FinishedAt)
@@ -216,22 +224,16 @@ func TestExecutionInsertForEnforcementBatch(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 3, total)
 
-	// Again, as a redelivery would: nothing more.
-	out, err = s.ExecutionInsertForEnforcementBatch(ctx, []store.ExecutionInsertParams{item(enfs[0], `{}`), item(enfs[1], `{}`)})
+	// Again, as a redelivery would: nothing more, and what the first made comes back.
+	out, err = s.ExecutionCreate(ctx, []store.ExecutionCreateParams{item(enfs[0], `{}`), item(enfs[1], `{}`)})
 	require.NoError(t, err)
-	require.False(t, out[0].OK)
-	require.False(t, out[1].OK)
+	require.Equal(t, store.CreateExists, out[0].Outcome)
+	require.Equal(t, enfs[0], *out[0].Execution.EnforcementID)
+	require.Equal(t, store.CreateExists, out[1].Outcome)
 
 	// A bad item (parameters that are not JSON) fails the statement, which writes nothing.
-	var fresh []int64
-	for range 2 {
-		ev, err := s.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook"})
-		require.NoError(t, err)
-		e, _, err := s.EnforcementInsert(ctx, store.EnforcementInsertParams{RuleRef: "demo.rule", TriggerRef: "demo.hook", EventID: ev.ID})
-		require.NoError(t, err)
-		fresh = append(fresh, e.ID)
-	}
-	_, err = s.ExecutionInsertForEnforcementBatch(ctx, []store.ExecutionInsertParams{item(fresh[0], `{}`), item(fresh[1], `{not json`)})
+	fresh := enforcements(2)
+	_, err = s.ExecutionCreate(ctx, []store.ExecutionCreateParams{item(fresh[0], `{}`), item(fresh[1], `{not json`)})
 	require.Error(t, err)
 	for _, id := range fresh {
 		got, err := s.EnforcementGet(ctx, id)

@@ -278,7 +278,7 @@ func TestWorkerDelete(t *testing.T) {
 	err = s.WorkerDelete(ctx, "w1", time.Minute)
 	requireInUse(t, err, "worker w1", "execution "+strconv.FormatInt(exec.ID, 10))
 
-	_, err = s.ExecutionAbandonOrphans(ctx, time.Minute)
+	_, err = s.ExecutionAbandonOrphans(ctx, time.Minute, true)
 	require.NoError(t, err)
 	require.NoError(t, s.WorkerDelete(ctx, "w1", time.Minute))
 	_, err = s.WorkerGetByName(ctx, "w1")

@@ -51,7 +51,7 @@ type EnforcementInsertParams struct {
 	Payload    json.RawMessage
 	Conditions json.RawMessage
 	Config     json.RawMessage
-	// Reason, when set, records why the rule could not be evaluated or rendered; such an
+	// Reason, when set, records why the rule could not be evaluated; such an
 	// enforcement is resolved at once and creates no execution.
 	Reason string
 }
@@ -152,8 +152,13 @@ type EnforcementMatch struct {
 	RuleRef    string
 	Conditions json.RawMessage
 	Config     json.RawMessage
-	// Reason, when set, records why the rule could not be evaluated or rendered.
+	// Reason, when set, records why the rule could not be evaluated: the enforcement is
+	// resolved at once and creates no execution.
 	Reason string
+	// Failure, when set, records why the rule matched but its parameters could not be
+	// rendered: the enforcement goes to the executor like any other, which creates its
+	// execution failed with this reason, so that the failure shows where executions do.
+	Failure string
 }
 
 // EventEnforce marks event id evaluated and records an enforcement per match, in one
@@ -169,8 +174,11 @@ func (q *Queries) EventEnforce(ctx context.Context, id int64, matches []Enforcem
 	for i, m := range matches {
 		refs[i], conds[i], configs[i] = m.RuleRef, string(jsonOr(m.Conditions, "[]")), string(jsonOr(m.Config, "{}"))
 		statuses[i] = EnforcementCreated
-		if m.Reason != "" {
+		switch {
+		case m.Reason != "":
 			statuses[i], reasons[i] = EnforcementProcessed, &matches[i].Reason
+		case m.Failure != "":
+			reasons[i] = &matches[i].Failure
 		}
 	}
 	created, err := queryAll(ctx, q.db, fmt.Sprintf("enforce event %d", id), scanEnforcement, `
@@ -221,9 +229,12 @@ func (q *Queries) EventEnforceBatch(ctx context.Context, items []EventEnforcemen
 			refs = append(refs, m.RuleRef)
 			conds = append(conds, string(jsonOr(m.Conditions, "[]")))
 			configs = append(configs, string(jsonOr(m.Config, "{}")))
-			if m.Reason != "" {
+			switch {
+			case m.Reason != "":
 				statuses, reasons = append(statuses, EnforcementProcessed), append(reasons, &it.Matches[j].Reason)
-			} else {
+			case m.Failure != "":
+				statuses, reasons = append(statuses, EnforcementCreated), append(reasons, &it.Matches[j].Failure)
+			default:
 				statuses, reasons = append(statuses, EnforcementCreated), append(reasons, nil)
 			}
 		}

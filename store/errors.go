@@ -18,9 +18,15 @@ var (
 	// referenced, or a status that may not move that way.
 	ErrConflict = errors.New("conflict")
 	// ErrUnavailable means PostgreSQL could not be reached or the connection broke; the
-	// operation may succeed when retried.
-	ErrUnavailable = errors.New("database unavailable")
+	// operation may succeed when retried. It reports itself Transient, which the broker's
+	// dispatcher reads as "retry for as long as the outage lasts" (broker.IsTransient).
+	ErrUnavailable error = unavailableError{}
 )
+
+type unavailableError struct{}
+
+func (unavailableError) Error() string   { return "database unavailable" }
+func (unavailableError) Transient() bool { return true }
 
 // Error keeps the driver's message next to the sentinel it was translated to, so callers can
 // match with errors.Is and still show what PostgreSQL said.

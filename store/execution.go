@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -79,6 +78,11 @@ type Execution struct {
 	// else when its policy admits it.
 	Admitted   bool       `json:"-"`
 	AdmittedAt *time.Time `json:"admitted_at"`
+	// Attempt numbers the attempts of one request, from 1; RetryOf is the first attempt's id
+	// on every later one. RetryAt is when the next attempt is due, while it is.
+	Attempt int        `json:"attempt"`
+	RetryOf *int64     `json:"retry_of"`
+	RetryAt *time.Time `json:"retry_at"`
 	// HeldSlot is set by ExecutionTransition alone: whether the execution held a place under
 	// a policy (a slot, or a place in its queue) just before the transition. An ending gives
 	// that place back and may admit a waiter; an ending that held none admits nobody.
@@ -89,7 +93,8 @@ type Execution struct {
 const executionColumns = `execution.id, execution.action_ref, execution.status, execution.parameters, execution.result,
 	execution.reason, execution.enforcement, execution.parent, execution.worker,
 	(SELECT wn.name FROM attune.worker wn WHERE wn.id = execution.worker), execution.timeout_seconds,
-	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted, execution.admitted_at`
+	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted, execution.admitted_at,
+	execution.attempt, execution.retry_of, execution.retry_at`
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var e Execution
@@ -100,10 +105,11 @@ func scanExecution(row pgx.Row) (Execution, error) {
 // executionDest lists where executionColumns scan to, for statements that return more.
 func executionDest(e *Execution) []any {
 	return []any{&e.ID, &e.ActionRef, &e.Status, &e.Parameters, &e.Result, &e.Reason, &e.EnforcementID, &e.ParentID,
-		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted, &e.AdmittedAt}
+		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted, &e.AdmittedAt,
+		&e.Attempt, &e.RetryOf, &e.RetryAt}
 }
 
-// ExecutionInsertParams describe a new execution.
+// ExecutionInsertParams describe an execution row as ExecutionInsert writes it.
 type ExecutionInsertParams struct {
 	ActionRef      string
 	Parameters     json.RawMessage
@@ -119,8 +125,10 @@ type ExecutionInsertParams struct {
 	Admitted bool
 }
 
-// ExecutionInsert records an execution. An enforcement has at most one execution: a second
-// insert for the same enforcement is ErrConflict.
+// ExecutionInsert writes an execution row exactly as described, deciding nothing: no policy,
+// no queue. Tests and tools set up rows with it; the pipeline creates every execution with
+// ExecutionCreate, which decides its admission as it creates it. An enforcement has at most
+// one execution: a second insert for the same enforcement is ErrConflict.
 func (q *Queries) ExecutionInsert(ctx context.Context, p ExecutionInsertParams) (Execution, error) {
 	status := p.Status
 	if status == "" {
@@ -143,101 +151,11 @@ func (q *Queries) ExecutionInsert(ctx context.Context, p ExecutionInsertParams) 
 	return e, nil
 }
 
-// ExecutionInsertForEnforcement records the one execution of enforcement p.EnforcementID and
-// marks the enforcement processed, in one statement. It reports false, writing nothing, when
-// the enforcement already has its execution or is no longer created: at-least-once delivery
-// makes that common.
-func (q *Queries) ExecutionInsertForEnforcement(ctx context.Context, p ExecutionInsertParams) (Execution, bool, error) {
-	if p.EnforcementID == nil {
-		return Execution{}, false, fmt.Errorf("insert execution of %s: no enforcement", p.ActionRef)
-	}
-	status := cmp.Or(p.Status, ExecutionRequested)
-	var reason *string
-	if p.Reason != "" {
-		reason = &p.Reason
-	}
-	e, err := scanExecution(q.db.QueryRow(ctx, `
-		WITH execution AS (
-			INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, timeout_seconds, finished_at, admitted, admitted_at)
-			SELECT (SELECT id FROM attune.action WHERE ref = $1), $1, $2, $3, $4, $5, $6,
-				CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END, $7,
-				CASE WHEN $7 THEN now() END
-			WHERE EXISTS (SELECT 1 FROM attune.enforcement WHERE id = $5 AND status = 'created')
-			ON CONFLICT (enforcement) DO NOTHING
-			RETURNING *),
-		resolved AS (
-			UPDATE attune.enforcement SET status = 'processed', resolved_at = now()
-			WHERE id = $5 AND status = 'created' AND EXISTS (SELECT 1 FROM execution))
-		SELECT `+executionColumns+` FROM execution`,
-		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, *p.EnforcementID, p.TimeoutSeconds, p.Admitted))
-	if isNoRows(err) {
-		return Execution{}, false, nil
-	}
-	if err != nil {
-		return Execution{}, false, fmt.Errorf("insert execution of enforcement %d: %w", *p.EnforcementID, translate(err))
-	}
-	return e, true, nil
-}
-
 // ExecutionOutcome is what one item of a batch did to its execution: OK reports whether the
 // change was made, and Execution is the row after it when it was.
 type ExecutionOutcome struct {
 	Execution Execution
 	OK        bool
-}
-
-// ExecutionInsertForEnforcementBatch is ExecutionInsertForEnforcement for many enforcements
-// in one statement and one commit, with an outcome per item in the order given (OK for
-// created). Items naming the same enforcement are applied as if one after another: the first
-// creates the execution, the others find it there and create nothing. When the statement
-// fails (a bad item), nothing is written.
-func (q *Queries) ExecutionInsertForEnforcementBatch(ctx context.Context, ps []ExecutionInsertParams) ([]ExecutionOutcome, error) {
-	n := len(ps)
-	enforcements, refs, statuses, params := make([]int64, n), make([]string, n), make([]string, n), make([]string, n)
-	reasons, timeouts, admitted := make([]*string, n), make([]*int32, n), make([]bool, n)
-	for i, p := range ps {
-		if p.EnforcementID == nil {
-			return nil, fmt.Errorf("insert execution of %s: no enforcement", p.ActionRef)
-		}
-		enforcements[i], refs[i], statuses[i] = *p.EnforcementID, p.ActionRef, cmp.Or(p.Status, ExecutionRequested)
-		params[i], admitted[i] = string(jsonOr(p.Parameters, "{}")), p.Admitted
-		if p.Reason != "" {
-			reasons[i] = &ps[i].Reason
-		}
-		if p.TimeoutSeconds != nil {
-			t := int32(*p.TimeoutSeconds)
-			timeouts[i] = &t
-		}
-	}
-	// Sorted by enforcement, so that concurrent batches take the unique index's entries in
-	// one order.
-	out := make([]ExecutionOutcome, n)
-	err := scanOrdered(ctx, q.db, out, func(e *ExecutionOutcome) []any { e.OK = true; return executionDest(&e.Execution) }, `
-		WITH input AS (
-			SELECT DISTINCT ON (enforcement) *
-			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::boolean[])
-				WITH ORDINALITY AS i(enforcement, action_ref, status, parameters, reason, timeout_seconds, admitted, ord)
-			ORDER BY enforcement, ord),
-		execution AS (
-			INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, timeout_seconds, finished_at, admitted, admitted_at)
-			SELECT (SELECT id FROM attune.action WHERE ref = i.action_ref), i.action_ref, i.status, i.parameters::jsonb, i.reason,
-				i.enforcement, i.timeout_seconds,
-				CASE WHEN i.status IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END, i.admitted,
-				CASE WHEN i.admitted THEN now() END
-			FROM input i
-			WHERE EXISTS (SELECT 1 FROM attune.enforcement WHERE id = i.enforcement AND status = 'created')
-			ORDER BY i.enforcement
-			ON CONFLICT (enforcement) DO NOTHING
-			RETURNING *),
-		resolved AS (
-			UPDATE attune.enforcement SET status = 'processed', resolved_at = now()
-			WHERE id IN (SELECT enforcement FROM execution) AND status = 'created')
-		SELECT input.ord, `+executionColumns+` FROM execution JOIN input ON input.enforcement = execution.enforcement`,
-		enforcements, refs, statuses, params, reasons, timeouts, admitted)
-	if err != nil {
-		return nil, fmt.Errorf("insert executions of %d enforcements: %w", n, translate(err))
-	}
-	return out, nil
 }
 
 // ExecutionGet returns execution id.
@@ -316,7 +234,7 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 	var e Execution
 	err := q.db.QueryRow(ctx, `
 		UPDATE attune.execution SET status = $2, worker = coalesce($4, worker), result = coalesce($5, result),
-			reason = coalesce($6, reason),
+			reason = CASE WHEN status = 'abandoned' THEN coalesce($6, `+lateResultReason+`) ELSE coalesce($6, reason) END,
 			started_at = CASE WHEN $2 = 'running' THEN now() ELSE started_at END,
 			finished_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() ELSE finished_at END
 		WHERE id = $1 AND status = ANY($3)
@@ -330,6 +248,10 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 	}
 	return e, true, nil
 }
+
+// lateResultReason replaces the reason of an abandonment that a late result overrides: the
+// worker was out of touch with the database, not dead, and its action ran to this end.
+const lateResultReason = `'recorded after the execution had been abandoned: its worker lost touch with the database but not its action'`
 
 // heldSlotColumn says whether the execution holds a place under a policy. In RETURNING it
 // reads the place as it was before the statement: the trigger that gives it back at an ending
@@ -394,7 +316,9 @@ func (q *Queries) executionTransitionRound(ctx context.Context, ts []ExecutionTr
 				AS i(id, to_status, from_statuses, worker, result, reason, ord)
 			ORDER BY (SELECT ae.admission_group FROM attune.admission_entry ae WHERE ae.execution = i.id) NULLS FIRST, id)
 		UPDATE attune.execution SET status = input.to_status, worker = coalesce(input.worker, execution.worker),
-			result = coalesce(input.result::jsonb, execution.result), reason = coalesce(input.reason, execution.reason),
+			result = coalesce(input.result::jsonb, execution.result),
+			reason = CASE WHEN execution.status = 'abandoned' THEN coalesce(input.reason, `+lateResultReason+`)
+				ELSE coalesce(input.reason, execution.reason) END,
 			started_at = CASE WHEN input.to_status = 'running' THEN now() ELSE execution.started_at END,
 			finished_at = CASE WHEN input.to_status IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now()
 				ELSE execution.finished_at END

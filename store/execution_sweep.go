@@ -16,20 +16,26 @@ func (q *Queries) ExecutionListStale(ctx context.Context, status string, before 
 		WHERE status = $1 AND updated < $2 ORDER BY updated LIMIT $3`, status, before, limit)
 }
 
-// deadWorkers selects the ids of workers that are inactive or silent for the seconds in
-// parameter alive.
-func deadWorkers(alive string) string {
-	return `SELECT id FROM attune.worker WHERE status = 'inactive' OR last_heartbeat < now() - make_interval(secs => ` + alive + `)`
+// deadWorkers selects the ids of workers that said they stopped (inactive), and, when the
+// boolean parameter trust is true, those silent for the seconds in parameter alive. Silence
+// counts only once the server itself has been up that long: a restarted database heard no
+// heartbeat while it was down, from workers that may be well.
+func deadWorkers(alive, trust string) string {
+	return `SELECT id FROM attune.worker WHERE status = 'inactive' OR (` + trust + ` AND last_heartbeat < now() - make_interval(secs => ` + alive + `)
+		AND pg_postmaster_start_time() < now() - make_interval(secs => ` + alive + `))`
 }
 
 // ExecutionAbandonOrphans ends as abandoned every execution that was running on a worker that
-// is inactive or has not heartbeated within aliveWithin, and returns them.
-func (q *Queries) ExecutionAbandonOrphans(ctx context.Context, aliveWithin time.Duration) ([]Execution, error) {
+// stopped, or, with trustSilence, has not heartbeated within aliveWithin, and returns them.
+// Silence is evidence only when the caller itself has reached the database for aliveWithin
+// without a break: after an outage every worker is silent. A worker that was in fact alive
+// records its result over the abandonment.
+func (q *Queries) ExecutionAbandonOrphans(ctx context.Context, aliveWithin time.Duration, trustSilence bool) ([]Execution, error) {
 	return queryAll(ctx, q.db, "abandon orphaned executions", scanExecution, `
 		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
 			reason = 'worker ' || (SELECT name FROM attune.worker w WHERE w.id = execution.worker) || ' stopped before the execution finished'
-		WHERE status IN ('running', 'canceling') AND worker IN (`+deadWorkers("$1")+`)
-		RETURNING `+executionColumns, aliveWithin.Seconds())
+		WHERE status IN ('running', 'canceling') AND worker IN (`+deadWorkers("$1", "$2")+`)
+		RETURNING `+executionColumns, aliveWithin.Seconds(), trustSilence)
 }
 
 // ExecutionAbandonOverdue ends as abandoned the executions still running margin past their
@@ -63,7 +69,8 @@ func (q *Queries) ExecutionFailUnrunnable(ctx context.Context, olderThan, aliveW
 	return queryAll(ctx, q.db, "fail unrunnable executions", scanExecution, `
 		WITH orphaned AS (
 			SELECT a.ref, a.runner_type FROM attune.action a
-			WHERE NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+`))
+			WHERE NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+`)
+				AND pg_postmaster_start_time() < now() - make_interval(secs => $2))
 		UPDATE attune.execution SET status = 'failed', finished_at = now(),
 			reason = 'no live worker can run runner "' || orphaned.runner_type || '"'
 		FROM orphaned

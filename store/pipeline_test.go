@@ -136,13 +136,13 @@ func TestWorkerPickAndOrphans(t *testing.T) {
 	require.Equal(t, idle.ID, picked.ID, "the worker with room left")
 
 	require.NoError(t, s.WorkerSetInactive(ctx, "busy"))
-	orphans, err := s.ExecutionAbandonOrphans(ctx, time.Minute)
+	orphans, err := s.ExecutionAbandonOrphans(ctx, time.Minute, true)
 	require.NoError(t, err)
 	require.Len(t, orphans, 1)
 	require.Equal(t, exec.ID, orphans[0].ID)
 	require.Equal(t, store.ExecutionAbandoned, orphans[0].Status)
 	require.Equal(t, "worker busy stopped before the execution finished", *orphans[0].Reason)
-	again, err := s.ExecutionAbandonOrphans(ctx, time.Minute)
+	again, err := s.ExecutionAbandonOrphans(ctx, time.Minute, true)
 	require.NoError(t, err)
 	require.Empty(t, again)
 }
@@ -162,28 +162,24 @@ func TestEnforcementExecutionInOneStatement(t *testing.T) {
 	require.Equal(t, "demo.run", target.ActionRef)
 	require.True(t, target.RuleEnabled)
 
-	exec, created, err := s.ExecutionInsertForEnforcement(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", EnforcementID: &enf.ID, Admitted: true})
+	c, err := s.ExecutionCreateOne(ctx, store.ExecutionCreateParams{ActionRef: "demo.run", EnforcementID: &enf.ID})
 	require.NoError(t, err)
-	require.True(t, created)
-	require.Equal(t, enf.ID, *exec.EnforcementID)
+	require.True(t, c.Created())
+	require.Equal(t, enf.ID, *c.Execution.EnforcementID)
+	require.Equal(t, store.ExecutionScheduled, c.Execution.Status, "no policy: scheduled as it is created")
 	got, err := s.EnforcementGet(ctx, enf.ID)
 	require.NoError(t, err)
 	require.Equal(t, store.EnforcementProcessed, got.Status)
 
-	_, created, err = s.ExecutionInsertForEnforcement(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", EnforcementID: &enf.ID})
+	again, err := s.ExecutionCreateOne(ctx, store.ExecutionCreateParams{ActionRef: "demo.run", EnforcementID: &enf.ID})
 	require.NoError(t, err)
-	require.False(t, created, "a second delivery creates nothing")
+	require.False(t, again.Created(), "a second delivery creates nothing")
+	require.Equal(t, c.Execution.ID, again.Execution.ID)
 
-	// Admitted, it is scheduled once, onto no worker yet: the first to claim it runs it.
 	scheduled, err := s.ExecutionScheduleWaiting(ctx, 8)
 	require.NoError(t, err)
-	require.Len(t, scheduled, 1)
-	require.Equal(t, exec.ID, scheduled[0].ID)
-	require.Equal(t, store.ExecutionScheduled, scheduled[0].Status)
-	require.Nil(t, scheduled[0].WorkerID)
-	again, err := s.ExecutionScheduleWaiting(ctx, 8)
-	require.NoError(t, err)
-	require.Empty(t, again, "scheduled once")
+	require.Empty(t, scheduled, "nothing waits for the scheduler: it was scheduled as it was created")
+	exec := c.Execution
 
 	w, err := s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: "w", Runners: []string{"shell"}, Concurrency: 1})
 	require.NoError(t, err)

@@ -103,6 +103,33 @@ func (b *Broker) declareOnce(ctx context.Context, q broker.Queue) error {
 	return nil
 }
 
+// Depth reports how many messages wait in q; see broker.Broker. It declares nothing: a
+// passive declare of a queue that does not exist closes the channel with 404, which means
+// none waits.
+func (b *Broker) Depth(ctx context.Context, q broker.Queue) (int, error) {
+	if q.Transient {
+		return 0, nil
+	}
+	conn, err := b.connection(ctx)
+	if err != nil {
+		return 0, err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, fmt.Errorf("depth of %s: open channel: %w", q.Name, err)
+	}
+	defer ch.Close()
+	st, err := ch.QueueDeclarePassive(b.ns.Name(q.Name), true, false, false, false, nil)
+	var amqpErr *amqp.Error
+	if errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("depth of %s: %w", q.Name, err)
+	}
+	return st.Messages, nil
+}
+
 // Teardown deletes the exchanges and every queue this broker declared. Tests use it to leave
 // no trace of their namespace; production never calls it. It dials a connection of its own,
 // so it works on a closed broker too.

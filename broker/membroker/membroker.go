@@ -53,6 +53,23 @@ func (b *Broker) Declare(_ context.Context, q broker.Queue) error {
 	return nil
 }
 
+// Depth reports how many messages wait in q; see broker.Broker.
+func (b *Broker) Depth(_ context.Context, spec broker.Queue) (int, error) {
+	b.mu.Lock()
+	q, ok := b.queues[spec.Name]
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return 0, broker.ErrClosed
+	}
+	if !ok {
+		return 0, nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items), nil
+}
+
 // Close stops the broker; later publishes fail with broker.ErrClosed.
 func (b *Broker) Close() error {
 	b.mu.Lock()

@@ -36,7 +36,8 @@ type Store interface {
 	EventInsert(ctx context.Context, p store.EventInsertParams) (store.Event, error)
 	EventList(ctx context.Context, triggerRef string, page store.Page) ([]store.Event, int, error)
 	ExecutionGet(ctx context.Context, id int64) (store.Execution, error)
-	ExecutionInsert(ctx context.Context, p store.ExecutionInsertParams) (store.Execution, error)
+	ExecutionAttempts(ctx context.Context, id int64) ([]store.Execution, error)
+	ExecutionCreateOne(ctx context.Context, p store.ExecutionCreateParams) (store.ExecutionCreated, error)
 	ExecutionList(ctx context.Context, f store.ExecutionFilter, page store.Page) ([]store.Execution, int, error)
 	ExecutionQueuePosition(ctx context.Context, id int64) (*int, error)
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
@@ -88,6 +89,10 @@ type Config struct {
 	// StreamBuffer is how many notifications a live-stream client may fall behind before it is
 	// cut off. Default 1024.
 	StreamBuffer int
+	// AnswerWithin bounds the requests that feed the pipeline (webhooks, events, execute,
+	// rerun, cancel): by then the change is committed and accepted, or nothing is recorded
+	// and the answer is 503. Default 5s.
+	AnswerWithin time.Duration
 }
 
 // Broker is what the API publishes through, and where its live stream is fed from.
@@ -104,10 +109,13 @@ type Notifier interface {
 
 // Deps are the API's collaborators. Routes is the /api/v1 group of the process's HTTP
 // server, Auth its /auth group (login and refresh). Notifier may be nil: nothing is notified.
+// Relay sends what a commit calls for without waiting on a broker that is away (package
+// broker/relay); nil publishes through Broker directly.
 type Deps struct {
 	Logger   *slog.Logger
 	Store    Store
 	Broker   Broker
+	Relay    broker.Sender
 	Routes   *echo.Group
 	Auth     *echo.Group
 	Notifier Notifier
@@ -132,11 +140,15 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	if deps.Store == nil || deps.Routes == nil || deps.Auth == nil || deps.Logger == nil || deps.Broker == nil {
 		return nil, errors.New("api: Logger, Store, Broker, Routes and Auth are required")
 	}
+	if deps.Relay == nil {
+		deps.Relay = broker.Direct(deps.Broker)
+	}
 	cfg.AccessTTL = cmp.Or(cfg.AccessTTL, time.Hour)
 	cfg.RefreshTTL = cmp.Or(cfg.RefreshTTL, 7*24*time.Hour)
 	cfg.WorkerTimeout = cmp.Or(cfg.WorkerTimeout, 30*time.Second)
 	cfg.Replica = cmp.Or(cfg.Replica, uuid.NewString())
 	cfg.StreamHeartbeat = cmp.Or(cfg.StreamHeartbeat, 15*time.Second)
+	cfg.AnswerWithin = cmp.Or(cfg.AnswerWithin, 5*time.Second)
 	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), passwordSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), passwordWait: passwordCheckWait, hub: stream.NewHub(stream.Config{Buffer: cfg.StreamBuffer}),
 		sessions: &sessions{
 			key: &signingKey{store: deps.Store}, identities: deps.Store, accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL,
@@ -168,15 +180,15 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	m.route(http.MethodDelete, "/rules/:ref", m.deleteRule, Operator)
 	m.route(http.MethodGet, "/events", m.listEvents, Viewer)
 	m.route(http.MethodGet, "/events/:id", m.getEvent, Viewer)
-	m.route(http.MethodPost, "/events", m.createEvent, Operator)
-	m.route(http.MethodPost, "/webhooks/:url", m.webhook, Public)
+	m.boundedRoute(http.MethodPost, "/events", m.createEvent, Operator)
+	m.boundedRoute(http.MethodPost, "/webhooks/:url", m.webhook, Public)
 	m.route(http.MethodGet, "/enforcements", m.listEnforcements, Viewer)
 	m.route(http.MethodGet, "/enforcements/:id", m.getEnforcement, Viewer)
 	m.route(http.MethodGet, "/executions", m.listExecutions, Viewer)
 	m.route(http.MethodGet, "/executions/:id", m.getExecution, Viewer)
-	m.route(http.MethodPost, "/executions/execute", m.execute, Operator)
-	m.route(http.MethodPost, "/executions/:id/cancel", m.cancel, Operator)
-	m.route(http.MethodPost, "/executions/:id/rerun", m.rerun, Operator)
+	m.boundedRoute(http.MethodPost, "/executions/execute", m.execute, Operator)
+	m.boundedRoute(http.MethodPost, "/executions/:id/cancel", m.cancel, Operator)
+	m.boundedRoute(http.MethodPost, "/executions/:id/rerun", m.rerun, Operator)
 	m.route(http.MethodGet, "/workers", m.listWorkers, Viewer)
 	m.route(http.MethodGet, "/workers/:name", m.getWorker, Viewer)
 	m.route(http.MethodDelete, "/workers/:name", m.deleteWorker, Admin)

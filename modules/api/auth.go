@@ -79,6 +79,30 @@ func (m *Module) route(method, path string, h echo.HandlerFunc, need Role) {
 	m.roles[method+" "+path] = need
 }
 
+// boundedRoute is route for a request that must be answered within Config.AnswerWithin
+// whatever PostgreSQL and the broker do: the pipeline's way in (webhooks, events, execute,
+// rerun, cancel). Its context ends then, so a database that does not answer gives 503 with
+// nothing recorded; the broker is never waited on past its commit (the relay keeps what it
+// cannot send).
+func (m *Module) boundedRoute(method, path string, h echo.HandlerFunc, need Role) {
+	m.deps.Routes.Add(method, path, h, m.bound, m.authorize(need))
+	m.roles[method+" "+path] = need
+}
+
+func (m *Module) bound(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), m.cfg.AnswerWithin)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		err := next(c)
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
+			return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
+				Message: fmt.Sprintf("the database did not answer within %s; retry later", m.cfg.AnswerWithin)}
+		}
+		return err
+	}
+}
+
 // authorize is the gate of one route: without a valid token 401, with too small a role 403.
 func (m *Module) authorize(need Role) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {

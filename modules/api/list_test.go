@@ -32,8 +32,9 @@ func TestExecutionListFilters(t *testing.T) {
 	enfs, err := s.s.EventEnforce(ctx, ev.ID, []store.EnforcementMatch{{RuleRef: "hooks.on_hit"}})
 	require.NoError(t, err)
 	require.Len(t, enfs, 1)
-	fromRule, _, err := s.s.ExecutionInsertForEnforcement(ctx, store.ExecutionInsertParams{ActionRef: "hooks.act", EnforcementID: &enfs[0].ID})
+	created, err := s.s.ExecutionCreateOne(ctx, store.ExecutionCreateParams{ActionRef: "hooks.act", EnforcementID: &enfs[0].ID})
 	require.NoError(t, err)
+	fromRule := created.Execution
 	byHand, err := s.s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
 	require.NoError(t, err)
 	failed, err := s.s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", Status: store.ExecutionFailed, Reason: "bad"})

@@ -227,6 +227,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Enforcement":          store.Enforcement{},
 		"Execution":            store.Execution{},
 		"ExecutionDetail":      executionBody{},
+		"Attempt":              attemptSummary{},
 		"Worker":               store.Worker{},
 		"QueueStats":           store.QueueStats{},
 		"QueueGroup":           store.QueueGroup{},

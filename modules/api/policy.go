@@ -162,6 +162,17 @@ type executionBody struct {
 	store.Execution
 	// QueuePosition is 1 for the next to be admitted; nil when the execution waits in no queue.
 	QueuePosition *int `json:"queue_position"`
+	// Attempts lists every attempt of the request this execution belongs to, the first first.
+	Attempts []attemptSummary `json:"attempts"`
+}
+
+// attemptSummary is one attempt of a request that its action's or policy's retry repeated.
+type attemptSummary struct {
+	ID         int64      `json:"id"`
+	Attempt    int        `json:"attempt"`
+	Status     string     `json:"status"`
+	Reason     *string    `json:"reason"`
+	FinishedAt *time.Time `json:"finished_at"`
 }
 
 // getExecution answers one execution with its place in its policy queue; lists leave
@@ -176,7 +187,14 @@ func (m *Module) getExecution(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body := executionBody{Execution: e}
+	attempts, err := m.deps.Store.ExecutionAttempts(ctx, id)
+	if err != nil {
+		return err
+	}
+	body := executionBody{Execution: e, Attempts: make([]attemptSummary, len(attempts))}
+	for i, a := range attempts {
+		body.Attempts[i] = attemptSummary{ID: a.ID, Attempt: a.Attempt, Status: a.Status, Reason: a.Reason, FinishedAt: a.FinishedAt}
+	}
 	// Only a requested execution not yet admitted can wait in a queue.
 	if e.Status == store.ExecutionRequested && !e.Admitted {
 		if body.QueuePosition, err = m.deps.Store.ExecutionQueuePosition(ctx, id); err != nil {

@@ -161,24 +161,18 @@ func TestQueueStatsAndPosition(t *testing.T) {
 	ctx := context.Background()
 	s.data(http.StatusCreated, http.MethodPost, "/policies",
 		`{"ref": "ops.per_host", "action_ref": "demo.run", "concurrency": {"limit": 1, "parameters": ["host"]}}`)
-	pol, err := s.s.PolicyFor(ctx, "demo.run")
-	require.NoError(t, err)
-	require.Equal(t, "ops.per_host", pol.Ref)
-
 	admit := func(host, wantOutcome string) int64 {
 		t.Helper()
-		e, err := s.s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", Parameters: json.RawMessage(`{"host": "` + host + `"}`)})
+		c, err := s.s.ExecutionCreateOne(ctx, store.ExecutionCreateParams{ActionRef: "demo.run", Parameters: json.RawMessage(`{"host": "` + host + `"}`)})
 		require.NoError(t, err)
-		outcome, err := s.s.AdmissionAdmit(ctx, store.AdmitParams{ExecutionID: e.ID, ActionRef: "demo.run", GroupKey: `["` + host + `"]`, Policy: pol})
-		require.NoError(t, err)
-		require.Equal(t, wantOutcome, outcome)
-		return e.ID
+		require.Equal(t, wantOutcome, c.Outcome)
+		return c.Execution.ID
 	}
 	before := time.Now().Add(-time.Minute)
-	a1 := admit("a", store.AdmissionAdmitted)
-	b1 := admit("b", store.AdmissionAdmitted)
-	a2 := admit("a", store.AdmissionQueued)
-	a3 := admit("a", store.AdmissionQueued)
+	a1 := admit("a", store.CreateAdmitted)
+	b1 := admit("b", store.CreateAdmitted)
+	a2 := admit("a", store.CreateQueued)
+	a3 := admit("a", store.CreateQueued)
 
 	st := s.data(http.StatusOK, http.MethodGet, "/actions/demo.run/queue-stats", "")
 	oldest, err := time.Parse(time.RFC3339Nano, st["oldest_queued_at"].(string))
@@ -211,7 +205,7 @@ func TestQueueStatsAndPosition(t *testing.T) {
 	require.Nil(t, position(b1))
 
 	// Ending the running execution of host a admits a2, and a3 moves up.
-	_, changed, err := s.s.ExecutionTransition(ctx, store.ExecutionTransition{ID: a1, From: []string{store.ExecutionRequested}, To: store.ExecutionCompleted})
+	_, changed, err := s.s.ExecutionTransition(ctx, store.ExecutionTransition{ID: a1, From: []string{store.ExecutionScheduled}, To: store.ExecutionCompleted})
 	require.NoError(t, err)
 	require.True(t, changed)
 	require.Nil(t, position(a1), "a finished execution waits in no queue")

@@ -37,7 +37,7 @@ func TestWorkerGetAndDelete(t *testing.T) {
 	require.NoError(t, s.s.WorkerSetInactive(ctx, "w1"))
 	msg = s.fail(http.StatusConflict, "conflict", http.MethodDelete, "/workers/w1", "")
 	require.Contains(t, msg, "worker w1 is still used by execution "+strconv.FormatInt(exec.ID, 10))
-	_, err = s.s.ExecutionAbandonOrphans(ctx, time.Minute)
+	_, err = s.s.ExecutionAbandonOrphans(ctx, time.Minute, true)
 	require.NoError(t, err)
 
 	status, body := s.do(http.MethodDelete, "/workers/w1", "")

@@ -185,8 +185,9 @@ func isSecretHeader(name string) bool {
 	return false
 }
 
-// fire records an event and announces it. Once the row is committed the event is safe: a
-// publish that fails here is repaired by the executor's sweeper, so the caller still gets 202.
+// fire records an event and announces it. Once the row is committed the event is accepted:
+// the announcement goes through the relay, which keeps it while the broker is away, so the
+// caller gets 202 at once whatever the broker does.
 func (m *Module) fire(c echo.Context, triggerRef string, payload map[string]any, source string) error {
 	ctx := c.Request().Context()
 	body, err := json.Marshal(payload)
@@ -198,7 +199,7 @@ func (m *Module) fire(c echo.Context, triggerRef string, payload map[string]any,
 		return err
 	}
 	m.notify(broker.EventNotification(ev.ID, ev.TriggerRef, ev.Created))
-	if err := broker.Send(ctx, m.deps.Broker, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload)); err != nil {
+	if err := m.deps.Relay.Send(ctx, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload)); err != nil {
 		m.deps.Logger.WarnContext(ctx, "event recorded but not announced; the sweeper will", "event_id", ev.ID, "err", err)
 	}
 	return c.JSON(http.StatusAccepted, dataBody[eventCreated]{Data: eventCreated{EventID: ev.ID}})
@@ -240,15 +241,20 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 	if err != nil {
 		return badRequest("%v", err)
 	}
-	exec, err := m.deps.Store.ExecutionInsert(ctx, store.ExecutionInsertParams{
+	// Admission is decided as the execution is created, in its queue's id order.
+	created, err := m.deps.Store.ExecutionCreateOne(ctx, store.ExecutionCreateParams{
 		ActionRef: action.Ref, Parameters: params, ParentID: parentID, TimeoutSeconds: &action.TimeoutSeconds,
 	})
 	if err != nil {
 		return err
 	}
+	exec := created.Execution
 	m.notifyExecution(exec, "")
-	if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef}); err != nil {
-		m.deps.Logger.WarnContext(ctx, "execution recorded but not announced; the sweeper will", "execution_id", exec.ID, "err", err)
+	if created.Outcome == store.CreateAdmitted {
+		// The executor dispatches it to its runner's workers.
+		if err := m.deps.Relay.Send(ctx, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef}); err != nil {
+			m.deps.Logger.WarnContext(ctx, "execution recorded but not announced; the sweeper will", "execution_id", exec.ID, "err", err)
+		}
 	}
 	return c.JSON(http.StatusCreated, dataBody[store.Execution]{Data: exec})
 }
@@ -307,7 +313,7 @@ func (m *Module) cancel(c echo.Context) error {
 	}
 	if ok {
 		m.notifyExecution(exec, "")
-		if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: exec.Status,
+		if err := m.deps.Relay.Send(ctx, broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: exec.Status,
 			FinishedAt: *exec.FinishedAt, HeldSlot: &exec.HeldSlot}); err != nil {
 			m.deps.Logger.WarnContext(ctx, "cancelled execution not announced", "execution_id", exec.ID, "err", err)
 		}
@@ -322,7 +328,7 @@ func (m *Module) cancel(c echo.Context) error {
 	if ok {
 		m.notifyExecution(exec, store.ExecutionRunning)
 		if exec.Worker != nil {
-			if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
+			if err := m.deps.Relay.Send(ctx, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
 				return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
 			}
 		}
@@ -336,7 +342,7 @@ func (m *Module) cancel(c echo.Context) error {
 		// Asking again sends the request again: the first may have been lost after its
 		// commit, and the worker's side is idempotent.
 		if exec.Worker != nil {
-			if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
+			if err := m.deps.Relay.Send(ctx, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
 				return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
 			}
 		}

@@ -11,11 +11,12 @@ import (
 	"github.com/attune-go/attune/store"
 )
 
-// handleEnforcement creates the one execution of an enforcement. Creating it and marking the
-// enforcement processed is one statement that does nothing when the execution exists or the
-// enforcement was resolved, so a redelivered message, or two executors racing on one, create
-// exactly one. The message normally carries the rule's action and the rendered parameters as
-// they were at match time; that is what runs.
+// handleEnforcement creates the one execution of an enforcement, its admission decided in the
+// same transaction (store.ExecutionCreate), and dispatches it when admitted. A redelivered
+// message, or two executors racing on one, create exactly one: the second finds the first's
+// execution and finishes what the first may not have (its dispatch). The message normally
+// carries the rule's action and the rendered parameters as they were at match time; that is
+// what runs.
 func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) error {
 	p, err := broker.Decode[broker.EnforcementCreated](msg)
 	if err != nil {
@@ -24,98 +25,104 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 	if err := m.watch.Check(ctx); err != nil {
 		return err
 	}
-	actionRef, config := p.ActionRef, p.Config
+	actionRef, config, failure := p.ActionRef, p.Config, p.Failure
 	if actionRef == "" {
-		// A message without the match's snapshot (the sweeper's): read the enforcement and
-		// its rule back.
+		// A message without the match's snapshot (the sweeper's, or one for an action with
+		// secret parameters): read the enforcement and its rule back.
 		enf, err := m.deps.Store.EnforcementGetTarget(ctx, p.EnforcementID)
 		if errors.Is(err, store.ErrNotFound) {
 			return broker.Permanent(err)
 		}
-		if err != nil || enf.Status != store.EnforcementCreated {
+		if err != nil {
 			return err
 		}
-		switch {
-		case enf.ActionRef == "":
-			return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was deleted before its execution was created")
-		case !enf.RuleEnabled:
-			return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was disabled before its execution was created")
+		if enf.Status == store.EnforcementCreated {
+			switch {
+			case enf.ActionRef == "":
+				return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was deleted before its execution was created")
+			case !enf.RuleEnabled:
+				return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was disabled before its execution was created")
+			}
 		}
 		actionRef, config = enf.ActionRef, enf.Config
+		if enf.Reason != nil {
+			failure = *enf.Reason
+		}
 	}
-	insert, err := m.executionFor(ctx, actionRef, config)
+	create, action, err := m.executionFor(ctx, actionRef, config)
 	if err != nil {
 		return err
 	}
-	insert.EnforcementID = &p.EnforcementID
-	var pol store.Policy
-	if insert.Status == "" {
-		if pol, err = m.policies.Get(ctx, actionRef); err != nil {
-			return err
-		}
+	if failure != "" {
+		// The rule matched but its parameters could not be rendered: the execution it meant
+		// to start fails with the reason, like one whose parameters do not fit the action.
+		create.Refusal = failure
 	}
-	if pol.ID == 0 && insert.Status == "" {
-		// No policy: admitted and scheduled as it is created, in the same single statement,
-		// then dispatched to its runner's workers.
-		insert.Admitted, insert.Status = true, store.ExecutionScheduled
-		exec, created, err := m.deps.Store.ExecutionInsertForEnforcement(ctx, insert)
-		if err != nil || !created {
-			return err
-		}
-		m.notify("", exec)
-		if exec.Status != store.ExecutionScheduled {
+	create.EnforcementID = &p.EnforcementID
+	c, err := m.deps.Store.ExecutionCreateOne(ctx, create)
+	if err != nil {
+		return err
+	}
+	return m.created(ctx, c, action)
+}
+
+// created acts on what ExecutionCreate did: an admitted execution is dispatched, and one that
+// a previous delivery created is dispatched again if it may never have been (a duplicate
+// dispatch is harmless: the claim is conditional).
+func (m *Module) created(ctx context.Context, c store.ExecutionCreated, action *store.Action) error {
+	exec := c.Execution
+	switch c.Outcome {
+	case store.CreateSkipped:
+		return nil
+	case store.CreateExists:
+		if exec.Status != store.ExecutionScheduled || exec.WorkerID != nil {
 			return nil
 		}
 		return m.dispatchAll(ctx, []store.Execution{exec})
-	}
-	if pol.ID == 0 {
-		exec, created, err := m.deps.Store.ExecutionInsertForEnforcement(ctx, insert) // refused up front
-		if created {
-			m.notify("", exec)
-		}
-		return err
-	}
-	exec, created, outcome, err := m.insertAdmitted(ctx, insert, pol)
-	if err != nil || !created {
-		return err
+	case store.CreateCancelled, store.CreateFailed:
+		m.deps.Logger.InfoContext(ctx, "execution refused by its policy", "execution_id", exec.ID, "action", exec.ActionRef, "status", exec.Status)
+	case store.CreateQueued:
+		m.deps.Logger.DebugContext(ctx, "execution queued by its policy", "execution_id", exec.ID, "action", exec.ActionRef)
 	}
 	m.notify("", exec)
-	if exec.Status != store.ExecutionRequested {
+	if c.Outcome != store.CreateAdmitted {
 		return nil
 	}
-	if outcome != store.AdmissionAdmitted {
-		return m.admitted(ctx, exec, outcome)
+	if action == nil {
+		return m.dispatchAll(ctx, []store.Execution{exec})
 	}
-	return m.scheduleWaiting(ctx)
+	return m.dispatch(ctx, exec, *action)
 }
 
 // executionFor describes the execution of actionRef with params checked against the
-// action's schema and its defaults applied. Parameters that do not fit, or an action that
-// does not exist, give an execution that is failed from the start with the reason, so the
-// operator sees what went wrong where they look for the execution.
-func (m *Module) executionFor(ctx context.Context, actionRef string, params json.RawMessage) (store.ExecutionInsertParams, error) {
-	insert := store.ExecutionInsertParams{ActionRef: actionRef, Parameters: params}
+// action's schema and its defaults applied, and returns the action when it can run. Parameters
+// that do not fit, or an action that does not exist, give an execution that is failed from the
+// start with the reason, so the operator sees what went wrong where they look for the
+// execution.
+func (m *Module) executionFor(ctx context.Context, actionRef string, params json.RawMessage) (store.ExecutionCreateParams, *store.Action, error) {
+	create := store.ExecutionCreateParams{ActionRef: actionRef, Parameters: params}
 	action, err := m.actions.Get(ctx, actionRef)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		insert.Status, insert.Reason = store.ExecutionFailed, fmt.Sprintf("action %s does not exist", actionRef)
+		create.Refusal = fmt.Sprintf("action %s does not exist", actionRef)
+		return create, nil, nil
 	case err != nil:
-		return insert, err
+		return create, nil, err
 	case !action.Enabled:
-		insert.Status, insert.Reason = store.ExecutionFailed, fmt.Sprintf("action %s is disabled", actionRef)
-	default:
-		var values map[string]any
-		if err := json.Unmarshal(params, &values); err != nil {
-			insert.Status, insert.Reason = store.ExecutionFailed, fmt.Sprintf("rendered parameters are not a JSON object: %v", err)
-			break
-		}
-		checked, err := pack.CheckParameters(action.Parameters, values)
-		if err != nil {
-			insert.Status, insert.Reason = store.ExecutionFailed, err.Error()
-			break
-		}
-		insert.Parameters = checked
-		insert.TimeoutSeconds = &action.TimeoutSeconds
+		create.Refusal = fmt.Sprintf("action %s is disabled", actionRef)
+		return create, nil, nil
 	}
-	return insert, nil
+	var values map[string]any
+	if err := json.Unmarshal(params, &values); err != nil {
+		create.Refusal = fmt.Sprintf("rendered parameters are not a JSON object: %v", err)
+		return create, nil, nil
+	}
+	checked, err := pack.CheckParameters(action.Parameters, values)
+	if err != nil {
+		create.Refusal = err.Error()
+		return create, nil, nil
+	}
+	create.Parameters = checked
+	create.TimeoutSeconds = &action.TimeoutSeconds
+	return create, &action, nil
 }

@@ -25,12 +25,11 @@ type Store interface {
 	EnforcementGetTarget(ctx context.Context, id int64) (store.EnforcementTarget, error)
 	EnforcementResolve(ctx context.Context, id int64, status, reason string) error
 	ExecutionGet(ctx context.Context, id int64) (store.Execution, error)
-	ExecutionInsertForEnforcement(ctx context.Context, p store.ExecutionInsertParams) (store.Execution, bool, error)
+	ExecutionCreateOne(ctx context.Context, p store.ExecutionCreateParams) (store.ExecutionCreated, error)
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
 	ExecutionScheduleWaiting(ctx context.Context, limit int) ([]store.Execution, error)
-	ExecutionAdmitFree(ctx context.Context, id int64) (bool, error)
-	PolicyFor(ctx context.Context, actionRef string) (store.Policy, error)
-	AdmissionAdmit(ctx context.Context, p store.AdmitParams) (string, error)
+	ExecutionAdmitLate(ctx context.Context, id int64) (string, error)
+	ExecutionRetryDue(ctx context.Context, limit int) ([]store.ExecutionCreated, error)
 	AdmissionApplyPolicies(ctx context.Context) error
 	AdmissionExpire(ctx context.Context) ([]store.Execution, error)
 	AdmissionPromoteDue(ctx context.Context) ([]int64, error)
@@ -49,10 +48,11 @@ type Config struct {
 	// NoWorkerTimeout is how long an execution may wait for a live worker that can run it
 	// before it fails. Default 60s.
 	NoWorkerTimeout time.Duration
-	// SweepInterval is how often lost messages are looked for. Default 10s.
+	// SweepInterval is how often lost messages are looked for. Default 2s.
 	SweepInterval time.Duration
-	// SweepAfter is how old a row must be before the sweeper republishes its message; it
-	// must comfortably exceed the normal commit-to-publish gap. Default 30s.
+	// SweepAfter is how long a row must have waited for its message before the sweeper takes
+	// that message for lost, once the queue that carries it holds no other; it must
+	// comfortably exceed the normal gap between a commit and its publish. Default 5s.
 	SweepAfter time.Duration
 }
 
@@ -62,11 +62,14 @@ type Notifier interface {
 	Notify(ns ...broker.Notification)
 }
 
-// Deps are the executor's collaborators. Notifier may be nil: nothing is notified.
+// Deps are the executor's collaborators. Notifier may be nil: nothing is notified. Relay
+// sends what a commit calls for, keeping what the broker cannot take at once (package
+// broker/relay); nil publishes through Broker directly.
 type Deps struct {
 	Logger   *slog.Logger
 	Store    Store
 	Broker   broker.Broker
+	Relay    broker.Sender
 	Notifier Notifier
 }
 
@@ -76,13 +79,13 @@ type Module struct {
 	deps Deps
 	// actions caches what every execution reads; a listener drops it when actions change.
 	actions *store.RefCache[store.Action]
-	// policies caches the policy in force per action ref (ID 0 for none), dropped when
-	// policies change; policiesChanged then asks the admission loop to update the queues.
-	policies        *store.RefCache[store.Policy]
+	// policiesChanged asks the admission loop to bring the queues' limits in line with the
+	// policies. Policies themselves are read where admission is decided, in PostgreSQL.
 	policiesChanged atomic.Bool
-	// watch drops actions and policies changed just before a message, ahead of their NOTIFY.
+	// watch drops actions changed just before a message, ahead of their NOTIFY.
 	watch  *store.ComponentWatch
 	resent republished
+	db     *dbWatch
 	// pools holds the runners whose dispatch queue this process has declared.
 	pools sync.Map
 }
@@ -95,14 +98,13 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.Prefetch = cmp.Or(cfg.Prefetch, 16)
 	cfg.WorkerAliveWithin = cmp.Or(cfg.WorkerAliveWithin, 30*time.Second)
 	cfg.NoWorkerTimeout = cmp.Or(cfg.NoWorkerTimeout, time.Minute)
-	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, 10*time.Second)
-	cfg.SweepAfter = cmp.Or(cfg.SweepAfter, 30*time.Second)
-	m := &Module{
-		cfg: cfg, deps: deps,
-		actions:  store.NewRefCache(deps.Store.ActionGetByRef),
-		policies: store.NewRefCache(deps.Store.PolicyFor),
+	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, 2*time.Second)
+	cfg.SweepAfter = cmp.Or(cfg.SweepAfter, 5*time.Second)
+	if deps.Relay == nil {
+		deps.Relay = broker.Direct(deps.Broker)
 	}
-	m.watch = store.NewComponentWatch(deps.Store.ComponentVersion, m.actions, m.policies)
+	m := &Module{cfg: cfg, deps: deps, actions: store.NewRefCache(deps.Store.ActionGetByRef), db: &dbWatch{since: time.Now()}}
+	m.watch = store.NewComponentWatch(deps.Store.ComponentVersion, m.actions)
 	return m, nil
 }
 

@@ -113,12 +113,14 @@ func TestStatusChangesAreNotified(t *testing.T) {
 
 	heard.wait(t, enforce("demo.free", `{}`), "scheduled")
 	heard.wait(t, enforce("demo.typed", `{"n": "three"}`), "failed")
+	// Admission is decided as the execution is created: admitted (scheduled at once), or
+	// refused by the policy's method cancel.
 	first := enforce("demo.capped", `{}`)
-	heard.wait(t, first, "requested", "requested>scheduled")
-	heard.wait(t, enforce("demo.capped", `{}`), "requested", "requested>cancelled")
+	heard.wait(t, first, "scheduled")
+	heard.wait(t, enforce("demo.capped", `{}`), "cancelled")
 
-	// A request made as the API makes it (the API notifies its requested) that waits past
-	// its queue timeout.
+	// An execution an older version created undecided, admitted late into the queue, where
+	// it waits past its queue timeout.
 	_, err = st.PolicyUpdate(ctx, "demo.one", store.Policy{Ref: "demo.one", ActionRef: ptr("demo.capped"), Enabled: true,
 		ConcurrencyLimit: ptr(1), QueueTimeoutSeconds: ptr(1)})
 	require.NoError(t, err)

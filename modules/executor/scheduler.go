@@ -9,9 +9,10 @@ import (
 	"github.com/attune-go/attune/store"
 )
 
-// handleRequest takes an execution made through the API, which leaves admission to the
-// executor, and the sweeper's requests to dispatch again an execution whose dispatch may have
-// been lost. Claims are conditional, so a duplicate dispatch is harmless.
+// handleRequest dispatches an execution the API created scheduled (admission is decided as
+// an execution is created, by whichever process creates it), and one the sweeper found
+// waiting for a dispatch that may have been lost. It also admits an execution an older
+// version created undecided. Claims are conditional, so a duplicate dispatch is harmless.
 func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	p, err := broker.Decode[broker.ExecutionRequested](msg)
 	if err != nil {
@@ -33,7 +34,7 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	case exec.Status != store.ExecutionRequested:
 		return nil // claimed, or ended
 	case !exec.Admitted:
-		if ok, err := m.admit(ctx, exec); err != nil || !ok {
+		if ok, err := m.admitLate(ctx, exec); err != nil || !ok {
 			return err
 		}
 	}
@@ -100,7 +101,7 @@ func (m *Module) dispatch(ctx context.Context, exec store.Execution, action stor
 	if err := m.declarePool(ctx, action.RunnerType); err != nil {
 		return err
 	}
-	err := broker.Send(ctx, m.deps.Broker, broker.ExecutionDispatched{
+	err := m.deps.Relay.Send(ctx, broker.ExecutionDispatched{
 		ExecutionID: exec.ID, ActionRef: exec.ActionRef,
 		Action: broker.ActionSnapshot{
 			RunnerType: action.RunnerType, PackRef: action.PackRef, PackPath: action.PackPath, EntryPoint: action.EntryPoint,

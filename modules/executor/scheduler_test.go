@@ -37,7 +37,7 @@ func TestNoWorkerFailsWithReason(t *testing.T) {
 	br := membroker.New(broker.Options{})
 	defer br.Close()
 	heard := &notes{}
-	m, err := executor.New(executor.Config{NoWorkerTimeout: 200 * time.Millisecond, SweepInterval: 50 * time.Millisecond},
+	m, err := executor.New(executor.Config{NoWorkerTimeout: 200 * time.Millisecond, WorkerAliveWithin: time.Second, SweepInterval: 50 * time.Millisecond},
 		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard})
 	require.NoError(t, err)
 	done := make(chan error, 1)

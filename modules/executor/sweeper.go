@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -12,18 +13,18 @@ import (
 
 const sweepBatch = 500
 
-// redispatchAfter is how long an execution may sit scheduled before its dispatch is sent
-// again. It is long because a backlog legitimately keeps executions queued in the broker; a
-// duplicate dispatch is harmless, only wasteful.
-const redispatchAfter = 5 * time.Minute
+// lostAfter is how long a row may wait for its message before the sweeper takes the message
+// for lost even though the queue that carries it still holds others: a backlog that old is
+// not drained in order, or something keeps it from draining, and a duplicate costs little.
+const lostAfter = 5 * time.Minute
 
 // overdueMargin is how far past its timeout a running execution is taken for lost.
 const overdueMargin = time.Minute
 
 // republishEvery is how often the sweeper sends the same repair again. A row can stay stale
-// for long for reasons a message does not fix (the sensor role is down and nobody consumes
+// for reasons a message does not fix (the sensor role is down and nobody consumes
 // event.created); sending it every sweep would only pile duplicates into the queue.
-const republishEvery = 5 * time.Minute
+const republishEvery = 30 * time.Second
 
 // republished remembers what this replica's sweeps sent and when.
 type republished struct {
@@ -50,6 +51,37 @@ func (r *republished) due(key string, now time.Time) bool {
 	return true
 }
 
+// dbWatch keeps since when this process has reached PostgreSQL without a break. Heartbeats
+// cannot reach a database that is away, so a worker's silence says nothing until the
+// database has been back for as long as a worker may be silent.
+type dbWatch struct {
+	mu     sync.Mutex
+	since  time.Time
+	broken bool
+}
+
+func (w *dbWatch) observe(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		w.broken = true
+	case err == nil && w.broken:
+		w.broken, w.since = false, time.Now()
+	}
+}
+
+// watchedFor reports how long PostgreSQL has been reachable without a break, as far as this
+// process saw.
+func (w *dbWatch) watchedFor() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.broken {
+		return 0
+	}
+	return time.Since(w.since)
+}
+
 // sweepLoop repairs what a crash between a commit and its publish would strand, and what a
 // worker that died leaves behind. Only one replica sweeps at a time.
 func (m *Module) sweepLoop(ctx context.Context) error {
@@ -67,28 +99,66 @@ func (m *Module) every(ctx context.Context, interval time.Duration, what string,
 			return nil
 		case <-ticker.C:
 		}
-		if err := pass(ctx); err != nil && ctx.Err() == nil {
+		err := pass(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.db.observe(err)
+		if err != nil {
 			m.deps.Logger.WarnContext(ctx, what+" failed", "err", err)
 		}
 	}
 }
 
+// queueDepths answers, once per queue per sweep, whether a queue still holds messages.
+type queueDepths struct {
+	b      broker.Broker
+	known  map[string]bool
+	broken bool
+}
+
+// drained reports whether q holds no message waiting for a consumer. When the broker cannot
+// say, nothing counts as drained: a message cannot be taken for lost on no evidence.
+func (d *queueDepths) drained(ctx context.Context, q broker.Queue) bool {
+	if held, ok := d.known[q.Name]; ok {
+		return !held
+	}
+	if d.broken {
+		return false
+	}
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	n, err := d.b.Depth(dctx, q)
+	if err != nil {
+		d.broken = true
+		return false
+	}
+	d.known[q.Name] = n > 0
+	return n == 0
+}
+
 func (m *Module) sweep(ctx context.Context) error {
 	var msgs []broker.Payload
-	var ended []store.Execution
+	var ended, undispatched []store.Execution
+	now := time.Now()
+	depths := &queueDepths{b: m.deps.Broker, known: make(map[string]bool)}
+	// lost reports whether a row waiting since at for a message carried by q has lost it:
+	// old enough, and q drained past it (or the row older than any backlog explains).
+	lost := func(at time.Time, q broker.Queue) bool {
+		return now.Sub(at) >= lostAfter || now.Sub(at) >= m.cfg.SweepAfter && depths.drained(ctx, q)
+	}
 	err := m.deps.Store.InTx(ctx, func(q *store.Queries) error {
-		msgs, ended = msgs[:0], ended[:0]
+		msgs, ended, undispatched = msgs[:0], ended[:0], undispatched[:0]
 		if ok, err := q.TryAdvisoryXactLock(ctx, "attune_executor_sweeper"); err != nil || !ok {
 			return err
 		}
-		before := time.Now().Add(-m.cfg.SweepAfter)
+		before := now.Add(-m.cfg.SweepAfter)
 		events, err := q.EventListUnevaluated(ctx, before, sweepBatch)
 		if err != nil {
 			return err
 		}
-		now := time.Now()
 		for _, e := range events {
-			if m.resent.due(fmt.Sprintf("event/%d", e.ID), now) {
+			if lost(e.Created, broker.QueueRuleEvents) && m.resent.due(fmt.Sprintf("event/%d", e.ID), now) {
 				msgs = append(msgs, broker.NewEventCreated(e.ID, e.TriggerRef, deref(e.RuleRef), e.Payload))
 			}
 		}
@@ -97,28 +167,34 @@ func (m *Module) sweep(ctx context.Context) error {
 			return err
 		}
 		for _, e := range enfs {
-			if m.resent.due(fmt.Sprintf("enforcement/%d", e.ID), now) {
+			if lost(e.Created, broker.QueueExecutorEnforcement) && m.resent.due(fmt.Sprintf("enforcement/%d", e.ID), now) {
 				msgs = append(msgs, broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: e.EventID})
 			}
 		}
-		// A dispatch lost after its commit; otherwise a scheduled execution is just queued
-		// in its runner's dispatch queue.
-		stuck, err := q.ExecutionListStale(ctx, store.ExecutionScheduled, time.Now().Add(-redispatchAfter), sweepBatch)
+		// A scheduled execution is carried first by the executor's request queue (when the
+		// API created it) and then by its runner's dispatch queue; once both are drained past
+		// it, its dispatch is lost.
+		stuck, err := q.ExecutionListStale(ctx, store.ExecutionScheduled, before, sweepBatch)
 		if err != nil {
 			return err
 		}
 		for _, e := range stuck {
-			if m.resent.due(fmt.Sprintf("dispatch/%d", e.ID), now) {
-				msgs = append(msgs, broker.ExecutionRequested{ExecutionID: e.ID, ActionRef: e.ActionRef})
+			action, err := m.actions.Get(ctx, e.ActionRef)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if lost(e.Updated, broker.QueueExecutorRequests) && (action.RunnerType == "" || lost(e.Updated, broker.DispatchQueue(action.RunnerType))) &&
+				m.resent.due(fmt.Sprintf("dispatch/%d", e.ID), now) {
+				undispatched = append(undispatched, e)
 			}
 		}
-		// A request that neither passed admission nor waits in a queue: lost after its commit.
+		// Made undecided by an older version, and its request lost.
 		unadmitted, err := q.ExecutionListUnadmitted(ctx, before, sweepBatch)
 		if err != nil {
 			return err
 		}
 		for _, e := range unadmitted {
-			if m.resent.due(fmt.Sprintf("request/%d", e.ID), now) {
+			if lost(e.Created, broker.QueueExecutorRequests) && m.resent.due(fmt.Sprintf("request/%d", e.ID), now) {
 				msgs = append(msgs, broker.ExecutionRequested{ExecutionID: e.ID, ActionRef: e.ActionRef})
 			}
 		}
@@ -128,16 +204,23 @@ func (m *Module) sweep(ctx context.Context) error {
 			return err
 		}
 		for _, e := range canceling {
-			if e.Worker != nil && m.resent.due(fmt.Sprintf("cancel/%d", e.ID), now) {
+			if e.Worker != nil && lost(e.Updated, broker.WorkerCancelQueue(*e.Worker)) && m.resent.due(fmt.Sprintf("cancel/%d", e.ID), now) {
 				msgs = append(msgs, broker.ExecutionCancelRequested{ExecutionID: e.ID, Worker: *e.Worker})
 			}
 		}
-		// What nobody will finish, or nobody can run, ends with the reason.
+		// What nobody will finish, or nobody can run, ends with the reason. A worker's
+		// silence only counts once the database has been reachable for longer than a worker
+		// may be silent: heartbeats cannot arrive while it is away.
+		alive := m.cfg.WorkerAliveWithin
+		trustSilence := m.db.watchedFor() >= alive
 		for _, end := range []func() ([]store.Execution, error){
-			func() ([]store.Execution, error) { return q.ExecutionAbandonOrphans(ctx, m.cfg.WorkerAliveWithin) },
+			func() ([]store.Execution, error) { return q.ExecutionAbandonOrphans(ctx, alive, trustSilence) },
 			func() ([]store.Execution, error) { return q.ExecutionAbandonOverdue(ctx, overdueMargin) },
 			func() ([]store.Execution, error) {
-				return q.ExecutionFailUnrunnable(ctx, m.cfg.NoWorkerTimeout, m.cfg.WorkerAliveWithin)
+				if !trustSilence {
+					return nil, nil
+				}
+				return q.ExecutionFailUnrunnable(ctx, m.cfg.NoWorkerTimeout, alive)
 			},
 		} {
 			execs, err := end()
@@ -149,7 +232,6 @@ func (m *Module) sweep(ctx context.Context) error {
 		for _, e := range ended {
 			m.deps.Logger.WarnContext(ctx, "execution ended by the sweeper", "execution_id", e.ID, "action", e.ActionRef,
 				"status", e.Status, "reason", deref(e.Reason))
-			msgs = append(msgs, broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef, Status: e.Status, FinishedAt: time.Now().UTC()})
 		}
 		return nil
 	})
@@ -157,20 +239,24 @@ func (m *Module) sweep(ctx context.Context) error {
 		return err
 	}
 	m.notify("", ended...)
-	if len(msgs) > 0 {
-		m.deps.Logger.InfoContext(ctx, "sweeper repairing", "messages", len(msgs))
+	if n := len(msgs) + len(undispatched); n > 0 {
+		m.deps.Logger.InfoContext(ctx, "sweeper repairing", "messages", n)
 	}
-	if err := broker.Send(ctx, m.deps.Broker, msgs...); err != nil {
+	if err := m.deps.Relay.Send(ctx, msgs...); err != nil {
+		return err
+	}
+	if err := m.dispatchAll(ctx, undispatched); err != nil {
 		return err
 	}
 	// Admitted waiters are scheduled by the completion that admitted them; should that
-	// message be lost, this schedules them.
+	// message be lost, or the ending be one of the sweeper's own, this schedules them.
 	return m.scheduleWaiting(ctx)
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
 	}
-	return *s
+	return *p
 }

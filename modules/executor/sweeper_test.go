@@ -47,8 +47,8 @@ func TestSweeperRepairsLostMessages(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.NoError(t, st.WorkerSetInactive(ctx, "gone"))
-	// An execution made as the API makes it, whose execution.requested was never published:
-	// nobody has admitted it.
+	// An execution an older version made undecided, whose execution.requested was never
+	// published: nobody has admitted it.
 	lost, err := st.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
 	require.NoError(t, err)
 

@@ -34,11 +34,14 @@ type Config struct {
 	Prefetch int
 }
 
-// Deps are the matcher's collaborators.
+// Deps are the matcher's collaborators. Relay sends the enforcements it commits, keeping what
+// the broker cannot take at once (package broker/relay); nil publishes through Broker
+// directly.
 type Deps struct {
 	Logger *slog.Logger
 	Store  Store
 	Broker broker.Broker
+	Relay  broker.Sender
 }
 
 // Module is the rule matcher.
@@ -58,6 +61,9 @@ func New(cfg Config, deps Deps) (*Module, error) {
 		return nil, errors.New("rules: Logger, Store and Broker are required")
 	}
 	cfg.Prefetch = cmp.Or(cfg.Prefetch, 16)
+	if deps.Relay == nil {
+		deps.Relay = broker.Direct(deps.Broker)
+	}
 	m := &Module{cfg: cfg, deps: deps}
 	m.rules = store.NewRefCache(m.loadRules)
 	m.watch = store.NewComponentWatch(deps.Store.ComponentVersion, m.rules)
@@ -118,9 +124,13 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 			continue
 		}
 		if o.reason != "" {
-			m.deps.Logger.WarnContext(ctx, "rule could not be enforced", "rule", r.rule.Ref, "event_id", ev.ID, "reason", o.reason)
+			m.deps.Logger.WarnContext(ctx, "rule could not be evaluated", "rule", r.rule.Ref, "event_id", ev.ID, "reason", o.reason)
 		}
-		verdicts = append(verdicts, store.EnforcementMatch{RuleRef: r.rule.Ref, Conditions: r.rule.Conditions, Config: o.config, Reason: o.reason})
+		if o.failure != "" {
+			m.deps.Logger.WarnContext(ctx, "rule matched but its parameters could not be rendered", "rule", r.rule.Ref, "event_id", ev.ID, "reason", o.failure)
+		}
+		verdicts = append(verdicts, store.EnforcementMatch{RuleRef: r.rule.Ref, Conditions: r.rule.Conditions, Config: o.config,
+			Reason: o.reason, Failure: o.failure})
 		actions[r.rule.Ref] = r.rule.ActionRef
 	}
 	// One statement marks the event evaluated and records the enforcements: a concurrent or
@@ -131,11 +141,13 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	}
 	matches := make([]broker.Payload, len(created))
 	for i, e := range created {
-		matches[i] = broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: ev.ID, ActionRef: actions[e.RuleRef], Config: e.Config}
+		matches[i] = broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: ev.ID, ActionRef: actions[e.RuleRef],
+			Config: e.Config, Failure: deref(e.Reason)}
 	}
-	// Committed: a crash before this publish is repaired by the executor's sweeper, which
-	// republishes enforcements left in created.
-	return broker.Send(ctx, m.deps.Broker, matches...)
+	// Committed: the relay keeps what the broker cannot take now, and a crash before the
+	// publish is repaired by the executor's sweeper, which republishes enforcements left in
+	// created.
+	return m.deps.Relay.Send(ctx, matches...)
 }
 
 // WebhookTrigger is the trigger of events posted to /api/v1/webhooks/{url}.
@@ -170,10 +182,20 @@ func (m *Module) event(ctx context.Context, p broker.EventCreated) (store.Event,
 	return ev, nil
 }
 
+// outcome is one rule's verdict: matched with the rendered parameters in config, matched but
+// failed to render (failure), or not evaluable (reason).
 type outcome struct {
 	matched bool
 	config  json.RawMessage
 	reason  string
+	failure string
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // enforce evaluates one rule against one event. A rule that cannot be evaluated or rendered
@@ -192,11 +214,11 @@ func enforce(r compiledRule, in ruleeval.Input) outcome {
 	}
 	rendered, err := ruleeval.Render(r.params, in)
 	if err != nil {
-		return outcome{reason: fmt.Sprintf("render action_params: %v", err)}
+		return outcome{matched: true, failure: fmt.Sprintf("rule %s: render action_params: %v", r.rule.Ref, err)}
 	}
 	config, err := json.Marshal(rendered)
 	if err != nil {
-		return outcome{reason: fmt.Sprintf("encode action_params: %v", err)}
+		return outcome{matched: true, failure: fmt.Sprintf("rule %s: encode action_params: %v", r.rule.Ref, err)}
 	}
 	return outcome{matched: true, config: config}
 }

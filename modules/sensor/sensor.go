@@ -48,11 +48,14 @@ type Notifier interface {
 	Notify(ns ...broker.Notification)
 }
 
-// Deps are the timers' collaborators. Notifier may be nil: nothing is notified.
+// Deps are the timers' collaborators. Notifier may be nil: nothing is notified. Relay sends
+// the events they commit, keeping what the broker cannot take at once (package
+// broker/relay); nil publishes through Broker directly.
 type Deps struct {
 	Logger   *slog.Logger
 	Store    Store
 	Broker   broker.Broker
+	Relay    broker.Sender
 	Notifier Notifier
 }
 
@@ -75,6 +78,9 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.Grace = cmp.Or(cfg.Grace, 10*time.Second)
 	cfg.TickRetention = cmp.Or(cfg.TickRetention, 24*time.Hour)
 	cfg.PruneInterval = cmp.Or(cfg.PruneInterval, time.Hour)
+	if deps.Relay == nil {
+		deps.Relay = broker.Direct(deps.Broker)
+	}
 	return &Module{cfg: cfg, deps: deps}, nil
 }
 

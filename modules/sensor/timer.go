@@ -10,13 +10,8 @@ import (
 	"github.com/attune-go/attune/store"
 )
 
-const (
-	// retryDelay spaces the attempts at a tick whose transaction failed; Grace bounds them.
-	retryDelay = time.Second
-	// publishTimeout bounds a publish after the commit. The publish outlives a lost
-	// leadership, since the event is committed and the sweeper would otherwise take 30s.
-	publishTimeout = 5 * time.Second
-)
+// retryDelay spaces the attempts at a tick whose transaction failed; Grace bounds them.
+const retryDelay = time.Second
 
 // timer is one rule's schedule running while this replica leads.
 type timer struct {
@@ -152,11 +147,10 @@ func (m *Module) fire(ctx context.Context, r store.Rule, sched schedule, due tim
 	if m.deps.Notifier != nil {
 		m.deps.Notifier.Notify(broker.EventNotification(ev.ID, ev.TriggerRef, ev.Created))
 	}
-	// Committed: a lost publish is repaired by the executor's sweeper, which republishes
-	// events no rule matcher has evaluated.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-	defer cancel()
-	if err := broker.Send(pctx, m.deps.Broker, broker.NewEventCreated(ev.ID, ev.TriggerRef, r.Ref, ev.Payload)); err != nil {
+	// Committed: the relay keeps what the broker cannot take now, and a publish lost with the
+	// process is repaired by the executor's sweeper, which republishes events no rule matcher
+	// has evaluated.
+	if err := m.deps.Relay.Send(ctx, broker.NewEventCreated(ev.ID, ev.TriggerRef, r.Ref, ev.Payload)); err != nil {
 		m.deps.Logger.WarnContext(ctx, "publish timer event; the sweeper will", "rule", r.Ref, "event_id", ev.ID, "err", err)
 	}
 	return true, nil

@@ -149,18 +149,21 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, result runner
 	if status == store.ExecutionAbandoned {
 		reason = "worker " + m.cfg.Name + " stopped before the action finished"
 	}
+	// From abandoned too: a sweeper that lost sight of this worker (its heartbeats could not
+	// reach the database) ended the execution meanwhile, but the action ran on, and what it
+	// did is what the record must say.
 	done, ok, err := m.record(ctx, store.ExecutionTransition{
-		ID: exec.ID, From: []string{store.ExecutionRunning, store.ExecutionCanceling}, To: status, Result: body, Reason: reason,
+		ID: exec.ID, From: []string{store.ExecutionRunning, store.ExecutionCanceling, store.ExecutionAbandoned}, To: status, Result: body, Reason: reason,
 	})
 	if err != nil {
 		return fmt.Errorf("finish execution %d: %w", exec.ID, err)
 	}
 	if !ok {
-		return nil // already final (abandoned by a sweeper that thought this worker dead)
+		return nil // already final: cancelled, or abandoned by this worker's next process
 	}
 	m.notify("", done)
 	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", exec.ID, "status", status, "duration_ms", result.DurationMS)
-	return broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{
+	return m.deps.Relay.Send(ctx, broker.ExecutionCompleted{
 		ExecutionID: done.ID, ActionRef: done.ActionRef, Status: done.Status, FinishedAt: time.Now().UTC(), HeldSlot: &done.HeldSlot,
 	})
 }

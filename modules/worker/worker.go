@@ -52,11 +52,14 @@ type Notifier interface {
 	Notify(ns ...broker.Notification)
 }
 
-// Deps are the worker's collaborators. Notifier may be nil: nothing is notified.
+// Deps are the worker's collaborators. Notifier may be nil: nothing is notified. Relay
+// sends what a commit calls for, keeping what the broker cannot take at once (package
+// broker/relay); nil publishes through Broker directly.
 type Deps struct {
 	Logger   *slog.Logger
 	Store    Store
 	Broker   broker.Broker
+	Relay    broker.Sender
 	Notifier Notifier
 }
 
@@ -85,6 +88,9 @@ func New(cfg Config, deps Deps) (*Module, error) {
 		return nil, errors.New("worker: Logger, Store and Broker are required")
 	}
 	cfg.HeartbeatInterval = cmp.Or(cfg.HeartbeatInterval, 10*time.Second)
+	if deps.Relay == nil {
+		deps.Relay = broker.Direct(deps.Broker)
+	}
 	runners := runner.New(cfg.Runner)
 	if len(cfg.Runners) == 0 {
 		for name := range runners {
@@ -181,7 +187,7 @@ func (m *Module) abandonLeftovers(ctx context.Context) error {
 	m.notify("", left...)
 	for _, e := range left {
 		m.deps.Logger.WarnContext(ctx, "execution abandoned by a restart of its worker", "execution_id", e.ID, "action", e.ActionRef)
-		if err := broker.Send(ctx, m.deps.Broker, broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef, Status: e.Status, FinishedAt: time.Now().UTC()}); err != nil {
+		if err := m.deps.Relay.Send(ctx, broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef, Status: e.Status, FinishedAt: time.Now().UTC()}); err != nil {
 			return err
 		}
 	}

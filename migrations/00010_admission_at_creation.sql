@@ -1,0 +1,584 @@
+-- Admission decided as an execution is created, in id order (docs/architecture.md, Policies).
+--
+-- Until now an execution was inserted first and admitted afterwards, by whichever executor
+-- got to it, in a transaction of its own: when its group had room, a later execution could be
+-- admitted while an earlier one had not been looked at yet. Now every path that creates an
+-- execution (an enforcement's, the API's execute and rerun, a retry) goes through
+-- attune.execution_create, which takes the group's row lock BEFORE the execution's id is drawn
+-- and decides in that same transaction. So, within one queue, ids are drawn in the order the
+-- decisions are made, and the queue is ordered by id: admission follows id order by
+-- construction, however many api and executor replicas create executions.
+--
+--   policy_for               the policy in force for an action: its own enabled one, else its
+--                            pack's (the rule attune.policy_for decides alone now; executors
+--                            no longer pass limits from their caches).
+--   admission_group_key      the queue within an action: the JSON array of the values of the
+--                            policy's grouping parameters ('' without any).
+--   admission_entry_queue_idx  the queue in id order; replaces the (enqueued_at, execution)
+--                            order, which followed transaction start times, not ids.
+--   admission_promote        admits the oldest waiters in id order, and stops (rather than
+--                            skipping) at a waiter another transaction holds.
+--   execution_create         creates executions, admission included, for a batch of items.
+--   admission_admit_late     decides an execution created requested by an older version.
+--   execution_status_forward also lets a late result replace `abandoned`: a worker judged dead
+--                            that was not records what its action did.
+--
+-- Retries: an action or a policy may declare `retry` (jsonb: max_attempts, on, delay_seconds,
+-- backoff, max_delay_seconds; the policy's wins). Each attempt is an execution of its own:
+--   execution.attempt, retry_of  the attempt's number and the first attempt of its chain.
+--   execution.retry          the spec in force when the attempt was created.
+--   execution.retry_at       when the next attempt is due. A trigger sets it in the statement
+--                            that ends an attempt that started, in one of the spec's statuses,
+--                            with attempts left: once per ending, whichever process writes it.
+--   execution_retry_due      creates the due attempts through execution_create (so they join
+--                            their queue at its back, by id) and clears retry_at, in one
+--                            transaction; execution_attempt_key keeps it to one per number.
+
+-- +goose Up
+ALTER TABLE attune.action ADD COLUMN retry jsonb;
+ALTER TABLE attune.policy ADD COLUMN retry jsonb;
+ALTER TABLE attune.execution
+    ADD COLUMN attempt integer NOT NULL DEFAULT 1 CHECK (attempt >= 1),
+    ADD COLUMN retry_of bigint REFERENCES attune.execution (id) ON DELETE SET NULL,
+    ADD COLUMN retry jsonb,
+    ADD COLUMN retry_at timestamptz;
+CREATE UNIQUE INDEX execution_attempt_key ON attune.execution (retry_of, attempt) WHERE retry_of IS NOT NULL;
+CREATE INDEX execution_retry_due_idx ON attune.execution (retry_at) WHERE retry_at IS NOT NULL;
+
+DROP INDEX attune.admission_entry_fifo_idx;
+CREATE INDEX admission_entry_queue_idx ON attune.admission_entry (admission_group, execution) WHERE state = 'queued';
+ALTER TABLE attune.admission_group DROP COLUMN head_enqueued_at;
+
+-- Group keys were made by the executor (Go's compact JSON); jsonb's text form is what the
+-- database makes now.
+UPDATE attune.admission_group g SET group_key = g.group_key::jsonb::text
+WHERE g.group_key <> '' AND g.group_key <> g.group_key::jsonb::text
+    AND NOT EXISTS (SELECT 1 FROM attune.admission_group o
+        WHERE o.action_ref = g.action_ref AND o.group_key = g.group_key::jsonb::text);
+
+-- +goose StatementBegin
+CREATE FUNCTION attune.policy_for(p_action_ref text) RETURNS attune.policy
+LANGUAGE sql STABLE AS $$
+    SELECT p.* FROM attune.policy p
+    WHERE p.enabled AND (p.action_ref = p_action_ref
+        OR p.pack_ref = (SELECT a.pack_ref FROM attune.action a WHERE a.ref = p_action_ref))
+    ORDER BY p.action_ref IS NULL, p.ref
+    LIMIT 1
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE FUNCTION attune.admission_group_key(params jsonb, names text[]) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN coalesce(cardinality(names), 0) = 0 THEN ''
+        ELSE (SELECT jsonb_agg(params -> u.name ORDER BY u.n) FROM unnest(names) WITH ORDINALITY AS u(name, n))::text
+    END
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+-- The admissions a rate window still counts, after one more at now(), newest last.
+CREATE FUNCTION attune.admission_recent_after_one(g attune.admission_group) RETURNS timestamptz[]
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN g.rate_max_executions IS NULL THEN '{}'::timestamptz[]
+        ELSE (attune.admission_recent(g) || now())[greatest(1, cardinality(attune.admission_recent(g)) + 2 - g.rate_max_executions):]
+    END
+$$;
+-- +goose StatementEnd
+
+DROP FUNCTION attune.admission_promote(bigint);
+-- +goose StatementBegin
+-- admission_promote admits the oldest waiters of group gid, in id order, while it is open, and
+-- returns them. The search starts after the group's cursor, the last waiter admitted: each
+-- waiter admitted leaves a dead entry at the front of admission_entry_queue_idx until VACUUM,
+-- and starting at the front would walk them all on every admission. A waiter whose row another
+-- transaction holds is being ended by it (a cancel, a queue timeout): waiting for it would
+-- deadlock (that transaction takes the execution first and the group second), and skipping it
+-- would admit a younger one first. So promotion stops there; when that transaction commits,
+-- its own release promotes, and should it roll back, the admission pass promotes.
+CREATE FUNCTION attune.admission_promote(gid bigint) RETURNS SETOF bigint
+LANGUAGE plpgsql
+-- As attune.schedule_waiting: the head of a queue of thousands must be read from
+-- admission_entry_queue_idx in order, whatever the statistics say.
+SET enable_sort = off SET enable_incremental_sort = off SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off
+AS $$
+DECLARE
+    g attune.admission_group;
+    next_id bigint;
+BEGIN
+    SELECT * INTO g FROM attune.admission_group WHERE id = gid FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    WHILE g.queued > 0 AND attune.admission_open(g) LOOP
+        SELECT ae.execution INTO next_id FROM attune.admission_entry ae
+        WHERE ae.admission_group = gid AND ae.state = 'queued' AND ae.execution > g.head_execution
+        ORDER BY ae.execution
+        LIMIT 1;
+        EXIT WHEN next_id IS NULL;
+        PERFORM 1 FROM attune.execution e WHERE e.id = next_id FOR UPDATE SKIP LOCKED;
+        EXIT WHEN NOT FOUND;
+        UPDATE attune.admission_entry SET state = 'active', admitted_at = now(), expires_at = NULL
+            WHERE execution = next_id;
+        UPDATE attune.execution SET admitted = true, admitted_at = clock_timestamp() WHERE id = next_id;
+        UPDATE attune.admission_group SET active = active + 1, queued = queued - 1,
+                recent = attune.admission_recent_after_one(g), head_execution = next_id
+            WHERE id = gid RETURNING * INTO g;
+        RETURN NEXT next_id;
+    END LOOP;
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+-- execution_create creates one execution per item, with its admission decided in the same
+-- transaction, and returns for each item (1-based position) what became of it:
+--   admitted  created scheduled: no policy applies, or its policy had room and nobody waited
+--   queued    created requested, waiting in its queue
+--   cancelled created cancelled: the policy's method is cancel and there was no room
+--   failed    created failed: the queue was full
+--   refused   created failed as asked (p_status 'failed': the caller refused it up front)
+--   exists    the item's enforcement has its execution already (returned, untouched)
+--   skipped   the item's enforcement was resolved without an execution (no row returned)
+-- Items under a policy are decided in the order of their group, then of their position: each
+-- group's row is locked before the item's id is drawn, so ids within a queue follow the order
+-- of the decisions, and batches that lock several groups lock them in one order.
+CREATE FUNCTION attune.execution_create(
+    p_action_ref text[], p_parameters text[], p_status text[], p_reason text[], p_enforcement bigint[],
+    p_parent bigint[], p_timeout_seconds integer[], p_attempt integer[], p_retry_of bigint[]
+) RETURNS TABLE (out_ord integer, out_outcome text, out_execution attune.execution)
+LANGUAGE plpgsql AS $$
+DECLARE
+    it record;
+    g attune.admission_group;
+    x attune.execution;
+    decided text;
+    refusal text;
+BEGIN
+    -- Every queue an item will join exists before any is locked, so that the loop below can
+    -- take the groups in id order; new groups get the highest ids and come last.
+    INSERT INTO attune.admission_group (action_ref, group_key)
+    SELECT DISTINCT u.action_ref, attune.admission_group_key(u.parameters::jsonb, pol.concurrency_parameters)
+    FROM unnest(p_action_ref, p_parameters, p_status) AS u(action_ref, parameters, status)
+    CROSS JOIN LATERAL attune.policy_for(u.action_ref) AS pol
+    WHERE pol.id IS NOT NULL AND coalesce(u.status, 'requested') = 'requested'
+    ORDER BY 1, 2
+    ON CONFLICT ON CONSTRAINT admission_group_key DO NOTHING;
+
+    FOR it IN
+        SELECT u.n::integer AS ord, u.action_ref, u.parameters::jsonb AS parameters,
+            coalesce(u.status, 'requested') AS status, u.reason, u.enforcement, u.parent, u.timeout_seconds,
+            coalesce(u.attempt, 1) AS attempt, u.retry_of,
+            (SELECT a.id FROM attune.action a WHERE a.ref = u.action_ref) AS action_id,
+            pol, ag.id AS group_id,
+            CASE WHEN coalesce(u.status, 'requested') = 'requested'
+                THEN coalesce(pol.retry, (SELECT a.retry FROM attune.action a WHERE a.ref = u.action_ref)) END AS retry
+        FROM unnest(p_action_ref, p_parameters, p_status, p_reason, p_enforcement, p_parent, p_timeout_seconds,
+                p_attempt, p_retry_of) WITH ORDINALITY
+            AS u(action_ref, parameters, status, reason, enforcement, parent, timeout_seconds, attempt, retry_of, n)
+        CROSS JOIN LATERAL attune.policy_for(u.action_ref) AS pol
+        LEFT JOIN attune.admission_group ag ON pol.id IS NOT NULL AND coalesce(u.status, 'requested') = 'requested'
+            AND ag.action_ref = u.action_ref AND ag.group_key = attune.admission_group_key(u.parameters::jsonb, pol.concurrency_parameters)
+        ORDER BY ag.id NULLS FIRST, u.n
+    LOOP
+        out_ord := it.ord;
+        out_execution := NULL;
+        IF it.group_id IS NOT NULL THEN
+            -- The group's lock comes first: it orders this item's id among its queue's.
+            UPDATE attune.admission_group SET policy_ref = (it.pol).ref, concurrency_limit = (it.pol).concurrency_limit,
+                    rate_max_executions = (it.pol).rate_max_executions, rate_window_seconds = (it.pol).rate_window_seconds
+                WHERE id = it.group_id RETURNING * INTO g;
+        END IF;
+        IF it.enforcement IS NOT NULL THEN
+            -- One execution per enforcement: the enforcement's lock serialises two executors
+            -- handling the same message, and the second finds the first's execution.
+            PERFORM 1 FROM attune.enforcement WHERE id = it.enforcement AND status = 'created' FOR UPDATE;
+            IF NOT FOUND THEN
+                SELECT * INTO x FROM attune.execution WHERE enforcement = it.enforcement;
+                IF FOUND THEN
+                    out_outcome := 'exists';
+                    out_execution := x;
+                    RETURN NEXT;
+                ELSE
+                    out_outcome := 'skipped';
+                    RETURN NEXT;
+                END IF;
+                CONTINUE;
+            END IF;
+        END IF;
+
+        decided := NULL;
+        refusal := NULL;
+        IF it.status <> 'requested' THEN
+            decided := 'refused';
+        ELSIF it.group_id IS NULL OR (g.queued = 0 AND attune.admission_open(g)) THEN
+            decided := 'admitted';
+        ELSIF g.concurrency_limit IS NOT NULL AND g.active >= g.concurrency_limit AND (it.pol).concurrency_method = 'cancel' THEN
+            decided := 'cancelled';
+            refusal := format('policy %s: %s of %s allowed at once are running', (it.pol).ref, g.active, g.concurrency_limit);
+        ELSIF g.rate_max_executions IS NOT NULL AND (it.pol).rate_method = 'cancel'
+                AND cardinality(attune.admission_recent(g)) >= g.rate_max_executions THEN
+            decided := 'cancelled';
+            refusal := format('policy %s: %s executions already started in the last %s seconds',
+                (it.pol).ref, g.rate_max_executions, g.rate_window_seconds);
+        ELSIF (it.pol).max_queue_length IS NOT NULL AND g.queued >= (it.pol).max_queue_length THEN
+            decided := 'failed';
+            refusal := format('policy %s: queue full (%s waiting, max_queue_length %s)', (it.pol).ref, g.queued, (it.pol).max_queue_length);
+        ELSE
+            decided := 'queued';
+        END IF;
+
+        INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, parent, timeout_seconds,
+                finished_at, admitted, admitted_at, attempt, retry_of, retry)
+        VALUES (it.action_id, it.action_ref,
+            CASE decided WHEN 'admitted' THEN 'scheduled' WHEN 'queued' THEN 'requested'
+                WHEN 'refused' THEN it.status ELSE decided END,
+            coalesce(it.parameters, '{}'), coalesce(refusal, it.reason), it.enforcement, it.parent, it.timeout_seconds,
+            CASE WHEN decided IN ('admitted', 'queued') THEN NULL ELSE now() END,
+            decided = 'admitted', CASE WHEN decided = 'admitted' THEN clock_timestamp() END,
+            it.attempt, it.retry_of, it.retry)
+        RETURNING * INTO x;
+
+        IF it.group_id IS NOT NULL AND decided = 'admitted' THEN
+            INSERT INTO attune.admission_entry (execution, admission_group, state, enqueued_at, admitted_at)
+                VALUES (x.id, g.id, 'active', now(), now());
+            UPDATE attune.admission_group SET active = active + 1, recent = attune.admission_recent_after_one(g)
+                WHERE id = g.id;
+        ELSIF decided = 'queued' THEN
+            INSERT INTO attune.admission_entry (execution, admission_group, state, enqueued_at, expires_at)
+                VALUES (x.id, g.id, 'queued', now(),
+                    CASE WHEN (it.pol).queue_timeout_seconds IS NOT NULL
+                        THEN now() + make_interval(secs => (it.pol).queue_timeout_seconds) END);
+            UPDATE attune.admission_group SET queued = queued + 1 WHERE id = g.id;
+        END IF;
+        IF it.enforcement IS NOT NULL THEN
+            UPDATE attune.enforcement SET status = 'processed', resolved_at = now() WHERE id = it.enforcement;
+        END IF;
+        out_outcome := decided;
+        out_execution := x;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+-- +goose StatementEnd
+
+DROP FUNCTION attune.admission_admit(bigint, text, text, text, integer, text, integer, integer, text, integer, integer);
+-- +goose StatementBegin
+-- admission_admit_late decides execution xid, created requested and undecided by a version
+-- that admitted afterwards (an api replica not yet upgraded, say), and returns 'admitted',
+-- 'queued', or what became of it otherwise. It queues it by its id like every other waiter;
+-- when that sorts before the cursor, the cursor moves back to just before it.
+CREATE FUNCTION attune.admission_admit_late(xid bigint) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    x attune.execution;
+    pol attune.policy;
+    g attune.admission_group;
+    entry_state text;
+BEGIN
+    SELECT state INTO entry_state FROM attune.admission_entry WHERE execution = xid;
+    IF FOUND THEN
+        RETURN CASE entry_state WHEN 'active' THEN 'admitted' ELSE 'queued' END;
+    END IF;
+    SELECT * INTO x FROM attune.execution WHERE id = xid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'execution % does not exist', xid USING ERRCODE = 'no_data_found';
+    END IF;
+    IF x.status <> 'requested' THEN
+        RETURN x.status;
+    ELSIF x.admitted THEN
+        RETURN 'admitted';
+    END IF;
+    pol := attune.policy_for(x.action_ref);
+    IF pol.id IS NULL THEN
+        UPDATE attune.execution SET admitted = true, admitted_at = clock_timestamp()
+            WHERE id = xid AND status = 'requested' AND NOT admitted;
+        RETURN 'admitted';
+    END IF;
+    INSERT INTO attune.admission_group AS ag (action_ref, group_key, policy_ref, concurrency_limit, rate_max_executions, rate_window_seconds)
+        VALUES (x.action_ref, attune.admission_group_key(x.parameters, pol.concurrency_parameters), pol.ref,
+            pol.concurrency_limit, pol.rate_max_executions, pol.rate_window_seconds)
+        ON CONFLICT ON CONSTRAINT admission_group_key DO UPDATE SET policy_ref = EXCLUDED.policy_ref,
+            concurrency_limit = EXCLUDED.concurrency_limit, rate_max_executions = EXCLUDED.rate_max_executions,
+            rate_window_seconds = EXCLUDED.rate_window_seconds
+        RETURNING * INTO g;
+    -- Group first, then the execution: the order every ending takes them in.
+    SELECT * INTO x FROM attune.execution WHERE id = xid FOR UPDATE;
+    SELECT state INTO entry_state FROM attune.admission_entry WHERE execution = xid;
+    IF FOUND THEN
+        RETURN CASE entry_state WHEN 'active' THEN 'admitted' ELSE 'queued' END;
+    ELSIF x.status <> 'requested' THEN
+        RETURN x.status;
+    END IF;
+    IF g.queued = 0 AND attune.admission_open(g) THEN
+        INSERT INTO attune.admission_entry (execution, admission_group, state, enqueued_at, admitted_at)
+            VALUES (xid, g.id, 'active', now(), now());
+        UPDATE attune.execution SET admitted = true, admitted_at = clock_timestamp() WHERE id = xid;
+        UPDATE attune.admission_group SET active = active + 1, recent = attune.admission_recent_after_one(g) WHERE id = g.id;
+        RETURN 'admitted';
+    END IF;
+    INSERT INTO attune.admission_entry (execution, admission_group, state, enqueued_at, expires_at)
+        VALUES (xid, g.id, 'queued', now(),
+            CASE WHEN pol.queue_timeout_seconds IS NOT NULL THEN now() + make_interval(secs => pol.queue_timeout_seconds) END);
+    UPDATE attune.admission_group SET queued = queued + 1, head_execution = least(head_execution, xid - 1) WHERE id = g.id;
+    RETURN 'queued';
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+-- A worker judged dead that was not (its heartbeats could not reach the database) records its
+-- result late: `abandoned` may give way to the status the action really ended in. Every other
+-- move out of a terminal status, and every move backwards, is still refused.
+CREATE OR REPLACE FUNCTION attune.execution_status_forward() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status IS DISTINCT FROM OLD.status AND (
+        (attune.execution_status_rank(OLD.status) = 5
+            AND NOT (OLD.status = 'abandoned' AND NEW.status IN ('completed', 'failed', 'timeout', 'cancelled')))
+        OR attune.execution_status_rank(NEW.status) < attune.execution_status_rank(OLD.status)
+    ) THEN
+        RAISE EXCEPTION 'execution %: status cannot move from % to %', OLD.id, OLD.status, NEW.status
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'execution_status_forward';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+-- Plans the next attempt as an attempt ends, in the ending's own statement: an attempt that
+-- started (a worker claimed it), ended in one of its spec's `on` statuses, with attempts left.
+-- A late result that replaces `abandoned` withdraws the attempt planned for the abandonment, if
+-- it has not been created yet.
+CREATE FUNCTION attune.execution_retry_plan() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    spec jsonb := NEW.retry;
+    delay numeric;
+BEGIN
+    IF OLD.status = 'abandoned' THEN
+        NEW.retry_at := NULL;
+        RETURN NEW;
+    END IF;
+    IF spec IS NULL OR NEW.started_at IS NULL OR NEW.attempt >= (spec ->> 'max_attempts')::integer
+            OR NOT (spec -> 'on') ? NEW.status THEN
+        RETURN NEW;
+    END IF;
+    delay := coalesce((spec ->> 'delay_seconds')::numeric, 0);
+    IF spec ->> 'backoff' = 'exponential' THEN
+        delay := delay * power(2, least(NEW.attempt - 1, 40));
+    END IF;
+    IF spec ? 'max_delay_seconds' THEN
+        delay := least(delay, (spec ->> 'max_delay_seconds')::numeric);
+    END IF;
+    NEW.retry_at := now() + make_interval(secs => delay);
+    RETURN NEW;
+END;
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER execution_retry_plan BEFORE UPDATE OF status ON attune.execution
+    FOR EACH ROW WHEN (attune.execution_status_rank(NEW.status) = 5 AND NEW.status IS DISTINCT FROM OLD.status
+        AND (attune.execution_status_rank(OLD.status) < 5 OR OLD.status = 'abandoned'))
+    EXECUTE FUNCTION attune.execution_retry_plan();
+
+-- +goose StatementBegin
+-- execution_retry_due creates the next attempt of up to p_limit executions whose retry is due,
+-- oldest due first, and answers as execution_create does. Rows another executor holds are
+-- skipped: it is creating their attempts.
+CREATE FUNCTION attune.execution_retry_due(p_limit integer)
+RETURNS TABLE (out_ord integer, out_outcome text, out_execution attune.execution)
+LANGUAGE plpgsql AS $$
+DECLARE
+    due attune.execution[];
+BEGIN
+    WITH d AS (
+        SELECT id FROM attune.execution WHERE retry_at <= now() ORDER BY retry_at, id LIMIT p_limit FOR UPDATE SKIP LOCKED),
+    cleared AS (
+        UPDATE attune.execution e SET retry_at = NULL FROM d WHERE e.id = d.id RETURNING e.*)
+    SELECT array_agg(c ORDER BY c.id) INTO due FROM cleared c;
+    IF due IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT * FROM attune.execution_create(
+        ARRAY(SELECT r.action_ref FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
+        ARRAY(SELECT r.parameters::text FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
+        ARRAY(SELECT CASE WHEN a.enabled THEN 'requested' ELSE 'failed' END
+            FROM unnest(due) WITH ORDINALITY r LEFT JOIN attune.action a ON a.ref = r.action_ref ORDER BY r.ordinality),
+        ARRAY(SELECT CASE WHEN a.id IS NULL THEN format('action %s does not exist', r.action_ref)
+                WHEN NOT a.enabled THEN format('action %s is disabled', r.action_ref) END
+            FROM unnest(due) WITH ORDINALITY r LEFT JOIN attune.action a ON a.ref = r.action_ref ORDER BY r.ordinality),
+        ARRAY(SELECT NULL::bigint FROM unnest(due)),
+        ARRAY(SELECT r.parent FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
+        ARRAY(SELECT r.timeout_seconds FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
+        ARRAY(SELECT r.attempt + 1 FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
+        ARRAY(SELECT coalesce(r.retry_of, r.id) FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality));
+END;
+$$;
+-- +goose StatementEnd
+
+-- +goose Down
+DROP FUNCTION attune.execution_retry_due(integer);
+DROP TRIGGER execution_retry_plan ON attune.execution;
+DROP FUNCTION attune.execution_retry_plan();
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION attune.execution_status_forward() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status IS DISTINCT FROM OLD.status AND (
+        attune.execution_status_rank(OLD.status) = 5
+        OR attune.execution_status_rank(NEW.status) < attune.execution_status_rank(OLD.status)
+    ) THEN
+        RAISE EXCEPTION 'execution %: status cannot move from % to %', OLD.id, OLD.status, NEW.status
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'execution_status_forward';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+-- +goose StatementEnd
+DROP FUNCTION attune.admission_admit_late(bigint);
+DROP FUNCTION attune.execution_create(text[], text[], text[], text[], bigint[], bigint[], integer[], integer[], bigint[]);
+DROP FUNCTION attune.admission_promote(bigint);
+ALTER TABLE attune.admission_group ADD COLUMN head_enqueued_at timestamptz NOT NULL DEFAULT '-infinity';
+-- The functions as 00007 made them.
+-- +goose StatementBegin
+CREATE FUNCTION attune.admission_promote(gid bigint) RETURNS SETOF bigint
+LANGUAGE plpgsql
+-- As attune.schedule_waiting (below): the head of a queue of thousands must be read from
+-- admission_entry_fifo_idx in order, whatever the statistics say.
+SET enable_sort = off SET enable_incremental_sort = off SET enable_bitmapscan = off SET enable_seqscan = off SET jit = off
+AS $$
+DECLARE
+    g attune.admission_group;
+    cand record;
+    next_id bigint;
+    next_at timestamptz;
+    skipped boolean := false;
+BEGIN
+    SELECT * INTO g FROM attune.admission_group WHERE id = gid FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    WHILE g.queued > 0 AND attune.admission_open(g) LOOP
+        next_id := NULL;
+        FOR cand IN SELECT ae.execution, ae.enqueued_at FROM attune.admission_entry ae
+            WHERE ae.admission_group = gid AND ae.state = 'queued'
+                AND (ae.enqueued_at, ae.execution) > (g.head_enqueued_at, g.head_execution)
+            ORDER BY ae.enqueued_at, ae.execution
+            LIMIT 16
+        LOOP
+            PERFORM 1 FROM attune.execution e WHERE e.id = cand.execution FOR UPDATE SKIP LOCKED;
+            IF FOUND THEN
+                next_id := cand.execution;
+                next_at := cand.enqueued_at;
+                EXIT;
+            END IF;
+            skipped := true;
+        END LOOP;
+        EXIT WHEN next_id IS NULL;
+        UPDATE attune.admission_entry SET state = 'active', admitted_at = now(), expires_at = NULL
+            WHERE execution = next_id;
+        UPDATE attune.execution SET admitted = true, admitted_at = clock_timestamp() WHERE id = next_id;
+        UPDATE attune.admission_group SET active = active + 1, queued = queued - 1,
+                recent = CASE WHEN rate_max_executions IS NULL THEN '{}'
+                    ELSE (attune.admission_recent(g) || now())[greatest(1, cardinality(attune.admission_recent(g)) + 2 - rate_max_executions):] END,
+                head_enqueued_at = CASE WHEN skipped THEN head_enqueued_at ELSE next_at END,
+                head_execution = CASE WHEN skipped THEN head_execution ELSE next_id END
+            WHERE id = gid RETURNING * INTO g;
+        RETURN NEXT next_id;
+    END LOOP;
+END;
+$$;
+-- +goose StatementEnd
+-- +goose StatementBegin
+CREATE FUNCTION attune.admission_admit(
+    xid bigint, p_action_ref text, p_group_key text, p_policy_ref text,
+    p_concurrency_limit integer, p_concurrency_method text,
+    p_rate_max_executions integer, p_rate_window_seconds integer, p_rate_method text,
+    p_max_queue_length integer, p_queue_timeout_seconds integer
+) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    x attune.execution;
+    g attune.admission_group;
+    entry_state text;
+    refusal text;
+BEGIN
+    -- A decision made before is answered without taking the execution's lock: a waiter's
+    -- lock held here would make admission_promote skip it.
+    SELECT state INTO entry_state FROM attune.admission_entry WHERE execution = xid;
+    IF FOUND THEN
+        RETURN CASE entry_state WHEN 'active' THEN 'admitted' ELSE 'queued' END;
+    END IF;
+    SELECT * INTO x FROM attune.execution WHERE id = xid FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'execution % does not exist', xid USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT state INTO entry_state FROM attune.admission_entry WHERE execution = xid;
+    IF FOUND THEN
+        RETURN CASE entry_state WHEN 'active' THEN 'admitted' ELSE 'queued' END;
+    END IF;
+    IF x.status <> 'requested' THEN
+        RETURN x.status;
+    END IF;
+    IF x.admitted THEN
+        RETURN 'admitted';
+    END IF;
+
+    INSERT INTO attune.admission_group AS ag (action_ref, group_key, policy_ref, concurrency_limit,
+            rate_max_executions, rate_window_seconds)
+        VALUES (p_action_ref, p_group_key, p_policy_ref, p_concurrency_limit, p_rate_max_executions, p_rate_window_seconds)
+        ON CONFLICT ON CONSTRAINT admission_group_key DO UPDATE SET policy_ref = EXCLUDED.policy_ref,
+            concurrency_limit = EXCLUDED.concurrency_limit, rate_max_executions = EXCLUDED.rate_max_executions,
+            rate_window_seconds = EXCLUDED.rate_window_seconds
+        RETURNING * INTO g;
+
+    IF g.queued = 0 AND attune.admission_open(g) THEN
+        INSERT INTO attune.admission_entry (execution, admission_group, state, enqueued_at, admitted_at)
+            VALUES (xid, g.id, 'active', x.created, now());
+        UPDATE attune.execution SET admitted = true, admitted_at = clock_timestamp() WHERE id = xid;
+        UPDATE attune.admission_group SET active = active + 1,
+                recent = CASE WHEN g.rate_max_executions IS NULL THEN '{}'
+                    ELSE (attune.admission_recent(g) || now())[greatest(1, cardinality(attune.admission_recent(g)) + 2 - g.rate_max_executions):] END
+            WHERE id = g.id;
+        RETURN 'admitted';
+    END IF;
+
+    IF g.concurrency_limit IS NOT NULL AND g.active >= g.concurrency_limit AND p_concurrency_method = 'cancel' THEN
+        refusal := format('policy %s: %s of %s allowed at once are running', p_policy_ref, g.active, g.concurrency_limit);
+    ELSIF g.rate_max_executions IS NOT NULL AND p_rate_method = 'cancel'
+            AND cardinality(attune.admission_recent(g)) >= g.rate_max_executions THEN
+        refusal := format('policy %s: %s executions already started in the last %s seconds',
+            p_policy_ref, g.rate_max_executions, g.rate_window_seconds);
+    END IF;
+    IF refusal IS NOT NULL THEN
+        UPDATE attune.execution SET status = 'cancelled', reason = refusal, finished_at = now() WHERE id = xid;
+        RETURN 'cancelled';
+    END IF;
+
+    IF p_max_queue_length IS NOT NULL AND g.queued >= p_max_queue_length THEN
+        UPDATE attune.execution SET status = 'failed', finished_at = now(),
+                reason = format('policy %s: queue full (%s waiting, max_queue_length %s)', p_policy_ref, g.queued, p_max_queue_length)
+            WHERE id = xid;
+        RETURN 'failed';
+    END IF;
+
+    INSERT INTO attune.admission_entry (execution, admission_group, state, enqueued_at, expires_at)
+        VALUES (xid, g.id, 'queued', x.created,
+            CASE WHEN p_queue_timeout_seconds IS NOT NULL THEN now() + make_interval(secs => p_queue_timeout_seconds) END);
+    -- An execution decided late may sort before the cursor: move the cursor back to just
+    -- before it, so that every waiter still sorts after the cursor.
+    UPDATE attune.admission_group SET queued = queued + 1,
+            head_enqueued_at = CASE WHEN (x.created, xid) <= (head_enqueued_at, head_execution) THEN x.created ELSE head_enqueued_at END,
+            head_execution = CASE WHEN (x.created, xid) <= (head_enqueued_at, head_execution) THEN xid - 1 ELSE head_execution END
+        WHERE id = g.id;
+    RETURN 'queued';
+END;
+$$;
+-- +goose StatementEnd
+DROP FUNCTION attune.admission_recent_after_one(attune.admission_group);
+DROP FUNCTION attune.admission_group_key(jsonb, text[]);
+DROP FUNCTION attune.policy_for(text);
+DROP INDEX attune.admission_entry_queue_idx;
+CREATE INDEX admission_entry_fifo_idx ON attune.admission_entry (admission_group, enqueued_at, execution)
+    WHERE state = 'queued';
+DROP INDEX attune.execution_retry_due_idx;
+DROP INDEX attune.execution_attempt_key;
+ALTER TABLE attune.execution DROP COLUMN retry_at, DROP COLUMN retry, DROP COLUMN retry_of, DROP COLUMN attempt;
+ALTER TABLE attune.policy DROP COLUMN retry;
+ALTER TABLE attune.action DROP COLUMN retry;
