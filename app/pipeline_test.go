@@ -191,27 +191,30 @@ func TestPipeline(t *testing.T) {
 				require.Nil(t, exec["started_at"], "it never ran")
 			})
 
-			t.Run("RenderFailureLeavesEnforcementWithReason", func(t *testing.T) {
+			t.Run("RenderFailureFailsTheExecution", func(t *testing.T) {
+				// The rule matched; its parameters cannot be rendered. That is a failure before
+				// the run, answered as one whose parameters do not fit: a failed execution with
+				// the reason, found where failed executions are listed.
 				code, body := p.post(t, "/api/v1/webhooks/broken", map[string]any{"n": "not a number"})
 				require.Equal(t, http.StatusAccepted, code)
-				eventID := id(t, data(t, body), "event_id")
-				var enf map[string]any
-				require.Eventually(t, func() bool {
-					_, body := p.get(t, "/api/v1/enforcements?rule_ref=demo.on_broken")
-					for _, e := range body["data"].([]any) {
-						if int64(e.(map[string]any)["event_id"].(float64)) == eventID {
-							enf = e.(map[string]any)
-							return true
-						}
-					}
-					return false
-				}, 30*time.Second, 20*time.Millisecond)
+				exec := p.waitExecution(t, p.executionOf(t, "demo.on_broken", id(t, data(t, body), "event_id")))
+				require.Equal(t, "failed", exec["status"], exec)
+				require.Contains(t, exec["reason"], "render action_params")
+				require.Nil(t, exec["started_at"], "it never ran")
+				_, failed := p.get(t, "/api/v1/executions?status=failed&rule_ref=demo.on_broken")
+				var listed []float64
+				for _, e := range failed["data"].([]any) {
+					listed = append(listed, e.(map[string]any)["id"].(float64))
+				}
+				require.Contains(t, listed, exec["id"])
+				_, enfBody := p.get(t, fmt.Sprintf("/api/v1/enforcements/%d", int64(exec["enforcement_id"].(float64))))
+				enf := data(t, enfBody)
 				require.Equal(t, "processed", enf["status"])
 				require.Contains(t, enf["reason"], "render action_params")
 				// A number renders fine and runs.
 				code, body = p.post(t, "/api/v1/webhooks/broken", map[string]any{"n": 21})
 				require.Equal(t, http.StatusAccepted, code)
-				exec := p.waitExecution(t, p.executionOf(t, "demo.on_broken", id(t, data(t, body), "event_id")))
+				exec = p.waitExecution(t, p.executionOf(t, "demo.on_broken", id(t, data(t, body), "event_id")))
 				require.Equal(t, "completed", exec["status"], exec)
 				require.Equal(t, 42.0, result(t, exec)["data"].(map[string]any)["count"])
 			})
@@ -219,7 +222,7 @@ func TestPipeline(t *testing.T) {
 			t.Run("ManualExecute", func(t *testing.T) {
 				code, body := p.post(t, "/api/v1/executions/execute", map[string]any{"action_ref": "demo.hello", "parameters": map[string]any{"name": "you"}})
 				require.Equal(t, http.StatusCreated, code, body)
-				require.Equal(t, "requested", data(t, body)["status"])
+				require.Equal(t, "scheduled", data(t, body)["status"], "admitted as it was created: no policy applies")
 				exec := p.waitExecution(t, id(t, data(t, body), "id"))
 				require.Equal(t, "completed", exec["status"], exec)
 				require.Equal(t, "Hello, you!\n", result(t, exec)["stdout"])

@@ -68,6 +68,14 @@ $$;
 -- +goose StatementEnd
 
 -- +goose StatementBegin
+-- Whether policy p limits anything: a policy may declare only a retry, and then admits all.
+CREATE FUNCTION attune.policy_limits(p attune.policy) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT p.id IS NOT NULL AND (p.concurrency_limit IS NOT NULL OR p.rate_max_executions IS NOT NULL)
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
 CREATE FUNCTION attune.admission_group_key(params jsonb, names text[]) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN coalesce(cardinality(names), 0) = 0 THEN ''
@@ -161,7 +169,7 @@ BEGIN
     SELECT DISTINCT u.action_ref, attune.admission_group_key(u.parameters::jsonb, pol.concurrency_parameters)
     FROM unnest(p_action_ref, p_parameters, p_status) AS u(action_ref, parameters, status)
     CROSS JOIN LATERAL attune.policy_for(u.action_ref) AS pol
-    WHERE pol.id IS NOT NULL AND coalesce(u.status, 'requested') = 'requested'
+    WHERE attune.policy_limits(pol) AND coalesce(u.status, 'requested') = 'requested'
     ORDER BY 1, 2
     ON CONFLICT ON CONSTRAINT admission_group_key DO NOTHING;
 
@@ -177,7 +185,7 @@ BEGIN
                 p_attempt, p_retry_of) WITH ORDINALITY
             AS u(action_ref, parameters, status, reason, enforcement, parent, timeout_seconds, attempt, retry_of, n)
         CROSS JOIN LATERAL attune.policy_for(u.action_ref) AS pol
-        LEFT JOIN attune.admission_group ag ON pol.id IS NOT NULL AND coalesce(u.status, 'requested') = 'requested'
+        LEFT JOIN attune.admission_group ag ON attune.policy_limits(pol) AND coalesce(u.status, 'requested') = 'requested'
             AND ag.action_ref = u.action_ref AND ag.group_key = attune.admission_group_key(u.parameters::jsonb, pol.concurrency_parameters)
         ORDER BY ag.id NULLS FIRST, u.n
     LOOP
@@ -289,7 +297,7 @@ BEGIN
         RETURN 'admitted';
     END IF;
     pol := attune.policy_for(x.action_ref);
-    IF pol.id IS NULL THEN
+    IF NOT attune.policy_limits(pol) THEN
         UPDATE attune.execution SET admitted = true, admitted_at = clock_timestamp()
             WHERE id = xid AND status = 'requested' AND NOT admitted;
         RETURN 'admitted';
@@ -573,6 +581,7 @@ $$;
 -- +goose StatementEnd
 DROP FUNCTION attune.admission_recent_after_one(attune.admission_group);
 DROP FUNCTION attune.admission_group_key(jsonb, text[]);
+DROP FUNCTION attune.policy_limits(attune.policy);
 DROP FUNCTION attune.policy_for(text);
 DROP INDEX attune.admission_entry_queue_idx;
 CREATE INDEX admission_entry_fifo_idx ON attune.admission_entry (admission_group, enqueued_at, execution)

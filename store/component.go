@@ -34,6 +34,9 @@ type Action struct {
 	OutputFormat   string          `json:"output_format"`
 	TimeoutSeconds int             `json:"timeout_seconds"`
 	Enabled        bool            `json:"enabled"`
+	// Retry, when set, repeats an attempt that ends in one of its statuses; a policy's retry
+	// wins over it.
+	Retry *Retry `json:"retry"`
 	// PackPath is the directory of the action's pack, where its scripts are.
 	PackPath string    `json:"-"`
 	Created  time.Time `json:"created"`
@@ -86,6 +89,18 @@ type Rule struct {
 	Updated       time.Time       `json:"updated"`
 }
 
+// Retry says when an execution is tried again: each attempt that ends in one of On, with
+// fewer than MaxAttempts made, is followed by another after a delay: DelaySeconds, doubled
+// for each attempt made when Backoff is exponential, at most MaxDelaySeconds. It is kept as
+// jsonb; the database plans the next attempt from it (migration 00010).
+type Retry struct {
+	MaxAttempts     int      `json:"max_attempts"`
+	On              []string `json:"on"`
+	DelaySeconds    int      `json:"delay_seconds"`
+	Backoff         string   `json:"backoff"`
+	MaxDelaySeconds *int     `json:"max_delay_seconds,omitempty"`
+}
+
 // Policy is a row of attune.policy.
 type Policy struct {
 	ID                    int64    `json:"id"`
@@ -101,6 +116,7 @@ type Policy struct {
 	RateMethod            string   `json:"rate_method"`
 	MaxQueueLength        *int     `json:"max_queue_length"`
 	QueueTimeoutSeconds   *int     `json:"queue_timeout_seconds"`
+	Retry                 *Retry   `json:"retry"`
 	// FromPack is the pack whose policies/ directory the policy came from; nil for one
 	// made through the API.
 	FromPack *string   `json:"source_pack"`
@@ -110,7 +126,7 @@ type Policy struct {
 
 const (
 	actionColumns = `id, ref, pack_ref, label, description, runner_type, entry_point, parameters, output_format, timeout_seconds, enabled,
-		(SELECT path FROM attune.pack p WHERE p.id = action.pack), created, updated`
+		retry, (SELECT path FROM attune.pack p WHERE p.id = action.pack), created, updated`
 	triggerColumns = `id, ref, pack_ref, label, description, parameters, output, enabled, created, updated`
 	ruleColumns    = `id, ref, pack_ref, label, description, trigger_ref, trigger_params, conditions, action_ref, action_params, enabled, created, updated`
 	packColumns    = `id, ref, label, description, version, path, created, updated`
@@ -119,7 +135,7 @@ const (
 func scanAction(row pgx.Row) (Action, error) {
 	var a Action
 	err := row.Scan(&a.ID, &a.Ref, &a.PackRef, &a.Label, &a.Description, &a.RunnerType, &a.EntryPoint, &a.Parameters,
-		&a.OutputFormat, &a.TimeoutSeconds, &a.Enabled, &a.PackPath, &a.Created, &a.Updated)
+		&a.OutputFormat, &a.TimeoutSeconds, &a.Enabled, &a.Retry, &a.PackPath, &a.Created, &a.Updated)
 	return a, err
 }
 

@@ -115,14 +115,14 @@ func (q *Queries) triggerUpsert(ctx context.Context, p Pack, t Trigger) error {
 func (q *Queries) actionUpsert(ctx context.Context, p Pack, a Action) error {
 	_, err := q.db.Exec(ctx, `
 		INSERT INTO attune.action (ref, pack, pack_ref, label, description, runner_type, entry_point, parameters,
-			output_format, timeout_seconds, enabled)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			output_format, timeout_seconds, enabled, retry)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (ref) DO UPDATE SET pack = EXCLUDED.pack, pack_ref = EXCLUDED.pack_ref, label = EXCLUDED.label,
 			description = EXCLUDED.description, runner_type = EXCLUDED.runner_type, entry_point = EXCLUDED.entry_point,
 			parameters = EXCLUDED.parameters, output_format = EXCLUDED.output_format,
-			timeout_seconds = EXCLUDED.timeout_seconds, enabled = EXCLUDED.enabled`,
+			timeout_seconds = EXCLUDED.timeout_seconds, enabled = EXCLUDED.enabled, retry = EXCLUDED.retry`,
 		a.Ref, p.ID, p.Ref, a.Label, a.Description, a.RunnerType, a.EntryPoint, jsonOr(a.Parameters, "{}"),
-		a.OutputFormat, a.TimeoutSeconds, a.Enabled)
+		a.OutputFormat, a.TimeoutSeconds, a.Enabled, a.Retry)
 	if err != nil {
 		return fmt.Errorf("upsert action %s: %w", a.Ref, translate(err))
 	}
@@ -175,16 +175,16 @@ func (q *Queries) policyUpsert(ctx context.Context, p Pack, x Policy) error {
 	}
 	_, err := q.db.Exec(ctx, `
 		INSERT INTO attune.policy (ref, pack, action_ref, pack_ref, enabled, concurrency_limit, concurrency_method,
-			concurrency_parameters, rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			concurrency_parameters, rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds, retry)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 		ON CONFLICT (ref) DO UPDATE SET pack = EXCLUDED.pack, action_ref = EXCLUDED.action_ref, pack_ref = EXCLUDED.pack_ref,
 			enabled = EXCLUDED.enabled, concurrency_limit = EXCLUDED.concurrency_limit,
 			concurrency_method = EXCLUDED.concurrency_method, concurrency_parameters = EXCLUDED.concurrency_parameters,
 			rate_max_executions = EXCLUDED.rate_max_executions, rate_window_seconds = EXCLUDED.rate_window_seconds,
 			rate_method = EXCLUDED.rate_method, max_queue_length = EXCLUDED.max_queue_length,
-			queue_timeout_seconds = EXCLUDED.queue_timeout_seconds`,
+			queue_timeout_seconds = EXCLUDED.queue_timeout_seconds, retry = EXCLUDED.retry`,
 		x.Ref, p.ID, x.ActionRef, x.PackRef, x.Enabled, x.ConcurrencyLimit, cmp.Or(x.ConcurrencyMethod, "enqueue"),
-		params, x.RateMaxExecutions, x.RateWindowSeconds, cmp.Or(x.RateMethod, "enqueue"), x.MaxQueueLength, x.QueueTimeoutSeconds)
+		params, x.RateMaxExecutions, x.RateWindowSeconds, cmp.Or(x.RateMethod, "enqueue"), x.MaxQueueLength, x.QueueTimeoutSeconds, x.Retry)
 	if err != nil {
 		return fmt.Errorf("upsert policy %s: %w", x.Ref, translate(err))
 	}

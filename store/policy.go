@@ -11,25 +11,22 @@ import (
 const ChannelPoliciesChanged = "attune_policies_changed"
 
 const policyColumns = `id, ref, pack_ref, action_ref, enabled, concurrency_limit, concurrency_method, concurrency_parameters,
-	rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds,
+	rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds, retry,
 	(SELECT p.ref FROM attune.pack p WHERE p.id = policy.pack), created, updated`
 
 func scanPolicy(row pgx.Row) (Policy, error) {
 	var p Policy
 	err := row.Scan(&p.ID, &p.Ref, &p.PackRef, &p.ActionRef, &p.Enabled, &p.ConcurrencyLimit, &p.ConcurrencyMethod,
 		&p.ConcurrencyParameters, &p.RateMaxExecutions, &p.RateWindowSeconds, &p.RateMethod, &p.MaxQueueLength,
-		&p.QueueTimeoutSeconds, &p.FromPack, &p.Created, &p.Updated)
+		&p.QueueTimeoutSeconds, &p.Retry, &p.FromPack, &p.Created, &p.Updated)
 	return p, err
 }
 
 // PolicyFor returns the policy in force for actionRef: its own enabled policy, else its
 // pack's. A zero Policy (ID 0) means none applies. A pack policy bounds each action of the
-// pack on its own.
+// pack on its own. The rule is attune.policy_for's, the one admission follows.
 func (q *Queries) PolicyFor(ctx context.Context, actionRef string) (Policy, error) {
-	p, err := scanPolicy(q.db.QueryRow(ctx, `SELECT `+policyColumns+` FROM attune.policy
-		WHERE enabled AND (action_ref = $1
-			OR pack_ref = (SELECT a.pack_ref FROM attune.action a WHERE a.ref = $1))
-		ORDER BY policy.action_ref IS NULL, policy.ref LIMIT 1`, actionRef))
+	p, err := scanPolicy(q.db.QueryRow(ctx, `SELECT `+policyColumns+` FROM attune.policy_for($1) AS policy WHERE policy.id IS NOT NULL`, actionRef))
 	if isNoRows(err) {
 		return Policy{}, nil
 	}
@@ -57,8 +54,8 @@ func (q *Queries) PolicyList(ctx context.Context, page Page) ([]Policy, int, err
 func (q *Queries) PolicyCreate(ctx context.Context, x Policy) (Policy, error) {
 	p, err := scanPolicy(q.db.QueryRow(ctx, `
 		INSERT INTO attune.policy (ref, action_ref, pack_ref, enabled, concurrency_limit, concurrency_method,
-			concurrency_parameters, rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			concurrency_parameters, rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds, retry)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		RETURNING `+policyColumns, policyArgs(x)...))
 	if err != nil {
 		return Policy{}, fmt.Errorf("create policy %s: %w", x.Ref, translate(err))
@@ -72,7 +69,7 @@ func (q *Queries) PolicyUpdate(ctx context.Context, ref string, x Policy) (Polic
 	p, err := scanPolicy(q.db.QueryRow(ctx, `
 		UPDATE attune.policy SET action_ref = $2, pack_ref = $3, enabled = $4, concurrency_limit = $5,
 			concurrency_method = $6, concurrency_parameters = $7, rate_max_executions = $8, rate_window_seconds = $9,
-			rate_method = $10, max_queue_length = $11, queue_timeout_seconds = $12
+			rate_method = $10, max_queue_length = $11, queue_timeout_seconds = $12, retry = $13
 		WHERE ref = $1
 		RETURNING `+policyColumns, policyArgs(x)...))
 	if err != nil {
@@ -100,7 +97,7 @@ func policyArgs(x Policy) []any {
 		params = []string{}
 	}
 	return []any{x.Ref, x.ActionRef, x.PackRef, x.Enabled, x.ConcurrencyLimit, methodOr(x.ConcurrencyMethod), params,
-		x.RateMaxExecutions, x.RateWindowSeconds, methodOr(x.RateMethod), x.MaxQueueLength, x.QueueTimeoutSeconds}
+		x.RateMaxExecutions, x.RateWindowSeconds, methodOr(x.RateMethod), x.MaxQueueLength, x.QueueTimeoutSeconds, x.Retry}
 }
 
 // AdmissionApplyPolicies brings every group's limits in line with the policies now in force,
@@ -111,9 +108,7 @@ func (q *Queries) AdmissionApplyPolicies(ctx context.Context) error {
 		UPDATE attune.admission_group g SET policy_ref = coalesce(p.ref, ''), concurrency_limit = p.concurrency_limit,
 			rate_max_executions = p.rate_max_executions, rate_window_seconds = p.rate_window_seconds
 		FROM attune.admission_group g2
-		LEFT JOIN LATERAL (SELECT * FROM attune.policy p WHERE p.enabled AND (p.action_ref = g2.action_ref
-				OR p.pack_ref = (SELECT a.pack_ref FROM attune.action a WHERE a.ref = g2.action_ref))
-			ORDER BY p.action_ref IS NULL, p.ref LIMIT 1) p ON true
+		CROSS JOIN LATERAL attune.policy_for(g2.action_ref) p
 		WHERE g.id = g2.id AND (g.active > 0 OR g.queued > 0)
 			AND (g.concurrency_limit, g.rate_max_executions, g.rate_window_seconds)
 				IS DISTINCT FROM (p.concurrency_limit, p.rate_max_executions, p.rate_window_seconds)`)

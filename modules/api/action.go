@@ -26,12 +26,13 @@ type actionRequest struct {
 	OutputFormat   string      `json:"output_format"`
 	TimeoutSeconds *int        `json:"timeout_seconds"`
 	Enabled        *bool       `json:"enabled"`
+	Retry          *pack.Retry `json:"retry"`
 }
 
 func (r actionRequest) action() pack.Action {
 	a := pack.Action{Ref: r.Ref, Name: r.Name, Label: r.Label, Description: r.Description, RunnerType: r.RunnerType,
 		EntryPoint: r.EntryPoint, Parameters: r.Parameters, OutputFormat: cmp.Or(r.OutputFormat, pack.OutputText),
-		TimeoutSeconds: pack.DefaultTimeoutSeconds, Enabled: true}
+		TimeoutSeconds: pack.DefaultTimeoutSeconds, Enabled: true, Retry: r.Retry}
 	if r.TimeoutSeconds != nil {
 		a.TimeoutSeconds = *r.TimeoutSeconds
 	}

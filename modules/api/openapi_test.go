@@ -233,6 +233,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"QueueGroup":           store.QueueGroup{},
 		"Concurrency":          pack.Concurrency{},
 		"RateLimit":            pack.RateLimit{},
+		"Retry":                pack.Retry{},
 		"Policy":               policyBody{},
 		"PolicyRequest":        policyRequest{},
 		"RegisterRequest":      registerRequest{},

@@ -24,11 +24,13 @@ type policyRequest struct {
 	RateLimit           *pack.RateLimit   `json:"rate_limit"`
 	MaxQueueLength      *int              `json:"max_queue_length"`
 	QueueTimeoutSeconds *int              `json:"queue_timeout_seconds"`
+	Retry               *pack.Retry       `json:"retry"`
 }
 
 func (r policyRequest) policy() pack.Policy {
 	p := pack.Policy{Ref: r.Ref, Name: r.Name, ActionRef: r.ActionRef, PackRef: r.PackRef, Enabled: true,
-		Concurrency: r.Concurrency, RateLimit: r.RateLimit, MaxQueueLength: r.MaxQueueLength, QueueTimeoutSeconds: r.QueueTimeoutSeconds}
+		Concurrency: r.Concurrency, RateLimit: r.RateLimit, MaxQueueLength: r.MaxQueueLength, QueueTimeoutSeconds: r.QueueTimeoutSeconds,
+		Retry: r.Retry}
 	if r.Enabled != nil {
 		p.Enabled = *r.Enabled
 	}

@@ -56,6 +56,8 @@ type Action struct {
 	OutputFormat   string `json:"output_format" yaml:"output_format"`
 	TimeoutSeconds int    `json:"timeout_seconds" yaml:"timeout_seconds"`
 	Enabled        bool   `json:"enabled" yaml:"enabled"`
+	// Retry, when set, tries an execution again when it fails; a policy's retry wins.
+	Retry *Retry `json:"retry,omitempty" yaml:"retry"`
 	// File is the path of the YAML file relative to the pack directory, for error messages.
 	File string `json:"file,omitempty" yaml:"-"`
 }
@@ -139,7 +141,7 @@ func (a *Action) validate(packRef string) error {
 	if a.TimeoutSeconds <= 0 {
 		return fieldError("timeout_seconds", fmt.Errorf("want more than 0, got %d", a.TimeoutSeconds))
 	}
-	return nil
+	return a.Retry.check("retry")
 }
 
 func (t *Trigger) validate(packRef string) error {

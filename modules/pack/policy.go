@@ -31,8 +31,10 @@ type Policy struct {
 	// MaxQueueLength bounds how many executions may wait; nil for no bound, 0 for none.
 	MaxQueueLength *int `json:"max_queue_length,omitempty" yaml:"max_queue_length"`
 	// QueueTimeoutSeconds bounds how long an execution may wait; nil for no bound.
-	QueueTimeoutSeconds *int   `json:"queue_timeout_seconds,omitempty" yaml:"queue_timeout_seconds"`
-	File                string `json:"file,omitempty" yaml:"-"`
+	QueueTimeoutSeconds *int `json:"queue_timeout_seconds,omitempty" yaml:"queue_timeout_seconds"`
+	// Retry, when set, tries an execution again when it fails; it wins over the action's.
+	Retry *Retry `json:"retry,omitempty" yaml:"retry"`
+	File  string `json:"file,omitempty" yaml:"-"`
 }
 
 // Concurrency is a policy's bound on executions running at once.
@@ -75,7 +77,8 @@ func ValidatePolicy(p *Policy) error {
 
 // StorePolicy is p as the store keeps it.
 func StorePolicy(p Policy) store.Policy {
-	sp := store.Policy{Ref: p.Ref, Enabled: p.Enabled, MaxQueueLength: p.MaxQueueLength, QueueTimeoutSeconds: p.QueueTimeoutSeconds}
+	sp := store.Policy{Ref: p.Ref, Enabled: p.Enabled, MaxQueueLength: p.MaxQueueLength, QueueTimeoutSeconds: p.QueueTimeoutSeconds,
+		Retry: storeRetry(p.Retry)}
 	if p.ActionRef != "" {
 		sp.ActionRef = &p.ActionRef
 	}
@@ -93,7 +96,8 @@ func StorePolicy(p Policy) store.Policy {
 
 // PolicyFromStore is the reverse of StorePolicy: sp in the shape of a policy file.
 func PolicyFromStore(sp store.Policy) Policy {
-	p := Policy{Ref: sp.Ref, Enabled: sp.Enabled, MaxQueueLength: sp.MaxQueueLength, QueueTimeoutSeconds: sp.QueueTimeoutSeconds}
+	p := Policy{Ref: sp.Ref, Enabled: sp.Enabled, MaxQueueLength: sp.MaxQueueLength, QueueTimeoutSeconds: sp.QueueTimeoutSeconds,
+		Retry: retryFromStore(sp.Retry)}
 	_, p.Name, _ = strings.Cut(sp.Ref, ".")
 	if sp.ActionRef != nil {
 		p.ActionRef = *sp.ActionRef
@@ -134,9 +138,15 @@ func (p *Policy) validate(packRef string) error {
 			return fieldError("pack_ref", err)
 		}
 	}
-	if p.Concurrency == nil && p.RateLimit == nil {
+	if p.Concurrency == nil && p.RateLimit == nil && p.Retry == nil {
+		return fieldError("concurrency", errors.New("a policy needs at least one of concurrency, rate_limit and retry"))
+	}
+	if p.Concurrency == nil && p.RateLimit == nil && (p.MaxQueueLength != nil || p.QueueTimeoutSeconds != nil) {
 		// Queue bounds only matter once a limit makes executions wait.
-		return fieldError("concurrency", errors.New("a policy needs concurrency, rate_limit or both"))
+		return fieldError("max_queue_length", errors.New("bounds a queue, and only concurrency or rate_limit makes one"))
+	}
+	if err := p.Retry.check("retry"); err != nil {
+		return err
 	}
 	if c := p.Concurrency; c != nil {
 		if c.Limit <= 0 {

@@ -125,7 +125,8 @@ func StoreAction(a Action, packRef string) (store.Action, error) {
 		return store.Action{}, err
 	}
 	return store.Action{Ref: a.Ref, PackRef: packRef, Label: a.Label, Description: a.Description, RunnerType: a.RunnerType,
-		EntryPoint: a.EntryPoint, Parameters: params, OutputFormat: a.OutputFormat, TimeoutSeconds: a.TimeoutSeconds, Enabled: a.Enabled}, nil
+		EntryPoint: a.EntryPoint, Parameters: params, OutputFormat: a.OutputFormat, TimeoutSeconds: a.TimeoutSeconds, Enabled: a.Enabled,
+		Retry: storeRetry(a.Retry)}, nil
 }
 
 // StoreTrigger is t, of pack packRef, as the store keeps it.
