@@ -2,10 +2,10 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -88,39 +88,23 @@ func backlogOnce(ctx context.Context, cfg benchConfig, brokerName string, logger
 	return backlogFigures(ctx, run.pool, brokerName, cfg.backlog)
 }
 
-// admitChunk is how many executions one statement admits. Each admission updates the group
+// admitChunk is how many executions one statement creates. Each admission updates the group
 // row, and within one transaction those versions cannot be pruned, so every admission walks
 // all the versions before it: the whole backlog in one statement takes minutes at 20000.
 const admitChunk = 100
 
-// queueBacklog inserts n executions in one statement and admits them in creation order as
-// the executor would, a chunk per transaction: one by one through the pipeline would take
-// longer than the drain.
+// queueBacklog creates n executions as the pipeline does, each admitted or queued as it is
+// created, a chunk per statement: one by one through the pipeline would take longer than the
+// drain.
 func queueBacklog(ctx context.Context, db store.DBTX, n int) error {
-	// Distinct creation times, a microsecond apart, so that the queue is ordered by time as
-	// a real one is, and not by the id that breaks ties.
-	if _, err := db.Exec(ctx, `
-		INSERT INTO attune.execution (action, action_ref, status, parameters, created)
-		SELECT (SELECT id FROM attune.action WHERE ref = $1), $1, 'requested', '{"cmd": "true"}',
-			now() + g * interval '1 microsecond'
-		FROM generate_series(1, $2::integer) AS g`, backlogAction, n); err != nil {
-		return fmt.Errorf("insert backlog executions: %w", err)
-	}
-	rows, err := db.Query(ctx, `SELECT id FROM attune.execution ORDER BY created, id`)
-	if err != nil {
-		return fmt.Errorf("list backlog executions: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return fmt.Errorf("list backlog executions: %w", err)
-	}
-	for chunk := range slices.Chunk(ids, admitChunk) {
-		// Ordered by position in the array, which is the order admission_admit sees them in.
-		if _, err := db.Exec(ctx, `
-			SELECT attune.admission_admit(u.id, $2, '', $3, $4, 'enqueue', NULL, NULL, 'enqueue', NULL, NULL)
-			FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, n) ORDER BY u.n`,
-			chunk, backlogAction, backlogPolicy, backlogLimit); err != nil {
-			return fmt.Errorf("admit backlog executions: %w", err)
+	q := store.New(db)
+	for done := 0; done < n; done += admitChunk {
+		items := make([]store.ExecutionCreateParams, min(admitChunk, n-done))
+		for i := range items {
+			items[i] = store.ExecutionCreateParams{ActionRef: backlogAction, Parameters: json.RawMessage(`{"cmd": "true"}`)}
+		}
+		if _, err := q.ExecutionCreate(ctx, items); err != nil {
+			return fmt.Errorf("queue backlog: %w", err)
 		}
 	}
 	var queued, admittedLate int
@@ -131,7 +115,7 @@ func queueBacklog(ctx context.Context, db store.DBTX, n int) error {
 		return fmt.Errorf("queue backlog: %d executions queued, want %d (%d minus the limit %d)", queued, n-backlogLimit, n, backlogLimit)
 	}
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM attune.execution WHERE admitted AND id NOT IN (
-		SELECT id FROM attune.execution ORDER BY created, id LIMIT $1)`, backlogLimit).Scan(&admittedLate); err != nil {
+		SELECT id FROM attune.execution ORDER BY id LIMIT $1)`, backlogLimit).Scan(&admittedLate); err != nil {
 		return fmt.Errorf("check admission order: %w", err)
 	}
 	if admittedLate > 0 {
@@ -140,11 +124,11 @@ func queueBacklog(ctx context.Context, db store.DBTX, n int) error {
 	return nil
 }
 
-// requestAdmitted asks the executor to schedule the executions admitted while it was not
-// running, as the executor that admits them does; the sweeper would too, but only after
-// its delay.
+// requestAdmitted asks the executor to dispatch the executions admitted while it was not
+// running, as the API does for those it creates; the sweeper would too, but only after its
+// delay.
 func requestAdmitted(ctx context.Context, db store.DBTX, br broker.Broker) error {
-	rows, err := db.Query(ctx, `SELECT id FROM attune.execution WHERE admitted AND status = 'requested' ORDER BY created, id`)
+	rows, err := db.Query(ctx, `SELECT id FROM attune.execution WHERE admitted AND status IN ('requested', 'scheduled') ORDER BY id`)
 	if err != nil {
 		return fmt.Errorf("list admitted executions: %w", err)
 	}
