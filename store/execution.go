@@ -57,6 +57,16 @@ func ExecutionStatusRank(status string) int {
 	}
 }
 
+// ExecutionStatusAfter reports whether an execution may move from status last to next: a
+// higher rank, or a late result replacing abandoned (the one move between terminal statuses
+// the database allows). Readers that learn of changes out of order keep only such moves.
+func ExecutionStatusAfter(last, next string) bool {
+	if last == ExecutionAbandoned {
+		return next != ExecutionAbandoned && IsTerminal(next) || ExecutionStatusRank(next) > ExecutionStatusRank(last)
+	}
+	return ExecutionStatusRank(next) > ExecutionStatusRank(last)
+}
+
 // Execution is a row of attune.execution: one run of an action.
 type Execution struct {
 	ID             int64           `json:"id"`

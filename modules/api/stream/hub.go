@@ -107,9 +107,10 @@ func (h *Hub) Subscribe(f Filter) (*Client, error) {
 	return c, nil
 }
 
-// Deliver passes a batch on to every client whose filter matches. A status at or below the
-// rank of the one last passed on for its execution is stale (batches from different
-// processes arrive in any order) and dropped; a previous status left unknown by the sender
+// Deliver passes a batch on to every client whose filter matches. A status that cannot follow
+// the one last passed on for its execution (at or below its rank, but for a late result that
+// replaces abandoned) is stale (batches from different processes arrive in any order) and
+// dropped; a previous status left unknown by the sender
 // is filled from the one last passed on. Deliver never blocks: a client whose buffer is full
 // is cut off.
 func (h *Hub) Deliver(batch []broker.Notification) {
@@ -142,7 +143,7 @@ func (h *Hub) advance(n *broker.Notification) bool {
 	if !known {
 		last, known = h.older[n.ID]
 	}
-	if known && store.ExecutionStatusRank(n.Status) <= store.ExecutionStatusRank(last) {
+	if known && !store.ExecutionStatusAfter(last, n.Status) {
 		return false
 	}
 	if known && n.PreviousStatus == "" {

@@ -92,6 +92,17 @@ func TestNeverMovesBackwards(t *testing.T) {
 	require.Equal(t, "scheduled", received(c)[1].PreviousStatus)
 }
 
+// A late result replaces abandoned, as it does in the database; the reverse order stays
+// stale, and a second late result does not follow the first.
+func TestLateResultFollowsAbandoned(t *testing.T) {
+	t.Parallel()
+	h := stream.NewHub(stream.Config{})
+	c := subscribe(t, h, stream.Filter{})
+	h.Deliver([]broker.Notification{exec(1, "a", "running"), exec(1, "a", "abandoned"), exec(1, "a", "completed"), exec(1, "a", "failed")})
+	h.Deliver([]broker.Notification{exec(2, "b", "completed"), exec(2, "b", "abandoned")})
+	require.Equal(t, []string{"a#running", "a#abandoned", "a#completed", "b#completed"}, statuses(received(c)))
+}
+
 // The memory of last statuses is bounded: after Remember other executions changed, an
 // execution is forgotten, and only then.
 func TestForgetsOnlyLongAfter(t *testing.T) {
