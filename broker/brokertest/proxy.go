@@ -3,6 +3,7 @@ package brokertest
 import (
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 )
@@ -31,6 +32,23 @@ func NewProxy(tb testing.TB, target string) *Proxy {
 	p.serve(ln)
 	tb.Cleanup(p.Stop)
 	return p
+}
+
+// NewURLProxy starts a proxy to the host of the AMQP URL raw and returns it with raw pointed
+// at it instead.
+func NewURLProxy(tb testing.TB, raw string) (*Proxy, string) {
+	tb.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		tb.Fatalf("parse %s: %v", raw, err)
+	}
+	target := u.Host
+	if u.Port() == "" {
+		target = net.JoinHostPort(u.Hostname(), "5672")
+	}
+	p := NewProxy(tb, target)
+	u.Host = p.Addr()
+	return p, u.String()
 }
 
 // Addr is the address clients dial.

@@ -3,7 +3,6 @@ package relay_test
 import (
 	"context"
 	"errors"
-	"net/url"
 	"testing"
 	"time"
 
@@ -20,16 +19,8 @@ import (
 // the order it was sent.
 func TestKeepsWhatTheBrokerCannotTakeAndSendsItInOrder(t *testing.T) {
 	t.Parallel()
-	raw := brokertest.URL(t)
-	u, err := url.Parse(raw)
-	require.NoError(t, err)
-	target := u.Host
-	if u.Port() == "" {
-		target = u.Hostname() + ":5672"
-	}
-	proxy := brokertest.NewProxy(t, target)
-	u.Host = proxy.Addr()
-	b := brokertest.NewAMQPAt(t, u.String(), broker.Options{RetryBackoff: 5 * time.Millisecond})
+	proxy, proxied := brokertest.NewURLProxy(t, brokertest.URL(t))
+	b := brokertest.NewAMQPAt(t, proxied, broker.Options{RetryBackoff: 5 * time.Millisecond})
 	require.NoError(t, b.Declare(context.Background(), broker.QueueRuleEvents))
 
 	const attempt = 300 * time.Millisecond
