@@ -90,6 +90,11 @@ func printObject(w io.Writer, format outputFormat, data json.RawMessage) error {
 	if err != nil {
 		return err
 	}
+	return printFields(w, fields)
+}
+
+// printFields writes fields as a FIELD VALUE table, in their order.
+func printFields(w io.Writer, fields []field) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FIELD\tVALUE")
 	for _, f := range fields {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"time"
@@ -144,7 +145,7 @@ func newExecutionByIDCommand(streams Streams, api *apiFlags, use, short, postSuf
 				return err
 			}
 			if !resultOnly {
-				return printObject(streams.Out, api.output, data)
+				return printExecution(streams.Out, api.output, data)
 			}
 			var exec struct {
 				Result json.RawMessage `json:"result"`
@@ -163,6 +164,40 @@ func newExecutionByIDCommand(streams Streams, api *apiFlags, use, short, postSuf
 			return printData(streams.Out, format, exec.Result)
 		},
 	}
+}
+
+// attemptColumns are the columns of an execution's attempts.
+var attemptColumns = []column{{"ATTEMPT", "attempt", 0}, {"ID", "id", 0}, {"STATUS", "status", 0}, {"FINISHED", "finished_at", 0}, {"REASON", "reason", 60}}
+
+// printExecution prints one execution; as a table, its attempts, when a retry repeated it,
+// follow as a table of their own instead of one crammed cell.
+func printExecution(w io.Writer, format outputFormat, data json.RawMessage) error {
+	if format != outputTable {
+		return printObject(w, format, data)
+	}
+	fields, err := orderedFields(data)
+	if err != nil {
+		return err
+	}
+	var attempts []json.RawMessage
+	shown := fields[:0:0]
+	for _, f := range fields {
+		if f.name != "attempts" {
+			shown = append(shown, f)
+			continue
+		}
+		if err := json.Unmarshal(f.value, &attempts); err != nil {
+			return fmt.Errorf("decode attempts: %w", err)
+		}
+	}
+	if err := printFields(w, shown); err != nil {
+		return err
+	}
+	if len(attempts) < 2 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	return printList(w, format, attempts, attemptColumns)
 }
 
 func newExecutionRerunCommand(streams Streams, api *apiFlags) *cobra.Command {
