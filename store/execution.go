@@ -83,13 +83,17 @@ type Execution struct {
 	// a policy (a slot, or a place in its queue) just before the transition. An ending gives
 	// that place back and may admit a waiter; an ending that held none admits nobody.
 	HeldSlot bool `json:"-"`
+	// Secrets names the secret parameters as the action declared them when the execution was
+	// created: their values are masked wherever the execution is shown.
+	Secrets []string `json:"-"`
 }
 
 // executionColumns are qualified so that they read the same in statements that join.
 const executionColumns = `execution.id, execution.action_ref, execution.status, execution.parameters, execution.result,
 	execution.reason, execution.enforcement, execution.parent, execution.worker,
 	(SELECT wn.name FROM attune.worker wn WHERE wn.id = execution.worker), execution.timeout_seconds,
-	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted, execution.admitted_at`
+	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted, execution.admitted_at,
+	execution.secrets`
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var e Execution
@@ -100,7 +104,8 @@ func scanExecution(row pgx.Row) (Execution, error) {
 // executionDest lists where executionColumns scan to, for statements that return more.
 func executionDest(e *Execution) []any {
 	return []any{&e.ID, &e.ActionRef, &e.Status, &e.Parameters, &e.Result, &e.Reason, &e.EnforcementID, &e.ParentID,
-		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted, &e.AdmittedAt}
+		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted, &e.AdmittedAt,
+		&e.Secrets}
 }
 
 // ExecutionInsertParams describe a new execution.
@@ -117,6 +122,8 @@ type ExecutionInsertParams struct {
 	// Admitted lets the scheduler take the execution at once; leave it false when a policy
 	// applies, or when the caller does not know, and admission decides.
 	Admitted bool
+	// Secrets names the parameters whose values are secret (see Execution.Secrets).
+	Secrets []string
 }
 
 // ExecutionInsert records an execution. An enforcement has at most one execution: a second
@@ -131,16 +138,25 @@ func (q *Queries) ExecutionInsert(ctx context.Context, p ExecutionInsertParams) 
 		reason = &p.Reason
 	}
 	e, err := scanExecution(q.db.QueryRow(ctx, `
-		INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, parent, timeout_seconds, finished_at, admitted, admitted_at)
+		INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, parent, timeout_seconds, finished_at, admitted, admitted_at,
+			secrets)
 		VALUES ((SELECT id FROM attune.action WHERE ref = $1), $1, $2, $3, $4, $5, $6, $7,
 			CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END, $8,
-			CASE WHEN $8 THEN now() END)
+			CASE WHEN $8 THEN now() END, $9)
 		RETURNING `+executionColumns,
-		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, p.EnforcementID, p.ParentID, p.TimeoutSeconds, p.Admitted))
+		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, p.EnforcementID, p.ParentID, p.TimeoutSeconds, p.Admitted, secretNames(p.Secrets)))
 	if err != nil {
 		return Execution{}, fmt.Errorf("insert execution of %s: %w", p.ActionRef, translate(err))
 	}
 	return e, nil
+}
+
+// secretNames is names for a text[] column that is never null.
+func secretNames(names []string) []string {
+	if names == nil {
+		return []string{}
+	}
+	return names
 }
 
 // ExecutionInsertForEnforcement records the one execution of enforcement p.EnforcementID and
@@ -158,10 +174,11 @@ func (q *Queries) ExecutionInsertForEnforcement(ctx context.Context, p Execution
 	}
 	e, err := scanExecution(q.db.QueryRow(ctx, `
 		WITH execution AS (
-			INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, timeout_seconds, finished_at, admitted, admitted_at)
+			INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, timeout_seconds, finished_at, admitted, admitted_at,
+				secrets)
 			SELECT (SELECT id FROM attune.action WHERE ref = $1), $1, $2, $3, $4, $5, $6,
 				CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END, $7,
-				CASE WHEN $7 THEN now() END
+				CASE WHEN $7 THEN now() END, $8
 			WHERE EXISTS (SELECT 1 FROM attune.enforcement WHERE id = $5 AND status = 'created')
 			ON CONFLICT (enforcement) DO NOTHING
 			RETURNING *),
@@ -169,7 +186,7 @@ func (q *Queries) ExecutionInsertForEnforcement(ctx context.Context, p Execution
 			UPDATE attune.enforcement SET status = 'processed', resolved_at = now()
 			WHERE id = $5 AND status = 'created' AND EXISTS (SELECT 1 FROM execution))
 		SELECT `+executionColumns+` FROM execution`,
-		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, *p.EnforcementID, p.TimeoutSeconds, p.Admitted))
+		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, *p.EnforcementID, p.TimeoutSeconds, p.Admitted, secretNames(p.Secrets)))
 	if isNoRows(err) {
 		return Execution{}, false, nil
 	}
@@ -195,12 +212,15 @@ func (q *Queries) ExecutionInsertForEnforcementBatch(ctx context.Context, ps []E
 	n := len(ps)
 	enforcements, refs, statuses, params := make([]int64, n), make([]string, n), make([]string, n), make([]string, n)
 	reasons, timeouts, admitted := make([]*string, n), make([]*int32, n), make([]bool, n)
+	// Parameter names are letters, digits and _, so a comma-separated list carries each
+	// item's names through one text[] (arrays of arrays must be rectangular).
+	secrets := make([]string, n)
 	for i, p := range ps {
 		if p.EnforcementID == nil {
 			return nil, fmt.Errorf("insert execution of %s: no enforcement", p.ActionRef)
 		}
 		enforcements[i], refs[i], statuses[i] = *p.EnforcementID, p.ActionRef, cmp.Or(p.Status, ExecutionRequested)
-		params[i], admitted[i] = string(jsonOr(p.Parameters, "{}")), p.Admitted
+		params[i], admitted[i], secrets[i] = string(jsonOr(p.Parameters, "{}")), p.Admitted, strings.Join(p.Secrets, ",")
 		if p.Reason != "" {
 			reasons[i] = &ps[i].Reason
 		}
@@ -215,15 +235,16 @@ func (q *Queries) ExecutionInsertForEnforcementBatch(ctx context.Context, ps []E
 	err := scanOrdered(ctx, q.db, out, func(e *ExecutionOutcome) []any { e.OK = true; return executionDest(&e.Execution) }, `
 		WITH input AS (
 			SELECT DISTINCT ON (enforcement) *
-			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::boolean[])
-				WITH ORDINALITY AS i(enforcement, action_ref, status, parameters, reason, timeout_seconds, admitted, ord)
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::boolean[], $8::text[])
+				WITH ORDINALITY AS i(enforcement, action_ref, status, parameters, reason, timeout_seconds, admitted, secrets, ord)
 			ORDER BY enforcement, ord),
 		execution AS (
-			INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, timeout_seconds, finished_at, admitted, admitted_at)
+			INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, timeout_seconds, finished_at, admitted, admitted_at,
+				secrets)
 			SELECT (SELECT id FROM attune.action WHERE ref = i.action_ref), i.action_ref, i.status, i.parameters::jsonb, i.reason,
 				i.enforcement, i.timeout_seconds,
 				CASE WHEN i.status IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END, i.admitted,
-				CASE WHEN i.admitted THEN now() END
+				CASE WHEN i.admitted THEN now() END, string_to_array(i.secrets, ',')
 			FROM input i
 			WHERE EXISTS (SELECT 1 FROM attune.enforcement WHERE id = i.enforcement AND status = 'created')
 			ORDER BY i.enforcement
@@ -233,7 +254,7 @@ func (q *Queries) ExecutionInsertForEnforcementBatch(ctx context.Context, ps []E
 			UPDATE attune.enforcement SET status = 'processed', resolved_at = now()
 			WHERE id IN (SELECT enforcement FROM execution) AND status = 'created')
 		SELECT input.ord, `+executionColumns+` FROM execution JOIN input ON input.enforcement = execution.enforcement`,
-		enforcements, refs, statuses, params, reasons, timeouts, admitted)
+		enforcements, refs, statuses, params, reasons, timeouts, admitted, secrets)
 	if err != nil {
 		return nil, fmt.Errorf("insert executions of %d enforcements: %w", n, translate(err))
 	}
