@@ -25,9 +25,11 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 		return err
 	}
 	actionRef, config := p.ActionRef, p.Config
+	var secrets []string
 	if actionRef == "" {
-		// A message without the match's snapshot (the sweeper's): read the enforcement and
-		// its rule back.
+		// A message without the match's snapshot (the sweeper's, or one whose action has
+		// secret parameters, which never travel in a message): read the enforcement and its
+		// rule back.
 		enf, err := m.deps.Store.EnforcementGetTarget(ctx, p.EnforcementID)
 		if errors.Is(err, store.ErrNotFound) {
 			return broker.Permanent(err)
@@ -41,9 +43,9 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 		case !enf.RuleEnabled:
 			return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was disabled before its execution was created")
 		}
-		actionRef, config = enf.ActionRef, enf.Config
+		actionRef, config, secrets = enf.ActionRef, enf.Config, enf.Secrets
 	}
-	insert, err := m.executionFor(ctx, actionRef, config)
+	insert, err := m.executionFor(ctx, actionRef, config, secrets)
 	if err != nil {
 		return err
 	}
@@ -92,10 +94,14 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 // executionFor describes the execution of actionRef with params checked against the
 // action's schema and its defaults applied. Parameters that do not fit, or an action that
 // does not exist, give an execution that is failed from the start with the reason, so the
-// operator sees what went wrong where they look for the execution.
-func (m *Module) executionFor(ctx context.Context, actionRef string, params json.RawMessage) (store.ExecutionInsertParams, error) {
-	insert := store.ExecutionInsertParams{ActionRef: actionRef, Parameters: params}
+// operator sees what went wrong where they look for the execution. The execution records
+// as secret what the action declares secret and what the enforcement recorded (secrets).
+func (m *Module) executionFor(ctx context.Context, actionRef string, params json.RawMessage, secrets []string) (store.ExecutionInsertParams, error) {
+	insert := store.ExecutionInsertParams{ActionRef: actionRef, Parameters: params, Secrets: secrets}
 	action, err := m.actions.Get(ctx, actionRef)
+	if err == nil {
+		insert.Secrets = append(pack.SecretNames(action.Parameters), secrets...)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		insert.Status, insert.Reason = store.ExecutionFailed, fmt.Sprintf("action %s does not exist", actionRef)
@@ -109,7 +115,8 @@ func (m *Module) executionFor(ctx context.Context, actionRef string, params json
 			insert.Status, insert.Reason = store.ExecutionFailed, fmt.Sprintf("rendered parameters are not a JSON object: %v", err)
 			break
 		}
-		checked, err := pack.CheckParameters(action.Parameters, values)
+		checked, names, err := pack.CheckExecutionParameters(action.Parameters, values, secrets)
+		insert.Secrets = names
 		if err != nil {
 			insert.Status, insert.Reason = store.ExecutionFailed, err.Error()
 			break
