@@ -224,8 +224,8 @@ func (m *Module) execute(c echo.Context) error {
 
 // startExecution is the one path of a manual execution, first run or rerun: the action must
 // exist and be enabled, and the parameters must fit its schema now. The execution records as
-// secret what the action declares secret and what inherited names (a rerun's original's
-// secrets, whose values it may carry).
+// secret the parameters the action declares secret and those inherited names: a rerun's
+// original's secrets, whose values it may carry.
 func (m *Module) startExecution(c echo.Context, actionRef string, values map[string]any, parentID *int64, inherited []string) error {
 	ctx := c.Request().Context()
 	action, err := m.deps.Store.ActionGetByRef(ctx, actionRef)

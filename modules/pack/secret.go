@@ -82,8 +82,10 @@ func MaskSchema(schema json.RawMessage) json.RawMessage {
 	return out
 }
 
-// CheckExecutionParameters is CheckParameters for a new execution: it also returns the names
-// of its secret parameters, sorted, to record on the execution. They are the ones the schema
+// CheckExecutionParameters validates params against an action's stored parameter schema and
+// applies its defaults, returning the parameters to run with (the error names the
+// parameter), and the names of its secret parameters, sorted, to record on the execution: an
+// execution is masked by them wherever it is shown. They are the ones the schema
 // declares secret and the names in alsoSecret (values a rerun copied from an execution that
 // had them secret, or an enforcement recorded as secret), which are treated as secret in the
 // error as well. The names come back with an error too, so that an execution refused for its
@@ -91,7 +93,7 @@ func MaskSchema(schema json.RawMessage) json.RawMessage {
 func CheckExecutionParameters(schemaJSON json.RawMessage, params map[string]any, alsoSecret []string) (json.RawMessage, []string, error) {
 	schema, err := StoredSchema(schemaJSON)
 	if err != nil {
-		return nil, unionNames(nil, alsoSecret), fmt.Errorf("read parameter schema: %w", err)
+		return nil, unionNames(nil, alsoSecret), err
 	}
 	for _, name := range alsoSecret {
 		if p, ok := schema[name]; ok && !p.Secret {
