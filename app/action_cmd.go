@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,20 +41,21 @@ func (p *paramFlags) register(cmd *cobra.Command, withJSON bool) {
 	}
 }
 
-// parse merges the parameters; a malformed one is a usage error.
+// parse merges the parameters; a malformed one is a usage error. Errors do not repeat what
+// was given: it may hold a secret, and would end up in a terminal's scrollback or a CI log.
 func (p *paramFlags) parse() (map[string]any, error) {
 	params := map[string]any{}
 	if p.json != "" {
 		var obj map[string]any
 		if err := json.Unmarshal([]byte(p.json), &obj); err != nil || obj == nil {
-			return nil, usageError{fmt.Errorf("invalid --params-json %q: want a JSON object", p.json)}
+			return nil, usageError{errors.New("invalid --params-json: want a JSON object")}
 		}
 		params = obj
 	}
-	for _, pair := range p.pairs {
+	for i, pair := range p.pairs {
 		name, raw, ok := strings.Cut(pair, "=")
 		if !ok || name == "" {
-			return nil, usageError{fmt.Errorf("invalid --param %q: want name=value", pair)}
+			return nil, usageError{fmt.Errorf("invalid --param (the %s): want name=value", ordinal(i+1))}
 		}
 		var v any
 		// "Ada" is not JSON and stays a string; so would a JSON string, minus its quotes.
@@ -63,6 +65,21 @@ func (p *paramFlags) parse() (map[string]any, error) {
 		params[name] = v
 	}
 	return params, nil
+}
+
+// ordinal writes n as 1st, 2nd, 3rd, 4th...
+func ordinal(n int) string {
+	suffix := "th"
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+	case n%10 == 1:
+		suffix = "st"
+	case n%10 == 2:
+		suffix = "nd"
+	case n%10 == 3:
+		suffix = "rd"
+	}
+	return strconv.Itoa(n) + suffix
 }
 
 func newActionExecuteCommand(streams Streams, api *apiFlags) *cobra.Command {

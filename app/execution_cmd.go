@@ -207,7 +207,8 @@ func newExecutionRerunCommand(streams Streams, api *apiFlags) *cobra.Command {
 		Short: "Run an execution's action again, with its parameters and the --param ones replacing them",
 		Long: `Runs the action of execution ID again as its child (parent_id), with the original's parameters
 and those given by --param replacing them by name; --param name=null drops one, so that the
-action's default applies. Prints the new execution.`,
+action's default applies. Secret parameters are copied without being shown, and
+--param name=******** keeps one as it was. Prints the new execution.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := executionPath(args[0])

@@ -186,3 +186,61 @@ func requireCode(t *testing.T, err error, code string) {
 	require.True(t, errors.As(err, &pgErr), "want PostgreSQL error %s, got %v", code, err)
 	require.Equal(t, code, pgErr.Code, pgErr.Message)
 }
+
+// Executions and enforcements made before migration 00012 get the secret names their action
+// declares (an enforcement through its rule's action), so that their values are masked from
+// the moment the new code reads them; their `updated` stays as it was.
+func TestSecretsBackfilled(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, storetest.NewDatabase(t))
+	// Roll back to just before 00012, whatever came after it.
+	for {
+		v, err := b.mig.Down(ctx)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, v, int64(12), "00012 was never applied")
+		if v == 12 {
+			break
+		}
+	}
+
+	var event, plain int64
+	_, err := b.pool.Exec(ctx, `
+		WITH p AS (INSERT INTO attune.pack (ref) VALUES ('vault') RETURNING id),
+		t AS (INSERT INTO attune.trigger (ref, pack, pack_ref) SELECT 'vault.hook', id, 'vault' FROM p RETURNING id),
+		a AS (INSERT INTO attune.action (ref, pack, pack_ref, runner_type, parameters) SELECT 'vault.deploy', id, 'vault', 'noop',
+			'{"token": {"type": "string", "secret": true}, "api_key": {"type": "string", "secret": true}, "host": {"type": "string"}}'
+			FROM p RETURNING id),
+		b AS (INSERT INTO attune.action (ref, pack, pack_ref, runner_type) SELECT 'vault.plain', id, 'vault', 'noop' FROM p)
+		INSERT INTO attune.rule (ref, pack, pack_ref, trigger, trigger_ref, action, action_ref)
+		SELECT 'vault.on_hook', p.id, 'vault', t.id, 'vault.hook', a.id, 'vault.deploy' FROM p, t, a`)
+	require.NoError(t, err)
+	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO attune.event (trigger_ref) VALUES ('vault.hook') RETURNING id`).Scan(&event))
+	_, err = b.pool.Exec(ctx, `INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, config)
+		SELECT id, ref, 'vault.hook', $1, '{"token": "t"}' FROM attune.rule`, event)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `INSERT INTO attune.execution (action, action_ref, parameters, updated)
+		SELECT id, ref, '{"token": "t"}', '2020-01-01T00:00:00Z' FROM attune.action WHERE ref = 'vault.deploy'`)
+	require.NoError(t, err)
+	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO attune.execution (action, action_ref, parameters)
+		SELECT id, ref, '{}' FROM attune.action WHERE ref = 'vault.plain' RETURNING id`).Scan(&plain))
+
+	_, err = b.mig.Up(ctx)
+	require.NoError(t, err)
+	var secrets []string
+	var updated time.Time
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT secrets, updated FROM attune.execution WHERE action_ref = 'vault.deploy'`).
+		Scan(&secrets, &updated))
+	require.Equal(t, []string{"api_key", "token"}, secrets)
+	require.True(t, updated.Equal(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)), "updated moved to %s", updated)
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT secrets FROM attune.execution WHERE id = $1`, plain).Scan(&secrets))
+	require.Empty(t, secrets)
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT secrets FROM attune.enforcement WHERE event = $1`, event).Scan(&secrets))
+	require.Equal(t, []string{"api_key", "token"}, secrets)
+
+	// The touch triggers are back on.
+	_, err = b.pool.Exec(ctx, `UPDATE attune.execution SET reason = 'x' WHERE action_ref = 'vault.deploy'`)
+	require.NoError(t, err)
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT updated FROM attune.execution WHERE action_ref = 'vault.deploy'`).Scan(&updated))
+	require.True(t, updated.After(time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)))
+}

@@ -87,12 +87,15 @@ type Rule struct {
 	Enabled       bool            `json:"enabled"`
 	Created       time.Time       `json:"created"`
 	Updated       time.Time       `json:"updated"`
+	// ActionParameters is the parameter schema of the rule's action as it is now, read with
+	// the rule: it says which of ActionParams are secret. Writes ignore it.
+	ActionParameters json.RawMessage `json:"-"`
 }
 
 // Retry says when an execution is tried again: each attempt that ends in one of On, with
 // fewer than MaxAttempts made, is followed by another after a delay: DelaySeconds, doubled
 // for each attempt made when Backoff is exponential, at most MaxDelaySeconds. It is kept as
-// jsonb; the database plans the next attempt from it (migration 00010).
+// jsonb; the database plans the next attempt from it (migration 00014).
 type Retry struct {
 	MaxAttempts     int      `json:"max_attempts"`
 	On              []string `json:"on"`
@@ -128,8 +131,12 @@ const (
 	actionColumns = `id, ref, pack_ref, label, description, runner_type, entry_point, parameters, output_format, timeout_seconds, enabled,
 		retry, (SELECT path FROM attune.pack p WHERE p.id = action.pack), created, updated`
 	triggerColumns = `id, ref, pack_ref, label, description, parameters, output, enabled, created, updated`
-	ruleColumns    = `id, ref, pack_ref, label, description, trigger_ref, trigger_params, conditions, action_ref, action_params, enabled, created, updated`
-	packColumns    = `id, ref, label, description, version, path, created, updated`
+	ruleColumns    = ruleOwnColumns + ruleActionColumn
+	ruleOwnColumns = `id, ref, pack_ref, label, description, trigger_ref, trigger_params, conditions, action_ref, action_params, enabled, created, updated`
+	// ruleActionColumn reads the schema of the rule's action (Rule.ActionParameters); it
+	// names the rule's table rule, as every statement that reads rules does.
+	ruleActionColumn = `, (SELECT ra.parameters FROM attune.action ra WHERE ra.id = rule.action)`
+	packColumns      = `id, ref, label, description, version, path, created, updated`
 )
 
 func scanAction(row pgx.Row) (Action, error) {
@@ -148,7 +155,7 @@ func scanTrigger(row pgx.Row) (Trigger, error) {
 func scanRule(row pgx.Row) (Rule, error) {
 	var r Rule
 	err := row.Scan(&r.ID, &r.Ref, &r.PackRef, &r.Label, &r.Description, &r.TriggerRef, &r.TriggerParams, &r.Conditions,
-		&r.ActionRef, &r.ActionParams, &r.Enabled, &r.Created, &r.Updated)
+		&r.ActionRef, &r.ActionParams, &r.Enabled, &r.Created, &r.Updated, &r.ActionParameters)
 	return r, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,14 +33,17 @@ type Enforcement struct {
 	ResolvedAt *time.Time      `json:"resolved_at"`
 	Created    time.Time       `json:"created"`
 	Updated    time.Time       `json:"updated"`
+	// Secrets names the secret parameters of the rule's action when the rule matched: their
+	// values in Config are masked wherever the enforcement is shown.
+	Secrets []string `json:"-"`
 }
 
-const enforcementColumns = `id, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, created, updated`
+const enforcementColumns = `id, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, created, updated, secrets`
 
 func scanEnforcement(row pgx.Row) (Enforcement, error) {
 	var e Enforcement
 	err := row.Scan(&e.ID, &e.RuleRef, &e.TriggerRef, &e.EventID, &e.Status, &e.Payload, &e.Conditions, &e.Config,
-		&e.Reason, &e.ResolvedAt, &e.Created, &e.Updated)
+		&e.Reason, &e.ResolvedAt, &e.Created, &e.Updated, &e.Secrets)
 	return e, err
 }
 
@@ -54,6 +58,8 @@ type EnforcementInsertParams struct {
 	// Reason, when set, records why the rule could not be evaluated; such an
 	// enforcement is resolved at once and creates no execution.
 	Reason string
+	// Secrets names the secret parameters of the rule's action (see Enforcement.Secrets).
+	Secrets []string
 }
 
 // EnforcementInsert records an enforcement. Each rule enforces an event once: when the pair
@@ -64,12 +70,13 @@ func (q *Queries) EnforcementInsert(ctx context.Context, p EnforcementInsertPara
 		status, reason = EnforcementProcessed, &p.Reason
 	}
 	e, err = scanEnforcement(q.db.QueryRow(ctx, `
-		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at)
+		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, secrets)
 		SELECT (SELECT id FROM attune.rule WHERE ref = $1), $1, $2, $3, $4, $5, $6, $7, $8,
-			CASE WHEN $4 = 'created' THEN NULL ELSE now() END
+			CASE WHEN $4 = 'created' THEN NULL ELSE now() END, $9
 		ON CONFLICT (event, rule_ref) DO NOTHING
 		RETURNING `+enforcementColumns,
-		p.RuleRef, p.TriggerRef, p.EventID, status, jsonOr(p.Payload, "{}"), jsonOr(p.Conditions, "[]"), jsonOr(p.Config, "{}"), reason))
+		p.RuleRef, p.TriggerRef, p.EventID, status, jsonOr(p.Payload, "{}"), jsonOr(p.Conditions, "[]"), jsonOr(p.Config, "{}"), reason,
+		secretNames(p.Secrets)))
 	if err == nil {
 		return e, true, nil
 	}
@@ -110,7 +117,7 @@ func (q *Queries) EnforcementGetTarget(ctx context.Context, id int64) (Enforceme
 	err := q.db.QueryRow(ctx, `SELECT `+prefixed("enforcement.", enforcementColumns)+`, r.action_ref, r.enabled
 		FROM attune.enforcement LEFT JOIN attune.rule r ON r.ref = enforcement.rule_ref WHERE enforcement.id = $1`, id).
 		Scan(&e.ID, &e.RuleRef, &e.TriggerRef, &e.EventID, &e.Status, &e.Payload, &e.Conditions, &e.Config,
-			&e.Reason, &e.ResolvedAt, &e.Created, &e.Updated, &actionRef, &enabled)
+			&e.Reason, &e.ResolvedAt, &e.Created, &e.Updated, &e.Secrets, &actionRef, &enabled)
 	if err != nil {
 		return EnforcementTarget{}, fmt.Errorf("get enforcement %d: %w", id, translate(err))
 	}
@@ -159,6 +166,8 @@ type EnforcementMatch struct {
 	// rendered: the enforcement goes to the executor like any other, which creates its
 	// execution failed with this reason, so that the failure shows where executions do.
 	Failure string
+	// Secrets names the secret parameters of the rule's action (see Enforcement.Secrets).
+	Secrets []string
 }
 
 // EventEnforce marks event id evaluated and records an enforcement per match, in one
@@ -171,8 +180,10 @@ func (q *Queries) EventEnforce(ctx context.Context, id int64, matches []Enforcem
 	conds := make([]string, len(matches))
 	configs := make([]string, len(matches))
 	reasons := make([]*string, len(matches))
+	secrets := make([]string, len(matches)) // comma-separated: arrays of arrays must be rectangular
 	for i, m := range matches {
 		refs[i], conds[i], configs[i] = m.RuleRef, string(jsonOr(m.Conditions, "[]")), string(jsonOr(m.Config, "{}"))
+		secrets[i] = strings.Join(m.Secrets, ",")
 		statuses[i] = EnforcementCreated
 		switch {
 		case m.Reason != "":
@@ -186,14 +197,15 @@ func (q *Queries) EventEnforce(ctx context.Context, id int64, matches []Enforcem
 			UPDATE attune.event SET rules_evaluated_at = now()
 			WHERE id = $1 AND rules_evaluated_at IS NULL
 			RETURNING id, trigger_ref, payload)
-		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at)
+		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, secrets)
 		SELECT r.id, m.rule_ref, ev.trigger_ref, ev.id, m.status, ev.payload, m.conditions::jsonb, m.config::jsonb, m.reason,
-			CASE WHEN m.status = 'created' THEN NULL ELSE now() END
+			CASE WHEN m.status = 'created' THEN NULL ELSE now() END, string_to_array(m.secrets, ',')
 		FROM ev
-		CROSS JOIN unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS m(rule_ref, status, conditions, config, reason)
+		CROSS JOIN unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+			AS m(rule_ref, status, conditions, config, reason, secrets)
 		LEFT JOIN attune.rule r ON r.ref = m.rule_ref
 		ON CONFLICT (event, rule_ref) DO NOTHING
-		RETURNING `+enforcementColumns, id, refs, statuses, conds, configs, reasons)
+		RETURNING `+enforcementColumns, id, refs, statuses, conds, configs, reasons, secrets)
 	if err != nil {
 		return nil, err
 	}
@@ -220,13 +232,14 @@ type EventEnforcement struct {
 func (q *Queries) EventEnforceBatch(ctx context.Context, items []EventEnforcement) ([][]Enforcement, error) {
 	events := make([]int64, len(items))
 	var owners []int32
-	var refs, statuses, conds, configs []string
+	var refs, statuses, conds, configs, secrets []string
 	var reasons []*string
 	for i, it := range items {
 		events[i] = it.EventID
 		for j, m := range it.Matches {
 			owners = append(owners, int32(i+1))
 			refs = append(refs, m.RuleRef)
+			secrets = append(secrets, strings.Join(m.Secrets, ","))
 			conds = append(conds, string(jsonOr(m.Conditions, "[]")))
 			configs = append(configs, string(jsonOr(m.Config, "{}")))
 			switch {
@@ -250,15 +263,15 @@ func (q *Queries) EventEnforceBatch(ctx context.Context, items []EventEnforcemen
 			UPDATE attune.event SET rules_evaluated_at = now()
 			FROM input WHERE event.id = input.event AND event.rules_evaluated_at IS NULL
 			RETURNING event.id, event.trigger_ref, event.payload, input.item)
-		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at)
+		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, secrets)
 		SELECT r.id, m.rule_ref, ev.trigger_ref, ev.id, m.status, ev.payload, m.conditions::jsonb, m.config::jsonb, m.reason,
-			CASE WHEN m.status = 'created' THEN NULL ELSE now() END
+			CASE WHEN m.status = 'created' THEN NULL ELSE now() END, string_to_array(m.secrets, ',')
 		FROM ev
-		JOIN unnest($2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-			AS m(item, rule_ref, status, conditions, config, reason) ON m.item = ev.item
+		JOIN unnest($2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+			AS m(item, rule_ref, status, conditions, config, reason, secrets) ON m.item = ev.item
 		LEFT JOIN attune.rule r ON r.ref = m.rule_ref
 		ON CONFLICT (event, rule_ref) DO NOTHING
-		RETURNING `+enforcementColumns, events, owners, refs, statuses, conds, configs, reasons)
+		RETURNING `+enforcementColumns, events, owners, refs, statuses, conds, configs, reasons, secrets)
 	if err != nil {
 		return nil, fmt.Errorf("enforce %d events: %w", len(items), translate(err))
 	}

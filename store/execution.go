@@ -97,6 +97,9 @@ type Execution struct {
 	// a policy (a slot, or a place in its queue) just before the transition. An ending gives
 	// that place back and may admit a waiter; an ending that held none admits nobody.
 	HeldSlot bool `json:"-"`
+	// Secrets names the secret parameters as the action declared them when the execution was
+	// created: their values are masked wherever the execution is shown.
+	Secrets []string `json:"-"`
 }
 
 // executionColumns are qualified so that they read the same in statements that join.
@@ -104,7 +107,7 @@ const executionColumns = `execution.id, execution.action_ref, execution.status, 
 	execution.reason, execution.enforcement, execution.parent, execution.worker,
 	(SELECT wn.name FROM attune.worker wn WHERE wn.id = execution.worker), execution.timeout_seconds,
 	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted, execution.admitted_at,
-	execution.attempt, execution.retry_of, execution.retry_at`
+	execution.attempt, execution.retry_of, execution.retry_at, execution.secrets`
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var e Execution
@@ -116,7 +119,7 @@ func scanExecution(row pgx.Row) (Execution, error) {
 func executionDest(e *Execution) []any {
 	return []any{&e.ID, &e.ActionRef, &e.Status, &e.Parameters, &e.Result, &e.Reason, &e.EnforcementID, &e.ParentID,
 		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted, &e.AdmittedAt,
-		&e.Attempt, &e.RetryOf, &e.RetryAt}
+		&e.Attempt, &e.RetryOf, &e.RetryAt, &e.Secrets}
 }
 
 // ExecutionInsertParams describe an execution row as ExecutionInsert writes it.
@@ -133,6 +136,8 @@ type ExecutionInsertParams struct {
 	// Admitted lets the scheduler take the execution at once; leave it false when a policy
 	// applies, or when the caller does not know, and admission decides.
 	Admitted bool
+	// Secrets names the parameters whose values are secret (see Execution.Secrets).
+	Secrets []string
 }
 
 // ExecutionInsert writes an execution row exactly as described, deciding nothing: no policy,
@@ -149,16 +154,25 @@ func (q *Queries) ExecutionInsert(ctx context.Context, p ExecutionInsertParams) 
 		reason = &p.Reason
 	}
 	e, err := scanExecution(q.db.QueryRow(ctx, `
-		INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, parent, timeout_seconds, finished_at, admitted, admitted_at)
+		INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, parent, timeout_seconds, finished_at, admitted, admitted_at,
+			secrets)
 		VALUES ((SELECT id FROM attune.action WHERE ref = $1), $1, $2, $3, $4, $5, $6, $7,
 			CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() END, $8,
-			CASE WHEN $8 THEN now() END)
+			CASE WHEN $8 THEN now() END, $9)
 		RETURNING `+executionColumns,
-		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, p.EnforcementID, p.ParentID, p.TimeoutSeconds, p.Admitted))
+		p.ActionRef, status, jsonOr(p.Parameters, "{}"), reason, p.EnforcementID, p.ParentID, p.TimeoutSeconds, p.Admitted, secretNames(p.Secrets)))
 	if err != nil {
 		return Execution{}, fmt.Errorf("insert execution of %s: %w", p.ActionRef, translate(err))
 	}
 	return e, nil
+}
+
+// secretNames is names for a text[] column that is never null.
+func secretNames(names []string) []string {
+	if names == nil {
+		return []string{}
+	}
+	return names
 }
 
 // ExecutionOutcome is what one item of a batch did to its execution: OK reports whether the

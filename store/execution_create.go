@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -39,6 +40,8 @@ type ExecutionCreateParams struct {
 	// refused up front (parameters that do not fit the action, an action that is gone), and
 	// the execution records why where operators look.
 	Refusal string
+	// Secrets names the parameters whose values are secret (see Execution.Secrets).
+	Secrets []string
 }
 
 // ExecutionCreated is what ExecutionCreate did for one item.
@@ -54,12 +57,12 @@ func (c ExecutionCreated) Created() bool {
 	return c.Outcome != CreateExists && c.Outcome != CreateSkipped && c.Outcome != ""
 }
 
-// executionCreateSQL runs attune.execution_create (migration 00010), which decides each
+// executionCreateSQL runs attune.execution_create (migration 00014), which decides each
 // item's admission under its queue's lock before drawing its id, and returns the rows. The
 // function's own rows are not visible to a join in the calling statement, so the row comes
 // back from it whole and is spread into columns here.
 const executionCreateSQL = `SELECT c.out_ord, c.out_outcome, ` + executionColumns + `
-	FROM attune.execution_create($1, $2, $3, $4, $5, $6, $7, $8, $9) c
+	FROM attune.execution_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) c
 	CROSS JOIN LATERAL (SELECT (c.out_execution).*) execution
 	WHERE (c.out_execution).id IS NOT NULL`
 
@@ -92,8 +95,11 @@ func (q *Queries) create(ctx context.Context, ps []ExecutionCreateParams) ([]Exe
 	statuses, reasons := make([]*string, n), make([]*string, n)
 	enforcements, parents := make([]*int64, n), make([]*int64, n)
 	timeouts, attempts, retryOf := make([]*int32, n), make([]*int32, n), make([]*int64, n)
+	// Parameter names are letters, digits and _, so one comma-separated string carries each
+	// item's names through a text[] (arrays of arrays must be rectangular).
+	secrets := make([]string, n)
 	for i, p := range ps {
-		refs[i], params[i] = p.ActionRef, string(jsonOr(p.Parameters, "{}"))
+		refs[i], params[i], secrets[i] = p.ActionRef, string(jsonOr(p.Parameters, "{}")), strings.Join(p.Secrets, ",")
 		enforcements[i], parents[i] = p.EnforcementID, p.ParentID
 		if p.Refusal != "" {
 			statuses[i], reasons[i] = ptrTo(ExecutionFailed), &ps[i].Refusal
@@ -109,7 +115,7 @@ func (q *Queries) create(ctx context.Context, ps []ExecutionCreateParams) ([]Exe
 	}
 	err := scanOrdered(ctx, q.db, out, func(c *ExecutionCreated) []any {
 		return append([]any{&c.Outcome}, executionDest(&c.Execution)...)
-	}, executionCreateSQL, refs, params, statuses, reasons, enforcements, parents, timeouts, attempts, retryOf)
+	}, executionCreateSQL, refs, params, statuses, reasons, enforcements, parents, timeouts, attempts, retryOf, secrets)
 	return out, translate(err)
 }
 

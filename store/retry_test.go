@@ -42,9 +42,10 @@ func newRetry(t *testing.T, action, policy *store.Retry) retryFixture {
 	return retryFixture{t: t, ctx: ctx, s: s, worker: w.ID}
 }
 
-func (f retryFixture) create(params string) store.Execution {
+func (f retryFixture) create(params string, secrets ...string) store.Execution {
 	f.t.Helper()
-	c, err := f.s.ExecutionCreateOne(f.ctx, store.ExecutionCreateParams{ActionRef: "demo.flaky", Parameters: json.RawMessage(params)})
+	c, err := f.s.ExecutionCreateOne(f.ctx, store.ExecutionCreateParams{ActionRef: "demo.flaky", Parameters: json.RawMessage(params),
+		Secrets: secrets})
 	require.NoError(f.t, err)
 	return c.Execution
 }
@@ -89,7 +90,7 @@ func TestRetryPlansAndCreatesAttempts(t *testing.T) {
 	t.Parallel()
 	f := newRetry(t, &store.Retry{MaxAttempts: 3, On: []string{"failed", "timeout"}, DelaySeconds: 10, Backoff: "exponential",
 		MaxDelaySeconds: ptr(15)}, nil)
-	first := f.create(`{"n": 7}`)
+	first := f.create(`{"n": 7, "token": "s3cret"}`, "token")
 	require.Equal(t, 1, first.Attempt)
 	require.Nil(t, first.RetryOf)
 
@@ -104,7 +105,8 @@ func TestRetryPlansAndCreatesAttempts(t *testing.T) {
 	require.Equal(t, store.CreateAdmitted, created[0].Outcome)
 	require.Equal(t, 2, second.Attempt)
 	require.Equal(t, first.ID, *second.RetryOf)
-	require.JSONEq(t, `{"n": 7}`, string(second.Parameters))
+	require.JSONEq(t, `{"n": 7, "token": "s3cret"}`, string(second.Parameters))
+	require.Equal(t, []string{"token"}, second.Secrets, "an attempt keeps its secrets secret")
 	require.Greater(t, second.ID, first.ID, "an attempt is a new execution, at the back of the line")
 	gone, err := f.s.ExecutionGet(f.ctx, first.ID)
 	require.NoError(t, err)

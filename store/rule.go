@@ -38,7 +38,7 @@ func (q *Queries) RuleUpdate(ctx context.Context, r Rule) (Rule, error) {
 			conditions = $6, action = a.id, action_ref = a.ref, action_params = $8, enabled = $9
 		FROM attune.trigger t, attune.action a
 		WHERE rule.ref = $1 AND t.ref = $4 AND a.ref = $7
-		RETURNING `+prefixed("rule.", ruleColumns),
+		RETURNING `+prefixed("rule.", ruleOwnColumns)+ruleActionColumn,
 		r.Ref, r.Label, r.Description, r.TriggerRef, jsonOr(r.TriggerParams, "{}"), jsonOr(r.Conditions, "[]"),
 		r.ActionRef, jsonOr(r.ActionParams, "{}"), r.Enabled))
 	if isNoRows(err) {

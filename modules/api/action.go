@@ -64,7 +64,7 @@ func (m *Module) createAction(c echo.Context) error {
 		return err
 	}
 	m.deps.Logger.InfoContext(ctx, "action created", "action", created.Ref)
-	return c.JSON(http.StatusCreated, dataBody[store.Action]{Data: created})
+	return answer(c, http.StatusCreated, created)
 }
 
 // updateAction replaces an action's settings whole, as registering its pack again would;
@@ -85,6 +85,9 @@ func (m *Module) updateAction(c echo.Context) error {
 		return err
 	}
 	req.Ref = ref
+	// An action read through the API shows its secret defaults and enum values masked;
+	// written back so, they keep their values.
+	pack.RestoreMaskedSchema(req.Parameters, current.Parameters)
 	a, err := m.checkAction(ctx, req.action(), current.PackRef)
 	if err != nil {
 		return err
@@ -94,7 +97,7 @@ func (m *Module) updateAction(c echo.Context) error {
 		return notFound(err, "no action %q", ref)
 	}
 	m.deps.Logger.InfoContext(ctx, "action updated", "action", updated.Ref)
-	return c.JSON(http.StatusOK, dataBody[store.Action]{Data: updated})
+	return answer(c, http.StatusOK, updated)
 }
 
 // deleteAction removes an action no rule uses, with the policies that name it; its executions

@@ -157,7 +157,10 @@ func (m *Module) queueStats(c echo.Context) error {
 		limit = pol.ConcurrencyLimit
 	}
 	st, err := m.deps.Store.QueueStatsGet(ctx, action.Ref, limit)
-	return one(c, st, err)
+	if err != nil {
+		return err
+	}
+	return one(c, maskGroups(st, pol.ConcurrencyParameters, action.Parameters), nil)
 }
 
 type executionBody struct {
@@ -203,5 +206,5 @@ func (m *Module) getExecution(c echo.Context) error {
 			return err
 		}
 	}
-	return c.JSON(http.StatusOK, dataBody[executionBody]{Data: body})
+	return answer(c, http.StatusOK, body)
 }

@@ -21,6 +21,9 @@ func listOf[T any](c echo.Context, fetch func(ctx context.Context, page store.Pa
 	if err != nil {
 		return err
 	}
+	for i := range items {
+		items[i] = masked(items[i])
+	}
 	return c.JSON(http.StatusOK, listResponse(items, p, total))
 }
 
@@ -29,7 +32,7 @@ func one[T any](c echo.Context, v T, err error) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, dataBody[T]{Data: v})
+	return answer(c, http.StatusOK, v)
 }
 
 type dataBody[T any] struct {

@@ -89,7 +89,7 @@ func TestRerun(t *testing.T) {
 		`{"parameters": {"host": "b", "tag": null}}`)
 	require.NotEqual(t, orig["id"], child["id"])
 	require.Equal(t, "ops.deploy", child["action_ref"])
-	require.Equal(t, store.ExecutionRequested, child["status"])
+	require.Equal(t, store.ExecutionScheduled, child["status"], "no policy: admitted as it is created")
 	require.JSONEq(t, `{"host": "b", "count": 1}`, mustJSON(t, child["parameters"]))
 	require.Equal(t, orig["id"], child["parent_id"])
 	require.Equal(t, 30.0, child["timeout_seconds"])

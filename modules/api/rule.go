@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -60,7 +62,7 @@ func (m *Module) createRule(c echo.Context) error {
 		return err
 	}
 	m.deps.Logger.InfoContext(ctx, "rule created", "rule", created.Ref, "enabled", created.Enabled)
-	return c.JSON(http.StatusCreated, dataBody[store.Rule]{Data: created})
+	return answer(c, http.StatusCreated, created)
 }
 
 // updateRule replaces a rule's settings whole, as registering its pack again would: what the
@@ -80,6 +82,13 @@ func (m *Module) updateRule(c echo.Context) error {
 		return err
 	}
 	req.Ref = ref
+	// A rule read through the API shows its secret action_params masked; written back so,
+	// they keep their values.
+	var currentParams map[string]any
+	if err := json.Unmarshal(current.ActionParams, &currentParams); err != nil {
+		return fmt.Errorf("decode action_params of rule %s: %w", ref, err)
+	}
+	pack.RestoreMasked(req.ActionParams, currentParams, pack.SecretNames(current.ActionParameters))
 	r, err := m.checkRule(ctx, req.rule(), current.PackRef)
 	if err != nil {
 		return err
@@ -89,7 +98,7 @@ func (m *Module) updateRule(c echo.Context) error {
 		return err
 	}
 	m.deps.Logger.InfoContext(ctx, "rule updated", "rule", updated.Ref, "enabled", updated.Enabled)
-	return c.JSON(http.StatusOK, dataBody[store.Rule]{Data: updated})
+	return answer(c, http.StatusOK, updated)
 }
 
 func (m *Module) enableRule(c echo.Context) error  { return m.setRuleEnabled(c, true) }
@@ -104,7 +113,7 @@ func (m *Module) setRuleEnabled(c echo.Context, enabled bool) error {
 		return notFound(err, "no rule %q", ref)
 	}
 	m.deps.Logger.InfoContext(ctx, "rule enabled set", "rule", ref, "enabled", enabled)
-	return c.JSON(http.StatusOK, dataBody[store.Rule]{Data: r})
+	return answer(c, http.StatusOK, r)
 }
 
 // deleteRule removes a rule; its enforcements, and the executions they caused, stay.

@@ -35,7 +35,12 @@ type server struct {
 // admin) and logs in as that admin.
 func startAPI(t *testing.T, st *store.Store, br api.Broker, cfg api.Config) server {
 	t.Helper()
-	logger := slog.New(slog.DiscardHandler)
+	return startAPILogged(t, st, br, cfg, slog.New(slog.DiscardHandler))
+}
+
+// startAPILogged is startAPI with the module and the error handler logging to logger.
+func startAPILogged(t *testing.T, st *store.Store, br api.Broker, cfg api.Config, logger *slog.Logger) server {
+	t.Helper()
 	e := echo.New()
 	e.HTTPErrorHandler = api.ErrorHandler(logger)
 	if cfg.AdminPassword == "" {

@@ -219,7 +219,7 @@ func (b *syncBuffer) String() string {
 }
 
 // What the API itself commits reaches its streams, each through its filters: an execution
-// requested and cancelled, and an event; a filter on an action or an execution sees only those.
+// created and cancelled, and an event; a filter on an action or an execution sees only those.
 func TestStreamCarriesChanges(t *testing.T) {
 	t.Parallel()
 	s := newStreamServer(t, api.Config{})
@@ -231,7 +231,7 @@ func TestStreamCarriesChanges(t *testing.T) {
 	require.Equal(t, "execution", ev.name)
 	require.Equal(t, noop["id"], ev.data["id"])
 	require.Equal(t, "core.noop", ev.data["action_ref"])
-	require.Equal(t, "requested", ev.data["status"])
+	require.Equal(t, "scheduled", ev.data["status"], "admitted as it was created")
 	require.NotContains(t, ev.data, "previous_status", "a new execution left no status")
 	_, err := time.Parse(time.RFC3339Nano, ev.data["at"].(string))
 	require.NoError(t, err)
@@ -250,7 +250,7 @@ func TestStreamCarriesChanges(t *testing.T) {
 	for _, c := range []*sseClient{all, one} {
 		ev = c.next()
 		require.Equal(t, []any{noop["id"], "cancelled"}, []any{ev.data["id"], ev.data["status"]})
-		require.Equal(t, "requested", ev.data["previous_status"], "filled in from what the stream passed on before")
+		require.Equal(t, "scheduled", ev.data["previous_status"], "filled in from what the stream passed on before")
 	}
 
 	code, body := s.do(http.MethodPost, "/webhooks/deploys", `{"ref": "main"}`)

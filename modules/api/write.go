@@ -220,12 +220,14 @@ func (m *Module) execute(c echo.Context) error {
 	if req.ActionRef == "" {
 		return badRequest("action_ref: required")
 	}
-	return m.startExecution(c, req.ActionRef, req.Parameters, nil)
+	return m.startExecution(c, req.ActionRef, req.Parameters, nil, nil)
 }
 
 // startExecution is the one path of a manual execution, first run or rerun: the action must
-// exist and be enabled, and the parameters must fit its schema now.
-func (m *Module) startExecution(c echo.Context, actionRef string, values map[string]any, parentID *int64) error {
+// exist and be enabled, and the parameters must fit its schema now. The execution records as
+// secret the parameters the action declares secret and those inherited names: a rerun's
+// original's secrets, whose values it may carry.
+func (m *Module) startExecution(c echo.Context, actionRef string, values map[string]any, parentID *int64, inherited []string) error {
 	ctx := c.Request().Context()
 	action, err := m.deps.Store.ActionGetByRef(ctx, actionRef)
 	if errors.Is(err, store.ErrNotFound) {
@@ -237,13 +239,13 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 	if !action.Enabled {
 		return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("action %s is disabled", action.Ref)}
 	}
-	params, err := pack.CheckParameters(action.Parameters, values)
+	params, secrets, err := pack.CheckExecutionParameters(action.Parameters, values, inherited)
 	if err != nil {
 		return badRequest("%v", err)
 	}
 	// Admission is decided as the execution is created, in its queue's id order.
 	created, err := m.deps.Store.ExecutionCreateOne(ctx, store.ExecutionCreateParams{
-		ActionRef: action.Ref, Parameters: params, ParentID: parentID, TimeoutSeconds: &action.TimeoutSeconds,
+		ActionRef: action.Ref, Parameters: params, ParentID: parentID, TimeoutSeconds: &action.TimeoutSeconds, Secrets: secrets,
 	})
 	if err != nil {
 		return err
@@ -256,7 +258,7 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 			m.deps.Logger.WarnContext(ctx, "execution recorded but not announced; the sweeper will", "execution_id", exec.ID, "err", err)
 		}
 	}
-	return c.JSON(http.StatusCreated, dataBody[store.Execution]{Data: exec})
+	return answer(c, http.StatusCreated, exec)
 }
 
 type rerunRequest struct {
@@ -266,6 +268,8 @@ type rerunRequest struct {
 // rerun runs an execution's action again as its child, with its parameters and the body's
 // replacing them by key. The merged parameters are checked as execute's are, since the
 // action's schema may have changed since the first run and the caller is there to fix them.
+// The original's secret values are copied without the caller seeing them, and stay secret on
+// the rerun; a secret the body gives as the mask the caller was shown keeps its original value.
 func (m *Module) rerun(c echo.Context) error {
 	id, err := idParam(c)
 	if err != nil {
@@ -292,8 +296,8 @@ func (m *Module) rerun(c echo.Context) error {
 	if params == nil {
 		params = make(map[string]any, len(req.Parameters))
 	}
-	maps.Copy(params, req.Parameters)
-	return m.startExecution(c, orig.ActionRef, params, &orig.ID)
+	maps.Copy(params, pack.RestoreMasked(req.Parameters, params, orig.Secrets))
+	return m.startExecution(c, orig.ActionRef, params, &orig.ID, orig.Secrets)
 }
 
 // cancel stops an execution: before it runs it ends cancelled at once; while it runs it
@@ -317,7 +321,7 @@ func (m *Module) cancel(c echo.Context) error {
 			FinishedAt: *exec.FinishedAt, HeldSlot: &exec.HeldSlot}); err != nil {
 			m.deps.Logger.WarnContext(ctx, "cancelled execution not announced", "execution_id", exec.ID, "err", err)
 		}
-		return c.JSON(http.StatusOK, dataBody[store.Execution]{Data: exec})
+		return answer(c, http.StatusOK, exec)
 	}
 	exec, ok, err = m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
 		ID: id, From: []string{store.ExecutionRunning}, To: store.ExecutionCanceling,
@@ -332,7 +336,7 @@ func (m *Module) cancel(c echo.Context) error {
 				return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
 			}
 		}
-		return c.JSON(http.StatusAccepted, dataBody[store.Execution]{Data: exec})
+		return answer(c, http.StatusAccepted, exec)
 	}
 	exec, err = m.deps.Store.ExecutionGet(ctx, id)
 	if err != nil {
@@ -346,7 +350,7 @@ func (m *Module) cancel(c echo.Context) error {
 				return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
 			}
 		}
-		return c.JSON(http.StatusAccepted, dataBody[store.Execution]{Data: exec})
+		return answer(c, http.StatusAccepted, exec)
 	}
 	return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("execution %d is already %s", id, exec.Status)}
 }

@@ -26,9 +26,11 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 		return err
 	}
 	actionRef, config, failure := p.ActionRef, p.Config, p.Failure
+	var secrets []string
 	if actionRef == "" {
-		// A message without the match's snapshot (the sweeper's, or one for an action with
-		// secret parameters): read the enforcement and its rule back.
+		// A message without the match's snapshot (the sweeper's, or one whose action has
+		// secret parameters, which never travel in a message): read the enforcement and its
+		// rule back.
 		enf, err := m.deps.Store.EnforcementGetTarget(ctx, p.EnforcementID)
 		if errors.Is(err, store.ErrNotFound) {
 			return broker.Permanent(err)
@@ -44,12 +46,12 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 				return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was disabled before its execution was created")
 			}
 		}
-		actionRef, config = enf.ActionRef, enf.Config
+		actionRef, config, secrets = enf.ActionRef, enf.Config, enf.Secrets
 		if enf.Reason != nil {
 			failure = *enf.Reason
 		}
 	}
-	create, action, err := m.executionFor(ctx, actionRef, config)
+	create, action, err := m.executionFor(ctx, actionRef, config, secrets)
 	if err != nil {
 		return err
 	}
@@ -98,10 +100,14 @@ func (m *Module) created(ctx context.Context, c store.ExecutionCreated, action *
 // action's schema and its defaults applied, and returns the action when it can run. Parameters
 // that do not fit, or an action that does not exist, give an execution that is failed from the
 // start with the reason, so the operator sees what went wrong where they look for the
-// execution.
-func (m *Module) executionFor(ctx context.Context, actionRef string, params json.RawMessage) (store.ExecutionCreateParams, *store.Action, error) {
-	create := store.ExecutionCreateParams{ActionRef: actionRef, Parameters: params}
+// execution. The execution records as secret what the action declares secret and what the
+// enforcement recorded (secrets).
+func (m *Module) executionFor(ctx context.Context, actionRef string, params json.RawMessage, secrets []string) (store.ExecutionCreateParams, *store.Action, error) {
+	create := store.ExecutionCreateParams{ActionRef: actionRef, Parameters: params, Secrets: secrets}
 	action, err := m.actions.Get(ctx, actionRef)
+	if err == nil {
+		create.Secrets = append(pack.SecretNames(action.Parameters), secrets...)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		create.Refusal = fmt.Sprintf("action %s does not exist", actionRef)
@@ -117,7 +123,8 @@ func (m *Module) executionFor(ctx context.Context, actionRef string, params json
 		create.Refusal = fmt.Sprintf("rendered parameters are not a JSON object: %v", err)
 		return create, nil, nil
 	}
-	checked, err := pack.CheckParameters(action.Parameters, values)
+	checked, names, err := pack.CheckExecutionParameters(action.Parameters, values, secrets)
+	create.Secrets = names
 	if err != nil {
 		create.Refusal = err.Error()
 		return create, nil, nil

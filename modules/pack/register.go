@@ -167,26 +167,3 @@ func encode(field string, v any) (json.RawMessage, error) {
 	}
 	return b, nil
 }
-
-// CheckParameters validates params against an action's stored parameter schema and applies
-// its defaults, returning the parameters to run with. The error names the parameter.
-func CheckParameters(schemaJSON json.RawMessage, params map[string]any) (json.RawMessage, error) {
-	var schema Schema
-	if len(schemaJSON) > 0 {
-		if err := json.Unmarshal(schemaJSON, &schema); err != nil {
-			return nil, fmt.Errorf("read parameter schema: %w", err)
-		}
-	}
-	if params == nil {
-		params = map[string]any{}
-	}
-	applied, err := schema.Apply(params)
-	if err != nil {
-		return nil, err
-	}
-	out, err := json.Marshal(applied)
-	if err != nil {
-		return nil, fmt.Errorf("encode parameters: %w", err)
-	}
-	return out, nil
-}

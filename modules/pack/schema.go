@@ -44,7 +44,10 @@ type Param struct {
 	Default any `json:"default,omitempty" yaml:"default"`
 	// Enum, when set, lists the only values allowed. Each must be of Type.
 	Enum []any `json:"enum,omitempty" yaml:"enum"`
-	// Secret values are masked wherever executions are shown or logged.
+	// Secret values, the default and the enum values included, are shown as Mask by every
+	// surface (API answers, the CLI, messages, logs) and left out of errors; the worker scrubs
+	// them from the results it records. The action still gets them in clear, and PostgreSQL
+	// holds them in clear (see MaskParameters and the execution's recorded secret names).
 	Secret bool `json:"secret,omitempty" yaml:"secret"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/modules/ruleeval"
 	"github.com/attune-go/attune/store"
 )
@@ -16,11 +17,14 @@ type compiledRule struct {
 	cond          ruleeval.Condition
 	params        map[string]any
 	triggerParams map[string]any
-	err           error
+	// secrets names the secret parameters of the rule's action: they are recorded on each
+	// enforcement, and keep its rendered parameters out of the message that announces it.
+	secrets []string
+	err     error
 }
 
 func compile(r store.Rule) compiledRule {
-	c := compiledRule{rule: r}
+	c := compiledRule{rule: r, secrets: pack.SecretNames(r.ActionParameters)}
 	var raw any
 	if len(r.Conditions) > 0 {
 		if err := json.Unmarshal(r.Conditions, &raw); err != nil {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -130,7 +131,7 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 			m.deps.Logger.WarnContext(ctx, "rule matched but its parameters could not be rendered", "rule", r.rule.Ref, "event_id", ev.ID, "reason", o.failure)
 		}
 		verdicts = append(verdicts, store.EnforcementMatch{RuleRef: r.rule.Ref, Conditions: r.rule.Conditions, Config: o.config,
-			Reason: o.reason, Failure: o.failure})
+			Reason: o.reason, Failure: o.failure, Secrets: r.secrets})
 		actions[r.rule.Ref] = r.rule.ActionRef
 	}
 	// One statement marks the event evaluated and records the enforcements: a concurrent or
@@ -141,13 +142,35 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	}
 	matches := make([]broker.Payload, len(created))
 	for i, e := range created {
-		matches[i] = broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: ev.ID, ActionRef: actions[e.RuleRef],
-			Config: e.Config, Failure: deref(e.Reason)}
+		match := broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: ev.ID}
+		// Secret values never travel in a message: without the snapshot the executor reads
+		// the enforcement (its parameters and any render failure) back from PostgreSQL.
+		if len(e.Secrets) == 0 {
+			match.ActionRef, match.Config, match.Failure = actions[e.RuleRef], e.Config, deref(e.Reason)
+		}
+		matches[i] = match
 	}
 	// Committed: the relay keeps what the broker cannot take now, and a crash before the
 	// publish is repaired by the executor's sweeper, which republishes enforcements left in
 	// created.
 	return m.deps.Relay.Send(ctx, matches...)
+}
+
+// renderReason says why action_params could not be rendered. The detail of a secret
+// parameter's failure is left out: it may quote the parameter's template, or the value it
+// was given, and the reason is stored, shown and logged.
+func renderReason(err error, secrets []string) string {
+	var pe *ruleeval.PathError
+	if errors.As(err, &pe) {
+		for _, name := range secrets {
+			// Render's paths start at "action_params".
+			p := "action_params." + name
+			if pe.Path == p || strings.HasPrefix(pe.Path, p+".") || strings.HasPrefix(pe.Path, p+"[") {
+				return fmt.Sprintf("render %s: failed; the detail is withheld, as the parameter is secret", p)
+			}
+		}
+	}
+	return fmt.Sprintf("render action_params: %v", err)
 }
 
 // WebhookTrigger is the trigger of events posted to /api/v1/webhooks/{url}.
@@ -214,7 +237,7 @@ func enforce(r compiledRule, in ruleeval.Input) outcome {
 	}
 	rendered, err := ruleeval.Render(r.params, in)
 	if err != nil {
-		return outcome{matched: true, failure: fmt.Sprintf("rule %s: render action_params: %v", r.rule.Ref, err)}
+		return outcome{matched: true, failure: fmt.Sprintf("rule %s: %s", r.rule.Ref, renderReason(err, r.secrets))}
 	}
 	config, err := json.Marshal(rendered)
 	if err != nil {

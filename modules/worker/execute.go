@@ -137,6 +137,9 @@ func statusOf(r runner.Result, cancelRequested bool) string {
 func (m *Module) finish(ctx context.Context, exec store.Execution, result runner.Result, status string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordFor)
 	defer cancel()
+	// Actions echo their inputs: the result is recorded, shown and followed live, and must
+	// not carry the secrets the action was given in clear.
+	result = newScrubber(exec.Parameters, exec.Secrets).result(result)
 	// PostgreSQL's jsonb cannot hold NUL characters, and actions do print them.
 	for _, s := range []*string{&result.Stdout, &result.Stderr, &result.Error} {
 		*s = strings.ReplaceAll(*s, "\x00", "\uFFFD")

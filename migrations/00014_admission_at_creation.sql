@@ -1,4 +1,5 @@
 -- Admission decided as an execution is created, in id order (docs/architecture.md, Policies).
+-- (Numbered 00014: it creates executions with the secret names of 00012.)
 --
 -- Until now an execution was inserted first and admitted afterwards, by whichever executor
 -- got to it, in a transaction of its own: when its group had room, a later execution could be
@@ -153,7 +154,7 @@ $$;
 -- of the decisions, and batches that lock several groups lock them in one order.
 CREATE FUNCTION attune.execution_create(
     p_action_ref text[], p_parameters text[], p_status text[], p_reason text[], p_enforcement bigint[],
-    p_parent bigint[], p_timeout_seconds integer[], p_attempt integer[], p_retry_of bigint[]
+    p_parent bigint[], p_timeout_seconds integer[], p_attempt integer[], p_retry_of bigint[], p_secrets text[]
 ) RETURNS TABLE (out_ord integer, out_outcome text, out_execution attune.execution)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -177,13 +178,16 @@ BEGIN
         SELECT u.n::integer AS ord, u.action_ref, u.parameters::jsonb AS parameters,
             coalesce(u.status, 'requested') AS status, u.reason, u.enforcement, u.parent, u.timeout_seconds,
             coalesce(u.attempt, 1) AS attempt, u.retry_of,
+            -- Parameter names are letters, digits and _: one comma-separated string per item,
+            -- since arrays of arrays must be rectangular.
+            coalesce(string_to_array(nullif(u.secrets, ''), ','), '{}') AS secrets,
             (SELECT a.id FROM attune.action a WHERE a.ref = u.action_ref) AS action_id,
             pol, ag.id AS group_id,
             CASE WHEN coalesce(u.status, 'requested') = 'requested'
                 THEN coalesce(pol.retry, (SELECT a.retry FROM attune.action a WHERE a.ref = u.action_ref)) END AS retry
         FROM unnest(p_action_ref, p_parameters, p_status, p_reason, p_enforcement, p_parent, p_timeout_seconds,
-                p_attempt, p_retry_of) WITH ORDINALITY
-            AS u(action_ref, parameters, status, reason, enforcement, parent, timeout_seconds, attempt, retry_of, n)
+                p_attempt, p_retry_of, p_secrets) WITH ORDINALITY
+            AS u(action_ref, parameters, status, reason, enforcement, parent, timeout_seconds, attempt, retry_of, secrets, n)
         CROSS JOIN LATERAL attune.policy_for(u.action_ref) AS pol
         LEFT JOIN attune.admission_group ag ON attune.policy_limits(pol) AND coalesce(u.status, 'requested') = 'requested'
             AND ag.action_ref = u.action_ref AND ag.group_key = attune.admission_group_key(u.parameters::jsonb, pol.concurrency_parameters)
@@ -237,14 +241,14 @@ BEGIN
         END IF;
 
         INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, parent, timeout_seconds,
-                finished_at, admitted, admitted_at, attempt, retry_of, retry)
+                finished_at, admitted, admitted_at, attempt, retry_of, retry, secrets)
         VALUES (it.action_id, it.action_ref,
             CASE decided WHEN 'admitted' THEN 'scheduled' WHEN 'queued' THEN 'requested'
                 WHEN 'refused' THEN it.status ELSE decided END,
             coalesce(it.parameters, '{}'), coalesce(refusal, it.reason), it.enforcement, it.parent, it.timeout_seconds,
             CASE WHEN decided IN ('admitted', 'queued') THEN NULL ELSE now() END,
             decided = 'admitted', CASE WHEN decided = 'admitted' THEN clock_timestamp() END,
-            it.attempt, it.retry_of, it.retry)
+            it.attempt, it.retry_of, it.retry, it.secrets)
         RETURNING * INTO x;
 
         IF it.group_id IS NOT NULL AND decided = 'admitted' THEN
@@ -417,7 +421,8 @@ BEGIN
         ARRAY(SELECT r.parent FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
         ARRAY(SELECT r.timeout_seconds FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
         ARRAY(SELECT r.attempt + 1 FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
-        ARRAY(SELECT coalesce(r.retry_of, r.id) FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality));
+        ARRAY(SELECT coalesce(r.retry_of, r.id) FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
+        ARRAY(SELECT array_to_string(r.secrets, ',') FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality));
 END;
 $$;
 -- +goose StatementEnd
@@ -441,7 +446,7 @@ END;
 $$;
 -- +goose StatementEnd
 DROP FUNCTION attune.admission_admit_late(bigint);
-DROP FUNCTION attune.execution_create(text[], text[], text[], text[], bigint[], bigint[], integer[], integer[], bigint[]);
+DROP FUNCTION attune.execution_create(text[], text[], text[], text[], bigint[], bigint[], integer[], integer[], bigint[], text[]);
 DROP FUNCTION attune.admission_promote(bigint);
 ALTER TABLE attune.admission_group ADD COLUMN head_enqueued_at timestamptz NOT NULL DEFAULT '-infinity';
 -- The functions as 00007 made them.

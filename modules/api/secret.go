@@ -1,0 +1,90 @@
+package api
+
+import (
+	"encoding/json"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/attune-go/attune/modules/pack"
+	"github.com/attune-go/attune/store"
+)
+
+// Secret parameters are shown as pack.Mask in every answer, to every role: an execution's by
+// the names recorded on it when it was created, an enforcement's the same way, a rule's
+// action_params and an action's defaults and enum values by the action's schema as it is.
+// Every answer that carries one of these types goes through masked (one, listOf, answer), so
+// that a new route cannot forget it.
+
+// masked returns v with its secret values masked when it is a type that carries any.
+func masked[T any](v T) T {
+	var out any
+	switch x := any(v).(type) {
+	case store.Execution:
+		out = maskExecution(x)
+	case executionBody:
+		x.Execution = maskExecution(x.Execution)
+		out = x
+	case store.Enforcement:
+		x.Config = pack.MaskParameters(x.Config, x.Secrets)
+		out = x
+	case store.Action:
+		x.Parameters = pack.MaskSchema(x.Parameters)
+		out = x
+	case store.Rule:
+		x.ActionParams = pack.MaskParameters(x.ActionParams, pack.SecretNames(x.ActionParameters))
+		out = x
+	default:
+		return v
+	}
+	return out.(T)
+}
+
+func maskExecution(e store.Execution) store.Execution {
+	e.Parameters = pack.MaskParameters(e.Parameters, e.Secrets)
+	return e
+}
+
+// answer writes v as the data of a status answer, masked.
+func answer[T any](c echo.Context, status int, v T) error {
+	return c.JSON(status, dataBody[T]{Data: masked(v)})
+}
+
+// maskGroups masks, in an action's queue figures, the values of secret parameters in the
+// group keys: a key is the JSON array of the values of the policy's grouping parameters
+// (modules/executor), so a policy that groups by a secret parameter would show it. A key
+// whose length does not match the grouping in force (the policy changed since) is masked
+// whole when the action has any secret parameter.
+func maskGroups(st store.QueueStats, grouping []string, schema json.RawMessage) store.QueueStats {
+	secrets := pack.SecretNames(schema)
+	if len(secrets) == 0 {
+		return st
+	}
+	secret := make([]bool, len(grouping))
+	for i, name := range grouping {
+		for _, s := range secrets {
+			secret[i] = secret[i] || s == name
+		}
+	}
+	for i, g := range st.Groups {
+		if g.Key == "" {
+			continue // the one group of a policy that groups by nothing
+		}
+		var values []json.RawMessage
+		if json.Unmarshal([]byte(g.Key), &values) != nil || len(values) != len(grouping) {
+			st.Groups[i].Key = pack.Mask
+			continue
+		}
+		for j := range values {
+			if secret[j] {
+				values[j] = json.RawMessage(`"` + pack.Mask + `"`)
+			}
+		}
+		b, err := json.Marshal(values)
+		if err != nil {
+			st.Groups[i].Key = pack.Mask
+			continue
+		}
+		st.Groups[i].Key = string(b)
+	}
+	return st
+}
