@@ -103,7 +103,7 @@ func TestFireOncePerTick(t *testing.T) {
 	defer func() { _ = br.Close() }()
 
 	// Two leaders at once (one frozen past its lease, say) fire the same tick: one event.
-	due := sched.next(time.Now())
+	due := sched.Next(time.Now())
 	results := make(chan bool, 2)
 	heard := &notes{}
 	for range 2 {
