@@ -18,9 +18,11 @@ type Registrar interface {
 
 // Register checks what loading a pack cannot check alone (that its rules name actions and
 // triggers that exist, here or already registered, that their trigger_params fit their
-// trigger's parameter schema, and that their conditions and templates compile), then writes
-// the pack whole. Problems with the pack come back as *Error naming the file and the field;
-// nothing is written then. CheckRule applies the same checks to a rule on its own.
+// trigger's parameter schema and, on a timer, make a schedule, that their conditions and
+// templates compile, and that their literal action_params fit their action's parameter
+// schema), then writes the pack whole. Problems with the pack come back as *Error naming the
+// file and the field; nothing is written then. CheckRule applies the same checks to a rule on
+// its own.
 func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
 	lookup := &storeLookup{ctx: ctx, r: r}
 	if err := p.CheckReferences(lookup); err != nil {
@@ -29,23 +31,37 @@ func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
 	if lookup.err != nil {
 		return store.Pack{}, fmt.Errorf("check references of pack %s: %w", p.Ref, lookup.err)
 	}
-	own := make(map[string]Schema, len(p.Triggers))
+	ownTriggers := make(map[string]Schema, len(p.Triggers))
 	for _, t := range p.Triggers {
-		own[t.Ref] = t.Parameters
+		ownTriggers[t.Ref] = t.Parameters
+	}
+	ownActions := make(map[string]Schema, len(p.Actions))
+	for _, a := range p.Actions {
+		ownActions[a.Ref] = a.Parameters
 	}
 	for _, rule := range p.Rules {
-		params, ok := own[rule.TriggerRef]
+		triggerParams, ok := ownTriggers[rule.TriggerRef]
 		if !ok {
 			// CheckReferences found it registered.
 			t, err := r.TriggerGetByRef(ctx, rule.TriggerRef)
 			if err != nil {
 				return store.Pack{}, fmt.Errorf("check rules of pack %s: %w", p.Ref, err)
 			}
-			if params, err = StoredSchema(t.Parameters); err != nil {
+			if triggerParams, err = StoredSchema(t.Parameters); err != nil {
 				return store.Pack{}, fmt.Errorf("check rules of pack %s: trigger %s: %w", p.Ref, t.Ref, err)
 			}
 		}
-		if err := checkRuleBody(rule, params); err != nil {
+		actionParams, ok := ownActions[rule.ActionRef]
+		if !ok {
+			a, err := r.ActionGetByRef(ctx, rule.ActionRef)
+			if err != nil {
+				return store.Pack{}, fmt.Errorf("check rules of pack %s: %w", p.Ref, err)
+			}
+			if actionParams, err = StoredSchema(a.Parameters); err != nil {
+				return store.Pack{}, fmt.Errorf("check rules of pack %s: action %s: %w", p.Ref, a.Ref, err)
+			}
+		}
+		if err := checkRuleBody(rule, triggerParams, actionParams); err != nil {
 			return store.Pack{}, inFile(rule.File, err)
 		}
 	}
