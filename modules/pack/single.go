@@ -121,6 +121,19 @@ func CheckTriggerParams(params Schema, triggerParams json.RawMessage) error {
 	return paramField("trigger_params", err)
 }
 
+// CheckActionParams checks a rule's stored action_params against an action's parameter
+// schema, as CheckRule does, for a caller about to change the schema under rules that run it.
+func CheckActionParams(params Schema, actionParams json.RawMessage) error {
+	values := map[string]any{}
+	if len(actionParams) > 0 {
+		if err := json.Unmarshal(actionParams, &values); err != nil {
+			return fieldError("action_params", err)
+		}
+	}
+	_, err := params.apply(values, rendered)
+	return paramField("action_params", err)
+}
+
 // StoredSchema decodes a parameter schema as the store keeps it.
 func StoredSchema(raw json.RawMessage) (Schema, error) {
 	var s Schema
