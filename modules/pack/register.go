@@ -61,7 +61,7 @@ func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
 				return store.Pack{}, fmt.Errorf("check rules of pack %s: action %s: %w", p.Ref, a.Ref, err)
 			}
 		}
-		if err := checkRuleBody(rule, triggerParams, actionParams); err != nil {
+		if err := checkRuleBody(rule, &triggerParams, &actionParams); err != nil {
 			return store.Pack{}, inFile(rule.File, err)
 		}
 	}

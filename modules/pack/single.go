@@ -105,7 +105,7 @@ func CheckRule(ctx context.Context, r Registrar, rule Rule) error {
 	if err != nil {
 		return fmt.Errorf("parameters of action %s: %w", action.Ref, err)
 	}
-	return checkRuleBody(rule, params, actionParams)
+	return checkRuleBody(rule, &params, &actionParams)
 }
 
 // CheckTriggerParams checks a rule's stored trigger_params against a trigger's parameter
@@ -148,14 +148,17 @@ func StoredSchema(raw json.RawMessage) (Schema, error) {
 // checkRuleBody checks what a rule says beyond its references, given the parameter schemas of
 // its trigger and its action: the rule matcher would otherwise find out at the first event, a
 // timer or webhook rule whose trigger_params do not fit would never fire at all, and one whose
-// action_params do not fit would fail every execution it made.
-func checkRuleBody(rule Rule, triggerParams, actionParams Schema) error {
-	if _, err := triggerParams.Apply(rule.TriggerParams); err != nil {
-		return paramField("trigger_params", err)
-	}
-	if schedule.IsTimer(rule.TriggerRef) {
-		if err := checkSchedule(rule); err != nil {
-			return err
+// action_params do not fit would fail every execution it made. A nil schema is one not known
+// here, whose check is left out.
+func checkRuleBody(rule Rule, triggerParams, actionParams *Schema) error {
+	if triggerParams != nil {
+		if _, err := triggerParams.Apply(rule.TriggerParams); err != nil {
+			return paramField("trigger_params", err)
+		}
+		if schedule.IsTimer(rule.TriggerRef) {
+			if err := checkSchedule(rule); err != nil {
+				return err
+			}
 		}
 	}
 	if _, err := ruleeval.ParseConditions(rule.Conditions); err != nil {
@@ -164,8 +167,31 @@ func checkRuleBody(rule Rule, triggerParams, actionParams Schema) error {
 	if err := ruleeval.ValidateTemplates(rule.ActionParams); err != nil {
 		return fieldError("action_params", err)
 	}
+	if actionParams == nil {
+		return nil
+	}
 	_, err := actionParams.apply(rule.ActionParams, rendered)
 	return paramField("action_params", err)
+}
+
+// CheckRuleWithin checks rule as CheckRule does, as far as the components of known answer,
+// for a caller without a server such as "attune rule test" with the core pack: trigger_params
+// (and a timer's schedule) when known has the rule's trigger, literal action_params when it
+// has the rule's action, conditions and templates always. Problems come back as *Error
+// naming the field.
+func CheckRuleWithin(known *Pack, rule Rule) error {
+	var triggerParams, actionParams *Schema
+	for i, t := range known.Triggers {
+		if t.Ref == rule.TriggerRef {
+			triggerParams = &known.Triggers[i].Parameters
+		}
+	}
+	for i, a := range known.Actions {
+		if a.Ref == rule.ActionRef {
+			actionParams = &known.Actions[i].Parameters
+		}
+	}
+	return checkRuleBody(rule, triggerParams, actionParams)
 }
 
 // checkSchedule reads a timer rule's schedule from its trigger_params as they will be stored,
