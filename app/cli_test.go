@@ -188,6 +188,12 @@ func TestPackRegister(t *testing.T) {
 		require.Contains(t, line, "wrong_default")
 		require.Contains(t, line, "actions/count.yaml")
 		require.Contains(t, line, "default")
+
+		// A timer that could never fire is the pack's fault too, named by file and field.
+		_, stderr, code = p.cli(t, "pack", "register", filepath.Join(packsDir(t), "broken", "bad_cron"))
+		require.Equal(t, 1, code, stderr)
+		require.Equal(t, "attune: register pack "+filepath.Join(packsDir(t), "broken", "bad_cron")+
+			": rules/nightly.yaml: trigger_params.expression: field 1 (minute): 61 is out of range 0-59\n", requireOneErrorLine(t, stderr))
 	})
 }
 
