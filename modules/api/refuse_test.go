@@ -205,3 +205,29 @@ func TestRegisterRefusesBrokenPacks(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.Empty(t, rules["data"], "no rule of a refused pack is written")
 }
+
+// Registering a pack again cannot change an action's parameters under another pack's rule so
+// that the rule no longer fits; the pack is refused whole and stays as it was.
+func TestRegisterAgainKeepsOtherPacksRulesWorking(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	withOps(t, s)
+	lib := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(lib, "actions"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(lib, "pack.yaml"), []byte("ref: lib\n"), 0o644))
+	count := func(typ string) {
+		require.NoError(t, os.WriteFile(filepath.Join(lib, "actions", "count.yaml"),
+			[]byte("name: count\nrunner_type: noop\nparameters: {count: {type: "+typ+"}}\n"), 0o644))
+	}
+	count("integer")
+	s.data(http.StatusOK, http.MethodPost, "/packs/register", `{"path": "`+lib+`"}`)
+	s.data(http.StatusCreated, http.MethodPost, "/rules", ruleBody(t, "ops.on_count", "core.webhook", map[string]any{"url": "x"}, "lib.count", map[string]any{"count": 3}))
+
+	count("string")
+	require.Equal(t, "register pack "+lib+": actions/count.yaml: parameters: rule ops.on_count runs action lib.count and would no longer fit them: action_params.count: want string, got 3",
+		s.fail(http.StatusBadRequest, "bad_request", http.MethodPost, "/packs/register", `{"path": "`+lib+`"}`))
+	require.Equal(t, map[string]any{"count": map[string]any{"type": "integer"}}, s.data(http.StatusOK, http.MethodGet, "/actions/lib.count", "")["parameters"])
+
+	count("number")
+	s.data(http.StatusOK, http.MethodPost, "/packs/register", `{"path": "`+lib+`"}`)
+}

@@ -95,3 +95,37 @@ func TestCheckRuleKeepsSecretsOutOfErrors(t *testing.T) {
 	_, err = Register(context.Background(), reg, p)
 	require.EqualError(t, err, "rules/r.yaml: action_params.level: not one of the allowed values")
 }
+
+// Registering a pack again cannot change its actions' or triggers' parameters under a rule of
+// another pack so that the rule no longer fits: that rule would never work again.
+func TestRegisterKeepsOtherPacksRulesWorking(t *testing.T) {
+	t.Parallel()
+	reg := newMemRegistrar(t)
+	ctx := context.Background()
+	lib := func(countType, sizeType string) *Pack {
+		p, err := LoadFS(mapFS(map[string]string{
+			"pack.yaml":           "ref: lib\n",
+			"actions/count.yaml":  "name: count\nrunner_type: noop\nparameters: {count: {type: " + countType + "}}\n",
+			"triggers/sized.yaml": "name: sized\nparameters: {size: {type: " + sizeType + "}}\n",
+		}), ".")
+		require.NoError(t, err)
+		return p
+	}
+	_, err := Register(ctx, reg, lib("integer", "integer"))
+	require.NoError(t, err)
+	ops, err := LoadFS(mapFS(map[string]string{
+		"pack.yaml":          "ref: ops\n",
+		"rules/on_push.yaml": "name: on_push\ntrigger_ref: lib.sized\ntrigger_params: {size: 3}\naction_ref: lib.count\naction_params: {count: 3}\n",
+	}), ".")
+	require.NoError(t, err)
+	_, err = Register(ctx, reg, ops)
+	require.NoError(t, err)
+
+	_, err = Register(ctx, reg, lib("string", "integer"))
+	require.EqualError(t, err, "actions/count.yaml: parameters: rule ops.on_push runs action lib.count and would no longer fit them: action_params.count: want string, got 3")
+	_, err = Register(ctx, reg, lib("integer", "boolean"))
+	require.EqualError(t, err, "triggers/sized.yaml: parameters: rule ops.on_push uses trigger lib.sized and would no longer fit them: trigger_params.size: want boolean, got 3")
+	require.Len(t, reg.packs, 3, "core, lib, ops: nothing refused was written")
+	_, err = Register(ctx, reg, lib("number", "number"))
+	require.NoError(t, err, "a change the rule still fits")
+}

@@ -19,6 +19,7 @@ import (
 type memRegistrar struct {
 	actions  map[string]store.Action
 	triggers map[string]store.Trigger
+	rules    map[string]store.Rule
 	packs    []store.PackRegistration
 }
 
@@ -28,7 +29,7 @@ func newMemRegistrar(t *testing.T) *memRegistrar {
 	require.NoError(t, err)
 	reg, err := core.registration()
 	require.NoError(t, err)
-	m := &memRegistrar{actions: map[string]store.Action{}, triggers: map[string]store.Trigger{}}
+	m := &memRegistrar{actions: map[string]store.Action{}, triggers: map[string]store.Trigger{}, rules: map[string]store.Rule{}}
 	_, err = m.PackRegister(context.Background(), reg)
 	require.NoError(t, err)
 	return m
@@ -41,6 +42,14 @@ func (m *memRegistrar) PackRegister(_ context.Context, reg store.PackRegistratio
 	for _, t := range reg.Triggers {
 		m.triggers[t.Ref] = t
 	}
+	for ref, r := range m.rules {
+		if r.PackRef == reg.Pack.Ref {
+			delete(m.rules, ref)
+		}
+	}
+	for _, r := range reg.Rules {
+		m.rules[r.Ref] = r
+	}
 	m.packs = append(m.packs, reg)
 	return reg.Pack, nil
 }
@@ -50,6 +59,26 @@ func (m *memRegistrar) ActionGetByRef(_ context.Context, ref string) (store.Acti
 		return a, nil
 	}
 	return store.Action{}, fmt.Errorf("get action %s: %w", ref, store.ErrNotFound)
+}
+
+func (m *memRegistrar) RuleListByAction(_ context.Context, ref string) ([]store.Rule, error) {
+	var out []store.Rule
+	for _, r := range m.rules {
+		if r.ActionRef == ref {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (m *memRegistrar) RuleListByTrigger(_ context.Context, ref string) ([]store.Rule, error) {
+	var out []store.Rule
+	for _, r := range m.rules {
+		if r.TriggerRef == ref {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 func (m *memRegistrar) TriggerGetByRef(_ context.Context, ref string) (store.Trigger, error) {
