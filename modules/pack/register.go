@@ -23,9 +23,9 @@ type Registrar interface {
 // trigger's parameter schema and, on a timer, make a schedule, that their conditions and
 // templates compile, that their literal action_params fit their action's parameter schema,
 // and that other packs' rules still fit the parameters of the actions and triggers they use
-// from this one), then writes the pack whole. Problems with the pack come back as *Error naming the
-// file and the field; nothing is written then. CheckRule applies the same checks to a rule on
-// its own.
+// from this one), then writes the pack whole. Problems with the pack come back as *Error
+// naming the file and the field; nothing is written then. CheckRule applies the same checks
+// to a rule on its own.
 func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
 	lookup := &storeLookup{ctx: ctx, r: r}
 	if err := p.CheckReferences(lookup); err != nil {
