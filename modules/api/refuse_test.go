@@ -36,13 +36,30 @@ func ruleBody(t *testing.T, ref, trigger string, triggerParams map[string]any, a
 	return string(b)
 }
 
+// What can never work is refused through the API. The cases share one server, as each server
+// costs an Argon2id hash of its admin's password, which a loaded machine feels.
+func TestWhatCanNeverWorkIsRefused(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	dir := withOps(t, s)
+	for name, tc := range map[string]func(*testing.T, server, string){
+		"rules":                  rulesThatCanNeverWork,
+		"action scripts":         actionScriptsMustRun,
+		"action updates":         actionUpdateKeepsItsRules,
+		"packs registered again": registerAgainKeepsOtherRules,
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := s
+			s.t = t
+			tc(t, s, dir)
+		})
+	}
+}
+
 // A timer rule whose schedule cannot be read, and a rule whose literal action_params cannot
 // fit its action, are refused with 400 naming the field, on create and on update; nothing is
 // written. Good schedules and templated parameters still pass.
-func TestRulesThatCanNeverWorkAreRefused(t *testing.T) {
-	t.Parallel()
-	s := newServer(t)
-	withOps(t, s)
+func rulesThatCanNeverWork(t *testing.T, s server, _ string) {
 	s.data(http.StatusCreated, http.MethodPost, "/actions", `{"ref": "ops.count", "runner_type": "noop",
 		"parameters": {"count": {"type": "integer", "required": true}, "mode": {"type": "string", "enum": ["fast", "careful"], "default": "careful"}}}`)
 	hook := map[string]any{"url": "x"}
@@ -107,10 +124,7 @@ func TestRulesThatCanNeverWorkAreRefused(t *testing.T) {
 
 // A shell action's script must be one the worker can run: a regular, executable file of the
 // pack's directory.
-func TestActionScriptsMustRun(t *testing.T) {
-	t.Parallel()
-	s := newServer(t)
-	dir := withOps(t, s)
+func actionScriptsMustRun(t *testing.T, s server, dir string) {
 	actions := filepath.Join(dir, "actions")
 	require.NoError(t, os.WriteFile(filepath.Join(actions, "plain.sh"), []byte("#!/bin/sh\n"), 0o644))
 	require.NoError(t, os.Mkdir(filepath.Join(actions, "lib"), 0o755))
@@ -143,26 +157,23 @@ func TestActionScriptsMustRun(t *testing.T) {
 
 // An action's parameters cannot change under a rule that runs it so that the rule's literal
 // action_params no longer fit: every execution the rule made would fail.
-func TestActionUpdateKeepsItsRulesWorking(t *testing.T) {
-	t.Parallel()
-	s := newServer(t)
-	withOps(t, s)
-	s.data(http.StatusCreated, http.MethodPost, "/actions", `{"ref": "ops.count", "runner_type": "noop", "parameters": {"count": {"type": "integer"}}}`)
-	s.data(http.StatusCreated, http.MethodPost, "/rules", ruleBody(t, "ops.on_hook", "core.webhook", map[string]any{"url": "x"}, "ops.count", map[string]any{"count": 3}))
-	s.data(http.StatusCreated, http.MethodPost, "/rules", ruleBody(t, "ops.on_other", "core.webhook", map[string]any{"url": "y"}, "ops.count",
+func actionUpdateKeepsItsRules(t *testing.T, s server, _ string) {
+	s.data(http.StatusCreated, http.MethodPost, "/actions", `{"ref": "ops.tally", "runner_type": "noop", "parameters": {"count": {"type": "integer"}}}`)
+	s.data(http.StatusCreated, http.MethodPost, "/rules", ruleBody(t, "ops.on_hook", "core.webhook", map[string]any{"url": "x"}, "ops.tally", map[string]any{"count": 3}))
+	s.data(http.StatusCreated, http.MethodPost, "/rules", ruleBody(t, "ops.on_other", "core.webhook", map[string]any{"url": "y"}, "ops.tally",
 		map[string]any{"count": "{{ event.payload.body.n }}"}))
 
 	for body, want := range map[string]string{
-		`{"runner_type": "noop", "parameters": {"count": {"type": "string"}}}`: `rule ops.on_hook runs action ops.count and would no longer fit its parameters: action_params.count: want string, got 3; change or delete the rule first`,
-		`{"runner_type": "noop"}`: `rule ops.on_hook runs action ops.count and would no longer fit its parameters: action_params.count: unknown; none are accepted; change or delete the rule first`,
-		`{"runner_type": "noop", "parameters": {"count": {"type": "integer"}, "host": {"type": "string", "required": true}}}`: `rule ops.on_hook runs action ops.count and would no longer fit its parameters: action_params.host: required; change or delete the rule first`,
+		`{"runner_type": "noop", "parameters": {"count": {"type": "string"}}}`: `rule ops.on_hook runs action ops.tally and would no longer fit its parameters: action_params.count: want string, got 3; change or delete the rule first`,
+		`{"runner_type": "noop"}`: `rule ops.on_hook runs action ops.tally and would no longer fit its parameters: action_params.count: unknown; none are accepted; change or delete the rule first`,
+		`{"runner_type": "noop", "parameters": {"count": {"type": "integer"}, "host": {"type": "string", "required": true}}}`: `rule ops.on_hook runs action ops.tally and would no longer fit its parameters: action_params.host: required; change or delete the rule first`,
 	} {
-		require.Equal(t, want, s.fail(http.StatusConflict, "conflict", http.MethodPut, "/actions/ops.count", body), body)
+		require.Equal(t, want, s.fail(http.StatusConflict, "conflict", http.MethodPut, "/actions/ops.tally", body), body)
 	}
-	require.Equal(t, map[string]any{"count": map[string]any{"type": "integer"}}, s.data(http.StatusOK, http.MethodGet, "/actions/ops.count", "")["parameters"])
+	require.Equal(t, map[string]any{"count": map[string]any{"type": "integer"}}, s.data(http.StatusOK, http.MethodGet, "/actions/ops.tally", "")["parameters"])
 
 	// A change the rules still fit goes through; a templated value is the event's to fit.
-	updated := s.data(http.StatusOK, http.MethodPut, "/actions/ops.count",
+	updated := s.data(http.StatusOK, http.MethodPut, "/actions/ops.tally",
 		`{"runner_type": "noop", "parameters": {"count": {"type": "number"}, "host": {"type": "string", "default": "a"}}}`)
 	require.Contains(t, updated["parameters"], "host")
 }
@@ -208,10 +219,7 @@ func TestRegisterRefusesBrokenPacks(t *testing.T) {
 
 // Registering a pack again cannot change an action's parameters under another pack's rule so
 // that the rule no longer fits; the pack is refused whole and stays as it was.
-func TestRegisterAgainKeepsOtherPacksRulesWorking(t *testing.T) {
-	t.Parallel()
-	s := newServer(t)
-	withOps(t, s)
+func registerAgainKeepsOtherRules(t *testing.T, s server, _ string) {
 	lib := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(lib, "actions"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(lib, "pack.yaml"), []byte("ref: lib\n"), 0o644))
