@@ -72,7 +72,7 @@ func TestRuleTestBareNameMatchesEverything(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	var out map[string]any
 	require.NoError(t, json.Unmarshal([]byte(stdout), &out))
-	require.Equal(t, map[string]any{"rule": "every_event", "matched": true, "action_ref": "core.echo", "parameters": map[string]any{}}, out,
+	require.Equal(t, map[string]any{"rule": "every_event", "matched": true, "action_ref": "core.noop", "parameters": map[string]any{}}, out,
 		"a matching rule without parameters still prints {}")
 }
 
@@ -107,6 +107,14 @@ func TestRuleTestInvalid(t *testing.T) {
 		"BadTemplate": {
 			args: []string{"--rule", rulesDir + "bad_template.yaml", "--payload", rulesDir + "order.json"},
 			want: []string{"rule " + rulesDir + "bad_template.yaml: ", "action_params.message: ", "paylod"},
+		},
+		"BadSchedule": {
+			args: []string{"--rule", rulesDir + "bad_schedule.yaml", "--payload", rulesDir + "order.json"},
+			want: []string{"rule " + rulesDir + "bad_schedule.yaml: trigger_params.expression: field 1 (minute): 61 is out of range 0-59"},
+		},
+		"CoreActionParams": {
+			args: []string{"--rule", rulesDir + "bad_params.yaml", "--payload", rulesDir + "order.json"},
+			want: []string{"rule " + rulesDir + `bad_params.yaml: action_params.seconds: want number, got "three"`},
 		},
 		"MissingRule": {
 			args: []string{"--rule", rulesDir + "missing.yaml", "--payload", rulesDir + "order.json"},
@@ -180,6 +188,12 @@ func TestPackRegister(t *testing.T) {
 		require.Contains(t, line, "wrong_default")
 		require.Contains(t, line, "actions/count.yaml")
 		require.Contains(t, line, "default")
+
+		// A timer that could never fire is the pack's fault too, named by file and field.
+		_, stderr, code = p.cli(t, "pack", "register", filepath.Join(packsDir(t), "broken", "bad_cron"))
+		require.Equal(t, 1, code, stderr)
+		require.Equal(t, "attune: register pack "+filepath.Join(packsDir(t), "broken", "bad_cron")+
+			": rules/nightly.yaml: trigger_params.expression: field 1 (minute): 61 is out of range 0-59\n", requireOneErrorLine(t, stderr))
 	})
 }
 

@@ -93,7 +93,11 @@ action_params:
 	stdout, stderr, code := p.cli(t, "rule", "create", "-f", bad)
 	require.Equal(t, 1, code, stderr)
 	require.Empty(t, stdout)
-	require.Contains(t, requireOneErrorLine(t, stderr), `trigger_params: parameter "url": required (400 Bad Request)`)
+	require.Contains(t, requireOneErrorLine(t, stderr), "trigger_params.url: required (400 Bad Request)")
+	require.NoError(t, os.WriteFile(bad, []byte("ref: hooks.bad\ntrigger_ref: core.crontimer\ntrigger_params: {expression: '0 9 * * *', timezone: Mars/Olympus}\naction_ref: core.noop\n"), 0o644))
+	_, stderr, code = p.cli(t, "rule", "create", "-f", bad)
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, requireOneErrorLine(t, stderr), `trigger_params.timezone: unknown time zone "Mars/Olympus"`)
 
 	created := cliJSON(t, p, 0, "rule", "create", "-f", ruleFile, "--pack", "hooks")
 	require.Equal(t, "hooks.on_ping", created["ref"])

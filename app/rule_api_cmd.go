@@ -46,8 +46,9 @@ func newRuleCreateCommand(streams Streams, api *apiFlags) *cobra.Command {
 trigger_ref, trigger_params, conditions, action_ref, action_params, enabled) and creates the
 rule through the API, in the pack that is its ref's prefix, or --pack when the file gives a
 name alone. The pack must be registered. The server checks the rule as registering its pack
-would (its trigger and action exist, trigger_params fit the trigger, conditions and templates
-compile) and the rule matcher and timers follow it at once. Prints the rule created.
+would (its trigger and action exist, trigger_params fit the trigger and a timer's make a
+schedule, conditions and templates compile, literal action_params fit the action) and the rule
+matcher and timers follow it at once. Prints the rule created.
 
 A rule created in a pack registered from a directory is removed when that pack is registered
 from its directory again: keep such rules in a pack of their own, or in the pack's files.`,

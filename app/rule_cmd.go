@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/modules/ruleeval"
 )
 
@@ -43,9 +44,16 @@ The payload file holds the event's payload object, as JSON or YAML. The event's 
 (event.trigger_ref in templates) is the rule's, unless --trigger gives another; the event id
 is 0. The rule's "enabled" is read but not consulted: this tests what the rule would do.
 
+The rule is checked as the server would check it, as far as can be known without one: its
+conditions and templates compile and, when it names a trigger or an action of the built-in
+core pack, its trigger_params fit the trigger (a timer's schedule included: cron fields in
+range, an interval above 0, an RFC 3339 fire_at, a known time zone) and its literal
+action_params fit the action. Other packs' actions are the server's to check.
+
 Exit status: 0 when the rule matches, 1 when it does not, 2 when the rule or the payload is
 invalid (unreadable, not YAML or JSON, an unknown key, a condition or template that does not
-compile, or an expression that fails on this payload).`,
+compile, trigger_params or action_params that the core pack refuses, or an expression that
+fails on this payload).`,
 		Example: `  attune rule test --rule packs/demo/rules/on_webhook.yaml --payload event.json
   attune rule test --rule on_webhook.yaml --payload event.yaml --trigger core.webhook`,
 		Args: usageArgs(cobra.NoArgs),
@@ -90,6 +98,15 @@ func testRule(ruleFile, payloadFile, trigger string) (ruleTestResult, error) {
 		return ruleTestResult{}, fmt.Errorf("rule %s: %w", ruleFile, err)
 	}
 	if err := ruleeval.ValidateTemplates(r.ActionParams); err != nil {
+		return ruleTestResult{}, fmt.Errorf("rule %s: %w", ruleFile, err)
+	}
+	// The core pack is all that is known without a server: its timers' schedules and its
+	// actions' parameters are checked as the server would.
+	core, err := pack.Core()
+	if err != nil {
+		return ruleTestResult{}, err
+	}
+	if err := pack.CheckRuleWithin(core, r.packRule()); err != nil {
 		return ruleTestResult{}, fmt.Errorf("rule %s: %w", ruleFile, err)
 	}
 	payload, err := readPayload(payloadFile)

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/attune-go/attune/modules/pack"
 )
 
 // ruleDoc is a rule file. modules/pack decodes rules with unexported code, inside a pack;
@@ -35,6 +37,12 @@ func (r *ruleDoc) ref() string {
 		return r.Ref
 	}
 	return r.Name
+}
+
+// packRule is the rule as modules/pack checks it.
+func (r *ruleDoc) packRule() pack.Rule {
+	return pack.Rule{Ref: r.Ref, Name: r.Name, TriggerRef: r.TriggerRef, TriggerParams: r.TriggerParams, Conditions: r.Conditions,
+		ActionRef: r.ActionRef, ActionParams: r.ActionParams}
 }
 
 func readRule(file string) (*ruleDoc, error) {

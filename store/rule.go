@@ -77,3 +77,9 @@ func (q *Queries) RuleListByTrigger(ctx context.Context, triggerRef string) ([]R
 	return queryAll(ctx, q.db, "list rules of "+triggerRef, scanRule,
 		`SELECT `+ruleColumns+` FROM attune.rule WHERE trigger_ref = $1 ORDER BY ref`, triggerRef)
 }
+
+// RuleListByAction returns every rule that runs action actionRef, enabled or not, in ref order.
+func (q *Queries) RuleListByAction(ctx context.Context, actionRef string) ([]Rule, error) {
+	return queryAll(ctx, q.db, "list rules of "+actionRef, scanRule,
+		`SELECT `+ruleColumns+` FROM attune.rule WHERE action_ref = $1 ORDER BY ref`, actionRef)
+}

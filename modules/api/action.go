@@ -69,7 +69,9 @@ func (m *Module) createAction(c echo.Context) error {
 
 // updateAction replaces an action's settings whole, as registering its pack again would;
 // what the body leaves out takes the file's default. Executions already dispatched keep the
-// action as it was (their dispatch carries a snapshot of it).
+// action as it was (their dispatch carries a snapshot of it). The rules that run it must still
+// fit its new parameters: a rule whose literal action_params no longer do is named, and
+// nothing changes.
 func (m *Module) updateAction(c echo.Context) error {
 	var req actionRequest
 	if err := decodeBody(c, &req); err != nil {
@@ -90,6 +92,9 @@ func (m *Module) updateAction(c echo.Context) error {
 	pack.RestoreMaskedSchema(req.Parameters, current.Parameters)
 	a, err := m.checkAction(ctx, req.action(), current.PackRef)
 	if err != nil {
+		return err
+	}
+	if err := m.rulesStillFit(ctx, a); err != nil {
 		return err
 	}
 	updated, err := m.deps.Store.ActionUpdate(ctx, a)
@@ -138,4 +143,23 @@ func (m *Module) checkAction(ctx context.Context, a pack.Action, packRef string)
 	}
 	sa, err := pack.StoreAction(a, packRef)
 	return sa, invalid(err)
+}
+
+// rulesStillFit refuses a new parameter schema for action a under which a rule that runs it
+// would fail every execution it made.
+func (m *Module) rulesStillFit(ctx context.Context, a store.Action) error {
+	params, err := pack.StoredSchema(a.Parameters)
+	if err != nil {
+		return err
+	}
+	rules, err := m.deps.Store.RuleListByAction(ctx, a.Ref)
+	if err != nil {
+		return err
+	}
+	for _, r := range rules {
+		if err := pack.CheckActionParams(params, r.ActionParams); err != nil {
+			return conflict("rule %s runs action %s and would no longer fit its parameters: %v; change or delete the rule first", r.Ref, a.Ref, err)
+		}
+	}
+	return nil
 }

@@ -56,6 +56,7 @@ type Store interface {
 	RuleGetByRef(ctx context.Context, ref string) (store.Rule, error)
 	RuleList(ctx context.Context, packRef string, page store.Page) ([]store.Rule, int, error)
 	RuleListByTrigger(ctx context.Context, triggerRef string) ([]store.Rule, error)
+	RuleListByAction(ctx context.Context, actionRef string) ([]store.Rule, error)
 	RuleSetEnabled(ctx context.Context, ref string, enabled bool) (store.Rule, error)
 	RuleUpdate(ctx context.Context, r store.Rule) (store.Rule, error)
 	TriggerCreate(ctx context.Context, t store.Trigger) (store.Trigger, error)

@@ -158,7 +158,7 @@ func TestTriggerCRUD(t *testing.T) {
 		"trigger_params": {"severity": "high"}, "action_ref": "core.noop"}`)
 	s.refuseAll([]refused{
 		{"rule would not fit", http.MethodPut, "/triggers/ops.alert", `{"parameters": {"severity": {"type": "string", "enum": ["low"]}}}`,
-			409, `rule ops.on_alert uses trigger ops.alert and would no longer fit its parameters: trigger_params: parameter "severity"`},
+			409, `rule ops.on_alert uses trigger ops.alert and would no longer fit its parameters: trigger_params.severity: "high" is not one of "low"`},
 		{"missing", http.MethodPut, "/triggers/ops.gone", `{}`, 404, `no trigger "ops.gone"`},
 		{"bad body", http.MethodPut, "/triggers/ops.alert", `{"output": {"n": {"type": "integer", "default": 1.5}}}`, 400, "output.n.default"},
 		{"other ref", http.MethodPut, "/triggers/ops.alert", `{"ref": "ops.other"}`, 400, "ref:"},
@@ -193,7 +193,7 @@ func TestRuleCRUD(t *testing.T) {
 	created := s.data(http.StatusCreated, http.MethodPost, "/rules", `{"name": "on_push", "pack_ref": "ops", "label": "Push",
 		"trigger_ref": "core.webhook", "trigger_params": {"url": "push"},
 		"conditions": {"all": [{"field": "body.ref", "operator": "equals", "value": "main"}]},
-		"action_ref": "demo.run", "action_params": {"who": "{{ event.payload.body.pusher }}"}}`)
+		"action_ref": "core.echo", "action_params": {"message": "{{ event.payload.body.pusher }}"}}`)
 	require.Equal(t, "ops.on_push", created["ref"])
 	require.Equal(t, "ops", created["pack_ref"])
 	require.Equal(t, true, created["enabled"], "enabled by default, as in a file")
@@ -211,11 +211,11 @@ func TestRuleCRUD(t *testing.T) {
 		{"unknown action", http.MethodPost, "/rules", `{"ref": "ops.r", "trigger_ref": "core.webhook", "trigger_params": {"url": "x"}, "action_ref": "ops.nothing"}`,
 			400, `action_ref: no action "ops.nothing"`},
 		{"trigger params missing", http.MethodPost, "/rules", `{"ref": "ops.r", "trigger_ref": "core.webhook", "action_ref": "core.noop"}`,
-			400, `trigger_params: parameter "url": required`},
+			400, "trigger_params.url: required"},
 		{"trigger params type", http.MethodPost, "/rules", `{"ref": "ops.r", "trigger_ref": "core.intervaltimer", "trigger_params": {"interval": "often"}, "action_ref": "core.noop"}`,
-			400, `trigger_params: parameter "interval": want integer`},
+			400, `trigger_params.interval: want integer, got "often"`},
 		{"trigger params unknown", http.MethodPost, "/rules", `{"ref": "ops.r", "trigger_ref": "core.webhook", "trigger_params": {"url": "x", "uri": "y"}, "action_ref": "core.noop"}`,
-			400, `trigger_params: parameter "uri": unknown`},
+			400, "trigger_params.uri: unknown; want url"},
 		{"conditions", http.MethodPost, "/rules", `{"ref": "ops.r", "trigger_ref": "core.webhook", "trigger_params": {"url": "x"}, "action_ref": "core.noop",
 			"conditions": {"field": "body.a", "operator": "resembles"}}`, 400, "conditions:"},
 		{"templates", http.MethodPost, "/rules", `{"ref": "ops.r", "trigger_ref": "core.webhook", "trigger_params": {"url": "x"}, "action_ref": "core.noop",
@@ -253,7 +253,7 @@ func TestRuleCRUD(t *testing.T) {
 
 	s.refuseAll([]refused{
 		{"missing", http.MethodPut, "/rules/ops.gone", `{"trigger_ref": "core.webhook", "trigger_params": {"url": "x"}, "action_ref": "core.noop"}`, 404, `no rule "ops.gone"`},
-		{"bad body", http.MethodPut, "/rules/ops.on_push", `{"trigger_ref": "core.webhook", "action_ref": "core.noop"}`, 400, `trigger_params: parameter "url": required`},
+		{"bad body", http.MethodPut, "/rules/ops.on_push", `{"trigger_ref": "core.webhook", "action_ref": "core.noop"}`, 400, "trigger_params.url: required"},
 		{"other ref", http.MethodPut, "/rules/ops.on_push", `{"ref": "ops.x", "trigger_ref": "core.webhook", "trigger_params": {"url": "x"}, "action_ref": "core.noop"}`, 400, "ref:"},
 		{"other pack", http.MethodPut, "/rules/ops.on_push", `{"pack_ref": "demo", "trigger_ref": "core.webhook", "trigger_params": {"url": "x"}, "action_ref": "core.noop"}`, 400, "pack_ref:"},
 		{"enable missing", http.MethodPost, "/rules/ops.gone/enable", "", 404, `no rule "ops.gone"`},

@@ -217,7 +217,9 @@ func TestRerunKeepsSecrets(t *testing.T) {
 	require.Equal(t, execToken, token(rerun("")))
 
 	// Nor does an error about the copied value quote it when the action no longer takes it
-	// as it was.
+	// as it was. (The rule's literal token would no longer fit either: it goes first.)
+	code, _ := admin.do(http.MethodDelete, "/rules/vault.on_hook", "")
+	require.Equal(t, http.StatusNoContent, code)
 	admin.data(http.StatusOK, http.MethodPut, "/actions/vault.deploy",
 		`{"runner_type": "noop", "parameters": {"token": {"type": "integer"}, "host": {"type": "string"}, "api_key": {"type": "string"}}}`)
 	msg := operator.fail(http.StatusBadRequest, "bad_request", http.MethodPost, executionPath(orig["id"], "/rerun"), "")

@@ -88,7 +88,8 @@ func (m *Module) registerPack(c echo.Context) error {
 	registered, err := pack.Register(c.Request().Context(), m.deps.Store, p)
 	var invalid *pack.Error
 	if errors.As(err, &invalid) {
-		return badRequest("%v", err)
+		// Named as Load names the pack, so that every refusal says which directory it read.
+		return badRequest("register pack %s: %v", dir, err)
 	}
 	if err != nil {
 		return err

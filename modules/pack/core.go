@@ -26,7 +26,7 @@ func CoreFS() fs.FS {
 // Core loads the embedded core pack: the timers, the webhook trigger and the basic actions
 // every installation has.
 func Core() (*Pack, error) {
-	p, err := load(CoreFS(), ".")
+	p, err := load(CoreFS(), ".", "")
 	if err != nil {
 		return nil, fmt.Errorf("load core pack: %w", err)
 	}

@@ -21,7 +21,7 @@ func Load(dir string) (*Pack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load pack %s: %w", dir, err)
 	}
-	p, err := load(os.DirFS(abs), ".")
+	p, err := load(os.DirFS(abs), ".", abs)
 	if err != nil {
 		return nil, fmt.Errorf("load pack %s: %w", dir, err)
 	}
@@ -32,7 +32,7 @@ func Load(dir string) (*Pack, error) {
 // LoadFS reads and validates the pack in directory dir of fsys ("." for its root). Pack.Dir
 // is left empty, as an fs.FS has no directory on disk to run scripts from.
 func LoadFS(fsys fs.FS, dir string) (*Pack, error) {
-	p, err := load(fsys, dir)
+	p, err := load(fsys, dir, "")
 	if err != nil {
 		return nil, fmt.Errorf("load pack %s: %w", dir, err)
 	}
@@ -45,17 +45,21 @@ func LoadFS(fsys fs.FS, dir string) (*Pack, error) {
 type loader struct {
 	fsys fs.FS
 	dir  string
+	// root is the pack's directory on disk when fsys is that directory: only then do scripts'
+	// modes and links say what a worker will find, as an embedded or in-memory fs.FS has no
+	// modes to speak of.
+	root string
 	ref  string
 	// seen maps each ref to the file that defined it, per kind: refs are unique per kind, as
 	// actions and triggers live in separate tables.
 	seen map[string]map[string]string
 }
 
-func load(fsys fs.FS, dir string) (*Pack, error) {
+func load(fsys fs.FS, dir, root string) (*Pack, error) {
 	if !fs.ValidPath(dir) {
 		return nil, fmt.Errorf("%q is not a valid fs.FS path", dir)
 	}
-	l := &loader{fsys: fsys, dir: dir, seen: map[string]map[string]string{}}
+	l := &loader{fsys: fsys, dir: dir, root: root, seen: map[string]map[string]string{}}
 	p := &Pack{}
 	if err := l.decode("pack.yaml", p); err != nil {
 		return nil, err
@@ -74,7 +78,7 @@ func load(fsys fs.FS, dir string) (*Pack, error) {
 			return err
 		}
 		if a.EntryPoint != "" {
-			if err := l.script("actions", a.EntryPoint); err != nil {
+			if err := l.script("actions", a.EntryPoint, true); err != nil {
 				return &Error{File: file, Field: "entry_point", Err: err}
 			}
 		}
@@ -101,7 +105,7 @@ func load(fsys fs.FS, dir string) (*Pack, error) {
 			return err
 		}
 		if s.EntryPoint != "" {
-			if err := l.script("sensors", s.EntryPoint); err != nil {
+			if err := l.script("sensors", s.EntryPoint, false); err != nil {
 				return &Error{File: file, Field: "entry_point", Err: err}
 			}
 		}
@@ -194,17 +198,48 @@ func (l *loader) decode(file string, v any) error {
 	return nil
 }
 
-// script checks that an entry point names a file in the pack's sub directory.
-func (l *loader) script(sub, entryPoint string) error {
-	info, err := fs.Stat(l.fsys, path.Join(l.dir, sub, entryPoint))
+// script checks that an entry point names a file in the pack's sub directory. On disk it also
+// checks what the worker will find when it runs the file: that a link does not lead out of
+// the pack, and, when run, that the file is executable (the worker runs it as a program, by
+// its shebang, and refuses a file without an execute bit).
+func (l *loader) script(sub, entryPoint string, run bool) error {
+	name := path.Join(sub, entryPoint)
+	info, err := fs.Stat(l.fsys, path.Join(l.dir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%q not found in %s/", entryPoint, sub)
 	}
 	if err != nil {
 		return err
 	}
-	if !info.Mode().IsRegular() {
-		return fmt.Errorf("%s/%s is not a regular file", sub, entryPoint)
+	if l.root != "" {
+		if err := l.inside(name); err != nil {
+			return err
+		}
+	}
+	switch {
+	case info.IsDir():
+		return fmt.Errorf("%s is a directory; want a script file", name)
+	case !info.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file", name)
+	case run && l.root != "" && info.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("%s is not executable (mode %04o); the worker runs it as a program: chmod +x it", name, info.Mode().Perm())
+	}
+	return nil
+}
+
+// inside refuses a file of the pack that is, through symbolic links, somewhere else: the
+// pack's scripts are what registering it vouches for, not whatever a link points at.
+func (l *loader) inside(name string) error {
+	root, err := filepath.EvalSymlinks(l.root)
+	if err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(filepath.Join(l.root, filepath.FromSlash(path.Join(l.dir, name))))
+	if err != nil {
+		return err
+	}
+	if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%s is a link that leads out of the pack, to %s", name, real)
 	}
 	return nil
 }

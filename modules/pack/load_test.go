@@ -1,8 +1,10 @@
 package pack
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -86,40 +88,88 @@ func TestLoadFSSubdirectory(t *testing.T) {
 	require.Equal(t, "actions/hello.yaml", p.Actions[1].File, "files are named relative to the pack")
 }
 
+// brokenPacks are the packs under testdata/packs/broken, each refused whole for one mistake,
+// with the file and field named: by Load when the files alone show it, by Register when it
+// takes what they refer to (a trigger's schedule, an action's parameters).
+var brokenPacks = []struct {
+	dir       string
+	register  bool // refused by Register, Load having passed it
+	wantErr   string
+	wantFile  string
+	wantField string
+}{
+	{dir: "bad_yaml", wantErr: "actions/hello.yaml: line 3: did not find expected key", wantFile: "actions/hello.yaml"},
+	{dir: "unknown_key", wantErr: "actions/hello.yaml: line 3: field bogus not found in type pack.Action", wantFile: "actions/hello.yaml"},
+	{dir: "foreign_ref", wantErr: `rules/on_push.yaml: ref "other.on_push" does not belong to pack "demo"`, wantFile: "rules/on_push.yaml"},
+	{dir: "wrong_default", wantErr: `actions/count.yaml: parameters.count.default: want integer, got "three"`,
+		wantFile: "actions/count.yaml", wantField: "parameters.count.default"},
+	{dir: "missing_script", wantErr: `actions/deploy.yaml: entry_point: "deploy.sh" not found in actions/`,
+		wantFile: "actions/deploy.yaml", wantField: "entry_point"},
+	{dir: "escaping_entry_point", wantErr: `actions/deploy.yaml: entry_point: "../pack.yaml" must stay inside actions/, with no "..", "." or empty elements`,
+		wantFile: "actions/deploy.yaml", wantField: "entry_point"},
+	{dir: "not_executable", wantErr: "actions/deploy.yaml: entry_point: actions/deploy.sh is not executable (mode 0644); the worker runs it as a program: chmod +x it",
+		wantFile: "actions/deploy.yaml", wantField: "entry_point"},
+	{dir: "script_is_directory", wantErr: "actions/deploy.yaml: entry_point: actions/deploy is a directory; want a script file",
+		wantFile: "actions/deploy.yaml", wantField: "entry_point"},
+	{dir: "link_out_of_pack", wantErr: "actions/deploy.yaml: entry_point: actions/deploy.sh is a link that leads out of the pack, to {demo}/actions/hello.sh",
+		wantFile: "actions/deploy.yaml", wantField: "entry_point"},
+	{dir: "duplicate_ref", wantErr: `actions/b.yaml: ref: action "demo.same" is already defined in actions/a.yaml`,
+		wantFile: "actions/b.yaml", wantField: "ref"},
+	{dir: "unknown_runner", wantErr: `actions/deploy.yaml: runner_type: unknown runner "python"; want shell, http or noop`,
+		wantFile: "actions/deploy.yaml", wantField: "runner_type"},
+	{dir: "no_ref", wantErr: "pack.yaml: ref: required", wantFile: "pack.yaml", wantField: "ref"},
+	{dir: "bad_cron", register: true, wantErr: "rules/nightly.yaml: trigger_params.expression: field 1 (minute): 61 is out of range 0-59",
+		wantFile: "rules/nightly.yaml", wantField: "trigger_params.expression"},
+	{dir: "zero_interval", register: true, wantErr: "rules/tick.yaml: trigger_params.interval: want an integer greater than 0, got 0",
+		wantFile: "rules/tick.yaml", wantField: "trigger_params.interval"},
+	{dir: "bad_fire_at", register: true,
+		wantErr:  `rules/once.yaml: trigger_params.fire_at: "tomorrow" is not an RFC 3339 time; want a date, a time and a zone, such as 2030-01-02T15:04:05Z or 2030-01-02T15:04:05+02:00`,
+		wantFile: "rules/once.yaml", wantField: "trigger_params.fire_at"},
+	{dir: "unknown_timezone", register: true,
+		wantErr:  `rules/nightly.yaml: trigger_params.timezone: unknown time zone "Mars/Olympus"; want an IANA name such as UTC or Europe/Paris`,
+		wantFile: "rules/nightly.yaml", wantField: "trigger_params.timezone"},
+	{dir: "action_param_type", register: true, wantErr: `rules/on_push.yaml: action_params.count: want integer, got "three"`,
+		wantFile: "rules/on_push.yaml", wantField: "action_params.count"},
+	{dir: "action_param_enum", register: true, wantErr: `rules/on_push.yaml: action_params.mode: "reckless" is not one of "fast", "careful"`,
+		wantFile: "rules/on_push.yaml", wantField: "action_params.mode"},
+	{dir: "action_param_unknown", register: true, wantErr: "rules/on_push.yaml: action_params.colour: unknown; want count or mode",
+		wantFile: "rules/on_push.yaml", wantField: "action_params.colour"},
+	{dir: "action_param_missing", register: true, wantErr: "rules/on_push.yaml: action_params.count: required",
+		wantFile: "rules/on_push.yaml", wantField: "action_params.count"},
+}
+
+// brokenPackError is the refusal of a broken pack, with {demo} standing for the real path of
+// the demo pack's directory.
+func brokenPackError(t *testing.T, want string) string {
+	t.Helper()
+	demo, err := filepath.EvalSymlinks(filepath.Join(packsDir, "demo"))
+	require.NoError(t, err)
+	demo, err = filepath.Abs(demo)
+	require.NoError(t, err)
+	return strings.ReplaceAll(want, "{demo}", demo)
+}
+
 func TestLoadBrokenPacks(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		dir       string
-		wantErr   string
-		wantFile  string
-		wantField string
-	}{
-		{dir: "bad_yaml", wantErr: "actions/hello.yaml: line 3: did not find expected key", wantFile: "actions/hello.yaml"},
-		{dir: "unknown_key", wantErr: "actions/hello.yaml: line 3: field bogus not found in type pack.Action", wantFile: "actions/hello.yaml"},
-		{dir: "foreign_ref", wantErr: `rules/on_push.yaml: ref "other.on_push" does not belong to pack "demo"`, wantFile: "rules/on_push.yaml"},
-		{dir: "wrong_default", wantErr: `actions/count.yaml: parameters.count.default: want integer, got "three"`,
-			wantFile: "actions/count.yaml", wantField: "parameters.count.default"},
-		{dir: "missing_script", wantErr: `actions/deploy.yaml: entry_point: "deploy.sh" not found in actions/`,
-			wantFile: "actions/deploy.yaml", wantField: "entry_point"},
-		{dir: "escaping_entry_point", wantErr: `actions/deploy.yaml: entry_point: "../pack.yaml" must stay inside actions/, with no "..", "." or empty elements`,
-			wantFile: "actions/deploy.yaml", wantField: "entry_point"},
-		{dir: "duplicate_ref", wantErr: `actions/b.yaml: ref: action "demo.same" is already defined in actions/a.yaml`,
-			wantFile: "actions/b.yaml", wantField: "ref"},
-		{dir: "unknown_runner", wantErr: `actions/deploy.yaml: runner_type: unknown runner "python"; want shell, http or noop`,
-			wantFile: "actions/deploy.yaml", wantField: "runner_type"},
-		{dir: "no_ref", wantErr: "pack.yaml: ref: required", wantFile: "pack.yaml", wantField: "ref"},
-	}
 	entries, err := os.ReadDir(filepath.Join(packsDir, "broken"))
 	require.NoError(t, err)
-	require.Len(t, entries, len(tests), "every broken pack has a case")
+	require.Len(t, entries, len(brokenPacks), "every broken pack has a case")
 
-	for _, tt := range tests {
+	for _, tt := range brokenPacks {
 		t.Run(tt.dir, func(t *testing.T) {
 			t.Parallel()
 			dir := filepath.Join(packsDir, "broken", tt.dir)
 			p, err := Load(dir)
-			require.Nil(t, p)
-			require.EqualError(t, err, "load pack "+dir+": "+tt.wantErr)
+			if tt.register {
+				require.NoError(t, err)
+				reg := newMemRegistrar(t)
+				_, err = Register(context.Background(), reg, p)
+				require.EqualError(t, err, tt.wantErr)
+				require.Len(t, reg.packs, 1, "nothing written beyond the core pack")
+			} else {
+				require.Nil(t, p)
+				require.EqualError(t, err, "load pack "+dir+": "+brokenPackError(t, tt.wantErr))
+			}
 			var perr *Error
 			require.ErrorAs(t, err, &perr)
 			require.Equal(t, tt.wantFile, perr.File)

@@ -14,13 +14,18 @@ type Registrar interface {
 	PackRegister(ctx context.Context, reg store.PackRegistration) (store.Pack, error)
 	ActionGetByRef(ctx context.Context, ref string) (store.Action, error)
 	TriggerGetByRef(ctx context.Context, ref string) (store.Trigger, error)
+	RuleListByAction(ctx context.Context, actionRef string) ([]store.Rule, error)
+	RuleListByTrigger(ctx context.Context, triggerRef string) ([]store.Rule, error)
 }
 
 // Register checks what loading a pack cannot check alone (that its rules name actions and
 // triggers that exist, here or already registered, that their trigger_params fit their
-// trigger's parameter schema, and that their conditions and templates compile), then writes
-// the pack whole. Problems with the pack come back as *Error naming the file and the field;
-// nothing is written then. CheckRule applies the same checks to a rule on its own.
+// trigger's parameter schema and, on a timer, make a schedule, that their conditions and
+// templates compile, that their literal action_params fit their action's parameter schema,
+// and that other packs' rules still fit the parameters of the actions and triggers they use
+// from this one), then writes the pack whole. Problems with the pack come back as *Error
+// naming the file and the field; nothing is written then. CheckRule applies the same checks
+// to a rule on its own.
 func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
 	lookup := &storeLookup{ctx: ctx, r: r}
 	if err := p.CheckReferences(lookup); err != nil {
@@ -29,24 +34,45 @@ func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
 	if lookup.err != nil {
 		return store.Pack{}, fmt.Errorf("check references of pack %s: %w", p.Ref, lookup.err)
 	}
-	own := make(map[string]Schema, len(p.Triggers))
+	ownTriggers := make(map[string]Schema, len(p.Triggers))
 	for _, t := range p.Triggers {
-		own[t.Ref] = t.Parameters
+		ownTriggers[t.Ref] = t.Parameters
+	}
+	ownActions := make(map[string]Schema, len(p.Actions))
+	for _, a := range p.Actions {
+		ownActions[a.Ref] = a.Parameters
 	}
 	for _, rule := range p.Rules {
-		params, ok := own[rule.TriggerRef]
+		triggerParams, ok := ownTriggers[rule.TriggerRef]
 		if !ok {
 			// CheckReferences found it registered.
 			t, err := r.TriggerGetByRef(ctx, rule.TriggerRef)
 			if err != nil {
 				return store.Pack{}, fmt.Errorf("check rules of pack %s: %w", p.Ref, err)
 			}
-			if params, err = StoredSchema(t.Parameters); err != nil {
+			if triggerParams, err = StoredSchema(t.Parameters); err != nil {
 				return store.Pack{}, fmt.Errorf("check rules of pack %s: trigger %s: %w", p.Ref, t.Ref, err)
 			}
 		}
-		if err := checkRuleBody(rule, params); err != nil {
+		actionParams, ok := ownActions[rule.ActionRef]
+		if !ok {
+			a, err := r.ActionGetByRef(ctx, rule.ActionRef)
+			if err != nil {
+				return store.Pack{}, fmt.Errorf("check rules of pack %s: %w", p.Ref, err)
+			}
+			if actionParams, err = StoredSchema(a.Parameters); err != nil {
+				return store.Pack{}, fmt.Errorf("check rules of pack %s: action %s: %w", p.Ref, a.Ref, err)
+			}
+		}
+		if err := checkRuleBody(rule, &triggerParams, &actionParams); err != nil {
 			return store.Pack{}, inFile(rule.File, err)
+		}
+	}
+	// The core pack comes with the binary: refusing it would stop every process from starting
+	// over one rule, whose executions say what is wrong with it.
+	if p.Ref != CoreRef {
+		if err := p.checkOtherRules(ctx, r); err != nil {
+			return store.Pack{}, err
 		}
 	}
 	reg, err := p.registration()
@@ -54,6 +80,41 @@ func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
 		return store.Pack{}, err
 	}
 	return r.PackRegister(ctx, reg)
+}
+
+// checkOtherRules refuses new parameters of the pack's actions and triggers that a rule of
+// another pack using them would no longer fit: registering the pack again would otherwise
+// break that rule without a word. The pack's own rules are replaced by the ones just checked.
+func (p *Pack) checkOtherRules(ctx context.Context, r Registrar) error {
+	for _, a := range p.Actions {
+		rules, err := r.RuleListByAction(ctx, a.Ref)
+		if err != nil {
+			return fmt.Errorf("check rules of other packs on %s: %w", a.Ref, err)
+		}
+		for _, rule := range rules {
+			if rule.PackRef == p.Ref {
+				continue
+			}
+			if err := CheckActionParams(a.Parameters, rule.ActionParams); err != nil {
+				return &Error{File: a.File, Field: "parameters", Err: fmt.Errorf("rule %s runs action %s and would no longer fit them: %w", rule.Ref, a.Ref, err)}
+			}
+		}
+	}
+	for _, t := range p.Triggers {
+		rules, err := r.RuleListByTrigger(ctx, t.Ref)
+		if err != nil {
+			return fmt.Errorf("check rules of other packs on %s: %w", t.Ref, err)
+		}
+		for _, rule := range rules {
+			if rule.PackRef == p.Ref {
+				continue
+			}
+			if err := CheckTriggerParams(t.Parameters, rule.TriggerParams); err != nil {
+				return &Error{File: t.File, Field: "parameters", Err: fmt.Errorf("rule %s uses trigger %s and would no longer fit them: %w", rule.Ref, t.Ref, err)}
+			}
+		}
+	}
+	return nil
 }
 
 // storeLookup answers CheckReferences from the store; a store failure is kept aside so that

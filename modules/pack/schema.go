@@ -125,6 +125,23 @@ func (s Schema) clean(base string) (Schema, error) {
 // decoding gives, is accepted), numbers as float64, objects as map[string]any and arrays as
 // []any, all deep copies. The input is never modified. Secret values never appear in errors.
 func (s Schema) Apply(values map[string]any) (map[string]any, error) {
+	return s.apply(values, nil)
+}
+
+// paramError is a problem with one parameter; its text is Apply's, and checks that name
+// fields their own way (action_params.count) take the name from it.
+type paramError struct {
+	name string
+	err  error
+}
+
+func (e *paramError) Error() string { return fmt.Sprintf("parameter %q: %v", e.name, e.err) }
+func (e *paramError) Unwrap() error { return e.err }
+
+// apply is Apply. A value for which later answers true counts as given but is neither checked
+// nor normalised: its value is known only later, such as a rule's {{ }} template before an
+// event renders it. later may refuse the value instead.
+func (s Schema) apply(values map[string]any, later func(p Param, v any) (bool, error)) (map[string]any, error) {
 	names := sortedKeys(s)
 	for name := range values {
 		if _, ok := s[name]; !ok {
@@ -137,26 +154,36 @@ func (s Schema) Apply(values map[string]any) (map[string]any, error) {
 		p, known := s[name]
 		if !known {
 			if len(s) == 0 {
-				return nil, fmt.Errorf("parameter %q: unknown; none are accepted", name)
+				return nil, &paramError{name, errors.New("unknown; none are accepted")}
 			}
-			return nil, fmt.Errorf("parameter %q: unknown; want %s", name, orList(sortedKeys(s)))
+			return nil, &paramError{name, fmt.Errorf("unknown; want %s", orList(sortedKeys(s)))}
 		}
 		v := values[name]
 		if v == nil {
 			if p.Default == nil && p.Required {
-				return nil, fmt.Errorf("parameter %q: required", name)
+				return nil, &paramError{name, errors.New("required")}
 			}
 			if p.Default == nil {
 				continue
 			}
 			v = p.Default
 		}
+		if later != nil {
+			deferred, err := later(p, v)
+			if err != nil {
+				return nil, &paramError{name, err}
+			}
+			if deferred {
+				out[name] = v
+				continue
+			}
+		}
 		c, err := p.coerce(v)
 		if err == nil {
 			err = p.inEnum(c)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("parameter %q: %w", name, err)
+			return nil, &paramError{name, err}
 		}
 		out[name] = c
 	}

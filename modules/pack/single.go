@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/attune-go/attune/modules/ruleeval"
+	"github.com/attune-go/attune/modules/schedule"
 	"github.com/attune-go/attune/store"
 )
 
@@ -62,14 +63,15 @@ func lone(err error) error {
 	return err
 }
 
-// CheckScript checks that entryPoint, already validated, names a regular file under the
-// actions/ directory of the pack in packDir, as loading the pack does.
+// CheckScript checks that entryPoint, already validated, names a script under the actions/
+// directory of the pack in packDir, as loading the pack does: a regular file, executable, not
+// a link out of the pack.
 func CheckScript(packDir, entryPoint string) error {
 	if packDir == "" {
 		return fieldError("entry_point", errors.New("the pack has no directory on this server to hold scripts"))
 	}
-	l := &loader{fsys: os.DirFS(packDir), dir: "."}
-	if err := l.script("actions", entryPoint); err != nil {
+	l := &loader{fsys: os.DirFS(packDir), dir: ".", root: packDir}
+	if err := l.script("actions", entryPoint, true); err != nil {
 		return fieldError("entry_point", err)
 	}
 	return nil
@@ -77,8 +79,9 @@ func CheckScript(packDir, entryPoint string) error {
 
 // CheckRule checks a validated rule against what is registered, as Register checks each rule
 // of a pack: its trigger and action exist, its trigger_params fit the trigger's parameter
-// schema, and its conditions and templates compile. Problems come back as *Error naming the
-// field; a store failure comes back as it is.
+// schema (and, on a timer, make a schedule), its conditions and templates compile, and its
+// literal action_params fit the action's parameter schema. Problems come back as *Error naming
+// the field; a store failure comes back as it is.
 func CheckRule(ctx context.Context, r Registrar, rule Rule) error {
 	trigger, err := r.TriggerGetByRef(ctx, rule.TriggerRef)
 	if errors.Is(err, store.ErrNotFound) {
@@ -87,16 +90,22 @@ func CheckRule(ctx context.Context, r Registrar, rule Rule) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.ActionGetByRef(ctx, rule.ActionRef); errors.Is(err, store.ErrNotFound) {
+	action, err := r.ActionGetByRef(ctx, rule.ActionRef)
+	if errors.Is(err, store.ErrNotFound) {
 		return fieldError("action_ref", fmt.Errorf("no action %q", rule.ActionRef))
-	} else if err != nil {
+	}
+	if err != nil {
 		return err
 	}
 	params, err := StoredSchema(trigger.Parameters)
 	if err != nil {
 		return fmt.Errorf("parameters of trigger %s: %w", trigger.Ref, err)
 	}
-	return checkRuleBody(rule, params)
+	actionParams, err := StoredSchema(action.Parameters)
+	if err != nil {
+		return fmt.Errorf("parameters of action %s: %w", action.Ref, err)
+	}
+	return checkRuleBody(rule, &params, &actionParams)
 }
 
 // CheckTriggerParams checks a rule's stored trigger_params against a trigger's parameter
@@ -108,10 +117,21 @@ func CheckTriggerParams(params Schema, triggerParams json.RawMessage) error {
 			return fieldError("trigger_params", err)
 		}
 	}
-	if _, err := params.Apply(values); err != nil {
-		return fieldError("trigger_params", err)
+	_, err := params.Apply(values)
+	return paramField("trigger_params", err)
+}
+
+// CheckActionParams checks a rule's stored action_params against an action's parameter
+// schema, as CheckRule does, for a caller about to change the schema under rules that run it.
+func CheckActionParams(params Schema, actionParams json.RawMessage) error {
+	values := map[string]any{}
+	if len(actionParams) > 0 {
+		if err := json.Unmarshal(actionParams, &values); err != nil {
+			return fieldError("action_params", err)
+		}
 	}
-	return nil
+	_, err := params.apply(values, rendered)
+	return paramField("action_params", err)
 }
 
 // StoredSchema decodes a parameter schema as the store keeps it.
@@ -125,12 +145,21 @@ func StoredSchema(raw json.RawMessage) (Schema, error) {
 	return s, nil
 }
 
-// checkRuleBody checks what a rule says beyond its references, given the parameter schema of
-// its trigger: the rule matcher would otherwise find out at the first event, and a timer or
-// webhook rule whose trigger_params do not fit would never fire at all.
-func checkRuleBody(rule Rule, triggerParams Schema) error {
-	if _, err := triggerParams.Apply(rule.TriggerParams); err != nil {
-		return fieldError("trigger_params", err)
+// checkRuleBody checks what a rule says beyond its references, given the parameter schemas of
+// its trigger and its action: the rule matcher would otherwise find out at the first event, a
+// timer or webhook rule whose trigger_params do not fit would never fire at all, and one whose
+// action_params do not fit would fail every execution it made. A nil schema is one not known
+// here, whose check is left out.
+func checkRuleBody(rule Rule, triggerParams, actionParams *Schema) error {
+	if triggerParams != nil {
+		if _, err := triggerParams.Apply(rule.TriggerParams); err != nil {
+			return paramField("trigger_params", err)
+		}
+		if schedule.IsTimer(rule.TriggerRef) {
+			if err := checkSchedule(rule); err != nil {
+				return err
+			}
+		}
 	}
 	if _, err := ruleeval.ParseConditions(rule.Conditions); err != nil {
 		return fieldError("conditions", err)
@@ -138,5 +167,75 @@ func checkRuleBody(rule Rule, triggerParams Schema) error {
 	if err := ruleeval.ValidateTemplates(rule.ActionParams); err != nil {
 		return fieldError("action_params", err)
 	}
-	return nil
+	if actionParams == nil {
+		return nil
+	}
+	_, err := actionParams.apply(rule.ActionParams, rendered)
+	return paramField("action_params", err)
+}
+
+// CheckRuleWithin checks rule as CheckRule does, as far as the components of known answer,
+// for a caller without a server such as "attune rule test" with the core pack: trigger_params
+// (and a timer's schedule) when known has the rule's trigger, literal action_params when it
+// has the rule's action, conditions and templates always. Problems come back as *Error
+// naming the field.
+func CheckRuleWithin(known *Pack, rule Rule) error {
+	var triggerParams, actionParams *Schema
+	for i, t := range known.Triggers {
+		if t.Ref == rule.TriggerRef {
+			triggerParams = &known.Triggers[i].Parameters
+		}
+	}
+	for i, a := range known.Actions {
+		if a.Ref == rule.ActionRef {
+			actionParams = &known.Actions[i].Parameters
+		}
+	}
+	return checkRuleBody(rule, triggerParams, actionParams)
+}
+
+// checkSchedule reads a timer rule's schedule from its trigger_params as they will be stored,
+// with the parser the timers use.
+func checkSchedule(rule Rule) error {
+	raw, err := json.Marshal(rule.TriggerParams)
+	if err != nil {
+		return fieldError("trigger_params", err)
+	}
+	_, err = schedule.Parse(rule.TriggerRef, raw)
+	var serr *schedule.Error
+	if errors.As(err, &serr) {
+		return fieldError(joinField("trigger_params", serr.Param), serr.Err)
+	}
+	return err
+}
+
+// rendered defers to run time a rule's value that a {{ }} template makes, whose syntax
+// ValidateTemplates has checked: one template alone takes its type from the event. Text with
+// templates in it renders to a string, which only a string (or any) parameter takes.
+func rendered(p Param, v any) (bool, error) {
+	s, ok := v.(string)
+	if !ok {
+		return false, nil
+	}
+	templated, keepsType := ruleeval.Templated(s)
+	switch {
+	case !templated:
+		return false, nil
+	case keepsType || p.Type == TypeString || p.Type == TypeAny:
+		return true, nil
+	}
+	return false, fmt.Errorf("want %s, got text with {{ }} templates, which renders to a string; a value that is one {{ }} template alone keeps the type of its result", p.Type)
+}
+
+// paramField names the field of a parameter problem found by Apply under base, such as
+// action_params.count; other errors name base.
+func paramField(base string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *paramError
+	if errors.As(err, &pe) {
+		return fieldError(joinField(base, pe.name), shortError(pe.err))
+	}
+	return fieldError(base, err)
 }

@@ -19,6 +19,7 @@ import (
 type memRegistrar struct {
 	actions  map[string]store.Action
 	triggers map[string]store.Trigger
+	rules    map[string]store.Rule
 	packs    []store.PackRegistration
 }
 
@@ -28,7 +29,7 @@ func newMemRegistrar(t *testing.T) *memRegistrar {
 	require.NoError(t, err)
 	reg, err := core.registration()
 	require.NoError(t, err)
-	m := &memRegistrar{actions: map[string]store.Action{}, triggers: map[string]store.Trigger{}}
+	m := &memRegistrar{actions: map[string]store.Action{}, triggers: map[string]store.Trigger{}, rules: map[string]store.Rule{}}
 	_, err = m.PackRegister(context.Background(), reg)
 	require.NoError(t, err)
 	return m
@@ -41,6 +42,14 @@ func (m *memRegistrar) PackRegister(_ context.Context, reg store.PackRegistratio
 	for _, t := range reg.Triggers {
 		m.triggers[t.Ref] = t
 	}
+	for ref, r := range m.rules {
+		if r.PackRef == reg.Pack.Ref {
+			delete(m.rules, ref)
+		}
+	}
+	for _, r := range reg.Rules {
+		m.rules[r.Ref] = r
+	}
 	m.packs = append(m.packs, reg)
 	return reg.Pack, nil
 }
@@ -50,6 +59,26 @@ func (m *memRegistrar) ActionGetByRef(_ context.Context, ref string) (store.Acti
 		return a, nil
 	}
 	return store.Action{}, fmt.Errorf("get action %s: %w", ref, store.ErrNotFound)
+}
+
+func (m *memRegistrar) RuleListByAction(_ context.Context, ref string) ([]store.Rule, error) {
+	var out []store.Rule
+	for _, r := range m.rules {
+		if r.ActionRef == ref {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (m *memRegistrar) RuleListByTrigger(_ context.Context, ref string) ([]store.Rule, error) {
+	var out []store.Rule
+	for _, r := range m.rules {
+		if r.TriggerRef == ref {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 func (m *memRegistrar) TriggerGetByRef(_ context.Context, ref string) (store.Trigger, error) {
@@ -113,9 +142,21 @@ func TestCheckScript(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "actions", "lib"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "actions", "lib", "run.sh"), []byte("#!/bin/sh\n"), 0o755))
 
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "actions", "plain.sh"), []byte("#!/bin/sh\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "shared.sh"), []byte("#!/bin/sh\n"), 0o700))
+	require.NoError(t, os.Symlink("../shared.sh", filepath.Join(dir, "actions", "shared.sh")))
+	outside := filepath.Join(t.TempDir(), "elsewhere.sh")
+	require.NoError(t, os.WriteFile(outside, []byte("#!/bin/sh\n"), 0o755))
+	require.NoError(t, os.Symlink(outside, filepath.Join(dir, "actions", "out.sh")))
+	realOutside, err := filepath.EvalSymlinks(outside)
+	require.NoError(t, err)
+
 	require.NoError(t, CheckScript(dir, "lib/run.sh"))
+	require.NoError(t, CheckScript(dir, "shared.sh"), "a link within the pack is the pack's")
 	require.EqualError(t, CheckScript(dir, "gone.sh"), `entry_point: "gone.sh" not found in actions/`)
-	require.EqualError(t, CheckScript(dir, "lib"), "entry_point: actions/lib is not a regular file")
+	require.EqualError(t, CheckScript(dir, "lib"), "entry_point: actions/lib is a directory; want a script file")
+	require.EqualError(t, CheckScript(dir, "plain.sh"), "entry_point: actions/plain.sh is not executable (mode 0644); the worker runs it as a program: chmod +x it")
+	require.EqualError(t, CheckScript(dir, "out.sh"), "entry_point: actions/out.sh is a link that leads out of the pack, to "+realOutside)
 	require.EqualError(t, CheckScript("", "run.sh"), "entry_point: the pack has no directory on this server to hold scripts")
 }
 
@@ -140,13 +181,13 @@ func TestCheckRule(t *testing.T) {
 		{"no trigger", rule("core.nothing", nil, nil, nil), `trigger_ref: no trigger "core.nothing"`},
 		{"no action", Rule{Ref: "ops.r", TriggerRef: "core.webhook", TriggerParams: map[string]any{"url": "x"}, ActionRef: "core.gone"},
 			`action_ref: no action "core.gone"`},
-		{"missing trigger param", rule("core.webhook", map[string]any{}, nil, nil), `trigger_params: parameter "url": required`},
+		{"missing trigger param", rule("core.webhook", map[string]any{}, nil, nil), `trigger_params.url: required`},
 		{"unknown trigger param", rule("core.webhook", map[string]any{"url": "x", "path": "y"}, nil, nil),
-			`trigger_params: parameter "path": unknown; want url`},
+			`trigger_params.path: unknown; want url`},
 		{"trigger param type", rule("core.intervaltimer", map[string]any{"interval": "often"}, nil, nil),
-			`trigger_params: parameter "interval": want integer, got string "often"`},
+			`trigger_params.interval: want integer, got "often"`},
 		{"trigger param enum", rule("core.intervaltimer", map[string]any{"interval": 1, "unit": "weeks"}, nil, nil),
-			`trigger_params: parameter "unit": "weeks" is not one of "seconds", "minutes", "hours", "days"`},
+			`trigger_params.unit: "weeks" is not one of "seconds", "minutes", "hours", "days"`},
 		{"conditions", rule("core.webhook", map[string]any{"url": "x"}, map[string]any{"field": "body.x", "operator": "resembles"}, nil),
 			"conditions: "},
 		{"templates", rule("core.webhook", map[string]any{"url": "x"}, nil, map[string]any{"m": "{{ event.payload. }}"}),
@@ -180,9 +221,9 @@ func TestRegisterChecksTriggerParams(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = Register(context.Background(), reg, packWith("name: r\ntrigger_ref: ops.t\naction_ref: ops.a\n"))
-	require.EqualError(t, err, `rules/r.yaml: trigger_params: parameter "size": required`)
+	require.EqualError(t, err, `rules/r.yaml: trigger_params.size: required`)
 	_, err = Register(context.Background(), reg, packWith("name: r\ntrigger_ref: core.webhook\ntrigger_params: {uri: x}\naction_ref: ops.a\n"))
-	require.EqualError(t, err, `rules/r.yaml: trigger_params: parameter "uri": unknown; want url`)
+	require.EqualError(t, err, `rules/r.yaml: trigger_params.uri: unknown; want url`)
 	require.Len(t, reg.packs, 2, "core, then the one good registration: a refused pack writes nothing")
 }
 
@@ -197,7 +238,7 @@ func TestStoredSchema(t *testing.T) {
 	require.Nil(t, s)
 	require.NoError(t, CheckTriggerParams(s, json.RawMessage(`{}`)))
 	require.EqualError(t, CheckTriggerParams(Schema{"url": {Type: TypeString, Required: true}}, json.RawMessage(`{}`)),
-		`trigger_params: parameter "url": required`)
+		`trigger_params.url: required`)
 }
 
 func mapFS(files map[string]string) fstest.MapFS {

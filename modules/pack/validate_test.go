@@ -64,7 +64,7 @@ func TestLoadRefuses(t *testing.T) {
 		{name: "entry point with ..", files: action("name: x\nrunner_type: shell\nentry_point: lib/../../x.sh\n"),
 			wantErr: `actions/x.yaml: entry_point: "lib/../../x.sh" must stay inside actions/`},
 		{name: "entry point is a directory", files: map[string]string{"pack.yaml": "ref: demo\n", "actions/x.yaml": "name: x\nrunner_type: shell\nentry_point: lib\n", "actions/lib/a.sh": ""},
-			wantErr: "actions/x.yaml: entry_point: actions/lib is not a regular file"},
+			wantErr: "actions/x.yaml: entry_point: actions/lib is a directory; want a script file"},
 		{name: "output format", files: action("name: x\nrunner_type: noop\noutput_format: xml\n"),
 			wantErr: `actions/x.yaml: output_format: unknown output format "xml"; want text or json`},
 		{name: "zero timeout", files: action("name: x\nrunner_type: noop\ntimeout_seconds: 0\n"),

@@ -41,6 +41,21 @@ func ValidateTemplates(params map[string]any) error {
 	})
 }
 
+// Templated reports whether s holds {{ }} templates and, if it does, whether Render keeps the
+// type of the value (s is one template and nothing else) rather than making text of it. It
+// does not compile them: ValidateTemplates does.
+func Templated(s string) (templated, keepsType bool) {
+	if !strings.Contains(s, "{{") {
+		return false, false
+	}
+	segs, err := splitTemplate(s)
+	if err != nil {
+		return true, false
+	}
+	_, whole := wholeTemplate(segs)
+	return true, whole
+}
+
 // walkStrings calls fn on every string in v, visiting map keys in order so that the error
 // reported for a broken rule does not change from one call to the next.
 func walkStrings(v any, path string, fn func(s, path string) error) error {

@@ -262,6 +262,39 @@ func TestSplitTemplate(t *testing.T) {
 	}
 }
 
+// Templated tells what Render will do with a string: leave it, keep its value's type, or make
+// text of it.
+func TestTemplated(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in                   string
+		templated, keepsType bool
+	}{
+		{"plain", false, false},
+		{"}} {", false, false},
+		{"{{ event.payload.n }}", true, true},
+		{" {{ event.payload.n * 2 }} ", true, true},
+		{"n-{{ event.payload.n }}", true, false},
+		{"{{ a }}{{ b }}", true, false},
+		{"{{ unclosed", true, false},
+	}
+	for _, tt := range tests {
+		templated, keepsType := Templated(tt.in)
+		require.Equal(t, tt.templated, templated, tt.in)
+		require.Equal(t, tt.keepsType, keepsType, tt.in)
+		if !tt.templated {
+			continue
+		}
+		// The promise: a whole template renders to the value, anything else to a string.
+		out, err := Render(map[string]any{"x": tt.in}, Input{Payload: map[string]any{"n": 1}})
+		if err != nil {
+			continue
+		}
+		_, isString := out["x"].(string)
+		require.Equal(t, !tt.keepsType, isString, tt.in)
+	}
+}
+
 func TestTemplateCache(t *testing.T) {
 	t.Parallel()
 	p1, err := templates.get("trigger.kind + 'cached'")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/schedule"
 	"github.com/attune-go/attune/store"
 )
 
@@ -82,19 +83,19 @@ func (m *Module) sync(ctx context.Context, timers map[string]*timer, rules []sto
 }
 
 // run fires the ticks of one rule due after from, until ctx ends or the schedule does.
-func (m *Module) run(ctx context.Context, r store.Rule, sched schedule, from time.Time) {
+func (m *Module) run(ctx context.Context, r store.Rule, sched schedule.Schedule, from time.Time) {
 	log := m.deps.Logger.With("rule", r.Ref, "trigger", r.TriggerRef)
 	// count is the payload's execution_count: the ticks this timer fired. It is kept in
 	// memory, so it starts again at 1 when the rule's trigger_params change and when another
 	// replica takes the leadership over.
 	count := 0
-	for due := sched.next(from); !due.IsZero(); {
+	for due := sched.Next(from); !due.IsZero(); {
 		if !sleepUntil(ctx, due) {
 			return
 		}
 		if late := time.Since(due); late > m.cfg.Grace {
 			log.WarnContext(ctx, "timer ticks skipped: too late to fire", "due", due, "late", late)
-			due = sched.next(time.Now())
+			due = sched.Next(time.Now())
 			continue
 		}
 		fired, err := m.fire(ctx, r, sched, due, count+1)
@@ -113,15 +114,15 @@ func (m *Module) run(ctx context.Context, r store.Rule, sched schedule, from tim
 		if fired {
 			count++
 		}
-		due = sched.next(due)
+		due = sched.Next(due)
 	}
 	log.DebugContext(ctx, "timer has no ticks left")
 }
 
 // fire records the tick due at due and its event in one transaction, then announces the
 // event. It reports false when the tick had been fired already, by a previous leader.
-func (m *Module) fire(ctx context.Context, r store.Rule, sched schedule, due time.Time, count int) (bool, error) {
-	payload, err := json.Marshal(sched.payload(due, count))
+func (m *Module) fire(ctx context.Context, r store.Rule, sched schedule.Schedule, due time.Time, count int) (bool, error) {
+	payload, err := json.Marshal(sched.Payload(due, count))
 	if err != nil {
 		return false, fmt.Errorf("encode payload of rule %s: %w", r.Ref, err)
 	}

@@ -64,6 +64,7 @@ func TestSyncKeepsUnchangedTimers(t *testing.T) {
 	require.Nil(t, bad.stop, "a rule with bad trigger_params is skipped")
 	require.Equal(t, 1, strings.Count(logs.String(), "bad trigger_params"))
 	require.Contains(t, logs.String(), "rule=bad")
+	require.Contains(t, logs.String(), `err="interval: want an integer greater than 0, got 0"`, "the warning says why")
 
 	m.sync(ctx, timers, []store.Rule{
 		daily("a", `{"interval": 1, "unit": "days"}`),
@@ -103,7 +104,7 @@ func TestFireOncePerTick(t *testing.T) {
 	defer func() { _ = br.Close() }()
 
 	// Two leaders at once (one frozen past its lease, say) fire the same tick: one event.
-	due := sched.next(time.Now())
+	due := sched.Next(time.Now())
 	results := make(chan bool, 2)
 	heard := &notes{}
 	for range 2 {

@@ -1,0 +1,1 @@
+../../../demo/actions/hello.sh
