@@ -200,9 +200,12 @@ func TestMigrateCommandAndMigrateFalse(t *testing.T) {
 
 	out, _, code := runAttune(t, "migrate", "up", "--log-level=warn", "--database-url="+dbURL)
 	require.Equal(t, 0, code)
+	// Numbers are handed out ahead of the files, so they may skip.
+	files, err := fs.Glob(migrations.FS(), "*.sql")
+	require.NoError(t, err)
 	var want strings.Builder
-	for v := 1; v <= migrationCount(t); v++ {
-		fmt.Fprintf(&want, "applied %05d\n", v)
+	for _, f := range files {
+		fmt.Fprintf(&want, "applied %s\n", f[:5])
 	}
 	require.Equal(t, want.String(), out)
 
@@ -217,7 +220,7 @@ func TestMigrateCommandAndMigrateFalse(t *testing.T) {
 
 	out, _, code = runAttune(t, "migrate", "down", "--log-level=warn", "--database-url="+dbURL)
 	require.Equal(t, 0, code)
-	require.Equal(t, fmt.Sprintf("rolled back %05d\n", migrationCount(t)), out)
+	require.Equal(t, "rolled back "+files[len(files)-1][:5]+"\n", out)
 	out, _, _ = runAttune(t, "migrate", "status", "--database-url="+dbURL)
 	require.Contains(t, out, "pending")
 }
