@@ -131,7 +131,7 @@ func TestCLIAgainstServer(t *testing.T) {
 		stdout, stderr, code = p.cli(t, "execution", "list")
 		require.Equal(t, 0, code, stderr)
 		lines := strings.Split(strings.TrimSpace(stdout), "\n")
-		require.Equal(t, []string{"ID", "ACTION", "STATUS", "CREATED", "WORKER"}, strings.Fields(lines[0]))
+		require.Equal(t, []string{"ID", "ACTION", "STATUS", "CREATED", "WORKER", "REASON"}, strings.Fields(lines[0]))
 		require.Contains(t, stdout, execID)
 
 		// A filter matching nothing: a header alone, or [].

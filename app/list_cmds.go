@@ -22,7 +22,7 @@ var (
 	ruleColumns        = []column{{"REF", "ref", 0}, {"TRIGGER", "trigger_ref", 0}, {"ACTION", "action_ref", 0}, {"ENABLED", "enabled", 0}}
 	eventColumns       = []column{{"ID", "id", 0}, {"TRIGGER", "trigger_ref", 0}, {"SOURCE", "source", 0}, {"CREATED", "created", 0}}
 	enforcementColumns = []column{{"ID", "id", 0}, {"RULE", "rule_ref", 0}, {"EVENT", "event_id", 0}, {"STATUS", "status", 0}, {"CREATED", "created", 0}}
-	executionColumns   = []column{{"ID", "id", 0}, {"ACTION", "action_ref", 0}, {"STATUS", "status", 0}, {"CREATED", "created", 0}, {"WORKER", "worker", 0}}
+	executionColumns   = []column{{"ID", "id", 0}, {"ACTION", "action_ref", 0}, {"STATUS", "status", 0}, {"CREATED", "created", 0}, {"WORKER", "worker", 0}, {"REASON", "reason", 60}}
 	policyColumns      = []column{{"REF", "ref", 0}, {"ACTION", "action_ref", 0}, {"PACK", "pack_ref", 0}, {"ENABLED", "enabled", 0}}
 	workerColumns      = []column{{"NAME", "name", 0}, {"STATUS", "status", 0}, {"RUNNERS", "runners", 0}, {"CONCURRENCY", "concurrency", 0}, {"HOST", "host", 0}, {"LAST HEARTBEAT", "last_heartbeat", 0}}
 )

@@ -70,6 +70,6 @@ One binary runs every role: "attune serve" runs them all in one process, and
 	root.AddCommand(newActionCommand(streams), newExecutionCommand(streams), newTriggerCommand(streams),
 		newEventCommand(streams), newPolicyCommand(streams), newWorkerCommand(streams), newEnforcementCommand(streams))
 	root.AddCommand(newLoginCommand(streams), newWhoamiCommand(streams), newIdentityCommand(streams), newTokenCommand(streams))
-	root.AddCommand(newBenchCommand(streams))
+	root.AddCommand(newBenchCommand(streams), newInternalCommand(streams))
 	return root
 }

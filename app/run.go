@@ -155,6 +155,8 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				Host:              host,
 				PID:               os.Getpid(),
 				HeartbeatInterval: cfg.workerHeartbeat,
+				Timeout:           cfg.workerTimeout,
+				Companion:         companionCommand(cfg.logs),
 			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier}))
 		case RoleExecutor:
 			err = add(executor.New(executor.Config{WorkerAliveWithin: cfg.workerTimeout},

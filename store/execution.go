@@ -102,10 +102,11 @@ type Execution struct {
 	Secrets []string `json:"-"`
 }
 
-// executionColumns are qualified so that they read the same in statements that join.
+// executionColumns are qualified so that they read the same in statements that join. The
+// worker's name is the execution's own copy (migration 00011), kept after the worker's record
+// is deleted.
 const executionColumns = `execution.id, execution.action_ref, execution.status, execution.parameters, execution.result,
-	execution.reason, execution.enforcement, execution.parent, execution.worker,
-	(SELECT wn.name FROM attune.worker wn WHERE wn.id = execution.worker), execution.timeout_seconds,
+	execution.reason, execution.enforcement, execution.parent, execution.worker, execution.worker_name, execution.timeout_seconds,
 	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted, execution.admitted_at,
 	execution.attempt, execution.retry_of, execution.retry_at, execution.secrets`
 

@@ -96,10 +96,34 @@ func (q *Queries) WorkerSetInactive(ctx context.Context, name string) error {
 	return nil
 }
 
-// WorkerList returns a page of workers, most recently seen first, and how many there are.
-func (q *Queries) WorkerList(ctx context.Context, page Page) ([]Worker, int, error) {
-	return list(ctx, q.db, "workers", `FROM attune.worker`, workerColumns, `last_heartbeat DESC, id DESC`,
-		page, func(r pgx.Row) (Worker, error) { return scanWorker(r) })
+// workerSeenColumns are workerColumns as readers are shown them: a worker that has not
+// heartbeated within the seconds in parameter alive is inactive, whatever its row says. A
+// worker killed outright never marks itself inactive; reading its status from its heartbeat
+// needs no sweeper, and stays true while the database is away.
+func workerSeenColumns(alive string) string {
+	return `id, name, runners, concurrency,
+	CASE WHEN status = 'active' AND last_heartbeat < now() - make_interval(secs => ` + alive + `) THEN 'inactive' ELSE status END,
+	host, pid, last_heartbeat, created, updated`
+}
+
+// WorkerGet returns the worker called name, inactive when it has not heartbeated within
+// aliveWithin.
+func (q *Queries) WorkerGet(ctx context.Context, name string, aliveWithin time.Duration) (Worker, error) {
+	w, err := scanWorker(q.db.QueryRow(ctx, `SELECT `+workerSeenColumns("$2")+` FROM attune.worker WHERE name = $1`,
+		name, aliveWithin.Seconds()))
+	if err != nil {
+		return Worker{}, fmt.Errorf("get worker %s: %w", name, translate(err))
+	}
+	return w, nil
+}
+
+// WorkerList returns a page of workers, most recently seen first, and how many there are;
+// those that have not heartbeated within aliveWithin are inactive.
+func (q *Queries) WorkerList(ctx context.Context, aliveWithin time.Duration, page Page) ([]Worker, int, error) {
+	// The count shares the statement's arguments, so the parameter lives in FROM.
+	from := `FROM attune.worker, (SELECT $1::float8 AS alive) arg`
+	return list(ctx, q.db, "workers", from, workerSeenColumns("arg.alive"), `last_heartbeat DESC, id DESC`,
+		page, func(r pgx.Row) (Worker, error) { return scanWorker(r) }, aliveWithin.Seconds())
 }
 
 // WorkerPickParams describe what a scheduler needs of a worker.
@@ -175,4 +199,47 @@ func (s *Store) WorkerDelete(ctx context.Context, name string, aliveWithin time.
 		return fmt.Errorf("delete worker %s: %w", name, err)
 	}
 	return nil
+}
+
+// heldBy is true while executions are claimed by, or running on, the worker row w: such a
+// row stays, since the sweeper abandons them through it. It reads
+// execution_worker_running_idx.
+const heldBy = `EXISTS (SELECT 1 FROM attune.execution e WHERE e.worker = w.id AND e.status IN ('scheduled', 'running', 'canceling'))`
+
+// DeadWorker is the record of a worker that stopped heartbeating, as a worker starting on
+// the same host reads it to judge whether its process is gone.
+type DeadWorker struct {
+	Name string
+	PID  int
+	// SilentFor is how long ago it last heartbeated, by the database's clock.
+	SilentFor time.Duration
+}
+
+// WorkerListDeadOnHost returns the workers of host other than except that are inactive or
+// have been silent for aliveWithin, and on which nothing runs, longest silent first.
+func (q *Queries) WorkerListDeadOnHost(ctx context.Context, host, except string, aliveWithin time.Duration) ([]DeadWorker, error) {
+	return queryAll(ctx, q.db, "list dead workers of host "+host, func(r pgx.Row) (DeadWorker, error) {
+		var d DeadWorker
+		var silent float64
+		err := r.Scan(&d.Name, &d.PID, &silent)
+		d.SilentFor = time.Duration(silent * float64(time.Second))
+		return d, err
+	}, `
+		SELECT w.name, w.pid, extract(epoch FROM now() - w.last_heartbeat)::float8 FROM attune.worker w
+		WHERE w.host = $1 AND w.name <> $2
+			AND (w.status = 'inactive' OR w.last_heartbeat < now() - make_interval(secs => $3))
+			AND NOT `+heldBy+`
+		ORDER BY w.last_heartbeat LIMIT 1000`, host, except, aliveWithin.Seconds())
+}
+
+// WorkerDeleteSilent deletes the records of the workers, on any host, that have not
+// heartbeated for silentFor and on which nothing runs, and returns their names. Executions
+// they ran keep their names.
+func (q *Queries) WorkerDeleteSilent(ctx context.Context, silentFor time.Duration) ([]string, error) {
+	// Rows locked by a heartbeat or a delete of their own are left for another time.
+	return queryAll(ctx, q.db, "delete silent workers", scanRef, `
+		DELETE FROM attune.worker w
+		WHERE w.id IN (SELECT id FROM attune.worker WHERE last_heartbeat < now() - make_interval(secs => $1) FOR UPDATE SKIP LOCKED)
+			AND NOT `+heldBy+`
+		RETURNING w.name`, silentFor.Seconds())
 }

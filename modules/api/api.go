@@ -64,8 +64,8 @@ type Store interface {
 	TriggerList(ctx context.Context, packRef string, page store.Page) ([]store.Trigger, int, error)
 	TriggerUpdate(ctx context.Context, t store.Trigger) (store.Trigger, error)
 	WorkerDelete(ctx context.Context, name string, aliveWithin time.Duration) error
-	WorkerGetByName(ctx context.Context, name string) (store.Worker, error)
-	WorkerList(ctx context.Context, page store.Page) ([]store.Worker, int, error)
+	WorkerGet(ctx context.Context, name string, aliveWithin time.Duration) (store.Worker, error)
+	WorkerList(ctx context.Context, aliveWithin time.Duration, page store.Page) ([]store.Worker, int, error)
 }
 
 // Config configures the API. Its zero value requires authentication.
@@ -78,8 +78,8 @@ type Config struct {
 	// AccessTTL and RefreshTTL are how long login's tokens last. Default 1 hour and 7 days.
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
-	// WorkerTimeout is how long after its last heartbeat a worker counts as dead, so that its
-	// record may be deleted. Default 30s, the executor's default.
+	// WorkerTimeout is how long after its last heartbeat a worker counts as dead: it reads
+	// as inactive, and its record may be deleted. Default 30s, the executor's default.
 	WorkerTimeout time.Duration
 	// Replica names this process's own queue of notifications for the live stream; it must
 	// differ from every other api replica's. Default: a random name.

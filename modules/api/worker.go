@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -9,11 +10,17 @@ import (
 	"github.com/attune-go/attune/store"
 )
 
-func (m *Module) listWorkers(c echo.Context) error { return listOf(c, m.deps.Store.WorkerList) }
+// Workers that have not heartbeated within the worker timeout read as inactive: a killed
+// worker never says it stopped.
+func (m *Module) listWorkers(c echo.Context) error {
+	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Worker, int, error) {
+		return m.deps.Store.WorkerList(ctx, m.cfg.WorkerTimeout, page)
+	})
+}
 
 func (m *Module) getWorker(c echo.Context) error {
 	name := c.Param("name")
-	w, err := m.deps.Store.WorkerGetByName(c.Request().Context(), name)
+	w, err := m.deps.Store.WorkerGet(c.Request().Context(), name, m.cfg.WorkerTimeout)
 	return one(c, w, notFound(err, "no worker %q", name))
 }
 

@@ -47,5 +47,30 @@ func TestWorkerGetAndDelete(t *testing.T) {
 	s.fail(http.StatusNotFound, "not_found", http.MethodDelete, "/workers/w1", "")
 	kept := s.data(http.StatusOK, http.MethodGet, "/executions/"+strconv.FormatInt(exec.ID, 10), "")
 	require.Equal(t, "abandoned", kept["status"], "what it ran stays")
-	require.Nil(t, kept["worker"])
+	require.Equal(t, "w1", kept["worker"], "and says which worker ran it")
+}
+
+// A worker killed outright never marks itself inactive: one whose heartbeat is older than the
+// worker timeout reads as inactive, in the list and alone.
+func TestWorkerSilentReadsInactive(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	ctx := context.Background()
+	for _, name := range []string{"alive", "silent"} {
+		_, err := s.s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: name, Runners: []string{"shell"}, Concurrency: 1, Host: "box"})
+		require.NoError(t, err)
+	}
+	_, err := s.s.Pool().Exec(ctx, `UPDATE attune.worker SET last_heartbeat = now() - interval '31 seconds' WHERE name = 'silent'`)
+	require.NoError(t, err)
+
+	require.Equal(t, "active", s.data(http.StatusOK, http.MethodGet, "/workers/alive", "")["status"])
+	require.Equal(t, "inactive", s.data(http.StatusOK, http.MethodGet, "/workers/silent", "")["status"])
+	status, body := s.do(http.MethodGet, "/workers", "")
+	require.Equal(t, http.StatusOK, status)
+	got := map[string]any{}
+	for _, w := range body["data"].([]any) {
+		got[w.(map[string]any)["name"].(string)] = w.(map[string]any)["status"]
+	}
+	require.Equal(t, map[string]any{"alive": "active", "silent": "inactive"}, got)
+	require.EqualValues(t, 2, body["pagination"].(map[string]any)["total_items"])
 }

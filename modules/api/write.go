@@ -18,22 +18,32 @@ import (
 	"github.com/attune-go/attune/store"
 )
 
-// maxBody bounds request bodies: events and parameters are small; a larger body is a mistake
+// maxBody bounds request bodies: events and definitions are small; a larger body is a mistake
 // or an attack.
 const maxBody = 1 << 20
 
+// maxParametersBody bounds the bodies of the routes that carry an action's parameters
+// (execute, rerun): a shell action takes a parameter of 1 MiB and more, and its JSON wrapper
+// and escaping must fit too.
+const maxParametersBody = 4 << 20
+
 func decodeBody(c echo.Context, v any) error {
-	body, err := readBody(c)
+	return decodeBodyUpTo(c, v, maxBody)
+}
+
+// decodeBodyUpTo is decodeBody for a body of at most limit bytes.
+func decodeBodyUpTo(c echo.Context, v any, limit int) error {
+	body, err := readBody(c, limit)
 	if err != nil {
 		return err
 	}
 	return decodeJSON(body, v)
 }
 
-// decodeOptionalBody is decodeBody for a body the caller may leave out: an empty one leaves v
-// as it is.
-func decodeOptionalBody(c echo.Context, v any) error {
-	body, err := readBody(c)
+// decodeOptionalBody is decodeBody for a body of at most limit bytes that the caller may leave
+// out: an empty one leaves v as it is.
+func decodeOptionalBody(c echo.Context, v any, limit int) error {
+	body, err := readBody(c, limit)
 	if err != nil {
 		return err
 	}
@@ -43,15 +53,19 @@ func decodeOptionalBody(c echo.Context, v any) error {
 	return decodeJSON(body, v)
 }
 
-func readBody(c echo.Context) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
+func readBody(c echo.Context, limit int) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, int64(limit)+1))
 	if err != nil {
 		return nil, badRequest("read request body: %v", err)
 	}
-	if len(body) > maxBody {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("request body over %d bytes", maxBody)}
+	if len(body) > limit {
+		return nil, tooLarge(limit)
 	}
 	return body, nil
+}
+
+func tooLarge(limit int) *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("request body over %d bytes", limit)}
 }
 
 func decodeJSON(body []byte, v any) error {
@@ -143,7 +157,7 @@ func (m *Module) webhook(c echo.Context) error {
 		return badRequest("read request body: %v", err)
 	}
 	if len(raw) > maxBody {
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("request body over %d bytes", maxBody)}
+		return tooLarge(maxBody)
 	}
 	if err := m.checkSignature(c, c.Param("url"), raw); err != nil {
 		return err
@@ -215,7 +229,7 @@ type executeRequest struct {
 // parameters is refused with 400 and creates nothing: the caller is there to fix it.
 func (m *Module) execute(c echo.Context) error {
 	var req executeRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := decodeBodyUpTo(c, &req, maxParametersBody); err != nil {
 		return err
 	}
 	if req.ActionRef == "" {
@@ -277,7 +291,7 @@ func (m *Module) rerun(c echo.Context) error {
 		return err
 	}
 	var req rerunRequest
-	if err := decodeOptionalBody(c, &req); err != nil {
+	if err := decodeOptionalBody(c, &req, maxParametersBody); err != nil {
 		return err
 	}
 	orig, err := m.deps.Store.ExecutionGet(c.Request().Context(), id)

@@ -99,11 +99,11 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 	m.notify(store.ExecutionScheduled, exec)
 	job, err := m.job(exec, p.Action)
 	if err != nil {
-		return m.finish(ctx, exec, runner.Result{Error: err.Error()}, store.ExecutionFailed)
+		return m.finish(ctx, exec, notStarted(err.Error()), store.ExecutionFailed)
 	}
 	run, ok := m.runners[job.RunnerType]
 	if !ok {
-		return m.finish(ctx, exec, runner.Result{Error: fmt.Sprintf("this worker has no %q runner", job.RunnerType)}, store.ExecutionFailed)
+		return m.finish(ctx, exec, notStarted(fmt.Sprintf("this worker has no %q runner", job.RunnerType)), store.ExecutionFailed)
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -149,8 +149,12 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, result runner
 		return fmt.Errorf("encode result of execution %d: %w", exec.ID, err)
 	}
 	reason := ""
-	if status == store.ExecutionAbandoned {
+	switch {
+	case status == store.ExecutionAbandoned:
 		reason = "worker " + m.cfg.Name + " stopped before the action finished"
+	case result.NotStarted:
+		// What the result says would otherwise show only to who opens the execution.
+		reason = "the action did not start: " + result.Error
 	}
 	// From abandoned too: a sweeper that lost sight of this worker (its heartbeats could not
 	// reach the database) ended the execution meanwhile, but the action ran on, and what it
@@ -169,6 +173,11 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, result runner
 	return m.deps.Relay.Send(ctx, broker.ExecutionCompleted{
 		ExecutionID: done.ID, ActionRef: done.ActionRef, Status: done.Status, FinishedAt: time.Now().UTC(), HeldSlot: &done.HeldSlot,
 	})
+}
+
+// notStarted is the result of an execution that failed before its action ran.
+func notStarted(msg string) runner.Result {
+	return runner.Result{ExitCode: -1, Error: msg, NotStarted: true}
 }
 
 // recordFor bounds how long a worker keeps trying to record a result: past it the sweeper

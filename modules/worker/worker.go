@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/worker/reaper"
 	"github.com/attune-go/attune/modules/worker/runner"
 	"github.com/attune-go/attune/store"
 )
@@ -31,6 +33,9 @@ type Store interface {
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
 	ExecutionClaim(ctx context.Context, id, worker int64) (store.Execution, bool, error)
 	ExecutionAbandonLeftovers(ctx context.Context, worker int64) ([]store.Execution, error)
+	WorkerListDeadOnHost(ctx context.Context, host, except string, aliveWithin time.Duration) ([]store.DeadWorker, error)
+	WorkerDelete(ctx context.Context, name string, aliveWithin time.Duration) error
+	WorkerDeleteSilent(ctx context.Context, silentFor time.Duration) ([]string, error)
 }
 
 // Config describes this worker.
@@ -42,8 +47,21 @@ type Config struct {
 	PID         int
 	// HeartbeatInterval is how often the worker says it is alive. Default 10s.
 	HeartbeatInterval time.Duration
+	// Timeout is how long after its last heartbeat a worker is dead (--worker-timeout): at
+	// start, the worker deletes the records of the dead workers of its host whose process is
+	// gone. Default 30s.
+	Timeout time.Duration
+	// Retention is how long the record of a silent worker of any host is kept: at start, the
+	// worker deletes older ones. Default 24h.
+	Retention time.Duration
 	// Runner tunes the action runners.
 	Runner runner.Config
+	// Companion, when set, is the command of the worker's companion process (attune's hidden
+	// `internal reaper`, which calls reaper.Serve) for the marker of this worker process: it
+	// ends the processes of the worker's actions when the worker dies, however it dies, and
+	// with it the worker ends at start what an earlier process of its name left. Nil (tests
+	// of the module in-process) runs without: actions then outlive a killed worker.
+	Companion func(reaper.Marker) *exec.Cmd
 }
 
 // Notifier hears of every status change the worker commits, for the live stream. It is best
@@ -74,6 +92,10 @@ type Module struct {
 
 	id      atomic.Int64 // this worker's row; written again by a re-registration
 	coreDir string       // where the core pack's scripts were written, set by Run first
+
+	// marker is in the environment of every process of this worker process's actions.
+	marker    reaper.Marker
+	companion companion
 }
 
 // New checks the configuration.
@@ -91,6 +113,10 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	if deps.Relay == nil {
 		deps.Relay = broker.Direct(deps.Broker)
 	}
+	cfg.Timeout = cmp.Or(cfg.Timeout, 30*time.Second)
+	cfg.Retention = cmp.Or(cfg.Retention, 24*time.Hour)
+	marker := reaper.NewMarker(cfg.Name)
+	cfg.Runner.Env = append(slices.Clip(cfg.Runner.Env), marker.Env()...)
 	runners := runner.New(cfg.Runner)
 	if len(cfg.Runners) == 0 {
 		for name := range runners {
@@ -98,7 +124,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 		}
 		slices.Sort(cfg.Runners)
 	}
-	return &Module{cfg: cfg, deps: deps, runners: runners, slots: semaphore.NewWeighted(int64(cfg.Concurrency))}, nil
+	return &Module{cfg: cfg, deps: deps, runners: runners, slots: semaphore.NewWeighted(int64(cfg.Concurrency)), marker: marker}, nil
 }
 
 // Name implements the role module contract.
@@ -131,12 +157,27 @@ func (m *Module) Run(ctx context.Context) error {
 	}
 	m.deps.Logger.InfoContext(ctx, "worker registered", "worker", m.cfg.Name, "runners", m.cfg.Runners, "concurrency", m.cfg.Concurrency)
 	defer m.deregister(ctx)
+	// Before any work is taken: what an earlier process left ends before its executions are
+	// recorded abandoned, and no action starts without the companion that ends it.
+	if m.cfg.Companion != nil {
+		if err := m.endEarlierActions(ctx); err != nil {
+			return err
+		}
+		if err := m.startCompanion(ctx); err != nil {
+			return err
+		}
+		defer m.stopCompanion(ctx)
+	}
 	if err := m.abandonLeftovers(ctx); err != nil {
 		return err
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return m.heartbeat(gctx) })
+	g.Go(func() error { m.forgetDeadWorkers(gctx); return nil })
+	if m.cfg.Companion != nil {
+		g.Go(func() error { return m.superviseCompanion(gctx) })
+	}
 	// One consumer per runner, each allowed the worker's concurrency, and one bound on the runs
 	// across them: the broker stops handing this worker executions once it holds that many
 	// of a runner, and what it holds unacked goes back to the other workers if it dies.

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"slices"
@@ -11,35 +12,71 @@ import (
 
 const (
 	envParamPrefix = "ATTUNE_PARAM_"
+	envFileSuffix  = "_FILE"
 	envExecutionID = "ATTUNE_EXECUTION_ID"
 	envAction      = "ATTUNE_ACTION"
 )
 
-// environment is the worker's own environment plus what the action is told about its
-// execution. Every inherited ATTUNE_* variable is dropped: the worker's configuration holds
-// the database and broker URLs with their passwords, which an action must not see (its
-// output is stored and served), and a worker started from inside an action must not leak its
-// parent's parameters into a job that lacks them.
-func environment(job Job) []string {
+// Linux refuses to start a process when one environment string exceeds 128 KiB
+// (MAX_ARG_STRLEN), or when the arguments and the environment together exceed a quarter of the
+// stack limit (2 MiB by default), and the whole environment is copied into every process the
+// action starts. So the environment carries parameter values up to maxEnvValue bytes, and up
+// to envParamBudget bytes of them in all; the others are written to files it names instead.
+// Every parameter also reaches the action on stdin.
+const (
+	maxEnvValue    = 32 << 10
+	envParamBudget = 256 << 10
+)
+
+// spillFunc writes the value of the parameter whose variable is named name to a file the
+// action may read, and returns the file's path.
+type spillFunc func(name, value string) (string, error)
+
+// environment is the worker's own environment, the extra variables of every action (the
+// worker's marker), and what the action is told about its execution. Every inherited ATTUNE_*
+// variable is dropped: the worker's configuration holds the database and broker URLs with
+// their passwords, which an action must not see (its output is stored and served), and a
+// worker started from inside an action must not leak its parent's parameters or marker into a
+// job that lacks them.
+//
+// A scalar parameter is ATTUNE_PARAM_<NAME>=value, or, when the value is over maxEnvValue or
+// the parameters already took envParamBudget, ATTUNE_PARAM_<NAME>_FILE=path with the value in
+// that file, written by spill.
+func environment(job Job, extra []string, spill spillFunc) ([]string, error) {
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "ATTUNE_")
 	})
+	env = append(env, extra...)
 	env = append(env,
 		envExecutionID+"="+strconv.FormatInt(job.ExecutionID, 10),
 		envAction+"="+job.ActionRef,
 	)
-	// Sorted so that when two names map to one variable the winner is the same every run.
+	// Sorted so that when two names map to one variable the winner is the same every run, and
+	// so that the same values go to files every run.
 	names := make([]string, 0, len(job.Parameters))
 	for name := range job.Parameters {
 		names = append(names, name)
 	}
 	slices.Sort(names)
+	used := 0
 	for _, name := range names {
-		if value, ok := scalarString(job.Parameters[name]); ok {
-			env = append(env, envParamPrefix+envName(name)+"="+value)
+		value, ok := scalarString(job.Parameters[name])
+		if !ok {
+			continue
 		}
+		variable := envParamPrefix + envName(name)
+		if len(value) <= maxEnvValue && used+len(value) <= envParamBudget {
+			used += len(value)
+			env = append(env, variable+"="+value)
+			continue
+		}
+		path, err := spill(variable, value)
+		if err != nil {
+			return nil, fmt.Errorf("write parameter %s to a file: %w", name, err)
+		}
+		env = append(env, variable+envFileSuffix+"="+path)
 	}
-	return env
+	return env, nil
 }
 
 // envName upper-cases name and replaces everything but ASCII letters and digits with '_', so

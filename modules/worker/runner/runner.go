@@ -61,6 +61,10 @@ type Result struct {
 	Error     string `json:"error,omitempty"`
 	TimedOut  bool   `json:"timed_out"`
 	Cancelled bool   `json:"cancelled"`
+	// NotStarted marks a job that failed before its action ran (a script missing or not
+	// executable, parameters that cannot be passed): Error says why, and the worker records
+	// it as the execution's reason too.
+	NotStarted bool `json:"-"`
 }
 
 // Runner runs jobs of one runner type. Run never returns an error: every failure is described
@@ -80,6 +84,9 @@ type Config struct {
 	// HTTPClient sends the http runner's requests. Default: a client with no global timeout,
 	// since the job timeout applies to each request.
 	HTTPClient *http.Client
+	// Env is added to the environment of every shell action ("NAME=value"): the worker's
+	// marker, which the processes of its actions inherit and it finds them by.
+	Env []string
 }
 
 func (c Config) withDefaults() Config {
@@ -105,10 +112,10 @@ func New(cfg Config) map[string]Runner {
 	}
 }
 
-// failed is the result of a job that failed without a process exit status to report. ExitCode
-// is -1 so that it cannot be read as a process that exited 0.
+// failed is the result of a job that failed before its action ran, so without a process exit
+// status to report. ExitCode is -1 so that it cannot be read as a process that exited 0.
 func failed(msg string) Result {
-	return Result{ExitCode: -1, Error: msg}
+	return Result{ExitCode: -1, Error: msg, NotStarted: true}
 }
 
 // cancelledBeforeStart is the result of a job whose execution was cancelled before it ran.

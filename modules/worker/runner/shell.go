@@ -55,9 +55,15 @@ func (r *shellRunner) Run(ctx context.Context, job Job) Result {
 	if err != nil {
 		return failed(fmt.Sprintf("encode parameters: %v", err))
 	}
+	files := &paramFiles{executionID: job.ExecutionID}
+	defer files.remove()
+	env, err := environment(job, r.cfg.Env, files.write)
+	if err != nil {
+		return failed(err.Error())
+	}
 	stdout, stderr := newCappedBuffer(r.cfg.OutputLimit), newCappedBuffer(r.cfg.OutputLimit)
 	cmd.Dir = job.WorkDir
-	cmd.Env = environment(job)
+	cmd.Env = env
 	cmd.Stdin = bytes.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -230,4 +236,33 @@ func parametersOrEmpty(p map[string]any) map[string]any {
 		return map[string]any{}
 	}
 	return p
+}
+
+// paramFiles holds the parameter values too large for an action's environment, in a directory
+// of their own that only this user can read, made at the first value and removed once the run
+// is over.
+type paramFiles struct {
+	executionID int64
+	dir         string
+}
+
+func (f *paramFiles) write(name, value string) (string, error) {
+	if f.dir == "" {
+		dir, err := os.MkdirTemp("", fmt.Sprintf("attune-execution-%d-", f.executionID))
+		if err != nil {
+			return "", err
+		}
+		f.dir = dir
+	}
+	path := filepath.Join(f.dir, name)
+	if err := os.WriteFile(path, []byte(value), 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+func (f *paramFiles) remove() {
+	if f.dir != "" {
+		_ = os.RemoveAll(f.dir)
+	}
 }

@@ -1,7 +1,10 @@
 package runner_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,6 +148,47 @@ func TestShellScriptMissing(t *testing.T) {
 	res := shell(runner.Config{}).Run(t.Context(), scriptJob(script))
 	require.False(t, res.Succeeded)
 	require.Equal(t, "script "+script+" does not exist", res.Error)
+	require.True(t, res.NotStarted, "the worker records the reason")
+}
+
+// Parameters over the environment's bounds reach the script whole through files the
+// environment names, and on stdin; the files are the user's alone and go with the run.
+func TestShellLargeParameters(t *testing.T) {
+	t.Parallel()
+	payload := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	params := map[string]any{"payload": payload, "small": "kept"}
+	// Twenty values of 100 KiB: 2 MiB together, more than Linux lets argv and envp hold.
+	for i := range 20 {
+		params[fmt.Sprintf("part%02d", i)] = strings.Repeat(string(rune('a'+i)), 100<<10)
+	}
+	job := scriptJob(writeScript(t, `
+f="$ATTUNE_PARAM_PAYLOAD_FILE"
+echo "env=${ATTUNE_PARAM_PAYLOAD-unset}"
+echo "small=$ATTUNE_PARAM_SMALL"
+echo "file=$(sha256sum < "$f" | cut -d' ' -f1)"
+echo "mode=$(stat -c %a "$f") dir=$(stat -c %a "$(dirname "$f")")"
+echo "part19=$(sha256sum < "$ATTUNE_PARAM_PART19_FILE" | cut -d' ' -f1)"
+echo "stdin=$(sha256sum | cut -d' ' -f1)"
+echo "path=$f"
+`))
+	job.Parameters = params
+	res := shell(runner.Config{}).Run(t.Context(), job)
+	require.True(t, res.Succeeded, "%s\n%s", res.Error, res.Stderr)
+
+	hash := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	stdin, err := json.Marshal(params)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(res.Stdout), "\n")
+	require.Len(t, lines, 7, res.Stdout)
+	require.Equal(t, "env=unset", lines[0], "too large for the environment")
+	require.Equal(t, "small=kept", lines[1])
+	require.Equal(t, "file="+hash([]byte(payload)), lines[2])
+	require.Equal(t, "mode=600 dir=700", lines[3])
+	require.Equal(t, "part19="+hash([]byte(params["part19"].(string))), lines[4])
+	require.Equal(t, "stdin="+hash(stdin), lines[5])
+	path := strings.TrimPrefix(lines[6], "path=")
+	_, err = os.Stat(filepath.Dir(path))
+	require.ErrorIs(t, err, os.ErrNotExist, "the files go with the run")
 }
 
 func TestShellNonZeroExit(t *testing.T) {
@@ -153,6 +197,7 @@ func TestShellNonZeroExit(t *testing.T) {
 	require.False(t, res.Succeeded)
 	require.Equal(t, 3, res.ExitCode)
 	require.Equal(t, "exit status 3", res.Error)
+	require.False(t, res.NotStarted)
 	require.Equal(t, "partial\n", res.Stdout)
 	require.False(t, res.TimedOut)
 	require.False(t, res.Cancelled)
