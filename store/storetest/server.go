@@ -12,12 +12,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/attune-go/attune/internal/servicetest"
 )
 
 // Server is a PostgreSQL server of a test's own, in a temporary directory on a free port,
@@ -25,15 +26,11 @@ import (
 // must never be disturbed, since every other test uses it. PostgreSQL refuses to run as root,
 // so under root the server runs as the postgres user.
 type Server struct {
+	*servicetest.Process
 	bin  string
 	dir  string
 	port int
 	cred *syscall.Credential
-
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	stopped bool
 }
 
 // StopMode is how Stop shuts the server down, as pg_ctl stop -m names them.
@@ -46,8 +43,8 @@ const (
 	Immediate StopMode = "immediate"
 )
 
-// startTimeout bounds how long a start (with recovery after an immediate stop) may take.
-const startTimeout = time.Minute
+// serverTimeout bounds a start (with recovery after an immediate stop) and a stop.
+const serverTimeout = time.Minute
 
 // NewServer initialises a cluster and starts it; it is stopped and its directory removed at
 // cleanup, whatever the test did. Without PostgreSQL's server programs the test is skipped,
@@ -70,15 +67,19 @@ func NewServer(tb testing.TB) *Server {
 	if s.dir, err = os.MkdirTemp("", "attune-pg-"); err != nil {
 		tb.Fatalf("postgres server directory: %v", err)
 	}
+	if s.port, err = servicetest.FreePort(); err != nil {
+		tb.Fatalf("postgres server port: %v", err)
+	}
+	s.Process = servicetest.New("postgres server", filepath.Join(s.dir, "server.log"), serverTimeout, s.command, s.ping)
 	tb.Cleanup(func() {
 		if err := s.Stop(Immediate); err != nil {
-			tb.Logf("stop postgres server: %v", err)
+			tb.Logf("%v", err)
+		}
+		if err := servicetest.KeepLogs("postgres-"+strconv.Itoa(s.port), filepath.Join(s.dir, "server.log")); err != nil {
+			tb.Logf("%v", err)
 		}
 		_ = os.RemoveAll(s.dir)
 	})
-	if s.port, err = freePort(); err != nil {
-		tb.Fatalf("postgres server port: %v", err)
-	}
 	if err := s.initdb(); err != nil {
 		tb.Fatalf("%v", err)
 	}
@@ -97,10 +98,38 @@ func (s *Server) URL(name string) string {
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
-// Log is the server's log so far, for a test that failed.
-func (s *Server) Log() string {
-	b, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
-	return string(b)
+// Stop shuts the server down in mode and waits until it is gone; stopping a stopped server
+// does nothing.
+func (s *Server) Stop(mode StopMode) error {
+	if mode == Immediate {
+		return s.Process.Stop(syscall.SIGQUIT)
+	}
+	return s.Process.Stop(syscall.SIGINT)
+}
+
+// Restart stops the server in mode and starts it again.
+func (s *Server) Restart(mode StopMode) error {
+	if err := s.Stop(mode); err != nil {
+		return err
+	}
+	return s.Start()
+}
+
+func (s *Server) command() *exec.Cmd {
+	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	return cmd
+}
+
+// ping succeeds once a connection and a query do: the port opens before recovery is over,
+// and a server in recovery refuses connections.
+func (s *Server) ping(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	return conn.Ping(ctx)
 }
 
 func (s *Server) initdb() error {
@@ -128,91 +157,6 @@ func (s *Server) initdb() error {
 		return fmt.Errorf("configure postgres server: %w", err)
 	}
 	return nil
-}
-
-// Start starts the server and waits until it accepts connections.
-func (s *Server) Start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		return errors.New("start postgres server: already running")
-	}
-	logf, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("start postgres server: %w", err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group, so that a ^C to the test does not crash it before cleanup, and
-	// killed with the test's thread if the test itself is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start postgres server: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	s.cmd, s.exited = cmd, exited
-	return s.waitAccepting(exited)
-}
-
-// waitAccepting polls until a connection and a query succeed: the port opens before
-// recovery is over, and a server in recovery refuses connections.
-func (s *Server) waitAccepting(exited <-chan struct{}) error {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		conn, err := pgx.Connect(ctx, s.URL("postgres"))
-		if err == nil {
-			err = conn.Ping(ctx)
-			_ = conn.Close(context.Background())
-			if err == nil {
-				return nil
-			}
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("postgres server exited while starting:\n%s", s.Log())
-		case <-ctx.Done():
-			return fmt.Errorf("postgres server not accepting connections within %s (%v):\n%s", startTimeout, err, s.Log())
-		case <-tick.C:
-		}
-	}
-}
-
-// Stop shuts the server down and waits until it is gone; stopping a stopped server does
-// nothing.
-func (s *Server) Stop(mode StopMode) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return nil
-	}
-	sig := syscall.SIGINT
-	if mode == Immediate {
-		sig = syscall.SIGQUIT
-	}
-	if err := s.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("stop postgres server: %w", err)
-	}
-	select {
-	case <-s.exited:
-	case <-time.After(startTimeout):
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.exited
-	}
-	s.cmd = nil
-	return nil
-}
-
-// Restart stops the server in mode and starts it again.
-func (s *Server) Restart(mode StopMode) error {
-	if err := s.Stop(mode); err != nil {
-		return err
-	}
-	return s.Start()
 }
 
 // serverBinDir finds initdb and postgres: on PATH, else Debian's /usr/lib/postgresql/<v>/bin,
@@ -249,14 +193,4 @@ func credentialOf(name string) (*syscall.Credential, error) {
 		return nil, fmt.Errorf("gid of %s: %w", name, err)
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
-// freePort asks the kernel for a loopback port nobody listens on.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
