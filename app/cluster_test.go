@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/attune-go/attune/internal/servicetest"
 )
 
 // cluster runs attune's roles as separate processes against one database and one broker,
@@ -120,7 +121,7 @@ func (c *cluster) start(roles ...string) []*member {
 	errs := make([]error, len(ms))
 	var wg sync.WaitGroup
 	for i, m := range ms {
-		port, err := freeTCPPort()
+		port, err := servicetest.FreePort()
 		if err != nil {
 			c.t.Fatalf("port for %s: %v", m.name, err)
 		}
@@ -468,15 +469,6 @@ func (c *cluster) mustCall(m *member, want int, method, path string, body any) m
 		c.t.Fatalf("%s %s through %s: want %d, got %d %v (%v)", method, path, m.name, want, status, out, err)
 	}
 	return out
-}
-
-func freeTCPPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // tail is the last n lines of s.
