@@ -61,8 +61,10 @@ func TestFIFOAcrossExecutors(t *testing.T) {
 	t.Parallel()
 	dbURL := storetest.NewDatabase(t)
 	ns := namespace(t)
+	// The workers' heartbeat and timeout stay the defaults: no worker is killed here, and a
+	// loaded machine must not have a live one taken for dead.
 	c := newCluster(t, ns, nil, "--database-url="+dbURL, "--amqp-url="+brokertest.URL(t), "--amqp-namespace="+ns,
-		"--packs-dir="+faultsPacksDir(t), "--worker-heartbeat=200ms", "--worker-timeout=1500ms")
+		"--packs-dir="+faultsPacksDir(t))
 	ms := c.start("api", "api", "executor", "executor", "executor", "worker", "worker")
 	apis, victim := ms[:2], ms[2]
 	for _, q := range fifoQueues {
