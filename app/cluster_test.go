@@ -43,6 +43,7 @@ type cluster struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	pending sync.WaitGroup
+	stopped sync.Once
 
 	mu      sync.Mutex
 	members []*member
@@ -198,8 +199,11 @@ func (c *cluster) unaskedExits() []unaskedExit {
 	return append([]unaskedExit(nil), c.unasked...)
 }
 
-// stopAll ends every process: SIGTERM, then SIGKILL for one still there after a while.
-func (c *cluster) stopAll() {
+// stopAll ends every process: SIGTERM, then SIGKILL for one still there after a while. It
+// does so once, whoever calls it first: the test, or its cleanup.
+func (c *cluster) stopAll() { c.stopped.Do(c.stop) }
+
+func (c *cluster) stop() {
 	c.cancel()
 	c.pending.Wait()
 	var wg sync.WaitGroup

@@ -199,27 +199,34 @@ func checkAdmissionOrder(ev *faultEvidence, action string) faultCheck {
 
 // checkAnswered holds every request to the bound: answered 202 or 503 within requestBound.
 // A request whose api was killed while it waited has nobody to answer it, and is counted
-// apart in the figures.
+// apart in the figures. Each kind of failure is listed apart, a few of each.
 func (s *faultRun) checkAnswered(results []webhookResult) faultCheck {
 	c := faultCheck{name: fmt.Sprintf("every request answered 202 or 503 within %s", requestBound)}
+	var wrong, unanswered, late []string
 	counted := 0
 	for _, r := range results {
+		if r.api == nil {
+			unanswered = append(unanswered, fmt.Sprintf("request %d: %v", r.seq, r.err))
+			counted++
+			continue
+		}
+		what := fmt.Sprintf("request %d to %s at %+.1fs", r.seq, r.api.name, r.sent.Sub(s.begin).Seconds())
 		switch {
-		case r.api == nil:
-			c.failed = append(c.failed, fmt.Sprintf("request %d: %v", r.seq, r.err))
 		case r.status == 0 && s.cutByKill(r):
 			continue
 		case r.status == 0:
-			c.failed = append(c.failed, fmt.Sprintf("request %d to %s at %+.1fs: no answer after %s: %v",
-				r.seq, r.api.name, r.sent.Sub(s.begin).Seconds(), r.latency.Round(time.Millisecond), r.err))
-		case r.latency > requestBound:
-			c.failed = append(c.failed, fmt.Sprintf("request %d to %s at %+.1fs: %d after %s",
-				r.seq, r.api.name, r.sent.Sub(s.begin).Seconds(), r.status, r.latency.Round(time.Millisecond)))
+			unanswered = append(unanswered, fmt.Sprintf("%s: no answer after %s: %v", what, r.latency.Round(time.Millisecond), r.err))
 		case r.status != http.StatusAccepted && r.status != http.StatusServiceUnavailable:
-			c.failed = append(c.failed, fmt.Sprintf("request %d to %s at %+.1fs: answered %d", r.seq, r.api.name, r.sent.Sub(s.begin).Seconds(), r.status))
+			wrong = append(wrong, fmt.Sprintf("%s: answered %d after %s", what, r.status, r.latency.Round(time.Millisecond)))
+		case r.latency > requestBound:
+			late = append(late, fmt.Sprintf("%s: %d after %s", what, r.status, r.latency.Round(time.Millisecond)))
 		}
 		counted++
 	}
-	c.figure = fmt.Sprintf("%d of %d", counted-len(c.failed), counted)
+	for _, kind := range [][]string{wrong, unanswered, late} {
+		c.failed = append(c.failed, capList(kind, 5)...)
+	}
+	c.figure = fmt.Sprintf("%d of %d: %d other answers, %d unanswered, %d late",
+		counted-len(wrong)-len(unanswered)-len(late), counted, len(wrong), len(unanswered), len(late))
 	return c
 }

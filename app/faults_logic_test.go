@@ -98,10 +98,10 @@ func TestFaultChecks(t *testing.T) {
 			{seq: 5, api: up, sent: begin, latency: 30 * time.Second, err: os.ErrDeadlineExceeded},
 		}
 		c := s.checkAnswered(results)
-		assert.Equal(t, "2 of 5", c.figure)
+		assert.Equal(t, "2 of 5: 1 other answers, 1 unanswered, 1 late", c.figure)
 		require.Len(t, c.failed, 3)
-		assert.Contains(t, c.failed[0], "request 3 to api-2 at +0.0s: 202 after 6s")
-		assert.Contains(t, c.failed[1], "request 4 to api-2 at +0.0s: answered 500")
-		assert.Contains(t, c.failed[2], "request 5 to api-2 at +0.0s: no answer after 30s")
+		assert.Contains(t, c.failed[0], "request 4 to api-2 at +0.0s: answered 500 after 1s")
+		assert.Contains(t, c.failed[1], "request 5 to api-2 at +0.0s: no answer after 30s")
+		assert.Contains(t, c.failed[2], "request 3 to api-2 at +0.0s: 202 after 6s")
 	})
 }

@@ -93,15 +93,14 @@ func collectEvidence(pool *pgxpool.Pool, marksPath string) (*faultEvidence, erro
 
 // faultCheck is one promise and what the scenario measured of it.
 type faultCheck struct {
-	name    string
-	figure  string
-	failed  []string
-	verdict string // set when neither ok nor FAIL says it
+	name   string
+	figure string
+	failed []string
 }
 
-// report prints the scenario's figures and checks as a table, and fails the test once per
-// broken promise, naming what broke it.
-func (s *faultRun) report(ev *faultEvidence, settled time.Duration, last time.Time, leftovers []actionProc) {
+// report prints the scenario's figures and checks as a table, fails the test once per
+// broken promise, naming what broke it, and returns the checks.
+func (s *faultRun) report(ev *faultEvidence, settled time.Duration, last time.Time, leftovers []actionProc) []faultCheck {
 	results := s.load.all()
 	checks := []faultCheck{
 		checkAccepted(results, ev),
@@ -139,21 +138,56 @@ func (s *faultRun) report(ev *faultEvidence, settled time.Duration, last time.Ti
 	}
 	b.WriteString("\nchecks:\n")
 	for _, c := range checks {
-		verdict := "ok"
-		if len(c.failed) > 0 {
-			verdict = "FAIL"
-		}
-		if c.verdict != "" {
-			verdict = c.verdict
-		}
-		fmt.Fprintf(&b, "  %-4s  %-48s %s\n", verdict, c.name, c.figure)
+		fmt.Fprintf(&b, "  %-4s  %-48s %s\n", c.verdict(), c.name, c.figure)
 	}
 	s.t.Logf("%s", b.String())
 	for _, c := range checks {
 		if len(c.failed) > 0 {
-			s.t.Errorf("%s: %s\n  %s", c.name, c.figure, strings.Join(capList(c.failed, 15), "\n  "))
+			s.t.Errorf("%s: %s\n  %s", c.name, c.figure, strings.Join(capList(c.failed, 20), "\n  "))
 		}
 	}
+	return checks
+}
+
+func (c faultCheck) verdict() string {
+	if len(c.failed) > 0 {
+		return "FAIL"
+	}
+	return "ok"
+}
+
+// summarize puts the scenarios' checks side by side, in the shape of docs/reliability.md's
+// table.
+func summarize(checks map[string][]faultCheck, scenarios ...string) string {
+	var b strings.Builder
+	b.WriteString("fault suite, every scenario:\n")
+	fmt.Fprintf(&b, "  %-48s", "check")
+	for _, sc := range scenarios {
+		fmt.Fprintf(&b, " | %-44s", sc)
+	}
+	b.WriteString("\n")
+	var names []string
+	for _, sc := range scenarios {
+		for _, c := range checks[sc] {
+			if !slices.Contains(names, c.name) {
+				names = append(names, c.name)
+			}
+		}
+	}
+	for _, name := range names {
+		fmt.Fprintf(&b, "  %-48s", name)
+		for _, sc := range scenarios {
+			cell := "not run"
+			for _, c := range checks[sc] {
+				if c.name == name {
+					cell = c.verdict() + " " + c.figure
+				}
+			}
+			fmt.Fprintf(&b, " | %-44s", cell)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 func (s *faultRun) figures(results []webhookResult, ev *faultEvidence) [][2]string {

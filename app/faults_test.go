@@ -86,8 +86,14 @@ func TestFaults(t *testing.T) {
 	}
 	pg := storetest.NewServer(t)
 	rabbit := brokertest.NewNode(t)
-	t.Run("Kills", func(t *testing.T) { runFaultScenario(t, pg, rabbit, "kills", killsTimeline) })
-	t.Run("PostgresDown60s", func(t *testing.T) { runFaultScenario(t, pg, rabbit, "pgdown", postgresDownTimeline) })
+	checks := map[string][]faultCheck{}
+	for _, sc := range []struct {
+		name     string
+		timeline func(*faultRun)
+	}{{"kills", killsTimeline}, {"pgdown", postgresDownTimeline}} {
+		t.Run(sc.name, func(t *testing.T) { checks[sc.name] = runFaultScenario(t, pg, rabbit, sc.name, sc.timeline) })
+	}
+	t.Logf("%s", summarize(checks, "kills", "pgdown"))
 }
 
 // killsTimeline: after a warm-up, every 8 s one fault: SIGKILL of an api, a sensor, an
@@ -135,7 +141,8 @@ func postgresDownTimeline(s *faultRun) {
 	})
 }
 
-func runFaultScenario(t *testing.T, pg *storetest.Server, rabbit *brokertest.Node, name string, timeline func(*faultRun)) {
+// runFaultScenario runs one scenario and returns its checks, once it has reported them.
+func runFaultScenario(t *testing.T, pg *storetest.Server, rabbit *brokertest.Node, name string, timeline func(*faultRun)) []faultCheck {
 	s := &faultRun{t: t, name: name, pg: pg, rabbit: rabbit, runID: name + "-" + uuid.NewString()[:8],
 		marks: filepath.Join(t.TempDir(), "marks"), dbURL: pg.URL("attune_" + name), stopWatch: make(chan struct{})}
 	// Registered first, so run last: whatever happened, no process of the scenario stays.
@@ -175,7 +182,7 @@ func runFaultScenario(t *testing.T, pg *storetest.Server, rabbit *brokertest.Nod
 	}
 	s.c.stopAll()
 	leftovers := killLeftovers(s.runID)
-	s.report(ev, settled, last, leftovers)
+	return s.report(ev, settled, last, leftovers)
 }
 
 // waitUntil waits until offset after the load began: the timeline is a schedule.
