@@ -155,7 +155,7 @@ func (s *faultRun) checkNoOrphans(ev *faultEvidence, leftovers []actionProc) fau
 		}
 	}
 	for _, p := range leftovers {
-		c.failed = append(c.failed, fmt.Sprintf("pid %d (%s, execution %q, %s) still alive once the cluster stopped", p.pid, p.cmdline, p.execution, p.incarnation))
+		c.failed = append(c.failed, fmt.Sprintf("pid %d (%s, execution %q, %s) still alive %s after the cluster stopped", p.pid, p.cmdline, p.execution, p.incarnation, orphanGrace))
 	}
 	slices.Sort(c.failed)
 	c.figure = fmt.Sprintf("%d findings; %d actions were running at the kills", len(c.failed), running)

@@ -98,7 +98,7 @@ type actionProc struct {
 // scanProcs lists the live processes (zombies are dead) whose environment has envRun=run.
 func scanProcs(run string) []actionProc {
 	entries, _ := os.ReadDir("/proc")
-	want := []byte(envRun + "=" + run + "\x00")
+	want := []byte("\x00" + envRun + "=" + run + "\x00")
 	var out []actionProc
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -106,7 +106,7 @@ func scanProcs(run string) []actionProc {
 			continue
 		}
 		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil || !bytes.Contains(append(env, 0), want) {
+		if err != nil || !bytes.Contains(append(append([]byte{0}, env...), 0), want) {
 			continue
 		}
 		state, started, ok := procStat(pid)
@@ -236,9 +236,15 @@ func (k *workerKill) outlived(grace time.Duration) map[actionProc]time.Duration 
 	return out
 }
 
-// killLeftovers ends every process of the run still alive and lists them.
-func killLeftovers(run string) []actionProc {
+// killLeftovers gives the processes of the run still alive up to grace to be gone (a
+// worker's helpers may still be ending its actions), then ends and lists those left.
+func killLeftovers(run string, grace time.Duration) []actionProc {
+	deadline := time.Now().Add(grace)
 	left := scanProcs(run)
+	for len(left) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // polling /proc, which announces nothing
+		left = scanProcs(run)
+	}
 	for _, p := range left {
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 	}

@@ -147,7 +147,7 @@ func runFaultScenario(t *testing.T, pg *storetest.Server, rabbit *brokertest.Nod
 		marks: filepath.Join(t.TempDir(), "marks"), dbURL: pg.URL("attune_" + name), stopWatch: make(chan struct{})}
 	// Registered first, so run last: whatever happened, no process of the scenario stays.
 	t.Cleanup(func() {
-		if left := killLeftovers(s.runID); len(left) > 0 {
+		if left := killLeftovers(s.runID, 0); len(left) > 0 {
 			t.Logf("killed %d processes of the scenario still alive at the end", len(left))
 		}
 	})
@@ -181,7 +181,7 @@ func runFaultScenario(t *testing.T, pg *storetest.Server, rabbit *brokertest.Nod
 		t.Fatalf("collect the evidence: %v", err)
 	}
 	s.c.stopAll()
-	leftovers := killLeftovers(s.runID)
+	leftovers := killLeftovers(s.runID, orphanGrace)
 	return s.report(ev, settled, last, leftovers)
 }
 
