@@ -23,10 +23,10 @@ ifeq ($(ATTUNE_TEST_AMQP_URL),)
   endif
 endif
 
-.PHONY: help build run test test-broker-restart lint bench clean
+.PHONY: help build run test test-broker-restart test-faults lint bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 build: ## build bin/attune
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
@@ -39,6 +39,9 @@ test: ## run every test with the race detector
 
 test-broker-restart: ## stop and start the local RabbitMQ under running tests (alone: it disturbs everything else)
 	ATTUNE_TEST_RESTART_BROKER=1 $(GO) test -race -count=1 -p 1 -run 'RabbitMQRestart' ./app/ ./broker/amqpbroker/
+
+test-faults: ## the fault suite: kills, restarts and outages under load, on a PostgreSQL and a RabbitMQ of its own (see docs/reliability.md)
+	ATTUNE_TEST_FAULTS=1 $(GO) test -count=1 -v -timeout 20m -run '^TestFaults$$' ./app/
 
 lint: ## gofmt, go vet, staticcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -170,37 +170,58 @@ func startServe(t *testing.T, args ...string) *process {
 func startServeNoWait(t *testing.T, args ...string) *process {
 	t.Helper()
 	worker := "w-" + uuid.NewString()[:8]
-	full := append([]string{"serve", "--log-format=json", "--http-addr=127.0.0.1:0", "--worker-name=" + worker}, args...)
+	full := append([]string{"--http-addr=127.0.0.1:0", "--worker-name=" + worker}, args...)
 	for _, a := range args {
 		if ns, ok := strings.CutPrefix(a, "--amqp-namespace="); ok {
 			// Runs after the process is gone (cleanups run last-in first-out): the worker's
 			// cancel queue and the runners' dispatch queues were declared by the processes,
 			// and no test broker knows to delete them.
-			t.Cleanup(func() {
-				brokertest.DeleteQueues(t, ns+".attune.worker."+worker+".cancel", ns+".attune.workers.shell.dispatch",
-					ns+".attune.workers.http.dispatch", ns+".attune.workers.noop.dispatch")
-			})
+			t.Cleanup(func() { deleteWorkerQueues(t, ns, worker) })
 		}
 	}
-	cmd := exec.Command(attuneBin, full...)
-	cmd.Env = childEnv("ATTUNE_ADMIN_PASSWORD=" + testAdminPassword)
-	stderr, err := cmd.StderrPipe()
+	p, err := spawnServe(nil, full...)
 	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	p := &process{cmd: cmd, update: make(chan struct{}), exited: make(chan struct{})}
-	go p.read(stderr)
 	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.exited
-		}
+		p.kill()
 		if t.Failed() {
 			t.Logf("attune serve output:\n%s", p.output())
 		}
 	})
 	return p
+}
+
+// deleteWorkerQueues deletes, on the shared test broker, the queues a worker of namespace ns
+// declared that no test broker knows about.
+func deleteWorkerQueues(t *testing.T, ns, worker string) {
+	brokertest.DeleteQueues(t, ns+".attune.worker."+worker+".cancel", ns+".attune.workers.shell.dispatch",
+		ns+".attune.workers.http.dispatch", ns+".attune.workers.noop.dispatch")
+}
+
+// spawnServe starts `attune serve` with JSON logs, the test admin's password and env in its
+// environment, and returns without waiting for it; nothing stops it but the caller.
+func spawnServe(env []string, args ...string) (*process, error) {
+	cmd := exec.Command(attuneBin, append([]string{"serve", "--log-format=json"}, args...)...)
+	cmd.Env = childEnv(append([]string{"ATTUNE_ADMIN_PASSWORD=" + testAdminPassword}, env...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, fmt.Errorf("start attune serve: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start attune serve: %w", err)
+	}
+	p := &process{cmd: cmd, update: make(chan struct{}), exited: make(chan struct{})}
+	go p.read(stderr)
+	return p, nil
+}
+
+// kill ends the process with SIGKILL unless it has exited, and waits until it has.
+func (p *process) kill() {
+	select {
+	case <-p.exited:
+	default:
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
 }
 
 func (p *process) read(r io.Reader) {
@@ -237,6 +258,16 @@ func (p *process) output() string {
 // waitLog waits for a log record whose msg is msg.
 func (p *process) waitLog(t *testing.T, msg string, timeout time.Duration) map[string]any {
 	t.Helper()
+	rec, err := p.awaitLog(context.Background(), msg, timeout)
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, p.output())
+	}
+	return rec
+}
+
+// awaitLog is waitLog for callers that may not fail the test, such as other goroutines; it
+// gives up when ctx ends.
+func (p *process) awaitLog(ctx context.Context, msg string, timeout time.Duration) (map[string]any, error) {
 	deadline := time.After(timeout)
 	for i := 0; ; {
 		p.mu.Lock()
@@ -244,7 +275,7 @@ func (p *process) waitLog(t *testing.T, msg string, timeout time.Duration) map[s
 			if p.logs[i]["msg"] == msg {
 				rec := p.logs[i]
 				p.mu.Unlock()
-				return rec
+				return rec, nil
 			}
 		}
 		update := p.update
@@ -252,9 +283,11 @@ func (p *process) waitLog(t *testing.T, msg string, timeout time.Duration) map[s
 		select {
 		case <-update:
 		case <-p.exited:
-			t.Fatalf("attune exited (code %d) before logging %q:\n%s", p.exitCode(), msg, p.output())
+			return nil, fmt.Errorf("attune exited (code %d) before logging %q", p.exitCode(), msg)
 		case <-deadline:
-			t.Fatalf("attune did not log %q within %s:\n%s", msg, timeout, p.output())
+			return nil, fmt.Errorf("attune did not log %q within %s", msg, timeout)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for %q: %w", msg, ctx.Err())
 		}
 	}
 }
