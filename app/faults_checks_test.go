@@ -99,8 +99,10 @@ func checkEnded(ev *faultEvidence) faultCheck {
 }
 
 // checkRecordedAsRun compares each ended execution's status with how its action ended by
-// its own account (one still under way is checkEnded's). An action that exited 0 within the
-// second before its worker was killed is counted apart: nobody was left to record it.
+// its own account (one still under way is checkEnded's). An action that exited 0 within a
+// second of its worker's kill, before it or after it while the worker's companion was ending
+// the worker's actions, is counted apart: nobody was left to record it. (One that ran on
+// longer after the kill fails this check and the one on orphans.)
 func (s *faultRun) checkRecordedAsRun(ev *faultEvidence) faultCheck {
 	c := faultCheck{name: "no completed action recorded otherwise"}
 	ends := map[int64]mark{}
@@ -116,7 +118,7 @@ func (s *faultRun) checkRecordedAsRun(ev *faultEvidence) faultCheck {
 		switch {
 		case !terminalStatus(x.status):
 		case ended && e.exit == 0 && x.status != "completed":
-			if at, killed := killedAt[e.incarnation]; killed && e.uptime <= at && e.uptime > at-1 {
+			if at, killed := killedAt[e.incarnation]; killed && e.uptime <= at+1 && e.uptime > at-1 {
 				excused++
 				continue
 			}

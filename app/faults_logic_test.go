@@ -53,7 +53,7 @@ func TestFaultChecks(t *testing.T) {
 			executions: []execRow{
 				{id: 1, status: "completed"}, {id: 2, status: "failed"}, {id: 3, status: "abandoned"},
 				{id: 4, status: "abandoned"}, {id: 5, status: "completed"}, {id: 6, status: "completed"},
-				{id: 7, status: "running"},
+				{id: 7, status: "running"}, {id: 8, status: "abandoned"},
 			},
 			marks: []mark{
 				{execution: 1, incarnation: "worker-2.1", uptime: 40},
@@ -62,10 +62,11 @@ func TestFaultChecks(t *testing.T) {
 				{execution: 4, incarnation: "worker-1.1", uptime: 52},   // ran on after the kill
 				{execution: 5, incarnation: "worker-2.1", uptime: 40, exit: 3},
 				{execution: 7, incarnation: "worker-2.1", uptime: 60},
+				{execution: 8, incarnation: "worker-1.1", uptime: 50.4}, // ended as its worker's actions were being ended
 			},
 		}
 		c := s.checkRecordedAsRun(ev)
-		assert.Equal(t, "3 recorded otherwise; 1 ended as their worker was killed", c.figure)
+		assert.Equal(t, "3 recorded otherwise; 2 ended as their worker was killed", c.figure)
 		assert.Contains(t, c.failed[0], "execution 4: its action")
 		assert.Contains(t, c.failed[1], "execution 5: its action (pid 0 on worker-2.1) exited 3, recorded completed")
 		assert.Contains(t, c.failed[2], "execution 6 recorded completed, but its action never reached its end")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 
@@ -93,6 +94,10 @@ func translate(err error) error {
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return &Error{Kind: ErrUnavailable, Err: err}
+	}
+	// A server that crashes mid-answer leaves the read short; the connection is gone with it.
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, pgconn.ErrConnClosed) {
 		return &Error{Kind: ErrUnavailable, Err: err}
 	}
 	var connErr *pgconn.ConnectError

@@ -55,7 +55,7 @@ func (q *Queries) ExecutionAbandonOverdue(ctx context.Context, margin time.Durat
 func (q *Queries) ExecutionAbandonLeftovers(ctx context.Context, worker int64) ([]Execution, error) {
 	return queryAll(ctx, q.db, "abandon leftover executions", scanExecution, `
 		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
-			reason = 'its worker restarted before the execution finished'
+			reason = 'its worker died while it ran (the next process of the worker ended what was left of it): how it ended is unknown'
 		WHERE status IN ('running', 'canceling') AND worker = $1
 		RETURNING `+executionColumns, worker)
 }
