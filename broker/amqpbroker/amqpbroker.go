@@ -60,8 +60,11 @@ type Broker struct {
 	declaredMu sync.Mutex
 	declared   map[string]broker.Queue // queues declared by subscriptions, for Teardown
 
-	pubMu sync.Mutex
-	pub   *publisher
+	// pubLock serialises sending on the confirm channel. It is a channel rather than a mutex
+	// so that a publish waiting for it gives up when its context ends: the holder may be
+	// waiting for a reconnect, and a caller with a deadline must not queue behind it past it.
+	pubLock chan struct{}
+	pub     *publisher
 
 	wg sync.WaitGroup
 }
@@ -102,6 +105,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		up:       make(chan struct{}),
 		done:     make(chan struct{}),
 		declared: make(map[string]broker.Queue),
+		pubLock:  make(chan struct{}, 1),
 	}
 	conn, err := b.connect(ctx)
 	if err != nil {

@@ -165,10 +165,14 @@ var errRetry = errors.New("retry")
 // publishOnce sends pending on the current channel and waits for their confirms. It returns
 // the messages that must be sent again.
 func (b *Broker) publishOnce(ctx context.Context, pending []publishing) ([]publishing, error) {
-	b.pubMu.Lock()
+	select {
+	case b.pubLock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, unconfirmed(pending, ctx.Err(), nil)
+	}
 	p, err := b.publisherChannel(ctx)
 	if err != nil {
-		b.pubMu.Unlock()
+		<-b.pubLock
 		if ctx.Err() != nil || errors.Is(err, broker.ErrClosed) {
 			return nil, unconfirmed(pending, err, nil)
 		}
@@ -184,7 +188,7 @@ func (b *Broker) publishOnce(ctx context.Context, pending []publishing) ([]publi
 		}
 		confirms = append(confirms, dc)
 	}
-	b.pubMu.Unlock()
+	<-b.pubLock
 
 	var retry []publishing
 	var unroutable []error
@@ -219,7 +223,7 @@ func (b *Broker) publishOnce(ctx context.Context, pending []publishing) ([]publi
 }
 
 // publisherChannel returns the confirm channel, opening a new one after a reconnect. The
-// caller holds b.pubMu.
+// caller holds b.pubLock.
 func (b *Broker) publisherChannel(ctx context.Context) (*publisher, error) {
 	if b.pub != nil && !b.pub.ch.IsClosed() {
 		return b.pub, nil
