@@ -58,7 +58,8 @@ WHERE g.group_key <> '' AND g.group_key <> g.group_key::jsonb::text
         WHERE o.action_ref = g.action_ref AND o.group_key = g.group_key::jsonb::text);
 
 -- +goose StatementBegin
-CREATE FUNCTION attune.policy_for(p_action_ref text) RETURNS attune.policy
+-- (A set of at most one row, so that the planner inlines it into the statements that join it.)
+CREATE FUNCTION attune.policy_for(p_action_ref text) RETURNS SETOF attune.policy
 LANGUAGE sql STABLE AS $$
     SELECT p.* FROM attune.policy p
     WHERE p.enabled AND (p.action_ref = p_action_ref
@@ -149,9 +150,11 @@ $$;
 --   refused   created failed as asked (p_status 'failed': the caller refused it up front)
 --   exists    the item's enforcement has its execution already (returned, untouched)
 --   skipped   the item's enforcement was resolved without an execution (no row returned)
--- Items under a policy are decided in the order of their group, then of their position: each
--- group's row is locked before the item's id is drawn, so ids within a queue follow the order
--- of the decisions, and batches that lock several groups lock them in one order.
+-- Items no policy limits are created first, together. Items under a policy follow, one at a
+-- time, in the order of their queue (existing queues by id, new ones by key), then of their
+-- position: each queue's row is locked before the item's id is drawn, so ids within a queue
+-- follow the order of the decisions, and batches that lock several queues lock them in one
+-- order.
 CREATE FUNCTION attune.execution_create(
     p_action_ref text[], p_parameters text[], p_status text[], p_reason text[], p_enforcement bigint[],
     p_parent bigint[], p_timeout_seconds integer[], p_attempt integer[], p_retry_of bigint[], p_secrets text[]
@@ -159,71 +162,103 @@ CREATE FUNCTION attune.execution_create(
 LANGUAGE plpgsql AS $$
 DECLARE
     it record;
+    gid bigint;
     g attune.admission_group;
     x attune.execution;
     decided text;
     refusal text;
+    processed bigint[] := '{}';
+    r record;
 BEGIN
-    -- Every queue an item will join exists before any is locked, so that the loop below can
-    -- take the groups in id order; new groups get the highest ids and come last.
-    INSERT INTO attune.admission_group (action_ref, group_key)
-    SELECT DISTINCT u.action_ref, attune.admission_group_key(u.parameters::jsonb, pol.concurrency_parameters)
-    FROM unnest(p_action_ref, p_parameters, p_status) AS u(action_ref, parameters, status)
-    CROSS JOIN LATERAL attune.policy_for(u.action_ref) AS pol
-    WHERE attune.policy_limits(pol) AND coalesce(u.status, 'requested') = 'requested'
-    ORDER BY 1, 2
-    ON CONFLICT ON CONSTRAINT admission_group_key DO NOTHING;
+    -- Items no policy limits (and items refused up front) are created together, in one
+    -- statement: no queue orders them. Their ids are drawn ahead so that each row finds its
+    -- item again; two batches that hold the same enforcements insert them in one order.
+    FOR r IN
+        WITH items AS (
+            SELECT u.n::integer AS ord, u.action_ref, coalesce(u.parameters::jsonb, '{}') AS parameters,
+                coalesce(u.status, 'requested') AS status, u.reason, u.enforcement, u.parent, u.timeout_seconds,
+                coalesce(u.attempt, 1) AS attempt, u.retry_of,
+                coalesce(string_to_array(nullif(u.secrets, ''), ','), '{}') AS secrets,
+                a.id AS action_id,
+                CASE WHEN coalesce(u.status, 'requested') = 'requested' THEN coalesce(pol.retry, a.retry) END AS retry,
+                nextval(pg_get_serial_sequence('attune.execution', 'id')) AS new_id
+            FROM unnest(p_action_ref, p_parameters, p_status, p_reason, p_enforcement, p_parent, p_timeout_seconds,
+                    p_attempt, p_retry_of, p_secrets) WITH ORDINALITY
+                AS u(action_ref, parameters, status, reason, enforcement, parent, timeout_seconds, attempt, retry_of, secrets, n)
+            LEFT JOIN attune.action a ON a.ref = u.action_ref
+            LEFT JOIN LATERAL attune.policy_for(u.action_ref) AS pol ON true
+            WHERE NOT (attune.policy_limits(pol) AND coalesce(u.status, 'requested') = 'requested')),
+        created AS (
+            INSERT INTO attune.execution (id, action, action_ref, status, parameters, reason, enforcement, parent,
+                    timeout_seconds, finished_at, admitted, admitted_at, attempt, retry_of, retry, secrets)
+            OVERRIDING SYSTEM VALUE
+            SELECT i.new_id, i.action_id, i.action_ref, CASE WHEN i.status = 'requested' THEN 'scheduled' ELSE i.status END,
+                i.parameters, i.reason, i.enforcement, i.parent, i.timeout_seconds,
+                CASE WHEN i.status = 'requested' THEN NULL ELSE now() END, i.status = 'requested',
+                CASE WHEN i.status = 'requested' THEN clock_timestamp() END, i.attempt, i.retry_of, i.retry, i.secrets
+            FROM items i
+            WHERE i.enforcement IS NULL
+                OR EXISTS (SELECT 1 FROM attune.enforcement e WHERE e.id = i.enforcement AND e.status = 'created')
+            ORDER BY i.enforcement, i.ord
+            ON CONFLICT (enforcement) DO NOTHING
+            RETURNING *)
+        SELECT i.ord, i.status, i.enforcement, c::attune.execution AS made
+        FROM items i LEFT JOIN created c ON c.id = i.new_id
+        ORDER BY i.ord
+    LOOP
+        out_ord := r.ord;
+        out_execution := NULL;
+        IF (r.made).id IS NOT NULL THEN
+            out_outcome := CASE WHEN r.status = 'requested' THEN 'admitted' ELSE 'refused' END;
+            out_execution := r.made;
+            IF r.enforcement IS NOT NULL THEN
+                processed := processed || r.enforcement;
+            END IF;
+        ELSE
+            -- The enforcement has its execution (another creator's, or an earlier item's of
+            -- this batch), or was resolved without one.
+            SELECT * INTO x FROM attune.execution WHERE enforcement = r.enforcement;
+            out_outcome := CASE WHEN FOUND THEN 'exists' ELSE 'skipped' END;
+            IF FOUND THEN
+                out_execution := x;
+            END IF;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
 
+    -- Items under a policy, one at a time: each takes its queue's lock before its id is drawn.
     FOR it IN
         SELECT u.n::integer AS ord, u.action_ref, u.parameters::jsonb AS parameters,
-            coalesce(u.status, 'requested') AS status, u.reason, u.enforcement, u.parent, u.timeout_seconds,
+            'requested' AS status, u.reason, u.enforcement, u.parent, u.timeout_seconds,
             coalesce(u.attempt, 1) AS attempt, u.retry_of,
-            -- Parameter names are letters, digits and _: one comma-separated string per item,
-            -- since arrays of arrays must be rectangular.
             coalesce(string_to_array(nullif(u.secrets, ''), ','), '{}') AS secrets,
-            (SELECT a.id FROM attune.action a WHERE a.ref = u.action_ref) AS action_id,
-            pol, ag.id AS group_id,
-            CASE WHEN coalesce(u.status, 'requested') = 'requested'
-                THEN coalesce(pol.retry, (SELECT a.retry FROM attune.action a WHERE a.ref = u.action_ref)) END AS retry
+            a.id AS action_id, pol, l.group_key, ag.id AS group_id, coalesce(pol.retry, a.retry) AS retry
         FROM unnest(p_action_ref, p_parameters, p_status, p_reason, p_enforcement, p_parent, p_timeout_seconds,
                 p_attempt, p_retry_of, p_secrets) WITH ORDINALITY
             AS u(action_ref, parameters, status, reason, enforcement, parent, timeout_seconds, attempt, retry_of, secrets, n)
-        CROSS JOIN LATERAL attune.policy_for(u.action_ref) AS pol
-        LEFT JOIN attune.admission_group ag ON attune.policy_limits(pol) AND coalesce(u.status, 'requested') = 'requested'
-            AND ag.action_ref = u.action_ref AND ag.group_key = attune.admission_group_key(u.parameters::jsonb, pol.concurrency_parameters)
-        ORDER BY ag.id NULLS FIRST, u.n
+        LEFT JOIN attune.action a ON a.ref = u.action_ref
+        JOIN LATERAL attune.policy_for(u.action_ref) AS pol ON true
+        CROSS JOIN LATERAL (SELECT attune.admission_group_key(u.parameters::jsonb, pol.concurrency_parameters) AS group_key) l
+        LEFT JOIN attune.admission_group ag ON ag.action_ref = u.action_ref AND ag.group_key = l.group_key
+        WHERE attune.policy_limits(pol) AND coalesce(u.status, 'requested') = 'requested'
+        ORDER BY ag.id NULLS LAST, u.action_ref, l.group_key, u.enforcement, u.n
     LOOP
         out_ord := it.ord;
         out_execution := NULL;
-        IF it.group_id IS NOT NULL THEN
-            -- The group's lock comes first: it orders this item's id among its queue's.
-            UPDATE attune.admission_group SET policy_ref = (it.pol).ref, concurrency_limit = (it.pol).concurrency_limit,
-                    rate_max_executions = (it.pol).rate_max_executions, rate_window_seconds = (it.pol).rate_window_seconds
-                WHERE id = it.group_id RETURNING * INTO g;
+        gid := it.group_id;
+        IF gid IS NULL THEN
+            INSERT INTO attune.admission_group (action_ref, group_key) VALUES (it.action_ref, it.group_key)
+                ON CONFLICT ON CONSTRAINT admission_group_key DO NOTHING;
+            SELECT id INTO gid FROM attune.admission_group WHERE action_ref = it.action_ref AND group_key = it.group_key;
         END IF;
-        IF it.enforcement IS NOT NULL THEN
-            -- One execution per enforcement: the enforcement's lock serialises two executors
-            -- handling the same message, and the second finds the first's execution.
-            PERFORM 1 FROM attune.enforcement WHERE id = it.enforcement AND status = 'created' FOR UPDATE;
-            IF NOT FOUND THEN
-                SELECT * INTO x FROM attune.execution WHERE enforcement = it.enforcement;
-                IF FOUND THEN
-                    out_outcome := 'exists';
-                    out_execution := x;
-                    RETURN NEXT;
-                ELSE
-                    out_outcome := 'skipped';
-                    RETURN NEXT;
-                END IF;
-                CONTINUE;
-            END IF;
-        END IF;
+        -- The queue's lock comes first: it orders this item's id among its queue's.
+        UPDATE attune.admission_group SET policy_ref = (it.pol).ref, concurrency_limit = (it.pol).concurrency_limit,
+                rate_max_executions = (it.pol).rate_max_executions, rate_window_seconds = (it.pol).rate_window_seconds
+            WHERE id = gid RETURNING * INTO g;
 
         decided := NULL;
         refusal := NULL;
-        IF it.status <> 'requested' THEN
-            decided := 'refused';
-        ELSIF it.group_id IS NULL OR (g.queued = 0 AND attune.admission_open(g)) THEN
+        IF g.queued = 0 AND attune.admission_open(g) THEN
             decided := 'admitted';
         ELSIF g.concurrency_limit IS NOT NULL AND g.active >= g.concurrency_limit AND (it.pol).concurrency_method = 'cancel' THEN
             decided := 'cancelled';
@@ -240,18 +275,34 @@ BEGIN
             decided := 'queued';
         END IF;
 
+        -- One execution per enforcement, whoever else is creating it: the unique key makes a
+        -- second insert wait for the first to commit and then do nothing.
         INSERT INTO attune.execution (action, action_ref, status, parameters, reason, enforcement, parent, timeout_seconds,
                 finished_at, admitted, admitted_at, attempt, retry_of, retry, secrets)
-        VALUES (it.action_id, it.action_ref,
-            CASE decided WHEN 'admitted' THEN 'scheduled' WHEN 'queued' THEN 'requested'
-                WHEN 'refused' THEN it.status ELSE decided END,
+        SELECT it.action_id, it.action_ref,
+            CASE decided WHEN 'admitted' THEN 'scheduled' WHEN 'queued' THEN 'requested' ELSE decided END,
             coalesce(it.parameters, '{}'), coalesce(refusal, it.reason), it.enforcement, it.parent, it.timeout_seconds,
             CASE WHEN decided IN ('admitted', 'queued') THEN NULL ELSE now() END,
             decided = 'admitted', CASE WHEN decided = 'admitted' THEN clock_timestamp() END,
-            it.attempt, it.retry_of, it.retry, it.secrets)
+            it.attempt, it.retry_of, it.retry, it.secrets
+        WHERE it.enforcement IS NULL
+            OR EXISTS (SELECT 1 FROM attune.enforcement e WHERE e.id = it.enforcement AND e.status = 'created')
+        ON CONFLICT (enforcement) DO NOTHING
         RETURNING * INTO x;
+        IF NOT FOUND THEN
+            -- A statement of its own, so that it sees what the other creator committed.
+            SELECT * INTO x FROM attune.execution WHERE enforcement = it.enforcement;
+            IF FOUND THEN
+                out_outcome := 'exists';
+                out_execution := x;
+            ELSE
+                out_outcome := 'skipped';
+            END IF;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
 
-        IF it.group_id IS NOT NULL AND decided = 'admitted' THEN
+        IF decided = 'admitted' THEN
             INSERT INTO attune.admission_entry (execution, admission_group, state, enqueued_at, admitted_at)
                 VALUES (x.id, g.id, 'active', now(), now());
             UPDATE attune.admission_group SET active = active + 1, recent = attune.admission_recent_after_one(g)
@@ -264,12 +315,14 @@ BEGIN
             UPDATE attune.admission_group SET queued = queued + 1 WHERE id = g.id;
         END IF;
         IF it.enforcement IS NOT NULL THEN
-            UPDATE attune.enforcement SET status = 'processed', resolved_at = now() WHERE id = it.enforcement;
+            processed := processed || it.enforcement;
         END IF;
         out_outcome := decided;
         out_execution := x;
         RETURN NEXT;
     END LOOP;
+    UPDATE attune.enforcement SET status = 'processed', resolved_at = now()
+        WHERE id = ANY (processed) AND status = 'created';
 END;
 $$;
 -- +goose StatementEnd
@@ -300,7 +353,7 @@ BEGIN
     ELSIF x.admitted THEN
         RETURN 'admitted';
     END IF;
-    pol := attune.policy_for(x.action_ref);
+    SELECT * INTO pol FROM attune.policy_for(x.action_ref);
     IF NOT attune.policy_limits(pol) THEN
         UPDATE attune.execution SET admitted = true, admitted_at = clock_timestamp()
             WHERE id = xid AND status = 'requested' AND NOT admitted;

@@ -26,7 +26,7 @@ func scanPolicy(row pgx.Row) (Policy, error) {
 // pack's. A zero Policy (ID 0) means none applies. A pack policy bounds each action of the
 // pack on its own. The rule is attune.policy_for's, the one admission follows.
 func (q *Queries) PolicyFor(ctx context.Context, actionRef string) (Policy, error) {
-	p, err := scanPolicy(q.db.QueryRow(ctx, `SELECT `+policyColumns+` FROM attune.policy_for($1) AS policy WHERE policy.id IS NOT NULL`, actionRef))
+	p, err := scanPolicy(q.db.QueryRow(ctx, `SELECT `+policyColumns+` FROM attune.policy_for($1) AS policy`, actionRef))
 	if isNoRows(err) {
 		return Policy{}, nil
 	}
@@ -108,7 +108,7 @@ func (q *Queries) AdmissionApplyPolicies(ctx context.Context) error {
 		UPDATE attune.admission_group g SET policy_ref = coalesce(p.ref, ''), concurrency_limit = p.concurrency_limit,
 			rate_max_executions = p.rate_max_executions, rate_window_seconds = p.rate_window_seconds
 		FROM attune.admission_group g2
-		CROSS JOIN LATERAL attune.policy_for(g2.action_ref) p
+		LEFT JOIN LATERAL attune.policy_for(g2.action_ref) p ON true
 		WHERE g.id = g2.id AND (g.active > 0 OR g.queued > 0)
 			AND (g.concurrency_limit, g.rate_max_executions, g.rate_window_seconds)
 				IS DISTINCT FROM (p.concurrency_limit, p.rate_max_executions, p.rate_window_seconds)`)
