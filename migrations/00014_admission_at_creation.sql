@@ -10,9 +10,12 @@
 -- decisions are made, and the queue is ordered by id: admission follows id order by
 -- construction, however many api and executor replicas create executions.
 --
---   policy_for               the policy in force for an action: its own enabled one, else its
---                            pack's (the rule attune.policy_for decides alone now; executors
---                            no longer pass limits from their caches).
+--   policy_for               the policy that limits an action: its own enabled one with a
+--                            concurrency or rate limit, else its pack's. It alone decides;
+--                            executors no longer pass limits from their caches.
+--   retry_for                the retry in force: the action's own policy's, else its pack
+--                            policy's, else the action's (a policy that declares only a retry
+--                            changes no limit).
 --   admission_group_key      the queue within an action: the JSON array of the values of the
 --                            policy's grouping parameters ('' without any).
 --   admission_entry_queue_idx  the queue in id order; replaces the (enqueued_at, execution)
@@ -21,19 +24,18 @@
 --                            skipping) at a waiter another transaction holds.
 --   execution_create         creates executions, admission included, for a batch of items.
 --   admission_admit_late     decides an execution created requested by an older version.
+--   admission_apply_policies a trigger: a policy written or deleted brings every queue's limits
+--                            in line and admits what they now allow, in the same transaction,
+--                            so that no newcomer decided after it can pass a waiter.
+--   execution.attempt, retry_of, retry  an attempt's number, the first attempt of its request,
+--                            and the retry in force when it was created (00015 plans retries).
+--   enforcement.action_ref   the action a rule matched with, so that an enforcement read back
+--                            runs what its rule meant at match time, as one announced does.
 --   execution_status_forward also lets a late result replace `abandoned`: a worker judged dead
 --                            that was not records what its action did.
 --
--- Retries: an action or a policy may declare `retry` (jsonb: max_attempts, on, delay_seconds,
--- backoff, max_delay_seconds; the policy's wins). Each attempt is an execution of its own:
---   execution.attempt, retry_of  the attempt's number and the first attempt of its chain.
---   execution.retry          the spec in force when the attempt was created.
---   execution.retry_at       when the next attempt is due. A trigger sets it in the statement
---                            that ends an attempt that started, in one of the spec's statuses,
---                            with attempts left: once per ending, whichever process writes it.
---   execution_retry_due      creates the due attempts through execution_create (so they join
---                            their queue at its back, by id) and clears retry_at, in one
---                            transaction; execution_attempt_key keeps it to one per number.
+-- Lock order: every writer that holds a queue's row and an execution's takes the queue first,
+-- and several queues in id order; the store's multi-row endings take their queues first too.
 
 -- +goose Up
 ALTER TABLE attune.action ADD COLUMN retry jsonb;
@@ -41,10 +43,9 @@ ALTER TABLE attune.policy ADD COLUMN retry jsonb;
 ALTER TABLE attune.execution
     ADD COLUMN attempt integer NOT NULL DEFAULT 1 CHECK (attempt >= 1),
     ADD COLUMN retry_of bigint REFERENCES attune.execution (id) ON DELETE SET NULL,
-    ADD COLUMN retry jsonb,
-    ADD COLUMN retry_at timestamptz;
+    ADD COLUMN retry jsonb;
 CREATE UNIQUE INDEX execution_attempt_key ON attune.execution (retry_of, attempt) WHERE retry_of IS NOT NULL;
-CREATE INDEX execution_retry_due_idx ON attune.execution (retry_at) WHERE retry_at IS NOT NULL;
+ALTER TABLE attune.enforcement ADD COLUMN action_ref text;
 
 DROP INDEX attune.admission_entry_fifo_idx;
 CREATE INDEX admission_entry_queue_idx ON attune.admission_entry (admission_group, execution) WHERE state = 'queued';
@@ -62,18 +63,24 @@ WHERE g.group_key <> '' AND g.group_key <> g.group_key::jsonb::text
 CREATE FUNCTION attune.policy_for(p_action_ref text) RETURNS SETOF attune.policy
 LANGUAGE sql STABLE AS $$
     SELECT p.* FROM attune.policy p
-    WHERE p.enabled AND (p.action_ref = p_action_ref
-        OR p.pack_ref = (SELECT a.pack_ref FROM attune.action a WHERE a.ref = p_action_ref))
+    WHERE p.enabled AND (p.concurrency_limit IS NOT NULL OR p.rate_max_executions IS NOT NULL)
+        AND (p.action_ref = p_action_ref
+            OR p.pack_ref = (SELECT a.pack_ref FROM attune.action a WHERE a.ref = p_action_ref))
     ORDER BY p.action_ref IS NULL, p.ref
     LIMIT 1
 $$;
 -- +goose StatementEnd
 
 -- +goose StatementBegin
--- Whether policy p limits anything: a policy may declare only a retry, and then admits all.
-CREATE FUNCTION attune.policy_limits(p attune.policy) RETURNS boolean
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT p.id IS NOT NULL AND (p.concurrency_limit IS NOT NULL OR p.rate_max_executions IS NOT NULL)
+CREATE FUNCTION attune.retry_for(p_action_ref text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(
+        (SELECT p.retry FROM attune.policy p
+            WHERE p.enabled AND p.retry IS NOT NULL AND (p.action_ref = p_action_ref
+                OR p.pack_ref = (SELECT a.pack_ref FROM attune.action a WHERE a.ref = p_action_ref))
+            ORDER BY p.action_ref IS NULL, p.ref
+            LIMIT 1),
+        (SELECT a.retry FROM attune.action a WHERE a.ref = p_action_ref))
 $$;
 -- +goose StatementEnd
 
@@ -180,14 +187,14 @@ BEGIN
                 coalesce(u.attempt, 1) AS attempt, u.retry_of,
                 coalesce(string_to_array(nullif(u.secrets, ''), ','), '{}') AS secrets,
                 a.id AS action_id,
-                CASE WHEN coalesce(u.status, 'requested') = 'requested' THEN coalesce(pol.retry, a.retry) END AS retry,
+                CASE WHEN coalesce(u.status, 'requested') = 'requested' THEN attune.retry_for(u.action_ref) END AS retry,
                 nextval(pg_get_serial_sequence('attune.execution', 'id')) AS new_id
             FROM unnest(p_action_ref, p_parameters, p_status, p_reason, p_enforcement, p_parent, p_timeout_seconds,
                     p_attempt, p_retry_of, p_secrets) WITH ORDINALITY
                 AS u(action_ref, parameters, status, reason, enforcement, parent, timeout_seconds, attempt, retry_of, secrets, n)
             LEFT JOIN attune.action a ON a.ref = u.action_ref
             LEFT JOIN LATERAL attune.policy_for(u.action_ref) AS pol ON true
-            WHERE NOT (attune.policy_limits(pol) AND coalesce(u.status, 'requested') = 'requested')),
+            WHERE pol.id IS NULL OR coalesce(u.status, 'requested') <> 'requested'),
         created AS (
             INSERT INTO attune.execution (id, action, action_ref, status, parameters, reason, enforcement, parent,
                     timeout_seconds, finished_at, admitted, admitted_at, attempt, retry_of, retry, secrets)
@@ -232,7 +239,7 @@ BEGIN
             'requested' AS status, u.reason, u.enforcement, u.parent, u.timeout_seconds,
             coalesce(u.attempt, 1) AS attempt, u.retry_of,
             coalesce(string_to_array(nullif(u.secrets, ''), ','), '{}') AS secrets,
-            a.id AS action_id, pol, l.group_key, ag.id AS group_id, coalesce(pol.retry, a.retry) AS retry
+            a.id AS action_id, pol, l.group_key, ag.id AS group_id, attune.retry_for(u.action_ref) AS retry
         FROM unnest(p_action_ref, p_parameters, p_status, p_reason, p_enforcement, p_parent, p_timeout_seconds,
                 p_attempt, p_retry_of, p_secrets) WITH ORDINALITY
             AS u(action_ref, parameters, status, reason, enforcement, parent, timeout_seconds, attempt, retry_of, secrets, n)
@@ -240,7 +247,7 @@ BEGIN
         JOIN LATERAL attune.policy_for(u.action_ref) AS pol ON true
         CROSS JOIN LATERAL (SELECT attune.admission_group_key(u.parameters::jsonb, pol.concurrency_parameters) AS group_key) l
         LEFT JOIN attune.admission_group ag ON ag.action_ref = u.action_ref AND ag.group_key = l.group_key
-        WHERE attune.policy_limits(pol) AND coalesce(u.status, 'requested') = 'requested'
+        WHERE coalesce(u.status, 'requested') = 'requested'
         ORDER BY ag.id NULLS LAST, u.action_ref, l.group_key, u.enforcement, u.n
     LOOP
         out_ord := it.ord;
@@ -354,7 +361,7 @@ BEGIN
         RETURN 'admitted';
     END IF;
     SELECT * INTO pol FROM attune.policy_for(x.action_ref);
-    IF NOT attune.policy_limits(pol) THEN
+    IF pol.id IS NULL THEN
         UPDATE attune.execution SET admitted = true, admitted_at = clock_timestamp()
             WHERE id = xid AND status = 'requested' AND NOT admitted;
         RETURN 'admitted';
@@ -366,7 +373,7 @@ BEGIN
             concurrency_limit = EXCLUDED.concurrency_limit, rate_max_executions = EXCLUDED.rate_max_executions,
             rate_window_seconds = EXCLUDED.rate_window_seconds
         RETURNING * INTO g;
-    -- Group first, then the execution: the order every ending takes them in.
+    -- Queue first, then the execution: the order every writer that holds both takes them in.
     SELECT * INTO x FROM attune.execution WHERE id = xid FOR UPDATE;
     SELECT state INTO entry_state FROM attune.admission_entry WHERE execution = xid;
     IF FOUND THEN
@@ -391,6 +398,31 @@ $$;
 -- +goose StatementEnd
 
 -- +goose StatementBegin
+-- A policy written or deleted (through the API, or a pack registered) brings the limits of
+-- every queue in use in line with the policies now in force and admits what they allow, in
+-- the writer's transaction: a newcomer decided after the change then finds the waiters
+-- admitted, or waits behind them, instead of passing them in the moment before an executor
+-- would have noticed. Queues are locked in id order first, as every writer of several does.
+CREATE FUNCTION attune.admission_apply_policies() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM attune.admission_group WHERE active > 0 OR queued > 0 ORDER BY id FOR UPDATE;
+    UPDATE attune.admission_group g SET policy_ref = coalesce(p.ref, ''), concurrency_limit = p.concurrency_limit,
+            rate_max_executions = p.rate_max_executions, rate_window_seconds = p.rate_window_seconds
+        FROM attune.admission_group g2
+        LEFT JOIN LATERAL attune.policy_for(g2.action_ref) p ON true
+        WHERE g.id = g2.id AND (g.active > 0 OR g.queued > 0)
+            AND (g.concurrency_limit, g.rate_max_executions, g.rate_window_seconds)
+                IS DISTINCT FROM (p.concurrency_limit, p.rate_max_executions, p.rate_window_seconds);
+    PERFORM attune.admission_promote(g.id)
+        FROM (SELECT id FROM attune.admission_group WHERE queued > 0 ORDER BY id) g;
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER policy_admission AFTER INSERT OR UPDATE OR DELETE ON attune.policy
+    FOR EACH STATEMENT EXECUTE FUNCTION attune.admission_apply_policies();
+
+-- +goose StatementBegin
 -- A worker judged dead that was not (its heartbeats could not reach the database) records its
 -- result late: `abandoned` may give way to the status the action really ended in. Every other
 -- move out of a terminal status, and every move backwards, is still refused.
@@ -409,81 +441,9 @@ END;
 $$;
 -- +goose StatementEnd
 
--- +goose StatementBegin
--- Plans the next attempt as an attempt ends, in the ending's own statement: an attempt that
--- started (a worker claimed it), ended in one of its spec's `on` statuses, with attempts left.
--- A late result that replaces `abandoned` withdraws the attempt planned for the abandonment, if
--- it has not been created yet.
-CREATE FUNCTION attune.execution_retry_plan() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    spec jsonb := NEW.retry;
-    delay numeric;
-BEGIN
-    IF OLD.status = 'abandoned' THEN
-        NEW.retry_at := NULL;
-        RETURN NEW;
-    END IF;
-    IF spec IS NULL OR NEW.started_at IS NULL OR NEW.attempt >= (spec ->> 'max_attempts')::integer
-            OR NOT (spec -> 'on') ? NEW.status THEN
-        RETURN NEW;
-    END IF;
-    delay := coalesce((spec ->> 'delay_seconds')::numeric, 0);
-    IF spec ->> 'backoff' = 'exponential' THEN
-        delay := delay * power(2, least(NEW.attempt - 1, 40));
-    END IF;
-    IF spec ? 'max_delay_seconds' THEN
-        delay := least(delay, (spec ->> 'max_delay_seconds')::numeric);
-    END IF;
-    NEW.retry_at := now() + make_interval(secs => delay);
-    RETURN NEW;
-END;
-$$;
--- +goose StatementEnd
-CREATE TRIGGER execution_retry_plan BEFORE UPDATE OF status ON attune.execution
-    FOR EACH ROW WHEN (attune.execution_status_rank(NEW.status) = 5 AND NEW.status IS DISTINCT FROM OLD.status
-        AND (attune.execution_status_rank(OLD.status) < 5 OR OLD.status = 'abandoned'))
-    EXECUTE FUNCTION attune.execution_retry_plan();
-
--- +goose StatementBegin
--- execution_retry_due creates the next attempt of up to p_limit executions whose retry is due,
--- oldest due first, and answers as execution_create does. Rows another executor holds are
--- skipped: it is creating their attempts.
-CREATE FUNCTION attune.execution_retry_due(p_limit integer)
-RETURNS TABLE (out_ord integer, out_outcome text, out_execution attune.execution)
-LANGUAGE plpgsql AS $$
-DECLARE
-    due attune.execution[];
-BEGIN
-    WITH d AS (
-        SELECT id FROM attune.execution WHERE retry_at <= now() ORDER BY retry_at, id LIMIT p_limit FOR UPDATE SKIP LOCKED),
-    cleared AS (
-        UPDATE attune.execution e SET retry_at = NULL FROM d WHERE e.id = d.id RETURNING e.*)
-    SELECT array_agg(c ORDER BY c.id) INTO due FROM cleared c;
-    IF due IS NULL THEN
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT * FROM attune.execution_create(
-        ARRAY(SELECT r.action_ref FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
-        ARRAY(SELECT r.parameters::text FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
-        ARRAY(SELECT CASE WHEN a.enabled THEN 'requested' ELSE 'failed' END
-            FROM unnest(due) WITH ORDINALITY r LEFT JOIN attune.action a ON a.ref = r.action_ref ORDER BY r.ordinality),
-        ARRAY(SELECT CASE WHEN a.id IS NULL THEN format('action %s does not exist', r.action_ref)
-                WHEN NOT a.enabled THEN format('action %s is disabled', r.action_ref) END
-            FROM unnest(due) WITH ORDINALITY r LEFT JOIN attune.action a ON a.ref = r.action_ref ORDER BY r.ordinality),
-        ARRAY(SELECT NULL::bigint FROM unnest(due)),
-        ARRAY(SELECT r.parent FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
-        ARRAY(SELECT r.timeout_seconds FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
-        ARRAY(SELECT r.attempt + 1 FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
-        ARRAY(SELECT coalesce(r.retry_of, r.id) FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality),
-        ARRAY(SELECT array_to_string(r.secrets, ',') FROM unnest(due) WITH ORDINALITY r ORDER BY r.ordinality));
-END;
-$$;
--- +goose StatementEnd
-
 -- +goose Down
-DROP FUNCTION attune.execution_retry_due(integer);
-DROP TRIGGER execution_retry_plan ON attune.execution;
-DROP FUNCTION attune.execution_retry_plan();
+DROP TRIGGER policy_admission ON attune.policy;
+DROP FUNCTION attune.admission_apply_policies();
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION attune.execution_status_forward() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -639,13 +599,13 @@ $$;
 -- +goose StatementEnd
 DROP FUNCTION attune.admission_recent_after_one(attune.admission_group);
 DROP FUNCTION attune.admission_group_key(jsonb, text[]);
-DROP FUNCTION attune.policy_limits(attune.policy);
+DROP FUNCTION attune.retry_for(text);
 DROP FUNCTION attune.policy_for(text);
 DROP INDEX attune.admission_entry_queue_idx;
 CREATE INDEX admission_entry_fifo_idx ON attune.admission_entry (admission_group, enqueued_at, execution)
     WHERE state = 'queued';
-DROP INDEX attune.execution_retry_due_idx;
+ALTER TABLE attune.enforcement DROP COLUMN action_ref;
 DROP INDEX attune.execution_attempt_key;
-ALTER TABLE attune.execution DROP COLUMN retry_at, DROP COLUMN retry, DROP COLUMN retry_of, DROP COLUMN attempt;
+ALTER TABLE attune.execution DROP COLUMN retry, DROP COLUMN retry_of, DROP COLUMN attempt;
 ALTER TABLE attune.policy DROP COLUMN retry;
 ALTER TABLE attune.action DROP COLUMN retry;

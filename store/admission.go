@@ -35,7 +35,8 @@ func (q *Queries) AdmissionPromoteDue(ctx context.Context) ([]int64, error) {
 		var id int64
 		err := r.Scan(&id)
 		return id, err
-	}, `SELECT attune.admission_promote(g.id) FROM attune.admission_group g WHERE g.queued > 0 AND attune.admission_open(g)`)
+	}, `SELECT p FROM (SELECT g.id FROM attune.admission_group g WHERE g.queued > 0 AND attune.admission_open(g) ORDER BY g.id) g
+		CROSS JOIN LATERAL attune.admission_promote(g.id) p`)
 }
 
 // AdmissionExpire fails every execution that has waited in its queue past the policy's
@@ -45,12 +46,13 @@ func (q *Queries) AdmissionExpire(ctx context.Context) ([]Execution, error) {
 	// the time; as an array they can only be looked up by primary key, where a join let the
 	// planner scan every execution. Every executor runs this four times a second.
 	return queryAll(ctx, q.db, "expire waiting executions", scanExecution, `
+		WITH `+queuesFirst(`SELECT ae.execution FROM attune.admission_entry ae WHERE ae.state = 'queued' AND ae.expires_at < now()`)+`
 		UPDATE attune.execution SET status = 'failed', finished_at = now(),
 			reason = (SELECT format('policy %s: waited in the queue longer than queue_timeout_seconds (%s)',
 					g.policy_ref, round(extract(epoch FROM ae.expires_at - ae.created)))
 				FROM attune.admission_entry ae JOIN attune.admission_group g ON g.id = ae.admission_group
 				WHERE ae.execution = execution.id)
-		WHERE execution.id = ANY (ARRAY(SELECT ae.execution FROM attune.admission_entry ae
+		WHERE `+queuesLocked+` AND execution.id = ANY (ARRAY(SELECT ae.execution FROM attune.admission_entry ae
 				WHERE ae.state = 'queued' AND ae.expires_at < now()))
 			AND execution.status = 'requested'
 		RETURNING `+executionColumns)

@@ -233,7 +233,8 @@ func TestAdmissionQueueTimeout(t *testing.T) {
 	require.Equal(t, 0, f.stats().Queued)
 }
 
-// Deleting a policy lets its waiters go at the next promotion.
+// Deleting a policy lets its waiters go in the deleting transaction: a newcomer created after
+// the deletion cannot pass them.
 func TestAdmissionPolicyRemoved(t *testing.T) {
 	t.Parallel()
 	f := newAdmission(t)
@@ -251,10 +252,9 @@ func TestAdmissionPolicyRemoved(t *testing.T) {
 	none, err := f.s.PolicyFor(f.ctx, "demo.run")
 	require.NoError(t, err)
 	require.Zero(t, none.ID)
-	require.NoError(t, f.s.AdmissionApplyPolicies(f.ctx))
-	promoted, err := f.s.AdmissionPromoteDue(f.ctx)
-	require.NoError(t, err)
-	require.Equal(t, []int64{waiting}, promoted)
+	require.True(t, f.admitted(waiting), "the deletion let the waiter go in its own transaction")
+	_, out = f.admit(`{}`)
+	require.Equal(t, store.CreateAdmitted, out, "no policy limits it any more")
 }
 
 // An execution an older version created undecided, decided late after younger ones already
@@ -458,4 +458,81 @@ func TestAdmissionFollowsIDsUnderConcurrentCreation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Every writer that holds queues and executions takes the queues first, in id order, so that
+// creations spanning several queues (batches), endings (batches of worker results), queue
+// expiries and promotions never deadlock: PostgreSQL counts none while they all run at once.
+func TestQueuesLockedInOneOrder(t *testing.T) {
+	t.Parallel()
+	f := newAdmission(t)
+	f.policy(store.Policy{Ref: "demo.per_host", ConcurrencyLimit: ptr(1), ConcurrencyParameters: []string{"host"},
+		QueueTimeoutSeconds: ptr(1)})
+	deadlocks := func() int64 {
+		var n int64
+		require.NoError(t, f.s.Pool().QueryRow(f.ctx, `SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`).Scan(&n))
+		return n
+	}
+	before := deadlocks()
+	ctx, cancel := context.WithTimeout(f.ctx, 4*time.Second)
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	live := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	for c := range 6 {
+		g.Go(func() error { // creators: the coalesced statement makes batches across the hosts' queues
+			for i := 0; ctx.Err() == nil; i++ {
+				host := fmt.Sprintf(`{"host": "h%d"}`, (c+i)%4)
+				if _, err := f.s.ExecutionCreateOne(ctx, store.ExecutionCreateParams{ActionRef: "demo.run", Parameters: json.RawMessage(host)}); err != nil {
+					return live(err)
+				}
+			}
+			return nil
+		})
+	}
+	for range 3 {
+		g.Go(func() error { // workers: their results, batched, release queues in any order
+			for ctx.Err() == nil {
+				rows, err := f.s.Pool().Query(ctx, `SELECT id FROM attune.execution WHERE status = 'scheduled' ORDER BY random() LIMIT 20`)
+				if err != nil {
+					return live(err)
+				}
+				ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+				if err != nil {
+					return live(err)
+				}
+				var wg errgroup.Group
+				for _, id := range ids {
+					wg.Go(func() error {
+						_, _, err := f.s.ExecutionTransition(ctx, store.ExecutionTransition{ID: id, From: []string{store.ExecutionScheduled}, To: store.ExecutionCompleted})
+						return err
+					})
+				}
+				if err := wg.Wait(); err != nil {
+					return live(err)
+				}
+				if _, err := f.s.ExecutionScheduleWaiting(ctx, 50); err != nil {
+					return live(err)
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { // an executor's admission pass: expiries and promotions
+		for ctx.Err() == nil {
+			if _, err := f.s.AdmissionExpire(ctx); err != nil {
+				return live(err)
+			}
+			if _, err := f.s.AdmissionPromoteDue(ctx); err != nil {
+				return live(err)
+			}
+		}
+		return nil
+	})
+	require.NoError(t, g.Wait())
+	require.Equal(t, before, deadlocks(), "deadlocks while creating, ending, expiring and promoting at once")
 }

@@ -258,11 +258,12 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 	}
 	var e Execution
 	err := q.db.QueryRow(ctx, `
+		WITH `+queuesFirst(`SELECT $1::bigint`)+`
 		UPDATE attune.execution SET status = $2, worker = coalesce($4, worker), result = coalesce($5, result),
 			reason = CASE WHEN status = 'abandoned' THEN coalesce($6, `+lateResultReason+`) ELSE coalesce($6, reason) END,
 			started_at = CASE WHEN $2 = 'running' THEN now() ELSE started_at END,
 			finished_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() ELSE finished_at END
-		WHERE id = $1 AND status = ANY($3)
+		WHERE `+queuesLocked+` AND id = $1 AND status = ANY($3)
 		RETURNING `+heldSlotColumn+`, `+executionColumns,
 		t.ID, t.To, t.From, t.Worker, result, reason).Scan(append([]any{&e.HeldSlot}, executionDest(&e)...)...)
 	if err != nil {
@@ -273,6 +274,21 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 	}
 	return e, true, nil
 }
+
+// queuesFirst is a CTE named queues that locks, in id order, the admission queues of the
+// executions whose ids the query targets selects; queuesLocked, in the statement's WHERE, makes
+// it run before any execution is touched. Every writer that holds both a queue's row and an
+// execution's takes the queue first, and several queues in id order: creating executions
+// (attune.execution_create), ending them (whose trigger gives their place back), expiring
+// and abandoning them. So two such writers never wait on each other in a circle.
+func queuesFirst(targets string) string {
+	return `queues AS MATERIALIZED (SELECT g.id FROM attune.admission_group g
+		WHERE g.id IN (SELECT ae.admission_group FROM attune.admission_entry ae WHERE ae.execution IN (` + targets + `))
+		ORDER BY g.id FOR UPDATE)`
+}
+
+// queuesLocked evaluates queuesFirst once, before the first row: see queuesFirst.
+const queuesLocked = `(SELECT count(*) FROM queues) >= 0`
 
 // lateResultReason replaces the reason of an abandonment that a late result overrides: the
 // worker was out of touch with the database, not dead, and its action ran to this end.
@@ -339,7 +355,8 @@ func (q *Queries) executionTransitionRound(ctx context.Context, ts []ExecutionTr
 		WITH input AS (
 			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::integer[])
 				AS i(id, to_status, from_statuses, worker, result, reason, ord)
-			ORDER BY (SELECT ae.admission_group FROM attune.admission_entry ae WHERE ae.execution = i.id) NULLS FIRST, id)
+			ORDER BY (SELECT ae.admission_group FROM attune.admission_entry ae WHERE ae.execution = i.id) NULLS FIRST, id),
+		`+queuesFirst(`SELECT unnest($1::bigint[])`)+`
 		UPDATE attune.execution SET status = input.to_status, worker = coalesce(input.worker, execution.worker),
 			result = coalesce(input.result::jsonb, execution.result),
 			reason = CASE WHEN execution.status = 'abandoned' THEN coalesce(input.reason, `+lateResultReason+`)
@@ -348,7 +365,7 @@ func (q *Queries) executionTransitionRound(ctx context.Context, ts []ExecutionTr
 			finished_at = CASE WHEN input.to_status IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now()
 				ELSE execution.finished_at END
 		FROM input
-		WHERE execution.id = input.id AND execution.status = ANY(string_to_array(input.from_statuses, ','))
+		WHERE `+queuesLocked+` AND execution.id = input.id AND execution.status = ANY(string_to_array(input.from_statuses, ','))
 		RETURNING input.ord + 1, `+heldSlotColumn+`, `+executionColumns,
 		ids, tos, froms, workers, results, reasons, ords)
 	if err != nil {

@@ -31,10 +31,12 @@ func deadWorkers(alive, trust string) string {
 // without a break: after an outage every worker is silent. A worker that was in fact alive
 // records its result over the abandonment.
 func (q *Queries) ExecutionAbandonOrphans(ctx context.Context, aliveWithin time.Duration, trustSilence bool) ([]Execution, error) {
+	orphans := `SELECT id FROM attune.execution WHERE status IN ('running', 'canceling') AND worker IN (` + deadWorkers("$1", "$2") + `)`
 	return queryAll(ctx, q.db, "abandon orphaned executions", scanExecution, `
+		WITH `+queuesFirst(orphans)+`
 		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
 			reason = 'worker ' || (SELECT name FROM attune.worker w WHERE w.id = execution.worker) || ' stopped before the execution finished'
-		WHERE status IN ('running', 'canceling') AND worker IN (`+deadWorkers("$1", "$2")+`)
+		WHERE `+queuesLocked+` AND id IN (`+orphans+`)
 		RETURNING `+executionColumns, aliveWithin.Seconds(), trustSilence)
 }
 
@@ -42,11 +44,13 @@ func (q *Queries) ExecutionAbandonOrphans(ctx context.Context, aliveWithin time.
 // timeout. The worker enforces the timeout, so such a row is one its worker lost track of (a
 // result it could not write, say).
 func (q *Queries) ExecutionAbandonOverdue(ctx context.Context, margin time.Duration) ([]Execution, error) {
+	overdue := `SELECT id FROM attune.execution WHERE status IN ('running', 'canceling')
+		AND started_at < now() - make_interval(secs => coalesce(timeout_seconds, 600) + $1)`
 	return queryAll(ctx, q.db, "abandon overdue executions", scanExecution, `
+		WITH `+queuesFirst(overdue)+`
 		UPDATE attune.execution SET status = 'abandoned', finished_at = now(),
 			reason = 'still running past its timeout; its worker lost track of it'
-		WHERE status IN ('running', 'canceling')
-			AND started_at < now() - make_interval(secs => coalesce(timeout_seconds, 600) + $1)
+		WHERE `+queuesLocked+` AND id IN (`+overdue+`)
 		RETURNING `+executionColumns, margin.Seconds())
 }
 
@@ -67,14 +71,16 @@ func (q *Queries) ExecutionFailUnrunnable(ctx context.Context, olderThan, aliveW
 	// are; only when there are any are the waiting executions looked at, so a backlog that
 	// some worker will serve costs nothing here.
 	return queryAll(ctx, q.db, "fail unrunnable executions", scanExecution, `
-		WITH orphaned AS (
+		WITH orphaned AS MATERIALIZED (
 			SELECT a.ref, a.runner_type FROM attune.action a
 			WHERE NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+`)
-				AND pg_postmaster_start_time() < now() - make_interval(secs => $2))
+				AND pg_postmaster_start_time() < now() - make_interval(secs => $2)),
+		`+queuesFirst(`SELECT x.id FROM attune.execution x JOIN orphaned o ON o.ref = x.action_ref
+			WHERE x.status IN ('requested', 'scheduled') AND x.worker IS NULL AND x.created < now() - make_interval(secs => $1)`)+`
 		UPDATE attune.execution SET status = 'failed', finished_at = now(),
 			reason = 'no live worker can run runner "' || orphaned.runner_type || '"'
 		FROM orphaned
-		WHERE orphaned.ref = execution.action_ref AND execution.status IN ('requested', 'scheduled')
+		WHERE `+queuesLocked+` AND orphaned.ref = execution.action_ref AND execution.status IN ('requested', 'scheduled')
 			AND execution.worker IS NULL AND execution.created < now() - make_interval(secs => $1)
 		RETURNING `+executionColumns, olderThan.Seconds(), aliveWithin.Seconds())
 }

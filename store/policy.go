@@ -99,21 +99,3 @@ func policyArgs(x Policy) []any {
 	return []any{x.Ref, x.ActionRef, x.PackRef, x.Enabled, x.ConcurrencyLimit, methodOr(x.ConcurrencyMethod), params,
 		x.RateMaxExecutions, x.RateWindowSeconds, methodOr(x.RateMethod), x.MaxQueueLength, x.QueueTimeoutSeconds, x.Retry}
 }
-
-// AdmissionApplyPolicies brings every group's limits in line with the policies now in force,
-// so that a changed, disabled or deleted policy lets its waiters go (or holds them) without
-// waiting for the next newcomer.
-func (q *Queries) AdmissionApplyPolicies(ctx context.Context) error {
-	_, err := q.db.Exec(ctx, `
-		UPDATE attune.admission_group g SET policy_ref = coalesce(p.ref, ''), concurrency_limit = p.concurrency_limit,
-			rate_max_executions = p.rate_max_executions, rate_window_seconds = p.rate_window_seconds
-		FROM attune.admission_group g2
-		LEFT JOIN LATERAL attune.policy_for(g2.action_ref) p ON true
-		WHERE g.id = g2.id AND (g.active > 0 OR g.queued > 0)
-			AND (g.concurrency_limit, g.rate_max_executions, g.rate_window_seconds)
-				IS DISTINCT FROM (p.concurrency_limit, p.rate_max_executions, p.rate_window_seconds)`)
-	if err != nil {
-		return fmt.Errorf("apply policies to queues: %w", translate(err))
-	}
-	return nil
-}

@@ -29,7 +29,8 @@ func (m *Module) admitLate(ctx context.Context, exec store.Execution) (bool, err
 }
 
 // admissionLoop expires waiters past their queue timeout, admits those whose rate window
-// opened or whose policy changed, and creates the retries that fell due, until ctx ends.
+// opened, and creates the retries that fell due, until ctx ends. (A policy's change brings
+// its queues in line in its own transaction: attune.admission_apply_policies.)
 // Every executor replica runs it; the group locks make the replicas' decisions one sequence,
 // and a due retry is created by whichever replica locks it first.
 func (m *Module) admissionLoop(ctx context.Context) error {
@@ -37,12 +38,6 @@ func (m *Module) admissionLoop(ctx context.Context) error {
 }
 
 func (m *Module) admissionPass(ctx context.Context) error {
-	if m.policiesChanged.Swap(false) {
-		if err := m.deps.Store.AdmissionApplyPolicies(ctx); err != nil {
-			m.policiesChanged.Store(true)
-			return err
-		}
-	}
 	expired, err := m.deps.Store.AdmissionExpire(ctx)
 	if err != nil {
 		return err
@@ -82,9 +77,4 @@ func (m *Module) retryDue(ctx context.Context) error {
 			return nil
 		}
 	}
-}
-
-// onPoliciesChanged has the next pass bring the queues' limits in line.
-func (m *Module) onPoliciesChanged(bool) {
-	m.policiesChanged.Store(true)
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -30,7 +29,6 @@ type Store interface {
 	ExecutionScheduleWaiting(ctx context.Context, limit int) ([]store.Execution, error)
 	ExecutionAdmitLate(ctx context.Context, id int64) (string, error)
 	ExecutionRetryDue(ctx context.Context, limit int) ([]store.ExecutionCreated, error)
-	AdmissionApplyPolicies(ctx context.Context) error
 	AdmissionExpire(ctx context.Context) ([]store.Execution, error)
 	AdmissionPromoteDue(ctx context.Context) ([]int64, error)
 	ComponentVersion(ctx context.Context) (int64, error)
@@ -79,9 +77,6 @@ type Module struct {
 	deps Deps
 	// actions caches what every execution reads; a listener drops it when actions change.
 	actions *store.RefCache[store.Action]
-	// policiesChanged asks the admission loop to bring the queues' limits in line with the
-	// policies. Policies themselves are read where admission is decided, in PostgreSQL.
-	policiesChanged atomic.Bool
 	// watch drops actions changed just before a message, ahead of their NOTIFY.
 	watch  *store.ComponentWatch
 	resent republished
@@ -116,9 +111,6 @@ func (m *Module) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return m.deps.Store.Listen(ctx, store.ChannelActionsChanged, m.deps.Logger, m.actions.Invalidate)
-	})
-	g.Go(func() error {
-		return m.deps.Store.Listen(ctx, store.ChannelPoliciesChanged, m.deps.Logger, m.onPoliciesChanged)
 	})
 	consume := func(q broker.Queue, h broker.Handler) {
 		g.Go(func() error {
