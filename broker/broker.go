@@ -85,6 +85,11 @@ type Options struct {
 	// MaxAttempts is how many times a message is handled before a failing one is
 	// dead-lettered. Default 10.
 	MaxAttempts int
+	// MaxOutage is how long a message is retried while its handler says a dependency is away
+	// (IsTransient) before it is dead-lettered all the same: longer than any outage worth
+	// waiting out, so that a message whose own handling fails that way is not retried for
+	// ever. Default 1h.
+	MaxOutage time.Duration
 	// DrainTimeout bounds how long a stopping subscription waits for in-flight handlers.
 	// Default 10s.
 	DrainTimeout time.Duration
@@ -99,6 +104,7 @@ type Options struct {
 // WithDefaults fills unset options.
 func (o Options) WithDefaults() Options {
 	o.MaxAttempts = cmp.Or(o.MaxAttempts, 10)
+	o.MaxOutage = cmp.Or(o.MaxOutage, time.Hour)
 	o.DrainTimeout = cmp.Or(o.DrainTimeout, 10*time.Second)
 	o.RetryBackoff = cmp.Or(o.RetryBackoff, 100*time.Millisecond)
 	if o.Logger == nil {

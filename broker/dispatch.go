@@ -125,10 +125,18 @@ func (d *Dispatcher) handle(del Delivery) {
 	case IsPermanent(herr):
 		log.Error("dead-lettering message", "queue", d.queue, "message_id", m.ID, "message_type", m.Type, "err", herr)
 		d.settle(del.DeadLetter(), "dead-letter")
+	case IsTransient(herr) && m.Headers.OutageSince != nil && time.Since(*m.Headers.OutageSince) > d.opts.MaxOutage:
+		log.Error("dead-lettering message whose dependency has been away too long", "queue", d.queue, "message_id", m.ID,
+			"message_type", m.Type, "since", *m.Headers.OutageSince, "err", herr)
+		d.settle(del.DeadLetter(), "dead-letter")
 	case IsTransient(herr):
 		log.Warn("requeueing message while a dependency is away", "queue", d.queue, "message_id", m.ID, "message_type", m.Type,
 			"outage_retries", m.Headers.OutageRetries, "err", herr)
 		d.backoff(m.Headers.OutageRetries)
+		if m.Headers.OutageSince == nil {
+			now := time.Now().UTC()
+			m.Headers.OutageSince = &now
+		}
 		m.Headers.OutageRetries++
 		d.settle(del.Retry(d.handlerCtx, m), "retry")
 	case m.Headers.RetryCount+1 >= d.opts.MaxAttempts:

@@ -33,8 +33,10 @@ type Headers struct {
 	SourceService string `json:"source_service,omitempty"`
 	RetryCount    int    `json:"retry_count"`
 	// OutageRetries counts the requeues caused by a dependency being away (IsTransient);
-	// they pace the retries but do not count toward the message's attempts.
-	OutageRetries int    `json:"outage_retries,omitempty"`
+	// they pace the retries but do not count toward the message's attempts. OutageSince is
+	// when the first of them happened: past Options.MaxOutage the message is dead-lettered.
+	OutageRetries int        `json:"outage_retries,omitempty"`
+	OutageSince   *time.Time `json:"outage_since,omitempty"`
 	TraceID       string `json:"trace_id,omitempty"`
 }
 

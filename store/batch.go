@@ -104,6 +104,14 @@ func (s *Store) ExecutionTransition(ctx context.Context, t ExecutionTransition) 
 	return o.Execution, o.OK, err
 }
 
+// ExecutionCreateDirect is Queries.ExecutionCreateOne in a statement of its own, for a caller
+// that must answer within a bound (the API): a shared statement would keep it waiting for the
+// other callers it carries, past its deadline, while its own statement ends with its
+// context, and rolls back.
+func (s *Store) ExecutionCreateDirect(ctx context.Context, p ExecutionCreateParams) (ExecutionCreated, error) {
+	return s.Queries.ExecutionCreateOne(ctx, p)
+}
+
 // ExecutionCreateOne is Queries.ExecutionCreateOne, sharing its statement and commit with
 // concurrent creations.
 func (s *Store) ExecutionCreateOne(ctx context.Context, p ExecutionCreateParams) (ExecutionCreated, error) {

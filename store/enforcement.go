@@ -70,9 +70,10 @@ func (q *Queries) EnforcementInsert(ctx context.Context, p EnforcementInsertPara
 		status, reason = EnforcementProcessed, &p.Reason
 	}
 	e, err = scanEnforcement(q.db.QueryRow(ctx, `
-		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, secrets)
+		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, secrets,
+			action_ref)
 		SELECT (SELECT id FROM attune.rule WHERE ref = $1), $1, $2, $3, $4, $5, $6, $7, $8,
-			CASE WHEN $4 = 'created' THEN NULL ELSE now() END, $9
+			CASE WHEN $4 = 'created' THEN NULL ELSE now() END, $9, (SELECT action_ref FROM attune.rule WHERE ref = $1)
 		ON CONFLICT (event, rule_ref) DO NOTHING
 		RETURNING `+enforcementColumns,
 		p.RuleRef, p.TriggerRef, p.EventID, status, jsonOr(p.Payload, "{}"), jsonOr(p.Conditions, "[]"), jsonOr(p.Config, "{}"), reason,
@@ -106,24 +107,30 @@ type EnforcementTarget struct {
 	Enforcement
 	ActionRef   string
 	RuleEnabled bool
+	// Matched says that ActionRef is the action the rule named when it matched, recorded on
+	// the enforcement; false (for enforcements recorded before Attune kept it) when it is the
+	// rule's action now.
+	Matched bool
 }
 
-// EnforcementGetTarget returns enforcement id with its rule's action.
+// EnforcementGetTarget returns enforcement id with the action its rule matched with.
 func (q *Queries) EnforcementGetTarget(ctx context.Context, id int64) (EnforcementTarget, error) {
 	var t EnforcementTarget
 	var actionRef *string
 	var enabled *bool
 	e := &t.Enforcement
-	err := q.db.QueryRow(ctx, `SELECT `+prefixed("enforcement.", enforcementColumns)+`, r.action_ref, r.enabled
+	err := q.db.QueryRow(ctx, `SELECT `+prefixed("enforcement.", enforcementColumns)+`,
+			coalesce(enforcement.action_ref, r.action_ref), r.enabled, enforcement.action_ref IS NOT NULL
 		FROM attune.enforcement LEFT JOIN attune.rule r ON r.ref = enforcement.rule_ref WHERE enforcement.id = $1`, id).
 		Scan(&e.ID, &e.RuleRef, &e.TriggerRef, &e.EventID, &e.Status, &e.Payload, &e.Conditions, &e.Config,
-			&e.Reason, &e.ResolvedAt, &e.Created, &e.Updated, &e.Secrets, &actionRef, &enabled)
+			&e.Reason, &e.ResolvedAt, &e.Created, &e.Updated, &e.Secrets, &actionRef, &enabled, &t.Matched)
 	if err != nil {
 		return EnforcementTarget{}, fmt.Errorf("get enforcement %d: %w", id, translate(err))
 	}
 	if actionRef != nil {
-		t.ActionRef, t.RuleEnabled = *actionRef, *enabled
+		t.ActionRef = *actionRef
 	}
+	t.RuleEnabled = enabled != nil && *enabled
 	return t, nil
 }
 
@@ -197,9 +204,10 @@ func (q *Queries) EventEnforce(ctx context.Context, id int64, matches []Enforcem
 			UPDATE attune.event SET rules_evaluated_at = now()
 			WHERE id = $1 AND rules_evaluated_at IS NULL
 			RETURNING id, trigger_ref, payload)
-		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, secrets)
+		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, secrets,
+			action_ref)
 		SELECT r.id, m.rule_ref, ev.trigger_ref, ev.id, m.status, ev.payload, m.conditions::jsonb, m.config::jsonb, m.reason,
-			CASE WHEN m.status = 'created' THEN NULL ELSE now() END, string_to_array(m.secrets, ',')
+			CASE WHEN m.status = 'created' THEN NULL ELSE now() END, string_to_array(m.secrets, ','), r.action_ref
 		FROM ev
 		CROSS JOIN unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
 			AS m(rule_ref, status, conditions, config, reason, secrets)
@@ -263,9 +271,10 @@ func (q *Queries) EventEnforceBatch(ctx context.Context, items []EventEnforcemen
 			UPDATE attune.event SET rules_evaluated_at = now()
 			FROM input WHERE event.id = input.event AND event.rules_evaluated_at IS NULL
 			RETURNING event.id, event.trigger_ref, event.payload, input.item)
-		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, secrets)
+		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, secrets,
+			action_ref)
 		SELECT r.id, m.rule_ref, ev.trigger_ref, ev.id, m.status, ev.payload, m.conditions::jsonb, m.config::jsonb, m.reason,
-			CASE WHEN m.status = 'created' THEN NULL ELSE now() END, string_to_array(m.secrets, ',')
+			CASE WHEN m.status = 'created' THEN NULL ELSE now() END, string_to_array(m.secrets, ','), r.action_ref
 		FROM ev
 		JOIN unnest($2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
 			AS m(item, rule_ref, status, conditions, config, reason, secrets) ON m.item = ev.item

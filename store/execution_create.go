@@ -136,6 +136,21 @@ func (q *Queries) ExecutionRetryDue(ctx context.Context, limit int) ([]Execution
 		ORDER BY c.out_ord`, limit)
 }
 
+// ExecutionCancelRetry withdraws the next attempt planned for execution id, and reports
+// whether one was planned. An attempt already created is an execution of its own, to cancel
+// as such.
+func (q *Queries) ExecutionCancelRetry(ctx context.Context, id int64) (Execution, bool, error) {
+	e, err := scanExecution(q.db.QueryRow(ctx, `UPDATE attune.execution SET retry_at = NULL
+		WHERE id = $1 AND retry_at IS NOT NULL RETURNING `+executionColumns, id))
+	if isNoRows(err) {
+		return Execution{}, false, nil
+	}
+	if err != nil {
+		return Execution{}, false, fmt.Errorf("cancel the retry of execution %d: %w", id, translate(err))
+	}
+	return e, true, nil
+}
+
 // ExecutionAttempts returns every attempt of the request execution id belongs to, first
 // attempt first.
 func (q *Queries) ExecutionAttempts(ctx context.Context, id int64) ([]Execution, error) {

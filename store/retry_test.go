@@ -242,3 +242,72 @@ func TestSilenceIsEvidenceOnlyWhenTrusted(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, abandoned, 1, "a worker that said it stopped needs no trust")
 }
+
+// An enforcement keeps the action its rule named when it matched: read back (as the executor
+// does for a message without the match's snapshot), it says that action whatever the rule
+// became since.
+func TestEnforcementKeepsTheMatchedAction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	seedPack(t, s)
+	ev, err := s.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook"})
+	require.NoError(t, err)
+	enfs, err := s.EventEnforce(ctx, ev.ID, []store.EnforcementMatch{{RuleRef: "demo.rule"}})
+	require.NoError(t, err)
+	_, err = s.RuleSetEnabled(ctx, "demo.rule", false)
+	require.NoError(t, err)
+	got, err := s.EnforcementGetTarget(ctx, enfs[0].ID)
+	require.NoError(t, err)
+	require.True(t, got.Matched)
+	require.Equal(t, "demo.run", got.ActionRef)
+	require.False(t, got.RuleEnabled, "the rule is disabled now; what it matched still runs")
+}
+
+// A late result that replaces abandoned replaces the abandonment's plan: a late failure that
+// the spec retries keeps a retry planned; a late success cancels the attempt already made for
+// the abandonment, while it has not started.
+func TestLateResultReplansTheRetry(t *testing.T) {
+	t.Parallel()
+	f := newRetry(t, &store.Retry{MaxAttempts: 3, On: []string{"abandoned", "failed"}, DelaySeconds: 60, Backoff: "constant"}, nil)
+	abandon := func() store.Execution {
+		t.Helper()
+		e := f.create(`{}`)
+		_, ok, err := f.s.ExecutionClaim(f.ctx, e.ID, f.worker)
+		require.NoError(t, err)
+		require.True(t, ok)
+		out, ok, err := f.s.ExecutionTransition(f.ctx, store.ExecutionTransition{ID: e.ID, From: []string{store.ExecutionRunning},
+			To: store.ExecutionAbandoned})
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NotNil(t, out.RetryAt)
+		return out
+	}
+	late := func(id int64, status string) store.Execution {
+		t.Helper()
+		out, ok, err := f.s.ExecutionTransition(f.ctx, store.ExecutionTransition{ID: id, From: []string{store.ExecutionAbandoned}, To: status})
+		require.NoError(t, err)
+		require.True(t, ok)
+		return out
+	}
+
+	first := abandon()
+	require.NotNil(t, late(first.ID, store.ExecutionFailed).RetryAt, "failed is retried too: a plan stands")
+
+	second := abandon()
+	f.due()
+	made := f.retryDue()
+	require.Len(t, made, 2, "both abandoned attempts got their retry")
+	var retryOfSecond store.Execution
+	for _, c := range made {
+		if *c.Execution.RetryOf == second.ID {
+			retryOfSecond = c.Execution
+		}
+	}
+	require.Equal(t, store.ExecutionScheduled, retryOfSecond.Status)
+	late(second.ID, store.ExecutionCompleted)
+	got, err := f.s.ExecutionGet(f.ctx, retryOfSecond.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.ExecutionCancelled, got.Status, "it completed after all: its retry does not run")
+	require.Contains(t, *got.Reason, "ended completed after all")
+}

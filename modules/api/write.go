@@ -259,7 +259,7 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 		return badRequest("%v", err)
 	}
 	// Admission is decided as the execution is created, in its queue's id order.
-	created, err := m.deps.Store.ExecutionCreateOne(ctx, store.ExecutionCreateParams{
+	created, err := m.deps.Store.ExecutionCreateDirect(ctx, store.ExecutionCreateParams{
 		ActionRef: action.Ref, Parameters: params, ParentID: parentID, TimeoutSeconds: &action.TimeoutSeconds, Secrets: secrets,
 	})
 	if err != nil {
@@ -366,6 +366,15 @@ func (m *Module) cancel(c echo.Context) error {
 			}
 		}
 		return answer(c, http.StatusAccepted, exec)
+	}
+	// Ended, with its next attempt planned: cancelling it cancels the retry.
+	withdrawn, ok, err := m.deps.Store.ExecutionCancelRetry(ctx, id)
+	if err != nil {
+		return err
+	}
+	if ok {
+		m.deps.Logger.InfoContext(ctx, "retry cancelled", "execution_id", id, "attempt", withdrawn.Attempt)
+		return answer(c, http.StatusOK, withdrawn)
 	}
 	return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("execution %d is already %s", id, exec.Status)}
 }

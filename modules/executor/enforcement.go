@@ -38,7 +38,9 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 		if err != nil {
 			return err
 		}
-		if enf.Status == store.EnforcementCreated {
+		// What the rule matched with runs, as it does from a message's snapshot; only an
+		// enforcement recorded before Attune kept its action is checked against its rule now.
+		if enf.Status == store.EnforcementCreated && !enf.Matched {
 			switch {
 			case enf.ActionRef == "":
 				return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was deleted before its execution was created")

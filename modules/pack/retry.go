@@ -20,6 +20,9 @@ var RetryStatuses = []string{store.ExecutionFailed, store.ExecutionTimeout, stor
 // maxRetryAttempts bounds max_attempts: a retry is for a flaky call, not a loop.
 const maxRetryAttempts = 100
 
+// maxRetryDelaySeconds bounds a wait between attempts: 30 days.
+const maxRetryDelaySeconds = 30 * 24 * 60 * 60
+
 // Retry says when an action's execution is tried again, as an action or a policy declares it.
 // Each attempt is an execution of its own, linked to the first.
 type Retry struct {
@@ -53,8 +56,8 @@ func (r *Retry) check(field string) error {
 			return fieldError(fmt.Sprintf("%s.on[%d]", field, i), fmt.Errorf("unknown status %q; want %s", status, orList(RetryStatuses)))
 		}
 	}
-	if r.DelaySeconds < 0 {
-		return fieldError(field+".delay_seconds", fmt.Errorf("want 0 or more, got %d", r.DelaySeconds))
+	if r.DelaySeconds < 0 || r.DelaySeconds > maxRetryDelaySeconds {
+		return fieldError(field+".delay_seconds", fmt.Errorf("want 0 to %d (30 days), got %d", maxRetryDelaySeconds, r.DelaySeconds))
 	}
 	switch r.Backoff {
 	case "":
@@ -67,8 +70,8 @@ func (r *Retry) check(field string) error {
 		switch {
 		case r.Backoff != BackoffExponential:
 			return fieldError(field+".max_delay_seconds", errors.New("only an exponential backoff grows to a maximum"))
-		case *m < r.DelaySeconds:
-			return fieldError(field+".max_delay_seconds", fmt.Errorf("want at least delay_seconds (%d), got %d", r.DelaySeconds, *m))
+		case *m < r.DelaySeconds || *m > maxRetryDelaySeconds:
+			return fieldError(field+".max_delay_seconds", fmt.Errorf("want delay_seconds (%d) to %d (30 days), got %d", r.DelaySeconds, maxRetryDelaySeconds, *m))
 		}
 	}
 	return nil

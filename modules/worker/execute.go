@@ -184,15 +184,15 @@ func notStarted(msg string) runner.Result {
 // abandons the execution as overdue, and a late write would be refused anyway.
 const recordFor = 10 * time.Minute
 
-// record writes a terminal status, retrying while the database is away or answers oddly:
-// the result exists only in this process, and the claim makes the dispatch's redelivery skip
-// the execution, so giving up would leave it running for ever. Only a refusal (the status
-// guard's conflict) or the end of ctx stops it.
+// record writes a terminal status, retrying while the database is away (a server that
+// crashed mid-answer included): the result exists only in this process, and the claim makes
+// the dispatch's redelivery skip the execution, so giving up would leave it running until the
+// sweeper abandons it as overdue.
 func (m *Module) record(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error) {
 	delay := 100 * time.Millisecond
 	for {
 		e, ok, err := m.deps.Store.ExecutionTransition(ctx, t)
-		if err == nil || errors.Is(err, store.ErrConflict) || ctx.Err() != nil {
+		if !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
 			return e, ok, err
 		}
 		m.deps.Logger.WarnContext(ctx, "recording a result failed; retrying", "execution_id", t.ID, "err", err, "retry_in", delay)
