@@ -37,7 +37,7 @@ type Headers struct {
 	// when the first of them happened: past Options.MaxOutage the message is dead-lettered.
 	OutageRetries int        `json:"outage_retries,omitempty"`
 	OutageSince   *time.Time `json:"outage_since,omitempty"`
-	TraceID       string `json:"trace_id,omitempty"`
+	TraceID       string     `json:"trace_id,omitempty"`
 }
 
 // Payload is implemented by every typed message body.
