@@ -32,7 +32,8 @@ type Policy struct {
 	MaxQueueLength *int `json:"max_queue_length,omitempty" yaml:"max_queue_length"`
 	// QueueTimeoutSeconds bounds how long an execution may wait; nil for no bound.
 	QueueTimeoutSeconds *int `json:"queue_timeout_seconds,omitempty" yaml:"queue_timeout_seconds"`
-	// Retry, when set, tries an execution again when it fails; it wins over the action's.
+	// Retry, when set, tries an execution again when it fails; it wins over the action's
+	// own. A policy with a retry alone limits nothing.
 	Retry *Retry `json:"retry,omitempty" yaml:"retry"`
 	File  string `json:"file,omitempty" yaml:"-"`
 }
