@@ -108,12 +108,40 @@ func processGone(pid int) bool {
 }
 
 // runTree starts actionTree on the worker through the API and returns its execution and pids.
+// Its command is too large for the environment, so that the worker writes it to a file.
 func runTree(t *testing.T, api *process) (int64, []int) {
 	t.Helper()
 	dir := t.TempDir()
-	code, body := api.post(t, "/api/v1/executions/execute", map[string]any{"action_ref": "core.local", "parameters": map[string]any{"cmd": actionTree(dir)}})
+	cmd := actionTree(dir) + "\n# " + strings.Repeat("x", 40<<10)
+	code, body := api.post(t, "/api/v1/executions/execute", map[string]any{"action_ref": "core.local", "parameters": map[string]any{"cmd": cmd}})
 	require.Equal(t, http.StatusCreated, code, body)
 	return id(t, data(t, body), "id"), treePIDs(t, dir)
+}
+
+// workerDirs lists the directories of the processes of worker name (reaper.Marker.Dir), the
+// processes started by these tests sharing their temporary directory.
+func workerDirs(t *testing.T, name string) []string {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(os.TempDir(), "attune-worker-"+name+"-*"))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		for _, d := range dirs {
+			_ = os.RemoveAll(d)
+		}
+	})
+	return dirs
+}
+
+// workerDir returns the directory of the one process of worker name, which holds the file of
+// the command of a runTree.
+func workerDir(t *testing.T, name string) string {
+	t.Helper()
+	dirs := workerDirs(t, name)
+	require.Len(t, dirs, 1)
+	files, err := filepath.Glob(filepath.Join(dirs[0], "attune-execution-*", "ATTUNE_PARAM_CMD"))
+	require.NoError(t, err)
+	require.Len(t, files, 1, "the command is in the worker's directory")
+	return dirs[0]
 }
 
 func companionPID(t *testing.T, w *process) int {
@@ -124,8 +152,9 @@ func companionPID(t *testing.T, w *process) int {
 }
 
 // No process of an action outlives its worker: a worker killed with SIGKILL takes down every
-// process its action started, through its companion. And when the companion was killed too,
-// the next process of the worker's name ends what was left before it takes work.
+// process its action started, through its companion, which also removes the worker's files.
+// And when the companion was killed too, the next process of the worker's name ends what was
+// left and removes the files before it takes work.
 func TestActionsDieWithTheirWorker(t *testing.T) {
 	t.Parallel()
 	start, stopAll, ns := workerRoles(t)
@@ -138,6 +167,7 @@ func TestActionsDieWithTheirWorker(t *testing.T) {
 	w := start("worker", "--worker-name="+name)
 	companion := companionPID(t, w)
 	_, pids := runTree(t, api)
+	files := workerDir(t, name)
 	require.NoError(t, w.cmd.Process.Signal(syscall.SIGKILL))
 	killed := time.Now()
 	for _, pid := range pids {
@@ -148,11 +178,13 @@ func TestActionsDieWithTheirWorker(t *testing.T) {
 	require.True(t, w.hasLog("worker gone; its actions ended"), "the companion did it:\n%s", w.output())
 	// Its stderr closes as it exits, a moment before the exit is complete.
 	require.Eventually(t, func() bool { return processGone(companion) }, 30*time.Second, 5*time.Millisecond, "the companion lives on")
+	require.NoDirExists(t, files, "the companion removed the worker's files")
 
 	// Worker and companion both die; the next process of the worker ends what they left.
 	w = start("worker", "--worker-name="+name)
 	companion = companionPID(t, w)
 	exec, pids := runTree(t, api)
+	files = workerDir(t, name)
 	require.NoError(t, syscall.Kill(companion, syscall.SIGSTOP)) // so that it cannot act on the worker's death
 	require.NoError(t, w.cmd.Process.Signal(syscall.SIGKILL))
 	require.NoError(t, syscall.Kill(companion, syscall.SIGKILL))
@@ -160,15 +192,48 @@ func TestActionsDieWithTheirWorker(t *testing.T) {
 	for _, pid := range pids {
 		require.False(t, processGone(pid), "process %d died with no one to end it", pid)
 	}
+	require.DirExists(t, files)
 	w = start("worker", "--worker-name="+name)
 	ended := w.waitLog(t, "ended the actions an earlier process of this worker left", 30*time.Second)
 	for _, pid := range pids {
 		// The reading finds a process gone once its memory is; its exit completes a moment later.
 		require.Eventually(t, func() bool { return processGone(pid) }, 30*time.Second, 5*time.Millisecond, "process %d outlived the restart: %v", pid, ended)
 	}
+	removed := w.waitLog(t, "removed the files earlier processes of this worker left", 30*time.Second)
+	require.Equal(t, []any{files}, removed["dirs"])
+	require.NoDirExists(t, files)
+	require.False(t, w.hasLog("another process of this worker's name runs on this host: two workers share a name; its actions are left alone"))
 	abandoned := api.waitExecution(t, exec)
 	require.Equal(t, "abandoned", abandoned["status"])
 	require.Equal(t, name, abandoned["worker"])
+}
+
+// Two workers started with the same name on one host do not end each other's actions: the
+// second to start finds the first alive, says two workers share a name, and leaves its
+// actions and files alone.
+func TestWorkersSharingANameSpareEachOther(t *testing.T) {
+	t.Parallel()
+	start, stopAll, ns := workerRoles(t)
+	defer stopAll()
+	name := "w-" + uuid.NewString()[:8]
+	t.Cleanup(func() { brokertest.DeleteQueues(t, ns+".attune.worker."+name+".cancel") })
+	api := start("api,executor")
+
+	first := start("worker", "--worker-name="+name)
+	companionPID(t, first)
+	_, pids := runTree(t, api)
+	files := workerDir(t, name)
+
+	second := start("worker", "--worker-name="+name)
+	shared := second.waitLog(t, "another process of this worker's name runs on this host: two workers share a name; its actions are left alone", 30*time.Second)
+	require.Equal(t, []any{strings.TrimPrefix(filepath.Base(files), "attune-worker-"+name+"-")}, shared["instances"])
+	companionPID(t, second) // the start is past ending what earlier processes left
+	for _, pid := range pids {
+		require.False(t, processGone(pid), "process %d of the first worker was ended by the second", pid)
+	}
+	require.DirExists(t, files)
+	require.False(t, second.hasLog("ended the actions an earlier process of this worker left"))
+	require.Len(t, workerDirs(t, name), 2, "each has its own directory")
 }
 
 // writePack writes a pack of shell actions under a fresh packs directory: files maps a path

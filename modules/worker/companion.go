@@ -2,7 +2,7 @@ package worker
 
 import (
 	"context"
-	"fmt"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -17,25 +17,43 @@ type companion struct {
 	current *reaper.Companion
 }
 
+// earlierWithin bounds how long a starting worker tries to end what an earlier process left.
+const earlierWithin = 30 * time.Second
+
 // endEarlierActions ends the processes an earlier process of this worker's name left running
-// on this host: it died without its companion getting to them (both were killed), and this
-// process is about to abandon their executions.
+// on this host, and removes its files: it died without its companion getting to them (both
+// were killed), and this process is about to abandon their executions. Nothing it finds stops
+// the start, since holding back this worker would end none of it: a process stuck in the
+// kernel, or one of another process of the name that still runs, is logged and left. Only the
+// end of ctx returns an error.
 func (m *Module) endEarlierActions(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	log := m.deps.Logger
+	rctx, cancel := context.WithTimeout(ctx, earlierWithin)
 	defer cancel()
-	r, err := reaper.Reap(ctx, m.marker.Earlier, reaper.Options{})
-	if len(r.PIDs) > 0 {
-		m.deps.Logger.WarnContext(ctx, "ended the actions an earlier process of this worker left", "worker", m.cfg.Name, "pids", r.PIDs, "left", r.Left)
+	e, err := m.endEarlier(rctx, m.marker, filepath.Dir(m.dir), reaper.Options{})
+	if len(e.Live) > 0 {
+		log.WarnContext(ctx, "another process of this worker's name runs on this host: two workers share a name; its actions are left alone",
+			"worker", m.cfg.Name, "instances", e.Live)
+	}
+	if len(e.PIDs) > 0 {
+		log.WarnContext(ctx, "ended the actions an earlier process of this worker left", "worker", m.cfg.Name, "pids", e.PIDs, "left", e.Left)
+	}
+	if len(e.Dirs) > 0 {
+		log.InfoContext(ctx, "removed the files earlier processes of this worker left", "worker", m.cfg.Name, "dirs", e.Dirs)
 	}
 	if err != nil {
-		return fmt.Errorf("end the actions an earlier process of worker %s left: %w", m.cfg.Name, err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.WarnContext(ctx, "could not end all an earlier process of this worker left; starting all the same",
+			"worker", m.cfg.Name, "left", e.Left, "err", err)
 	}
 	return nil
 }
 
 // startCompanion starts the companion, before any action can start.
 func (m *Module) startCompanion(ctx context.Context) error {
-	c, err := reaper.Launch(m.cfg.Companion(m.marker))
+	c, err := reaper.Launch(m.cfg.Companion(m.marker, m.dir))
 	if err != nil {
 		return err
 	}

@@ -57,11 +57,12 @@ type Config struct {
 	// Runner tunes the action runners.
 	Runner runner.Config
 	// Companion, when set, is the command of the worker's companion process (attune's hidden
-	// `internal reaper`, which calls reaper.Serve) for the marker of this worker process: it
-	// ends the processes of the worker's actions when the worker dies, however it dies, and
-	// with it the worker ends at start what an earlier process of its name left. Nil (tests
-	// of the module in-process) runs without: actions then outlive a killed worker.
-	Companion func(reaper.Marker) *exec.Cmd
+	// `internal reaper`, which calls reaper.Serve) for the marker of this worker process and
+	// its directory (reaper.Marker.Dir): it ends the processes of the worker's actions and
+	// removes the directory when the worker dies, however it dies, and with it the worker ends
+	// at start what an earlier process of its name left. Nil (tests of the module in-process)
+	// runs without: actions then outlive a killed worker.
+	Companion func(m reaper.Marker, dir string) *exec.Cmd
 }
 
 // Notifier hears of every status change the worker commits, for the live stream. It is best
@@ -94,8 +95,12 @@ type Module struct {
 	coreDir string       // where the core pack's scripts were written, set by Run first
 
 	// marker is in the environment of every process of this worker process's actions.
-	marker    reaper.Marker
+	marker reaper.Marker
+	// dir holds this worker process's files (large parameters), named by its marker.
+	dir       string
 	companion companion
+	// endEarlier is reaper.EndEarlier, but in tests.
+	endEarlier func(ctx context.Context, m reaper.Marker, tmp string, opts reaper.Options) (reaper.Earlier, error)
 }
 
 // New checks the configuration.
@@ -117,6 +122,8 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.Retention = cmp.Or(cfg.Retention, 24*time.Hour)
 	marker := reaper.NewMarker(cfg.Name)
 	cfg.Runner.Env = append(slices.Clip(cfg.Runner.Env), marker.Env()...)
+	dir := marker.Dir(os.TempDir())
+	cfg.Runner.FilesDir = dir
 	runners := runner.New(cfg.Runner)
 	if len(cfg.Runners) == 0 {
 		for name := range runners {
@@ -124,7 +131,8 @@ func New(cfg Config, deps Deps) (*Module, error) {
 		}
 		slices.Sort(cfg.Runners)
 	}
-	return &Module{cfg: cfg, deps: deps, runners: runners, slots: semaphore.NewWeighted(int64(cfg.Concurrency)), marker: marker}, nil
+	return &Module{cfg: cfg, deps: deps, runners: runners, slots: semaphore.NewWeighted(int64(cfg.Concurrency)),
+		marker: marker, dir: dir, endEarlier: reaper.EndEarlier}, nil
 }
 
 // Name implements the role module contract.
@@ -163,6 +171,12 @@ func (m *Module) Run(ctx context.Context) error {
 		if err := m.endEarlierActions(ctx); err != nil {
 			return err
 		}
+	}
+	if err := os.MkdirAll(m.dir, 0o700); err != nil {
+		return fmt.Errorf("make the directory of worker %s: %w", m.cfg.Name, err)
+	}
+	defer os.RemoveAll(m.dir)
+	if m.cfg.Companion != nil {
 		if err := m.startCompanion(ctx); err != nil {
 			return err
 		}

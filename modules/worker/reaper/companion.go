@@ -3,6 +3,7 @@ package reaper
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,9 +34,22 @@ const readyLine = "ready\n"
 // meant for the worker, or for every process of a service, must not end it before it has done
 // its work) and SIGPIPE (its log may outlive its reader), then says so on ready. It waits for
 // in to end, which it does when the worker dies or closes its end on stopping, then ends the
-// processes of m's actions and returns.
-func Serve(in io.Reader, ready io.Writer, m Marker, logger *slog.Logger) error {
+// processes of m's actions and removes dir, the worker's directory (m.Dir; none when empty),
+// and returns.
+func Serve(in io.Reader, ready io.Writer, m Marker, dir string, logger *slog.Logger) error {
+	if dir != "" {
+		if err := m.checkDir(dir); err != nil {
+			return fmt.Errorf("worker companion: %w", err)
+		}
+	}
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	// Never its own worker's process group: a marked process may have joined it, with others.
+	// Read now, while the worker is this process's parent: once it died, the parent is
+	// whichever process adopted this one.
+	spare := []int{}
+	if pgid, err := syscall.Getpgid(os.Getppid()); err == nil {
+		spare = append(spare, pgid)
+	}
 	if _, err := io.WriteString(ready, readyLine); err != nil {
 		return fmt.Errorf("tell the worker the companion is ready: %w", err)
 	}
@@ -43,17 +57,23 @@ func Serve(in io.Reader, ready io.Writer, m Marker, logger *slog.Logger) error {
 	// means the same: the pipe is of no more use.
 	_, _ = io.Copy(io.Discard, in)
 	start := time.Now()
-	// Never its own worker's process group: a marked process may have joined it, with others.
-	spare := []int{}
-	if pgid, err := syscall.Getpgid(os.Getppid()); err == nil {
-		spare = append(spare, pgid)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), reapFor)
 	defer cancel()
 	r, err := Reap(ctx, m.Mine, Options{Spare: spare})
 	if err != nil {
 		logger.Error("the worker's actions could not all be ended", "worker", m.Worker, "left", r.Left, "err", err)
-		return fmt.Errorf("end the actions of worker %s: %w", m.Worker, err)
+		err = fmt.Errorf("end the actions of worker %s: %w", m.Worker, err)
+	}
+	// The files go even when a process is left: secrets do not stay on disk for one stuck in
+	// the kernel.
+	if dir != "" {
+		if rmErr := os.RemoveAll(dir); rmErr != nil {
+			logger.Error("the worker's files could not be removed", "worker", m.Worker, "dir", dir, "err", rmErr)
+			err = errors.Join(err, fmt.Errorf("remove the files of worker %s: %w", m.Worker, rmErr))
+		}
+	}
+	if err != nil {
+		return err
 	}
 	if len(r.PIDs) > 0 {
 		logger.Warn("worker gone; its actions ended", "worker", m.Worker, "pids", r.PIDs, "took_ms", time.Since(start).Milliseconds())

@@ -133,3 +133,15 @@ func envHas(environ []byte, accept func(entry []byte) bool) bool {
 	}
 	return false
 }
+
+// envValue returns the value of the variable key in environ, a /proc/PID/environ.
+func envValue(environ []byte, key string) (string, bool) {
+	prefix := []byte(key + "=")
+	var value []byte
+	found := envHas(environ, func(e []byte) bool {
+		v, ok := bytes.CutPrefix(e, prefix)
+		value = v
+		return ok
+	})
+	return string(value), found
+}

@@ -1,14 +1,13 @@
-// Package reaper ends the processes of a worker's actions that would outlive the worker: it
-// finds them by a marker in their environment, which every process an action starts inherits,
-// and it runs both in the worker (for what an earlier process of the same worker left) and in
-// the worker's companion process (for what the worker leaves when it dies).
+// Package reaper ends the processes of a worker's actions that would outlive the worker, and
+// removes the worker's files: it finds the processes by a marker in their environment, which
+// every process an action starts inherits, and it runs both in the worker (for what an earlier
+// process of the same worker left) and in the worker's companion process (for what the worker
+// leaves when it dies).
 package reaper
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"slices"
 	"syscall"
 	"time"
@@ -18,7 +17,7 @@ import (
 const (
 	// EnvWorker holds the worker's name.
 	EnvWorker = "ATTUNE_WORKER"
-	// EnvInstance holds a random token, one per worker process.
+	// EnvInstance holds the token of the worker process (see instance.go).
 	EnvInstance = "ATTUNE_WORKER_INSTANCE"
 )
 
@@ -26,15 +25,13 @@ const (
 type Marker struct {
 	// Worker is the worker's name, which its next process shares.
 	Worker string
-	// Instance is random, and differs for each process of the worker.
+	// Instance differs for each process of the worker, and names that process.
 	Instance string
 }
 
-// NewMarker returns the marker of a worker process called worker.
+// NewMarker returns the marker of this process, a worker called worker.
 func NewMarker(worker string) Marker {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b) // never fails on Linux
-	return Marker{Worker: worker, Instance: hex.EncodeToString(b)}
+	return Marker{Worker: worker, Instance: newInstance()}
 }
 
 // Env is the marker as environment variables, "NAME=value".
@@ -48,14 +45,29 @@ func (m Marker) Mine(environ []byte) bool {
 	return envHas(environ, func(e []byte) bool { return bytes.Equal(e, want) })
 }
 
-// Earlier reports whether environ belongs to a process of the actions of another process of
-// the same worker name: one that died, since a worker's name is unique while it lives.
-func (m Marker) Earlier(environ []byte) bool {
+// other returns the instance token of the process of environ when it belongs to the actions
+// of another process of the same worker name, alive or not.
+func (m Marker) other(environ []byte) (string, bool) {
 	worker := []byte(EnvWorker + "=" + m.Worker)
-	instance := []byte(EnvInstance + "=")
-	return envHas(environ, func(e []byte) bool { return bytes.Equal(e, worker) }) &&
-		envHas(environ, func(e []byte) bool { return bytes.HasPrefix(e, instance) }) &&
-		!m.Mine(environ)
+	if !envHas(environ, func(e []byte) bool { return bytes.Equal(e, worker) }) {
+		return "", false
+	}
+	instance, ok := envValue(environ, EnvInstance)
+	return instance, ok && instance != m.Instance
+}
+
+// Earlier reports whether environ belongs to a process of the actions of an earlier process
+// of the same worker name that is gone. The actions of one that still runs are its own to
+// end: two processes were started with one name, or one still drains while its replacement
+// starts.
+func (m Marker) Earlier(environ []byte) bool {
+	instance, ok := m.other(environ)
+	if !ok {
+		return false
+	}
+	// One whose state cannot be read reads alive: it is left alone.
+	alive, _ := instanceAlive(instance)
+	return !alive
 }
 
 const (

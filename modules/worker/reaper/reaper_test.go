@@ -23,16 +23,26 @@ import (
 // reaching it means a hang, not slowness.
 const waitLimit = 20 * time.Second
 
-// The test binary doubles as a companion process when asked to, as attune does through its
-// hidden `internal reaper` command.
+// The test binary doubles as the processes these tests need, as attune does through its
+// hidden `internal reaper` command: a companion, a worker that starts one, and an action that
+// blocks SIGTERM.
 func TestMain(m *testing.M) {
-	if worker := os.Getenv("REAPER_TEST_COMPANION_WORKER"); worker != "" {
+	switch {
+	case os.Getenv("REAPER_TEST_COMPANION_WORKER") != "":
 		logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-		marker := reaper.Marker{Worker: worker, Instance: os.Getenv("REAPER_TEST_COMPANION_INSTANCE")}
-		if err := reaper.Serve(os.Stdin, os.Stdout, marker, logger); err != nil {
+		marker := reaper.Marker{Worker: os.Getenv("REAPER_TEST_COMPANION_WORKER"), Instance: os.Getenv("REAPER_TEST_COMPANION_INSTANCE")}
+		if err := reaper.Serve(os.Stdin, os.Stdout, marker, os.Getenv("REAPER_TEST_COMPANION_DIR"), logger); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		os.Exit(0)
+	case os.Getenv("REAPER_TEST_WORKER_DIR") != "":
+		if err := fakeWorker(os.Getenv("REAPER_TEST_WORKER_DIR")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	case os.Getenv("REAPER_TEST_BLOCK_TERM") != "":
+		blockTermAndSleep()
 	}
 	os.Exit(m.Run())
 }
@@ -105,13 +115,28 @@ func requireGone(t *testing.T, pids ...int) {
 	}
 }
 
+// standIn starts a process that stands in for a worker process, and returns its marker and
+// what plays the worker's death: the process is killed and waited for, so that it is gone,
+// not a zombie.
+func standIn(t *testing.T, worker string) (reaper.Marker, func()) {
+	t.Helper()
+	cmd := exec.Command("/bin/sleep", "300")
+	require.NoError(t, cmd.Start())
+	die := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	t.Cleanup(die)
+	m, err := reaper.MarkerOf(worker, cmd.Process.Pid)
+	require.NoError(t, err)
+	return m, die
+}
+
 // Reap ends every process of a marked action, whatever it did to get away (a new session, an
 // ignored SIGTERM, a cleared environment in the action's group), and only those: another
-// process of the same worker is an earlier one's to end.
+// process of the same worker is an earlier one's to end, and only once that one is gone.
 func TestReap(t *testing.T) {
 	t.Parallel()
 	worker := "w-" + strconv.Itoa(os.Getpid()) + "-reap"
-	mine, earlier, other := reaper.NewMarker(worker), reaper.NewMarker(worker), reaper.NewMarker(worker+"-other")
+	earlier, die := standIn(t, worker)
+	mine, other := reaper.NewMarker(worker), reaper.NewMarker(worker+"-other")
 	ours := startTree(t, mine.Env()...)
 	old := startTree(t, earlier.Env()...)
 	theirs := startTree(t, other.Env()...)
@@ -126,8 +151,17 @@ func TestReap(t *testing.T) {
 	requireAlive(t, old.pids()...)
 	requireAlive(t, theirs.pids()...)
 
-	// A new process of the worker ends what the earlier one left.
-	r, err = reaper.Reap(ctx, reaper.NewMarker(worker).Earlier, reaper.Options{})
+	// A new process of the worker leaves alone the actions of an earlier one that still runs
+	// (two processes share the name)...
+	next := reaper.NewMarker(worker)
+	r, err = reaper.Reap(ctx, next.Earlier, reaper.Options{})
+	require.NoError(t, err)
+	require.Empty(t, r.PIDs, "the earlier worker process lives")
+	requireAlive(t, old.pids()...)
+
+	// ...and ends what it left once it is gone.
+	die()
+	r, err = reaper.Reap(ctx, next.Earlier, reaper.Options{})
 	require.NoError(t, err)
 	require.Subset(t, r.PIDs, []int{old.leader, old.child, old.detached})
 	requireGone(t, old.pids()...)
@@ -136,38 +170,6 @@ func TestReap(t *testing.T) {
 	r, err = reaper.Reap(ctx, mine.Mine, reaper.Options{})
 	require.NoError(t, err)
 	require.Empty(t, r.PIDs, "nothing is left to end")
-}
-
-// The companion ends the marked processes when the worker's end of its pipe closes, and a
-// SIGTERM meant for the worker does not end it first.
-func TestCompanion(t *testing.T) {
-	t.Parallel()
-	marker := reaper.NewMarker("w-" + strconv.Itoa(os.Getpid()) + "-companion")
-	tr := startTree(t, marker.Env()...)
-
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "REAPER_TEST_COMPANION_WORKER="+marker.Worker, "REAPER_TEST_COMPANION_INSTANCE="+marker.Instance,
-		"ATTUNE_DATABASE_URL=postgres://u:s3cret@db/x")
-	var logs strings.Builder
-	cmd.Stderr = &logs
-	c, err := reaper.Launch(cmd)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = syscall.Kill(c.PID(), syscall.SIGKILL) })
-
-	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", c.PID()))
-	require.NoError(t, err)
-	require.NotContains(t, string(environ), "s3cret", "the companion gets none of the worker's ATTUNE_* settings")
-	pgid, err := syscall.Getpgid(c.PID())
-	require.NoError(t, err)
-	require.Equal(t, c.PID(), pgid, "a process group of its own")
-
-	require.NoError(t, syscall.Kill(c.PID(), syscall.SIGTERM))
-	requireAlive(t, tr.pids()...)
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	require.NoError(t, c.Stop(ctx), "it exits 0, not on the SIGTERM: %s", logs.String())
-	requireGone(t, tr.pids()...)
-	require.Contains(t, logs.String(), "worker gone; its actions ended")
 }
 
 // Age tells a live process from a gone one, and its age from the clock since boot.

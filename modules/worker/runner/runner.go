@@ -87,6 +87,11 @@ type Config struct {
 	// Env is added to the environment of every shell action ("NAME=value"): the worker's
 	// marker, which the processes of its actions inherit and it finds them by.
 	Env []string
+	// FilesDir is where a shell action's parameter values too large for its environment are
+	// written, in a subdirectory per run that the run removes: the worker process's own
+	// directory, which its companion removes should the worker die mid-run. It is made, mode
+	// 0700, when missing. Default: the system's temporary directory.
+	FilesDir string
 }
 
 func (c Config) withDefaults() Config {

@@ -55,7 +55,7 @@ func (r *shellRunner) Run(ctx context.Context, job Job) Result {
 	if err != nil {
 		return failed(fmt.Sprintf("encode parameters: %v", err))
 	}
-	files := &paramFiles{executionID: job.ExecutionID}
+	files := &paramFiles{parent: r.cfg.FilesDir, executionID: job.ExecutionID}
 	defer files.remove()
 	env, err := environment(job, r.cfg.Env, files.write)
 	if err != nil {
@@ -239,16 +239,24 @@ func parametersOrEmpty(p map[string]any) map[string]any {
 }
 
 // paramFiles holds the parameter values too large for an action's environment, in a directory
-// of their own that only this user can read, made at the first value and removed once the run
-// is over.
+// of their own under parent that only this user can read, made at the first value and removed
+// once the run is over.
 type paramFiles struct {
+	parent      string
 	executionID int64
 	dir         string
 }
 
 func (f *paramFiles) write(name, value string) (string, error) {
 	if f.dir == "" {
-		dir, err := os.MkdirTemp("", fmt.Sprintf("attune-execution-%d-", f.executionID))
+		// The worker makes its directory at start; made again here should something have
+		// cleaned the temporary directory since.
+		if f.parent != "" {
+			if err := os.MkdirAll(f.parent, 0o700); err != nil {
+				return "", err
+			}
+		}
+		dir, err := os.MkdirTemp(f.parent, fmt.Sprintf("attune-execution-%d-", f.executionID))
 		if err != nil {
 			return "", err
 		}

@@ -152,7 +152,8 @@ func TestShellScriptMissing(t *testing.T) {
 }
 
 // Parameters over the environment's bounds reach the script whole through files the
-// environment names, and on stdin; the files are the user's alone and go with the run.
+// environment names, and on stdin; the files are the user's alone, in the worker's directory
+// (made when missing), and go with the run.
 func TestShellLargeParameters(t *testing.T) {
 	t.Parallel()
 	payload := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
@@ -172,7 +173,8 @@ echo "stdin=$(sha256sum | cut -d' ' -f1)"
 echo "path=$f"
 `))
 	job.Parameters = params
-	res := shell(runner.Config{}).Run(t.Context(), job)
+	filesDir := filepath.Join(t.TempDir(), "attune-worker-w")
+	res := shell(runner.Config{FilesDir: filesDir}).Run(t.Context(), job)
 	require.True(t, res.Succeeded, "%s\n%s", res.Error, res.Stderr)
 
 	hash := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
@@ -187,8 +189,12 @@ echo "path=$f"
 	require.Equal(t, "part19="+hash([]byte(params["part19"].(string))), lines[4])
 	require.Equal(t, "stdin="+hash(stdin), lines[5])
 	path := strings.TrimPrefix(lines[6], "path=")
+	require.Equal(t, filesDir, filepath.Dir(filepath.Dir(path)), "a directory of the run's own in the worker's")
 	_, err = os.Stat(filepath.Dir(path))
 	require.ErrorIs(t, err, os.ErrNotExist, "the files go with the run")
+	info, err := os.Stat(filesDir)
+	require.NoError(t, err, "the worker's directory stays: its companion removes it")
+	require.Equal(t, os.FileMode(0o700), info.Mode().Perm())
 }
 
 func TestShellNonZeroExit(t *testing.T) {
