@@ -37,6 +37,7 @@ func TestCLIAuth(t *testing.T) {
 	_, err := os.Stat(cfgPath)
 	require.ErrorIs(t, err, os.ErrNotExist, "a failed login writes nothing")
 
+	p.authToken(t) // the server makes the first admin after it says it is ready: wait for it
 	stdout, stderr, code := runAttuneWith(t, testAdminPassword+"\n", asAdmin, "login", "admin", "--password-stdin", "--api-url", apiURL)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "logged in to "+apiURL+" as admin")

@@ -129,7 +129,7 @@ func (p *process) authToken(t *testing.T) string {
 		out = nil
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 20*time.Millisecond, "log in to %s as admin: %v", p.addr, out)
+	}, 2*time.Minute, 20*time.Millisecond, "log in to %s as admin: %v", p.addr, out)
 	token, _ = out["access_token"].(string)
 	p.mu.Lock()
 	p.token = token

@@ -64,12 +64,17 @@ func startAPILogged(t *testing.T, st *store.Store, br api.Broker, cfg api.Config
 	return s
 }
 
-// login logs in and returns the access token, waiting for the module to have created the
-// first admin.
+// login logs in and returns the access token, waiting first for the identity to exist (the
+// module creates the first admin as it starts, an Argon2id hash that a loaded machine takes
+// its time over), then for a password check slot.
 func (s server) login(login, password string) string {
 	s.t.Helper()
+	require.Eventually(s.t, func() bool {
+		_, err := s.s.IdentityGetByLogin(context.Background(), login)
+		return err == nil
+	}, 2*time.Minute, 20*time.Millisecond, "identity %s never appeared", login)
 	body := `{"login": ` + mustJSON(s.t, login) + `, "password": ` + mustJSON(s.t, password) + `}`
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		status, out := s.raw(http.MethodPost, s.root+"/auth/login", "", body)
 		if status == http.StatusOK {
