@@ -49,6 +49,8 @@ type cluster struct {
 	members []*member
 	token   string
 	unasked []unaskedExit
+	// loginMu makes callers that need a token at once wait for one login.
+	loginMu sync.Mutex
 }
 
 // member is one role's process across its incarnations.
@@ -403,27 +405,44 @@ func (p *process) copyOutput(path string) {
 	_ = os.WriteFile(path, []byte(p.output()), 0o644)
 }
 
-// apiToken logs in as the first admin through any api member, once.
+// apiToken logs in as the first admin through any api member, once: callers that ask at the
+// same time wait for that one login. An api process says it is ready before it has made the
+// first admin (it does so as it runs), so a refused login is tried again, up to
+// clusterReadyTimeout.
 func (c *cluster) apiToken(ctx context.Context) (string, error) {
+	c.loginMu.Lock()
+	defer c.loginMu.Unlock()
 	c.mu.Lock()
 	token := c.token
 	c.mu.Unlock()
 	if token != "" {
 		return token, nil
 	}
-	last := fmt.Errorf("log in: no api is running")
-	for _, m := range c.running("api") {
-		status, body, err := c.call(ctx, m, http.MethodPost, "/auth/login", map[string]string{"login": "admin", "password": testAdminPassword})
-		if err == nil && status == http.StatusOK {
-			token, _ = body["access_token"].(string)
-			c.mu.Lock()
-			c.token = token
-			c.mu.Unlock()
-			return token, nil
+	deadline := time.Now().Add(clusterReadyTimeout)
+	for {
+		last := fmt.Errorf("log in: no api is running")
+		refused := false
+		for _, m := range c.running("api") {
+			status, body, err := c.call(ctx, m, http.MethodPost, "/auth/login", map[string]string{"login": "admin", "password": testAdminPassword})
+			if err == nil && status == http.StatusOK {
+				token, _ = body["access_token"].(string)
+				c.mu.Lock()
+				c.token = token
+				c.mu.Unlock()
+				return token, nil
+			}
+			refused = refused || status == http.StatusUnauthorized
+			last = fmt.Errorf("log in through %s: %d %v %v", m.name, status, body, err)
 		}
-		last = fmt.Errorf("log in through %s: %d %v %v", m.name, status, body, err)
+		if !refused || time.Now().After(deadline) {
+			return "", last
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w (%w)", last, ctx.Err())
+		case <-time.After(100 * time.Millisecond): // polling: the admin's creation is announced to no one
+		}
 	}
-	return "", last
 }
 
 // call sends an API request to member m, as the first admin under /api/, and decodes the

@@ -180,9 +180,10 @@ type workerKill struct {
 	done     chan struct{}
 }
 
-// watchKill follows the action processes of a worker incarnation killed at (atUptime on the
-// marks' clock) until none is left or stop closes; before is what ran just before the kill
-// (processes forked since are found by later scans).
+// watchKill follows the action processes of a worker incarnation about to be killed at
+// (atUptime on the marks' clock), until none is left or stop closes; before is what ran just
+// before the kill (processes forked since are found by later scans). Call it just before
+// sending the signal, so that it looks at the actions from the first moment.
 func watchKill(run, incarnation string, before []actionProc, at time.Time, atUptime float64, stop <-chan struct{}) *workerKill {
 	k := &workerKill{incarnation: incarnation, at: at, atUptime: atUptime, running: len(before),
 		lastSeen: map[actionProc]time.Time{}, done: make(chan struct{})}
@@ -195,9 +196,8 @@ func watchKill(run, incarnation string, before []actionProc, at time.Time, atUpt
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			for _, p := range actionsOf(scanProcs(run), incarnation) {
-				known[p.pid] = p
-			}
+			// The known processes are looked at before the next scan of /proc, which takes
+			// a while on a loaded machine; what the scan finds is looked at next time.
 			now, left := time.Now(), 0
 			for pid, p := range known {
 				if !p.alive() {
@@ -208,6 +208,13 @@ func watchKill(run, incarnation string, before []actionProc, at time.Time, atUpt
 				k.mu.Lock()
 				k.lastSeen[p] = now
 				k.mu.Unlock()
+			}
+			found := actionsOf(scanProcs(run), incarnation)
+			for _, p := range found {
+				if _, ok := known[p.pid]; !ok && p.alive() {
+					known[p.pid] = p
+					left++
+				}
 			}
 			if left == 0 {
 				return

@@ -223,7 +223,16 @@ func (s *faultRun) figures(results []webhookResult, ev *faultEvidence) [][2]stri
 		for _, d := range k.outlived(0) {
 			longest = max(longest, d)
 		}
-		kills = append(kills, fmt.Sprintf("%s had %d actions running, the last seen %.1fs after the kill", k.incarnation, k.running, longest.Seconds()))
+		// The marks say when an action of the killed process last got to its end.
+		ended, last := "none reached its end after the kill", -1.0
+		for _, m := range ev.marks {
+			if !m.start && m.incarnation == k.incarnation && m.uptime >= k.atUptime && m.uptime > last {
+				last = m.uptime
+				ended = fmt.Sprintf("the last to reach its end did %.2fs after the kill", m.uptime-k.atUptime)
+			}
+		}
+		kills = append(kills, fmt.Sprintf("%s had %d actions running, the last seen alive %.3fs after the kill; %s",
+			k.incarnation, k.running, longest.Seconds(), ended))
 	}
 	s.mu.Unlock()
 	return [][2]string{

@@ -35,9 +35,13 @@ const (
 	// giveUpAfter is how long after the last fault the suite waits before it reports what
 	// has still not settled.
 	giveUpAfter = 90 * time.Second
-	// orphanGrace is how long an action's process may outlive its killed worker: "a second
-	// or so", with room for a loaded machine.
-	orphanGrace = 2 * time.Second
+	// orphanGrace is how long an action's process may outlive its killed worker: the
+	// promise's second, plus what the measurement itself needs. The kill's time is read just
+	// before the signal is sent (on a loaded machine the test's goroutine may wait a few
+	// milliseconds for a CPU in between, which counts against the action), and the marks'
+	// clock, /proc/uptime, counts hundredths of a second. The /proc watch adds nothing: it
+	// records times at which a process was seen alive.
+	orphanGrace = time.Second + 50*time.Millisecond
 	// loadAfterFaults is how long the load goes on after the last fault.
 	loadAfterFaults = 10 * time.Second
 	// restartAfter is how long a killed process stays down.
@@ -195,15 +199,17 @@ func (s *faultRun) waitUntil(offset time.Duration) {
 func (s *faultRun) killAndRestart(role string) {
 	m := s.pick(role)
 	inc := m.incarnation()
-	before := actionsOf(scanProcs(s.runID), inc)
-	atUptime := uptime()
-	at, err := m.signal(syscall.SIGKILL, 30*time.Second)
 	if role == "worker" {
-		k := watchKill(s.runID, inc, before, at, atUptime, s.stopWatch)
+		// The watch starts before the signal, its clocks read just before it is sent: what
+		// it measures counts from no later than the kill, and it looks at the actions at once
+		// rather than once the worker's exit has been seen.
+		before := actionsOf(scanProcs(s.runID), inc)
+		k := watchKill(s.runID, inc, before, time.Now(), uptime(), s.stopWatch)
 		s.mu.Lock()
 		s.kills = append(s.kills, k)
 		s.mu.Unlock()
 	}
+	at, err := m.signal(syscall.SIGKILL, 30*time.Second)
 	m.keepUp(restartAfter)
 	s.mu.Lock()
 	defer s.mu.Unlock()
