@@ -72,15 +72,18 @@ $$;
 -- +goose StatementEnd
 
 -- +goose StatementBegin
+-- (PL/pgSQL, so that a session plans its statement once rather than at every call.)
 CREATE FUNCTION attune.retry_for(p_action_ref text) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce(
         (SELECT p.retry FROM attune.policy p
             WHERE p.enabled AND p.retry IS NOT NULL AND (p.action_ref = p_action_ref
                 OR p.pack_ref = (SELECT a.pack_ref FROM attune.action a WHERE a.ref = p_action_ref))
             ORDER BY p.action_ref IS NULL, p.ref
             LIMIT 1),
-        (SELECT a.retry FROM attune.action a WHERE a.ref = p_action_ref))
+        (SELECT a.retry FROM attune.action a WHERE a.ref = p_action_ref));
+END;
 $$;
 -- +goose StatementEnd
 
@@ -176,22 +179,33 @@ DECLARE
     refusal text;
     processed bigint[] := '{}';
     r record;
+    -- Looked up once: pg_get_serial_sequence reads the catalogs at every call.
+    ids regclass := pg_get_serial_sequence('attune.execution', 'id')::regclass;
 BEGIN
     -- Items no policy limits (and items refused up front) are created together, in one
     -- statement: no queue orders them. Their ids are drawn ahead so that each row finds its
     -- item again; two batches that hold the same enforcements insert them in one order.
     FOR r IN
-        WITH items AS (
+        WITH refs AS (
+            -- Per action, not per item: most batches hold one action many times.
+            SELECT d.action_ref, attune.retry_for(d.action_ref) AS retry
+            FROM (SELECT DISTINCT action_ref FROM unnest(p_action_ref) AS action_ref) d),
+        items AS (
             SELECT u.n::integer AS ord, u.action_ref, coalesce(u.parameters::jsonb, '{}') AS parameters,
                 coalesce(u.status, 'requested') AS status, u.reason, u.enforcement, u.parent, u.timeout_seconds,
                 coalesce(u.attempt, 1) AS attempt, u.retry_of,
                 coalesce(string_to_array(nullif(u.secrets, ''), ','), '{}') AS secrets,
                 a.id AS action_id,
-                CASE WHEN coalesce(u.status, 'requested') = 'requested' THEN attune.retry_for(u.action_ref) END AS retry,
-                nextval(pg_get_serial_sequence('attune.execution', 'id')) AS new_id
+                CASE WHEN coalesce(u.status, 'requested') = 'requested' THEN refs.retry END AS retry,
+                nextval(ids) AS new_id,
+                -- Joined by id, not tested with EXISTS: beside "or no enforcement" the planner
+                -- hashes an EXISTS over every enforcement still created, a backlog's worth.
+                u.enforcement IS NULL OR enf.status = 'created' AS open
             FROM unnest(p_action_ref, p_parameters, p_status, p_reason, p_enforcement, p_parent, p_timeout_seconds,
                     p_attempt, p_retry_of, p_secrets) WITH ORDINALITY
                 AS u(action_ref, parameters, status, reason, enforcement, parent, timeout_seconds, attempt, retry_of, secrets, n)
+            LEFT JOIN attune.enforcement enf ON enf.id = u.enforcement
+            LEFT JOIN refs ON refs.action_ref = u.action_ref
             LEFT JOIN attune.action a ON a.ref = u.action_ref
             LEFT JOIN LATERAL attune.policy_for(u.action_ref) AS pol ON true
             WHERE pol.id IS NULL OR coalesce(u.status, 'requested') <> 'requested'),
@@ -204,8 +218,7 @@ BEGIN
                 CASE WHEN i.status = 'requested' THEN NULL ELSE now() END, i.status = 'requested',
                 CASE WHEN i.status = 'requested' THEN clock_timestamp() END, i.attempt, i.retry_of, i.retry, i.secrets
             FROM items i
-            WHERE i.enforcement IS NULL
-                OR EXISTS (SELECT 1 FROM attune.enforcement e WHERE e.id = i.enforcement AND e.status = 'created')
+            WHERE i.open
             ORDER BY i.enforcement, i.ord
             ON CONFLICT (enforcement) DO NOTHING
             RETURNING *)
@@ -328,8 +341,10 @@ BEGIN
         out_execution := x;
         RETURN NEXT;
     END LOOP;
+    -- coalesce keeps the planner off enforcement_status_idx: with a backlog it holds every
+    -- enforcement still created, and walking it costs more than looking these few up by key.
     UPDATE attune.enforcement SET status = 'processed', resolved_at = now()
-        WHERE id = ANY (processed) AND status = 'created';
+        WHERE id = ANY (processed) AND coalesce(status, '') = 'created';
 END;
 $$;
 -- +goose StatementEnd
