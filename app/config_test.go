@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attune-go/attune/app/cli"
+	"github.com/attune-go/attune/app/database"
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 )
@@ -28,7 +30,7 @@ func TestParseRoles(t *testing.T) {
 func validConfig() serveConfig {
 	return serveConfig{
 		rolesFlag:         "all",
-		databaseURL:       defaultDatabaseURL,
+		databaseURL:       database.DefaultURL,
 		httpAddr:          ":8080",
 		shutdownTimeout:   10e9,
 		workerName:        "w1",
@@ -81,11 +83,11 @@ func TestEnvironmentPrecedence(t *testing.T) {
 	roles := fs.String("roles", "all", "roles")
 	addr := fs.String("http-addr", ":8080", "addr")
 	level := fs.String("log-level", "info", "level")
-	bindEnv(fs, "roles", "ATTUNE_ROLES")
-	bindEnv(fs, "http-addr", "ATTUNE_HTTP_ADDR")
-	bindEnv(fs, "log-level", "ATTUNE_LOG_LEVEL")
+	cli.BindEnv(fs, "roles", "ATTUNE_ROLES")
+	cli.BindEnv(fs, "http-addr", "ATTUNE_HTTP_ADDR")
+	cli.BindEnv(fs, "log-level", "ATTUNE_LOG_LEVEL")
 	require.NoError(t, fs.Parse([]string{"--roles=worker"}))
-	require.NoError(t, applyEnv(fs))
+	require.NoError(t, cli.ApplyEnv(fs))
 	require.Equal(t, "worker", *roles, "the flag wins over the environment")
 	require.Equal(t, ":9999", *addr, "the environment wins over the default")
 	require.Equal(t, "info", *level, "the default stands when neither is set")
@@ -94,8 +96,8 @@ func TestEnvironmentPrecedence(t *testing.T) {
 	t.Setenv("ATTUNE_SHUTDOWN_TIMEOUT", "soon")
 	fs2 := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	fs2.Duration("shutdown-timeout", 0, "timeout")
-	bindEnv(fs2, "shutdown-timeout", "ATTUNE_SHUTDOWN_TIMEOUT")
-	err := applyEnv(fs2)
+	cli.BindEnv(fs2, "shutdown-timeout", "ATTUNE_SHUTDOWN_TIMEOUT")
+	err := cli.ApplyEnv(fs2)
 	require.ErrorContains(t, err, `invalid ATTUNE_SHUTDOWN_TIMEOUT="soon"`)
 	require.ErrorContains(t, err, `invalid duration`)
 }

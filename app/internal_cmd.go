@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/attune-go/attune/app/cli"
 	"github.com/attune-go/attune/modules/worker/reaper"
 )
 
@@ -32,11 +33,11 @@ func newReaperCommand(streams Streams) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if marker.Worker == "" || marker.Instance == "" {
-				return usageError{errors.New("--worker and --instance are required")}
+				return cli.Usage(errors.New("--worker and --instance are required"))
 			}
 			logger, err := newLogger(logs, streams.Err)
 			if err != nil {
-				return usageError{err}
+				return cli.Usage(err)
 			}
 			return reaper.Serve(streams.In, streams.Out, marker, dir, logger.With("module", "worker-companion"))
 		},

@@ -6,11 +6,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/attune-go/attune/app/cli"
+	"github.com/attune-go/attune/app/database"
 	"github.com/attune-go/attune/migrations"
 )
 
 func newMigrateCommand(streams Streams) *cobra.Command {
-	var db databaseFlags
+	var db database.Flags
 	var logs logOptions
 	cmd := &cobra.Command{
 		Use:   "migrate",
@@ -19,24 +21,24 @@ func newMigrateCommand(streams Streams) *cobra.Command {
 unless --migrate=false; this command runs them by hand. Concurrent runs are safe: they take a
 PostgreSQL advisory lock.`,
 	}
-	db.register(cmd.PersistentFlags())
+	db.Register(cmd.PersistentFlags())
 	registerLogFlags(cmd.PersistentFlags(), &logs)
 	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
-		return applyEnv(cmd.Flags())
+		return cli.ApplyEnv(cmd.Flags())
 	}
 
 	run := func(fn func(cmd *cobra.Command, m *migrations.Migrator) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, _ []string) error {
 			logger, err := newLogger(logs, streams.Err)
 			if err != nil {
-				return usageError{err}
+				return cli.Usage(err)
 			}
-			pool, err := openPool(cmd.Context(), db.url, logger)
+			pool, err := database.Open(cmd.Context(), db.URL, logger)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			return withMigrator(pool, logger, func(m *migrations.Migrator) error { return fn(cmd, m) })
+			return database.WithMigrator(pool, logger, func(m *migrations.Migrator) error { return fn(cmd, m) })
 		}
 	}
 	cmd.AddCommand(&cobra.Command{

@@ -2,48 +2,28 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/attune-go/attune/app/bench"
+	"github.com/attune-go/attune/app/cli"
 )
 
 // Streams are where commands write; tests capture them.
-type Streams struct {
-	In  io.Reader
-	Out io.Writer
-	Err io.Writer
-}
+type Streams = cli.Streams
 
 // Main runs the attune command line with args and returns the process exit code. Errors are
 // printed once, on one line, to streams.Err.
 func Main(ctx context.Context, args []string, streams Streams) int {
 	root := NewRootCommand(streams)
 	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
-		var code exitCode
-		if errors.As(err, &code) {
-			return int(code)
-		}
-		fmt.Fprintf(streams.Err, "attune: %s\n", oneLine(err))
-		var ue usageError
-		if errors.As(err, &ue) {
-			return 2
-		}
-		return 1
+	code, message := cli.ExitStatus(root.ExecuteContext(ctx))
+	if message != "" {
+		fmt.Fprintf(streams.Err, "attune: %s\n", message)
 	}
-	return 0
-}
-
-// usageError marks errors in how the command was called.
-type usageError struct{ error }
-
-func (u usageError) Unwrap() error { return u.error }
-
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
+	return code
 }
 
 // NewRootCommand builds the attune command tree.
@@ -63,13 +43,10 @@ One binary runs every role: "attune serve" runs them all in one process, and
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return usageError{fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath())}
+		return cli.Usagef("%w (see %s --help)", err, cmd.CommandPath())
 	})
-	root.AddCommand(newServeCommand(streams), newMigrateCommand(streams), newVersionCommand(streams),
-		newPackCommand(streams), newRuleCommand(streams))
-	root.AddCommand(newActionCommand(streams), newExecutionCommand(streams), newTriggerCommand(streams),
-		newEventCommand(streams), newPolicyCommand(streams), newWorkerCommand(streams), newEnforcementCommand(streams))
-	root.AddCommand(newLoginCommand(streams), newWhoamiCommand(streams), newIdentityCommand(streams), newTokenCommand(streams))
-	root.AddCommand(newBenchCommand(streams), newInternalCommand(streams))
+	root.AddCommand(newServeCommand(streams), newMigrateCommand(streams), newVersionCommand(streams))
+	root.AddCommand(cli.Commands(streams)...)
+	root.AddCommand(bench.NewCommand(streams), newInternalCommand(streams))
 	return root
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/attune-go/attune/app/database"
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/broker/amqpbroker"
 	"github.com/attune-go/attune/broker/membroker"
@@ -48,12 +49,12 @@ type infrastructure struct {
 // HTTP server stops taking requests, modules drain, then the broker closes, then the pool.
 func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	logger.InfoContext(ctx, "starting attune", "version", version, "roles", roleNames(cfg.roles))
-	pool, err := openPool(ctx, cfg.databaseURL, logger)
+	pool, err := database.Open(ctx, cfg.databaseURL, logger)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := prepareSchema(ctx, pool, cfg.migrate, logger); err != nil {
+	if err := database.PrepareSchema(ctx, pool, cfg.migrate, logger); err != nil {
 		return err
 	}
 

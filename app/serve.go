@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/attune-go/attune/app/cli"
+	"github.com/attune-go/attune/app/database"
 	"github.com/attune-go/attune/broker/amqpbroker"
 	"github.com/attune-go/attune/store"
 )
@@ -39,13 +41,13 @@ type serveConfig struct {
 func registerLogFlags(fs *pflag.FlagSet, o *logOptions) {
 	fs.StringVar(&o.level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.format, "log-format", "text", "log format: text or json")
-	bindEnv(fs, "log-level", "ATTUNE_LOG_LEVEL")
-	bindEnv(fs, "log-format", "ATTUNE_LOG_FORMAT")
+	cli.BindEnv(fs, "log-level", "ATTUNE_LOG_LEVEL")
+	cli.BindEnv(fs, "log-format", "ATTUNE_LOG_FORMAT")
 }
 
 func newServeCommand(streams Streams) *cobra.Command {
 	var cfg serveConfig
-	var db databaseFlags
+	var db database.Flags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run Attune's roles: api, sensor, executor, worker",
@@ -58,25 +60,25 @@ the command line wins over the environment, which wins over the default.`,
   attune serve --roles=executor --amqp-url=amqp://guest:guest@localhost:5672/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags()); err != nil {
-				return usageError{err}
+			if err := cli.ApplyEnv(cmd.Flags()); err != nil {
+				return cli.Usage(err)
 			}
-			cfg.databaseURL = db.url
+			cfg.databaseURL = db.URL
 			// A password has no flag: a flag would show in ps and in shell history.
 			cfg.adminPassword = os.Getenv("ATTUNE_ADMIN_PASSWORD")
 			if err := cfg.validate(); err != nil {
-				return usageError{err}
+				return cli.Usage(err)
 			}
 			logger, err := newLogger(cfg.logs, streams.Err)
 			if err != nil {
-				return usageError{err}
+				return cli.Usage(err)
 			}
 			return serve(cmd.Context(), cfg, logger)
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&cfg.rolesFlag, "roles", "all", "roles to run: all, or a comma list of api, sensor, executor, worker")
-	db.register(fs)
+	db.Register(fs)
 	fs.StringVar(&cfg.amqpURL, "amqp-url", "", "RabbitMQ URL; empty runs the in-process broker, which needs --roles=all")
 	fs.StringVar(&cfg.amqpNamespace, "amqp-namespace", "", "prefix for exchange and queue names, so that several installations or test runs can share one RabbitMQ vhost")
 	fs.StringVar(&cfg.httpAddr, "http-addr", ":8080", "address of the HTTP server (health, readiness, API)")
@@ -91,20 +93,20 @@ the command line wins over the environment, which wins over the default.`,
 	fs.DurationVar(&cfg.accessTTL, "access-token-ttl", time.Hour, "how long an access token from /auth/login lasts")
 	fs.DurationVar(&cfg.refreshTTL, "refresh-token-ttl", 7*24*time.Hour, "how long a refresh token lasts: how long a login may go unused")
 	registerLogFlags(fs, &cfg.logs)
-	bindEnv(fs, "auth", "ATTUNE_AUTH")
-	bindEnv(fs, "access-token-ttl", "ATTUNE_ACCESS_TOKEN_TTL")
-	bindEnv(fs, "refresh-token-ttl", "ATTUNE_REFRESH_TOKEN_TTL")
-	bindEnv(fs, "packs-dir", "ATTUNE_PACKS_DIR")
-	bindEnv(fs, "worker-heartbeat", "ATTUNE_WORKER_HEARTBEAT")
-	bindEnv(fs, "worker-timeout", "ATTUNE_WORKER_TIMEOUT")
-	bindEnv(fs, "roles", "ATTUNE_ROLES")
-	bindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
-	bindEnv(fs, "amqp-namespace", "ATTUNE_AMQP_NAMESPACE")
-	bindEnv(fs, "http-addr", "ATTUNE_HTTP_ADDR")
-	bindEnv(fs, "migrate", "ATTUNE_MIGRATE")
-	bindEnv(fs, "shutdown-timeout", "ATTUNE_SHUTDOWN_TIMEOUT")
-	bindEnv(fs, "worker-name", "ATTUNE_WORKER_NAME")
-	bindEnv(fs, "worker-concurrency", "ATTUNE_WORKER_CONCURRENCY")
+	cli.BindEnv(fs, "auth", "ATTUNE_AUTH")
+	cli.BindEnv(fs, "access-token-ttl", "ATTUNE_ACCESS_TOKEN_TTL")
+	cli.BindEnv(fs, "refresh-token-ttl", "ATTUNE_REFRESH_TOKEN_TTL")
+	cli.BindEnv(fs, "packs-dir", "ATTUNE_PACKS_DIR")
+	cli.BindEnv(fs, "worker-heartbeat", "ATTUNE_WORKER_HEARTBEAT")
+	cli.BindEnv(fs, "worker-timeout", "ATTUNE_WORKER_TIMEOUT")
+	cli.BindEnv(fs, "roles", "ATTUNE_ROLES")
+	cli.BindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
+	cli.BindEnv(fs, "amqp-namespace", "ATTUNE_AMQP_NAMESPACE")
+	cli.BindEnv(fs, "http-addr", "ATTUNE_HTTP_ADDR")
+	cli.BindEnv(fs, "migrate", "ATTUNE_MIGRATE")
+	cli.BindEnv(fs, "shutdown-timeout", "ATTUNE_SHUTDOWN_TIMEOUT")
+	cli.BindEnv(fs, "worker-name", "ATTUNE_WORKER_NAME")
+	cli.BindEnv(fs, "worker-concurrency", "ATTUNE_WORKER_CONCURRENCY")
 	return cmd
 }
 

@@ -1,4 +1,4 @@
-package app
+package cli
 
 import (
 	"bytes"
@@ -37,7 +37,7 @@ as it happens, and when it ends, its output (standard output here, standard erro
 error) or the reason it did not complete. Exit status 0 when it completed, 1 otherwise;
 interrupting it (exit status 130) stops the following, not the execution.`,
 		Example: `  attune execution tail 42`,
-		Args:    usageArgs(cobra.ExactArgs(1)),
+		Args:    UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := executionID(args[0])
 			if err != nil {
@@ -51,14 +51,14 @@ interrupting it (exit status 130) stops the following, not the execution.`,
 				fmt.Fprintf(streams.Out, "%s  %s\n", at.Local().Format("15:04:05.000"), status)
 			})
 			if err != nil && cmd.Context().Err() != nil {
-				return exitCode(130) // interrupted: the execution goes on; 128 + SIGINT, as shells say
+				return ExitCode(130) // interrupted: the execution goes on; 128 + SIGINT, as shells say
 			}
 			if err != nil {
 				return withStatus(err)
 			}
 			printOutcome(streams.Out, streams.Err, exec)
 			if exec.Status != store.ExecutionCompleted {
-				return exitCode(1)
+				return ExitCode(1)
 			}
 			return nil
 		},
@@ -71,10 +71,10 @@ func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the latest executions, newest first",
-		Args:  usageArgs(cobra.NoArgs),
+		Args:  UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if limit < 1 || limit > maxPerPage {
-				return usageError{fmt.Errorf("invalid --limit %d: want 1 to %d", limit, maxPerPage)}
+				return UsageError{fmt.Errorf("invalid --limit %d: want 1 to %d", limit, maxPerPage)}
 			}
 			client, err := api.client()
 			if err != nil {
@@ -105,7 +105,7 @@ func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {
 func executionID(arg string) (int64, error) {
 	id, err := strconv.ParseInt(arg, 10, 64)
 	if err != nil || id < 1 {
-		return 0, usageError{fmt.Errorf("invalid execution id %q: want a positive integer", arg)}
+		return 0, UsageError{fmt.Errorf("invalid execution id %q: want a positive integer", arg)}
 	}
 	return id, nil
 }
@@ -125,7 +125,7 @@ func newExecutionByIDCommand(streams Streams, api *apiFlags, use, short, postSuf
 	return &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Args:  UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := executionPath(args[0])
 			if err != nil {
@@ -209,7 +209,7 @@ func newExecutionRerunCommand(streams Streams, api *apiFlags) *cobra.Command {
 and those given by --param replacing them by name; --param name=null drops one, so that the
 action's default applies. Secret parameters are copied without being shown, and
 --param name=******** keeps one as it was. Prints the new execution.`,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args: UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := executionPath(args[0])
 			if err != nil {

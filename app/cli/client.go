@@ -1,4 +1,4 @@
-package app
+package cli
 
 import (
 	"bytes"
@@ -17,27 +17,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 )
-
-// exitCode ends a command with that exit status and no message: the command has already
-// written its answer, and the status carries the rest, as grep's 1 says "no match".
-type exitCode int
-
-func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
-
-// usageArgs makes a bad number of positional arguments a usage error (exit 2), as bad flags
-// are; cobra's own validators return plain errors.
-func usageArgs(validate cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := validate(cmd, args); err != nil {
-			return usageError{fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath())}
-		}
-		return nil
-	}
-}
 
 const (
 	defaultAPIURL = "http://localhost:8080"
@@ -52,7 +34,7 @@ const (
 type apiFlags struct {
 	url    string
 	output outputFormat
-	// urlFlag tells a URL given on the command line (or put there by applyEnv) from the
+	// urlFlag tells a URL given on the command line (or put there by ApplyEnv) from the
 	// default, which the environment and the config file may still replace.
 	urlFlag *pflag.Flag
 	// writesConfig lets the config file named by ATTUNE_CONFIG be missing: login creates it.
@@ -61,7 +43,7 @@ type apiFlags struct {
 
 func (a *apiFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&a.url, "api-url", defaultAPIURL, "base URL of the Attune API (a process running the api role)")
-	bindEnv(fs, "api-url", "ATTUNE_API_URL")
+	BindEnv(fs, "api-url", "ATTUNE_API_URL")
 	a.urlFlag = fs.Lookup("api-url")
 }
 
@@ -89,7 +71,7 @@ func (a *apiFlags) client() (*apiClient, error) {
 			cfg, path, err = readCLIConfig(path, true)
 		}
 		if err != nil {
-			return nil, usageError{err}
+			return nil, UsageError{err}
 		}
 		if !urlGiven && cfg.APIURL != "" {
 			rawURL, source = cfg.APIURL, "api_url in "+path
@@ -106,7 +88,7 @@ func (a *apiFlags) client() (*apiClient, error) {
 		}
 	}
 	if err != nil {
-		return nil, usageError{fmt.Errorf("invalid %s %q: %v", source, rawURL, err)}
+		return nil, UsageError{fmt.Errorf("invalid %s %q: %v", source, rawURL, err)}
 	}
 	return &apiClient{baseURL: u, token: token, refreshToken: refresh, configPath: configPath, http: &http.Client{Timeout: apiTimeout}}, nil
 }

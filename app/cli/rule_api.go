@@ -1,4 +1,4 @@
-package app
+package cli
 
 import (
 	"errors"
@@ -54,17 +54,17 @@ A rule created in a pack registered from a directory is removed when that pack i
 from its directory again: keep such rules in a pack of their own, or in the pack's files.`,
 		Example: `  attune rule create -f on_push.yaml
   attune rule create -f rules/nightly.yaml --pack ops`,
-		Args: usageArgs(cobra.NoArgs),
+		Args: UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
-				return usageError{errors.New("-f is required: the rule file to create (see attune rule create --help)")}
+				return UsageError{errors.New("-f is required: the rule file to create (see attune rule create --help)")}
 			}
 			r, err := readRule(file)
 			if err != nil {
 				return fmt.Errorf("read rule %s: %w", file, err)
 			}
 			if r.Ref == "" && packRef == "" {
-				return usageError{fmt.Errorf("rule %s gives a name and no ref: say which pack it joins with --pack", file)}
+				return UsageError{fmt.Errorf("rule %s gives a name and no ref: say which pack it joins with --pack", file)}
 			}
 			client, err := api.client()
 			if err != nil {
@@ -105,7 +105,7 @@ func newRuleStateCommand(streams Streams, api *apiFlags, verb, short string) *co
 	return &cobra.Command{
 		Use:   verb + " REF",
 		Short: short,
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Args:  UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := api.client()
 			if err != nil {

@@ -1,4 +1,4 @@
-package app
+package bench
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/attune-go/attune/app/cli"
+	"github.com/attune-go/attune/app/database"
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/broker/amqpbroker"
 	"github.com/attune-go/attune/broker/membroker"
@@ -42,11 +44,11 @@ func openBenchRun(ctx context.Context, cfg benchConfig, brokerName string, logge
 	run.br = &countingBroker{}
 	run.meter = costMeter{adminURL: cfg.databaseURL, database: dbName, broker: run.br}
 	run.cleanup = append(run.cleanup, drop)
-	if run.pool, err = openPool(ctx, dbURL, logger); err != nil {
+	if run.pool, err = database.Open(ctx, dbURL, logger); err != nil {
 		return nil, err
 	}
 	run.cleanup = append(run.cleanup, run.pool.Close)
-	if err := prepareSchema(ctx, run.pool, true, logger); err != nil {
+	if err := database.PrepareSchema(ctx, run.pool, true, logger); err != nil {
 		return nil, err
 	}
 	run.st = store.NewStore(run.pool)
@@ -79,7 +81,7 @@ func (r *benchRun) close() {
 func benchDatabase(ctx context.Context, base string) (string, string, func(), error) {
 	u, err := url.Parse(base)
 	if err != nil {
-		return "", "", nil, usageError{fmt.Errorf("invalid --database-url: %w", err)}
+		return "", "", nil, cli.Usage(fmt.Errorf("invalid --database-url: %w", err))
 	}
 	name := "attune_bench_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
 	u.Path = "/" + name

@@ -1,4 +1,4 @@
-package app
+package cli
 
 import (
 	"fmt"
@@ -18,8 +18,8 @@ Attune API (a process with the api role) to act on them.`,
 	}
 	api.register(cmd.PersistentFlags())
 	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
-		if err := applyEnv(cmd.Flags()); err != nil {
-			return usageError{err}
+		if err := ApplyEnv(cmd.Flags()); err != nil {
+			return UsageError{err}
 		}
 		return nil
 	}
@@ -55,7 +55,7 @@ command and the server must share a filesystem (the same machine, or the same mo
 		Example: `  attune pack register ./packs/demo
   attune pack register --api-url=http://attune-api:8080 /srv/attune/packs/demo
   ATTUNE_API_URL=http://attune-api:8080 attune pack register /srv/attune/packs/demo`,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args: UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := api.client()
 			if err != nil {

@@ -1,4 +1,4 @@
-package app
+package cli
 
 import (
 	"encoding/json"
@@ -56,15 +56,15 @@ compile, trigger_params or action_params that the core pack refuses, or an expre
 fails on this payload).`,
 		Example: `  attune rule test --rule packs/demo/rules/on_webhook.yaml --payload event.json
   attune rule test --rule on_webhook.yaml --payload event.yaml --trigger core.webhook`,
-		Args: usageArgs(cobra.NoArgs),
+		Args: UsageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
 			if ruleFile == "" || payloadFile == "" {
-				return usageError{errors.New("--rule and --payload are required (see attune rule test --help)")}
+				return UsageError{errors.New("--rule and --payload are required (see attune rule test --help)")}
 			}
 			res, err := testRule(ruleFile, payloadFile, trigger)
 			if err != nil {
 				// Exit 2, as for usage errors: the command could not give an answer.
-				return usageError{err}
+				return UsageError{err}
 			}
 			enc := json.NewEncoder(streams.Out)
 			enc.SetIndent("", "  ")
@@ -74,7 +74,7 @@ fails on this payload).`,
 				return fmt.Errorf("write result: %w", err)
 			}
 			if !res.Matched {
-				return exitCode(1)
+				return ExitCode(1)
 			}
 			return nil
 		},

@@ -1,4 +1,4 @@
-package app
+package cli
 
 import (
 	"bufio"
@@ -39,7 +39,7 @@ func readSecrets(streams Streams, fromStdin bool, prompts ...string) ([]string, 
 			}
 			line = strings.TrimRight(line, "\r\n")
 			if line == "" {
-				return nil, usageError{fmt.Errorf("--password-stdin: stdin held %d of the %d lines wanted", len(out), len(prompts))}
+				return nil, UsageError{fmt.Errorf("--password-stdin: stdin held %d of the %d lines wanted", len(out), len(prompts))}
 			}
 			out = append(out, line)
 		}
@@ -47,7 +47,7 @@ func readSecrets(streams Streams, fromStdin bool, prompts ...string) ([]string, 
 	}
 	f, ok := streams.In.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil, usageError{errors.New("no terminal to ask for the password on; pipe it in with --password-stdin")}
+		return nil, UsageError{errors.New("no terminal to ask for the password on; pipe it in with --password-stdin")}
 	}
 	for _, prompt := range prompts {
 		fmt.Fprint(streams.Err, prompt)
@@ -81,7 +81,7 @@ config file, ~/.config/attune/config.yaml or $ATTUNE_CONFIG, readable by you alo
 commands send the access token and renew it with the refresh token when it expires.`,
 		Example: `  attune login admin
   echo "$PASSWORD" | attune login admin --password-stdin --api-url https://attune.example.com`,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args: UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := api.client()
 			if err != nil {
@@ -100,7 +100,7 @@ commands send the access token and renew it with the refresh token when it expir
 				cfg, path, err = readCLIConfig(path, true)
 			}
 			if err != nil {
-				return usageError{err}
+				return UsageError{err}
 			}
 			if api.urlFlag.Changed || os.Getenv("ATTUNE_API_URL") != "" {
 				cfg.APIURL = client.baseURL.String()
@@ -123,7 +123,7 @@ func newWhoamiCommand(streams Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "whoami",
 		Short: "Say who the API takes you for, and your role",
-		Args:  usageArgs(cobra.NoArgs),
+		Args:  UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			client, err := api.client()
 			if err != nil {
@@ -154,14 +154,14 @@ func newIdentityCommand(streams Streams) *cobra.Command {
 		Long: `Creates an identity with the password read from the terminal or, with --password-stdin,
 from stdin. Roles: viewer reads; operator also runs, cancels and reruns executions and
 manages rules; admin does everything.`,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args: UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := api.client()
 			if err != nil {
 				return err
 			}
 			if create.role == "" {
-				return usageError{errors.New("--role is required: admin, operator or viewer")}
+				return UsageError{errors.New("--role is required: admin, operator or viewer")}
 			}
 			password, err := readSecret(streams, "Password for "+args[0]+": ", create.passwordStdin)
 			if err != nil {
@@ -188,7 +188,7 @@ manages rules; admin does everything.`,
 		Long: `Changes LOGIN's role (admins only) or password. Changing your own password asks for the
 current one first; with --password-stdin, stdin's first line is then the current password and
 its second the new one.`,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args: UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := api.client()
 			if err != nil {
@@ -219,7 +219,7 @@ its second the new one.`,
 				}
 			}
 			if len(body) == 0 {
-				return usageError{errors.New("nothing to change: give --role, --password or --password-stdin")}
+				return UsageError{errors.New("nothing to change: give --role, --password or --password-stdin")}
 			}
 			data, err := client.put(cmd.Context(), "/api/v1/identities/"+url.PathEscape(args[0]), body)
 			if err != nil {
@@ -252,7 +252,7 @@ func newTokenCommand(streams Streams) *cobra.Command {
 		Short: "Create an API token; its secret is printed this once",
 		Example: `  attune token create --name ci --role operator --expires 720h
   export ATTUNE_TOKEN=$(attune token create --name ci -o json | jq -r .token)`,
-		Args: usageArgs(cobra.NoArgs),
+		Args: UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			client, err := api.client()
 			if err != nil {
@@ -263,7 +263,7 @@ func newTokenCommand(streams Streams) *cobra.Command {
 				body["role"] = create.role
 			}
 			if create.expires < 0 {
-				return usageError{fmt.Errorf("invalid --expires %s: want a positive duration", create.expires)}
+				return UsageError{fmt.Errorf("invalid --expires %s: want a positive duration", create.expires)}
 			}
 			if create.expires > 0 {
 				body["expires_at"] = time.Now().Add(create.expires).UTC().Format(time.RFC3339)
@@ -283,7 +283,7 @@ func newTokenCommand(streams Streams) *cobra.Command {
 	listCmd := &cobra.Command{
 		Use:   "list",
 		Short: "List your API tokens (--all: everyone's, for admins)",
-		Args:  usageArgs(cobra.NoArgs),
+		Args:  UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			client, err := api.client()
 			if err != nil {
@@ -305,7 +305,7 @@ func newTokenCommand(streams Streams) *cobra.Command {
 	revokeCmd := &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke an API token at once",
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Args:  UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := api.client()
 			if err != nil {

@@ -1,4 +1,7 @@
-package app
+// Package bench measures the whole pipeline from inside one process: executions per second and
+// latency on each broker, how fast a policy queue drains, and what each execution costs the
+// database and the broker.
+package bench
 
 import (
 	"context"
@@ -20,6 +23,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/attune-go/attune/app/cli"
+	"github.com/attune-go/attune/app/database"
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/broker/notify"
 	"github.com/attune-go/attune/modules/executor"
@@ -67,7 +72,8 @@ type benchResult struct {
 	benchCost
 }
 
-func newBenchCommand(streams Streams) *cobra.Command {
+// NewCommand is "attune bench".
+func NewCommand(streams cli.Streams) *cobra.Command {
 	var cfg benchConfig
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -87,17 +93,17 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
   attune bench --backlog 20000 --brokers rabbitmq`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags()); err != nil {
-				return usageError{err}
+			if err := cli.ApplyEnv(cmd.Flags()); err != nil {
+				return cli.Usage(err)
 			}
 			if cfg.events < 1 || cfg.concurrency < 1 {
-				return usageError{errors.New("--events and --concurrency must be at least 1")}
+				return cli.Usage(errors.New("--events and --concurrency must be at least 1"))
 			}
 			if _, ok := benchActions[cfg.action]; !ok {
-				return usageError{fmt.Errorf("invalid --action %q: want shell or noop", cfg.action)}
+				return cli.Usage(fmt.Errorf("invalid --action %q: want shell or noop", cfg.action))
 			}
 			if cfg.backlog != 0 && cfg.backlog < minBacklog {
-				return usageError{fmt.Errorf("--backlog must be 0 (off) or at least %d", minBacklog)}
+				return cli.Usage(fmt.Errorf("--backlog must be 0 (off) or at least %d", minBacklog))
 			}
 			return runBench(cmd.Context(), cfg, streams)
 		},
@@ -105,7 +111,7 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 	fs := cmd.Flags()
 	fs.IntVar(&cfg.events, "events", 2000, "events to push through the pipeline per broker")
 	fs.StringVar(&cfg.brokers, "brokers", "inprocess,rabbitmq", "brokers to measure: inprocess, rabbitmq, or both")
-	fs.StringVar(&cfg.databaseURL, "database-url", defaultDatabaseURL, "PostgreSQL server to create the benchmark databases on")
+	fs.StringVar(&cfg.databaseURL, "database-url", database.DefaultURL, "PostgreSQL server to create the benchmark databases on")
 	fs.StringVar(&cfg.amqpURL, "amqp-url", "amqp://guest:guest@localhost:5672/", "RabbitMQ for the rabbitmq run")
 	fs.IntVar(&cfg.concurrency, "concurrency", 16, "actions the worker runs at once")
 	fs.IntVar(&cfg.spawns, "spawns", 3000, "spawns of /bin/sh -c true for the raw spawn rate")
@@ -116,12 +122,12 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 	fs.StringVar(&cfg.action, "action", "shell", `the action each event runs: shell (core.local "true") or noop (core.noop, no process: the platform alone)`)
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof reads it)")
 	fs.BoolVar(&cfg.statements, "statements", false, "also print each statement run at least once per twenty executions, with its calls per execution (needs pg_stat_statements)")
-	bindEnv(fs, "database-url", "ATTUNE_DATABASE_URL")
-	bindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
+	cli.BindEnv(fs, "database-url", "ATTUNE_DATABASE_URL")
+	cli.BindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
 	return cmd
 }
 
-func runBench(ctx context.Context, cfg benchConfig, streams Streams) error {
+func runBench(ctx context.Context, cfg benchConfig, streams cli.Streams) error {
 	logger := slog.New(slog.NewTextHandler(streams.Err, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
@@ -137,7 +143,7 @@ func runBench(ctx context.Context, cfg benchConfig, streams Streams) error {
 	for _, name := range strings.Split(cfg.brokers, ",") {
 		name = strings.TrimSpace(name)
 		if name != "inprocess" && name != "rabbitmq" {
-			return usageError{fmt.Errorf("invalid --brokers %q: want inprocess, rabbitmq or both", cfg.brokers)}
+			return cli.Usage(fmt.Errorf("invalid --brokers %q: want inprocess, rabbitmq or both", cfg.brokers))
 		}
 		if cfg.backlog > 0 {
 			r, err := backlogOnce(ctx, cfg, name, logger)
@@ -283,6 +289,12 @@ func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *
 	r, err := benchFigures(ctx, run.pool, brokerName, cfg.events)
 	r.benchCost = cost(before, after, cfg.events, polls.n.Load())
 	return r, err
+}
+
+// module is a role module as the bench runs it.
+type module interface {
+	Name() string
+	Run(ctx context.Context) error
 }
 
 // startModules runs mods until the returned function stops them and waits for them.

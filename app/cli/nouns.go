@@ -1,4 +1,4 @@
-package app
+package cli
 
 import (
 	"context"
@@ -50,7 +50,7 @@ func newListCommand(streams Streams, api *apiFlags, spec listCommand) *cobra.Com
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List " + spec.noun,
-		Args:  usageArgs(cobra.NoArgs),
+		Args:  UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			client, err := api.client()
 			if err != nil {
@@ -78,7 +78,7 @@ func newShowCommand(streams Streams, api *apiFlags, noun, path string) *cobra.Co
 	return &cobra.Command{
 		Use:   "show REF",
 		Short: "Show one " + noun,
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Args:  UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := api.client()
 			if err != nil {
@@ -104,7 +104,7 @@ func newDeleteCommand(streams Streams, api *apiFlags, spec deleteCommand) *cobra
 		Use:   "delete " + spec.key,
 		Short: spec.short,
 		Long:  spec.long,
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Args:  UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := api.client()
 			if err != nil {
@@ -169,11 +169,11 @@ func newShowByIDCommand(streams Streams, api *apiFlags, noun, path string) *cobr
 	return &cobra.Command{
 		Use:   "show ID",
 		Short: "Show one " + noun,
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Args:  UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseInt(args[0], 10, 64)
 			if err != nil || id < 1 {
-				return usageError{fmt.Errorf("invalid %s id %q: want a positive integer", noun, args[0])}
+				return UsageError{fmt.Errorf("invalid %s id %q: want a positive integer", noun, args[0])}
 			}
 			client, err := api.client()
 			if err != nil {

@@ -1,4 +1,4 @@
-package app
+package cli
 
 import (
 	"context"
@@ -48,14 +48,14 @@ func (p *paramFlags) parse() (map[string]any, error) {
 	if p.json != "" {
 		var obj map[string]any
 		if err := json.Unmarshal([]byte(p.json), &obj); err != nil || obj == nil {
-			return nil, usageError{errors.New("invalid --params-json: want a JSON object")}
+			return nil, UsageError{errors.New("invalid --params-json: want a JSON object")}
 		}
 		params = obj
 	}
 	for i, pair := range p.pairs {
 		name, raw, ok := strings.Cut(pair, "=")
 		if !ok || name == "" {
-			return nil, usageError{fmt.Errorf("invalid --param (the %s): want name=value", ordinal(i+1))}
+			return nil, UsageError{fmt.Errorf("invalid --param (the %s): want name=value", ordinal(i+1))}
 		}
 		var v any
 		// "Ada" is not JSON and stays a string; so would a JSON string, minus its quotes.
@@ -99,14 +99,14 @@ then: exit status 0 when it completed, 1 when it failed, timed out, was cancelle
 or --timeout passed first; 130 when interrupted, which stops the waiting, not the execution.`,
 		Example: `  attune action execute demo.hello --param name=Ada --wait
   attune action execute demo.json --params-json '{"count": 3}' --param name=Bo -o json`,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args: UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			values, err := params.parse()
 			if err != nil {
 				return err
 			}
 			if wait && timeout <= 0 {
-				return usageError{fmt.Errorf("invalid --timeout %s: want a positive duration", timeout)}
+				return UsageError{fmt.Errorf("invalid --timeout %s: want a positive duration", timeout)}
 			}
 			client, err := api.client()
 			if err != nil {
@@ -144,7 +144,7 @@ func waitAndPrint(ctx context.Context, streams Streams, format outputFormat, cli
 	data, final, err := follow(waitCtx, client, exec.ID, func(s string, _ time.Time) { status = s })
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return exitCode(130) // interrupted, as tail is: the execution goes on
+		return ExitCode(130) // interrupted, as tail is: the execution goes on
 	case err != nil && errors.Is(waitCtx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("execution %d is still %s after --timeout %s", exec.ID, status, timeout)
 	case err != nil:
@@ -154,7 +154,7 @@ func waitAndPrint(ctx context.Context, streams Streams, format outputFormat, cli
 		return err
 	}
 	if final.Status != store.ExecutionCompleted {
-		return exitCode(1)
+		return ExitCode(1)
 	}
 	return nil
 }

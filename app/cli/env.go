@@ -1,4 +1,4 @@
-package app
+package cli
 
 import (
 	"fmt"
@@ -9,19 +9,19 @@ import (
 
 const envAnnotation = "attune_env"
 
-// bindEnv mirrors a flag with an environment variable and says so in the flag's help.
-func bindEnv(fs *pflag.FlagSet, flag, env string) {
+// BindEnv mirrors a flag with an environment variable and says so in the flag's help.
+func BindEnv(fs *pflag.FlagSet, flag, env string) {
 	f := fs.Lookup(flag)
 	if f == nil {
-		panic("bindEnv: no flag " + flag)
+		panic("BindEnv: no flag " + flag)
 	}
 	f.Usage += " (env " + env + ")"
 	_ = fs.SetAnnotation(flag, envAnnotation, []string{env})
 }
 
-// applyEnv gives every flag not set on the command line the value of its environment
+// ApplyEnv gives every flag not set on the command line the value of its environment
 // variable, if that is set: flag > env > default.
-func applyEnv(fs *pflag.FlagSet) error {
+func ApplyEnv(fs *pflag.FlagSet) error {
 	var firstErr error
 	fs.VisitAll(func(f *pflag.Flag) {
 		envs := f.Annotations[envAnnotation]
