@@ -95,7 +95,7 @@ func TestCLIAgainstServer(t *testing.T) {
 
 	t.Run("ExecuteParams", func(t *testing.T) {
 		t.Parallel()
-		// --param values that parse as JSON keep their type and win over --params-json.
+		// --param values are read by the schema (count is an integer) and win over --params-json.
 		exec := cliJSON(t, p, 0, "action", "execute", "demo.json", "--params-json", `{"name": "Bo", "count": 2}`, "--param", "count=3")
 		require.Equal(t, map[string]any{"name": "Bo", "count": 3.0}, exec["parameters"])
 	})

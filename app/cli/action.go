@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/store"
 )
 
@@ -28,60 +27,6 @@ func newActionCommand(streams Streams) *cobra.Command {
 	return cmd
 }
 
-// paramFlags are --param k=v (repeated) and --params-json, shared by execute and rerun.
-type paramFlags struct {
-	pairs []string
-	json  string
-}
-
-func (p *paramFlags) register(cmd *cobra.Command, withJSON bool) {
-	cmd.Flags().StringArrayVar(&p.pairs, "param", nil, "parameter as name=value, repeatable; the value is JSON when it parses as JSON (3, true, {...}), else a string")
-	if withJSON {
-		cmd.Flags().StringVar(&p.json, "params-json", "", "parameters as one JSON object; --param ones win over it by name")
-	}
-}
-
-// parse merges the parameters; a malformed one is a usage error. Errors do not repeat what
-// was given: it may hold a secret, and would end up in a terminal's scrollback or a CI log.
-func (p *paramFlags) parse() (map[string]any, error) {
-	params := map[string]any{}
-	if p.json != "" {
-		var obj map[string]any
-		if err := json.Unmarshal([]byte(p.json), &obj); err != nil || obj == nil {
-			return nil, UsageError{errors.New("invalid --params-json: want a JSON object")}
-		}
-		params = obj
-	}
-	for i, pair := range p.pairs {
-		name, raw, ok := strings.Cut(pair, "=")
-		if !ok || name == "" {
-			return nil, UsageError{fmt.Errorf("invalid --param (the %s): want name=value", ordinal(i+1))}
-		}
-		var v any
-		// "Ada" is not JSON and stays a string; so would a JSON string, minus its quotes.
-		if err := json.Unmarshal([]byte(raw), &v); err != nil {
-			v = raw
-		}
-		params[name] = v
-	}
-	return params, nil
-}
-
-// ordinal writes n as 1st, 2nd, 3rd, 4th...
-func ordinal(n int) string {
-	suffix := "th"
-	switch {
-	case n%100 >= 11 && n%100 <= 13:
-	case n%10 == 1:
-		suffix = "st"
-	case n%10 == 2:
-		suffix = "nd"
-	case n%10 == 3:
-		suffix = "rd"
-	}
-	return strconv.Itoa(n) + suffix
-}
-
 func newActionExecuteCommand(streams Streams, api *apiFlags) *cobra.Command {
 	var (
 		params  paramFlags
@@ -92,7 +37,8 @@ func newActionExecuteCommand(streams Streams, api *apiFlags) *cobra.Command {
 		Use:   "execute REF",
 		Short: "Run an action and print the execution",
 		Long: `Runs the action REF with the parameters given, checked against the action's schema by the
-server, and prints the execution it created.
+server, and prints the execution it created. Each --param value is read as the schema types
+its parameter: count=3 is the integer 3, name=123 the string "123", tags=["a"] an array.
 
 With --wait it follows the execution on the API's live stream until it ends and prints it
 then: exit status 0 when it completed, 1 when it failed, timed out, was cancelled or abandoned,
@@ -101,14 +47,16 @@ or --timeout passed first; 130 when interrupted, which stops the waiting, not th
   attune action execute demo.json --params-json '{"count": 3}' --param name=Bo -o json`,
 		Args: UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			values, err := params.parse()
-			if err != nil {
-				return err
-			}
 			if wait && timeout <= 0 {
 				return UsageError{fmt.Errorf("invalid --timeout %s: want a positive duration", timeout)}
 			}
 			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			values, err := params.parse(cmd.Context(), func(ctx context.Context) (pack.Schema, error) {
+				return actionSchema(ctx, client, args[0])
+			})
 			if err != nil {
 				return err
 			}

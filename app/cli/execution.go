@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/store"
 )
 
@@ -207,7 +209,8 @@ func newExecutionRerunCommand(streams Streams, api *apiFlags) *cobra.Command {
 		Short: "Run an execution's action again, with its parameters and the --param ones replacing them",
 		Long: `Runs the action of execution ID again as its child (parent_id), with the original's parameters
 and those given by --param replacing them by name; --param name=null drops one, so that the
-action's default applies. Secret parameters are copied without being shown, and
+action's default applies. Each --param value is read as the action's schema types its
+parameter, as for action execute. Secret parameters are copied without being shown, and
 --param name=******** keeps one as it was. Prints the new execution.`,
 		Args: UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -215,11 +218,13 @@ action's default applies. Secret parameters are copied without being shown, and
 			if err != nil {
 				return err
 			}
-			values, err := params.parse()
+			client, err := api.client()
 			if err != nil {
 				return err
 			}
-			client, err := api.client()
+			values, err := params.parse(cmd.Context(), func(ctx context.Context) (pack.Schema, error) {
+				return executionSchema(ctx, client, path)
+			})
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,92 @@
+package app_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// typedSecret is the default of typed.call's secret parameter: no output may show it.
+const typedSecret = "typed-secret-7c1d"
+
+// registerTypedPack registers on p the pack typed, whose action typed.call (runner noop)
+// takes a parameter of each type.
+func registerTypedPack(t *testing.T, p *process) {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "actions"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pack.yaml"), []byte("ref: typed\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "actions", "call.yaml"), []byte(`ref: typed.call
+description: Takes a parameter of each type.
+runner_type: noop
+parameters:
+  api_key: {type: string, description: The key to call with.}
+  count: {type: integer, required: true, description: How many.}
+  ratio: {type: number, default: 0.5}
+  verbose: {type: boolean}
+  tags: {type: array}
+  opts: {type: object}
+  mode: {type: string, enum: [fast, slow], default: fast}
+  token: {type: string, secret: true, default: `+typedSecret+`}
+`), 0o644))
+	_, stderr, code := p.cli(t, "pack", "register", dir)
+	require.Equal(t, 0, code, stderr)
+}
+
+// typedExecutions counts the executions of typed.call.
+func typedExecutions(t *testing.T, p *process) int {
+	t.Helper()
+	stdout, stderr, code := p.cli(t, "execution", "list", "--action", "typed.call", "-o", "json")
+	require.Equal(t, 0, code, stderr)
+	var list []any
+	require.NoError(t, json.Unmarshal([]byte(stdout), &list), stdout)
+	return len(list)
+}
+
+// --param values are read by the action's schema: text stays text for a string, and a value
+// that does not fit its type is refused naming the parameter, before anything is created.
+func TestCLIParamsBySchema(t *testing.T) {
+	t.Parallel()
+	p := startBare(t)
+	registerTypedPack(t, p)
+
+	exec := cliJSON(t, p, 0, "action", "execute", "typed.call", "--param", "api_key=123", "--param", "count=3",
+		"--param", "ratio=2", "--param", "verbose=true", "--param", `tags=["a", 1]`, "--param", `opts={"k": "v"}`,
+		"--param", "mode=slow", "--wait")
+	require.Equal(t, map[string]any{"api_key": "123", "count": 3.0, "ratio": 2.0, "verbose": true, "tags": []any{"a", 1.0},
+		"opts": map[string]any{"k": "v"}, "mode": "slow", "token": "********"}, exec["parameters"])
+	execID := strconv.FormatInt(id(t, exec, "id"), 10)
+
+	before := typedExecutions(t, p)
+	for _, tc := range []struct{ param, want string }{
+		{"count=abc", "attune: invalid --param count: want an integer, such as 3\n"},
+		{"verbose=yes", "attune: invalid --param verbose: want true or false\n"},
+		{"tags=a", "attune: invalid --param tags: want a JSON array, such as [\"a\", \"b\"]\n"},
+	} {
+		stdout, stderr, code := p.cli(t, "action", "execute", "typed.call", "--param", "count=1", "--param", tc.param)
+		require.Equal(t, 2, code, stderr)
+		require.Empty(t, stdout)
+		require.Equal(t, tc.want, requireOneErrorLine(t, stderr))
+	}
+	_, stderr, code := p.cli(t, "execution", "rerun", execID, "--param", "count=abc")
+	require.Equal(t, 2, code, stderr)
+	require.Equal(t, "attune: invalid --param count: want an integer, such as 3\n", requireOneErrorLine(t, stderr))
+	require.Equal(t, before, typedExecutions(t, p), "a refused --param created an execution")
+
+	// A name the schema lacks goes to the API as before, which refuses it with those it wants.
+	_, stderr, code = p.cli(t, "action", "execute", "typed.call", "--param", "count=1", "--param", "colour=red")
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, requireOneErrorLine(t, stderr), `parameter "colour": unknown; want api_key, count,`)
+
+	// A rerun reads its --param by the same schema, and keeps the rest of the original's.
+	rerun := cliJSON(t, p, 0, "execution", "rerun", execID, "--param", "api_key=456", "--param", "ratio=null")
+	params, ok := rerun["parameters"].(map[string]any)
+	require.True(t, ok, "no parameters in %v", rerun)
+	require.Equal(t, "456", params["api_key"])
+	require.Equal(t, 3.0, params["count"])
+	require.Equal(t, 0.5, params["ratio"], "null leaves a parameter to its default")
+}
