@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -89,4 +90,64 @@ func TestCLIParamsBySchema(t *testing.T) {
 	require.Equal(t, "456", params["api_key"])
 	require.Equal(t, 3.0, params["count"])
 	require.Equal(t, 0.5, params["ratio"], "null leaves a parameter to its default")
+}
+
+// action execute REF --help lists REF's parameters when the API answers, and is the plain help
+// when it does not; action show shows them as a table, and execution show an execution's
+// output as lines.
+func TestCLIShowsParametersAndOutput(t *testing.T) {
+	t.Parallel()
+	p := startBare(t)
+	registerTypedPack(t, p)
+	rows := []string{
+		`(?m)^%sapi_key\s+string\s+no\s+The key to call with\.$`,
+		`(?m)^%scount\s+integer\s+yes\s+How many\.$`,
+		`(?m)^%smode\s+string\s+no\s+fast\s+\(one of fast, slow\)$`,
+		`(?m)^%sratio\s+number\s+no\s+0\.5\s*$`,
+		`(?m)^%stoken\s+string, secret\s+no\s+\*{8}\s*$`,
+		`(?m)^%sPARAMETER\s+TYPE\s+REQUIRED\s+DEFAULT\s+DESCRIPTION$`,
+	}
+
+	stdout, stderr, code := p.cli(t, "action", "execute", "typed.call", "--help")
+	require.Equal(t, 0, code, stderr)
+	require.Empty(t, stderr)
+	require.Contains(t, stdout, "Usage:\n  attune action execute REF [flags]")
+	require.Contains(t, stdout, "\nParameters of typed.call:\n")
+	for _, row := range rows {
+		require.Regexp(t, strings.ReplaceAll(row, "%s", "  "), stdout)
+	}
+	require.NotContains(t, stdout, typedSecret)
+
+	stdout, stderr, code = p.cli(t, "action", "execute", "typed.nope", "--help")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "Usage:")
+	require.Contains(t, stdout, "\nParameters of typed.nope: not known, the API says: no action \"typed.nope\" (404 Not Found)\n")
+
+	stdout, stderr, code = runAttune(t, "action", "execute", "typed.call", "--help", "--api-url", "http://127.0.0.1:1")
+	require.Equal(t, 0, code, stderr)
+	require.Empty(t, stderr)
+	require.Contains(t, stdout, "Usage:")
+	require.NotContains(t, stdout, "Parameters of")
+
+	stdout, stderr, code = p.cli(t, "action", "show", "typed.call")
+	require.Equal(t, 0, code, stderr)
+	require.Regexp(t, `(?m)^ref\s+typed\.call$`, stdout)
+	require.NotRegexp(t, `(?m)^parameters\s`, stdout, "the schema is a table of its own, not a field")
+	for _, row := range rows {
+		require.Regexp(t, strings.ReplaceAll(row, "%s", ""), stdout)
+	}
+	require.NotContains(t, stdout, typedSecret)
+	action := cliJSON(t, p, 0, "action", "show", "typed.call")
+	require.Equal(t, map[string]any{"type": "integer", "required": true, "description": "How many."},
+		action["parameters"].(map[string]any)["count"], "-o json is the API's answer")
+
+	exec := cliJSON(t, p, 0, "action", "execute", "core.local", "--param", `cmd=printf 'one\ntwo\n'; echo oops >&2`, "--wait")
+	execID := strconv.FormatInt(id(t, exec, "id"), 10)
+	stdout, stderr, code = p.cli(t, "execution", "show", execID)
+	require.Equal(t, 0, code, stderr)
+	require.True(t, strings.HasSuffix(stdout, "\n\nSTDOUT\none\ntwo\n\nSTDERR\noops\n"), stdout)
+	require.Regexp(t, `(?m)^result\s+\{.*"exit_code":0.*\}$`, stdout)
+	require.NotRegexp(t, `(?m)^result\s.*(stdout|stderr)`, stdout, "the output is not repeated in the result, escaped")
+	exec = cliJSON(t, p, 0, "execution", "show", execID)
+	require.Equal(t, "one\ntwo\n", exec["result"].(map[string]any)["stdout"], "-o json is the API's answer")
 }

@@ -19,9 +19,10 @@ const defaultWaitTimeout = 10 * time.Minute
 func newActionCommand(streams Streams) *cobra.Command {
 	var api apiFlags
 	cmd := newNounCommand("action", "List, show and run actions through the API", &api)
+	show := newShowCommandPrinting(streams, &api, "action", "/api/v1/actions", printAction)
 	cmd.AddCommand(
 		newListCommand(streams, &api, listCommand{noun: "actions", path: "/api/v1/actions", columns: actionColumns, all: true, packFilter: true}),
-		newShowCommand(streams, &api, "action", "/api/v1/actions"),
+		show,
 		newActionExecuteCommand(streams, &api),
 	)
 	return cmd
@@ -39,6 +40,7 @@ func newActionExecuteCommand(streams Streams, api *apiFlags) *cobra.Command {
 		Long: `Runs the action REF with the parameters given, checked against the action's schema by the
 server, and prints the execution it created. Each --param value is read as the schema types
 its parameter: count=3 is the integer 3, name=123 the string "123", tags=["a"] an array.
+With REF and a reachable API, --help lists the action's parameters.
 
 With --wait it follows the execution on the API's live stream until it ends and prints it
 then: exit status 0 when it completed, 1 when it failed, timed out, was cancelled or abandoned,
@@ -72,6 +74,7 @@ or --timeout passed first; 130 when interrupted, which stops the waiting, not th
 		},
 	}
 	params.register(cmd, true)
+	cmd.SetHelpFunc(helpWithParams(api))
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the execution ends; exit 1 unless it completed")
 	cmd.Flags().DurationVar(&timeout, "timeout", defaultWaitTimeout, "with --wait, how long to wait")
 	return cmd
@@ -98,7 +101,7 @@ func waitAndPrint(ctx context.Context, streams Streams, format outputFormat, cli
 	case err != nil:
 		return fmt.Errorf("wait for execution %d: %w", exec.ID, withStatus(err))
 	}
-	if err := printObject(streams.Out, format, data); err != nil {
+	if err := printExecution(streams.Out, format, data); err != nil {
 		return err
 	}
 	if final.Status != store.ExecutionCompleted {

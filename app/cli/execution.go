@@ -172,7 +172,8 @@ func newExecutionByIDCommand(streams Streams, api *apiFlags, use, short, postSuf
 var attemptColumns = []column{{"ATTEMPT", "attempt", 0}, {"ID", "id", 0}, {"STATUS", "status", 0}, {"FINISHED", "finished_at", 0}, {"REASON", "reason", 60}}
 
 // printExecution prints one execution; as a table, its attempts, when a retry repeated it,
-// follow as a table of their own instead of one crammed cell.
+// follow as a table of their own instead of one crammed cell, and its standard output and
+// error as the lines they are.
 func printExecution(w io.Writer, format outputFormat, data json.RawMessage) error {
 	if format != outputTable {
 		return printObject(w, format, data)
@@ -181,25 +182,31 @@ func printExecution(w io.Writer, format outputFormat, data json.RawMessage) erro
 	if err != nil {
 		return err
 	}
+	shown, rawAttempts := takeField(fields, "attempts")
 	var attempts []json.RawMessage
-	shown := fields[:0:0]
-	for _, f := range fields {
-		if f.name != "attempts" {
-			shown = append(shown, f)
-			continue
-		}
-		if err := json.Unmarshal(f.value, &attempts); err != nil {
+	if len(rawAttempts) > 0 {
+		if err := json.Unmarshal(rawAttempts, &attempts); err != nil {
 			return fmt.Errorf("decode attempts: %w", err)
+		}
+	}
+	var stdout, stderr string
+	for i, f := range shown {
+		if f.name == "result" {
+			shown[i].value, stdout, stderr = splitOutput(f.value)
 		}
 	}
 	if err := printFields(w, shown); err != nil {
 		return err
 	}
-	if len(attempts) < 2 {
-		return nil
+	if len(attempts) >= 2 {
+		fmt.Fprintln(w)
+		if err := printList(w, format, attempts, attemptColumns); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintln(w)
-	return printList(w, format, attempts, attemptColumns)
+	printOutput(w, "STDOUT", stdout)
+	printOutput(w, "STDERR", stderr)
+	return nil
 }
 
 func newExecutionRerunCommand(streams Streams, api *apiFlags) *cobra.Command {

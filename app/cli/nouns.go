@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -75,6 +76,11 @@ func newListCommand(streams Streams, api *apiFlags, spec listCommand) *cobra.Com
 
 // newShowCommand is "NOUN show REF" for what is addressed by ref.
 func newShowCommand(streams Streams, api *apiFlags, noun, path string) *cobra.Command {
+	return newShowCommandPrinting(streams, api, noun, path, printObject)
+}
+
+// newShowCommandPrinting is newShowCommand printing the object with print.
+func newShowCommandPrinting(streams Streams, api *apiFlags, noun, path string, print func(io.Writer, outputFormat, json.RawMessage) error) *cobra.Command {
 	return &cobra.Command{
 		Use:   "show REF",
 		Short: "Show one " + noun,
@@ -88,7 +94,7 @@ func newShowCommand(streams Streams, api *apiFlags, noun, path string) *cobra.Co
 			if err != nil {
 				return err
 			}
-			return printObject(streams.Out, api.output, data)
+			return print(streams.Out, api.output, data)
 		},
 	}
 }
