@@ -151,3 +151,67 @@ func TestCLIShowsParametersAndOutput(t *testing.T) {
 	exec = cliJSON(t, p, 0, "execution", "show", execID)
 	require.Equal(t, "one\ntwo\n", exec["result"].(map[string]any)["stdout"], "-o json is the API's answer")
 }
+
+// complete runs attune's hidden completion command against p (nil for no API) for args, the
+// last being the word to complete, and returns the candidates and the directive.
+func complete(t *testing.T, p *process, args ...string) (candidates []string, directive string) {
+	t.Helper()
+	env := []string{"ATTUNE_API_URL=http://127.0.0.1:1"}
+	if p != nil {
+		env = []string{"ATTUNE_API_URL=http://" + p.addr, "ATTUNE_TOKEN=" + p.authToken(t)}
+	}
+	stdout, stderr, code := runAttuneEnv(t, env, append([]string{"__complete"}, args...)...)
+	require.Equal(t, 0, code, stderr)
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	return lines[:len(lines)-1], lines[len(lines)-1]
+}
+
+// Completion offers action refs and execution ids from the API, and the values of --roles
+// and -o; without an API it offers nothing, and says nothing.
+func TestCLICompletion(t *testing.T) {
+	t.Parallel()
+	p := startBare(t)
+	registerTypedPack(t, p)
+	exec := cliJSON(t, p, 0, "action", "execute", "typed.call", "--param", "count=1", "--wait")
+	execID := strconv.FormatInt(id(t, exec, "id"), 10)
+
+	const noFiles = ":4"
+	got, directive := complete(t, p, "action", "execute", "")
+	require.Equal(t, noFiles, directive)
+	require.Contains(t, got, "typed.call\tTakes a parameter of each type.")
+	require.Contains(t, got, "core.noop\tDoes nothing and succeeds; for trying out rules and policies.")
+	got, _ = complete(t, p, "action", "show", "typ")
+	require.Equal(t, []string{"typed.call\tTakes a parameter of each type."}, got)
+	got, _ = complete(t, p, "action", "show", "typed.call", "")
+	require.Empty(t, got, "one REF only")
+	got, _ = complete(t, p, "execution", "list", "--action", "typed.")
+	require.Equal(t, []string{"typed.call\tTakes a parameter of each type."}, got)
+
+	for _, verb := range []string{"show", "tail", "cancel", "rerun", "result"} {
+		got, directive = complete(t, p, "execution", verb, "")
+		require.Equal(t, noFiles, directive, verb)
+		require.Contains(t, got, execID+"\ttyped.call completed", verb)
+	}
+
+	got, directive = complete(t, nil, "serve", "--roles", "")
+	require.ElementsMatch(t, []string{"all", "api", "sensor", "executor", "worker"}, got)
+	require.Equal(t, ":6", directive, "no space after a role, nor files")
+	got, _ = complete(t, nil, "serve", "--roles", "api,s")
+	require.Equal(t, []string{"api,sensor"}, got)
+	got, _ = complete(t, nil, "serve", "--roles", "api,sensor,")
+	require.ElementsMatch(t, []string{"api,sensor,executor", "api,sensor,worker"}, got)
+
+	for _, args := range [][]string{{"execution", "list", "-o", ""}, {"pack", "show", "--output", ""}, {"rule", "create", "-o", ""}} {
+		got, directive = complete(t, nil, args...)
+		require.Equal(t, []string{"table", "json", "yaml"}, got, args)
+		require.Equal(t, noFiles, directive, args)
+	}
+
+	got, directive = complete(t, nil, "action", "execute", "")
+	require.Empty(t, got)
+	require.Equal(t, noFiles, directive)
+
+	stdout, stderr, code := runAttune(t, "completion", "bash")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "__attune_get_completion_results")
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // Role is a part of Attune that a process can run.
@@ -60,4 +62,27 @@ func roleNames(roles []Role) string {
 		names[i] = string(r)
 	}
 	return strings.Join(names, ",")
+}
+
+// completeRoles completes a --roles value: all or a role, and after a comma each role the
+// list does not name yet, so that a comma list is built a role at a time.
+func completeRoles(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	listed := toComplete[:strings.LastIndex(toComplete, ",")+1]
+	var names []string
+	if listed == "" {
+		names = append(names, "all")
+	}
+	for _, r := range AllRoles {
+		if !slices.Contains(strings.Split(listed, ","), string(r)) {
+			names = append(names, string(r))
+		}
+	}
+	var choices []cobra.Completion
+	for _, name := range names {
+		if strings.HasPrefix(listed+name, toComplete) {
+			choices = append(choices, listed+name)
+		}
+	}
+	// No space after a role: a comma and another may follow.
+	return choices, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
 }

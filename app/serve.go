@@ -100,6 +100,7 @@ the command line wins over the environment, which wins over the default.`,
 	cli.BindEnv(fs, "worker-heartbeat", "ATTUNE_WORKER_HEARTBEAT")
 	cli.BindEnv(fs, "worker-timeout", "ATTUNE_WORKER_TIMEOUT")
 	cli.BindEnv(fs, "roles", "ATTUNE_ROLES")
+	_ = cmd.RegisterFlagCompletionFunc("roles", completeRoles)
 	cli.BindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
 	cli.BindEnv(fs, "amqp-namespace", "ATTUNE_AMQP_NAMESPACE")
 	cli.BindEnv(fs, "http-addr", "ATTUNE_HTTP_ADDR")

@@ -20,6 +20,7 @@ func newActionCommand(streams Streams) *cobra.Command {
 	var api apiFlags
 	cmd := newNounCommand("action", "List, show and run actions through the API", &api)
 	show := newShowCommandPrinting(streams, &api, "action", "/api/v1/actions", printAction)
+	show.ValidArgsFunction = firstArg(api.completeActionRef())
 	cmd.AddCommand(
 		newListCommand(streams, &api, listCommand{noun: "actions", path: "/api/v1/actions", columns: actionColumns, all: true, packFilter: true}),
 		show,
@@ -47,7 +48,8 @@ then: exit status 0 when it completed, 1 when it failed, timed out, was cancelle
 or --timeout passed first; 130 when interrupted, which stops the waiting, not the execution.`,
 		Example: `  attune action execute demo.hello --param name=Ada --wait
   attune action execute demo.json --params-json '{"count": 3}' --param name=Bo -o json`,
-		Args: UsageArgs(cobra.ExactArgs(1)),
+		Args:              UsageArgs(cobra.ExactArgs(1)),
+		ValidArgsFunction: firstArg(api.completeActionRef()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if wait && timeout <= 0 {
 				return UsageError{fmt.Errorf("invalid --timeout %s: want a positive duration", timeout)}

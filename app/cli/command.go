@@ -67,10 +67,12 @@ func UsageArgs(validate cobra.PositionalArgs) cobra.PositionalArgs {
 
 // Commands are the commands that call the API (and "rule test", which checks a rule offline).
 func Commands(streams Streams) []*cobra.Command {
-	return []*cobra.Command{
+	cmds := []*cobra.Command{
 		newPackCommand(streams), newRuleCommand(streams),
 		newActionCommand(streams), newExecutionCommand(streams), newTriggerCommand(streams),
 		newEventCommand(streams), newPolicyCommand(streams), newWorkerCommand(streams), newEnforcementCommand(streams),
 		newLoginCommand(streams), newWhoamiCommand(streams), newIdentityCommand(streams), newTokenCommand(streams),
 	}
+	completeOutputFlags(cmds)
+	return cmds
 }

@@ -38,8 +38,9 @@ func newExecutionTailCommand(streams Streams, api *apiFlags) *cobra.Command {
 as it happens, and when it ends, its output (standard output here, standard error on standard
 error) or the reason it did not complete. Exit status 0 when it completed, 1 otherwise;
 interrupting it (exit status 130) stops the following, not the execution.`,
-		Example: `  attune execution tail 42`,
-		Args:    UsageArgs(cobra.ExactArgs(1)),
+		Example:           `  attune execution tail 42`,
+		Args:              UsageArgs(cobra.ExactArgs(1)),
+		ValidArgsFunction: firstArg(api.completeExecutionID()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := executionID(args[0])
 			if err != nil {
@@ -100,6 +101,8 @@ func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {
 	fs.StringVar(&action, "action", "", "only executions of this action ref")
 	fs.StringVar(&rule, "rule", "", "only executions this rule ref caused")
 	fs.IntVar(&limit, "limit", 50, "how many executions at most, 1 to 100")
+	_ = cmd.RegisterFlagCompletionFunc("action", api.completeActionRef())
+	_ = cmd.RegisterFlagCompletionFunc("rule", api.completeFromList("/api/v1/rules", "ref", true, "trigger_ref", "action_ref"))
 	return cmd
 }
 
@@ -125,9 +128,10 @@ func executionPath(arg string) (string, error) {
 // POST to that path below it; resultOnly prints the execution's result alone.
 func newExecutionByIDCommand(streams Streams, api *apiFlags, use, short, postSuffix string, resultOnly bool) *cobra.Command {
 	return &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  UsageArgs(cobra.ExactArgs(1)),
+		Use:               use,
+		Short:             short,
+		Args:              UsageArgs(cobra.ExactArgs(1)),
+		ValidArgsFunction: firstArg(api.completeExecutionID()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := executionPath(args[0])
 			if err != nil {
@@ -219,7 +223,8 @@ and those given by --param replacing them by name; --param name=null drops one, 
 action's default applies. Each --param value is read as the action's schema types its
 parameter, as for action execute. Secret parameters are copied without being shown, and
 --param name=******** keeps one as it was. Prints the new execution.`,
-		Args: UsageArgs(cobra.ExactArgs(1)),
+		Args:              UsageArgs(cobra.ExactArgs(1)),
+		ValidArgsFunction: firstArg(api.completeExecutionID()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := executionPath(args[0])
 			if err != nil {
