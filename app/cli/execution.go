@@ -175,9 +175,9 @@ func newExecutionByIDCommand(streams Streams, api *apiFlags, use, short, postSuf
 // attemptColumns are the columns of an execution's attempts.
 var attemptColumns = []column{{"ATTEMPT", "attempt", 0}, {"ID", "id", 0}, {"STATUS", "status", 0}, {"FINISHED", "finished_at", 0}, {"REASON", "reason", 60}}
 
-// printExecution prints one execution; as a table, its attempts, when a retry repeated it,
-// follow as a table of their own instead of one crammed cell, and its standard output and
-// error as the lines they are.
+// printExecution prints one execution; as a table, its standard output and error follow as
+// the lines they are, then its attempts, when a retry repeated it, as a table of their own
+// instead of one crammed cell.
 func printExecution(w io.Writer, format outputFormat, data json.RawMessage) error {
 	if format != outputTable {
 		return printObject(w, format, data)
@@ -202,15 +202,13 @@ func printExecution(w io.Writer, format outputFormat, data json.RawMessage) erro
 	if err := printFields(w, shown); err != nil {
 		return err
 	}
-	if len(attempts) >= 2 {
-		fmt.Fprintln(w)
-		if err := printList(w, format, attempts, attemptColumns); err != nil {
-			return err
-		}
-	}
 	printOutput(w, "STDOUT", stdout)
 	printOutput(w, "STDERR", stderr)
-	return nil
+	if len(attempts) < 2 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	return printList(w, format, attempts, attemptColumns)
 }
 
 func newExecutionRerunCommand(streams Streams, api *apiFlags) *cobra.Command {
