@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -66,39 +65,12 @@ interrupting it (exit status 130) stops the following, not the execution.`,
 }
 
 func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {
-	var status, action, rule string
-	var limit int
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List the latest executions, newest first",
-		Args:  UsageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if limit < 1 || limit > maxPerPage {
-				return UsageError{fmt.Errorf("invalid --limit %d: want 1 to %d", limit, maxPerPage)}
-			}
-			client, err := api.client()
-			if err != nil {
-				return err
-			}
-			q := url.Values{"per_page": {strconv.Itoa(limit)}}
-			for name, v := range map[string]string{"status": status, "action_ref": action, "rule_ref": rule} {
-				if v != "" {
-					q.Set(name, v)
-				}
-			}
-			items, err := client.list(cmd.Context(), "/api/v1/executions", q, false)
-			if err != nil {
-				return err
-			}
-			return printList(streams.Out, api.output, items, executionColumns)
-		},
-	}
-	fs := cmd.Flags()
-	fs.StringVar(&status, "status", "", "only executions in this status (requested, running, completed, failed, ...)")
-	fs.StringVar(&action, "action", "", "only executions of this action ref")
-	fs.StringVar(&rule, "rule", "", "only executions this rule ref caused")
-	fs.IntVar(&limit, "limit", 50, "how many executions at most, 1 to 100")
-	return cmd
+	return newListCommand(streams, api, listCommand{noun: "the latest executions, newest first", path: "/api/v1/executions",
+		columns: executionColumns, recent: true, filters: []queryFlag{
+			{"status", "status", "only executions in this status (requested, running, completed, failed, ...)"},
+			{"action", "action_ref", "only executions of this action ref"},
+			{"rule", "rule_ref", "only executions this rule ref caused"},
+		}})
 }
 
 // executionID reads execution arg, which must be a positive integer.
