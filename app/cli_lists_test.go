@@ -146,3 +146,24 @@ func TestCLIListPagesKeepEachRowOnce(t *testing.T) {
 	}
 	require.Equal(t, want, idsOf(t, items))
 }
+
+// TestCLIMoreCommands runs the commands for what the API did without a CLI, and the columns
+// and flags the lists gained, against one real server.
+func TestCLIMoreCommands(t *testing.T) {
+	t.Parallel()
+	p := startBare(t)
+
+	t.Run("RerunWait", func(t *testing.T) {
+		t.Parallel()
+		first := cliJSON(t, p, 0, "action", "execute", "core.local", "--param", "cmd=echo once", "--wait")
+		firstID := strconv.FormatInt(id(t, first, "id"), 10)
+		again := cliJSON(t, p, 0, "execution", "rerun", firstID, "--wait")
+		require.Equal(t, "completed", again["status"])
+		require.Equal(t, float64(id(t, first, "id")), again["parent_id"])
+		require.Contains(t, again["result"].(map[string]any)["stdout"], "once")
+
+		failed := cliJSON(t, p, 1, "execution", "rerun", firstID, "--param", "cmd=exit 3", "--wait")
+		require.Equal(t, "failed", failed["status"])
+		require.Equal(t, float64(id(t, first, "id")), failed["parent_id"])
+	})
+}

@@ -173,15 +173,24 @@ func printExecution(w io.Writer, format outputFormat, data json.RawMessage) erro
 }
 
 func newExecutionRerunCommand(streams Streams, api *apiFlags) *cobra.Command {
-	var params paramFlags
+	var (
+		params  paramFlags
+		wait    bool
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "rerun ID",
 		Short: "Run an execution's action again, with its parameters and the --param ones replacing them",
 		Long: `Runs the action of execution ID again as its child (parent_id), with the original's parameters
 and those given by --param replacing them by name; --param name=null drops one, so that the
 action's default applies. Secret parameters are copied without being shown, and
---param name=******** keeps one as it was. Prints the new execution.`,
-		Args: UsageArgs(cobra.ExactArgs(1)),
+--param name=******** keeps one as it was. Prints the new execution.
+
+With --wait it follows the new execution as action execute --wait does, and prints it when
+it ends: exit status 0 when it completed, 1 when it did not or --timeout passed first, 130
+when interrupted, which stops the waiting, not the execution.`,
+		Example: `  attune execution rerun 42 --param seconds=0 --wait`,
+		Args:    UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := executionPath(args[0])
 			if err != nil {
@@ -191,6 +200,9 @@ action's default applies. Secret parameters are copied without being shown, and
 			if err != nil {
 				return err
 			}
+			if wait && timeout <= 0 {
+				return Usagef("invalid --timeout %s: want a positive duration", timeout)
+			}
 			client, err := api.client()
 			if err != nil {
 				return err
@@ -199,9 +211,14 @@ action's default applies. Secret parameters are copied without being shown, and
 			if err != nil {
 				return err
 			}
-			return printObject(streams.Out, api.output, data)
+			if !wait {
+				return printObject(streams.Out, api.output, data)
+			}
+			return waitAndPrint(cmd.Context(), streams, api.output, client, data, timeout)
 		},
 	}
 	params.register(cmd, false)
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the new execution ends; exit 1 unless it completed")
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultWaitTimeout, "with --wait, how long to wait")
 	return cmd
 }
