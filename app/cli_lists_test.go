@@ -1,16 +1,24 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+
+	"github.com/attune-go/attune/store"
+	"github.com/attune-go/attune/store/storetest"
 )
 
 // cliList runs a list command against p's API as the first admin with -o json and decodes it.
@@ -32,6 +40,11 @@ func idsOf(t *testing.T, items []map[string]any) []int64 {
 		ids[i] = id(t, item, "id")
 	}
 	return ids
+}
+
+// squeeze makes a table's padding one space, and none at the ends of lines.
+func squeeze(table string) string {
+	return strings.ReplaceAll(regexp.MustCompile(`[ \t]+`).ReplaceAllString(table, " "), " \n", "\n")
 }
 
 // writeFile writes text to name in a directory of the test's and returns its path.
@@ -151,7 +164,59 @@ func TestCLIListPagesKeepEachRowOnce(t *testing.T) {
 // and flags the lists gained, against one real server.
 func TestCLIMoreCommands(t *testing.T) {
 	t.Parallel()
-	p := startBare(t)
+	dbURL := storetest.NewDatabase(t)
+	p := startBareOn(t, dbURL)
+
+	t.Run("EventCreate", func(t *testing.T) {
+		t.Parallel()
+		_, stderr, code := p.cli(t, "rule", "create", "-f", writeFile(t, "on_greet.yaml",
+			"ref: hooks.on_greet\ntrigger_ref: core.webhook\ntrigger_params: {url: greet}\naction_ref: core.echo\n"+
+				"action_params: {message: \"{{ event.payload.body.name }}\"}\n"))
+		require.Equal(t, 0, code, stderr)
+		created := cliJSON(t, p, 0, "event", "create", "core.webhook", "--payload", `{"url": "greet", "headers": {}, "body": {"name": "Ada"}}`)
+		event := cliJSON(t, p, 0, "event", "show", strconv.FormatInt(id(t, created, "event_id"), 10))
+		require.Equal(t, "core.webhook", event["trigger_ref"])
+		require.Equal(t, "api", event["source"])
+		execID := p.executionOf(t, "hooks.on_greet", id(t, created, "event_id"))
+		require.Contains(t, p.waitExecution(t, execID)["result"].(map[string]any)["stdout"], "Ada")
+
+		// From a YAML file, and from stdin.
+		file := writeFile(t, "event.yaml", "url: greet\nheaders: {}\nbody: {name: Bo}\n")
+		created = cliJSON(t, p, 0, "event", "create", "core.webhook", "--payload", "@"+file)
+		require.Contains(t, p.waitExecution(t, p.executionOf(t, "hooks.on_greet", id(t, created, "event_id")))["result"].(map[string]any)["stdout"], "Bo")
+		stdout, stderr, code := runAttuneWith(t, `{"url": "greet", "body": {"name": "Cy"}}`, []string{"ATTUNE_TOKEN=" + p.authToken(t)},
+			"event", "create", "core.webhook", "--payload", "-", "--api-url", "http://"+p.addr)
+		require.Equal(t, 0, code, stderr)
+		require.Regexp(t, `(?m)^event_id\s+\d+$`, stdout)
+
+		// The server checks the payload against the trigger's output schema.
+		_, stderr, code = p.cli(t, "event", "create", "core.webhook", "--payload", `{"url": 3}`)
+		require.Equal(t, 1, code)
+		require.Contains(t, requireOneErrorLine(t, stderr), "(400 Bad Request)")
+		_, stderr, code = p.cli(t, "event", "create", "hooks.nothing")
+		require.Equal(t, 1, code)
+		require.Contains(t, requireOneErrorLine(t, stderr), `no trigger "hooks.nothing"`)
+	})
+
+	t.Run("EnforcementReason", func(t *testing.T) {
+		t.Parallel()
+		_, stderr, code := p.cli(t, "rule", "create", "-f", writeFile(t, "on_broken.yaml",
+			"ref: hooks.on_broken\ntrigger_ref: core.webhook\ntrigger_params: {url: broken}\naction_ref: core.echo\n"+
+				"action_params: {message: \"{{ event.payload.body.n * 2 }}\"}\n"))
+		require.Equal(t, 0, code, stderr)
+		p.webhook(t, "broken", map[string]any{"n": "x"})
+		var enfs []map[string]any
+		require.Eventually(t, func() bool {
+			enfs = cliList(t, p, "enforcement", "list", "--rule", "hooks.on_broken")
+			return len(enfs) == 1 && enfs[0]["reason"] != nil
+		}, time.Minute, 50*time.Millisecond, "no enforcement with a reason: %v", enfs)
+		stdout, stderr, code := p.cli(t, "enforcement", "list", "--rule", "hooks.on_broken")
+		require.Equal(t, 0, code, stderr)
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		require.Equal(t, []string{"ID", "RULE", "EVENT", "STATUS", "CREATED", "REASON"}, strings.Fields(lines[0]))
+		require.Len(t, lines, 2)
+		require.Regexp(t, `^\d+\s+hooks\.on_broken\s+\d+\s+\w+\s+\S+\s+rule hooks\.on_broken: render action_params`, lines[1])
+	})
 
 	t.Run("RerunWait", func(t *testing.T) {
 		t.Parallel()
@@ -166,4 +231,201 @@ func TestCLIMoreCommands(t *testing.T) {
 		require.Equal(t, "failed", failed["status"])
 		require.Equal(t, float64(id(t, first, "id")), failed["parent_id"])
 	})
+
+	t.Run("PolicyCreateListDelete", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		for name, text := range map[string]string{
+			"pack.yaml":          "ref: limits\n",
+			"policies/cap.yaml":  "ref: limits.cap\naction_ref: core.echo\nconcurrency: {limit: 4}\n",
+			"policies/pack.yaml": "ref: limits.whole\npack_ref: limits\nconcurrency: {limit: 9}\n",
+		} {
+			require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644))
+		}
+		_, stderr, code := p.cli(t, "pack", "register", dir)
+		require.Equal(t, 0, code, stderr)
+
+		created := cliJSON(t, p, 0, "policy", "create", "-f", writeFile(t, "one_local.yaml",
+			"# at most one core.local at a time\nref: hooks.one_local\naction_ref: core.local\nconcurrency:\n  limit: 1\n"))
+		require.Equal(t, "hooks.one_local", created["ref"])
+		require.Nil(t, created["source_pack"])
+		stdout, stderr, code := runAttuneWith(t, `{"ref": "hooks.slow_noop", "action_ref": "core.noop", "rate_limit": {"max_executions": 1000, "window_seconds": 1}}`,
+			[]string{"ATTUNE_TOKEN=" + p.authToken(t)}, "policy", "create", "-f", "-", "--api-url", "http://"+p.addr)
+		require.Equal(t, 0, code, stderr)
+		require.Regexp(t, `(?m)^ref\s+hooks\.slow_noop$`, stdout)
+
+		stdout, stderr, code = p.cli(t, "policy", "list")
+		require.Equal(t, 0, code, stderr)
+		require.True(t, strings.HasPrefix(squeeze(stdout), "REF ACTION ALL OF PACK PACK ENABLED\n"), stdout)
+		require.Regexp(t, `(?m)^limits\.cap\s+core\.echo\s+limits\s+true$`, stdout, "PACK is the pack it came with")
+		require.Regexp(t, `(?m)^limits\.whole\s+limits\s+limits\s+true$`, stdout)
+		require.Regexp(t, `(?m)^hooks\.one_local\s+core\.local\s+true$`, stdout, "one made through the API has none")
+
+		_, stderr, code = p.cli(t, "policy", "create", "-f", writeFile(t, "typo.yaml", "ref: hooks.typo\naction_ref: core.local\nconcurency: {limit: 1}\n"))
+		require.Equal(t, 1, code)
+		require.Regexp(t, `^attune: read policy \S+/typo\.yaml: line 3: unknown key "concurency"`, requireOneErrorLine(t, stderr))
+		_, stderr, code = p.cli(t, "policy", "create", "-f", writeFile(t, "list.yaml", "- ref: hooks.x\n"))
+		require.Equal(t, 1, code)
+		require.Contains(t, requireOneErrorLine(t, stderr), "want an object, got an array")
+
+		for _, ref := range []string{"hooks.one_local", "hooks.slow_noop"} {
+			stdout, stderr, code = p.cli(t, "policy", "delete", ref)
+			require.Equal(t, 0, code, stderr)
+			require.Equal(t, "deleted policy "+ref+"\n", stdout)
+			_, stderr, code = p.cli(t, "policy", "show", ref)
+			require.Equal(t, 1, code)
+			require.Contains(t, requireOneErrorLine(t, stderr), "(404 Not Found)")
+		}
+		_, stderr, code = p.cli(t, "policy", "delete", "hooks.one_local")
+		require.Equal(t, 1, code)
+		require.Contains(t, requireOneErrorLine(t, stderr), "(404 Not Found)")
+	})
+
+	t.Run("ActionQueue", func(t *testing.T) {
+		t.Parallel()
+		stdout, stderr, code := p.cli(t, "action", "queue", "core.http_request")
+		require.Equal(t, 0, code, stderr)
+		require.Equal(t, "FIELD VALUE\naction_ref core.http_request\nlimit none\nactive 0\nqueued 0\noldest_queued_at\n",
+			squeeze(stdout), "no policy, nothing running")
+
+		// One core.sleep at a time for each value of seconds: two run, one waits.
+		cliJSON(t, p, 0, "policy", "create", "-f", writeFile(t, "sleep.yaml",
+			"ref: hooks.one_sleep_each\naction_ref: core.sleep\nconcurrency: {limit: 1, parameters: [seconds]}\n"))
+		var ids []int64
+		for _, seconds := range []string{"60", "60", "61"} {
+			ids = append(ids, id(t, cliJSON(t, p, 0, "action", "execute", "core.sleep", "--param", "seconds="+seconds), "id"))
+		}
+		t.Cleanup(func() {
+			for _, id := range ids {
+				p.cli(t, "execution", "cancel", strconv.FormatInt(id, 10))
+			}
+		})
+		cliWaitStatus(t, p, ids[0], "running")
+		cliWaitStatus(t, p, ids[2], "running")
+
+		stdout, stderr, code = p.cli(t, "action", "queue", "core.sleep")
+		require.Equal(t, 0, code, stderr)
+		require.Regexp(t, `^FIELD VALUE
+action_ref core\.sleep
+limit 1
+active 2
+queued 1
+oldest_queued_at \d{4}-\d\d-\d\dT\S+
+
+GROUP ACTIVE QUEUED
+\[60\] 1 1
+\[61\] 1 0
+$`, squeeze(stdout))
+		stats := cliJSON(t, p, 0, "action", "queue", "core.sleep")
+		require.EqualValues(t, 1, stats["queued"])
+		require.Len(t, stats["groups"], 2)
+
+		_, stderr, code = p.cli(t, "action", "queue", "core.nothing")
+		require.Equal(t, 1, code)
+		require.Contains(t, requireOneErrorLine(t, stderr), `no action "core.nothing" (404 Not Found)`)
+	})
+
+	t.Run("WebhookSecret", func(t *testing.T) {
+		t.Parallel()
+		const secret = "s3cr3t-never-shown-0123456789"
+		asAdmin := []string{"ATTUNE_TOKEN=" + p.authToken(t)}
+		apiURL := "http://" + p.addr
+		stdout, stderr, code := runAttuneWith(t, secret+"\n", asAdmin, "webhook-secret", "set", "signed", "--api-url", apiURL)
+		require.Equal(t, 0, code, stderr)
+		require.Regexp(t, `(?m)^url\s+signed$`, stdout)
+		status, out := p.post(t, "/api/v1/webhooks/signed", map[string]any{})
+		require.Equal(t, http.StatusUnauthorized, status, "the url takes signed bodies only: %v", out)
+
+		stdout, stderr, code = p.cli(t, "webhook-secret", "list")
+		require.Equal(t, 0, code, stderr)
+		require.Regexp(t, `(?m)^URL\s+CREATED\s+UPDATED\n(.*\n)*signed\s`, stdout)
+		listed := cliList(t, p, "webhook-secret", "list")
+		require.NotEmpty(t, listed)
+
+		// Too short: the server's refusal does not quote it either.
+		_, stderr, code = runAttuneWith(t, "short\n", asAdmin, "webhook-secret", "set", "signed", "--api-url", apiURL)
+		require.Equal(t, 1, code)
+		require.Contains(t, requireOneErrorLine(t, stderr), "at least 16 characters (400 Bad Request)")
+		require.NotContains(t, stderr, "short")
+		_, stderr, code = runAttuneWith(t, "", asAdmin, "webhook-secret", "set", "signed", "--api-url", apiURL)
+		require.Equal(t, 2, code)
+		require.Contains(t, requireOneErrorLine(t, stderr), "no secret on stdin")
+
+		stdout, stderr, code = p.cli(t, "webhook-secret", "delete", "signed")
+		require.Equal(t, 0, code, stderr)
+		require.Equal(t, "deleted webhook secret signed\n", stdout)
+		status, out = p.post(t, "/api/v1/webhooks/signed", map[string]any{})
+		require.Equal(t, http.StatusAccepted, status, "unsigned bodies again: %v", out)
+		_, stderr, code = p.cli(t, "webhook-secret", "delete", "signed")
+		require.Equal(t, 1, code)
+		require.Contains(t, requireOneErrorLine(t, stderr), "(404 Not Found)")
+
+		// Neither the commands above, nor the server's log, ever showed it.
+		for _, args := range [][]string{{"webhook-secret", "list", "-o", "json"}, {"webhook-secret", "list", "-o", "yaml"}} {
+			stdout, stderr, _ = p.cli(t, args...)
+			require.NotContains(t, stdout+stderr, secret)
+		}
+		require.NotContains(t, p.output(), secret)
+	})
+
+	t.Run("WorkerDelete", func(t *testing.T) {
+		t.Parallel()
+		pool, err := pgxpool.New(context.Background(), dbURL)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
+		st := store.NewStore(pool)
+		_, err = st.WorkerRegister(context.Background(), store.WorkerRegisterParams{Name: "gone", Runners: []string{"shell"}, Concurrency: 1, Host: "box"})
+		require.NoError(t, err)
+		require.NoError(t, st.WorkerSetInactive(context.Background(), "gone"))
+
+		stdout, stderr, code := p.cli(t, "worker", "delete", "gone")
+		require.Equal(t, 0, code, stderr)
+		require.Equal(t, "deleted worker gone\n", stdout)
+		_, stderr, code = p.cli(t, "worker", "show", "gone")
+		require.Equal(t, 1, code)
+		require.Contains(t, requireOneErrorLine(t, stderr), `no worker "gone" (404 Not Found)`)
+
+		// The server's own worker heartbeats: its record stays.
+		var live string
+		for _, w := range cliList(t, p, "worker", "list") {
+			if w["status"] == "active" {
+				live = w["name"].(string)
+			}
+		}
+		require.NotEmpty(t, live)
+		_, stderr, code = p.cli(t, "worker", "delete", live)
+		require.Equal(t, 1, code)
+		require.Contains(t, requireOneErrorLine(t, stderr), fmt.Sprintf("worker %s is alive", live))
+		require.Contains(t, stderr, "(409 Conflict)")
+	})
+}
+
+// TestCLIMoreUsageErrors: the new commands' and flags' bad input stops before any request.
+func TestCLIMoreUsageErrors(t *testing.T) {
+	t.Parallel()
+	for name, args := range map[string][]string{
+		"EventLimit":        {"event", "list", "--limit", "0"},
+		"EnforcementSince":  {"enforcement", "list", "--since", "yesterday"},
+		"ExecutionUntil":    {"execution", "list", "--until=-5m"},
+		"PayloadNotObject":  {"event", "create", "core.webhook", "--payload", "[1]"},
+		"PayloadNoFile":     {"event", "create", "core.webhook", "--payload", "@/nonexistent/event.json"},
+		"EventNoTrigger":    {"event", "create"},
+		"PolicyNoFile":      {"policy", "create"},
+		"PolicyDeleteNoRef": {"policy", "delete"},
+		"RerunTimeout":      {"execution", "rerun", "1", "--wait", "--timeout", "0s"},
+		"QueueNoAction":     {"action", "queue"},
+		"WorkerDeleteNone":  {"worker", "delete"},
+		"SecretTwoURLs":     {"webhook-secret", "set", "a", "b"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, code := runAttune(t, append(args, "--api-url", "http://127.0.0.1:1")...)
+			require.Equal(t, 2, code, stderr)
+			require.Empty(t, stdout)
+			requireOneErrorLine(t, stderr)
+		})
+	}
+	_, stderr, _ := runAttune(t, "enforcement", "list", "--since", "yesterday", "--api-url", "http://127.0.0.1:1")
+	require.Equal(t, `attune: invalid --since "yesterday": want a time back from now such as 10m, 2h or 7d, or an RFC 3339 time such as 2026-11-23T09:00:00Z`+"\n", stderr)
 }

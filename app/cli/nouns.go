@@ -152,12 +152,16 @@ func newDeleteCommand(streams Streams, api *apiFlags, spec deleteCommand) *cobra
 	}
 }
 
-// newReadNoun is a noun the CLI lists and shows one of; show is newShowCommand or
-// newShowByIDCommand.
-func newReadNoun(streams Streams, use, short string, spec listCommand, show func(api *apiFlags) *cobra.Command) *cobra.Command {
+// newReadNoun is a noun the CLI lists and shows one of, and does more to with the commands
+// that more builds; show is newShowCommand or newShowByIDCommand.
+func newReadNoun(streams Streams, use, short string, spec listCommand, show func(api *apiFlags) *cobra.Command,
+	more ...func(api *apiFlags) *cobra.Command) *cobra.Command {
 	var api apiFlags
 	cmd := newNounCommand(use, short, &api)
 	cmd.AddCommand(newListCommand(streams, &api, spec), show(&api))
+	for _, build := range more {
+		cmd.AddCommand(build(&api))
+	}
 	return cmd
 }
 
@@ -168,27 +172,42 @@ func newTriggerCommand(streams Streams) *cobra.Command {
 }
 
 func newEventCommand(streams Streams) *cobra.Command {
-	return newReadNoun(streams, "event", "List and show events through the API",
+	return newReadNoun(streams, "event", "List, show and create events through the API",
 		listCommand{noun: "the latest events, newest first", path: "/api/v1/events", columns: eventColumns, recent: true,
 			filters: []queryFlag{{"trigger", "trigger_ref", "only events of this trigger ref"}}},
-		func(api *apiFlags) *cobra.Command { return newShowByIDCommand(streams, api, "event", "/api/v1/events") })
+		func(api *apiFlags) *cobra.Command { return newShowByIDCommand(streams, api, "event", "/api/v1/events") },
+		func(api *apiFlags) *cobra.Command { return newEventCreateCommand(streams, api) })
 }
 
 // newPolicyCommand's list shows in ALL OF PACK the pack a pack-wide policy limits every action
 // of, and in PACK the pack a policy came with (none for one made through the API).
 func newPolicyCommand(streams Streams) *cobra.Command {
-	return newReadNoun(streams, "policy", "List and show policies through the API",
+	return newReadNoun(streams, "policy", "List, show, create and delete policies through the API",
 		listCommand{noun: "policies, those of packs included", path: "/api/v1/policies", columns: policyColumns, all: true},
-		func(api *apiFlags) *cobra.Command { return newShowCommand(streams, api, "policy", "/api/v1/policies") })
+		func(api *apiFlags) *cobra.Command { return newShowCommand(streams, api, "policy", "/api/v1/policies") },
+		func(api *apiFlags) *cobra.Command { return newPolicyCreateCommand(streams, api) },
+		func(api *apiFlags) *cobra.Command {
+			return newDeleteCommand(streams, api, deleteCommand{noun: "policy", key: "REF", path: "/api/v1/policies",
+				short: "Delete a policy; the executions waiting under it are admitted",
+				long: `Deletes the policy REF through the API. A policy of a pack registered from a directory comes
+back when that pack is registered again: change the pack's policies/ file instead.`})
+		})
 }
 
 func newWorkerCommand(streams Streams) *cobra.Command {
-	return newReadNoun(streams, "worker", "List and show workers through the API",
+	return newReadNoun(streams, "worker", "List, show and delete workers through the API",
 		listCommand{noun: "workers, most recently seen first", path: "/api/v1/workers", columns: workerColumns, all: true},
 		func(api *apiFlags) *cobra.Command {
 			show := newShowCommand(streams, api, "worker", "/api/v1/workers")
 			show.Use = "show NAME"
 			return show
+		},
+		func(api *apiFlags) *cobra.Command {
+			return newDeleteCommand(streams, api, deleteCommand{noun: "worker", key: "NAME", path: "/api/v1/workers",
+				short: "Delete the record of a stopped worker",
+				long: `Deletes the record of worker NAME through the API, once it is gone: the server refuses while
+the worker heartbeats (within the api process's --worker-timeout) or an execution still runs
+on it. The executions it ran stay, and still name it.`})
 		})
 }
 
