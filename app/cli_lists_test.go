@@ -246,30 +246,31 @@ func TestCLIMoreCommands(t *testing.T) {
 		_, stderr, code := p.cli(t, "pack", "register", dir)
 		require.Equal(t, 0, code, stderr)
 
-		created := cliJSON(t, p, 0, "policy", "create", "-f", writeFile(t, "one_local.yaml",
-			"# at most one core.local at a time\nref: hooks.one_local\naction_ref: core.local\nconcurrency:\n  limit: 1\n"))
-		require.Equal(t, "hooks.one_local", created["ref"])
+		created := cliJSON(t, p, 0, "policy", "create", "-f", writeFile(t, "one_noop.yaml",
+			"# at most one core.noop at a time\nref: hooks.one_noop\naction_ref: core.noop\nconcurrency:\n  limit: 1\n"))
+		require.Equal(t, "hooks.one_noop", created["ref"])
 		require.Nil(t, created["source_pack"])
-		stdout, stderr, code := runAttuneWith(t, `{"ref": "hooks.slow_noop", "action_ref": "core.noop", "rate_limit": {"max_executions": 1000, "window_seconds": 1}}`,
+		stdout, stderr, code := runAttuneWith(t, `{"ref": "hooks.slow_hooks", "pack_ref": "hooks", "rate_limit": {"max_executions": 1000, "window_seconds": 1}}`,
 			[]string{"ATTUNE_TOKEN=" + p.authToken(t)}, "policy", "create", "-f", "-", "--api-url", "http://"+p.addr)
 		require.Equal(t, 0, code, stderr)
-		require.Regexp(t, `(?m)^ref\s+hooks\.slow_noop$`, stdout)
+		require.Regexp(t, `(?m)^ref\s+hooks\.slow_hooks$`, stdout)
 
 		stdout, stderr, code = p.cli(t, "policy", "list")
 		require.Equal(t, 0, code, stderr)
 		require.True(t, strings.HasPrefix(squeeze(stdout), "REF ACTION ALL OF PACK PACK ENABLED\n"), stdout)
 		require.Regexp(t, `(?m)^limits\.cap\s+core\.echo\s+limits\s+true$`, stdout, "PACK is the pack it came with")
 		require.Regexp(t, `(?m)^limits\.whole\s+limits\s+limits\s+true$`, stdout)
-		require.Regexp(t, `(?m)^hooks\.one_local\s+core\.local\s+true$`, stdout, "one made through the API has none")
+		require.Regexp(t, `(?m)^hooks\.one_noop\s+core\.noop\s+true$`, stdout, "one made through the API has none")
+		require.Regexp(t, `(?m)^hooks\.slow_hooks\s+hooks\s+true$`, stdout)
 
-		_, stderr, code = p.cli(t, "policy", "create", "-f", writeFile(t, "typo.yaml", "ref: hooks.typo\naction_ref: core.local\nconcurency: {limit: 1}\n"))
+		_, stderr, code = p.cli(t, "policy", "create", "-f", writeFile(t, "typo.yaml", "ref: hooks.typo\naction_ref: core.noop\nconcurency: {limit: 1}\n"))
 		require.Equal(t, 1, code)
 		require.Regexp(t, `^attune: read policy \S+/typo\.yaml: line 3: unknown key "concurency"`, requireOneErrorLine(t, stderr))
 		_, stderr, code = p.cli(t, "policy", "create", "-f", writeFile(t, "list.yaml", "- ref: hooks.x\n"))
 		require.Equal(t, 1, code)
 		require.Contains(t, requireOneErrorLine(t, stderr), "want an object, got an array")
 
-		for _, ref := range []string{"hooks.one_local", "hooks.slow_noop"} {
+		for _, ref := range []string{"hooks.one_noop", "hooks.slow_hooks"} {
 			stdout, stderr, code = p.cli(t, "policy", "delete", ref)
 			require.Equal(t, 0, code, stderr)
 			require.Equal(t, "deleted policy "+ref+"\n", stdout)
@@ -277,7 +278,7 @@ func TestCLIMoreCommands(t *testing.T) {
 			require.Equal(t, 1, code)
 			require.Contains(t, requireOneErrorLine(t, stderr), "(404 Not Found)")
 		}
-		_, stderr, code = p.cli(t, "policy", "delete", "hooks.one_local")
+		_, stderr, code = p.cli(t, "policy", "delete", "hooks.one_noop")
 		require.Equal(t, 1, code)
 		require.Contains(t, requireOneErrorLine(t, stderr), "(404 Not Found)")
 	})
@@ -289,35 +290,48 @@ func TestCLIMoreCommands(t *testing.T) {
 		require.Equal(t, "FIELD VALUE\naction_ref core.http_request\nlimit none\nactive 0\nqueued 0\noldest_queued_at\n",
 			squeeze(stdout), "no policy, nothing running")
 
-		// One core.sleep at a time for each value of seconds: two run, one waits.
-		cliJSON(t, p, 0, "policy", "create", "-f", writeFile(t, "sleep.yaml",
-			"ref: hooks.one_sleep_each\naction_ref: core.sleep\nconcurrency: {limit: 1, parameters: [seconds]}\n"))
 		var ids []int64
-		for _, seconds := range []string{"60", "60", "61"} {
-			ids = append(ids, id(t, cliJSON(t, p, 0, "action", "execute", "core.sleep", "--param", "seconds="+seconds), "id"))
+		execute := func(action, param string) int64 {
+			ids = append(ids, id(t, cliJSON(t, p, 0, "action", "execute", action, "--param", param), "id"))
+			return ids[len(ids)-1]
 		}
 		t.Cleanup(func() {
 			for _, id := range ids {
 				p.cli(t, "execution", "cancel", strconv.FormatInt(id, 10))
 			}
 		})
-		cliWaitStatus(t, p, ids[0], "running")
-		cliWaitStatus(t, p, ids[2], "running")
 
+		// The README's policy: one core.sleep at a time, the next waits its turn.
+		require.Equal(t, "demo.one_sleep", cliJSON(t, p, 0, "policy", "create", "-f", "../testdata/policies/one_sleep.yaml")["ref"])
+		first := execute("core.sleep", "seconds=60")
+		execute("core.sleep", "seconds=60")
+		cliWaitStatus(t, p, first, "running")
 		stdout, stderr, code = p.cli(t, "action", "queue", "core.sleep")
 		require.Equal(t, 0, code, stderr)
+		require.Regexp(t, `^FIELD VALUE\naction_ref core\.sleep\nlimit 1\nactive 1\nqueued 1\noldest_queued_at \d{4}-\d\d-\d\dT\S+\n$`, squeeze(stdout))
+
+		// One core.local at a time for each cmd: two run, one waits, each group counted apart.
+		cliJSON(t, p, 0, "policy", "create", "-f", writeFile(t, "local.yaml",
+			"ref: hooks.one_local_each\naction_ref: core.local\nconcurrency: {limit: 1, parameters: [cmd]}\n"))
+		first = execute("core.local", "cmd=sleep 60")
+		execute("core.local", "cmd=sleep 60")
+		other := execute("core.local", "cmd=sleep 61")
+		cliWaitStatus(t, p, first, "running")
+		cliWaitStatus(t, p, other, "running")
+		stdout, stderr, code = p.cli(t, "action", "queue", "core.local")
+		require.Equal(t, 0, code, stderr)
 		require.Regexp(t, `^FIELD VALUE
-action_ref core\.sleep
+action_ref core\.local
 limit 1
 active 2
 queued 1
 oldest_queued_at \d{4}-\d\d-\d\dT\S+
 
 GROUP ACTIVE QUEUED
-\[60\] 1 1
-\[61\] 1 0
+\["sleep 60"\] 1 1
+\["sleep 61"\] 1 0
 $`, squeeze(stdout))
-		stats := cliJSON(t, p, 0, "action", "queue", "core.sleep")
+		stats := cliJSON(t, p, 0, "action", "queue", "core.local")
 		require.EqualValues(t, 1, stats["queued"])
 		require.Len(t, stats["groups"], 2)
 
@@ -401,31 +415,12 @@ $`, squeeze(stdout))
 	})
 }
 
-// TestCLIMoreUsageErrors: the new commands' and flags' bad input stops before any request.
-func TestCLIMoreUsageErrors(t *testing.T) {
+// TestCLISinceInvalid: a --since that is neither a time back from now nor an RFC 3339 time is
+// refused saying what is wanted, before any request.
+func TestCLISinceInvalid(t *testing.T) {
 	t.Parallel()
-	for name, args := range map[string][]string{
-		"EventLimit":        {"event", "list", "--limit", "0"},
-		"EnforcementSince":  {"enforcement", "list", "--since", "yesterday"},
-		"ExecutionUntil":    {"execution", "list", "--until=-5m"},
-		"PayloadNotObject":  {"event", "create", "core.webhook", "--payload", "[1]"},
-		"PayloadNoFile":     {"event", "create", "core.webhook", "--payload", "@/nonexistent/event.json"},
-		"EventNoTrigger":    {"event", "create"},
-		"PolicyNoFile":      {"policy", "create"},
-		"PolicyDeleteNoRef": {"policy", "delete"},
-		"RerunTimeout":      {"execution", "rerun", "1", "--wait", "--timeout", "0s"},
-		"QueueNoAction":     {"action", "queue"},
-		"WorkerDeleteNone":  {"worker", "delete"},
-		"SecretTwoURLs":     {"webhook-secret", "set", "a", "b"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			stdout, stderr, code := runAttune(t, append(args, "--api-url", "http://127.0.0.1:1")...)
-			require.Equal(t, 2, code, stderr)
-			require.Empty(t, stdout)
-			requireOneErrorLine(t, stderr)
-		})
-	}
-	_, stderr, _ := runAttune(t, "enforcement", "list", "--since", "yesterday", "--api-url", "http://127.0.0.1:1")
+	stdout, stderr, code := runAttune(t, "enforcement", "list", "--since", "yesterday", "--api-url", "http://127.0.0.1:1")
+	require.Equal(t, 2, code)
+	require.Empty(t, stdout)
 	require.Equal(t, `attune: invalid --since "yesterday": want a time back from now such as 10m, 2h or 7d, or an RFC 3339 time such as 2026-11-23T09:00:00Z`+"\n", stderr)
 }
