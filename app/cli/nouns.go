@@ -152,8 +152,8 @@ func newDeleteCommand(streams Streams, api *apiFlags, spec deleteCommand) *cobra
 	}
 }
 
-// newReadNoun is a noun the CLI lists and shows one of, and does more to with the commands
-// that more builds; show is newShowCommand or newShowByIDCommand.
+// newReadNoun is a noun the CLI lists and shows one of, with the commands more builds on the
+// same API flags; show is newShowCommand or newShowByIDCommand.
 func newReadNoun(streams Streams, use, short string, spec listCommand, show func(api *apiFlags) *cobra.Command,
 	more ...func(api *apiFlags) *cobra.Command) *cobra.Command {
 	var api apiFlags
