@@ -256,6 +256,17 @@ func TestCLIUsageErrors(t *testing.T) {
 		"BadLimit":      {"execution", "list", "--limit", "0"},
 		"BadParam":      {"action", "execute", "demo.hello", "--param", "name"},
 		"BadParamsJSON": {"action", "execute", "demo.hello", "--params-json", "[1]"},
+		"EventLimit":    {"event", "list", "--limit", "0"},
+		"BadUntil":      {"execution", "list", "--until=-5m"},
+		"PayloadArray":  {"event", "create", "core.webhook", "--payload", "[1]"},
+		"PayloadNoFile": {"event", "create", "core.webhook", "--payload", "@/nonexistent/event.json"},
+		"EventNoArgs":   {"event", "create"},
+		"PolicyNoFile":  {"policy", "create"},
+		"PolicyNoRef":   {"policy", "delete"},
+		"RerunTimeout":  {"execution", "rerun", "1", "--wait", "--timeout", "0s"},
+		"QueueNoArgs":   {"action", "queue"},
+		"WorkerNoName":  {"worker", "delete"},
+		"SecretTwoURLs": {"webhook-secret", "set", "a", "b"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

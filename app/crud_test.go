@@ -23,7 +23,13 @@ import (
 // from an empty directory through the CLI: what rules created through the API join.
 func startBare(t *testing.T) *process {
 	t.Helper()
-	p := startServe(t, "--database-url="+storetest.NewDatabase(t), "--shutdown-timeout=5s")
+	return startBareOn(t, storetest.NewDatabase(t))
+}
+
+// startBareOn is startBare on the database at dbURL, which the test may also reach into.
+func startBareOn(t *testing.T, dbURL string) *process {
+	t.Helper()
+	p := startServe(t, "--database-url="+dbURL, "--shutdown-timeout=5s")
 	t.Cleanup(func() {
 		select {
 		case <-p.exited:

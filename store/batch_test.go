@@ -282,7 +282,7 @@ func TestEventEnforceBatch(t *testing.T) {
 		require.NoError(t, err)
 		require.NotNil(t, ev.RulesEvaluatedAt, "every event of the batch is marked, matched or not")
 	}
-	all, total, err := s.EnforcementList(ctx, "", store.Page{Limit: 10})
+	all, total, err := s.EnforcementList(ctx, store.EnforcementFilter{}, store.Page{Limit: 10})
 	require.NoError(t, err)
 	require.Equal(t, 3, total, "two for the first event (one resolved with its reason), one for the second")
 	for _, e := range all {
@@ -428,7 +428,7 @@ func TestEventInsertBatch(t *testing.T) {
 	// A bad item (a payload that is not JSON) fails the statement, which writes nothing.
 	_, err = s.EventInsertBatch(ctx, []store.EventInsertParams{{TriggerRef: "demo.hook"}, {TriggerRef: "demo.hook", Payload: json.RawMessage(`{not json`)}})
 	require.Error(t, err)
-	_, total, err := s.EventList(ctx, "", store.Page{Limit: 10})
+	_, total, err := s.EventList(ctx, store.EventFilter{}, store.Page{Limit: 10})
 	require.NoError(t, err)
 	require.Equal(t, 2, total)
 

@@ -148,10 +148,20 @@ func (q *Queries) EnforcementResolve(ctx context.Context, id int64, status, reas
 	return nil
 }
 
-// EnforcementList returns a page of enforcements, newest first, optionally of one rule.
-func (q *Queries) EnforcementList(ctx context.Context, ruleRef string, page Page) ([]Enforcement, int, error) {
-	return list(ctx, q.db, "enforcements", `FROM attune.enforcement WHERE ($1 = '' OR rule_ref = $1)`, enforcementColumns, `id DESC`,
-		page, scanEnforcement, ruleRef)
+// EnforcementFilter narrows EnforcementList; zero fields match everything.
+type EnforcementFilter struct {
+	RuleRef string
+	Window
+}
+
+// EnforcementList returns a page of enforcements, newest first.
+func (q *Queries) EnforcementList(ctx context.Context, f EnforcementFilter, page Page) ([]Enforcement, int, error) {
+	var w where
+	if f.RuleRef != "" {
+		w.add("rule_ref = $%d", f.RuleRef)
+	}
+	w.window(f.Window)
+	return list(ctx, q.db, "enforcements", w.from("attune.enforcement"), enforcementColumns, `id DESC`, page, scanEnforcement, w.args...)
 }
 
 // EnforcementListStale returns enforcements still created before before: their

@@ -100,9 +100,20 @@ func (q *Queries) EventGet(ctx context.Context, id int64) (Event, error) {
 	return e, nil
 }
 
-// EventList returns a page of events, newest first, optionally of one trigger.
-func (q *Queries) EventList(ctx context.Context, triggerRef string, page Page) ([]Event, int, error) {
-	return list(ctx, q.db, "events", `FROM attune.event WHERE ($1 = '' OR trigger_ref = $1)`, eventColumns, `id DESC`, page, scanEvent, triggerRef)
+// EventFilter narrows EventList; zero fields match everything.
+type EventFilter struct {
+	TriggerRef string
+	Window
+}
+
+// EventList returns a page of events, newest first.
+func (q *Queries) EventList(ctx context.Context, f EventFilter, page Page) ([]Event, int, error) {
+	var w where
+	if f.TriggerRef != "" {
+		w.add("trigger_ref = $%d", f.TriggerRef)
+	}
+	w.window(f.Window)
+	return list(ctx, q.db, "events", w.from("attune.event"), eventColumns, `id DESC`, page, scanEvent, w.args...)
 }
 
 // EventMarkEvaluated records that the rules have seen event id. It reports false when that

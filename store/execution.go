@@ -198,39 +198,23 @@ type ExecutionFilter struct {
 	ActionRef string
 	// RuleRef keeps the executions whose enforcement came from this rule.
 	RuleRef string
-	// Since and Until bound the creation time, Since inclusive and Until exclusive.
-	Since, Until *time.Time
+	Window
 }
 
-// ExecutionList returns a page of executions, newest first. Only the filters given become
-// predicates, so that each can use its index rather than a catch-all plan.
+// ExecutionList returns a page of executions, newest first.
 func (q *Queries) ExecutionList(ctx context.Context, f ExecutionFilter, page Page) ([]Execution, int, error) {
-	var where []string
-	var args []any
-	add := func(predicate string, arg any) {
-		args = append(args, arg)
-		where = append(where, fmt.Sprintf(predicate, len(args)))
-	}
+	var w where
 	if f.Status != "" {
-		add("status = $%d", f.Status)
+		w.add("status = $%d", f.Status)
 	}
 	if f.ActionRef != "" {
-		add("action_ref = $%d", f.ActionRef)
+		w.add("action_ref = $%d", f.ActionRef)
 	}
 	if f.RuleRef != "" {
-		add("enforcement IN (SELECT id FROM attune.enforcement WHERE rule_ref = $%d)", f.RuleRef)
+		w.add("enforcement IN (SELECT id FROM attune.enforcement WHERE rule_ref = $%d)", f.RuleRef)
 	}
-	if f.Since != nil {
-		add("created >= $%d", *f.Since)
-	}
-	if f.Until != nil {
-		add("created < $%d", *f.Until)
-	}
-	from := `FROM attune.execution`
-	if len(where) > 0 {
-		from += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	return list(ctx, q.db, "executions", from, executionColumns, `id DESC`, page, scanExecution, args...)
+	w.window(f.Window)
+	return list(ctx, q.db, "executions", w.from("attune.execution"), executionColumns, `id DESC`, page, scanExecution, w.args...)
 }
 
 // ExecutionTransition is a conditional status move.

@@ -213,7 +213,7 @@ func TestEventEnforceOnce(t *testing.T) {
 	require.JSONEq(t, `{"x":1}`, string(created[0].Config))
 	require.JSONEq(t, `{"k":"v"}`, string(created[0].Payload))
 
-	all, total, err := s.EnforcementList(ctx, "", store.Page{Limit: 10})
+	all, total, err := s.EnforcementList(ctx, store.EnforcementFilter{}, store.Page{Limit: 10})
 	require.NoError(t, err)
 	require.Equal(t, 2, total)
 	for _, e := range all {

@@ -18,13 +18,14 @@ const defaultWaitTimeout = 10 * time.Minute
 
 func newActionCommand(streams Streams) *cobra.Command {
 	var api apiFlags
-	cmd := newNounCommand("action", "List, show and run actions through the API", &api)
+	cmd := newNounCommand("action", "List, show and run actions, and show their queues, through the API", &api)
 	show := newShowCommandPrinting(streams, &api, "action", "/api/v1/actions", printAction)
 	show.ValidArgsFunction = firstArg(api.completeActionRef())
 	cmd.AddCommand(
 		newListCommand(streams, &api, listCommand{noun: "actions", path: "/api/v1/actions", columns: actionColumns, all: true, packFilter: true}),
 		show,
 		newActionExecuteCommand(streams, &api),
+		newActionQueueCommand(streams, &api),
 	)
 	return cmd
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -69,38 +68,12 @@ interrupting it (exit status 130) stops the following, not the execution.`,
 }
 
 func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {
-	var status, action, rule string
-	var limit int
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List the latest executions, newest first",
-		Args:  UsageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if limit < 1 || limit > maxPerPage {
-				return UsageError{fmt.Errorf("invalid --limit %d: want 1 to %d", limit, maxPerPage)}
-			}
-			client, err := api.client()
-			if err != nil {
-				return err
-			}
-			q := url.Values{"per_page": {strconv.Itoa(limit)}}
-			for name, v := range map[string]string{"status": status, "action_ref": action, "rule_ref": rule} {
-				if v != "" {
-					q.Set(name, v)
-				}
-			}
-			items, err := client.list(cmd.Context(), "/api/v1/executions", q, false)
-			if err != nil {
-				return err
-			}
-			return printList(streams.Out, api.output, items, executionColumns)
-		},
-	}
-	fs := cmd.Flags()
-	fs.StringVar(&status, "status", "", "only executions in this status (requested, running, completed, failed, ...)")
-	fs.StringVar(&action, "action", "", "only executions of this action ref")
-	fs.StringVar(&rule, "rule", "", "only executions this rule ref caused")
-	fs.IntVar(&limit, "limit", 50, "how many executions at most, 1 to 100")
+	cmd := newListCommand(streams, api, listCommand{noun: "the latest executions, newest first", path: "/api/v1/executions",
+		columns: executionColumns, recent: true, filters: []queryFlag{
+			{"status", "status", "only executions in this status (requested, running, completed, failed, ...)"},
+			{"action", "action_ref", "only executions of this action ref"},
+			{"rule", "rule_ref", "only executions this rule ref caused"},
+		}})
 	_ = cmd.RegisterFlagCompletionFunc("action", api.completeActionRef())
 	_ = cmd.RegisterFlagCompletionFunc("rule", api.completeFromList("/api/v1/rules", "ref", true, "trigger_ref", "action_ref"))
 	return cmd
@@ -212,7 +185,11 @@ func printExecution(w io.Writer, format outputFormat, data json.RawMessage) erro
 }
 
 func newExecutionRerunCommand(streams Streams, api *apiFlags) *cobra.Command {
-	var params paramFlags
+	var (
+		params  paramFlags
+		wait    bool
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "rerun ID",
 		Short: "Run an execution's action again, with its parameters and the --param ones replacing them",
@@ -220,13 +197,21 @@ func newExecutionRerunCommand(streams Streams, api *apiFlags) *cobra.Command {
 and those given by --param replacing them by name; --param name=null drops one, so that the
 action's default applies. Each --param value is read as the action's schema types its
 parameter, as for action execute. Secret parameters are copied without being shown, and
---param name=******** keeps one as it was. Prints the new execution.`,
+--param name=******** keeps one as it was. Prints the new execution.
+
+With --wait it follows the new execution as action execute --wait does, and prints it when
+it ends: exit status 0 when it completed, 1 when it did not or --timeout passed first, 130
+when interrupted, which stops the waiting, not the execution.`,
+		Example:           `  attune execution rerun 42 --param seconds=0 --wait`,
 		Args:              UsageArgs(cobra.ExactArgs(1)),
 		ValidArgsFunction: firstArg(api.completeExecutionID()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := executionPath(args[0])
 			if err != nil {
 				return err
+			}
+			if wait && timeout <= 0 {
+				return Usagef("invalid --timeout %s: want a positive duration", timeout)
 			}
 			client, err := api.client()
 			if err != nil {
@@ -242,9 +227,14 @@ parameter, as for action execute. Secret parameters are copied without being sho
 			if err != nil {
 				return err
 			}
-			return printObject(streams.Out, api.output, data)
+			if !wait {
+				return printObject(streams.Out, api.output, data)
+			}
+			return waitAndPrint(cmd.Context(), streams, api.output, client, data, timeout)
 		},
 	}
 	params.register(cmd, false)
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the new execution ends; exit 1 unless it completed")
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultWaitTimeout, "with --wait, how long to wait")
 	return cmd
 }

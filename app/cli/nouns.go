@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -22,9 +24,9 @@ var (
 	triggerColumns     = []column{{"REF", "ref", 0}, {"ENABLED", "enabled", 0}, {"DESCRIPTION", "description", 50}}
 	ruleColumns        = []column{{"REF", "ref", 0}, {"TRIGGER", "trigger_ref", 0}, {"ACTION", "action_ref", 0}, {"ENABLED", "enabled", 0}}
 	eventColumns       = []column{{"ID", "id", 0}, {"TRIGGER", "trigger_ref", 0}, {"SOURCE", "source", 0}, {"CREATED", "created", 0}}
-	enforcementColumns = []column{{"ID", "id", 0}, {"RULE", "rule_ref", 0}, {"EVENT", "event_id", 0}, {"STATUS", "status", 0}, {"CREATED", "created", 0}}
+	enforcementColumns = []column{{"ID", "id", 0}, {"RULE", "rule_ref", 0}, {"EVENT", "event_id", 0}, {"STATUS", "status", 0}, {"CREATED", "created", 0}, {"REASON", "reason", 60}}
 	executionColumns   = []column{{"ID", "id", 0}, {"ACTION", "action_ref", 0}, {"STATUS", "status", 0}, {"CREATED", "created", 0}, {"WORKER", "worker", 0}, {"REASON", "reason", 60}}
-	policyColumns      = []column{{"REF", "ref", 0}, {"ACTION", "action_ref", 0}, {"PACK", "pack_ref", 0}, {"ENABLED", "enabled", 0}}
+	policyColumns      = []column{{"REF", "ref", 0}, {"ACTION", "action_ref", 0}, {"ALL OF PACK", "pack_ref", 0}, {"PACK", "source_pack", 0}, {"ENABLED", "enabled", 0}}
 	workerColumns      = []column{{"NAME", "name", 0}, {"STATUS", "status", 0}, {"RUNNERS", "runners", 0}, {"CONCURRENCY", "concurrency", 0}, {"HOST", "host", 0}, {"LAST HEARTBEAT", "last_heartbeat", 0}}
 )
 
@@ -37,31 +39,56 @@ func newNounCommand(use, short string, api *apiFlags) *cobra.Command {
 }
 
 // listCommand is the spec of a plain "NOUN list": what pack definitions hold (ref order) is
-// listed whole, page after page; what happens (newest first) is listed one page deep.
+// listed whole, page after page (all); what happens (newest first) as deep as --limit says
+// (recent).
 type listCommand struct {
 	noun, path string
 	columns    []column
 	all        bool
 	// packFilter adds --pack REF, sent as ?pack=.
 	packFilter bool
+	// recent adds --limit, --since and --until.
+	recent bool
+	// filters are more flags, each sent as its query parameter when given.
+	filters []queryFlag
 }
+
+// queryFlag is a list's flag that the API takes as a query parameter.
+type queryFlag struct{ flag, param, usage string }
 
 func newListCommand(streams Streams, api *apiFlags, spec listCommand) *cobra.Command {
 	var pack string
+	var recent recentFlags
+	filters := make([]string, len(spec.filters))
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List " + spec.noun,
 		Args:  UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, err := api.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			if pack != "" {
 				q.Set("pack", pack)
 			}
-			items, err := client.list(cmd.Context(), spec.path, q, spec.all)
+			for i, f := range spec.filters {
+				if filters[i] != "" {
+					q.Set(f.param, filters[i])
+				}
+			}
+			if spec.recent {
+				if err := recent.apply(q, time.Now()); err != nil {
+					return err
+				}
+			}
+			client, err := api.client()
+			if err != nil {
+				return err
+			}
+			var items []json.RawMessage
+			if spec.recent {
+				items, err = client.listUpTo(cmd.Context(), spec.path, q, recent.limit)
+			} else {
+				items, err = client.list(cmd.Context(), spec.path, q, spec.all)
+			}
 			if err != nil {
 				return err
 			}
@@ -70,6 +97,12 @@ func newListCommand(streams Streams, api *apiFlags, spec listCommand) *cobra.Com
 	}
 	if spec.packFilter {
 		cmd.Flags().StringVar(&pack, "pack", "", "only those of this pack")
+	}
+	for i, f := range spec.filters {
+		cmd.Flags().StringVar(&filters[i], f.flag, "", f.usage)
+	}
+	if spec.recent {
+		recent.register(cmd.Flags())
 	}
 	return cmd
 }
@@ -125,12 +158,16 @@ func newDeleteCommand(streams Streams, api *apiFlags, spec deleteCommand) *cobra
 	}
 }
 
-// newReadNoun is a noun the CLI lists and shows one of; show is newShowCommand or
-// newShowByIDCommand.
-func newReadNoun(streams Streams, use, short string, spec listCommand, show func(api *apiFlags) *cobra.Command) *cobra.Command {
+// newReadNoun is a noun the CLI lists and shows one of, with the commands more builds on the
+// same API flags; show is newShowCommand or newShowByIDCommand.
+func newReadNoun(streams Streams, use, short string, spec listCommand, show func(api *apiFlags) *cobra.Command,
+	more ...func(api *apiFlags) *cobra.Command) *cobra.Command {
 	var api apiFlags
 	cmd := newNounCommand(use, short, &api)
 	cmd.AddCommand(newListCommand(streams, &api, spec), show(&api))
+	for _, build := range more {
+		cmd.AddCommand(build(&api))
+	}
 	return cmd
 }
 
@@ -141,30 +178,49 @@ func newTriggerCommand(streams Streams) *cobra.Command {
 }
 
 func newEventCommand(streams Streams) *cobra.Command {
-	return newReadNoun(streams, "event", "List and show events through the API",
-		listCommand{noun: "the latest events, newest first", path: "/api/v1/events", columns: eventColumns},
-		func(api *apiFlags) *cobra.Command { return newShowByIDCommand(streams, api, "event", "/api/v1/events") })
+	return newReadNoun(streams, "event", "List, show and create events through the API",
+		listCommand{noun: "the latest events, newest first", path: "/api/v1/events", columns: eventColumns, recent: true,
+			filters: []queryFlag{{"trigger", "trigger_ref", "only events of this trigger ref"}}},
+		func(api *apiFlags) *cobra.Command { return newShowByIDCommand(streams, api, "event", "/api/v1/events") },
+		func(api *apiFlags) *cobra.Command { return newEventCreateCommand(streams, api) })
 }
 
+// newPolicyCommand's list shows in ALL OF PACK the pack a pack-wide policy limits every action
+// of, and in PACK the pack a policy came with (none for one made through the API).
 func newPolicyCommand(streams Streams) *cobra.Command {
-	return newReadNoun(streams, "policy", "List and show policies through the API",
+	return newReadNoun(streams, "policy", "List, show, create and delete policies through the API",
 		listCommand{noun: "policies, those of packs included", path: "/api/v1/policies", columns: policyColumns, all: true},
-		func(api *apiFlags) *cobra.Command { return newShowCommand(streams, api, "policy", "/api/v1/policies") })
+		func(api *apiFlags) *cobra.Command { return newShowCommand(streams, api, "policy", "/api/v1/policies") },
+		func(api *apiFlags) *cobra.Command { return newPolicyCreateCommand(streams, api) },
+		func(api *apiFlags) *cobra.Command {
+			return newDeleteCommand(streams, api, deleteCommand{noun: "policy", key: "REF", path: "/api/v1/policies",
+				short: "Delete a policy; the executions waiting under it are admitted",
+				long: `Deletes the policy REF through the API. A policy of a pack registered from a directory comes
+back when that pack is registered again: change the pack's policies/ file instead.`})
+		})
 }
 
 func newWorkerCommand(streams Streams) *cobra.Command {
-	return newReadNoun(streams, "worker", "List and show workers through the API",
-		listCommand{noun: "workers, most recently seen first", path: "/api/v1/workers", columns: workerColumns},
+	return newReadNoun(streams, "worker", "List, show and delete workers through the API",
+		listCommand{noun: "workers, most recently seen first", path: "/api/v1/workers", columns: workerColumns, all: true},
 		func(api *apiFlags) *cobra.Command {
 			show := newShowCommand(streams, api, "worker", "/api/v1/workers")
 			show.Use = "show NAME"
 			return show
+		},
+		func(api *apiFlags) *cobra.Command {
+			return newDeleteCommand(streams, api, deleteCommand{noun: "worker", key: "NAME", path: "/api/v1/workers",
+				short: "Delete the record of a stopped worker",
+				long: `Deletes the record of worker NAME through the API, once it is gone: the server refuses while
+the worker heartbeats (within the api process's --worker-timeout) or an execution still runs
+on it. The executions it ran stay, and still name it.`})
 		})
 }
 
 func newEnforcementCommand(streams Streams) *cobra.Command {
 	return newReadNoun(streams, "enforcement", "List and show enforcements through the API",
-		listCommand{noun: "the latest enforcements, newest first", path: "/api/v1/enforcements", columns: enforcementColumns},
+		listCommand{noun: "the latest enforcements, newest first", path: "/api/v1/enforcements", columns: enforcementColumns, recent: true,
+			filters: []queryFlag{{"rule", "rule_ref", "only enforcements of this rule ref"}}},
 		func(api *apiFlags) *cobra.Command {
 			return newShowByIDCommand(streams, api, "enforcement", "/api/v1/enforcements")
 		})
@@ -237,24 +293,8 @@ func (c *apiClient) delete(ctx context.Context, path string) error {
 // default when unset), or with all every page at the largest size.
 func (c *apiClient) list(ctx context.Context, path string, query url.Values, all bool) ([]json.RawMessage, error) {
 	if all {
-		query.Set("per_page", strconv.Itoa(maxPerPage))
+		return c.listUpTo(ctx, path, query, math.MaxInt)
 	}
-	var items []json.RawMessage
-	for page := 1; ; page++ {
-		query.Set("page", strconv.Itoa(page))
-		env, err := c.call(ctx, http.MethodGet, path, query, nil)
-		if err != nil {
-			return nil, withStatus(err)
-		}
-		var batch []json.RawMessage
-		if err := json.Unmarshal(env.Data, &batch); err != nil {
-			return nil, fmt.Errorf("decode list %s: %w", path, err)
-		}
-		items = append(items, batch...)
-		// Pages are read one request each, so rows created meanwhile may shift a row onto a
-		// page already read; for definitions that change at registration only, that is rare.
-		if !all || env.Pagination == nil || page >= env.Pagination.TotalPages || len(batch) == 0 {
-			return items, nil
-		}
-	}
+	items, _, err := c.page(ctx, path, query, 1)
+	return items, err
 }

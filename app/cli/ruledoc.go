@@ -76,13 +76,19 @@ func readRule(file string) (*ruleDoc, error) {
 	return &r, nil
 }
 
-// readPayload reads a payload object as JSON, or failing that as YAML, which reads most JSON
-// too; a file that looks like JSON gets the JSON parser's complaint, which is the sharper one.
+// readPayload reads a payload object from file (see decodeObject).
 func readPayload(file string) (map[string]any, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, unwrapPathError(err)
 	}
+	return decodeObject(data, "payload")
+}
+
+// decodeObject reads an object as JSON, or failing that as YAML, which reads most JSON too;
+// text that looks like JSON gets the JSON parser's complaint, which is the sharper one. path
+// names the object in errors about what JSON cannot carry.
+func decodeObject(data []byte, path string) (map[string]any, error) {
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // keeps large integers such as ids exact; ruleeval reads json.Number
@@ -99,7 +105,8 @@ func readPayload(file string) (map[string]any, error) {
 			return nil, yamlErr
 		}
 	}
-	if v, err = jsonShape(v, "payload"); err != nil {
+	v, err := jsonShape(v, path)
+	if err != nil {
 		return nil, err
 	}
 	m, ok := v.(map[string]any)

@@ -65,7 +65,8 @@ func TestExecutionListFilters(t *testing.T) {
 }
 
 // One event or enforcement answers 404 naming what is missing, and 400 for an id that is not
-// one; their lists filter by trigger and by rule, newest first, in the pagination envelope.
+// one; their lists filter by trigger and by rule and by a creation window, newest first, in
+// the pagination envelope.
 func TestEventAndEnforcementReads(t *testing.T) {
 	t.Parallel()
 	s := newServer(t)
@@ -123,6 +124,26 @@ func TestEventAndEnforcementReads(t *testing.T) {
 	require.Equal(t, float64(hits[1]), one["event_id"])
 	require.Equal(t, "hooks.b", one["rule_ref"])
 	require.Equal(t, "hooks.hit", s.data(http.StatusOK, http.MethodGet, "/events/"+strconv.FormatInt(hits[0], 10), "")["trigger_ref"])
+
+	// A creation window, since inclusive and until exclusive, alone or with the other filter.
+	ev1, err := s.s.EventGet(ctx, hits[1])
+	require.NoError(t, err)
+	since := url.QueryEscape(ev1.Created.Format(time.RFC3339Nano))
+	later := url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano))
+	got, _ = ids("/events?trigger_ref=hooks.hit&since=" + since)
+	require.Equal(t, []float64{float64(hits[2]), float64(hits[1])}, got)
+	got, _ = ids("/events?trigger_ref=hooks.hit&until=" + since)
+	require.Equal(t, []float64{float64(hits[0])}, got)
+	got, _ = ids("/events?since=" + later)
+	require.Empty(t, got)
+	enf1, err := s.s.EnforcementGet(ctx, enfB[0].ID)
+	require.NoError(t, err)
+	got, _ = ids("/enforcements?since=" + url.QueryEscape(enf1.Created.Format(time.RFC3339Nano)))
+	require.Equal(t, []float64{float64(enfB[0].ID)}, got)
+	got, _ = ids("/enforcements?rule_ref=hooks.b&until=" + url.QueryEscape(enf1.Created.Format(time.RFC3339Nano)))
+	require.Equal(t, []float64{float64(ofRule["hooks.b"])}, got)
+	require.Contains(t, s.fail(http.StatusBadRequest, "bad_request", http.MethodGet, "/events?since=10m", ""), "invalid since")
+	require.Contains(t, s.fail(http.StatusBadRequest, "bad_request", http.MethodGet, "/enforcements?until=today", ""), "invalid until")
 
 	require.Equal(t, "no event 999999", s.fail(http.StatusNotFound, "not_found", http.MethodGet, "/events/999999", ""))
 	require.Equal(t, "no enforcement 999999", s.fail(http.StatusNotFound, "not_found", http.MethodGet, "/enforcements/999999", ""))

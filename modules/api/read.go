@@ -88,8 +88,13 @@ func (m *Module) getRule(c echo.Context) error {
 }
 
 func (m *Module) listEvents(c echo.Context) error {
+	f := store.EventFilter{TriggerRef: c.QueryParam("trigger_ref")}
+	var err error
+	if f.Window, err = createdWindow(c); err != nil {
+		return err
+	}
 	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Event, int, error) {
-		return m.deps.Store.EventList(ctx, c.QueryParam("trigger_ref"), page)
+		return m.deps.Store.EventList(ctx, f, page)
 	})
 }
 
@@ -103,8 +108,13 @@ func (m *Module) getEvent(c echo.Context) error {
 }
 
 func (m *Module) listEnforcements(c echo.Context) error {
+	f := store.EnforcementFilter{RuleRef: c.QueryParam("rule_ref")}
+	var err error
+	if f.Window, err = createdWindow(c); err != nil {
+		return err
+	}
 	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Enforcement, int, error) {
-		return m.deps.Store.EnforcementList(ctx, c.QueryParam("rule_ref"), page)
+		return m.deps.Store.EnforcementList(ctx, f, page)
 	})
 }
 
@@ -122,23 +132,34 @@ func (m *Module) listExecutions(c echo.Context) error {
 	if f.Status != "" && !validStatus(f.Status) {
 		return badRequest("invalid status %q: want one of %v", f.Status, store.ExecutionStatuses)
 	}
+	var err error
+	if f.Window, err = createdWindow(c); err != nil {
+		return err
+	}
+	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Execution, int, error) {
+		return m.deps.Store.ExecutionList(ctx, f, page)
+	})
+}
+
+// createdWindow reads ?since= (inclusive) and ?until= (exclusive), RFC 3339 times bounding
+// when what a list holds was created.
+func createdWindow(c echo.Context) (store.Window, error) {
+	var w store.Window
 	for _, bound := range []struct {
 		name string
 		into **time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
+	}{{"since", &w.Since}, {"until", &w.Until}} {
 		raw := c.QueryParam(bound.name)
 		if raw == "" {
 			continue
 		}
 		at, err := time.Parse(time.RFC3339Nano, raw)
 		if err != nil {
-			return badRequest("invalid %s %q: want an RFC 3339 time such as 2026-11-23T09:00:00Z", bound.name, raw)
+			return store.Window{}, badRequest("invalid %s %q: want an RFC 3339 time such as 2026-11-23T09:00:00Z", bound.name, raw)
 		}
 		*bound.into = &at
 	}
-	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Execution, int, error) {
-		return m.deps.Store.ExecutionList(ctx, f, page)
-	})
+	return w, nil
 }
 
 func validStatus(s string) bool {

@@ -57,7 +57,7 @@ func TestRuleAddedMatchesNextEvent(t *testing.T) {
 		}, 10*time.Second, 5*time.Millisecond)
 		var got []string
 		for _, ref := range []string{"demo.first", "demo.second"} {
-			enfs, _, err := st.EnforcementList(ctx, ref, store.Page{Limit: 100})
+			enfs, _, err := st.EnforcementList(ctx, store.EnforcementFilter{RuleRef: ref}, store.Page{Limit: 100})
 			require.NoError(t, err)
 			for _, e := range enfs {
 				if e.EventID == ev.ID {

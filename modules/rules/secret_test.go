@@ -147,7 +147,7 @@ func TestEnforcementCreatedCarriesNoSecret(t *testing.T) {
 		}
 	}
 
-	enfs, _, err := st.EnforcementList(ctx, "demo.bad_secret", store.Page{Limit: 10})
+	enfs, _, err := st.EnforcementList(ctx, store.EnforcementFilter{RuleRef: "demo.bad_secret"}, store.Page{Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, enfs, 1)
 	require.NotNil(t, enfs[0].Reason)

@@ -120,7 +120,7 @@ func TestFireOncePerTick(t *testing.T) {
 	}
 	first, second := <-results, <-results
 	require.True(t, first != second, "exactly one of the two fired the tick")
-	events, total, err := s.EventList(ctx, IntervalTimer, store.Page{Limit: 10})
+	events, total, err := s.EventList(ctx, store.EventFilter{TriggerRef: IntervalTimer}, store.Page{Limit: 10})
 	require.NoError(t, err)
 	require.Equal(t, 1, total)
 	require.JSONEq(t, `{"type": "interval", "interval_seconds": 5, "fired_at": "`+due.Format(time.RFC3339)+`", "execution_count": 1}`, string(events[0].Payload))
