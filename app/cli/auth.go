@@ -37,9 +37,15 @@ func readSecrets(streams Streams, fromStdin bool, prompts ...string) ([]string, 
 			if err != nil && !errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("read password from stdin: %w", err)
 			}
+			ended := errors.Is(err, io.EOF) && line == ""
 			line = strings.TrimRight(line, "\r\n")
-			if line == "" {
-				return nil, UsageError{fmt.Errorf("--password-stdin: stdin held %d of the %d lines wanted", len(out), len(prompts))}
+			switch {
+			case ended && len(out) == 0:
+				return nil, UsageError{errors.New("--password-stdin: stdin is empty")}
+			case ended:
+				return nil, UsageError{fmt.Errorf("--password-stdin: stdin ended after %d of the %d lines wanted", len(out), len(prompts))}
+			case line == "":
+				return nil, UsageError{fmt.Errorf("--password-stdin: the password on line %d of stdin is empty", len(out)+1)}
 			}
 			out = append(out, line)
 		}
