@@ -47,11 +47,23 @@ One binary runs every role: "attune serve" runs them all in one process, and
 	})
 	root.AddCommand(newServeCommand(streams), newMigrateCommand(streams), newVersionCommand(streams))
 	root.AddCommand(cli.Commands(streams)...)
+	// The identity commands call the API but for this one, which reaches the database.
+	subcommand(root, "identity").AddCommand(newResetPasswordCommand(streams))
 	root.AddCommand(bench.NewCommand(streams), newInternalCommand(streams))
 	// Added now rather than when the root runs, so that the walk below reaches it.
 	root.InitDefaultCompletionCmd()
 	refuseUnknownSubcommands(root)
 	return root
+}
+
+// subcommand is cmd's subcommand called name; a missing one is a mistake in the tree.
+func subcommand(cmd *cobra.Command, name string) *cobra.Command {
+	for _, c := range cmd.Commands() {
+		if c.Name() == name {
+			return c
+		}
+	}
+	panic("attune: no command " + cmd.CommandPath() + " " + name)
 }
 
 // refuseUnknownSubcommands makes every command that only groups others (the root included)
