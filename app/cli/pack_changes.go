@@ -20,7 +20,14 @@ func writePackChanges(w io.Writer, r store.RegisteredPack) error {
 		{"action", c.Actions}, {"trigger", c.Triggers}, {"sensor", c.Sensors}, {"rule", c.Rules}, {"policy", c.Policies},
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "registered pack %s (%s): ", r.Ref, r.Path)
+	fmt.Fprintf(&b, "registered pack %s (%s)", r.Ref, r.Path)
+	if c.Pack == "" {
+		// A server from before registration said what it changed.
+		b.WriteString("\n")
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	b.WriteString(": ")
 	switch {
 	case c.Pack == store.PackAdded:
 		b.WriteString("new\n")
