@@ -156,7 +156,7 @@ func TestRuleTestInvalid(t *testing.T) {
 }
 
 // TestPackRegister runs against a real server; the pipeline registered the test packs at start,
-// so registering demo again updates it.
+// so registering demo again changes nothing, and says so.
 func TestPackRegister(t *testing.T) {
 	t.Parallel()
 	p := startPipeline(t, nil)
@@ -167,7 +167,8 @@ func TestPackRegister(t *testing.T) {
 		stdout, stderr, code := p.cli(t, "pack", "register", "../testdata/packs/demo")
 		require.Equal(t, 0, code, stderr)
 		require.Empty(t, stderr)
-		require.Equal(t, "registered pack demo ("+dir+")\n", stdout, "the relative DIR is sent absolute")
+		unchanged := "registered pack demo (" + dir + "): nothing changed (6 actions, 1 trigger, 4 rules, 2 policies)\n"
+		require.Equal(t, unchanged, stdout, "the relative DIR is sent absolute")
 		status, body := p.get(t, "/api/v1/packs/demo")
 		require.Equal(t, http.StatusOK, status)
 		require.Equal(t, dir, data(t, body)["path"])
@@ -176,7 +177,7 @@ func TestPackRegister(t *testing.T) {
 		// registrations of one pack at once would test the store, not the command.
 		stdout, stderr, code = runAttuneEnv(t, []string{"ATTUNE_API_URL=http://" + p.addr, "ATTUNE_TOKEN=" + p.authToken(t)}, "pack", "register", dir)
 		require.Equal(t, 0, code, stderr)
-		require.Equal(t, "registered pack demo ("+dir+")\n", stdout)
+		require.Equal(t, unchanged, stdout)
 	})
 
 	t.Run("BrokenPack", func(t *testing.T) {
@@ -206,7 +207,8 @@ func TestPackRegisterWire(t *testing.T) {
 		body, want string
 		code       int
 	}{
-		"Registered":    {http.StatusOK, `{"data": {"ref": "x", "path": "/srv/x"}}`, "registered pack x (/srv/x)\n", 0},
+		"Registered":    {http.StatusOK, `{"data": {"ref": "x", "path": "/srv/x", "changes": {"pack": "added", "actions": {"added": ["x.a"]}}}}`, "registered pack x (/srv/x): new\n  actions: added x.a\n", 0},
+		"OlderServer":   {http.StatusOK, `{"data": {"ref": "x", "path": "/srv/x"}}`, "registered pack x (/srv/x)\n", 0},
 		"APIError":      {http.StatusBadRequest, `{"error": {"code": "bad_request", "message": "load pack /srv/x: pack.yaml: ref: required"}}`, "attune: load pack /srv/x: pack.yaml: ref: required\n", 1},
 		"NoAPIRole":     {http.StatusNotFound, `{"error": {"code": "not_found", "message": "Not Found"}}`, "not found; is the api role running there, and is --api-url right?", 1},
 		"SomethingElse": {http.StatusBadGateway, "<html>bad gateway</html>", "unexpected answer 502 Bad Gateway (is --api-url the Attune API?)", 1},

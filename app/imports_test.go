@@ -17,7 +17,7 @@ var (
 	libraries   = []string{"/modules/pack", "/modules/ruleeval", "/modules/schedule"}
 )
 
-// The layering of ARCHITECTURE.md, held by the compiler's own view of the imports.
+// The layering of docs/architecture.md (Packages), held by the compiler's own view of the imports.
 func TestImportRules(t *testing.T) {
 	t.Parallel()
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, modulePath+"/...").CombinedOutput()

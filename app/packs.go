@@ -44,10 +44,11 @@ func registerPacks(ctx context.Context, st *store.Store, dir string, logger *slo
 		if err != nil {
 			return fmt.Errorf("register pack %s: %w", packDir, err)
 		}
-		if _, err := pack.Register(ctx, st, p); err != nil {
+		registered, err := pack.Register(ctx, st, p)
+		if err != nil {
 			return fmt.Errorf("register pack %s: %w", packDir, err)
 		}
-		logger.InfoContext(ctx, "pack registered", "pack", p.Ref, "path", abs)
+		logger.InfoContext(ctx, "pack registered", "pack", p.Ref, "path", abs, "changes", registered.Changes)
 	}
 	return nil
 }

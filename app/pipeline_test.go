@@ -273,7 +273,11 @@ func TestPipeline(t *testing.T) {
 			})
 
 			t.Run("IntervalTimerRunsCoreLocal", func(t *testing.T) {
-				// demo.every_second fires core.local "echo tick" once a second.
+				// demo.every_second, shipped disabled, fires core.local "echo tick" once a
+				// second once enabled.
+				code, body := p.post(t, "/api/v1/rules/demo.every_second/enable", nil)
+				require.Equal(t, http.StatusOK, code, body)
+				t.Cleanup(func() { p.post(t, "/api/v1/rules/demo.every_second/disable", nil) })
 				var exec map[string]any
 				require.Eventually(t, func() bool {
 					_, body := p.get(t, "/api/v1/executions?action_ref=core.local&status=completed&per_page=1")
@@ -286,7 +290,7 @@ func TestPipeline(t *testing.T) {
 				}, 30*time.Second, 50*time.Millisecond, "no timer execution completed")
 				require.Equal(t, "tick\n", result(t, exec)["stdout"])
 				require.Equal(t, map[string]any{"cmd": "echo tick"}, exec["parameters"])
-				_, body := p.get(t, "/api/v1/events?trigger_ref=core.intervaltimer&per_page=1")
+				_, body = p.get(t, "/api/v1/events?trigger_ref=core.intervaltimer&per_page=1")
 				ev := body["data"].([]any)[0].(map[string]any)
 				require.Equal(t, "demo.every_second", ev["rule_ref"], "a timer's event is for its rule")
 				require.Equal(t, "interval", ev["payload"].(map[string]any)["type"])

@@ -29,8 +29,12 @@ func TestSplitRoles(t *testing.T) {
 		w := start("worker")
 		workers[w.waitLog(t, "worker registered", 10*time.Second)["worker"].(string)] = w
 	}
+	// The demo pack ships its timer disabled; enabled once every process is up, since each
+	// registers the pack again as it starts.
+	code, body := api.post(t, "/api/v1/rules/demo.every_second/enable", nil)
+	require.Equal(t, http.StatusOK, code, body)
 
-	code, body := api.post(t, "/api/v1/webhooks/demo", map[string]any{"name": "Split", "kind": "order"})
+	code, body = api.post(t, "/api/v1/webhooks/demo", map[string]any{"name": "Split", "kind": "order"})
 	require.Equal(t, http.StatusAccepted, code)
 	exec := api.waitExecution(t, api.executionOf(t, "demo.on_webhook", id(t, data(t, body), "event_id")))
 	require.Equal(t, "completed", exec["status"], exec)

@@ -51,6 +51,21 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
 
+// describedError is a failure whose message says all: what was tried and how to fix it.
+// The sentinel it carries for errors.Is is not repeated in front of it, as Error would
+// ("database unavailable: cannot connect to PostgreSQL at ...").
+type describedError struct {
+	kind error
+	msg  string
+}
+
+func described(kind error, format string, args ...any) error {
+	return &describedError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+func (e *describedError) Error() string { return e.msg }
+func (e *describedError) Unwrap() error { return e.kind }
+
 // InUseError is the ErrConflict of deleting something that others still name: the caller
 // learns who, so that an operator knows what to change or delete first.
 type InUseError struct {

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -18,68 +19,120 @@ type PackRegistration struct {
 	Policies []Policy
 }
 
-// PackRegister writes reg in one transaction, so that a pack is replaced whole or not at all.
-// Removing an action or trigger that a rule of another pack still uses is ErrConflict.
-func (s *Store) PackRegister(ctx context.Context, reg PackRegistration) (Pack, error) {
-	var out Pack
+// PackRegister writes reg in one transaction, so that a pack is replaced whole or not at all,
+// and says what it changed. Removing an action or trigger that a rule of another pack still
+// uses is ErrConflict.
+func (s *Store) PackRegister(ctx context.Context, reg PackRegistration) (RegisteredPack, error) {
+	out := RegisteredPack{Changes: newPackChanges()}
 	err := s.InTx(ctx, func(q *Queries) error {
-		p, err := scanPack(q.db.QueryRow(ctx, `
-			INSERT INTO attune.pack (ref, label, description, version, path) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (ref) DO UPDATE SET label = EXCLUDED.label, description = EXCLUDED.description,
-				version = EXCLUDED.version, path = EXCLUDED.path
-			RETURNING `+packColumns,
-			reg.Pack.Ref, reg.Pack.Label, reg.Pack.Description, reg.Pack.Version, reg.Pack.Path))
+		ch := &out.Changes
+		p, err := q.packUpsert(ctx, reg.Pack, ch)
 		if err != nil {
-			return fmt.Errorf("upsert pack: %w", translate(err))
-		}
-		out = p
-		// Rules go first: they hold the references that would block removing an action.
-		if err := q.packPrune(ctx, "rule", p.ID, refsOf(reg.Rules, func(r Rule) string { return r.Ref })); err != nil {
 			return err
 		}
-		if err := q.packPrune(ctx, "policy", p.ID, refsOf(reg.Policies, func(x Policy) string { return x.Ref })); err != nil {
+		out.Pack = p
+		// Read once the upsert holds the pack's row, which serialises its registrations.
+		before, err := q.packComponents(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		// Rules go first: they hold the references that would block removing an action.
+		if ch.Rules.Removed, err = q.packPrune(ctx, "rule", p.ID, refsOf(reg.Rules, func(r Rule) string { return r.Ref })); err != nil {
+			return err
+		}
+		if ch.Policies.Removed, err = q.packPrune(ctx, "policy", p.ID, refsOf(reg.Policies, func(x Policy) string { return x.Ref })); err != nil {
 			return err
 		}
 		for _, t := range reg.Triggers {
-			if err := q.triggerUpsert(ctx, p, t); err != nil {
+			written, err := q.triggerUpsert(ctx, p, t)
+			if err != nil {
 				return err
 			}
+			ch.Triggers.note(before["trigger"], t.Ref, written)
 		}
 		for _, a := range reg.Actions {
-			if err := q.actionUpsert(ctx, p, a); err != nil {
+			written, err := q.actionUpsert(ctx, p, a)
+			if err != nil {
 				return err
 			}
+			ch.Actions.note(before["action"], a.Ref, written)
 		}
 		for _, sn := range reg.Sensors {
-			if err := q.sensorUpsert(ctx, p, sn); err != nil {
+			written, err := q.sensorUpsert(ctx, p, sn)
+			if err != nil {
 				return err
 			}
+			ch.Sensors.note(before["sensor"], sn.Ref, written)
 		}
 		for _, r := range reg.Rules {
-			if err := q.ruleUpsert(ctx, p, r); err != nil {
+			written, err := q.ruleUpsert(ctx, p, r)
+			if err != nil {
 				return err
+			}
+			ch.Rules.note(before["rule"], r.Ref, written)
+			if enabled, existed := before["rule"][r.Ref]; existed && enabled != r.Enabled {
+				if r.Enabled {
+					ch.RulesReenabled = append(ch.RulesReenabled, r.Ref)
+				} else {
+					ch.RulesDisabled = append(ch.RulesDisabled, r.Ref)
+				}
 			}
 		}
 		for _, pol := range reg.Policies {
-			if err := q.policyUpsert(ctx, p, pol); err != nil {
+			written, err := q.policyUpsert(ctx, p, pol)
+			if err != nil {
 				return err
 			}
+			ch.Policies.note(before["policy"], pol.Ref, written)
 		}
-		for table, refs := range map[string][]string{
-			"sensor":  refsOf(reg.Sensors, func(x Sensor) string { return x.Ref }),
-			"action":  refsOf(reg.Actions, func(x Action) string { return x.Ref }),
-			"trigger": refsOf(reg.Triggers, func(x Trigger) string { return x.Ref }),
+		for _, k := range []struct {
+			table   string
+			refs    []string
+			removed *[]string
+		}{
+			{"sensor", refsOf(reg.Sensors, func(x Sensor) string { return x.Ref }), &ch.Sensors.Removed},
+			{"action", refsOf(reg.Actions, func(x Action) string { return x.Ref }), &ch.Actions.Removed},
+			{"trigger", refsOf(reg.Triggers, func(x Trigger) string { return x.Ref }), &ch.Triggers.Removed},
 		} {
-			if err := q.packPrune(ctx, table, p.ID, refs); err != nil {
+			if *k.removed, err = q.packPrune(ctx, k.table, p.ID, k.refs); err != nil {
 				return err
 			}
 		}
+		ch.sort()
 		return nil
 	})
 	if err != nil {
-		return Pack{}, fmt.Errorf("register pack %s: %w", reg.Pack.Ref, err)
+		return RegisteredPack{}, fmt.Errorf("register pack %s: %w", reg.Pack.Ref, err)
 	}
 	return out, nil
+}
+
+// packUpsert writes the pack's own row, when new or changed, and returns it as it is now;
+// ch.Pack says which.
+func (q *Queries) packUpsert(ctx context.Context, pack Pack, ch *PackChanges) (Pack, error) {
+	_, err := q.PackGetByRef(ctx, pack.Ref)
+	existed := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Pack{}, err
+	}
+	p, err := scanPack(q.db.QueryRow(ctx, `
+		INSERT INTO attune.pack AS cur (ref, label, description, version, path) VALUES ($1, $2, $3, $4, $5)
+		`+onRefConflict("label", "description", "version", "path")+`
+		RETURNING `+packColumns,
+		pack.Ref, pack.Label, pack.Description, pack.Version, pack.Path))
+	switch {
+	case isNoRows(err):
+		// Unchanged; the row is locked all the same, as an update would have.
+		ch.Pack = PackUnchanged
+		return q.PackGetByRef(ctx, pack.Ref)
+	case err != nil:
+		return Pack{}, fmt.Errorf("upsert pack: %w", translate(err))
+	case existed:
+		ch.Pack = PackUpdated
+	default:
+		ch.Pack = PackAdded
+	}
+	return p, nil
 }
 
 func refsOf[T any](items []T, ref func(T) string) []string {
@@ -90,105 +143,120 @@ func refsOf[T any](items []T, ref func(T) string) []string {
 	return refs
 }
 
-// packPrune deletes the pack's rows of table whose ref is not in keep. table is one of a
-// fixed set, never user input.
-func (q *Queries) packPrune(ctx context.Context, table string, pack int64, keep []string) error {
-	if _, err := q.db.Exec(ctx, `DELETE FROM attune.`+table+` WHERE pack = $1 AND NOT (ref = ANY($2))`, pack, keep); err != nil {
-		return fmt.Errorf("remove %ss gone from the pack: %w", table, translate(err))
-	}
-	return nil
-}
-
-func (q *Queries) triggerUpsert(ctx context.Context, p Pack, t Trigger) error {
-	_, err := q.db.Exec(ctx, `
-		INSERT INTO attune.trigger (ref, pack, pack_ref, label, description, parameters, output, enabled)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, true)
-		ON CONFLICT (ref) DO UPDATE SET pack = EXCLUDED.pack, pack_ref = EXCLUDED.pack_ref, label = EXCLUDED.label,
-			description = EXCLUDED.description, parameters = EXCLUDED.parameters, output = EXCLUDED.output`,
-		t.Ref, p.ID, p.Ref, t.Label, t.Description, jsonOr(t.Parameters, "{}"), jsonOr(t.Output, "{}"))
+// packPrune deletes the pack's rows of table whose ref is not in keep and returns their refs.
+// table is one of a fixed set, never user input.
+func (q *Queries) packPrune(ctx context.Context, table string, pack int64, keep []string) ([]string, error) {
+	removed, err := queryAll(ctx, q.db, "remove "+table+"s gone from the pack", scanRef,
+		`DELETE FROM attune.`+table+` WHERE pack = $1 AND NOT (ref = ANY($2)) RETURNING ref`, pack, keep)
 	if err != nil {
-		return fmt.Errorf("upsert trigger %s: %w", t.Ref, translate(err))
+		return nil, err
 	}
-	return nil
+	if removed == nil {
+		removed = []string{}
+	}
+	return removed, nil
 }
 
-func (q *Queries) actionUpsert(ctx context.Context, p Pack, a Action) error {
-	_, err := q.db.Exec(ctx, `
-		INSERT INTO attune.action (ref, pack, pack_ref, label, description, runner_type, entry_point, parameters,
+// The upserts below answer whether they wrote the row: not when it was as the pack has it.
+
+var (
+	triggerUpsertSQL = `
+		INSERT INTO attune.trigger AS cur (ref, pack, pack_ref, label, description, parameters, output, enabled)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, true)
+		` + onRefConflict("pack", "pack_ref", "label", "description", "parameters", "output")
+	actionUpsertSQL = `
+		INSERT INTO attune.action AS cur (ref, pack, pack_ref, label, description, runner_type, entry_point, parameters,
 			output_format, timeout_seconds, enabled, retry)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-		ON CONFLICT (ref) DO UPDATE SET pack = EXCLUDED.pack, pack_ref = EXCLUDED.pack_ref, label = EXCLUDED.label,
-			description = EXCLUDED.description, runner_type = EXCLUDED.runner_type, entry_point = EXCLUDED.entry_point,
-			parameters = EXCLUDED.parameters, output_format = EXCLUDED.output_format,
-			timeout_seconds = EXCLUDED.timeout_seconds, enabled = EXCLUDED.enabled, retry = EXCLUDED.retry`,
+		` + onRefConflict("pack", "pack_ref", "label", "description", "runner_type", "entry_point", "parameters",
+		"output_format", "timeout_seconds", "enabled", "retry")
+	sensorUpsertSQL = `
+		INSERT INTO attune.sensor AS cur (ref, pack, pack_ref, label, description, entry_point, trigger_refs, parameters, enabled)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		` + onRefConflict("pack", "pack_ref", "label", "description", "entry_point", "trigger_refs", "parameters", "enabled")
+	ruleUpsertSQL = `
+		INSERT INTO attune.rule AS cur (ref, pack, pack_ref, label, description, trigger, trigger_ref, trigger_params,
+			conditions, action, action_ref, action_params, enabled)
+		SELECT $1, $2, $3, $4, $5, t.id, t.ref, $7, $8, a.id, a.ref, $10, $11
+		FROM attune.trigger t, attune.action a WHERE t.ref = $6 AND a.ref = $9
+		` + onRefConflict("pack", "pack_ref", "label", "description", "trigger", "trigger_ref", "trigger_params",
+		"conditions", "action", "action_ref", "action_params", "enabled")
+	policyUpsertSQL = `
+		INSERT INTO attune.policy AS cur (ref, pack, action_ref, pack_ref, enabled, concurrency_limit, concurrency_method,
+			concurrency_parameters, rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds, retry)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+		` + onRefConflict("pack", "action_ref", "pack_ref", "enabled", "concurrency_limit", "concurrency_method",
+		"concurrency_parameters", "rate_max_executions", "rate_window_seconds", "rate_method", "max_queue_length",
+		"queue_timeout_seconds", "retry")
+)
+
+func (q *Queries) triggerUpsert(ctx context.Context, p Pack, t Trigger) (bool, error) {
+	tag, err := q.db.Exec(ctx, triggerUpsertSQL,
+		t.Ref, p.ID, p.Ref, t.Label, t.Description, jsonOr(t.Parameters, "{}"), jsonOr(t.Output, "{}"))
+	if err != nil {
+		return false, fmt.Errorf("upsert trigger %s: %w", t.Ref, translate(err))
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+func (q *Queries) actionUpsert(ctx context.Context, p Pack, a Action) (bool, error) {
+	tag, err := q.db.Exec(ctx, actionUpsertSQL,
 		a.Ref, p.ID, p.Ref, a.Label, a.Description, a.RunnerType, a.EntryPoint, jsonOr(a.Parameters, "{}"),
 		a.OutputFormat, a.TimeoutSeconds, a.Enabled, a.Retry)
 	if err != nil {
-		return fmt.Errorf("upsert action %s: %w", a.Ref, translate(err))
+		return false, fmt.Errorf("upsert action %s: %w", a.Ref, translate(err))
 	}
-	return nil
+	return tag.RowsAffected() > 0, nil
 }
 
-func (q *Queries) sensorUpsert(ctx context.Context, p Pack, s Sensor) error {
+func (q *Queries) sensorUpsert(ctx context.Context, p Pack, s Sensor) (bool, error) {
 	triggers := s.TriggerRefs
 	if triggers == nil {
 		triggers = []string{}
 	}
-	_, err := q.db.Exec(ctx, `
-		INSERT INTO attune.sensor (ref, pack, pack_ref, label, description, entry_point, trigger_refs, parameters, enabled)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-		ON CONFLICT (ref) DO UPDATE SET pack = EXCLUDED.pack, pack_ref = EXCLUDED.pack_ref, label = EXCLUDED.label,
-			description = EXCLUDED.description, entry_point = EXCLUDED.entry_point, trigger_refs = EXCLUDED.trigger_refs,
-			parameters = EXCLUDED.parameters, enabled = EXCLUDED.enabled`,
+	tag, err := q.db.Exec(ctx, sensorUpsertSQL,
 		s.Ref, p.ID, p.Ref, s.Label, s.Description, s.EntryPoint, triggers, jsonOr(s.Parameters, "{}"), s.Enabled)
 	if err != nil {
-		return fmt.Errorf("upsert sensor %s: %w", s.Ref, translate(err))
+		return false, fmt.Errorf("upsert sensor %s: %w", s.Ref, translate(err))
 	}
-	return nil
+	return tag.RowsAffected() > 0, nil
 }
 
-func (q *Queries) ruleUpsert(ctx context.Context, p Pack, r Rule) error {
-	tag, err := q.db.Exec(ctx, `
-		INSERT INTO attune.rule (ref, pack, pack_ref, label, description, trigger, trigger_ref, trigger_params,
-			conditions, action, action_ref, action_params, enabled)
-		SELECT $1, $2, $3, $4, $5, t.id, t.ref, $7, $8, a.id, a.ref, $10, $11
-		FROM attune.trigger t, attune.action a WHERE t.ref = $6 AND a.ref = $9
-		ON CONFLICT (ref) DO UPDATE SET pack = EXCLUDED.pack, pack_ref = EXCLUDED.pack_ref, label = EXCLUDED.label,
-			description = EXCLUDED.description, trigger = EXCLUDED.trigger, trigger_ref = EXCLUDED.trigger_ref,
-			trigger_params = EXCLUDED.trigger_params, conditions = EXCLUDED.conditions, action = EXCLUDED.action,
-			action_ref = EXCLUDED.action_ref, action_params = EXCLUDED.action_params, enabled = EXCLUDED.enabled`,
+func (q *Queries) ruleUpsert(ctx context.Context, p Pack, r Rule) (bool, error) {
+	tag, err := q.db.Exec(ctx, ruleUpsertSQL,
 		r.Ref, p.ID, p.Ref, r.Label, r.Description, r.TriggerRef, jsonOr(r.TriggerParams, "{}"), jsonOr(r.Conditions, "[]"),
 		r.ActionRef, jsonOr(r.ActionParams, "{}"), r.Enabled)
 	if err != nil {
-		return fmt.Errorf("upsert rule %s: %w", r.Ref, translate(err))
+		return false, fmt.Errorf("upsert rule %s: %w", r.Ref, translate(err))
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("upsert rule %s: trigger %s or action %s does not exist: %w", r.Ref, r.TriggerRef, r.ActionRef, ErrConflict)
+	if tag.RowsAffected() > 0 {
+		return true, nil
 	}
-	return nil
+	// No row: the rule was as the pack has it, or its trigger or action is missing, which
+	// left the SELECT nothing to insert.
+	var named bool
+	if err := q.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM attune.trigger WHERE ref = $1)
+		AND EXISTS (SELECT 1 FROM attune.action WHERE ref = $2)`, r.TriggerRef, r.ActionRef).Scan(&named); err != nil {
+		return false, fmt.Errorf("upsert rule %s: %w", r.Ref, translate(err))
+	}
+	if !named {
+		return false, fmt.Errorf("upsert rule %s: trigger %s or action %s does not exist: %w", r.Ref, r.TriggerRef, r.ActionRef, ErrConflict)
+	}
+	return false, nil
 }
 
-func (q *Queries) policyUpsert(ctx context.Context, p Pack, x Policy) error {
+func (q *Queries) policyUpsert(ctx context.Context, p Pack, x Policy) (bool, error) {
 	params := x.ConcurrencyParameters
 	if params == nil {
 		params = []string{}
 	}
-	_, err := q.db.Exec(ctx, `
-		INSERT INTO attune.policy (ref, pack, action_ref, pack_ref, enabled, concurrency_limit, concurrency_method,
-			concurrency_parameters, rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds, retry)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-		ON CONFLICT (ref) DO UPDATE SET pack = EXCLUDED.pack, action_ref = EXCLUDED.action_ref, pack_ref = EXCLUDED.pack_ref,
-			enabled = EXCLUDED.enabled, concurrency_limit = EXCLUDED.concurrency_limit,
-			concurrency_method = EXCLUDED.concurrency_method, concurrency_parameters = EXCLUDED.concurrency_parameters,
-			rate_max_executions = EXCLUDED.rate_max_executions, rate_window_seconds = EXCLUDED.rate_window_seconds,
-			rate_method = EXCLUDED.rate_method, max_queue_length = EXCLUDED.max_queue_length,
-			queue_timeout_seconds = EXCLUDED.queue_timeout_seconds, retry = EXCLUDED.retry`,
+	tag, err := q.db.Exec(ctx, policyUpsertSQL,
 		x.Ref, p.ID, x.ActionRef, x.PackRef, x.Enabled, x.ConcurrencyLimit, cmp.Or(x.ConcurrencyMethod, "enqueue"),
 		params, x.RateMaxExecutions, x.RateWindowSeconds, cmp.Or(x.RateMethod, "enqueue"), x.MaxQueueLength, x.QueueTimeoutSeconds, x.Retry)
 	if err != nil {
-		return fmt.Errorf("upsert policy %s: %w", x.Ref, translate(err))
+		return false, fmt.Errorf("upsert policy %s: %w", x.Ref, translate(err))
 	}
-	return nil
+	return tag.RowsAffected() > 0, nil
 }
 
 func jsonOr(raw []byte, fallback string) []byte {

@@ -217,19 +217,19 @@ func describe(pcfg *pgxpool.Config, err error) error {
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == "3D000":
-		return &Error{Kind: ErrNotFound, Err: fmt.Errorf("%s: database does not exist; create it or let attune create it", where)}
+		return described(ErrNotFound, "%s: database does not exist; create it or let attune create it", where)
 	case errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000"):
-		return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("%s refused the login: %s; check the user and password in --database-url / ATTUNE_DATABASE_URL", where, pgErr.Message)}
+		return described(ErrUnavailable, "%s refused the login: %s; check the user and password in --database-url / ATTUNE_DATABASE_URL", where, pgErr.Message)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("cannot connect to %s: connection refused; is PostgreSQL running? Start it or set --database-url / ATTUNE_DATABASE_URL", where)}
+		return described(ErrUnavailable, "cannot connect to %s: connection refused; is PostgreSQL running? Start it or set --database-url / ATTUNE_DATABASE_URL", where)
 	case errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err):
-		return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("cannot connect to %s: timed out; check the host and port in --database-url / ATTUNE_DATABASE_URL", where)}
+		return described(ErrUnavailable, "cannot connect to %s: timed out; check the host and port in --database-url / ATTUNE_DATABASE_URL", where)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("cannot connect to %s: unknown host %q; check --database-url / ATTUNE_DATABASE_URL", where, dnsErr.Name)}
+		return described(ErrUnavailable, "cannot connect to %s: unknown host %q; check --database-url / ATTUNE_DATABASE_URL", where, dnsErr.Name)
 	}
-	return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("cannot connect to %s: %s", where, lastLine(err))}
+	return described(ErrUnavailable, "cannot connect to %s: %s", where, lastLine(err))
 }
 
 // lastLine keeps the innermost cause of a pgconn error, which is the informative part.

@@ -22,10 +22,10 @@ var (
 		{"EXPIRES", "expires_at", 0}, {"REVOKED", "revoked_at", 0}}
 )
 
-// readSecrets reads one password per prompt: a line each from stdin with --password-stdin
+// ReadSecrets reads one password per prompt: a line each from stdin with --password-stdin
 // (for scripts), else from the terminal without echo. Without either it refuses rather than
 // hang.
-func readSecrets(streams Streams, fromStdin bool, prompts ...string) ([]string, error) {
+func ReadSecrets(streams Streams, fromStdin bool, prompts ...string) ([]string, error) {
 	if streams.In == nil {
 		return nil, errors.New("no input to read the password from")
 	}
@@ -37,9 +37,15 @@ func readSecrets(streams Streams, fromStdin bool, prompts ...string) ([]string, 
 			if err != nil && !errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("read password from stdin: %w", err)
 			}
+			ended := errors.Is(err, io.EOF) && line == ""
 			line = strings.TrimRight(line, "\r\n")
-			if line == "" {
-				return nil, UsageError{fmt.Errorf("--password-stdin: stdin held %d of the %d lines wanted", len(out), len(prompts))}
+			switch {
+			case ended && len(out) == 0:
+				return nil, UsageError{errors.New("--password-stdin: stdin is empty")}
+			case ended:
+				return nil, UsageError{fmt.Errorf("--password-stdin: stdin ended after %d of the %d lines wanted", len(out), len(prompts))}
+			case line == "":
+				return nil, UsageError{fmt.Errorf("--password-stdin: the password on line %d of stdin is empty", len(out)+1)}
 			}
 			out = append(out, line)
 		}
@@ -61,9 +67,9 @@ func readSecrets(streams Streams, fromStdin bool, prompts ...string) ([]string, 
 	return out, nil
 }
 
-// readSecret is readSecrets for one password.
+// readSecret is ReadSecrets for one password.
 func readSecret(streams Streams, prompt string, fromStdin bool) (string, error) {
-	secrets, err := readSecrets(streams, fromStdin, prompt)
+	secrets, err := ReadSecrets(streams, fromStdin, prompt)
 	if err != nil {
 		return "", err
 	}
@@ -209,7 +215,7 @@ its second the new one.`,
 				if me.Login == args[0] {
 					prompts = []string{"Current password: ", "New password: "}
 				}
-				secrets, err := readSecrets(streams, update.passwordStdin, prompts...)
+				secrets, err := ReadSecrets(streams, update.passwordStdin, prompts...)
 				if err != nil {
 					return err
 				}

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/attune-go/attune/store"
 )
 
 func newPackCommand(streams Streams) *cobra.Command {
@@ -23,12 +26,14 @@ Attune API (a process with the api role) to act on them.`,
 		}
 		return nil
 	}
-	// -o belongs to the commands that print an answer, not to register.
+	// -o belongs to the commands that print an answer, not to delete.
+	register := newPackRegisterCommand(streams, &api)
 	list := newListCommand(streams, &api, listCommand{noun: "packs", path: "/api/v1/packs", columns: packColumns, all: true})
 	show := newShowCommand(streams, &api, "pack", "/api/v1/packs")
-	api.registerOutput(list.Flags())
-	api.registerOutput(show.Flags())
-	cmd.AddCommand(newPackRegisterCommand(streams, &api), list, show, newPackDeleteCommand(streams, &api))
+	for _, c := range []*cobra.Command{register, list, show} {
+		api.registerOutput(c.Flags())
+	}
+	cmd.AddCommand(register, list, show, newPackDeleteCommand(streams, &api))
 	return cmd
 }
 
@@ -49,6 +54,12 @@ func newPackRegisterCommand(streams Streams, api *apiFlags) *cobra.Command {
 pack and writes it whole, so a broken pack is refused whole with the file and
 field at fault, and nothing of it is written. Registering again updates the pack.
 
+It prints what changed: for each kind of component the refs added, updated and removed and
+how many were left as they were, and the rules enabled or disabled again because the pack's
+files say so (a rule disabled with "attune rule disable" is enabled again by registering its
+pack, if its file enables it). Registering the same pack again changes nothing. With -o json
+or -o yaml it prints the pack with those changes under "changes".
+
 The server reads DIR from its own disk, and its workers later run the pack's scripts from
 there: DIR is made absolute here and must name the same directory on the server, so this
 command and the server must share a filesystem (the same machine, or the same mount).`,
@@ -65,20 +76,22 @@ command and the server must share a filesystem (the same machine, or the same mo
 			if err != nil {
 				return fmt.Errorf("register pack %s: %w", args[0], err)
 			}
-			var registered struct {
-				Ref  string `json:"ref"`
-				Path string `json:"path"`
-			}
-			err = client.do(cmd.Context(), http.MethodPost, "/api/v1/packs/register", map[string]string{"path": dir}, &registered)
+			env, err := client.call(cmd.Context(), http.MethodPost, "/api/v1/packs/register", nil, map[string]string{"path": dir})
 			if err != nil {
 				// The API's message names the pack directory, the file and the field already.
 				return err
 			}
+			if api.output != outputTable {
+				return printObject(streams.Out, api.output, env.Data)
+			}
+			var registered store.RegisteredPack
+			if err := json.Unmarshal(env.Data, &registered); err != nil {
+				return fmt.Errorf("decode answer of register pack %s: %w", dir, err)
+			}
 			if registered.Path == "" {
 				registered.Path = dir
 			}
-			_, err = fmt.Fprintf(streams.Out, "registered pack %s (%s)\n", registered.Ref, registered.Path)
-			return err
+			return writePackChanges(streams.Out, registered)
 		},
 	}
 }

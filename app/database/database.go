@@ -36,6 +36,12 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*pgxpool.Pool, 
 	return store.Open(ctx, store.Config{URL: url, CreateDatabase: true, Logger: logger.With("module", "store")})
 }
 
+// OpenExisting connects to the database at url, which must exist already: for commands that
+// change what is in it rather than set it up.
+func OpenExisting(ctx context.Context, url string, logger *slog.Logger) (*pgxpool.Pool, error) {
+	return store.Open(ctx, store.Config{URL: url, Logger: logger.With("module", "store")})
+}
+
 // WithMigrator hands fn a migrator over pool, through database/sql as goose needs.
 func WithMigrator(pool *pgxpool.Pool, logger *slog.Logger, fn func(*migrations.Migrator) error) error {
 	db := stdlib.OpenDBFromPool(pool)

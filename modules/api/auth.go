@@ -215,7 +215,7 @@ func (m *Module) bootstrap(ctx context.Context) error {
 	password, generated := m.cfg.AdminPassword, false
 	if password == "" {
 		var err error
-		if password, err = randomSecret(18); err != nil {
+		if password, err = GeneratePassword(); err != nil {
 			return err
 		}
 		generated = true

@@ -219,6 +219,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	doc := loadDoc(t)
 	types := map[string]any{
 		"Pack":                 store.Pack{},
+		"RegisteredPack":       store.RegisteredPack{},
+		"PackChanges":          store.PackChanges{},
+		"ComponentChanges":     store.ComponentChanges{},
 		"Action":               store.Action{},
 		"Trigger":              store.Trigger{},
 		"Rule":                 store.Rule{},

@@ -79,6 +79,18 @@ func checkNewPassword(password string) error {
 	return nil
 }
 
+// HashNewPassword checks a new password as the API checks every one, and hashes it as the API
+// stores it: for "attune identity reset-password", which sets one in the database directly.
+func HashNewPassword(password string) (string, error) {
+	if err := checkNewPassword(password); err != nil {
+		return "", err
+	}
+	return hashPassword(password)
+}
+
+// GeneratePassword makes a password as the first admin's is made when none is configured.
+func GeneratePassword() (string, error) { return randomSecret(18) }
+
 // randomSecret returns n random bytes, base64url-encoded without padding.
 func randomSecret(n int) (string, error) {
 	b := make([]byte, n)

@@ -108,8 +108,8 @@ func (m *Module) registerPack(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m.deps.Logger.InfoContext(c.Request().Context(), "pack registered", "pack", registered.Ref, "path", dir)
-	return c.JSON(http.StatusOK, dataBody[store.Pack]{Data: registered})
+	m.deps.Logger.InfoContext(c.Request().Context(), "pack registered", "pack", registered.Ref, "path", dir, "changes", registered.Changes)
+	return c.JSON(http.StatusOK, dataBody[store.RegisteredPack]{Data: registered})
 }
 
 type eventRequest struct {

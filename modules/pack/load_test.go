@@ -56,7 +56,7 @@ func TestLoadDemo(t *testing.T) {
 	require.Equal(t, map[string]any{"unit": "seconds", "interval": 1}, tick.TriggerParams)
 	require.Nil(t, tick.Conditions)
 	require.Equal(t, map[string]any{"cmd": "echo tick"}, tick.ActionParams)
-	require.True(t, tick.Enabled)
+	require.False(t, tick.Enabled, "the timer ships disabled: enabled: false")
 
 	hook := p.Rules[3]
 	require.Equal(t, map[string]any{"url": "demo"}, hook.TriggerParams)

@@ -11,7 +11,7 @@ import (
 
 // Registrar is the store's side of registering a pack.
 type Registrar interface {
-	PackRegister(ctx context.Context, reg store.PackRegistration) (store.Pack, error)
+	PackRegister(ctx context.Context, reg store.PackRegistration) (store.RegisteredPack, error)
 	ActionGetByRef(ctx context.Context, ref string) (store.Action, error)
 	TriggerGetByRef(ctx context.Context, ref string) (store.Trigger, error)
 	RuleListByAction(ctx context.Context, actionRef string) ([]store.Rule, error)
@@ -26,13 +26,13 @@ type Registrar interface {
 // from this one), then writes the pack whole. Problems with the pack come back as *Error
 // naming the file and the field; nothing is written then. CheckRule applies the same checks
 // to a rule on its own.
-func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
+func Register(ctx context.Context, r Registrar, p *Pack) (store.RegisteredPack, error) {
 	lookup := &storeLookup{ctx: ctx, r: r}
 	if err := p.CheckReferences(lookup); err != nil {
-		return store.Pack{}, err
+		return store.RegisteredPack{}, err
 	}
 	if lookup.err != nil {
-		return store.Pack{}, fmt.Errorf("check references of pack %s: %w", p.Ref, lookup.err)
+		return store.RegisteredPack{}, fmt.Errorf("check references of pack %s: %w", p.Ref, lookup.err)
 	}
 	ownTriggers := make(map[string]Schema, len(p.Triggers))
 	for _, t := range p.Triggers {
@@ -48,36 +48,36 @@ func Register(ctx context.Context, r Registrar, p *Pack) (store.Pack, error) {
 			// CheckReferences found it registered.
 			t, err := r.TriggerGetByRef(ctx, rule.TriggerRef)
 			if err != nil {
-				return store.Pack{}, fmt.Errorf("check rules of pack %s: %w", p.Ref, err)
+				return store.RegisteredPack{}, fmt.Errorf("check rules of pack %s: %w", p.Ref, err)
 			}
 			if triggerParams, err = StoredSchema(t.Parameters); err != nil {
-				return store.Pack{}, fmt.Errorf("check rules of pack %s: trigger %s: %w", p.Ref, t.Ref, err)
+				return store.RegisteredPack{}, fmt.Errorf("check rules of pack %s: trigger %s: %w", p.Ref, t.Ref, err)
 			}
 		}
 		actionParams, ok := ownActions[rule.ActionRef]
 		if !ok {
 			a, err := r.ActionGetByRef(ctx, rule.ActionRef)
 			if err != nil {
-				return store.Pack{}, fmt.Errorf("check rules of pack %s: %w", p.Ref, err)
+				return store.RegisteredPack{}, fmt.Errorf("check rules of pack %s: %w", p.Ref, err)
 			}
 			if actionParams, err = StoredSchema(a.Parameters); err != nil {
-				return store.Pack{}, fmt.Errorf("check rules of pack %s: action %s: %w", p.Ref, a.Ref, err)
+				return store.RegisteredPack{}, fmt.Errorf("check rules of pack %s: action %s: %w", p.Ref, a.Ref, err)
 			}
 		}
 		if err := checkRuleBody(rule, &triggerParams, &actionParams); err != nil {
-			return store.Pack{}, inFile(rule.File, err)
+			return store.RegisteredPack{}, inFile(rule.File, err)
 		}
 	}
 	// The core pack comes with the binary: refusing it would stop every process from starting
 	// over one rule, whose executions say what is wrong with it.
 	if p.Ref != CoreRef {
 		if err := p.checkOtherRules(ctx, r); err != nil {
-			return store.Pack{}, err
+			return store.RegisteredPack{}, err
 		}
 	}
 	reg, err := p.registration()
 	if err != nil {
-		return store.Pack{}, err
+		return store.RegisteredPack{}, err
 	}
 	return r.PackRegister(ctx, reg)
 }

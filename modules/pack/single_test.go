@@ -35,7 +35,7 @@ func newMemRegistrar(t *testing.T) *memRegistrar {
 	return m
 }
 
-func (m *memRegistrar) PackRegister(_ context.Context, reg store.PackRegistration) (store.Pack, error) {
+func (m *memRegistrar) PackRegister(_ context.Context, reg store.PackRegistration) (store.RegisteredPack, error) {
 	for _, a := range reg.Actions {
 		m.actions[a.Ref] = a
 	}
@@ -51,7 +51,7 @@ func (m *memRegistrar) PackRegister(_ context.Context, reg store.PackRegistratio
 		m.rules[r.Ref] = r
 	}
 	m.packs = append(m.packs, reg)
-	return reg.Pack, nil
+	return store.RegisteredPack{Pack: reg.Pack}, nil
 }
 
 func (m *memRegistrar) ActionGetByRef(_ context.Context, ref string) (store.Action, error) {
