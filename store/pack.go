@@ -115,14 +115,15 @@ func (q *Queries) triggerUpsert(ctx context.Context, p Pack, t Trigger) error {
 func (q *Queries) actionUpsert(ctx context.Context, p Pack, a Action) error {
 	_, err := q.db.Exec(ctx, `
 		INSERT INTO attune.action (ref, pack, pack_ref, label, description, runner_type, entry_point, parameters,
-			output_format, timeout_seconds, enabled, retry)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			output_format, timeout_seconds, enabled, retry, workflow)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (ref) DO UPDATE SET pack = EXCLUDED.pack, pack_ref = EXCLUDED.pack_ref, label = EXCLUDED.label,
 			description = EXCLUDED.description, runner_type = EXCLUDED.runner_type, entry_point = EXCLUDED.entry_point,
 			parameters = EXCLUDED.parameters, output_format = EXCLUDED.output_format,
-			timeout_seconds = EXCLUDED.timeout_seconds, enabled = EXCLUDED.enabled, retry = EXCLUDED.retry`,
+			timeout_seconds = EXCLUDED.timeout_seconds, enabled = EXCLUDED.enabled, retry = EXCLUDED.retry,
+			workflow = EXCLUDED.workflow`,
 		a.Ref, p.ID, p.Ref, a.Label, a.Description, a.RunnerType, a.EntryPoint, jsonOr(a.Parameters, "{}"),
-		a.OutputFormat, a.TimeoutSeconds, a.Enabled, a.Retry)
+		a.OutputFormat, a.TimeoutSeconds, a.Enabled, a.Retry, jsonOrNil(a.Workflow))
 	if err != nil {
 		return fmt.Errorf("upsert action %s: %w", a.Ref, translate(err))
 	}
@@ -247,4 +248,12 @@ func (s *Store) PackDelete(ctx context.Context, ref string) ([]string, error) {
 	}
 	slices.Sort(policies)
 	return policies, nil
+}
+
+// jsonOrNil is raw for a nullable json column: NULL when empty.
+func jsonOrNil(raw []byte) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return raw
 }
