@@ -92,6 +92,9 @@ type ExecutionCompleted struct {
 	// its queue) until this ending; nil when the sender does not know. An ending that held
 	// none admitted nobody, so the completion listener has no waiter to schedule for it.
 	HeldSlot *bool `json:"held_slot,omitempty"`
+	// Workflow is the workflow execution this one ran a task of: its ending advances that
+	// workflow.
+	Workflow *int64 `json:"workflow,omitempty"`
 }
 
 // MessageType implements Payload.

@@ -18,17 +18,21 @@ const (
 	ExecutionScheduling = "scheduling"
 	ExecutionScheduled  = "scheduled"
 	ExecutionRunning    = "running"
-	ExecutionCompleted  = "completed"
-	ExecutionFailed     = "failed"
-	ExecutionCanceling  = "canceling"
-	ExecutionCancelled  = "cancelled"
-	ExecutionTimeout    = "timeout"
-	ExecutionAbandoned  = "abandoned"
+	// ExecutionPausing and ExecutionPaused are a workflow's alone: asked to pause, it starts
+	// no new task and is paused once its running tasks have ended. They share running's rank.
+	ExecutionPausing   = "pausing"
+	ExecutionPaused    = "paused"
+	ExecutionCompleted = "completed"
+	ExecutionFailed    = "failed"
+	ExecutionCanceling = "canceling"
+	ExecutionCancelled = "cancelled"
+	ExecutionTimeout   = "timeout"
+	ExecutionAbandoned = "abandoned"
 )
 
 // ExecutionStatuses lists every status in lifecycle order.
 var ExecutionStatuses = []string{ExecutionRequested, ExecutionScheduling, ExecutionScheduled, ExecutionRunning,
-	ExecutionCanceling, ExecutionCompleted, ExecutionFailed, ExecutionCancelled, ExecutionTimeout, ExecutionAbandoned}
+	ExecutionPausing, ExecutionPaused, ExecutionCanceling, ExecutionCompleted, ExecutionFailed, ExecutionCancelled, ExecutionTimeout, ExecutionAbandoned}
 
 // ExecutionTerminal lists the statuses an execution ends in.
 var ExecutionTerminal = []string{ExecutionCompleted, ExecutionFailed, ExecutionCancelled, ExecutionTimeout, ExecutionAbandoned}
@@ -48,7 +52,7 @@ func ExecutionStatusRank(status string) int {
 		return 1
 	case ExecutionScheduled:
 		return 2
-	case ExecutionRunning:
+	case ExecutionRunning, ExecutionPausing, ExecutionPaused:
 		return 3
 	case ExecutionCanceling:
 		return 4
@@ -100,6 +104,19 @@ type Execution struct {
 	// Secrets names the secret parameters as the action declared them when the execution was
 	// created: their values are masked wherever the execution is shown.
 	Secrets []string `json:"-"`
+	// TaskName and TaskItem say which task of its workflow (ParentID) a child execution runs,
+	// and for a task with items, which item.
+	TaskName *string `json:"task_name,omitempty"`
+	TaskItem *int    `json:"task_item,omitempty"`
+}
+
+// WorkflowID is the workflow that e is a task of, or nil: a rerun also has a parent, but
+// runs no task.
+func (e Execution) WorkflowID() *int64 {
+	if e.TaskName == nil {
+		return nil
+	}
+	return e.ParentID
 }
 
 // executionColumns are qualified so that they read the same in statements that join. The
@@ -108,7 +125,7 @@ type Execution struct {
 const executionColumns = `execution.id, execution.action_ref, execution.status, execution.parameters, execution.result,
 	execution.reason, execution.enforcement, execution.parent, execution.worker, execution.worker_name, execution.timeout_seconds,
 	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted, execution.admitted_at,
-	execution.attempt, execution.retry_of, execution.retry_at, execution.secrets`
+	execution.attempt, execution.retry_of, execution.retry_at, execution.secrets, execution.task_name, execution.task_item`
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var e Execution
@@ -120,7 +137,7 @@ func scanExecution(row pgx.Row) (Execution, error) {
 func executionDest(e *Execution) []any {
 	return []any{&e.ID, &e.ActionRef, &e.Status, &e.Parameters, &e.Result, &e.Reason, &e.EnforcementID, &e.ParentID,
 		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted, &e.AdmittedAt,
-		&e.Attempt, &e.RetryOf, &e.RetryAt, &e.Secrets}
+		&e.Attempt, &e.RetryOf, &e.RetryAt, &e.Secrets, &e.TaskName, &e.TaskItem}
 }
 
 // ExecutionInsertParams describe an execution row as ExecutionInsert writes it.

@@ -333,7 +333,7 @@ func (m *Module) cancel(c echo.Context) error {
 	if ok {
 		m.notifyExecution(exec, "")
 		if err := m.deps.Relay.Send(ctx, broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: exec.Status,
-			FinishedAt: *exec.FinishedAt, HeldSlot: &exec.HeldSlot}); err != nil {
+			FinishedAt: *exec.FinishedAt, HeldSlot: &exec.HeldSlot, Workflow: exec.WorkflowID()}); err != nil {
 			m.deps.Logger.WarnContext(ctx, "cancelled execution not announced", "execution_id", exec.ID, "err", err)
 		}
 		return answer(c, http.StatusOK, exec)

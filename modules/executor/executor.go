@@ -1,7 +1,7 @@
 // Package executor is the executor role: it turns enforcements into executions with their
 // parameters checked, admits them under their action's policy, dispatches them to the
-// workers of their runner, listens for completions, and sweeps up work whose message was lost
-// between a commit and its publish.
+// workers of their runner, runs workflows, listens for completions, and sweeps up work whose
+// message was lost between a commit and its publish.
 package executor
 
 import (
@@ -32,6 +32,8 @@ type Store interface {
 	AdmissionExpire(ctx context.Context) ([]store.Execution, error)
 	AdmissionPromoteDue(ctx context.Context) ([]int64, error)
 	ComponentVersion(ctx context.Context) (int64, error)
+	WorkflowsDue(ctx context.Context, limit int) ([]int64, error)
+	WorkflowsStalled(ctx context.Context, after time.Duration, limit int) ([]int64, error)
 	InTx(ctx context.Context, fn func(q *store.Queries) error) error
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
@@ -122,6 +124,7 @@ func (m *Module) Run(ctx context.Context) error {
 	consume(broker.QueueExecutorCompletions, m.handleCompletion)
 	g.Go(func() error { return m.sweepLoop(ctx) })
 	g.Go(func() error { return m.admissionLoop(ctx) })
+	g.Go(func() error { return m.workflowLoop(ctx) })
 	return g.Wait()
 }
 
