@@ -73,10 +73,12 @@ type Task struct {
 
 // Transition is one entry of a task's next.
 type Transition struct {
-	// When is a template whose value must be true for the transition to be taken; empty
-	// holds always.
+	// When is an expression that must give true for the transition to be taken, written
+	// bare ("succeeded()") or as one template ("{{ succeeded() }}"); empty holds always,
+	// whatever the outcome.
 	When string `json:"when,omitempty"`
-	// Publish sets workflow variables, in order, from templates that see the task's result.
+	// Publish sets workflow variables, in the order written, from templates that see the
+	// task's result and the variables as earlier publishes of the same ending set them.
 	Publish []Publish `json:"publish,omitempty"`
 	// Do names the tasks to start (several run in parallel), or CommandFail, CommandNoop.
 	Do []string `json:"do,omitempty"`
@@ -90,7 +92,8 @@ type Publish struct {
 
 // With makes a task run once per item.
 type With struct {
-	// Items is a template over input and vars that gives a list, or a literal list.
+	// Items is one template over input and vars that gives a list, or a literal list (whose
+	// elements may be templates). A with written as a string is its items alone.
 	Items any `json:"items"`
 	// Concurrency bounds the items running at once; 0 for no bound.
 	Concurrency int `json:"concurrency,omitempty"`
@@ -104,7 +107,8 @@ type Retry struct {
 	DelaySeconds float64 `json:"delay_seconds,omitempty"`
 	// Backoff is BackoffConstant or BackoffExponential (the wait doubles each time).
 	Backoff string `json:"backoff,omitempty"`
-	// MaxDelaySeconds caps an exponential wait; 0 for no cap.
+	// MaxDelaySeconds caps an exponential wait; 0 for no cap but the longest wait a
+	// definition may write, 30 days.
 	MaxDelaySeconds float64 `json:"max_delay_seconds,omitempty"`
 	// When is a template that must hold for a retry (it sees result and the status
 	// functions); empty retries every attempt that did not succeed.
@@ -120,6 +124,8 @@ func (r *Retry) Delay(attempt int) time.Duration {
 	if r.MaxDelaySeconds > 0 && d > r.MaxDelaySeconds {
 		d = r.MaxDelaySeconds
 	}
+	// Doubling a 30-day delay 99 times would overflow a Duration.
+	d = min(d, maxSeconds)
 	return time.Duration(d * float64(time.Second))
 }
 
