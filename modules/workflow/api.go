@@ -163,15 +163,16 @@ func RenderInput(t *Task, s Scope) (map[string]any, error) {
 // ShouldRetry reports whether t retries the attempt that ended as s.Outcome with s.Result,
 // given that attempt was the attempt'th (from 1): never past retry.count retries (attempt >
 // Count); otherwise, when retry.when is set, when it holds (it alone decides, and may retry
-// a success); when it is not, when the attempt did not succeed (failed, timed out or
-// cancelled). A when that gives anything but a bool is an *Error naming it.
+// a success); when it is not, when the attempt failed or timed out (a cancelled attempt was
+// stopped on purpose). A when that gives anything but a bool is an *Error naming it.
 func ShouldRetry(t *Task, attempt int, s Scope) (bool, error) {
 	r := t.Retry
 	if r == nil || attempt > r.Count {
 		return false, nil
 	}
 	if r.When == "" {
-		return s.Outcome != OutcomeSucceeded, nil
+		// A cancelled attempt was stopped on purpose, by a person or its workflow.
+		return s.Outcome == OutcomeFailed || s.Outcome == OutcomeTimedOut, nil
 	}
 	holds, err := ending.Bool(r.When, s.values(true))
 	if err != nil {

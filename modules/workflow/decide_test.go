@@ -214,7 +214,7 @@ func TestShouldRetry(t *testing.T) {
 		{"second failure", plain, 2, OutcomeFailed, nil, true},
 		{"third failure: count used up", plain, 3, OutcomeFailed, nil, false},
 		{"timed out", plain, 1, OutcomeTimedOut, nil, true},
-		{"cancelled", plain, 1, OutcomeCancelled, nil, true},
+		{"cancelled", plain, 1, OutcomeCancelled, nil, false},
 		{"success", plain, 1, OutcomeSucceeded, nil, false},
 		{"when holds", when, 1, OutcomeFailed, map[string]any{"code": 75}, true},
 		{"when does not", when, 1, OutcomeFailed, map[string]any{"code": 1}, false},
