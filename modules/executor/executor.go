@@ -85,6 +85,8 @@ type Module struct {
 	db     *dbWatch
 	// pools holds the runners whose dispatch queue this process has declared.
 	pools sync.Map
+	// advancing coalesces this process's advances of one workflow.
+	advancing advances
 }
 
 // New checks the configuration.

@@ -62,12 +62,12 @@ func (m *Module) startWorkflow(ctx context.Context, exec store.Execution, action
 	return f.afterCommit(ctx)
 }
 
-// advance takes in the endings of workflow id's tasks, starts what they lead to and what is
-// due, acts on a request to pause or cancel, and ends the workflow when nothing is left to
-// run, all in one transaction under the workflow's lock. It is idempotent: whatever it has
-// taken in already, it finds taken in. An execution that is no workflow, or has not started
-// yet, is left alone.
-func (m *Module) advance(ctx context.Context, id int64) error {
+// advanceOnce takes in the endings of workflow id's tasks, starts what they lead to and what
+// is due, acts on a request to pause or cancel, and ends the workflow when nothing is left
+// to run, all in one transaction under the workflow's lock. It is idempotent: whatever it
+// has taken in already, it finds taken in. An execution that is no workflow, or has not
+// started yet, is left alone.
+func (m *Module) advanceOnce(ctx context.Context, id int64) error {
 	var f *flow
 	err := m.deps.Store.InTx(ctx, func(q *store.Queries) error {
 		wf, err := q.WorkflowLock(ctx, id)

@@ -311,6 +311,11 @@ func (f *flow) arrive(ctx context.Context, name string) error {
 	return nil
 }
 
+// action reads an action through the transaction, never the pool: see store.RefCache.GetWith.
+func (f *flow) action(ctx context.Context, ref string) (store.Action, error) {
+	return f.m.actions.GetWith(ctx, ref, f.q.ActionGetByRef)
+}
+
 func (f *flow) startAt(def *workflow.Task) *time.Time {
 	at := f.now.Add(time.Duration(def.DelaySeconds) * time.Second)
 	return &at

@@ -113,7 +113,7 @@ func (f *flow) createChildren(ctx context.Context) (bool, error) {
 			if raw, err = json.Marshal(input); err != nil {
 				return false, fmt.Errorf("encode the input of task %s: %w", a.task.Name, err)
 			}
-			if create, _, err = f.m.executionFor(ctx, def.Action, raw, nil); err != nil {
+			if create, _, err = f.m.executionFor(ctx, f.action, def.Action, raw, nil); err != nil {
 				return false, err
 			}
 		} else {
