@@ -87,6 +87,8 @@ type Module struct {
 	pools sync.Map
 	// advancing coalesces this process's advances of one workflow.
 	advancing advances
+	// wakes holds the in-process timers of delayed starts, bounded by Run's context.
+	wakes wakeups
 }
 
 // New checks the configuration.
@@ -113,6 +115,7 @@ func (m *Module) Name() string { return "executor" }
 // Run consumes enforcements, execution requests and completions, and sweeps, until ctx ends.
 func (m *Module) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
+	m.wakes.start(ctx)
 	g.Go(func() error {
 		return m.deps.Store.Listen(ctx, store.ChannelActionsChanged, m.deps.Logger, m.actions.Invalidate)
 	})

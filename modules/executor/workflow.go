@@ -112,7 +112,8 @@ func (m *Module) advanceAll(ctx context.Context, ids []int64) error {
 // workflowBatch bounds the workflows one pass of the workflow loop advances.
 const workflowBatch = 100
 
-// workflowLoop starts the delayed tasks and attempts that are due, and advances workflows
+// workflowLoop starts the delayed tasks and attempts that are due (should the timer of the
+// process that planned them be gone with it), and advances workflows
 // that missed a child's ending (its completion message was lost, or the ending was one that
 // sends none, such as a policy refusing the child) or a request to pause or cancel.
 func (m *Module) workflowLoop(ctx context.Context) error {
@@ -150,6 +151,9 @@ func (f *flow) afterCommit(ctx context.Context) error {
 			// A nested workflow: its own advance cancels its tasks.
 			msgs = append(msgs, broker.ExecutionRequested{ExecutionID: e.ID, ActionRef: e.ActionRef})
 		}
+	}
+	if !f.wake.IsZero() {
+		m.wakes.after(f.wake, func(ctx context.Context) error { return m.advance(ctx, f.wf.Execution) })
 	}
 	var errs []error
 	if err := m.deps.Relay.Send(ctx, msgs...); err != nil {

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // advances runs at most one advance of a workflow at a time in this process. Advances of
@@ -68,4 +69,38 @@ func (m *Module) advance(ctx context.Context, id int64) error {
 		pass.err = m.advanceOnce(ctx, id)
 		close(pass.done)
 	}
+}
+
+// wakeups are timers that advance a workflow when a delayed task or retry is due, so that a
+// delay of 200 ms waits 200 ms rather than until the next pass of the workflow loop. They are
+// a shortcut: a process that dies with its timers leaves the loop to start what is due.
+type wakeups struct {
+	mu  sync.Mutex
+	ctx context.Context
+}
+
+func (w *wakeups) start(ctx context.Context) {
+	w.mu.Lock()
+	w.ctx = ctx
+	w.mu.Unlock()
+}
+
+// wakeAfter is the longest a timer is kept: later starts are the loop's.
+const wakeAfter = time.Minute
+
+// after runs fn at at, unless the process stops first. A failure is left to the loop.
+func (w *wakeups) after(at time.Time, fn func(ctx context.Context) error) {
+	w.mu.Lock()
+	ctx := w.ctx
+	w.mu.Unlock()
+	d := time.Until(at)
+	if ctx == nil || d > wakeAfter {
+		return
+	}
+	// A timer that fires after the process began to stop does nothing; none outlives a minute.
+	time.AfterFunc(d, func() {
+		if ctx.Err() == nil {
+			_ = fn(ctx)
+		}
+	})
 }

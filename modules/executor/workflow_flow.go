@@ -30,6 +30,9 @@ type flow struct {
 	// queued are the attempts to create children for at the end of the pass.
 	queued []attemptStart
 
+	// wake is the earliest delayed start this pass planned, zero for none.
+	wake time.Time
+
 	// After the commit: children created (admitted ones to dispatch), executions whose
 	// status changed, executions ended here (to announce), and children to stop.
 	created, admitted, started, changed, ended, stopping []store.Execution
@@ -186,6 +189,7 @@ func (f *flow) retry(ctx context.Context, t *store.WorkflowTask, item, attempt i
 		return nil
 	}
 	at := f.now.Add(delay)
+	f.wakeAt(at)
 	return f.q.WorkflowItemsInsert(ctx, f.wf.Execution, []store.WorkflowItem{{
 		Task: t.ID, Item: item, Attempt: attempt, Status: store.TaskRunning, StartAt: &at,
 	}})
@@ -318,5 +322,13 @@ func (f *flow) action(ctx context.Context, ref string) (store.Action, error) {
 
 func (f *flow) startAt(def *workflow.Task) *time.Time {
 	at := f.now.Add(time.Duration(def.DelaySeconds) * time.Second)
+	f.wakeAt(at)
 	return &at
+}
+
+// wakeAt notes a delayed start at, for a timer once the pass commits.
+func (f *flow) wakeAt(at time.Time) {
+	if at.After(f.now) && (f.wake.IsZero() || at.Before(f.wake)) {
+		f.wake = at
+	}
 }
