@@ -215,6 +215,91 @@ func TestWorkflowAcrossProcesses(t *testing.T) {
 	})
 }
 
+// The examples pack's workflows give their promised outputs on separate processes; a
+// workflow paused mid-run starts nothing new until resumed, and then completes; one
+// cancelled mid-run ends cancelled with its running task stopped and nothing after it run.
+func TestWorkflowExamplesAndControl(t *testing.T) {
+	t.Parallel()
+	c, pool, _ := workflowCluster(t)
+	api := c.running("api")[0]
+	examples, err := filepath.Abs("../testdata/packs/examples")
+	require.NoError(t, err)
+	c.mustCall(api, http.StatusOK, http.MethodPost, "/api/v1/packs/register", map[string]any{"path": examples})
+
+	counter := filepath.Join(t.TempDir(), "counter")
+	for _, tc := range []struct {
+		action string
+		params map[string]any
+		want   map[string]any
+	}{
+		{"examples.sequence", map[string]any{"name": "ada"}, map[string]any{"greeting": "hello ada", "shouted": "HELLO ADA"}},
+		{"examples.branch", map[string]any{"code": 3}, map[string]any{"outcome": "handled exit code 3"}},
+		{"examples.branch", map[string]any{"code": 0}, map[string]any{"outcome": "it worked"}},
+		{"examples.fanout", map[string]any{"hosts": []any{"alpha", "beta", "gamma", "delta", "epsilon"}},
+			map[string]any{"replies": []any{"0:alpha", "1:beta", "2:gamma", "3:delta", "4:epsilon"}, "summary": "5 hosts answered"}},
+		{"examples.retry", map[string]any{"counter": counter, "failures": 2}, map[string]any{"answer": "attempt 3"}},
+		{"examples.nested", map[string]any{"name": "bob"}, map[string]any{"said": "the inner workflow said HELLO BOB"}},
+	} {
+		t.Run(tc.action, func(t *testing.T) {
+			id := executeWorkflow(t, c, tc.action, tc.params)
+			status, result, reason := awaitExecution(t, pool, id)
+			require.Equal(t, "completed", status, "reason: %s", reason)
+			require.Equal(t, tc.want, result)
+		})
+	}
+
+	// awaitChild waits until the workflow's task runs on a worker.
+	awaitChild := func(t *testing.T, id int64, task string) child {
+		var found child
+		awaitRow(t, pool, workflowSettle, task+" running", func(context.Context) (bool, error) {
+			for _, ch := range readChildren(t, pool, id) {
+				if ch.task == task && ch.status == "running" {
+					found = ch
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		return found
+	}
+	statusOf := func(id int64) string {
+		var status string
+		require.NoError(t, pool.QueryRow(context.Background(), `SELECT status FROM attune.execution WHERE id = $1`, id).Scan(&status))
+		return status
+	}
+
+	t.Run("pause and resume", func(t *testing.T) {
+		id := executeWorkflow(t, c, "faults.wf_chain", map[string]any{"seconds": 1})
+		awaitChild(t, id, "step2")
+		c.mustCall(api, http.StatusAccepted, http.MethodPost, fmt.Sprintf("/api/v1/executions/%d/pause", id), nil)
+		awaitRow(t, pool, workflowSettle, "the workflow paused", func(context.Context) (bool, error) {
+			return statusOf(id) == "paused", nil
+		})
+		children := readChildren(t, pool, id)
+		require.Len(t, children, 2, "a task started while pausing: %+v", children)
+		for _, ch := range children {
+			require.Equal(t, "completed", ch.status)
+		}
+		c.mustCall(api, http.StatusAccepted, http.MethodPost, fmt.Sprintf("/api/v1/executions/%d/resume", id), nil)
+		status, result, reason := awaitExecution(t, pool, id)
+		require.Equal(t, "completed", status, "reason: %s", reason)
+		require.EqualValues(t, 8, result["done"])
+		require.Len(t, readChildren(t, pool, id), 8)
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		id := executeWorkflow(t, c, "faults.wf_chain", map[string]any{"seconds": 30})
+		running := awaitChild(t, id, "step2")
+		c.mustCall(api, http.StatusAccepted, http.MethodPost, fmt.Sprintf("/api/v1/executions/%d/cancel", id), nil)
+		status, _, reason := awaitExecution(t, pool, id)
+		require.Equal(t, "cancelled", status, "reason: %s", reason)
+		children := readChildren(t, pool, id)
+		require.Len(t, children, 2, "a task started after the cancel: %+v", children)
+		require.Equal(t, running.id, children[1].id)
+		require.Equal(t, "cancelled", children[1].status)
+	})
+}
+
 // maxOverlap is the most children running at one moment.
 func maxOverlap(children []child) int {
 	most := 0
