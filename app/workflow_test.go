@@ -287,6 +287,30 @@ func TestWorkflowExamplesAndControl(t *testing.T) {
 		require.Len(t, readChildren(t, pool, id), 8)
 	})
 
+	t.Run("rerun from the failed task", func(t *testing.T) {
+		id := executeWorkflow(t, c, "faults.wf_fail_at", map[string]any{"exit": 3})
+		status, _, reason := awaitExecution(t, pool, id)
+		require.Equal(t, "failed", status)
+		require.Contains(t, reason, "second")
+		out := c.mustCall(api, http.StatusCreated, http.MethodPost, fmt.Sprintf("/api/v1/executions/%d/rerun", id),
+			map[string]any{"parameters": map[string]any{"exit": 0}, "from_task": "second"})
+		data, _ := out["data"].(map[string]any)
+		rerun := int64(data["id"].(float64))
+		status, result, reason := awaitExecution(t, pool, rerun)
+		require.Equal(t, "completed", status, "reason: %s", reason)
+		require.Equal(t, map[string]any{"first": float64(0), "third": float64(0)}, result, "the first task's publish is kept")
+		var tasks []string
+		for _, ch := range readChildren(t, pool, rerun) {
+			tasks = append(tasks, ch.task)
+		}
+		require.Equal(t, []string{"second", "third"}, tasks, "what succeeded is not run again")
+
+		c.mustCall(api, http.StatusBadRequest, http.MethodPost, fmt.Sprintf("/api/v1/executions/%d/rerun", id),
+			map[string]any{"from_task": "first"})
+		c.mustCall(api, http.StatusConflict, http.MethodPost, fmt.Sprintf("/api/v1/executions/%d/rerun", rerun),
+			map[string]any{"from_task": "second"})
+	})
+
 	t.Run("cancel", func(t *testing.T) {
 		id := executeWorkflow(t, c, "faults.wf_chain", map[string]any{"seconds": 30})
 		running := awaitChild(t, id, "step2")

@@ -9,6 +9,8 @@
 --   workflow_item            one row per attempt of one run of a task's action: the child
 --                            execution. Its key (task, item, attempt) makes a second start of
 --                            the same step a conflict rather than a second run.
+--   workflow_rerun           a rerun of a failed workflow from its failed tasks: the workflow it
+--                            reruns and the tasks it starts from; what succeeded is kept.
 --   execution.task_name, task_item   what a child execution runs, for display.
 
 -- +goose Up
@@ -98,7 +100,14 @@ CREATE TRIGGER workflow_item_touch BEFORE UPDATE ON attune.workflow_item FOR EAC
 CREATE INDEX workflow_item_running_idx ON attune.workflow_item (workflow) WHERE status = 'running';
 CREATE INDEX workflow_item_due_idx ON attune.workflow_item (start_at) WHERE status = 'running' AND execution IS NULL;
 
+CREATE TABLE attune.workflow_rerun (
+    execution bigint PRIMARY KEY REFERENCES attune.execution (id) ON DELETE CASCADE,
+    source    bigint NOT NULL REFERENCES attune.workflow (execution) ON DELETE CASCADE,
+    tasks     text[] NOT NULL
+);
+
 -- +goose Down
+DROP TABLE attune.workflow_rerun;
 DROP TABLE attune.workflow_item;
 DROP TABLE attune.workflow_task;
 DROP TABLE attune.workflow;

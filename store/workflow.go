@@ -294,3 +294,50 @@ func scanID(row pgx.Row) (int64, error) {
 	err := row.Scan(&id)
 	return id, err
 }
+
+// WorkflowRerun is a rerun of a failed workflow from some of its tasks.
+type WorkflowRerun struct {
+	// Source is the workflow rerun; Tasks are the tasks the rerun starts from.
+	Source int64
+	Tasks  []string
+}
+
+// ExecutionCreateRerun creates p, a rerun of workflow rerun.Source that starts from
+// rerun.Tasks and keeps what succeeded, with what it reruns recorded in the same transaction:
+// the executor that starts it finds it.
+func (s *Store) ExecutionCreateRerun(ctx context.Context, p ExecutionCreateParams, rerun WorkflowRerun) (ExecutionCreated, error) {
+	var out ExecutionCreated
+	err := s.InTx(ctx, func(q *Queries) error {
+		var err error
+		if out, err = q.ExecutionCreateOne(ctx, p); err != nil {
+			return err
+		}
+		_, err = q.db.Exec(ctx, `INSERT INTO attune.workflow_rerun (execution, source, tasks) VALUES ($1, $2, $3)`,
+			out.Execution.ID, rerun.Source, rerun.Tasks)
+		return translate(err)
+	})
+	if err != nil {
+		return ExecutionCreated{}, fmt.Errorf("create a rerun of workflow %d: %w", rerun.Source, err)
+	}
+	return out, nil
+}
+
+// WorkflowRerunOf returns what execution id reruns, ErrNotFound when it reruns nothing.
+func (q *Queries) WorkflowRerunOf(ctx context.Context, id int64) (WorkflowRerun, error) {
+	var r WorkflowRerun
+	err := q.db.QueryRow(ctx, `SELECT source, tasks FROM attune.workflow_rerun WHERE execution = $1`, id).Scan(&r.Source, &r.Tasks)
+	if err != nil {
+		return WorkflowRerun{}, fmt.Errorf("read the rerun of execution %d: %w", id, translate(err))
+	}
+	return r, nil
+}
+
+// WorkflowKeepSucceeded copies into workflow to the tasks of workflow from that succeeded,
+// with their results, and returns them: a rerun keeps what succeeded.
+func (q *Queries) WorkflowKeepSucceeded(ctx context.Context, from, to int64) ([]WorkflowTask, error) {
+	return queryAll(ctx, q.db, fmt.Sprintf("keep the succeeded tasks of workflow %d", from), scanWorkflowTask, `
+		INSERT INTO attune.workflow_task (workflow, name, seq, status, arrivals, items, item_count, next_item, items_ended, result)
+		SELECT $2, name, seq, status, arrivals, items, item_count, next_item, items_ended, result
+		FROM attune.workflow_task WHERE workflow = $1 AND status = 'succeeded' ORDER BY id
+		RETURNING `+workflowTaskColumns, from, to)
+}

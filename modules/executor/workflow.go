@@ -49,7 +49,11 @@ func (m *Module) startWorkflow(ctx context.Context, exec store.Execution, action
 		if created, err := q.WorkflowCreate(ctx, exec.ID, action.Workflow, raw); err != nil || !created {
 			return err
 		}
-		for _, name := range f.def.Start {
+		start, err := f.rerun(ctx)
+		if err != nil {
+			return err
+		}
+		for _, name := range start {
 			if err := f.arrive(ctx, name); err != nil {
 				return err
 			}
@@ -60,6 +64,31 @@ func (m *Module) startWorkflow(ctx context.Context, exec store.Execution, action
 		return err
 	}
 	return f.afterCommit(ctx)
+}
+
+// rerun readies a rerun of a failed workflow: it keeps the variables and the succeeded tasks
+// of the workflow it reruns, and starts from the tasks asked for. A workflow that reruns
+// nothing starts from the definition's start.
+func (f *flow) rerun(ctx context.Context) ([]string, error) {
+	rerun, err := f.q.WorkflowRerunOf(ctx, f.wf.Execution)
+	if errors.Is(err, store.ErrNotFound) {
+		return f.def.Start, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	source, err := f.q.WorkflowGet(ctx, rerun.Source)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(source.Vars, &f.vars); err != nil {
+		return nil, fmt.Errorf("decode the variables of workflow %d: %w", rerun.Source, err)
+	}
+	f.saveVars = true
+	if f.tasks, err = f.q.WorkflowKeepSucceeded(ctx, rerun.Source, f.wf.Execution); err != nil {
+		return nil, err
+	}
+	return rerun.Tasks, nil
 }
 
 // advanceOnce takes in the endings of workflow id's tasks, starts what they lead to and what
