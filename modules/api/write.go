@@ -389,5 +389,5 @@ func (m *Module) notify(ns ...broker.Notification) {
 // notifyExecution tells the live stream that exec reached its status, from previous when
 // known.
 func (m *Module) notifyExecution(exec store.Execution, previous string) {
-	m.notify(broker.ExecutionChanged(exec.ID, exec.ActionRef, exec.Status, previous, exec.Updated))
+	m.notify(broker.ExecutionChanged(exec.ID, exec.ActionRef, exec.Status, previous, exec.Updated).InWorkflow(exec.WorkflowID()))
 }
