@@ -41,7 +41,10 @@ type WorkflowTask struct {
 
 // WorkflowChild is one attempt of one item of a task: a child execution.
 type WorkflowChild struct {
+	// ActionRef is its action; Nested, when set, makes it a workflow of its own (whose
+	// ActionRef and Status win).
 	ActionRef string
+	Nested    *Workflow
 	Item      int
 	// Attempt counts from 1; 0 is 1.
 	Attempt int
@@ -55,6 +58,8 @@ type FilledWorkflow struct {
 	ID int64
 	// Children holds each task's child execution ids, in the order given.
 	Children [][]int64
+	// Nested holds what was written of the children that are workflows, by their ids.
+	Nested map[int64]FilledWorkflow
 }
 
 // FillWorkflow writes w in one transaction and returns its ids.
@@ -64,22 +69,9 @@ func FillWorkflow(tb testing.TB, s *store.Store, w Workflow) FilledWorkflow {
 	defer cancel()
 	var out FilledWorkflow
 	err := s.InTx(ctx, func(q *store.Queries) error {
-		exec, err := startWorkflow(ctx, q, w)
-		if err != nil {
-			return err
-		}
-		out = FilledWorkflow{ID: exec.ID, Children: make([][]int64, len(w.Tasks))}
-		if _, err := q.WorkflowCreate(ctx, exec.ID, raw(cmp.Or(w.Definition, "{}")), raw(w.Vars)); err != nil {
-			return err
-		}
-		seq := map[string]int{}
-		for i, t := range w.Tasks {
-			seq[t.Name]++
-			if out.Children[i], err = fillTask(ctx, q, exec.ID, seq[t.Name], t); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		out, err = fillWorkflow(ctx, q, w, nil)
+		return err
 	})
 	if err != nil {
 		tb.Fatalf("fill workflow of %s: %v", w.ActionRef, err)
@@ -87,10 +79,30 @@ func FillWorkflow(tb testing.TB, s *store.Store, w Workflow) FilledWorkflow {
 	return out
 }
 
+// fillWorkflow writes w, as a task's execution of workflow parent when it is set.
+func fillWorkflow(ctx context.Context, q *store.Queries, w Workflow, parent *int64) (FilledWorkflow, error) {
+	exec, err := startWorkflow(ctx, q, w, parent)
+	if err != nil {
+		return FilledWorkflow{}, err
+	}
+	out := FilledWorkflow{ID: exec.ID, Children: make([][]int64, len(w.Tasks)), Nested: map[int64]FilledWorkflow{}}
+	if _, err := q.WorkflowCreate(ctx, exec.ID, raw(cmp.Or(w.Definition, "{}")), raw(w.Vars)); err != nil {
+		return out, err
+	}
+	seq := map[string]int{}
+	for i, t := range w.Tasks {
+		seq[t.Name]++
+		if out.Children[i], err = fillTask(ctx, q, &out, seq[t.Name], t); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
 // startWorkflow writes w's execution as started, moved on to w.Status.
-func startWorkflow(ctx context.Context, q *store.Queries, w Workflow) (store.Execution, error) {
+func startWorkflow(ctx context.Context, q *store.Queries, w Workflow, parent *int64) (store.Execution, error) {
 	exec, err := q.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: w.ActionRef, Parameters: raw(w.Parameters),
-		Status: store.ExecutionScheduled, Admitted: true, Secrets: w.Secrets})
+		Status: store.ExecutionScheduled, Admitted: true, Secrets: w.Secrets, ParentID: parent})
 	if err != nil {
 		return exec, err
 	}
@@ -110,8 +122,9 @@ func startWorkflow(ctx context.Context, q *store.Queries, w Workflow) (store.Exe
 	return exec, nil
 }
 
-// fillTask writes one arrival at a task of workflow id, and its children.
-func fillTask(ctx context.Context, q *store.Queries, id int64, seq int, t WorkflowTask) ([]int64, error) {
+// fillTask writes one arrival at a task of workflow wf, and its children.
+func fillTask(ctx context.Context, q *store.Queries, wf *FilledWorkflow, seq int, t WorkflowTask) ([]int64, error) {
+	id := wf.ID
 	row, err := q.WorkflowTaskInsert(ctx, store.WorkflowTask{Workflow: id, Name: t.Name, Seq: seq, Status: store.TaskWaiting, Arrivals: 1})
 	if err != nil {
 		return nil, err
@@ -127,8 +140,7 @@ func fillTask(ctx context.Context, q *store.Queries, id int64, seq int, t Workfl
 	attempts := make([]store.WorkflowItem, len(t.Children))
 	ended := map[int]bool{}
 	for i, c := range t.Children {
-		child, err := q.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: c.ActionRef, ParentID: &id,
-			Status: cmp.Or(c.Status, store.ExecutionRequested), Admitted: true})
+		child, err := fillChild(ctx, q, wf, c)
 		if err != nil {
 			return nil, err
 		}
@@ -153,6 +165,20 @@ func fillTask(ctx context.Context, q *store.Queries, id int64, seq int, t Workfl
 		return nil, err
 	}
 	return ids, q.WorkflowTaskUpdate(ctx, row)
+}
+
+// fillChild writes the execution of attempt c of a task of workflow wf.
+func fillChild(ctx context.Context, q *store.Queries, wf *FilledWorkflow, c WorkflowChild) (store.Execution, error) {
+	if c.Nested == nil {
+		return q.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: c.ActionRef, ParentID: &wf.ID,
+			Status: cmp.Or(c.Status, store.ExecutionRequested), Admitted: true})
+	}
+	nested, err := fillWorkflow(ctx, q, *c.Nested, &wf.ID)
+	if err != nil {
+		return store.Execution{}, err
+	}
+	wf.Nested[nested.ID] = nested
+	return q.ExecutionGet(ctx, nested.ID)
 }
 
 // outcome is the status of an attempt whose child is in status: running until it ends, then
