@@ -93,8 +93,8 @@ type Config struct {
 	// cut off. Default 1024.
 	StreamBuffer int
 	// AnswerWithin bounds the requests that feed the pipeline (webhooks, events, execute,
-	// rerun, cancel): by then the change is committed and accepted, or nothing is recorded
-	// and the answer is 503. Default 5s.
+	// rerun, cancel, pause, resume): by then the change is committed and accepted, or nothing
+	// is recorded and the answer is 503. Default 5s.
 	AnswerWithin time.Duration
 }
 
