@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -119,6 +120,24 @@ func TestCLIWorkflowShow(t *testing.T) {
 	require.Contains(t, requireOneErrorLine(t, stderr), "invalid --parent -3")
 }
 
+// lockedBuffer is the standard error of a command a test reads while it runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // cliJSONList runs a list command with -o json and decodes its items.
 func cliJSONList(t *testing.T, p *process, args ...string) []map[string]any {
 	t.Helper()
@@ -158,7 +177,8 @@ func TestCLIWorkflowPauseResume(t *testing.T) {
 // `execution tail` of a workflow prints each change of its tasks' executions under its own
 // lines, as the live stream carries them, and ends when the workflow does, with its exit
 // status: 1 and the reason for one that failed, 0 and its output for one that completed. The
-// stream of the workflow carries its task's change, with the workflow's id.
+// stream of the workflow carries its task's change, with the workflow's id, and its own
+// pausing and running again.
 func TestCLIWorkflowTail(t *testing.T) {
 	t.Parallel()
 	p, s := startWorkflowAPI(t)
@@ -171,8 +191,8 @@ func TestCLIWorkflowTail(t *testing.T) {
 	tail.Env = childEnv("ATTUNE_TOKEN=" + p.authToken(t))
 	out, err := tail.StdoutPipe()
 	require.NoError(t, err)
-	var stderr strings.Builder
-	tail.Stderr = &stderr
+	stderr := &lockedBuffer{}
+	tail.Stderr = stderr
 	require.NoError(t, tail.Start())
 	t.Cleanup(func() { _ = tail.Process.Kill(); _ = tail.Wait() })
 	lines := make(chan string, 16)
@@ -203,6 +223,14 @@ func TestCLIWorkflowTail(t *testing.T) {
 	ev := live.next(executionEvent(step))
 	require.Equal(t, "cancelled", ev.data["status"])
 	require.EqualValues(t, w.ID, ev.data["workflow"])
+
+	// Pausing and resuming move the workflow to and fro among statuses of one rank: each
+	// change shows, in the order it was made.
+	for _, verb := range []string{"pause", "resume"} {
+		code, body = p.post(t, fmt.Sprintf("/api/v1/executions/%d/%s", w.ID, verb), nil)
+		require.Equal(t, http.StatusAccepted, code, body)
+		require.Regexp(t, `^\d\d:\d\d:\d\d\.\d{3}  `+data(t, body)["status"].(string)+`$`, next())
+	}
 
 	// The workflow ends with no notification (no executor here): the tail's rereads find it.
 	_, ok, err := s.ExecutionTransition(context.Background(), store.ExecutionTransition{ID: w.ID, From: []string{store.ExecutionRunning},

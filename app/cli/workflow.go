@@ -38,26 +38,10 @@ func newWorkflowCommands(streams Streams, api *apiFlags) []*cobra.Command {
 	}
 }
 
-// workflowView is what the API shows of a workflow's state.
-type workflowView struct {
-	Tasks []workflowTask  `json:"tasks"`
-	Vars  json.RawMessage `json:"vars"`
-}
-
-type workflowTask struct {
-	Name       string  `json:"name"`
-	Seq        int     `json:"seq"`
-	Status     string  `json:"status"`
-	ItemCount  int     `json:"item_count"`
-	ItemsEnded int     `json:"items_ended"`
-	Executions []int64 `json:"executions"`
-	Nested     bool    `json:"nested"`
-}
-
 // printWorkflow draws a workflow's tasks as a tree, the workflows its tasks run drawn under
 // them (read from the API, to a bounded depth), and then its variables.
 func printWorkflow(ctx context.Context, client *apiClient, w io.Writer, raw json.RawMessage) error {
-	var view workflowView
+	var view store.WorkflowView
 	if err := json.Unmarshal(raw, &view); err != nil {
 		return fmt.Errorf("decode workflow: %w", err)
 	}
@@ -78,7 +62,7 @@ func printWorkflow(ctx context.Context, client *apiClient, w io.Writer, raw json
 }
 
 // drawTasks writes one row per task under prefix, and under a task that runs workflows, theirs.
-func drawTasks(ctx context.Context, client *apiClient, tw io.Writer, tasks []workflowTask, prefix string, depth int) {
+func drawTasks(ctx context.Context, client *apiClient, tw io.Writer, tasks []store.WorkflowTaskView, prefix string, depth int) {
 	for i, t := range tasks {
 		branch, below := "├─ ", "│  "
 		if i == len(tasks)-1 {
@@ -101,6 +85,9 @@ func drawTasks(ctx context.Context, client *apiClient, tw io.Writer, tasks []wor
 
 // drawNested writes the workflows a task runs, each as a row naming it, its tasks below.
 func drawNested(ctx context.Context, client *apiClient, tw io.Writer, ids []int64, prefix string, depth int) {
+	if len(ids) == 0 {
+		return
+	}
 	if depth >= maxNestedDepth {
 		fmt.Fprintf(tw, "%s└─ (deeper: attune execution show %d)\t\t\t\n", prefix, ids[0])
 		return
@@ -112,9 +99,9 @@ func drawNested(ctx context.Context, client *apiClient, tw io.Writer, ids []int6
 			branch, below = "└─ ", "   "
 		}
 		var exec struct {
-			ActionRef string        `json:"action_ref"`
-			Status    string        `json:"status"`
-			Workflow  *workflowView `json:"workflow"`
+			ActionRef string              `json:"action_ref"`
+			Status    string              `json:"status"`
+			Workflow  *store.WorkflowView `json:"workflow"`
 		}
 		data, err := client.get(ctx, "/api/v1/executions/"+strconv.FormatInt(id, 10))
 		if err == nil {
