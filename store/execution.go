@@ -71,6 +71,18 @@ func ExecutionStatusAfter(last, next string) bool {
 	return ExecutionStatusRank(next) > ExecutionStatusRank(last)
 }
 
+// ExecutionStatusNewer reports whether a change to next made at nextAt follows one to last
+// made at lastAt: a move ExecutionStatusAfter allows, or, between the statuses a workflow
+// moves to and fro among (running, pausing, paused share a rank), a later change to another.
+// Readers that learn of changes out of order keep only such changes.
+func ExecutionStatusNewer(last string, lastAt time.Time, next string, nextAt time.Time) bool {
+	if ExecutionStatusAfter(last, next) {
+		return true
+	}
+	return next != last && ExecutionStatusRank(next) == ExecutionStatusRank(ExecutionRunning) &&
+		ExecutionStatusRank(last) == ExecutionStatusRank(ExecutionRunning) && nextAt.After(lastAt)
+}
+
 // Execution is a row of attune.execution: one run of an action.
 type Execution struct {
 	ID             int64           `json:"id"`
@@ -215,6 +227,9 @@ type ExecutionFilter struct {
 	ActionRef string
 	// RuleRef keeps the executions whose enforcement came from this rule.
 	RuleRef string
+	// ParentID keeps the children of this execution: a workflow's tasks, or an execution's
+	// reruns.
+	ParentID *int64
 	// Since and Until bound the creation time, Since inclusive and Until exclusive.
 	Since, Until *time.Time
 }
@@ -236,6 +251,9 @@ func (q *Queries) ExecutionList(ctx context.Context, f ExecutionFilter, page Pag
 	}
 	if f.RuleRef != "" {
 		add("enforcement IN (SELECT id FROM attune.enforcement WHERE rule_ref = $%d)", f.RuleRef)
+	}
+	if f.ParentID != nil {
+		add("parent = $%d", *f.ParentID)
 	}
 	if f.Since != nil {
 		add("created >= $%d", *f.Since)
@@ -262,8 +280,9 @@ type ExecutionTransition struct {
 }
 
 // ExecutionTransition moves execution t.ID to t.To if its status is one of t.From, and
-// reports whether it did. Running stamps started_at and a terminal status finished_at. This
-// conditional update is what keeps an execution from being claimed or finished twice.
+// reports whether it did. Running stamps started_at (once: a resumed workflow keeps it) and a
+// terminal status finished_at. This conditional update is what keeps an execution from being
+// claimed or finished twice.
 func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition) (Execution, bool, error) {
 	var reason *string
 	if t.Reason != "" {
@@ -278,7 +297,7 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 		WITH `+queuesFirst(`SELECT $1::bigint`)+`
 		UPDATE attune.execution SET status = $2, worker = coalesce($4, worker), result = coalesce($5, result),
 			reason = CASE WHEN status = 'abandoned' THEN coalesce($6, `+lateResultReason+`) ELSE coalesce($6, reason) END,
-			started_at = CASE WHEN $2 = 'running' THEN now() ELSE started_at END,
+			started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, now()) ELSE started_at END,
 			finished_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() ELSE finished_at END
 		WHERE `+queuesLocked+` AND id = $1 AND status = ANY($3)
 		RETURNING `+heldSlotColumn+`, `+executionColumns,
@@ -378,7 +397,7 @@ func (q *Queries) executionTransitionRound(ctx context.Context, ts []ExecutionTr
 			result = coalesce(input.result::jsonb, execution.result),
 			reason = CASE WHEN execution.status = 'abandoned' THEN coalesce(input.reason, `+lateResultReason+`)
 				ELSE coalesce(input.reason, execution.reason) END,
-			started_at = CASE WHEN input.to_status = 'running' THEN now() ELSE execution.started_at END,
+			started_at = CASE WHEN input.to_status = 'running' THEN coalesce(execution.started_at, now()) ELSE execution.started_at END,
 			finished_at = CASE WHEN input.to_status IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now()
 				ELSE execution.finished_at END
 		FROM input

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +17,7 @@ import (
 
 func newExecutionCommand(streams Streams) *cobra.Command {
 	var api apiFlags
-	cmd := newNounCommand("execution", "List, show, follow, cancel and rerun executions through the API", &api)
+	cmd := newNounCommand("execution", "List, show, follow, cancel and rerun executions, pause and resume workflows, through the API", &api)
 	cmd.AddCommand(
 		newExecutionListCommand(streams, &api),
 		newExecutionByIDCommand(streams, &api, "show ID", "Show one execution", "", false),
@@ -25,6 +26,7 @@ func newExecutionCommand(streams Streams) *cobra.Command {
 		newExecutionRerunCommand(streams, &api),
 		newExecutionTailCommand(streams, &api),
 	)
+	cmd.AddCommand(newWorkflowCommands(streams, &api)...)
 	return cmd
 }
 
@@ -34,8 +36,10 @@ func newExecutionTailCommand(streams Streams, api *apiFlags) *cobra.Command {
 		Short: "Follow an execution as it happens: each status change, then its output",
 		Long: `Follows execution ID on the API's live stream: prints its current status, then each change
 as it happens, and when it ends, its output (standard output here, standard error on standard
-error) or the reason it did not complete. Exit status 0 when it completed, 1 otherwise;
-interrupting it (exit status 130) stops the following, not the execution.`,
+error) or the reason it did not complete. Of a workflow, it prints each change of its tasks'
+executions too, indented under its own, and its output as JSON when it completes. Exit status
+0 when it completed, 1 otherwise; interrupting it (exit status 130) stops the following, not
+the execution.`,
 		Example: `  attune execution tail 42`,
 		Args:    UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,9 +51,9 @@ interrupting it (exit status 130) stops the following, not the execution.`,
 			if err != nil {
 				return err
 			}
-			_, exec, err := follow(cmd.Context(), client, id, func(status string, at time.Time) {
-				fmt.Fprintf(streams.Out, "%s  %s\n", at.Local().Format("15:04:05.000"), status)
-			})
+			_, exec, err := followWithTasks(cmd.Context(), client, id, func(status string, at time.Time) {
+				fmt.Fprintf(streams.Out, "%s  %s\n", at.Local().Format(clockFormat), status)
+			}, printTaskChanges(streams.Out))
 			if err != nil && cmd.Context().Err() != nil {
 				return ExitCode(130) // interrupted: the execution goes on; 128 + SIGINT, as shells say
 			}
@@ -68,6 +72,7 @@ interrupting it (exit status 130) stops the following, not the execution.`,
 func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {
 	var status, action, rule string
 	var limit int
+	var parent int64
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the latest executions, newest first",
@@ -76,11 +81,17 @@ func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {
 			if limit < 1 || limit > maxPerPage {
 				return UsageError{fmt.Errorf("invalid --limit %d: want 1 to %d", limit, maxPerPage)}
 			}
+			if parent < 0 {
+				return UsageError{fmt.Errorf("invalid --parent %d: want an execution id, a positive integer", parent)}
+			}
 			client, err := api.client()
 			if err != nil {
 				return err
 			}
 			q := url.Values{"per_page": {strconv.Itoa(limit)}}
+			if parent > 0 {
+				q.Set("parent", strconv.FormatInt(parent, 10))
+			}
 			for name, v := range map[string]string{"status": status, "action_ref": action, "rule_ref": rule} {
 				if v != "" {
 					q.Set(name, v)
@@ -97,6 +108,7 @@ func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {
 	fs.StringVar(&status, "status", "", "only executions in this status (requested, running, completed, failed, ...)")
 	fs.StringVar(&action, "action", "", "only executions of this action ref")
 	fs.StringVar(&rule, "rule", "", "only executions this rule ref caused")
+	fs.Int64Var(&parent, "parent", 0, "only the children of this execution id: a workflow's tasks, an execution's reruns")
 	fs.IntVar(&limit, "limit", 50, "how many executions at most, 1 to 100")
 	return cmd
 }
@@ -145,7 +157,7 @@ func newExecutionByIDCommand(streams Streams, api *apiFlags, use, short, postSuf
 				return err
 			}
 			if !resultOnly {
-				return printExecution(streams.Out, api.output, data)
+				return printExecution(cmd.Context(), client, streams.Out, api.output, data)
 			}
 			var exec struct {
 				Result json.RawMessage `json:"result"`
@@ -170,8 +182,8 @@ func newExecutionByIDCommand(streams Streams, api *apiFlags, use, short, postSuf
 var attemptColumns = []column{{"ATTEMPT", "attempt", 0}, {"ID", "id", 0}, {"STATUS", "status", 0}, {"FINISHED", "finished_at", 0}, {"REASON", "reason", 60}}
 
 // printExecution prints one execution; as a table, its attempts, when a retry repeated it,
-// follow as a table of their own instead of one crammed cell.
-func printExecution(w io.Writer, format outputFormat, data json.RawMessage) error {
+// follow as a table of their own instead of one crammed cell, and a workflow's tasks as a tree.
+func printExecution(ctx context.Context, client *apiClient, w io.Writer, format outputFormat, data json.RawMessage) error {
 	if format != outputTable {
 		return printObject(w, format, data)
 	}
@@ -180,24 +192,33 @@ func printExecution(w io.Writer, format outputFormat, data json.RawMessage) erro
 		return err
 	}
 	var attempts []json.RawMessage
+	var workflow json.RawMessage
 	shown := fields[:0:0]
 	for _, f := range fields {
-		if f.name != "attempts" {
+		switch f.name {
+		case "attempts":
+			if err := json.Unmarshal(f.value, &attempts); err != nil {
+				return fmt.Errorf("decode attempts: %w", err)
+			}
+		case "workflow":
+			workflow = f.value
+		default:
 			shown = append(shown, f)
-			continue
-		}
-		if err := json.Unmarshal(f.value, &attempts); err != nil {
-			return fmt.Errorf("decode attempts: %w", err)
 		}
 	}
 	if err := printFields(w, shown); err != nil {
 		return err
 	}
-	if len(attempts) < 2 {
+	if len(attempts) >= 2 {
+		fmt.Fprintln(w)
+		if err := printList(w, format, attempts, attemptColumns); err != nil {
+			return err
+		}
+	}
+	if workflow == nil {
 		return nil
 	}
-	fmt.Fprintln(w)
-	return printList(w, format, attempts, attemptColumns)
+	return printWorkflow(ctx, client, w, workflow)
 }
 
 func newExecutionRerunCommand(streams Streams, api *apiFlags) *cobra.Command {

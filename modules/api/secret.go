@@ -11,7 +11,8 @@ import (
 
 // Secret parameters are shown as pack.Mask in every answer, to every role: an execution's by
 // the names recorded on it when it was created, an enforcement's the same way, a rule's
-// action_params and an action's defaults and enum values by the action's schema as it is.
+// action_params and an action's defaults and enum values by the action's schema as it is, a
+// workflow's variables and its tasks' results by its execution's secret values.
 // Every answer that carries one of these types goes through masked (one, listOf, answer), so
 // that a new route cannot forget it.
 
@@ -22,6 +23,7 @@ func masked[T any](v T) T {
 	case store.Execution:
 		out = maskExecution(x)
 	case executionBody:
+		x.Workflow = maskWorkflow(x.Workflow, x.Parameters, x.Secrets)
 		x.Execution = maskExecution(x.Execution)
 		out = x
 	case store.Enforcement:

@@ -364,7 +364,8 @@ func (m *Module) rerunFrom(ctx context.Context, orig store.Execution, task strin
 }
 
 // cancel stops an execution: before it runs it ends cancelled at once; while it runs it
-// becomes canceling and its worker is asked to stop the process.
+// becomes canceling and its worker is asked to stop the process, or for a workflow (running,
+// pausing or paused) an executor is asked to cancel its tasks.
 func (m *Module) cancel(c echo.Context) error {
 	id, err := idParam(c)
 	if err != nil {
@@ -386,18 +387,17 @@ func (m *Module) cancel(c echo.Context) error {
 		}
 		return answer(c, http.StatusOK, exec)
 	}
+	// Only a workflow pauses, so only a workflow leaves pausing or paused here.
 	exec, ok, err = m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
-		ID: id, From: []string{store.ExecutionRunning}, To: store.ExecutionCanceling,
+		ID: id, From: []string{store.ExecutionRunning, store.ExecutionPausing, store.ExecutionPaused}, To: store.ExecutionCanceling,
 	})
 	if err != nil {
 		return err
 	}
 	if ok {
-		m.notifyExecution(exec, store.ExecutionRunning)
-		if exec.Worker != nil {
-			if err := m.deps.Relay.Send(ctx, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
-				return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
-			}
+		m.notifyExecution(exec, "")
+		if err := m.askToStop(ctx, exec); err != nil {
+			return err
 		}
 		return answer(c, http.StatusAccepted, exec)
 	}
@@ -407,11 +407,9 @@ func (m *Module) cancel(c echo.Context) error {
 	}
 	if exec.Status == store.ExecutionCanceling {
 		// Asking again sends the request again: the first may have been lost after its
-		// commit, and the worker's side is idempotent.
-		if exec.Worker != nil {
-			if err := m.deps.Relay.Send(ctx, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
-				return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
-			}
+		// commit, and the worker's and the executor's sides are idempotent.
+		if err := m.askToStop(ctx, exec); err != nil {
+			return err
 		}
 		return answer(c, http.StatusAccepted, exec)
 	}
@@ -427,6 +425,19 @@ func (m *Module) cancel(c echo.Context) error {
 	return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("execution %d is already %s", id, exec.Status)}
 }
 
+// askToStop asks whoever runs canceling execution exec to stop it: its worker, or for a
+// workflow, which runs on none, an executor, which cancels its tasks.
+func (m *Module) askToStop(ctx context.Context, exec store.Execution) error {
+	if exec.Worker == nil {
+		m.requestAdvance(ctx, exec)
+		return nil
+	}
+	if err := m.deps.Relay.Send(ctx, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
+		return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
+	}
+	return nil
+}
+
 // notify passes committed changes to the live stream.
 func (m *Module) notify(ns ...broker.Notification) {
 	if m.deps.Notifier != nil {
@@ -437,5 +448,5 @@ func (m *Module) notify(ns ...broker.Notification) {
 // notifyExecution tells the live stream that exec reached its status, from previous when
 // known.
 func (m *Module) notifyExecution(exec store.Execution, previous string) {
-	m.notify(broker.ExecutionChanged(exec.ID, exec.ActionRef, exec.Status, previous, exec.Updated))
+	m.notify(broker.ExecutionChanged(exec.ID, exec.ActionRef, exec.Status, previous, exec.Updated).InWorkflow(exec.WorkflowID()))
 }

@@ -284,7 +284,7 @@ func (m *Module) notify(previous string, execs ...store.Execution) {
 	}
 	ns := make([]broker.Notification, len(execs))
 	for i, e := range execs {
-		ns[i] = broker.ExecutionChanged(e.ID, e.ActionRef, e.Status, previous, e.Updated)
+		ns[i] = broker.ExecutionChanged(e.ID, e.ActionRef, e.Status, previous, e.Updated).InWorkflow(e.WorkflowID())
 	}
 	m.deps.Notifier.Notify(ns...)
 }
