@@ -276,8 +276,9 @@ func (q *Queries) WorkflowsDue(ctx context.Context, limit int) ([]int64, error) 
 }
 
 // WorkflowsStalled returns up to limit workflows that have not taken in a child's ending for
-// longer than after (its completion message was lost, or its ending sent none), and running
-// workflows asked to pause or cancel whose request has waited as long.
+// longer than after (its completion message was lost, or its ending sent none), workflows
+// asked to pause or cancel whose request has waited as long, and running workflows with
+// nothing running or planned for as long (resumed, and the request lost).
 func (q *Queries) WorkflowsStalled(ctx context.Context, after time.Duration, limit int) ([]int64, error) {
 	return queryAll(ctx, q.db, "stalled workflows", scanID, `
 		SELECT DISTINCT i.workflow FROM attune.workflow_item i JOIN attune.execution e ON e.id = i.execution
@@ -286,6 +287,13 @@ func (q *Queries) WorkflowsStalled(ctx context.Context, after time.Duration, lim
 		UNION
 		SELECT w.execution FROM attune.workflow w JOIN attune.execution e ON e.id = w.execution
 		WHERE e.status IN ('pausing', 'canceling') AND e.updated < now() - $1::interval
+		UNION
+		-- Running with nothing of it running or planned: a resume whose request was lost.
+		SELECT w.execution FROM attune.workflow w JOIN attune.execution e ON e.id = w.execution
+		WHERE e.status = 'running' AND e.updated < now() - $1::interval
+			AND NOT EXISTS (SELECT 1 FROM attune.workflow_item i WHERE i.workflow = w.execution AND i.status = 'running')
+			AND NOT EXISTS (SELECT 1 FROM attune.workflow_task t WHERE t.workflow = w.execution AND t.status = 'waiting'
+				AND t.start_at > now())
 		LIMIT $2`, after, limit)
 }
 

@@ -41,7 +41,13 @@ func masked[T any](v T) T {
 	return out.(T)
 }
 
+// maskExecution masks an execution's secret parameters, and their values wherever its result
+// repeats them: a worker scrubs an action's output, but a workflow's output is rendered by the
+// executor from its input.
 func maskExecution(e store.Execution) store.Execution {
+	if len(e.Secrets) > 0 && len(e.Result) > 0 {
+		e.Result = pack.MaskValues(e.Result, e.Parameters, e.Secrets)
+	}
 	e.Parameters = pack.MaskParameters(e.Parameters, e.Secrets)
 	return e
 }
