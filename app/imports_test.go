@@ -11,10 +11,11 @@ import (
 const modulePath = "github.com/attune-go/attune"
 
 // roleModules run a role's work; they never import each other. libraries under modules/ hold
-// domain logic several roles share (the pack format, rule evaluation, timer schedules); they import no role.
+// domain logic several roles share (the pack format, rule evaluation, timer schedules, workflow
+// definitions); they import no role.
 var (
 	roleModules = []string{"/modules/api", "/modules/executor", "/modules/rules", "/modules/sensor", "/modules/worker"}
-	libraries   = []string{"/modules/pack", "/modules/ruleeval", "/modules/schedule"}
+	libraries   = []string{"/modules/pack", "/modules/ruleeval", "/modules/schedule", "/modules/workflow"}
 )
 
 // The layering of docs/architecture.md (Packages), held by the compiler's own view of the imports.

@@ -92,6 +92,9 @@ type ExecutionCompleted struct {
 	// its queue) until this ending; nil when the sender does not know. An ending that held
 	// none admitted nobody, so the completion listener has no waiter to schedule for it.
 	HeldSlot *bool `json:"held_slot,omitempty"`
+	// Workflow is the workflow execution this one ran a task of: its ending advances that
+	// workflow.
+	Workflow *int64 `json:"workflow,omitempty"`
 }
 
 // MessageType implements Payload.
@@ -136,12 +139,21 @@ type Notification struct {
 	// PreviousStatus is the status the execution left, when the process that moved it knows.
 	PreviousStatus string    `json:"previous_status,omitempty"`
 	At             time.Time `json:"at"`
+	// Workflow is the workflow execution whose task this execution runs, so that a stream
+	// following the workflow sees its children.
+	Workflow *int64 `json:"workflow,omitempty"`
 }
 
 // ExecutionChanged notifies that execution id of actionRef reached status at at, from
 // previous ("" when unknown or when it was created so).
 func ExecutionChanged(id int64, actionRef, status, previous string, at time.Time) Notification {
 	return Notification{Kind: NotifyExecution, ID: id, Ref: actionRef, Status: status, PreviousStatus: previous, At: at}
+}
+
+// InWorkflow returns n as the change of a task of workflow (nil: of no workflow).
+func (n Notification) InWorkflow(workflow *int64) Notification {
+	n.Workflow = workflow
+	return n
 }
 
 // EventNotification notifies that event id of triggerRef was created at at.

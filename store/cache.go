@@ -31,6 +31,13 @@ func NewRefCache[T any](load func(ctx context.Context, ref string) (T, error)) *
 
 // Get returns the row called ref, from the cache when it can be trusted.
 func (c *RefCache[T]) Get(ctx context.Context, ref string) (T, error) {
+	return c.GetWith(ctx, ref, c.load)
+}
+
+// GetWith is Get loading a miss with load: inside a transaction, a load must go through the
+// transaction's connection, as one taken from the pool may never come while transactions
+// waiting on the same lock hold the rest.
+func (c *RefCache[T]) GetWith(ctx context.Context, ref string, load func(ctx context.Context, ref string) (T, error)) (T, error) {
 	c.mu.Lock()
 	if v, ok := c.items[ref]; ok {
 		c.mu.Unlock()
@@ -38,7 +45,7 @@ func (c *RefCache[T]) Get(ctx context.Context, ref string) (T, error) {
 	}
 	gen := c.generation
 	c.mu.Unlock()
-	v, err := c.load(ctx, ref)
+	v, err := load(ctx, ref)
 	if err != nil {
 		return v, err
 	}

@@ -37,6 +37,9 @@ type Action struct {
 	// Retry, when set, repeats an attempt that ends in one of its statuses; a policy's retry
 	// wins over it.
 	Retry *Retry `json:"retry"`
+	// Workflow is the checked definition of a workflow action (runner workflow), as package
+	// modules/workflow encodes it; null for every other runner.
+	Workflow json.RawMessage `json:"workflow,omitempty"`
 	// PackPath is the directory of the action's pack, where its scripts are.
 	PackPath string    `json:"-"`
 	Created  time.Time `json:"created"`
@@ -129,7 +132,7 @@ type Policy struct {
 
 const (
 	actionColumns = `id, ref, pack_ref, label, description, runner_type, entry_point, parameters, output_format, timeout_seconds, enabled,
-		retry, (SELECT path FROM attune.pack p WHERE p.id = action.pack), created, updated`
+		retry, workflow, (SELECT path FROM attune.pack p WHERE p.id = action.pack), created, updated`
 	triggerColumns = `id, ref, pack_ref, label, description, parameters, output, enabled, created, updated`
 	ruleColumns    = ruleOwnColumns + ruleActionColumn
 	ruleOwnColumns = `id, ref, pack_ref, label, description, trigger_ref, trigger_params, conditions, action_ref, action_params, enabled, created, updated`
@@ -142,7 +145,7 @@ const (
 func scanAction(row pgx.Row) (Action, error) {
 	var a Action
 	err := row.Scan(&a.ID, &a.Ref, &a.PackRef, &a.Label, &a.Description, &a.RunnerType, &a.EntryPoint, &a.Parameters,
-		&a.OutputFormat, &a.TimeoutSeconds, &a.Enabled, &a.Retry, &a.PackPath, &a.Created, &a.Updated)
+		&a.OutputFormat, &a.TimeoutSeconds, &a.Enabled, &a.Retry, &a.Workflow, &a.PackPath, &a.Created, &a.Updated)
 	return a, err
 }
 

@@ -18,17 +18,21 @@ const (
 	ExecutionScheduling = "scheduling"
 	ExecutionScheduled  = "scheduled"
 	ExecutionRunning    = "running"
-	ExecutionCompleted  = "completed"
-	ExecutionFailed     = "failed"
-	ExecutionCanceling  = "canceling"
-	ExecutionCancelled  = "cancelled"
-	ExecutionTimeout    = "timeout"
-	ExecutionAbandoned  = "abandoned"
+	// ExecutionPausing and ExecutionPaused are a workflow's alone: asked to pause, it starts
+	// no new task and is paused once its running tasks have ended. They share running's rank.
+	ExecutionPausing   = "pausing"
+	ExecutionPaused    = "paused"
+	ExecutionCompleted = "completed"
+	ExecutionFailed    = "failed"
+	ExecutionCanceling = "canceling"
+	ExecutionCancelled = "cancelled"
+	ExecutionTimeout   = "timeout"
+	ExecutionAbandoned = "abandoned"
 )
 
 // ExecutionStatuses lists every status in lifecycle order.
 var ExecutionStatuses = []string{ExecutionRequested, ExecutionScheduling, ExecutionScheduled, ExecutionRunning,
-	ExecutionCanceling, ExecutionCompleted, ExecutionFailed, ExecutionCancelled, ExecutionTimeout, ExecutionAbandoned}
+	ExecutionPausing, ExecutionPaused, ExecutionCanceling, ExecutionCompleted, ExecutionFailed, ExecutionCancelled, ExecutionTimeout, ExecutionAbandoned}
 
 // ExecutionTerminal lists the statuses an execution ends in.
 var ExecutionTerminal = []string{ExecutionCompleted, ExecutionFailed, ExecutionCancelled, ExecutionTimeout, ExecutionAbandoned}
@@ -48,7 +52,7 @@ func ExecutionStatusRank(status string) int {
 		return 1
 	case ExecutionScheduled:
 		return 2
-	case ExecutionRunning:
+	case ExecutionRunning, ExecutionPausing, ExecutionPaused:
 		return 3
 	case ExecutionCanceling:
 		return 4
@@ -65,6 +69,18 @@ func ExecutionStatusAfter(last, next string) bool {
 		return next != ExecutionAbandoned && IsTerminal(next) || ExecutionStatusRank(next) > ExecutionStatusRank(last)
 	}
 	return ExecutionStatusRank(next) > ExecutionStatusRank(last)
+}
+
+// ExecutionStatusNewer reports whether a change to next made at nextAt follows one to last
+// made at lastAt: a move ExecutionStatusAfter allows, or, between the statuses a workflow
+// moves to and fro among (running, pausing, paused share a rank), a later change to another.
+// Readers that learn of changes out of order keep only such changes.
+func ExecutionStatusNewer(last string, lastAt time.Time, next string, nextAt time.Time) bool {
+	if ExecutionStatusAfter(last, next) {
+		return true
+	}
+	return next != last && ExecutionStatusRank(next) == ExecutionStatusRank(ExecutionRunning) &&
+		ExecutionStatusRank(last) == ExecutionStatusRank(ExecutionRunning) && nextAt.After(lastAt)
 }
 
 // Execution is a row of attune.execution: one run of an action.
@@ -100,6 +116,19 @@ type Execution struct {
 	// Secrets names the secret parameters as the action declared them when the execution was
 	// created: their values are masked wherever the execution is shown.
 	Secrets []string `json:"-"`
+	// TaskName and TaskItem say which task of its workflow (ParentID) a child execution runs,
+	// and for a task with items, which item.
+	TaskName *string `json:"task_name,omitempty"`
+	TaskItem *int    `json:"task_item,omitempty"`
+}
+
+// WorkflowID is the workflow that e is a task of, or nil: a rerun also has a parent, but
+// runs no task.
+func (e Execution) WorkflowID() *int64 {
+	if e.TaskName == nil {
+		return nil
+	}
+	return e.ParentID
 }
 
 // executionColumns are qualified so that they read the same in statements that join. The
@@ -108,7 +137,7 @@ type Execution struct {
 const executionColumns = `execution.id, execution.action_ref, execution.status, execution.parameters, execution.result,
 	execution.reason, execution.enforcement, execution.parent, execution.worker, execution.worker_name, execution.timeout_seconds,
 	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted, execution.admitted_at,
-	execution.attempt, execution.retry_of, execution.retry_at, execution.secrets`
+	execution.attempt, execution.retry_of, execution.retry_at, execution.secrets, execution.task_name, execution.task_item`
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var e Execution
@@ -120,7 +149,7 @@ func scanExecution(row pgx.Row) (Execution, error) {
 func executionDest(e *Execution) []any {
 	return []any{&e.ID, &e.ActionRef, &e.Status, &e.Parameters, &e.Result, &e.Reason, &e.EnforcementID, &e.ParentID,
 		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted, &e.AdmittedAt,
-		&e.Attempt, &e.RetryOf, &e.RetryAt, &e.Secrets}
+		&e.Attempt, &e.RetryOf, &e.RetryAt, &e.Secrets, &e.TaskName, &e.TaskItem}
 }
 
 // ExecutionInsertParams describe an execution row as ExecutionInsert writes it.
@@ -198,6 +227,9 @@ type ExecutionFilter struct {
 	ActionRef string
 	// RuleRef keeps the executions whose enforcement came from this rule.
 	RuleRef string
+	// ParentID keeps the children of this execution: a workflow's tasks, or an execution's
+	// reruns.
+	ParentID *int64
 	Window
 }
 
@@ -212,6 +244,9 @@ func (q *Queries) ExecutionList(ctx context.Context, f ExecutionFilter, page Pag
 	}
 	if f.RuleRef != "" {
 		w.add("enforcement IN (SELECT id FROM attune.enforcement WHERE rule_ref = $%d)", f.RuleRef)
+	}
+	if f.ParentID != nil {
+		w.add("parent = $%d", *f.ParentID)
 	}
 	w.window(f.Window)
 	return list(ctx, q.db, "executions", w.from("attune.execution"), executionColumns, `id DESC`, page, scanExecution, w.args...)
@@ -229,8 +264,9 @@ type ExecutionTransition struct {
 }
 
 // ExecutionTransition moves execution t.ID to t.To if its status is one of t.From, and
-// reports whether it did. Running stamps started_at and a terminal status finished_at. This
-// conditional update is what keeps an execution from being claimed or finished twice.
+// reports whether it did. Running stamps started_at (once: a resumed workflow keeps it) and a
+// terminal status finished_at. This conditional update is what keeps an execution from being
+// claimed or finished twice.
 func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition) (Execution, bool, error) {
 	var reason *string
 	if t.Reason != "" {
@@ -245,7 +281,7 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 		WITH `+queuesFirst(`SELECT $1::bigint`)+`
 		UPDATE attune.execution SET status = $2, worker = coalesce($4, worker), result = coalesce($5, result),
 			reason = CASE WHEN status = 'abandoned' THEN coalesce($6, `+lateResultReason+`) ELSE coalesce($6, reason) END,
-			started_at = CASE WHEN $2 = 'running' THEN now() ELSE started_at END,
+			started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, now()) ELSE started_at END,
 			finished_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now() ELSE finished_at END
 		WHERE `+queuesLocked+` AND id = $1 AND status = ANY($3)
 		RETURNING `+heldSlotColumn+`, `+executionColumns,
@@ -345,7 +381,7 @@ func (q *Queries) executionTransitionRound(ctx context.Context, ts []ExecutionTr
 			result = coalesce(input.result::jsonb, execution.result),
 			reason = CASE WHEN execution.status = 'abandoned' THEN coalesce(input.reason, `+lateResultReason+`)
 				ELSE coalesce(input.reason, execution.reason) END,
-			started_at = CASE WHEN input.to_status = 'running' THEN now() ELSE execution.started_at END,
+			started_at = CASE WHEN input.to_status = 'running' THEN coalesce(execution.started_at, now()) ELSE execution.started_at END,
 			finished_at = CASE WHEN input.to_status IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned') THEN now()
 				ELSE execution.finished_at END
 		FROM input

@@ -44,7 +44,8 @@ func (q *Queries) ExecutionAbandonOrphans(ctx context.Context, aliveWithin time.
 // timeout. The worker enforces the timeout, so such a row is one its worker lost track of (a
 // result it could not write, say).
 func (q *Queries) ExecutionAbandonOverdue(ctx context.Context, margin time.Duration) ([]Execution, error) {
-	overdue := `SELECT id FROM attune.execution WHERE status IN ('running', 'canceling')
+	// A workflow runs on no worker, for as long as its tasks take; its tasks have timeouts.
+	overdue := `SELECT id FROM attune.execution WHERE status IN ('running', 'canceling') AND worker IS NOT NULL
 		AND started_at < now() - make_interval(secs => coalesce(timeout_seconds, 600) + $1)`
 	return queryAll(ctx, q.db, "abandon overdue executions", scanExecution, `
 		WITH `+queuesFirst(overdue)+`
@@ -73,7 +74,7 @@ func (q *Queries) ExecutionFailUnrunnable(ctx context.Context, olderThan, aliveW
 	return queryAll(ctx, q.db, "fail unrunnable executions", scanExecution, `
 		WITH orphaned AS MATERIALIZED (
 			SELECT a.ref, a.runner_type FROM attune.action a
-			WHERE NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+`)
+			WHERE a.runner_type <> 'workflow' AND NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+`)
 				AND pg_postmaster_start_time() < now() - make_interval(secs => $2)),
 		`+queuesFirst(`SELECT x.id FROM attune.execution x JOIN orphaned o ON o.ref = x.action_ref
 			WHERE x.status IN ('requested', 'scheduled') AND x.worker IS NULL AND x.created < now() - make_interval(secs => $1)`)+`

@@ -166,10 +166,10 @@ var (
 		` + onRefConflict("pack", "pack_ref", "label", "description", "parameters", "output")
 	actionUpsertSQL = `
 		INSERT INTO attune.action AS cur (ref, pack, pack_ref, label, description, runner_type, entry_point, parameters,
-			output_format, timeout_seconds, enabled, retry)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			output_format, timeout_seconds, enabled, retry, workflow)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		` + onRefConflict("pack", "pack_ref", "label", "description", "runner_type", "entry_point", "parameters",
-		"output_format", "timeout_seconds", "enabled", "retry")
+		"output_format", "timeout_seconds", "enabled", "retry", "workflow")
 	sensorUpsertSQL = `
 		INSERT INTO attune.sensor AS cur (ref, pack, pack_ref, label, description, entry_point, trigger_refs, parameters, enabled)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -202,7 +202,7 @@ func (q *Queries) triggerUpsert(ctx context.Context, p Pack, t Trigger) (bool, e
 func (q *Queries) actionUpsert(ctx context.Context, p Pack, a Action) (bool, error) {
 	tag, err := q.db.Exec(ctx, actionUpsertSQL,
 		a.Ref, p.ID, p.Ref, a.Label, a.Description, a.RunnerType, a.EntryPoint, jsonOr(a.Parameters, "{}"),
-		a.OutputFormat, a.TimeoutSeconds, a.Enabled, a.Retry)
+		a.OutputFormat, a.TimeoutSeconds, a.Enabled, a.Retry, jsonOrNil(a.Workflow))
 	if err != nil {
 		return false, fmt.Errorf("upsert action %s: %w", a.Ref, translate(err))
 	}
@@ -315,4 +315,12 @@ func (s *Store) PackDelete(ctx context.Context, ref string) ([]string, error) {
 	}
 	slices.Sort(policies)
 	return policies, nil
+}
+
+// jsonOrNil is raw for a nullable json column: NULL when empty.
+func jsonOrNil(raw []byte) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return raw
 }

@@ -104,7 +104,7 @@ func waitAndPrint(ctx context.Context, streams Streams, format outputFormat, cli
 	case err != nil:
 		return fmt.Errorf("wait for execution %d: %w", exec.ID, withStatus(err))
 	}
-	if err := printExecution(streams.Out, format, data); err != nil {
+	if err := printExecution(ctx, client, streams.Out, format, data); err != nil {
 		return err
 	}
 	if final.Status != store.ExecutionCompleted {

@@ -17,7 +17,7 @@ import (
 
 func newExecutionCommand(streams Streams) *cobra.Command {
 	var api apiFlags
-	cmd := newNounCommand("execution", "List, show, follow, cancel and rerun executions through the API", &api)
+	cmd := newNounCommand("execution", "List, show, follow, cancel and rerun executions, pause and resume workflows, through the API", &api)
 	cmd.AddCommand(
 		newExecutionListCommand(streams, &api),
 		newExecutionByIDCommand(streams, &api, "show ID", "Show one execution", "", false),
@@ -26,6 +26,7 @@ func newExecutionCommand(streams Streams) *cobra.Command {
 		newExecutionRerunCommand(streams, &api),
 		newExecutionTailCommand(streams, &api),
 	)
+	cmd.AddCommand(newWorkflowCommands(streams, &api)...)
 	return cmd
 }
 
@@ -35,8 +36,10 @@ func newExecutionTailCommand(streams Streams, api *apiFlags) *cobra.Command {
 		Short: "Follow an execution as it happens: each status change, then its output",
 		Long: `Follows execution ID on the API's live stream: prints its current status, then each change
 as it happens, and when it ends, its output (standard output here, standard error on standard
-error) or the reason it did not complete. Exit status 0 when it completed, 1 otherwise;
-interrupting it (exit status 130) stops the following, not the execution.`,
+error) or the reason it did not complete. Of a workflow, it prints each change of its tasks'
+executions too, indented under its own, and its output as JSON when it completes. Exit status
+0 when it completed, 1 otherwise; interrupting it (exit status 130) stops the following, not
+the execution.`,
 		Example:           `  attune execution tail 42`,
 		Args:              UsageArgs(cobra.ExactArgs(1)),
 		ValidArgsFunction: firstArg(api.completeExecutionID()),
@@ -49,9 +52,9 @@ interrupting it (exit status 130) stops the following, not the execution.`,
 			if err != nil {
 				return err
 			}
-			_, exec, err := follow(cmd.Context(), client, id, func(status string, at time.Time) {
-				fmt.Fprintf(streams.Out, "%s  %s\n", at.Local().Format("15:04:05.000"), status)
-			})
+			_, exec, err := followWithTasks(cmd.Context(), client, id, func(status string, at time.Time) {
+				fmt.Fprintf(streams.Out, "%s  %s\n", at.Local().Format(clockFormat), status)
+			}, printTaskChanges(streams.Out))
 			if err != nil && cmd.Context().Err() != nil {
 				return ExitCode(130) // interrupted: the execution goes on; 128 + SIGINT, as shells say
 			}
@@ -73,6 +76,7 @@ func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {
 			{"status", "status", "only executions in this status (requested, running, completed, failed, ...)"},
 			{"action", "action_ref", "only executions of this action ref"},
 			{"rule", "rule_ref", "only executions this rule ref caused"},
+			{"parent", "parent", "only the children of this execution id: a workflow's tasks, an execution's reruns"},
 		}})
 	_ = cmd.RegisterFlagCompletionFunc("action", api.completeActionRef())
 	_ = cmd.RegisterFlagCompletionFunc("rule", api.completeFromList("/api/v1/rules", "ref", true, "trigger_ref", "action_ref"))
@@ -124,7 +128,7 @@ func newExecutionByIDCommand(streams Streams, api *apiFlags, use, short, postSuf
 				return err
 			}
 			if !resultOnly {
-				return printExecution(streams.Out, api.output, data)
+				return printExecution(cmd.Context(), client, streams.Out, api.output, data)
 			}
 			var exec struct {
 				Result json.RawMessage `json:"result"`
@@ -150,8 +154,8 @@ var attemptColumns = []column{{"ATTEMPT", "attempt", 0}, {"ID", "id", 0}, {"STAT
 
 // printExecution prints one execution; as a table, its standard output and error follow as
 // the lines they are, then its attempts, when a retry repeated it, as a table of their own
-// instead of one crammed cell.
-func printExecution(w io.Writer, format outputFormat, data json.RawMessage) error {
+// instead of one crammed cell, and a workflow's tasks as a tree.
+func printExecution(ctx context.Context, client *apiClient, w io.Writer, format outputFormat, data json.RawMessage) error {
 	if format != outputTable {
 		return printObject(w, format, data)
 	}
@@ -160,6 +164,7 @@ func printExecution(w io.Writer, format outputFormat, data json.RawMessage) erro
 		return err
 	}
 	shown, rawAttempts := takeField(fields, "attempts")
+	shown, workflow := takeField(shown, "workflow")
 	var attempts []json.RawMessage
 	if len(rawAttempts) > 0 {
 		if err := json.Unmarshal(rawAttempts, &attempts); err != nil {
@@ -177,18 +182,24 @@ func printExecution(w io.Writer, format outputFormat, data json.RawMessage) erro
 	}
 	printOutput(w, "STDOUT", stdout)
 	printOutput(w, "STDERR", stderr)
-	if len(attempts) < 2 {
+	if len(attempts) >= 2 {
+		fmt.Fprintln(w)
+		if err := printList(w, format, attempts, attemptColumns); err != nil {
+			return err
+		}
+	}
+	if workflow == nil {
 		return nil
 	}
-	fmt.Fprintln(w)
-	return printList(w, format, attempts, attemptColumns)
+	return printWorkflow(ctx, client, w, workflow)
 }
 
 func newExecutionRerunCommand(streams Streams, api *apiFlags) *cobra.Command {
 	var (
-		params  paramFlags
-		wait    bool
-		timeout time.Duration
+		params   paramFlags
+		wait     bool
+		timeout  time.Duration
+		fromTask string
 	)
 	cmd := &cobra.Command{
 		Use:   "rerun ID",
@@ -197,7 +208,9 @@ func newExecutionRerunCommand(streams Streams, api *apiFlags) *cobra.Command {
 and those given by --param replacing them by name; --param name=null drops one, so that the
 action's default applies. Each --param value is read as the action's schema types its
 parameter, as for action execute. Secret parameters are copied without being shown, and
---param name=******** keeps one as it was. Prints the new execution.
+--param name=******** keeps one as it was. Prints the new execution. With --from-task, a
+failed workflow is rerun from that task of it: its variables and the tasks that succeeded
+are kept, and the workflow goes on from there.
 
 With --wait it follows the new execution as action execute --wait does, and prints it when
 it ends: exit status 0 when it completed, 1 when it did not or --timeout passed first, 130
@@ -223,7 +236,11 @@ when interrupted, which stops the waiting, not the execution.`,
 			if err != nil {
 				return err
 			}
-			data, err := client.post(cmd.Context(), path+"/rerun", map[string]any{"parameters": values})
+			body := map[string]any{"parameters": values}
+			if fromTask != "" {
+				body["from_task"] = fromTask
+			}
+			data, err := client.post(cmd.Context(), path+"/rerun", body)
 			if err != nil {
 				return err
 			}
@@ -235,6 +252,7 @@ when interrupted, which stops the waiting, not the execution.`,
 	}
 	params.register(cmd, false)
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the new execution ends; exit 1 unless it completed")
+	cmd.Flags().StringVar(&fromTask, "from-task", "", "rerun a failed workflow from this task of it, keeping its variables and what succeeded")
 	cmd.Flags().DurationVar(&timeout, "timeout", defaultWaitTimeout, "with --wait, how long to wait")
 	return cmd
 }

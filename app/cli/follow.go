@@ -34,6 +34,8 @@ type followedExecution struct {
 	Reason    *string         `json:"reason"`
 	Result    json.RawMessage `json:"result"`
 	Updated   time.Time       `json:"updated"`
+	// Workflow is set for a workflow that has started.
+	Workflow json.RawMessage `json:"workflow"`
 }
 
 // follow watches execution id until it ends and returns it as the API answered, raw and
@@ -45,6 +47,13 @@ type followedExecution struct {
 // effort, the execution is read again every few seconds, and whenever the stream was opened
 // again after a drop.
 func follow(ctx context.Context, client *apiClient, id int64, onStatus func(status string, at time.Time)) (json.RawMessage, followedExecution, error) {
+	return followWithTasks(ctx, client, id, onStatus, nil)
+}
+
+// followWithTasks is follow that also tells onTask, when set, of each change of the
+// executions of a workflow's tasks the stream carries, as it carries them.
+func followWithTasks(ctx context.Context, client *apiClient, id int64, onStatus func(status string, at time.Time),
+	onTask func(change executionChange)) (json.RawMessage, followedExecution, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	notices := make(chan streamNotice, 64)
@@ -53,10 +62,11 @@ func follow(ctx context.Context, client *apiClient, id int64, onStatus func(stat
 	go client.watchExecution(ctx, id, notices)
 
 	var last string
+	var lastAt time.Time
 	// advance reports n's status when it is news, and whether the execution has ended.
 	advance := func(status string, at time.Time) bool {
-		if last == "" || store.ExecutionStatusRank(status) > store.ExecutionStatusRank(last) {
-			last = status
+		if last == "" || store.ExecutionStatusNewer(last, lastAt, status, at) {
+			last, lastAt = status, at
 			if onStatus != nil {
 				onStatus(status, at)
 			}
@@ -95,6 +105,12 @@ func follow(ctx context.Context, client *apiClient, id int64, onStatus func(stat
 		case <-ctx.Done():
 			return nil, exec, ctx.Err()
 		case n := <-notices:
+			if n.task != nil {
+				if onTask != nil {
+					onTask(*n.task)
+				}
+				continue
+			}
 			// A status change says read now, for the result it ended with; a stream opened
 			// again says read now, for what it missed while it was down.
 			if !n.opened && (n.status == "" || !advance(n.status, n.at)) {
@@ -119,12 +135,22 @@ func follow(ctx context.Context, client *apiClient, id int64, onStatus func(stat
 	}
 }
 
-// streamNotice is what watchExecution reports: a stream opened, a status change, or (neither)
-// an attempt that failed or a stream that ended.
+// streamNotice is what watchExecution reports: a stream opened, a status change, a change of
+// a task's execution, or (none) an attempt that failed or a stream that ended.
 type streamNotice struct {
 	opened bool
 	status string
 	at     time.Time
+	task   *executionChange
+}
+
+// executionChange is an execution's change as the live stream tells it.
+type executionChange struct {
+	ID        int64     `json:"id"`
+	ActionRef string    `json:"action_ref"`
+	Status    string    `json:"status"`
+	At        time.Time `json:"at"`
+	Workflow  *int64    `json:"workflow"`
 }
 
 // watchExecution keeps a live stream of execution id open until ctx ends, opening it again
@@ -196,15 +222,19 @@ func (c *apiClient) streamExecution(ctx context.Context, token string, id int64,
 		case strings.HasPrefix(line, "event:"):
 			event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
 		case strings.HasPrefix(line, "data:") && event == "execution":
-			var change struct {
-				ID     int64     `json:"id"`
-				Status string    `json:"status"`
-				At     time.Time `json:"at"`
+			var change executionChange
+			if json.Unmarshal([]byte(strings.TrimPrefix(line, "data:")), &change) != nil {
+				continue
 			}
-			if json.Unmarshal([]byte(strings.TrimPrefix(line, "data:")), &change) == nil && change.ID == id {
-				if !send(ctx, notices, streamNotice{status: change.Status, at: change.At}) {
-					return true
-				}
+			n := streamNotice{status: change.Status, at: change.At}
+			switch {
+			case change.Workflow != nil && *change.Workflow == id:
+				n = streamNotice{task: &change}
+			case change.ID != id:
+				continue
+			}
+			if !send(ctx, notices, n) {
+				return true
 			}
 		case line == "":
 			event = ""
@@ -214,9 +244,13 @@ func (c *apiClient) streamExecution(ctx context.Context, token string, id int64,
 	return true
 }
 
-// printOutcome writes what an ended execution left: its output on out and err, and the
-// reason it did not complete.
+// printOutcome writes what an ended execution left: its output on out and err (a workflow's
+// output as JSON), and the reason it did not complete.
 func printOutcome(out, errw io.Writer, exec followedExecution) {
+	if len(exec.Workflow) > 0 {
+		printWorkflowOutcome(out, errw, exec)
+		return
+	}
 	var result struct {
 		Stdout string          `json:"stdout"`
 		Stderr string          `json:"stderr"`
@@ -233,14 +267,20 @@ func printOutcome(out, errw io.Writer, exec followedExecution) {
 	if result.Stderr != "" {
 		fmt.Fprint(errw, withNewline(result.Stderr))
 	}
+	printReason(errw, exec, result.Error)
+}
+
+// printReason writes why exec did not complete, when it did not: its reason, else the error
+// its result holds.
+func printReason(errw io.Writer, exec followedExecution, resultError string) {
 	if exec.Status == store.ExecutionCompleted {
 		return
 	}
 	switch {
 	case exec.Reason != nil && *exec.Reason != "":
 		fmt.Fprintf(errw, "execution %d %s: %s\n", exec.ID, exec.Status, *exec.Reason)
-	case result.Error != "":
-		fmt.Fprintf(errw, "execution %d %s: %s\n", exec.ID, exec.Status, result.Error)
+	case resultError != "":
+		fmt.Fprintf(errw, "execution %d %s: %s\n", exec.ID, exec.Status, resultError)
 	default:
 		fmt.Fprintf(errw, "execution %d %s\n", exec.ID, exec.Status)
 	}

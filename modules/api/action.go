@@ -126,8 +126,8 @@ func (m *Module) deleteAction(c echo.Context) error {
 }
 
 // checkAction applies the pack loader's rules to an action of pack packRef, the check that its
-// script is in the pack's directory on this server included, and returns it as the store
-// keeps it.
+// script or workflow definition is in the pack's directory on this server included (and that
+// a workflow's tasks run registered actions), and returns it as the store keeps it.
 func (m *Module) checkAction(ctx context.Context, a pack.Action, packRef string) (store.Action, error) {
 	if err := pack.ValidateAction(&a, packRef); err != nil {
 		return store.Action{}, invalid(err)
@@ -137,9 +137,12 @@ func (m *Module) checkAction(ctx context.Context, a pack.Action, packRef string)
 		return store.Action{}, err
 	}
 	if a.EntryPoint != "" {
-		if err := pack.CheckScript(p.Path, a.EntryPoint); err != nil {
+		if err := pack.CheckEntryPoint(p.Path, &a); err != nil {
 			return store.Action{}, invalid(err)
 		}
+	}
+	if err := pack.CheckWorkflow(ctx, m.deps.Store, a); err != nil {
+		return store.Action{}, invalid(err)
 	}
 	sa, err := pack.StoreAction(a, packRef)
 	return sa, invalid(err)

@@ -39,6 +39,9 @@ type Store interface {
 	ExecutionAttempts(ctx context.Context, id int64) ([]store.Execution, error)
 	ExecutionCancelRetry(ctx context.Context, id int64) (store.Execution, bool, error)
 	ExecutionCreateDirect(ctx context.Context, p store.ExecutionCreateParams) (store.ExecutionCreated, error)
+	ExecutionCreateRerun(ctx context.Context, p store.ExecutionCreateParams, rerun store.WorkflowRerun) (store.ExecutionCreated, error)
+	WorkflowGet(ctx context.Context, id int64) (store.Workflow, error)
+	WorkflowTasks(ctx context.Context, id int64) ([]store.WorkflowTask, error)
 	ExecutionList(ctx context.Context, f store.ExecutionFilter, page store.Page) ([]store.Execution, int, error)
 	ExecutionQueuePosition(ctx context.Context, id int64) (*int, error)
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
@@ -67,6 +70,7 @@ type Store interface {
 	WorkerDelete(ctx context.Context, name string, aliveWithin time.Duration) error
 	WorkerGet(ctx context.Context, name string, aliveWithin time.Duration) (store.Worker, error)
 	WorkerList(ctx context.Context, aliveWithin time.Duration, page store.Page) ([]store.Worker, int, error)
+	WorkflowViewGet(ctx context.Context, id int64) (store.WorkflowView, error)
 }
 
 // Config configures the API. Its zero value requires authentication.
@@ -92,8 +96,8 @@ type Config struct {
 	// cut off. Default 1024.
 	StreamBuffer int
 	// AnswerWithin bounds the requests that feed the pipeline (webhooks, events, execute,
-	// rerun, cancel): by then the change is committed and accepted, or nothing is recorded
-	// and the answer is 503. Default 5s.
+	// rerun, cancel, pause, resume): by then the change is committed and accepted, or nothing
+	// is recorded and the answer is 503. Default 5s.
 	AnswerWithin time.Duration
 }
 
@@ -190,6 +194,8 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	m.route(http.MethodGet, "/executions/:id", m.getExecution, Viewer)
 	m.boundedRoute(http.MethodPost, "/executions/execute", m.execute, Operator)
 	m.boundedRoute(http.MethodPost, "/executions/:id/cancel", m.cancel, Operator)
+	m.boundedRoute(http.MethodPost, "/executions/:id/pause", m.pause, Operator)
+	m.boundedRoute(http.MethodPost, "/executions/:id/resume", m.resume, Operator)
 	m.boundedRoute(http.MethodPost, "/executions/:id/rerun", m.rerun, Operator)
 	m.route(http.MethodGet, "/workers", m.listWorkers, Viewer)
 	m.route(http.MethodGet, "/workers/:name", m.getWorker, Viewer)

@@ -81,9 +81,9 @@ func (m *Module) route(method, path string, h echo.HandlerFunc, need Role) {
 
 // boundedRoute is route for a request that must be answered within Config.AnswerWithin
 // whatever PostgreSQL and the broker do: the pipeline's way in (webhooks, events, execute,
-// rerun, cancel). Its context ends then, so a database that does not answer gives 503 with
-// nothing recorded; the broker is never waited on past its commit (the relay keeps what it
-// cannot send).
+// rerun, cancel, pause, resume). Its context ends then, so a database that does not answer
+// gives 503 with nothing recorded; the broker is never waited on past its commit (the relay
+// keeps what it cannot send).
 func (m *Module) boundedRoute(method, path string, h echo.HandlerFunc, need Role) {
 	m.deps.Routes.Add(method, path, h, m.bound, m.authorize(need))
 	m.roles[method+" "+path] = need

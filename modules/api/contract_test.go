@@ -19,6 +19,7 @@ import (
 	"github.com/attune-go/attune/broker/membroker"
 	"github.com/attune-go/attune/modules/api"
 	"github.com/attune-go/attune/store"
+	"github.com/attune-go/attune/store/storetest"
 )
 
 // probe is one request of a contract and the status it must get.
@@ -183,8 +184,8 @@ func requireEventStream(t *testing.T, s server, path string) {
 }
 
 // contractFixture is what the contracts act on: the demo and ops packs, the core pack, a
-// viewer and an operator, a rule, an event with its enforcement, an execution, a live worker
-// and a dead one, an API token and a signed webhook url.
+// viewer and an operator, a rule, an event with its enforcement, an execution, a running
+// workflow, a live worker and a dead one, an API token and a signed webhook url.
 type contractFixture struct {
 	s                  server
 	open               server // the same database with authentication off
@@ -195,6 +196,8 @@ type contractFixture struct {
 	execID, tokenID    string
 	// offExecID is an execution of ops.off, an action disabled since it ran.
 	offExecID string
+	// workflowID is a running workflow's execution.
+	workflowID string
 }
 
 func newContractFixture(t *testing.T, s server) *contractFixture {
@@ -222,6 +225,9 @@ func newContractFixture(t *testing.T, s server) *contractFixture {
 	f.offExecID = strconv.Itoa(int(off["id"].(float64)))
 	s.data(http.StatusOK, http.MethodPut, "/actions/ops.off", `{"runner_type": "noop", "enabled": false}`)
 	f.tokenID = strconv.Itoa(int(s.data(http.StatusCreated, http.MethodPost, "/tokens", `{"name": "spare"}`)["id"].(float64)))
+	_, err = s.s.PackRegister(ctx, store.PackRegistration{Pack: store.Pack{Ref: "flows"}, Actions: []store.Action{storetest.WorkflowAction("flows.run", "")}})
+	require.NoError(t, err)
+	f.workflowID = strconv.FormatInt(storetest.FillWorkflow(t, s.s, storetest.Workflow{ActionRef: "flows.run"}).ID, 10)
 
 	for _, name := range []string{"alive", "gone"} {
 		_, err := s.s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: name, Runners: []string{"shell"}, Concurrency: 1, Host: "h", PID: 1})
@@ -336,6 +342,16 @@ func (f *contractFixture) contracts() []contract {
 			{path: "/executions/x/cancel", status: bad},
 			{path: "/executions/999999/cancel", status: missing},
 			{path: "/executions/" + f.execID + "/cancel", status: clash}}},
+		{"POST /executions/{id}/pause", []probe{
+			{path: "/executions/" + f.workflowID + "/pause", status: accepted},
+			{path: "/executions/x/pause", status: bad},
+			{path: "/executions/999999/pause", status: missing},
+			{path: "/executions/" + f.execID + "/pause", status: clash}}},
+		{"POST /executions/{id}/resume", []probe{
+			{path: "/executions/" + f.workflowID + "/resume", status: accepted},
+			{path: "/executions/x/resume", status: bad},
+			{path: "/executions/999999/resume", status: missing},
+			{path: "/executions/" + f.workflowID + "/resume", status: clash}}},
 
 		{"GET /stream", []probe{
 			{path: "/stream?execution_id=" + f.execID, stream: true, as: f.viewer},

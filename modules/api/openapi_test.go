@@ -231,6 +231,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Execution":            store.Execution{},
 		"ExecutionDetail":      executionBody{},
 		"Attempt":              attemptSummary{},
+		"WorkflowView":         store.WorkflowView{},
+		"WorkflowTask":         store.WorkflowTaskView{},
 		"Worker":               store.Worker{},
 		"QueueStats":           store.QueueStats{},
 		"QueueGroup":           store.QueueGroup{},

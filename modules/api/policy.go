@@ -169,6 +169,8 @@ type executionBody struct {
 	QueuePosition *int `json:"queue_position"`
 	// Attempts lists every attempt of the request this execution belongs to, the first first.
 	Attempts []attemptSummary `json:"attempts"`
+	// Workflow is a workflow's tasks and variables, once it has started.
+	Workflow *store.WorkflowView `json:"workflow,omitempty"`
 }
 
 // attemptSummary is one attempt of a request that its action's or policy's retry repeated.
@@ -180,8 +182,8 @@ type attemptSummary struct {
 	FinishedAt *time.Time `json:"finished_at"`
 }
 
-// getExecution answers one execution with its place in its policy queue; lists leave
-// the place out, as it costs a query per execution.
+// getExecution answers one execution with its place in its policy queue, and a workflow's
+// tasks and variables; lists leave them out, as they cost queries per execution.
 func (m *Module) getExecution(c echo.Context) error {
 	id, err := idParam(c)
 	if err != nil {
@@ -199,6 +201,9 @@ func (m *Module) getExecution(c echo.Context) error {
 	body := executionBody{Execution: e, Attempts: make([]attemptSummary, len(attempts))}
 	for i, a := range attempts {
 		body.Attempts[i] = attemptSummary{ID: a.ID, Attempt: a.Attempt, Status: a.Status, Reason: a.Reason, FinishedAt: a.FinishedAt}
+	}
+	if body.Workflow, err = m.workflowView(ctx, e); err != nil {
+		return err
 	}
 	// Only a requested execution not yet admitted can wait in a queue.
 	if e.Status == store.ExecutionRequested && !e.Admitted {

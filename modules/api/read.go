@@ -132,6 +132,13 @@ func (m *Module) listExecutions(c echo.Context) error {
 	if f.Status != "" && !validStatus(f.Status) {
 		return badRequest("invalid status %q: want one of %v", f.Status, store.ExecutionStatuses)
 	}
+	if raw := c.QueryParam("parent"); raw != "" {
+		parent, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || parent < 1 {
+			return badRequest("invalid parent %q: want an execution id, a positive whole number", raw)
+		}
+		f.ParentID = &parent
+	}
 	var err error
 	if f.Window, err = createdWindow(c); err != nil {
 		return err

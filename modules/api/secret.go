@@ -11,7 +11,8 @@ import (
 
 // Secret parameters are shown as pack.Mask in every answer, to every role: an execution's by
 // the names recorded on it when it was created, an enforcement's the same way, a rule's
-// action_params and an action's defaults and enum values by the action's schema as it is.
+// action_params and an action's defaults and enum values by the action's schema as it is, a
+// workflow's variables and its tasks' results by its execution's secret values.
 // Every answer that carries one of these types goes through masked (one, listOf, answer), so
 // that a new route cannot forget it.
 
@@ -22,6 +23,7 @@ func masked[T any](v T) T {
 	case store.Execution:
 		out = maskExecution(x)
 	case executionBody:
+		x.Workflow = maskWorkflow(x.Workflow, x.Parameters, x.Secrets)
 		x.Execution = maskExecution(x.Execution)
 		out = x
 	case store.Enforcement:
@@ -39,7 +41,13 @@ func masked[T any](v T) T {
 	return out.(T)
 }
 
+// maskExecution masks an execution's secret parameters, and their values wherever its result
+// repeats them: a worker scrubs an action's output, but a workflow's output is rendered by the
+// executor from its input.
 func maskExecution(e store.Execution) store.Execution {
+	if len(e.Secrets) > 0 && len(e.Result) > 0 {
+		e.Result = pack.MaskValues(e.Result, e.Parameters, e.Secrets)
+	}
 	e.Parameters = pack.MaskParameters(e.Parameters, e.Secrets)
 	return e
 }

@@ -22,6 +22,8 @@ type streamExecution struct {
 	Status         string    `json:"status"`
 	PreviousStatus string    `json:"previous_status,omitempty"`
 	At             time.Time `json:"at"`
+	// Workflow is the workflow whose task the execution runs.
+	Workflow *int64 `json:"workflow,omitempty"`
 }
 
 // streamEvent is the data of an `event` event on the live stream.
@@ -32,10 +34,11 @@ type streamEvent struct {
 }
 
 // stream serves the live stream as Server-Sent Events: executions' status changes and new
-// events as this replica hears of them from every process, filtered by ?execution_id= and
-// ?action_ref=. The client is subscribed before the headers go out, so a client that reads
-// an execution after they arrived misses none of its later changes (unless it falls so far
-// behind that it is cut off, which it is told).
+// events as this replica hears of them from every process, filtered by ?execution_id= (a
+// workflow's includes its tasks' executions) and ?action_ref=. The client is subscribed
+// before the headers go out, so a client that reads an execution after they arrived misses
+// none of its later changes (unless it falls so far behind that it is cut off, which it is
+// told).
 func (m *Module) stream(c echo.Context) error {
 	f, err := streamFilter(c)
 	if err != nil {
@@ -126,7 +129,8 @@ type sseWriter struct {
 func (s sseWriter) notification(n broker.Notification) error {
 	switch n.Kind {
 	case broker.NotifyExecution:
-		return s.event(n.Kind, streamExecution{ID: n.ID, ActionRef: n.Ref, Status: n.Status, PreviousStatus: n.PreviousStatus, At: n.At})
+		return s.event(n.Kind, streamExecution{ID: n.ID, ActionRef: n.Ref, Status: n.Status, PreviousStatus: n.PreviousStatus, At: n.At,
+			Workflow: n.Workflow})
 	case broker.NotifyEvent:
 		return s.event(n.Kind, streamEvent{ID: n.ID, TriggerRef: n.Ref, At: n.At})
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -235,14 +236,15 @@ func (m *Module) execute(c echo.Context) error {
 	if req.ActionRef == "" {
 		return badRequest("action_ref: required")
 	}
-	return m.startExecution(c, req.ActionRef, req.Parameters, nil, nil)
+	return m.startExecution(c, req.ActionRef, req.Parameters, nil, nil, nil)
 }
 
 // startExecution is the one path of a manual execution, first run or rerun: the action must
 // exist and be enabled, and the parameters must fit its schema now. The execution records as
 // secret the parameters the action declares secret and those inherited names: a rerun's
 // original's secrets, whose values it may carry.
-func (m *Module) startExecution(c echo.Context, actionRef string, values map[string]any, parentID *int64, inherited []string) error {
+func (m *Module) startExecution(c echo.Context, actionRef string, values map[string]any, parentID *int64, inherited []string,
+	rerun *store.WorkflowRerun) error {
 	ctx := c.Request().Context()
 	action, err := m.deps.Store.ActionGetByRef(ctx, actionRef)
 	if errors.Is(err, store.ErrNotFound) {
@@ -259,9 +261,15 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 		return badRequest("%v", err)
 	}
 	// Admission is decided as the execution is created, in its queue's id order.
-	created, err := m.deps.Store.ExecutionCreateDirect(ctx, store.ExecutionCreateParams{
+	create := store.ExecutionCreateParams{
 		ActionRef: action.Ref, Parameters: params, ParentID: parentID, TimeoutSeconds: &action.TimeoutSeconds, Secrets: secrets,
-	})
+	}
+	var created store.ExecutionCreated
+	if rerun != nil {
+		created, err = m.deps.Store.ExecutionCreateRerun(ctx, create, *rerun)
+	} else {
+		created, err = m.deps.Store.ExecutionCreateDirect(ctx, create)
+	}
 	if err != nil {
 		return err
 	}
@@ -278,6 +286,9 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 
 type rerunRequest struct {
 	Parameters map[string]any `json:"parameters"`
+	// FromTask reruns a failed workflow from this task of it, keeping its variables and what
+	// succeeded; empty reruns the whole action.
+	FromTask string `json:"from_task"`
 }
 
 // rerun runs an execution's action again as its child, with its parameters and the body's
@@ -312,11 +323,49 @@ func (m *Module) rerun(c echo.Context) error {
 		params = make(map[string]any, len(req.Parameters))
 	}
 	maps.Copy(params, pack.RestoreMasked(req.Parameters, params, orig.Secrets))
-	return m.startExecution(c, orig.ActionRef, params, &orig.ID, orig.Secrets)
+	var rerun *store.WorkflowRerun
+	if req.FromTask != "" {
+		if rerun, err = m.rerunFrom(c.Request().Context(), orig, req.FromTask); err != nil {
+			return err
+		}
+	}
+	return m.startExecution(c, orig.ActionRef, params, &orig.ID, orig.Secrets, rerun)
+}
+
+// rerunFrom checks that orig is a failed workflow whose task did not succeed, for a rerun
+// from that task.
+func (m *Module) rerunFrom(ctx context.Context, orig store.Execution, task string) (*store.WorkflowRerun, error) {
+	if _, err := m.deps.Store.WorkflowGet(ctx, orig.ID); errors.Is(err, store.ErrNotFound) {
+		return nil, badRequest("from_task: execution %d is no workflow that ran", orig.ID)
+	} else if err != nil {
+		return nil, err
+	}
+	if orig.Status != store.ExecutionFailed {
+		return nil, &Error{Status: http.StatusConflict, Code: "conflict",
+			Message: fmt.Sprintf("from_task: workflow %d is %s; only a failed workflow is rerun from a task", orig.ID, orig.Status)}
+	}
+	tasks, err := m.deps.Store.WorkflowTasks(ctx, orig.ID)
+	if err != nil {
+		return nil, err
+	}
+	last := ""
+	for _, t := range tasks {
+		if t.Name == task {
+			last = t.Status
+		}
+	}
+	switch last {
+	case "":
+		return nil, badRequest("from_task: workflow %d never reached a task %q", orig.ID, task)
+	case store.TaskSucceeded:
+		return nil, badRequest("from_task: task %q of workflow %d succeeded; a rerun keeps it", task, orig.ID)
+	}
+	return &store.WorkflowRerun{Source: orig.ID, Tasks: []string{task}}, nil
 }
 
 // cancel stops an execution: before it runs it ends cancelled at once; while it runs it
-// becomes canceling and its worker is asked to stop the process.
+// becomes canceling and its worker is asked to stop the process, or for a workflow (running,
+// pausing or paused) an executor is asked to cancel its tasks.
 func (m *Module) cancel(c echo.Context) error {
 	id, err := idParam(c)
 	if err != nil {
@@ -333,23 +382,22 @@ func (m *Module) cancel(c echo.Context) error {
 	if ok {
 		m.notifyExecution(exec, "")
 		if err := m.deps.Relay.Send(ctx, broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: exec.Status,
-			FinishedAt: *exec.FinishedAt, HeldSlot: &exec.HeldSlot}); err != nil {
+			FinishedAt: *exec.FinishedAt, HeldSlot: &exec.HeldSlot, Workflow: exec.WorkflowID()}); err != nil {
 			m.deps.Logger.WarnContext(ctx, "cancelled execution not announced", "execution_id", exec.ID, "err", err)
 		}
 		return answer(c, http.StatusOK, exec)
 	}
+	// Only a workflow pauses, so only a workflow leaves pausing or paused here.
 	exec, ok, err = m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
-		ID: id, From: []string{store.ExecutionRunning}, To: store.ExecutionCanceling,
+		ID: id, From: []string{store.ExecutionRunning, store.ExecutionPausing, store.ExecutionPaused}, To: store.ExecutionCanceling,
 	})
 	if err != nil {
 		return err
 	}
 	if ok {
-		m.notifyExecution(exec, store.ExecutionRunning)
-		if exec.Worker != nil {
-			if err := m.deps.Relay.Send(ctx, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
-				return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
-			}
+		m.notifyExecution(exec, "")
+		if err := m.askToStop(ctx, exec); err != nil {
+			return err
 		}
 		return answer(c, http.StatusAccepted, exec)
 	}
@@ -359,11 +407,9 @@ func (m *Module) cancel(c echo.Context) error {
 	}
 	if exec.Status == store.ExecutionCanceling {
 		// Asking again sends the request again: the first may have been lost after its
-		// commit, and the worker's side is idempotent.
-		if exec.Worker != nil {
-			if err := m.deps.Relay.Send(ctx, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
-				return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
-			}
+		// commit, and the worker's and the executor's sides are idempotent.
+		if err := m.askToStop(ctx, exec); err != nil {
+			return err
 		}
 		return answer(c, http.StatusAccepted, exec)
 	}
@@ -379,6 +425,19 @@ func (m *Module) cancel(c echo.Context) error {
 	return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("execution %d is already %s", id, exec.Status)}
 }
 
+// askToStop asks whoever runs canceling execution exec to stop it: its worker, or for a
+// workflow, which runs on none, an executor, which cancels its tasks.
+func (m *Module) askToStop(ctx context.Context, exec store.Execution) error {
+	if exec.Worker == nil {
+		m.requestAdvance(ctx, exec)
+		return nil
+	}
+	if err := m.deps.Relay.Send(ctx, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
+		return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
+	}
+	return nil
+}
+
 // notify passes committed changes to the live stream.
 func (m *Module) notify(ns ...broker.Notification) {
 	if m.deps.Notifier != nil {
@@ -389,5 +448,5 @@ func (m *Module) notify(ns ...broker.Notification) {
 // notifyExecution tells the live stream that exec reached its status, from previous when
 // known.
 func (m *Module) notifyExecution(exec store.Execution, previous string) {
-	m.notify(broker.ExecutionChanged(exec.ID, exec.ActionRef, exec.Status, previous, exec.Updated))
+	m.notify(broker.ExecutionChanged(exec.ID, exec.ActionRef, exec.Status, previous, exec.Updated).InWorkflow(exec.WorkflowID()))
 }

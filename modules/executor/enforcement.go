@@ -53,7 +53,7 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 			failure = *enf.Reason
 		}
 	}
-	create, action, err := m.executionFor(ctx, actionRef, config, secrets)
+	create, action, err := m.executionFor(ctx, m.actions.Get, actionRef, config, secrets)
 	if err != nil {
 		return err
 	}
@@ -98,15 +98,18 @@ func (m *Module) created(ctx context.Context, c store.ExecutionCreated, action *
 	return m.dispatch(ctx, exec, *action)
 }
 
+// actionGetter reads an action by ref.
+type actionGetter func(ctx context.Context, ref string) (store.Action, error)
+
 // executionFor describes the execution of actionRef with params checked against the
 // action's schema and its defaults applied, and returns the action when it can run. Parameters
 // that do not fit, or an action that does not exist, give an execution that is failed from the
 // start with the reason, so the operator sees what went wrong where they look for the
 // execution. The execution records as secret what the action declares secret and what the
 // enforcement recorded (secrets).
-func (m *Module) executionFor(ctx context.Context, actionRef string, params json.RawMessage, secrets []string) (store.ExecutionCreateParams, *store.Action, error) {
+func (m *Module) executionFor(ctx context.Context, actions actionGetter, actionRef string, params json.RawMessage, secrets []string) (store.ExecutionCreateParams, *store.Action, error) {
 	create := store.ExecutionCreateParams{ActionRef: actionRef, Parameters: params, Secrets: secrets}
-	action, err := m.actions.Get(ctx, actionRef)
+	action, err := actions(ctx, actionRef)
 	if err == nil {
 		create.Secrets = append(pack.SecretNames(action.Parameters), secrets...)
 	}

@@ -1,7 +1,7 @@
 // Package executor is the executor role: it turns enforcements into executions with their
 // parameters checked, admits them under their action's policy, dispatches them to the
-// workers of their runner, listens for completions, and sweeps up work whose message was lost
-// between a commit and its publish.
+// workers of their runner, runs workflows, listens for completions, and sweeps up work whose
+// message was lost between a commit and its publish.
 package executor
 
 import (
@@ -32,6 +32,8 @@ type Store interface {
 	AdmissionExpire(ctx context.Context) ([]store.Execution, error)
 	AdmissionPromoteDue(ctx context.Context) ([]int64, error)
 	ComponentVersion(ctx context.Context) (int64, error)
+	WorkflowsDue(ctx context.Context, limit int) ([]int64, error)
+	WorkflowsStalled(ctx context.Context, after time.Duration, limit int) ([]int64, error)
 	InTx(ctx context.Context, fn func(q *store.Queries) error) error
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
@@ -83,6 +85,10 @@ type Module struct {
 	db     *dbWatch
 	// pools holds the runners whose dispatch queue this process has declared.
 	pools sync.Map
+	// advancing coalesces this process's advances of one workflow.
+	advancing advances
+	// wakes holds the in-process timers of delayed starts, bounded by Run's context.
+	wakes wakeups
 }
 
 // New checks the configuration.
@@ -109,6 +115,7 @@ func (m *Module) Name() string { return "executor" }
 // Run consumes enforcements, execution requests and completions, and sweeps, until ctx ends.
 func (m *Module) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
+	m.wakes.start(ctx)
 	g.Go(func() error {
 		return m.deps.Store.Listen(ctx, store.ChannelActionsChanged, m.deps.Logger, m.actions.Invalidate)
 	})
@@ -122,6 +129,7 @@ func (m *Module) Run(ctx context.Context) error {
 	consume(broker.QueueExecutorCompletions, m.handleCompletion)
 	g.Go(func() error { return m.sweepLoop(ctx) })
 	g.Go(func() error { return m.admissionLoop(ctx) })
+	g.Go(func() error { return m.workflowLoop(ctx) })
 	return g.Wait()
 }
 
@@ -133,7 +141,7 @@ func (m *Module) notify(previous string, execs ...store.Execution) {
 	}
 	ns := make([]broker.Notification, len(execs))
 	for i, e := range execs {
-		ns[i] = broker.ExecutionChanged(e.ID, e.ActionRef, e.Status, previous, e.Updated)
+		ns[i] = broker.ExecutionChanged(e.ID, e.ActionRef, e.Status, previous, e.Updated).InWorkflow(e.WorkflowID())
 	}
 	m.deps.Notifier.Notify(ns...)
 }

@@ -31,6 +31,9 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	switch {
 	case exec.Status == store.ExecutionScheduled && exec.WorkerID == nil:
 		return m.dispatchAll(ctx, []store.Execution{exec})
+	case exec.Status != store.ExecutionRequested && exec.WorkerID == nil && !store.IsTerminal(exec.Status):
+		// A running workflow asked to pause, resume or cancel.
+		return m.advance(ctx, exec.ID)
 	case exec.Status != store.ExecutionRequested:
 		return nil // claimed, or ended
 	case !exec.Admitted:
@@ -94,6 +97,9 @@ func (m *Module) dispatchAll(ctx context.Context, execs []store.Execution) error
 }
 
 func (m *Module) dispatch(ctx context.Context, exec store.Execution, action store.Action) error {
+	if action.RunnerType == workflowRunner {
+		return m.startWorkflow(ctx, exec, action)
+	}
 	timeout := action.TimeoutSeconds
 	if exec.TimeoutSeconds != nil {
 		timeout = *exec.TimeoutSeconds
@@ -141,6 +147,11 @@ func (m *Module) handleCompletion(ctx context.Context, msg broker.Message) error
 		return err
 	}
 	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", p.ExecutionID, "action", p.ActionRef, "status", p.Status)
+	if p.Workflow != nil {
+		if err := m.advance(ctx, *p.Workflow); err != nil {
+			return err
+		}
+	}
 	if p.HeldSlot != nil && !*p.HeldSlot {
 		return nil
 	}

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/attune-go/attune/modules/workflow"
 )
 
 // Runner types: how a worker runs an action.
@@ -19,9 +21,12 @@ const (
 	RunnerHTTP = "http"
 	// RunnerNoop does nothing and succeeds; it is for testing rules and policies.
 	RunnerNoop = "noop"
+	// RunnerWorkflow runs the workflow its entry point defines (package workflow): the
+	// executor runs its tasks as executions of their own, not a worker.
+	RunnerWorkflow = "workflow"
 )
 
-var runnerTypes = []string{RunnerShell, RunnerHTTP, RunnerNoop}
+var runnerTypes = []string{RunnerShell, RunnerHTTP, RunnerNoop, RunnerWorkflow}
 
 // Output formats: how a worker turns an action's standard output into its result.
 const (
@@ -49,7 +54,8 @@ type Action struct {
 	Description string `json:"description" yaml:"description"`
 	// RunnerType is one of the Runner constants.
 	RunnerType string `json:"runner_type" yaml:"runner_type"`
-	// EntryPoint is the script's path relative to the pack's actions/ directory.
+	// EntryPoint is the script's path relative to the pack's actions/ directory or, for a
+	// workflow, its definition's.
 	EntryPoint string `json:"entry_point" yaml:"entry_point"`
 	Parameters Schema `json:"parameters" yaml:"parameters"`
 	// OutputFormat is OutputText or OutputJSON.
@@ -58,6 +64,8 @@ type Action struct {
 	Enabled        bool   `json:"enabled" yaml:"enabled"`
 	// Retry, when set, tries an execution again when it fails; a policy's retry wins.
 	Retry *Retry `json:"retry,omitempty" yaml:"retry"`
+	// Workflow is a workflow action's definition, read from its entry point and checked.
+	Workflow *workflow.Definition `json:"workflow,omitempty" yaml:"-"`
 	// File is the path of the YAML file relative to the pack directory, for error messages.
 	File string `json:"file,omitempty" yaml:"-"`
 }
@@ -120,8 +128,10 @@ func (a *Action) validate(packRef string) error {
 		return err
 	}
 	switch {
-	case a.EntryPoint != "" && a.RunnerType != RunnerShell:
+	case a.EntryPoint != "" && a.RunnerType != RunnerShell && a.RunnerType != RunnerWorkflow:
 		return fieldError("entry_point", fmt.Errorf("the %s runner takes none", a.RunnerType))
+	case a.EntryPoint == "" && a.RunnerType == RunnerWorkflow:
+		return fieldError("entry_point", errors.New("required: the workflow's definition, a YAML file under actions/"))
 	case a.EntryPoint != "":
 		if err := checkEntryPoint(a.EntryPoint, "actions"); err != nil {
 			return fieldError("entry_point", err)

@@ -77,15 +77,16 @@ func load(fsys fs.FS, dir, root string) (*Pack, error) {
 		if err := l.component(file, &a, a.validate); err != nil {
 			return err
 		}
-		if a.EntryPoint != "" {
-			if err := l.script("actions", a.EntryPoint, true); err != nil {
-				return &Error{File: file, Field: "entry_point", Err: err}
-			}
+		if err := l.entryPoint(&a); err != nil {
+			return err
 		}
 		p.Actions = append(p.Actions, a)
 		return l.claim("action", a.Ref, file)
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := p.checkTasks(p.ownActionExists); err != nil {
 		return nil, err
 	}
 	err = l.each("triggers", func(file string) error {

@@ -42,8 +42,8 @@ type Lookup interface {
 }
 
 // CheckReferences verifies that every rule names an action and a trigger, every sensor names
-// triggers, and every policy with an action_ref names an action, that exist in the pack or
-// through lookup. lookup may be nil to check the pack on its own. The error names the file and
+// triggers, and every policy with an action_ref and every workflow's task names an action,
+// that exist in the pack or through lookup. lookup may be nil to check the pack on its own. The error names the file and
 // field of the first dangling reference, such as
 // `rules/r.yaml: action_ref: no action "demo.missing"`.
 func (p *Pack) CheckReferences(lookup Lookup) error {
@@ -79,7 +79,7 @@ func (p *Pack) CheckReferences(lookup Lookup) error {
 				return &Error{File: pol.File, Field: "action_ref", Err: fmt.Errorf("no action %q", pol.ActionRef)}
 			}
 		}
-		return nil
+		return p.checkTasks(actionExists)
 	}()
 	if err != nil {
 		return fmt.Errorf("check references of pack %s: %w", p.Ref, err)

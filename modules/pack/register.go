@@ -185,9 +185,15 @@ func StoreAction(a Action, packRef string) (store.Action, error) {
 	if err != nil {
 		return store.Action{}, err
 	}
-	return store.Action{Ref: a.Ref, PackRef: packRef, Label: a.Label, Description: a.Description, RunnerType: a.RunnerType,
+	sa := store.Action{Ref: a.Ref, PackRef: packRef, Label: a.Label, Description: a.Description, RunnerType: a.RunnerType,
 		EntryPoint: a.EntryPoint, Parameters: params, OutputFormat: a.OutputFormat, TimeoutSeconds: a.TimeoutSeconds, Enabled: a.Enabled,
-		Retry: storeRetry(a.Retry)}, nil
+		Retry: storeRetry(a.Retry)}
+	if a.Workflow != nil {
+		if sa.Workflow, err = encode("workflow", a.Workflow); err != nil {
+			return store.Action{}, err
+		}
+	}
+	return sa, nil
 }
 
 // StoreTrigger is t, of pack packRef, as the store keeps it.

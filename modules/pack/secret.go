@@ -1,9 +1,13 @@
 package pack
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // Mask is what every surface shows in place of the value of a secret parameter: API answers,
@@ -172,4 +176,138 @@ func unionNames(a, b []string) []string {
 	out := slices.Concat(a, b)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// minMaskedText is the length, in bytes, of the shortest secret value MaskValues masks inside
+// a longer string: a shorter one would garble ordinary text (a PIN of 42 would mask every
+// "42"). The worker draws the same line when it scrubs results.
+const minMaskedText = 6
+
+// MaskValues returns the JSON document doc with the values of the secret parameters of an
+// execution (params holds them, secrets names them) masked wherever they show up in it, for
+// what is derived from an execution's input (a workflow's variables, its tasks' results): a
+// value equal to a secret value becomes Mask, and so does each occurrence, in a string or a
+// key, of the text of a secret value (a string, or a number as text) of minMaskedText bytes
+// or more. A document it cannot read is masked whole when there are secret values at all.
+func MaskValues(doc, params json.RawMessage, secrets []string) json.RawMessage {
+	values := secretValues(params, secrets)
+	if len(values) == 0 || len(doc) == 0 {
+		return doc
+	}
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		return maskJSON
+	}
+	m := valueMasker{values: values, texts: replacerOf(values)}
+	out, changed := m.mask(v)
+	if !changed {
+		return doc
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return maskJSON
+	}
+	return b
+}
+
+// secretValues returns the values in params of the parameters named in secrets.
+func secretValues(params json.RawMessage, secrets []string) []any {
+	if len(secrets) == 0 || len(params) == 0 {
+		return nil
+	}
+	var all map[string]any
+	if json.Unmarshal(params, &all) != nil {
+		return nil
+	}
+	var out []any
+	for _, name := range secrets {
+		if v, ok := all[name]; ok && v != nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// replacerOf replaces the texts of values long enough to mask inside strings, longest first
+// so that a secret wins over another that is its prefix; nil when there are none.
+func replacerOf(values []any) *strings.Replacer {
+	var texts []string
+	var collect func(v any)
+	collect = func(v any) {
+		switch x := v.(type) {
+		case string:
+			texts = append(texts, x)
+		case float64:
+			texts = append(texts, strconv.FormatFloat(x, 'f', -1, 64))
+		case map[string]any:
+			for _, e := range x {
+				collect(e)
+			}
+		case []any:
+			for _, e := range x {
+				collect(e)
+			}
+		}
+	}
+	for _, v := range values {
+		collect(v)
+	}
+	texts = slices.DeleteFunc(texts, func(s string) bool { return len(s) < minMaskedText })
+	if len(texts) == 0 {
+		return nil
+	}
+	slices.SortFunc(texts, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
+	texts = slices.Compact(texts)
+	pairs := make([]string, 0, 2*len(texts))
+	for _, s := range texts {
+		pairs = append(pairs, s, Mask)
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// valueMasker masks secret values in a decoded JSON document.
+type valueMasker struct {
+	values []any
+	texts  *strings.Replacer
+}
+
+// mask returns v masked, and whether anything in it was.
+func (m valueMasker) mask(v any) (any, bool) {
+	for _, s := range m.values {
+		if reflect.DeepEqual(v, s) {
+			return Mask, true
+		}
+	}
+	switch x := v.(type) {
+	case string:
+		out := m.text(x)
+		return out, out != x
+	case map[string]any:
+		changed := false
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			masked, c := m.mask(e)
+			key := m.text(k)
+			out[key] = masked
+			changed = changed || c || key != k
+		}
+		return out, changed
+	case []any:
+		changed := false
+		out := make([]any, len(x))
+		for i, e := range x {
+			var c bool
+			out[i], c = m.mask(e)
+			changed = changed || c
+		}
+		return out, changed
+	}
+	return v, false
+}
+
+func (m valueMasker) text(s string) string {
+	if m.texts == nil {
+		return s
+	}
+	return m.texts.Replace(s)
 }

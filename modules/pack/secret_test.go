@@ -101,3 +101,30 @@ func TestRestoreMaskedSchema(t *testing.T) {
 	RestoreMaskedSchema(changed, current)
 	require.Equal(t, []any{Mask, "bronze"}, changed["tier"].Enum, "an enum edited is taken as sent")
 }
+
+func TestMaskValues(t *testing.T) {
+	t.Parallel()
+	params := `{"token": "s3cr3t-token", "pin": 42, "cfg": {"user": "bob", "password": "hunter22"}, "host": "h"}`
+	secrets := []string{"cfg", "pin", "token", "absent"}
+	for _, tt := range []struct {
+		name, doc, want string
+	}{
+		{"equal values masked, at any depth and of any type",
+			`{"a": "s3cr3t-token", "b": [42, {"c": {"user": "bob", "password": "hunter22"}}], "host": "h", "n": 43}`,
+			`{"a": "********", "b": ["********", {"c": "********"}], "host": "h", "n": 43}`},
+		{"long texts masked inside strings and keys, short ones not",
+			`{"header": "Bearer s3cr3t-token", "login": "bob:hunter22", "s3cr3t-token": 1, "pin": "42"}`,
+			`{"header": "Bearer ********", "login": "bob:********", "********": 1, "pin": "42"}`},
+		{"nothing secret left as it is", `{"host": "h", "n": [1, 2]}`, `{"host": "h", "n": [1, 2]}`},
+		{"a bare value", `"s3cr3t-token"`, `"********"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.JSONEq(t, tt.want, string(MaskValues(json.RawMessage(tt.doc), json.RawMessage(params), secrets)))
+		})
+	}
+	unchanged := json.RawMessage(`{"host":  "h"}`)
+	require.Equal(t, unchanged, MaskValues(unchanged, json.RawMessage(params), secrets), "what has no secret is not rewritten")
+	require.Equal(t, json.RawMessage(`"********"`), MaskValues(json.RawMessage(`{bad`), json.RawMessage(params), secrets))
+	require.Equal(t, json.RawMessage(`{bad`), MaskValues(json.RawMessage(`{bad`), json.RawMessage(params), nil), "no secrets, nothing to hide")
+}

@@ -187,7 +187,7 @@ func parseExpression(raw any, path string) (node, error) {
 	if !ok || strings.TrimSpace(src) == "" {
 		return nil, pathErrorf(path, `"expression" must be a non-empty string`)
 	}
-	p, err := compile(src, true)
+	p, err := compile(rules.programs.decl, src, true)
 	if err != nil {
 		return nil, pathErrorf(path, "compile expression %q: %w", src, err)
 	}

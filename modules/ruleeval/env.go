@@ -8,47 +8,66 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker/nature"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/vm"
 	"github.com/expr-lang/expr/vm/runtime"
 )
 
-// eventEnv and ruleEnv are structs rather than maps so that expr's checker rejects a typo
-// such as event.paylod at parse time instead of letting it read as nil forever.
-type eventEnv struct {
-	ID         int64          `expr:"id" json:"id"`
-	TriggerRef string         `expr:"trigger_ref" json:"trigger_ref"`
-	Payload    map[string]any `expr:"payload" json:"payload"`
+// Env is one language of templates and expressions: the names they may use, to which the
+// checker holds them when they compile (a typo such as event.paylod or varz.count is refused
+// when a rule or a workflow is saved rather than reading nil forever), and the programs
+// compiled so far. Rules have one Env; package workflow declares its own. An Env is safe for
+// concurrent use.
+type Env struct {
+	programs programCache
 }
 
-type ruleEnv struct {
-	Ref string `expr:"ref" json:"ref"`
+// NewEnv declares the names of a language, each by an example of its value, whose type is
+// what the checker knows of the name: a struct has just its fields, a map[string]any is data
+// whose missing paths read as nil, a func is a function the expressions may call, and nil
+// declares a value of any shape (a task's result may be an object, a list or text).
+func NewEnv(names map[string]any) *Env {
+	d := declaration{examples: make(map[string]any, len(names))}
+	for name, example := range names {
+		d.examples[name] = example
+		if example == nil {
+			d.anyShape = append(d.anyShape, name)
+		}
+	}
+	return &Env{programs: programCache{decl: d}}
+}
+
+// declaration is what the checker knows of an Env's names.
+type declaration struct {
+	examples map[string]any
+	// anyShape are the names declared by nil.
+	anyShape []string
+}
+
+// option declares the names to expr. expr types a nil example as the nil value, which has no
+// members and takes no arithmetic; a name of any shape is given the unknown type instead, the
+// one expr gives an interface{} field, so that result.stdout, result[0] and item + 1 all check
+// and the data decides at run time. (expr's types.Any would say the same through a types.Map
+// environment, but that environment cannot hold the structs the rules' names are.)
+func (d declaration) option() expr.Option {
+	return func(c *conf.Config) {
+		c.WithEnv(d.examples)
+		for _, name := range d.anyShape {
+			c.Env.Fields[name] = nature.Nature{}
+		}
+	}
 }
 
 // getFunc is what member access on payload data is rewritten to. The "$" keeps it out of the
 // way of names a rule author would pick.
 const getFunc = "$get"
 
-// newEnv builds what templates and expressions see of an event. The payload is copied and its
-// json.Numbers turned into numbers, so expressions can do arithmetic on them and nothing they
-// return aliases the event.
-func newEnv(in Input) map[string]any {
-	payload, _ := plain(in.Payload).(map[string]any)
-	return map[string]any{
-		"event":   eventEnv{ID: in.EventID, TriggerRef: in.TriggerRef, Payload: payload},
-		"trigger": payload,
-		"rule":    ruleEnv{Ref: in.RuleRef},
-	}
-}
-
-// compile compiles an expression against the shape of newEnv's result; asBool refuses an
-// expression whose type is known not to be bool.
-func compile(src string, asBool bool) (*vm.Program, error) {
+// compile compiles an expression against the names declared; asBool refuses an expression
+// whose type is known not to be bool.
+func compile(decl declaration, src string, asBool bool) (*vm.Program, error) {
 	opts := []expr.Option{
-		expr.Env(map[string]any{
-			"event":   eventEnv{},
-			"trigger": map[string]any{},
-			"rule":    ruleEnv{},
-		}),
+		decl.option(),
 		expr.Function(getFunc, safeGet, new(func(any, any) any)),
 		expr.Patch(safeMembers{}),
 	}
@@ -56,12 +75,22 @@ func compile(src string, asBool bool) (*vm.Program, error) {
 	if err != nil {
 		return nil, exprError{err}
 	}
-	// Checked here rather than with expr.AsBool, which also makes a nil result read as false
-	// at run time: a condition on a missing path should surface, not quietly never match.
-	if t := p.Node().Type(); asBool && t.Kind() != reflect.Bool && t.Kind() != reflect.Interface {
-		return nil, fmt.Errorf("%w, got %s", ErrNotBool, t)
+	if asBool {
+		if err := checkBool(p); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
+}
+
+// checkBool refuses a program whose type is known not to be bool. It is checked here rather
+// than with expr.AsBool, which also makes a nil result read as false at run time: a
+// condition on a missing path should surface, not quietly never match.
+func checkBool(p *vm.Program) error {
+	if t := p.Node().Type(); t.Kind() != reflect.Bool && t.Kind() != reflect.Interface {
+		return fmt.Errorf("%w, got %s", ErrNotBool, t)
+	}
+	return nil
 }
 
 // run evaluates a compiled program.
@@ -157,24 +186,26 @@ func listIndex(key any, n int) (int, bool) {
 	return i, true
 }
 
-// maxCachedPrograms bounds the template cache. Templates come from rules, not events, so the
-// bound is only reached when rules churn; past it, templates are compiled on each render.
+// maxCachedPrograms bounds an Env's program cache. Templates come from rules and workflow
+// definitions, not events, so the bound is only reached when those churn; past it, templates
+// are compiled on each render.
 const maxCachedPrograms = 4096
 
-// programCache keeps compiled templates across renders because a rule renders the same
-// templates on every event it matches.
+// programCache keeps the programs compiled against one set of names across renders, since a
+// rule renders the same templates on every event it matches and a workflow on every task: the
+// cache is keyed by the names (one cache an Env) and the source. The zero programCache
+// declares no names.
 type programCache struct {
-	m sync.Map // source -> *vm.Program
-	n atomic.Int64
+	decl declaration
+	m    sync.Map // source -> *vm.Program
+	n    atomic.Int64
 }
-
-var templates programCache
 
 func (c *programCache) get(src string) (*vm.Program, error) {
 	if p, ok := c.m.Load(src); ok {
 		return p.(*vm.Program), nil
 	}
-	p, err := compile(src, false)
+	p, err := compile(c.decl, src, false)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,7 +25,15 @@ type segment struct {
 // lists) compiles. Errors are *PathError naming the parameter, e.g. `action_params.message:
 // ...`; when several parameters are broken, the first in key order is reported.
 func ValidateTemplates(params map[string]any) error {
-	return walkStrings(params, paramsPath, func(s, path string) error {
+	return rules.Validate(params, paramsPath)
+}
+
+// Validate checks that every {{ ... }} in v (walked recursively through maps and lists)
+// compiles against e's names. Errors are *PathError naming the place under path, such as
+// path.message or path[2]; when several places are broken, the first in key order is
+// reported.
+func (e *Env) Validate(v any, path string) error {
+	return walkStrings(v, path, func(s, path string) error {
 		segs, err := splitTemplate(s)
 		if err != nil {
 			return &PathError{Path: path, Err: err}
@@ -33,8 +42,14 @@ func ValidateTemplates(params map[string]any) error {
 			if !seg.isExpr {
 				continue
 			}
-			if _, err := templates.get(seg.text); err != nil {
+			p, err := e.programs.get(seg.text)
+			if err != nil {
 				return pathErrorf(path, "compile template %q: %w", seg.text, err)
+			}
+			// A function's value renders as an address in text and cannot be encoded as JSON:
+			// writing succeeded for succeeded() is a slip to point out, not a value.
+			if t := p.Node().Type(); t != nil && t.Kind() == reflect.Func {
+				return pathErrorf(path, "template %q is a function; call it: %s()", seg.text, seg.text)
 			}
 		}
 		return nil
@@ -87,19 +102,34 @@ func walkStrings(v any, path string, fn func(s, path string) error) error {
 // modified; the result shares no maps or lists with it or with the event. Errors are
 // *PathError naming the parameter.
 func Render(params map[string]any, in Input) (map[string]any, error) {
-	r := renderer{in: in}
-	out, err := r.value(params, paramsPath)
+	out, err := rules.Render(params, paramsPath, func() map[string]any { return newEnv(in) })
 	if err != nil {
 		return nil, err
 	}
 	return out.(map[string]any), nil
 }
 
+// Values gives what an Env's names hold for one evaluation, as a map from name to value
+// whose values have the types the names were declared with. Render calls it at most once,
+// on the first template it meets, because building the values often means copying data.
+type Values func() map[string]any
+
+// Render renders every string in v against e's names, as the package-level Render does a
+// rule's parameters: a string that is one template keeps its value's type, text with
+// templates in it interpolates them, and other values pass through. The result shares no
+// maps or lists with v or with the values, so that it can be kept and changed. Errors are
+// *PathError naming the place under path.
+func (e *Env) Render(v any, path string, values Values) (any, error) {
+	r := renderer{lang: e, values: values}
+	return r.value(v, path)
+}
+
 // renderer carries one Render call; the environment is built once, on the first template.
 type renderer struct {
-	in    Input
-	env   map[string]any
-	progs map[string]*vm.Program
+	lang   *Env
+	values Values
+	env    map[string]any
+	progs  map[string]*vm.Program
 }
 
 func (r *renderer) value(v any, path string) (any, error) {
@@ -163,7 +193,7 @@ func (r *renderer) eval(src, path string) (any, error) {
 	p, ok := r.progs[src]
 	if !ok {
 		var err error
-		if p, err = templates.get(src); err != nil {
+		if p, err = r.lang.programs.get(src); err != nil {
 			return nil, pathErrorf(path, "compile template %q: %w", src, err)
 		}
 		if r.progs == nil {
@@ -172,7 +202,7 @@ func (r *renderer) eval(src, path string) (any, error) {
 		r.progs[src] = p
 	}
 	if r.env == nil {
-		r.env = newEnv(r.in)
+		r.env = r.values()
 	}
 	v, err := run(p, r.env)
 	if err != nil {

@@ -227,6 +227,11 @@ func asMap(v any) (map[string]any, bool) {
 	return out, true
 }
 
+// Plain returns a deep copy of v in the shapes encoding/json decodes to (map[string]any,
+// []any, int64 or float64 for a json.Number), for a caller building an Env's values from
+// data: expressions then see one kind of number, and nothing they return aliases the data.
+func Plain(v any) any { return plain(v) }
+
 // plain deep-copies v into the shapes encoding/json produces (map[string]any, []any, int64
 // or float64 for json.Number), so expressions see one kind of number and callers get values
 // that share nothing with the event.

@@ -172,6 +172,7 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, result runner
 	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", exec.ID, "status", status, "duration_ms", result.DurationMS)
 	return m.deps.Relay.Send(ctx, broker.ExecutionCompleted{
 		ExecutionID: done.ID, ActionRef: done.ActionRef, Status: done.Status, FinishedAt: time.Now().UTC(), HeldSlot: &done.HeldSlot,
+		Workflow: done.WorkflowID(),
 	})
 }
 

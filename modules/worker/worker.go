@@ -242,7 +242,8 @@ func (m *Module) abandonLeftovers(ctx context.Context) error {
 	m.notify("", left...)
 	for _, e := range left {
 		m.deps.Logger.WarnContext(ctx, "execution abandoned by a restart of its worker", "execution_id", e.ID, "action", e.ActionRef)
-		if err := m.deps.Relay.Send(ctx, broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef, Status: e.Status, FinishedAt: time.Now().UTC()}); err != nil {
+		if err := m.deps.Relay.Send(ctx, broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef, Status: e.Status, FinishedAt: time.Now().UTC(),
+			Workflow: e.WorkflowID()}); err != nil {
 			return err
 		}
 	}
@@ -283,7 +284,7 @@ func (m *Module) notify(previous string, execs ...store.Execution) {
 	}
 	ns := make([]broker.Notification, len(execs))
 	for i, e := range execs {
-		ns[i] = broker.ExecutionChanged(e.ID, e.ActionRef, e.Status, previous, e.Updated)
+		ns[i] = broker.ExecutionChanged(e.ID, e.ActionRef, e.Status, previous, e.Updated).InWorkflow(e.WorkflowID())
 	}
 	m.deps.Notifier.Notify(ns...)
 }

@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/store"
@@ -32,6 +33,7 @@ type Config struct {
 // Filter narrows what a client receives; zero fields match everything. A filter on
 // executions excludes events.
 type Filter struct {
+	// ExecutionID keeps one execution's changes and, for a workflow, its tasks' executions'.
 	ExecutionID int64
 	ActionRef   string
 }
@@ -39,7 +41,8 @@ type Filter struct {
 func (f Filter) match(n broker.Notification) bool {
 	switch n.Kind {
 	case broker.NotifyExecution:
-		return (f.ExecutionID == 0 || f.ExecutionID == n.ID) && (f.ActionRef == "" || f.ActionRef == n.Ref)
+		return (f.ExecutionID == 0 || f.ExecutionID == n.ID || n.Workflow != nil && f.ExecutionID == *n.Workflow) &&
+			(f.ActionRef == "" || f.ActionRef == n.Ref)
 	case broker.NotifyEvent:
 		return f.ExecutionID == 0 && f.ActionRef == ""
 	}
@@ -53,17 +56,23 @@ type Hub struct {
 	mu      sync.Mutex
 	clients map[*Client]struct{}
 	closed  bool
-	// seen and older are two generations of the last status passed on per execution: when
+	// seen and older are two generations of the last change passed on per execution: when
 	// seen is full it becomes older and a new one starts, so memory stays bounded and an
 	// execution is forgotten only after Remember others have changed.
-	seen, older map[int64]string
+	seen, older map[int64]change
+}
+
+// change is the status an execution reached, and when.
+type change struct {
+	status string
+	at     time.Time
 }
 
 // NewHub returns an open hub.
 func NewHub(cfg Config) *Hub {
 	cfg.Buffer = cmp.Or(cfg.Buffer, 1024)
 	cfg.Remember = cmp.Or(cfg.Remember, 100000)
-	return &Hub{cfg: cfg, clients: make(map[*Client]struct{}), seen: make(map[int64]string)}
+	return &Hub{cfg: cfg, clients: make(map[*Client]struct{}), seen: make(map[int64]change)}
 }
 
 // Client is one subscriber: it reads Notifications until Done is closed.
@@ -109,8 +118,9 @@ func (h *Hub) Subscribe(f Filter) (*Client, error) {
 
 // Deliver passes a batch on to every client whose filter matches. A status that cannot follow
 // the one last passed on for its execution (at or below its rank, but for a late result that
-// replaces abandoned) is stale (batches from different processes arrive in any order) and
-// dropped; a previous status left unknown by the sender
+// replaces abandoned, and a workflow's later move among running, pausing and paused) is stale
+// (batches from different processes arrive in any order) and dropped; a previous status left
+// unknown by the sender
 // is filled from the one last passed on. Deliver never blocks: a client whose buffer is full
 // is cut off.
 func (h *Hub) Deliver(batch []broker.Notification) {
@@ -143,16 +153,16 @@ func (h *Hub) advance(n *broker.Notification) bool {
 	if !known {
 		last, known = h.older[n.ID]
 	}
-	if known && !store.ExecutionStatusAfter(last, n.Status) {
+	if known && !store.ExecutionStatusNewer(last.status, last.at, n.Status, n.At) {
 		return false
 	}
 	if known && n.PreviousStatus == "" {
-		n.PreviousStatus = last
+		n.PreviousStatus = last.status
 	}
 	if len(h.seen) >= h.cfg.Remember {
-		h.older, h.seen = h.seen, make(map[int64]string, len(h.seen))
+		h.older, h.seen = h.seen, make(map[int64]change, len(h.seen))
 	}
-	h.seen[n.ID] = n.Status
+	h.seen[n.ID] = change{n.Status, n.At}
 	return true
 }
 

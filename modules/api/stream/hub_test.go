@@ -103,6 +103,43 @@ func TestLateResultFollowsAbandoned(t *testing.T) {
 	require.Equal(t, []string{"a#running", "a#abandoned", "a#completed", "b#completed"}, statuses(received(c)))
 }
 
+// A filter on a workflow's id keeps its tasks' executions too, which carry its id; not those
+// of another workflow, nor of a nested workflow's tasks, which carry the nested one's.
+func TestWorkflowFilterKeepsItsTasks(t *testing.T) {
+	t.Parallel()
+	h := stream.NewHub(stream.Config{})
+	c := subscribe(t, h, stream.Filter{ExecutionID: 1})
+	inWorkflow := func(id, workflow int64, status string) broker.Notification {
+		return exec(id, "task", status).InWorkflow(&workflow)
+	}
+	h.Deliver([]broker.Notification{exec(1, "flow", "running"), inWorkflow(2, 1, "requested"), inWorkflow(3, 9, "requested"),
+		inWorkflow(4, 2, "requested"), inWorkflow(2, 1, "running"), exec(5, "task", "running")})
+	got := received(c)
+	require.Equal(t, []string{"flow#running", "task#requested", "task#running"}, statuses(got))
+	require.EqualValues(t, 1, *got[1].Workflow)
+}
+
+// A workflow moves between running, pausing and paused, which share a rank: a later change
+// among them is passed on, an earlier one arriving late is stale, and the rank still rules
+// between them and the others.
+func TestWorkflowPausesInTimeOrder(t *testing.T) {
+	t.Parallel()
+	h := stream.NewHub(stream.Config{})
+	c := subscribe(t, h, stream.Filter{})
+	at := time.Now()
+	change := func(status string, after time.Duration) broker.Notification {
+		return broker.ExecutionChanged(1, "flow", status, "", at.Add(after))
+	}
+	h.Deliver([]broker.Notification{change("running", 0), change("pausing", time.Second)})
+	h.Deliver([]broker.Notification{change("running", 0)}) // late: the start, again
+	h.Deliver([]broker.Notification{change("paused", 2*time.Second), change("running", 3*time.Second)})
+	h.Deliver([]broker.Notification{change("pausing", time.Second)}) // late
+	h.Deliver([]broker.Notification{change("scheduled", 4*time.Second), change("canceling", 5*time.Second), change("paused", 6*time.Second)})
+	got := received(c)
+	require.Equal(t, []string{"flow#running", "flow#pausing", "flow#paused", "flow#running", "flow#canceling"}, statuses(got))
+	require.Equal(t, "paused", got[3].PreviousStatus)
+}
+
 // The memory of last statuses is bounded: after Remember other executions changed, an
 // execution is forgotten, and only then.
 func TestForgetsOnlyLongAfter(t *testing.T) {

@@ -1,0 +1,195 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/workflow"
+	"github.com/attune-go/attune/store"
+)
+
+// workflowRunner is the runner of actions the executor runs itself, as workflows.
+const workflowRunner = "workflow"
+
+// startWorkflow starts a workflow execution its policy admitted, in place of a dispatch: it
+// moves to running, its state is recorded and its first tasks are created, in one
+// transaction. A second start (a redelivered request, the sweeper's) finds it running and
+// does nothing.
+func (m *Module) startWorkflow(ctx context.Context, exec store.Execution, action store.Action) error {
+	var f *flow
+	err := m.deps.Store.InTx(ctx, func(q *store.Queries) error {
+		running, ok, err := q.ExecutionTransition(ctx, store.ExecutionTransition{
+			ID: exec.ID, From: []string{store.ExecutionScheduled}, To: store.ExecutionRunning,
+		})
+		if err != nil || !ok {
+			return err
+		}
+		f = &flow{m: m, q: q, now: time.Now()}
+		f.started = append(f.started, running)
+		if len(action.Workflow) == 0 {
+			return f.end(ctx, running, store.ExecutionFailed, nil, fmt.Sprintf("action %s has no workflow definition", action.Ref))
+		}
+		f.wf = store.Workflow{Execution: exec.ID, Definition: action.Workflow, Status: store.ExecutionRunning, Input: exec.Parameters}
+		if err := f.load(); err != nil {
+			return f.end(ctx, running, store.ExecutionFailed, nil, err.Error())
+		}
+		vars, err := workflow.RenderVars(f.def, workflow.Scope{Input: f.input})
+		if err != nil {
+			return f.end(ctx, running, store.ExecutionFailed, nil, fmt.Sprintf("render vars: %v", err))
+		}
+		f.vars = vars
+		raw, err := json.Marshal(vars)
+		if err != nil {
+			return fmt.Errorf("encode the variables of workflow %d: %w", exec.ID, err)
+		}
+		if created, err := q.WorkflowCreate(ctx, exec.ID, action.Workflow, raw); err != nil || !created {
+			return err
+		}
+		start, err := f.rerun(ctx)
+		if err != nil {
+			return err
+		}
+		for _, name := range start {
+			if err := f.arrive(ctx, name); err != nil {
+				return err
+			}
+		}
+		return f.step(ctx)
+	})
+	if err != nil || f == nil {
+		return err
+	}
+	return f.afterCommit(ctx)
+}
+
+// rerun readies a rerun of a failed workflow: it keeps the variables and the succeeded tasks
+// of the workflow it reruns, and starts from the tasks asked for. A workflow that reruns
+// nothing starts from the definition's start.
+func (f *flow) rerun(ctx context.Context) ([]string, error) {
+	rerun, err := f.q.WorkflowRerunOf(ctx, f.wf.Execution)
+	if errors.Is(err, store.ErrNotFound) {
+		return f.def.Start, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	source, err := f.q.WorkflowGet(ctx, rerun.Source)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(source.Vars, &f.vars); err != nil {
+		return nil, fmt.Errorf("decode the variables of workflow %d: %w", rerun.Source, err)
+	}
+	f.saveVars = true
+	if f.tasks, err = f.q.WorkflowKeepSucceeded(ctx, rerun.Source, f.wf.Execution); err != nil {
+		return nil, err
+	}
+	return rerun.Tasks, nil
+}
+
+// advanceOnce takes in the endings of workflow id's tasks, starts what they lead to and what
+// is due, acts on a request to pause or cancel, and ends the workflow when nothing is left
+// to run, all in one transaction under the workflow's lock. It is idempotent: whatever it
+// has taken in already, it finds taken in. An execution that is no workflow, or has not
+// started yet, is left alone.
+func (m *Module) advanceOnce(ctx context.Context, id int64) error {
+	var f *flow
+	err := m.deps.Store.InTx(ctx, func(q *store.Queries) error {
+		wf, err := q.WorkflowLock(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if store.IsTerminal(wf.Status) {
+			return nil
+		}
+		f = &flow{m: m, q: q, wf: wf, now: time.Now()}
+		if err := f.load(); err != nil {
+			return fmt.Errorf("workflow %d: %w", id, err)
+		}
+		if err := json.Unmarshal(wf.Vars, &f.vars); err != nil {
+			return fmt.Errorf("decode the variables of workflow %d: %w", id, err)
+		}
+		if f.tasks, err = q.WorkflowTasks(ctx, id); err != nil {
+			return err
+		}
+		return f.step(ctx)
+	})
+	if err != nil || f == nil {
+		return err
+	}
+	return f.afterCommit(ctx)
+}
+
+// advanceAll advances each workflow, going on past failures.
+func (m *Module) advanceAll(ctx context.Context, ids []int64) error {
+	var errs []error
+	for _, id := range ids {
+		if err := m.advance(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("advance workflow %d: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// workflowBatch bounds the workflows one pass of the workflow loop advances.
+const workflowBatch = 100
+
+// workflowLoop starts the delayed tasks and attempts that are due (should the timer of the
+// process that planned them be gone with it), and advances workflows
+// that missed a child's ending (its completion message was lost, or the ending was one that
+// sends none, such as a policy refusing the child) or a request to pause or cancel.
+func (m *Module) workflowLoop(ctx context.Context) error {
+	return m.every(ctx, time.Second, "advance due workflows", func(ctx context.Context) error {
+		due, err := m.deps.Store.WorkflowsDue(ctx, workflowBatch)
+		if err != nil {
+			return err
+		}
+		stalled, err := m.deps.Store.WorkflowsStalled(ctx, m.cfg.SweepAfter, workflowBatch)
+		if err != nil {
+			return err
+		}
+		return m.advanceAll(ctx, append(due, stalled...))
+	})
+}
+
+// afterCommit sends what the transaction decided: the children admitted go to their workers
+// (or start, for a nested workflow), the stream hears of every change, an ended workflow's
+// completion goes out (to its policy's waiters and to its own parent workflow), and running
+// children of a cancelled workflow are asked to stop.
+func (f *flow) afterCommit(ctx context.Context) error {
+	m := f.m
+	m.notify("", f.created...)
+	m.notify(store.ExecutionRunning, f.started...)
+	m.notify("", f.changed...)
+	var msgs []broker.Payload
+	for _, e := range f.ended {
+		msgs = append(msgs, broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef, Status: e.Status,
+			FinishedAt: f.now.UTC(), HeldSlot: &e.HeldSlot, Workflow: e.WorkflowID()})
+	}
+	for _, e := range f.stopping {
+		if e.Worker != nil {
+			msgs = append(msgs, broker.ExecutionCancelRequested{ExecutionID: e.ID, Worker: *e.Worker})
+		} else {
+			// A nested workflow: its own advance cancels its tasks.
+			msgs = append(msgs, broker.ExecutionRequested{ExecutionID: e.ID, ActionRef: e.ActionRef})
+		}
+	}
+	if !f.wake.IsZero() {
+		m.wakes.after(f.wake, func(ctx context.Context) error { return m.advance(ctx, f.wf.Execution) })
+	}
+	var errs []error
+	if err := m.deps.Relay.Send(ctx, msgs...); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.dispatchAll(ctx, f.admitted); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,306 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/attune-go/attune/modules/workflow"
+	"github.com/attune-go/attune/store"
+)
+
+// startDue starts the tasks whose arrivals are complete and whose delay is over, the next
+// items of running tasks as their concurrency allows, and the retries whose delay is over.
+func (f *flow) startDue(ctx context.Context) error {
+	if !f.accepting() {
+		return nil
+	}
+	for i := range f.tasks {
+		t := &f.tasks[i]
+		if t.Status == store.TaskWaiting && t.StartAt != nil && !t.StartAt.After(f.now) {
+			if err := f.startTask(ctx, t); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range f.tasks {
+		if t := &f.tasks[i]; t.Status == store.TaskRunning {
+			f.startItems(t)
+		}
+	}
+	running, err := f.q.WorkflowItemsRunning(ctx, f.wf.Execution)
+	if err != nil {
+		return err
+	}
+	for _, it := range running {
+		if it.Execution == nil && it.StartAt != nil && !it.StartAt.After(f.now) {
+			if t := f.task(it.Task); t != nil {
+				f.queued = append(f.queued, attemptStart{task: t, item: it.Item, attempt: it.Attempt, delayed: true})
+			}
+		}
+	}
+	return nil
+}
+
+// startTask starts a task: its items are rendered (a task without items has one), and as
+// many start as its concurrency allows. Items that do not render fail the task.
+func (f *flow) startTask(ctx context.Context, t *store.WorkflowTask) error {
+	def := f.def.Task(t.Name)
+	t.Status = store.TaskRunning
+	f.dirty[t.ID] = true
+	if def.With != nil {
+		items, err := workflow.RenderItems(def, f.scope())
+		if err != nil {
+			return f.decide(ctx, t, def, workflow.OutcomeFailed, map[string]any{"error": err.Error()})
+		}
+		raw, err := json.Marshal(items)
+		if err != nil {
+			return fmt.Errorf("encode the items of task %s: %w", t.Name, err)
+		}
+		t.Items, t.ItemCount = raw, len(items)
+		if len(items) == 0 {
+			return f.decide(ctx, t, def, workflow.OutcomeSucceeded, []any{})
+		}
+	}
+	f.startItems(t)
+	return nil
+}
+
+// startItems queues the next items of t while its concurrency allows. An item counts as
+// running from its start until its last attempt ends, retries' delays included.
+func (f *flow) startItems(t *store.WorkflowTask) {
+	def := f.def.Task(t.Name)
+	limit := 0
+	if def != nil && def.With != nil {
+		limit = def.With.Concurrency
+	}
+	for t.NextItem < t.ItemCount && (limit == 0 || t.NextItem-t.ItemsEnded < limit) {
+		f.queued = append(f.queued, attemptStart{task: t, item: t.NextItem, attempt: 1})
+		t.NextItem++
+		f.dirty[t.ID] = true
+	}
+}
+
+// createChildren creates the child executions of the queued attempts, their admission decided
+// under their policies as any execution's, and reports whether any ended as it was created
+// (refused by its policy, or its parameters did not fit), to be taken in.
+func (f *flow) createChildren(ctx context.Context) (bool, error) {
+	if len(f.queued) == 0 {
+		return false, nil
+	}
+	queued := f.queued
+	f.queued = nil
+	items := map[int64][]any{}
+	creates := make([]store.ExecutionCreateParams, len(queued))
+	for i, a := range queued {
+		def := f.def.Task(a.task.Name)
+		s := f.scope()
+		if def.With != nil {
+			list, ok := items[a.task.ID]
+			if !ok {
+				if err := json.Unmarshal(a.task.Items, &list); err != nil {
+					return false, fmt.Errorf("decode the items of task %s: %w", a.task.Name, err)
+				}
+				items[a.task.ID] = list
+			}
+			s.Item, s.Index = list[a.item], a.item
+		}
+		var create store.ExecutionCreateParams
+		input, err := workflow.RenderInput(def, s)
+		if err == nil {
+			var raw []byte
+			if raw, err = json.Marshal(input); err != nil {
+				return false, fmt.Errorf("encode the input of task %s: %w", a.task.Name, err)
+			}
+			if create, _, err = f.m.executionFor(ctx, f.action, def.Action, raw, nil); err != nil {
+				return false, err
+			}
+		} else {
+			create = store.ExecutionCreateParams{ActionRef: def.Action, Refusal: fmt.Sprintf("task %s: %v", a.task.Name, err)}
+		}
+		create.ParentID = &f.wf.Execution
+		if def.TimeoutSeconds > 0 {
+			create.TimeoutSeconds = &def.TimeoutSeconds
+		}
+		creates[i] = create
+	}
+	created, err := f.q.ExecutionCreate(ctx, creates)
+	if err != nil {
+		return false, err
+	}
+	ids, names, itemNums := make([]int64, len(queued)), make([]string, len(queued)), make([]*int32, len(queued))
+	var rows []store.WorkflowItem
+	again := false
+	for i, a := range queued {
+		e := created[i].Execution
+		ids[i], names[i] = e.ID, a.task.Name
+		e.TaskName = &names[i]
+		if a.task.Items != nil {
+			n, item := int32(a.item), a.item
+			itemNums[i], e.TaskItem = &n, &item
+		}
+		row := store.WorkflowItem{Task: a.task.ID, Item: a.item, Attempt: a.attempt, Execution: &ids[i], Status: store.TaskRunning}
+		if a.delayed {
+			if err := f.q.WorkflowItemStarted(ctx, row); err != nil {
+				return false, err
+			}
+		} else {
+			rows = append(rows, row)
+		}
+		f.created = append(f.created, e)
+		switch {
+		case created[i].Outcome == store.CreateAdmitted:
+			f.admitted = append(f.admitted, e)
+		case store.IsTerminal(e.Status):
+			again = true
+		}
+	}
+	if err := f.q.ExecutionMarkTasks(ctx, ids, names, itemNums); err != nil {
+		return false, err
+	}
+	return again, f.q.WorkflowItemsInsert(ctx, f.wf.Execution, rows)
+}
+
+// cancelChildren stops what a cancelled workflow runs: children that have not started end
+// cancelled (and are taken in on the next round), running ones are asked to stop, delayed
+// attempts and waiting tasks are dropped. It reports whether any child ended.
+func (f *flow) cancelChildren(ctx context.Context) (bool, error) {
+	running, err := f.q.WorkflowItemsRunning(ctx, f.wf.Execution)
+	if err != nil {
+		return false, err
+	}
+	ended := false
+	for _, it := range running {
+		if it.Execution == nil {
+			it.Status = workflow.OutcomeCancelled
+			if _, err := f.q.WorkflowItemEnd(ctx, it); err != nil {
+				return false, err
+			}
+			continue
+		}
+		child, ok, err := f.q.ExecutionTransition(ctx, store.ExecutionTransition{
+			ID: *it.Execution, From: []string{store.ExecutionRequested, store.ExecutionScheduling, store.ExecutionScheduled},
+			To: store.ExecutionCancelled, Reason: "its workflow was cancelled before it ran",
+		})
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			f.ended, ended = append(f.ended, child), true
+			continue
+		}
+		child, ok, err = f.q.ExecutionTransition(ctx, store.ExecutionTransition{
+			ID: *it.Execution, From: []string{store.ExecutionRunning, store.ExecutionPausing, store.ExecutionPaused}, To: store.ExecutionCanceling,
+		})
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			f.changed = append(f.changed, child)
+			f.stopping = append(f.stopping, child)
+		}
+	}
+	for i := range f.tasks {
+		if t := &f.tasks[i]; t.Status == store.TaskWaiting {
+			t.Status = store.TaskCancelled
+			f.dirty[t.ID] = true
+		}
+	}
+	return ended, nil
+}
+
+// save writes the tasks and variables this pass changed.
+func (f *flow) save(ctx context.Context) error {
+	for i := range f.tasks {
+		if t := f.tasks[i]; f.dirty[t.ID] {
+			if err := f.q.WorkflowTaskUpdate(ctx, t); err != nil {
+				return err
+			}
+		}
+	}
+	if !f.saveVars {
+		return nil
+	}
+	raw, err := json.Marshal(f.vars)
+	if err != nil {
+		return fmt.Errorf("encode the variables of workflow %d: %w", f.wf.Execution, err)
+	}
+	return f.q.WorkflowUpdate(ctx, f.wf.Execution, raw, f.wf.Failing)
+}
+
+// settle moves the workflow on once nothing of it runs: a pausing one is paused, a cancelled
+// one ends cancelled, a failing one failed, and one with nothing left to start succeeds with
+// its output.
+func (f *flow) settle(ctx context.Context) error {
+	running, err := f.q.WorkflowItemsRunning(ctx, f.wf.Execution)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(running, func(it store.WorkflowItem) bool { return it.Execution != nil }) {
+		return nil
+	}
+	self := store.Execution{ID: f.wf.Execution}
+	switch f.wf.Status {
+	case store.ExecutionPausing:
+		paused, ok, err := f.q.ExecutionTransition(ctx, store.ExecutionTransition{
+			ID: f.wf.Execution, From: []string{store.ExecutionPausing}, To: store.ExecutionPaused,
+		})
+		if ok {
+			f.changed = append(f.changed, paused)
+		}
+		return err
+	case store.ExecutionPaused:
+		return nil
+	case store.ExecutionCanceling:
+		return f.end(ctx, self, store.ExecutionCancelled, nil, "cancelled")
+	}
+	if f.wf.Failing != nil {
+		return f.end(ctx, self, store.ExecutionFailed, map[string]any{"error": *f.wf.Failing}, *f.wf.Failing)
+	}
+	if len(running) > 0 {
+		return nil // attempts waiting for their delay
+	}
+	for _, t := range f.tasks {
+		if t.Status == store.TaskRunning || t.Status == store.TaskWaiting && t.StartAt != nil {
+			return nil
+		}
+	}
+	s := f.scope()
+	output, err := workflow.RenderOutput(f.def, s)
+	if err != nil {
+		reason := fmt.Sprintf("render output: %v", err)
+		return f.end(ctx, self, store.ExecutionFailed, map[string]any{"error": reason}, reason)
+	}
+	return f.end(ctx, self, store.ExecutionCompleted, output, "")
+}
+
+// end ends the workflow execution e with status, its result and reason. Tasks that never
+// started (a join whose branches were not all taken, or what a failure or cancel left) are
+// recorded cancelled.
+func (f *flow) end(ctx context.Context, e store.Execution, status string, result any, reason string) error {
+	var raw json.RawMessage
+	if result != nil {
+		var err error
+		if raw, err = json.Marshal(result); err != nil {
+			return fmt.Errorf("encode the result of workflow %d: %w", e.ID, err)
+		}
+	}
+	ended, ok, err := f.q.ExecutionTransition(ctx, store.ExecutionTransition{
+		ID: e.ID, From: []string{store.ExecutionRunning, store.ExecutionPausing, store.ExecutionPaused, store.ExecutionCanceling},
+		To: status, Result: raw, Reason: reason,
+	})
+	if err != nil || !ok {
+		return err
+	}
+	f.ended = append(f.ended, ended)
+	for i := range f.tasks {
+		if t := &f.tasks[i]; t.Status == store.TaskWaiting || t.Status == store.TaskRunning {
+			t.Status = store.TaskCancelled
+			if err := f.q.WorkflowTaskUpdate(ctx, *t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
