@@ -289,6 +289,25 @@ func TestWorkflowExamplesAndControl(t *testing.T) {
 		require.Len(t, readChildren(t, pool, id), 8)
 	})
 
+	// A pause while a task fails and retries keeps its retries: the workflow is paused, not
+	// failed, and completes once resumed.
+	t.Run("pause during retries", func(t *testing.T) {
+		counter := filepath.Join(t.TempDir(), "counter")
+		id := executeWorkflow(t, c, "examples.retry", map[string]any{"counter": counter, "failures": 3})
+		awaitChild(t, id, "call")
+		c.mustCall(api, http.StatusAccepted, http.MethodPost, fmt.Sprintf("/api/v1/executions/%d/pause", id), nil)
+		awaitRow(t, pool, workflowSettle, "the workflow paused", func(context.Context) (bool, error) {
+			s := statusOf(id)
+			return s == "paused" || s == "completed", nil
+		})
+		if statusOf(id) == "paused" {
+			c.mustCall(api, http.StatusAccepted, http.MethodPost, fmt.Sprintf("/api/v1/executions/%d/resume", id), nil)
+		}
+		status, result, reason := awaitExecution(t, pool, id)
+		require.Equal(t, "completed", status, "reason: %s", reason)
+		require.Equal(t, map[string]any{"answer": "attempt 4"}, result)
+	})
+
 	t.Run("rerun from the failed task", func(t *testing.T) {
 		id := executeWorkflow(t, c, "faults.wf_fail_at", map[string]any{"exit": 3})
 		status, _, reason := awaitExecution(t, pool, id)

@@ -111,6 +111,9 @@ DROP TABLE attune.workflow_rerun;
 DROP TABLE attune.workflow_item;
 DROP TABLE attune.workflow_task;
 DROP TABLE attune.workflow;
+-- Before the ranks change back, while paused still ranks as running.
+UPDATE attune.execution SET status = 'running' WHERE status IN ('pausing', 'paused');
+UPDATE attune.action SET enabled = false WHERE runner_type = 'workflow';
 DROP INDEX attune.execution_unfinished_idx;
 CREATE INDEX execution_unfinished_idx ON attune.execution (status, updated)
     WHERE status IN ('requested', 'scheduling', 'scheduled', 'running', 'canceling');
@@ -126,7 +129,6 @@ CREATE OR REPLACE FUNCTION attune.execution_status_rank(status text) RETURNS int
     END
 $$;
 -- +goose StatementEnd
-UPDATE attune.execution SET status = 'running' WHERE status IN ('pausing', 'paused');
 ALTER TABLE attune.execution DROP CONSTRAINT execution_status_check;
 ALTER TABLE attune.execution ADD CONSTRAINT execution_status_check CHECK (status IN (
     'requested', 'scheduling', 'scheduled', 'running', 'completed', 'failed',

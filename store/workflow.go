@@ -33,6 +33,8 @@ type Workflow struct {
 	// Status and Input are the workflow execution's status and parameters.
 	Status string
 	Input  json.RawMessage
+	// Secrets names the workflow's secret parameters.
+	Secrets []string
 }
 
 // WorkflowTask is one arrival at a task of a workflow (attune.workflow_task).
@@ -87,23 +89,44 @@ func (q *Queries) WorkflowCreate(ctx context.Context, id int64, definition, vars
 
 // WorkflowLock locks workflow id for the rest of the transaction and returns it: every step
 // of one workflow is decided under this lock, by whichever executor holds it.
+//
+// The row is locked first and read in a statement of its own: a statement that waited for
+// the lock would read the execution's status as it was before the wait (READ COMMITTED
+// re-reads only the locked row), and miss a pause or cancel committed meanwhile.
 func (q *Queries) WorkflowLock(ctx context.Context, id int64) (Workflow, error) {
-	var w Workflow
-	err := q.db.QueryRow(ctx, `SELECT w.execution, w.definition, w.vars, w.failing, e.status, e.parameters
-		FROM attune.workflow w JOIN attune.execution e ON e.id = w.execution
-		WHERE w.execution = $1 FOR UPDATE OF w`, id).Scan(&w.Execution, &w.Definition, &w.Vars, &w.Failing, &w.Status, &w.Input)
-	if err != nil {
+	if _, err := q.db.Exec(ctx, `SELECT 1 FROM attune.workflow WHERE execution = $1 FOR UPDATE`, id); err != nil {
 		return Workflow{}, fmt.Errorf("lock workflow %d: %w", id, translate(err))
 	}
-	return w, nil
+	return q.WorkflowGet(ctx, id)
+}
+
+// WorkflowTransition is ExecutionTransition of a workflow's own execution under the
+// workflow's lock, as the API pauses, resumes and cancels: a status change never lands in the
+// middle of an advance, which would act on the status it read before. An execution that is
+// no workflow is moved without it.
+func (s *Store) WorkflowTransition(ctx context.Context, t ExecutionTransition) (Execution, bool, error) {
+	var e Execution
+	var ok bool
+	err := s.InTx(ctx, func(q *Queries) error {
+		if _, err := q.db.Exec(ctx, `SELECT 1 FROM attune.workflow WHERE execution = $1 FOR UPDATE`, t.ID); err != nil {
+			return translate(err)
+		}
+		var err error
+		e, ok, err = q.ExecutionTransition(ctx, t)
+		return err
+	})
+	if err != nil {
+		return Execution{}, false, fmt.Errorf("move workflow %d to %s: %w", t.ID, t.To, err)
+	}
+	return e, ok, nil
 }
 
 // WorkflowGet returns workflow id without locking it.
 func (q *Queries) WorkflowGet(ctx context.Context, id int64) (Workflow, error) {
 	var w Workflow
-	err := q.db.QueryRow(ctx, `SELECT w.execution, w.definition, w.vars, w.failing, e.status, e.parameters
+	err := q.db.QueryRow(ctx, `SELECT w.execution, w.definition, w.vars, w.failing, e.status, e.parameters, e.secrets
 		FROM attune.workflow w JOIN attune.execution e ON e.id = w.execution
-		WHERE w.execution = $1`, id).Scan(&w.Execution, &w.Definition, &w.Vars, &w.Failing, &w.Status, &w.Input)
+		WHERE w.execution = $1`, id).Scan(&w.Execution, &w.Definition, &w.Vars, &w.Failing, &w.Status, &w.Input, &w.Secrets)
 	if err != nil {
 		return Workflow{}, fmt.Errorf("get workflow %d: %w", id, translate(err))
 	}
@@ -134,6 +157,37 @@ func (q *Queries) WorkflowTasks(ctx context.Context, id int64) ([]WorkflowTask, 
 		`SELECT `+workflowTaskColumns+` FROM attune.workflow_task WHERE workflow = $1 ORDER BY id`, id)
 }
 
+// WorkflowTasksOpen returns what an advance works on: the arrivals of workflow id that are
+// waiting or running, and the latest arrival of each task (its seq numbers the next), oldest
+// first, without their items and results, which grow with the workflow and which a pass
+// reads only where it needs them (WorkflowTaskItems).
+func (q *Queries) WorkflowTasksOpen(ctx context.Context, id int64) ([]WorkflowTask, error) {
+	return queryAll(ctx, q.db, fmt.Sprintf("open tasks of workflow %d", id), scanWorkflowTask, `
+		SELECT id, workflow, name, seq, status, arrivals, start_at, NULL::jsonb, item_count, next_item, items_ended, NULL::jsonb,
+			created, updated
+		FROM attune.workflow_task
+		WHERE workflow = $1 AND (status IN ('waiting', 'running')
+			OR id IN (SELECT max(id) FROM attune.workflow_task WHERE workflow = $1 GROUP BY name))
+		ORDER BY id`, id)
+}
+
+// WorkflowTaskItems returns the items of a task with items, as its start rendered them.
+func (q *Queries) WorkflowTaskItems(ctx context.Context, task int64) (json.RawMessage, error) {
+	var items json.RawMessage
+	if err := q.db.QueryRow(ctx, `SELECT items FROM attune.workflow_task WHERE id = $1`, task).Scan(&items); err != nil {
+		return nil, fmt.Errorf("read the items of task %d: %w", task, translate(err))
+	}
+	return items, nil
+}
+
+// WorkflowTaskSetItems records the items a task's start rendered; they are written once.
+func (q *Queries) WorkflowTaskSetItems(ctx context.Context, task int64, items json.RawMessage) error {
+	if _, err := q.db.Exec(ctx, `UPDATE attune.workflow_task SET items = $2 WHERE id = $1`, task, items); err != nil {
+		return fmt.Errorf("record the items of task %d: %w", task, translate(err))
+	}
+	return nil
+}
+
 // WorkflowTaskInsert records an arrival at a task and returns it with its id.
 func (q *Queries) WorkflowTaskInsert(ctx context.Context, t WorkflowTask) (WorkflowTask, error) {
 	out, err := scanWorkflowTask(q.db.QueryRow(ctx, `
@@ -146,11 +200,12 @@ func (q *Queries) WorkflowTaskInsert(ctx context.Context, t WorkflowTask) (Workf
 	return out, nil
 }
 
-// WorkflowTaskUpdate writes t's progress.
+// WorkflowTaskUpdate writes t's progress, and its result once it has one; its items are
+// written once, by WorkflowTaskSetItems.
 func (q *Queries) WorkflowTaskUpdate(ctx context.Context, t WorkflowTask) error {
-	_, err := q.db.Exec(ctx, `UPDATE attune.workflow_task SET status = $2, arrivals = $3, start_at = $4, items = $5,
-		item_count = $6, next_item = $7, items_ended = $8, result = $9 WHERE id = $1`,
-		t.ID, t.Status, t.Arrivals, t.StartAt, jsonOrNil(t.Items), t.ItemCount, t.NextItem, t.ItemsEnded, jsonOrNil(t.Result))
+	_, err := q.db.Exec(ctx, `UPDATE attune.workflow_task SET status = $2, arrivals = $3, start_at = $4,
+		item_count = $5, next_item = $6, items_ended = $7, result = coalesce($8, result) WHERE id = $1`,
+		t.ID, t.Status, t.Arrivals, t.StartAt, t.ItemCount, t.NextItem, t.ItemsEnded, jsonOrNil(t.Result))
 	if err != nil {
 		return fmt.Errorf("update task %s of workflow %d: %w", t.Name, t.Workflow, translate(err))
 	}
@@ -244,6 +299,16 @@ func (q *Queries) WorkflowItems(ctx context.Context, id int64) ([]WorkflowItem, 
 	}, `SELECT `+workflowItemColumns+` FROM attune.workflow_item i WHERE i.workflow = $1 ORDER BY i.task, i.item, i.attempt`, id)
 }
 
+// WorkflowItemsDrop ends the attempts of workflow id still waiting for their delay, cancelled:
+// the workflow ended without them.
+func (q *Queries) WorkflowItemsDrop(ctx context.Context, id int64) error {
+	if _, err := q.db.Exec(ctx, `UPDATE attune.workflow_item SET status = 'cancelled', start_at = NULL
+		WHERE workflow = $1 AND status = 'running' AND execution IS NULL`, id); err != nil {
+		return fmt.Errorf("drop the waiting attempts of workflow %d: %w", id, translate(err))
+	}
+	return nil
+}
+
 // WorkflowTaskLastAttempts returns the last attempt of each item of task, in item order.
 func (q *Queries) WorkflowTaskLastAttempts(ctx context.Context, task int64) ([]WorkflowItem, error) {
 	return queryAll(ctx, q.db, fmt.Sprintf("last attempts of task %d", task), func(row pgx.Row) (WorkflowItem, error) {
@@ -267,12 +332,17 @@ func (q *Queries) ExecutionMarkTasks(ctx context.Context, ids []int64, names []s
 
 // WorkflowsDue returns up to limit workflows with a delayed task or attempt due to start.
 func (q *Queries) WorkflowsDue(ctx context.Context, limit int) ([]int64, error) {
+	// Only a running workflow that is not failing starts anything: a paused one starts what is
+	// due when it resumes, and the advance its resume asks for does that.
 	return queryAll(ctx, q.db, "due workflows", scanID, `
-		SELECT workflow FROM (
+		SELECT d.workflow FROM (
 			SELECT workflow, start_at FROM attune.workflow_task WHERE status = 'waiting' AND start_at <= now()
 			UNION ALL
 			SELECT workflow, start_at FROM attune.workflow_item WHERE status = 'running' AND execution IS NULL AND start_at <= now()
-		) d GROUP BY workflow ORDER BY min(start_at) LIMIT $1`, limit)
+		) d
+		JOIN attune.workflow w ON w.execution = d.workflow AND w.failing IS NULL
+		JOIN attune.execution e ON e.id = d.workflow AND e.status = 'running'
+		GROUP BY d.workflow ORDER BY min(d.start_at) LIMIT $1`, limit)
 }
 
 // WorkflowsStalled returns up to limit workflows that have not taken in a child's ending for
@@ -280,21 +350,24 @@ func (q *Queries) WorkflowsDue(ctx context.Context, limit int) ([]int64, error) 
 // asked to pause or cancel whose request has waited as long, and running workflows with
 // nothing running or planned for as long (resumed, and the request lost).
 func (q *Queries) WorkflowsStalled(ctx context.Context, after time.Duration, limit int) ([]int64, error) {
+	// Each kind is bounded on its own, so that many of one kind cannot crowd out another.
 	return queryAll(ctx, q.db, "stalled workflows", scanID, `
-		SELECT DISTINCT i.workflow FROM attune.workflow_item i JOIN attune.execution e ON e.id = i.execution
+		(SELECT DISTINCT i.workflow FROM attune.workflow_item i JOIN attune.execution e ON e.id = i.execution
 		WHERE i.status = 'running' AND e.status IN ('completed', 'failed', 'cancelled', 'timeout', 'abandoned')
 			AND e.updated < now() - $1::interval
+		LIMIT $2)
 		UNION
-		SELECT w.execution FROM attune.workflow w JOIN attune.execution e ON e.id = w.execution
+		(SELECT w.execution FROM attune.workflow w JOIN attune.execution e ON e.id = w.execution
 		WHERE e.status IN ('pausing', 'canceling') AND e.updated < now() - $1::interval
+		ORDER BY e.updated LIMIT $2)
 		UNION
 		-- Running with nothing of it running or planned: a resume whose request was lost.
-		SELECT w.execution FROM attune.workflow w JOIN attune.execution e ON e.id = w.execution
+		(SELECT w.execution FROM attune.workflow w JOIN attune.execution e ON e.id = w.execution
 		WHERE e.status = 'running' AND e.updated < now() - $1::interval
 			AND NOT EXISTS (SELECT 1 FROM attune.workflow_item i WHERE i.workflow = w.execution AND i.status = 'running')
 			AND NOT EXISTS (SELECT 1 FROM attune.workflow_task t WHERE t.workflow = w.execution AND t.status = 'waiting'
 				AND t.start_at > now())
-		LIMIT $2`, after, limit)
+		ORDER BY e.updated LIMIT $2)`, after, limit)
 }
 
 func scanID(row pgx.Row) (int64, error) {
@@ -340,12 +413,19 @@ func (q *Queries) WorkflowRerunOf(ctx context.Context, id int64) (WorkflowRerun,
 	return r, nil
 }
 
-// WorkflowKeepSucceeded copies into workflow to the tasks of workflow from that succeeded,
-// with their results, and returns them: a rerun keeps what succeeded.
-func (q *Queries) WorkflowKeepSucceeded(ctx context.Context, from, to int64) ([]WorkflowTask, error) {
-	return queryAll(ctx, q.db, fmt.Sprintf("keep the succeeded tasks of workflow %d", from), scanWorkflowTask, `
+// WorkflowCarryOver copies into workflow to what a rerun of workflow from keeps: the tasks
+// that succeeded, with their results, and the arrivals that never started (a join still
+// gathering, a delay, what the failure left), as waiting ones with no start set. It returns
+// the copies.
+func (q *Queries) WorkflowCarryOver(ctx context.Context, from, to int64) ([]WorkflowTask, error) {
+	return queryAll(ctx, q.db, fmt.Sprintf("carry over the tasks of workflow %d", from), scanWorkflowTask, `
 		INSERT INTO attune.workflow_task (workflow, name, seq, status, arrivals, items, item_count, next_item, items_ended, result)
-		SELECT $2, name, seq, status, arrivals, items, item_count, next_item, items_ended, result
-		FROM attune.workflow_task WHERE workflow = $1 AND status = 'succeeded' ORDER BY id
+		SELECT $2, name, seq, CASE WHEN status = 'succeeded' THEN status ELSE 'waiting' END, arrivals,
+			CASE WHEN status = 'succeeded' THEN items END, item_count,
+			CASE WHEN status = 'succeeded' THEN next_item ELSE 0 END, CASE WHEN status = 'succeeded' THEN items_ended ELSE 0 END,
+			CASE WHEN status = 'succeeded' THEN result END
+		FROM attune.workflow_task
+		WHERE workflow = $1 AND (status = 'succeeded' OR status IN ('waiting', 'cancelled') AND next_item = 0)
+		ORDER BY id
 		RETURNING `+workflowTaskColumns, from, to)
 }

@@ -41,6 +41,9 @@ type Store interface {
 	ExecutionCreateDirect(ctx context.Context, p store.ExecutionCreateParams) (store.ExecutionCreated, error)
 	ExecutionCreateRerun(ctx context.Context, p store.ExecutionCreateParams, rerun store.WorkflowRerun) (store.ExecutionCreated, error)
 	WorkflowGet(ctx context.Context, id int64) (store.Workflow, error)
+	// WorkflowTransition moves a workflow's execution under the workflow's lock, so that a
+	// pause or cancel never lands in the middle of an advance.
+	WorkflowTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
 	WorkflowTasks(ctx context.Context, id int64) ([]store.WorkflowTask, error)
 	ExecutionList(ctx context.Context, f store.ExecutionFilter, page store.Page) ([]store.Execution, int, error)
 	ExecutionQueuePosition(ctx context.Context, id int64) (*int, error)

@@ -31,7 +31,7 @@ func (m *Module) pause(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	moved, ok, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
+	moved, ok, err := m.deps.Store.WorkflowTransition(ctx, store.ExecutionTransition{
 		ID: exec.ID, From: []string{store.ExecutionRunning}, To: store.ExecutionPausing,
 	})
 	if err != nil {
@@ -63,7 +63,7 @@ func (m *Module) resume(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	moved, ok, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
+	moved, ok, err := m.deps.Store.WorkflowTransition(ctx, store.ExecutionTransition{
 		ID: exec.ID, From: []string{store.ExecutionPausing, store.ExecutionPaused}, To: store.ExecutionRunning,
 	})
 	if err != nil {

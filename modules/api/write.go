@@ -388,7 +388,7 @@ func (m *Module) cancel(c echo.Context) error {
 		return answer(c, http.StatusOK, exec)
 	}
 	// Only a workflow pauses, so only a workflow leaves pausing or paused here.
-	exec, ok, err = m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
+	exec, ok, err = m.deps.Store.WorkflowTransition(ctx, store.ExecutionTransition{
 		ID: id, From: []string{store.ExecutionRunning, store.ExecutionPausing, store.ExecutionPaused}, To: store.ExecutionCanceling,
 	})
 	if err != nil {

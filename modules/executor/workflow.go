@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/attune-go/attune/broker"
@@ -33,7 +34,16 @@ func (m *Module) startWorkflow(ctx context.Context, exec store.Execution, action
 		if len(action.Workflow) == 0 {
 			return f.end(ctx, running, store.ExecutionFailed, nil, fmt.Sprintf("action %s has no workflow definition", action.Ref))
 		}
-		f.wf = store.Workflow{Execution: exec.ID, Definition: action.Workflow, Status: store.ExecutionRunning, Input: exec.Parameters}
+		f.wf = store.Workflow{Execution: exec.ID, Definition: action.Workflow, Status: store.ExecutionRunning, Input: exec.Parameters,
+			Secrets: exec.Secrets}
+		rerun, source, err := f.rerunOf(ctx)
+		if err != nil {
+			return err
+		}
+		if rerun != nil {
+			// A rerun goes on with the definition it reruns, whatever the pack says now.
+			f.wf.Definition = source.Definition
+		}
 		if err := f.load(); err != nil {
 			return f.end(ctx, running, store.ExecutionFailed, nil, err.Error())
 		}
@@ -46,14 +56,16 @@ func (m *Module) startWorkflow(ctx context.Context, exec store.Execution, action
 		if err != nil {
 			return fmt.Errorf("encode the variables of workflow %d: %w", exec.ID, err)
 		}
-		if created, err := q.WorkflowCreate(ctx, exec.ID, action.Workflow, raw); err != nil || !created {
+		if created, err := q.WorkflowCreate(ctx, exec.ID, f.wf.Definition, raw); err != nil || !created {
 			return err
 		}
-		start, err := f.rerun(ctx)
-		if err != nil {
-			return err
+		if rerun != nil {
+			if err := f.resume(ctx, rerun, source); err != nil {
+				return err
+			}
+			return f.step(ctx)
 		}
-		for _, name := range start {
+		for _, name := range f.def.Start {
 			if err := f.arrive(ctx, name); err != nil {
 				return err
 			}
@@ -66,29 +78,55 @@ func (m *Module) startWorkflow(ctx context.Context, exec store.Execution, action
 	return f.afterCommit(ctx)
 }
 
-// rerun readies a rerun of a failed workflow: it keeps the variables and the succeeded tasks
-// of the workflow it reruns, and starts from the tasks asked for. A workflow that reruns
-// nothing starts from the definition's start.
-func (f *flow) rerun(ctx context.Context) ([]string, error) {
+// rerunOf reads what the workflow execution f starts reruns, if anything: the workflow it
+// reruns, whose definition it runs.
+func (f *flow) rerunOf(ctx context.Context) (*store.WorkflowRerun, *store.Workflow, error) {
 	rerun, err := f.q.WorkflowRerunOf(ctx, f.wf.Execution)
 	if errors.Is(err, store.ErrNotFound) {
-		return f.def.Start, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	source, err := f.q.WorkflowGet(ctx, rerun.Source)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return &rerun, &source, nil
+}
+
+// resume readies a rerun: it keeps the variables of the workflow it reruns, its tasks that
+// succeeded and its arrivals that never started, and starts the tasks asked for at once,
+// whatever their join.
+func (f *flow) resume(ctx context.Context, rerun *store.WorkflowRerun, source *store.Workflow) error {
 	if err := json.Unmarshal(source.Vars, &f.vars); err != nil {
-		return nil, fmt.Errorf("decode the variables of workflow %d: %w", rerun.Source, err)
+		return fmt.Errorf("decode the variables of workflow %d: %w", rerun.Source, err)
 	}
 	f.saveVars = true
-	if f.tasks, err = f.q.WorkflowKeepSucceeded(ctx, rerun.Source, f.wf.Execution); err != nil {
-		return nil, err
+	var err error
+	if f.tasks, err = f.q.WorkflowCarryOver(ctx, rerun.Source, f.wf.Execution); err != nil {
+		return err
 	}
-	return rerun.Tasks, nil
+	for i := range f.tasks {
+		t := &f.tasks[i]
+		if def := f.def.Task(t.Name); t.Status == store.TaskWaiting && def != nil && (def.Join <= 1 || t.Arrivals >= def.Join) {
+			t.StartAt = f.startAt(def)
+			f.dirty[t.ID] = true
+		}
+	}
+	for _, name := range rerun.Tasks {
+		i := slices.IndexFunc(f.tasks, func(t store.WorkflowTask) bool { return t.Name == name && t.Status == store.TaskWaiting })
+		if i < 0 {
+			if err := f.arrive(ctx, name); err != nil {
+				return err
+			}
+			i = len(f.tasks) - 1
+		}
+		if t := &f.tasks[i]; t.Name == name && t.StartAt == nil {
+			t.StartAt, f.dirty[t.ID] = &f.now, true
+		}
+	}
+	return nil
 }
 
 // advanceOnce takes in the endings of workflow id's tasks, starts what they lead to and what
@@ -116,7 +154,7 @@ func (m *Module) advanceOnce(ctx context.Context, id int64) error {
 		if err := json.Unmarshal(wf.Vars, &f.vars); err != nil {
 			return fmt.Errorf("decode the variables of workflow %d: %w", id, err)
 		}
-		if f.tasks, err = q.WorkflowTasks(ctx, id); err != nil {
+		if f.tasks, err = q.WorkflowTasksOpen(ctx, id); err != nil {
 			return err
 		}
 		return f.step(ctx)
@@ -155,7 +193,15 @@ func (m *Module) workflowLoop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return m.advanceAll(ctx, append(due, stalled...))
+		// A stalled workflow is repaired by one pass; one that stays on the list (pausing
+		// while its tasks run) is looked at again only now and then.
+		now := time.Now()
+		for _, id := range stalled {
+			if m.resent.due(fmt.Sprintf("workflow/%d", id), now) {
+				due = append(due, id)
+			}
+		}
+		return m.advanceAll(ctx, due)
 	})
 }
 

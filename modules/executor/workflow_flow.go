@@ -164,12 +164,15 @@ func (f *flow) takeIn(ctx context.Context, e store.EndedItem) error {
 	if ok, err := f.q.WorkflowItemEnd(ctx, it); err != nil || !ok {
 		return err
 	}
-	if outcome != workflow.OutcomeSucceeded && def != nil && def.Retry != nil && f.accepting() {
+	// A pausing workflow still plans its retries (they start when it resumes); one that is
+	// cancelled or failing starts nothing more.
+	if def != nil && def.Retry != nil && (outcome != workflow.OutcomeSucceeded || def.Retry.When != "") &&
+		f.wf.Status != store.ExecutionCanceling && f.wf.Failing == nil {
 		s := f.scope()
 		s.Outcome, s.Result = outcome, result
 		retry, err := workflow.ShouldRetry(def, it.Attempt, s)
 		if err != nil {
-			f.fail(fmt.Sprintf("task %s: retry.when: %v", t.Name, err))
+			f.fail(fmt.Sprintf("task %s: %v", t.Name, err))
 		} else if retry {
 			return f.retry(ctx, t, it.Item, it.Attempt+1, def.Retry.Delay(it.Attempt+1))
 		}
@@ -184,11 +187,12 @@ func (f *flow) takeIn(ctx context.Context, e store.EndedItem) error {
 
 // retry plans attempt of item: at once, or after delay.
 func (f *flow) retry(ctx context.Context, t *store.WorkflowTask, item, attempt int, delay time.Duration) error {
-	if delay <= 0 {
+	if delay <= 0 && f.accepting() {
 		f.queued = append(f.queued, attemptStart{task: t, item: item, attempt: attempt})
 		return nil
 	}
-	at := f.now.Add(delay)
+	// A pausing workflow keeps the attempt, due, for its resume.
+	at := f.now.Add(max(delay, 0))
 	f.wakeAt(at)
 	return f.q.WorkflowItemsInsert(ctx, f.wf.Execution, []store.WorkflowItem{{
 		Task: t.ID, Item: item, Attempt: attempt, Status: store.TaskRunning, StartAt: &at,

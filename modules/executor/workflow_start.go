@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/attune-go/attune/modules/workflow"
 	"github.com/attune-go/attune/store"
@@ -58,6 +59,9 @@ func (f *flow) startTask(ctx context.Context, t *store.WorkflowTask) error {
 		if err != nil {
 			return fmt.Errorf("encode the items of task %s: %w", t.Name, err)
 		}
+		if err := f.q.WorkflowTaskSetItems(ctx, t.ID, raw); err != nil {
+			return err
+		}
 		t.Items, t.ItemCount = raw, len(items)
 		if len(items) == 0 {
 			return f.decide(ctx, t, def, workflow.OutcomeSucceeded, []any{})
@@ -99,6 +103,12 @@ func (f *flow) createChildren(ctx context.Context) (bool, error) {
 		if def.With != nil {
 			list, ok := items[a.task.ID]
 			if !ok {
+				if a.task.Items == nil {
+					var err error
+					if a.task.Items, err = f.q.WorkflowTaskItems(ctx, a.task.ID); err != nil {
+						return false, err
+					}
+				}
 				if err := json.Unmarshal(a.task.Items, &list); err != nil {
 					return false, fmt.Errorf("decode the items of task %s: %w", a.task.Name, err)
 				}
@@ -113,7 +123,7 @@ func (f *flow) createChildren(ctx context.Context) (bool, error) {
 			if raw, err = json.Marshal(input); err != nil {
 				return false, fmt.Errorf("encode the input of task %s: %w", a.task.Name, err)
 			}
-			if create, _, err = f.m.executionFor(ctx, f.action, def.Action, raw, nil); err != nil {
+			if create, _, err = f.m.executionFor(ctx, f.action, def.Action, raw, f.inheritedSecrets(input)); err != nil {
 				return false, err
 			}
 		} else {
@@ -136,7 +146,7 @@ func (f *flow) createChildren(ctx context.Context) (bool, error) {
 		e := created[i].Execution
 		ids[i], names[i] = e.ID, a.task.Name
 		e.TaskName = &names[i]
-		if a.task.Items != nil {
+		if def := f.def.Task(a.task.Name); def.With != nil {
 			n, item := int32(a.item), a.item
 			itemNums[i], e.TaskItem = &n, &item
 		}
@@ -170,7 +180,9 @@ func (f *flow) cancelChildren(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	ended := false
+	// Each child is moved by whichever of the two transitions fits its status, all in one
+	// batch, which locks their queues in id order as every writer does.
+	var moves []store.ExecutionTransition
 	for _, it := range running {
 		if it.Execution == nil {
 			it.Status = workflow.OutcomeCancelled
@@ -179,26 +191,28 @@ func (f *flow) cancelChildren(ctx context.Context) (bool, error) {
 			}
 			continue
 		}
-		child, ok, err := f.q.ExecutionTransition(ctx, store.ExecutionTransition{
+		moves = append(moves, store.ExecutionTransition{
 			ID: *it.Execution, From: []string{store.ExecutionRequested, store.ExecutionScheduling, store.ExecutionScheduled},
 			To: store.ExecutionCancelled, Reason: "its workflow was cancelled before it ran",
-		})
-		if err != nil {
-			return false, err
-		}
-		if ok {
-			f.ended, ended = append(f.ended, child), true
-			continue
-		}
-		child, ok, err = f.q.ExecutionTransition(ctx, store.ExecutionTransition{
+		}, store.ExecutionTransition{
 			ID: *it.Execution, From: []string{store.ExecutionRunning, store.ExecutionPausing, store.ExecutionPaused}, To: store.ExecutionCanceling,
 		})
+	}
+	ended := false
+	if len(moves) > 0 {
+		outcomes, err := f.q.ExecutionTransitionBatch(ctx, moves)
 		if err != nil {
 			return false, err
 		}
-		if ok {
-			f.changed = append(f.changed, child)
-			f.stopping = append(f.stopping, child)
+		for i, o := range outcomes {
+			switch {
+			case !o.OK:
+			case moves[i].To == store.ExecutionCancelled:
+				f.ended, ended = append(f.ended, o.Execution), true
+			default:
+				f.changed = append(f.changed, o.Execution)
+				f.stopping = append(f.stopping, o.Execution)
+			}
 		}
 	}
 	for i := range f.tasks {
@@ -241,8 +255,12 @@ func (f *flow) settle(ctx context.Context) error {
 		return nil
 	}
 	self := store.Execution{ID: f.wf.Execution}
-	switch f.wf.Status {
-	case store.ExecutionPausing:
+	switch {
+	case f.wf.Status == store.ExecutionCanceling:
+		return f.end(ctx, self, store.ExecutionCancelled, nil, "cancelled")
+	case f.wf.Failing != nil:
+		return f.end(ctx, self, store.ExecutionFailed, map[string]any{"error": *f.wf.Failing}, *f.wf.Failing)
+	case f.wf.Status == store.ExecutionPausing:
 		paused, ok, err := f.q.ExecutionTransition(ctx, store.ExecutionTransition{
 			ID: f.wf.Execution, From: []string{store.ExecutionPausing}, To: store.ExecutionPaused,
 		})
@@ -250,13 +268,8 @@ func (f *flow) settle(ctx context.Context) error {
 			f.changed = append(f.changed, paused)
 		}
 		return err
-	case store.ExecutionPaused:
+	case f.wf.Status == store.ExecutionPaused:
 		return nil
-	case store.ExecutionCanceling:
-		return f.end(ctx, self, store.ExecutionCancelled, nil, "cancelled")
-	}
-	if f.wf.Failing != nil {
-		return f.end(ctx, self, store.ExecutionFailed, map[string]any{"error": *f.wf.Failing}, *f.wf.Failing)
 	}
 	if len(running) > 0 {
 		return nil // attempts waiting for their delay
@@ -294,6 +307,9 @@ func (f *flow) end(ctx context.Context, e store.Execution, status string, result
 		return err
 	}
 	f.ended = append(f.ended, ended)
+	if err := f.q.WorkflowItemsDrop(ctx, e.ID); err != nil {
+		return err
+	}
 	for i := range f.tasks {
 		if t := &f.tasks[i]; t.Status == store.TaskWaiting || t.Status == store.TaskRunning {
 			t.Status = store.TaskCancelled
@@ -303,4 +319,44 @@ func (f *flow) end(ctx context.Context, e store.Execution, status string, result
 		}
 	}
 	return nil
+}
+
+// inheritedSecrets names the parameters of a child whose values carry one of the workflow's
+// secret values: they are secret on the child too, masked wherever it is shown.
+func (f *flow) inheritedSecrets(input map[string]any) []string {
+	var secrets []string
+	for _, name := range f.wf.Secrets {
+		if v, ok := f.input[name]; ok && v != nil {
+			if text := valueText(v); text != "" {
+				secrets = append(secrets, text)
+			}
+		}
+	}
+	if len(secrets) == 0 {
+		return nil
+	}
+	var names []string
+	for name, v := range input {
+		text := valueText(v)
+		for _, secret := range secrets {
+			if strings.Contains(text, secret) {
+				names = append(names, name)
+				break
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// valueText is a parameter's value as text: a string as it is, anything else as JSON.
+func valueText(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
