@@ -1,0 +1,308 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// workflowResult is one broker's figures of --workflow; its JSON form is what --json prints.
+type workflowResult struct {
+	Broker      string         `json:"broker"`
+	SpawnPerSec float64        `json:"spawn_per_sec"`
+	Sequence    sequenceResult `json:"sequence"`
+	FanOuts     []fanOutResult `json:"fan_outs"`
+}
+
+// sequenceResult is the time of a workflow of sequential tasks, from the creation of its
+// execution to its end, over several runs.
+type sequenceResult struct {
+	Tasks    int       `json:"tasks"`
+	RunsMS   []float64 `json:"runs_ms"`
+	MedianMS float64   `json:"median_ms"`
+	BestMS   float64   `json:"best_ms"`
+	// PerHopMS is the median run over its tasks: the time from one task's start to the next's.
+	PerHopMS float64      `json:"per_hop_ms"`
+	Hop      hopBreakdown `json:"hop"`
+	Cost     benchCost    `json:"cost_per_hop"`
+}
+
+// hopBreakdown splits a hop into where its time went, each the median over every task of
+// every run, from the timestamps PostgreSQL gave the task's execution: each is the start of
+// the transaction that set it, so a transaction's own work and commit count in the part
+// that follows it.
+type hopBreakdown struct {
+	// DispatchMS is from the task's execution being created (by the workflow's advance)
+	// to a worker claiming it: the rest of the advance and its commit, the dispatch message,
+	// the worker's delivery.
+	DispatchMS float64 `json:"dispatch_ms"`
+	// RunMS is from the claim to the worker recording the result: the claim's commit, the
+	// action (core.noop runs nothing), the result's statement.
+	RunMS float64 `json:"run_ms"`
+	// AdvanceMS is from the result to the next task's execution being created: the
+	// result's commit, the completion message, the executor's delivery, the workflow's lock
+	// and reads up to the next task's creation.
+	AdvanceMS float64 `json:"advance_ms"`
+}
+
+// fanOutResult is the time of a with-items fan-out over Items items, from the creation of
+// the workflow's execution to its end.
+type fanOutResult struct {
+	Items       int       `json:"items"`
+	Concurrency int       `json:"concurrency"`
+	TotalMS     float64   `json:"total_ms"`
+	PerItemMS   float64   `json:"per_item_ms"`
+	Cost        benchCost `json:"cost_per_item"`
+}
+
+// workflowOnce runs the workflows of --workflow on a fresh database and broker namespace: the
+// sequence cfg.workflowRuns times, then one fan-out per size in cfg.workflowItems. Each part
+// runs roles of its own, so that its cost is counted apart.
+func workflowOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *slog.Logger) (workflowResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	run, err := openBenchRun(ctx, cfg, brokerName, logger)
+	if err != nil {
+		return workflowResult{}, err
+	}
+	defer run.close()
+	if err := registerWorkflowPack(ctx, run.st, cfg.workflowTasks); err != nil {
+		return workflowResult{}, err
+	}
+	r := workflowResult{Broker: brokerName}
+	if r.Sequence, err = run.sequence(ctx, cfg, logger); err != nil {
+		return workflowResult{}, fmt.Errorf("sequence of %d tasks: %w", cfg.workflowTasks, err)
+	}
+	for _, n := range cfg.workflowItems {
+		f, err := run.fanOut(ctx, cfg, logger, n)
+		if err != nil {
+			return workflowResult{}, fmt.Errorf("fan-out over %d items: %w", n, err)
+		}
+		r.FanOuts = append(r.FanOuts, f)
+	}
+	return r, nil
+}
+
+// sequence runs the sequence workflow cfg.workflowRuns times, one after the other.
+func (r *benchRun) sequence(ctx context.Context, cfg benchConfig, logger *slog.Logger) (sequenceResult, error) {
+	mods, err := benchRoles(cfg, r.st, r.br, logger)
+	if err != nil {
+		return sequenceResult{}, err
+	}
+	ids := make([]int64, 0, cfg.workflowRuns)
+	c, err := r.metered(ctx, mods, "noop", cfg.workflowRuns*cfg.workflowTasks, func(ctx context.Context, polls querier) error {
+		for range cfg.workflowRuns {
+			id, err := executeAction(ctx, r.st, r.br, sequenceAction, nil)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+			if err := waitEnded(ctx, polls, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return sequenceResult{}, err
+	}
+	s := sequenceResult{Tasks: cfg.workflowTasks, Cost: c}
+	var tasks [][]taskTimes
+	for _, id := range ids {
+		span, err := workflowSpan(ctx, r.pool, id)
+		if err != nil {
+			return sequenceResult{}, err
+		}
+		children, err := childTimes(ctx, r.pool, id, cfg.workflowTasks)
+		if err != nil {
+			return sequenceResult{}, err
+		}
+		s.RunsMS = append(s.RunsMS, span)
+		tasks = append(tasks, children)
+	}
+	s.MedianMS, s.BestMS = medianAndBest(s.RunsMS)
+	s.PerHopMS = s.MedianMS / float64(cfg.workflowTasks)
+	s.Hop = breakDown(tasks)
+	return s, nil
+}
+
+// fanOut runs the fan-out workflow once over n items.
+func (r *benchRun) fanOut(ctx context.Context, cfg benchConfig, logger *slog.Logger, n int) (fanOutResult, error) {
+	mods, err := benchRoles(cfg, r.st, r.br, logger)
+	if err != nil {
+		return fanOutResult{}, err
+	}
+	var id int64
+	c, err := r.metered(ctx, mods, "noop", n, func(ctx context.Context, polls querier) error {
+		if id, err = executeAction(ctx, r.st, r.br, fanOutAction, map[string]any{"items": itemList(n)}); err != nil {
+			return err
+		}
+		return waitEnded(ctx, polls, id)
+	})
+	if err != nil {
+		return fanOutResult{}, err
+	}
+	span, err := workflowSpan(ctx, r.pool, id)
+	if err != nil {
+		return fanOutResult{}, err
+	}
+	if _, err := childTimes(ctx, r.pool, id, n); err != nil {
+		return fanOutResult{}, err
+	}
+	return fanOutResult{Items: n, Concurrency: fanOutConcurrency, TotalMS: span, PerItemMS: span / float64(n), Cost: c}, nil
+}
+
+// waitEnded polls until execution id has ended.
+func waitEnded(ctx context.Context, db querier, id int64) error {
+	return pollCount(ctx, db, fmt.Sprintf(`SELECT count(*) FROM attune.execution WHERE id = %d AND finished_at IS NOT NULL`, id),
+		func(ended int) bool { return ended == 1 }, func(int) string { return fmt.Sprintf("execution %d has not ended", id) })
+}
+
+// workflowSpan is how long workflow id took, in milliseconds, from its execution's creation
+// to its end, both stamped by PostgreSQL; it must have completed.
+func workflowSpan(ctx context.Context, db querier, id int64) (float64, error) {
+	var status, reason string
+	var span float64
+	err := db.QueryRow(ctx, `SELECT status, coalesce(reason, ''), extract(epoch FROM finished_at - created)::float8 * 1000
+		FROM attune.execution WHERE id = $1`, id).Scan(&status, &reason, &span)
+	if err != nil {
+		return 0, fmt.Errorf("read workflow %d: %w", id, err)
+	}
+	if status != "completed" {
+		return 0, fmt.Errorf("workflow %d ended %s: %s", id, status, reason)
+	}
+	return span, nil
+}
+
+// taskTimes are the timestamps of one task's execution, in seconds since its workflow's
+// creation.
+type taskTimes struct {
+	created, started, finished float64
+}
+
+// childTimes reads the timestamps of workflow id's task executions in the order they were
+// created, and checks that there are want of them and that each completed.
+func childTimes(ctx context.Context, db querier, id int64, want int) ([]taskTimes, error) {
+	rows, err := db.Query(ctx, `SELECT c.status,
+			extract(epoch FROM c.created - w.created)::float8,
+			extract(epoch FROM c.started_at - w.created)::float8,
+			extract(epoch FROM c.finished_at - w.created)::float8
+		FROM attune.execution c JOIN attune.execution w ON w.id = c.parent
+		WHERE c.parent = $1 ORDER BY c.created, c.id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read the tasks of workflow %d: %w", id, err)
+	}
+	var notCompleted []string
+	times, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (taskTimes, error) {
+		var status string
+		var started *float64
+		var t taskTimes
+		if err := row.Scan(&status, &t.created, &started, &t.finished); err != nil {
+			return t, err
+		}
+		if status != "completed" || started == nil {
+			notCompleted = append(notCompleted, status)
+			return t, nil
+		}
+		t.started = *started
+		return t, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the tasks of workflow %d: %w", id, err)
+	}
+	if len(times) != want || len(notCompleted) > 0 {
+		return nil, fmt.Errorf("workflow %d ran %d tasks, want %d completed; not completed: %s",
+			id, len(times), want, strings.Join(notCompleted, ", "))
+	}
+	return times, nil
+}
+
+// breakDown is the median of each part of the hops between tasks, over runs of a sequence
+// (each its tasks in the order they were created). A run's first task has no hop before it.
+func breakDown(runs [][]taskTimes) hopBreakdown {
+	var dispatch, ran, advance []float64
+	for _, tasks := range runs {
+		for i, t := range tasks {
+			dispatch = append(dispatch, 1000*(t.started-t.created))
+			ran = append(ran, 1000*(t.finished-t.started))
+			if i > 0 {
+				advance = append(advance, 1000*(t.created-tasks[i-1].finished))
+			}
+		}
+	}
+	return hopBreakdown{DispatchMS: median(dispatch), RunMS: median(ran), AdvanceMS: median(advance)}
+}
+
+// medianAndBest are the median and the least of runs.
+func medianAndBest(runs []float64) (float64, float64) {
+	if len(runs) == 0 {
+		return 0, 0
+	}
+	return median(runs), slices.Min(runs)
+}
+
+// median is the middle of xs (the upper middle of an even count); 0 for none.
+func median(xs []float64) float64 {
+	sorted := slices.Clone(xs)
+	slices.Sort(sorted)
+	return percentile(sorted, 0.5)
+}
+
+func printWorkflow(w io.Writer, r workflowResult, asJSON, statements bool) error {
+	if asJSON {
+		if !statements {
+			r.Sequence.Cost.Top = nil
+			r.FanOuts = slices.Clone(r.FanOuts)
+			for i := range r.FanOuts {
+				r.FanOuts[i].Cost.Top = nil
+			}
+		}
+		return printJSONLine(w, r)
+	}
+	s := r.Sequence
+	runs := make([]string, len(s.RunsMS))
+	for i, ms := range s.RunsMS {
+		runs[i] = fmt.Sprintf("%.0f", ms)
+	}
+	if _, err := fmt.Fprintf(w, "%-10s sequence of %d core.noop tasks, %d runs: median %.1f ms, best %.1f ms (%s)  %.2f ms per task hop  |  sh -c true %.1f spawns/s\n"+
+		"%-10s per hop: created to claimed %.2f ms, claimed to result %.2f ms, result to next created %.2f ms (medians)\n",
+		r.Broker, s.Tasks, len(s.RunsMS), s.MedianMS, s.BestMS, strings.Join(runs, " "), s.PerHopMS, r.SpawnPerSec,
+		"", s.Hop.DispatchMS, s.Hop.RunMS, s.Hop.AdvanceMS); err != nil {
+		return err
+	}
+	if err := printUnitCost(w, "hop", s.Cost, statements); err != nil {
+		return err
+	}
+	for _, f := range r.FanOuts {
+		if _, err := fmt.Fprintf(w, "%-10s with-items over %d core.noop items, concurrency %d: %.1f ms, %.2f ms per item\n",
+			r.Broker, f.Items, f.Concurrency, f.TotalMS, f.PerItemMS); err != nil {
+			return err
+		}
+		if err := printUnitCost(w, "item", f.Cost, statements); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// printUnitCost prints what one unit (a hop, an item) cost, and with statements each
+// statement's share.
+func printUnitCost(w io.Writer, unit string, c benchCost, statements bool) error {
+	stmts := "-"
+	if c.Statements >= 0 {
+		stmts = fmt.Sprintf("%.2f", c.Statements)
+	}
+	if _, err := fmt.Fprintf(w, "%-10s per %s: %s statements, %.2f commits, %.2f messages, %.1f write syscalls; CPU ms: attune %.2f, postgres %s, rabbitmq %s\n",
+		"", unit, stmts, c.Commits, c.Messages, c.Writes, c.CPUms, orDash(c.PostgresCPUms), orDash(c.BrokerCPUms)); err != nil {
+		return err
+	}
+	if !statements {
+		return nil
+	}
+	return printCost(w, c)
+}
