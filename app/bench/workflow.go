@@ -32,22 +32,24 @@ type sequenceResult struct {
 	Cost     benchCost    `json:"cost_per_hop"`
 }
 
-// hopBreakdown splits a hop into where its time went, each the median over every task of
-// every run, from the timestamps PostgreSQL gave the task's execution: each is the start of
-// the transaction that set it, so a transaction's own work and commit count in the part
-// that follows it.
+// hopBreakdown splits a hop, from one task's result to the next one's, into where its time
+// went, each part the median over every hop of every run. The parts are read from the
+// timestamps PostgreSQL gave the tasks' executions: created, started_at and finished_at are
+// each the start of the transaction that set them (so a transaction's work and commit count
+// in the part that follows), and admitted_at the moment the execution's row was made.
 type hopBreakdown struct {
-	// DispatchMS is from the task's execution being created (by the workflow's advance)
-	// to a worker claiming it: the rest of the advance and its commit, the dispatch message,
-	// the worker's delivery.
-	DispatchMS float64 `json:"dispatch_ms"`
-	// RunMS is from the claim to the worker recording the result: the claim's commit, the
-	// action (core.noop runs nothing), the result's statement.
-	RunMS float64 `json:"run_ms"`
-	// AdvanceMS is from the result to the next task's execution being created: the
-	// result's commit, the completion message, the executor's delivery, the workflow's lock
-	// and reads up to the next task's creation.
+	// CompletionMS is from the previous task's result to the start of the workflow's advance:
+	// the result's commit, the completion message, the executor's delivery.
+	CompletionMS float64 `json:"completion_ms"`
+	// AdvanceMS is from the advance's start to the next task's row: the workflow's lock, its
+	// reads, taking in the ending, deciding, and the creation statement.
 	AdvanceMS float64 `json:"advance_ms"`
+	// DispatchMS is from the task's row to a worker claiming it: the rest of the advance and
+	// its commit, the dispatch message, the worker's delivery.
+	DispatchMS float64 `json:"dispatch_ms"`
+	// RunMS is from the claim to the worker recording the result: the claim's commit and the
+	// action (core.noop runs nothing).
+	RunMS float64 `json:"run_ms"`
 }
 
 // fanOutResult is the time of a with-items fan-out over Items items, from the creation of
@@ -179,10 +181,10 @@ func workflowSpan(ctx context.Context, db querier, id int64) (float64, error) {
 	return span, nil
 }
 
-// taskTimes are the timestamps of one task's execution, in seconds since its workflow's
-// creation.
+// taskTimes are the timestamps of one task's execution (see hopBreakdown), in seconds since
+// its workflow's creation.
 type taskTimes struct {
-	created, started, finished float64
+	created, admitted, started, finished float64
 }
 
 // childTimes reads the timestamps of workflow id's task executions in the order they were
@@ -190,6 +192,7 @@ type taskTimes struct {
 func childTimes(ctx context.Context, db querier, id int64, want int) ([]taskTimes, error) {
 	rows, err := db.Query(ctx, `SELECT c.status,
 			extract(epoch FROM c.created - w.created)::float8,
+			extract(epoch FROM c.admitted_at - w.created)::float8,
 			extract(epoch FROM c.started_at - w.created)::float8,
 			extract(epoch FROM c.finished_at - w.created)::float8
 		FROM attune.execution c JOIN attune.execution w ON w.id = c.parent
@@ -200,16 +203,16 @@ func childTimes(ctx context.Context, db querier, id int64, want int) ([]taskTime
 	var notCompleted []string
 	times, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (taskTimes, error) {
 		var status string
-		var started *float64
+		var admitted, started *float64
 		var t taskTimes
-		if err := row.Scan(&status, &t.created, &started, &t.finished); err != nil {
+		if err := row.Scan(&status, &t.created, &admitted, &started, &t.finished); err != nil {
 			return t, err
 		}
-		if status != "completed" || started == nil {
+		if status != "completed" || admitted == nil || started == nil {
 			notCompleted = append(notCompleted, status)
 			return t, nil
 		}
-		t.started = *started
+		t.admitted, t.started = *admitted, *started
 		return t, nil
 	})
 	if err != nil {
@@ -225,17 +228,17 @@ func childTimes(ctx context.Context, db querier, id int64, want int) ([]taskTime
 // breakDown is the median of each part of the hops between tasks, over runs of a sequence
 // (each its tasks in the order they were created). A run's first task has no hop before it.
 func breakDown(runs [][]taskTimes) hopBreakdown {
-	var dispatch, ran, advance []float64
+	var completion, advance, dispatch, ran []float64
+	ms := func(from, to float64) float64 { return 1000 * (to - from) }
 	for _, tasks := range runs {
-		for i, t := range tasks {
-			dispatch = append(dispatch, 1000*(t.started-t.created))
-			ran = append(ran, 1000*(t.finished-t.started))
-			if i > 0 {
-				advance = append(advance, 1000*(t.created-tasks[i-1].finished))
-			}
+		for i, t := range tasks[min(1, len(tasks)):] {
+			completion = append(completion, ms(tasks[i].finished, t.created))
+			advance = append(advance, ms(t.created, t.admitted))
+			dispatch = append(dispatch, ms(t.admitted, t.started))
+			ran = append(ran, ms(t.started, t.finished))
 		}
 	}
-	return hopBreakdown{DispatchMS: median(dispatch), RunMS: median(ran), AdvanceMS: median(advance)}
+	return hopBreakdown{CompletionMS: median(completion), AdvanceMS: median(advance), DispatchMS: median(dispatch), RunMS: median(ran)}
 }
 
 // medianAndBest are the median and the least of runs.
@@ -270,9 +273,9 @@ func printWorkflow(w io.Writer, r workflowResult, asJSON, statements bool) error
 		runs[i] = fmt.Sprintf("%.0f", ms)
 	}
 	if _, err := fmt.Fprintf(w, "%-10s sequence of %d core.noop tasks, %d runs: median %.1f ms, best %.1f ms (%s)  %.2f ms per task hop  |  sh -c true %.1f spawns/s\n"+
-		"%-10s per hop: created to claimed %.2f ms, claimed to result %.2f ms, result to next created %.2f ms (medians)\n",
+		"%-10s per hop (medians): result to advance %.2f ms, advance to the next task's row %.2f ms, row to claim %.2f ms, claim to result %.2f ms\n",
 		r.Broker, s.Tasks, len(s.RunsMS), s.MedianMS, s.BestMS, strings.Join(runs, " "), s.PerHopMS, r.SpawnPerSec,
-		"", s.Hop.DispatchMS, s.Hop.RunMS, s.Hop.AdvanceMS); err != nil {
+		"", s.Hop.CompletionMS, s.Hop.AdvanceMS, s.Hop.DispatchMS, s.Hop.RunMS); err != nil {
 		return err
 	}
 	if err := printUnitCost(w, "hop", s.Cost, statements); err != nil {

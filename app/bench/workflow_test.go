@@ -62,18 +62,28 @@ func TestItemList(t *testing.T) {
 }
 
 func TestBreakDown(t *testing.T) {
-	// Two runs of a two-task sequence, in seconds since each workflow's creation.
+	// Two runs of a three-task sequence, in seconds since each workflow's creation.
 	runs := [][]taskTimes{
-		{{created: 0.001, started: 0.004, finished: 0.005}, {created: 0.007, started: 0.010, finished: 0.011}},
-		{{created: 0.001, started: 0.006, finished: 0.008}, {created: 0.012, started: 0.015, finished: 0.016}},
+		{
+			{created: 0.001, admitted: 0.002, started: 0.004, finished: 0.005},
+			{created: 0.007, admitted: 0.009, started: 0.012, finished: 0.013},
+			{created: 0.014, admitted: 0.016, started: 0.020, finished: 0.021},
+		},
+		{
+			{created: 0.100, admitted: 0.900, started: 0.950, finished: 0.990}, // no hop before it
+			{created: 1.000, admitted: 1.001, started: 1.003, finished: 1.005},
+			{created: 1.009, admitted: 1.012, started: 1.015, finished: 1.017},
+		},
 	}
 	b := breakDown(runs)
-	// Created to claimed: 3, 3, 5, 3 ms; claimed to result: 1, 1, 2, 1 ms; result to the next
-	// task's creation: 2 and 4 ms, the first task of each run having no hop before it.
+	// Result to advance: 2, 1, 10, 4 ms; advance to row: 2, 2, 1, 3 ms; row to claim: 3, 4, 2,
+	// 3 ms; claim to result: 1, 1, 2, 2 ms. Medians take the upper middle of an even count.
+	require.InDelta(t, 4, b.CompletionMS, 1e-9)
+	require.InDelta(t, 2, b.AdvanceMS, 1e-9)
 	require.InDelta(t, 3, b.DispatchMS, 1e-9)
-	require.InDelta(t, 1, b.RunMS, 1e-9)
-	require.InDelta(t, 4, b.AdvanceMS, 1e-9, "the upper middle of an even count")
+	require.InDelta(t, 2, b.RunMS, 1e-9)
 	require.Equal(t, hopBreakdown{}, breakDown(nil))
+	require.Equal(t, hopBreakdown{}, breakDown([][]taskTimes{{{created: 1, admitted: 2, started: 3, finished: 4}}}), "one task makes no hop")
 }
 
 func TestMedianAndBest(t *testing.T) {
@@ -93,14 +103,14 @@ func TestPrintWorkflow(t *testing.T) {
 	r := workflowResult{
 		Broker: "rabbitmq", SpawnPerSec: 412,
 		Sequence: sequenceResult{Tasks: 40, RunsMS: []float64{480.4, 420.2, 610}, MedianMS: 480.4, BestMS: 420.2, PerHopMS: 12.01,
-			Hop: hopBreakdown{DispatchMS: 4, RunMS: 2, AdvanceMS: 6}, Cost: c},
+			Hop: hopBreakdown{CompletionMS: 1.5, AdvanceMS: 6, DispatchMS: 4, RunMS: 2}, Cost: c},
 		FanOuts: []fanOutResult{{Items: 100, Concurrency: 16, TotalMS: 800, PerItemMS: 8, Cost: c}},
 	}
 	var text bytes.Buffer
 	require.NoError(t, printWorkflow(&text, r, false, false))
 	require.Equal(t, ""+
 		"rabbitmq   sequence of 40 core.noop tasks, 3 runs: median 480.4 ms, best 420.2 ms (480 420 610)  12.01 ms per task hop  |  sh -c true 412.0 spawns/s\n"+
-		"           per hop: created to claimed 4.00 ms, claimed to result 2.00 ms, result to next created 6.00 ms (medians)\n"+
+		"           per hop (medians): result to advance 1.50 ms, advance to the next task's row 6.00 ms, row to claim 4.00 ms, claim to result 2.00 ms\n"+
 		"           per hop: - statements, 4.00 commits, 5.00 messages, 20.0 write syscalls; CPU ms: attune 1.50, postgres 2.00, rabbitmq -\n"+
 		"rabbitmq   with-items over 100 core.noop items, concurrency 16: 800.0 ms, 8.00 ms per item\n"+
 		"           per item: - statements, 4.00 commits, 5.00 messages, 20.0 write syscalls; CPU ms: attune 1.50, postgres 2.00, rabbitmq -\n",
