@@ -1,6 +1,6 @@
 // Package bench measures the whole pipeline from inside one process: executions per second and
-// latency on each broker, how fast a policy queue drains, and what each execution costs the
-// database and the broker.
+// latency on each broker, how fast a policy queue drains, how long workflows take, and what
+// each execution costs the database and the broker.
 package bench
 
 import (
