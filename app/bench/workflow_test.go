@@ -6,13 +6,50 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/attune-go/attune/app/cli"
 	"github.com/attune-go/attune/modules/pack"
+	"github.com/attune-go/attune/store/storetest"
 )
+
+// TestWorkflowBench runs the --workflow measurement, small, on a real PostgreSQL with the
+// in-process broker: every workflow completes with the tasks it should, and each part of a
+// hop, read from timestamps of transactions that follow one another, is never negative.
+func TestWorkflowBench(t *testing.T) {
+	cfg := benchConfig{databaseURL: storetest.AdminURL(t), concurrency: 4, timeout: 2 * time.Minute,
+		workflowTasks: 3, workflowRuns: 2, workflowItems: []int{5, 20}}
+	r, err := workflowOnce(context.Background(), cfg, "inprocess", slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+
+	s := r.Sequence
+	require.Equal(t, 3, s.Tasks)
+	require.Len(t, s.RunsMS, 2)
+	for _, ms := range s.RunsMS {
+		require.Positive(t, ms)
+	}
+	require.LessOrEqual(t, s.BestMS, s.MedianMS)
+	require.InDelta(t, s.MedianMS/3, s.PerHopMS, 1e-9)
+	for name, part := range map[string]float64{"completion": s.Hop.CompletionMS, "advance": s.Hop.AdvanceMS,
+		"dispatch": s.Hop.DispatchMS, "run": s.Hop.RunMS} {
+		require.GreaterOrEqual(t, part, 0.0, name)
+	}
+	require.Positive(t, s.Cost.Commits)
+	require.Positive(t, s.Cost.Messages)
+
+	require.Len(t, r.FanOuts, 2)
+	for i, n := range []int{5, 20} {
+		f := r.FanOuts[i]
+		require.Equal(t, n, f.Items)
+		require.Equal(t, fanOutConcurrency, f.Concurrency)
+		require.Positive(t, f.TotalMS)
+		require.InDelta(t, f.TotalMS/float64(n), f.PerItemMS, 1e-9)
+	}
+}
 
 func TestWorkflowPackLoads(t *testing.T) {
 	p, err := pack.LoadFS(workflowPack(40), ".")
