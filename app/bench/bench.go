@@ -205,47 +205,6 @@ func runBench(ctx context.Context, cfg benchConfig, streams cli.Streams) error {
 	return nil
 }
 
-// checkWorkflowFlags refuses workflow flags that cannot be measured, and ones given without
-// --workflow or beside another mode, which would be ignored without a word.
-func checkWorkflowFlags(cmd *cobra.Command, cfg benchConfig) error {
-	if !cfg.workflow {
-		for _, name := range []string{"workflow-tasks", "workflow-runs", "workflow-items"} {
-			if cmd.Flags().Changed(name) {
-				return fmt.Errorf("--%s needs --workflow", name)
-			}
-		}
-		return nil
-	}
-	for _, name := range []string{"events", "rate", "action"} {
-		if cmd.Flags().Changed(name) {
-			return fmt.Errorf("--%s does not apply to --workflow, which runs core.noop in workflows it starts itself", name)
-		}
-	}
-	switch {
-	case cfg.backlog != 0:
-		return errors.New("--workflow and --backlog are separate measurements; give one")
-	case cfg.workflowTasks < 1 || cfg.workflowRuns < 1:
-		return errors.New("--workflow-tasks and --workflow-runs must be at least 1")
-	case slices.ContainsFunc(cfg.workflowItems, func(n int) bool { return n < 1 }):
-		return fmt.Errorf("invalid --workflow-items %v: each count must be at least 1", cfg.workflowItems)
-	}
-	return nil
-}
-
-// benchWorkflows measures workflows on one broker, next to the spawn rate of the moment.
-func benchWorkflows(ctx context.Context, cfg benchConfig, brokerName string, logger *slog.Logger, out io.Writer) error {
-	spawnRate, err := measureSpawns(ctx, cfg.spawns)
-	if err != nil {
-		return err
-	}
-	r, err := workflowOnce(ctx, cfg, brokerName, logger)
-	if err != nil {
-		return fmt.Errorf("bench %s workflows: %w", brokerName, err)
-	}
-	r.SpawnPerSec = spawnRate
-	return printWorkflow(out, r, cfg.json, cfg.statements)
-}
-
 func printBench(w io.Writer, r benchResult, asJSON bool) error {
 	if asJSON {
 		return printJSONLine(w, r)
@@ -329,41 +288,6 @@ func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *
 	r, err := benchFigures(ctx, run.pool, brokerName, cfg.events)
 	r.benchCost = c
 	return r, err
-}
-
-// metered runs work with the roles mods running, once a worker of runner is up, and returns
-// what it cost per unit (units in all). The cost is counted from just before the roles start
-// to just after they stop, every backend gone so that PostgreSQL has counted all of their
-// commits. work polls through the querier it is given: those statements are the harness's
-// own, and left out.
-func (r *benchRun) metered(ctx context.Context, mods []module, runner string, units int, work func(ctx context.Context, polls querier) error) (benchCost, error) {
-	if _, err := r.meter.quiesce(ctx, r.pool.Reset); err != nil {
-		return benchCost{}, err
-	}
-	before, err := r.meter.snapshot(ctx)
-	if err != nil {
-		return benchCost{}, err
-	}
-	stop := startModules(ctx, mods)
-	defer stop()
-	if err := waitWorker(ctx, r.st, runner); err != nil {
-		return benchCost{}, err
-	}
-	polls := &countingQuerier{querier: r.pool}
-	if err := work(ctx, polls); err != nil {
-		return benchCost{}, err
-	}
-	stop()
-	backends, err := r.meter.quiesce(ctx, r.pool.Reset)
-	if err != nil {
-		return benchCost{}, err
-	}
-	after, err := r.meter.snapshot(ctx)
-	if err != nil {
-		return benchCost{}, err
-	}
-	after.backends = backends
-	return cost(before, after, units, polls.n.Load()), nil
 }
 
 // module is a role module as the bench runs it.

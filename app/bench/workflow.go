@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
 )
 
 // workflowResult is one broker's figures of --workflow; its JSON form is what --json prints.
@@ -157,6 +159,47 @@ func (r *benchRun) fanOut(ctx context.Context, cfg benchConfig, logger *slog.Log
 		return fanOutResult{}, err
 	}
 	return fanOutResult{Items: n, Concurrency: fanOutConcurrency, TotalMS: span, PerItemMS: span / float64(n), Cost: c}, nil
+}
+
+// checkWorkflowFlags refuses workflow flags that cannot be measured, and ones given without
+// --workflow or beside another mode, which would be ignored without a word.
+func checkWorkflowFlags(cmd *cobra.Command, cfg benchConfig) error {
+	if !cfg.workflow {
+		for _, name := range []string{"workflow-tasks", "workflow-runs", "workflow-items"} {
+			if cmd.Flags().Changed(name) {
+				return fmt.Errorf("--%s needs --workflow", name)
+			}
+		}
+		return nil
+	}
+	for _, name := range []string{"events", "rate", "action"} {
+		if cmd.Flags().Changed(name) {
+			return fmt.Errorf("--%s does not apply to --workflow, which runs core.noop in workflows it starts itself", name)
+		}
+	}
+	switch {
+	case cfg.backlog != 0:
+		return errors.New("--workflow and --backlog are separate measurements; give one")
+	case cfg.workflowTasks < 1 || cfg.workflowRuns < 1:
+		return errors.New("--workflow-tasks and --workflow-runs must be at least 1")
+	case slices.ContainsFunc(cfg.workflowItems, func(n int) bool { return n < 1 }):
+		return fmt.Errorf("invalid --workflow-items %v: each count must be at least 1", cfg.workflowItems)
+	}
+	return nil
+}
+
+// benchWorkflows measures workflows on one broker, next to the spawn rate of the moment.
+func benchWorkflows(ctx context.Context, cfg benchConfig, brokerName string, logger *slog.Logger, out io.Writer) error {
+	spawnRate, err := measureSpawns(ctx, cfg.spawns)
+	if err != nil {
+		return err
+	}
+	r, err := workflowOnce(ctx, cfg, brokerName, logger)
+	if err != nil {
+		return fmt.Errorf("bench %s workflows: %w", brokerName, err)
+	}
+	r.SpawnPerSec = spawnRate
+	return printWorkflow(out, r, cfg.json, cfg.statements)
 }
 
 // waitEnded polls until execution id has ended.
