@@ -56,6 +56,7 @@ bench: build ## run the Go benchmarks, then attune bench through the whole pipel
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 	./$(BIN) bench --brokers $(BENCH_BROKERS) --events 5000
 	./$(BIN) bench --brokers $(BENCH_BROKERS) --backlog 20000
+	./$(BIN) bench --brokers $(BENCH_BROKERS) --workflow
 
 clean: ## remove build output
 	rm -rf bin

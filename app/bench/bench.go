@@ -1,6 +1,6 @@
 // Package bench measures the whole pipeline from inside one process: executions per second and
-// latency on each broker, how fast a policy queue drains, and what each execution costs the
-// database and the broker.
+// latency on each broker, how fast a policy queue drains, how long workflows take, and what
+// each execution costs the database and the broker.
 package bench
 
 import (
@@ -48,6 +48,12 @@ type benchConfig struct {
 	backlog     int
 	action      string
 	statements  bool
+	// workflow measures workflows instead of events: a sequence of workflowTasks tasks run
+	// workflowRuns times, and a fan-out over each of workflowItems.
+	workflow      bool
+	workflowTasks int
+	workflowRuns  int
+	workflowItems []int
 }
 
 // benchActions are the actions --action can choose: the shell action every figure in
@@ -86,11 +92,17 @@ process, once per broker, and prints executions per second and the event-to-comp
 With --backlog N it measures a policy queue instead: N executions of one action wait behind a
 concurrency limit of 10, and it prints how fast the queue drains at its start and at its end.
 
+With --workflow it measures workflows instead: one of --workflow-tasks sequential core.noop
+tasks, run --workflow-runs times (median, best, time per task hop), then a with-items fan-out
+of core.noop at concurrency 16 over each count of --workflow-items (total, time per item),
+each from the creation of the workflow's execution to its end.
+
 Each run uses a fresh database created next to the one --database-url names (and dropped
 after), and a namespace of its own on RabbitMQ, so it can run beside a live installation.`,
 		Example: `  attune bench --events 5000
   attune bench --brokers rabbitmq --json
-  attune bench --backlog 20000 --brokers rabbitmq`,
+  attune bench --backlog 20000 --brokers rabbitmq
+  attune bench --workflow --workflow-items 100,1000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := cli.ApplyEnv(cmd.Flags()); err != nil {
@@ -104,6 +116,9 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 			}
 			if cfg.backlog != 0 && cfg.backlog < minBacklog {
 				return cli.Usage(fmt.Errorf("--backlog must be 0 (off) or at least %d", minBacklog))
+			}
+			if err := checkWorkflowFlags(cmd, cfg); err != nil {
+				return cli.Usage(err)
 			}
 			return runBench(cmd.Context(), cfg, streams)
 		},
@@ -121,6 +136,10 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 	fs.IntVar(&cfg.backlog, "backlog", 0, "instead of events, queue this many executions behind a concurrency limit of 10 and measure how fast the queue drains; 0 is off")
 	fs.StringVar(&cfg.action, "action", "shell", `the action each event runs: shell (core.local "true") or noop (core.noop, no process: the platform alone)`)
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof reads it)")
+	fs.BoolVar(&cfg.workflow, "workflow", false, "instead of events, time workflows: a sequence of core.noop tasks and with-items fan-outs of core.noop")
+	fs.IntVar(&cfg.workflowTasks, "workflow-tasks", 40, "tasks of the --workflow sequence")
+	fs.IntVar(&cfg.workflowRuns, "workflow-runs", 5, "runs of the --workflow sequence, one after the other")
+	fs.IntSliceVar(&cfg.workflowItems, "workflow-items", []int{100, 1000}, "item counts of the --workflow fan-outs, one fan-out each")
 	fs.BoolVar(&cfg.statements, "statements", false, "also print each statement run at least once per twenty executions, with its calls per execution (needs pg_stat_statements)")
 	cli.BindEnv(fs, "database-url", "ATTUNE_DATABASE_URL")
 	cli.BindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
@@ -144,6 +163,12 @@ func runBench(ctx context.Context, cfg benchConfig, streams cli.Streams) error {
 		name = strings.TrimSpace(name)
 		if name != "inprocess" && name != "rabbitmq" {
 			return cli.Usage(fmt.Errorf("invalid --brokers %q: want inprocess, rabbitmq or both", cfg.brokers))
+		}
+		if cfg.workflow {
+			if err := benchWorkflows(ctx, cfg, name, logger, streams.Out); err != nil {
+				return err
+			}
+			continue
 		}
 		if cfg.backlog > 0 {
 			r, err := backlogOnce(ctx, cfg, name, logger)
@@ -184,15 +209,11 @@ func printBench(w io.Writer, r benchResult, asJSON bool) error {
 	if asJSON {
 		return printJSONLine(w, r)
 	}
-	stmts := "-"
-	if r.Statements >= 0 {
-		stmts = fmt.Sprintf("%.2f", r.Statements)
+	if _, err := fmt.Fprintf(w, "%-10s %6d executions  %8.1f executions/s  p50 %7.1f ms  p99 %7.1f ms  |  sh -c true %7.1f spawns/s  ratio %.2f\n",
+		r.Broker, r.Executions, r.ExecutionsPerSec, r.P50ms, r.P99ms, r.SpawnPerSec, r.Ratio); err != nil {
+		return err
 	}
-	_, err := fmt.Fprintf(w, "%-10s %6d executions  %8.1f executions/s  p50 %7.1f ms  p99 %7.1f ms  |  sh -c true %7.1f spawns/s  ratio %.2f\n"+
-		"%-10s per execution: %s statements, %.2f commits, %.2f messages, %.1f write syscalls; CPU ms: attune %.2f, postgres %s, rabbitmq %s\n",
-		r.Broker, r.Executions, r.ExecutionsPerSec, r.P50ms, r.P99ms, r.SpawnPerSec, r.Ratio,
-		"", stmts, r.Commits, r.Messages, r.Writes, r.CPUms, orDash(r.PostgresCPUms), orDash(r.BrokerCPUms))
-	return err
+	return printUnitCost(w, "execution", r.benchCost, false)
 }
 
 // orDash formats a figure that is negative when unknown.
@@ -238,9 +259,7 @@ func measureSpawns(ctx context.Context, n int) (float64, error) {
 	return float64(2*per) / time.Since(start).Seconds(), nil
 }
 
-// benchOnce runs the pipeline on a fresh database and broker namespace. Its cost is counted
-// from just before the first event to just after the last execution, with the roles
-// stopped and every backend gone so that PostgreSQL has counted all of their commits.
+// benchOnce runs the pipeline on a fresh database and broker namespace.
 func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *slog.Logger) (benchResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
@@ -253,41 +272,21 @@ func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *
 	if err := registerBenchPack(ctx, run.st, action.ref, action.params); err != nil {
 		return benchResult{}, err
 	}
-	if _, err := run.meter.quiesce(ctx, run.pool.Reset); err != nil {
-		return benchResult{}, err
-	}
-	before, err := run.meter.snapshot(ctx)
-	if err != nil {
-		return benchResult{}, err
-	}
 	mods, err := benchModules(cfg, run.st, run.br, logger)
 	if err != nil {
 		return benchResult{}, err
 	}
-	stop := startModules(ctx, mods)
-	defer stop()
-	if err := waitWorker(ctx, run.st, action.runner); err != nil {
-		return benchResult{}, err
-	}
-	if err := fireBenchEvents(ctx, run.st, run.br, cfg.events, cfg.rate); err != nil {
-		return benchResult{}, err
-	}
-	polls := &countingQuerier{querier: run.pool}
-	if err := waitFinished(ctx, polls, cfg.events); err != nil {
-		return benchResult{}, err
-	}
-	stop()
-	backends, err := run.meter.quiesce(ctx, run.pool.Reset)
+	c, err := run.metered(ctx, mods, action.runner, cfg.events, func(ctx context.Context, polls querier) error {
+		if err := fireBenchEvents(ctx, run.st, run.br, cfg.events, cfg.rate); err != nil {
+			return err
+		}
+		return waitFinished(ctx, polls, cfg.events)
+	})
 	if err != nil {
 		return benchResult{}, err
 	}
-	after, err := run.meter.snapshot(ctx)
-	if err != nil {
-		return benchResult{}, err
-	}
-	after.backends = backends
 	r, err := benchFigures(ctx, run.pool, brokerName, cfg.events)
-	r.benchCost = cost(before, after, cfg.events, polls.n.Load())
+	r.benchCost = c
 	return r, err
 }
 
@@ -346,20 +345,26 @@ func (notifierModule) Name() string { return "notify" }
 // registerBenchPack adds a trigger and a rule running actionRef with params for each of its
 // events, and policies if given.
 func registerBenchPack(ctx context.Context, st *store.Store, actionRef, params string, policies ...store.Policy) error {
-	core, err := pack.Core()
-	if err != nil {
+	if err := registerCore(ctx, st); err != nil {
 		return err
 	}
-	if _, err := pack.Register(ctx, st, core); err != nil {
-		return err
-	}
-	_, err = st.PackRegister(ctx, store.PackRegistration{
+	_, err := st.PackRegister(ctx, store.PackRegistration{
 		Pack:     store.Pack{Ref: "bench", Label: "Benchmark"},
 		Triggers: []store.Trigger{{Ref: "bench.tick"}},
 		Rules: []store.Rule{{Ref: "bench.run", TriggerRef: "bench.tick", ActionRef: actionRef, Enabled: true,
 			ActionParams: json.RawMessage(params)}},
 		Policies: policies,
 	})
+	return err
+}
+
+// registerCore registers the core pack, whose actions the bench runs.
+func registerCore(ctx context.Context, st *store.Store) error {
+	core, err := pack.Core()
+	if err != nil {
+		return err
+	}
+	_, err = pack.Register(ctx, st, core)
 	return err
 }
 

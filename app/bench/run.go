@@ -99,3 +99,38 @@ func benchDatabase(ctx context.Context, base string) (string, string, func(), er
 	}
 	return u.String(), name, drop, nil
 }
+
+// metered runs work with the roles mods running, once a worker of runner is up, and returns
+// what it cost per unit (units in all). The cost is counted from just before the roles start
+// to just after they stop, every backend gone so that PostgreSQL has counted all of their
+// commits. work polls through the querier it is given: those statements are the harness's
+// own, and left out.
+func (r *benchRun) metered(ctx context.Context, mods []module, runner string, units int, work func(ctx context.Context, polls querier) error) (benchCost, error) {
+	if _, err := r.meter.quiesce(ctx, r.pool.Reset); err != nil {
+		return benchCost{}, err
+	}
+	before, err := r.meter.snapshot(ctx)
+	if err != nil {
+		return benchCost{}, err
+	}
+	stop := startModules(ctx, mods)
+	defer stop()
+	if err := waitWorker(ctx, r.st, runner); err != nil {
+		return benchCost{}, err
+	}
+	polls := &countingQuerier{querier: r.pool}
+	if err := work(ctx, polls); err != nil {
+		return benchCost{}, err
+	}
+	stop()
+	backends, err := r.meter.quiesce(ctx, r.pool.Reset)
+	if err != nil {
+		return benchCost{}, err
+	}
+	after, err := r.meter.snapshot(ctx)
+	if err != nil {
+		return benchCost{}, err
+	}
+	after.backends = backends
+	return cost(before, after, units, polls.n.Load()), nil
+}
