@@ -17,7 +17,9 @@ func (f *flow) startDue(ctx context.Context) error {
 	if !f.accepting() {
 		return nil
 	}
-	for i := range f.tasks {
+	// By index, not range: a task that ends as it starts (no items) may lead to arrivals,
+	// appended here, that are due now too.
+	for i := 0; i < len(f.tasks); i++ {
 		t := &f.tasks[i]
 		if t.Status == store.TaskWaiting && t.StartAt != nil && !t.StartAt.After(f.now) {
 			if err := f.startTask(ctx, t); err != nil {
