@@ -150,7 +150,8 @@ func TestWorkflowAcrossProcesses(t *testing.T) {
 	})
 
 	t.Run("an executor and a worker killed mid-workflow", func(t *testing.T) {
-		id := executeWorkflow(t, c, "faults.wf_chain", map[string]any{"seconds": 1})
+		// Steps of 2 s: the kill must land while step 4 runs, however slow the machine.
+		id := executeWorkflow(t, c, "faults.wf_chain", map[string]any{"seconds": 2})
 		running := func(task string) child {
 			var found child
 			awaitRow(t, pool, workflowSettle, task+" running", func(context.Context) (bool, error) {
@@ -210,8 +211,13 @@ func TestWorkflowAcrossProcesses(t *testing.T) {
 			require.Len(t, runs, 1, "%s ran more than once: %+v", task, runs)
 			require.Equal(t, "completed", runs[0].status)
 		}
+		// The killed attempt may have died before its script's first line: at most once.
 		starts := markStarts(t, marks)
 		for _, ch := range children {
+			if ch.id == victim.id {
+				require.LessOrEqual(t, starts[ch.id], 1, "execution %d (%s) started %d times", ch.id, ch.task, starts[ch.id])
+				continue
+			}
 			require.Equal(t, 1, starts[ch.id], "execution %d (%s) started %d times", ch.id, ch.task, starts[ch.id])
 		}
 	})

@@ -55,6 +55,12 @@ func (r *recorder) requested(t *testing.T) []broker.ExecutionRequested {
 // parameters have a schema, and ops.off, which is disabled.
 func newRerunServer(t *testing.T) (server, *recorder) {
 	t.Helper()
+	return newRerunServerWith(t, api.Config{})
+}
+
+// newRerunServerWith is newRerunServer with cfg.
+func newRerunServerWith(t *testing.T, cfg api.Config) (server, *recorder) {
+	t.Helper()
 	s := storetest.NewStore(t)
 	_, err := s.PackRegister(context.Background(), store.PackRegistration{
 		Pack: store.Pack{Ref: "ops", Path: "/packs/ops"},
@@ -67,7 +73,7 @@ func newRerunServer(t *testing.T) (server, *recorder) {
 	require.NoError(t, err)
 
 	rec := &recorder{Broker: membroker.New(broker.Options{})}
-	return startAPI(t, s, rec, api.Config{}), rec
+	return startAPI(t, s, rec, cfg), rec
 }
 
 func executionPath(id any, suffix string) string {
