@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/attune-go/attune/broker/brokertest"
+	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/store/storetest"
 )
 
@@ -322,6 +323,25 @@ func TestWorkflowExamplesAndControl(t *testing.T) {
 		status, result, reason := awaitExecution(t, pool, id)
 		require.Equal(t, "completed", status, "reason: %s", reason)
 		require.Equal(t, map[string]any{"answer": "attempt 4"}, result)
+	})
+
+	// A task's input made from a secret input is secret on the task's execution too, and the
+	// workflow's output repeating it is masked: neither reaches an answer in clear.
+	t.Run("secret inputs stay secret on the tasks", func(t *testing.T) {
+		const token = "hunter2-never-shown"
+		id := executeWorkflow(t, c, "faults.wf_secret", map[string]any{"token": token})
+		status, _, reason := awaitExecution(t, pool, id)
+		require.Equal(t, "completed", status, "reason: %s", reason)
+		shown := c.mustCall(api, http.StatusOK, http.MethodGet, fmt.Sprintf("/api/v1/executions/%d", id), nil)
+		children := c.mustCall(api, http.StatusOK, http.MethodGet, fmt.Sprintf("/api/v1/executions?parent=%d", id), nil)
+		for what, body := range map[string]any{"the workflow": shown, "its tasks": children} {
+			raw, err := json.Marshal(body)
+			require.NoError(t, err)
+			require.NotContains(t, string(raw), token, "%s shows the secret: %s", what, raw)
+		}
+		data := children["data"].([]any)
+		require.Len(t, data, 1)
+		require.Equal(t, pack.Mask, data[0].(map[string]any)["parameters"].(map[string]any)["message"])
 	})
 
 	t.Run("rerun from the failed task", func(t *testing.T) {
