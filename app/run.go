@@ -26,6 +26,7 @@ import (
 	"github.com/attune-go/attune/modules/sensor"
 	"github.com/attune-go/attune/modules/worker"
 	"github.com/attune-go/attune/store"
+	"github.com/attune-go/attune/store/seal"
 )
 
 // module is what every role module offers: a name and a Run that blocks until ctx ends,
@@ -42,6 +43,7 @@ type infrastructure struct {
 	http     *httpServer
 	notifier *notify.Notifier
 	relay    *relay.Relay
+	keyring  *seal.Keyring
 }
 
 // serve runs the configured roles until ctx ends or one of them fails. Start order: pool,
@@ -69,6 +71,10 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	}()
 
 	st := store.NewStore(pool)
+	keyring, err := openKeyring(ctx, st, cfg.keys, logger)
+	if err != nil {
+		return err
+	}
 	if err := registerPacks(ctx, st, cfg.packsDir, logger); err != nil {
 		return err
 	}
@@ -78,7 +84,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	}
 	notifier := notify.New(br, notify.Config{Logger: logger.With("module", "notify")})
 	rel := relay.New(br, relay.Config{Logger: logger.With("module", "relay")})
-	infra := infrastructure{store: st, broker: br, http: srv, notifier: notifier, relay: rel}
+	infra := infrastructure{store: st, broker: br, http: srv, notifier: notifier, relay: rel, keyring: keyring}
 	modules, err := buildModules(cfg, infra, logger)
 	if err != nil {
 		_ = srv.listener.Close()

@@ -36,6 +36,7 @@ type serveConfig struct {
 	workerHeartbeat   time.Duration
 	workerTimeout     time.Duration
 	logs              logOptions
+	keys              keyringConfig
 }
 
 func registerLogFlags(fs *pflag.FlagSet, o *logOptions) {
@@ -93,6 +94,7 @@ the command line wins over the environment, which wins over the default.`,
 	fs.DurationVar(&cfg.accessTTL, "access-token-ttl", time.Hour, "how long an access token from /auth/login lasts")
 	fs.DurationVar(&cfg.refreshTTL, "refresh-token-ttl", 7*24*time.Hour, "how long a refresh token lasts: how long a login may go unused")
 	registerLogFlags(fs, &cfg.logs)
+	registerKeyringFlags(fs, &cfg.keys)
 	cli.BindEnv(fs, "auth", "ATTUNE_AUTH")
 	cli.BindEnv(fs, "access-token-ttl", "ATTUNE_ACCESS_TOKEN_TTL")
 	cli.BindEnv(fs, "refresh-token-ttl", "ATTUNE_REFRESH_TOKEN_TTL")
@@ -119,6 +121,9 @@ func (c *serveConfig) validate() error {
 		return err
 	}
 	c.roles = roles
+	if _, err := c.keys.configuredKeys(); err != nil {
+		return err
+	}
 	if _, err := store.ParseURL(c.databaseURL); err != nil {
 		return fmt.Errorf("--database-url: %w", err)
 	}
