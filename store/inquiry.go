@@ -127,28 +127,31 @@ func (q *Queries) InquiryList(ctx context.Context, f InquiryFilter, page Page) (
 // that is no longer pending, or whose execution is being cancelled, is ErrConflict naming
 // why: of two answers, exactly one is recorded.
 func (s *Store) InquiryRespond(ctx context.Context, id int64, login string, response json.RawMessage) (Inquiry, Execution, error) {
-	return s.inquiryEnd(ctx, id, InquiryResponded, login, response, ExecutionCompleted, "")
+	inq, exec, _, err := s.inquiryEnd(ctx, id, InquiryResponded, login, response, ExecutionCompleted, "")
+	return inq, exec, err
 }
 
 // InquiryTimeOut ends pending inquiry id timed out and its execution timeout, with the
-// reason; ErrConflict when it is no longer pending (answered first, say).
-func (s *Store) InquiryTimeOut(ctx context.Context, id int64) (Inquiry, Execution, error) {
+// reason; ErrConflict when it is no longer pending (answered first, say). It reports whether
+// it ended the execution, as InquiryCancel does.
+func (s *Store) InquiryTimeOut(ctx context.Context, id int64) (Inquiry, Execution, bool, error) {
 	return s.inquiryEnd(ctx, id, InquiryTimedOut, "", nil, ExecutionTimeout, "")
 }
 
 // InquiryCancel ends pending inquiry id cancelled, and its execution cancelled when it is
-// being cancelled (an execution already ended is left as it is); ErrConflict when the
-// inquiry is no longer pending.
-func (s *Store) InquiryCancel(ctx context.Context, id int64) (Inquiry, Execution, error) {
+// being cancelled (an execution already ended is left as it is: the report is false);
+// ErrConflict when the inquiry is no longer pending.
+func (s *Store) InquiryCancel(ctx context.Context, id int64) (Inquiry, Execution, bool, error) {
 	return s.inquiryEnd(ctx, id, InquiryCancelled, "", nil, ExecutionCancelled, "cancelled while waiting for an answer")
 }
 
 // inquiryEnd moves pending inquiry id to status and its execution to execStatus in one
 // transaction. The inquiry's row is locked first, by the conditional update, so whichever of
 // an answer, a timeout and a cancel comes first wins and the others find it ended.
-func (s *Store) inquiryEnd(ctx context.Context, id int64, status, login string, response json.RawMessage, execStatus, reason string) (Inquiry, Execution, error) {
+func (s *Store) inquiryEnd(ctx context.Context, id int64, status, login string, response json.RawMessage, execStatus, reason string) (Inquiry, Execution, bool, error) {
 	var inq Inquiry
 	var exec Execution
+	var ended bool
 	err := s.InTx(ctx, func(q *Queries) error {
 		var by *string
 		if login != "" {
@@ -176,14 +179,10 @@ func (s *Store) inquiryEnd(ctx context.Context, id int64, status, login string, 
 		case InquiryCancelled:
 			from = []string{ExecutionCanceling, ExecutionRunning}
 		}
-		var ok bool
-		exec, ok, err = q.ExecutionTransition(ctx, ExecutionTransition{ID: inq.Execution, From: from, To: execStatus,
+		exec, ended, err = q.ExecutionTransition(ctx, ExecutionTransition{ID: inq.Execution, From: from, To: execStatus,
 			Result: response, Reason: reason})
-		if err != nil {
+		if err != nil || ended {
 			return err
-		}
-		if ok {
-			return nil
 		}
 		if exec, err = q.ExecutionGet(ctx, inq.Execution); err != nil {
 			return err
@@ -194,10 +193,12 @@ func (s *Store) inquiryEnd(ctx context.Context, id int64, status, login string, 
 		return described(ErrConflict, "inquiry %d cannot be %s: its execution %d is %s", id, status, exec.ID, exec.Status)
 	})
 	if err != nil {
-		return Inquiry{}, Execution{}, fmt.Errorf("end inquiry %d %s: %w", id, status, err)
+		return Inquiry{}, Execution{}, false, fmt.Errorf("%s inquiry %d: %w", inquiryVerbs[status], id, err)
 	}
-	return inq, exec, nil
+	return inq, exec, ended, nil
 }
+
+var inquiryVerbs = map[string]string{InquiryResponded: "answer", InquiryTimedOut: "time out", InquiryCancelled: "cancel"}
 
 // InquiriesDue returns up to limit pending inquiries past their timeout, oldest first.
 func (q *Queries) InquiriesDue(ctx context.Context, limit int) ([]int64, error) {

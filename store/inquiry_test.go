@@ -64,8 +64,8 @@ func TestInquiryRespondEndsTheExecutionWithTheAnswer(t *testing.T) {
 
 	for _, end := range []func() error{
 		func() error { _, _, err := s.InquiryRespond(ctx, inq.ID, "bob", json.RawMessage(`{}`)); return err },
-		func() error { _, _, err := s.InquiryTimeOut(ctx, inq.ID); return err },
-		func() error { _, _, err := s.InquiryCancel(ctx, inq.ID); return err },
+		func() error { _, _, _, err := s.InquiryTimeOut(ctx, inq.ID); return err },
+		func() error { _, _, _, err := s.InquiryCancel(ctx, inq.ID); return err },
 	} {
 		err := end()
 		require.ErrorIs(t, err, store.ErrConflict)
@@ -123,7 +123,7 @@ func TestInquiryTimeoutRacesAnAnswer(t *testing.T) {
 		start := make(chan struct{})
 		wg.Add(2)
 		go func() { defer wg.Done(); <-start; _, _, answerErr = s.InquiryRespond(ctx, inq.ID, "alice", json.RawMessage(`{}`)) }()
-		go func() { defer wg.Done(); <-start; _, _, timeoutErr = s.InquiryTimeOut(ctx, inq.ID) }()
+		go func() { defer wg.Done(); <-start; _, _, _, timeoutErr = s.InquiryTimeOut(ctx, inq.ID) }()
 		close(start)
 		wg.Wait()
 		require.True(t, (answerErr == nil) != (timeoutErr == nil), "exactly one wins: answer %v, timeout %v", answerErr, timeoutErr)
@@ -167,8 +167,9 @@ func TestInquiryCancelFollowsItsExecution(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int64{inq.ID}, orphaned)
 
-	cancelled, exec, err := s.InquiryCancel(ctx, inq.ID)
+	cancelled, exec, ended, err := s.InquiryCancel(ctx, inq.ID)
 	require.NoError(t, err)
+	require.True(t, ended)
 	require.Equal(t, store.InquiryCancelled, cancelled.Status)
 	require.Equal(t, store.ExecutionCancelled, exec.Status)
 	_, _, err = s.InquiryRespond(ctx, inq.ID, "alice", json.RawMessage(`{}`))
