@@ -105,6 +105,7 @@ type InquiryFilter struct {
 	// Execution keeps the inquiry of this execution; Workflow those of this workflow's tasks.
 	Execution *int64
 	Workflow  *int64
+	Window
 }
 
 // InquiryList returns a page of inquiries, newest first.
@@ -119,6 +120,7 @@ func (q *Queries) InquiryList(ctx context.Context, f InquiryFilter, page Page) (
 	if f.Workflow != nil {
 		w.add("workflow = $%d", *f.Workflow)
 	}
+	w.window(f.Window)
 	return list(ctx, q.db, "inquiries", w.from("attune.inquiry"), inquiryColumns, `id DESC`, page, scanInquiry, w.args...)
 }
 

@@ -35,6 +35,10 @@ func (m *Module) listInquiries(c echo.Context) error {
 		}
 		*q.into = &id
 	}
+	var err error
+	if f.Window, err = createdWindow(c); err != nil {
+		return err
+	}
 	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Inquiry, int, error) {
 		return m.deps.Store.InquiryList(ctx, f, page)
 	})
