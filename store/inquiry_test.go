@@ -122,7 +122,11 @@ func TestInquiryTimeoutRacesAnAnswer(t *testing.T) {
 		var answerErr, timeoutErr error
 		start := make(chan struct{})
 		wg.Add(2)
-		go func() { defer wg.Done(); <-start; _, _, answerErr = s.InquiryRespond(ctx, inq.ID, "alice", json.RawMessage(`{}`)) }()
+		go func() {
+			defer wg.Done()
+			<-start
+			_, _, answerErr = s.InquiryRespond(ctx, inq.ID, "alice", json.RawMessage(`{}`))
+		}()
 		go func() { defer wg.Done(); <-start; _, _, _, timeoutErr = s.InquiryTimeOut(ctx, inq.ID) }()
 		close(start)
 		wg.Wait()
