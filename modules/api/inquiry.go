@@ -103,10 +103,7 @@ func (m *Module) respond(c echo.Context) error {
 	m.notify(broker.InquiryChanged(inq.ID, exec.ID, exec.ActionRef, inq.Status, inq.Workflow, inq.Updated))
 	// A completion lost here is made good by the executors: a workflow whose task ended
 	// without advancing it is advanced by their next pass.
-	if err := m.deps.Relay.Send(ctx, broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: exec.Status,
-		FinishedAt: *exec.FinishedAt, HeldSlot: &exec.HeldSlot, Workflow: exec.WorkflowID()}); err != nil {
-		m.deps.Logger.WarnContext(ctx, "answered inquiry's execution not announced", "execution_id", exec.ID, "err", err)
-	}
+	m.announceEnded(ctx, exec, "answered inquiry's execution not announced")
 	return answer(c, http.StatusOK, inq)
 }
 
