@@ -95,6 +95,8 @@ type ExecutionCompleted struct {
 	// Workflow is the workflow execution this one ran a task of: its ending advances that
 	// workflow.
 	Workflow *int64 `json:"workflow,omitempty"`
+	// Execution is the execution an inquiry belongs to.
+	Execution int64 `json:"execution,omitempty"`
 }
 
 // MessageType implements Payload.
@@ -127,21 +129,26 @@ func (NotificationCreated) MessageType() Type { return TypeNotificationCreated }
 const (
 	NotifyExecution = "execution" // an execution's status changed, or it was created
 	NotifyEvent     = "event"     // an event was created
+	NotifyInquiry   = "inquiry"   // an inquiry was made, answered, timed out or cancelled
 )
 
-// Notification is one committed change: an execution that reached Status, or an event.
+// Notification is one committed change: an execution or an inquiry that reached Status, or
+// an event.
 type Notification struct {
 	Kind string `json:"kind"`
 	ID   int64  `json:"id"`
-	// Ref is the execution's action ref, or the event's trigger ref.
+	// Ref is the execution's (or the inquiry's execution's) action ref, or the event's
+	// trigger ref.
 	Ref    string `json:"ref"`
 	Status string `json:"status,omitempty"`
 	// PreviousStatus is the status the execution left, when the process that moved it knows.
 	PreviousStatus string    `json:"previous_status,omitempty"`
 	At             time.Time `json:"at"`
 	// Workflow is the workflow execution whose task this execution runs, so that a stream
-	// following the workflow sees its children.
+	// following the workflow sees its children (and their inquiries).
 	Workflow *int64 `json:"workflow,omitempty"`
+	// Execution is the execution an inquiry belongs to.
+	Execution int64 `json:"execution,omitempty"`
 }
 
 // ExecutionChanged notifies that execution id of actionRef reached status at at, from
@@ -154,6 +161,12 @@ func ExecutionChanged(id int64, actionRef, status, previous string, at time.Time
 func (n Notification) InWorkflow(workflow *int64) Notification {
 	n.Workflow = workflow
 	return n
+}
+
+// InquiryChanged notifies that inquiry id, of execution (running actionRef, a task of
+// workflow when not nil), reached status at at.
+func InquiryChanged(id, execution int64, actionRef, status string, workflow *int64, at time.Time) Notification {
+	return Notification{Kind: NotifyInquiry, ID: id, Ref: actionRef, Status: status, At: at, Workflow: workflow, Execution: execution}
 }
 
 // EventNotification notifies that event id of triggerRef was created at at.

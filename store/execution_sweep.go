@@ -74,7 +74,7 @@ func (q *Queries) ExecutionFailUnrunnable(ctx context.Context, olderThan, aliveW
 	return queryAll(ctx, q.db, "fail unrunnable executions", scanExecution, `
 		WITH orphaned AS MATERIALIZED (
 			SELECT a.ref, a.runner_type FROM attune.action a
-			WHERE a.runner_type <> 'workflow' AND NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+`)
+			WHERE a.runner_type NOT IN ('workflow', 'inquiry') AND NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+`)
 				AND pg_postmaster_start_time() < now() - make_interval(secs => $2)),
 		`+queuesFirst(`SELECT x.id FROM attune.execution x JOIN orphaned o ON o.ref = x.action_ref
 			WHERE x.status IN ('requested', 'scheduled') AND x.worker IS NULL AND x.created < now() - make_interval(secs => $1)`)+`

@@ -5,6 +5,7 @@ package api
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,9 @@ type Store interface {
 	ExecutionList(ctx context.Context, f store.ExecutionFilter, page store.Page) ([]store.Execution, int, error)
 	ExecutionQueuePosition(ctx context.Context, id int64) (*int, error)
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
+	InquiryGet(ctx context.Context, id int64) (store.Inquiry, error)
+	InquiryList(ctx context.Context, f store.InquiryFilter, page store.Page) ([]store.Inquiry, int, error)
+	InquiryRespond(ctx context.Context, id int64, login string, response json.RawMessage) (store.Inquiry, store.Execution, error)
 	PackDelete(ctx context.Context, ref string) ([]string, error)
 	PackGetByRef(ctx context.Context, ref string) (store.Pack, error)
 	PackList(ctx context.Context, page store.Page) ([]store.Pack, int, error)
@@ -200,6 +204,10 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	m.boundedRoute(http.MethodPost, "/executions/:id/pause", m.pause, Operator)
 	m.boundedRoute(http.MethodPost, "/executions/:id/resume", m.resume, Operator)
 	m.boundedRoute(http.MethodPost, "/executions/:id/rerun", m.rerun, Operator)
+	m.route(http.MethodGet, "/inquiries", m.listInquiries, Viewer)
+	m.route(http.MethodGet, "/inquiries/:id", m.getInquiry, Viewer)
+	// Who may answer is the inquiry's to say; the handler checks it.
+	m.boundedRoute(http.MethodPost, "/inquiries/:id/respond", m.respond, Viewer)
 	m.route(http.MethodGet, "/workers", m.listWorkers, Viewer)
 	m.route(http.MethodGet, "/workers/:name", m.getWorker, Viewer)
 	m.route(http.MethodDelete, "/workers/:name", m.deleteWorker, Admin)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -198,6 +199,8 @@ type contractFixture struct {
 	offExecID string
 	// workflowID is a running workflow's execution.
 	workflowID string
+	// inquiryID is a pending inquiry, of an execution of ops.ask.
+	inquiryID string
 }
 
 func newContractFixture(t *testing.T, s server) *contractFixture {
@@ -228,6 +231,12 @@ func newContractFixture(t *testing.T, s server) *contractFixture {
 	_, err = s.s.PackRegister(ctx, store.PackRegistration{Pack: store.Pack{Ref: "flows"}, Actions: []store.Action{storetest.WorkflowAction("flows.run", "")}})
 	require.NoError(t, err)
 	f.workflowID = strconv.FormatInt(storetest.FillWorkflow(t, s.s, storetest.Workflow{ActionRef: "flows.run"}).ID, 10)
+	s.data(http.StatusCreated, http.MethodPost, "/actions", `{"ref": "ops.ask", "runner_type": "inquiry"}`)
+	ask, err := s.s.ExecutionCreateOne(ctx, store.ExecutionCreateParams{ActionRef: "ops.ask"})
+	require.NoError(t, err)
+	inq, _, _, err := s.s.InquiryStart(ctx, store.InquiryStartParams{Execution: ask.Execution.ID, Prompt: "go?", Timeout: time.Hour})
+	require.NoError(t, err)
+	f.inquiryID = strconv.FormatInt(inq.ID, 10)
 
 	for _, name := range []string{"alive", "gone"} {
 		_, err := s.s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: name, Runners: []string{"shell"}, Concurrency: 1, Host: "h", PID: 1})
@@ -337,6 +346,13 @@ func (f *contractFixture) contracts() []contract {
 			{path: "/executions/x/rerun", status: bad},
 			{path: "/executions/999999/rerun", status: missing},
 			{path: "/executions/" + f.offExecID + "/rerun", status: clash}}},
+		{"GET /inquiries", []probe{{path: "/inquiries", status: ok}, {path: "/inquiries?status=bogus", status: bad}}},
+		{"GET /inquiries/{id}", []probe{{path: "/inquiries/" + f.inquiryID, status: ok}, {path: "/inquiries/x", status: bad}, {path: "/inquiries/999999", status: missing}}},
+		{"POST /inquiries/{id}/respond", []probe{
+			{path: "/inquiries/" + f.inquiryID + "/respond", body: `{"response": {}}`, status: ok},
+			{path: "/inquiries/x/respond", body: `{"response": {}}`, status: bad},
+			{path: "/inquiries/999999/respond", body: `{"response": {}}`, status: missing},
+			{path: "/inquiries/" + f.inquiryID + "/respond", body: `{"response": {}}`, status: clash}}},
 		{"POST /executions/{id}/cancel", []probe{
 			{path: "/executions/" + f.execID + "/cancel", status: ok},
 			{path: "/executions/x/cancel", status: bad},

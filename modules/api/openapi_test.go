@@ -265,6 +265,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"RuleRequest":          ruleRequest{},
 		"StreamExecution":      streamExecution{},
 		"StreamEvent":          streamEvent{},
+		"StreamInquiry":        streamInquiry{},
+		"Inquiry":              store.Inquiry{},
+		"RespondRequest":       respondRequest{},
 	}
 	// pack.Policy's file is the loader's, for its error messages; a policy from the store
 	// never has one, so the API never answers it.

@@ -33,8 +33,19 @@ type streamEvent struct {
 	At         time.Time `json:"at"`
 }
 
-// stream serves the live stream as Server-Sent Events: executions' status changes and new
-// events as this replica hears of them from every process, filtered by ?execution_id= (a
+// streamInquiry is the data of an `inquiry` event on the live stream: an inquiry was made
+// (pending) or ended.
+type streamInquiry struct {
+	ID          int64     `json:"id"`
+	ExecutionID int64     `json:"execution_id"`
+	ActionRef   string    `json:"action_ref"`
+	Status      string    `json:"status"`
+	At          time.Time `json:"at"`
+	Workflow    *int64    `json:"workflow,omitempty"`
+}
+
+// stream serves the live stream as Server-Sent Events: executions' status changes, inquiries
+// made and ended, and new events as this replica hears of them from every process, filtered by ?execution_id= (a
 // workflow's includes its tasks' executions) and ?action_ref=. The client is subscribed
 // before the headers go out, so a client that reads an execution after they arrived misses
 // none of its later changes (unless it falls so far behind that it is cut off, which it is
@@ -133,6 +144,9 @@ func (s sseWriter) notification(n broker.Notification) error {
 			Workflow: n.Workflow})
 	case broker.NotifyEvent:
 		return s.event(n.Kind, streamEvent{ID: n.ID, TriggerRef: n.Ref, At: n.At})
+	case broker.NotifyInquiry:
+		return s.event(n.Kind, streamInquiry{ID: n.ID, ExecutionID: n.Execution, ActionRef: n.Ref, Status: n.Status, At: n.At,
+			Workflow: n.Workflow})
 	}
 	return nil // a kind this server does not know: a newer sender's, for newer clients
 }

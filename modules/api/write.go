@@ -381,10 +381,7 @@ func (m *Module) cancel(c echo.Context) error {
 	}
 	if ok {
 		m.notifyExecution(exec, "")
-		if err := m.deps.Relay.Send(ctx, broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: exec.Status,
-			FinishedAt: *exec.FinishedAt, HeldSlot: &exec.HeldSlot, Workflow: exec.WorkflowID()}); err != nil {
-			m.deps.Logger.WarnContext(ctx, "cancelled execution not announced", "execution_id", exec.ID, "err", err)
-		}
+		m.announceEnded(ctx, exec, "cancelled execution not announced")
 		return answer(c, http.StatusOK, exec)
 	}
 	// Only a workflow pauses, so only a workflow leaves pausing or paused here.
@@ -436,6 +433,16 @@ func (m *Module) askToStop(ctx context.Context, exec store.Execution) error {
 		return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
 	}
 	return nil
+}
+
+// announceEnded sends the completion of exec, which this request ended, to the executors: its
+// policy's waiters go, its workflow advances. A failure is logged, not answered: the change is
+// committed, and the executors' sweeps make a lost completion good.
+func (m *Module) announceEnded(ctx context.Context, exec store.Execution, failure string) {
+	if err := m.deps.Relay.Send(ctx, broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: exec.Status,
+		FinishedAt: *exec.FinishedAt, HeldSlot: &exec.HeldSlot, Workflow: exec.WorkflowID()}); err != nil {
+		m.deps.Logger.WarnContext(ctx, failure, "execution_id", exec.ID, "err", err)
+	}
 }
 
 // notify passes committed changes to the live stream.

@@ -1,6 +1,6 @@
 // Package executor is the executor role: it turns enforcements into executions with their
 // parameters checked, admits them under their action's policy, dispatches them to the
-// workers of their runner, runs workflows, listens for completions, and sweeps up work whose
+// workers of their runner, runs workflows and inquiries, listens for completions, and sweeps up work whose
 // message was lost between a commit and its publish.
 package executor
 
@@ -34,6 +34,12 @@ type Store interface {
 	ComponentVersion(ctx context.Context) (int64, error)
 	WorkflowsDue(ctx context.Context, limit int) ([]int64, error)
 	WorkflowsStalled(ctx context.Context, after time.Duration, limit int) ([]int64, error)
+	InquiryStart(ctx context.Context, p store.InquiryStartParams) (store.Inquiry, store.Execution, bool, error)
+	InquiryTimeOut(ctx context.Context, id int64) (store.Inquiry, store.Execution, bool, error)
+	InquiryCancel(ctx context.Context, id int64) (store.Inquiry, store.Execution, bool, error)
+	InquiryOfExecution(ctx context.Context, id int64) (store.Inquiry, error)
+	InquiriesDue(ctx context.Context, limit int) ([]int64, error)
+	InquiriesOrphaned(ctx context.Context, limit int) ([]int64, error)
 	InTx(ctx context.Context, fn func(q *store.Queries) error) error
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
@@ -130,6 +136,7 @@ func (m *Module) Run(ctx context.Context) error {
 	g.Go(func() error { return m.sweepLoop(ctx) })
 	g.Go(func() error { return m.admissionLoop(ctx) })
 	g.Go(func() error { return m.workflowLoop(ctx) })
+	g.Go(func() error { return m.inquiryLoop(ctx) })
 	return g.Wait()
 }
 

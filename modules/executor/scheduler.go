@@ -32,7 +32,13 @@ func (m *Module) handleRequest(ctx context.Context, msg broker.Message) error {
 	case exec.Status == store.ExecutionScheduled && exec.WorkerID == nil:
 		return m.dispatchAll(ctx, []store.Execution{exec})
 	case exec.Status != store.ExecutionRequested && exec.WorkerID == nil && !store.IsTerminal(exec.Status):
-		// A running workflow asked to pause, resume or cancel.
+		// A running workflow asked to pause, resume or cancel, or an inquiry's execution
+		// asked to cancel.
+		if exec.Status == store.ExecutionCanceling {
+			if asked, err := m.cancelInquiry(ctx, exec); err != nil || asked {
+				return err
+			}
+		}
 		return m.advance(ctx, exec.ID)
 	case exec.Status != store.ExecutionRequested:
 		return nil // claimed, or ended
@@ -97,8 +103,11 @@ func (m *Module) dispatchAll(ctx context.Context, execs []store.Execution) error
 }
 
 func (m *Module) dispatch(ctx context.Context, exec store.Execution, action store.Action) error {
-	if action.RunnerType == workflowRunner {
+	switch action.RunnerType {
+	case workflowRunner:
 		return m.startWorkflow(ctx, exec, action)
+	case inquiryRunner:
+		return m.startInquiry(ctx, exec)
 	}
 	timeout := action.TimeoutSeconds
 	if exec.TimeoutSeconds != nil {

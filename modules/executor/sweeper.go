@@ -183,7 +183,7 @@ func (m *Module) sweep(ctx context.Context) error {
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
-			if lost(e.Updated, broker.QueueExecutorRequests) && (action.RunnerType == "" || action.RunnerType == workflowRunner || lost(e.Updated, broker.DispatchQueue(action.RunnerType))) &&
+			if lost(e.Updated, broker.QueueExecutorRequests) && (action.RunnerType == "" || action.RunnerType == workflowRunner || action.RunnerType == inquiryRunner || lost(e.Updated, broker.DispatchQueue(action.RunnerType))) &&
 				m.resent.due(fmt.Sprintf("dispatch/%d", e.ID), now) {
 				undispatched = append(undispatched, e)
 			}

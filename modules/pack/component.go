@@ -12,7 +12,7 @@ import (
 	"github.com/attune-go/attune/modules/workflow"
 )
 
-// Runner types: how a worker runs an action.
+// Runner types: how an action runs.
 const (
 	// RunnerShell runs the entry point script, or the CommandParam parameter with /bin/sh -c
 	// when the action has no entry point.
@@ -24,9 +24,12 @@ const (
 	// RunnerWorkflow runs the workflow its entry point defines (package workflow): the
 	// executor runs its tasks as executions of their own, not a worker.
 	RunnerWorkflow = "workflow"
+	// RunnerInquiry waits for a person's answer (core.ask): the executor records the inquiry
+	// and the answer ends the execution, not a worker.
+	RunnerInquiry = "inquiry"
 )
 
-var runnerTypes = []string{RunnerShell, RunnerHTTP, RunnerNoop, RunnerWorkflow}
+var runnerTypes = []string{RunnerShell, RunnerHTTP, RunnerNoop, RunnerWorkflow, RunnerInquiry}
 
 // Output formats: how a worker turns an action's standard output into its result.
 const (

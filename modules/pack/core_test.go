@@ -26,7 +26,13 @@ func TestCore(t *testing.T) {
 		actions[a.Ref] = a
 		require.NotEmpty(t, a.Description, a.Ref)
 	}
-	require.Len(t, actions, 5)
+	require.Len(t, actions, 6)
+
+	ask := actions["core.ask"]
+	require.Equal(t, RunnerInquiry, ask.RunnerType)
+	got, err := ask.Parameters.Apply(map[string]any{"prompt": "deploy?"})
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"prompt": "deploy?", "schema": map[string]any{"type": "object"}, "timeout_seconds": int64(86400)}, got)
 
 	echo := actions["core.echo"]
 	require.Equal(t, RunnerShell, echo.RunnerType)
@@ -52,7 +58,7 @@ func TestCore(t *testing.T) {
 	require.Equal(t, RunnerHTTP, req.RunnerType)
 	require.Equal(t, OutputJSON, req.OutputFormat)
 	require.Contains(t, req.Description, "{status_code, headers, body, json, elapsed_ms}")
-	got, err := req.Parameters.Apply(map[string]any{"url": "http://127.0.0.1/"})
+	got, err = req.Parameters.Apply(map[string]any{"url": "http://127.0.0.1/"})
 	require.NoError(t, err)
 	require.Equal(t, map[string]any{"url": "http://127.0.0.1/", "method": "GET", "timeout": 30.0}, got)
 	require.Equal(t, []any{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}, req.Parameters["method"].Enum)

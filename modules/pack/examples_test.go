@@ -22,7 +22,7 @@ func TestLoadExamples(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, p.CheckReferences(packLookup{core}))
 
-	require.Equal(t, []string{"examples.branch", "examples.fanout", "examples.flaky", "examples.nested", "examples.retry", "examples.sequence"},
+	require.Equal(t, []string{"examples.approval", "examples.branch", "examples.fanout", "examples.flaky", "examples.nested", "examples.retry", "examples.sequence"},
 		refs(p.Actions, func(a Action) string { return a.Ref }))
 	for _, a := range p.Actions {
 		if a.RunnerType != RunnerWorkflow {
@@ -36,9 +36,9 @@ func TestLoadExamples(t *testing.T) {
 		require.NoError(t, json.Unmarshal(sa.Workflow, &back), "the store keeps the definition as JSON")
 		require.Equal(t, a.Workflow.Start, back.Start)
 	}
-	fanout := p.Actions[1].Workflow.Task("ping")
+	fanout := p.Actions[2].Workflow.Task("ping")
 	require.Equal(t, &workflow.With{Items: "{{ input.hosts }}", Concurrency: 2}, fanout.With)
-	retry := p.Actions[4].Workflow.Task("call").Retry
+	retry := p.Actions[5].Workflow.Task("call").Retry
 	require.Equal(t, &workflow.Retry{Count: 4, DelaySeconds: 0.2, Backoff: workflow.BackoffExponential, MaxDelaySeconds: 1}, retry)
 }
 

@@ -115,7 +115,7 @@ var brokenPacks = []struct {
 		wantFile: "actions/deploy.yaml", wantField: "entry_point"},
 	{dir: "duplicate_ref", wantErr: `actions/b.yaml: ref: action "demo.same" is already defined in actions/a.yaml`,
 		wantFile: "actions/b.yaml", wantField: "ref"},
-	{dir: "unknown_runner", wantErr: `actions/deploy.yaml: runner_type: unknown runner "python"; want shell, http, noop or workflow`,
+	{dir: "unknown_runner", wantErr: `actions/deploy.yaml: runner_type: unknown runner "python"; want shell, http, noop, workflow or inquiry`,
 		wantFile: "actions/deploy.yaml", wantField: "runner_type"},
 	{dir: "no_ref", wantErr: "pack.yaml: ref: required", wantFile: "pack.yaml", wantField: "ref"},
 	{dir: "bad_cron", register: true, wantErr: "rules/nightly.yaml: trigger_params.expression: field 1 (minute): 61 is out of range 0-59",

@@ -116,7 +116,7 @@ func TestValidateLoneComponents(t *testing.T) {
 		{"ref outside the pack", ValidateTrigger(&Trigger{Ref: "other.hit"}, "ops"),
 			`pack_ref: ref "other.hit" does not belong to pack "ops"`},
 		{"runner", ValidateAction(&Action{Name: "x", RunnerType: "python", OutputFormat: OutputText, TimeoutSeconds: 1}, "ops"),
-			`runner_type: unknown runner "python"; want shell, http, noop or workflow`},
+			`runner_type: unknown runner "python"; want shell, http, noop, workflow or inquiry`},
 		{"timeout", ValidateAction(&Action{Name: "x", RunnerType: RunnerNoop, OutputFormat: OutputText}, "ops"),
 			"timeout_seconds: want more than 0, got 0"},
 		{"escaping script", ValidateAction(&Action{Name: "x", RunnerType: RunnerShell, EntryPoint: "../x.sh", OutputFormat: OutputText, TimeoutSeconds: 1}, "ops"),

@@ -33,7 +33,8 @@ type Config struct {
 // Filter narrows what a client receives; zero fields match everything. A filter on
 // executions excludes events.
 type Filter struct {
-	// ExecutionID keeps one execution's changes and, for a workflow, its tasks' executions'.
+	// ExecutionID keeps one execution's changes and its inquiry's and, for a workflow, its
+	// tasks' executions' and their inquiries'.
 	ExecutionID int64
 	ActionRef   string
 }
@@ -42,6 +43,9 @@ func (f Filter) match(n broker.Notification) bool {
 	switch n.Kind {
 	case broker.NotifyExecution:
 		return (f.ExecutionID == 0 || f.ExecutionID == n.ID || n.Workflow != nil && f.ExecutionID == *n.Workflow) &&
+			(f.ActionRef == "" || f.ActionRef == n.Ref)
+	case broker.NotifyInquiry:
+		return (f.ExecutionID == 0 || f.ExecutionID == n.Execution || n.Workflow != nil && f.ExecutionID == *n.Workflow) &&
 			(f.ActionRef == "" || f.ActionRef == n.Ref)
 	case broker.NotifyEvent:
 		return f.ExecutionID == 0 && f.ActionRef == ""
