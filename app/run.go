@@ -179,7 +179,7 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				WorkerTimeout: cfg.workerTimeout, Replica: replicaName(),
 			}, api.Deps{
 				Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier,
-				Routes: infra.http.echo.Group("/api/v1"), Auth: infra.http.echo.Group("/auth"),
+				Routes: infra.http.echo.Group("/api/v1"), Auth: infra.http.echo.Group("/auth"), Keyring: infra.keyring,
 			}))
 		}
 		if err != nil {
