@@ -75,6 +75,11 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// A datastore secret this process cannot open would fail every template that reads it;
+	// better one clear refusal now. (Other columns are checked by "attune key rotate".)
+	if err := requireKeys(ctx, st, keyring, []store.SealedColumn{store.KeySealedColumn}, "refusing to start"); err != nil {
+		return err
+	}
 	if err := registerPacks(ctx, st, cfg.packsDir, logger); err != nil {
 		return err
 	}
