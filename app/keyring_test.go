@@ -8,34 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/attune-go/attune/store/seal"
 	"github.com/attune-go/attune/store/storetest"
 )
-
-// startServeEnv is startServe with env in the process's environment (the encryption keys),
-// not waiting for it to be ready.
-func startServeEnv(t *testing.T, env []string, args ...string) *process {
-	t.Helper()
-	p, err := spawnServe(env, append([]string{"--http-addr=127.0.0.1:0", "--worker-name=w-" + uuid.NewString()[:8]}, args...)...)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("attune serve output:\n%s", p.output())
-		}
-	})
-	return p
-}
-
-// ready waits for p to be ready and notes its address.
-func (p *process) ready(t *testing.T) {
-	t.Helper()
-	rec := p.waitLog(t, "attune ready", 60*time.Second)
-	p.addr = strings.Replace(rec["http_addr"].(string), "[::]", "127.0.0.1", 1)
-}
 
 const generatedKeyWarning = "secret values are sealed with the encryption key Attune generated in PostgreSQL, beside the data it protects; " +
 	"set ATTUNE_ENCRYPTION_KEY or --encryption-key-file, then run `attune key rotate`"

@@ -30,32 +30,10 @@ func newKeyCommand(streams Streams) *cobra.Command {
 Rules, workflows and actions read them; a secret value is encrypted at rest and shows as
 ******** unless an admin (or a user key's owner) asks for it with --decrypt. See
 docs/datastore.md.`
-	var scope, prefix string
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List the keys you may read (secret values as ********)",
-		Args:  UsageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, err := api.client()
-			if err != nil {
-				return err
-			}
-			q := url.Values{}
-			if scope != "" {
-				q.Set("scope", scope)
-			}
-			if prefix != "" {
-				q.Set("prefix", prefix)
-			}
-			items, err := client.list(cmd.Context(), keysPath, q, true)
-			if err != nil {
-				return err
-			}
-			return printList(streams.Out, api.output, items, keyColumns)
-		},
-	}
-	list.Flags().StringVar(&scope, "scope", "", "only the keys of this scope: system, user or pack.<pack ref>")
-	list.Flags().StringVar(&prefix, "prefix", "", "only the keys whose name starts with this")
+	list := newListCommand(streams, &api, listCommand{noun: "the keys you may read (secret values as ********)", path: keysPath,
+		columns: keyColumns, all: true, filters: []queryFlag{
+			{"scope", "scope", "only the keys of this scope: system, user or pack.<pack ref>"},
+			{"prefix", "prefix", "only the keys whose name starts with this"}}})
 	cmd.AddCommand(newKeySetCommand(streams, &api), newKeyGetCommand(streams, &api), list,
 		&cobra.Command{
 			Use:   "delete SCOPE NAME",

@@ -83,6 +83,20 @@ func keyRef(c echo.Context) (store.KeyRef, error) {
 	return ref, nil
 }
 
+// keyTarget is the key a route names and who asks, once it is sure they may read it (or, with
+// write, write it).
+func keyTarget(c echo.Context, write bool) (store.KeyRef, principal, error) {
+	ref, err := keyRef(c)
+	if err != nil {
+		return store.KeyRef{}, principal{}, err
+	}
+	p := principalOf(c)
+	if err := mayAccess(p, ref.Scope, write); err != nil {
+		return store.KeyRef{}, principal{}, err
+	}
+	return ref, p, nil
+}
+
 func checkScope(scope string) error {
 	if !keyScopePattern.MatchString(scope) {
 		return badRequest("scope: want system, user or pack.<pack ref>; got %q", scope)
@@ -128,16 +142,12 @@ func mayDecrypt(p principal, scope string) error {
 }
 
 func (m *Module) getKey(c echo.Context) error {
-	ref, err := keyRef(c)
+	ref, p, err := keyTarget(c, false)
 	if err != nil {
 		return err
 	}
 	decrypt, err := boolParam(c, "decrypt")
 	if err != nil {
-		return err
-	}
-	p := principalOf(c)
-	if err := mayAccess(p, ref.Scope, false); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
@@ -164,12 +174,8 @@ func (m *Module) getKey(c echo.Context) error {
 }
 
 func (m *Module) setKey(c echo.Context) error {
-	ref, err := keyRef(c)
+	ref, p, err := keyTarget(c, true)
 	if err != nil {
-		return err
-	}
-	p := principalOf(c)
-	if err := mayAccess(p, ref.Scope, true); err != nil {
 		return err
 	}
 	var req keyRequest
@@ -211,12 +217,8 @@ func (m *Module) setKey(c echo.Context) error {
 }
 
 func (m *Module) deleteKey(c echo.Context) error {
-	ref, err := keyRef(c)
+	ref, p, err := keyTarget(c, true)
 	if err != nil {
-		return err
-	}
-	p := principalOf(c)
-	if err := mayAccess(p, ref.Scope, true); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
