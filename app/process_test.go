@@ -161,13 +161,25 @@ func (p *process) cli(t *testing.T, args ...string) (stdout, stderr string, code
 func startServe(t *testing.T, args ...string) *process {
 	t.Helper()
 	p := startServeNoWait(t, args...)
-	ready := p.waitLog(t, "attune ready", 60*time.Second)
-	addr, _ := ready["http_addr"].(string)
-	p.addr = strings.Replace(addr, "[::]", "127.0.0.1", 1)
+	p.ready(t)
 	return p
 }
 
+// ready waits until p says it is ready, and notes its address.
+func (p *process) ready(t *testing.T) {
+	t.Helper()
+	rec := p.waitLog(t, "attune ready", 60*time.Second)
+	addr, _ := rec["http_addr"].(string)
+	p.addr = strings.Replace(addr, "[::]", "127.0.0.1", 1)
+}
+
 func startServeNoWait(t *testing.T, args ...string) *process {
+	t.Helper()
+	return startServeEnv(t, nil, args...)
+}
+
+// startServeEnv is startServeNoWait with env in the process's environment.
+func startServeEnv(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
 	worker := "w-" + uuid.NewString()[:8]
 	full := append([]string{"--http-addr=127.0.0.1:0", "--worker-name=" + worker}, args...)
@@ -179,7 +191,7 @@ func startServeNoWait(t *testing.T, args ...string) *process {
 			t.Cleanup(func() { deleteWorkerQueues(t, ns, worker) })
 		}
 	}
-	p, err := spawnServe(nil, full...)
+	p, err := spawnServe(env, full...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		p.kill()

@@ -47,8 +47,9 @@ One binary runs every role: "attune serve" runs them all in one process, and
 	})
 	root.AddCommand(newServeCommand(streams), newMigrateCommand(streams), newVersionCommand(streams))
 	root.AddCommand(cli.Commands(streams)...)
-	// The identity commands call the API but for this one, which reaches the database.
+	// The identity and key commands call the API but for these, which reach the database.
 	subcommand(root, "identity").AddCommand(newResetPasswordCommand(streams))
+	subcommand(root, "key").AddCommand(newKeyRotateCommand(streams))
 	root.AddCommand(bench.NewCommand(streams), newInternalCommand(streams))
 	// Added now rather than when the root runs, so that the walk below reaches it.
 	root.InitDefaultCompletionCmd()

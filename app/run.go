@@ -75,6 +75,11 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// A datastore secret this process cannot open would fail every template that reads it;
+	// better one clear refusal now. (Other columns are checked by "attune key rotate".)
+	if err := requireKeys(ctx, st, keyring, []store.SealedColumn{store.KeySealedColumn}, "refusing to start"); err != nil {
+		return err
+	}
 	if err := registerPacks(ctx, st, cfg.packsDir, logger); err != nil {
 		return err
 	}
@@ -179,7 +184,7 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				WorkerTimeout: cfg.workerTimeout, Replica: replicaName(),
 			}, api.Deps{
 				Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier,
-				Routes: infra.http.echo.Group("/api/v1"), Auth: infra.http.echo.Group("/auth"),
+				Routes: infra.http.echo.Group("/api/v1"), Auth: infra.http.echo.Group("/auth"), Keyring: infra.keyring,
 			}))
 		}
 		if err != nil {

@@ -72,7 +72,7 @@ func Commands(streams Streams) []*cobra.Command {
 		newActionCommand(streams), newExecutionCommand(streams), newInquiryCommand(streams), newTriggerCommand(streams),
 		newEventCommand(streams), newPolicyCommand(streams), newWorkerCommand(streams), newEnforcementCommand(streams),
 		newLoginCommand(streams), newWhoamiCommand(streams), newIdentityCommand(streams), newTokenCommand(streams),
-		newWebhookSecretCommand(streams),
+		newWebhookSecretCommand(streams), newKeyCommand(streams),
 	}
 	completeOutputFlags(cmds)
 	return cmds

@@ -27,6 +27,7 @@ import (
 type Store interface {
 	pack.Registrar
 	identityStore
+	keyStore
 	ActionCreate(ctx context.Context, a store.Action) (store.Action, error)
 	ActionDelete(ctx context.Context, ref string) ([]string, error)
 	ActionList(ctx context.Context, packRef string, page store.Page) ([]store.Action, int, error)
@@ -106,6 +107,9 @@ type Config struct {
 	// rerun, cancel, pause, resume): by then the change is committed and accepted, or nothing
 	// is recorded and the answer is 503. Default 5s.
 	AnswerWithin time.Duration
+	// KeySweepInterval is how often expired datastore keys and execution tokens are deleted
+	// (they are invisible from the moment they expire). Default 1m.
+	KeySweepInterval time.Duration
 }
 
 // Broker is what the API publishes through, and where its live stream is fed from.
@@ -123,7 +127,8 @@ type Notifier interface {
 // Deps are the API's collaborators. Routes is the /api/v1 group of the process's HTTP
 // server, Auth its /auth group (login and refresh). Notifier may be nil: nothing is notified.
 // Relay sends what a commit calls for without waiting on a broker that is away (package
-// broker/relay); nil publishes through Broker directly.
+// broker/relay); nil publishes through Broker directly. Keyring seals and opens secret keys;
+// nil refuses both.
 type Deps struct {
 	Logger   *slog.Logger
 	Store    Store
@@ -132,6 +137,7 @@ type Deps struct {
 	Routes   *echo.Group
 	Auth     *echo.Group
 	Notifier Notifier
+	Keyring  Keyring
 }
 
 // Module is the api role.
@@ -162,6 +168,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.Replica = cmp.Or(cfg.Replica, uuid.NewString())
 	cfg.StreamHeartbeat = cmp.Or(cfg.StreamHeartbeat, 15*time.Second)
 	cfg.AnswerWithin = cmp.Or(cfg.AnswerWithin, 5*time.Second)
+	cfg.KeySweepInterval = cmp.Or(cfg.KeySweepInterval, time.Minute)
 	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), passwordSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), passwordWait: passwordCheckWait, hub: stream.NewHub(stream.Config{Buffer: cfg.StreamBuffer}),
 		sessions: &sessions{
 			key: &signingKey{store: deps.Store}, identities: deps.Store, accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL,
@@ -230,6 +237,12 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	m.route(http.MethodGet, "/webhook-secrets", m.listWebhookSecrets, Admin)
 	m.route(http.MethodPut, "/webhook-secrets/:url", m.setWebhookSecret, Admin)
 	m.route(http.MethodDelete, "/webhook-secrets/:url", m.deleteWebhookSecret, Admin)
+	// Every identity has its own user keys; the handlers keep other scopes to the roles that
+	// may, and these are the only routes a running action's token reaches.
+	m.keyRoute(http.MethodGet, "/keys", m.listKeys, Viewer)
+	m.keyRoute(http.MethodGet, "/keys/:scope/:name", m.getKey, Viewer)
+	m.keyRoute(http.MethodPut, "/keys/:scope/:name", m.setKey, Viewer)
+	m.keyRoute(http.MethodDelete, "/keys/:scope/:name", m.deleteKey, Viewer)
 	return m, nil
 }
 
@@ -237,8 +250,8 @@ func New(cfg Config, deps Deps) (*Module, error) {
 func (m *Module) Name() string { return "api" }
 
 // Run creates the first admin if there is no identity yet and, meanwhile, feeds the live
-// stream from this replica's own notification queue until ctx ends; the process's HTTP server
-// does the serving. The queue is consumed from the start, not after the admin is made: a
+// stream from this replica's own notification queue and sweeps expired keys until ctx ends;
+// the process's HTTP server does the serving. The queue is consumed from the start, not after the admin is made: a
 // stream opened at once must miss nothing. When ctx ends the open streams end with it, so
 // that the server's graceful shutdown does not wait on them.
 func (m *Module) Run(ctx context.Context) error {
@@ -248,6 +261,10 @@ func (m *Module) Run(ctx context.Context) error {
 	context.AfterFunc(ctx, m.hub.Close)
 	defer m.hub.Close()
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		m.sweepKeys(gctx)
+		return nil
+	})
 	g.Go(func() error {
 		if err := m.bootstrap(gctx); err != nil && gctx.Err() == nil {
 			return fmt.Errorf("create the first admin: %w", err)

@@ -60,6 +60,11 @@ type principal struct {
 	Role       Role
 	// TokenID is the API token used, 0 for an access token.
 	TokenID int64
+	// Execution is the running execution whose token the request carries (store.
+	// ExecutionTokenPrefix), 0 for an identity; Pack is its action's pack. Such a request
+	// reaches the key routes alone (keyRoute), and there only its pack's keys and system's.
+	Execution int64
+	Pack      string
 }
 
 const principalKey = "attune.principal"
@@ -75,7 +80,14 @@ var anonymous = principal{Login: "anonymous", Role: Admin}
 // route registers a handler that answers only callers holding at least role need, and
 // remembers the role for the OpenAPI document's test.
 func (m *Module) route(method, path string, h echo.HandlerFunc, need Role) {
-	m.deps.Routes.Add(method, path, h, m.authorize(need))
+	m.deps.Routes.Add(method, path, h, m.authorize(need, false))
+	m.roles[method+" "+path] = need
+}
+
+// keyRoute is route for a route of the datastore, the only ones a running action's token
+// reaches; the handler decides what that token may do there.
+func (m *Module) keyRoute(method, path string, h echo.HandlerFunc, need Role) {
+	m.deps.Routes.Add(method, path, h, m.authorize(need, true))
 	m.roles[method+" "+path] = need
 }
 
@@ -85,7 +97,7 @@ func (m *Module) route(method, path string, h echo.HandlerFunc, need Role) {
 // gives 503 with nothing recorded; the broker is never waited on past its commit (the relay
 // keeps what it cannot send).
 func (m *Module) boundedRoute(method, path string, h echo.HandlerFunc, need Role) {
-	m.deps.Routes.Add(method, path, h, m.bound, m.authorize(need))
+	m.deps.Routes.Add(method, path, h, m.bound, m.authorize(need, false))
 	m.roles[method+" "+path] = need
 }
 
@@ -103,8 +115,9 @@ func (m *Module) bound(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// authorize is the gate of one route: without a valid token 401, with too small a role 403.
-func (m *Module) authorize(need Role) echo.MiddlewareFunc {
+// authorize is the gate of one route: without a valid token 401, with too small a role 403,
+// and with an execution's token 403 unless executions may call the route.
+func (m *Module) authorize(need Role, executions bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		if need == Public {
 			return next
@@ -113,6 +126,9 @@ func (m *Module) authorize(need Role) echo.MiddlewareFunc {
 			p, err := m.authenticate(c)
 			if err != nil {
 				return err
+			}
+			if p.Execution != 0 && !executions {
+				return forbidden("%s %s: %s holds a token good for /api/v1/keys only", c.Request().Method, c.Path(), p.Login)
 			}
 			if p.Role.rank() < need.rank() {
 				return forbidden("%s %s needs the %s role; %s is %s", c.Request().Method, c.Path(), need, p.Login, p.Role)
@@ -142,6 +158,9 @@ func (m *Module) authenticate(c echo.Context) (principal, error) {
 		return principal{}, unauthorized(c, "unauthorized", "authentication required: send Authorization: Bearer <token> (POST /auth/login, or an API token)")
 	}
 	ctx := c.Request().Context()
+	if strings.HasPrefix(raw, store.ExecutionTokenPrefix) {
+		return m.executionPrincipal(c, raw)
+	}
 	if strings.HasPrefix(raw, apiTokenPrefix) {
 		sum := sha256.Sum256([]byte(raw))
 		owner, err := m.deps.Store.TokenOwnerBySecret(ctx, sum[:])

@@ -416,5 +416,20 @@ func (f *contractFixture) contracts() []contract {
 			{path: "/webhook-secrets/other", body: `{"secret": "another-secret-of-length"}`, status: created},
 			{path: "/webhook-secrets/other", body: `{"secret": "short"}`, status: bad}}},
 		{"DELETE /webhook-secrets/{url}", []probe{{path: "/webhook-secrets/other", status: gone}, {path: "/webhook-secrets/other", status: missing}}},
+
+		{"GET /keys", []probe{{path: "/keys?scope=system", status: ok}, {path: "/keys?scope=nope", status: bad}}},
+		{"PUT /keys/{scope}/{name}", []probe{
+			{path: "/keys/system/limit", body: `{"value": 3, "ttl": "1h"}`, status: created},
+			{path: "/keys/system/limit", body: `{"value": 4, "secret": true}`, status: ok},
+			{path: "/keys/system/limit", body: `{}`, status: bad},
+			{path: "/keys/user/mine", body: `{"value": 1}`, status: created, as: f.viewer},
+			{path: "/keys/system/limit", body: `{"value": 5}`, status: http.StatusForbidden, as: f.viewer}}},
+		{"GET /keys/{scope}/{name}", []probe{
+			{path: "/keys/system/limit?decrypt=true", status: ok},
+			{path: "/keys/nope/limit", status: bad},
+			{path: "/keys/system/nope", status: missing},
+			{path: "/keys/system/limit?decrypt=true", status: http.StatusForbidden, as: f.operator}}},
+		{"DELETE /keys/{scope}/{name}", []probe{
+			{path: "/keys/system/limit", status: gone}, {path: "/keys/system/9", status: bad}, {path: "/keys/system/limit", status: missing}}},
 	}
 }

@@ -258,6 +258,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"TokenCreated":         tokenCreated{},
 		"WebhookSecret":        store.WebhookSecret{},
 		"WebhookSecretRequest": webhookSecretRequest{},
+		"Key":                  store.Key{},
+		"KeyRequest":           keyRequest{},
 		"Error":                errorBody{},
 		"ErrorDetail":          errorDetail{},
 		"ActionRequest":        actionRequest{},

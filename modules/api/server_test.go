@@ -46,7 +46,8 @@ func startAPILogged(t *testing.T, st *store.Store, br api.Broker, cfg api.Config
 	if cfg.AdminPassword == "" {
 		cfg.AdminPassword = adminPassword
 	}
-	m, err := api.New(cfg, api.Deps{Logger: logger, Store: st, Broker: br, Routes: e.Group("/api/v1"), Auth: e.Group("/auth")})
+	m, err := api.New(cfg, api.Deps{Logger: logger, Store: st, Broker: br, Routes: e.Group("/api/v1"), Auth: e.Group("/auth"),
+		Keyring: testKeyring})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
