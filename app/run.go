@@ -164,12 +164,12 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				HeartbeatInterval: cfg.workerHeartbeat,
 				Timeout:           cfg.workerTimeout,
 				Companion:         companionCommand(cfg.logs),
-			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier}))
+			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Opener: infra.keyring}))
 		case RoleExecutor:
 			err = add(executor.New(executor.Config{WorkerAliveWithin: cfg.workerTimeout},
-				executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier}))
+				executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Sealer: infra.keyring}))
 		case RoleSensor:
-			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker, Relay: infra.relay}))
+			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker, Relay: infra.relay, Sealer: infra.keyring}))
 			if err == nil {
 				err = add(sensor.New(sensor.Config{}, sensor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier}))
 			}
@@ -178,7 +178,7 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				AuthDisabled: !cfg.auth, AdminPassword: cfg.adminPassword, AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL,
 				WorkerTimeout: cfg.workerTimeout, Replica: replicaName(),
 			}, api.Deps{
-				Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier,
+				Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Sealer: infra.keyring,
 				Routes: infra.http.echo.Group("/api/v1"), Auth: infra.http.echo.Group("/auth"),
 			}))
 		}

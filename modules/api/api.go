@@ -5,6 +5,7 @@ package api
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -128,6 +129,14 @@ type Deps struct {
 	Routes   *echo.Group
 	Auth     *echo.Group
 	Notifier Notifier
+	// Sealer seals the values of secret parameters before an execution is written.
+	Sealer Sealer
+}
+
+// Sealer seals the values of secret parameters (package store/seal): only the worker opens
+// them.
+type Sealer interface {
+	SealParams(params json.RawMessage, names []string) (json.RawMessage, error)
 }
 
 // Module is the api role.
@@ -146,8 +155,8 @@ type Module struct {
 
 // New registers the API's routes on deps.Routes.
 func New(cfg Config, deps Deps) (*Module, error) {
-	if deps.Store == nil || deps.Routes == nil || deps.Auth == nil || deps.Logger == nil || deps.Broker == nil {
-		return nil, errors.New("api: Logger, Store, Broker, Routes and Auth are required")
+	if deps.Store == nil || deps.Routes == nil || deps.Auth == nil || deps.Logger == nil || deps.Broker == nil || deps.Sealer == nil {
+		return nil, errors.New("api: Logger, Store, Broker, Sealer, Routes and Auth are required")
 	}
 	if deps.Relay == nil {
 		deps.Relay = broker.Direct(deps.Broker)

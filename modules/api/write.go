@@ -260,6 +260,11 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 	if err != nil {
 		return badRequest("%v", err)
 	}
+	// Only the worker sees a secret in clear: a rerun's copies of the original's are sealed
+	// already, and SealParams leaves them as they are.
+	if params, err = m.deps.Sealer.SealParams(params, secrets); err != nil {
+		return fmt.Errorf("execute %s: %w", action.Ref, err)
+	}
 	// Admission is decided as the execution is created, in its queue's id order.
 	create := store.ExecutionCreateParams{
 		ActionRef: action.Ref, Parameters: params, ParentID: parentID, TimeoutSeconds: &action.TimeoutSeconds, Secrets: secrets,

@@ -105,9 +105,24 @@ type actionGetter func(ctx context.Context, ref string) (store.Action, error)
 // action's schema and its defaults applied, and returns the action when it can run. Parameters
 // that do not fit, or an action that does not exist, give an execution that is failed from the
 // start with the reason, so the operator sees what went wrong where they look for the
-// execution. The execution records as secret what the action declares secret and what the
-// enforcement recorded (secrets).
+// execution. The execution records as secret what the action declares secret, what the
+// enforcement recorded (secrets) and every parameter whose value holds a seal token; the
+// values of those it names are sealed before the row is written, refused or not (package
+// store/seal), so that only the worker sees them in clear.
 func (m *Module) executionFor(ctx context.Context, actions actionGetter, actionRef string, params json.RawMessage, secrets []string) (store.ExecutionCreateParams, *store.Action, error) {
+	create, action, err := m.describeExecution(ctx, actions, actionRef, params, secrets)
+	if err != nil {
+		return create, nil, err
+	}
+	create.Secrets = pack.WithSealed(create.Secrets, create.Parameters)
+	if create.Parameters, err = m.deps.Sealer.SealParams(create.Parameters, create.Secrets); err != nil {
+		return create, nil, fmt.Errorf("execution of %s: %w", actionRef, err)
+	}
+	return create, action, nil
+}
+
+// describeExecution is executionFor before the sealing.
+func (m *Module) describeExecution(ctx context.Context, actions actionGetter, actionRef string, params json.RawMessage, secrets []string) (store.ExecutionCreateParams, *store.Action, error) {
 	create := store.ExecutionCreateParams{ActionRef: actionRef, Parameters: params, Secrets: secrets}
 	action, err := actions(ctx, actionRef)
 	if err == nil {

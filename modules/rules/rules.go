@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/modules/ruleeval"
 	"github.com/attune-go/attune/store"
 )
@@ -43,6 +44,13 @@ type Deps struct {
 	Store  Store
 	Broker broker.Broker
 	Relay  broker.Sender
+	Sealer Sealer
+}
+
+// Sealer seals the values of secret parameters before an enforcement is written (package
+// store/seal): only the worker opens them.
+type Sealer interface {
+	SealParams(params json.RawMessage, names []string) (json.RawMessage, error)
 }
 
 // Module is the rule matcher.
@@ -58,8 +66,8 @@ type Module struct {
 
 // New checks the configuration.
 func New(cfg Config, deps Deps) (*Module, error) {
-	if deps.Logger == nil || deps.Store == nil || deps.Broker == nil {
-		return nil, errors.New("rules: Logger, Store and Broker are required")
+	if deps.Logger == nil || deps.Store == nil || deps.Broker == nil || deps.Sealer == nil {
+		return nil, errors.New("rules: Logger, Store, Broker and Sealer are required")
 	}
 	cfg.Prefetch = cmp.Or(cfg.Prefetch, 16)
 	if deps.Relay == nil {
@@ -130,8 +138,17 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 		if o.failure != "" {
 			m.deps.Logger.WarnContext(ctx, "rule matched but its parameters could not be rendered", "rule", r.rule.Ref, "event_id", ev.ID, "reason", o.failure)
 		}
+		secrets := r.secrets
+		if o.config != nil {
+			// Any parameter a secret key was rendered into is secret too; the values of them
+			// all are sealed before the enforcement is written.
+			secrets = pack.WithSealed(secrets, o.config)
+			if o.config, err = m.deps.Sealer.SealParams(o.config, secrets); err != nil {
+				return fmt.Errorf("rule %s: %w", r.rule.Ref, err)
+			}
+		}
 		verdicts = append(verdicts, store.EnforcementMatch{RuleRef: r.rule.Ref, Conditions: r.rule.Conditions, Config: o.config,
-			Reason: o.reason, Failure: o.failure, Secrets: r.secrets})
+			Reason: o.reason, Failure: o.failure, Secrets: secrets})
 		actions[r.rule.Ref] = r.rule.ActionRef
 	}
 	// One statement marks the event evaluated and records the enforcements: a concurrent or

@@ -7,6 +7,7 @@ package worker
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,6 +81,14 @@ type Deps struct {
 	Broker   broker.Broker
 	Relay    broker.Sender
 	Notifier Notifier
+	Opener   Opener
+}
+
+// Opener opens the sealed values in an execution's parameters (package store/seal), and
+// returns the texts it opened, for the scrubber. A token it cannot open is an error naming
+// its key.
+type Opener interface {
+	OpenJSON(doc json.RawMessage) (json.RawMessage, []string, error)
 }
 
 // Module is the worker role.
@@ -111,8 +120,8 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	if cfg.Concurrency < 1 {
 		return nil, fmt.Errorf("worker: Concurrency must be at least 1, got %d", cfg.Concurrency)
 	}
-	if deps.Store == nil || deps.Logger == nil || deps.Broker == nil {
-		return nil, errors.New("worker: Logger, Store and Broker are required")
+	if deps.Store == nil || deps.Logger == nil || deps.Broker == nil || deps.Opener == nil {
+		return nil, errors.New("worker: Logger, Store, Broker and Opener are required")
 	}
 	cfg.HeartbeatInterval = cmp.Or(cfg.HeartbeatInterval, 10*time.Second)
 	if deps.Relay == nil {
