@@ -11,8 +11,8 @@ package seal
 
 import (
 	"crypto/aes"
-	"crypto/hmac"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
