@@ -28,6 +28,7 @@ type Store interface {
 	pack.Registrar
 	identityStore
 	ActionCreate(ctx context.Context, a store.Action) (store.Action, error)
+	KeyLookup(ctx context.Context, packRef string, user *int64, names []store.KeyName) (map[store.KeyName]store.KeyFound, error)
 	ActionDelete(ctx context.Context, ref string) ([]string, error)
 	ActionList(ctx context.Context, packRef string, page store.Page) ([]store.Action, int, error)
 	ActionUpdate(ctx context.Context, a store.Action) (store.Action, error)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/modules/pack"
+	"github.com/attune-go/attune/modules/ruleeval"
 	"github.com/attune-go/attune/store"
 )
 
@@ -256,6 +257,18 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 	if !action.Enabled {
 		return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("action %s is disabled", action.Ref)}
 	}
+	var user *int64
+	if id := principalOf(c).IdentityID; id != 0 {
+		user = &id
+	}
+	values, err = pack.RenderDefaults(ctx, action.Parameters, values, m.keyReader(action.PackRef, user))
+	var bad *ruleeval.PathError
+	if errors.As(err, &bad) {
+		return badRequest("%v", err)
+	}
+	if err != nil {
+		return err
+	}
 	params, secrets, err := pack.CheckExecutionParameters(action.Parameters, values, inherited)
 	if err != nil {
 		return badRequest("%v", err)
@@ -268,6 +281,7 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 	// Admission is decided as the execution is created, in its queue's id order.
 	create := store.ExecutionCreateParams{
 		ActionRef: action.Ref, Parameters: params, ParentID: parentID, TimeoutSeconds: &action.TimeoutSeconds, Secrets: secrets,
+		RequestedBy: user,
 	}
 	var created store.ExecutionCreated
 	if rerun != nil {
@@ -454,4 +468,16 @@ func (m *Module) notify(ns ...broker.Notification) {
 // known.
 func (m *Module) notifyExecution(exec store.Execution, previous string) {
 	m.notify(broker.ExecutionChanged(exec.ID, exec.ActionRef, exec.Status, previous, exec.Updated).InWorkflow(exec.WorkflowID()))
+}
+
+// keyReader reads the keys an action's {{ }} defaults use: kv.pack of its pack, kv.user of the
+// identity that requests the execution.
+func (m *Module) keyReader(packRef string, user *int64) pack.KeyReader {
+	return func(ctx context.Context, refs []ruleeval.KeyRef) (map[string]any, error) {
+		rows, err := m.deps.Store.KeyLookup(ctx, packRef, user, ruleeval.NamesAs[store.KeyName](refs))
+		if err != nil {
+			return nil, err
+		}
+		return ruleeval.KV(ruleeval.FoundFrom(rows))
+	}
 }

@@ -36,6 +36,7 @@ type Store interface {
 	WorkflowsDue(ctx context.Context, limit int) ([]int64, error)
 	WorkflowsStalled(ctx context.Context, after time.Duration, limit int) ([]int64, error)
 	InTx(ctx context.Context, fn func(q *store.Queries) error) error
+	KeyLookup(ctx context.Context, packRef string, user *int64, names []store.KeyName) (map[store.KeyName]store.KeyFound, error)
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
 

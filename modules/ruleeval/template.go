@@ -25,7 +25,24 @@ type segment struct {
 // lists) compiles. Errors are *PathError naming the parameter, e.g. `action_params.message:
 // ...`; when several parameters are broken, the first in key order is reported.
 func ValidateTemplates(params map[string]any) error {
-	return rules.Validate(params, paramsPath)
+	if err := rules.Validate(params, paramsPath); err != nil {
+		return err
+	}
+	_, err := ParamKeyRefs(params)
+	return err
+}
+
+// ParamKeyRefs returns the keys a rule's action_params read. A rule reads no user's keys: it
+// runs for none.
+func ParamKeyRefs(params map[string]any) ([]KeyRef, error) {
+	refs, err := rules.KeyRefs(params, paramsPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := refuseUser(refs); err != nil {
+		return nil, &PathError{Path: paramsPath, Err: err}
+	}
+	return refs, nil
 }
 
 // Validate checks that every {{ ... }} in v (walked recursively through maps and lists)

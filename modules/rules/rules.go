@@ -27,6 +27,7 @@ type Store interface {
 	RuleListEnabledByTrigger(ctx context.Context, triggerRef string) ([]store.Rule, error)
 	ComponentVersion(ctx context.Context) (int64, error)
 	EventEnforce(ctx context.Context, id int64, matches []store.EnforcementMatch) ([]store.Enforcement, error)
+	KeyLookup(ctx context.Context, packRef string, user *int64, names []store.KeyName) (map[store.KeyName]store.KeyFound, error)
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
 
@@ -128,7 +129,14 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 		if !listensTo(r, ev, payload) {
 			continue
 		}
-		o := enforce(r, ruleeval.Input{EventID: ev.ID, TriggerRef: ev.TriggerRef, Payload: payload, RuleRef: r.rule.Ref})
+		in := ruleeval.Input{EventID: ev.ID, TriggerRef: ev.TriggerRef, Payload: payload, RuleRef: r.rule.Ref}
+		var o outcome
+		if in.KV, o.reason, err = m.keys(ctx, r); err != nil {
+			return err
+		}
+		if o.reason == "" {
+			o = enforce(r, in)
+		}
 		if !o.matched && o.reason == "" {
 			continue
 		}
@@ -171,6 +179,27 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	// publish is repaired by the executor's sweeper, which republishes enforcements left in
 	// created.
 	return m.deps.Relay.Send(ctx, matches...)
+}
+
+// keys reads the datastore keys rule r reads, in one statement (nothing for a rule that reads
+// none), as kv. A condition that reads a secret key cannot be evaluated: the reason says so.
+func (m *Module) keys(ctx context.Context, r compiledRule) (kv map[string]any, reason string, err error) {
+	if len(r.keys) == 0 || r.err != nil {
+		return nil, "", nil
+	}
+	rows, err := m.deps.Store.KeyLookup(ctx, r.rule.PackRef, nil, ruleeval.NamesAs[store.KeyName](r.keys))
+	if err != nil {
+		return nil, "", err
+	}
+	found := ruleeval.FoundFrom(rows)
+	if err := ruleeval.RefuseSecretKeys(r.conditionKeys, found, "conditions"); err != nil {
+		return nil, err.Error(), nil
+	}
+	kv, err = ruleeval.KV(found)
+	if err != nil {
+		return nil, fmt.Sprintf("read keys: %v", err), nil
+	}
+	return kv, "", nil
 }
 
 // renderReason says why action_params could not be rendered. The detail of a secret
