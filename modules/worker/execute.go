@@ -103,11 +103,21 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return m.finish(ctx, exec, nil, notStarted(fmt.Sprintf("open the sealed parameters: %v", err)), store.ExecutionFailed)
 	}
-	scrub := newScrubber(params, exec.Secrets, opened...)
 	job, err := m.job(exec, params, p.Action)
 	if err != nil {
-		return m.finish(ctx, exec, scrub, notStarted(err.Error()), store.ExecutionFailed)
+		return m.finish(ctx, exec, newScrubber(params, exec.Secrets, opened...), notStarted(err.Error()), store.ExecutionFailed)
 	}
+	if job.RunnerType == "shell" && m.cfg.APIURL != "" {
+		// The action's own credential for the API, good while it runs and a little after; it
+		// is scrubbed from what the action prints, as its secrets are.
+		token, err := m.deps.Store.ExecutionTokenIssue(ctx, exec.ID, time.Now().Add(job.Timeout+actionTokenMargin))
+		if err != nil {
+			return m.finish(ctx, exec, newScrubber(params, exec.Secrets, opened...), notStarted(fmt.Sprintf("issue the action's API token: %v", err)), store.ExecutionFailed)
+		}
+		job.Env = []string{"ATTUNE_API_URL=" + m.cfg.APIURL, "ATTUNE_API_TOKEN=" + token}
+		opened = append(opened, token)
+	}
+	scrub := newScrubber(params, exec.Secrets, opened...)
 	run, ok := m.runners[job.RunnerType]
 	if !ok {
 		return m.finish(ctx, exec, scrub, notStarted(fmt.Sprintf("this worker has no %q runner", job.RunnerType)), store.ExecutionFailed)
@@ -182,6 +192,10 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, scrub *scrubb
 		Workflow: done.WorkflowID(),
 	})
 }
+
+// actionTokenMargin is how long an action's API token outlives the action's timeout: what it
+// writes as it ends still gets through.
+const actionTokenMargin = time.Minute
 
 // notStarted is the result of an execution that failed before its action ran.
 func notStarted(msg string) runner.Result {

@@ -37,6 +37,7 @@ type Store interface {
 	WorkerListDeadOnHost(ctx context.Context, host, except string, aliveWithin time.Duration) ([]store.DeadWorker, error)
 	WorkerDelete(ctx context.Context, name string, aliveWithin time.Duration) error
 	WorkerDeleteSilent(ctx context.Context, silentFor time.Duration) ([]string, error)
+	ExecutionTokenIssue(ctx context.Context, execution int64, expires time.Time) (string, error)
 }
 
 // Config describes this worker.
@@ -64,6 +65,9 @@ type Config struct {
 	// at start what an earlier process of its name left. Nil (tests of the module in-process)
 	// runs without: actions then outlive a killed worker.
 	Companion func(m reaper.Marker, dir string) *exec.Cmd
+	// APIURL is the API's address, given to each shell action as ATTUNE_API_URL with a token of
+	// its own (ATTUNE_API_TOKEN) with which it writes keys back. Empty gives neither.
+	APIURL string
 }
 
 // Notifier hears of every status change the worker commits, for the live stream. It is best
