@@ -284,14 +284,39 @@ func TestSecretsAppearNowhere(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(stdout), &cliExec))
 	require.Equal(t, "completed", cliExec["status"], cliExec)
 	require.True(t, strings.HasPrefix(readOut("cli"), "auth "+sha("")+"\ntoken "+sha(kvCLISecret)+"\nwho "+sha(kvUserSecret)+"\nurl \nregion eu-west-3\n"), readOut("cli"))
-	cliID := id(t, cliExec, "id")
 	require.EqualValues(t, admin, cliExec["requested_by"])
+
+	// A caller cannot hand the worker a sealed value to open: sealed values come from Attune.
+	other, err := seal.NewKey()
+	require.NoError(t, err)
+	others, err := seal.NewKeyring(other)
+	require.NoError(t, err)
+	foreign, err := others.SealValue(json.RawMessage(`"from-elsewhere"`))
+	require.NoError(t, err)
+	code, body = api.post(t, "/api/v1/executions/execute", map[string]any{"action_ref": "keys.show",
+		"parameters": map[string]any{"token": foreign, "out": filepath.Join(dir, "foreign")}})
+	require.Equal(t, http.StatusBadRequest, code, body)
+	require.Contains(t, fmt.Sprint(body), "parameters.token: holds a sealed value")
+
+	// A key sealed under a key this installation lacks: the worker refuses to run the action
+	// with it, naming the key, and the action never starts.
+	conn, err = pgx.Connect(ctx, dbURL)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `UPDATE attune.key SET sealed = $1 WHERE name = 'api_token'`, foreign)
+	require.NoError(t, err)
+	require.NoError(t, conn.Close(ctx))
+	code, body = api.post(t, "/api/v1/webhooks/keys", map[string]any{"out": filepath.Join(dir, "stale")})
+	require.Equal(t, http.StatusAccepted, code, body)
+	stale := api.waitExecution(t, api.executionOf(t, "keys.on_hook", id(t, data(t, body), "event_id")))
+	require.Equal(t, "failed", stale["status"], stale)
+	require.Contains(t, stale["reason"], "the action did not start: open the sealed parameters: sealed with an encryption key that is not configured (key id "+other.ID()+")")
+	require.NoFileExists(t, filepath.Join(dir, "stale"))
 
 	// The live stream carried every change up to the last execution's end.
 	var streamed strings.Builder
 	live.next(func(ev streamEvent) bool {
 		streamed.WriteString(ev.name + " " + jsonText(t, ev.data) + "\n")
-		return executionEvent(cliID)(ev) && ev.data["status"] == "completed"
+		return executionEvent(int64(stale["id"].(float64)))(ev) && ev.data["status"] == "failed"
 	})
 	require.Contains(t, streamed.String(), fmt.Sprintf(`"id":%d`, ruleExec))
 

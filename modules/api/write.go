@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -237,6 +238,9 @@ func (m *Module) execute(c echo.Context) error {
 	if req.ActionRef == "" {
 		return badRequest("action_ref: required")
 	}
+	if err := refuseSealed(req.Parameters); err != nil {
+		return err
+	}
 	return m.startExecution(c, req.ActionRef, req.Parameters, nil, nil, nil)
 }
 
@@ -322,6 +326,9 @@ func (m *Module) rerun(c echo.Context) error {
 	}
 	var req rerunRequest
 	if err := decodeOptionalBody(c, &req, maxParametersBody); err != nil {
+		return err
+	}
+	if err := refuseSealed(req.Parameters); err != nil {
 		return err
 	}
 	orig, err := m.deps.Store.ExecutionGet(c.Request().Context(), id)
@@ -480,4 +487,16 @@ func (m *Module) keyReader(packRef string, user *int64) pack.KeyReader {
 		}
 		return ruleeval.KV(ruleeval.FoundFrom(rows))
 	}
+}
+
+// refuseSealed refuses parameters a caller sends holding a seal token: sealed values come from
+// Attune alone (a secret sealed at creation, a secret key a template read), and a worker
+// would open one for whoever could copy its text out of the database into an action of theirs.
+func refuseSealed(params map[string]any) error {
+	for _, name := range slices.Sorted(maps.Keys(params)) {
+		if pack.HoldsToken(params[name]) {
+			return badRequest("parameters.%s: holds a sealed value; send the value itself", name)
+		}
+	}
+	return nil
 }

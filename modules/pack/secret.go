@@ -111,7 +111,7 @@ func CheckExecutionParameters(schemaJSON json.RawMessage, params map[string]any,
 	}
 	alsoSecret = slices.Clip(alsoSecret) // appended to below, never the caller's array
 	for name, v := range params {
-		if holdsToken(v) {
+		if HoldsToken(v) {
 			alsoSecret = append(alsoSecret, name)
 		}
 	}
@@ -134,23 +134,23 @@ func CheckExecutionParameters(schemaJSON json.RawMessage, params map[string]any,
 // secret sealed when its enforcement or a rerun's original was created, or a secret key a
 // template placed in it. Its value is known only to the worker, which opens it.
 func sealedLater(_ Param, v any) (bool, error) {
-	return holdsToken(v), nil
+	return HoldsToken(v), nil
 }
 
-// holdsToken reports whether a token is anywhere in v.
-func holdsToken(v any) bool {
+// HoldsToken reports whether a seal token is anywhere in v, a decoded JSON value.
+func HoldsToken(v any) bool {
 	switch x := v.(type) {
 	case string:
 		return seal.Contains(x)
 	case map[string]any:
 		for _, e := range x {
-			if holdsToken(e) {
+			if HoldsToken(e) {
 				return true
 			}
 		}
 	case []any:
 		for _, e := range x {
-			if holdsToken(e) {
+			if HoldsToken(e) {
 				return true
 			}
 		}
