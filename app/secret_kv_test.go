@@ -98,15 +98,7 @@ output:
   sent: "{{ kv.system.api_token }}"
 `,
 	}
-	for name, content := range files {
-		path := filepath.Join(dir, name)
-		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-		mode := os.FileMode(0o644)
-		if strings.HasSuffix(name, ".sh") {
-			mode = 0o755
-		}
-		require.NoError(t, os.WriteFile(path, []byte(content), mode))
-	}
+	writeFiles(t, dir, files)
 	return dir
 }
 

@@ -105,26 +105,14 @@ func (f *kvFinder) Visit(node *ast.Node) {
 // kv.<scope>.<name>, is a *PathError naming the place under path.
 func (e *Env) KeyRefs(v any, path string) ([]KeyRef, error) {
 	var refs []KeyRef
-	err := walkStrings(v, path, func(s, path string) error {
-		if !strings.Contains(s, "{{") {
-			return nil
-		}
-		segs, err := splitTemplate(s)
+	err := eachTemplate(v, path, func(src, path string) error {
+		found, err := e.programs.keyRefs(src)
 		if err != nil {
-			return &PathError{Path: path, Err: err}
+			return pathErrorf(path, "template %q: %w", src, err)
 		}
-		for _, seg := range segs {
-			if !seg.isExpr {
-				continue
-			}
-			found, err := e.programs.keyRefs(seg.text)
-			if err != nil {
-				return pathErrorf(path, "template %q: %w", seg.text, err)
-			}
-			for _, r := range found {
-				if !slices.Contains(refs, r) {
-					refs = append(refs, r)
-				}
+		for _, r := range found {
+			if !slices.Contains(refs, r) {
+				refs = append(refs, r)
 			}
 		}
 		return nil

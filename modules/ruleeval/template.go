@@ -50,23 +50,36 @@ func ParamKeyRefs(params map[string]any) ([]KeyRef, error) {
 // path.message or path[2]; when several places are broken, the first in key order is
 // reported.
 func (e *Env) Validate(v any, path string) error {
+	return eachTemplate(v, path, func(src, path string) error {
+		p, err := e.programs.get(src)
+		if err != nil {
+			return pathErrorf(path, "compile template %q: %w", src, err)
+		}
+		// A function's value renders as an address in text and cannot be encoded as JSON:
+		// writing succeeded for succeeded() is a slip to point out, not a value.
+		if t := p.Node().Type(); t != nil && t.Kind() == reflect.Func {
+			return pathErrorf(path, "template %q is a function; call it: %s()", src, src)
+		}
+		return nil
+	})
+}
+
+// eachTemplate calls fn with the source of every {{ }} template in the strings of v (walked
+// through maps and lists) and the place it is at under path.
+func eachTemplate(v any, path string, fn func(src, path string) error) error {
 	return walkStrings(v, path, func(s, path string) error {
+		if !strings.Contains(s, "{{") {
+			return nil
+		}
 		segs, err := splitTemplate(s)
 		if err != nil {
 			return &PathError{Path: path, Err: err}
 		}
 		for _, seg := range segs {
-			if !seg.isExpr {
-				continue
-			}
-			p, err := e.programs.get(seg.text)
-			if err != nil {
-				return pathErrorf(path, "compile template %q: %w", seg.text, err)
-			}
-			// A function's value renders as an address in text and cannot be encoded as JSON:
-			// writing succeeded for succeeded() is a slip to point out, not a value.
-			if t := p.Node().Type(); t != nil && t.Kind() == reflect.Func {
-				return pathErrorf(path, "template %q is a function; call it: %s()", seg.text, seg.text)
+			if seg.isExpr {
+				if err := fn(seg.text, path); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
