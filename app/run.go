@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -169,12 +172,13 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				HeartbeatInterval: cfg.workerHeartbeat,
 				Timeout:           cfg.workerTimeout,
 				Companion:         companionCommand(cfg.logs),
-			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier}))
+				APIURL:            workerAPIURL(cfg, infra.http.Addr()),
+			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Opener: infra.keyring}))
 		case RoleExecutor:
 			err = add(executor.New(executor.Config{WorkerAliveWithin: cfg.workerTimeout},
-				executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier}))
+				executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Sealer: infra.keyring}))
 		case RoleSensor:
-			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker, Relay: infra.relay}))
+			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker, Relay: infra.relay, Sealer: infra.keyring}))
 			if err == nil {
 				err = add(sensor.New(sensor.Config{}, sensor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier}))
 			}
@@ -192,6 +196,26 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 		}
 	}
 	return mods, nil
+}
+
+// workerAPIURL is the API address a worker gives its actions: --worker-api-url, else this
+// process's own API when it runs the api role (its listener's port, on the loopback when it
+// listens on every address), else http://localhost:8080.
+func workerAPIURL(cfg serveConfig, listening string) string {
+	if cfg.workerAPIURL != "" {
+		return strings.TrimRight(cfg.workerAPIURL, "/")
+	}
+	if !slices.Contains(cfg.roles, RoleAPI) {
+		return "http://localhost:8080"
+	}
+	host, port, err := net.SplitHostPort(listening)
+	if err != nil {
+		return "http://localhost:8080"
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // replicaName names this api process's own live-stream queue: readable in rabbitmqctl, and

@@ -61,6 +61,13 @@ action_params:
   out: "{{ event.payload.body.out }}"
 `,
 	}
+	writeFiles(t, dir, files)
+	return dir
+}
+
+// writeFiles writes files (path under dir: content) under dir, the scripts (.sh) executable.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
 	for name, content := range files {
 		path := filepath.Join(dir, name)
 		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
@@ -70,7 +77,6 @@ action_params:
 		}
 		require.NoError(t, os.WriteFile(path, []byte(content), mode))
 	}
-	return dir
 }
 
 // requireNoSecret fails when a secret of the pipeline test shows in text.

@@ -120,6 +120,10 @@ type Execution struct {
 	// and for a task with items, which item.
 	TaskName *string `json:"task_name,omitempty"`
 	TaskItem *int    `json:"task_item,omitempty"`
+	// RequestedBy is the identity that requested the execution (execute, rerun), or for a
+	// workflow's task, its workflow's; nil for a rule's. Its templates read that identity's
+	// keys as kv.user.
+	RequestedBy *int64 `json:"requested_by,omitempty"`
 }
 
 // WorkflowID is the workflow that e is a task of, or nil: a rerun also has a parent, but
@@ -137,7 +141,8 @@ func (e Execution) WorkflowID() *int64 {
 const executionColumns = `execution.id, execution.action_ref, execution.status, execution.parameters, execution.result,
 	execution.reason, execution.enforcement, execution.parent, execution.worker, execution.worker_name, execution.timeout_seconds,
 	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted, execution.admitted_at,
-	execution.attempt, execution.retry_of, execution.retry_at, execution.secrets, execution.task_name, execution.task_item`
+	execution.attempt, execution.retry_of, execution.retry_at, execution.secrets, execution.task_name, execution.task_item,
+	execution.requested_by`
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var e Execution
@@ -149,7 +154,7 @@ func scanExecution(row pgx.Row) (Execution, error) {
 func executionDest(e *Execution) []any {
 	return []any{&e.ID, &e.ActionRef, &e.Status, &e.Parameters, &e.Result, &e.Reason, &e.EnforcementID, &e.ParentID,
 		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted, &e.AdmittedAt,
-		&e.Attempt, &e.RetryOf, &e.RetryAt, &e.Secrets, &e.TaskName, &e.TaskItem}
+		&e.Attempt, &e.RetryOf, &e.RetryAt, &e.Secrets, &e.TaskName, &e.TaskItem, &e.RequestedBy}
 }
 
 // ExecutionInsertParams describe an execution row as ExecutionInsert writes it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -42,6 +43,8 @@ type ExecutionCreateParams struct {
 	Refusal string
 	// Secrets names the parameters whose values are secret (see Execution.Secrets).
 	Secrets []string
+	// RequestedBy is the identity that requested it (see Execution.RequestedBy).
+	RequestedBy *int64
 }
 
 // ExecutionCreated is what ExecutionCreate did for one item.
@@ -113,10 +116,32 @@ func (q *Queries) create(ctx context.Context, ps []ExecutionCreateParams) ([]Exe
 	for i := range out {
 		out[i].Outcome = CreateSkipped
 	}
-	err := scanOrdered(ctx, q.db, out, func(c *ExecutionCreated) []any {
-		return append([]any{&c.Outcome}, executionDest(&c.Execution)...)
-	}, executionCreateSQL, refs, params, statuses, reasons, enforcements, parents, timeouts, attempts, retryOf, secrets)
-	return out, translate(err)
+	scan := func(q *Queries) error {
+		return scanOrdered(ctx, q.db, out, func(c *ExecutionCreated) []any {
+			return append([]any{&c.Outcome}, executionDest(&c.Execution)...)
+		}, executionCreateSQL, refs, params, statuses, reasons, enforcements, parents, timeouts, attempts, retryOf, secrets)
+	}
+	if !slices.ContainsFunc(ps, func(p ExecutionCreateParams) bool { return p.RequestedBy != nil }) {
+		return out, translate(scan(q))
+	}
+	// Who requested an execution is written in the transaction that creates it, a
+	// statement after: attune.execution_create does not take it.
+	err := q.inTx(ctx, func(q *Queries) error {
+		if err := scan(q); err != nil {
+			return translate(err)
+		}
+		ids, by := make([]int64, 0, n), make([]int64, 0, n)
+		for i, p := range ps {
+			if p.RequestedBy != nil && out[i].Created() {
+				ids, by = append(ids, out[i].Execution.ID), append(by, *p.RequestedBy)
+				out[i].Execution.RequestedBy = p.RequestedBy
+			}
+		}
+		_, err := q.db.Exec(ctx, `UPDATE attune.execution e SET requested_by = u.by
+			FROM unnest($1::bigint[], $2::bigint[]) u(id, by) WHERE e.id = u.id`, ids, by)
+		return translate(err)
+	})
+	return out, err
 }
 
 // ExecutionRetryDue creates the next attempt of up to limit executions whose retry is due,

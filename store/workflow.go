@@ -35,6 +35,10 @@ type Workflow struct {
 	Input  json.RawMessage
 	// Secrets names the workflow's secret parameters.
 	Secrets []string
+	// ActionRef is the workflow's action, and RequestedBy the identity that requested it:
+	// its templates read the keys of the action's pack and of that identity.
+	ActionRef   string
+	RequestedBy *int64
 }
 
 // WorkflowTask is one arrival at a task of a workflow (attune.workflow_task).
@@ -124,9 +128,11 @@ func (s *Store) WorkflowTransition(ctx context.Context, t ExecutionTransition) (
 // WorkflowGet returns workflow id without locking it.
 func (q *Queries) WorkflowGet(ctx context.Context, id int64) (Workflow, error) {
 	var w Workflow
-	err := q.db.QueryRow(ctx, `SELECT w.execution, w.definition, w.vars, w.failing, e.status, e.parameters, e.secrets
+	err := q.db.QueryRow(ctx, `SELECT w.execution, w.definition, w.vars, w.failing, e.status, e.parameters, e.secrets,
+			e.action_ref, e.requested_by
 		FROM attune.workflow w JOIN attune.execution e ON e.id = w.execution
-		WHERE w.execution = $1`, id).Scan(&w.Execution, &w.Definition, &w.Vars, &w.Failing, &w.Status, &w.Input, &w.Secrets)
+		WHERE w.execution = $1`, id).Scan(&w.Execution, &w.Definition, &w.Vars, &w.Failing, &w.Status, &w.Input, &w.Secrets,
+		&w.ActionRef, &w.RequestedBy)
 	if err != nil {
 		return Workflow{}, fmt.Errorf("get workflow %d: %w", id, translate(err))
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/attune-go/attune/modules/rules"
 	"github.com/attune-go/attune/modules/worker"
 	"github.com/attune-go/attune/store"
+	"github.com/attune-go/attune/store/seal"
 )
 
 type benchConfig struct {
@@ -314,7 +315,11 @@ func benchModules(cfg benchConfig, st *store.Store, br broker.Broker, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	r, err := rules.New(rules.Config{Prefetch: 64}, rules.Deps{Logger: logger, Store: st, Broker: br})
+	keys, err := benchKeyring()
+	if err != nil {
+		return nil, err
+	}
+	r, err := rules.New(rules.Config{Prefetch: 64}, rules.Deps{Logger: logger, Store: st, Broker: br, Sealer: keys})
 	if err != nil {
 		return nil, err
 	}
@@ -324,17 +329,31 @@ func benchModules(cfg benchConfig, st *store.Store, br broker.Broker, logger *sl
 // benchRoles are the worker and the executor: what runs an execution once it exists; and
 // the notifier a process has, so that the figures include the live stream's cost.
 func benchRoles(cfg benchConfig, st *store.Store, br broker.Broker, logger *slog.Logger) ([]module, error) {
-	n := notify.New(br, notify.Config{Logger: logger})
-	w, err := worker.New(worker.Config{Name: "bench-" + uuid.NewString()[:8], Concurrency: cfg.concurrency},
-		worker.Deps{Logger: logger, Store: st, Broker: br, Notifier: n})
+	keys, err := benchKeyring()
 	if err != nil {
 		return nil, err
 	}
-	e, err := executor.New(executor.Config{Prefetch: 64}, executor.Deps{Logger: logger, Store: st, Broker: br, Notifier: n})
+	n := notify.New(br, notify.Config{Logger: logger})
+	w, err := worker.New(worker.Config{Name: "bench-" + uuid.NewString()[:8], Concurrency: cfg.concurrency},
+		worker.Deps{Logger: logger, Store: st, Broker: br, Notifier: n, Opener: keys})
+	if err != nil {
+		return nil, err
+	}
+	e, err := executor.New(executor.Config{Prefetch: 64}, executor.Deps{Logger: logger, Store: st, Broker: br, Notifier: n, Sealer: keys})
 	if err != nil {
 		return nil, err
 	}
 	return []module{w, e, notifierModule{n}}, nil
+}
+
+// benchKeyring is a keyring of a key of the run's own: the bench's actions have no secret
+// parameters, and what it would seal lives no longer than the run.
+func benchKeyring() (*seal.Keyring, error) {
+	k, err := seal.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	return seal.NewKeyring(k)
 }
 
 // notifierModule runs a notifier among the bench's modules.

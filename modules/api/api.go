@@ -29,6 +29,7 @@ type Store interface {
 	identityStore
 	keyStore
 	ActionCreate(ctx context.Context, a store.Action) (store.Action, error)
+	KeyLookup(ctx context.Context, packRef string, user *int64, names []store.KeyName) (map[store.KeyName]store.KeyFound, error)
 	ActionDelete(ctx context.Context, ref string) ([]string, error)
 	ActionList(ctx context.Context, packRef string, page store.Page) ([]store.Action, int, error)
 	ActionUpdate(ctx context.Context, a store.Action) (store.Action, error)
@@ -137,7 +138,9 @@ type Deps struct {
 	Routes   *echo.Group
 	Auth     *echo.Group
 	Notifier Notifier
-	Keyring  Keyring
+	// Keyring seals secret parameters before an execution is written (only the worker opens
+	// them) and secret keys before they are stored, and opens a key for an allowed decrypt.
+	Keyring Keyring
 }
 
 // Module is the api role.
@@ -156,8 +159,8 @@ type Module struct {
 
 // New registers the API's routes on deps.Routes.
 func New(cfg Config, deps Deps) (*Module, error) {
-	if deps.Store == nil || deps.Routes == nil || deps.Auth == nil || deps.Logger == nil || deps.Broker == nil {
-		return nil, errors.New("api: Logger, Store, Broker, Routes and Auth are required")
+	if deps.Store == nil || deps.Routes == nil || deps.Auth == nil || deps.Logger == nil || deps.Broker == nil || deps.Keyring == nil {
+		return nil, errors.New("api: Logger, Store, Broker, Keyring, Routes and Auth are required")
 	}
 	if deps.Relay == nil {
 		deps.Relay = broker.Direct(deps.Broker)

@@ -299,7 +299,7 @@ func TestBootstrapGeneratedPassword(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for range 3 {
-		m, err := api.New(api.Config{}, api.Deps{Logger: logger, Store: st, Broker: membroker.New(broker.Options{}),
+		m, err := api.New(api.Config{}, api.Deps{Logger: logger, Store: st, Broker: membroker.New(broker.Options{}), Keyring: storetest.Keyring(t),
 			Routes: echo.New().Group("/api/v1"), Auth: echo.New().Group("/auth")})
 		require.NoError(t, err)
 		wg.Add(1)

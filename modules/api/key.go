@@ -26,6 +26,7 @@ import (
 type Keyring interface {
 	SealValue(v json.RawMessage) (string, error)
 	OpenValue(token string) (json.RawMessage, error)
+	SealParams(params json.RawMessage, names []string) (json.RawMessage, error)
 }
 
 // keyStore is what the datastore's routes and its sweep use of the store.
@@ -161,9 +162,6 @@ func (m *Module) getKey(c echo.Context) error {
 	if err := mayDecrypt(p, ref.Scope); err != nil {
 		return err
 	}
-	if m.deps.Keyring == nil {
-		return noKeyring()
-	}
 	k.Value, err = m.deps.Keyring.OpenValue(k.Sealed)
 	if err != nil {
 		return &Error{Status: http.StatusInternalServerError, Code: "encryption_key",
@@ -195,9 +193,6 @@ func (m *Module) setKey(c echo.Context) error {
 		params.Expires = &expires
 	}
 	if req.Secret {
-		if m.deps.Keyring == nil {
-			return noKeyring()
-		}
 		if params.Sealed, err = m.deps.Keyring.SealValue(req.Value); err != nil {
 			return err
 		}
@@ -266,10 +261,6 @@ func maskKey(k store.Key) store.Key {
 	}
 	k.Sealed = ""
 	return k
-}
-
-func noKeyring() *Error {
-	return &Error{Status: http.StatusInternalServerError, Code: "encryption_key", Message: "this server has no encryption keyring: secret keys cannot be sealed or opened"}
 }
 
 // boolParam reads a query parameter that is true, false or absent (false).

@@ -35,7 +35,7 @@ func router(t *testing.T) (*echo.Echo, *Module) {
 	logger := slog.New(slog.DiscardHandler)
 	e := echo.New()
 	e.HTTPErrorHandler = ErrorHandler(logger)
-	m, err := New(Config{}, Deps{Logger: logger, Store: storetest.NewStore(t), Broker: membroker.New(broker.Options{}),
+	m, err := New(Config{}, Deps{Logger: logger, Store: storetest.NewStore(t), Broker: membroker.New(broker.Options{}), Keyring: storetest.Keyring(t),
 		Routes: e.Group("/api/v1"), Auth: e.Group("/auth")})
 	require.NoError(t, err)
 	return e, m

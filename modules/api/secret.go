@@ -12,7 +12,9 @@ import (
 // Secret parameters are shown as pack.Mask in every answer, to every role: an execution's by
 // the names recorded on it when it was created, an enforcement's the same way, a rule's
 // action_params and an action's defaults and enum values by the action's schema as it is, a
-// workflow's variables and its tasks' results by its execution's secret values.
+// workflow's variables and its tasks' results by its execution's secret values; and wherever
+// it went, every string holding a seal token (a sealed secret, or a secret key a template
+// placed in it) is masked whole.
 // Every answer that carries one of these types goes through masked (one, listOf, answer), so
 // that a new route cannot forget it.
 
@@ -27,13 +29,13 @@ func masked[T any](v T) T {
 		x.Execution = maskExecution(x.Execution)
 		out = x
 	case store.Enforcement:
-		x.Config = pack.MaskParameters(x.Config, x.Secrets)
+		x.Config = pack.MaskSealed(pack.MaskParameters(x.Config, x.Secrets))
 		out = x
 	case store.Action:
-		x.Parameters = pack.MaskSchema(x.Parameters)
+		x.Parameters = pack.MaskSealed(pack.MaskSchema(x.Parameters))
 		out = x
 	case store.Rule:
-		x.ActionParams = pack.MaskParameters(x.ActionParams, pack.SecretNames(x.ActionParameters))
+		x.ActionParams = pack.MaskSealed(pack.MaskParameters(x.ActionParams, pack.SecretNames(x.ActionParameters)))
 		out = x
 	default:
 		return v
@@ -48,7 +50,8 @@ func maskExecution(e store.Execution) store.Execution {
 	if len(e.Secrets) > 0 && len(e.Result) > 0 {
 		e.Result = pack.MaskValues(e.Result, e.Parameters, e.Secrets)
 	}
-	e.Parameters = pack.MaskParameters(e.Parameters, e.Secrets)
+	e.Result = pack.MaskSealed(e.Result)
+	e.Parameters = pack.MaskSealed(pack.MaskParameters(e.Parameters, e.Secrets))
 	return e
 }
 

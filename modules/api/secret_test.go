@@ -86,7 +86,7 @@ func requireMasked(t *testing.T, what string, obj any, names ...string) {
 // execution (execute, get, list, cancel), an action's default and enum values, a rule's
 // literal action_params, an enforcement's rendered config and the queue a policy groups by
 // a secret; errors about a secret value do not quote it; nothing is logged in clear. The
-// action is given the values: PostgreSQL holds them in clear.
+// execution's row holds its secret values sealed, for the worker to open.
 func TestSecretsMaskedForEveryRole(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -103,8 +103,11 @@ func TestSecretsMaskedForEveryRole(t *testing.T) {
 	id := int64(exec["id"].(float64))
 	row, err := admin.s.ExecutionGet(ctx, id)
 	require.NoError(t, err)
-	require.JSONEq(t, `{"token": "`+execToken+`", "api_key": "`+defaultKey+`", "tier": "`+goldTier+`", "host": "h1"}`, string(row.Parameters),
-		"the action gets the values in clear")
+	requireHidden(t, "the execution's row", row.Parameters)
+	opened, _, err := admin.keys.OpenJSON(row.Parameters)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"token": "`+execToken+`", "api_key": "`+defaultKey+`", "tier": "`+goldTier+`", "host": "h1"}`, string(opened),
+		"the row holds the values sealed, which the worker opens for the action")
 	require.Equal(t, []string{"api_key", "tier", "token"}, row.Secrets)
 
 	require.Equal(t, store.ExecutionScheduled, row.Status, "admitted as it was created, into a queue keyed by the token")
@@ -199,8 +202,11 @@ func TestRerunKeepsSecrets(t *testing.T) {
 		return row
 	}
 	token := func(e store.Execution) any {
+		requireHidden(t, "a rerun's row", e.Parameters)
+		opened, _, err := admin.keys.OpenJSON(e.Parameters)
+		require.NoError(t, err)
 		var params map[string]any
-		require.NoError(t, json.Unmarshal(e.Parameters, &params))
+		require.NoError(t, json.Unmarshal(opened, &params))
 		return params["token"]
 	}
 
@@ -216,13 +222,15 @@ func TestRerunKeepsSecrets(t *testing.T) {
 	requireMasked(t, "the original after its action changed", got["parameters"], "token", "api_key")
 	require.Equal(t, execToken, token(rerun("")))
 
-	// Nor does an error about the copied value quote it when the action no longer takes it
-	// as it was. (The rule's literal token would no longer fit either: it goes first.)
+	// Nor does an error about a value given anew quote it when the action no longer takes it
+	// as it was. (The rule's literal token would no longer fit either: it goes first.) The
+	// copied value is sealed, known only to the worker, and not checked here.
 	code, _ := admin.do(http.MethodDelete, "/rules/vault.on_hook", "")
 	require.Equal(t, http.StatusNoContent, code)
 	admin.data(http.StatusOK, http.MethodPut, "/actions/vault.deploy",
 		`{"runner_type": "noop", "parameters": {"token": {"type": "integer"}, "host": {"type": "string"}, "api_key": {"type": "string"}}}`)
-	msg := operator.fail(http.StatusBadRequest, "bad_request", http.MethodPost, executionPath(orig["id"], "/rerun"), "")
+	msg := operator.fail(http.StatusBadRequest, "bad_request", http.MethodPost, executionPath(orig["id"], "/rerun"),
+		`{"parameters": {"token": "`+execToken+`"}}`)
 	require.Contains(t, msg, `parameter "token"`)
 	require.NotContains(t, msg, execToken)
 

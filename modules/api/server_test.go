@@ -16,6 +16,8 @@ import (
 
 	"github.com/attune-go/attune/modules/api"
 	"github.com/attune-go/attune/store"
+	"github.com/attune-go/attune/store/seal"
+	"github.com/attune-go/attune/store/storetest"
 )
 
 // adminPassword is the first admin's password in every test server.
@@ -29,6 +31,8 @@ type server struct {
 	root  string
 	s     *store.Store
 	token string
+	// keys is the keyring the module seals with, for a test to open what it sealed.
+	keys *seal.Keyring
 }
 
 // startAPI serves the API with authentication on, runs the module (which creates the
@@ -58,7 +62,7 @@ func startAPILogged(t *testing.T, st *store.Store, br api.Broker, cfg api.Config
 	})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	s := server{t: t, base: srv.URL + "/api/v1", root: srv.URL, s: st}
+	s := server{t: t, base: srv.URL + "/api/v1", root: srv.URL, s: st, keys: testKeyring}
 	if !cfg.AuthDisabled {
 		s.token = s.login("admin", cfg.AdminPassword)
 	}

@@ -57,7 +57,7 @@ func newStreamServer(t *testing.T, cfg api.Config) streamServer {
 	if cfg.AdminPassword == "" {
 		cfg.AdminPassword = adminPassword
 	}
-	m, err := api.New(cfg, api.Deps{Logger: logger, Store: s, Broker: br, Routes: e.Group("/api/v1"), Auth: e.Group("/auth"), Notifier: notifier})
+	m, err := api.New(cfg, api.Deps{Logger: logger, Store: s, Broker: br, Keyring: storetest.Keyring(t), Routes: e.Group("/api/v1"), Auth: e.Group("/auth"), Notifier: notifier})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -158,14 +158,14 @@ func (m *Module) workflowView(ctx context.Context, e store.Execution) (*store.Wo
 // the variables named like one, and wherever a secret value shows up in the variables and the
 // tasks' results, which are rendered from the input. parameters are the execution's, unmasked.
 func maskWorkflow(v *store.WorkflowView, parameters []byte, secrets []string) *store.WorkflowView {
-	if v == nil || len(secrets) == 0 {
+	if v == nil {
 		return v
 	}
 	out := *v
-	out.Vars = pack.MaskValues(pack.MaskParameters(v.Vars, secrets), parameters, secrets)
+	out.Vars = pack.MaskSealed(pack.MaskValues(pack.MaskParameters(v.Vars, secrets), parameters, secrets))
 	out.Tasks = slices.Clone(v.Tasks)
 	for i := range out.Tasks {
-		out.Tasks[i].Result = pack.MaskValues(out.Tasks[i].Result, parameters, secrets)
+		out.Tasks[i].Result = pack.MaskSealed(pack.MaskValues(out.Tasks[i].Result, parameters, secrets))
 	}
 	return &out
 }

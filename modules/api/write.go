@@ -10,12 +10,14 @@ import (
 	"maps"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/modules/pack"
+	"github.com/attune-go/attune/modules/ruleeval"
 	"github.com/attune-go/attune/store"
 )
 
@@ -236,6 +238,9 @@ func (m *Module) execute(c echo.Context) error {
 	if req.ActionRef == "" {
 		return badRequest("action_ref: required")
 	}
+	if err := refuseSealed(req.Parameters); err != nil {
+		return err
+	}
 	return m.startExecution(c, req.ActionRef, req.Parameters, nil, nil, nil)
 }
 
@@ -256,13 +261,31 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 	if !action.Enabled {
 		return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("action %s is disabled", action.Ref)}
 	}
+	var user *int64
+	if id := principalOf(c).IdentityID; id != 0 {
+		user = &id
+	}
+	values, err = pack.RenderDefaults(ctx, action.Parameters, values, m.keyReader(action.PackRef, user))
+	var bad *ruleeval.PathError
+	if errors.As(err, &bad) {
+		return badRequest("%v", err)
+	}
+	if err != nil {
+		return err
+	}
 	params, secrets, err := pack.CheckExecutionParameters(action.Parameters, values, inherited)
 	if err != nil {
 		return badRequest("%v", err)
 	}
+	// Only the worker sees a secret in clear: a rerun's copies of the original's are sealed
+	// already, and SealParams leaves them as they are.
+	if params, err = m.deps.Keyring.SealParams(params, secrets); err != nil {
+		return fmt.Errorf("execute %s: %w", action.Ref, err)
+	}
 	// Admission is decided as the execution is created, in its queue's id order.
 	create := store.ExecutionCreateParams{
 		ActionRef: action.Ref, Parameters: params, ParentID: parentID, TimeoutSeconds: &action.TimeoutSeconds, Secrets: secrets,
+		RequestedBy: user,
 	}
 	var created store.ExecutionCreated
 	if rerun != nil {
@@ -303,6 +326,9 @@ func (m *Module) rerun(c echo.Context) error {
 	}
 	var req rerunRequest
 	if err := decodeOptionalBody(c, &req, maxParametersBody); err != nil {
+		return err
+	}
+	if err := refuseSealed(req.Parameters); err != nil {
 		return err
 	}
 	orig, err := m.deps.Store.ExecutionGet(c.Request().Context(), id)
@@ -456,4 +482,28 @@ func (m *Module) notify(ns ...broker.Notification) {
 // known.
 func (m *Module) notifyExecution(exec store.Execution, previous string) {
 	m.notify(broker.ExecutionChanged(exec.ID, exec.ActionRef, exec.Status, previous, exec.Updated).InWorkflow(exec.WorkflowID()))
+}
+
+// keyReader reads the keys an action's {{ }} defaults use: kv.pack of its pack, kv.user of the
+// identity that requests the execution.
+func (m *Module) keyReader(packRef string, user *int64) pack.KeyReader {
+	return func(ctx context.Context, refs []ruleeval.KeyRef) (map[string]any, error) {
+		rows, err := m.deps.Store.KeyLookup(ctx, packRef, user, ruleeval.NamesAs[store.KeyName](refs))
+		if err != nil {
+			return nil, err
+		}
+		return ruleeval.KV(ruleeval.FoundFrom(rows))
+	}
+}
+
+// refuseSealed refuses parameters a caller sends holding a seal token: sealed values come from
+// Attune alone (a secret sealed at creation, a secret key a template read), and a worker
+// would open one for whoever could copy its text out of the database into an action of theirs.
+func refuseSealed(params map[string]any) error {
+	for _, name := range slices.Sorted(maps.Keys(params)) {
+		if pack.HoldsToken(params[name]) {
+			return badRequest("parameters.%s: holds a sealed value; send the value itself", name)
+		}
+	}
+	return nil
 }

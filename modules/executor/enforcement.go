@@ -8,6 +8,7 @@ import (
 
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/modules/pack"
+	"github.com/attune-go/attune/modules/ruleeval"
 	"github.com/attune-go/attune/store"
 )
 
@@ -53,7 +54,7 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 			failure = *enf.Reason
 		}
 	}
-	create, action, err := m.executionFor(ctx, m.actions.Get, actionRef, config, secrets)
+	create, action, err := m.executionFor(ctx, m.actions.Get, m.deps.Store.KeyLookup, nil, actionRef, config, secrets)
 	if err != nil {
 		return err
 	}
@@ -105,9 +106,26 @@ type actionGetter func(ctx context.Context, ref string) (store.Action, error)
 // action's schema and its defaults applied, and returns the action when it can run. Parameters
 // that do not fit, or an action that does not exist, give an execution that is failed from the
 // start with the reason, so the operator sees what went wrong where they look for the
-// execution. The execution records as secret what the action declares secret and what the
-// enforcement recorded (secrets).
-func (m *Module) executionFor(ctx context.Context, actions actionGetter, actionRef string, params json.RawMessage, secrets []string) (store.ExecutionCreateParams, *store.Action, error) {
+// execution. The execution records as secret what the action declares secret, what the
+// enforcement recorded (secrets) and every parameter whose value holds a seal token; the
+// values of those it names are sealed before the row is written, refused or not (package
+// store/seal), so that only the worker sees them in clear.
+func (m *Module) executionFor(ctx context.Context, actions actionGetter, keys keyLookup, user *int64, actionRef string, params json.RawMessage,
+	secrets []string) (store.ExecutionCreateParams, *store.Action, error) {
+	create, action, err := m.describeExecution(ctx, actions, keys, user, actionRef, params, secrets)
+	if err != nil {
+		return create, nil, err
+	}
+	create.Secrets = pack.WithSealed(create.Secrets, create.Parameters)
+	if create.Parameters, err = m.deps.Sealer.SealParams(create.Parameters, create.Secrets); err != nil {
+		return create, nil, fmt.Errorf("execution of %s: %w", actionRef, err)
+	}
+	return create, action, nil
+}
+
+// describeExecution is executionFor before the sealing.
+func (m *Module) describeExecution(ctx context.Context, actions actionGetter, keys keyLookup, user *int64, actionRef string, params json.RawMessage,
+	secrets []string) (store.ExecutionCreateParams, *store.Action, error) {
 	create := store.ExecutionCreateParams{ActionRef: actionRef, Parameters: params, Secrets: secrets}
 	action, err := actions(ctx, actionRef)
 	if err == nil {
@@ -127,6 +145,19 @@ func (m *Module) executionFor(ctx context.Context, actions actionGetter, actionR
 	if err := json.Unmarshal(params, &values); err != nil {
 		create.Refusal = fmt.Sprintf("rendered parameters are not a JSON object: %v", err)
 		return create, nil, nil
+	}
+	values, err = pack.RenderDefaults(ctx, action.Parameters, values, func(ctx context.Context, refs []ruleeval.KeyRef) (map[string]any, error) {
+		kv, _, err := readKeys(ctx, keys, packOf(actionRef), user, refs)
+		return kv, err
+	})
+	var bad *ruleeval.PathError
+	if errors.As(err, &bad) {
+		// A default that does not render fails the execution, as a parameter that does not fit.
+		create.Refusal = err.Error()
+		return create, nil, nil
+	}
+	if err != nil {
+		return create, nil, err
 	}
 	checked, names, err := pack.CheckExecutionParameters(action.Parameters, values, secrets)
 	create.Secrets = names

@@ -7,6 +7,7 @@ package executor
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"sync"
@@ -41,6 +42,7 @@ type Store interface {
 	InquiriesDue(ctx context.Context, limit int) ([]int64, error)
 	InquiriesOrphaned(ctx context.Context, limit int) ([]int64, error)
 	InTx(ctx context.Context, fn func(q *store.Queries) error) error
+	KeyLookup(ctx context.Context, packRef string, user *int64, names []store.KeyName) (map[store.KeyName]store.KeyFound, error)
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
 
@@ -68,6 +70,12 @@ type Notifier interface {
 	Notify(ns ...broker.Notification)
 }
 
+// Sealer seals the values of secret parameters before an execution row is written (package
+// store/seal): only the worker opens them.
+type Sealer interface {
+	SealParams(params json.RawMessage, names []string) (json.RawMessage, error)
+}
+
 // Deps are the executor's collaborators. Notifier may be nil: nothing is notified. Relay
 // sends what a commit calls for, keeping what the broker cannot take at once (package
 // broker/relay); nil publishes through Broker directly.
@@ -77,6 +85,7 @@ type Deps struct {
 	Broker   broker.Broker
 	Relay    broker.Sender
 	Notifier Notifier
+	Sealer   Sealer
 }
 
 // Module is the executor role.
@@ -99,8 +108,8 @@ type Module struct {
 
 // New checks the configuration.
 func New(cfg Config, deps Deps) (*Module, error) {
-	if deps.Logger == nil || deps.Store == nil || deps.Broker == nil {
-		return nil, errors.New("executor: Logger, Store and Broker are required")
+	if deps.Logger == nil || deps.Store == nil || deps.Broker == nil || deps.Sealer == nil {
+		return nil, errors.New("executor: Logger, Store, Broker and Sealer are required")
 	}
 	cfg.Prefetch = cmp.Or(cfg.Prefetch, 16)
 	cfg.WorkerAliveWithin = cmp.Or(cfg.WorkerAliveWithin, 30*time.Second)

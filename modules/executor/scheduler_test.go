@@ -38,7 +38,7 @@ func TestNoWorkerFailsWithReason(t *testing.T) {
 	defer br.Close()
 	heard := &notes{}
 	m, err := executor.New(executor.Config{NoWorkerTimeout: 200 * time.Millisecond, WorkerAliveWithin: time.Second, SweepInterval: 50 * time.Millisecond},
-		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard})
+		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard, Sealer: storetest.Keyring(t)})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()

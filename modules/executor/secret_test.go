@@ -20,7 +20,7 @@ import (
 // action has secret parameters, is read back, and its execution records as secret both what
 // the action declares now and what the enforcement recorded when the rule matched (the
 // action may have changed in between). An execution refused for its parameters records them
-// too, and its reason quotes no secret value.
+// too, and its reason quotes no secret value. The values of them all are sealed in the row.
 func TestExecutionRecordsSecretNames(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -37,7 +37,8 @@ func TestExecutionRecordsSecretNames(t *testing.T) {
 
 	br := membroker.New(broker.Options{})
 	defer br.Close()
-	m, err := executor.New(executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br})
+	keys := storetest.Keyring(t)
+	m, err := executor.New(executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Sealer: keys})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -73,7 +74,11 @@ func TestExecutionRecordsSecretNames(t *testing.T) {
 
 	ok := execution(enforce(`{"token": "tok-123456", "pin": 4242}`))
 	require.Equal(t, []string{"pin", "token"}, ok.Secrets)
-	require.JSONEq(t, `{"token": "tok-123456", "pin": 4242}`, string(ok.Parameters))
+	require.NotContains(t, string(ok.Parameters), "tok-123456", "the secret values are sealed in the row")
+	require.NotContains(t, string(ok.Parameters), "4242")
+	opened, _, err := keys.OpenJSON(ok.Parameters)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"token": "tok-123456", "pin": 4242}`, string(opened))
 
 	// The token was secret when the rule matched: the reason does not quote it either.
 	refused := execution(enforce(`{"token": 99887766, "pin": 1}`))
@@ -81,6 +86,7 @@ func TestExecutionRecordsSecretNames(t *testing.T) {
 	require.Equal(t, []string{"pin", "token"}, refused.Secrets)
 	require.NotNil(t, refused.Reason)
 	require.Equal(t, `parameter "token": want string, got number`, *refused.Reason)
+	require.NotContains(t, string(refused.Parameters), "99887766", "a refused execution's secrets are sealed too")
 
 	cancel()
 	require.NoError(t, <-done)

@@ -61,7 +61,7 @@ func TestSweeperRepairsLostMessages(t *testing.T) {
 	}()
 	heard := &notes{}
 	m, err := executor.New(executor.Config{SweepInterval: 50 * time.Millisecond, SweepAfter: time.Millisecond},
-		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard})
+		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard, Sealer: storetest.Keyring(t)})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()

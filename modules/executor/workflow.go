@@ -35,7 +35,7 @@ func (m *Module) startWorkflow(ctx context.Context, exec store.Execution, action
 			return f.end(ctx, running, store.ExecutionFailed, nil, fmt.Sprintf("action %s has no workflow definition", action.Ref))
 		}
 		f.wf = store.Workflow{Execution: exec.ID, Definition: action.Workflow, Status: store.ExecutionRunning, Input: exec.Parameters,
-			Secrets: exec.Secrets}
+			Secrets: exec.Secrets, ActionRef: exec.ActionRef, RequestedBy: exec.RequestedBy}
 		rerun, source, err := f.rerunOf(ctx)
 		if err != nil {
 			return err
@@ -47,7 +47,10 @@ func (m *Module) startWorkflow(ctx context.Context, exec store.Execution, action
 		if err := f.load(); err != nil {
 			return f.end(ctx, running, store.ExecutionFailed, nil, err.Error())
 		}
-		vars, err := workflow.RenderVars(f.def, workflow.Scope{Input: f.input})
+		if err := f.loadKeys(ctx); err != nil {
+			return err
+		}
+		vars, err := workflow.RenderVars(f.def, workflow.Scope{Input: f.input, KV: f.kv})
 		if err != nil {
 			return f.end(ctx, running, store.ExecutionFailed, nil, fmt.Sprintf("render vars: %v", err))
 		}
@@ -153,6 +156,9 @@ func (m *Module) advanceOnce(ctx context.Context, id int64) error {
 		}
 		if err := json.Unmarshal(wf.Vars, &f.vars); err != nil {
 			return fmt.Errorf("decode the variables of workflow %d: %w", id, err)
+		}
+		if err := f.loadKeys(ctx); err != nil {
+			return fmt.Errorf("workflow %d: %w", id, err)
 		}
 		if f.tasks, err = q.WorkflowTasksOpen(ctx, id); err != nil {
 			return err

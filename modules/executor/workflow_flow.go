@@ -22,6 +22,8 @@ type flow struct {
 	def   *workflow.Definition
 	input map[string]any
 	vars  map[string]any
+	// kv holds the datastore's keys the definition reads, read once a pass (loadKeys).
+	kv map[string]any
 	// tasks are the workflow's task arrivals, oldest first; dirty marks the ones to write.
 	tasks []store.WorkflowTask
 	dirty map[int64]bool
@@ -69,7 +71,18 @@ func (f *flow) accepting() bool {
 }
 
 func (f *flow) scope() workflow.Scope {
-	return workflow.Scope{Input: f.input, Vars: f.vars}
+	return workflow.Scope{Input: f.input, Vars: f.vars, KV: f.kv}
+}
+
+// loadKeys reads the keys the definition reads, of the workflow's pack and of the identity
+// that requested it, in one statement; a definition that reads none costs nothing.
+func (f *flow) loadKeys(ctx context.Context) error {
+	refs, err := f.def.KeyRefs()
+	if err != nil {
+		return err
+	}
+	f.kv, _, err = readKeys(ctx, f.q.KeyLookup, packOf(f.wf.ActionRef), f.wf.RequestedBy, refs)
+	return err
 }
 
 // step is the body of every pass: take in every ended child (and the children that end as

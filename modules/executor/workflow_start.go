@@ -125,13 +125,13 @@ func (f *flow) createChildren(ctx context.Context) (bool, error) {
 			if raw, err = json.Marshal(input); err != nil {
 				return false, fmt.Errorf("encode the input of task %s: %w", a.task.Name, err)
 			}
-			if create, _, err = f.m.executionFor(ctx, f.action, def.Action, raw, f.inheritedSecrets(input)); err != nil {
+			if create, _, err = f.m.executionFor(ctx, f.action, f.q.KeyLookup, f.wf.RequestedBy, def.Action, raw, f.inheritedSecrets(input)); err != nil {
 				return false, err
 			}
 		} else {
 			create = store.ExecutionCreateParams{ActionRef: def.Action, Refusal: fmt.Sprintf("task %s: %v", a.task.Name, err)}
 		}
-		create.ParentID = &f.wf.Execution
+		create.ParentID, create.RequestedBy = &f.wf.Execution, f.wf.RequestedBy
 		if def.TimeoutSeconds > 0 {
 			create.TimeoutSeconds = &def.TimeoutSeconds
 		}

@@ -101,7 +101,12 @@ func (s Schema) clean(base string) (Schema, error) {
 			}
 			p.Enum = enum
 		}
-		if p.Default != nil {
+		if templatedDefault(p.Default) {
+			// Rendered as each execution is created (RenderDefaults), so checked then.
+			if err := checkDefaultTemplate(p); err != nil {
+				return nil, fieldError(field+".default", err)
+			}
+		} else if p.Default != nil {
 			c, err := p.coerce(p.Default)
 			if err == nil {
 				err = p.inEnum(c)
@@ -160,13 +165,18 @@ func (s Schema) apply(values map[string]any, later func(p Param, v any) (bool, e
 		}
 		v := values[name]
 		if v == nil {
-			if p.Default == nil && p.Required {
+			// A {{ }} default is rendered before, by RenderDefaults; here it gives nothing.
+			def := p.Default
+			if templatedDefault(def) {
+				def = nil
+			}
+			if def == nil && p.Required {
 				return nil, &paramError{name, errors.New("required")}
 			}
-			if p.Default == nil {
+			if def == nil {
 				continue
 			}
-			v = p.Default
+			v = def
 		}
 		if later != nil {
 			deferred, err := later(p, v)

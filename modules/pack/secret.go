@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/attune-go/attune/store/seal"
 )
 
 // Mask is what every surface shows in place of the value of a secret parameter: API answers,
@@ -92,7 +94,9 @@ func MaskSchema(schema json.RawMessage) json.RawMessage {
 // execution is masked by them wherever it is shown. They are the ones the schema
 // declares secret and the names in alsoSecret (values a rerun copied from an execution that
 // had them secret, or an enforcement recorded as secret), which are treated as secret in the
-// error as well. The names come back with an error too, so that an execution refused for its
+// error as well, and those whose value holds a seal token (a sealed secret, a secret key a
+// template placed in it). Such a value is not checked: it is known only to the worker, which
+// opens it. The names come back with an error too, so that an execution refused for its
 // parameters still masks them.
 func CheckExecutionParameters(schemaJSON json.RawMessage, params map[string]any, alsoSecret []string) (json.RawMessage, []string, error) {
 	schema, err := StoredSchema(schemaJSON)
@@ -105,11 +109,17 @@ func CheckExecutionParameters(schemaJSON json.RawMessage, params map[string]any,
 			schema[name] = p
 		}
 	}
+	alsoSecret = slices.Clip(alsoSecret) // appended to below, never the caller's array
+	for name, v := range params {
+		if HoldsToken(v) {
+			alsoSecret = append(alsoSecret, name)
+		}
+	}
 	secrets := unionNames(schema.Secrets(), alsoSecret)
 	if params == nil {
 		params = map[string]any{}
 	}
-	applied, err := schema.Apply(params)
+	applied, err := schema.apply(params, sealedLater)
 	if err != nil {
 		return nil, secrets, err
 	}
@@ -118,6 +128,41 @@ func CheckExecutionParameters(schemaJSON json.RawMessage, params map[string]any,
 		return nil, secrets, fmt.Errorf("encode parameters: %w", err)
 	}
 	return out, secrets, nil
+}
+
+// sealedLater defers the check of a value that holds a seal token (package store/seal): a
+// secret sealed when its enforcement or a rerun's original was created, or a secret key a
+// template placed in it. Its value is known only to the worker, which opens it.
+func sealedLater(_ Param, v any) (bool, error) {
+	return HoldsToken(v), nil
+}
+
+// HoldsToken reports whether a seal token is anywhere in v, a decoded JSON value.
+func HoldsToken(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return seal.Contains(x)
+	case map[string]any:
+		for _, e := range x {
+			if HoldsToken(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if HoldsToken(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// WithSealed returns secrets, sorted, with the names of the members of the JSON object
+// params whose value holds a seal token: however a value came to be sealed (a secret key a
+// template placed in it), it is masked by name like any secret.
+func WithSealed(secrets []string, params json.RawMessage) []string {
+	return unionNames(secrets, seal.Names(params))
 }
 
 // SecretNames returns the names of the secret parameters of a stored parameter schema,
@@ -310,4 +355,48 @@ func (m valueMasker) text(s string) string {
 		return s
 	}
 	return m.texts.Replace(s)
+}
+
+// MaskSealed returns the JSON document doc with every string that holds a seal token (package
+// store/seal) replaced by Mask: a sealed value is shown as any secret is, wherever it went (a
+// workflow's variables, an output rendered from a sealed input, a parameter a secret key was
+// rendered into). A document it cannot read is masked whole when it holds a token at all.
+func MaskSealed(doc json.RawMessage) json.RawMessage {
+	if !seal.Contains(string(doc)) {
+		return doc
+	}
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		return maskJSON
+	}
+	out, err := json.Marshal(maskSealedValue(v))
+	if err != nil {
+		return maskJSON
+	}
+	return out
+}
+
+func maskSealedValue(v any) any {
+	switch x := v.(type) {
+	case string:
+		if seal.Contains(x) {
+			return Mask
+		}
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if seal.Contains(k) {
+				k = Mask
+			}
+			out[k] = maskSealedValue(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = maskSealedValue(e)
+		}
+		return out
+	}
+	return v
 }

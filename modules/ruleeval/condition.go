@@ -19,6 +19,7 @@ import (
 //	event.id, event.trigger_ref, event.payload   the event
 //	trigger                                      the payload again, as StackStorm rules spell it
 //	rule.ref                                     the rule being evaluated
+//	kv.system.<name>, kv.pack.<name>             the datastore's keys (Input.KV)
 //
 // A path missing from the payload reads as nil rather than failing, because events of one
 // trigger routinely differ in which optional fields they carry.
@@ -29,13 +30,21 @@ type Input struct {
 	// json.Number; they all compare alike.
 	Payload map[string]any
 	RuleRef string
+	// KV holds the keys the rule's templates and conditions read (see KV and KeyRefs); a
+	// secret key as its seal token.
+	KV map[string]any
 }
 
 // Condition is a parsed, validated condition tree. The zero Condition matches every event.
 // A Condition is immutable and safe for concurrent use.
 type Condition struct {
 	root node
+	// keys are the keys its expressions read.
+	keys []KeyRef
 }
+
+// KeyRefs returns the keys the condition's expressions read.
+func (c Condition) KeyRefs() []KeyRef { return c.keys }
 
 // node is one element of the condition tree.
 type node interface {
@@ -77,7 +86,44 @@ func ParseConditions(raw any) (Condition, error) {
 	if err != nil {
 		return Condition{}, err
 	}
-	return Condition{root: n}, nil
+	c := Condition{root: n}
+	var walk func(n node) error
+	walk = func(n node) error {
+		switch x := n.(type) {
+		case allNode:
+			for _, child := range x {
+				if err := walk(child); err != nil {
+					return err
+				}
+			}
+		case anyNode:
+			for _, child := range x {
+				if err := walk(child); err != nil {
+					return err
+				}
+			}
+		case notNode:
+			return walk(x.node)
+		case exprNode:
+			refs, err := rules.programs.keyRefs(x.src)
+			if err == nil {
+				err = refuseUser(refs)
+			}
+			if err != nil {
+				return &PathError{Path: x.path, Err: err}
+			}
+			for _, r := range refs {
+				if !slices.Contains(c.keys, r) {
+					c.keys = append(c.keys, r)
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(n); err != nil {
+		return Condition{}, err
+	}
+	return c, nil
 }
 
 // Match reports whether the event satisfies the conditions. Operators never fail on the shape

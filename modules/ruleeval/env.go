@@ -199,6 +199,7 @@ type programCache struct {
 	decl declaration
 	m    sync.Map // source -> *vm.Program
 	n    atomic.Int64
+	refs sync.Map // source -> []KeyRef
 }
 
 func (c *programCache) get(src string) (*vm.Program, error) {

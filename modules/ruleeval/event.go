@@ -17,6 +17,7 @@ var rules = NewEnv(map[string]any{
 	"event":   eventEnv{},
 	"trigger": map[string]any{},
 	"rule":    ruleEnv{},
+	KVName:    map[string]any{},
 })
 
 // templates are the rules' compiled templates.
@@ -31,5 +32,6 @@ func newEnv(in Input) map[string]any {
 		"event":   eventEnv{ID: in.EventID, TriggerRef: in.TriggerRef, Payload: payload},
 		"trigger": payload,
 		"rule":    ruleEnv{Ref: in.RuleRef},
+		KVName:    in.KV,
 	}
 }

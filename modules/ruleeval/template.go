@@ -25,7 +25,24 @@ type segment struct {
 // lists) compiles. Errors are *PathError naming the parameter, e.g. `action_params.message:
 // ...`; when several parameters are broken, the first in key order is reported.
 func ValidateTemplates(params map[string]any) error {
-	return rules.Validate(params, paramsPath)
+	if err := rules.Validate(params, paramsPath); err != nil {
+		return err
+	}
+	_, err := ParamKeyRefs(params)
+	return err
+}
+
+// ParamKeyRefs returns the keys a rule's action_params read. A rule reads no user's keys: it
+// runs for none.
+func ParamKeyRefs(params map[string]any) ([]KeyRef, error) {
+	refs, err := rules.KeyRefs(params, paramsPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := refuseUser(refs); err != nil {
+		return nil, &PathError{Path: paramsPath, Err: err}
+	}
+	return refs, nil
 }
 
 // Validate checks that every {{ ... }} in v (walked recursively through maps and lists)
@@ -33,23 +50,36 @@ func ValidateTemplates(params map[string]any) error {
 // path.message or path[2]; when several places are broken, the first in key order is
 // reported.
 func (e *Env) Validate(v any, path string) error {
+	return eachTemplate(v, path, func(src, path string) error {
+		p, err := e.programs.get(src)
+		if err != nil {
+			return pathErrorf(path, "compile template %q: %w", src, err)
+		}
+		// A function's value renders as an address in text and cannot be encoded as JSON:
+		// writing succeeded for succeeded() is a slip to point out, not a value.
+		if t := p.Node().Type(); t != nil && t.Kind() == reflect.Func {
+			return pathErrorf(path, "template %q is a function; call it: %s()", src, src)
+		}
+		return nil
+	})
+}
+
+// eachTemplate calls fn with the source of every {{ }} template in the strings of v (walked
+// through maps and lists) and the place it is at under path.
+func eachTemplate(v any, path string, fn func(src, path string) error) error {
 	return walkStrings(v, path, func(s, path string) error {
+		if !strings.Contains(s, "{{") {
+			return nil
+		}
 		segs, err := splitTemplate(s)
 		if err != nil {
 			return &PathError{Path: path, Err: err}
 		}
 		for _, seg := range segs {
-			if !seg.isExpr {
-				continue
-			}
-			p, err := e.programs.get(seg.text)
-			if err != nil {
-				return pathErrorf(path, "compile template %q: %w", seg.text, err)
-			}
-			// A function's value renders as an address in text and cannot be encoded as JSON:
-			// writing succeeded for succeeded() is a slip to point out, not a value.
-			if t := p.Node().Type(); t != nil && t.Kind() == reflect.Func {
-				return pathErrorf(path, "template %q is a function; call it: %s()", seg.text, seg.text)
+			if seg.isExpr {
+				if err := fn(seg.text, path); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/modules/ruleeval"
@@ -20,7 +21,11 @@ type compiledRule struct {
 	// secrets names the secret parameters of the rule's action: they are recorded on each
 	// enforcement, and keep its rendered parameters out of the message that announces it.
 	secrets []string
-	err     error
+	// keys are the datastore keys its templates and conditions read (conditionKeys those of
+	// its conditions), looked up for each event it matches; none for most rules.
+	keys          []ruleeval.KeyRef
+	conditionKeys []ruleeval.KeyRef
+	err           error
 }
 
 func compile(r store.Rule) compiledRule {
@@ -41,6 +46,17 @@ func compile(r store.Rule) compiledRule {
 	if len(r.ActionParams) > 0 {
 		if err := json.Unmarshal(r.ActionParams, &c.params); err != nil {
 			c.err = fmt.Errorf("decode action_params: %w", err)
+			return c
+		}
+	}
+	if c.keys, err = ruleeval.ParamKeyRefs(c.params); err != nil {
+		c.err = err
+		return c
+	}
+	c.conditionKeys = cond.KeyRefs()
+	for _, k := range c.conditionKeys {
+		if !slices.Contains(c.keys, k) {
+			c.keys = append(c.keys, k)
 		}
 	}
 	if len(r.TriggerParams) > 0 {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/modules/ruleeval"
 	"github.com/attune-go/attune/store"
 )
@@ -26,6 +27,7 @@ type Store interface {
 	RuleListEnabledByTrigger(ctx context.Context, triggerRef string) ([]store.Rule, error)
 	ComponentVersion(ctx context.Context) (int64, error)
 	EventEnforce(ctx context.Context, id int64, matches []store.EnforcementMatch) ([]store.Enforcement, error)
+	KeyLookup(ctx context.Context, packRef string, user *int64, names []store.KeyName) (map[store.KeyName]store.KeyFound, error)
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 }
 
@@ -43,6 +45,13 @@ type Deps struct {
 	Store  Store
 	Broker broker.Broker
 	Relay  broker.Sender
+	Sealer Sealer
+}
+
+// Sealer seals the values of secret parameters before an enforcement is written (package
+// store/seal): only the worker opens them.
+type Sealer interface {
+	SealParams(params json.RawMessage, names []string) (json.RawMessage, error)
 }
 
 // Module is the rule matcher.
@@ -58,8 +67,8 @@ type Module struct {
 
 // New checks the configuration.
 func New(cfg Config, deps Deps) (*Module, error) {
-	if deps.Logger == nil || deps.Store == nil || deps.Broker == nil {
-		return nil, errors.New("rules: Logger, Store and Broker are required")
+	if deps.Logger == nil || deps.Store == nil || deps.Broker == nil || deps.Sealer == nil {
+		return nil, errors.New("rules: Logger, Store, Broker and Sealer are required")
 	}
 	cfg.Prefetch = cmp.Or(cfg.Prefetch, 16)
 	if deps.Relay == nil {
@@ -120,7 +129,14 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 		if !listensTo(r, ev, payload) {
 			continue
 		}
-		o := enforce(r, ruleeval.Input{EventID: ev.ID, TriggerRef: ev.TriggerRef, Payload: payload, RuleRef: r.rule.Ref})
+		in := ruleeval.Input{EventID: ev.ID, TriggerRef: ev.TriggerRef, Payload: payload, RuleRef: r.rule.Ref}
+		var o outcome
+		if in.KV, o.reason, err = m.keys(ctx, r); err != nil {
+			return err
+		}
+		if o.reason == "" {
+			o = enforce(r, in)
+		}
 		if !o.matched && o.reason == "" {
 			continue
 		}
@@ -130,8 +146,17 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 		if o.failure != "" {
 			m.deps.Logger.WarnContext(ctx, "rule matched but its parameters could not be rendered", "rule", r.rule.Ref, "event_id", ev.ID, "reason", o.failure)
 		}
+		secrets := r.secrets
+		if o.config != nil {
+			// Any parameter a secret key was rendered into is secret too; the values of them
+			// all are sealed before the enforcement is written.
+			secrets = pack.WithSealed(secrets, o.config)
+			if o.config, err = m.deps.Sealer.SealParams(o.config, secrets); err != nil {
+				return fmt.Errorf("rule %s: %w", r.rule.Ref, err)
+			}
+		}
 		verdicts = append(verdicts, store.EnforcementMatch{RuleRef: r.rule.Ref, Conditions: r.rule.Conditions, Config: o.config,
-			Reason: o.reason, Failure: o.failure, Secrets: r.secrets})
+			Reason: o.reason, Failure: o.failure, Secrets: secrets})
 		actions[r.rule.Ref] = r.rule.ActionRef
 	}
 	// One statement marks the event evaluated and records the enforcements: a concurrent or
@@ -154,6 +179,27 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	// publish is repaired by the executor's sweeper, which republishes enforcements left in
 	// created.
 	return m.deps.Relay.Send(ctx, matches...)
+}
+
+// keys reads the datastore keys rule r reads, in one statement (nothing for a rule that reads
+// none), as kv. A condition that reads a secret key cannot be evaluated: the reason says so.
+func (m *Module) keys(ctx context.Context, r compiledRule) (kv map[string]any, reason string, err error) {
+	if len(r.keys) == 0 || r.err != nil {
+		return nil, "", nil
+	}
+	rows, err := m.deps.Store.KeyLookup(ctx, r.rule.PackRef, nil, ruleeval.NamesAs[store.KeyName](r.keys))
+	if err != nil {
+		return nil, "", err
+	}
+	found := ruleeval.FoundFrom(rows)
+	if err := ruleeval.RefuseSecretKeys(r.conditionKeys, found, "conditions"); err != nil {
+		return nil, err.Error(), nil
+	}
+	kv, err = ruleeval.KV(found)
+	if err != nil {
+		return nil, fmt.Sprintf("read keys: %v", err), nil
+	}
+	return kv, "", nil
 }
 
 // renderReason says why action_params could not be rendered. The detail of a secret

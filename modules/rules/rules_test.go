@@ -40,7 +40,7 @@ func TestRuleAddedMatchesNextEvent(t *testing.T) {
 
 	br := membroker.New(broker.Options{})
 	defer br.Close()
-	m, err := rules.New(rules.Config{}, rules.Deps{Logger: slog.New(slog.DiscardHandler), Store: storetest.Deaf{Store: st}, Broker: br})
+	m, err := rules.New(rules.Config{}, rules.Deps{Logger: slog.New(slog.DiscardHandler), Store: storetest.Deaf{Store: st}, Broker: br, Sealer: storetest.Keyring(t)})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()

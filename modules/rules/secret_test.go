@@ -97,7 +97,8 @@ func TestEnforcementCreatedCarriesNoSecret(t *testing.T) {
 	defer br.Close()
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	m, err := rules.New(rules.Config{}, rules.Deps{Logger: logger, Store: storetest.Deaf{Store: st}, Broker: br})
+	keys := storetest.Keyring(t)
+	m, err := rules.New(rules.Config{}, rules.Deps{Logger: logger, Store: storetest.Deaf{Store: st}, Broker: br, Sealer: keys})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -134,7 +135,10 @@ func TestEnforcementCreatedCarriesNoSecret(t *testing.T) {
 			require.Empty(t, p.ActionRef, "no snapshot: the executor reads the enforcement back")
 			require.Empty(t, p.Config)
 			require.Equal(t, []string{"token"}, enf.Secrets)
-			require.JSONEq(t, `{"token": "`+ruleSecret+`", "host": "h"}`, string(enf.Config), "PostgreSQL holds the value")
+			require.NotContains(t, string(enf.Config), ruleSecret, "PostgreSQL holds the value sealed")
+			opened, _, err := keys.OpenJSON(enf.Config)
+			require.NoError(t, err)
+			require.JSONEq(t, `{"token": "`+ruleSecret+`", "host": "h"}`, string(opened), "the sealed value opens to the rule's")
 		case "demo.bad_secret":
 			require.Empty(t, p.ActionRef, "no snapshot: the executor reads the enforcement and its failure back")
 			require.Empty(t, p.Failure)

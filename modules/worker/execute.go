@@ -97,13 +97,30 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 		return err
 	}
 	m.notify(store.ExecutionScheduled, exec)
-	job, err := m.job(exec, p.Action)
+	// Secret values are opened here, just before the action starts, and live only in this
+	// run: what the action is given, and the scrubber of what it prints.
+	params, opened, err := m.deps.Opener.OpenJSON(exec.Parameters)
 	if err != nil {
-		return m.finish(ctx, exec, notStarted(err.Error()), store.ExecutionFailed)
+		return m.finish(ctx, exec, nil, notStarted(fmt.Sprintf("open the sealed parameters: %v", err)), store.ExecutionFailed)
 	}
+	job, err := m.job(exec, params, p.Action)
+	if err != nil {
+		return m.finish(ctx, exec, newScrubber(params, exec.Secrets, opened...), notStarted(err.Error()), store.ExecutionFailed)
+	}
+	if job.RunnerType == "shell" && m.cfg.APIURL != "" {
+		// The action's own credential for the API, good while it runs and a little after; it
+		// is scrubbed from what the action prints, as its secrets are.
+		token, err := m.deps.Store.ExecutionTokenIssue(ctx, exec.ID, time.Now().Add(job.Timeout+actionTokenMargin))
+		if err != nil {
+			return m.finish(ctx, exec, newScrubber(params, exec.Secrets, opened...), notStarted(fmt.Sprintf("issue the action's API token: %v", err)), store.ExecutionFailed)
+		}
+		job.Env = []string{"ATTUNE_API_URL=" + m.cfg.APIURL, "ATTUNE_API_TOKEN=" + token}
+		opened = append(opened, token)
+	}
+	scrub := newScrubber(params, exec.Secrets, opened...)
 	run, ok := m.runners[job.RunnerType]
 	if !ok {
-		return m.finish(ctx, exec, notStarted(fmt.Sprintf("this worker has no %q runner", job.RunnerType)), store.ExecutionFailed)
+		return m.finish(ctx, exec, scrub, notStarted(fmt.Sprintf("this worker has no %q runner", job.RunnerType)), store.ExecutionFailed)
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -112,7 +129,7 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 	result := run.Run(runCtx, job)
 	cancelled := m.running.remove(exec.ID)
 	cancel()
-	return m.finish(ctx, exec, result, statusOf(result, cancelled))
+	return m.finish(ctx, exec, scrub, result, statusOf(result, cancelled))
 }
 
 // statusOf maps a run's result to the execution's terminal status. A run stopped without an
@@ -134,12 +151,12 @@ func statusOf(r runner.Result, cancelRequested bool) string {
 
 // finish records the terminal status and result, then announces the completion. It runs
 // even when the worker is stopping, so it gets a context that outlives the handler's.
-func (m *Module) finish(ctx context.Context, exec store.Execution, result runner.Result, status string) error {
+func (m *Module) finish(ctx context.Context, exec store.Execution, scrub *scrubber, result runner.Result, status string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordFor)
 	defer cancel()
 	// Actions echo their inputs: the result is recorded, shown and followed live, and must
 	// not carry the secrets the action was given in clear.
-	result = newScrubber(exec.Parameters, exec.Secrets).result(result)
+	result = scrub.result(result)
 	// PostgreSQL's jsonb cannot hold NUL characters, and actions do print them.
 	for _, s := range []*string{&result.Stdout, &result.Stderr, &result.Error} {
 		*s = strings.ReplaceAll(*s, "\x00", "\uFFFD")
@@ -176,6 +193,10 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, result runner
 	})
 }
 
+// actionTokenMargin is how long an action's API token outlives the action's timeout: what it
+// writes as it ends still gets through.
+const actionTokenMargin = time.Minute
+
 // notStarted is the result of an execution that failed before its action ran.
 func notStarted(msg string) runner.Result {
 	return runner.Result{ExitCode: -1, Error: msg, NotStarted: true}
@@ -206,10 +227,11 @@ func (m *Module) record(ctx context.Context, t store.ExecutionTransition) (store
 	}
 }
 
-// job resolves what to run from the execution and the action snapshot of its dispatch.
-func (m *Module) job(exec store.Execution, action broker.ActionSnapshot) (runner.Job, error) {
+// job resolves what to run from the execution, its parameters opened, and the action snapshot
+// of its dispatch.
+func (m *Module) job(exec store.Execution, opened json.RawMessage, action broker.ActionSnapshot) (runner.Job, error) {
 	var params map[string]any
-	if err := json.Unmarshal(exec.Parameters, &params); err != nil {
+	if err := json.Unmarshal(opened, &params); err != nil {
 		return runner.Job{}, fmt.Errorf("decode parameters: %w", err)
 	}
 	if action.TimeoutSeconds <= 0 {

@@ -24,20 +24,20 @@ type scrubber struct {
 	replacer *strings.Replacer
 }
 
-// newScrubber returns the scrubber of the secret parameters named in secrets, or nil when
-// there is nothing to scrub. params is the execution's parameters as stored.
-func newScrubber(params json.RawMessage, secrets []string) *scrubber {
-	if len(secrets) == 0 {
-		return nil
+// newScrubber returns the scrubber of the secret parameters named in secrets and of the
+// texts in also (what the worker opened, the action's API token), or nil when there is
+// nothing to scrub. params is the execution's parameters as the action gets them, opened.
+func newScrubber(params json.RawMessage, secrets []string, also ...string) *scrubber {
+	var found []string
+	for _, t := range also {
+		found = appendSecretText(found, t)
 	}
 	var values map[string]any
-	if err := json.Unmarshal(params, &values); err != nil {
-		return nil
-	}
-	var found []string
-	for _, name := range secrets {
-		if v, ok := values[name]; ok {
-			found = appendSecretText(found, v)
+	if len(secrets) > 0 && json.Unmarshal(params, &values) == nil {
+		for _, name := range secrets {
+			if v, ok := values[name]; ok {
+				found = appendSecretText(found, v)
+			}
 		}
 	}
 	found = slices.DeleteFunc(found, func(s string) bool { return len(s) < minScrubbed })

@@ -7,6 +7,7 @@ package worker
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,7 @@ type Store interface {
 	WorkerListDeadOnHost(ctx context.Context, host, except string, aliveWithin time.Duration) ([]store.DeadWorker, error)
 	WorkerDelete(ctx context.Context, name string, aliveWithin time.Duration) error
 	WorkerDeleteSilent(ctx context.Context, silentFor time.Duration) ([]string, error)
+	ExecutionTokenIssue(ctx context.Context, execution int64, expires time.Time) (string, error)
 }
 
 // Config describes this worker.
@@ -63,6 +65,9 @@ type Config struct {
 	// at start what an earlier process of its name left. Nil (tests of the module in-process)
 	// runs without: actions then outlive a killed worker.
 	Companion func(m reaper.Marker, dir string) *exec.Cmd
+	// APIURL is the API's address, given to each shell action as ATTUNE_API_URL with a token of
+	// its own (ATTUNE_API_TOKEN) with which it writes keys back. Empty gives neither.
+	APIURL string
 }
 
 // Notifier hears of every status change the worker commits, for the live stream. It is best
@@ -80,6 +85,14 @@ type Deps struct {
 	Broker   broker.Broker
 	Relay    broker.Sender
 	Notifier Notifier
+	Opener   Opener
+}
+
+// Opener opens the sealed values in an execution's parameters (package store/seal), and
+// returns the texts it opened, for the scrubber. A token it cannot open is an error naming
+// its key.
+type Opener interface {
+	OpenJSON(doc json.RawMessage) (json.RawMessage, []string, error)
 }
 
 // Module is the worker role.
@@ -111,8 +124,8 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	if cfg.Concurrency < 1 {
 		return nil, fmt.Errorf("worker: Concurrency must be at least 1, got %d", cfg.Concurrency)
 	}
-	if deps.Store == nil || deps.Logger == nil || deps.Broker == nil {
-		return nil, errors.New("worker: Logger, Store and Broker are required")
+	if deps.Store == nil || deps.Logger == nil || deps.Broker == nil || deps.Opener == nil {
+		return nil, errors.New("worker: Logger, Store, Broker and Opener are required")
 	}
 	cfg.HeartbeatInterval = cmp.Or(cfg.HeartbeatInterval, 10*time.Second)
 	if deps.Relay == nil {

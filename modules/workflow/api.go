@@ -66,6 +66,8 @@ type Scope struct {
 	Outcome string
 	Item    any
 	Index   int
+	// KV holds the datastore's keys the definition reads, as ruleeval.KV builds it.
+	KV map[string]any
 }
 
 // Decision is what a task's ending does: Publish is applied to vars in order; Next names the

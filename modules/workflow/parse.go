@@ -66,6 +66,10 @@ func parse(data []byte) (*Definition, map[string]bool, error) {
 	if !sawTasks {
 		return nil, nil, fieldErrorf("", "tasks", "required")
 	}
+	// kv is read by written names only, found now so that a run looks up just those.
+	if _, err := p.d.KeyRefs(); err != nil {
+		return nil, nil, located("", "", err)
+	}
 	return p.d, p.joinAll, nil
 }
 

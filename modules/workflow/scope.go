@@ -8,34 +8,39 @@ import (
 )
 
 // The languages of a definition's templates: one template and expression language, the
-// rules', over the names each place may use. A name out of its place (item in a task
-// without with, result in output) is refused when the definition is parsed.
+// rules', over the names each place may use, and kv (the datastore's keys) everywhere. A name
+// out of its place (item in a task without with, result in output) is refused when the
+// definition is parsed.
 var (
 	// atStart is what vars see: the workflow's input.
 	atStart = ruleeval.NewEnv(map[string]any{
-		"input": map[string]any{},
+		ruleeval.KVName: map[string]any{},
+		"input":         map[string]any{},
 	})
 	// running is what with.items, a task's input and the output see.
 	running = ruleeval.NewEnv(map[string]any{
-		"input": map[string]any{},
-		"vars":  map[string]any{},
+		ruleeval.KVName: map[string]any{},
+		"input":         map[string]any{},
+		"vars":          map[string]any{},
 	})
 	// perItem is what the input of a task with items sees.
 	perItem = ruleeval.NewEnv(map[string]any{
-		"input": map[string]any{},
-		"vars":  map[string]any{},
-		"item":  nil,
-		"index": 0,
+		ruleeval.KVName: map[string]any{},
+		"input":         map[string]any{},
+		"vars":          map[string]any{},
+		"item":          nil,
+		"index":         0,
 	})
 	// ending is what a transition's when and publish, and retry.when, see.
 	ending = ruleeval.NewEnv(map[string]any{
-		"input":     map[string]any{},
-		"vars":      map[string]any{},
-		"result":    nil,
-		"succeeded": (func() bool)(nil),
-		"failed":    (func() bool)(nil),
-		"timed_out": (func() bool)(nil),
-		"cancelled": (func() bool)(nil),
+		ruleeval.KVName: map[string]any{},
+		"input":         map[string]any{},
+		"vars":          map[string]any{},
+		"result":        nil,
+		"succeeded":     (func() bool)(nil),
+		"failed":        (func() bool)(nil),
+		"timed_out":     (func() bool)(nil),
+		"cancelled":     (func() bool)(nil),
 	})
 )
 
@@ -48,6 +53,9 @@ func (s Scope) values(atEnd bool) map[string]any {
 		"vars":  plainMap(s.Vars),
 		"item":  ruleeval.Plain(s.Item),
 		"index": s.Index,
+		// kv holds the keys of the datastore the definition reads (KeyRefs), looked up by the
+		// executor; copied as the rest, a secret key as its seal token.
+		ruleeval.KVName: ruleeval.Plain(s.KV),
 	}
 	if atEnd {
 		v["result"] = ruleeval.Plain(s.Result)

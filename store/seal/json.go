@@ -31,7 +31,9 @@ func (r *Keyring) OpenValue(token string) (json.RawMessage, error) {
 // SealParams returns the JSON object params with the value of each member named in names
 // sealed into a token. A value that already holds a token is left as it is: what is secret
 // in it is sealed (a template placed a sealed key in it), and the rest was never secret.
-// params that is not an object is returned as it is.
+// params that is not an object is returned as it is. Values are sealed with SealSynthetic:
+// an equal value gives an equal token, so that executions grouped by a secret parameter stay
+// grouped.
 func (r *Keyring) SealParams(params json.RawMessage, names []string) (json.RawMessage, error) {
 	if len(names) == 0 || len(params) == 0 {
 		return params, nil
@@ -46,10 +48,11 @@ func (r *Keyring) SealParams(params json.RawMessage, names []string) (json.RawMe
 		if !ok || Contains(string(v)) || string(v) == "null" {
 			continue
 		}
-		token, err := r.SealValue(v)
-		if err != nil {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, v); err != nil {
 			return nil, fmt.Errorf("seal parameter %s: %w", name, err)
 		}
+		token := r.SealSynthetic(buf.Bytes())
 		values[name], changed = json.RawMessage(`"`+token+`"`), true
 	}
 	if !changed {

@@ -12,6 +12,7 @@ package seal
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -19,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -96,6 +98,8 @@ func (k Key) IsZero() bool { return k.id == "" }
 type Keyring struct {
 	current string
 	aeads   map[string]cipher.AEAD
+	// nonceKey derives the nonces of SealSynthetic from the current key.
+	nonceKey []byte
 }
 
 // NewKeyring returns a keyring that seals under current and also opens what older keys
@@ -104,7 +108,8 @@ func NewKeyring(current Key, older ...Key) (*Keyring, error) {
 	if current.IsZero() {
 		return nil, errors.New("new keyring: no current encryption key")
 	}
-	r := &Keyring{current: current.id, aeads: make(map[string]cipher.AEAD, 1+len(older))}
+	nk := sha256.Sum256(append([]byte("attune synthetic nonce key\x00"), current.material...))
+	r := &Keyring{current: current.id, aeads: make(map[string]cipher.AEAD, 1+len(older)), nonceKey: nk[:]}
 	for _, k := range append([]Key{current}, older...) {
 		block, err := aes.NewCipher(k.material)
 		if err != nil {
@@ -138,6 +143,20 @@ func (r *Keyring) Seal(plain []byte) (string, error) {
 	// The key id is authenticated with the text, so a token cannot be relabelled.
 	sealed := aead.Seal(nonce, nonce, plain, []byte(r.current))
 	return Prefix + r.current + ":" + base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+// SealSynthetic is Seal with the nonce derived from the text (an HMAC under a key of its own
+// derived from the current key), so that equal texts sealed under one key give equal tokens.
+// Nonces repeat only for equal texts, where GCM reveals nothing but that equality. Secret
+// parameters are sealed this way so that a policy that groups executions by one still groups
+// them (the group key is the sealed text).
+func (r *Keyring) SealSynthetic(plain []byte) string {
+	aead := r.aeads[r.current]
+	mac := hmac.New(sha256.New, r.nonceKey)
+	mac.Write(plain)
+	nonce := mac.Sum(nil)[:aead.NonceSize()]
+	sealed := aead.Seal(slices.Clip(nonce), nonce, plain, []byte(r.current))
+	return Prefix + r.current + ":" + base64.RawURLEncoding.EncodeToString(sealed)
 }
 
 // Open decrypts a token. The error names the key id when the keyring lacks it.

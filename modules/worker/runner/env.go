@@ -47,6 +47,7 @@ func environment(job Job, extra []string, spill spillFunc) ([]string, error) {
 		return strings.HasPrefix(kv, "ATTUNE_")
 	})
 	env = append(env, extra...)
+	env = append(env, job.Env...)
 	env = append(env,
 		envExecutionID+"="+strconv.FormatInt(job.ExecutionID, 10),
 		envAction+"="+job.ActionRef,

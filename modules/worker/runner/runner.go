@@ -45,6 +45,9 @@ type Job struct {
 	Timeout time.Duration
 	// OutputFormat is "text" or "json".
 	OutputFormat string
+	// Env are variables of this job alone (ATTUNE_API_URL, ATTUNE_API_TOKEN), added after the
+	// inherited ATTUNE_* variables are dropped.
+	Env []string
 }
 
 // Result is what the execution's result column holds.
