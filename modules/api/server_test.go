@@ -17,7 +17,6 @@ import (
 	"github.com/attune-go/attune/modules/api"
 	"github.com/attune-go/attune/store"
 	"github.com/attune-go/attune/store/seal"
-	"github.com/attune-go/attune/store/storetest"
 )
 
 // adminPassword is the first admin's password in every test server.
