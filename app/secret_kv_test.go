@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -66,11 +67,15 @@ sum() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
   echo "who $(sum "$ATTUNE_PARAM_WHO")"
   echo "url $ATTUNE_PARAM_URL"
   echo "region $ATTUNE_PARAM_REGION"
-  echo "api $ATTUNE_API_URL $(sum "$ATTUNE_API_TOKEN")"
+  echo "api $ATTUNE_API_URL $(sum "$ATTUNE_TOKEN")"
 } > "$ATTUNE_PARAM_OUT.tmp"
+# The action writes a key of its pack back with the token its worker gave it.
+curl -fsS -o /dev/null -X PUT "$ATTUNE_API_URL/api/v1/keys/pack.keys/last_out" \
+  -H "Authorization: Bearer $ATTUNE_TOKEN" -H 'Content-Type: application/json' \
+  -d "{\"value\": \"$(basename "$ATTUNE_PARAM_OUT")\"}" || echo "write-back failed" >&2
 mv "$ATTUNE_PARAM_OUT.tmp" "$ATTUNE_PARAM_OUT"
 echo "got [$ATTUNE_PARAM_AUTH] [$ATTUNE_PARAM_TOKEN] [$ATTUNE_PARAM_WHO]"
-echo "token [$ATTUNE_API_TOKEN]" >&2
+echo "token [$ATTUNE_TOKEN]" >&2
 `,
 		"keys/rules/on_hook.yaml": `ref: keys.on_hook
 trigger_ref: core.webhook
@@ -186,8 +191,6 @@ func TestSecretsAppearNowhere(t *testing.T) {
 	require.NoError(t, err)
 	keyFile := filepath.Join(t.TempDir(), "keys")
 	require.NoError(t, os.WriteFile(keyFile, []byte(key.String()+"\n"), 0o600))
-	keys, err := seal.NewKeyring(key)
-	require.NoError(t, err)
 
 	common := []string{"--database-url=" + dbURL, "--amqp-url=" + brokertest.URL(t), "--amqp-namespace=" + ns,
 		"--packs-dir=" + writeKVPack(t), "--encryption-key-file=" + keyFile, "--log-level=debug", "--shutdown-timeout=5s"}
@@ -213,23 +216,21 @@ func TestSecretsAppearNowhere(t *testing.T) {
 	captured := captureAMQP(t, ns)
 	live := api.stream(t, "")
 
-	// The keys, as the keys API stores them: a secret one only as its seal token.
-	sealed := func(v string) string {
-		tok, err := keys.SealValue(json.RawMessage(`"` + v + `"`))
-		require.NoError(t, err)
-		return tok
-	}
+	// The keys, through the keys API, which keeps a secret one only as its seal token.
 	admin := queryOne[int64](t, dbURL, `SELECT id FROM attune.identity WHERE login = 'admin'`)
+	setKey := func(path string, value any, secret bool) {
+		t.Helper()
+		b, err := json.Marshal(map[string]any{"value": value, "secret": secret})
+		require.NoError(t, err)
+		resp := api.request(t, http.MethodPut, "/api/v1/keys/"+path, bytes.NewReader(b))
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusCreated, resp.StatusCode, path)
+	}
+	setKey("system/api_token", kvSystemSecret, true)
+	setKey("system/region", "eu-west-3", false)
+	setKey("pack.keys/api_url", "https://api.example/v2", false)
+	setKey("user/me", kvUserSecret, true)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, `INSERT INTO attune.key (scope, owner, name, secret, value, sealed) VALUES
-		('system', NULL, 'api_token', true, NULL, $1),
-		('system', NULL, 'region', false, '"eu-west-3"', NULL),
-		('pack.keys', NULL, 'api_url', false, '"https://api.example/v2"', NULL),
-		('user', $2, 'me', true, NULL, $3)`, sealed(kvSystemSecret), admin, sealed(kvUserSecret))
-	require.NoError(t, err)
-	require.NoError(t, conn.Close(ctx))
 
 	dir := t.TempDir()
 	readOut := func(name string) string {
@@ -256,6 +257,9 @@ func TestSecretsAppearNowhere(t *testing.T) {
 	require.Equal(t, 1, queryOne[int](t, dbURL, `SELECT count(*)::int FROM attune.execution_token WHERE encode(hash, 'hex') = $1 AND execution = $2`, tokenSum, ruleExec))
 	require.Equal(t, "token ["+pack.Mask+"]\n", result(t, exec)["stderr"])
 	require.Equal(t, pack.Mask, exec["parameters"].(map[string]any)["auth"], "a parameter a secret key went into is masked")
+	code, body = api.get(t, "/api/v1/keys/pack.keys/last_out")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, "rule", data(t, body)["value"], "the action wrote its pack's key back with its token")
 
 	// A workflow: its task's input reads the secret key; its output does too.
 	code, body = api.post(t, "/api/v1/executions/execute", map[string]any{"action_ref": "keys.flow",
@@ -292,7 +296,7 @@ func TestSecretsAppearNowhere(t *testing.T) {
 
 	// A key sealed under a key this installation lacks: the worker refuses to run the action
 	// with it, naming the key, and the action never starts.
-	conn, err = pgx.Connect(ctx, dbURL)
+	conn, err := pgx.Connect(ctx, dbURL)
 	require.NoError(t, err)
 	_, err = conn.Exec(ctx, `UPDATE attune.key SET sealed = $1 WHERE name = 'api_token'`, foreign)
 	require.NoError(t, err)

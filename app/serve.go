@@ -90,7 +90,7 @@ the command line wins over the environment, which wins over the default.`,
 	fs.IntVar(&cfg.workerConcurrency, "worker-concurrency", 8, "actions one worker runs at once")
 	fs.DurationVar(&cfg.workerHeartbeat, "worker-heartbeat", 10*time.Second, "how often a worker says it is alive")
 	fs.DurationVar(&cfg.workerTimeout, "worker-timeout", 30*time.Second, "how long after its last heartbeat a worker is dead: the executor abandons its executions, and the API lets its record be deleted")
-	fs.StringVar(&cfg.workerAPIURL, "worker-api-url", "", "the API's address the worker gives each shell action as ATTUNE_API_URL, with ATTUNE_API_TOKEN, to write keys back; default: this process's own API when it runs the api role, else http://localhost:8080")
+	fs.StringVar(&cfg.workerAPIURL, "worker-api-url", "", "the API's address the worker gives each shell action as ATTUNE_API_URL, with ATTUNE_TOKEN, to write keys back; default: this process's own API when it runs the api role, else http://localhost:8080")
 	fs.StringVar(&cfg.packsDir, "packs-dir", "", "register every pack under this directory at start (each subdirectory holding a pack.yaml)")
 	fs.BoolVar(&cfg.auth, "auth", true, "require a token on the API; false lets every request act as an admin, for local experiments only")
 	fs.DurationVar(&cfg.accessTTL, "access-token-ttl", time.Hour, "how long an access token from /auth/login lasts")

@@ -114,7 +114,7 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 		if err != nil {
 			return m.finish(ctx, exec, newScrubber(params, exec.Secrets, opened...), notStarted(fmt.Sprintf("issue the action's API token: %v", err)), store.ExecutionFailed)
 		}
-		job.Env = []string{"ATTUNE_API_URL=" + m.cfg.APIURL, "ATTUNE_API_TOKEN=" + token}
+		job.Env = []string{"ATTUNE_API_URL=" + m.cfg.APIURL, "ATTUNE_TOKEN=" + token}
 		opened = append(opened, token)
 	}
 	scrub := newScrubber(params, exec.Secrets, opened...)

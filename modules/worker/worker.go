@@ -66,7 +66,7 @@ type Config struct {
 	// runs without: actions then outlive a killed worker.
 	Companion func(m reaper.Marker, dir string) *exec.Cmd
 	// APIURL is the API's address, given to each shell action as ATTUNE_API_URL with a token of
-	// its own (ATTUNE_API_TOKEN) with which it writes keys back. Empty gives neither.
+	// its own (ATTUNE_TOKEN) with which it writes keys back. Empty gives neither.
 	APIURL string
 }
 

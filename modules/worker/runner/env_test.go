@@ -63,9 +63,9 @@ func TestEnvironmentDropsWorkerSecrets(t *testing.T) {
 	t.Setenv("ATTUNE_AMQP_URL", "amqp://guest:s3cret@mq/")
 	t.Setenv("UNRELATED", "kept")
 	t.Setenv("ATTUNE_WORKER", "parent")
-	t.Setenv("ATTUNE_API_TOKEN", "atx_of-the-worker")
+	t.Setenv("ATTUNE_TOKEN", "atx_of-the-worker")
 	env, err := environment(Job{ExecutionID: 7, ActionRef: "demo.x", Parameters: map[string]any{"n": 1},
-		Env: []string{"ATTUNE_API_URL=http://api:8080", "ATTUNE_API_TOKEN=atx_of-the-job"}}, []string{"ATTUNE_WORKER=w1"}, refuseSpill(t))
+		Env: []string{"ATTUNE_API_URL=http://api:8080", "ATTUNE_TOKEN=atx_of-the-job"}}, []string{"ATTUNE_WORKER=w1"}, refuseSpill(t))
 	require.NoError(t, err)
 	joined := strings.Join(env, "\n")
 	require.NotContains(t, joined, "s3cret")
@@ -75,7 +75,7 @@ func TestEnvironmentDropsWorkerSecrets(t *testing.T) {
 	require.Contains(t, env, "ATTUNE_WORKER=w1", "the worker's marker")
 	require.NotContains(t, env, "ATTUNE_WORKER=parent", "a marker is never inherited from the worker's own environment")
 	require.Contains(t, env, "ATTUNE_API_URL=http://api:8080", "the job's own variables")
-	require.Contains(t, env, "ATTUNE_API_TOKEN=atx_of-the-job")
+	require.Contains(t, env, "ATTUNE_TOKEN=atx_of-the-job")
 	require.NotContains(t, joined, "atx_of-the-worker")
 }
 

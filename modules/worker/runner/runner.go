@@ -45,7 +45,7 @@ type Job struct {
 	Timeout time.Duration
 	// OutputFormat is "text" or "json".
 	OutputFormat string
-	// Env are variables of this job alone (ATTUNE_API_URL, ATTUNE_API_TOKEN), added after the
+	// Env are variables of this job alone (ATTUNE_API_URL, ATTUNE_TOKEN), added after the
 	// inherited ATTUNE_* variables are dropped.
 	Env []string
 }
