@@ -36,6 +36,9 @@ func (c keyringConfig) configuredKeys() ([]seal.Key, error) {
 	switch {
 	case c.file != "" && env != "":
 		return nil, errors.New("both --encryption-key-file (or ATTUNE_ENCRYPTION_KEY_FILE) and ATTUNE_ENCRYPTION_KEY are set: configure the keys in one place")
+	case c.file != "" && old != "":
+		return nil, errors.New("both --encryption-key-file (or ATTUNE_ENCRYPTION_KEY_FILE) and ATTUNE_ENCRYPTION_OLD_KEYS are set: " +
+			"with a key file, the older keys are its later lines")
 	case c.file != "":
 		b, err := os.ReadFile(c.file)
 		if err != nil {

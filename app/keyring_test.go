@@ -3,6 +3,8 @@ package app_test
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,9 +90,15 @@ func TestKeyringGeneratedOnceThenConfigured(t *testing.T) {
 // opened.
 func TestKeyringBadKeyIsUsageError(t *testing.T) {
 	t.Parallel()
+	k, err := seal.NewKey()
+	require.NoError(t, err)
+	file := filepath.Join(t.TempDir(), "keys")
+	require.NoError(t, os.WriteFile(file, []byte(k.String()+"\n"), 0o600))
 	for _, env := range [][]string{
 		{"ATTUNE_ENCRYPTION_KEY=s3cret-but-short"},
 		{"ATTUNE_ENCRYPTION_OLD_KEYS=" + strings.Repeat("a", 64)},
+		// Older keys beside a key file would be ignored: a value they sealed would not open.
+		{"ATTUNE_ENCRYPTION_KEY_FILE=" + file, "ATTUNE_ENCRYPTION_OLD_KEYS=" + strings.Repeat("a", 64)},
 	} {
 		_, stderr, code := runAttuneEnv(t, env, "serve", "--log-level=error", "--http-addr=127.0.0.1:0", "--database-url=postgres://127.0.0.1:1/none")
 		require.Equal(t, 2, code, stderr)

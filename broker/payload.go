@@ -95,8 +95,6 @@ type ExecutionCompleted struct {
 	// Workflow is the workflow execution this one ran a task of: its ending advances that
 	// workflow.
 	Workflow *int64 `json:"workflow,omitempty"`
-	// Execution is the execution an inquiry belongs to.
-	Execution int64 `json:"execution,omitempty"`
 }
 
 // MessageType implements Payload.

@@ -126,8 +126,8 @@ func (q *Queries) InquiryList(ctx context.Context, f InquiryFilter, page Page) (
 
 // InquiryRespond records response as the answer of pending inquiry id, by login, and ends its
 // running execution completed with the answer as its result, in one transaction. An inquiry
-// that is no longer pending, or whose execution is being cancelled, is ErrConflict naming
-// why: of two answers, exactly one is recorded.
+// that is no longer pending, past its timeout, or whose execution is being cancelled, is
+// ErrConflict naming why: of two answers, exactly one is recorded.
 func (s *Store) InquiryRespond(ctx context.Context, id int64, login string, response json.RawMessage) (Inquiry, Execution, error) {
 	inq, exec, _, err := s.inquiryEnd(ctx, id, InquiryResponded, login, response, ExecutionCompleted, "")
 	return inq, exec, err
@@ -160,14 +160,19 @@ func (s *Store) inquiryEnd(ctx context.Context, id int64, status, login string, 
 			by = &login
 		}
 		var err error
+		// An answer is taken until the timeout and not after, though the inquiry stays
+		// pending until an executor's loop times it out: past timeout_at it has timed out.
 		inq, err = scanInquiry(q.db.QueryRow(ctx, `
 			UPDATE attune.inquiry SET status = $2, responded_by = $3, response = $4, ended_at = now()
-			WHERE id = $1 AND status = 'pending'
+			WHERE id = $1 AND status = 'pending' AND ($2 <> 'responded' OR timeout_at > now())
 			RETURNING `+inquiryColumns, id, status, by, jsonOrNil(response)))
 		if isNoRows(err) {
 			current, err := q.InquiryGet(ctx, id)
 			if err != nil {
 				return err
+			}
+			if current.Status == InquiryPending {
+				return described(ErrConflict, "inquiry %d timed out at %s", id, current.TimeoutAt.UTC().Format(time.RFC3339))
 			}
 			return described(ErrConflict, "inquiry %d is already %s", id, current.Status)
 		}

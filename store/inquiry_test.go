@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -109,6 +111,8 @@ func TestInquiryAnswersRace(t *testing.T) {
 	require.JSONEq(t, `{"n":`+string(rune('0'+won))+`}`, string(exec.Result), "the execution holds the winning answer")
 }
 
+// An answer that comes after the timeout loses to it, even before any executor has timed
+// the inquiry out: past timeout_at the inquiry has timed out.
 func TestInquiryTimeoutRacesAnAnswer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -130,25 +134,39 @@ func TestInquiryTimeoutRacesAnAnswer(t *testing.T) {
 		go func() { defer wg.Done(); <-start; _, _, _, timeoutErr = s.InquiryTimeOut(ctx, inq.ID) }()
 		close(start)
 		wg.Wait()
-		require.True(t, (answerErr == nil) != (timeoutErr == nil), "exactly one wins: answer %v, timeout %v", answerErr, timeoutErr)
+		require.NoError(t, timeoutErr)
+		require.ErrorIs(t, answerErr, store.ErrConflict)
+		require.True(t, strings.Contains(answerErr.Error(), "timed out") || strings.Contains(answerErr.Error(), "already timed_out"),
+			"%v", answerErr)
 		got, err := s.InquiryGet(ctx, inq.ID)
 		require.NoError(t, err)
+		require.Equal(t, store.InquiryTimedOut, got.Status)
+		require.Nil(t, got.Response)
 		exec, err := s.ExecutionGet(ctx, inq.Execution)
 		require.NoError(t, err)
-		if answerErr == nil {
-			require.ErrorIs(t, timeoutErr, store.ErrConflict)
-			require.Equal(t, store.InquiryResponded, got.Status)
-			require.Equal(t, store.ExecutionCompleted, exec.Status)
-		} else {
-			require.ErrorIs(t, answerErr, store.ErrConflict)
-			require.Equal(t, store.InquiryTimedOut, got.Status)
-			require.Equal(t, store.ExecutionTimeout, exec.Status)
-			require.Contains(t, *exec.Reason, "no answer to inquiry")
-		}
+		require.Equal(t, store.ExecutionTimeout, exec.Status)
+		require.Contains(t, *exec.Reason, "no answer to inquiry")
 		due, err = s.InquiriesDue(ctx, 10)
 		require.NoError(t, err)
 		require.Empty(t, due)
 	}
+}
+
+// Until an executor times it out, an inquiry past its timeout is still pending, and an answer
+// then is refused naming the timeout; the inquiry and its execution are left for the timeout.
+func TestInquiryAnswerAfterItsTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, inq := newInquiry(t, 0)
+	_, _, err := s.InquiryRespond(ctx, inq.ID, "alice", json.RawMessage(`{}`))
+	require.ErrorIs(t, err, store.ErrConflict)
+	require.ErrorContains(t, err, fmt.Sprintf("inquiry %d timed out at", inq.ID))
+	got, err := s.InquiryGet(ctx, inq.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.InquiryPending, got.Status)
+	exec, err := s.ExecutionGet(ctx, inq.Execution)
+	require.NoError(t, err)
+	require.Equal(t, store.ExecutionRunning, exec.Status)
 }
 
 func TestInquiryCancelFollowsItsExecution(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -56,6 +57,10 @@ func (p *askParams) read(exec store.Execution) (store.InquiryStartParams, error)
 	if p.TimeoutSeconds != nil {
 		if *p.TimeoutSeconds <= 0 {
 			return store.InquiryStartParams{}, fmt.Errorf("timeout_seconds: want more than 0, got %v", *p.TimeoutSeconds)
+		}
+		// Past what a duration holds the conversion wraps around, into the past.
+		if maxSeconds := math.Floor(time.Duration(math.MaxInt64).Seconds()); *p.TimeoutSeconds > maxSeconds {
+			return store.InquiryStartParams{}, fmt.Errorf("timeout_seconds: want at most %.0f, got %v", maxSeconds, *p.TimeoutSeconds)
 		}
 		timeout = time.Duration(*p.TimeoutSeconds * float64(time.Second))
 	}
