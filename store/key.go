@@ -43,10 +43,12 @@ func (r KeyRef) String() string {
 // KeySetParams is what KeySet writes: Value, or Sealed when Secret.
 type KeySetParams struct {
 	KeyRef
-	Secret  bool
-	Value   json.RawMessage
-	Sealed  string
-	Expires *time.Time
+	Secret bool
+	Value  json.RawMessage
+	Sealed string
+	// TTL, when not zero, is how long after the write the key expires, counted on
+	// PostgreSQL's clock, which every read compares with: the hosts' clocks may differ.
+	TTL time.Duration
 }
 
 // KeyFilter selects the keys KeyList returns.
@@ -103,10 +105,10 @@ func (q *Queries) KeySet(ctx context.Context, p KeySetParams) (Key, bool, error)
 	}
 	var created bool
 	row := q.db.QueryRow(ctx, `INSERT INTO attune.key (scope, owner, name, secret, value, sealed, expires)
-		VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)
+		VALUES ($1, $2, $3, $4, $5::jsonb, $6, now() + $7::bigint * interval '1 microsecond')
 		ON CONFLICT (scope, coalesce(owner, 0), name) DO UPDATE SET secret = excluded.secret,
 			value = excluded.value, sealed = excluded.sealed, expires = excluded.expires
-		RETURNING `+keyColumns+`, xmax = 0`, p.Scope, nullOwner(p.Owner), p.Name, p.Secret, value, sealed, p.Expires)
+		RETURNING `+keyColumns+`, xmax = 0`, p.Scope, nullOwner(p.Owner), p.Name, p.Secret, value, sealed, ttlMicroseconds(p.TTL))
 	var k Key
 	err := row.Scan(&k.ID, &k.Scope, &k.Owner, &k.Name, &k.Secret, &k.Value, &k.Sealed, &k.Expires, &k.Created, &k.Updated, &created)
 	if err != nil {
@@ -164,4 +166,13 @@ func (q *Queries) KeyDeleteExpired(ctx context.Context, limit int) (int, error) 
 		return 0, fmt.Errorf("delete expired keys: %w", translate(err))
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+// ttlMicroseconds is a TTL as the statement takes it: nil (no expiry) for zero.
+func ttlMicroseconds(ttl time.Duration) *int64 {
+	if ttl == 0 {
+		return nil
+	}
+	us := ttl.Microseconds()
+	return &us
 }

@@ -125,9 +125,8 @@ func TestKeyExpiry(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := storetest.NewStore(t)
-	past, future := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
-	for i, expires := range []*time.Time{&past, &past, &past, &past, &future, nil} {
-		_, _, err := s.KeySet(ctx, store.KeySetParams{KeyRef: keyRef("system", "k"+strings.Repeat("x", i)), Value: json.RawMessage(`1`), Expires: expires})
+	for i, ttl := range []time.Duration{-time.Minute, -time.Minute, -time.Minute, -time.Minute, time.Hour, 0} {
+		_, _, err := s.KeySet(ctx, store.KeySetParams{KeyRef: keyRef("system", "k"+strings.Repeat("x", i)), Value: json.RawMessage(`1`), TTL: ttl})
 		require.NoError(t, err)
 	}
 	_, err := s.KeyGet(ctx, keyRef("system", "k"))
@@ -158,15 +157,14 @@ func TestKeyExpiry(t *testing.T) {
 
 	// A short TTL: the key is there, then it is not, without anyone deleting it.
 	// Long enough to read it back on a loaded machine, short enough to watch it go.
-	soon := time.Now().Add(2 * time.Second)
-	_, _, err = s.KeySet(ctx, store.KeySetParams{KeyRef: keyRef("system", "brief"), Value: json.RawMessage(`1`), Expires: &soon})
+	_, _, err = s.KeySet(ctx, store.KeySetParams{KeyRef: keyRef("system", "brief"), Value: json.RawMessage(`1`), TTL: 3 * time.Second})
 	require.NoError(t, err)
 	_, err = s.KeyGet(ctx, keyRef("system", "brief"))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		_, err := s.KeyGet(ctx, keyRef("system", "brief"))
 		return err != nil
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 20*time.Second, 20*time.Millisecond)
 	_, err = s.KeyGet(ctx, keyRef("system", "brief"))
 	require.ErrorIs(t, err, store.ErrNotFound)
 }

@@ -189,8 +189,7 @@ func (m *Module) setKey(c echo.Context) error {
 		if err != nil || ttl <= 0 {
 			return badRequest("ttl: want a positive duration such as 90s, 30m or 12h; got %q", req.TTL)
 		}
-		expires := time.Now().Add(ttl)
-		params.Expires = &expires
+		params.TTL = ttl
 	}
 	if req.Secret {
 		if params.Sealed, err = m.deps.Keyring.SealValue(req.Value); err != nil {

@@ -65,10 +65,11 @@ func (p *askParams) read(exec store.Execution) (store.InquiryStartParams, error)
 		timeout = time.Duration(*p.TimeoutSeconds * float64(time.Second))
 	}
 	// A prompt that carries one of the execution's secret values (a workflow's secret input,
-	// say) shows it masked: an inquiry is read by everyone who may answer it.
+	// say, or a secret key a template sealed into it) shows it masked: an inquiry is read by
+	// everyone who may answer it.
 	prompt := p.Prompt
 	if raw, err := json.Marshal(prompt); err == nil {
-		_ = json.Unmarshal(pack.MaskValues(raw, exec.Parameters, exec.Secrets), &prompt)
+		_ = json.Unmarshal(pack.MaskSealed(pack.MaskValues(raw, exec.Parameters, exec.Secrets)), &prompt)
 	}
 	return store.InquiryStartParams{Execution: exec.ID, Prompt: prompt, Schema: p.Schema, Roles: p.Roles, Users: p.Users,
 		Timeout: timeout}, nil

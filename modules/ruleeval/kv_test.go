@@ -51,7 +51,7 @@ func TestKeyRefsRefused(t *testing.T) {
 // a key not found reads as nil, as any missing path.
 func TestRenderKV(t *testing.T) {
 	t.Parallel()
-	const token = "attune:sealed:v1:k0123456789ab:c2VhbGVk"
+	const token = "attune:sealed:v1:k0123456789ab:c2VhbGVk~"
 	kv, err := KV(map[KeyRef]Key{
 		{ScopeSystem, "api_url"}: {Value: json.RawMessage(`"https://api.example"`)},
 		{ScopeSystem, "limit"}:   {Value: json.RawMessage(`5`)},

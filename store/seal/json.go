@@ -181,7 +181,7 @@ func text(plain []byte) string {
 func (r *Keyring) Reseal(s string) (string, bool, error) {
 	changed := false
 	out, err := replaceTokens(s, func(id, payload string) (string, error) {
-		tok := Prefix + id + ":" + payload
+		tok := token(id, payload)
 		if id == r.current {
 			return tok, nil
 		}

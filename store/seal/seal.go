@@ -2,7 +2,7 @@
 // execution parameters) with AES-256-GCM under a named key, as text tokens that travel inside
 // JSON unchanged, through rows and messages, until a worker opens them.
 //
-// A token reads "attune:sealed:v1:<key id>:<base64url of nonce and ciphertext>". It is text
+// A token reads "attune:sealed:v1:<key id>:<base64url of nonce and ciphertext>~". It is text
 // rather than a JSON object so that a template may place it inside a longer string ("Bearer
 // {{ kv.system.token }}") and the worker still finds and opens it there. The key id is derived
 // from the key itself, so every process that holds a key names it the same way without
@@ -41,8 +41,14 @@ var (
 )
 
 // tokenPattern matches a token anywhere in a string. Key ids are lower-case hex after a "k";
-// the payload is unpadded base64url.
-var tokenPattern = regexp.MustCompile(`attune:sealed:v1:(k[0-9a-f]{8,}):([A-Za-z0-9_-]+)`)
+// the payload is unpadded base64url, closed by End so that a template may write text of the
+// same alphabet right after a token ("{{ kv.system.token }}-v2") without it running on.
+var tokenPattern = regexp.MustCompile(`attune:sealed:v1:(k[0-9a-f]{8,}):([A-Za-z0-9_-]+)~`)
+
+// End closes every token; it needs no escaping in JSON.
+const End = "~"
+
+func token(id, payload string) string { return Prefix + id + ":" + payload + End }
 
 // Key is one AES-256 key and its id.
 type Key struct {
@@ -142,7 +148,7 @@ func (r *Keyring) Seal(plain []byte) (string, error) {
 	}
 	// The key id is authenticated with the text, so a token cannot be relabelled.
 	sealed := aead.Seal(nonce, nonce, plain, []byte(r.current))
-	return Prefix + r.current + ":" + base64.RawURLEncoding.EncodeToString(sealed), nil
+	return token(r.current, base64.RawURLEncoding.EncodeToString(sealed)), nil
 }
 
 // SealSynthetic is Seal with the nonce derived from the text (an HMAC under a key of its own
@@ -156,7 +162,7 @@ func (r *Keyring) SealSynthetic(plain []byte) string {
 	mac.Write(plain)
 	nonce := mac.Sum(nil)[:aead.NonceSize()]
 	sealed := aead.Seal(slices.Clip(nonce), nonce, plain, []byte(r.current))
-	return Prefix + r.current + ":" + base64.RawURLEncoding.EncodeToString(sealed)
+	return token(r.current, base64.RawURLEncoding.EncodeToString(sealed))
 }
 
 // Open decrypts a token. The error names the key id when the keyring lacks it.
