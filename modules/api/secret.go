@@ -64,10 +64,14 @@ func answer[T any](c echo.Context, status int, v T) error {
 // group keys: a key is the JSON array of the values of the policy's grouping parameters
 // (modules/executor), so a policy that groups by a secret parameter would show it. A key
 // whose length does not match the grouping in force (the policy changed since) is masked
-// whole when the action has any secret parameter.
+// whole when the action has any secret parameter. A value holding a seal token (a secret key
+// a template placed in a parameter not declared secret) is masked as well.
 func maskGroups(st store.QueueStats, grouping []string, schema json.RawMessage) store.QueueStats {
 	secrets := pack.SecretNames(schema)
 	if len(secrets) == 0 {
+		for i, g := range st.Groups {
+			st.Groups[i].Key = string(pack.MaskSealed(json.RawMessage(g.Key)))
+		}
 		return st
 	}
 	secret := make([]bool, len(grouping))
@@ -95,7 +99,7 @@ func maskGroups(st store.QueueStats, grouping []string, schema json.RawMessage) 
 			st.Groups[i].Key = pack.Mask
 			continue
 		}
-		st.Groups[i].Key = string(b)
+		st.Groups[i].Key = string(pack.MaskSealed(b))
 	}
 	return st
 }
