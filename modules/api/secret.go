@@ -30,6 +30,7 @@ func masked[T any](v T) T {
 		out = x
 	case store.Enforcement:
 		x.Config = pack.MaskSealed(pack.MaskParameters(x.Config, x.Secrets))
+		x.Reason = maskReason(x.Reason)
 		out = x
 	case store.Action:
 		x.Parameters = pack.MaskSealed(pack.MaskSchema(x.Parameters))
@@ -51,6 +52,7 @@ func maskExecution(e store.Execution) store.Execution {
 		e.Result = pack.MaskValues(e.Result, e.Parameters, e.Secrets)
 	}
 	e.Result = pack.MaskSealed(e.Result)
+	e.Reason = maskReason(e.Reason)
 	e.Parameters = pack.MaskSealed(pack.MaskParameters(e.Parameters, e.Secrets))
 	return e
 }
@@ -102,4 +104,14 @@ func maskGroups(st store.QueueStats, grouping []string, schema json.RawMessage) 
 		st.Groups[i].Key = string(pack.MaskSealed(b))
 	}
 	return st
+}
+
+// maskReason masks the seal tokens a reason quotes (a template's error about the value it
+// computed with, recorded by a rule or a workflow).
+func maskReason(reason *string) *string {
+	if reason == nil {
+		return nil
+	}
+	r := pack.MaskSealedText(*reason)
+	return &r
 }

@@ -29,3 +29,18 @@ func TestMaskGroupsSealedValues(t *testing.T) {
 		require.JSONEq(t, `["plain", "eu"]`, got.Groups[1].Key, name)
 	}
 }
+
+// A reason recorded by a rule or a workflow may quote a seal token (a template's error about
+// the value it computed with): answers show the reason with the token masked.
+func TestReasonMasksSealTokens(t *testing.T) {
+	t.Parallel()
+	const token = "attune:sealed:v1:k0123456789ab:c2VhbGVk~"
+	reason := `render vars: evaluate template "int(input.port)": invalid operation: int(` + token + `) (1:0)`
+	want := `render vars: evaluate template "int(input.port)": invalid operation: int(` + pack.Mask + `) (1:0)`
+	exec := masked(store.Execution{Reason: &reason})
+	require.Equal(t, want, *exec.Reason)
+	enf := masked(store.Enforcement{Reason: &reason})
+	require.Equal(t, want, *enf.Reason)
+	require.Contains(t, reason, token, "the row's reason is left as it is")
+	require.Nil(t, masked(store.Execution{}).Reason)
+}

@@ -137,6 +137,8 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 		if o.reason == "" {
 			o = enforce(r, in)
 		}
+		// An error of a template that computed with a secret key quotes its seal token.
+		o.reason, o.failure = pack.MaskSealedText(o.reason), pack.MaskSealedText(o.failure)
 		if !o.matched && o.reason == "" {
 			continue
 		}

@@ -164,3 +164,57 @@ func TestEnforcementCreatedCarriesNoSecret(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// A template that computes with a secret key fails on its seal token, and expr's error quotes
+// the value it failed on: the reason recorded on the enforcement, and logged, shows the token
+// masked, as every answer shows a sealed string.
+func TestRenderFailureMasksSealToken(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := storetest.NewStore(t)
+	_, err := st.PackRegister(ctx, store.PackRegistration{
+		Pack:     store.Pack{Ref: "demo"},
+		Triggers: []store.Trigger{{Ref: "demo.hook", Enabled: true}},
+		Actions: []store.Action{{Ref: "demo.plain", RunnerType: "noop", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true,
+			Parameters: json.RawMessage(`{"port": {"type": "integer"}}`)}},
+		Rules: []store.Rule{{Ref: "demo.port", TriggerRef: "demo.hook", ActionRef: "demo.plain", Enabled: true,
+			ActionParams: json.RawMessage(`{"port": "{{ int(kv.system.port) }}"}`)}},
+	})
+	require.NoError(t, err)
+	keys := storetest.Keyring(t)
+	sealed, err := keys.SealValue(json.RawMessage(`"8443"`))
+	require.NoError(t, err)
+	_, _, err = st.KeySet(ctx, store.KeySetParams{KeyRef: store.KeyRef{Scope: "system", Name: "port"}, Secret: true, Sealed: sealed})
+	require.NoError(t, err)
+
+	br := &recorder{Broker: membroker.New(broker.Options{})}
+	defer br.Close()
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	m, err := rules.New(rules.Config{}, rules.Deps{Logger: logger, Store: storetest.Deaf{Store: st}, Broker: br, Sealer: keys})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+
+	ev, err := st.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook", Payload: json.RawMessage(`{}`)})
+	require.NoError(t, err)
+	require.NoError(t, broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload)))
+	var enfs []store.Enforcement
+	require.Eventually(t, func() bool {
+		enfs, _, err = st.EnforcementList(ctx, store.EnforcementFilter{RuleRef: "demo.port"}, store.Page{Limit: 10})
+		require.NoError(t, err)
+		return len(enfs) == 1
+	}, 10*time.Second, 5*time.Millisecond)
+	require.NotNil(t, enfs[0].Reason)
+	require.Contains(t, *enfs[0].Reason, "render action_params: action_params.port:", "the reason still says what failed")
+	require.NotContains(t, *enfs[0].Reason, "attune:sealed:", "the reason quotes the seal token")
+	require.Contains(t, *enfs[0].Reason, "int(********)")
+	require.Eventually(t, func() bool {
+		return bytes.Contains([]byte(logs.String()), []byte("rule matched but its parameters could not be rendered"))
+	}, 10*time.Second, 5*time.Millisecond)
+	require.NotContains(t, logs.String(), "attune:sealed:", "the log quotes the seal token")
+
+	cancel()
+	require.NoError(t, <-done)
+}
