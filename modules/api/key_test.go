@@ -206,7 +206,7 @@ func TestKeyExecutionToken(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = s.s.ExecutionTransition(ctx, store.ExecutionTransition{ID: exec.ID, From: []string{"requested"}, To: "running"})
 	require.NoError(t, err)
-	token, err := s.s.ExecutionTokenIssue(ctx, exec.ID, time.Now().Add(time.Hour))
+	token, err := s.s.ExecutionTokenIssue(ctx, exec.ID, time.Hour)
 	require.NoError(t, err)
 	action := s.as(token)
 
