@@ -119,7 +119,9 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 		return err
 	}
 	var payload map[string]any
-	if err := json.Unmarshal(ev.Payload, &payload); err != nil {
+	// Sealed values come from Attune alone: one in an event's payload was copied from
+	// somewhere, and rendered into a parameter the worker would open it for its sender.
+	if err := json.Unmarshal(pack.MaskSealed(ev.Payload), &payload); err != nil {
 		return broker.Permanent(fmt.Errorf("decode payload of event %d: %w", ev.ID, err))
 	}
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/broker/membroker"
+	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/modules/rules"
 	"github.com/attune-go/attune/store"
 	"github.com/attune-go/attune/store/storetest"
@@ -214,6 +215,53 @@ func TestRenderFailureMasksSealToken(t *testing.T) {
 		return bytes.Contains([]byte(logs.String()), []byte("rule matched but its parameters could not be rendered"))
 	}, 10*time.Second, 5*time.Millisecond)
 	require.NotContains(t, logs.String(), "attune:sealed:", "the log quotes the seal token")
+
+	cancel()
+	require.NoError(t, <-done)
+}
+
+// An event comes from outside, so a seal token in its payload was copied from somewhere (a
+// database dump): rendered into a parameter, the worker would open it for whoever sent it. A
+// rule reads the payload with every sealed string masked, as the API refuses sealed values in
+// the parameters a caller sends.
+func TestPayloadSealTokenIsNotRendered(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := storetest.NewStore(t)
+	_, err := st.PackRegister(ctx, store.PackRegistration{
+		Pack:     store.Pack{Ref: "demo"},
+		Triggers: []store.Trigger{{Ref: "demo.hook", Enabled: true}},
+		Actions: []store.Action{{Ref: "demo.plain", RunnerType: "noop", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true,
+			Parameters: json.RawMessage(`{"body": {"type": "string"}, "host": {"type": "string"}}`)}},
+		Rules: []store.Rule{{Ref: "demo.relay", TriggerRef: "demo.hook", ActionRef: "demo.plain", Enabled: true,
+			ActionParams: json.RawMessage(`{"body": "{{ event.payload.body }}", "host": "{{ event.payload.host }}"}`)}},
+	})
+	require.NoError(t, err)
+	keys := storetest.Keyring(t)
+	stolen, err := keys.SealValue(json.RawMessage(`"the system's secret"`))
+	require.NoError(t, err)
+
+	br := &recorder{Broker: membroker.New(broker.Options{})}
+	defer br.Close()
+	logger := slog.New(slog.NewJSONHandler(&lockedBuffer{}, nil))
+	m, err := rules.New(rules.Config{}, rules.Deps{Logger: logger, Store: storetest.Deaf{Store: st}, Broker: br, Sealer: keys})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+
+	ev, err := st.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook",
+		Payload: json.RawMessage(`{"body": "x ` + stolen + `", "host": "h1"}`)})
+	require.NoError(t, err)
+	require.NoError(t, broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload)))
+	var enfs []store.Enforcement
+	require.Eventually(t, func() bool {
+		enfs, _, err = st.EnforcementList(ctx, store.EnforcementFilter{RuleRef: "demo.relay"}, store.Page{Limit: 10})
+		require.NoError(t, err)
+		return len(enfs) == 1
+	}, 10*time.Second, 5*time.Millisecond)
+	require.JSONEq(t, `{"body": "`+pack.Mask+`", "host": "h1"}`, string(enfs[0].Config), "nothing sealed reaches the worker")
+	require.Empty(t, enfs[0].Secrets)
 
 	cancel()
 	require.NoError(t, <-done)
