@@ -119,10 +119,16 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 		return err
 	}
 	var payload map[string]any
-	// Sealed values come from Attune alone: one in an event's payload was copied from
-	// somewhere, and rendered into a parameter the worker would open it for its sender.
-	if err := json.Unmarshal(pack.MaskSealed(ev.Payload), &payload); err != nil {
+	if err := json.Unmarshal(ev.Payload, &payload); err != nil {
 		return broker.Permanent(fmt.Errorf("decode payload of event %d: %w", ev.ID, err))
+	}
+	if pack.HoldsToken(payload) {
+		// Sealed values come from Attune alone: one in an event's payload was copied from
+		// somewhere, and rendered into a parameter the worker would open it for its sender.
+		// Looked for once decoded, as JSON may spell it with escapes.
+		if payload, err = maskedPayload(payload); err != nil {
+			return broker.Permanent(fmt.Errorf("decode payload of event %d: %w", ev.ID, err))
+		}
 	}
 
 	var verdicts []store.EnforcementMatch
@@ -183,6 +189,17 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	// publish is repaired by the executor's sweeper, which republishes enforcements left in
 	// created.
 	return m.deps.Relay.Send(ctx, matches...)
+}
+
+// maskedPayload is payload with every string holding a seal token masked.
+func maskedPayload(payload map[string]any) (map[string]any, error) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	err = json.Unmarshal(pack.MaskSealed(raw), &out)
+	return out, err
 }
 
 // keys reads the datastore keys rule r reads, in one statement (nothing for a rule that reads
