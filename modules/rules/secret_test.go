@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -166,58 +167,74 @@ func TestEnforcementCreatedCarriesNoSecret(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
-// A template that computes with a secret key fails on its seal token, and expr's error quotes
-// the value it failed on: the reason recorded on the enforcement, and logged, shows the token
-// masked, as every answer shows a sealed string.
-func TestRenderFailureMasksSealToken(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// plainRule is a store holding the pack demo: the trigger demo.hook and the rule ref running
+// demo.plain (whose parameter schema is schema) with params; keys seals and opens.
+func plainRule(t *testing.T, ref, schema, params string) *store.Store {
+	t.Helper()
 	st := storetest.NewStore(t)
-	_, err := st.PackRegister(ctx, store.PackRegistration{
+	_, err := st.PackRegister(context.Background(), store.PackRegistration{
 		Pack:     store.Pack{Ref: "demo"},
 		Triggers: []store.Trigger{{Ref: "demo.hook", Enabled: true}},
 		Actions: []store.Action{{Ref: "demo.plain", RunnerType: "noop", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true,
-			Parameters: json.RawMessage(`{"port": {"type": "integer"}}`)}},
-		Rules: []store.Rule{{Ref: "demo.port", TriggerRef: "demo.hook", ActionRef: "demo.plain", Enabled: true,
-			ActionParams: json.RawMessage(`{"port": "{{ int(kv.system.port) }}"}`)}},
+			Parameters: json.RawMessage(schema)}},
+		Rules: []store.Rule{{Ref: ref, TriggerRef: "demo.hook", ActionRef: "demo.plain", Enabled: true, ActionParams: json.RawMessage(params)}},
 	})
 	require.NoError(t, err)
-	keys := storetest.Keyring(t)
-	sealed, err := keys.SealValue(json.RawMessage(`"8443"`))
-	require.NoError(t, err)
-	_, _, err = st.KeySet(ctx, store.KeySetParams{KeyRef: store.KeyRef{Scope: "system", Name: "port"}, Secret: true, Sealed: sealed})
-	require.NoError(t, err)
+	return st
+}
 
+// enforceOne runs the rule matcher on st until the test ends, sends it an event of demo.hook
+// (payload stored, sent as it is in the message) and returns the one enforcement of rule ref,
+// with the matcher's log at debug level.
+func enforceOne(t *testing.T, st *store.Store, keys rules.Sealer, ref string, payload, sent json.RawMessage) (store.Enforcement, *lockedBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	br := &recorder{Broker: membroker.New(broker.Options{})}
-	defer br.Close()
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	m, err := rules.New(rules.Config{}, rules.Deps{Logger: logger, Store: storetest.Deaf{Store: st}, Broker: br, Sealer: keys})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		br.Close()
+	})
 
-	ev, err := st.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook", Payload: json.RawMessage(`{}`)})
+	ev, err := st.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook", Payload: payload})
 	require.NoError(t, err)
-	require.NoError(t, broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload)))
+	require.NoError(t, broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", sent)))
 	var enfs []store.Enforcement
 	require.Eventually(t, func() bool {
-		enfs, _, err = st.EnforcementList(ctx, store.EnforcementFilter{RuleRef: "demo.port"}, store.Page{Limit: 10})
+		enfs, _, err = st.EnforcementList(ctx, store.EnforcementFilter{RuleRef: ref}, store.Page{Limit: 10})
 		require.NoError(t, err)
 		return len(enfs) == 1
 	}, 10*time.Second, 5*time.Millisecond)
-	require.NotNil(t, enfs[0].Reason)
-	require.Contains(t, *enfs[0].Reason, "render action_params: action_params.port:", "the reason still says what failed")
-	require.NotContains(t, *enfs[0].Reason, "attune:sealed:", "the reason quotes the seal token")
-	require.Contains(t, *enfs[0].Reason, "int(********)")
+	return enfs[0], logs
+}
+
+// A template that computes with a secret key fails on its seal token, and expr's error quotes
+// the value it failed on: the reason recorded on the enforcement, and logged, shows the token
+// masked, as every answer shows a sealed string.
+func TestRenderFailureMasksSealToken(t *testing.T) {
+	t.Parallel()
+	st := plainRule(t, "demo.port", `{"port": {"type": "integer"}}`, `{"port": "{{ int(kv.system.port) }}"}`)
+	keys := storetest.Keyring(t)
+	sealed, err := keys.SealValue(json.RawMessage(`"8443"`))
+	require.NoError(t, err)
+	_, _, err = st.KeySet(context.Background(), store.KeySetParams{KeyRef: store.KeyRef{Scope: "system", Name: "port"}, Secret: true, Sealed: sealed})
+	require.NoError(t, err)
+
+	enf, logs := enforceOne(t, st, keys, "demo.port", json.RawMessage(`{}`), json.RawMessage(`{}`))
+	require.NotNil(t, enf.Reason)
+	require.Contains(t, *enf.Reason, "render action_params: action_params.port:", "the reason still says what failed")
+	require.NotContains(t, *enf.Reason, "attune:sealed:", "the reason quotes the seal token")
+	require.Contains(t, *enf.Reason, "int(********)")
 	require.Eventually(t, func() bool {
-		return bytes.Contains([]byte(logs.String()), []byte("rule matched but its parameters could not be rendered"))
+		return strings.Contains(logs.String(), "rule matched but its parameters could not be rendered")
 	}, 10*time.Second, 5*time.Millisecond)
 	require.NotContains(t, logs.String(), "attune:sealed:", "the log quotes the seal token")
-
-	cancel()
-	require.NoError(t, <-done)
 }
 
 // An event comes from outside, so a seal token in its payload was copied from somewhere (a
@@ -226,45 +243,15 @@ func TestRenderFailureMasksSealToken(t *testing.T) {
 // the parameters a caller sends.
 func TestPayloadSealTokenIsNotRendered(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	st := storetest.NewStore(t)
-	_, err := st.PackRegister(ctx, store.PackRegistration{
-		Pack:     store.Pack{Ref: "demo"},
-		Triggers: []store.Trigger{{Ref: "demo.hook", Enabled: true}},
-		Actions: []store.Action{{Ref: "demo.plain", RunnerType: "noop", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true,
-			Parameters: json.RawMessage(`{"body": {"type": "string"}, "host": {"type": "string"}}`)}},
-		Rules: []store.Rule{{Ref: "demo.relay", TriggerRef: "demo.hook", ActionRef: "demo.plain", Enabled: true,
-			ActionParams: json.RawMessage(`{"body": "{{ event.payload.body }}", "host": "{{ event.payload.host }}"}`)}},
-	})
-	require.NoError(t, err)
+	st := plainRule(t, "demo.relay", `{"body": {"type": "string"}, "host": {"type": "string"}}`,
+		`{"body": "{{ event.payload.body }}", "host": "{{ event.payload.host }}"}`)
 	keys := storetest.Keyring(t)
 	stolen, err := keys.SealValue(json.RawMessage(`"the system's secret"`))
 	require.NoError(t, err)
 
-	br := &recorder{Broker: membroker.New(broker.Options{})}
-	defer br.Close()
-	logger := slog.New(slog.NewJSONHandler(&lockedBuffer{}, nil))
-	m, err := rules.New(rules.Config{}, rules.Deps{Logger: logger, Store: storetest.Deaf{Store: st}, Broker: br, Sealer: keys})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-
-	ev, err := st.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook",
-		Payload: json.RawMessage(`{"body": "x ` + stolen + `", "host": "h1"}`)})
-	require.NoError(t, err)
 	// The message carries the payload as sent, where JSON may spell the token with escapes.
-	escaped := json.RawMessage(`{"body": "x \u0061` + stolen[1:] + `", "host": "h1"}`)
-	require.NoError(t, broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", escaped)))
-	var enfs []store.Enforcement
-	require.Eventually(t, func() bool {
-		enfs, _, err = st.EnforcementList(ctx, store.EnforcementFilter{RuleRef: "demo.relay"}, store.Page{Limit: 10})
-		require.NoError(t, err)
-		return len(enfs) == 1
-	}, 10*time.Second, 5*time.Millisecond)
-	require.JSONEq(t, `{"body": "`+pack.Mask+`", "host": "h1"}`, string(enfs[0].Config), "nothing sealed reaches the worker")
-	require.Empty(t, enfs[0].Secrets)
-
-	cancel()
-	require.NoError(t, <-done)
+	enf, _ := enforceOne(t, st, keys, "demo.relay", json.RawMessage(`{"body": "x `+stolen+`", "host": "h1"}`),
+		json.RawMessage(`{"body": "x \u0061`+stolen[1:]+`", "host": "h1"}`))
+	require.JSONEq(t, `{"body": "`+pack.Mask+`", "host": "h1"}`, string(enf.Config), "nothing sealed reaches the worker")
+	require.Empty(t, enf.Secrets)
 }
