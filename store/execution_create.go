@@ -148,17 +148,52 @@ func (q *Queries) create(ctx context.Context, ps []ExecutionCreateParams) ([]Exe
 // oldest due first, each exactly once however many executors ask at once: the due row is
 // locked (others skip it), its retry_at cleared and the attempt created in one transaction.
 // The attempts join their queues at the back, like every new execution.
+// An attempt is requested by whoever requested the first (a workflow run again reads its
+// requester's user keys), written in the same transaction: attune.execution_create does not
+// take it.
 func (q *Queries) ExecutionRetryDue(ctx context.Context, limit int) ([]ExecutionCreated, error) {
-	return queryAll(ctx, q.db, "create due retries", func(r pgx.Row) (ExecutionCreated, error) {
-		var c ExecutionCreated
-		var ord int32
-		err := r.Scan(append([]any{&ord, &c.Outcome}, executionDest(&c.Execution)...)...)
-		return c, err
-	}, `SELECT c.out_ord, c.out_outcome, `+executionColumns+`
-		FROM attune.execution_retry_due($1) c
-		CROSS JOIN LATERAL (SELECT (c.out_execution).*) execution
-		WHERE (c.out_execution).id IS NOT NULL
-		ORDER BY c.out_ord`, limit)
+	var out []ExecutionCreated
+	err := q.inTx(ctx, func(q *Queries) error {
+		var err error
+		out, err = queryAll(ctx, q.db, "create due retries", func(r pgx.Row) (ExecutionCreated, error) {
+			var c ExecutionCreated
+			var ord int32
+			err := r.Scan(append([]any{&ord, &c.Outcome}, executionDest(&c.Execution)...)...)
+			return c, err
+		}, `SELECT c.out_ord, c.out_outcome, `+executionColumns+`
+			FROM attune.execution_retry_due($1) c
+			CROSS JOIN LATERAL (SELECT (c.out_execution).*) execution
+			WHERE (c.out_execution).id IS NOT NULL
+			ORDER BY c.out_ord`, limit)
+		if err != nil || len(out) == 0 {
+			return err
+		}
+		ids := make([]int64, len(out))
+		for i, c := range out {
+			ids[i] = c.Execution.ID
+		}
+		rows, err := q.db.Query(ctx, `UPDATE attune.execution n SET requested_by = f.requested_by
+			FROM attune.execution f WHERE n.id = ANY($1) AND f.id = n.retry_of AND f.requested_by IS NOT NULL
+			RETURNING n.id, n.requested_by`, ids)
+		if err != nil {
+			return fmt.Errorf("create due retries: %w", translate(err))
+		}
+		by := map[int64]int64{}
+		var id, who int64
+		if _, err := pgx.ForEachRow(rows, []any{&id, &who}, func() error {
+			by[id] = who
+			return nil
+		}); err != nil {
+			return fmt.Errorf("create due retries: %w", translate(err))
+		}
+		for i := range out {
+			if who, ok := by[out[i].Execution.ID]; ok {
+				out[i].Execution.RequestedBy = &who
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // ExecutionCancelRetry withdraws the next attempt planned for execution id, and reports

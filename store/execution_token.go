@@ -13,17 +13,19 @@ import (
 // says what it is and the API tells it from its other tokens without a lookup.
 const ExecutionTokenPrefix = "atx_"
 
-// ExecutionTokenIssue returns a new token for execution, good until expires while the
-// execution runs. Only its SHA-256 is kept: the token itself exists only in the answer.
-func (q *Queries) ExecutionTokenIssue(ctx context.Context, execution int64, expires time.Time) (token string, err error) {
+// ExecutionTokenIssue returns a new token for execution, good for ttl while the execution
+// runs. The ttl counts on PostgreSQL's clock, which every check compares with: the worker's
+// host may be ahead of it or behind. Only its SHA-256 is kept: the token itself exists only
+// in the answer.
+func (q *Queries) ExecutionTokenIssue(ctx context.Context, execution int64, ttl time.Duration) (token string, err error) {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return "", fmt.Errorf("issue token of execution %d: %w", execution, err)
 	}
 	token = ExecutionTokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
 	sum := sha256.Sum256([]byte(token))
-	if _, err := q.db.Exec(ctx, `INSERT INTO attune.execution_token (hash, execution, expires) VALUES ($1, $2, $3)`,
-		sum[:], execution, expires); err != nil {
+	if _, err := q.db.Exec(ctx, `INSERT INTO attune.execution_token (hash, execution, expires)
+		VALUES ($1, $2, now() + $3::bigint * interval '1 microsecond')`, sum[:], execution, ttl.Microseconds()); err != nil {
 		return "", fmt.Errorf("issue token of execution %d: %w", execution, translate(err))
 	}
 	return token, nil

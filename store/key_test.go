@@ -178,10 +178,14 @@ func TestExecutionToken(t *testing.T) {
 	seedPack(t, s)
 	exec, err := s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run"})
 	require.NoError(t, err)
-	token, err := s.ExecutionTokenIssue(ctx, exec.ID, time.Now().Add(time.Hour))
+	token, err := s.ExecutionTokenIssue(ctx, exec.ID, time.Hour)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(token, store.ExecutionTokenPrefix))
 	sum := sha256.Sum256([]byte(token))
+	var off float64
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT extract(epoch FROM expires - (now() + interval '1 hour'))
+		FROM attune.execution_token WHERE hash = $1`, sum[:]).Scan(&off))
+	require.InDelta(t, 0, off, 5, "the TTL counts on PostgreSQL's clock")
 
 	_, err = s.ExecutionTokenHolderBySum(ctx, sum[:])
 	require.ErrorIs(t, err, store.ErrNotFound, "not running yet")
@@ -199,7 +203,7 @@ func TestExecutionToken(t *testing.T) {
 	_, err = s.ExecutionTokenHolderBySum(ctx, other[:])
 	require.ErrorIs(t, err, store.ErrNotFound)
 
-	expired, err := s.ExecutionTokenIssue(ctx, exec.ID, time.Now().Add(-time.Second))
+	expired, err := s.ExecutionTokenIssue(ctx, exec.ID, -time.Second)
 	require.NoError(t, err)
 	expiredSum := sha256.Sum256([]byte(expired))
 	_, err = s.ExecutionTokenHolderBySum(ctx, expiredSum[:])

@@ -311,3 +311,33 @@ func TestLateResultReplansTheRetry(t *testing.T) {
 	require.Equal(t, store.ExecutionCancelled, got.Status, "it completed after all: its retry does not run")
 	require.Contains(t, *got.Reason, "ended completed after all")
 }
+
+// An attempt is requested by whoever requested the first: a workflow run again by its policy
+// reads its requester's user keys, as the first attempt did.
+func TestRetryKeepsRequester(t *testing.T) {
+	t.Parallel()
+	f := newRetry(t, &store.Retry{MaxAttempts: 2, On: []string{"failed"}}, nil)
+	ada, err := f.s.IdentityInsert(f.ctx, "ada", "x", "operator")
+	require.NoError(t, err)
+	c, err := f.s.ExecutionCreateOne(f.ctx, store.ExecutionCreateParams{ActionRef: "demo.flaky", Parameters: json.RawMessage(`{}`),
+		RequestedBy: &ada.ID})
+	require.NoError(t, err)
+	require.Equal(t, &ada.ID, c.Execution.RequestedBy)
+	other := f.create(`{}`)
+	f.run(c.Execution.ID, store.ExecutionFailed)
+	f.run(other.ID, store.ExecutionFailed)
+	f.due()
+	created := f.retryDue()
+	require.Len(t, created, 2)
+	for _, a := range created {
+		row, err := f.s.ExecutionGet(f.ctx, a.Execution.ID)
+		require.NoError(t, err)
+		switch *a.Execution.RetryOf {
+		case c.Execution.ID:
+			require.Equal(t, &ada.ID, a.Execution.RequestedBy, "the answer")
+			require.Equal(t, &ada.ID, row.RequestedBy, "the row")
+		default:
+			require.Nil(t, row.RequestedBy, "a rule's execution has no requester, nor its attempts")
+		}
+	}
+}

@@ -87,6 +87,12 @@ func (m *Module) respond(c echo.Context) error {
 	if len(req.Response) == 0 {
 		return badRequest("response: required: the answer, JSON that fits the inquiry's schema")
 	}
+	// The answer is published to the workflow's variables, whence a task's input may take it
+	// to a worker, which opens what is sealed in it: sealed values come from Attune alone.
+	var sent any
+	if json.Unmarshal(req.Response, &sent) == nil && pack.HoldsToken(sent) {
+		return badRequest("response: holds a sealed value; send the value itself")
+	}
 	schema, err := pack.CompileAnswerSchema(inq.Schema)
 	if err != nil {
 		return fmt.Errorf("inquiry %d: %w", id, err) // checked when the inquiry was made

@@ -70,6 +70,9 @@ func TestInquiryRespond(t *testing.T) {
 	require.Contains(t, msg, `unknown field "approved"`)
 	msg = operator.fail(http.StatusBadRequest, "bad_request", http.MethodPost, path+"/respond", `{}`)
 	require.Contains(t, msg, "response: required")
+	msg = operator.fail(http.StatusBadRequest, "bad_request", http.MethodPost, path+"/respond",
+		`{"response": {"approved": true, "note": "\u0061ttune:sealed:v1:k0123456789ab:c2VhbGVk~"}}`)
+	require.Contains(t, msg, "response: holds a sealed value")
 	got, err := s.s.InquiryGet(context.Background(), inq.ID)
 	require.NoError(t, err)
 	require.Equal(t, store.InquiryPending, got.Status, "nothing was recorded")

@@ -183,6 +183,12 @@ func (m *Module) setKey(c echo.Context) error {
 	if len(req.Value) == 0 || string(req.Value) == "null" {
 		return badRequest("value: required, any JSON value but null (to remove a key, DELETE it)")
 	}
+	// A template renders a key as it is, and the worker opens what is sealed in it: a sealed
+	// value comes from Attune alone, never from a caller (see refuseSealed).
+	var value any
+	if json.Unmarshal(req.Value, &value) == nil && pack.HoldsToken(value) {
+		return badRequest("value: holds a sealed value; send the value itself")
+	}
 	params := store.KeySetParams{KeyRef: ref, Secret: req.Secret, Value: req.Value}
 	if req.TTL != "" {
 		ttl, err := time.ParseDuration(req.TTL)

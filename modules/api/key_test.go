@@ -133,6 +133,8 @@ func TestKeyValidation(t *testing.T) {
 		{"/keys/system/x", `{"value": 1, "ttl": "soon"}`, "ttl:"},
 		{"/keys/system/x", `{"value": 1, "ttl": "-1h"}`, "ttl:"},
 		{"/keys/system/x", `{"value": 1, "ttl_seconds": 5}`, "ttl_seconds"},
+		{"/keys/system/x", `{"value": {"a": ["\u0061ttune:sealed:v1:k0123456789ab:c2VhbGVk~"]}}`, "value: holds a sealed value"},
+		{"/keys/system/x", `{"value": "attune:sealed:v1:k0123456789ab:c2VhbGVk~", "secret": true}`, "value: holds a sealed value"},
 	} {
 		msg := s.fail(http.StatusBadRequest, "bad_request", http.MethodPut, c.path, c.body)
 		require.Contains(t, msg, c.field, c.path+" "+c.body)
@@ -206,7 +208,7 @@ func TestKeyExecutionToken(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = s.s.ExecutionTransition(ctx, store.ExecutionTransition{ID: exec.ID, From: []string{"requested"}, To: "running"})
 	require.NoError(t, err)
-	token, err := s.s.ExecutionTokenIssue(ctx, exec.ID, time.Now().Add(time.Hour))
+	token, err := s.s.ExecutionTokenIssue(ctx, exec.ID, time.Hour)
 	require.NoError(t, err)
 	action := s.as(token)
 

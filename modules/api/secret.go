@@ -30,6 +30,7 @@ func masked[T any](v T) T {
 		out = x
 	case store.Enforcement:
 		x.Config = pack.MaskSealed(pack.MaskParameters(x.Config, x.Secrets))
+		x.Reason = maskReason(x.Reason)
 		out = x
 	case store.Action:
 		x.Parameters = pack.MaskSealed(pack.MaskSchema(x.Parameters))
@@ -51,6 +52,7 @@ func maskExecution(e store.Execution) store.Execution {
 		e.Result = pack.MaskValues(e.Result, e.Parameters, e.Secrets)
 	}
 	e.Result = pack.MaskSealed(e.Result)
+	e.Reason = maskReason(e.Reason)
 	e.Parameters = pack.MaskSealed(pack.MaskParameters(e.Parameters, e.Secrets))
 	return e
 }
@@ -64,10 +66,14 @@ func answer[T any](c echo.Context, status int, v T) error {
 // group keys: a key is the JSON array of the values of the policy's grouping parameters
 // (modules/executor), so a policy that groups by a secret parameter would show it. A key
 // whose length does not match the grouping in force (the policy changed since) is masked
-// whole when the action has any secret parameter.
+// whole when the action has any secret parameter. A value holding a seal token (a secret key
+// a template placed in a parameter not declared secret) is masked as well.
 func maskGroups(st store.QueueStats, grouping []string, schema json.RawMessage) store.QueueStats {
 	secrets := pack.SecretNames(schema)
 	if len(secrets) == 0 {
+		for i, g := range st.Groups {
+			st.Groups[i].Key = string(pack.MaskSealed(json.RawMessage(g.Key)))
+		}
 		return st
 	}
 	secret := make([]bool, len(grouping))
@@ -95,7 +101,17 @@ func maskGroups(st store.QueueStats, grouping []string, schema json.RawMessage) 
 			st.Groups[i].Key = pack.Mask
 			continue
 		}
-		st.Groups[i].Key = string(b)
+		st.Groups[i].Key = string(pack.MaskSealed(b))
 	}
 	return st
+}
+
+// maskReason masks the seal tokens a reason quotes (a template's error about the value it
+// computed with, recorded by a rule or a workflow).
+func maskReason(reason *string) *string {
+	if reason == nil {
+		return nil
+	}
+	r := pack.MaskSealedText(*reason)
+	return &r
 }

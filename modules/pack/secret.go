@@ -376,6 +376,10 @@ func MaskSealed(doc json.RawMessage) json.RawMessage {
 	return out
 }
 
+// MaskSealedText returns the text s (a reason, an error) with every seal token in it
+// replaced by Mask, the rest kept: what it says about a sealed value stays readable.
+func MaskSealedText(s string) string { return seal.ReplaceTokens(s, Mask) }
+
 func maskSealedValue(v any) any {
 	switch x := v.(type) {
 	case string:

@@ -122,6 +122,14 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	if err := json.Unmarshal(ev.Payload, &payload); err != nil {
 		return broker.Permanent(fmt.Errorf("decode payload of event %d: %w", ev.ID, err))
 	}
+	if pack.HoldsToken(payload) {
+		// Sealed values come from Attune alone: one in an event's payload was copied from
+		// somewhere, and rendered into a parameter the worker would open it for its sender.
+		// Looked for once decoded, as JSON may spell it with escapes.
+		if payload, err = maskedPayload(payload); err != nil {
+			return broker.Permanent(fmt.Errorf("decode payload of event %d: %w", ev.ID, err))
+		}
+	}
 
 	var verdicts []store.EnforcementMatch
 	actions := make(map[string]string)
@@ -137,6 +145,8 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 		if o.reason == "" {
 			o = enforce(r, in)
 		}
+		// An error of a template that computed with a secret key quotes its seal token.
+		o.reason, o.failure = pack.MaskSealedText(o.reason), pack.MaskSealedText(o.failure)
 		if !o.matched && o.reason == "" {
 			continue
 		}
@@ -179,6 +189,17 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	// publish is repaired by the executor's sweeper, which republishes enforcements left in
 	// created.
 	return m.deps.Relay.Send(ctx, matches...)
+}
+
+// maskedPayload is payload with every string holding a seal token masked.
+func maskedPayload(payload map[string]any) (map[string]any, error) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	err = json.Unmarshal(pack.MaskSealed(raw), &out)
+	return out, err
 }
 
 // keys reads the datastore keys rule r reads, in one statement (nothing for a rule that reads

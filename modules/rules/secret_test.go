@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/broker/membroker"
+	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/modules/rules"
 	"github.com/attune-go/attune/store"
 	"github.com/attune-go/attune/store/storetest"
@@ -163,4 +165,93 @@ func TestEnforcementCreatedCarriesNoSecret(t *testing.T) {
 
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// plainRule is a store holding the pack demo: the trigger demo.hook and the rule ref running
+// demo.plain (whose parameter schema is schema) with params; keys seals and opens.
+func plainRule(t *testing.T, ref, schema, params string) *store.Store {
+	t.Helper()
+	st := storetest.NewStore(t)
+	_, err := st.PackRegister(context.Background(), store.PackRegistration{
+		Pack:     store.Pack{Ref: "demo"},
+		Triggers: []store.Trigger{{Ref: "demo.hook", Enabled: true}},
+		Actions: []store.Action{{Ref: "demo.plain", RunnerType: "noop", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true,
+			Parameters: json.RawMessage(schema)}},
+		Rules: []store.Rule{{Ref: ref, TriggerRef: "demo.hook", ActionRef: "demo.plain", Enabled: true, ActionParams: json.RawMessage(params)}},
+	})
+	require.NoError(t, err)
+	return st
+}
+
+// enforceOne runs the rule matcher on st until the test ends, sends it an event of demo.hook
+// (payload stored, sent as it is in the message) and returns the one enforcement of rule ref,
+// with the matcher's log at debug level.
+func enforceOne(t *testing.T, st *store.Store, keys rules.Sealer, ref string, payload, sent json.RawMessage) (store.Enforcement, *lockedBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	br := &recorder{Broker: membroker.New(broker.Options{})}
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	m, err := rules.New(rules.Config{}, rules.Deps{Logger: logger, Store: storetest.Deaf{Store: st}, Broker: br, Sealer: keys})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		br.Close()
+	})
+
+	ev, err := st.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook", Payload: payload})
+	require.NoError(t, err)
+	require.NoError(t, broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", sent)))
+	var enfs []store.Enforcement
+	require.Eventually(t, func() bool {
+		enfs, _, err = st.EnforcementList(ctx, store.EnforcementFilter{RuleRef: ref}, store.Page{Limit: 10})
+		require.NoError(t, err)
+		return len(enfs) == 1
+	}, 10*time.Second, 5*time.Millisecond)
+	return enfs[0], logs
+}
+
+// A template that computes with a secret key fails on its seal token, and expr's error quotes
+// the value it failed on: the reason recorded on the enforcement, and logged, shows the token
+// masked, as every answer shows a sealed string.
+func TestRenderFailureMasksSealToken(t *testing.T) {
+	t.Parallel()
+	st := plainRule(t, "demo.port", `{"port": {"type": "integer"}}`, `{"port": "{{ int(kv.system.port) }}"}`)
+	keys := storetest.Keyring(t)
+	sealed, err := keys.SealValue(json.RawMessage(`"8443"`))
+	require.NoError(t, err)
+	_, _, err = st.KeySet(context.Background(), store.KeySetParams{KeyRef: store.KeyRef{Scope: "system", Name: "port"}, Secret: true, Sealed: sealed})
+	require.NoError(t, err)
+
+	enf, logs := enforceOne(t, st, keys, "demo.port", json.RawMessage(`{}`), json.RawMessage(`{}`))
+	require.NotNil(t, enf.Reason)
+	require.Contains(t, *enf.Reason, "render action_params: action_params.port:", "the reason still says what failed")
+	require.NotContains(t, *enf.Reason, "attune:sealed:", "the reason quotes the seal token")
+	require.Contains(t, *enf.Reason, "int(********)")
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "rule matched but its parameters could not be rendered")
+	}, 10*time.Second, 5*time.Millisecond)
+	require.NotContains(t, logs.String(), "attune:sealed:", "the log quotes the seal token")
+}
+
+// An event comes from outside, so a seal token in its payload was copied from somewhere (a
+// database dump): rendered into a parameter, the worker would open it for whoever sent it. A
+// rule reads the payload with every sealed string masked, as the API refuses sealed values in
+// the parameters a caller sends.
+func TestPayloadSealTokenIsNotRendered(t *testing.T) {
+	t.Parallel()
+	st := plainRule(t, "demo.relay", `{"body": {"type": "string"}, "host": {"type": "string"}}`,
+		`{"body": "{{ event.payload.body }}", "host": "{{ event.payload.host }}"}`)
+	keys := storetest.Keyring(t)
+	stolen, err := keys.SealValue(json.RawMessage(`"the system's secret"`))
+	require.NoError(t, err)
+
+	// The message carries the payload as sent, where JSON may spell the token with escapes.
+	enf, _ := enforceOne(t, st, keys, "demo.relay", json.RawMessage(`{"body": "x `+stolen+`", "host": "h1"}`),
+		json.RawMessage(`{"body": "x \u0061`+stolen[1:]+`", "host": "h1"}`))
+	require.JSONEq(t, `{"body": "`+pack.Mask+`", "host": "h1"}`, string(enf.Config), "nothing sealed reaches the worker")
+	require.Empty(t, enf.Secrets)
 }

@@ -110,7 +110,7 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 	if job.RunnerType == "shell" && m.cfg.APIURL != "" {
 		// The action's own credential for the API, good while it runs and a little after; it
 		// is scrubbed from what the action prints, as its secrets are.
-		token, err := m.deps.Store.ExecutionTokenIssue(ctx, exec.ID, time.Now().Add(job.Timeout+actionTokenMargin))
+		token, err := m.deps.Store.ExecutionTokenIssue(ctx, exec.ID, job.Timeout+actionTokenMargin)
 		if err != nil {
 			return m.finish(ctx, exec, newScrubber(params, exec.Secrets, opened...), notStarted(fmt.Sprintf("issue the action's API token: %v", err)), store.ExecutionFailed)
 		}

@@ -37,7 +37,7 @@ type Store interface {
 	WorkerListDeadOnHost(ctx context.Context, host, except string, aliveWithin time.Duration) ([]store.DeadWorker, error)
 	WorkerDelete(ctx context.Context, name string, aliveWithin time.Duration) error
 	WorkerDeleteSilent(ctx context.Context, silentFor time.Duration) ([]string, error)
-	ExecutionTokenIssue(ctx context.Context, execution int64, expires time.Time) (string, error)
+	ExecutionTokenIssue(ctx context.Context, execution int64, ttl time.Duration) (string, error)
 }
 
 // Config describes this worker.

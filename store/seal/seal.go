@@ -199,6 +199,18 @@ func IsToken(s string) bool {
 // Contains reports whether s holds a token anywhere.
 func Contains(s string) bool { return strings.Contains(s, Prefix) }
 
+// looseToken matches a token, or the start of one that a message cut short.
+var looseToken = regexp.MustCompile(regexp.QuoteMeta(Prefix) + `[A-Za-z0-9_:-]*` + End + `?`)
+
+// ReplaceTokens returns s with every token in it, whole or cut short, replaced by with: for
+// text that quotes a sealed value (an error about the value a template computed with).
+func ReplaceTokens(s, with string) string {
+	if !Contains(s) {
+		return s
+	}
+	return looseToken.ReplaceAllLiteralString(s, with)
+}
+
 // KeyIDs returns the ids of the keys the tokens in s were sealed under, each once.
 func KeyIDs(s string) []string {
 	var ids []string

@@ -152,3 +152,12 @@ func TestResealMovesToTheCurrentKey(t *testing.T) {
 	_, _, err = newOnly.Reseal(doc)
 	assert.ErrorIs(t, err, ErrUnknownKey, "a rotation without the old key refuses rather than loses values")
 }
+
+func TestReplaceTokens(t *testing.T) {
+	r, _ := newRing(t)
+	tok, err := r.Seal([]byte(`"s3cret"`))
+	require.NoError(t, err)
+	require.Equal(t, "a [M] b [M]", ReplaceTokens("a "+tok+" b "+tok[:len(tok)-5], "[M]"), "a whole token and one cut short")
+	require.Equal(t, "no token here", ReplaceTokens("no token here", "[M]"))
+	require.Equal(t, "[M]-v2", ReplaceTokens(tok+"-v2", "[M]"), "text after a token's end stays")
+}
