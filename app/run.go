@@ -166,6 +166,7 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 			host, _ := os.Hostname()
 			err = add(worker.New(worker.Config{
 				Name:              cfg.workerName,
+				Labels:            cfg.workerLabels,
 				Concurrency:       cfg.workerConcurrency,
 				Host:              host,
 				PID:               os.Getpid(),
@@ -175,7 +176,7 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				APIURL:            workerAPIURL(cfg, infra.http.Addr()),
 			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Opener: infra.keyring}))
 		case RoleExecutor:
-			err = add(executor.New(executor.Config{WorkerAliveWithin: cfg.workerTimeout},
+			err = add(executor.New(executor.Config{WorkerAliveWithin: cfg.workerTimeout, WorkerWaitTimeout: cfg.workerWaitTimeout},
 				executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Sealer: infra.keyring}))
 		case RoleSensor:
 			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker, Relay: infra.relay, Sealer: infra.keyring}))

@@ -36,6 +36,9 @@ type serveConfig struct {
 	workerHeartbeat   time.Duration
 	workerTimeout     time.Duration
 	workerAPIURL      string
+	workerLabelsFlag  string
+	workerLabels      store.Labels
+	workerWaitTimeout time.Duration
 	logs              logOptions
 	keys              keyringConfig
 }
@@ -91,6 +94,8 @@ the command line wins over the environment, which wins over the default.`,
 	fs.DurationVar(&cfg.workerHeartbeat, "worker-heartbeat", 10*time.Second, "how often a worker says it is alive")
 	fs.DurationVar(&cfg.workerTimeout, "worker-timeout", 30*time.Second, "how long after its last heartbeat a worker is dead: the executor abandons its executions, and the API lets its record be deleted")
 	fs.StringVar(&cfg.workerAPIURL, "worker-api-url", "", "the API's address the worker gives each shell action as ATTUNE_API_URL, with ATTUNE_TOKEN, to write keys back; default: this process's own API when it runs the api role, else http://localhost:8080")
+	fs.StringVar(&cfg.workerLabelsFlag, "worker-labels", "", "labels of this worker, k=v,k2=v2: it also runs the actions whose worker_selector they satisfy (docs/routing.md)")
+	fs.DurationVar(&cfg.workerWaitTimeout, "worker-wait-timeout", 5*time.Minute, "how long an execution with a worker_selector waits for a live worker with those labels before it fails (executor)")
 	fs.StringVar(&cfg.packsDir, "packs-dir", "", "register every pack under this directory at start (each subdirectory holding a pack.yaml)")
 	fs.BoolVar(&cfg.auth, "auth", true, "require a token on the API; false lets every request act as an admin, for local experiments only")
 	fs.DurationVar(&cfg.accessTTL, "access-token-ttl", time.Hour, "how long an access token from /auth/login lasts")
@@ -104,6 +109,8 @@ the command line wins over the environment, which wins over the default.`,
 	cli.BindEnv(fs, "worker-heartbeat", "ATTUNE_WORKER_HEARTBEAT")
 	cli.BindEnv(fs, "worker-timeout", "ATTUNE_WORKER_TIMEOUT")
 	cli.BindEnv(fs, "worker-api-url", "ATTUNE_WORKER_API_URL")
+	cli.BindEnv(fs, "worker-labels", "ATTUNE_WORKER_LABELS")
+	cli.BindEnv(fs, "worker-wait-timeout", "ATTUNE_WORKER_WAIT_TIMEOUT")
 	cli.BindEnv(fs, "roles", "ATTUNE_ROLES")
 	_ = cmd.RegisterFlagCompletionFunc("roles", completeRoles)
 	cli.BindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
@@ -154,6 +161,12 @@ func (c *serveConfig) validate() error {
 	}
 	if c.workerConcurrency < 1 {
 		return fmt.Errorf("invalid --worker-concurrency %d: must be at least 1", c.workerConcurrency)
+	}
+	if c.workerLabels, err = store.ParseLabels(c.workerLabelsFlag); err != nil {
+		return fmt.Errorf("invalid --worker-labels %q: %w", c.workerLabelsFlag, err)
+	}
+	if c.workerWaitTimeout <= 0 {
+		return fmt.Errorf("invalid --worker-wait-timeout %s: must be positive", c.workerWaitTimeout)
 	}
 	if c.workerName == "" || strings.ContainsAny(c.workerName, ".*# \t") {
 		return fmt.Errorf("invalid --worker-name %q: must be non-empty, without '.', '*', '#' or spaces", c.workerName)

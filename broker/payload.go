@@ -64,6 +64,10 @@ type ExecutionDispatched struct {
 	ExecutionID int64          `json:"execution_id"`
 	ActionRef   string         `json:"action_ref"`
 	Action      ActionSnapshot `json:"action"`
+	// WorkerSelector is the execution's selector in canonical form ("k=v,k2=v2", keys
+	// sorted), empty for none: a selected execution goes to the queue of its selector
+	// (SelectorDispatchQueue), which only workers with those labels consume.
+	WorkerSelector string `json:"worker_selector,omitempty"`
 }
 
 // ActionSnapshot is what a worker needs of an action to run it.
@@ -80,7 +84,21 @@ type ActionSnapshot struct {
 func (ExecutionDispatched) MessageType() Type { return TypeExecutionDispatched }
 
 // MessageTarget implements Targeted.
-func (d ExecutionDispatched) MessageTarget() string { return d.Action.RunnerType }
+func (d ExecutionDispatched) MessageTarget() string {
+	return dispatchTarget(d.Action.RunnerType, d.WorkerSelector)
+}
+
+// WorkerSelectorAdded tells every worker that executions of runner are now dispatched to the
+// queue of selector (canonical form, as ExecutionDispatched has it): a worker whose labels
+// satisfy it starts consuming that queue. A worker that starts later finds the selector in
+// PostgreSQL.
+type WorkerSelectorAdded struct {
+	Runner         string `json:"runner"`
+	WorkerSelector string `json:"worker_selector"`
+}
+
+// MessageType implements Payload.
+func (WorkerSelectorAdded) MessageType() Type { return TypeWorkerSelectorAdded }
 
 // ExecutionCompleted reports that an execution reached a terminal status.
 type ExecutionCompleted struct {

@@ -18,6 +18,7 @@ const (
 	TypeExecutionCompleted       Type = "ExecutionCompleted"
 	TypeExecutionCancelRequested Type = "ExecutionCancelRequested"
 	TypeNotificationCreated      Type = "NotificationCreated"
+	TypeWorkerSelectorAdded      Type = "WorkerSelectorAdded"
 )
 
 // Exchanges. All are durable topic exchanges.
@@ -57,6 +58,7 @@ var routes = map[Type]routeSpec{
 	TypeExecutionCompleted:       {exchange: ExchangeExecutions, key: "execution.completed"},
 	TypeExecutionCancelRequested: {exchange: ExchangeExecutions, key: "execution.cancel", targeted: true},
 	TypeNotificationCreated:      {exchange: ExchangeNotifications, key: "notification.created", bestEffort: true},
+	TypeWorkerSelectorAdded:      {exchange: ExchangeExecutions, key: "worker.selector.added"},
 }
 
 // BestEffort reports whether messages of type t may be lost: they are sent transient (not

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"time"
 )
@@ -83,10 +85,31 @@ func DispatchQueue(runner string) Queue {
 	return Queue{Name: "attune.workers." + runner + ".dispatch", Types: []Type{TypeExecutionDispatched}, Target: runner}
 }
 
-// WorkerCancelQueue carries cancellations to one worker. It is apart from the dispatch queue
-// so that a cancel never waits behind a backlog of dispatches.
+// SelectorDispatchQueue is the durable queue of the executions of runner that only workers
+// with the labels of selector may run (selector in canonical form: "k=v,k2=v2", keys sorted).
+// Only such workers consume it, so the others never see its messages; while none is up, the
+// executions wait in it. Its name holds a hash of the selector, which may be long.
+func SelectorDispatchQueue(runner, selector string) Queue {
+	target := dispatchTarget(runner, selector)
+	return Queue{Name: "attune.workers." + target + ".dispatch", Types: []Type{TypeExecutionDispatched}, Target: target}
+}
+
+// dispatchTarget is the routing-key word of a dispatch: the runner, or the runner and a hash
+// of its selector. Runner names hold no '-' (modules/pack), so the two cannot meet.
+func dispatchTarget(runner, selector string) string {
+	if selector == "" {
+		return runner
+	}
+	sum := sha256.Sum256([]byte(selector))
+	return runner + "-sel-" + hex.EncodeToString(sum[:8])
+}
+
+// WorkerCancelQueue carries cancellations to one worker, and the news of a selector in use to
+// every worker. It is apart from the dispatch queue so that neither waits behind a backlog of
+// dispatches.
 func WorkerCancelQueue(worker string) Queue {
-	return Queue{Name: "attune.worker." + worker + ".cancel", Types: []Type{TypeExecutionCancelRequested}, Target: worker, Expires: WorkerQueueExpiry}
+	return Queue{Name: "attune.worker." + worker + ".cancel", Types: []Type{TypeExecutionCancelRequested, TypeWorkerSelectorAdded},
+		Target: worker, Expires: WorkerQueueExpiry}
 }
 
 // Namespace prefixes exchange and queue names so that several Attune installations, or

@@ -12,11 +12,11 @@ import (
 func (q *Queries) ActionCreate(ctx context.Context, a Action) (Action, error) {
 	out, err := scanAction(q.db.QueryRow(ctx, `
 		INSERT INTO attune.action (ref, pack, pack_ref, label, description, runner_type, entry_point, parameters,
-			output_format, timeout_seconds, enabled, retry, workflow)
-		SELECT $1, p.id, p.ref, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM attune.pack p WHERE p.ref = $2
+			output_format, timeout_seconds, enabled, retry, workflow, worker_selector)
+		SELECT $1, p.id, p.ref, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM attune.pack p WHERE p.ref = $2
 		RETURNING `+actionColumns,
 		a.Ref, a.PackRef, a.Label, a.Description, a.RunnerType, a.EntryPoint, jsonOr(a.Parameters, "{}"),
-		a.OutputFormat, a.TimeoutSeconds, a.Enabled, a.Retry, jsonOrNil(a.Workflow)))
+		a.OutputFormat, a.TimeoutSeconds, a.Enabled, a.Retry, jsonOrNil(a.Workflow), selectorArg(a.WorkerSelector)))
 	if isNoRows(err) {
 		return Action{}, fmt.Errorf("create action %s: no pack %s: %w", a.Ref, a.PackRef, ErrNotFound)
 	}
@@ -30,11 +30,12 @@ func (q *Queries) ActionCreate(ctx context.Context, a Action) (Action, error) {
 func (q *Queries) ActionUpdate(ctx context.Context, a Action) (Action, error) {
 	out, err := scanAction(q.db.QueryRow(ctx, `
 		UPDATE attune.action SET label = $2, description = $3, runner_type = $4, entry_point = $5, parameters = $6,
-			output_format = $7, timeout_seconds = $8, enabled = $9, retry = $10, workflow = $11
+			output_format = $7, timeout_seconds = $8, enabled = $9, retry = $10, workflow = $11,
+			worker_selector = $12
 		WHERE ref = $1
 		RETURNING `+actionColumns,
 		a.Ref, a.Label, a.Description, a.RunnerType, a.EntryPoint, jsonOr(a.Parameters, "{}"), a.OutputFormat,
-		a.TimeoutSeconds, a.Enabled, a.Retry, jsonOrNil(a.Workflow)))
+		a.TimeoutSeconds, a.Enabled, a.Retry, jsonOrNil(a.Workflow), selectorArg(a.WorkerSelector)))
 	if err != nil {
 		return Action{}, fmt.Errorf("update action %s: %w", a.Ref, translate(err))
 	}

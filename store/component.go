@@ -40,6 +40,9 @@ type Action struct {
 	// Workflow is the checked definition of a workflow action (runner workflow), as package
 	// modules/workflow encodes it; null for every other runner.
 	Workflow json.RawMessage `json:"workflow,omitempty"`
+	// WorkerSelector names the labels a worker must have to run the action; nil runs it on
+	// any worker of its runner. A policy's selector wins over it.
+	WorkerSelector Labels `json:"worker_selector,omitempty"`
 	// PackPath is the directory of the action's pack, where its scripts are.
 	PackPath string    `json:"-"`
 	Created  time.Time `json:"created"`
@@ -123,6 +126,9 @@ type Policy struct {
 	MaxQueueLength        *int     `json:"max_queue_length"`
 	QueueTimeoutSeconds   *int     `json:"queue_timeout_seconds"`
 	Retry                 *Retry   `json:"retry"`
+	// WorkerSelector, when set, names the labels a worker must have to run the executions of
+	// the actions the policy covers; it wins over the action's own.
+	WorkerSelector Labels `json:"worker_selector,omitempty"`
 	// FromPack is the pack whose policies/ directory the policy came from; nil for one
 	// made through the API.
 	FromPack *string   `json:"source_pack"`
@@ -132,7 +138,7 @@ type Policy struct {
 
 const (
 	actionColumns = `id, ref, pack_ref, label, description, runner_type, entry_point, parameters, output_format, timeout_seconds, enabled,
-		retry, workflow, (SELECT path FROM attune.pack p WHERE p.id = action.pack), created, updated`
+		retry, workflow, worker_selector, (SELECT path FROM attune.pack p WHERE p.id = action.pack), created, updated`
 	triggerColumns = `id, ref, pack_ref, label, description, parameters, output, enabled, created, updated`
 	ruleColumns    = ruleOwnColumns + ruleActionColumn
 	ruleOwnColumns = `id, ref, pack_ref, label, description, trigger_ref, trigger_params, conditions, action_ref, action_params, enabled, created, updated`
@@ -145,7 +151,7 @@ const (
 func scanAction(row pgx.Row) (Action, error) {
 	var a Action
 	err := row.Scan(&a.ID, &a.Ref, &a.PackRef, &a.Label, &a.Description, &a.RunnerType, &a.EntryPoint, &a.Parameters,
-		&a.OutputFormat, &a.TimeoutSeconds, &a.Enabled, &a.Retry, &a.Workflow, &a.PackPath, &a.Created, &a.Updated)
+		&a.OutputFormat, &a.TimeoutSeconds, &a.Enabled, &a.Retry, &a.Workflow, &a.WorkerSelector, &a.PackPath, &a.Created, &a.Updated)
 	return a, err
 }
 

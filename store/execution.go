@@ -124,6 +124,9 @@ type Execution struct {
 	// workflow's task, its workflow's; nil for a rule's. Its templates read that identity's
 	// keys as kv.user.
 	RequestedBy *int64 `json:"requested_by,omitempty"`
+	// WorkerSelector is the selector in force when the execution was made (its action's or
+	// its policy's): only a worker with these labels runs it. Nil for any worker.
+	WorkerSelector Labels `json:"worker_selector,omitempty"`
 }
 
 // WorkflowID is the workflow that e is a task of, or nil: a rerun also has a parent, but
@@ -142,7 +145,7 @@ const executionColumns = `execution.id, execution.action_ref, execution.status, 
 	execution.reason, execution.enforcement, execution.parent, execution.worker, execution.worker_name, execution.timeout_seconds,
 	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted, execution.admitted_at,
 	execution.attempt, execution.retry_of, execution.retry_at, execution.secrets, execution.task_name, execution.task_item,
-	execution.requested_by`
+	execution.requested_by, execution.worker_selector`
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var e Execution
@@ -154,7 +157,7 @@ func scanExecution(row pgx.Row) (Execution, error) {
 func executionDest(e *Execution) []any {
 	return []any{&e.ID, &e.ActionRef, &e.Status, &e.Parameters, &e.Result, &e.Reason, &e.EnforcementID, &e.ParentID,
 		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted, &e.AdmittedAt,
-		&e.Attempt, &e.RetryOf, &e.RetryAt, &e.Secrets, &e.TaskName, &e.TaskItem, &e.RequestedBy}
+		&e.Attempt, &e.RetryOf, &e.RetryAt, &e.Secrets, &e.TaskName, &e.TaskItem, &e.RequestedBy, &e.WorkerSelector}
 }
 
 // ExecutionInsertParams describe an execution row as ExecutionInsert writes it.

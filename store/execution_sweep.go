@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // The statements below end or find executions that nobody else will: the executor's
@@ -65,23 +67,80 @@ func (q *Queries) ExecutionAbandonLeftovers(ctx context.Context, worker int64) (
 		RETURNING `+executionColumns, worker)
 }
 
-// ExecutionFailUnrunnable fails the executions not yet claimed, made before olderThan, whose runner no
-// live worker has: nothing would ever run them.
-func (q *Queries) ExecutionFailUnrunnable(ctx context.Context, olderThan, aliveWithin time.Duration) ([]Execution, error) {
+// UnrunnableParams say how long an execution may wait for a live worker that can run it.
+type UnrunnableParams struct {
+	// NoWorker is the wait of an execution without a selector, for a worker with its runner.
+	NoWorker time.Duration
+	// Selected is the wait of an execution with a selector, for a worker with its runner and
+	// the selector's labels: a worker that must come from elsewhere may take longer to start.
+	Selected time.Duration
+	// AliveWithin is how recent a live worker's heartbeat is.
+	AliveWithin time.Duration
+}
+
+// ExecutionFailUnrunnable fails the executions not yet claimed that have waited past their wait
+// for a live worker that can run them, and returns them: nothing would ever run them.
+func (q *Queries) ExecutionFailUnrunnable(ctx context.Context, p UnrunnableParams) ([]Execution, error) {
 	// The runners no live worker has are found first, from the few actions and workers there
 	// are; only when there are any are the waiting executions looked at, so a backlog that
 	// some worker will serve costs nothing here.
-	return queryAll(ctx, q.db, "fail unrunnable executions", scanExecution, `
+	failed, err := queryAll(ctx, q.db, "fail unrunnable executions", scanExecution, `
 		WITH orphaned AS MATERIALIZED (
 			SELECT a.ref, a.runner_type FROM attune.action a
 			WHERE a.runner_type NOT IN ('workflow', 'inquiry') AND NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+`)
 				AND pg_postmaster_start_time() < now() - make_interval(secs => $2)),
 		`+queuesFirst(`SELECT x.id FROM attune.execution x JOIN orphaned o ON o.ref = x.action_ref
-			WHERE x.status IN ('requested', 'scheduled') AND x.worker IS NULL AND x.created < now() - make_interval(secs => $1)`)+`
+			WHERE x.status IN ('requested', 'scheduled') AND x.worker IS NULL AND x.worker_selector IS NULL
+				AND x.created < now() - make_interval(secs => $1)`)+`
 		UPDATE attune.execution SET status = 'failed', finished_at = now(),
 			reason = 'no live worker can run runner "' || orphaned.runner_type || '"'
 		FROM orphaned
 		WHERE `+queuesLocked+` AND orphaned.ref = execution.action_ref AND execution.status IN ('requested', 'scheduled')
-			AND execution.worker IS NULL AND execution.created < now() - make_interval(secs => $1)
-		RETURNING `+executionColumns, olderThan.Seconds(), aliveWithin.Seconds())
+			AND execution.worker IS NULL AND execution.worker_selector IS NULL AND execution.created < now() - make_interval(secs => $1)
+		RETURNING `+executionColumns, p.NoWorker.Seconds(), p.AliveWithin.Seconds())
+	if err != nil {
+		return nil, err
+	}
+	// Executions with a selector are few (execution_selector_waiting_idx); each is looked at
+	// with the workers that could take it.
+	selected, err := queryAll(ctx, q.db, "fail executions no worker matches", scanExecution, `
+		WITH unmatched AS MATERIALIZED (
+			SELECT x.id, a.runner_type, x.worker_selector FROM attune.execution x JOIN attune.action a ON a.ref = x.action_ref
+			WHERE x.worker_selector IS NOT NULL AND x.status IN ('requested', 'scheduled') AND x.worker IS NULL
+				AND x.created < now() - make_interval(secs => $1)
+				AND a.runner_type NOT IN ('workflow', 'inquiry')
+				AND NOT EXISTS (`+liveWorkers("a.runner_type", "$2")+` AND w.labels @> x.worker_selector)
+				AND pg_postmaster_start_time() < now() - make_interval(secs => $2)),
+		`+queuesFirst(`SELECT id FROM unmatched`)+`
+		UPDATE attune.execution SET status = 'failed', finished_at = now(),
+			reason = 'no live worker has labels ' || (SELECT string_agg(l.key || '=' || l.value, ',' ORDER BY l.key)
+				FROM jsonb_each_text(unmatched.worker_selector) l) || ' and runner "' || unmatched.runner_type || '"; waited ' || $3
+		FROM unmatched
+		WHERE `+queuesLocked+` AND unmatched.id = execution.id AND execution.status IN ('requested', 'scheduled')
+			AND execution.worker IS NULL
+		RETURNING `+executionColumns, p.Selected.Seconds(), p.AliveWithin.Seconds(), p.Selected.String())
+	return append(failed, selected...), err
+}
+
+// RunnerSelector is a selector in use, with the runner of the actions it is for: together they
+// name a dispatch queue of their own (broker.SelectorDispatchQueue).
+type RunnerSelector struct {
+	Runner   string
+	Selector Labels
+}
+
+// SelectorsInUse lists the selectors a worker may have to take executions for: those in force
+// for an action, and those of executions still waiting for a worker (made under a selector
+// changed since).
+func (q *Queries) SelectorsInUse(ctx context.Context) ([]RunnerSelector, error) {
+	return queryAll(ctx, q.db, "list selectors in use", func(r pgx.Row) (RunnerSelector, error) {
+		var s RunnerSelector
+		err := r.Scan(&s.Runner, &s.Selector)
+		return s, err
+	}, `
+		SELECT a.runner_type, s.sel FROM attune.action a, attune.worker_selector_for(a.ref) s(sel)
+		WHERE s.sel IS NOT NULL AND a.runner_type NOT IN ('workflow', 'inquiry')
+		UNION
+		SELECT a.runner_type, x.worker_selector FROM attune.execution x JOIN attune.action a ON a.ref = x.action_ref
+		WHERE x.worker_selector IS NOT NULL AND x.status IN ('requested', 'scheduled') AND x.worker IS NULL`)
 }

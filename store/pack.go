@@ -166,10 +166,10 @@ var (
 		` + onRefConflict("pack", "pack_ref", "label", "description", "parameters", "output")
 	actionUpsertSQL = `
 		INSERT INTO attune.action AS cur (ref, pack, pack_ref, label, description, runner_type, entry_point, parameters,
-			output_format, timeout_seconds, enabled, retry, workflow)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			output_format, timeout_seconds, enabled, retry, workflow, worker_selector)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 		` + onRefConflict("pack", "pack_ref", "label", "description", "runner_type", "entry_point", "parameters",
-		"output_format", "timeout_seconds", "enabled", "retry", "workflow")
+		"output_format", "timeout_seconds", "enabled", "retry", "workflow", "worker_selector")
 	sensorUpsertSQL = `
 		INSERT INTO attune.sensor AS cur (ref, pack, pack_ref, label, description, entry_point, trigger_refs, parameters, enabled)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -183,11 +183,12 @@ var (
 		"conditions", "action", "action_ref", "action_params", "enabled")
 	policyUpsertSQL = `
 		INSERT INTO attune.policy AS cur (ref, pack, action_ref, pack_ref, enabled, concurrency_limit, concurrency_method,
-			concurrency_parameters, rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds, retry)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+			concurrency_parameters, rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds, retry,
+			worker_selector)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 		` + onRefConflict("pack", "action_ref", "pack_ref", "enabled", "concurrency_limit", "concurrency_method",
 		"concurrency_parameters", "rate_max_executions", "rate_window_seconds", "rate_method", "max_queue_length",
-		"queue_timeout_seconds", "retry")
+		"queue_timeout_seconds", "retry", "worker_selector")
 )
 
 func (q *Queries) triggerUpsert(ctx context.Context, p Pack, t Trigger) (bool, error) {
@@ -202,7 +203,7 @@ func (q *Queries) triggerUpsert(ctx context.Context, p Pack, t Trigger) (bool, e
 func (q *Queries) actionUpsert(ctx context.Context, p Pack, a Action) (bool, error) {
 	tag, err := q.db.Exec(ctx, actionUpsertSQL,
 		a.Ref, p.ID, p.Ref, a.Label, a.Description, a.RunnerType, a.EntryPoint, jsonOr(a.Parameters, "{}"),
-		a.OutputFormat, a.TimeoutSeconds, a.Enabled, a.Retry, jsonOrNil(a.Workflow))
+		a.OutputFormat, a.TimeoutSeconds, a.Enabled, a.Retry, jsonOrNil(a.Workflow), selectorArg(a.WorkerSelector))
 	if err != nil {
 		return false, fmt.Errorf("upsert action %s: %w", a.Ref, translate(err))
 	}
@@ -252,7 +253,8 @@ func (q *Queries) policyUpsert(ctx context.Context, p Pack, x Policy) (bool, err
 	}
 	tag, err := q.db.Exec(ctx, policyUpsertSQL,
 		x.Ref, p.ID, x.ActionRef, x.PackRef, x.Enabled, x.ConcurrencyLimit, cmp.Or(x.ConcurrencyMethod, "enqueue"),
-		params, x.RateMaxExecutions, x.RateWindowSeconds, cmp.Or(x.RateMethod, "enqueue"), x.MaxQueueLength, x.QueueTimeoutSeconds, x.Retry)
+		params, x.RateMaxExecutions, x.RateWindowSeconds, cmp.Or(x.RateMethod, "enqueue"), x.MaxQueueLength, x.QueueTimeoutSeconds, x.Retry,
+		selectorArg(x.WorkerSelector))
 	if err != nil {
 		return false, fmt.Errorf("upsert policy %s: %w", x.Ref, translate(err))
 	}

@@ -11,14 +11,14 @@ import (
 const ChannelPoliciesChanged = "attune_policies_changed"
 
 const policyColumns = `id, ref, pack_ref, action_ref, enabled, concurrency_limit, concurrency_method, concurrency_parameters,
-	rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds, retry,
+	rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds, retry, worker_selector,
 	(SELECT p.ref FROM attune.pack p WHERE p.id = policy.pack), created, updated`
 
 func scanPolicy(row pgx.Row) (Policy, error) {
 	var p Policy
 	err := row.Scan(&p.ID, &p.Ref, &p.PackRef, &p.ActionRef, &p.Enabled, &p.ConcurrencyLimit, &p.ConcurrencyMethod,
 		&p.ConcurrencyParameters, &p.RateMaxExecutions, &p.RateWindowSeconds, &p.RateMethod, &p.MaxQueueLength,
-		&p.QueueTimeoutSeconds, &p.Retry, &p.FromPack, &p.Created, &p.Updated)
+		&p.QueueTimeoutSeconds, &p.Retry, &p.WorkerSelector, &p.FromPack, &p.Created, &p.Updated)
 	return p, err
 }
 
@@ -54,8 +54,9 @@ func (q *Queries) PolicyList(ctx context.Context, page Page) ([]Policy, int, err
 func (q *Queries) PolicyCreate(ctx context.Context, x Policy) (Policy, error) {
 	p, err := scanPolicy(q.db.QueryRow(ctx, `
 		INSERT INTO attune.policy (ref, action_ref, pack_ref, enabled, concurrency_limit, concurrency_method,
-			concurrency_parameters, rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds, retry)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			concurrency_parameters, rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds, retry,
+			worker_selector)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 		RETURNING `+policyColumns, policyArgs(x)...))
 	if err != nil {
 		return Policy{}, fmt.Errorf("create policy %s: %w", x.Ref, translate(err))
@@ -69,7 +70,8 @@ func (q *Queries) PolicyUpdate(ctx context.Context, ref string, x Policy) (Polic
 	p, err := scanPolicy(q.db.QueryRow(ctx, `
 		UPDATE attune.policy SET action_ref = $2, pack_ref = $3, enabled = $4, concurrency_limit = $5,
 			concurrency_method = $6, concurrency_parameters = $7, rate_max_executions = $8, rate_window_seconds = $9,
-			rate_method = $10, max_queue_length = $11, queue_timeout_seconds = $12, retry = $13
+			rate_method = $10, max_queue_length = $11, queue_timeout_seconds = $12, retry = $13,
+			worker_selector = $14
 		WHERE ref = $1
 		RETURNING `+policyColumns, policyArgs(x)...))
 	if err != nil {
@@ -97,5 +99,6 @@ func policyArgs(x Policy) []any {
 		params = []string{}
 	}
 	return []any{x.Ref, x.ActionRef, x.PackRef, x.Enabled, x.ConcurrencyLimit, methodOr(x.ConcurrencyMethod), params,
-		x.RateMaxExecutions, x.RateWindowSeconds, methodOr(x.RateMethod), x.MaxQueueLength, x.QueueTimeoutSeconds, x.Retry}
+		x.RateMaxExecutions, x.RateWindowSeconds, methodOr(x.RateMethod), x.MaxQueueLength, x.QueueTimeoutSeconds, x.Retry,
+		selectorArg(x.WorkerSelector)}
 }

@@ -11,9 +11,12 @@ import (
 
 // Worker is a row of attune.worker: a process that runs actions.
 type Worker struct {
-	ID            int64     `json:"id"`
-	Name          string    `json:"name"`
-	Runners       []string  `json:"runners"`
+	ID      int64    `json:"id"`
+	Name    string   `json:"name"`
+	Runners []string `json:"runners"`
+	// Labels are what the worker was started with (--worker-labels): executions whose
+	// selector they satisfy may run on it.
+	Labels        Labels    `json:"labels"`
 	Concurrency   int       `json:"concurrency"`
 	Status        string    `json:"status"`
 	Host          string    `json:"host"`
@@ -29,11 +32,11 @@ const (
 	WorkerInactive = "inactive"
 )
 
-const workerColumns = `id, name, runners, concurrency, status, host, pid, last_heartbeat, created, updated`
+const workerColumns = `id, name, runners, labels, concurrency, status, host, pid, last_heartbeat, created, updated`
 
 func scanWorker(row interface{ Scan(...any) error }) (Worker, error) {
 	var w Worker
-	err := row.Scan(&w.ID, &w.Name, &w.Runners, &w.Concurrency, &w.Status, &w.Host, &w.PID, &w.LastHeartbeat, &w.Created, &w.Updated)
+	err := row.Scan(&w.ID, &w.Name, &w.Runners, &w.Labels, &w.Concurrency, &w.Status, &w.Host, &w.PID, &w.LastHeartbeat, &w.Created, &w.Updated)
 	return w, err
 }
 
@@ -63,6 +66,7 @@ func (q *Queries) WorkerHeartbeat(ctx context.Context, name string) error {
 type WorkerRegisterParams struct {
 	Name        string
 	Runners     []string
+	Labels      Labels
 	Concurrency int
 	Host        string
 	PID         int
@@ -75,13 +79,13 @@ func (q *Queries) WorkerRegister(ctx context.Context, p WorkerRegisterParams) (W
 		p.Runners = []string{} // NULL is not "no runners"
 	}
 	w, err := scanWorker(q.db.QueryRow(ctx, `
-		INSERT INTO attune.worker (name, runners, concurrency, status, host, pid, last_heartbeat)
-		VALUES ($1, $2, $3, 'active', $4, $5, now())
+		INSERT INTO attune.worker (name, runners, labels, concurrency, status, host, pid, last_heartbeat)
+		VALUES ($1, $2, coalesce($6::jsonb, '{}'), $3, 'active', $4, $5, now())
 		ON CONFLICT (name) DO UPDATE SET
-			runners = EXCLUDED.runners, concurrency = EXCLUDED.concurrency, status = 'active',
+			runners = EXCLUDED.runners, labels = EXCLUDED.labels, concurrency = EXCLUDED.concurrency, status = 'active',
 			host = EXCLUDED.host, pid = EXCLUDED.pid, last_heartbeat = now()
 		RETURNING `+workerColumns,
-		p.Name, p.Runners, p.Concurrency, p.Host, p.PID))
+		p.Name, p.Runners, p.Concurrency, p.Host, p.PID, selectorArg(p.Labels)))
 	if err != nil {
 		return Worker{}, fmt.Errorf("register worker %s: %w", p.Name, translate(err))
 	}
@@ -101,7 +105,7 @@ func (q *Queries) WorkerSetInactive(ctx context.Context, name string) error {
 // worker killed outright never marks itself inactive; reading its status from its heartbeat
 // needs no sweeper, and stays true while the database is away.
 func workerSeenColumns(alive string) string {
-	return `id, name, runners, concurrency,
+	return `id, name, runners, labels, concurrency,
 	CASE WHEN status = 'active' AND last_heartbeat < now() - make_interval(secs => ` + alive + `) THEN 'inactive' ELSE status END,
 	host, pid, last_heartbeat, created, updated`
 }

@@ -27,12 +27,14 @@ type actionRequest struct {
 	TimeoutSeconds *int        `json:"timeout_seconds"`
 	Enabled        *bool       `json:"enabled"`
 	Retry          *pack.Retry `json:"retry"`
+	// WorkerSelector names labels a worker must have to run the action.
+	WorkerSelector store.Labels `json:"worker_selector"`
 }
 
 func (r actionRequest) action() pack.Action {
 	a := pack.Action{Ref: r.Ref, Name: r.Name, Label: r.Label, Description: r.Description, RunnerType: r.RunnerType,
 		EntryPoint: r.EntryPoint, Parameters: r.Parameters, OutputFormat: cmp.Or(r.OutputFormat, pack.OutputText),
-		TimeoutSeconds: pack.DefaultTimeoutSeconds, Enabled: true, Retry: r.Retry}
+		TimeoutSeconds: pack.DefaultTimeoutSeconds, Enabled: true, Retry: r.Retry, WorkerSelector: r.WorkerSelector}
 	if r.TimeoutSeconds != nil {
 		a.TimeoutSeconds = *r.TimeoutSeconds
 	}

@@ -25,12 +25,13 @@ type policyRequest struct {
 	MaxQueueLength      *int              `json:"max_queue_length"`
 	QueueTimeoutSeconds *int              `json:"queue_timeout_seconds"`
 	Retry               *pack.Retry       `json:"retry"`
+	WorkerSelector      store.Labels      `json:"worker_selector"`
 }
 
 func (r policyRequest) policy() pack.Policy {
 	p := pack.Policy{Ref: r.Ref, Name: r.Name, ActionRef: r.ActionRef, PackRef: r.PackRef, Enabled: true,
 		Concurrency: r.Concurrency, RateLimit: r.RateLimit, MaxQueueLength: r.MaxQueueLength, QueueTimeoutSeconds: r.QueueTimeoutSeconds,
-		Retry: r.Retry}
+		Retry: r.Retry, WorkerSelector: r.WorkerSelector}
 	if r.Enabled != nil {
 		p.Enabled = *r.Enabled
 	}

@@ -56,6 +56,9 @@ type Config struct {
 	// NoWorkerTimeout is how long an execution may wait for a live worker that can run it
 	// before it fails. Default 60s.
 	NoWorkerTimeout time.Duration
+	// WorkerWaitTimeout is how long an execution with a worker selector may wait for a live
+	// worker with its runner and labels before it fails (--worker-wait-timeout). Default 5m.
+	WorkerWaitTimeout time.Duration
 	// SweepInterval is how often lost messages are looked for. Default 2s.
 	SweepInterval time.Duration
 	// SweepAfter is how long a row must have waited for its message before the sweeper takes
@@ -98,7 +101,7 @@ type Module struct {
 	watch  *store.ComponentWatch
 	resent republished
 	db     *dbWatch
-	// pools holds the runners whose dispatch queue this process has declared.
+	// pools holds the names of the dispatch queues this process has declared.
 	pools sync.Map
 	// advancing coalesces this process's advances of one workflow.
 	advancing advances
@@ -114,6 +117,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.Prefetch = cmp.Or(cfg.Prefetch, 16)
 	cfg.WorkerAliveWithin = cmp.Or(cfg.WorkerAliveWithin, 30*time.Second)
 	cfg.NoWorkerTimeout = cmp.Or(cfg.NoWorkerTimeout, time.Minute)
+	cfg.WorkerWaitTimeout = cmp.Or(cfg.WorkerWaitTimeout, 5*time.Minute)
 	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, 2*time.Second)
 	cfg.SweepAfter = cmp.Or(cfg.SweepAfter, 5*time.Second)
 	if deps.Relay == nil {

@@ -113,7 +113,8 @@ func (m *Module) dispatch(ctx context.Context, exec store.Execution, action stor
 	if exec.TimeoutSeconds != nil {
 		timeout = *exec.TimeoutSeconds
 	}
-	if err := m.declarePool(ctx, action.RunnerType); err != nil {
+	selector := exec.WorkerSelector.String()
+	if err := m.declarePool(ctx, action.RunnerType, selector); err != nil {
 		return err
 	}
 	err := m.deps.Relay.Send(ctx, broker.ExecutionDispatched{
@@ -122,27 +123,47 @@ func (m *Module) dispatch(ctx context.Context, exec store.Execution, action stor
 			RunnerType: action.RunnerType, PackRef: action.PackRef, PackPath: action.PackPath, EntryPoint: action.EntryPoint,
 			OutputFormat: action.OutputFormat, TimeoutSeconds: timeout,
 		},
+		WorkerSelector: selector,
 	})
 	if errors.Is(err, broker.ErrUnroutable) {
-		// The runner's queue was deleted under us; the sweeper dispatches again.
-		m.pools.Delete(action.RunnerType)
+		// The queue was deleted under us; the sweeper dispatches again.
+		m.pools.Delete(dispatchQueue(action.RunnerType, selector).Name)
 		m.deps.Logger.WarnContext(ctx, "no queue for the runner; leaving the execution to the sweeper",
-			"execution_id", exec.ID, "runner", action.RunnerType)
+			"execution_id", exec.ID, "runner", action.RunnerType, "worker_selector", selector)
 		return nil
 	}
 	return err
 }
 
-// declarePool makes sure the shared dispatch queue of runner exists before the first
-// dispatch to it, so that executions wait there for a worker that is still starting.
-func (m *Module) declarePool(ctx context.Context, runner string) error {
-	if _, ok := m.pools.Load(runner); ok {
+// dispatchQueue is where the executions of runner with selector (canonical form) go: the
+// runner's shared pool, or the queue of the selector.
+func dispatchQueue(runner, selector string) broker.Queue {
+	if selector == "" {
+		return broker.DispatchQueue(runner)
+	}
+	return broker.SelectorDispatchQueue(runner, selector)
+}
+
+// declarePool makes sure the dispatch queue of runner and selector exists before the first
+// dispatch to it, so that executions wait there for a worker that is still starting, or, for
+// a selector, for one with its labels. A selector's queue is news to the workers: every one
+// is told, and those whose labels satisfy it consume it from then on.
+func (m *Module) declarePool(ctx context.Context, runner, selector string) error {
+	q := dispatchQueue(runner, selector)
+	if _, ok := m.pools.Load(q.Name); ok {
 		return nil
 	}
-	if err := m.deps.Broker.Declare(ctx, broker.DispatchQueue(runner)); err != nil {
+	if err := m.deps.Broker.Declare(ctx, q); err != nil {
 		return fmt.Errorf("declare the dispatch queue of runner %s: %w", runner, err)
 	}
-	m.pools.Store(runner, struct{}{})
+	if selector != "" {
+		err := m.deps.Relay.Send(ctx, broker.WorkerSelectorAdded{Runner: runner, WorkerSelector: selector})
+		// Unroutable: no worker has a queue yet; each reads the selectors in use as it starts.
+		if err != nil && !errors.Is(err, broker.ErrUnroutable) {
+			return fmt.Errorf("tell the workers of selector %s: %w", selector, err)
+		}
+	}
+	m.pools.Store(q.Name, struct{}{})
 	return nil
 }
 

@@ -183,8 +183,17 @@ func (m *Module) sweep(ctx context.Context) error {
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
-			if lost(e.Updated, broker.QueueExecutorRequests) && (action.RunnerType == "" || action.RunnerType == workflowRunner || action.RunnerType == inquiryRunner || lost(e.Updated, broker.DispatchQueue(action.RunnerType))) &&
-				m.resent.due(fmt.Sprintf("dispatch/%d", e.ID), now) {
+			onWorker := action.RunnerType != "" && action.RunnerType != workflowRunner && action.RunnerType != inquiryRunner
+			dispatchLost := !onWorker
+			switch {
+			case onWorker && e.WorkerSelector != nil:
+				// A selector's queue keeps its executions until a worker with its labels comes,
+				// up to WorkerWaitTimeout: only a drained queue says that one was lost.
+				dispatchLost = depths.drained(ctx, dispatchQueue(action.RunnerType, e.WorkerSelector.String()))
+			case onWorker:
+				dispatchLost = lost(e.Updated, broker.DispatchQueue(action.RunnerType))
+			}
+			if lost(e.Updated, broker.QueueExecutorRequests) && dispatchLost && m.resent.due(fmt.Sprintf("dispatch/%d", e.ID), now) {
 				undispatched = append(undispatched, e)
 			}
 		}
@@ -220,7 +229,8 @@ func (m *Module) sweep(ctx context.Context) error {
 				if !trustSilence {
 					return nil, nil
 				}
-				return q.ExecutionFailUnrunnable(ctx, m.cfg.NoWorkerTimeout, alive)
+				return q.ExecutionFailUnrunnable(ctx, store.UnrunnableParams{
+					NoWorker: m.cfg.NoWorkerTimeout, Selected: m.cfg.WorkerWaitTimeout, AliveWithin: alive})
 			},
 		} {
 			execs, err := end()

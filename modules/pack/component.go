@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/attune-go/attune/modules/workflow"
+	"github.com/attune-go/attune/store"
 )
 
 // Runner types: how an action runs.
@@ -67,6 +68,9 @@ type Action struct {
 	Enabled        bool   `json:"enabled" yaml:"enabled"`
 	// Retry, when set, tries an execution again when it fails; a policy's retry wins.
 	Retry *Retry `json:"retry,omitempty" yaml:"retry"`
+	// WorkerSelector names labels a worker must have to run the action (docs/routing.md); a
+	// policy's wins over it.
+	WorkerSelector store.Labels `json:"worker_selector,omitempty" yaml:"worker_selector"`
 	// Workflow is a workflow action's definition, read from its entry point and checked.
 	Workflow *workflow.Definition `json:"workflow,omitempty" yaml:"-"`
 	// File is the path of the YAML file relative to the pack directory, for error messages.
@@ -153,6 +157,9 @@ func (a *Action) validate(packRef string) error {
 	}
 	if a.TimeoutSeconds <= 0 {
 		return fieldError("timeout_seconds", fmt.Errorf("want more than 0, got %d", a.TimeoutSeconds))
+	}
+	if err := checkSelector(a.WorkerSelector, a.RunnerType); err != nil {
+		return err
 	}
 	return a.Retry.check("retry")
 }

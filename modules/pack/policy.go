@@ -35,7 +35,10 @@ type Policy struct {
 	// Retry, when set, tries an execution again when it fails; it wins over the action's
 	// own. A policy with a retry alone limits nothing.
 	Retry *Retry `json:"retry,omitempty" yaml:"retry"`
-	File  string `json:"file,omitempty" yaml:"-"`
+	// WorkerSelector names labels a worker must have to run the executions of the actions the
+	// policy covers; it wins over an action's own. A policy with a selector alone limits nothing.
+	WorkerSelector store.Labels `json:"worker_selector,omitempty" yaml:"worker_selector"`
+	File           string       `json:"file,omitempty" yaml:"-"`
 }
 
 // Concurrency is a policy's bound on executions running at once.
@@ -79,7 +82,7 @@ func ValidatePolicy(p *Policy) error {
 // StorePolicy is p as the store keeps it.
 func StorePolicy(p Policy) store.Policy {
 	sp := store.Policy{Ref: p.Ref, Enabled: p.Enabled, MaxQueueLength: p.MaxQueueLength, QueueTimeoutSeconds: p.QueueTimeoutSeconds,
-		Retry: storeRetry(p.Retry)}
+		Retry: storeRetry(p.Retry), WorkerSelector: p.WorkerSelector}
 	if p.ActionRef != "" {
 		sp.ActionRef = &p.ActionRef
 	}
@@ -98,7 +101,7 @@ func StorePolicy(p Policy) store.Policy {
 // PolicyFromStore is the reverse of StorePolicy: sp in the shape of a policy file.
 func PolicyFromStore(sp store.Policy) Policy {
 	p := Policy{Ref: sp.Ref, Enabled: sp.Enabled, MaxQueueLength: sp.MaxQueueLength, QueueTimeoutSeconds: sp.QueueTimeoutSeconds,
-		Retry: retryFromStore(sp.Retry)}
+		Retry: retryFromStore(sp.Retry), WorkerSelector: sp.WorkerSelector}
 	_, p.Name, _ = strings.Cut(sp.Ref, ".")
 	if sp.ActionRef != nil {
 		p.ActionRef = *sp.ActionRef
@@ -139,14 +142,17 @@ func (p *Policy) validate(packRef string) error {
 			return fieldError("pack_ref", err)
 		}
 	}
-	if p.Concurrency == nil && p.RateLimit == nil && p.Retry == nil {
-		return fieldError("concurrency", errors.New("a policy needs at least one of concurrency, rate_limit and retry"))
+	if p.Concurrency == nil && p.RateLimit == nil && p.Retry == nil && p.WorkerSelector == nil {
+		return fieldError("concurrency", errors.New("a policy needs at least one of concurrency, rate_limit, retry and worker_selector"))
 	}
 	if p.Concurrency == nil && p.RateLimit == nil && (p.MaxQueueLength != nil || p.QueueTimeoutSeconds != nil) {
 		// Queue bounds only matter once a limit makes executions wait.
 		return fieldError("max_queue_length", errors.New("bounds a queue, and only concurrency or rate_limit makes one"))
 	}
 	if err := p.Retry.check("retry"); err != nil {
+		return err
+	}
+	if err := checkSelector(p.WorkerSelector, ""); err != nil {
 		return err
 	}
 	if c := p.Concurrency; c != nil {

@@ -187,7 +187,7 @@ func StoreAction(a Action, packRef string) (store.Action, error) {
 	}
 	sa := store.Action{Ref: a.Ref, PackRef: packRef, Label: a.Label, Description: a.Description, RunnerType: a.RunnerType,
 		EntryPoint: a.EntryPoint, Parameters: params, OutputFormat: a.OutputFormat, TimeoutSeconds: a.TimeoutSeconds, Enabled: a.Enabled,
-		Retry: storeRetry(a.Retry)}
+		Retry: storeRetry(a.Retry), WorkerSelector: a.WorkerSelector}
 	if a.Workflow != nil {
 		if sa.Workflow, err = encode("workflow", a.Workflow); err != nil {
 			return store.Action{}, err

@@ -106,7 +106,7 @@ func TestLoadRefuses(t *testing.T) {
 		{name: "policy pack ref", files: policy("name: p\npack_ref: Demo\nconcurrency: {limit: 1}\n"),
 			wantErr: `policies/p.yaml: pack_ref: pack ref "Demo" is not valid`},
 		{name: "policy without limits", files: policy("name: p\naction_ref: demo.a\nmax_queue_length: 3\n"),
-			wantErr: "policies/p.yaml: concurrency: a policy needs at least one of concurrency, rate_limit and retry"},
+			wantErr: "policies/p.yaml: concurrency: a policy needs at least one of concurrency, rate_limit, retry and worker_selector"},
 		{name: "concurrency limit", files: policy("name: p\naction_ref: demo.a\nconcurrency: {method: cancel}\n"),
 			wantErr: "policies/p.yaml: concurrency.limit: want more than 0, got 0"},
 		{name: "concurrency method", files: policy("name: p\naction_ref: demo.a\nconcurrency: {limit: 1, method: drop}\n"),

@@ -88,6 +88,9 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
+	if err := m.refuseForeign(p.WorkerSelector); err != nil {
+		return err
+	}
 	if err := m.slots.Acquire(ctx, 1); err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ type Store interface {
 	ExecutionTransition(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error)
 	ExecutionClaim(ctx context.Context, id, worker int64) (store.Execution, bool, error)
 	ExecutionAbandonLeftovers(ctx context.Context, worker int64) ([]store.Execution, error)
+	SelectorsInUse(ctx context.Context) ([]store.RunnerSelector, error)
 	WorkerListDeadOnHost(ctx context.Context, host, except string, aliveWithin time.Duration) ([]store.DeadWorker, error)
 	WorkerDelete(ctx context.Context, name string, aliveWithin time.Duration) error
 	WorkerDeleteSilent(ctx context.Context, silentFor time.Duration) ([]string, error)
@@ -42,8 +43,11 @@ type Store interface {
 
 // Config describes this worker.
 type Config struct {
-	Name        string
-	Runners     []string
+	Name    string
+	Runners []string
+	// Labels say what this worker offers (--worker-labels): it runs the executions whose
+	// selector they satisfy, besides those without one.
+	Labels      store.Labels
 	Concurrency int
 	Host        string
 	PID         int
@@ -112,6 +116,7 @@ type Module struct {
 	// dir holds this worker process's files (large parameters), named by its marker.
 	dir       string
 	companion companion
+	selectors selectorQueues
 	// endEarlier is reaper.EndEarlier, but in tests.
 	endEarlier func(ctx context.Context, m reaper.Marker, tmp string, opts reaper.Options) (reaper.Earlier, error)
 }
@@ -176,7 +181,8 @@ func (m *Module) Run(ctx context.Context) error {
 	if err := m.register(ctx); err != nil {
 		return err
 	}
-	m.deps.Logger.InfoContext(ctx, "worker registered", "worker", m.cfg.Name, "runners", m.cfg.Runners, "concurrency", m.cfg.Concurrency)
+	m.deps.Logger.InfoContext(ctx, "worker registered", "worker", m.cfg.Name, "runners", m.cfg.Runners, "labels", m.cfg.Labels.String(),
+		"concurrency", m.cfg.Concurrency)
 	defer m.deregister(ctx)
 	// Before any work is taken: what an earlier process left ends before its executions are
 	// recorded abandoned, and no action starts without the companion that ends it.
@@ -200,6 +206,7 @@ func (m *Module) Run(ctx context.Context) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	m.selectors.start(gctx, g)
 	g.Go(func() error { return m.heartbeat(gctx) })
 	g.Go(func() error { m.forgetDeadWorkers(gctx); return nil })
 	if m.cfg.Companion != nil {
@@ -214,8 +221,9 @@ func (m *Module) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error {
-		return m.deps.Broker.Subscribe(gctx, broker.Subscription{Queue: broker.WorkerCancelQueue(m.cfg.Name), Prefetch: 4}, m.handleCancel)
+		return m.deps.Broker.Subscribe(gctx, broker.Subscription{Queue: broker.WorkerCancelQueue(m.cfg.Name), Prefetch: 4}, m.handleControl)
 	})
+	g.Go(func() error { return m.consumeSelectorsInUse(gctx) })
 	return g.Wait()
 }
 
@@ -267,6 +275,7 @@ func (m *Module) register(ctx context.Context) error {
 	w, err := m.deps.Store.WorkerRegister(ctx, store.WorkerRegisterParams{
 		Name:        m.cfg.Name,
 		Runners:     m.cfg.Runners,
+		Labels:      m.cfg.Labels,
 		Concurrency: m.cfg.Concurrency,
 		Host:        m.cfg.Host,
 		PID:         m.cfg.PID,
