@@ -26,12 +26,12 @@ func TestParseLabels(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, none)
 	for in, want := range map[string]string{
-		"zone":           `label "zone": want key=value`,
+		"zone":            `label "zone": want key=value`,
 		"zone=eu,zone=us": `label "zone=us": key zone given twice`,
-		"zone=":          `label "zone=": value "" must be 1 to 63`,
-		"zone=e u":       `label "zone=e u": value "e u" must be`,
-		"-x=1":           `label "-x=1": key "-x" must be`,
-		"a=1,,b=2":       `label "": want key=value`,
+		"zone=":           `label "zone=": value "" must be 1 to 63`,
+		"zone=e u":        `label "zone=e u": value "e u" must be`,
+		"-x=1":            `label "-x=1": key "-x" must be`,
+		"a=1,,b=2":        `label "": want key=value`,
 	} {
 		_, err := store.ParseLabels(in)
 		require.ErrorContains(t, err, want, in)
