@@ -74,3 +74,25 @@ func TestDecodeChecksType(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(1), p.EventID)
 }
+
+// A selected dispatch goes to its selector's queue alone: not to the runner's pool, nor to
+// another selector's.
+func TestSelectorDispatchQueue(t *testing.T) {
+	t.Parallel()
+	eu := broker.SelectorDispatchQueue("shell", "zone=eu")
+	require.Equal(t, eu, broker.SelectorDispatchQueue("shell", "zone=eu"))
+	require.NotEqual(t, eu.Name, broker.SelectorDispatchQueue("shell", "zone=us").Name)
+	require.NotEqual(t, eu.Name, broker.SelectorDispatchQueue("http", "zone=eu").Name)
+	m, err := broker.NewMessage(broker.ExecutionDispatched{Action: broker.ActionSnapshot{RunnerType: "shell"}, WorkerSelector: "zone=eu"})
+	require.NoError(t, err)
+	r, err := m.Route()
+	require.NoError(t, err)
+	bound := func(q broker.Queue) bool {
+		bs, err := q.Bindings()
+		require.NoError(t, err)
+		return bs[0] == broker.Binding(r)
+	}
+	require.True(t, bound(eu))
+	require.False(t, bound(broker.DispatchQueue("shell")))
+	require.False(t, bound(broker.SelectorDispatchQueue("shell", "zone=us")))
+}

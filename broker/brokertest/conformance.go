@@ -38,6 +38,7 @@ func Run(t *testing.T, newBroker Factory) {
 	t.Run("DeclaredQueueKeepsMessages", func(t *testing.T) { t.Parallel(); testDeclare(t, newBroker) })
 	t.Run("ClosedBrokerRefuses", func(t *testing.T) { t.Parallel(); testClosed(t, newBroker) })
 	t.Run("CountsWaitingMessages", func(t *testing.T) { t.Parallel(); testDepth(t, newBroker) })
+	t.Run("RoutesBySelector", func(t *testing.T) { t.Parallel(); testSelectorRouting(t, newBroker) })
 	t.Run("RetriesThroughAnOutage", func(t *testing.T) { t.Parallel(); testOutage(t, newBroker) })
 	t.Run("GivesUpOnAnOutageTooLong", func(t *testing.T) { t.Parallel(); testOutageTooLong(t, newBroker) })
 }
