@@ -27,7 +27,7 @@ var (
 	enforcementColumns = []column{{"ID", "id", 0}, {"RULE", "rule_ref", 0}, {"EVENT", "event_id", 0}, {"STATUS", "status", 0}, {"CREATED", "created", 0}, {"REASON", "reason", 60}}
 	executionColumns   = []column{{"ID", "id", 0}, {"ACTION", "action_ref", 0}, {"STATUS", "status", 0}, {"CREATED", "created", 0}, {"WORKER", "worker", 0}, {"REASON", "reason", 60}}
 	policyColumns      = []column{{"REF", "ref", 0}, {"ACTION", "action_ref", 0}, {"ALL OF PACK", "pack_ref", 0}, {"PACK", "source_pack", 0}, {"ENABLED", "enabled", 0}}
-	workerColumns      = []column{{"NAME", "name", 0}, {"STATUS", "status", 0}, {"RUNNERS", "runners", 0}, {"CONCURRENCY", "concurrency", 0}, {"HOST", "host", 0}, {"LAST HEARTBEAT", "last_heartbeat", 0}}
+	workerColumns      = []column{{"NAME", "name", 0}, {"STATUS", "status", 0}, {"RUNNERS", "runners", 0}, {"LABELS", "labels", 40}, {"CONCURRENCY", "concurrency", 0}, {"HOST", "host", 0}, {"LAST HEARTBEAT", "last_heartbeat", 0}}
 )
 
 // newNounCommand is the parent of one noun's commands, holding the flags all of them take.
