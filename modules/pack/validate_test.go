@@ -98,6 +98,17 @@ func TestLoadRefuses(t *testing.T) {
 		{name: "action params not a map", files: rule("name: r\ntrigger_ref: core.webhook\naction_ref: core.noop\naction_params: [a]\n"),
 			wantErr: "rules/r.yaml: line 4: cannot unmarshal !!seq into map[string]interface {}"},
 
+		// worker selectors
+		{name: "selector label", files: action("name: a\nrunner_type: noop\nworker_selector: {zone: e u}\n"),
+			wantErr: `actions/x.yaml: worker_selector: label "zone=e u": value "e u" must be 1 to 63 letters`},
+		{name: "empty selector", files: action("name: a\nrunner_type: noop\nworker_selector: {}\n"),
+			wantErr: "actions/x.yaml: worker_selector: empty: leave it out to run on any worker"},
+		{name: "selector of a workflow", files: map[string]string{"pack.yaml": "ref: demo\n",
+			"actions/x.yaml": "name: a\nrunner_type: workflow\nentry_point: w.yaml\nworker_selector: {zone: eu}\n"},
+			wantErr: "actions/x.yaml: worker_selector: the workflow runner runs in the executor, on no worker"},
+		{name: "policy selector label", files: policy("name: p\naction_ref: demo.a\nworker_selector: {\"\": x}\n"),
+			wantErr: `policies/p.yaml: worker_selector: label "=x": key "" must be`},
+
 		// policies
 		{name: "policy without scope", files: policy("name: p\nconcurrency: {limit: 1}\n"),
 			wantErr: "policies/p.yaml: action_ref: required, or pack_ref"},
