@@ -34,6 +34,7 @@ type serveConfig struct {
 	accessTTL         time.Duration
 	refreshTTL        time.Duration
 	workerHeartbeat   time.Duration
+	sensorLease       time.Duration
 	workerTimeout     time.Duration
 	workerAPIURL      string
 	logs              logOptions
@@ -91,6 +92,7 @@ the command line wins over the environment, which wins over the default.`,
 	fs.DurationVar(&cfg.workerHeartbeat, "worker-heartbeat", 10*time.Second, "how often a worker says it is alive")
 	fs.DurationVar(&cfg.workerTimeout, "worker-timeout", 30*time.Second, "how long after its last heartbeat a worker is dead: the executor abandons its executions, and the API lets its record be deleted")
 	fs.StringVar(&cfg.workerAPIURL, "worker-api-url", "", "the API's address the worker gives each shell action as ATTUNE_API_URL, with ATTUNE_TOKEN, to write keys back; default: this process's own API when it runs the api role, else http://localhost:8080")
+	fs.DurationVar(&cfg.sensorLease, "sensor-lease", 10*time.Second, "how long a sensor replica's hold on a custom sensor lasts unless renewed: when the replica dies, another starts its sensors this long after its last renewal")
 	fs.StringVar(&cfg.packsDir, "packs-dir", "", "register every pack under this directory at start (each subdirectory holding a pack.yaml)")
 	fs.BoolVar(&cfg.auth, "auth", true, "require a token on the API; false lets every request act as an admin, for local experiments only")
 	fs.DurationVar(&cfg.accessTTL, "access-token-ttl", time.Hour, "how long an access token from /auth/login lasts")
@@ -104,6 +106,7 @@ the command line wins over the environment, which wins over the default.`,
 	cli.BindEnv(fs, "worker-heartbeat", "ATTUNE_WORKER_HEARTBEAT")
 	cli.BindEnv(fs, "worker-timeout", "ATTUNE_WORKER_TIMEOUT")
 	cli.BindEnv(fs, "worker-api-url", "ATTUNE_WORKER_API_URL")
+	cli.BindEnv(fs, "sensor-lease", "ATTUNE_SENSOR_LEASE")
 	cli.BindEnv(fs, "roles", "ATTUNE_ROLES")
 	_ = cmd.RegisterFlagCompletionFunc("roles", completeRoles)
 	cli.BindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
@@ -145,6 +148,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.shutdownTimeout <= 0 {
 		return fmt.Errorf("invalid --shutdown-timeout %s: must be positive", c.shutdownTimeout)
+	}
+	if c.sensorLease < time.Second {
+		return fmt.Errorf("invalid --sensor-lease %s: want at least 1s (a sensor's replica renews its lease every fifth of it)", c.sensorLease)
 	}
 	if c.workerHeartbeat <= 0 || c.workerTimeout <= c.workerHeartbeat {
 		return fmt.Errorf("invalid --worker-heartbeat %s / --worker-timeout %s: both positive, the timeout longer than the heartbeat", c.workerHeartbeat, c.workerTimeout)
