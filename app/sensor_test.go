@@ -16,9 +16,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/attune-go/attune/broker/brokertest"
-	"github.com/attune-go/attune/store/storetest"
 )
 
 // sensorPackFiles is a pack with two custom sensors: ticker emits a bad line, a line its
@@ -63,24 +60,7 @@ func TestCustomSensors(t *testing.T) {
 		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 		require.NoError(t, os.WriteFile(path, []byte(text), 0o755))
 	}
-	common := []string{
-		"--database-url=" + storetest.NewDatabase(t),
-		"--amqp-url=" + brokertest.URL(t),
-		"--amqp-namespace=" + namespace(t),
-		"--packs-dir=" + packs,
-		"--sensor-lease=2s",
-	}
-	start := func(role string) *process {
-		p := startServe(t, append([]string{"--roles=" + role}, common...)...)
-		t.Cleanup(func() {
-			select {
-			case <-p.exited:
-			default:
-				p.stop(t, syscall.SIGTERM, 30*time.Second)
-			}
-		})
-		return p
-	}
+	start := splitRolesWith(t, packs, "--sensor-lease=2s")
 	api := start("api,executor,worker")
 	replicas := []*process{start("sensor"), start("sensor")}
 
