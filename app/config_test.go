@@ -37,6 +37,7 @@ func validConfig() serveConfig {
 		workerConcurrency: 8,
 		workerHeartbeat:   10e9,
 		workerTimeout:     30e9,
+		sensorLease:       10 * time.Second,
 		accessTTL:         time.Hour,
 		refreshTTL:        7 * 24 * time.Hour,
 	}
@@ -58,6 +59,7 @@ func TestValidateServeConfig(t *testing.T) {
 		"zero timeout":        {func(c *serveConfig) { c.shutdownTimeout = 0 }, "invalid --shutdown-timeout"},
 		"dotted worker":       {func(c *serveConfig) { c.workerName = "a.b" }, "invalid --worker-name"},
 		"no concurrency":      {func(c *serveConfig) { c.workerConcurrency = 0 }, "invalid --worker-concurrency"},
+		"short sensor lease":  {func(c *serveConfig) { c.sensorLease = 500 * time.Millisecond }, "invalid --sensor-lease 500ms"},
 		"refresh too short":   {func(c *serveConfig) { c.refreshTTL = time.Minute }, "invalid --access-token-ttl 1h0m0s / --refresh-token-ttl 1m0s"},
 	}
 	for name, tc := range cases {

@@ -181,7 +181,9 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 		case RoleSensor:
 			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker, Relay: infra.relay, Sealer: infra.keyring}))
 			if err == nil {
-				err = add(sensor.New(sensor.Config{}, sensor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier}))
+				err = add(sensor.New(sensor.Config{Sensors: sensor.Sensors{
+					Holder: replicaName(), LeaseTTL: cfg.sensorLease, APIURL: workerAPIURL(cfg, infra.http.Addr()),
+				}}, sensor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier}))
 			}
 		case RoleAPI:
 			err = add(api.New(api.Config{

@@ -34,6 +34,7 @@ type serveConfig struct {
 	accessTTL         time.Duration
 	refreshTTL        time.Duration
 	workerHeartbeat   time.Duration
+	sensorLease       time.Duration
 	workerTimeout     time.Duration
 	workerAPIURL      string
 	workerLabelsFlag  string
@@ -96,6 +97,7 @@ the command line wins over the environment, which wins over the default.`,
 	fs.StringVar(&cfg.workerAPIURL, "worker-api-url", "", "the API's address the worker gives each shell action as ATTUNE_API_URL, with ATTUNE_TOKEN, to write keys back; default: this process's own API when it runs the api role, else http://localhost:8080")
 	fs.StringVar(&cfg.workerLabelsFlag, "worker-labels", "", "labels of this worker, k=v,k2=v2: it also runs the actions whose worker_selector they satisfy (docs/routing.md)")
 	fs.DurationVar(&cfg.workerWaitTimeout, "worker-wait-timeout", 5*time.Minute, "how long an execution with a worker_selector waits for a live worker with those labels before it fails (executor)")
+	fs.DurationVar(&cfg.sensorLease, "sensor-lease", 10*time.Second, "how long a sensor replica's hold on a custom sensor lasts unless renewed: when the replica dies, another starts its sensors this long after its last renewal")
 	fs.StringVar(&cfg.packsDir, "packs-dir", "", "register every pack under this directory at start (each subdirectory holding a pack.yaml)")
 	fs.BoolVar(&cfg.auth, "auth", true, "require a token on the API; false lets every request act as an admin, for local experiments only")
 	fs.DurationVar(&cfg.accessTTL, "access-token-ttl", time.Hour, "how long an access token from /auth/login lasts")
@@ -111,6 +113,7 @@ the command line wins over the environment, which wins over the default.`,
 	cli.BindEnv(fs, "worker-api-url", "ATTUNE_WORKER_API_URL")
 	cli.BindEnv(fs, "worker-labels", "ATTUNE_WORKER_LABELS")
 	cli.BindEnv(fs, "worker-wait-timeout", "ATTUNE_WORKER_WAIT_TIMEOUT")
+	cli.BindEnv(fs, "sensor-lease", "ATTUNE_SENSOR_LEASE")
 	cli.BindEnv(fs, "roles", "ATTUNE_ROLES")
 	_ = cmd.RegisterFlagCompletionFunc("roles", completeRoles)
 	cli.BindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
@@ -152,6 +155,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.shutdownTimeout <= 0 {
 		return fmt.Errorf("invalid --shutdown-timeout %s: must be positive", c.shutdownTimeout)
+	}
+	if c.sensorLease < time.Second {
+		return fmt.Errorf("invalid --sensor-lease %s: want at least 1s (a sensor's replica renews its lease every fifth of it)", c.sensorLease)
 	}
 	if c.workerHeartbeat <= 0 || c.workerTimeout <= c.workerHeartbeat {
 		return fmt.Errorf("invalid --worker-heartbeat %s / --worker-timeout %s: both positive, the timeout longer than the heartbeat", c.workerHeartbeat, c.workerTimeout)

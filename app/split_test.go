@@ -94,14 +94,18 @@ func TestSplitRoles(t *testing.T) {
 // a test, and returns what starts one role; each is stopped when the test ends.
 func splitRoles(t *testing.T) func(role string) *process {
 	t.Helper()
-	common := []string{
+	return splitRolesWith(t, packsDir(t), "--worker-heartbeat=200ms", "--worker-timeout=1500ms")
+}
+
+// splitRolesWith is splitRoles with the packs under packs and more arguments for every role.
+func splitRolesWith(t *testing.T, packs string, extra ...string) func(role string) *process {
+	t.Helper()
+	common := append([]string{
 		"--database-url=" + storetest.NewDatabase(t),
 		"--amqp-url=" + brokertest.URL(t),
 		"--amqp-namespace=" + namespace(t),
-		"--packs-dir=" + packsDir(t),
-		"--worker-heartbeat=200ms",
-		"--worker-timeout=1500ms",
-	}
+		"--packs-dir=" + packs,
+	}, extra...)
 	return func(role string) *process {
 		p := startServe(t, append([]string{"--roles=" + role}, common...)...)
 		t.Cleanup(func() {

@@ -73,6 +73,7 @@ type Sensor struct {
 	EntryPoint  string          `json:"entry_point"`
 	TriggerRefs []string        `json:"trigger_refs"`
 	Parameters  json.RawMessage `json:"parameters"`
+	Config      json.RawMessage `json:"config"`
 	Enabled     bool            `json:"enabled"`
 	Created     time.Time       `json:"created"`
 	Updated     time.Time       `json:"updated"`

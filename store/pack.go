@@ -171,9 +171,9 @@ var (
 		` + onRefConflict("pack", "pack_ref", "label", "description", "runner_type", "entry_point", "parameters",
 		"output_format", "timeout_seconds", "enabled", "retry", "workflow", "worker_selector")
 	sensorUpsertSQL = `
-		INSERT INTO attune.sensor AS cur (ref, pack, pack_ref, label, description, entry_point, trigger_refs, parameters, enabled)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-		` + onRefConflict("pack", "pack_ref", "label", "description", "entry_point", "trigger_refs", "parameters", "enabled")
+		INSERT INTO attune.sensor AS cur (ref, pack, pack_ref, label, description, entry_point, trigger_refs, parameters, enabled, config)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		` + onRefConflict("pack", "pack_ref", "label", "description", "entry_point", "trigger_refs", "parameters", "enabled", "config")
 	ruleUpsertSQL = `
 		INSERT INTO attune.rule AS cur (ref, pack, pack_ref, label, description, trigger, trigger_ref, trigger_params,
 			conditions, action, action_ref, action_params, enabled)
@@ -216,7 +216,7 @@ func (q *Queries) sensorUpsert(ctx context.Context, p Pack, s Sensor) (bool, err
 		triggers = []string{}
 	}
 	tag, err := q.db.Exec(ctx, sensorUpsertSQL,
-		s.Ref, p.ID, p.Ref, s.Label, s.Description, s.EntryPoint, triggers, jsonOr(s.Parameters, "{}"), s.Enabled)
+		s.Ref, p.ID, p.Ref, s.Label, s.Description, s.EntryPoint, triggers, jsonOr(s.Parameters, "{}"), s.Enabled, jsonOr(s.Config, "{}"))
 	if err != nil {
 		return false, fmt.Errorf("upsert sensor %s: %w", s.Ref, translate(err))
 	}

@@ -69,7 +69,7 @@ func UsageArgs(validate cobra.PositionalArgs) cobra.PositionalArgs {
 func Commands(streams Streams) []*cobra.Command {
 	cmds := []*cobra.Command{
 		newPackCommand(streams), newRuleCommand(streams),
-		newActionCommand(streams), newExecutionCommand(streams), newInquiryCommand(streams), newTriggerCommand(streams),
+		newActionCommand(streams), newExecutionCommand(streams), newInquiryCommand(streams), newTriggerCommand(streams), newSensorCommand(streams),
 		newEventCommand(streams), newPolicyCommand(streams), newWorkerCommand(streams), newEnforcementCommand(streams),
 		newLoginCommand(streams), newWhoamiCommand(streams), newIdentityCommand(streams), newTokenCommand(streams),
 		newWebhookSecretCommand(streams), newKeyCommand(streams),

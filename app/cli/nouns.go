@@ -22,6 +22,7 @@ var (
 	packColumns        = []column{{"REF", "ref", 0}, {"VERSION", "version", 0}, {"LABEL", "label", 30}, {"DESCRIPTION", "description", 50}}
 	actionColumns      = []column{{"REF", "ref", 0}, {"RUNNER", "runner_type", 0}, {"ENABLED", "enabled", 0}, {"DESCRIPTION", "description", 50}}
 	triggerColumns     = []column{{"REF", "ref", 0}, {"ENABLED", "enabled", 0}, {"DESCRIPTION", "description", 50}}
+	sensorColumns      = []column{{"REF", "ref", 0}, {"STATUS", "status", 0}, {"HOLDER", "holder", 0}, {"RESTARTS", "restarts", 0}, {"LAST ERROR", "last_error", 60}}
 	ruleColumns        = []column{{"REF", "ref", 0}, {"TRIGGER", "trigger_ref", 0}, {"ACTION", "action_ref", 0}, {"ENABLED", "enabled", 0}}
 	eventColumns       = []column{{"ID", "id", 0}, {"TRIGGER", "trigger_ref", 0}, {"SOURCE", "source", 0}, {"CREATED", "created", 0}}
 	enforcementColumns = []column{{"ID", "id", 0}, {"RULE", "rule_ref", 0}, {"EVENT", "event_id", 0}, {"STATUS", "status", 0}, {"CREATED", "created", 0}, {"REASON", "reason", 60}}
@@ -175,6 +176,21 @@ func newTriggerCommand(streams Streams) *cobra.Command {
 	return newReadNoun(streams, "trigger", "List and show triggers through the API",
 		listCommand{noun: "triggers", path: "/api/v1/triggers", columns: triggerColumns, all: true, packFilter: true},
 		func(api *apiFlags) *cobra.Command { return newShowCommand(streams, api, "trigger", "/api/v1/triggers") })
+}
+
+// newSensorCommand lists and shows custom sensors with the state the replica running each
+// reports, and enables and disables them.
+func newSensorCommand(streams Streams) *cobra.Command {
+	const path = "/api/v1/sensors"
+	return newReadNoun(streams, "sensor", "List, show, enable and disable custom sensors through the API",
+		listCommand{noun: "sensors, with their status, restarts and last error", path: path, columns: sensorColumns, all: true, packFilter: true},
+		func(api *apiFlags) *cobra.Command { return newShowCommand(streams, api, "sensor", path) },
+		func(api *apiFlags) *cobra.Command {
+			return newStateCommand(streams, api, path, "enable", "Enable a sensor: a sensor replica runs it while an enabled rule uses one of its triggers")
+		},
+		func(api *apiFlags) *cobra.Command {
+			return newStateCommand(streams, api, path, "disable", "Disable a sensor: the replica running it stops it")
+		})
 }
 
 func newEventCommand(streams Streams) *cobra.Command {

@@ -19,10 +19,10 @@ func newRuleAPICommands(streams Streams) []*cobra.Command {
 		ownAPI(func(api *apiFlags) *cobra.Command { return newShowCommand(streams, api, "rule", path) }),
 		ownAPI(func(api *apiFlags) *cobra.Command { return newRuleCreateCommand(streams, api) }),
 		ownAPI(func(api *apiFlags) *cobra.Command {
-			return newRuleStateCommand(streams, api, "enable", "Enable a rule: the next event of its trigger sees it")
+			return newStateCommand(streams, api, path, "enable", "Enable a rule: the next event of its trigger sees it")
 		}),
 		ownAPI(func(api *apiFlags) *cobra.Command {
-			return newRuleStateCommand(streams, api, "disable", "Disable a rule: the next event of its trigger no longer sees it")
+			return newStateCommand(streams, api, path, "disable", "Disable a rule: the next event of its trigger no longer sees it")
 		}),
 		ownAPI(func(api *apiFlags) *cobra.Command { return newRuleDeleteCommand(streams, api) }),
 	}
@@ -101,7 +101,9 @@ func (r *ruleDoc) request(packRef string) map[string]any {
 	return body
 }
 
-func newRuleStateCommand(streams Streams, api *apiFlags, verb, short string) *cobra.Command {
+// newStateCommand is "NOUN enable|disable REF": a POST to path/REF/verb, printing what it
+// answers.
+func newStateCommand(streams Streams, api *apiFlags, path, verb, short string) *cobra.Command {
 	return &cobra.Command{
 		Use:   verb + " REF",
 		Short: short,
@@ -111,7 +113,7 @@ func newRuleStateCommand(streams Streams, api *apiFlags, verb, short string) *co
 			if err != nil {
 				return err
 			}
-			data, err := client.post(cmd.Context(), "/api/v1/rules/"+url.PathEscape(args[0])+"/"+verb, nil)
+			data, err := client.post(cmd.Context(), path+"/"+url.PathEscape(args[0])+"/"+verb, nil)
 			if err != nil {
 				return err
 			}

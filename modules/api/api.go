@@ -72,6 +72,10 @@ type Store interface {
 	RuleListByAction(ctx context.Context, actionRef string) ([]store.Rule, error)
 	RuleSetEnabled(ctx context.Context, ref string, enabled bool) (store.Rule, error)
 	RuleUpdate(ctx context.Context, r store.Rule) (store.Rule, error)
+	SensorGetByRef(ctx context.Context, ref string) (store.SensorView, error)
+	SensorList(ctx context.Context, packRef string, page store.Page) ([]store.SensorView, int, error)
+	SensorSetEnabled(ctx context.Context, ref string, enabled bool) error
+	SensorTokenHolderBySum(ctx context.Context, sum []byte) (store.SensorTokenHolder, error)
 	TriggerCreate(ctx context.Context, t store.Trigger) (store.Trigger, error)
 	TriggerDelete(ctx context.Context, ref string) error
 	TriggerList(ctx context.Context, packRef string, page store.Page) ([]store.Trigger, int, error)
@@ -194,6 +198,10 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	m.route(http.MethodPost, "/triggers", m.createTrigger, Admin)
 	m.route(http.MethodPut, "/triggers/:ref", m.updateTrigger, Admin)
 	m.route(http.MethodDelete, "/triggers/:ref", m.deleteTrigger, Admin)
+	m.route(http.MethodGet, "/sensors", m.listSensors, Viewer)
+	m.route(http.MethodGet, "/sensors/:ref", m.getSensor, Viewer)
+	m.route(http.MethodPost, "/sensors/:ref/enable", m.enableSensor, Operator)
+	m.route(http.MethodPost, "/sensors/:ref/disable", m.disableSensor, Operator)
 	m.route(http.MethodGet, "/rules", m.listRules, Viewer)
 	m.route(http.MethodGet, "/rules/:ref", m.getRule, Viewer)
 	m.route(http.MethodPost, "/rules", m.createRule, Operator)

@@ -65,7 +65,13 @@ type principal struct {
 	// reaches the key routes alone (keyRoute), and there only its pack's keys and system's.
 	Execution int64
 	Pack      string
+	// Sensor is the running sensor whose token the request carries (store.SensorTokenPrefix);
+	// it may do what a running action of its pack may.
+	Sensor string
 }
+
+// scoped reports whether p is a running action or sensor, limited to its pack's keys.
+func (p principal) scoped() bool { return p.Execution != 0 || p.Sensor != "" }
 
 const principalKey = "attune.principal"
 
@@ -127,7 +133,7 @@ func (m *Module) authorize(need Role, executions bool) echo.MiddlewareFunc {
 			if err != nil {
 				return err
 			}
-			if p.Execution != 0 && !executions {
+			if p.scoped() && !executions {
 				return forbidden("%s %s: %s holds a token good for /api/v1/keys only", c.Request().Method, c.Path(), p.Login)
 			}
 			if p.Role.rank() < need.rank() {
@@ -160,6 +166,9 @@ func (m *Module) authenticate(c echo.Context) (principal, error) {
 	ctx := c.Request().Context()
 	if strings.HasPrefix(raw, store.ExecutionTokenPrefix) {
 		return m.executionPrincipal(c, raw)
+	}
+	if strings.HasPrefix(raw, store.SensorTokenPrefix) {
+		return m.sensorPrincipal(c, raw)
 	}
 	if strings.HasPrefix(raw, apiTokenPrefix) {
 		sum := sha256.Sum256([]byte(raw))

@@ -238,6 +238,10 @@ func newContractFixture(t *testing.T, s server) *contractFixture {
 	require.NoError(t, err)
 	f.inquiryID = strconv.FormatInt(inq.ID, 10)
 
+	_, err = s.s.PackRegister(ctx, store.PackRegistration{Pack: store.Pack{Ref: "watch"},
+		Sensors: []store.Sensor{{Ref: "watch.poll", EntryPoint: "poll.sh", TriggerRefs: []string{"core.webhook"}, Enabled: true}}})
+	require.NoError(t, err)
+
 	for _, name := range []string{"alive", "gone"} {
 		_, err := s.s.WorkerRegister(ctx, store.WorkerRegisterParams{Name: name, Runners: []string{"shell"}, Concurrency: 1, Host: "h", PID: 1})
 		require.NoError(t, err)
@@ -306,6 +310,11 @@ func (f *contractFixture) contracts() []contract {
 			{path: "/triggers/core.webhook", body: `{}`, status: clash}}},
 		{"DELETE /triggers/{ref}", []probe{
 			{path: "/triggers/ops.alert", status: gone}, {path: "/triggers/ops.alert", status: missing}, {path: "/triggers/core.webhook", status: clash}}},
+
+		list("GET /sensors", "/sensors"),
+		{"GET /sensors/{ref}", []probe{{path: "/sensors/watch.poll", status: ok}, {path: "/sensors/watch.nope", status: missing}}},
+		{"POST /sensors/{ref}/disable", []probe{{path: "/sensors/watch.poll/disable", status: ok, as: f.operator}, {path: "/sensors/watch.nope/disable", status: missing}}},
+		{"POST /sensors/{ref}/enable", []probe{{path: "/sensors/watch.poll/enable", status: ok}, {path: "/sensors/watch.nope/enable", status: missing}}},
 
 		list("GET /rules", "/rules"),
 		{"GET /rules/{ref}", []probe{{path: "/rules/ops.on_hook", status: ok}, {path: "/rules/ops.nope", status: missing}}},

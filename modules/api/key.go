@@ -109,7 +109,7 @@ func checkScope(scope string) error {
 // why not.
 func mayAccess(p principal, scope string, write bool) error {
 	switch {
-	case p.Execution != 0:
+	case p.scoped():
 		if scope == "pack."+p.Pack || (scope == "system" && !write) {
 			return nil
 		}
@@ -132,9 +132,9 @@ func mayAccess(p principal, scope string, write bool) error {
 // mayDecrypt says whether p may read a key of scope in clear, and why not.
 func mayDecrypt(p principal, scope string) error {
 	switch {
-	case p.Execution != 0 && scope == "pack."+p.Pack:
+	case p.scoped() && scope == "pack."+p.Pack:
 		return nil
-	case p.Execution != 0:
+	case p.scoped():
 		return forbidden("%s may decrypt the keys of scope pack.%s only", p.Login, p.Pack)
 	case scope == "user" || p.Role == Admin:
 		return nil
@@ -242,7 +242,7 @@ func (m *Module) listKeys(c echo.Context) error {
 			return err
 		}
 		f.Scopes = []string{scope}
-	} else if p.Execution != 0 {
+	} else if p.scoped() {
 		f.Scopes = []string{"pack." + p.Pack, "system"}
 	}
 	pg, err := parsePage(c)

@@ -236,3 +236,28 @@ func TestKeyExecutionToken(t *testing.T) {
 	action.fail(http.StatusUnauthorized, "unauthorized", http.MethodGet, "/keys/pack.demo/cursor", "")
 	action.as("atx_unknown").fail(http.StatusUnauthorized, "unauthorized", http.MethodGet, "/keys", "")
 }
+
+// A running sensor's token reads and writes its own pack's keys, like a running action's, and
+// nothing else; once its replica gave the lease back the token is refused.
+func TestKeySensorToken(t *testing.T) {
+	t.Parallel()
+	s, _, _, _, _ := newKeyServer(t, api.Config{})
+	ctx := context.Background()
+	_, err := s.s.PackRegister(ctx, store.PackRegistration{Pack: store.Pack{Ref: "watch"},
+		Sensors: []store.Sensor{{Ref: "watch.poll", EntryPoint: "poll.sh", TriggerRefs: []string{"core.webhook"}, Enabled: true}}})
+	require.NoError(t, err)
+	token, ok, err := s.s.SensorLeaseTake(ctx, "watch.poll", "replica-1", time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	sensor := s.as(token)
+
+	sensor.data(http.StatusCreated, http.MethodPut, "/keys/pack.watch/cursor", `{"value": 42}`)
+	require.Equal(t, 42.0, sensor.data(http.StatusOK, http.MethodGet, "/keys/pack.watch/cursor", "")["value"])
+	msg := sensor.fail(http.StatusForbidden, "forbidden", http.MethodGet, "/keys/pack.other/x", "")
+	require.Contains(t, msg, "sensor watch.poll of pack watch")
+	sensor.fail(http.StatusForbidden, "forbidden", http.MethodPut, "/keys/system/x", `{"value": 1}`)
+	sensor.fail(http.StatusForbidden, "forbidden", http.MethodGet, "/sensors", "")
+
+	require.NoError(t, s.s.SensorLeaseRelease(ctx, "watch.poll", "replica-1"))
+	sensor.fail(http.StatusUnauthorized, "unauthorized", http.MethodGet, "/keys/pack.watch/cursor", "")
+}

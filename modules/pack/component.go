@@ -99,8 +99,10 @@ type Sensor struct {
 	EntryPoint  string   `json:"entry_point" yaml:"entry_point"`
 	TriggerRefs []string `json:"trigger_refs" yaml:"trigger_refs"`
 	Parameters  Schema   `json:"parameters" yaml:"parameters"`
-	Enabled     bool     `json:"enabled" yaml:"enabled"`
-	File        string   `json:"file,omitempty" yaml:"-"`
+	// Config is given to the running sensor as JSON in ATTUNE_SENSOR_CONFIG.
+	Config  map[string]any `json:"config" yaml:"config"`
+	Enabled bool           `json:"enabled" yaml:"enabled"`
+	File    string         `json:"file,omitempty" yaml:"-"`
 }
 
 // Rule runs an action when a trigger's event matches its conditions.
@@ -190,6 +192,9 @@ func (s *Sensor) validate(packRef string) error {
 		if err := checkRef(ref); err != nil {
 			return fieldError(fmt.Sprintf("trigger_refs[%d]", i), err)
 		}
+	}
+	if s.Config, err = jsonMap(s.Config, "config"); err != nil {
+		return err
 	}
 	s.Parameters, err = s.Parameters.clean("parameters")
 	return err

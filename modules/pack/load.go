@@ -106,7 +106,8 @@ func load(fsys fs.FS, dir, root string) (*Pack, error) {
 			return err
 		}
 		if s.EntryPoint != "" {
-			if err := l.script("sensors", s.EntryPoint, false); err != nil {
+			// The sensor role runs it as a program, as the worker runs an action's script.
+			if err := l.script("sensors", s.EntryPoint, true); err != nil {
 				return &Error{File: file, Field: "entry_point", Err: err}
 			}
 		}

@@ -222,7 +222,7 @@ func TestLoadDefaultsAndIgnoredFiles(t *testing.T) {
 
 	require.Equal(t, []Sensor{{
 		Ref: "p.watch", Name: "watch", EntryPoint: "watch.sh", TriggerRefs: []string{"p.same", "core.webhook"},
-		Enabled: true, File: "sensors/watch.yaml",
+		Config: map[string]any{}, Enabled: true, File: "sensors/watch.yaml",
 	}}, p.Sensors)
 
 	r := p.Rules[0]

@@ -163,8 +163,12 @@ func (p *Pack) registration() (store.PackRegistration, error) {
 		if err != nil {
 			return reg, inFile(s.File, err)
 		}
+		config, err := encode("config", s.Config)
+		if err != nil {
+			return reg, inFile(s.File, err)
+		}
 		reg.Sensors = append(reg.Sensors, store.Sensor{Ref: s.Ref, PackRef: p.Ref, Label: s.Label, Description: s.Description,
-			EntryPoint: s.EntryPoint, TriggerRefs: s.TriggerRefs, Parameters: params, Enabled: s.Enabled})
+			EntryPoint: s.EntryPoint, TriggerRefs: s.TriggerRefs, Parameters: params, Config: config, Enabled: s.Enabled})
 	}
 	for _, r := range p.Rules {
 		sr, err := StoreRule(r, p.Ref)

@@ -1,6 +1,7 @@
-// Package sensor is the sensor role's built-in timers: one replica at a time leads and fires an
-// event for each tick of every enabled rule on core.intervaltimer, core.crontimer or
-// core.datetimetimer, meant for that rule only.
+// Package sensor is the sensor role's event sources: the built-in timers, which one replica at
+// a time leads and fires an event for each tick of every enabled rule on core.intervaltimer,
+// core.crontimer or core.datetimetimer, meant for that rule only; and the packs' custom
+// sensors, processes each run on one replica at a time, the holder of its lease.
 package sensor
 
 import (
@@ -24,6 +25,13 @@ type Store interface {
 	InTx(ctx context.Context, fn func(q *store.Queries) error) error
 	Listen(ctx context.Context, channel string, logger *slog.Logger, onChange func(listening bool)) error
 	Lead(ctx context.Context, key string, logger *slog.Logger, fn func(ctx context.Context) error) error
+
+	SensorListWanted(ctx context.Context) ([]store.SensorRun, error)
+	SensorLeaseTake(ctx context.Context, ref, holder string, ttl time.Duration) (string, bool, error)
+	SensorLeaseRenew(ctx context.Context, ref, holder string, ttl time.Duration) error
+	SensorLeaseRelease(ctx context.Context, ref, holder string) error
+	SensorStateSet(ctx context.Context, ref, holder string, st store.SensorState) error
+	SensorEventInsert(ctx context.Context, ref, holder string, p store.EventInsertParams) (store.Event, error)
 }
 
 // Config tunes the timers.
@@ -40,6 +48,8 @@ type Config struct {
 	// PruneInterval is how often the leader forgets ticks older than TickRetention.
 	// Default 1h.
 	PruneInterval time.Duration
+	// Sensors tunes the custom sensors.
+	Sensors Sensors
 }
 
 // Notifier hears of every event the timers create, for the live stream. It is best effort
@@ -62,6 +72,7 @@ type Deps struct {
 // Module runs the timers.
 type Module struct {
 	cfg     Config
+	sensors Sensors
 	deps    Deps
 	leading atomic.Bool
 }
@@ -81,7 +92,8 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	if deps.Relay == nil {
 		deps.Relay = broker.Direct(deps.Broker)
 	}
-	return &Module{cfg: cfg, deps: deps}, nil
+	cfg.Sensors.defaults()
+	return &Module{cfg: cfg, sensors: cfg.Sensors, deps: deps}, nil
 }
 
 // Name implements the role module contract.
@@ -90,9 +102,13 @@ func (m *Module) Name() string { return "sensor" }
 // Leading reports whether this replica is firing the timers now.
 func (m *Module) Leading() bool { return m.leading.Load() }
 
-// Run fires the timers while this replica leads, and waits to lead otherwise, until ctx ends.
+// Run fires the timers while this replica leads, and waits to lead otherwise, and runs the
+// custom sensors whose leases it holds or takes, until ctx ends.
 func (m *Module) Run(ctx context.Context) error {
-	return m.deps.Store.Lead(ctx, LeaderKey, m.deps.Logger, m.lead)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return m.deps.Store.Lead(ctx, LeaderKey, m.deps.Logger, m.lead) })
+	g.Go(func() error { return m.supervise(ctx) })
+	return g.Wait()
 }
 
 // lead is the leader's work: keep one timer per timer rule, following rule changes, until ctx
