@@ -38,6 +38,7 @@ func validConfig() serveConfig {
 		workerHeartbeat:   10e9,
 		workerTimeout:     30e9,
 		sensorLease:       10 * time.Second,
+		workerWaitTimeout: 5 * time.Minute,
 		accessTTL:         time.Hour,
 		refreshTTL:        7 * 24 * time.Hour,
 	}
