@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -60,12 +59,12 @@ func (c ExecutionCreated) Created() bool {
 	return c.Outcome != CreateExists && c.Outcome != CreateSkipped && c.Outcome != ""
 }
 
-// executionCreateSQL runs attune.execution_create (migration 00014), which decides each
+// executionCreateSQL runs attune.execution_create (migrations 00014, 00023), which decides each
 // item's admission under its queue's lock before drawing its id, and returns the rows. The
 // function's own rows are not visible to a join in the calling statement, so the row comes
 // back from it whole and is spread into columns here.
 const executionCreateSQL = `SELECT c.out_ord, c.out_outcome, ` + executionColumns + `
-	FROM attune.execution_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) c
+	FROM attune.execution_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) c
 	CROSS JOIN LATERAL (SELECT (c.out_execution).*) execution
 	WHERE (c.out_execution).id IS NOT NULL`
 
@@ -96,14 +95,14 @@ func (q *Queries) create(ctx context.Context, ps []ExecutionCreateParams) ([]Exe
 	n := len(ps)
 	refs, params := make([]string, n), make([]string, n)
 	statuses, reasons := make([]*string, n), make([]*string, n)
-	enforcements, parents := make([]*int64, n), make([]*int64, n)
+	enforcements, parents, requestedBy := make([]*int64, n), make([]*int64, n), make([]*int64, n)
 	timeouts, attempts, retryOf := make([]*int32, n), make([]*int32, n), make([]*int64, n)
 	// Parameter names are letters, digits and _, so one comma-separated string carries each
 	// item's names through a text[] (arrays of arrays must be rectangular).
 	secrets := make([]string, n)
 	for i, p := range ps {
 		refs[i], params[i], secrets[i] = p.ActionRef, string(jsonOr(p.Parameters, "{}")), strings.Join(p.Secrets, ",")
-		enforcements[i], parents[i] = p.EnforcementID, p.ParentID
+		enforcements[i], parents[i], requestedBy[i] = p.EnforcementID, p.ParentID, p.RequestedBy
 		if p.Refusal != "" {
 			statuses[i], reasons[i] = ptrTo(ExecutionFailed), &ps[i].Refusal
 		}
@@ -116,84 +115,28 @@ func (q *Queries) create(ctx context.Context, ps []ExecutionCreateParams) ([]Exe
 	for i := range out {
 		out[i].Outcome = CreateSkipped
 	}
-	scan := func(q *Queries) error {
-		return scanOrdered(ctx, q.db, out, func(c *ExecutionCreated) []any {
-			return append([]any{&c.Outcome}, executionDest(&c.Execution)...)
-		}, executionCreateSQL, refs, params, statuses, reasons, enforcements, parents, timeouts, attempts, retryOf, secrets)
-	}
-	if !slices.ContainsFunc(ps, func(p ExecutionCreateParams) bool { return p.RequestedBy != nil }) {
-		return out, translate(scan(q))
-	}
-	// Who requested an execution is written in the transaction that creates it, a
-	// statement after: attune.execution_create does not take it.
-	err := q.inTx(ctx, func(q *Queries) error {
-		if err := scan(q); err != nil {
-			return translate(err)
-		}
-		ids, by := make([]int64, 0, n), make([]int64, 0, n)
-		for i, p := range ps {
-			if p.RequestedBy != nil && out[i].Created() {
-				ids, by = append(ids, out[i].Execution.ID), append(by, *p.RequestedBy)
-				out[i].Execution.RequestedBy = p.RequestedBy
-			}
-		}
-		_, err := q.db.Exec(ctx, `UPDATE attune.execution e SET requested_by = u.by
-			FROM unnest($1::bigint[], $2::bigint[]) u(id, by) WHERE e.id = u.id`, ids, by)
-		return translate(err)
-	})
-	return out, err
+	return out, translate(scanOrdered(ctx, q.db, out, func(c *ExecutionCreated) []any {
+		return append([]any{&c.Outcome}, executionDest(&c.Execution)...)
+	}, executionCreateSQL, refs, params, statuses, reasons, enforcements, parents, timeouts, attempts, retryOf, secrets, requestedBy))
 }
 
 // ExecutionRetryDue creates the next attempt of up to limit executions whose retry is due,
 // oldest due first, each exactly once however many executors ask at once: the due row is
 // locked (others skip it), its retry_at cleared and the attempt created in one transaction.
 // The attempts join their queues at the back, like every new execution.
-// An attempt is requested by whoever requested the first (a workflow run again reads its
-// requester's user keys), written in the same transaction: attune.execution_create does not
-// take it.
+// An attempt is requested by whoever requested the first: a workflow run again reads its
+// requester's user keys.
 func (q *Queries) ExecutionRetryDue(ctx context.Context, limit int) ([]ExecutionCreated, error) {
-	var out []ExecutionCreated
-	err := q.inTx(ctx, func(q *Queries) error {
-		var err error
-		out, err = queryAll(ctx, q.db, "create due retries", func(r pgx.Row) (ExecutionCreated, error) {
-			var c ExecutionCreated
-			var ord int32
-			err := r.Scan(append([]any{&ord, &c.Outcome}, executionDest(&c.Execution)...)...)
-			return c, err
-		}, `SELECT c.out_ord, c.out_outcome, `+executionColumns+`
-			FROM attune.execution_retry_due($1) c
-			CROSS JOIN LATERAL (SELECT (c.out_execution).*) execution
-			WHERE (c.out_execution).id IS NOT NULL
-			ORDER BY c.out_ord`, limit)
-		if err != nil || len(out) == 0 {
-			return err
-		}
-		ids := make([]int64, len(out))
-		for i, c := range out {
-			ids[i] = c.Execution.ID
-		}
-		rows, err := q.db.Query(ctx, `UPDATE attune.execution n SET requested_by = f.requested_by
-			FROM attune.execution f WHERE n.id = ANY($1) AND f.id = n.retry_of AND f.requested_by IS NOT NULL
-			RETURNING n.id, n.requested_by`, ids)
-		if err != nil {
-			return fmt.Errorf("create due retries: %w", translate(err))
-		}
-		by := map[int64]int64{}
-		var id, who int64
-		if _, err := pgx.ForEachRow(rows, []any{&id, &who}, func() error {
-			by[id] = who
-			return nil
-		}); err != nil {
-			return fmt.Errorf("create due retries: %w", translate(err))
-		}
-		for i := range out {
-			if who, ok := by[out[i].Execution.ID]; ok {
-				out[i].Execution.RequestedBy = &who
-			}
-		}
-		return nil
-	})
-	return out, err
+	return queryAll(ctx, q.db, "create due retries", func(r pgx.Row) (ExecutionCreated, error) {
+		var c ExecutionCreated
+		var ord int32
+		err := r.Scan(append([]any{&ord, &c.Outcome}, executionDest(&c.Execution)...)...)
+		return c, err
+	}, `SELECT c.out_ord, c.out_outcome, `+executionColumns+`
+		FROM attune.execution_retry_due($1) c
+		CROSS JOIN LATERAL (SELECT (c.out_execution).*) execution
+		WHERE (c.out_execution).id IS NOT NULL
+		ORDER BY c.out_ord`, limit)
 }
 
 // ExecutionCancelRetry withdraws the next attempt planned for execution id, and reports

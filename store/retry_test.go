@@ -341,3 +341,28 @@ func TestRetryKeepsRequester(t *testing.T) {
 		}
 	}
 }
+
+// attune.execution_create records who requested each execution itself, in the statement that
+// creates it, with or without a policy: no UPDATE of the rows just created, no transaction of
+// its own for every execution a person requests.
+func TestExecutionCreateTakesRequester(t *testing.T) {
+	t.Parallel()
+	for name, policy := range map[string]*store.Retry{"no policy": nil, "under a policy": {MaxAttempts: 1}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newRetry(t, nil, policy)
+			ada, err := f.s.IdentityInsert(f.ctx, "ada", "x", "operator")
+			require.NoError(t, err)
+			var id int64
+			var by *int64
+			require.NoError(t, f.s.Pool().QueryRow(f.ctx, `SELECT (c.out_execution).id, (c.out_execution).requested_by
+				FROM attune.execution_create(ARRAY['demo.flaky'], ARRAY['{}'], ARRAY[NULL], ARRAY[NULL], ARRAY[NULL::bigint],
+					ARRAY[NULL::bigint], ARRAY[NULL::integer], ARRAY[NULL::integer], ARRAY[NULL::bigint], ARRAY[''],
+					ARRAY[$1::bigint]) c`, ada.ID).Scan(&id, &by))
+			require.Equal(t, &ada.ID, by, "the answer")
+			row, err := f.s.ExecutionGet(f.ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, &ada.ID, row.RequestedBy, "the row")
+		})
+	}
+}
