@@ -91,7 +91,11 @@ func executeAction(ctx context.Context, st *store.Store, br broker.Broker, actio
 	if err != nil {
 		return 0, err
 	}
-	checked, secrets, err := pack.CheckExecutionParameters(action.Parameters, params, nil)
+	schema, err := pack.StoredSchema(action.Parameters)
+	if err != nil {
+		return 0, fmt.Errorf("execute %s: %w", actionRef, err)
+	}
+	checked, secrets, err := schema.CheckExecution(params, nil)
 	if err != nil {
 		return 0, fmt.Errorf("execute %s: %w", actionRef, err)
 	}

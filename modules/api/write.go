@@ -265,7 +265,11 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 	if id := principalOf(c).IdentityID; id != 0 {
 		user = &id
 	}
-	values, err = pack.RenderDefaults(ctx, action.Parameters, values, m.keyReader(action.PackRef, user))
+	schema, err := pack.StoredSchema(action.Parameters)
+	if err != nil {
+		return fmt.Errorf("execute %s: %w", action.Ref, err)
+	}
+	values, err = schema.RenderDefaults(ctx, values, m.keyReader(action.PackRef, user))
 	var bad *ruleeval.PathError
 	if errors.As(err, &bad) {
 		return badRequest("%v", err)
@@ -273,7 +277,7 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 	if err != nil {
 		return err
 	}
-	params, secrets, err := pack.CheckExecutionParameters(action.Parameters, values, inherited)
+	params, secrets, err := schema.CheckExecution(values, inherited)
 	if err != nil {
 		return badRequest("%v", err)
 	}

@@ -128,16 +128,21 @@ func (m *Module) describeExecution(ctx context.Context, actions actionGetter, ke
 	secrets []string) (store.ExecutionCreateParams, *store.Action, error) {
 	create := store.ExecutionCreateParams{ActionRef: actionRef, Parameters: params, Secrets: secrets}
 	action, err := actions(ctx, actionRef)
-	if err == nil {
-		create.Secrets = append(pack.SecretNames(action.Parameters), secrets...)
-	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		create.Refusal = fmt.Sprintf("action %s does not exist", actionRef)
 		return create, nil, nil
 	case err != nil:
 		return create, nil, err
-	case !action.Enabled:
+	}
+	// Decoded once for every use below: this runs for every execution a rule or a workflow makes.
+	schema, err := pack.StoredSchema(action.Parameters)
+	if err != nil {
+		create.Refusal = err.Error()
+		return create, nil, nil
+	}
+	create.Secrets = append(schema.Secrets(), secrets...)
+	if !action.Enabled {
 		create.Refusal = fmt.Sprintf("action %s is disabled", actionRef)
 		return create, nil, nil
 	}
@@ -146,7 +151,7 @@ func (m *Module) describeExecution(ctx context.Context, actions actionGetter, ke
 		create.Refusal = fmt.Sprintf("rendered parameters are not a JSON object: %v", err)
 		return create, nil, nil
 	}
-	values, err = pack.RenderDefaults(ctx, action.Parameters, values, func(ctx context.Context, refs []ruleeval.KeyRef) (map[string]any, error) {
+	values, err = schema.RenderDefaults(ctx, values, func(ctx context.Context, refs []ruleeval.KeyRef) (map[string]any, error) {
 		kv, _, err := readKeys(ctx, keys, packOf(actionRef), user, refs)
 		return kv, err
 	})
@@ -159,7 +164,7 @@ func (m *Module) describeExecution(ctx context.Context, actions actionGetter, ke
 	if err != nil {
 		return create, nil, err
 	}
-	checked, names, err := pack.CheckExecutionParameters(action.Parameters, values, secrets)
+	checked, names, err := schema.CheckExecution(values, secrets)
 	create.Secrets = names
 	if err != nil {
 		create.Refusal = err.Error()

@@ -2,7 +2,6 @@ package pack
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 
@@ -44,17 +43,13 @@ func checkDefaultTemplate(p Param) error {
 // requested it) and returns them as ruleeval.KV builds kv.
 type KeyReader func(ctx context.Context, refs []ruleeval.KeyRef) (map[string]any, error)
 
-// RenderDefaults returns values with the {{ }} default of each parameter of the stored schema
-// that values does not give rendered in, reading the keys they use through read, once. values
+// RenderDefaults returns values with the {{ }} default of each parameter of s (an action's
+// schema, StoredSchema) that values does not give rendered in, reading the keys they use through read, once. values
 // is not modified; with no such default it is returned as it is, and read is not called. A
 // default that renders to nil (a key that does not exist) leaves the parameter not given.
-func RenderDefaults(ctx context.Context, schemaJSON json.RawMessage, values map[string]any, read KeyReader) (map[string]any, error) {
-	schema, err := StoredSchema(schemaJSON)
-	if err != nil {
-		return values, nil // CheckExecutionParameters reports it
-	}
+func (s Schema) RenderDefaults(ctx context.Context, values map[string]any, read KeyReader) (map[string]any, error) {
 	templates := map[string]any{}
-	for name, p := range schema {
+	for name, p := range s {
 		if values[name] == nil && templatedDefault(p.Default) {
 			templates[name] = p.Default
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -88,8 +89,8 @@ func MaskSchema(schema json.RawMessage) json.RawMessage {
 	return out
 }
 
-// CheckExecutionParameters validates params against an action's stored parameter schema and
-// applies its defaults, returning the parameters to run with (the error names the
+// CheckExecution validates params against s, an action's parameter schema (StoredSchema, read
+// once per execution), and applies its defaults, returning the parameters to run with (the error names the
 // parameter), and the names of its secret parameters, sorted, to record on the execution: an
 // execution is masked by them wherever it is shown. They are the ones the schema
 // declares secret and the names in alsoSecret (values a rerun copied from an execution that
@@ -98,13 +99,13 @@ func MaskSchema(schema json.RawMessage) json.RawMessage {
 // template placed in it). Such a value is not checked: it is known only to the worker, which
 // opens it. The names come back with an error too, so that an execution refused for its
 // parameters still masks them.
-func CheckExecutionParameters(schemaJSON json.RawMessage, params map[string]any, alsoSecret []string) (json.RawMessage, []string, error) {
-	schema, err := StoredSchema(schemaJSON)
-	if err != nil {
-		return nil, unionNames(nil, alsoSecret), err
-	}
+func (s Schema) CheckExecution(params map[string]any, alsoSecret []string) (json.RawMessage, []string, error) {
+	schema, cloned := s, false
 	for _, name := range alsoSecret {
 		if p, ok := schema[name]; ok && !p.Secret {
+			if !cloned {
+				schema, cloned = maps.Clone(s), true // the caller's schema stays as it is
+			}
 			p.Secret = true
 			schema[name] = p
 		}

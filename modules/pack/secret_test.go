@@ -47,28 +47,31 @@ func TestMaskSchema(t *testing.T) {
 	require.Equal(t, `"********"`, string(MaskSchema(json.RawMessage(`{"token": "not a parameter"}`))), "unreadable: masked whole")
 }
 
-func TestCheckExecutionParameters(t *testing.T) {
+func TestCheckExecution(t *testing.T) {
 	t.Parallel()
-	schema := json.RawMessage(`{
+	schema, err := StoredSchema(json.RawMessage(`{
 		"token": {"type": "string", "secret": true},
 		"api_key": {"type": "string", "secret": true, "default": "k3y-default"},
 		"count": {"type": "integer"},
-		"host": {"type": "string"}}`)
+		"host": {"type": "string"}}`))
+	require.NoError(t, err)
 
-	params, secrets, err := CheckExecutionParameters(schema, map[string]any{"token": "t0ken-value", "count": 2}, nil)
+	params, secrets, err := schema.CheckExecution(map[string]any{"token": "t0ken-value", "count": 2}, nil)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"token": "t0ken-value", "api_key": "k3y-default", "count": 2}`, string(params))
 	require.Equal(t, []string{"api_key", "token"}, secrets)
 
 	// Names inherited as secret are recorded, and treated as secret in errors, though the
 	// schema does not call them so.
-	_, secrets, err = CheckExecutionParameters(schema, map[string]any{"count": "c0unt-value"}, []string{"count", "gone"})
+	_, secrets, err = schema.CheckExecution(map[string]any{"count": "c0unt-value"}, []string{"count", "gone"})
 	require.EqualError(t, err, `parameter "count": want integer, got string`)
 	require.Equal(t, []string{"api_key", "count", "gone", "token"}, secrets, "names come back with the error")
 
-	_, secrets, err = CheckExecutionParameters(json.RawMessage(`[`), nil, []string{"token"})
-	require.Error(t, err)
-	require.Equal(t, []string{"token"}, secrets)
+	// The schema is read once per execution and used for every check: an inherited name
+	// does not stay secret in it for the next.
+	_, secrets, err = schema.CheckExecution(map[string]any{"count": 3}, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"api_key", "token"}, secrets)
 }
 
 func TestRestoreMasked(t *testing.T) {
