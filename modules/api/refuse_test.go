@@ -108,6 +108,10 @@ func rulesThatCanNeverWork(t *testing.T, s server, _ string) {
 			"action_params.count: required"},
 		{"text template for an integer", http.MethodPost, "/rules", rule("core.webhook", hook, "ops.count", map[string]any{"count": "n={{ event.payload.body.n }}"}),
 			"action_params.count: want integer, got text with {{ }} templates, which renders to a string; a value that is one {{ }} template alone keeps the type of its result"},
+		// Sealed values come from Attune only; spelled with JSON escapes, too.
+		{"seal token", http.MethodPost, "/rules", `{"ref": "ops.r", "trigger_ref": "core.webhook", "trigger_params": {"url": "x"},
+			"action_ref": "ops.count", "action_params": {"count": 1, "mode": "\u0061ttune:sealed:v1:k1:AAAA~"}}`,
+			"action_params.mode: holds a sealed value: sealed values come from Attune only"},
 	}
 	s.refuseExactly(refused)
 	s.fail(http.StatusNotFound, "not_found", http.MethodGet, "/rules/ops.r", "")
@@ -120,6 +124,10 @@ func rulesThatCanNeverWork(t *testing.T, s server, _ string) {
 	s.refuseExactly(refused)
 	r := s.data(http.StatusOK, http.MethodGet, "/rules/ops.r", "")
 	require.Equal(t, map[string]any{"interval": 1.0}, r["trigger_params"])
+
+	s.refuseExactly([]refusal{{"sealed default", http.MethodPost, "/actions", `{"ref": "ops.sealed", "runner_type": "noop",
+		"parameters": {"pw": {"type": "string", "default": "attune:sealed:v1:k1:AAAA~"}}}`,
+		"parameters.pw.default: holds a sealed value: sealed values come from Attune only"}})
 }
 
 // A shell action's script must be one the worker can run: a regular, executable file of the

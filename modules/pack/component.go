@@ -217,8 +217,10 @@ func (r *Rule) validate(packRef string) error {
 	if err := checkRef(r.ActionRef); err != nil {
 		return fieldError("action_ref", err)
 	}
-	r.ActionParams, err = jsonMap(r.ActionParams, "action_params")
-	return err
+	if r.ActionParams, err = jsonMap(r.ActionParams, "action_params"); err != nil {
+		return err
+	}
+	return refuseSealed("action_params", r.ActionParams)
 }
 
 // resolveRef works out a component's full ref and short name from the ref and name keys,

@@ -251,3 +251,37 @@ func refs[T any](items []T, ref func(T) string) []string {
 }
 
 func file(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
+
+// A seal token an author wrote is refused, naming the field: in an action's parameter
+// default or enum, a rule's action_params and anywhere in a workflow's definition, written
+// with YAML's escapes too (sealed values come from Attune only; a worker would open one).
+func TestLoadRefusesSealedValues(t *testing.T) {
+	t.Parallel()
+	const token = `"\u0061ttune:sealed:v1:k1:AAAA~"`
+	base := func() fstest.MapFS {
+		return fstest.MapFS{
+			"pack.yaml":                   file("ref: p\n"),
+			"actions/run.yaml":            file("name: run\nrunner_type: noop\nparameters:\n  pw: {type: string}\n"),
+			"actions/flow.yaml":           file("name: flow\nrunner_type: workflow\nentry_point: workflows/flow.yaml\n"),
+			"actions/workflows/flow.yaml": file("tasks:\n  one:\n    action: p.run\n"),
+			"rules/r.yaml":                file("name: r\ntrigger_ref: core.webhook\naction_ref: p.run\n"),
+		}
+	}
+	for _, c := range []struct{ file, text, want string }{
+		{"actions/run.yaml", "name: run\nrunner_type: noop\nparameters:\n  pw: {type: string, default: " + token + "}\n",
+			"actions/run.yaml: parameters.pw.default: holds a sealed value: sealed values come from Attune only"},
+		{"actions/run.yaml", "name: run\nrunner_type: noop\nparameters:\n  pw: {type: string, enum: [a, " + token + "]}\n",
+			"actions/run.yaml: parameters.pw.enum[1]: holds a sealed value"},
+		{"rules/r.yaml", "name: r\ntrigger_ref: core.webhook\naction_ref: p.run\naction_params:\n  pw: {nested: [" + token + "]}\n",
+			"rules/r.yaml: action_params.pw.nested[0]: holds a sealed value"},
+		{"actions/workflows/flow.yaml", "tasks:\n  one:\n    action: p.run\n    input:\n      pw: " + token + "\n",
+			"actions/workflows/flow.yaml: tasks.one.input.pw: holds a sealed value"},
+	} {
+		fsys := base()
+		fsys[c.file] = file(c.text)
+		_, err := LoadFS(fsys, ".")
+		require.ErrorContains(t, err, c.want, c.file)
+	}
+	_, err := LoadFS(base(), ".")
+	require.NoError(t, err, "the same pack without them")
+}

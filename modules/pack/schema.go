@@ -116,6 +116,12 @@ func (s Schema) clean(base string) (Schema, error) {
 			}
 			p.Default = c
 		}
+		if err := refuseSealed(field+".default", p.Default); err != nil {
+			return nil, err
+		}
+		if err := refuseSealed(field+".enum", p.Enum); err != nil {
+			return nil, err
+		}
 		out[name] = p
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package pack
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -157,6 +158,48 @@ func HoldsToken(v any) bool {
 		}
 	}
 	return false
+}
+
+// errSealedValue refuses a seal token an author wrote into a pack or a rule: sealed values
+// come from Attune alone (a secret sealed at creation, a secret key a template read), and a
+// worker would open one for whoever could copy its text out of the database into a default,
+// a rule or a workflow of theirs.
+var errSealedValue = errors.New("holds a sealed value: sealed values come from Attune only")
+
+// SealedAt reports whether a seal token is anywhere in v, a decoded JSON or YAML value (so
+// that a token written with escapes, \u0061ttune:..., is found), a member's name included,
+// and where: the path below v of the first one, members in name order (".a[2].b"; "" for v
+// itself).
+func SealedAt(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return "", seal.Contains(x)
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			if seal.Contains(k) {
+				return "." + k, true
+			}
+			if at, ok := SealedAt(x[k]); ok {
+				return "." + k + at, true
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if at, ok := SealedAt(e); ok {
+				return fmt.Sprintf("[%d]%s", i, at), true
+			}
+		}
+	}
+	return "", false
+}
+
+// refuseSealed refuses v, the value an author wrote at field, when it holds a seal token,
+// naming where.
+func refuseSealed(field string, v any) error {
+	if at, ok := SealedAt(v); ok {
+		return fieldError(field+at, errSealedValue)
+	}
+	return nil
 }
 
 // WithSealed returns secrets, sorted, with the names of the members of the JSON object

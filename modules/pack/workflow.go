@@ -9,6 +9,8 @@ import (
 	"path"
 	"strings"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/attune-go/attune/modules/workflow"
 )
 
@@ -38,6 +40,13 @@ func (l *loader) entryPoint(a *Action) error {
 	}
 	if err != nil {
 		return &Error{File: file, Err: err}
+	}
+	var literal any
+	if err := yaml.Unmarshal(data, &literal); err != nil {
+		return &Error{File: file, Err: err}
+	}
+	if at, ok := SealedAt(literal); ok {
+		return &Error{File: file, Field: strings.TrimPrefix(at, "."), Err: errSealedValue}
 	}
 	// input documents which parameters the definition reads; one the action does not
 	// declare would always read as nil.
