@@ -241,15 +241,26 @@ func (m *Module) execute(c echo.Context) error {
 	if err := refuseSealed(req.Parameters); err != nil {
 		return err
 	}
-	return m.startExecution(c, req.ActionRef, req.Parameters, nil, nil, nil)
+	return m.startExecution(c, req.ActionRef, manualRun{values: req.Parameters})
+}
+
+// manualRun is what startExecution runs an action with.
+type manualRun struct {
+	values   map[string]any
+	parentID *int64
+	// inherited names the rerun's original's secrets, whose values values may carry.
+	inherited []string
+	rerun     *store.WorkflowRerun
+	// ownKeysOnly, on a rerun by another identity than the original's requester, names the
+	// parameters the caller gave: every other parameter whose default reads kv.user is
+	// rendered again, from the caller's keys, not carried over from the original's requester's.
+	ownKeysOnly map[string]bool
 }
 
 // startExecution is the one path of a manual execution, first run or rerun: the action must
 // exist and be enabled, and the parameters must fit its schema now. The execution records as
-// secret the parameters the action declares secret and those inherited names: a rerun's
-// original's secrets, whose values it may carry.
-func (m *Module) startExecution(c echo.Context, actionRef string, values map[string]any, parentID *int64, inherited []string,
-	rerun *store.WorkflowRerun) error {
+// secret the parameters the action declares secret and the inherited names.
+func (m *Module) startExecution(c echo.Context, actionRef string, run manualRun) error {
 	ctx := c.Request().Context()
 	action, err := m.deps.Store.ActionGetByRef(ctx, actionRef)
 	if errors.Is(err, store.ErrNotFound) {
@@ -269,6 +280,15 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 	if err != nil {
 		return fmt.Errorf("execute %s: %w", action.Ref, err)
 	}
+	values := run.values
+	if run.ownKeysOnly != nil {
+		values = maps.Clone(values)
+		for _, name := range schema.UserDefaults() {
+			if !run.ownKeysOnly[name] {
+				delete(values, name)
+			}
+		}
+	}
 	values, err = schema.RenderDefaults(ctx, values, m.keyReader(action.PackRef, user))
 	var bad *ruleeval.PathError
 	if errors.As(err, &bad) {
@@ -277,7 +297,7 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 	if err != nil {
 		return err
 	}
-	params, secrets, err := schema.CheckExecution(values, inherited)
+	params, secrets, err := schema.CheckExecution(values, run.inherited)
 	if err != nil {
 		return badRequest("%v", err)
 	}
@@ -288,12 +308,12 @@ func (m *Module) startExecution(c echo.Context, actionRef string, values map[str
 	}
 	// Admission is decided as the execution is created, in its queue's id order.
 	create := store.ExecutionCreateParams{
-		ActionRef: action.Ref, Parameters: params, ParentID: parentID, TimeoutSeconds: &action.TimeoutSeconds, Secrets: secrets,
+		ActionRef: action.Ref, Parameters: params, ParentID: run.parentID, TimeoutSeconds: &action.TimeoutSeconds, Secrets: secrets,
 		RequestedBy: user,
 	}
 	var created store.ExecutionCreated
-	if rerun != nil {
-		created, err = m.deps.Store.ExecutionCreateRerun(ctx, create, *rerun)
+	if run.rerun != nil {
+		created, err = m.deps.Store.ExecutionCreateRerun(ctx, create, *run.rerun)
 	} else {
 		created, err = m.deps.Store.ExecutionCreateDirect(ctx, create)
 	}
@@ -323,6 +343,10 @@ type rerunRequest struct {
 // action's schema may have changed since the first run and the caller is there to fix them.
 // The original's secret values are copied without the caller seeing them, and stay secret on
 // the rerun; a secret the body gives as the mask the caller was shown keeps its original value.
+// A rerun by another identity than the original's requester does not use the requester's
+// private keys: parameters whose default reads kv.user are rendered again from the caller's
+// (unless the body gives them), and a workflow whose definition reads kv.user is not rerun
+// from a task, which would carry over variables read from them.
 func (m *Module) rerun(c echo.Context) error {
 	id, err := idParam(c)
 	if err != nil {
@@ -352,23 +376,54 @@ func (m *Module) rerun(c echo.Context) error {
 	if params == nil {
 		params = make(map[string]any, len(req.Parameters))
 	}
+	run := manualRun{parentID: &orig.ID, inherited: orig.Secrets}
+	if !requestedBy(orig, principalOf(c)) {
+		// The mask the caller was shown stands for the original's value, which is not theirs.
+		run.ownKeysOnly = map[string]bool{}
+		for name, v := range req.Parameters {
+			if s, ok := v.(string); !ok || s != pack.Mask {
+				run.ownKeysOnly[name] = true
+			}
+		}
+	}
 	maps.Copy(params, pack.RestoreMasked(req.Parameters, params, orig.Secrets))
-	var rerun *store.WorkflowRerun
+	run.values = params
 	if req.FromTask != "" {
-		if rerun, err = m.rerunFrom(c.Request().Context(), orig, req.FromTask); err != nil {
+		if run.rerun, err = m.rerunFrom(c.Request().Context(), orig, req.FromTask, run.ownKeysOnly == nil); err != nil {
 			return err
 		}
 	}
-	return m.startExecution(c, orig.ActionRef, params, &orig.ID, orig.Secrets, rerun)
+	return m.startExecution(c, orig.ActionRef, run)
+}
+
+// requestedBy reports whether p requested e: the same identity, or no identity for both (an
+// execution a rule made, rerun with authentication off).
+func requestedBy(e store.Execution, p principal) bool {
+	if e.RequestedBy == nil {
+		return p.IdentityID == 0
+	}
+	return *e.RequestedBy == p.IdentityID
 }
 
 // rerunFrom checks that orig is a failed workflow whose task did not succeed, for a rerun
-// from that task.
-func (m *Module) rerunFrom(ctx context.Context, orig store.Execution, task string) (*store.WorkflowRerun, error) {
-	if _, err := m.deps.Store.WorkflowGet(ctx, orig.ID); errors.Is(err, store.ErrNotFound) {
+// from that task, by its requester (byRequester) or by an identity its variables could not
+// have leaked a user key to.
+func (m *Module) rerunFrom(ctx context.Context, orig store.Execution, task string, byRequester bool) (*store.WorkflowRerun, error) {
+	wf, err := m.deps.Store.WorkflowGet(ctx, orig.ID)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, badRequest("from_task: execution %d is no workflow that ran", orig.ID)
 	} else if err != nil {
 		return nil, err
+	}
+	if !byRequester {
+		readsUser, err := pack.WorkflowReadsUserKeys(wf.Definition)
+		if err != nil {
+			return nil, fmt.Errorf("rerun workflow %d: %w", orig.ID, err)
+		}
+		if readsUser {
+			return nil, &Error{Status: http.StatusForbidden, Code: "forbidden", Message: fmt.Sprintf("from_task: workflow %d reads kv.user, "+
+				"so its variables may hold its requester's private keys: only its requester reruns it from a task; run it afresh instead", orig.ID)}
+		}
 	}
 	if orig.Status != store.ExecutionFailed {
 		return nil, &Error{Status: http.StatusConflict, Code: "conflict",

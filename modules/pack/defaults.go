@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/attune-go/attune/modules/ruleeval"
 )
@@ -81,4 +82,27 @@ func (s Schema) RenderDefaults(ctx context.Context, values map[string]any, read 
 		}
 	}
 	return merged, nil
+}
+
+// UserDefaults returns the names of the parameters of s whose {{ }} default reads kv.user,
+// sorted: their values come from the keys of whoever requested the execution, so a rerun by
+// someone else renders them again from the rerunner's keys.
+func (s Schema) UserDefaults() []string {
+	var names []string
+	for name, p := range s {
+		if !templatedDefault(p.Default) {
+			continue
+		}
+		// A default that does not compile was refused at registration; none reads kv.user.
+		refs, _ := defaults.KeyRefs(p.Default, "default")
+		if readsUser(refs) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+func readsUser(refs []ruleeval.KeyRef) bool {
+	return slices.ContainsFunc(refs, func(r ruleeval.KeyRef) bool { return r.Scope == ruleeval.ScopeUser })
 }

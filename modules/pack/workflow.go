@@ -2,6 +2,7 @@ package pack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -125,4 +126,19 @@ func CheckWorkflow(ctx context.Context, r Registrar, a Action) error {
 		return lookup.err
 	}
 	return err
+}
+
+// WorkflowReadsUserKeys reports whether a stored workflow definition (store.Workflow) reads
+// kv.user anywhere: its variables then hold values from the keys of whoever requested it,
+// which a rerun from a task carries over.
+func WorkflowReadsUserKeys(definition json.RawMessage) (bool, error) {
+	var d workflow.Definition
+	if err := json.Unmarshal(definition, &d); err != nil {
+		return false, fmt.Errorf("decode the workflow definition: %w", err)
+	}
+	refs, err := d.KeyRefs()
+	if err != nil {
+		return false, err
+	}
+	return readsUser(refs), nil
 }
