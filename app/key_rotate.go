@@ -98,8 +98,12 @@ func rotate(ctx context.Context, st *store.Store, keyring *seal.Keyring, streams
 	for _, c := range store.SealedColumns {
 		changed := 0
 		var after []int64
+		reseal := keyring.ResealSynthetic
+		if c.Random {
+			reseal = keyring.Reseal
+		}
 		for {
-			last, n, err := st.ResealBatch(ctx, c, after, rotateBatch, keyring.Reseal)
+			last, n, err := st.ResealBatch(ctx, c, after, rotateBatch, reseal)
 			changed += n
 			if err != nil {
 				fmt.Fprintf(streams.Out, "%s: %d re-encrypted before the error\n", c, changed)

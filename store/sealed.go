@@ -17,6 +17,15 @@ type SealedColumn struct {
 	Column string
 	// JSON is set for a jsonb column; the tokens are rewritten in its text.
 	JSON bool
+	// Random is set for a column whose tokens are sealed with a random nonce (seal.Seal): a
+	// secret key's value, of which no copy is compared. Every other column's are sealed
+	// again with seal.SealSynthetic: they are, or may be copies of, secret parameters that
+	// SealParams sealed so that equal values give equal tokens, which a policy's groups and
+	// a workflow's copies compare.
+	Random bool
+	// UniqueWith, when set, is the column with which the text is unique (a queue's key, unique
+	// within its action): see ResealBatch.
+	UniqueWith string
 }
 
 func (c SealedColumn) String() string { return c.Table + "." + c.Column }
@@ -32,10 +41,14 @@ var SealedColumns = []SealedColumn{
 	{Table: "attune.workflow_task", Key: []string{"id"}, Column: "items", JSON: true},
 	{Table: "attune.workflow_task", Key: []string{"id"}, Column: "result", JSON: true},
 	{Table: "attune.workflow_item", Key: []string{"task", "item", "attempt"}, Column: "result", JSON: true},
+	// The JSON array of the values of a policy's grouping parameters, a secret one sealed:
+	// re-sealed as the executions' parameters are, an execution created after the rotation
+	// joins the queue of those created before it with the same values.
+	{Table: "attune.admission_group", Key: []string{"id"}, Column: "group_key", UniqueWith: "action_ref"},
 }
 
 // KeySealedColumn is where the datastore keeps its secret values.
-var KeySealedColumn = SealedColumn{Table: "attune.key", Key: []string{"id"}, Column: "sealed"}
+var KeySealedColumn = SealedColumn{Table: "attune.key", Key: []string{"id"}, Column: "sealed", Random: true}
 
 // tokenKeyPattern finds the key id of every token, as package seal writes them.
 const tokenKeyPattern = `attune:sealed:v1:(k[0-9a-f]{8,}):`
@@ -59,6 +72,9 @@ func (q *Queries) SealedKeyIDs(ctx context.Context, c SealedColumn) ([]string, e
 // changed. The rows are locked while they are rewritten, so a process writing them meanwhile
 // loses nothing. It returns the last key it read (nil when the column is done), and how many
 // rows it rewrote. An error from reseal rolls the batch back whole.
+// In a column unique with another (c.UniqueWith), a re-sealed text another row holds already
+// is kept apart, with the row's key appended: a queue made for the same values after the new
+// key became current takes what comes, and the older one drains as it is.
 func (s *Store) ResealBatch(ctx context.Context, c SealedColumn, after []int64, limit int,
 	reseal func(text string) (string, bool, error)) (last []int64, changed int, err error) {
 	keys := strings.Join(c.Key, ", ")
@@ -103,7 +119,14 @@ func (s *Store) ResealBatch(ctx context.Context, c SealedColumn, after []int64, 
 		for i, k := range c.Key {
 			match[i] = fmt.Sprintf("%s = $%d", k, i+2)
 		}
-		update := fmt.Sprintf(`UPDATE %s SET %s = $1%s WHERE %s`, c.Table, c.Column, cast, strings.Join(match, " AND "))
+		value := "$1" + cast
+		if c.UniqueWith != "" {
+			self := qualified(c.Key, c.Table)
+			value = fmt.Sprintf(`CASE WHEN EXISTS (SELECT 1 FROM %[1]s o WHERE o.%[2]s = %[1]s.%[2]s AND o.%[3]s = $1 AND (%[4]s) <> (%[5]s))
+				THEN $1 || ' (before the key rotation: ' || (%[5]s)::text || ')' ELSE $1 END`,
+				c.Table, c.UniqueWith, c.Column, qualified(c.Key, "o"), self)
+		}
+		update := fmt.Sprintf(`UPDATE %s SET %s = %s WHERE %s`, c.Table, c.Column, value, strings.Join(match, " AND "))
 		for _, f := range read {
 			text, ok, err := reseal(f.text)
 			if err != nil {
@@ -131,4 +154,13 @@ func (s *Store) ResealBatch(ctx context.Context, c SealedColumn, after []int64, 
 		return nil, 0, err
 	}
 	return last, changed, nil
+}
+
+// qualified is keys, each as alias.key.
+func qualified(keys []string, alias string) string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = alias + "." + k
+	}
+	return strings.Join(out, ", ")
 }

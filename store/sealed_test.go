@@ -86,3 +86,44 @@ func TestResealBatch(t *testing.T) {
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"k000000000000", old.CurrentID()}, ids)
 }
+
+// A queue's key re-sealed to the text of a queue made after the new key became current (the
+// same values) is kept apart, so that the rotation goes on: the older queue drains under its
+// id, the newer takes what comes. Keys of other actions do not count.
+func TestResealBatchKeepsQueuesApart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	_, err := s.PackRegister(ctx, store.PackRegistration{Pack: store.Pack{Ref: "q"}, Actions: []store.Action{
+		{Ref: "q.a", RunnerType: "noop", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true},
+		{Ref: "q.b", RunnerType: "noop", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true}}})
+	require.NoError(t, err)
+	const oldKey, newKey = `["attune:sealed:v1:k000000000001:old~"]`, `["attune:sealed:v1:k000000000002:new~"]`
+	var collides, alone int64
+	require.NoError(t, s.Pool().QueryRow(ctx, `INSERT INTO attune.admission_group (action_ref, group_key) VALUES ('q.a', $1) RETURNING id`,
+		oldKey).Scan(&collides))
+	require.NoError(t, s.Pool().QueryRow(ctx, `INSERT INTO attune.admission_group (action_ref, group_key) VALUES ('q.b', $1) RETURNING id`,
+		oldKey).Scan(&alone))
+	_, err = s.Pool().Exec(ctx, `INSERT INTO attune.admission_group (action_ref, group_key) VALUES ('q.a', $1)`, newKey)
+	require.NoError(t, err)
+
+	var column store.SealedColumn
+	for _, c := range store.SealedColumns {
+		if c.Table == "attune.admission_group" {
+			column = c
+		}
+	}
+	require.Equal(t, "group_key", column.Column, "queues' keys are rotated")
+	_, n, err := s.ResealBatch(ctx, column, nil, 10, func(text string) (string, bool, error) {
+		return newKey, text == oldKey, nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	keyOf := func(id int64) string {
+		var k string
+		require.NoError(t, s.Pool().QueryRow(ctx, `SELECT group_key FROM attune.admission_group WHERE id = $1`, id).Scan(&k))
+		return k
+	}
+	require.Equal(t, fmt.Sprintf("%s (before the key rotation: %d)", newKey, collides), keyOf(collides))
+	require.Equal(t, newKey, keyOf(alone))
+}

@@ -179,6 +179,18 @@ func text(plain []byte) string {
 // other than the current one opened and sealed again under the current key, and whether it
 // changed anything. Tokens need no escaping in JSON, so the text is rewritten in place.
 func (r *Keyring) Reseal(s string) (string, bool, error) {
+	return r.reseal(s, r.Seal)
+}
+
+// ResealSynthetic is Reseal sealing again with SealSynthetic, for text whose tokens are
+// compared as they are: a secret parameter sealed with SealParams, the group key of a policy
+// that groups by it, and the copies of them. Equal values then stay equal after a rotation,
+// and equal to what SealParams gives them afterwards.
+func (r *Keyring) ResealSynthetic(s string) (string, bool, error) {
+	return r.reseal(s, func(plain []byte) (string, error) { return r.SealSynthetic(plain), nil })
+}
+
+func (r *Keyring) reseal(s string, seal func(plain []byte) (string, error)) (string, bool, error) {
 	changed := false
 	out, err := replaceTokens(s, func(id, payload string) (string, error) {
 		tok := token(id, payload)
@@ -190,7 +202,7 @@ func (r *Keyring) Reseal(s string) (string, bool, error) {
 			return "", err
 		}
 		changed = true
-		return r.Seal(plain)
+		return seal(plain)
 	})
 	if err != nil {
 		return s, false, err

@@ -153,6 +153,29 @@ func TestResealMovesToTheCurrentKey(t *testing.T) {
 	assert.ErrorIs(t, err, ErrUnknownKey, "a rotation without the old key refuses rather than loses values")
 }
 
+// Values SealParams sealed (equal values, equal tokens) are still equal after a rotation,
+// and equal to what SealParams gives them under the new key; every token of them opens.
+func TestResealSyntheticKeepsEqualValuesEqual(t *testing.T) {
+	old, oldKey := newRing(t)
+	params, err := old.SealParams(json.RawMessage(`{"a": "v", "b": "v", "c": "w"}`), []string{"a", "b", "c"})
+	require.NoError(t, err)
+
+	r, _ := newRing(t, oldKey)
+	out, changed, err := r.ResealSynthetic(string(params))
+	require.NoError(t, err)
+	assert.True(t, changed)
+	now, err := r.SealParams(json.RawMessage(`{"a": "v", "b": "v", "c": "w"}`), []string{"a", "b", "c"})
+	require.NoError(t, err)
+	assert.JSONEq(t, string(now), out, "as if sealed under the new key")
+	opened, _, err := r.OpenJSON(json.RawMessage(out))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"a": "v", "b": "v", "c": "w"}`, string(opened))
+
+	random, _, err := r.Reseal(string(params))
+	require.NoError(t, err)
+	assert.NotEqual(t, out, random, "Reseal draws its nonces")
+}
+
 func TestReplaceTokens(t *testing.T) {
 	r, _ := newRing(t)
 	tok, err := r.Seal([]byte(`"s3cret"`))
