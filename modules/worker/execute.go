@@ -113,7 +113,7 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 	if job.RunnerType == "shell" && m.cfg.APIURL != "" {
 		// The action's own credential for the API, good while it runs and a little after; it
 		// is scrubbed from what the action prints, as its secrets are.
-		token, err := m.deps.Store.ExecutionTokenIssue(ctx, exec.ID, job.Timeout+actionTokenMargin)
+		token, err := m.issueToken(ctx, exec.ID, job.Timeout+actionTokenMargin)
 		if err != nil {
 			return m.finish(ctx, exec, newScrubber(params, exec.Secrets, opened...), notStarted(fmt.Sprintf("issue the action's API token: %v", err)), store.ExecutionFailed)
 		}
@@ -213,17 +213,45 @@ const recordFor = 10 * time.Minute
 // crashed mid-answer included): the result exists only in this process, and the claim makes
 // the dispatch's redelivery skip the execution, so giving up would leave it running until the
 // sweeper abandons it as overdue.
-func (m *Module) record(ctx context.Context, t store.ExecutionTransition) (store.Execution, bool, error) {
+func (m *Module) record(ctx context.Context, t store.ExecutionTransition) (e store.Execution, ok bool, err error) {
+	err = m.whileUnavailable(ctx, 0, "recording a result", t.ID, func() error {
+		e, ok, err = m.deps.Store.ExecutionTransition(ctx, t)
+		return err
+	})
+	return e, ok, err
+}
+
+// tokenAttempts bounds the tries at issuing an action's API token, 1.5 s of waits in all: the
+// action waits meanwhile, and a database away for longer fails it, as it would fail the
+// writes the action makes with the token.
+const tokenAttempts = 5
+
+// issueToken issues the action's API token for claimed execution id, trying again while the
+// database is away: the claim cannot be undone for a redelivery to take the execution again
+// (statuses never move back), so a blip would otherwise fail it for good. A try whose answer
+// was lost after its commit leaves a token nobody holds, which expires unused.
+func (m *Module) issueToken(ctx context.Context, id int64, ttl time.Duration) (token string, err error) {
+	err = m.whileUnavailable(ctx, tokenAttempts, "issuing the action's API token", id, func() error {
+		token, err = m.deps.Store.ExecutionTokenIssue(ctx, id, ttl)
+		return err
+	})
+	return token, err
+}
+
+// whileUnavailable runs try until it ends otherwise than with the database away, ctx ends, or
+// it was tried attempts times (0: no bound), waiting 100 ms after the first failure and twice
+// as long after each next one, at most 5 s. It returns try's last error.
+func (m *Module) whileUnavailable(ctx context.Context, attempts int, what string, id int64, try func() error) error {
 	delay := 100 * time.Millisecond
-	for {
-		e, ok, err := m.deps.Store.ExecutionTransition(ctx, t)
-		if !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
-			return e, ok, err
+	for n := 1; ; n++ {
+		err := try()
+		if !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil || n == attempts {
+			return err
 		}
-		m.deps.Logger.WarnContext(ctx, "recording a result failed; retrying", "execution_id", t.ID, "err", err, "retry_in", delay)
+		m.deps.Logger.WarnContext(ctx, what+" failed; retrying", "execution_id", id, "err", err, "retry_in", delay)
 		select {
 		case <-ctx.Done():
-			return e, ok, err
+			return err
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 5*time.Second)
