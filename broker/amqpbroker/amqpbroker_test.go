@@ -21,6 +21,15 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// The same with quorum queues, which a single node runs too: only the live stream's
+// transient queues stay classic.
+func TestConformanceQuorum(t *testing.T) {
+	t.Parallel()
+	brokertest.Run(t, func(t *testing.T, opts broker.Options) broker.Broker {
+		return brokertest.NewAMQPWith(t, amqpbroker.Config{Options: opts, QueueType: amqpbroker.QueueQuorum})
+	})
+}
+
 // The connection is cut under a running subscription and comes back: Ping follows it, the
 // subscription resumes on its own and a publish made while it was gone still arrives.
 func TestReconnectsAfterConnectionLoss(t *testing.T) {
