@@ -23,19 +23,7 @@ func TestSurvivesANodeCrash(t *testing.T) {
 	urls := c.URLs()
 	b := brokertest.NewAMQPWith(t, amqpbroker.Config{URL: urls[0], URLs: urls[1:], QueueType: amqpbroker.QueueQuorum,
 		Options: broker.Options{RetryBackoff: 5 * time.Millisecond}})
-	got := make(chan broker.Message, 64)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- b.Subscribe(ctx, broker.Subscription{Queue: broker.QueueRuleEvents, Prefetch: 4}, func(_ context.Context, m broker.Message) error {
-			got <- m
-			return nil
-		})
-	}()
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	got := subscribeEvents(t, b, 4)
 	publish := func(from, to int64) map[string]bool {
 		sent := map[string]bool{}
 		for id := from; id < to; id++ {

@@ -35,19 +35,7 @@ func TestReconnectsToTheNextNode(t *testing.T) {
 		Options: broker.Options{RetryBackoff: 5 * time.Millisecond}, QueueType: amqpbroker.QueueQuorum})
 	require.Equal(t, redacted(firstURL), b.Addr())
 
-	got := make(chan broker.Message, 4)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- b.Subscribe(ctx, broker.Subscription{Queue: broker.QueueRuleEvents, Prefetch: 2}, func(_ context.Context, m broker.Message) error {
-			got <- m
-			return nil
-		})
-	}()
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	got := subscribeEvents(t, b, 2)
 	before := mustMessage(t, 1)
 	require.NoError(t, b.Publish(context.Background(), before))
 	require.Equal(t, before.ID, receiveMessage(t, got).ID)
