@@ -35,6 +35,7 @@ func validConfig() serveConfig {
 		shutdownTimeout:   10e9,
 		workerName:        "w1",
 		workerConcurrency: 8,
+		amqpQueueType:     "classic",
 		workerHeartbeat:   10e9,
 		workerTimeout:     30e9,
 		sensorLease:       10 * time.Second,
@@ -55,7 +56,8 @@ func TestValidateServeConfig(t *testing.T) {
 	}{
 		"role without broker": {func(c *serveConfig) { c.rolesFlag = "executor" }, "--roles=executor needs --amqp-url"},
 		"three roles":         {func(c *serveConfig) { c.rolesFlag = "api,executor,worker" }, "allowed only with --roles=all"},
-		"bad amqp url":        {func(c *serveConfig) { c.amqpURL = "rabbit://guest:pw@x" }, "--amqp-url: invalid AMQP URL"},
+		"bad amqp url":        {func(c *serveConfig) { c.amqpURLs = []string{"amqp://guest:pw@a/", "rabbit://guest:pw@x"} }, "--amqp-url: invalid AMQP URL"},
+		"bad queue type":      {func(c *serveConfig) { c.amqpQueueType = "stream" }, `--amqp-queue-type: invalid queue type "stream": want classic or quorum`},
 		"bad database url":    {func(c *serveConfig) { c.databaseURL = "mysql://x" }, "--database-url: invalid database URL"},
 		"zero timeout":        {func(c *serveConfig) { c.shutdownTimeout = 0 }, "invalid --shutdown-timeout"},
 		"dotted worker":       {func(c *serveConfig) { c.workerName = "a.b" }, "invalid --worker-name"},
@@ -73,9 +75,28 @@ func TestValidateServeConfig(t *testing.T) {
 
 	c = validConfig()
 	c.rolesFlag = "executor"
-	c.amqpURL = "amqp://guest:guest@localhost:5672/"
+	c.amqpURLs = []string{"amqp://guest:guest@localhost:5672/"}
 	require.NoError(t, c.validate())
 	require.Equal(t, []Role{RoleExecutor}, c.roles)
+}
+
+// Several RabbitMQ nodes are given by repeating --amqp-url, as a comma list, or both; the
+// environment variable takes a comma list. Not parallel: it sets environment variables.
+func TestSeveralAMQPURLs(t *testing.T) {
+	urls := func(args []string) []string {
+		t.Helper()
+		fs := newServeCommand(Streams{}).Flags()
+		require.NoError(t, fs.Parse(args))
+		require.NoError(t, cli.ApplyEnv(fs))
+		got, err := fs.GetStringSlice("amqp-url")
+		require.NoError(t, err)
+		return got
+	}
+	a, b, c := "amqp://guest:guest@h1:5672/", "amqp://guest:guest@h2:5672/", "amqp://guest:guest@h3:5672/"
+	require.Equal(t, []string{a, b, c}, urls([]string{"--amqp-url=" + a + "," + b, "--amqp-url=" + c}))
+	t.Setenv("ATTUNE_AMQP_URL", a+","+b)
+	require.Equal(t, []string{a, b}, urls(nil))
+	require.Equal(t, []string{c}, urls([]string{"--amqp-url=" + c}), "the flag wins over the environment")
 }
 
 // Precedence is flag > environment > default. Not parallel: it sets environment variables.

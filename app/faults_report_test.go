@@ -115,8 +115,11 @@ func (s *faultRun) report(ev *faultEvidence, settled time.Duration, last time.Ti
 		s.checkNoUnaskedExits(),
 		s.checkNoDeadLetters(),
 	}
+	if s.extraChecks != nil {
+		checks = append(checks, s.extraChecks()...)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "fault suite, scenario %s (load %d webhooks/s, bound %s)\n\nfaults (time after the load began):\n", s.name, loadPerSec, requestBound)
+	fmt.Fprintf(&b, "fault suite, scenario %s (load %d webhooks/s, bound %s)\n\nfaults (time after the load began):\n", s.name, s.perSec, requestBound)
 	s.mu.Lock()
 	for _, f := range s.faults {
 		back := "never back"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -55,8 +56,8 @@ const (
 type faultRun struct {
 	t      *testing.T
 	name   string
+	perSec int
 	pg     *storetest.Server
-	rabbit *brokertest.Node
 	runID  string
 	marks  string
 	dbURL  string
@@ -67,6 +68,8 @@ type faultRun struct {
 	beginUptime float64
 	// stopWatch ends the watches of killed workers' actions.
 	stopWatch chan struct{}
+	// extraChecks, when a timeline sets it, adds the scenario's own checks to the report.
+	extraChecks func() []faultCheck
 
 	mu     sync.Mutex
 	faults []faultEvent
@@ -91,19 +94,30 @@ func TestFaults(t *testing.T) {
 	pg := storetest.NewServer(t)
 	rabbit := brokertest.NewNode(t)
 	checks := map[string][]faultCheck{}
-	for _, sc := range []struct {
-		name     string
-		timeline func(*faultRun)
-	}{{"kills", killsTimeline}, {"pgdown", postgresDownTimeline}} {
-		t.Run(sc.name, func(t *testing.T) { checks[sc.name] = runFaultScenario(t, pg, rabbit, sc.name, sc.timeline) })
+	amqp := []string{"--amqp-url=" + rabbit.URL()}
+	for _, sc := range []faultScenario{
+		{name: "kills", timeline: func(s *faultRun) { killsTimeline(s, rabbit) }, broker: amqp, perSec: loadPerSec},
+		{name: "pgdown", timeline: postgresDownTimeline, broker: amqp, perSec: loadPerSec},
+	} {
+		t.Run(sc.name, func(t *testing.T) { checks[sc.name] = runFaultScenario(t, pg, sc) })
 	}
 	t.Logf("%s", summarize(checks, "kills", "pgdown"))
+}
+
+// faultScenario is what a scenario runs on and what happens to it.
+type faultScenario struct {
+	name     string
+	timeline func(*faultRun)
+	// broker holds the flags that point the processes at the scenario's RabbitMQ.
+	broker []string
+	// perSec is the load's rate, in webhooks a second.
+	perSec int
 }
 
 // killsTimeline: after a warm-up, every 8 s one fault: SIGKILL of an api, a sensor, an
 // executor and the busiest worker (each restarted 3 s later), a RabbitMQ restart, and a
 // PostgreSQL crash and restart.
-func killsTimeline(s *faultRun) {
+func killsTimeline(s *faultRun, rabbit *brokertest.Node) {
 	s.waitUntil(10 * time.Second)
 	s.killAndRestart("api")
 	s.waitUntil(18 * time.Second)
@@ -113,7 +127,7 @@ func killsTimeline(s *faultRun) {
 	s.waitUntil(34 * time.Second)
 	s.killAndRestart("worker")
 	s.waitUntil(42 * time.Second)
-	s.service("RabbitMQ restart", func() (string, error) { return stopStart(s.rabbit.Stop, s.rabbit.Start) })
+	s.service("RabbitMQ restart", func() (string, error) { return stopStart(rabbit.Stop, rabbit.Start) })
 	s.waitUntil(50 * time.Second)
 	s.service("PostgreSQL crash and restart", func() (string, error) {
 		return stopStart(func() error { return s.pg.Stop(storetest.Immediate) }, s.pg.Start)
@@ -146,8 +160,9 @@ func postgresDownTimeline(s *faultRun) {
 }
 
 // runFaultScenario runs one scenario and returns its checks, once it has reported them.
-func runFaultScenario(t *testing.T, pg *storetest.Server, rabbit *brokertest.Node, name string, timeline func(*faultRun)) []faultCheck {
-	s := &faultRun{t: t, name: name, pg: pg, rabbit: rabbit, runID: name + "-" + uuid.NewString()[:8],
+func runFaultScenario(t *testing.T, pg *storetest.Server, sc faultScenario) []faultCheck {
+	name := sc.name
+	s := &faultRun{t: t, name: name, perSec: sc.perSec, pg: pg, runID: name + "-" + uuid.NewString()[:8],
 		marks: filepath.Join(t.TempDir(), "marks"), dbURL: pg.URL("attune_" + name), stopWatch: make(chan struct{})}
 	// Registered first, so run last: whatever happened, no process of the scenario stays.
 	t.Cleanup(func() {
@@ -155,9 +170,9 @@ func runFaultScenario(t *testing.T, pg *storetest.Server, rabbit *brokertest.Nod
 			t.Logf("killed %d processes of the scenario still alive at the end", len(left))
 		}
 	})
-	s.c = newCluster(t, "", []string{envMarks + "=" + s.marks, envRun + "=" + s.runID},
-		"--database-url="+s.dbURL, "--amqp-url="+rabbit.URL(), "--amqp-namespace="+name, "--packs-dir="+faultsPacksDir(t),
-		"--worker-heartbeat=1s", "--worker-timeout=5s", "--worker-concurrency=40")
+	s.c = newCluster(t, "", []string{envMarks + "=" + s.marks, envRun + "=" + s.runID}, append(slices.Clone(sc.broker),
+		"--database-url="+s.dbURL, "--amqp-namespace="+name, "--packs-dir="+faultsPacksDir(t),
+		"--worker-heartbeat=1s", "--worker-timeout=5s", "--worker-concurrency=40")...)
 	s.c.incarnationEnv = envIncarnation
 	s.c.start("api", "api", "sensor", "sensor", "executor", "executor", "worker", "worker")
 	s.c.supervise()
@@ -167,10 +182,10 @@ func runFaultScenario(t *testing.T, pg *storetest.Server, rabbit *brokertest.Nod
 	}
 	t.Cleanup(pool.Close)
 
-	s.load = newWebhookLoad(s.c, loadPerSec, queuedEvery)
+	s.load = newWebhookLoad(s.c, s.perSec, queuedEvery)
 	s.begin, s.beginUptime = time.Now(), uptime()
 	s.load.start()
-	timeline(s)
+	sc.timeline(s)
 	last := s.lastFault()
 	<-time.After(time.Until(last.Add(loadAfterFaults)))
 	s.load.stopLoad()

@@ -127,7 +127,7 @@ func openBroker(ctx context.Context, cfg serveConfig, logger *slog.Logger) (brok
 		SourceService: roleNames(cfg.roles),
 		Logger:        logger.With("module", "broker"),
 	}
-	if cfg.amqpURL == "" {
+	if len(cfg.amqpURLs) == 0 {
 		logger.InfoContext(ctx, "using the in-process broker", "module", "broker")
 		return membroker.New(opts), nil
 	}
@@ -135,14 +135,19 @@ func openBroker(ctx context.Context, cfg serveConfig, logger *slog.Logger) (brok
 	defer cancel()
 	host, _ := os.Hostname()
 	b, err := amqpbroker.New(connectCtx, amqpbroker.Config{
-		URL:            cfg.amqpURL,
+		URL:            cfg.amqpURLs[0],
+		URLs:           cfg.amqpURLs[1:],
+		QueueType:      amqpbroker.QueueType(cfg.amqpQueueType),
 		Options:        opts,
 		ConnectionName: fmt.Sprintf("attune %s on %s (pid %d)", roleNames(cfg.roles), host, os.Getpid()),
 	})
+	if errors.Is(err, amqpbroker.ErrQueueTypeMismatch) {
+		return nil, fmt.Errorf("%w; every process of an installation must use the same --amqp-queue-type / ATTUNE_AMQP_QUEUE_TYPE", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w; is RabbitMQ running? Start it or fix --amqp-url / ATTUNE_AMQP_URL", err)
 	}
-	logger.InfoContext(ctx, "connected to RabbitMQ", "module", "broker", "addr", b.Addr())
+	logger.InfoContext(ctx, "connected to RabbitMQ", "module", "broker", "addr", b.Addr(), "queue_type", cfg.amqpQueueType)
 	return b, nil
 }
 

@@ -21,8 +21,9 @@ type serveConfig struct {
 	roles             []Role
 	rolesFlag         string
 	databaseURL       string
-	amqpURL           string
+	amqpURLs          []string
 	amqpNamespace     string
+	amqpQueueType     string
 	httpAddr          string
 	migrate           bool
 	shutdownTimeout   time.Duration
@@ -85,8 +86,9 @@ the command line wins over the environment, which wins over the default.`,
 	fs := cmd.Flags()
 	fs.StringVar(&cfg.rolesFlag, "roles", "all", "roles to run: all, or a comma list of api, sensor, executor, worker")
 	db.Register(fs)
-	fs.StringVar(&cfg.amqpURL, "amqp-url", "", "RabbitMQ URL; empty runs the in-process broker, which needs --roles=all")
+	fs.StringSliceVar(&cfg.amqpURLs, "amqp-url", nil, "RabbitMQ URL; several (repeated or a comma list) name nodes of one cluster, tried in turn when the connection drops; empty runs the in-process broker, which needs --roles=all")
 	fs.StringVar(&cfg.amqpNamespace, "amqp-namespace", "", "prefix for exchange and queue names, so that several installations or test runs can share one RabbitMQ vhost")
+	fs.StringVar(&cfg.amqpQueueType, "amqp-queue-type", string(amqpbroker.QueueClassic), "type of the durable RabbitMQ queues: classic (one node) or quorum (replicated over a cluster); every process of an installation must use the same")
 	fs.StringVar(&cfg.httpAddr, "http-addr", ":8080", "address of the HTTP server (health, readiness, API)")
 	fs.BoolVar(&cfg.migrate, "migrate", true, "apply pending database migrations at start; when false, refuse to start while any are pending")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight work may take to drain after SIGINT or SIGTERM")
@@ -118,6 +120,7 @@ the command line wins over the environment, which wins over the default.`,
 	_ = cmd.RegisterFlagCompletionFunc("roles", completeRoles)
 	cli.BindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")
 	cli.BindEnv(fs, "amqp-namespace", "ATTUNE_AMQP_NAMESPACE")
+	cli.BindEnv(fs, "amqp-queue-type", "ATTUNE_AMQP_QUEUE_TYPE")
 	cli.BindEnv(fs, "http-addr", "ATTUNE_HTTP_ADDR")
 	cli.BindEnv(fs, "migrate", "ATTUNE_MIGRATE")
 	cli.BindEnv(fs, "shutdown-timeout", "ATTUNE_SHUTDOWN_TIMEOUT")
@@ -140,15 +143,18 @@ func (c *serveConfig) validate() error {
 	if _, err := store.ParseURL(c.databaseURL); err != nil {
 		return fmt.Errorf("--database-url: %w", err)
 	}
-	if c.amqpURL == "" && !hasAllRoles(roles) {
+	if len(c.amqpURLs) == 0 && !hasAllRoles(roles) {
 		return fmt.Errorf("--roles=%s needs --amqp-url (or ATTUNE_AMQP_URL): without a broker URL the roles talk "+
 			"through the in-process broker, which only reaches roles in the same process, so it is allowed only with --roles=all",
 			roleNames(roles))
 	}
-	if c.amqpURL != "" {
-		if err := amqpbroker.ValidateURL(c.amqpURL); err != nil {
+	for _, u := range c.amqpURLs {
+		if err := amqpbroker.ValidateURL(u); err != nil {
 			return fmt.Errorf("--amqp-url: %w", err)
 		}
+	}
+	if _, err := amqpbroker.ParseQueueType(c.amqpQueueType); err != nil {
+		return fmt.Errorf("--amqp-queue-type: %w", err)
 	}
 	if strings.ContainsAny(c.amqpNamespace, "*# \t") {
 		return fmt.Errorf("invalid --amqp-namespace %q: no '*', '#' or spaces", c.amqpNamespace)

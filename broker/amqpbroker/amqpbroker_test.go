@@ -21,6 +21,15 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// The same with quorum queues, which a single node runs too: only the live stream's
+// transient queues stay classic.
+func TestConformanceQuorum(t *testing.T) {
+	t.Parallel()
+	brokertest.Run(t, func(t *testing.T, opts broker.Options) broker.Broker {
+		return brokertest.NewAMQPWith(t, amqpbroker.Config{Options: opts, QueueType: amqpbroker.QueueQuorum})
+	})
+}
+
 // The connection is cut under a running subscription and comes back: Ping follows it, the
 // subscription resumes on its own and a publish made while it was gone still arrives.
 func TestReconnectsAfterConnectionLoss(t *testing.T) {
@@ -40,20 +49,7 @@ func TestReconnectsAfterRabbitMQRestart(t *testing.T) {
 }
 
 func testSurvivesOutage(t *testing.T, b *amqpbroker.Broker, outage brokertest.Outage) {
-
-	got := make(chan broker.Message, 4)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- b.Subscribe(ctx, broker.Subscription{Queue: broker.QueueRuleEvents, Prefetch: 2}, func(_ context.Context, m broker.Message) error {
-			got <- m
-			return nil
-		})
-	}()
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	got := subscribeEvents(t, b, 2)
 
 	before := mustMessage(t, 1)
 	require.NoError(t, b.Publish(context.Background(), before))

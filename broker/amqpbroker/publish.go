@@ -192,6 +192,7 @@ func (b *Broker) publishOnce(ctx context.Context, pending []publishing) ([]publi
 
 	var retry []publishing
 	var unroutable []error
+	nacked := false
 	for i, dc := range confirms {
 		ack, err := dc.WaitContext(ctx)
 		if err != nil {
@@ -200,10 +201,19 @@ func (b *Broker) publishOnce(ctx context.Context, pending []publishing) ([]publi
 		switch {
 		case !ack:
 			retry = append(retry, pending[i])
+			nacked = true
 		case pending[i].mandatory && p.wasReturned(pending[i].msg.MessageId):
 			unroutable = append(unroutable, fmt.Errorf("publish %s to %s with key %s: %w",
 				pending[i].label, pending[i].exchange, pending[i].routingKey, broker.ErrUnroutable))
 		}
+	}
+	if nacked && !p.ch.IsClosed() {
+		// A nack on a live channel means RabbitMQ could not hand the message to a queue; a
+		// channel that began publishing to a quorum queue while its leader was being
+		// re-elected nacks every later publish to it (seen on RabbitMQ 3.10), so the retry
+		// goes through a new channel. Confirms others await on this one come back nacked
+		// and are sent again too: a duplicate, never a loss.
+		_ = p.ch.Close()
 	}
 	retry = append(retry, pending[len(confirms):]...)
 	if len(unroutable) > 0 {

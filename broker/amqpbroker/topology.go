@@ -49,9 +49,14 @@ func (b *Broker) declareQueue(ch *amqp.Channel, q broker.Queue) error {
 	if q.Expires > 0 {
 		args["x-expires"] = q.Expires.Milliseconds()
 	}
+	// A quorum queue cannot be exclusive: a transient queue, one process's own, stays classic
+	// and lives on the node its connection is on, which redeclares it on the next node.
+	if b.cfg.QueueType == QueueQuorum && !q.Transient {
+		args["x-queue-type"] = string(QueueQuorum)
+	}
 	durable, exclusive, autoDelete := !q.Transient, q.Transient, q.Transient
 	if _, err := ch.QueueDeclare(name, durable, autoDelete, exclusive, false, args); err != nil {
-		return fmt.Errorf("declare queue %s: %w", name, err)
+		return b.declareError(name, err)
 	}
 	for _, bd := range bindings {
 		if err := ch.QueueBind(name, bd.RoutingKey, b.ns.Name(bd.Exchange), false, nil); err != nil {
@@ -134,9 +139,18 @@ func (b *Broker) Depth(ctx context.Context, q broker.Queue) (int, error) {
 // no trace of their namespace; production never calls it. It dials a connection of its own,
 // so it works on a closed broker too.
 func (b *Broker) Teardown() error {
-	conn, err := amqp.DialConfig(b.cfg.URL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
-	if err != nil {
-		return fmt.Errorf("teardown: connect to RabbitMQ at %s: %w", b.display, err)
+	var conn *amqp.Connection
+	var errs []error
+	for _, u := range b.nodes {
+		c, err := amqp.DialConfig(u, amqp.Config{Dial: amqp.DefaultDial(dialTimeout)})
+		if err == nil {
+			conn = c
+			break
+		}
+		errs = append(errs, fmt.Errorf("teardown: connect to RabbitMQ at %s: %w", redact(u), err))
+	}
+	if conn == nil {
+		return nodeErrors(errs)
 	}
 	defer conn.Close()
 	ch, err := conn.Channel()

@@ -104,12 +104,26 @@ func NewAMQP(tb testing.TB, opts broker.Options) *amqpbroker.Broker {
 // NewAMQPAt is NewAMQP against a given URL (a Proxy's, say).
 func NewAMQPAt(tb testing.TB, url string, opts broker.Options) *amqpbroker.Broker {
 	tb.Helper()
-	if opts.Namespace == "" {
-		opts.Namespace = Namespace(tb)
+	return NewAMQPWith(tb, amqpbroker.Config{URL: url, Options: opts})
+}
+
+// NewAMQPWith is NewAMQP with the adapter's configuration: the test RabbitMQ when it names no
+// URL, a namespace of the test's own when it names none, and a reconnect backoff of at most
+// a second when it sets none.
+func NewAMQPWith(tb testing.TB, cfg amqpbroker.Config) *amqpbroker.Broker {
+	tb.Helper()
+	if cfg.URL == "" && len(cfg.URLs) == 0 {
+		cfg.URL = URL(tb)
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = Namespace(tb)
+	}
+	if cfg.ReconnectMax == 0 {
+		cfg.ReconnectMax = time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := amqpbroker.New(ctx, amqpbroker.Config{URL: url, Options: opts, ReconnectMax: time.Second})
+	b, err := amqpbroker.New(ctx, cfg)
 	if err != nil {
 		tb.Fatalf("connect test broker: %v", err)
 	}

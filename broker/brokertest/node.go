@@ -1,6 +1,7 @@
 package brokertest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -38,6 +39,18 @@ const nodeTimeout = 2 * time.Minute
 // test did. Without rabbitmq-server the test is skipped, or fails under CI=true.
 func NewNode(tb testing.TB) *Node {
 	tb.Helper()
+	n := newNode(tb, "attune-test-"+uuid.NewString()[:8]+"@localhost", "", nil)
+	if err := n.Start(); err != nil {
+		tb.Fatalf("%v", err)
+	}
+	return n
+}
+
+// newNode prepares a node without starting it. home holds the Erlang cookie, shared by the
+// nodes of a cluster (empty: the node's own directory, where Erlang makes one); peers are
+// the names of the cluster's nodes, which it joins when it first starts.
+func newNode(tb testing.TB, name, home string, peers []string) *Node {
+	tb.Helper()
 	server, err := nodeProgram("rabbitmq-server")
 	if err != nil {
 		missing(tb, fmt.Sprintf("RabbitMQ server: %v", err))
@@ -46,8 +59,8 @@ func NewNode(tb testing.TB) *Node {
 	if err != nil {
 		tb.Fatalf("rabbitmq node directory: %v", err)
 	}
-	n := &Node{name: "attune-test-" + uuid.NewString()[:8] + "@localhost", dir: dir}
-	n.Process = servicetest.New("rabbitmq node", filepath.Join(dir, "console.log"), nodeTimeout, func() *exec.Cmd {
+	n := &Node{name: name, dir: dir}
+	n.Process = servicetest.New("rabbitmq node "+name, filepath.Join(dir, "console.log"), nodeTimeout, func() *exec.Cmd {
 		cmd := exec.Command(server)
 		cmd.Env, cmd.Dir = n.env, n.dir
 		return cmd
@@ -60,16 +73,13 @@ func NewNode(tb testing.TB) *Node {
 		}
 		_ = os.RemoveAll(dir)
 	})
-	if err := n.configure(); err != nil {
-		tb.Fatalf("%v", err)
-	}
-	if err := n.Start(); err != nil {
+	if err := n.configure(cmp.Or(home, dir), peers); err != nil {
 		tb.Fatalf("%v", err)
 	}
 	return n
 }
 
-func (n *Node) configure() error {
+func (n *Node) configure(home string, peers []string) error {
 	var dist int
 	var err error
 	if n.port, err = servicetest.FreePort(); err != nil {
@@ -78,10 +88,18 @@ func (n *Node) configure() error {
 	if dist, err = servicetest.FreePort(); err != nil {
 		return fmt.Errorf("rabbitmq node port: %w", err)
 	}
+	conf := fmt.Sprintf("listeners.tcp.1 = 127.0.0.1:%d\n", n.port)
+	if len(peers) > 0 {
+		// At its first start a node joins the cluster of the first of its peers that is up.
+		conf += "cluster_formation.peer_discovery_backend = classic_config\n"
+		for i, p := range peers {
+			conf += fmt.Sprintf("cluster_formation.classic_config.nodes.%d = %s\n", i+1, p)
+		}
+	}
 	files := map[string]string{
 		"enabled_plugins":   "[].\n",
 		"rabbitmq-env.conf": "",
-		"rabbitmq.conf":     fmt.Sprintf("listeners.tcp.1 = 127.0.0.1:%d\n", n.port),
+		"rabbitmq.conf":     conf,
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(n.dir, name), []byte(content), 0o644); err != nil {
@@ -89,7 +107,7 @@ func (n *Node) configure() error {
 		}
 	}
 	n.env = append(os.Environ(),
-		"HOME="+n.dir, // the node's Erlang cookie is made here, for rabbitmqctl -n with the same HOME
+		"HOME="+home, // the Erlang cookie is there, for the node, its peers and rabbitmqctl -n
 		"RABBITMQ_NODENAME="+n.name,
 		"RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
 		"RABBITMQ_NODE_PORT="+strconv.Itoa(n.port),
