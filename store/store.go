@@ -92,7 +92,8 @@ func (q *Queries) inTx(ctx context.Context, fn func(q *Queries) error) error {
 // Config says how to open the pool.
 type Config struct {
 	URL string
-	// MaxConns bounds the pool. Default: pgx's (4 per CPU, at least 4).
+	// MaxConns bounds the pool. Default: the URL's pool_max_conns, else pgx's (the greater of
+	// 4 and the number of CPUs).
 	MaxConns int32
 	// CreateDatabase creates the database named in URL when it does not exist yet.
 	CreateDatabase bool

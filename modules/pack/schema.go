@@ -46,8 +46,9 @@ type Param struct {
 	Enum []any `json:"enum,omitempty" yaml:"enum"`
 	// Secret values, the default and the enum values included, are shown as Mask by every
 	// surface (API answers, the CLI, messages, logs) and left out of errors; the worker scrubs
-	// them from the results it records. The action still gets them in clear, and PostgreSQL
-	// holds them in clear (see MaskParameters and the execution's recorded secret names).
+	// them from the results it records. The action still gets them in clear; PostgreSQL holds
+	// an execution's values sealed (store/seal), a secret default as the author wrote it (see
+	// MaskParameters and the execution's recorded secret names).
 	Secret bool `json:"secret,omitempty" yaml:"secret"`
 }
 
