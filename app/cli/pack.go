@@ -28,12 +28,14 @@ Attune API (a process with the api role) to act on them.`,
 	}
 	// -o belongs to the commands that print an answer, not to delete.
 	register := newPackRegisterCommand(streams, &api)
+	upload := newPackUploadCommand(streams, &api)
+	install := newPackInstallCommand(streams, &api)
 	list := newListCommand(streams, &api, listCommand{noun: "packs", path: "/api/v1/packs", columns: packColumns, all: true})
-	show := newShowCommand(streams, &api, "pack", "/api/v1/packs")
-	for _, c := range []*cobra.Command{register, list, show} {
+	show := newShowCommandPrinting(streams, &api, "pack, with its versions", "/api/v1/packs", printPackShow)
+	for _, c := range []*cobra.Command{register, upload, install, list, show} {
 		api.registerOutput(c.Flags())
 	}
-	cmd.AddCommand(register, list, show, newPackDeleteCommand(streams, &api))
+	cmd.AddCommand(register, upload, install, list, show, newPackDeleteCommand(streams, &api))
 	return cmd
 }
 
@@ -60,9 +62,10 @@ files say so (a rule disabled with "attune rule disable" is enabled again by reg
 pack, if its file enables it). Registering the same pack again changes nothing. With -o json
 or -o yaml it prints the pack with those changes under "changes".
 
-The server reads DIR from its own disk, and its workers later run the pack's scripts from
-there: DIR is made absolute here and must name the same directory on the server, so this
-command and the server must share a filesystem (the same machine, or the same mount).`,
+The server reads DIR from its own disk: DIR is made absolute here and must name the same
+directory on the server, so this command and the server must share a filesystem (the same
+machine, or the same mount). The server stores the pack's files as a version, which workers
+fetch into their own cache; "attune pack upload" sends the files instead.`,
 		Example: `  attune pack register ./packs/demo
   attune pack register --api-url=http://attune-api:8080 /srv/attune/packs/demo
   ATTUNE_API_URL=http://attune-api:8080 attune pack register /srv/attune/packs/demo`,
