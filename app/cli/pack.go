@@ -1,14 +1,11 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
-
-	"github.com/attune-go/attune/store"
 )
 
 func newPackCommand(streams Streams) *cobra.Command {
@@ -84,17 +81,8 @@ fetch into their own cache; "attune pack upload" sends the files instead.`,
 				// The API's message names the pack directory, the file and the field already.
 				return err
 			}
-			if api.output != outputTable {
-				return printObject(streams.Out, api.output, env.Data)
-			}
-			var registered store.RegisteredPack
-			if err := json.Unmarshal(env.Data, &registered); err != nil {
-				return fmt.Errorf("decode answer of register pack %s: %w", dir, err)
-			}
-			if registered.Path == "" {
-				registered.Path = dir
-			}
-			return writePackChanges(streams.Out, registered)
+			_, err = printRegistered(streams, api.output, env.Data, "register", dir)
+			return err
 		},
 	}
 }

@@ -105,15 +105,8 @@ func uploadPack(ctx context.Context, streams Streams, api *apiFlags, path, name 
 	if err != nil {
 		return err
 	}
-	if api.output != outputTable {
-		return printObject(streams.Out, api.output, env.Data)
-	}
-	var registered store.RegisteredPack
-	if err := json.Unmarshal(env.Data, &registered); err != nil {
-		return fmt.Errorf("decode answer of upload pack %s: %w", name, err)
-	}
-	registered.Path = name
-	if err := writePackChanges(streams.Out, registered); err != nil {
+	registered, err := printRegistered(streams, api.output, env.Data, "upload", name)
+	if err != nil || api.output != outputTable {
 		return err
 	}
 	_, err = fmt.Fprintf(streams.Out, "version %s\n", registered.CurrentVersion)
