@@ -181,6 +181,12 @@ func startServeNoWait(t *testing.T, args ...string) *process {
 // startServeEnv is startServeNoWait with env in the process's environment.
 func startServeEnv(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
+	return startServeIn(t, "", env, args...)
+}
+
+// startServeIn is startServeEnv with dir as the process's working directory.
+func startServeIn(t *testing.T, dir string, env []string, args ...string) *process {
+	t.Helper()
 	worker := "w-" + uuid.NewString()[:8]
 	full := append([]string{"--http-addr=127.0.0.1:0", "--worker-name=" + worker}, args...)
 	for _, a := range args {
@@ -191,7 +197,7 @@ func startServeEnv(t *testing.T, env []string, args ...string) *process {
 			t.Cleanup(func() { deleteWorkerQueues(t, ns, worker) })
 		}
 	}
-	p, err := spawnServe(env, full...)
+	p, err := spawnServeIn(dir, env, full...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		p.kill()
@@ -212,7 +218,13 @@ func deleteWorkerQueues(t *testing.T, ns, worker string) {
 // spawnServe starts `attune serve` with JSON logs, the test admin's password and env in its
 // environment, and returns without waiting for it; nothing stops it but the caller.
 func spawnServe(env []string, args ...string) (*process, error) {
+	return spawnServeIn("", env, args...)
+}
+
+// spawnServeIn is spawnServe with dir as the process's working directory ("" for the test's).
+func spawnServeIn(dir string, env []string, args ...string) (*process, error) {
 	cmd := exec.Command(attuneBin, append([]string{"serve", "--log-format=json"}, args...)...)
+	cmd.Dir = dir
 	cmd.Env = childEnv(append([]string{"ATTUNE_ADMIN_PASSWORD=" + testAdminPassword}, env...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

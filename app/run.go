@@ -179,6 +179,7 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				Timeout:           cfg.workerTimeout,
 				Companion:         companionCommand(cfg.logs),
 				APIURL:            workerAPIURL(cfg, infra.http.Addr()),
+				PackCache:         cfg.workerPackCache,
 			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Opener: infra.keyring}))
 		case RoleExecutor:
 			err = add(executor.New(executor.Config{WorkerAliveWithin: cfg.workerTimeout, WorkerWaitTimeout: cfg.workerWaitTimeout},

@@ -39,6 +39,7 @@ type serveConfig struct {
 	workerTimeout     time.Duration
 	workerAPIURL      string
 	workerLabelsFlag  string
+	workerPackCache   string
 	workerLabels      store.Labels
 	workerWaitTimeout time.Duration
 	logs              logOptions
@@ -98,6 +99,7 @@ the command line wins over the environment, which wins over the default.`,
 	fs.DurationVar(&cfg.workerTimeout, "worker-timeout", 30*time.Second, "how long after its last heartbeat a worker is dead: the executor abandons its executions, and the API lets its record be deleted")
 	fs.StringVar(&cfg.workerAPIURL, "worker-api-url", "", "the API's address the worker gives each shell action as ATTUNE_API_URL, with ATTUNE_TOKEN, to write keys back; default: this process's own API when it runs the api role, else http://localhost:8080")
 	fs.StringVar(&cfg.workerLabelsFlag, "worker-labels", "", "labels of this worker, k=v,k2=v2: it also runs the actions whose worker_selector they satisfy (docs/routing.md)")
+	fs.StringVar(&cfg.workerPackCache, "worker-pack-cache", "", "directory where the worker keeps the pack versions it runs actions from, fetched from PostgreSQL and kept across restarts; one per worker (docs/pack-versions.md); default: attune/packs/NAME under the user's cache directory")
 	fs.DurationVar(&cfg.workerWaitTimeout, "worker-wait-timeout", 5*time.Minute, "how long an execution with a worker_selector waits for a live worker with those labels before it fails (executor)")
 	fs.DurationVar(&cfg.sensorLease, "sensor-lease", 10*time.Second, "how long a sensor replica's hold on a custom sensor lasts unless renewed: when the replica dies, another starts its sensors this long after its last renewal")
 	fs.StringVar(&cfg.packsDir, "packs-dir", "", "register every pack under this directory at start (each subdirectory holding a pack.yaml)")
@@ -114,6 +116,7 @@ the command line wins over the environment, which wins over the default.`,
 	cli.BindEnv(fs, "worker-timeout", "ATTUNE_WORKER_TIMEOUT")
 	cli.BindEnv(fs, "worker-api-url", "ATTUNE_WORKER_API_URL")
 	cli.BindEnv(fs, "worker-labels", "ATTUNE_WORKER_LABELS")
+	cli.BindEnv(fs, "worker-pack-cache", "ATTUNE_WORKER_PACK_CACHE")
 	cli.BindEnv(fs, "worker-wait-timeout", "ATTUNE_WORKER_WAIT_TIMEOUT")
 	cli.BindEnv(fs, "sensor-lease", "ATTUNE_SENSOR_LEASE")
 	cli.BindEnv(fs, "roles", "ATTUNE_ROLES")

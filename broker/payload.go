@@ -72,9 +72,12 @@ type ExecutionDispatched struct {
 
 // ActionSnapshot is what a worker needs of an action to run it.
 type ActionSnapshot struct {
-	RunnerType     string `json:"runner_type"`
-	PackRef        string `json:"pack_ref"`
-	PackPath       string `json:"pack_path,omitempty"`
+	RunnerType string `json:"runner_type"`
+	PackRef    string `json:"pack_ref"`
+	PackPath   string `json:"pack_path,omitempty"`
+	// PackVersion is the hash of the pack version the action runs from, which a worker
+	// fetches into its own cache; it wins over PackPath.
+	PackVersion    string `json:"pack_version,omitempty"`
 	EntryPoint     string `json:"entry_point,omitempty"`
 	OutputFormat   string `json:"output_format"`
 	TimeoutSeconds int    `json:"timeout_seconds"`

@@ -11,14 +11,17 @@ import (
 
 // Pack is a row of attune.pack.
 type Pack struct {
-	ID          int64     `json:"id"`
-	Ref         string    `json:"ref"`
-	Label       string    `json:"label"`
-	Description string    `json:"description"`
-	Version     string    `json:"version"`
-	Path        string    `json:"path"`
-	Created     time.Time `json:"created"`
-	Updated     time.Time `json:"updated"`
+	ID          int64  `json:"id"`
+	Ref         string `json:"ref"`
+	Label       string `json:"label"`
+	Description string `json:"description"`
+	Version     string `json:"version"`
+	Path        string `json:"path"`
+	// CurrentVersion is the hash of the version new executions run (PackVersion), empty for
+	// a pack registered without its content, such as the built-in core pack.
+	CurrentVersion string    `json:"current_version"`
+	Created        time.Time `json:"created"`
+	Updated        time.Time `json:"updated"`
 }
 
 // Action is a row of attune.action. Parameters is the pack's parameter schema as JSON.
@@ -44,9 +47,12 @@ type Action struct {
 	// any worker of its runner. A policy's selector wins over it.
 	WorkerSelector Labels `json:"worker_selector,omitempty"`
 	// PackPath is the directory of the action's pack, where its scripts are.
-	PackPath string    `json:"-"`
-	Created  time.Time `json:"created"`
-	Updated  time.Time `json:"updated"`
+	PackPath string `json:"-"`
+	// PackVersion is the hash of the pack's current version, which a worker runs the
+	// action's scripts from; empty when the pack has no stored content.
+	PackVersion string    `json:"-"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
 }
 
 // Trigger is a row of attune.trigger.
@@ -139,20 +145,23 @@ type Policy struct {
 
 const (
 	actionColumns = `id, ref, pack_ref, label, description, runner_type, entry_point, parameters, output_format, timeout_seconds, enabled,
-		retry, workflow, worker_selector, (SELECT path FROM attune.pack p WHERE p.id = action.pack), created, updated`
+		retry, workflow, worker_selector, (SELECT path FROM attune.pack p WHERE p.id = action.pack),
+		(SELECT coalesce(v.hash, '') FROM attune.pack p LEFT JOIN attune.pack_version v ON v.id = p.current_version WHERE p.id = action.pack),
+		created, updated`
 	triggerColumns = `id, ref, pack_ref, label, description, parameters, output, enabled, created, updated`
 	ruleColumns    = ruleOwnColumns + ruleActionColumn
 	ruleOwnColumns = `id, ref, pack_ref, label, description, trigger_ref, trigger_params, conditions, action_ref, action_params, enabled, created, updated`
 	// ruleActionColumn reads the schema of the rule's action (Rule.ActionParameters); it
 	// names the rule's table rule, as every statement that reads rules does.
 	ruleActionColumn = `, (SELECT ra.parameters FROM attune.action ra WHERE ra.id = rule.action)`
-	packColumns      = `id, ref, label, description, version, path, created, updated`
+	packColumns      = `id, ref, label, description, version, path,
+		coalesce((SELECT v.hash FROM attune.pack_version v WHERE v.id = current_version), ''), created, updated`
 )
 
 func scanAction(row pgx.Row) (Action, error) {
 	var a Action
 	err := row.Scan(&a.ID, &a.Ref, &a.PackRef, &a.Label, &a.Description, &a.RunnerType, &a.EntryPoint, &a.Parameters,
-		&a.OutputFormat, &a.TimeoutSeconds, &a.Enabled, &a.Retry, &a.Workflow, &a.WorkerSelector, &a.PackPath, &a.Created, &a.Updated)
+		&a.OutputFormat, &a.TimeoutSeconds, &a.Enabled, &a.Retry, &a.Workflow, &a.WorkerSelector, &a.PackPath, &a.PackVersion, &a.Created, &a.Updated)
 	return a, err
 }
 
@@ -171,7 +180,7 @@ func scanRule(row pgx.Row) (Rule, error) {
 
 func scanPack(row pgx.Row) (Pack, error) {
 	var p Pack
-	err := row.Scan(&p.ID, &p.Ref, &p.Label, &p.Description, &p.Version, &p.Path, &p.Created, &p.Updated)
+	err := row.Scan(&p.ID, &p.Ref, &p.Label, &p.Description, &p.Version, &p.Path, &p.CurrentVersion, &p.Created, &p.Updated)
 	return p, err
 }
 

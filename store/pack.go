@@ -17,6 +17,9 @@ type PackRegistration struct {
 	Sensors  []Sensor
 	Rules    []Rule
 	Policies []Policy
+	// Content, when set, is stored as a version and becomes the pack's current one: what
+	// workers run its actions from.
+	Content *PackContent
 }
 
 // PackRegister writes reg in one transaction, so that a pack is replaced whole or not at all,
@@ -31,6 +34,16 @@ func (s *Store) PackRegister(ctx context.Context, reg PackRegistration) (Registe
 			return err
 		}
 		out.Pack = p
+		if reg.Content != nil {
+			changed, err := q.packVersionSet(ctx, p.ID, *reg.Content)
+			if err != nil {
+				return err
+			}
+			if changed && ch.Pack == PackUnchanged {
+				ch.Pack = PackUpdated
+			}
+			out.Pack.CurrentVersion = reg.Content.Hash
+		}
 		// Read once the upsert holds the pack's row, which serialises its registrations.
 		before, err := q.packComponents(ctx, p.ID)
 		if err != nil {

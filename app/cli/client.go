@@ -253,14 +253,17 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 // with the refresh token, when there is one, and the request sent again.
 func (c *apiClient) call(ctx context.Context, method, path string, query url.Values, body any) (*envelope, error) {
 	var payload []byte
-	if body != nil {
+	contentType := "application/json"
+	if raw, ok := body.(rawBody); ok {
+		payload, contentType = raw.data, raw.contentType
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, fmt.Errorf("encode request to %s: %w", path, err)
 		}
 		payload = b
 	}
-	env, err := c.roundTrip(ctx, method, path, query, payload)
+	env, err := c.roundTrip(ctx, method, path, query, payload, contentType)
 	var ae *apiError
 	c.tokenMu.Lock()
 	canRenew := c.refreshToken != ""
@@ -269,12 +272,18 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 		if rerr := c.renew(ctx); rerr != nil {
 			return nil, fmt.Errorf("%w; renewing it failed too (%v): log in again with attune login", err, rerr)
 		}
-		return c.roundTrip(ctx, method, path, query, payload)
+		return c.roundTrip(ctx, method, path, query, payload, contentType)
 	}
 	return env, err
 }
 
-func (c *apiClient) roundTrip(ctx context.Context, method, path string, query url.Values, payload []byte) (*envelope, error) {
+// rawBody is a request body sent as it is, not as JSON: a pack's archive.
+type rawBody struct {
+	contentType string
+	data        []byte
+}
+
+func (c *apiClient) roundTrip(ctx context.Context, method, path string, query url.Values, payload []byte, contentType string) (*envelope, error) {
 	target := c.baseURL.JoinPath(path)
 	if len(query) > 0 {
 		target.RawQuery = query.Encode()
@@ -289,7 +298,7 @@ func (c *apiClient) roundTrip(ctx context.Context, method, path string, query ur
 	}
 	req.Header.Set("Accept", "application/json")
 	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	token := c.currentToken()
 	if token != "" {

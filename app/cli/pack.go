@@ -1,14 +1,11 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
-
-	"github.com/attune-go/attune/store"
 )
 
 func newPackCommand(streams Streams) *cobra.Command {
@@ -28,12 +25,14 @@ Attune API (a process with the api role) to act on them.`,
 	}
 	// -o belongs to the commands that print an answer, not to delete.
 	register := newPackRegisterCommand(streams, &api)
+	upload := newPackUploadCommand(streams, &api)
+	install := newPackInstallCommand(streams, &api)
 	list := newListCommand(streams, &api, listCommand{noun: "packs", path: "/api/v1/packs", columns: packColumns, all: true})
-	show := newShowCommand(streams, &api, "pack", "/api/v1/packs")
-	for _, c := range []*cobra.Command{register, list, show} {
+	show := newShowCommandPrinting(streams, &api, "pack, with its versions", "/api/v1/packs", printPackShow)
+	for _, c := range []*cobra.Command{register, upload, install, list, show} {
 		api.registerOutput(c.Flags())
 	}
-	cmd.AddCommand(register, list, show, newPackDeleteCommand(streams, &api))
+	cmd.AddCommand(register, upload, install, list, show, newPackDeleteCommand(streams, &api))
 	return cmd
 }
 
@@ -60,9 +59,10 @@ files say so (a rule disabled with "attune rule disable" is enabled again by reg
 pack, if its file enables it). Registering the same pack again changes nothing. With -o json
 or -o yaml it prints the pack with those changes under "changes".
 
-The server reads DIR from its own disk, and its workers later run the pack's scripts from
-there: DIR is made absolute here and must name the same directory on the server, so this
-command and the server must share a filesystem (the same machine, or the same mount).`,
+The server reads DIR from its own disk: DIR is made absolute here and must name the same
+directory on the server, so this command and the server must share a filesystem (the same
+machine, or the same mount). The server stores the pack's files as a version, which workers
+fetch into their own cache; "attune pack upload" sends the files instead.`,
 		Example: `  attune pack register ./packs/demo
   attune pack register --api-url=http://attune-api:8080 /srv/attune/packs/demo
   ATTUNE_API_URL=http://attune-api:8080 attune pack register /srv/attune/packs/demo`,
@@ -81,17 +81,8 @@ command and the server must share a filesystem (the same machine, or the same mo
 				// The API's message names the pack directory, the file and the field already.
 				return err
 			}
-			if api.output != outputTable {
-				return printObject(streams.Out, api.output, env.Data)
-			}
-			var registered store.RegisteredPack
-			if err := json.Unmarshal(env.Data, &registered); err != nil {
-				return fmt.Errorf("decode answer of register pack %s: %w", dir, err)
-			}
-			if registered.Path == "" {
-				registered.Path = dir
-			}
-			return writePackChanges(streams.Out, registered)
+			_, err = printRegistered(streams, api.output, env.Data, "register", dir)
+			return err
 		},
 	}
 }

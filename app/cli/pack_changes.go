@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -89,4 +90,21 @@ func plural(noun string) string {
 		return "policies"
 	}
 	return noun + "s"
+}
+
+// printRegistered prints the API's answer to registering or uploading (what) the pack at
+// where: as it came for JSON and YAML, else what changed, the pack named by where when the
+// server has no path for it. It returns the pack it decoded, for a table.
+func printRegistered(streams Streams, output outputFormat, data json.RawMessage, what, where string) (store.RegisteredPack, error) {
+	var registered store.RegisteredPack
+	if output != outputTable {
+		return registered, printObject(streams.Out, output, data)
+	}
+	if err := json.Unmarshal(data, &registered); err != nil {
+		return registered, fmt.Errorf("decode answer of %s pack %s: %w", what, where, err)
+	}
+	if registered.Path == "" {
+		registered.Path = where
+	}
+	return registered, writePackChanges(streams.Out, registered)
 }

@@ -56,6 +56,7 @@ type Store interface {
 	InquiryRespond(ctx context.Context, id int64, login string, response json.RawMessage) (store.Inquiry, store.Execution, error)
 	PackDelete(ctx context.Context, ref string) ([]string, error)
 	PackGetByRef(ctx context.Context, ref string) (store.Pack, error)
+	PackVersionList(ctx context.Context, ref string) ([]store.PackVersion, error)
 	PackList(ctx context.Context, page store.Page) ([]store.Pack, int, error)
 	PolicyCreate(ctx context.Context, x store.Policy) (store.Policy, error)
 	PolicyDelete(ctx context.Context, ref string) error
@@ -186,6 +187,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	m.route(http.MethodGet, "/packs", m.listPacks, Viewer)
 	m.route(http.MethodGet, "/packs/:ref", m.getPack, Viewer)
 	m.route(http.MethodPost, "/packs/register", m.registerPack, Admin)
+	m.route(http.MethodPost, "/packs", m.uploadPack, Admin)
 	m.route(http.MethodDelete, "/packs/:ref", m.deletePack, Admin)
 	m.route(http.MethodGet, "/actions", m.listActions, Viewer)
 	m.route(http.MethodGet, "/actions/:ref", m.getAction, Viewer)

@@ -275,6 +275,9 @@ func (f *contractFixture) contracts() []contract {
 
 		list("GET /packs", "/packs"),
 		{"GET /packs/{ref}", []probe{{path: "/packs/demo", status: ok}, {path: "/packs/nope", status: missing}}},
+		{"POST /packs", []probe{
+			{path: "/packs", body: tarGz(f.s.t, tarEntry{name: "pack.yaml", body: "ref: uploaded\n"}), status: ok},
+			{path: "/packs", body: tarGz(f.s.t, tarEntry{name: "../pack.yaml", body: "ref: uploaded\n"}), status: bad}}},
 		{"POST /packs/register", []probe{
 			{path: "/packs/register", body: `{"path": "` + f.scratchDir + `"}`, status: ok},
 			{path: "/packs/register", body: `{"path": ""}`, status: bad}}},

@@ -219,6 +219,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	doc := loadDoc(t)
 	types := map[string]any{
 		"Pack":                 store.Pack{},
+		"PackWithVersions":     packWithVersions{},
+		"PackVersion":          store.PackVersion{},
 		"RegisteredPack":       store.RegisteredPack{},
 		"PackChanges":          store.PackChanges{},
 		"ComponentChanges":     store.ComponentChanges{},

@@ -49,9 +49,23 @@ func idParam(c echo.Context) (int64, error) {
 
 func (m *Module) listPacks(c echo.Context) error { return listOf(c, m.deps.Store.PackList) }
 
+// packWithVersions is a pack with its stored versions, newest first.
+type packWithVersions struct {
+	store.Pack
+	Versions []store.PackVersion `json:"versions"`
+}
+
 func (m *Module) getPack(c echo.Context) error {
-	p, err := m.deps.Store.PackGetByRef(c.Request().Context(), c.Param("ref"))
-	return one(c, p, notFound(err, "no pack %q", c.Param("ref")))
+	ctx := c.Request().Context()
+	p, err := m.deps.Store.PackGetByRef(ctx, c.Param("ref"))
+	if err != nil {
+		return notFound(err, "no pack %q", c.Param("ref"))
+	}
+	versions, err := m.deps.Store.PackVersionList(ctx, p.Ref)
+	if err != nil {
+		return err
+	}
+	return answer(c, http.StatusOK, packWithVersions{Pack: p, Versions: versions})
 }
 
 func (m *Module) listActions(c echo.Context) error {

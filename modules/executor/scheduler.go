@@ -120,7 +120,7 @@ func (m *Module) dispatch(ctx context.Context, exec store.Execution, action stor
 	err := m.deps.Relay.Send(ctx, broker.ExecutionDispatched{
 		ExecutionID: exec.ID, ActionRef: exec.ActionRef,
 		Action: broker.ActionSnapshot{
-			RunnerType: action.RunnerType, PackRef: action.PackRef, PackPath: action.PackPath, EntryPoint: action.EntryPoint,
+			RunnerType: action.RunnerType, PackRef: action.PackRef, PackPath: action.PackPath, PackVersion: action.PackVersion, EntryPoint: action.EntryPoint,
 			OutputFormat: action.OutputFormat, TimeoutSeconds: timeout,
 		},
 		WorkerSelector: selector,

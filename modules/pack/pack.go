@@ -26,7 +26,9 @@ type Pack struct {
 	Version     string `json:"version" yaml:"version"`
 	// Dir is the absolute directory the pack was loaded from by Load; empty for packs loaded
 	// from an fs.FS, such as the embedded core pack.
-	Dir      string    `json:"dir,omitempty" yaml:"-"`
+	Dir string `json:"dir,omitempty" yaml:"-"`
+	// Content is the pack's files as a version, set by Detach or by Register from Dir.
+	Content  *Content  `json:"-" yaml:"-"`
 	Actions  []Action  `json:"actions" yaml:"-"`
 	Triggers []Trigger `json:"triggers" yaml:"-"`
 	Sensors  []Sensor  `json:"sensors" yaml:"-"`

@@ -75,11 +75,29 @@ func Register(ctx context.Context, r Registrar, p *Pack) (store.RegisteredPack, 
 			return store.RegisteredPack{}, err
 		}
 	}
+	if p.Content == nil && p.Dir != "" {
+		c, err := Archive(p.Dir, DefaultLimits)
+		if err != nil {
+			return store.RegisteredPack{}, err
+		}
+		p.Content = &c
+	}
 	reg, err := p.registration()
 	if err != nil {
 		return store.RegisteredPack{}, err
 	}
 	return r.PackRegister(ctx, reg)
+}
+
+// Detach reads the pack's files as a version and forgets its directory: a pack uploaded into
+// a temporary directory has no path a worker could read, only its stored content.
+func (p *Pack) Detach(lim Limits) error {
+	c, err := Archive(p.Dir, lim)
+	if err != nil {
+		return err
+	}
+	p.Content, p.Dir = &c, ""
+	return nil
 }
 
 // checkOtherRules refuses new parameters of the pack's actions and triggers that a rule of
@@ -144,6 +162,9 @@ func (l *storeLookup) exists(err error) bool {
 
 func (p *Pack) registration() (store.PackRegistration, error) {
 	reg := store.PackRegistration{Pack: store.Pack{Ref: p.Ref, Label: p.Label, Description: p.Description, Version: p.Version, Path: p.Dir}}
+	if p.Content != nil {
+		reg.Content = &store.PackContent{Hash: p.Content.Hash, Archive: p.Content.Archive, Size: p.Content.Size, Files: p.Content.Files}
+	}
 	for _, a := range p.Actions {
 		sa, err := StoreAction(a, p.Ref)
 		if err != nil {

@@ -106,10 +106,11 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return m.finish(ctx, exec, nil, notStarted(fmt.Sprintf("open the sealed parameters: %v", err)), store.ExecutionFailed)
 	}
-	job, err := m.job(exec, params, p.Action)
+	job, release, err := m.job(ctx, exec, params, p.Action)
 	if err != nil {
 		return m.finish(ctx, exec, newScrubber(params, exec.Secrets, opened...), notStarted(err.Error()), store.ExecutionFailed)
 	}
+	defer release()
 	if job.RunnerType == "shell" && m.cfg.APIURL != "" {
 		// The action's own credential for the API, good while it runs and a little after; it
 		// is scrubbed from what the action prints, as its secrets are.
@@ -259,16 +260,17 @@ func (m *Module) whileUnavailable(ctx context.Context, attempts int, what string
 }
 
 // job resolves what to run from the execution, its parameters opened, and the action snapshot
-// of its dispatch.
-func (m *Module) job(exec store.Execution, opened json.RawMessage, action broker.ActionSnapshot) (runner.Job, error) {
+// of its dispatch; release gives back the pack version it runs from once the run ends.
+func (m *Module) job(ctx context.Context, exec store.Execution, opened json.RawMessage, action broker.ActionSnapshot) (job runner.Job, release func(), err error) {
+	release = func() {}
 	var params map[string]any
 	if err := json.Unmarshal(opened, &params); err != nil {
-		return runner.Job{}, fmt.Errorf("decode parameters: %w", err)
+		return runner.Job{}, release, fmt.Errorf("decode parameters: %w", err)
 	}
 	if action.TimeoutSeconds <= 0 {
-		return runner.Job{}, fmt.Errorf("dispatch of execution %d carries no timeout", exec.ID)
+		return runner.Job{}, release, fmt.Errorf("dispatch of execution %d carries no timeout", exec.ID)
 	}
-	job := runner.Job{
+	job = runner.Job{
 		ExecutionID:  exec.ID,
 		ActionRef:    exec.ActionRef,
 		RunnerType:   action.RunnerType,
@@ -277,27 +279,35 @@ func (m *Module) job(exec store.Execution, opened json.RawMessage, action broker
 		OutputFormat: action.OutputFormat,
 	}
 	if action.RunnerType != "shell" {
-		return job, nil
+		return job, release, nil
 	}
-	// The core pack lives in the binary; this worker wrote its scripts out at start.
+	// The core pack lives in the binary; this worker wrote its scripts out at start. Any other
+	// pack runs from this worker's copy of the version the dispatch names, which a newer
+	// version registered meanwhile does not touch; a dispatch of before versions names a path.
 	dir := action.PackPath
-	if action.PackRef == "core" {
+	switch {
+	case action.PackRef == "core":
 		dir = m.coreDir
+	case action.PackVersion != "":
+		if dir, release, err = m.packs.acquire(ctx, action.PackRef, action.PackVersion); err != nil {
+			return runner.Job{}, func() {}, err
+		}
 	}
 	if dir == "" {
-		return runner.Job{}, fmt.Errorf("pack %s has no directory on disk", action.PackRef)
+		return runner.Job{}, release, fmt.Errorf("pack %s has no directory on disk", action.PackRef)
 	}
 	job.WorkDir = dir
 	if action.EntryPoint != "" {
 		job.Script = filepath.Join(dir, "actions", action.EntryPoint)
-		return job, nil
+		return job, release, nil
 	}
 	cmd, ok := params["cmd"].(string)
 	if !ok || cmd == "" {
-		return runner.Job{}, errors.New("shell action has no entry point and no cmd parameter")
+		release()
+		return runner.Job{}, func() {}, errors.New("shell action has no entry point and no cmd parameter")
 	}
 	job.Command = cmd
-	return job, nil
+	return job, release, nil
 }
 
 // handleCancel stops a running execution of this worker.

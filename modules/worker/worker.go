@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,7 @@ type Store interface {
 	WorkerDelete(ctx context.Context, name string, aliveWithin time.Duration) error
 	WorkerDeleteSilent(ctx context.Context, silentFor time.Duration) ([]string, error)
 	ExecutionTokenIssue(ctx context.Context, execution int64, ttl time.Duration) (string, error)
+	PackStore
 }
 
 // Config describes this worker.
@@ -72,6 +74,10 @@ type Config struct {
 	// APIURL is the API's address, given to each shell action as ATTUNE_API_URL with a token of
 	// its own (ATTUNE_TOKEN) with which it writes keys back. Empty gives neither.
 	APIURL string
+	// PackCache is the directory of this worker's cache of pack versions (--worker-pack-cache),
+	// kept across restarts. Default: attune/packs/NAME under the user's cache directory, or
+	// under the temporary directory when there is none.
+	PackCache string
 }
 
 // Notifier hears of every status change the worker commits, for the live stream. It is best
@@ -119,6 +125,7 @@ type Module struct {
 	selectors selectorQueues
 	// endEarlier is reaper.EndEarlier, but in tests.
 	endEarlier func(ctx context.Context, m reaper.Marker, tmp string, opts reaper.Options) (reaper.Earlier, error)
+	packs      *packCache
 }
 
 // New checks the configuration.
@@ -149,8 +156,15 @@ func New(cfg Config, deps Deps) (*Module, error) {
 		}
 		slices.Sort(cfg.Runners)
 	}
+	if cfg.PackCache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		cfg.PackCache = filepath.Join(base, "attune", "packs", cfg.Name)
+	}
 	return &Module{cfg: cfg, deps: deps, runners: runners, slots: semaphore.NewWeighted(int64(cfg.Concurrency)),
-		marker: marker, dir: dir, endEarlier: reaper.EndEarlier}, nil
+		marker: marker, dir: dir, endEarlier: reaper.EndEarlier, packs: newPackCache(cfg.PackCache, deps.Store)}, nil
 }
 
 // Name implements the role module contract.
@@ -209,6 +223,7 @@ func (m *Module) Run(ctx context.Context) error {
 	m.selectors.start(gctx, g)
 	g.Go(func() error { return m.heartbeat(gctx) })
 	g.Go(func() error { m.forgetDeadWorkers(gctx); return nil })
+	g.Go(func() error { m.cleanPackCache(gctx); return nil })
 	if m.cfg.Companion != nil {
 		g.Go(func() error { return m.superviseCompanion(gctx) })
 	}
