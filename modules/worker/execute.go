@@ -289,7 +289,7 @@ func (m *Module) job(ctx context.Context, exec store.Execution, opened json.RawM
 	case action.PackRef == "core":
 		dir = m.coreDir
 	case action.PackVersion != "":
-		if dir, release, err = m.packs.acquire(ctx, action.PackRef, action.PackVersion); err != nil {
+		if dir, release, err = m.packs.Acquire(ctx, action.PackRef, action.PackVersion); err != nil {
 			return runner.Job{}, func() {}, err
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/pack/cache"
 	"github.com/attune-go/attune/modules/worker/reaper"
 	"github.com/attune-go/attune/modules/worker/runner"
 	"github.com/attune-go/attune/store"
@@ -40,7 +40,7 @@ type Store interface {
 	WorkerDelete(ctx context.Context, name string, aliveWithin time.Duration) error
 	WorkerDeleteSilent(ctx context.Context, silentFor time.Duration) ([]string, error)
 	ExecutionTokenIssue(ctx context.Context, execution int64, ttl time.Duration) (string, error)
-	PackStore
+	cache.Store
 }
 
 // Config describes this worker.
@@ -125,7 +125,7 @@ type Module struct {
 	selectors selectorQueues
 	// endEarlier is reaper.EndEarlier, but in tests.
 	endEarlier func(ctx context.Context, m reaper.Marker, tmp string, opts reaper.Options) (reaper.Earlier, error)
-	packs      *packCache
+	packs      *cache.Cache
 }
 
 // New checks the configuration.
@@ -157,14 +157,10 @@ func New(cfg Config, deps Deps) (*Module, error) {
 		slices.Sort(cfg.Runners)
 	}
 	if cfg.PackCache == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
-		cfg.PackCache = filepath.Join(base, "attune", "packs", cfg.Name)
+		cfg.PackCache = cache.DefaultDir("packs", cfg.Name)
 	}
 	return &Module{cfg: cfg, deps: deps, runners: runners, slots: semaphore.NewWeighted(int64(cfg.Concurrency)),
-		marker: marker, dir: dir, endEarlier: reaper.EndEarlier, packs: newPackCache(cfg.PackCache, deps.Store)}, nil
+		marker: marker, dir: dir, endEarlier: reaper.EndEarlier, packs: cache.New(cfg.PackCache, deps.Store)}, nil
 }
 
 // Name implements the role module contract.
@@ -223,7 +219,7 @@ func (m *Module) Run(ctx context.Context) error {
 	m.selectors.start(gctx, g)
 	g.Go(func() error { return m.heartbeat(gctx) })
 	g.Go(func() error { m.forgetDeadWorkers(gctx); return nil })
-	g.Go(func() error { m.cleanPackCache(gctx); return nil })
+	g.Go(func() error { m.packs.KeepClean(gctx, m.deps.Logger); return nil })
 	if m.cfg.Companion != nil {
 		g.Go(func() error { return m.superviseCompanion(gctx) })
 	}

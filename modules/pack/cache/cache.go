@@ -1,10 +1,14 @@
-package worker
+// Package cache keeps a process's local copies of pack versions, fetched from the store once
+// per hash and checked against it: what the worker runs actions from and the sensor role runs
+// custom sensors from, so that no host needs a pack's directory.
+package cache
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,22 +18,23 @@ import (
 	"github.com/attune-go/attune/modules/pack"
 )
 
-// PackStore is where the worker fetches the versions of packs it runs.
-type PackStore interface {
+// Store is where the cache fetches the versions of packs.
+type Store interface {
 	PackVersionArchive(ctx context.Context, ref, hash string) ([]byte, error)
 	PackVersionsCurrent(ctx context.Context) ([]string, error)
 }
 
-// packCache keeps the pack versions this worker runs actions from, one directory per version
-// hash under dir: fetched from PostgreSQL once, checked against the hash, unpacked whole
-// (temporary directory, then rename), and kept across restarts. Versions that are neither a
-// pack's current one nor in use by a run of this worker are removed by clean.
-type packCache struct {
+// Cache keeps the pack versions one process runs, one directory per version hash under its
+// directory: fetched from PostgreSQL once, checked against the hash, unpacked whole (temporary
+// directory, then rename), and kept across restarts. Versions that are neither a pack's
+// current one nor in use by this process are removed by Clean. A cache belongs to one process:
+// it does not know what another one uses from the same directory.
+type Cache struct {
 	dir   string
-	store PackStore
+	store Store
 
 	// fetching serialises fetches and cleaning: one version is fetched once however many
-	// executions ask for it together, and clean never removes what is being unpacked.
+	// runs ask for it together, and clean never removes what is being unpacked.
 	fetching sync.Mutex
 	// mu guards inUse, and is held across clean's removals: a run that takes a version
 	// either counts before clean looks, or finds its directory gone and fetches it again.
@@ -37,17 +42,31 @@ type packCache struct {
 	inUse map[string]int
 }
 
-func newPackCache(dir string, st PackStore) *packCache {
-	return &packCache{dir: dir, store: st, inUse: map[string]int{}}
+// New returns the cache kept in dir, fetching from st.
+func New(dir string, st Store) *Cache {
+	return &Cache{dir: dir, store: st, inUse: map[string]int{}}
+}
+
+// Dir is the cache's directory.
+func (c *Cache) Dir() string { return c.dir }
+
+// DefaultDir is where a process named name keeps its cache of kind ("packs" for a worker)
+// unless told: under the user's cache directory, else the temporary one.
+func DefaultDir(kind, name string) string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "attune", kind, name)
 }
 
 // tmpPrefix names the directories a fetch unpacks into; a crash mid-fetch leaves one, which
 // clean removes.
 const tmpPrefix = ".fetch-"
 
-// acquire returns the directory of version hash of pack ref, fetching it first if this
-// worker has not got it, and a release to call when the run ends.
-func (c *packCache) acquire(ctx context.Context, ref, hash string) (string, func(), error) {
+// Acquire returns the directory of version hash of pack ref, fetching it first if this
+// cache has not got it, and a release to call when the run using it ends.
+func (c *Cache) Acquire(ctx context.Context, ref, hash string) (string, func(), error) {
 	if len(hash) != 64 || strings.ContainsAny(hash, "./\\") {
 		return "", nil, fmt.Errorf("pack %s: invalid version %q", ref, hash)
 	}
@@ -72,7 +91,7 @@ func (c *packCache) acquire(ctx context.Context, ref, hash string) (string, func
 	return dir, release, nil
 }
 
-func (c *packCache) fetch(ctx context.Context, ref, hash, dir string) error {
+func (c *Cache) fetch(ctx context.Context, ref, hash, dir string) error {
 	c.fetching.Lock()
 	defer c.fetching.Unlock()
 	if _, err := os.Stat(dir); err == nil {
@@ -112,9 +131,9 @@ func (c *packCache) fetch(ctx context.Context, ref, hash, dir string) error {
 	return nil
 }
 
-// clean removes the cached versions that no pack has as its current one and no run of this
-// worker uses, and what an interrupted fetch left; it returns the hashes it removed.
-func (c *packCache) clean(ctx context.Context) ([]string, error) {
+// Clean removes the cached versions that no pack has as its current one and no run of this
+// process uses, and what an interrupted fetch left; it returns the hashes it removed.
+func (c *Cache) Clean(ctx context.Context) ([]string, error) {
 	current, err := c.store.PackVersionsCurrent(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("clean pack cache: %w", err)
@@ -151,24 +170,24 @@ func (c *packCache) clean(ctx context.Context) ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
-// packCacheCleanEvery is how often a worker cleans its pack cache besides at start.
-const packCacheCleanEvery = 10 * time.Minute
+// CleanEvery is how often KeepClean cleans besides at start.
+const CleanEvery = 10 * time.Minute
 
-// cleanPackCache cleans the pack cache now and every packCacheCleanEvery until ctx ends. A
-// failure is logged: the cache only grows meanwhile.
-func (m *Module) cleanPackCache(ctx context.Context) {
+// KeepClean cleans the cache now and every CleanEvery until ctx ends. A failure is logged:
+// the cache only grows meanwhile.
+func (c *Cache) KeepClean(ctx context.Context, log *slog.Logger) {
 	for {
-		removed, err := m.packs.clean(ctx)
+		removed, err := c.Clean(ctx)
 		if err != nil && ctx.Err() == nil {
-			m.deps.Logger.WarnContext(ctx, "cleaning the pack cache failed", "dir", m.packs.dir, "err", err)
+			log.WarnContext(ctx, "cleaning the pack cache failed", "dir", c.dir, "err", err)
 		}
 		if len(removed) > 0 {
-			m.deps.Logger.InfoContext(ctx, "pack versions removed from the cache", "dir", m.packs.dir, "versions", removed)
+			log.InfoContext(ctx, "pack versions removed from the cache", "dir", c.dir, "versions", removed)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(packCacheCleanEvery):
+		case <-time.After(CleanEvery):
 		}
 	}
 }
