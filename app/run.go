@@ -189,6 +189,7 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 			if err == nil {
 				err = add(sensor.New(sensor.Config{Sensors: sensor.Sensors{
 					Holder: replicaName(), LeaseTTL: cfg.sensorLease, APIURL: workerAPIURL(cfg, infra.http.Addr()),
+					PackCache: cfg.sensorPackCache,
 				}}, sensor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier}))
 			}
 		case RoleAPI:

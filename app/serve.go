@@ -36,6 +36,7 @@ type serveConfig struct {
 	refreshTTL        time.Duration
 	workerHeartbeat   time.Duration
 	sensorLease       time.Duration
+	sensorPackCache   string
 	workerTimeout     time.Duration
 	workerAPIURL      string
 	workerLabelsFlag  string
@@ -102,6 +103,7 @@ the command line wins over the environment, which wins over the default.`,
 	fs.StringVar(&cfg.workerPackCache, "worker-pack-cache", "", "directory where the worker keeps the pack versions it runs actions from, fetched from PostgreSQL and kept across restarts; one per worker (docs/pack-versions.md); default: attune/packs/NAME under the user's cache directory")
 	fs.DurationVar(&cfg.workerWaitTimeout, "worker-wait-timeout", 5*time.Minute, "how long an execution with a worker_selector waits for a live worker with those labels before it fails (executor)")
 	fs.DurationVar(&cfg.sensorLease, "sensor-lease", 10*time.Second, "how long a sensor replica's hold on a custom sensor lasts unless renewed: when the replica dies, another starts its sensors this long after its last renewal")
+	fs.StringVar(&cfg.sensorPackCache, "sensor-pack-cache", "", "directory where the sensor role keeps the pack versions it runs custom sensors from, fetched from PostgreSQL; one per process (docs/pack-versions.md); default: attune/sensor-packs/REPLICA under the user's cache directory, REPLICA naming this process")
 	fs.StringVar(&cfg.packsDir, "packs-dir", "", "register every pack under this directory at start (each subdirectory holding a pack.yaml)")
 	fs.BoolVar(&cfg.auth, "auth", true, "require a token on the API; false lets every request act as an admin, for local experiments only")
 	fs.DurationVar(&cfg.accessTTL, "access-token-ttl", time.Hour, "how long an access token from /auth/login lasts")
@@ -119,6 +121,7 @@ the command line wins over the environment, which wins over the default.`,
 	cli.BindEnv(fs, "worker-pack-cache", "ATTUNE_WORKER_PACK_CACHE")
 	cli.BindEnv(fs, "worker-wait-timeout", "ATTUNE_WORKER_WAIT_TIMEOUT")
 	cli.BindEnv(fs, "sensor-lease", "ATTUNE_SENSOR_LEASE")
+	cli.BindEnv(fs, "sensor-pack-cache", "ATTUNE_SENSOR_PACK_CACHE")
 	cli.BindEnv(fs, "roles", "ATTUNE_ROLES")
 	_ = cmd.RegisterFlagCompletionFunc("roles", completeRoles)
 	cli.BindEnv(fs, "amqp-url", "ATTUNE_AMQP_URL")

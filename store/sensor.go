@@ -28,8 +28,12 @@ type SensorRun struct {
 	EntryPoint  string
 	TriggerRefs []string
 	Config      json.RawMessage
-	// PackPath is the directory of the sensor's pack, where its program is.
+	// PackPath is the directory the sensor's pack was registered from; its program is there
+	// only for a pack with no version.
 	PackPath string
+	// PackVersion is the hash of the pack's current version, where the sensor's program is
+	// run from; empty for a pack registered before versions.
+	PackVersion string
 	// Outputs are the payload schemas of its triggers, by ref; a trigger that does not exist
 	// is missing.
 	Outputs map[string]json.RawMessage
@@ -41,13 +45,14 @@ type SensorRun struct {
 func (q *Queries) SensorListWanted(ctx context.Context) ([]SensorRun, error) {
 	return queryAll(ctx, q.db, "list wanted sensors", func(r pgx.Row) (SensorRun, error) {
 		var s SensorRun
-		err := r.Scan(&s.Ref, &s.PackRef, &s.EntryPoint, &s.TriggerRefs, &s.Config, &s.PackPath, &s.Outputs, &s.Updated)
+		err := r.Scan(&s.Ref, &s.PackRef, &s.EntryPoint, &s.TriggerRefs, &s.Config, &s.PackPath, &s.PackVersion, &s.Outputs, &s.Updated)
 		return s, err
 	}, `
-		SELECT s.ref, s.pack_ref, s.entry_point, s.trigger_refs, s.config, p.path,
+		SELECT s.ref, s.pack_ref, s.entry_point, s.trigger_refs, s.config, p.path, coalesce(v.hash, ''),
 			(SELECT coalesce(jsonb_object_agg(t.ref, t.output), '{}') FROM attune.trigger t WHERE t.ref = ANY(s.trigger_refs)),
 			greatest(s.updated, p.updated)
 		FROM attune.sensor s JOIN attune.pack p ON p.id = s.pack
+			LEFT JOIN attune.pack_version v ON v.id = p.current_version
 		WHERE s.enabled AND s.entry_point <> ''
 			AND EXISTS (SELECT 1 FROM attune.rule r WHERE r.enabled AND r.trigger_ref = ANY(s.trigger_refs))
 		ORDER BY s.ref`)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/pack/cache"
 	"github.com/attune-go/attune/store"
 )
 
@@ -31,6 +32,10 @@ type Sensors struct {
 	BackoffMin, BackoffMax, StableAfter time.Duration
 	// APIURL is given to sensors as ATTUNE_API_URL, with their token as ATTUNE_TOKEN.
 	APIURL string
+	// PackCache is the directory of this replica's cache of pack versions, which sensors run
+	// from; one per process. Default attune/sensor-packs/<Holder> under the user's cache
+	// directory.
+	PackCache string
 }
 
 const (
@@ -55,6 +60,9 @@ func (c *Sensors) defaults() {
 	set(&c.BackoffMin, time.Second)
 	set(&c.BackoffMax, time.Minute)
 	set(&c.StableAfter, time.Minute)
+	if c.PackCache == "" {
+		c.PackCache = cache.DefaultDir("sensor-packs", c.Holder)
+	}
 }
 
 // renewEvery is how often a holder renews its leases. A renewal that fails, or takes longer
@@ -70,7 +78,8 @@ type held struct {
 }
 
 func runKey(s store.SensorRun) string {
-	return strings.Join([]string{s.EntryPoint, s.PackPath, string(s.Config), strings.Join(s.TriggerRefs, ","),
+	// The pack's version is part of it: a new version restarts the sensor from that version.
+	return strings.Join([]string{s.EntryPoint, s.PackPath, s.PackVersion, string(s.Config), strings.Join(s.TriggerRefs, ","),
 		s.Updated.Format(time.RFC3339Nano)}, "\x00")
 }
 
@@ -264,11 +273,16 @@ func (m *Module) restartLoop(ctx context.Context, s store.SensorRun, token strin
 // runOnce runs the sensor's process once, turning its lines into events, and returns how it
 // ended, with the last lines of its stderr.
 func (m *Module) runOnce(ctx context.Context, s store.SensorRun, token string, checker *lineChecker, restarts int, log *slog.Logger) (string, error) {
+	packDir, release, err := m.packDir(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	errTail := &tail{keep: stderrKeep}
 	limiter := &logLimiter{burst: 10, window: time.Minute}
 	p := &proc{
-		path:  ScriptPath(s.PackPath, s.EntryPoint),
-		dir:   ScriptPath(s.PackPath, ""),
+		path:  ScriptPath(packDir, s.EntryPoint),
+		dir:   ScriptPath(packDir, ""),
 		env:   m.sensorEnv(s, token),
 		grace: m.sensors.renewEvery(),
 		started: func(pid int) {
@@ -292,6 +306,19 @@ func (m *Module) runOnce(ctx context.Context, s store.SensorRun, token string, c
 		end += "; stderr: " + t
 	}
 	return end, nil
+}
+
+// packDir is the directory of the files of sensor s's pack: this replica's copy of the pack's
+// current version, fetched once; the directory the pack was registered from only for a pack
+// with no version. release ends the run's hold on the copy.
+func (m *Module) packDir(ctx context.Context, s store.SensorRun) (string, func(), error) {
+	if s.PackVersion == "" {
+		if s.PackPath == "" {
+			return "", nil, fmt.Errorf("pack %s has no version and no directory on disk", s.PackRef)
+		}
+		return s.PackPath, func() {}, nil
+	}
+	return m.packs.Acquire(ctx, s.PackRef, s.PackVersion)
 }
 
 // sensorEnv is the sensor's environment: this process's, without any ATTUNE_* variable (the

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/pack/cache"
 	"github.com/attune-go/attune/store"
 )
 
@@ -32,6 +33,7 @@ type Store interface {
 	SensorLeaseRelease(ctx context.Context, ref, holder string) error
 	SensorStateSet(ctx context.Context, ref, holder string, st store.SensorState) error
 	SensorEventInsert(ctx context.Context, ref, holder string, p store.EventInsertParams) (store.Event, error)
+	cache.Store
 }
 
 // Config tunes the timers.
@@ -74,6 +76,7 @@ type Module struct {
 	cfg     Config
 	sensors Sensors
 	deps    Deps
+	packs   *cache.Cache
 	leading atomic.Bool
 }
 
@@ -93,7 +96,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 		deps.Relay = broker.Direct(deps.Broker)
 	}
 	cfg.Sensors.defaults()
-	return &Module{cfg: cfg, sensors: cfg.Sensors, deps: deps}, nil
+	return &Module{cfg: cfg, sensors: cfg.Sensors, deps: deps, packs: cache.New(cfg.Sensors.PackCache, deps.Store)}, nil
 }
 
 // Name implements the role module contract.
@@ -108,6 +111,7 @@ func (m *Module) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return m.deps.Store.Lead(ctx, LeaderKey, m.deps.Logger, m.lead) })
 	g.Go(func() error { return m.supervise(ctx) })
+	g.Go(func() error { m.packs.KeepClean(ctx, m.deps.Logger); return nil })
 	return g.Wait()
 }
 
