@@ -127,3 +127,58 @@ func TestPacksTravelAsContent(t *testing.T) {
 	require.True(t, strings.HasSuffix(strings.TrimSpace(lines[1]), "yes"), "the newest is current: %s", stdout)
 	require.NotContains(t, lines[2], "yes")
 }
+
+// A custom sensor of a pack uploaded from a directory deleted since runs from the sensor
+// process's own cache of the pack's version, and its events fire its rule; a new version of
+// the pack restarts it from that version.
+func TestSensorsRunFromUploadedPack(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	common := []string{"--database-url=" + storetest.NewDatabase(t), "--amqp-url=" + brokertest.URL(t), "--amqp-namespace=" + ns}
+	api := startServe(t, append([]string{"--roles=api,executor,worker"}, common...)...)
+	cache := filepath.Join(t.TempDir(), "cache")
+	sensors := startServe(t, append([]string{"--roles=sensor", "--sensor-pack-cache=" + cache}, common...)...)
+	t.Cleanup(func() { sensors.stop(t, syscall.SIGTERM, 30*time.Second) })
+
+	upload := func(version string) string {
+		_, dir := writePack(t, "watch", map[string]string{
+			"triggers/seen.yaml": "name: seen\n",
+			"rules/on_seen.yaml": "name: on_seen\ntrigger_ref: watch.seen\naction_ref: core.noop\n",
+			"sensors/eye.yaml":   "name: eye\nentry_point: eye.sh\ntrigger_refs: [watch.seen]\n",
+			"sensors/eye.sh":     "#!/bin/sh\necho '{\"trigger\": \"watch.seen\", \"payload\": {\"version\": \"" + version + "\"}}'\nwhile :; do sleep 1; done\n",
+		})
+		_, stderr, code := api.cli(t, "pack", "upload", dir)
+		require.Equal(t, 0, code, stderr)
+		require.NoError(t, os.RemoveAll(dir), "no path of the pack is left to share")
+		_, body := api.get(t, "/api/v1/packs/watch")
+		return data(t, body)["current_version"].(string)
+	}
+	runningFrom := func(hash string, not int) int {
+		t.Helper()
+		s := waitSensor(t, api, "watch.eye", func(s map[string]any) bool {
+			return s["status"] == "running" && s["pid"] != nil && int(s["pid"].(float64)) != not
+		})
+		pid := int(s["pid"].(float64))
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		require.NoError(t, err)
+		require.Contains(t, string(cmdline), filepath.Join(cache, hash, "sensors", "eye.sh"), "the sensor runs from the cache")
+		return pid
+	}
+
+	v1 := upload("v1")
+	pid1 := runningFrom(v1, 0)
+	requireEnforced(t, api, "watch.on_seen")
+
+	v2 := upload("v2")
+	require.NotEqual(t, v1, v2)
+	runningFrom(v2, pid1)
+	require.Eventually(t, func() bool {
+		_, body := api.get(t, "/api/v1/events?trigger_ref=watch.seen&per_page=100")
+		for _, e := range body["data"].([]any) {
+			if e.(map[string]any)["payload"].(map[string]any)["version"] == "v2" {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 50*time.Millisecond, "the sensor of version 2 emitted")
+}

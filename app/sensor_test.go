@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/attune-go/attune/modules/pack"
 )
 
 // sensorPackFiles is a pack with two custom sensors: ticker emits a bad line, a line its
@@ -60,18 +62,27 @@ func TestCustomSensors(t *testing.T) {
 		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 		require.NoError(t, os.WriteFile(path, []byte(text), 0o755))
 	}
+	// A file of its own makes this run's version, and so its cache directories, its own.
+	require.NoError(t, os.WriteFile(filepath.Join(packs, "sensortest", "run"), []byte(packs), 0o644))
+	version, err := pack.TreeHash(filepath.Join(packs, "sensortest"))
+	require.NoError(t, err)
 	start := splitRolesWith(t, packs, "--sensor-lease=2s")
 	api := start("api,executor,worker")
 	replicas := []*process{start("sensor"), start("sensor")}
 
-	// Count the ticker's processes from now on: never more than one at a time.
-	ticker := filepath.Join(packs, "sensortest", "sensors", "ticker.sh")
+	// Count the ticker's processes from now on: never more than one at a time. They run from
+	// the replicas' caches of the pack's version, not from the directory it was registered from.
+	ticker := filepath.Join(version, "sensors", "ticker.sh")
 	var most atomic.Int32
 	stopCounting := countProcesses(ticker, &most)
 	defer stopCounting()
 
 	first := waitSensor(t, api, "sensortest.ticker", func(s map[string]any) bool { return s["status"] == "running" })
 	pid1 := int(first["pid"].(float64))
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid1))
+	require.NoError(t, err)
+	require.Contains(t, string(cmdline), "/sensor-packs/", "the sensor runs from the cache")
+	require.Contains(t, string(cmdline), ticker)
 	holder := holderOf(t, replicas, first["holder"].(string))
 	ticks := waitTicks(t, api, func(ts []tick) bool { return len(ts) >= 3 })
 	require.Equal(t, map[string]any{"greeting": "hello"}, ticks[0].config, "the sensor got its config")
