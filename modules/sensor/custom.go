@@ -34,7 +34,7 @@ type Sensors struct {
 	APIURL string
 	// PackCache is the directory of this replica's cache of pack versions, which sensors run
 	// from; one per process. Default attune/sensor-packs/<Holder> under the user's cache
-	// directory.
+	// directory, removed when the module stops.
 	PackCache string
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -77,7 +78,10 @@ type Module struct {
 	sensors Sensors
 	deps    Deps
 	packs   *cache.Cache
-	leading atomic.Bool
+	// dropCache is set when the cache is in the default directory, named after this process
+	// only: no later process uses it, so Run removes it when it ends.
+	dropCache bool
+	leading   atomic.Bool
 }
 
 // LeaderKey names the leadership the timers are fired under.
@@ -95,8 +99,9 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	if deps.Relay == nil {
 		deps.Relay = broker.Direct(deps.Broker)
 	}
+	dropCache := cfg.Sensors.PackCache == ""
 	cfg.Sensors.defaults()
-	return &Module{cfg: cfg, sensors: cfg.Sensors, deps: deps, packs: cache.New(cfg.Sensors.PackCache, deps.Store)}, nil
+	return &Module{cfg: cfg, sensors: cfg.Sensors, deps: deps, packs: cache.New(cfg.Sensors.PackCache, deps.Store), dropCache: dropCache}, nil
 }
 
 // Name implements the role module contract.
@@ -112,7 +117,14 @@ func (m *Module) Run(ctx context.Context) error {
 	g.Go(func() error { return m.deps.Store.Lead(ctx, LeaderKey, m.deps.Logger, m.lead) })
 	g.Go(func() error { return m.supervise(ctx) })
 	g.Go(func() error { m.packs.KeepClean(ctx, m.deps.Logger); return nil })
-	return g.Wait()
+	err := g.Wait()
+	if m.dropCache {
+		// Every sensor has stopped: supervise waits for them.
+		if rerr := os.RemoveAll(m.packs.Dir()); rerr != nil {
+			m.deps.Logger.WarnContext(ctx, "remove the pack cache", "dir", m.packs.Dir(), "err", rerr)
+		}
+	}
+	return err
 }
 
 // lead is the leader's work: keep one timer per timer rule, following rule changes, until ctx
