@@ -25,6 +25,7 @@ import (
 	"github.com/attune-go/attune/broker/relay"
 	"github.com/attune-go/attune/modules/api"
 	"github.com/attune-go/attune/modules/executor"
+	"github.com/attune-go/attune/modules/pack/cache"
 	"github.com/attune-go/attune/modules/rules"
 	"github.com/attune-go/attune/modules/sensor"
 	"github.com/attune-go/attune/modules/worker"
@@ -102,6 +103,11 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	// draining is still sent, and stop before the broker closes.
 	defer runAlongside(ctx, notifier.Run)()
 	defer runAlongside(ctx, rel.Run)()
+	if dir := ephemeralPackCache(cfg); dir != "" {
+		// Named after this process alone, no later process would use it: removed once every
+		// module has stopped.
+		defer func() { _ = os.RemoveAll(dir) }()
+	}
 	return run(ctx, cfg.shutdownTimeout, srv, modules, logger)
 }
 
@@ -179,7 +185,7 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				Timeout:           cfg.workerTimeout,
 				Companion:         companionCommand(cfg.logs),
 				APIURL:            workerAPIURL(cfg, infra.http.Addr()),
-				PackCache:         cfg.workerPackCache,
+				PackCache:         cmp.Or(cfg.workerPackCache, ephemeralPackCache(cfg)),
 			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Opener: infra.keyring}))
 		case RoleExecutor:
 			err = add(executor.New(executor.Config{WorkerAliveWithin: cfg.workerTimeout, WorkerWaitTimeout: cfg.workerWaitTimeout},
@@ -323,4 +329,14 @@ func (r *runningSet) all() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ephemeralPackCache is the worker's pack cache when it is made for this process alone: the
+// default directory of a worker whose name was generated (<host>-<pid>), which a restart
+// would never find again. "" when the cache is given or the name is stable, and then kept.
+func ephemeralPackCache(cfg serveConfig) string {
+	if cfg.workerPackCache != "" || !cfg.workerNameGenerated || !slices.Contains(cfg.roles, RoleWorker) {
+		return ""
+	}
+	return cache.DefaultDir("packs", cfg.workerName)
 }

@@ -18,33 +18,35 @@ import (
 
 // serveConfig is everything `attune serve` is told.
 type serveConfig struct {
-	roles             []Role
-	rolesFlag         string
-	databaseURL       string
-	amqpURLs          []string
-	amqpNamespace     string
-	amqpQueueType     string
-	httpAddr          string
-	migrate           bool
-	shutdownTimeout   time.Duration
-	workerName        string
-	workerConcurrency int
-	packsDir          string
-	auth              bool
-	adminPassword     string
-	accessTTL         time.Duration
-	refreshTTL        time.Duration
-	workerHeartbeat   time.Duration
-	sensorLease       time.Duration
-	sensorPackCache   string
-	workerTimeout     time.Duration
-	workerAPIURL      string
-	workerLabelsFlag  string
-	workerPackCache   string
-	workerLabels      store.Labels
-	workerWaitTimeout time.Duration
-	logs              logOptions
-	keys              keyringConfig
+	roles           []Role
+	rolesFlag       string
+	databaseURL     string
+	amqpURLs        []string
+	amqpNamespace   string
+	amqpQueueType   string
+	httpAddr        string
+	migrate         bool
+	shutdownTimeout time.Duration
+	workerName      string
+	// workerNameGenerated says the worker's name was made up for this process alone.
+	workerNameGenerated bool
+	workerConcurrency   int
+	packsDir            string
+	auth                bool
+	adminPassword       string
+	accessTTL           time.Duration
+	refreshTTL          time.Duration
+	workerHeartbeat     time.Duration
+	sensorLease         time.Duration
+	sensorPackCache     string
+	workerTimeout       time.Duration
+	workerAPIURL        string
+	workerLabelsFlag    string
+	workerPackCache     string
+	workerLabels        store.Labels
+	workerWaitTimeout   time.Duration
+	logs                logOptions
+	keys                keyringConfig
 }
 
 func registerLogFlags(fs *pflag.FlagSet, o *logOptions) {
@@ -73,6 +75,7 @@ the command line wins over the environment, which wins over the default.`,
 				return cli.Usage(err)
 			}
 			cfg.databaseURL = db.URL
+			cfg.workerNameGenerated = !cmd.Flags().Changed("worker-name")
 			// A password has no flag: a flag would show in ps and in shell history.
 			cfg.adminPassword = os.Getenv("ATTUNE_ADMIN_PASSWORD")
 			if err := cfg.validate(); err != nil {
@@ -100,7 +103,7 @@ the command line wins over the environment, which wins over the default.`,
 	fs.DurationVar(&cfg.workerTimeout, "worker-timeout", 30*time.Second, "how long after its last heartbeat a worker is dead: the executor abandons its executions, and the API lets its record be deleted")
 	fs.StringVar(&cfg.workerAPIURL, "worker-api-url", "", "the API's address the worker gives each shell action as ATTUNE_API_URL, with ATTUNE_TOKEN, to write keys back; default: this process's own API when it runs the api role, else http://localhost:8080")
 	fs.StringVar(&cfg.workerLabelsFlag, "worker-labels", "", "labels of this worker, k=v,k2=v2: it also runs the actions whose worker_selector they satisfy (docs/routing.md)")
-	fs.StringVar(&cfg.workerPackCache, "worker-pack-cache", "", "directory where the worker keeps the pack versions it runs actions from, fetched from PostgreSQL and kept across restarts; one per worker (docs/pack-versions.md); default: attune/packs/NAME under the user's cache directory")
+	fs.StringVar(&cfg.workerPackCache, "worker-pack-cache", "", "directory where the worker keeps the pack versions it runs actions from, fetched from PostgreSQL and kept across restarts; one per worker (docs/pack-versions.md); default: attune/packs/NAME under the user's cache directory, removed when the process stops if NAME was generated")
 	fs.DurationVar(&cfg.workerWaitTimeout, "worker-wait-timeout", 5*time.Minute, "how long an execution with a worker_selector waits for a live worker with those labels before it fails (executor)")
 	fs.DurationVar(&cfg.sensorLease, "sensor-lease", 10*time.Second, "how long a sensor replica's hold on a custom sensor lasts unless renewed: when the replica dies, another starts its sensors this long after its last renewal")
 	fs.StringVar(&cfg.sensorPackCache, "sensor-pack-cache", "", "directory where the sensor role keeps the pack versions it runs custom sensors from, fetched from PostgreSQL; one per process (docs/pack-versions.md); default: attune/sensor-packs/REPLICA under the user's cache directory, REPLICA naming this process")
