@@ -178,7 +178,7 @@ func Extract(r io.Reader, dir string, lim Limits) error {
 	}
 	tr := tar.NewReader(gz)
 	var size int64
-	files := 0
+	files, entries := 0, 0
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -186,6 +186,11 @@ func Extract(r io.Reader, dir string, lim Limits) error {
 		}
 		if err != nil {
 			return archiveErr(counted, &ArchiveError{Reason: fmt.Sprintf("not a valid tar: %v", err)})
+		}
+		// Directories and skipped entries count too: a few bytes of gzip can hold millions of
+		// directory headers, each an inode.
+		if entries++; entries > maxEntries(lim) {
+			return &ArchiveError{Reason: fmt.Sprintf("over %d entries (files and directories)", maxEntries(lim))}
 		}
 		name, err := entryPath(h.Name)
 		if err != nil {
@@ -218,6 +223,10 @@ func Extract(r io.Reader, dir string, lim Limits) error {
 		}
 	}
 }
+
+// maxEntries bounds the entries of any type an archive may hold: room for a directory per
+// file, as "tar czf" writes them.
+func maxEntries(lim Limits) int { return 2 * lim.Files }
 
 // entryPath is the entry's cleaned slash path inside the pack, "" for the pack's root.
 func entryPath(name string) (string, error) {

@@ -96,3 +96,40 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 		require.NoError(t, os.WriteFile(p, []byte(body), mode))
 	}
 }
+
+// Directory entries count against the limits too: a small gzip of directory headers would
+// otherwise make millions of directories.
+func TestExtractDirectoryBomb(t *testing.T) {
+	t.Parallel()
+	archive := func(headers ...*tar.Header) []byte {
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(gz)
+		for _, h := range headers {
+			require.NoError(t, tw.WriteHeader(h))
+		}
+		require.NoError(t, tw.Close())
+		require.NoError(t, gz.Close())
+		return buf.Bytes()
+	}
+	lim := pack.Limits{Compressed: 1 << 20, Size: 1 << 20, Files: 3}
+	var dirs []*tar.Header
+	for i := range 20 {
+		dirs = append(dirs, &tar.Header{Name: "d" + string(rune('a'+i)) + "/", Mode: 0o755, Typeflag: tar.TypeDir})
+	}
+	out := t.TempDir()
+	err := pack.Extract(bytes.NewReader(archive(dirs...)), out, lim)
+	var refused *pack.ArchiveError
+	require.ErrorAs(t, err, &refused)
+	require.EqualError(t, err, "archive: over 6 entries (files and directories)")
+	made, err := os.ReadDir(out)
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(made), 6)
+
+	// A pack as "tar czf" writes it, a directory per file, is within the limits.
+	require.NoError(t, pack.Extract(bytes.NewReader(archive(
+		&tar.Header{Name: "p/", Mode: 0o755, Typeflag: tar.TypeDir},
+		&tar.Header{Name: "p/a/", Mode: 0o755, Typeflag: tar.TypeDir},
+		&tar.Header{Name: "p/b/", Mode: 0o755, Typeflag: tar.TypeDir},
+	)), t.TempDir(), lim))
+}

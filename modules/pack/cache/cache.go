@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/attune-go/attune/modules/pack"
@@ -80,6 +81,10 @@ func (c *Cache) Acquire(ctx context.Context, ref, hash string) (string, func(), 
 			delete(c.inUse, hash)
 		}
 	}
+	if err := c.private(); err != nil {
+		release()
+		return "", nil, err
+	}
 	dir := filepath.Join(c.dir, hash)
 	if _, err := os.Stat(dir); err == nil {
 		return dir, release, nil
@@ -91,6 +96,30 @@ func (c *Cache) Acquire(ctx context.Context, ref, hash string) (string, func(), 
 	return dir, release, nil
 }
 
+// private makes the cache's directory if need be and checks that only this process's user can
+// write in it: a version found there is run as it is, unchecked, so a directory another user
+// made first (the default falls back to the shared temporary directory) would let them plant
+// the scripts this process runs.
+func (c *Cache) private() error {
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return fmt.Errorf("make pack cache %s: %w", c.dir, err)
+	}
+	info, err := os.Lstat(c.dir)
+	if err != nil {
+		return fmt.Errorf("check pack cache %s: %w", c.dir, err)
+	}
+	if !info.IsDir() {
+		return fmt.Errorf("pack cache %s is not a directory", c.dir)
+	}
+	if info.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("pack cache %s is writable by other users (mode %04o): give it to this user alone, or choose another directory", c.dir, info.Mode().Perm())
+	}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+		return fmt.Errorf("pack cache %s belongs to user %d, not to this process's user %d: choose another directory", c.dir, st.Uid, os.Getuid())
+	}
+	return nil
+}
+
 func (c *Cache) fetch(ctx context.Context, ref, hash, dir string) error {
 	c.fetching.Lock()
 	defer c.fetching.Unlock()
@@ -100,9 +129,6 @@ func (c *Cache) fetch(ctx context.Context, ref, hash, dir string) error {
 	archive, err := c.store.PackVersionArchive(ctx, ref, hash)
 	if err != nil {
 		return fmt.Errorf("fetch pack %s version %s: %w", ref, hash, err)
-	}
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
-		return fmt.Errorf("make pack cache %s: %w", c.dir, err)
 	}
 	tmp, err := os.MkdirTemp(c.dir, tmpPrefix)
 	if err != nil {

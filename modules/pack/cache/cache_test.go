@@ -98,3 +98,24 @@ func TestAcquireRefusesAnArchiveOfOtherFiles(t *testing.T) {
 	_, _, err = c.Acquire(context.Background(), "p", "../"+strings.Repeat("a", 61))
 	require.ErrorContains(t, err, "invalid version")
 }
+
+// A cache directory other users can write in is refused: a version found there is run as it
+// is, so another user could have planted it.
+func TestAcquireRefusesADirectoryOthersCanWrite(t *testing.T) {
+	v1 := version(t, "#!/bin/sh\necho 1\n")
+	st := &fakeStore{archives: map[string][]byte{v1.Hash: v1.Archive}}
+	dir := filepath.Join(t.TempDir(), "cache")
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, v1.Hash, "sensors"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, v1.Hash, "sensors", "s.sh"), []byte("#!/bin/sh\necho planted\n"), 0o755))
+	require.NoError(t, os.Chmod(dir, 0o777))
+	c := cache.New(dir, st)
+	got, _, err := c.Acquire(context.Background(), "p", v1.Hash)
+	require.ErrorContains(t, err, "writable by other users")
+	require.Empty(t, got)
+
+	require.NoError(t, os.Chmod(dir, 0o700))
+	got, release, err := c.Acquire(context.Background(), "p", v1.Hash)
+	require.NoError(t, err)
+	release()
+	require.Equal(t, filepath.Join(dir, v1.Hash), got)
+}
