@@ -22,7 +22,7 @@ import (
 
 // sensorPackFiles is a pack with two custom sensors: ticker emits a bad line, a line its
 // trigger's schema refuses, then a tick every 0.3 s with a counter, its pid and its config;
-// crasher emits one event, says why on stderr and exits 3.
+// crasher emits one event, traces a command with its token and says why on stderr, and exits 3.
 var sensorPackFiles = map[string]string{
 	"pack.yaml":            "ref: sensortest\nversion: 1.0.0\n",
 	"triggers/tick.yaml":   "name: tick\noutput:\n  n: {type: integer, required: true}\n  pid: {type: integer, required: true}\n",
@@ -32,7 +32,7 @@ var sensorPackFiles = map[string]string{
 	"sensors/ticker.yaml":  "name: ticker\nentry_point: ticker.sh\ntrigger_refs: [sensortest.tick]\nconfig: {greeting: hello}\n",
 	"sensors/crasher.yaml": "name: crasher\nentry_point: crasher.sh\ntrigger_refs: [sensortest.crash]\n",
 	"sensors/ticker.sh":    tickerScript,
-	"sensors/crasher.sh":   "#!/bin/sh\necho '{\"trigger\": \"sensortest.crash\", \"payload\": {}}'\necho 'cannot reach the thing' >&2\nexit 3\n",
+	"sensors/crasher.sh":   "#!/bin/sh\necho '{\"trigger\": \"sensortest.crash\", \"payload\": {}}'\necho \"+ curl -H 'Authorization: Bearer $ATTUNE_TOKEN'\" >&2\necho 'cannot reach the thing' >&2\nexit 3\n",
 	"sensors/unused.yaml":  "name: unused\nentry_point: crasher.sh\ntrigger_refs: [sensortest.unused]\n",
 	"triggers/unused.yaml": "name: unused\n",
 }
@@ -152,6 +152,8 @@ func TestCustomSensors(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, "exit status 3")
 	require.Contains(t, out, "cannot reach the thing")
+	require.Contains(t, out, "Bearer ********", "a sensor tracing its commands shows its token masked")
+	require.NotContains(t, out+survivor.output(), "ats_", "its token reaches neither the API nor the log")
 	out, stderr, code = api.cli(t, "sensor", "list")
 	require.Equal(t, 0, code, stderr)
 	require.Regexp(t, `sensortest\.unused\s+stopped`, out, "a sensor no enabled rule uses does not run")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/modules/pack/cache"
 	"github.com/attune-go/attune/store"
 )
@@ -294,6 +295,11 @@ func (m *Module) runOnce(ctx context.Context, s store.SensorRun, token string, c
 			m.emit(ctx, s.Ref, checker, line, tooLong, limiter, log)
 		},
 		stderr: func(line string) {
+			// A sensor that traces its commands (set -x) prints its token with them: the
+			// line goes to the log and, as the last error, to every reader of the API.
+			if token != "" {
+				line = strings.ReplaceAll(line, token, pack.Mask)
+			}
 			errTail.add(line)
 			log.DebugContext(ctx, "sensor stderr", "line", bounded(line, 300))
 		},

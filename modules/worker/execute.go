@@ -222,17 +222,17 @@ func (m *Module) record(ctx context.Context, t store.ExecutionTransition) (e sto
 	return e, ok, err
 }
 
-// tokenAttempts bounds the tries at issuing an action's API token, 1.5 s of waits in all: the
-// action waits meanwhile, and a database away for longer fails it, as it would fail the
-// writes the action makes with the token.
-const tokenAttempts = 5
+// startAttempts bounds the tries at what a claimed action needs before it starts (its pack
+// version, its API token), 1.5 s of waits in all: the action waits meanwhile, and a database
+// away for longer fails it, as it would fail the writes the action makes with the token.
+const startAttempts = 5
 
 // issueToken issues the action's API token for claimed execution id, trying again while the
 // database is away: the claim cannot be undone for a redelivery to take the execution again
 // (statuses never move back), so a blip would otherwise fail it for good. A try whose answer
 // was lost after its commit leaves a token nobody holds, which expires unused.
 func (m *Module) issueToken(ctx context.Context, id int64, ttl time.Duration) (token string, err error) {
-	err = m.whileUnavailable(ctx, tokenAttempts, "issuing the action's API token", id, func() error {
+	err = m.whileUnavailable(ctx, startAttempts, "issuing the action's API token", id, func() error {
 		token, err = m.deps.Store.ExecutionTokenIssue(ctx, id, ttl)
 		return err
 	})
@@ -289,7 +289,13 @@ func (m *Module) job(ctx context.Context, exec store.Execution, opened json.RawM
 	case action.PackRef == "core":
 		dir = m.coreDir
 	case action.PackVersion != "":
-		if dir, release, err = m.packs.Acquire(ctx, action.PackRef, action.PackVersion); err != nil {
+		// The claim cannot be given back: a database away for a moment must not fail the run.
+		err = m.whileUnavailable(ctx, startAttempts, "fetching the action's pack version", exec.ID, func() error {
+			var err error
+			dir, release, err = m.packs.Acquire(ctx, action.PackRef, action.PackVersion)
+			return err
+		})
+		if err != nil {
 			return runner.Job{}, func() {}, err
 		}
 	}

@@ -44,7 +44,7 @@ func TestIssueTokenRetriesWhileTheDatabaseIsAway(t *testing.T) {
 		wantErr   error
 	}{
 		{"a blip", 2, away, 3, nil},
-		{"away for longer", 100, away, tokenAttempts, store.ErrUnavailable},
+		{"away for longer", 100, away, startAttempts, store.ErrUnavailable},
 		{"another error", 100, errors.New("refused"), 1, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
