@@ -197,7 +197,8 @@ func startServeIn(t *testing.T, dir string, env []string, args ...string) *proce
 			t.Cleanup(func() { deleteWorkerQueues(t, ns, worker) })
 		}
 	}
-	p, err := spawnServeIn(dir, env, full...)
+	// The pack caches of a test's processes go with the test, not into the user's cache.
+	p, err := spawnServeIn(dir, append([]string{"XDG_CACHE_HOME=" + t.TempDir()}, env...), full...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		p.kill()
