@@ -49,10 +49,7 @@ func startHarness(t *testing.T, wrap func(*store.Store) executor.Store) policyHa
 	require.NoError(t, err)
 
 	br := membroker.New(broker.Options{})
-	m, err := executor.New(executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: wrap(st), Broker: br, Sealer: storetest.Keyring(t)})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	done := startExecutor(ctx, t, executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: wrap(st), Broker: br, Sealer: storetest.Keyring(t)})
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)

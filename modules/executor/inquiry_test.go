@@ -31,10 +31,7 @@ func TestAskWithBadParametersFails(t *testing.T) {
 	require.NoError(t, err)
 	br := membroker.New(broker.Options{})
 	defer br.Close()
-	m, err := executor.New(executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Sealer: storetest.Keyring(t)})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	done := startExecutor(ctx, t, executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Sealer: storetest.Keyring(t)})
 
 	for params, reason := range map[string]string{
 		`{"timeout_seconds": 60}`:                                  "prompt: required",

@@ -34,10 +34,7 @@ func TestTaskNotificationsCarryTheirWorkflow(t *testing.T) {
 	br := membroker.New(broker.Options{})
 	defer br.Close()
 	heard := &notes{}
-	m, err := executor.New(executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard, Sealer: storetest.Keyring(t)})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	done := startExecutor(ctx, t, executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard, Sealer: storetest.Keyring(t)})
 
 	require.NoError(t, broker.Send(ctx, br, broker.ExecutionRequested{ExecutionID: step, ActionRef: "demo.step"}))
 	heard.wait(t, step, "requested>scheduled")

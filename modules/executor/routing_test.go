@@ -38,11 +38,8 @@ func TestSelectedExecutionWaitsInItsQueueThenFails(t *testing.T) {
 	defer br.Close()
 	control := broker.WorkerCancelQueue("us")
 	require.NoError(t, br.Declare(ctx, control))
-	m, err := executor.New(executor.Config{WorkerWaitTimeout: 300 * time.Millisecond, WorkerAliveWithin: time.Second, SweepInterval: 50 * time.Millisecond},
+	done := startExecutor(ctx, t, executor.Config{WorkerWaitTimeout: 300 * time.Millisecond, WorkerAliveWithin: time.Second, SweepInterval: 50 * time.Millisecond},
 		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Sealer: storetest.Keyring(t)})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
 	require.NoError(t, broker.Send(ctx, br, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef}))
 
 	selected := broker.SelectorDispatchQueue("shell", "gpu=true,zone=eu")

@@ -37,11 +37,8 @@ func TestNoWorkerFailsWithReason(t *testing.T) {
 	br := membroker.New(broker.Options{})
 	defer br.Close()
 	heard := &notes{}
-	m, err := executor.New(executor.Config{NoWorkerTimeout: 200 * time.Millisecond, WorkerAliveWithin: time.Second, SweepInterval: 50 * time.Millisecond},
+	done := startExecutor(ctx, t, executor.Config{NoWorkerTimeout: 200 * time.Millisecond, WorkerAliveWithin: time.Second, SweepInterval: 50 * time.Millisecond},
 		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard, Sealer: storetest.Keyring(t)})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
 	require.NoError(t, broker.Send(ctx, br, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef}))
 
 	require.Eventually(t, func() bool {

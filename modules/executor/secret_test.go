@@ -38,10 +38,7 @@ func TestExecutionRecordsSecretNames(t *testing.T) {
 	br := membroker.New(broker.Options{})
 	defer br.Close()
 	keys := storetest.Keyring(t)
-	m, err := executor.New(executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Sealer: keys})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	done := startExecutor(ctx, t, executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Sealer: keys})
 
 	enforce := func(config string) int64 {
 		t.Helper()

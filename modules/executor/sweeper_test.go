@@ -60,11 +60,8 @@ func TestSweeperRepairsLostMessages(t *testing.T) {
 		})
 	}()
 	heard := &notes{}
-	m, err := executor.New(executor.Config{SweepInterval: 50 * time.Millisecond, SweepAfter: time.Millisecond},
+	done := startExecutor(ctx, t, executor.Config{SweepInterval: 50 * time.Millisecond, SweepAfter: time.Millisecond},
 		executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard, Sealer: storetest.Keyring(t)})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
 
 	select {
 	case msg := <-events:
