@@ -52,9 +52,19 @@ func TestInquiryAcrossProcesses(t *testing.T) {
 		return runAttuneEnv(t, env, "inquiry", "respond", id, "--data", answer, "--api-url", "http://"+api.addr)
 	}
 
+	// inquiryEvent waits for the live stream to announce inquiry in status.
+	inquiryEvent := func(live *liveStream, inquiry, status string) {
+		t.Helper()
+		live.next(func(ev streamEvent) bool {
+			return ev.name == "inquiry" && fmt.Sprint(ev.data["id"]) == inquiry && ev.data["status"] == status
+		})
+	}
+
 	t.Run("answered after every executor restarted", func(t *testing.T) {
+		live := api.current().stream(t, "")
 		id := executeWorkflow(t, c, "examples.approval", map[string]any{"version": "2.0"})
 		inquiry := inquiryOf(id)
+		inquiryEvent(live, inquiry, "pending")
 		for _, m := range c.running("executor") {
 			_, err := m.signal(syscall.SIGKILL, 30*time.Second)
 			require.NoError(t, err)
@@ -79,6 +89,7 @@ func TestInquiryAcrossProcesses(t *testing.T) {
 		stdout, stderr, code = respond(asOperator, inquiry, `{"approved": true, "comment": "ship it"}`)
 		require.Zero(t, code, stderr)
 		require.Contains(t, stdout, "responded")
+		inquiryEvent(live, inquiry, "responded")
 
 		status, result, reason := awaitExecution(t, pool, id)
 		require.Equal(t, "completed", status, "reason: %s", reason)
