@@ -18,14 +18,12 @@ const ExecutionTokenPrefix = "atx_"
 // host may be ahead of it or behind. Only its SHA-256 is kept: the token itself exists only
 // in the answer.
 func (q *Queries) ExecutionTokenIssue(ctx context.Context, execution int64, ttl time.Duration) (token string, err error) {
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
+	token, sum, err := newToken(ExecutionTokenPrefix)
+	if err != nil {
 		return "", fmt.Errorf("issue token of execution %d: %w", execution, err)
 	}
-	token = ExecutionTokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
-	sum := sha256.Sum256([]byte(token))
 	if _, err := q.db.Exec(ctx, `INSERT INTO attune.execution_token (hash, execution, expires)
-		VALUES ($1, $2, now() + $3::bigint * interval '1 microsecond')`, sum[:], execution, ttl.Microseconds()); err != nil {
+		VALUES ($1, $2, now() + $3::bigint * interval '1 microsecond')`, sum, execution, ttl.Microseconds()); err != nil {
 		return "", fmt.Errorf("issue token of execution %d: %w", execution, translate(err))
 	}
 	return token, nil
@@ -65,4 +63,16 @@ func (q *Queries) ExecutionTokenDeleteExpired(ctx context.Context, limit int) (i
 		return 0, fmt.Errorf("delete expired execution tokens: %w", translate(err))
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+// newToken returns a new bearer token starting with prefix, 32 random bytes in base64url,
+// and its SHA-256, which is all the database keeps of it.
+func newToken(prefix string) (token string, sum []byte, err error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return "", nil, err
+	}
+	token = prefix + base64.RawURLEncoding.EncodeToString(secret)
+	h := sha256.Sum256([]byte(token))
+	return token, h[:], nil
 }

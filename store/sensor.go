@@ -2,9 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,7 +60,7 @@ func (q *Queries) SensorListWanted(ctx context.Context) ([]SensorRun, error) {
 // lease is. ok is false, with no error, when another holds it. Taking a lease starts its
 // restart count again and keeps the previous holder's last error.
 func (q *Queries) SensorLeaseTake(ctx context.Context, ref, holder string, ttl time.Duration) (token string, ok bool, err error) {
-	token, sum, err := newSensorToken()
+	token, sum, err := newToken(SensorTokenPrefix)
 	if err != nil {
 		return "", false, fmt.Errorf("take lease of sensor %s: %w", ref, err)
 	}
@@ -79,15 +76,6 @@ func (q *Queries) SensorLeaseTake(ctx context.Context, ref, holder string, ttl t
 	return token, tag.RowsAffected() == 1, nil
 }
 
-func newSensorToken() (string, []byte, error) {
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return "", nil, err
-	}
-	token := SensorTokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
-	sum := sha256.Sum256([]byte(token))
-	return token, sum[:], nil
-}
 
 // SensorLeaseRenew extends holder's lease of sensor ref to ttl from now. It fails with
 // ErrLeaseLost when holder's lease has expired or another holds it: a lapsed lease is never

@@ -50,17 +50,22 @@ stdin; without it the payload is {}.`,
 
 // readPayloadArg reads --payload's object: inline, from @FILE, or from stdin for -.
 func readPayloadArg(streams Streams, arg string) (map[string]any, error) {
-	data := []byte(arg)
-	if file, ok := strings.CutPrefix(arg, "@"); ok || arg == "-" {
-		if !ok {
-			file = "-"
-		}
-		var err error
-		if data, err = readInput(streams, file); err != nil {
-			return nil, err
-		}
+	data, err := readDataArg(streams, arg)
+	if err != nil {
+		return nil, err
 	}
 	return decodeObject(data, "payload")
+}
+
+// readDataArg reads a flag's data given inline, as @FILE, or as - for stdin.
+func readDataArg(streams Streams, arg string) ([]byte, error) {
+	if file, ok := strings.CutPrefix(arg, "@"); ok {
+		return readInput(streams, file)
+	}
+	if arg == "-" {
+		return readInput(streams, "-")
+	}
+	return []byte(arg), nil
 }
 
 // readInput reads file whole, or stdin for -.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -46,14 +45,9 @@ the answer as its result, and a workflow that asked goes on. Prints the inquiry 
 			if data == "" {
 				return Usagef("--data is required: the answer, as JSON")
 			}
-			raw := []byte(data)
-			if file, ok := strings.CutPrefix(data, "@"); ok || data == "-" {
-				if !ok {
-					file = "-"
-				}
-				if raw, err = readInput(streams, file); err != nil {
-					return Usagef("invalid --data: %v", err)
-				}
+			raw, err := readDataArg(streams, data)
+			if err != nil {
+				return Usagef("invalid --data: %v", err)
 			}
 			if !json.Valid(raw) {
 				return Usagef("invalid --data: not JSON")

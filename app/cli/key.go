@@ -1,12 +1,11 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -152,19 +151,10 @@ func (f keySetFlags) value(streams Streams, args []string) (json.RawMessage, err
 		return nil, Usagef("give the value as an argument or with --value-file, not both")
 	case len(args) == 0 && f.valueFile == "":
 		return nil, Usagef(`no value: give it as an argument, "-" for stdin, or --value-file FILE`)
-	case f.valueFile == "-" || (len(args) == 1 && args[0] == "-"):
-		if streams.In == nil {
-			return nil, Usagef("no stdin to read the value from")
-		}
-		b, err := io.ReadAll(streams.In)
+	case f.valueFile != "" || args[0] == "-":
+		b, err := readInput(streams, cmp.Or(f.valueFile, "-"))
 		if err != nil {
-			return nil, fmt.Errorf("read the value from stdin: %w", err)
-		}
-		text = string(b)
-	case f.valueFile != "":
-		b, err := os.ReadFile(f.valueFile)
-		if err != nil {
-			return nil, Usage(fmt.Errorf("--value-file: %w", err))
+			return nil, Usage(fmt.Errorf("the value: %w", err))
 		}
 		text = string(b)
 	default:
