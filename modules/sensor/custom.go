@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/modules/pack/cache"
 	"github.com/attune-go/attune/store"
@@ -370,12 +369,7 @@ func (m *Module) emit(ctx context.Context, ref string, checker *lineChecker, lin
 		}
 		return
 	}
-	if m.deps.Notifier != nil {
-		m.deps.Notifier.Notify(broker.EventNotification(rec.ID, rec.TriggerRef, rec.Created))
-	}
-	if err := m.deps.Relay.Send(ctx, broker.NewEventCreated(rec.ID, rec.TriggerRef, "", rec.Payload)); err != nil {
-		log.WarnContext(ctx, "publish sensor event; the sweeper will", "event_id", rec.ID, "err", err)
-	}
+	m.announceEvent(ctx, rec, "", log)
 }
 
 // setState records the sensor's state; a lost lease is reported, and the caller stops.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/attune-go/attune/broker"
@@ -145,16 +146,21 @@ func (m *Module) fire(ctx context.Context, r store.Rule, sched schedule.Schedule
 		m.deps.Logger.DebugContext(ctx, "timer tick already fired", "rule", r.Ref, "due", due)
 		return false, nil
 	}
+	m.announceEvent(ctx, ev, r.Ref, m.deps.Logger.With("rule", r.Ref))
+	return true, nil
+}
+
+// announceEvent tells the live stream and the rule matcher (ruleRef: only that rule's, or ""
+// for every rule) of an event committed. The relay keeps what the broker cannot take now,
+// and a publish lost with the process is repaired by the executor's sweeper, which
+// republishes events no rule matcher has evaluated.
+func (m *Module) announceEvent(ctx context.Context, ev store.Event, ruleRef string, log *slog.Logger) {
 	if m.deps.Notifier != nil {
 		m.deps.Notifier.Notify(broker.EventNotification(ev.ID, ev.TriggerRef, ev.Created))
 	}
-	// Committed: the relay keeps what the broker cannot take now, and a publish lost with the
-	// process is repaired by the executor's sweeper, which republishes events no rule matcher
-	// has evaluated.
-	if err := m.deps.Relay.Send(ctx, broker.NewEventCreated(ev.ID, ev.TriggerRef, r.Ref, ev.Payload)); err != nil {
-		m.deps.Logger.WarnContext(ctx, "publish timer event; the sweeper will", "rule", r.Ref, "event_id", ev.ID, "err", err)
+	if err := m.deps.Relay.Send(ctx, broker.NewEventCreated(ev.ID, ev.TriggerRef, ruleRef, ev.Payload)); err != nil {
+		log.WarnContext(ctx, "publish event; the sweeper will", "event_id", ev.ID, "err", err)
 	}
-	return true, nil
 }
 
 // sleepUntil waits until the wall clock reaches t, and reports false if ctx ended first.
