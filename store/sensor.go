@@ -76,7 +76,6 @@ func (q *Queries) SensorLeaseTake(ctx context.Context, ref, holder string, ttl t
 	return token, tag.RowsAffected() == 1, nil
 }
 
-
 // SensorLeaseRenew extends holder's lease of sensor ref to ttl from now. It fails with
 // ErrLeaseLost when holder's lease has expired or another holds it: a lapsed lease is never
 // renewed, since another replica may have started the sensor meanwhile.
