@@ -250,7 +250,8 @@ func (s *faultRun) figures(results []webhookResult, ev *faultEvidence) [][2]stri
 }
 
 // cutByKill says whether a request without an answer went to an api that was signalled
-// while it waited.
+// while it waited, or just before it was sent: the load picks an api it saw up, and the kill
+// may land between that pick and the send (a connection reset then answers it).
 func (s *faultRun) cutByKill(r webhookResult) bool {
 	if r.api == nil {
 		return false
@@ -259,12 +260,16 @@ func (s *faultRun) cutByKill(r webhookResult) bool {
 	r.api.mu.Lock()
 	defer r.api.mu.Unlock()
 	for _, at := range r.api.asked {
-		if !at.Before(r.sent) && !at.After(end) {
+		if !at.Before(r.sent.Add(-killRaceWindow)) && !at.After(end) {
 			return true
 		}
 	}
 	return false
 }
+
+// killRaceWindow is how long before a request's send a kill of its api still counts as what
+// cut it: the load's pick of an api races the kill by far less.
+const killRaceWindow = time.Second
 
 func capList(items []string, n int) []string {
 	if len(items) <= n {
