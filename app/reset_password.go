@@ -73,7 +73,7 @@ access and refresh tokens); its API tokens stay, to be revoked with "attune toke
 			if err != nil {
 				return cli.Usage(err)
 			}
-			if _, err := st.IdentityUpdate(ctx, login, hash, ""); err != nil {
+			if _, err := st.IdentityUpdate(store.WithActor(ctx, store.CLI), login, hash, ""); err != nil {
 				return fmt.Errorf("reset the password of %s: %w", login, err)
 			}
 			fmt.Fprintf(streams.Out, "reset the password of %s; the sessions it had have ended\n", login)

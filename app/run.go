@@ -84,7 +84,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	if err := requireKeys(ctx, st, keyring, []store.SealedColumn{store.KeySealedColumn}, "refusing to start"); err != nil {
 		return err
 	}
-	if err := registerPacks(ctx, st, cfg.packsDir, logger); err != nil {
+	if err := registerPacks(store.WithActor(ctx, store.System), st, cfg.packsDir, logger); err != nil {
 		return err
 	}
 	srv, err := newHTTPServer(cfg.httpAddr, map[string]pinger{"database": st, "broker": br}, logger.With("module", "http"))

@@ -10,6 +10,14 @@ import (
 // ActionCreate adds action a to the pack a.PackRef; a ref in use is ErrConflict, a pack that
 // does not exist ErrNotFound.
 func (q *Queries) ActionCreate(ctx context.Context, a Action) (Action, error) {
+	return audited(ctx, q, func(q *Queries) (Action, error) { return q.actionCreate(ctx, a) },
+		func(x Action) auditRecord {
+			return auditRecord{"action.create", "action", x.Ref, actionDetail(x)}
+		})
+}
+
+// actionCreate makes ActionCreate's change; ActionCreate records it.
+func (q *Queries) actionCreate(ctx context.Context, a Action) (Action, error) {
 	out, err := scanAction(q.db.QueryRow(ctx, `
 		INSERT INTO attune.action (ref, pack, pack_ref, label, description, runner_type, entry_point, parameters,
 			output_format, timeout_seconds, enabled, retry, workflow, worker_selector)
@@ -28,6 +36,14 @@ func (q *Queries) ActionCreate(ctx context.Context, a Action) (Action, error) {
 
 // ActionUpdate replaces the settings of action a.Ref with a's; its pack stays.
 func (q *Queries) ActionUpdate(ctx context.Context, a Action) (Action, error) {
+	return audited(ctx, q, func(q *Queries) (Action, error) { return q.actionUpdate(ctx, a) },
+		func(x Action) auditRecord {
+			return auditRecord{"action.update", "action", x.Ref, actionDetail(x)}
+		})
+}
+
+// actionUpdate makes ActionUpdate's change; ActionUpdate records it.
+func (q *Queries) actionUpdate(ctx context.Context, a Action) (Action, error) {
 	out, err := scanAction(q.db.QueryRow(ctx, `
 		UPDATE attune.action SET label = $2, description = $3, runner_type = $4, entry_point = $5, parameters = $6,
 			output_format = $7, timeout_seconds = $8, enabled = $9, retry = $10, workflow = $11,
@@ -71,7 +87,7 @@ func (s *Store) ActionDelete(ctx context.Context, ref string) ([]string, error) 
 		if _, err := q.db.Exec(ctx, `DELETE FROM attune.action WHERE id = $1`, id); err != nil {
 			return translate(err)
 		}
-		return nil
+		return q.audit(ctx, auditRecord{"action.delete", "action", ref, map[string]any{"policies_deleted": policies}})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delete action %s: %w", ref, err)

@@ -98,8 +98,11 @@ func (s *Store) ExecutionClaim(ctx context.Context, id, worker int64) (Execution
 }
 
 // ExecutionTransition is Queries.ExecutionTransition, sharing its commit with concurrent
-// transitions.
+// transitions; one that is recorded (t.Audit) has a transaction of its own.
 func (s *Store) ExecutionTransition(ctx context.Context, t ExecutionTransition) (Execution, bool, error) {
+	if t.Audit != "" {
+		return s.Queries.ExecutionTransition(ctx, t)
+	}
 	o, err := s.batches.transitions.Do(ctx, t)
 	return o.Execution, o.OK, err
 }
@@ -110,6 +113,24 @@ func (s *Store) ExecutionTransition(ctx context.Context, t ExecutionTransition) 
 // context, and rolls back.
 func (s *Store) ExecutionCreateDirect(ctx context.Context, p ExecutionCreateParams) (ExecutionCreated, error) {
 	return s.Queries.ExecutionCreateOne(ctx, p)
+}
+
+// ExecutionRequest is ExecutionCreateDirect for an execution someone asked for (the API's
+// execute and rerun), recorded in attune.audit in the same transaction with the actor of ctx:
+// execution.request, or execution.rerun when it reruns its parent. The record keeps the name
+// of the API token the request came with, which the execution's requested_by shows. Rules,
+// workflows and retries create executions without one: who caused those is derived from
+// their enforcement, parent and first attempt.
+func (s *Store) ExecutionRequest(ctx context.Context, p ExecutionCreateParams) (ExecutionCreated, error) {
+	var out ExecutionCreated
+	err := s.InTx(ctx, func(q *Queries) error {
+		var err error
+		if out, err = q.ExecutionCreateOne(ctx, p); err != nil {
+			return err
+		}
+		return q.audit(ctx, requestRecord(out, nil))
+	})
+	return out, err
 }
 
 // ExecutionCreateOne is Queries.ExecutionCreateOne, sharing its statement and commit with

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,8 +123,11 @@ type Execution struct {
 	TaskItem *int    `json:"task_item,omitempty"`
 	// RequestedBy is the identity that requested the execution (execute, rerun), or for a
 	// workflow's task, its workflow's; nil for a rule's. Its templates read that identity's
-	// keys as kv.user.
-	RequestedBy *int64 `json:"requested_by,omitempty"`
+	// keys as kv.user. The API shows it in Requester.
+	RequestedBy *int64 `json:"-"`
+	// Requester is who or what caused the execution, set by ExecutionRequesters for those
+	// that show it (the API); nil otherwise.
+	Requester *Requester `json:"requested_by,omitempty"`
 	// WorkerSelector is the selector in force when the execution was made (its action's or
 	// its policy's): only a worker with these labels runs it. Nil for any worker.
 	WorkerSelector Labels `json:"worker_selector,omitempty"`
@@ -238,6 +242,8 @@ type ExecutionFilter struct {
 	// ParentID keeps the children of this execution: a workflow's tasks, or an execution's
 	// reruns.
 	ParentID *int64
+	// RequestedBy keeps what one requester caused (ParseRequestedBy); zero keeps all.
+	RequestedBy RequestedByFilter
 	Window
 }
 
@@ -256,6 +262,7 @@ func (q *Queries) ExecutionList(ctx context.Context, f ExecutionFilter, page Pag
 	if f.ParentID != nil {
 		w.add("parent = $%d", *f.ParentID)
 	}
+	f.RequestedBy.add(&w)
 	w.window(f.Window)
 	return list(ctx, q.db, "executions", w.from("attune.execution"), executionColumns, `id DESC`, page, scanExecution, w.args...)
 }
@@ -269,6 +276,10 @@ type ExecutionTransition struct {
 	Worker *int64
 	Result json.RawMessage
 	Reason string
+	// Audit, when set, is the kind the move is recorded as in attune.audit, with the actor of
+	// the context, in the move's transaction (the API's cancel, pause and resume). Only
+	// ExecutionTransition records it; batches refuse it.
+	Audit string
 }
 
 // ExecutionTransition moves execution t.ID to t.To if its status is one of t.From, and
@@ -276,6 +287,23 @@ type ExecutionTransition struct {
 // terminal status finished_at. This conditional update is what keeps an execution from being
 // claimed or finished twice.
 func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition) (Execution, bool, error) {
+	if t.Audit == "" {
+		return q.executionTransition(ctx, t)
+	}
+	var e Execution
+	var ok bool
+	err := q.inTx(ctx, func(q *Queries) error {
+		var err error
+		if e, ok, err = q.executionTransition(ctx, t); err != nil || !ok {
+			return err
+		}
+		return q.audit(ctx, auditRecord{t.Audit, "execution", strconv.FormatInt(e.ID, 10), map[string]any{"status": e.Status}})
+	})
+	return e, ok, err
+}
+
+// executionTransition makes ExecutionTransition's move, and records nothing.
+func (q *Queries) executionTransition(ctx context.Context, t ExecutionTransition) (Execution, bool, error) {
 	var reason *string
 	if t.Reason != "" {
 		reason = &t.Reason
@@ -333,6 +361,11 @@ const heldSlotColumn = `EXISTS (SELECT 1 FROM attune.admission_entry ae WHERE ae
 // one transaction. When a statement fails (a bad item, such as a move the status guard
 // refuses), nothing is written.
 func (q *Queries) ExecutionTransitionBatch(ctx context.Context, ts []ExecutionTransition) ([]ExecutionOutcome, error) {
+	for _, t := range ts {
+		if t.Audit != "" {
+			return nil, fmt.Errorf("move %d executions: execution %d asks for an audit record, which only ExecutionTransition writes", len(ts), t.ID)
+		}
+	}
 	out := make([]ExecutionOutcome, len(ts))
 	rounds := occurrences(len(ts), func(i int) int64 { return ts[i].ID })
 	apply := func(q *Queries) error {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,6 +51,14 @@ func scanIdentity(row pgx.Row) (Identity, error) {
 
 // IdentityInsert adds an identity; a login in use is ErrConflict.
 func (q *Queries) IdentityInsert(ctx context.Context, login, passwordHash, role string) (Identity, error) {
+	return audited(ctx, q, func(q *Queries) (Identity, error) { return q.identityInsert(ctx, login, passwordHash, role) },
+		func(x Identity) auditRecord {
+			return auditRecord{"identity.create", "identity", x.Login, map[string]any{"role": x.Role}}
+		})
+}
+
+// identityInsert makes IdentityInsert's change; IdentityInsert records it.
+func (q *Queries) identityInsert(ctx context.Context, login, passwordHash, role string) (Identity, error) {
 	i, err := scanIdentity(q.db.QueryRow(ctx, `INSERT INTO attune.identity (login, password_hash, role)
 		VALUES ($1, $2, $3) RETURNING `+identityColumns, login, passwordHash, role))
 	if err != nil {
@@ -62,13 +71,21 @@ func (q *Queries) IdentityInsert(ctx context.Context, login, passwordHash, role 
 // whether it did. Replicas starting together may all try; one inserts, the others see the
 // login taken and report false.
 func (q *Queries) IdentityBootstrap(ctx context.Context, login, passwordHash string) (bool, error) {
-	tag, err := q.db.Exec(ctx, `INSERT INTO attune.identity (login, password_hash, role)
-		SELECT $1, $2, 'admin' WHERE NOT EXISTS (SELECT 1 FROM attune.identity)
-		ON CONFLICT (login) DO NOTHING`, login, passwordHash)
+	var created bool
+	err := q.inTx(ctx, func(q *Queries) error {
+		tag, err := q.db.Exec(ctx, `INSERT INTO attune.identity (login, password_hash, role)
+			SELECT $1, $2, 'admin' WHERE NOT EXISTS (SELECT 1 FROM attune.identity)
+			ON CONFLICT (login) DO NOTHING`, login, passwordHash)
+		if err != nil || tag.RowsAffected() == 0 {
+			return translate(err)
+		}
+		created = true
+		return q.audit(ctx, auditRecord{"identity.create", "identity", login, map[string]any{"role": "admin", "first": true}})
+	})
 	if err != nil {
-		return false, fmt.Errorf("bootstrap identity %s: %w", login, translate(err))
+		return false, fmt.Errorf("bootstrap identity %s: %w", login, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return created, nil
 }
 
 // IdentityGet returns the identity with that id.
@@ -138,8 +155,12 @@ func (s *Store) IdentityUpdate(ctx context.Context, login, passwordHash, role st
 		if err := q.lockAdmins(ctx); err != nil {
 			return err
 		}
-		i, err = q.IdentityUpdate(ctx, login, passwordHash, role)
-		return err
+		if i, err = q.IdentityUpdate(ctx, login, passwordHash, role); err != nil {
+			return err
+		}
+		// Whether the password changed, never its hash.
+		return q.audit(ctx, auditRecord{"identity.update", "identity", login,
+			map[string]any{"role": i.Role, "password_changed": passwordHash != ""}})
 	})
 	return i, err
 }
@@ -151,7 +172,10 @@ func (s *Store) IdentityDelete(ctx context.Context, login string) error {
 		if err := q.lockAdmins(ctx); err != nil {
 			return err
 		}
-		return q.IdentityDelete(ctx, login)
+		if err := q.IdentityDelete(ctx, login); err != nil {
+			return err
+		}
+		return q.audit(ctx, auditRecord{"identity.delete", "identity", login, nil})
 	})
 }
 
@@ -191,6 +215,14 @@ type TokenInsertParams struct {
 
 // TokenInsert records an API token.
 func (q *Queries) TokenInsert(ctx context.Context, p TokenInsertParams) (APIToken, error) {
+	return audited(ctx, q, func(q *Queries) (APIToken, error) { return q.tokenInsert(ctx, p) },
+		func(x APIToken) auditRecord {
+			return auditRecord{"token.create", "token", strconv.FormatInt(x.ID, 10), tokenDetail(x)}
+		})
+}
+
+// tokenInsert makes TokenInsert's change; TokenInsert records it.
+func (q *Queries) tokenInsert(ctx context.Context, p TokenInsertParams) (APIToken, error) {
 	t, err := scanToken(q.db.QueryRow(ctx, `WITH t AS (
 			INSERT INTO attune.api_token (identity, name, prefix, secret_sha256, role, expires_at)
 			VALUES ($1, $2, $3, $4, $5, $6) RETURNING *)
@@ -242,6 +274,14 @@ func (q *Queries) TokenGet(ctx context.Context, id int64) (APIToken, error) {
 // TokenRevoke marks a token revoked, once: revoking it again changes nothing and returns it
 // as it is.
 func (q *Queries) TokenRevoke(ctx context.Context, id int64) (APIToken, error) {
+	return audited(ctx, q, func(q *Queries) (APIToken, error) { return q.tokenRevoke(ctx, id) },
+		func(x APIToken) auditRecord {
+			return auditRecord{"token.revoke", "token", strconv.FormatInt(x.ID, 10), tokenDetail(x)}
+		})
+}
+
+// tokenRevoke makes TokenRevoke's change; TokenRevoke records it.
+func (q *Queries) tokenRevoke(ctx context.Context, id int64) (APIToken, error) {
 	t, err := scanToken(q.db.QueryRow(ctx, `WITH t AS (
 			UPDATE attune.api_token SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING *)
 		SELECT `+tokenColumns+` FROM t JOIN attune.identity identity ON identity.id = t.identity`, id))

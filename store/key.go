@@ -84,13 +84,18 @@ func nullOwner(owner int64) *int64 {
 // none); created reports whether there was none, an expired one counting as none.
 func (s *Store) KeySet(ctx context.Context, p KeySetParams) (k Key, created bool, err error) {
 	err = s.InTx(ctx, func(q *Queries) error {
-		k, created, err = q.KeySet(ctx, p)
-		return err
+		if k, created, err = q.KeySet(ctx, p); err != nil {
+			return err
+		}
+		// What was written, never the value: a secret's seal, or a plain value, may be read
+		// by whoever reads the audit, who need not be allowed to read the key.
+		return q.audit(ctx, auditRecord{"key.set", "key", p.KeyRef.String(),
+			map[string]any{"scope": p.Scope, "name": p.Name, "secret": p.Secret, "created": created, "expires": k.Expires}})
 	})
 	return k, created, err
 }
 
-// KeySet is Store.KeySet in a transaction of the caller's.
+// KeySet is Store.KeySet in a transaction of the caller's, without its audit record.
 func (q *Queries) KeySet(ctx context.Context, p KeySetParams) (Key, bool, error) {
 	var value, sealed any
 	if p.Secret {
@@ -145,6 +150,13 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // KeyDelete removes a key; one that has expired is ErrNotFound, like one never set.
 func (q *Queries) KeyDelete(ctx context.Context, ref KeyRef) error {
+	_, err := audited(ctx, q, func(q *Queries) (struct{}, error) { return struct{}{}, q.keyDelete(ctx, ref) },
+		func(struct{}) auditRecord { return auditRecord{"key.delete", "key", ref.String(), nil} })
+	return err
+}
+
+// keyDelete makes KeyDelete's change; KeyDelete records it.
+func (q *Queries) keyDelete(ctx context.Context, ref KeyRef) error {
 	var alive bool
 	err := q.db.QueryRow(ctx, `DELETE FROM attune.key WHERE scope = $1 AND coalesce(owner, 0) = $2 AND name = $3
 		RETURNING `+keyAlive, ref.Scope, ref.Owner, ref.Name).Scan(&alive)

@@ -112,7 +112,15 @@ func (s *Store) PackRegister(ctx context.Context, reg PackRegistration) (Registe
 			}
 		}
 		ch.sort()
-		return nil
+		if !ch.Changed() {
+			// Registering again unchanged writes nothing, and has nothing to record.
+			return nil
+		}
+		detail := map[string]any{"changes": ch}
+		if reg.Content != nil {
+			detail["version"] = reg.Content.Hash
+		}
+		return q.audit(ctx, auditRecord{"pack.register", "pack", p.Ref, detail})
 	})
 	if err != nil {
 		return RegisteredPack{}, fmt.Errorf("register pack %s: %w", reg.Pack.Ref, err)
@@ -323,7 +331,7 @@ func (s *Store) PackDelete(ctx context.Context, ref string) ([]string, error) {
 		if _, err := q.db.Exec(ctx, `DELETE FROM attune.pack WHERE id = $1`, id); err != nil {
 			return translate(err)
 		}
-		return nil
+		return q.audit(ctx, auditRecord{"pack.delete", "pack", ref, map[string]any{"policies_deleted": policies}})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delete pack %s: %w", ref, err)

@@ -52,6 +52,14 @@ func (q *Queries) PolicyList(ctx context.Context, page Page) ([]Policy, int, err
 
 // PolicyCreate adds a policy that belongs to no pack; a ref in use is ErrConflict.
 func (q *Queries) PolicyCreate(ctx context.Context, x Policy) (Policy, error) {
+	return audited(ctx, q, func(q *Queries) (Policy, error) { return q.policyCreate(ctx, x) },
+		func(x Policy) auditRecord {
+			return auditRecord{"policy.create", "policy", x.Ref, policyDetail(x)}
+		})
+}
+
+// policyCreate makes PolicyCreate's change; PolicyCreate records it.
+func (q *Queries) policyCreate(ctx context.Context, x Policy) (Policy, error) {
 	p, err := scanPolicy(q.db.QueryRow(ctx, `
 		INSERT INTO attune.policy (ref, action_ref, pack_ref, enabled, concurrency_limit, concurrency_method,
 			concurrency_parameters, rate_max_executions, rate_window_seconds, rate_method, max_queue_length, queue_timeout_seconds, retry,
@@ -66,6 +74,14 @@ func (q *Queries) PolicyCreate(ctx context.Context, x Policy) (Policy, error) {
 
 // PolicyUpdate replaces policy ref's settings with x's.
 func (q *Queries) PolicyUpdate(ctx context.Context, ref string, x Policy) (Policy, error) {
+	return audited(ctx, q, func(q *Queries) (Policy, error) { return q.policyUpdate(ctx, ref, x) },
+		func(x Policy) auditRecord {
+			return auditRecord{"policy.update", "policy", x.Ref, policyDetail(x)}
+		})
+}
+
+// policyUpdate makes PolicyUpdate's change; PolicyUpdate records it.
+func (q *Queries) policyUpdate(ctx context.Context, ref string, x Policy) (Policy, error) {
 	x.Ref = ref
 	p, err := scanPolicy(q.db.QueryRow(ctx, `
 		UPDATE attune.policy SET action_ref = $2, pack_ref = $3, enabled = $4, concurrency_limit = $5,
@@ -83,6 +99,13 @@ func (q *Queries) PolicyUpdate(ctx context.Context, ref string, x Policy) (Polic
 // PolicyDelete removes policy ref. Executions waiting under it are admitted by the next
 // promotion, since their groups then have no limit.
 func (q *Queries) PolicyDelete(ctx context.Context, ref string) error {
+	_, err := audited(ctx, q, func(q *Queries) (struct{}, error) { return struct{}{}, q.policyDelete(ctx, ref) },
+		func(struct{}) auditRecord { return auditRecord{"policy.delete", "policy", ref, nil} })
+	return err
+}
+
+// policyDelete makes PolicyDelete's change; PolicyDelete records it.
+func (q *Queries) policyDelete(ctx context.Context, ref string) error {
 	tag, err := q.db.Exec(ctx, `DELETE FROM attune.policy WHERE ref = $1`, ref)
 	if err != nil {
 		return fmt.Errorf("delete policy %s: %w", ref, translate(err))

@@ -12,6 +12,14 @@ import (
 // RuleCreate adds rule r to the pack r.PackRef; a ref in use is ErrConflict, and a pack,
 // trigger or action that does not exist ErrNotFound.
 func (q *Queries) RuleCreate(ctx context.Context, r Rule) (Rule, error) {
+	return audited(ctx, q, func(q *Queries) (Rule, error) { return q.ruleCreate(ctx, r) },
+		func(x Rule) auditRecord {
+			return auditRecord{"rule.create", "rule", x.Ref, ruleDetail(x)}
+		})
+}
+
+// ruleCreate makes RuleCreate's change; RuleCreate records it.
+func (q *Queries) ruleCreate(ctx context.Context, r Rule) (Rule, error) {
 	out, err := scanRule(q.db.QueryRow(ctx, `
 		INSERT INTO attune.rule (ref, pack, pack_ref, label, description, trigger, trigger_ref, trigger_params,
 			conditions, action, action_ref, action_params, enabled)
@@ -33,6 +41,14 @@ func (q *Queries) RuleCreate(ctx context.Context, r Rule) (Rule, error) {
 // RuleUpdate replaces the settings of rule r.Ref with r's; its pack stays. A rule, trigger or
 // action that does not exist is ErrNotFound.
 func (q *Queries) RuleUpdate(ctx context.Context, r Rule) (Rule, error) {
+	return audited(ctx, q, func(q *Queries) (Rule, error) { return q.ruleUpdate(ctx, r) },
+		func(x Rule) auditRecord {
+			return auditRecord{"rule.update", "rule", x.Ref, ruleDetail(x)}
+		})
+}
+
+// ruleUpdate makes RuleUpdate's change; RuleUpdate records it.
+func (q *Queries) ruleUpdate(ctx context.Context, r Rule) (Rule, error) {
 	out, err := scanRule(q.db.QueryRow(ctx, `
 		UPDATE attune.rule SET label = $2, description = $3, trigger = t.id, trigger_ref = t.ref, trigger_params = $5,
 			conditions = $6, action = a.id, action_ref = a.ref, action_params = $8, enabled = $9
@@ -53,6 +69,14 @@ func (q *Queries) RuleUpdate(ctx context.Context, r Rule) (Rule, error) {
 
 // RuleSetEnabled enables or disables rule ref and returns it.
 func (q *Queries) RuleSetEnabled(ctx context.Context, ref string, enabled bool) (Rule, error) {
+	return audited(ctx, q, func(q *Queries) (Rule, error) { return q.ruleSetEnabled(ctx, ref, enabled) },
+		func(x Rule) auditRecord {
+			return auditRecord{enableKind("rule", enabled), "rule", x.Ref, nil}
+		})
+}
+
+// ruleSetEnabled makes RuleSetEnabled's change; RuleSetEnabled records it.
+func (q *Queries) ruleSetEnabled(ctx context.Context, ref string, enabled bool) (Rule, error) {
 	out, err := scanRule(q.db.QueryRow(ctx, `UPDATE attune.rule SET enabled = $2 WHERE ref = $1 RETURNING `+ruleColumns, ref, enabled))
 	if err != nil {
 		return Rule{}, fmt.Errorf("set rule %s enabled %t: %w", ref, enabled, translate(err))
@@ -62,6 +86,13 @@ func (q *Queries) RuleSetEnabled(ctx context.Context, ref string, enabled bool) 
 
 // RuleDelete removes rule ref. Its enforcements stay, without their link to it.
 func (q *Queries) RuleDelete(ctx context.Context, ref string) error {
+	_, err := audited(ctx, q, func(q *Queries) (struct{}, error) { return struct{}{}, q.ruleDelete(ctx, ref) },
+		func(struct{}) auditRecord { return auditRecord{"rule.delete", "rule", ref, nil} })
+	return err
+}
+
+// ruleDelete makes RuleDelete's change; RuleDelete records it.
+func (q *Queries) ruleDelete(ctx context.Context, ref string) error {
 	tag, err := q.db.Exec(ctx, `DELETE FROM attune.rule WHERE ref = $1`, ref)
 	if err != nil {
 		return fmt.Errorf("delete rule %s: %w", ref, translate(err))

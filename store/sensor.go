@@ -193,6 +193,13 @@ func (q *Queries) SensorList(ctx context.Context, packRef string, page Page) ([]
 
 // SensorSetEnabled enables or disables sensor ref; the sensor role starts or stops it.
 func (q *Queries) SensorSetEnabled(ctx context.Context, ref string, enabled bool) error {
+	_, err := audited(ctx, q, func(q *Queries) (struct{}, error) { return struct{}{}, q.sensorSetEnabled(ctx, ref, enabled) },
+		func(struct{}) auditRecord { return auditRecord{enableKind("sensor", enabled), "sensor", ref, nil} })
+	return err
+}
+
+// sensorSetEnabled makes SensorSetEnabled's change; SensorSetEnabled records it.
+func (q *Queries) sensorSetEnabled(ctx context.Context, ref string, enabled bool) error {
 	tag, err := q.db.Exec(ctx, `UPDATE attune.sensor SET enabled = $2 WHERE ref = $1 AND enabled <> $2`, ref, enabled)
 	if err != nil {
 		return fmt.Errorf("set sensor %s enabled: %w", ref, translate(err))

@@ -8,6 +8,14 @@ import (
 // TriggerCreate adds trigger t to the pack t.PackRef; a ref in use is ErrConflict, a pack
 // that does not exist ErrNotFound.
 func (q *Queries) TriggerCreate(ctx context.Context, t Trigger) (Trigger, error) {
+	return audited(ctx, q, func(q *Queries) (Trigger, error) { return q.triggerCreate(ctx, t) },
+		func(x Trigger) auditRecord {
+			return auditRecord{"trigger.create", "trigger", x.Ref, nil}
+		})
+}
+
+// triggerCreate makes TriggerCreate's change; TriggerCreate records it.
+func (q *Queries) triggerCreate(ctx context.Context, t Trigger) (Trigger, error) {
 	out, err := scanTrigger(q.db.QueryRow(ctx, `
 		INSERT INTO attune.trigger (ref, pack, pack_ref, label, description, parameters, output, enabled)
 		SELECT $1, p.id, p.ref, $3, $4, $5, $6, true FROM attune.pack p WHERE p.ref = $2
@@ -24,6 +32,14 @@ func (q *Queries) TriggerCreate(ctx context.Context, t Trigger) (Trigger, error)
 
 // TriggerUpdate replaces the settings of trigger t.Ref with t's; its pack stays.
 func (q *Queries) TriggerUpdate(ctx context.Context, t Trigger) (Trigger, error) {
+	return audited(ctx, q, func(q *Queries) (Trigger, error) { return q.triggerUpdate(ctx, t) },
+		func(x Trigger) auditRecord {
+			return auditRecord{"trigger.update", "trigger", x.Ref, nil}
+		})
+}
+
+// triggerUpdate makes TriggerUpdate's change; TriggerUpdate records it.
+func (q *Queries) triggerUpdate(ctx context.Context, t Trigger) (Trigger, error) {
 	out, err := scanTrigger(q.db.QueryRow(ctx, `
 		UPDATE attune.trigger SET label = $2, description = $3, parameters = $4, output = $5
 		WHERE ref = $1
@@ -59,7 +75,7 @@ func (s *Store) TriggerDelete(ctx context.Context, ref string) error {
 		if _, err := q.db.Exec(ctx, `DELETE FROM attune.trigger WHERE id = $1`, id); err != nil {
 			return translate(err)
 		}
-		return nil
+		return q.audit(ctx, auditRecord{"trigger.delete", "trigger", ref, nil})
 	})
 	if err != nil {
 		return fmt.Errorf("delete trigger %s: %w", ref, err)

@@ -25,9 +25,14 @@ func scanWebhookSecret(row pgx.Row) (WebhookSecret, error) {
 // WebhookSecretSet sets the secret senders to url sign with, replacing any before; created
 // reports whether the url had none.
 func (q *Queries) WebhookSecretSet(ctx context.Context, url, secret string) (w WebhookSecret, created bool, err error) {
-	err = q.db.QueryRow(ctx, `INSERT INTO attune.webhook_secret (url, secret) VALUES ($1, $2)
-		ON CONFLICT (url) DO UPDATE SET secret = excluded.secret
-		RETURNING url, created, updated, xmax = 0`, url, secret).Scan(&w.URL, &w.Created, &w.Updated, &created)
+	err = q.inTx(ctx, func(q *Queries) error {
+		if err := q.db.QueryRow(ctx, `INSERT INTO attune.webhook_secret (url, secret) VALUES ($1, $2)
+			ON CONFLICT (url) DO UPDATE SET secret = excluded.secret
+			RETURNING url, created, updated, xmax = 0`, url, secret).Scan(&w.URL, &w.Created, &w.Updated, &created); err != nil {
+			return err
+		}
+		return q.audit(ctx, auditRecord{"webhook_secret.set", "webhook", url, map[string]any{"created": created}})
+	})
 	if err != nil {
 		return WebhookSecret{}, false, fmt.Errorf("set webhook secret of %s: %w", url, translate(err))
 	}
@@ -51,6 +56,13 @@ func (q *Queries) WebhookSecretList(ctx context.Context, page Page) ([]WebhookSe
 
 // WebhookSecretDelete removes url's secret, so that it takes unsigned bodies again.
 func (q *Queries) WebhookSecretDelete(ctx context.Context, url string) error {
+	_, err := audited(ctx, q, func(q *Queries) (struct{}, error) { return struct{}{}, q.webhookSecretDelete(ctx, url) },
+		func(struct{}) auditRecord { return auditRecord{"webhook_secret.delete", "webhook", url, nil} })
+	return err
+}
+
+// webhookSecretDelete makes WebhookSecretDelete's change; WebhookSecretDelete records it.
+func (q *Queries) webhookSecretDelete(ctx context.Context, url string) error {
 	tag, err := q.db.Exec(ctx, `DELETE FROM attune.webhook_secret WHERE url = $1`, url)
 	if err != nil {
 		return fmt.Errorf("delete webhook secret of %s: %w", url, translate(err))

@@ -399,9 +399,11 @@ func (s *Store) ExecutionCreateRerun(ctx context.Context, p ExecutionCreateParam
 		if out, err = q.ExecutionCreateOne(ctx, p); err != nil {
 			return err
 		}
-		_, err = q.db.Exec(ctx, `INSERT INTO attune.workflow_rerun (execution, source, tasks) VALUES ($1, $2, $3)`,
-			out.Execution.ID, rerun.Source, rerun.Tasks)
-		return translate(err)
+		if _, err = q.db.Exec(ctx, `INSERT INTO attune.workflow_rerun (execution, source, tasks) VALUES ($1, $2, $3)`,
+			out.Execution.ID, rerun.Source, rerun.Tasks); err != nil {
+			return translate(err)
+		}
+		return q.audit(ctx, requestRecord(out, rerun.Tasks))
 	})
 	if err != nil {
 		return ExecutionCreated{}, fmt.Errorf("create a rerun of workflow %d: %w", rerun.Source, err)

@@ -77,6 +77,8 @@ func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {
 			{"action", "action_ref", "only executions of this action ref"},
 			{"rule", "rule_ref", "only executions this rule ref caused"},
 			{"parent", "parent", "only the children of this execution id: a workflow's tasks, an execution's reruns"},
+			{"requested-by", "requested_by", "only what this requester caused: LOGIN (or identity:LOGIN), token:NAME, rule:REF, " +
+				"sensor:REF, timer, webhook, api (events created through the API), workflow:ID (its tasks)"},
 		}})
 	_ = cmd.RegisterFlagCompletionFunc("action", api.completeActionRef())
 	_ = cmd.RegisterFlagCompletionFunc("rule", api.completeFromList("/api/v1/rules", "ref", true, "trigger_ref", "action_ref"))

@@ -41,7 +41,9 @@ type Store interface {
 	ExecutionGet(ctx context.Context, id int64) (store.Execution, error)
 	ExecutionAttempts(ctx context.Context, id int64) ([]store.Execution, error)
 	ExecutionCancelRetry(ctx context.Context, id int64) (store.Execution, bool, error)
-	ExecutionCreateDirect(ctx context.Context, p store.ExecutionCreateParams) (store.ExecutionCreated, error)
+	ExecutionRequest(ctx context.Context, p store.ExecutionCreateParams) (store.ExecutionCreated, error)
+	ExecutionRequesters(ctx context.Context, ids []int64) (map[int64]store.Requester, error)
+	AuditList(ctx context.Context, f store.AuditFilter, page store.Page) ([]store.AuditEntry, int, error)
 	ExecutionCreateRerun(ctx context.Context, p store.ExecutionCreateParams, rerun store.WorkflowRerun) (store.ExecutionCreated, error)
 	WorkflowGet(ctx context.Context, id int64) (store.Workflow, error)
 	// WorkflowTransition moves a workflow's execution under the workflow's lock, so that a
@@ -238,6 +240,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	m.route(http.MethodDelete, "/policies/:ref", m.deletePolicy, Admin)
 	m.route(http.MethodGet, "/stream", m.stream, Viewer)
 	m.route(http.MethodGet, "/whoami", m.whoami, Viewer)
+	m.route(http.MethodGet, "/audit", m.listAudit, Admin)
 	m.route(http.MethodGet, "/identities", m.listIdentities, Admin)
 	m.route(http.MethodGet, "/identities/:login", m.getIdentity, Admin)
 	m.route(http.MethodPost, "/identities", m.createIdentity, Admin)

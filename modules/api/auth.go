@@ -58,8 +58,9 @@ type principal struct {
 	IdentityID int64
 	Login      string
 	Role       Role
-	// TokenID is the API token used, 0 for an access token.
-	TokenID int64
+	// TokenID is the API token used, 0 for an access token; TokenName its name.
+	TokenID   int64
+	TokenName string
 	// Execution is the running execution whose token the request carries (store.
 	// ExecutionTokenPrefix), 0 for an identity; Pack is its action's pack. Such a request
 	// reaches the key routes alone (keyRoute), and there only its pack's keys and system's.
@@ -74,6 +75,18 @@ type principal struct {
 func (p principal) scoped() bool { return p.Execution != 0 || p.Sensor != "" }
 
 const principalKey = "attune.principal"
+
+// actor is p as attune.audit records it: a running action or sensor by what it is, since it
+// acts as no identity.
+func (p principal) actor() store.Actor {
+	switch {
+	case p.Execution != 0:
+		return store.Actor{Login: fmt.Sprintf("execution:%d", p.Execution)}
+	case p.Sensor != "":
+		return store.Actor{Login: "sensor:" + p.Sensor}
+	}
+	return store.Actor{ID: p.IdentityID, Login: p.Login, Token: p.TokenName}
+}
 
 func principalOf(c echo.Context) principal {
 	p, _ := c.Get(principalKey).(principal)
@@ -140,6 +153,8 @@ func (m *Module) authorize(need Role, executions bool) echo.MiddlewareFunc {
 				return forbidden("%s %s needs the %s role; %s is %s", c.Request().Method, c.Path(), need, p.Login, p.Role)
 			}
 			c.Set(principalKey, p)
+			// Every change the store records for this request names who asked.
+			c.SetRequest(c.Request().WithContext(store.WithActor(c.Request().Context(), p.actor())))
 			return next(c)
 		}
 	}
@@ -183,7 +198,8 @@ func (m *Module) authenticate(c echo.Context) (principal, error) {
 		if owner.Token.Role != nil && Role(*owner.Token.Role).rank() < role.rank() {
 			role = Role(*owner.Token.Role)
 		}
-		return principal{IdentityID: owner.Identity.ID, Login: owner.Identity.Login, Role: role, TokenID: owner.Token.ID}, nil
+		return principal{IdentityID: owner.Identity.ID, Login: owner.Identity.Login, Role: role, TokenID: owner.Token.ID,
+			TokenName: owner.Token.Name}, nil
 	}
 	id, err := m.sessions.identity(ctx, c, raw, accessToken)
 	if err != nil {

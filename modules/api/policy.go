@@ -195,6 +195,9 @@ func (m *Module) getExecution(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if e, err = m.withRequester(ctx, e); err != nil {
+		return err
+	}
 	attempts, err := m.deps.Store.ExecutionAttempts(ctx, id)
 	if err != nil {
 		return err

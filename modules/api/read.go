@@ -154,11 +154,18 @@ func (m *Module) listExecutions(c echo.Context) error {
 		f.ParentID = &parent
 	}
 	var err error
+	if f.RequestedBy, err = requestedByFilter(c); err != nil {
+		return err
+	}
 	if f.Window, err = createdWindow(c); err != nil {
 		return err
 	}
 	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Execution, int, error) {
-		return m.deps.Store.ExecutionList(ctx, f, page)
+		execs, total, err := m.deps.Store.ExecutionList(ctx, f, page)
+		if err != nil {
+			return nil, 0, err
+		}
+		return execs, total, m.withRequesters(ctx, execs)
 	})
 }
 

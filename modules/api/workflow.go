@@ -32,7 +32,7 @@ func (m *Module) pause(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	moved, ok, err := m.deps.Store.WorkflowTransition(ctx, store.ExecutionTransition{
-		ID: exec.ID, From: []string{store.ExecutionRunning}, To: store.ExecutionPausing,
+		ID: exec.ID, From: []string{store.ExecutionRunning}, To: store.ExecutionPausing, Audit: "execution.pause",
 	})
 	if err != nil {
 		return err
@@ -64,7 +64,7 @@ func (m *Module) resume(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	moved, ok, err := m.deps.Store.WorkflowTransition(ctx, store.ExecutionTransition{
-		ID: exec.ID, From: []string{store.ExecutionPausing, store.ExecutionPaused}, To: store.ExecutionRunning,
+		ID: exec.ID, From: []string{store.ExecutionPausing, store.ExecutionPaused}, To: store.ExecutionRunning, Audit: "execution.resume",
 	})
 	if err != nil {
 		return err

@@ -315,7 +315,7 @@ func (m *Module) startExecution(c echo.Context, actionRef string, run manualRun)
 	if run.rerun != nil {
 		created, err = m.deps.Store.ExecutionCreateRerun(ctx, create, *run.rerun)
 	} else {
-		created, err = m.deps.Store.ExecutionCreateDirect(ctx, create)
+		created, err = m.deps.Store.ExecutionRequest(ctx, create)
 	}
 	if err != nil {
 		return err
@@ -327,6 +327,10 @@ func (m *Module) startExecution(c echo.Context, actionRef string, run manualRun)
 		if err := m.deps.Relay.Send(ctx, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef}); err != nil {
 			m.deps.Logger.WarnContext(ctx, "execution recorded but not announced; the sweeper will", "execution_id", exec.ID, "err", err)
 		}
+	}
+	// The request is committed: a failure to read back who made it is no failure of it.
+	if withRequester, err := m.withRequester(ctx, exec); err == nil {
+		exec = withRequester
 	}
 	return answer(c, http.StatusCreated, exec)
 }
@@ -459,7 +463,7 @@ func (m *Module) cancel(c echo.Context) error {
 	ctx := c.Request().Context()
 	exec, ok, err := m.deps.Store.ExecutionTransition(ctx, store.ExecutionTransition{
 		ID: id, From: []string{store.ExecutionRequested, store.ExecutionScheduling, store.ExecutionScheduled},
-		To: store.ExecutionCancelled, Reason: "cancelled before it ran",
+		To: store.ExecutionCancelled, Reason: "cancelled before it ran", Audit: "execution.cancel",
 	})
 	if err != nil {
 		return err
@@ -472,6 +476,7 @@ func (m *Module) cancel(c echo.Context) error {
 	// Only a workflow pauses, so only a workflow leaves pausing or paused here.
 	exec, ok, err = m.deps.Store.WorkflowTransition(ctx, store.ExecutionTransition{
 		ID: id, From: []string{store.ExecutionRunning, store.ExecutionPausing, store.ExecutionPaused}, To: store.ExecutionCanceling,
+		Audit: "execution.cancel",
 	})
 	if err != nil {
 		return err
