@@ -346,7 +346,8 @@ func (f *contractFixture) contracts() []contract {
 		list("GET /enforcements", "/enforcements"),
 		{"GET /enforcements/{id}", []probe{{path: "/enforcements/" + f.enfID, status: ok}, {path: "/enforcements/x", status: bad}, {path: "/enforcements/999999", status: missing}}},
 
-		{"GET /executions", []probe{{path: "/executions", status: ok}, {path: "/executions?status=bogus", status: bad}}},
+		{"GET /executions", []probe{{path: "/executions", status: ok}, {path: "/executions?status=bogus", status: bad},
+			{path: "/executions?requested_by=otto", status: ok}, {path: "/executions?requested_by=colour:red", status: bad}}},
 		{"GET /executions/{id}", []probe{{path: "/executions/" + f.execID, status: ok}, {path: "/executions/x", status: bad}, {path: "/executions/999999", status: missing}}},
 		{"POST /executions/execute", []probe{
 			{path: "/executions/execute", body: `{"action_ref": "demo.free"}`, status: created},
@@ -402,6 +403,8 @@ func (f *contractFixture) contracts() []contract {
 		{"DELETE /policies/{ref}", []probe{{path: "/policies/demo.one_free", status: gone}, {path: "/policies/demo.one_free", status: missing}}},
 
 		list("GET /identities", "/identities"),
+		{"GET /audit", []probe{{path: "/audit", status: ok}, {path: "/audit?kind=rule&actor=admin", status: ok},
+			{path: "/audit?kind=Rule", status: bad}, {path: "/audit?page=0", status: bad}}},
 		{"GET /identities/{login}", []probe{{path: "/identities/vera", status: ok}, {path: "/identities/nobody", status: missing}}},
 		{"POST /identities", []probe{
 			{path: "/identities", body: `{"login": "ida", "password": "long-enough", "role": "viewer"}`, status: created},
