@@ -118,6 +118,10 @@ func rotate(ctx context.Context, st *store.Store, keyring *seal.Keyring, streams
 		fmt.Fprintf(streams.Out, "%s: %d re-encrypted\n", c, changed)
 	}
 	fmt.Fprintf(streams.Out, "every secret value is under key %s (%d re-encrypted)\n", keyring.CurrentID(), total)
+	if total == 0 {
+		return nil
+	}
+	// Once every value is under the new key: the rotation spans many transactions.
 	if err := st.AuditRecord(store.WithActor(ctx, store.CLI), "key.rotate", "encryption_key", keyring.CurrentID(),
 		map[string]any{"reencrypted": total}); err != nil {
 		return fmt.Errorf("rotate: every value is re-encrypted, but recording it in the audit failed: %w", err)

@@ -173,6 +173,11 @@ func TestKeyRotate(t *testing.T) {
 	fmt.Fprintf(&want, "every secret value is under key %s (%d re-encrypted)\n", b.ID(), total)
 	require.Equal(t, want.String(), stdout)
 	require.Equal(t, everyColumn(b.ID()), sealedUnder(t, st))
+	var audit string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT string_agg(actor || ' ' || kind || ' ' || object || ' ' || detail::text, ';')
+		FROM attune.audit WHERE kind = 'key.rotate'`).Scan(&audit))
+	require.Equal(t, fmt.Sprintf(`cli key.rotate %s {"reencrypted": %d}`, b.ID(), total), audit,
+		"the refused rotation is not recorded, the one that ran is, by the cli")
 	require.NoError(t, openAll(t, pool, ringB), "B alone opens everything")
 	// What secret parameters and group keys hold is sealed again as SealParams seals under B,
 	// so that equal values stay equal (a policy's groups compare them); a secret key's value
@@ -194,6 +199,8 @@ func TestKeyRotate(t *testing.T) {
 	stdout, stderr, code = runAttuneEnv(t, env, "key", "rotate", db)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "(0 re-encrypted)", "a second run has nothing to do")
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM attune.audit WHERE kind = 'key.rotate'`).Scan(&n))
+	require.Equal(t, 1, n, "a run that changed nothing records nothing")
 
 	// A process with the wrong key does not start, and says which key it lacks.
 	_, stderr, code = runAttuneEnv(t, []string{"ATTUNE_ENCRYPTION_KEY=" + c.String()}, "serve", "--log-level=error", "--http-addr=127.0.0.1:0", db)

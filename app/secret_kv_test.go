@@ -280,7 +280,7 @@ func TestSecretsAppearNowhere(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(stdout), &cliExec))
 	require.Equal(t, "completed", cliExec["status"], cliExec)
 	require.True(t, strings.HasPrefix(readOut("cli"), "auth "+sha("")+"\ntoken "+sha(kvCLISecret)+"\nwho "+sha(kvUserSecret)+"\nurl \nregion eu-west-3\n"), readOut("cli"))
-	require.EqualValues(t, admin, cliExec["requested_by"])
+	require.Equal(t, map[string]any{"kind": "identity", "identity": "admin", "identity_id": float64(admin)}, cliExec["requested_by"])
 
 	// A caller cannot hand the worker a sealed value to open: sealed values come from Attune.
 	other, err := seal.NewKey()
