@@ -299,7 +299,10 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 		}
 		return q.audit(ctx, auditRecord{t.Audit, "execution", strconv.FormatInt(e.ID, 10), map[string]any{"status": e.Status}})
 	})
-	return e, ok, err
+	if err != nil {
+		return Execution{}, false, err
+	}
+	return e, ok, nil
 }
 
 // executionTransition makes ExecutionTransition's move, and records nothing.

@@ -148,23 +148,23 @@ func (q *Queries) KeyList(ctx context.Context, f KeyFilter, page Page) ([]Key, i
 
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
-// KeyDelete removes a key; one that has expired is ErrNotFound, like one never set.
+// KeyDelete removes a key; one that has expired is ErrNotFound, like one never set (its row
+// goes all the same, unrecorded, as the sweep would take it).
 func (q *Queries) KeyDelete(ctx context.Context, ref KeyRef) error {
-	_, err := audited(ctx, q, func(q *Queries) (struct{}, error) { return struct{}{}, q.keyDelete(ctx, ref) },
-		func(struct{}) auditRecord { return auditRecord{"key.delete", "key", ref.String(), nil} })
-	return err
-}
-
-// keyDelete makes KeyDelete's change; KeyDelete records it.
-func (q *Queries) keyDelete(ctx context.Context, ref KeyRef) error {
 	var alive bool
-	err := q.db.QueryRow(ctx, `DELETE FROM attune.key WHERE scope = $1 AND coalesce(owner, 0) = $2 AND name = $3
-		RETURNING `+keyAlive, ref.Scope, ref.Owner, ref.Name).Scan(&alive)
+	err := q.inTx(ctx, func(q *Queries) error {
+		err := q.db.QueryRow(ctx, `DELETE FROM attune.key WHERE scope = $1 AND coalesce(owner, 0) = $2 AND name = $3
+			RETURNING `+keyAlive, ref.Scope, ref.Owner, ref.Name).Scan(&alive)
+		if err != nil || !alive {
+			return translate(err)
+		}
+		return q.audit(ctx, auditRecord{"key.delete", "key", ref.String(), nil})
+	})
 	if err == nil && !alive {
-		err = pgx.ErrNoRows
+		err = translate(pgx.ErrNoRows)
 	}
 	if err != nil {
-		return fmt.Errorf("delete key %s: %w", ref, translate(err))
+		return fmt.Errorf("delete key %s: %w", ref, err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/attune-go/attune/store"
+	"github.com/attune-go/attune/store/seal"
 )
 
 // auditOf lists the audit entries the query selects, newest first.
@@ -107,6 +108,27 @@ func TestAuditRecordsEachChange(t *testing.T) {
 	olga.do(http.MethodDelete, "/rules/demo.hook", "")
 	s.lastAudit("rule.delete", "rule:demo.hook", "olga")
 
+	// Actions, triggers, sensors.
+	s.data(http.StatusCreated, http.MethodPost, "/actions", `{"ref": "demo.extra", "runner_type": "noop"}`)
+	require.Equal(t, map[string]any{"runner": "noop", "enabled": true}, s.lastAudit("action.create", "action:demo.extra", "admin")["detail"])
+	s.data(http.StatusOK, http.MethodPut, "/actions/demo.extra", `{"runner_type": "noop", "enabled": false}`)
+	s.lastAudit("action.update", "action:demo.extra", "admin")
+	s.do(http.MethodDelete, "/actions/demo.extra", "")
+	s.lastAudit("action.delete", "action:demo.extra", "admin")
+	s.data(http.StatusCreated, http.MethodPost, "/triggers", `{"ref": "demo.alert"}`)
+	s.lastAudit("trigger.create", "trigger:demo.alert", "admin")
+	s.data(http.StatusOK, http.MethodPut, "/triggers/demo.alert", `{"description": "changed"}`)
+	s.lastAudit("trigger.update", "trigger:demo.alert", "admin")
+	s.do(http.MethodDelete, "/triggers/demo.alert", "")
+	s.lastAudit("trigger.delete", "trigger:demo.alert", "admin")
+	_, err := s.s.PackRegister(context.Background(), store.PackRegistration{Pack: store.Pack{Ref: "watch"},
+		Sensors: []store.Sensor{{Ref: "watch.poll", EntryPoint: "poll.sh", TriggerRefs: []string{"core.webhook"}, Enabled: true}}})
+	require.NoError(t, err)
+	olga.data(http.StatusOK, http.MethodPost, "/sensors/watch.poll/disable", "")
+	s.lastAudit("sensor.disable", "sensor:watch.poll", "olga")
+	olga.data(http.StatusOK, http.MethodPost, "/sensors/watch.poll/enable", "")
+	s.lastAudit("sensor.enable", "sensor:watch.poll", "olga")
+
 	// Packs: uploaded, deleted; policies; webhook secrets.
 	s.data(http.StatusOK, http.MethodPost, "/packs", tarGz(t, tarEntry{name: "up/pack.yaml", body: "ref: up\n"},
 		tarEntry{name: "up/actions/run.yaml", body: "ref: up.run\nrunner_type: noop\n"}))
@@ -140,7 +162,7 @@ func TestAuditRecordsEachChange(t *testing.T) {
 
 	var all string
 	require.NoError(t, s.s.Pool().QueryRow(context.Background(), `SELECT string_agg(a::text, ' ') FROM attune.audit a`).Scan(&all))
-	for _, secret := range []string{keyValue, hookSecret, tok["token"].(string), "a-new-password-123", "pw-olga-long", "$argon2id"} {
+	for _, secret := range []string{keyValue, hookSecret, tok["token"].(string), "a-new-password-123", "pw-olga-long", "$argon2id", seal.Prefix} {
 		require.NotContains(t, all, secret)
 	}
 

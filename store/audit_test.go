@@ -1,0 +1,74 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/attune-go/attune/store"
+	"github.com/attune-go/attune/store/storetest"
+)
+
+// A change and its audit record commit together: when the record cannot be written, the
+// change is not made either, whichever store method makes it. Without an actor in the
+// context the record names the system.
+func TestAuditCommitsWithItsChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	_, err := s.PackRegister(ctx, store.PackRegistration{Pack: store.Pack{Ref: "demo"},
+		Actions:  []store.Action{{Ref: "demo.run", RunnerType: "noop", OutputFormat: "text", TimeoutSeconds: 30, Enabled: true}},
+		Triggers: []store.Trigger{{Ref: "demo.hook"}}})
+	require.NoError(t, err)
+	var actor string
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT actor FROM attune.audit WHERE kind = 'pack.register' AND object = 'demo'`).Scan(&actor))
+	require.Equal(t, "system", actor)
+
+	_, err = s.Pool().Exec(ctx, `
+		CREATE FUNCTION attune.refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$;
+		CREATE TRIGGER refuse_audit BEFORE INSERT ON attune.audit FOR EACH ROW EXECUTE FUNCTION attune.refuse_audit()`)
+	require.NoError(t, err)
+	alice := store.WithActor(ctx, store.Actor{ID: 1, Login: "alice", Token: "ci"})
+
+	_, err = s.RuleCreate(alice, store.Rule{Ref: "demo.on_hook", PackRef: "demo", TriggerRef: "demo.hook", ActionRef: "demo.run", Enabled: true})
+	require.ErrorContains(t, err, "audit refused")
+	_, err = s.RuleGetByRef(ctx, "demo.on_hook")
+	require.ErrorIs(t, err, store.ErrNotFound, "the rule went with its record")
+
+	_, _, err = s.KeySet(alice, store.KeySetParams{KeyRef: store.KeyRef{Scope: "system", Name: "k"}, Value: json.RawMessage(`1`)})
+	require.ErrorContains(t, err, "audit refused")
+	_, err = s.KeyGet(ctx, store.KeyRef{Scope: "system", Name: "k"})
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	_, err = s.ExecutionRequest(alice, store.ExecutionCreateParams{ActionRef: "demo.run"})
+	require.ErrorContains(t, err, "audit refused")
+	_, total, err := s.ExecutionList(ctx, store.ExecutionFilter{}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	require.Zero(t, total, "no execution without its record")
+
+	direct, err := s.ExecutionCreateDirect(ctx, store.ExecutionCreateParams{ActionRef: "demo.run"})
+	require.NoError(t, err, "what the pipeline creates records nothing")
+	_, ok, err := s.ExecutionTransition(alice, store.ExecutionTransition{ID: direct.Execution.ID,
+		From: []string{store.ExecutionScheduled}, To: store.ExecutionCancelled, Audit: "execution.cancel"})
+	require.ErrorContains(t, err, "audit refused")
+	require.False(t, ok)
+	got, err := s.ExecutionGet(ctx, direct.Execution.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.ExecutionScheduled, got.Status, "the cancel went with its record")
+	_, err = s.ExecutionTransitionBatch(ctx, []store.ExecutionTransition{{ID: direct.Execution.ID,
+		From: []string{store.ExecutionScheduled}, To: store.ExecutionCancelled, Audit: "execution.cancel"}})
+	require.ErrorContains(t, err, "only ExecutionTransition writes", "a batch refuses to move what asks for a record")
+
+	_, err = s.Pool().Exec(ctx, `DROP TRIGGER refuse_audit ON attune.audit`)
+	require.NoError(t, err)
+	_, err = s.RuleCreate(alice, store.Rule{Ref: "demo.on_hook", PackRef: "demo", TriggerRef: "demo.hook", ActionRef: "demo.run", Enabled: true})
+	require.NoError(t, err)
+	entries, _, err := s.AuditList(ctx, store.AuditFilter{Kind: "rule"}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	e := entries[0]
+	require.Equal(t, []any{int64(1), "alice", "ci", "rule.create", "rule", "demo.on_hook"},
+		[]any{*e.ActorID, e.Actor, *e.Token, e.Kind, e.ObjectKind, e.Object})
+}
