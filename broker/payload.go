@@ -182,7 +182,7 @@ type OutputChunk struct {
 	Seq int64 `json:"seq"`
 	// Stream is "stdout" or "stderr".
 	Stream string `json:"stream"`
-	Text   string `json:"text,omitempty"`
+	Text   string `json:"text"`
 	// Dropped counts the bytes printed just before this chunk that were not sent live, because
 	// publishing fell behind.
 	Dropped int64 `json:"dropped,omitempty"`

@@ -47,16 +47,11 @@ type streamInquiry struct {
 // streamOutput is the data of an `output` event on the live stream: a chunk of what a running
 // execution printed.
 type streamOutput struct {
-	ExecutionID int64     `json:"execution_id"`
-	ActionRef   string    `json:"action_ref"`
-	Seq         int64     `json:"seq"`
-	Stream      string    `json:"stream"`
-	Text        string    `json:"text"`
-	Dropped     int64     `json:"dropped,omitempty"`
-	Cut         bool      `json:"cut,omitempty"`
-	End         bool      `json:"end,omitempty"`
-	At          time.Time `json:"at"`
-	Workflow    *int64    `json:"workflow,omitempty"`
+	ExecutionID int64  `json:"execution_id"`
+	ActionRef   string `json:"action_ref"`
+	broker.OutputChunk
+	At       time.Time `json:"at"`
+	Workflow *int64    `json:"workflow,omitempty"`
 }
 
 // stream serves the live stream as Server-Sent Events: executions' status changes, inquiries
@@ -173,8 +168,7 @@ func (s sseWriter) notification(n broker.Notification) error {
 			Workflow: n.Workflow})
 	case broker.NotifyOutput:
 		if o := n.Output; o != nil {
-			return s.event(n.Kind, streamOutput{ExecutionID: n.ID, ActionRef: n.Ref, Seq: o.Seq, Stream: o.Stream, Text: o.Text,
-				Dropped: o.Dropped, Cut: o.Cut, End: o.End, At: n.At, Workflow: n.Workflow})
+			return s.event(n.Kind, streamOutput{ExecutionID: n.ID, ActionRef: n.Ref, OutputChunk: *o, At: n.At, Workflow: n.Workflow})
 		}
 	}
 	return nil // a kind this server does not know: a newer sender's, for newer clients

@@ -248,3 +248,17 @@ func (b *heldBroker) Publish(ctx context.Context, _ ...broker.Message) error {
 	}
 	return ctx.Err()
 }
+
+// What live output costs an action per byte printed, with three secret values to scrub.
+func BenchmarkLiveOutputWrite(b *testing.B) {
+	s := newScrubber(json.RawMessage(`{"a": "secret-value", "b": "another-secret", "c": "tok-123456"}`), []string{"a", "b", "c"})
+	m := &Module{cfg: Config{Live: LiveConfig{}.withDefaults()}, deps: Deps{Logger: slog.New(slog.DiscardHandler), Notifier: newHeard()}}
+	line := []byte(strings.Repeat("a line of ordinary output, with some text in it: 0123456789\n", 64))
+	b.SetBytes(int64(len(line)))
+	for range b.N {
+		o := m.liveOutput(store.Execution{ID: 7, ActionRef: "core.local"}, s)
+		stdout, _ := o.writers()
+		_, _ = stdout.Write(line)
+		m.closeLiveOutput(context.Background(), o)
+	}
+}

@@ -176,7 +176,11 @@ type streamScrub struct {
 // write appends to dst what can be shown of the output so far, p being its next bytes; end
 // says no more follows, so nothing is held back.
 func (z *streamScrub) write(dst, p []byte, end bool) []byte {
-	data := append(z.held, p...)
+	data := p
+	if len(z.held) > 0 {
+		data = append(z.held, p...)
+	}
+	dst = slices.Grow(dst, len(data))
 	limit := len(data)
 	if !end {
 		limit = completeRunes(data)
