@@ -259,10 +259,9 @@ func TestRetentionRunnersAtOnceDeleteEachRowOnce(t *testing.T) {
 	s := storetest.NewStore(t)
 	d := seed{t, s}
 	const n = 300
-	var ids []int64
 	for range n {
 		ev := d.event(old, true)
-		ids = append(ids, d.execution(store.ExecutionCompleted, old, "enforcement", d.enforcement(ev, "processed", old)))
+		d.execution(store.ExecutionCompleted, old, "enforcement", d.enforcement(ev, "processed", old))
 	}
 	w := storetest.FillWorkflow(t, s, storetest.Workflow{ActionRef: "demo.flow", Status: store.ExecutionCompleted,
 		Tasks: []storetest.WorkflowTask{{Name: "a", Status: store.TaskSucceeded, Children: []storetest.WorkflowChild{

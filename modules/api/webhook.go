@@ -47,8 +47,8 @@ func (m *Module) admitWebhook(c echo.Context, url string) (store.WebhookRoute, e
 // number is bounded by the rules and secrets; buckets full again are dropped all the same
 // once there are many, as forgetting a full bucket changes nothing.
 type buckets struct {
-	rate WebhookRate
-	mu   sync.Mutex
+	rate  WebhookRate
+	mu    sync.Mutex
 	byURL map[string]*bucket
 }
 
