@@ -95,7 +95,7 @@ func (m *Module) lead(ctx context.Context) error {
 	ticker := time.NewTicker(m.cfg.Interval)
 	defer ticker.Stop()
 	for {
-		m.Pass(ctx)
+		m.pass(ctx)
 		select {
 		case <-ticker.C:
 		case <-ctx.Done():
@@ -104,10 +104,10 @@ func (m *Module) lead(ctx context.Context) error {
 	}
 }
 
-// Pass deletes, kind after kind, everything past its retention, batch after batch, and logs
+// pass deletes, kind after kind, everything past its retention, batch after batch, and logs
 // what it deleted. A failed batch ends the kind's pass (the next pass tries again) but not
 // the others': a kind whose rows refer to another's only keeps more of that one.
-func (m *Module) Pass(ctx context.Context) {
+func (m *Module) pass(ctx context.Context) {
 	for _, kind := range store.RetentionKinds {
 		keep := m.cfg.Keep[kind]
 		if keep <= 0 {
