@@ -26,6 +26,7 @@ import (
 	"github.com/attune-go/attune/modules/api"
 	"github.com/attune-go/attune/modules/executor"
 	"github.com/attune-go/attune/modules/pack/cache"
+	"github.com/attune-go/attune/modules/retention"
 	"github.com/attune-go/attune/modules/rules"
 	"github.com/attune-go/attune/modules/sensor"
 	"github.com/attune-go/attune/modules/worker"
@@ -190,6 +191,9 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 		case RoleExecutor:
 			err = add(executor.New(executor.Config{WorkerAliveWithin: cfg.workerTimeout, WorkerWaitTimeout: cfg.workerWaitTimeout},
 				executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Sealer: infra.keyring}))
+			if err == nil {
+				err = add(retention.New(retention.Config{Keep: cfg.retain}, retention.Deps{Logger: logger.With("module", "retention"), Store: infra.store}))
+			}
 		case RoleSensor:
 			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker, Relay: infra.relay, Sealer: infra.keyring}))
 			if err == nil {
@@ -201,7 +205,7 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 		case RoleAPI:
 			err = add(api.New(api.Config{
 				AuthDisabled: !cfg.auth, AdminPassword: cfg.adminPassword, AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL,
-				WorkerTimeout: cfg.workerTimeout, Replica: replicaName(),
+				WorkerTimeout: cfg.workerTimeout, Replica: replicaName(), WebhookRate: cfg.webhookRate,
 			}, api.Deps{
 				Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier,
 				Routes: infra.http.echo.Group("/api/v1"), Auth: infra.http.echo.Group("/auth"), Keyring: infra.keyring,

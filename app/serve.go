@@ -13,6 +13,7 @@ import (
 	"github.com/attune-go/attune/app/cli"
 	"github.com/attune-go/attune/app/database"
 	"github.com/attune-go/attune/broker/amqpbroker"
+	"github.com/attune-go/attune/modules/api"
 	"github.com/attune-go/attune/store"
 )
 
@@ -47,6 +48,12 @@ type serveConfig struct {
 	workerWaitTimeout   time.Duration
 	logs                logOptions
 	keys                keyringConfig
+	// retainFlags holds each kind's --retain-* as given, retain what it says (0: for ever).
+	retainFlags     map[string]*string
+	retain          map[string]time.Duration
+	webhookRateFlag string
+	webhookBurst    int
+	webhookRate     api.WebhookRate
 }
 
 func registerLogFlags(fs *pflag.FlagSet, o *logOptions) {
@@ -113,6 +120,7 @@ the command line wins over the environment, which wins over the default.`,
 	fs.DurationVar(&cfg.refreshTTL, "refresh-token-ttl", 7*24*time.Hour, "how long a refresh token lasts: how long a login may go unused")
 	registerLogFlags(fs, &cfg.logs)
 	registerKeyringFlags(fs, &cfg.keys)
+	registerRetentionFlags(fs, &cfg)
 	cli.BindEnv(fs, "auth", "ATTUNE_AUTH")
 	cli.BindEnv(fs, "access-token-ttl", "ATTUNE_ACCESS_TOKEN_TTL")
 	cli.BindEnv(fs, "refresh-token-ttl", "ATTUNE_REFRESH_TOKEN_TTL")
@@ -192,7 +200,7 @@ func (c *serveConfig) validate() error {
 	if c.workerName == "" || strings.ContainsAny(c.workerName, ".*# \t") {
 		return fmt.Errorf("invalid --worker-name %q: must be non-empty, without '.', '*', '#' or spaces", c.workerName)
 	}
-	return nil
+	return c.validateRetention()
 }
 
 func defaultWorkerName() string {

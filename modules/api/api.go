@@ -116,6 +116,9 @@ type Config struct {
 	// KeySweepInterval is how often expired datastore keys and execution tokens are deleted
 	// (they are invisible from the moment they expire). Default 1m.
 	KeySweepInterval time.Duration
+	// WebhookRate limits the webhooks this replica takes per url (429 past it); zero takes
+	// every one.
+	WebhookRate WebhookRate
 }
 
 // Broker is what the API publishes through, and where its live stream is fed from.
@@ -160,6 +163,8 @@ type Module struct {
 	passwordWait  time.Duration
 	// roles is the least role of each route, by "METHOD /path" as registered.
 	roles map[string]Role
+	// webhookBuckets holds each webhook url's tokens; nil takes every webhook.
+	webhookBuckets *buckets
 }
 
 // New registers the API's routes on deps.Routes.
@@ -177,7 +182,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.StreamHeartbeat = cmp.Or(cfg.StreamHeartbeat, 15*time.Second)
 	cfg.AnswerWithin = cmp.Or(cfg.AnswerWithin, 5*time.Second)
 	cfg.KeySweepInterval = cmp.Or(cfg.KeySweepInterval, time.Minute)
-	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), passwordSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), passwordWait: passwordCheckWait, hub: stream.NewHub(stream.Config{Buffer: cfg.StreamBuffer}),
+	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), webhookBuckets: newBuckets(cfg.WebhookRate), passwordSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), passwordWait: passwordCheckWait, hub: stream.NewHub(stream.Config{Buffer: cfg.StreamBuffer}),
 		sessions: &sessions{
 			key: &signingKey{store: deps.Store}, identities: deps.Store, accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL,
 		}}

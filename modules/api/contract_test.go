@@ -341,7 +341,8 @@ func (f *contractFixture) contracts() []contract {
 		{"POST /webhooks/{url}", []probe{
 			{path: "/webhooks/hook", body: `{"kind": "push"}`, status: accepted},
 			{path: "/webhooks/hook", body: `not json`, status: bad},
-			{path: "/webhooks/signed", body: `{}`, status: unauth}}},
+			{path: "/webhooks/signed", body: `{}`, status: unauth},
+			{path: "/webhooks/nobody", body: `{}`, status: missing}}},
 
 		list("GET /enforcements", "/enforcements"),
 		{"GET /enforcements/{id}", []probe{{path: "/enforcements/" + f.enfID, status: ok}, {path: "/enforcements/x", status: bad}, {path: "/enforcements/999999", status: missing}}},

@@ -253,6 +253,7 @@ func TestStreamCarriesChanges(t *testing.T) {
 		require.Equal(t, "scheduled", ev.data["previous_status"], "filled in from what the stream passed on before")
 	}
 
+	coreRuleOn(t, s.server, "deploys")
 	code, body := s.do(http.MethodPost, "/webhooks/deploys", `{"ref": "main"}`)
 	require.Equal(t, http.StatusAccepted, code, body)
 	ev = all.next()

@@ -155,6 +155,10 @@ func (m *Module) createEvent(c echo.Context) error {
 // webhook turns any JSON posted to /webhooks/{url} into a core.webhook event; rules whose
 // trigger_params.url is {url} see it.
 func (m *Module) webhook(c echo.Context) error {
+	route, err := m.admitWebhook(c, c.Param("url"))
+	if err != nil {
+		return err
+	}
 	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
 	if err != nil {
 		return badRequest("read request body: %v", err)
@@ -162,7 +166,7 @@ func (m *Module) webhook(c echo.Context) error {
 	if len(raw) > maxBody {
 		return tooLarge(maxBody)
 	}
-	if err := m.checkSignature(c, c.Param("url"), raw); err != nil {
+	if err := checkSignature(c, c.Param("url"), route, raw); err != nil {
 		return err
 	}
 	var body any
