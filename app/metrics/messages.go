@@ -16,24 +16,19 @@ type messages struct {
 }
 
 func newMessages(reg *prometheus.Registry) messages {
+	byQueue := func(name, help string) *prometheus.CounterVec {
+		return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"queue"}))
+	}
 	m := messages{
 		published: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "attune_messages_published_total",
 			Help: "Messages this process published and the broker took, by message type.",
 		}, []string{"type"})),
-		consumed: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "attune_messages_consumed_total",
-			Help: "Deliveries this process's subscriptions handled, by queue.",
-		}, []string{"queue"})),
-		redelivered: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "attune_messages_redelivered_total",
-			Help: "Deliveries that were not their message's first (requeued after a failed handler, or handed back from a lost consumer), by queue.",
-		}, []string{"queue"})),
-		deadLettered: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "attune_messages_dead_lettered_total",
-			Help: "Deliveries this process rejected into the dead-letter exchange, by queue.",
-		}, []string{"queue"})),
-		byType: make(map[broker.Type]prometheus.Counter),
+		consumed: byQueue("attune_messages_consumed_total", "Deliveries this process's subscriptions handled, by queue."),
+		redelivered: byQueue("attune_messages_redelivered_total",
+			"Deliveries that were not their message's first (requeued after a failed handler, or handed back from a lost consumer), by queue."),
+		deadLettered: byQueue("attune_messages_dead_lettered_total", "Deliveries this process rejected into the dead-letter exchange, by queue."),
+		byType:       make(map[broker.Type]prometheus.Counter),
 	}
 	for _, t := range broker.Types() {
 		m.byType[t] = m.published.WithLabelValues(string(t))
