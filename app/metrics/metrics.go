@@ -18,7 +18,7 @@ import (
 // once.
 type Metrics struct {
 	registry *prometheus.Registry
-	pipeline
+	*pipeline
 	messages
 	batches *prometheus.HistogramVec
 	web     web

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,10 +30,16 @@ type pipeline struct {
 	stageVec   *prometheus.HistogramVec
 	slotsBusy  prometheus.Gauge
 	slotsTotal prometheus.Gauge
+	// children caches the counters of each (action, runner[, status]) met, so that counting
+	// an execution is a lookup without a lock: the set is bounded by what is installed.
+	children sync.Map // executionKey → prometheus.Counter
 }
 
-func newPipeline(reg *prometheus.Registry) pipeline {
-	p := pipeline{
+// executionKey names a child of started (status "") or finished.
+type executionKey struct{ action, runner, status string }
+
+func newPipeline(reg *prometheus.Registry) *pipeline {
+	p := &pipeline{
 		started: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "attune_executions_started_total",
 			Help: "Executions this process's worker claimed and started, by action and runner.",
@@ -64,12 +71,27 @@ func newPipeline(reg *prometheus.Registry) pipeline {
 
 // ExecutionStarted implements worker.Metrics.
 func (p *pipeline) ExecutionStarted(action, runner string) {
-	p.started.WithLabelValues(action, runner).Inc()
+	p.child(executionKey{action, runner, ""}).Inc()
 }
 
 // ExecutionFinished implements worker.Metrics.
 func (p *pipeline) ExecutionFinished(action, runner, status string) {
-	p.finished.WithLabelValues(action, runner, status).Inc()
+	p.child(executionKey{action, runner, status}).Inc()
+}
+
+func (p *pipeline) child(k executionKey) prometheus.Counter {
+	if c, ok := p.children.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	var c prometheus.Counter
+	if k.status == "" {
+		c = p.started.WithLabelValues(k.action, k.runner)
+	} else {
+		c = p.finished.WithLabelValues(k.action, k.runner, k.status)
+	}
+	// Two callers storing at once store the same child.
+	p.children.Store(k, c)
+	return c
 }
 
 // Stage implements the modules' Stage: one of Stages, else nothing is observed. Clocks of one
