@@ -149,6 +149,8 @@ func TestMetricsMoveAsExecutionsRun(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, moved(wkBefore, wkAfter, "attune_messages_consumed_total", map[string]string{"queue": "attune.workers.noop.dispatch"}), float64(runs))
 	require.Equal(t, 8.0, metricValue(wkAfter, "attune_worker_slots", nil))
+	require.Contains(t, wkAfter, "attune_live_output_dropped_bytes_total")
+	require.Contains(t, wkAfter, "attune_live_output_cut_total")
 	require.Eventually(t, func() bool {
 		_, fams := wk.scrape(t)
 		return metricValue(fams, "attune_worker_slots_busy", nil) == 1

@@ -13,6 +13,7 @@ import (
 // field passed to the module's Deps in app.buildModules.
 type Modules struct {
 	Worker   worker.Metrics
+	Output   worker.OutputCounter
 	Executor executor.Metrics
 	Rules    rules.Metrics
 }
@@ -23,7 +24,7 @@ func (m *Metrics) Modules() Modules {
 	if m == nil {
 		return Modules{}
 	}
-	return Modules{Worker: m, Executor: m, Rules: m}
+	return Modules{Worker: m, Output: m, Executor: m, Rules: m}
 }
 
 // Meter is the broker's meter: nil when m is, for the same reason.

@@ -24,12 +24,14 @@ var Stages = []string{
 // interfaces a module declares in its Deps are implemented here the same way, a metric in
 // newPipeline and a method, and passed in by app.buildModules.
 type pipeline struct {
-	started    *prometheus.CounterVec
-	finished   *prometheus.CounterVec
-	stages     map[string]prometheus.Observer
-	stageVec   *prometheus.HistogramVec
-	slotsBusy  prometheus.Gauge
-	slotsTotal prometheus.Gauge
+	started       *prometheus.CounterVec
+	finished      *prometheus.CounterVec
+	stages        map[string]prometheus.Observer
+	stageVec      *prometheus.HistogramVec
+	slotsBusy     prometheus.Gauge
+	slotsTotal    prometheus.Gauge
+	outputDropped prometheus.Counter
+	outputCut     prometheus.Counter
 	// children caches the counters of each (action, runner[, status]) met, so that counting
 	// an execution is a lookup without a lock: the set is bounded by what is installed.
 	children sync.Map // executionKey → prometheus.Counter
@@ -60,6 +62,14 @@ func newPipeline(reg *prometheus.Registry) *pipeline {
 		slotsTotal: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "attune_worker_slots",
 			Help: "Slots of this process's worker (--worker-concurrency); 0 without the worker role.",
+		})),
+		outputDropped: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "attune_live_output_dropped_bytes_total",
+			Help: "Bytes actions printed that this process's worker did not send live, because publishing fell behind.",
+		})),
+		outputCut: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "attune_live_output_cut_total",
+			Help: "Executions whose live output reached its bound, so that the rest went to the stored output alone.",
 		})),
 		stages: make(map[string]prometheus.Observer, len(Stages)),
 	}
@@ -104,6 +114,12 @@ func (p *pipeline) Stage(stage string, d time.Duration) {
 
 // SlotsBusy implements worker.Metrics.
 func (p *pipeline) SlotsBusy(delta int) { p.slotsBusy.Add(float64(delta)) }
+
+// OutputDropped implements worker.OutputCounter.
+func (p *pipeline) OutputDropped(bytes int) { p.outputDropped.Add(float64(bytes)) }
+
+// OutputCut implements worker.OutputCounter.
+func (p *pipeline) OutputCut() { p.outputCut.Inc() }
 
 // WorkerSlots sets how many slots the process's worker has.
 func (p *pipeline) WorkerSlots(n int) { p.slotsTotal.Set(float64(n)) }

@@ -133,10 +133,17 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 		return m.finish(ctx, exec, runnerType, scrub, notStarted(fmt.Sprintf("this worker has no %q runner", job.RunnerType)), store.ExecutionFailed)
 	}
 
+	var live *liveOutput
+	if job.RunnerType == runner.TypeShell {
+		live = m.liveOutput(exec, scrub)
+		job.Stdout, job.Stderr = live.writers()
+	}
+
 	runCtx, cancel := context.WithCancel(ctx)
 	m.running.add(exec.ID, cancel)
 	m.deps.Logger.DebugContext(ctx, "execution started", "execution_id", exec.ID, "action", exec.ActionRef)
 	result := run.Run(runCtx, job)
+	m.closeLiveOutput(ctx, live)
 	cancelled := m.running.remove(exec.ID)
 	cancel()
 	return m.finish(ctx, exec, runnerType, scrub, result, statusOf(result, cancelled))

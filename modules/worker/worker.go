@@ -74,19 +74,25 @@ type Config struct {
 	// APIURL is the API's address, given to each shell action as ATTUNE_API_URL with a token of
 	// its own (ATTUNE_TOKEN) with which it writes keys back. Empty gives neither.
 	APIURL string
+	// Live tunes the live output of running shell actions.
+	Live LiveConfig
 	// PackCache is the directory of this worker's cache of pack versions (--worker-pack-cache),
 	// kept across restarts. Default: attune/packs/NAME under the user's cache directory, or
 	// under the temporary directory when there is none.
 	PackCache string
 }
 
-// Notifier hears of every status change the worker commits, for the live stream. It is best
-// effort and must not block.
+// Notifier hears of every status change the worker commits, and of what running actions
+// print, for the live stream. It is best effort and must not block.
 type Notifier interface {
 	Notify(ns ...broker.Notification)
+	// PendingBytes is how much output waits to be published: past LiveConfig.Backlog, live
+	// output is dropped rather than queued.
+	PendingBytes() int
 }
 
-// Deps are the worker's collaborators. Notifier may be nil: nothing is notified. Relay
+// Deps are the worker's collaborators. Notifier may be nil: nothing is notified, and no
+// output is sent live. Output may be nil: nothing is counted. Relay
 // sends what a commit calls for, keeping what the broker cannot take at once (package
 // broker/relay); nil publishes through Broker directly.
 type Deps struct {
@@ -96,6 +102,7 @@ type Deps struct {
 	Relay    broker.Sender
 	Notifier Notifier
 	Opener   Opener
+	Output   OutputCounter
 	// Metrics counts what the worker runs; nil counts nothing.
 	Metrics Metrics
 }
@@ -168,6 +175,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	}
 	cfg.Timeout = cmp.Or(cfg.Timeout, 30*time.Second)
 	cfg.Retention = cmp.Or(cfg.Retention, 24*time.Hour)
+	cfg.Live = cfg.Live.withDefaults()
 	marker := reaper.NewMarker(cfg.Name)
 	cfg.Runner.Env = append(slices.Clip(cfg.Runner.Env), marker.Env()...)
 	dir := marker.Dir(os.TempDir())
