@@ -14,14 +14,16 @@ type EventCreated struct {
 	// Payload is the event's payload when it is small enough to ride along, which spares the
 	// rule matcher reading the row back. Events are immutable, so the copy cannot be stale.
 	Payload json.RawMessage `json:"payload,omitempty"`
+	// Created is when the event was recorded (PostgreSQL's clock), for the latency metrics.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // maxPayloadSnapshot is the largest payload an EventCreated carries.
 const maxPayloadSnapshot = 64 << 10
 
 // NewEventCreated announces an event, with its payload when that is small.
-func NewEventCreated(id int64, triggerRef, ruleRef string, payload json.RawMessage) EventCreated {
-	e := EventCreated{EventID: id, TriggerRef: triggerRef, RuleRef: ruleRef}
+func NewEventCreated(id int64, triggerRef, ruleRef string, payload json.RawMessage, created time.Time) EventCreated {
+	e := EventCreated{EventID: id, TriggerRef: triggerRef, RuleRef: ruleRef, Created: created}
 	if len(payload) <= maxPayloadSnapshot {
 		e.Payload = payload
 	}
@@ -42,6 +44,9 @@ type EnforcementCreated struct {
 	ActionRef     string          `json:"action_ref,omitempty"`
 	Config        json.RawMessage `json:"config,omitempty"`
 	Failure       string          `json:"failure,omitempty"`
+	// Created is when the enforcement was recorded (PostgreSQL's clock), for the latency
+	// metrics.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // MessageType implements Payload.

@@ -221,7 +221,7 @@ func (m *Module) fire(c echo.Context, triggerRef string, payload map[string]any,
 		return err
 	}
 	m.notify(broker.EventNotification(ev.ID, ev.TriggerRef, ev.Created))
-	if err := m.deps.Relay.Send(ctx, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload)); err != nil {
+	if err := m.deps.Relay.Send(ctx, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload, ev.Created)); err != nil {
 		m.deps.Logger.WarnContext(ctx, "event recorded but not announced; the sweeper will", "event_id", ev.ID, "err", err)
 	}
 	return c.JSON(http.StatusAccepted, dataBody[eventCreated]{Data: eventCreated{EventID: ev.ID}})

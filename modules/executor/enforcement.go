@@ -68,6 +68,9 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 	if err != nil {
 		return err
 	}
+	if m.deps.Metrics != nil && !p.Created.IsZero() && c.Outcome != store.CreateExists && c.Outcome != store.CreateSkipped {
+		m.deps.Metrics.Stage("created", c.Execution.Created.Sub(p.Created))
+	}
 	return m.created(ctx, c, action)
 }
 

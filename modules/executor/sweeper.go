@@ -159,7 +159,7 @@ func (m *Module) sweep(ctx context.Context) error {
 		}
 		for _, e := range events {
 			if lost(e.Created, broker.QueueRuleEvents) && m.resent.due(fmt.Sprintf("event/%d", e.ID), now) {
-				msgs = append(msgs, broker.NewEventCreated(e.ID, e.TriggerRef, deref(e.RuleRef), e.Payload))
+				msgs = append(msgs, broker.NewEventCreated(e.ID, e.TriggerRef, deref(e.RuleRef), e.Payload, e.Created))
 			}
 		}
 		enfs, err := q.EnforcementListStale(ctx, before, sweepBatch)
@@ -168,7 +168,7 @@ func (m *Module) sweep(ctx context.Context) error {
 		}
 		for _, e := range enfs {
 			if lost(e.Created, broker.QueueExecutorEnforcement) && m.resent.due(fmt.Sprintf("enforcement/%d", e.ID), now) {
-				msgs = append(msgs, broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: e.EventID})
+				msgs = append(msgs, broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: e.EventID, Created: e.Created})
 			}
 		}
 		// A scheduled execution is carried first by the executor's request queue (when the

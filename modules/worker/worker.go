@@ -103,7 +103,27 @@ type Deps struct {
 	Notifier Notifier
 	Opener   Opener
 	Output   OutputCounter
+	// Metrics counts what the worker runs; nil counts nothing.
+	Metrics Metrics
 }
+
+// Metrics counts what the worker runs (the process's /metrics). It is called for every
+// execution, so it must not block.
+type Metrics interface {
+	ExecutionStarted(action, runner string)
+	ExecutionFinished(action, runner, status string)
+	// Stage observes how long an execution took to reach stage from the stage before it.
+	Stage(stage string, d time.Duration)
+	// SlotsBusy moves the count of this worker's slots holding a dispatch by delta.
+	SlotsBusy(delta int)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) ExecutionStarted(string, string)          {}
+func (noMetrics) ExecutionFinished(string, string, string) {}
+func (noMetrics) Stage(string, time.Duration)              {}
+func (noMetrics) SlotsBusy(int)                            {}
 
 // Opener opens the sealed values in an execution's parameters (package store/seal), and
 // returns the texts it opened, for the scrubber. A token it cannot open is an error naming
@@ -149,6 +169,9 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.HeartbeatInterval = cmp.Or(cfg.HeartbeatInterval, 10*time.Second)
 	if deps.Relay == nil {
 		deps.Relay = broker.Direct(deps.Broker)
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = noMetrics{}
 	}
 	cfg.Timeout = cmp.Or(cfg.Timeout, 30*time.Second)
 	cfg.Retention = cmp.Or(cfg.Retention, 24*time.Hour)
