@@ -190,11 +190,12 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, scrub *scrubb
 		return nil // already final: cancelled, or abandoned by this worker's next process
 	}
 	m.notify("", done)
-	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", exec.ID, "status", status, "duration_ms", result.DurationMS)
-	return m.deps.Relay.Send(ctx, broker.ExecutionCompleted{
+	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", exec.ID, "status", status, "duration_ms", result.DurationMS,
+		"trace_id", done.Trace())
+	return m.deps.Relay.Send(ctx, broker.InTrace(done.Trace(), broker.ExecutionCompleted{
 		ExecutionID: done.ID, ActionRef: done.ActionRef, Status: done.Status, FinishedAt: time.Now().UTC(), HeldSlot: &done.HeldSlot,
 		Workflow: done.WorkflowID(),
-	})
+	}))
 }
 
 // actionTokenMargin is how long an action's API token outlives the action's timeout: what it
