@@ -147,14 +147,16 @@ type traceExec struct {
 
 // printTrace prints t as an indented tree, one line per row:
 //
-//	event 7  core.webhook from webhook  12:00:01
-//	  rule demo.greet  processed
-//	    execution 42  core.echo  completed  0.1s
-//	  rule demo.broken  refused: render action_params: ...
+//	trace 7c7b95ff-3183-4d7b-b056-1e76da8ad243
+//	  event 1  core.webhook from webhook  2026-12-05 12:25:55.710
+//	    rule hooks.echo  enforcement 1  processed
+//	      execution 2  core.echo  completed  24ms
+//	    rule hooks.broken  enforcement 3  processed  refused: rule hooks.broken: render action_params: ...
+//	      execution 1  core.echo  failed  (the reason above)
 func printTrace(w io.Writer, t traceTree) {
 	fmt.Fprintf(w, "trace %s\n", t.TraceID)
 	for _, ev := range t.Events {
-		line := fmt.Sprintf("  event %d  %s from %s  %s", ev.ID, ev.TriggerRef, ev.Source, ev.Created.Local().Format(clockFormat))
+		line := fmt.Sprintf("  event %d  %s from %s  %s", ev.ID, ev.TriggerRef, ev.Source, ev.Created.Local().Format(time.DateOnly+" "+clockFormat))
 		if ev.Evaluated == nil {
 			line += "  (rules not evaluated yet)"
 		} else if len(ev.Enforcements) == 0 {
@@ -167,16 +169,22 @@ func printTrace(w io.Writer, t traceTree) {
 				line += "  refused: " + oneLine(*enf.Reason)
 			}
 			fmt.Fprintln(w, line)
-			printTraceExecs(w, enf.Executions, 6)
+			var reason string
+			if enf.Reason != nil {
+				reason = *enf.Reason
+			}
+			printTraceExecs(w, enf.Executions, 6, reason)
 		}
 	}
-	printTraceExecs(w, t.Executions, 2)
+	printTraceExecs(w, t.Executions, 2, "")
 	if t.Truncated {
 		fmt.Fprintln(w, "  (more rows than are shown: see --json)")
 	}
 }
 
-func printTraceExecs(w io.Writer, es []traceExec, indent int) {
+// printTraceExecs prints es and their children at indent; a reason the same as above (a
+// refused match's, which its execution failed with) is not repeated.
+func printTraceExecs(w io.Writer, es []traceExec, indent int, above string) {
 	for _, e := range es {
 		var b strings.Builder
 		fmt.Fprintf(&b, "%sexecution %d  %s", strings.Repeat(" ", indent), e.ID, e.ActionRef)
@@ -193,11 +201,15 @@ func printTraceExecs(w io.Writer, es []traceExec, indent int) {
 		if d, ok := traceDuration(e); ok {
 			fmt.Fprintf(&b, "  %s", d)
 		}
-		if e.Reason != nil && e.Status != "completed" {
+		switch {
+		case e.Reason == nil || e.Status == "completed":
+		case *e.Reason == above:
+			b.WriteString("  (the reason above)")
+		default:
 			fmt.Fprintf(&b, "  %s", oneLine(*e.Reason))
 		}
 		fmt.Fprintln(w, b.String())
-		printTraceExecs(w, e.Children, indent+2)
+		printTraceExecs(w, e.Children, indent+2, "")
 	}
 }
 
