@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,10 +22,7 @@ import (
 func TestTraceOfAWebhook(t *testing.T) {
 	t.Parallel()
 	p := startPipeline(t, []string{"--amqp-url=" + brokertest.URL(t), "--amqp-namespace=" + namespace(t)})
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "pack.yaml"), []byte("ref: hooks\n"), 0o644))
-	_, stderr, code := p.cli(t, "pack", "register", dir)
-	require.Equal(t, 0, code, stderr)
+	p.registerHooks(t)
 	for _, r := range []map[string]any{
 		{"ref": "hooks.echo", "action_ref": "core.echo", "action_params": map[string]any{"message": "{{ event.payload.body.name }}"}},
 		{"ref": "hooks.noop", "action_ref": "core.noop"},

@@ -129,7 +129,7 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	m.running.add(exec.ID, cancel)
-	m.deps.Logger.DebugContext(ctx, "execution started", "execution_id", exec.ID, "action", exec.ActionRef)
+	m.deps.Logger.DebugContext(ctx, "execution started", "execution_id", exec.ID, "action", exec.ActionRef, "trace_id", exec.Trace())
 	result := run.Run(runCtx, job)
 	cancelled := m.running.remove(exec.ID)
 	cancel()
