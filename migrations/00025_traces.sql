@@ -15,9 +15,10 @@ ALTER TABLE attune.event ALTER COLUMN trace_id SET DEFAULT gen_random_uuid();
 ALTER TABLE attune.enforcement ADD COLUMN trace_id uuid;
 ALTER TABLE attune.execution ADD COLUMN trace_id uuid;
 ALTER TABLE attune.execution ALTER COLUMN trace_id SET DEFAULT gen_random_uuid();
-CREATE INDEX event_trace_idx ON attune.event (trace_id);
-CREATE INDEX enforcement_trace_idx ON attune.enforcement (trace_id);
-CREATE INDEX execution_trace_idx ON attune.execution (trace_id);
+-- Partial: the rows older than traces, however many, take no room in them.
+CREATE INDEX event_trace_idx ON attune.event (trace_id) WHERE trace_id IS NOT NULL;
+CREATE INDEX enforcement_trace_idx ON attune.enforcement (trace_id) WHERE trace_id IS NOT NULL;
+CREATE INDEX execution_trace_idx ON attune.execution (trace_id) WHERE trace_id IS NOT NULL;
 
 DROP FUNCTION attune.execution_create(text[], text[], text[], text[], bigint[], bigint[], integer[], integer[], bigint[], text[], bigint[]);
 -- +goose StatementBegin
@@ -67,9 +68,11 @@ BEGIN
                 coalesce(u.status, 'requested') AS status, u.reason, u.enforcement, u.parent, u.timeout_seconds,
                 coalesce(u.attempt, 1) AS attempt, u.retry_of,
                 coalesce(string_to_array(nullif(u.secrets, ''), ','), '{}') AS secrets, u.requested_by,
-                -- coalesce stops at the first value: the lookups run only for items without one.
-                coalesce(u.trace_id, enf.trace_id, (SELECT p.trace_id FROM attune.execution p WHERE p.id = u.parent),
-                    gen_random_uuid()) AS trace_id,
+                -- The lookup runs only for items without a trace. An enforcement or parent
+                -- older than traces passes its null on: its work is no new trace's.
+                coalesce(u.trace_id, CASE WHEN u.enforcement IS NOT NULL THEN enf.trace_id
+                    WHEN u.parent IS NOT NULL THEN (SELECT p.trace_id FROM attune.execution p WHERE p.id = u.parent)
+                    ELSE gen_random_uuid() END) AS trace_id,
                 a.id AS action_id,
                 CASE WHEN coalesce(u.status, 'requested') = 'requested' THEN refs.retry END AS retry,
                 nextval(ids) AS new_id,
@@ -129,8 +132,10 @@ BEGIN
             'requested' AS status, u.reason, u.enforcement, u.parent, u.timeout_seconds,
             coalesce(u.attempt, 1) AS attempt, u.retry_of,
             coalesce(string_to_array(nullif(u.secrets, ''), ','), '{}') AS secrets, u.requested_by,
-            coalesce(u.trace_id, (SELECT e.trace_id FROM attune.enforcement e WHERE e.id = u.enforcement),
-                (SELECT p.trace_id FROM attune.execution p WHERE p.id = u.parent), gen_random_uuid()) AS trace_id,
+            coalesce(u.trace_id, CASE WHEN u.enforcement IS NOT NULL
+                    THEN (SELECT e.trace_id FROM attune.enforcement e WHERE e.id = u.enforcement)
+                WHEN u.parent IS NOT NULL THEN (SELECT p.trace_id FROM attune.execution p WHERE p.id = u.parent)
+                ELSE gen_random_uuid() END) AS trace_id,
             a.id AS action_id, pol, l.group_key, ag.id AS group_id, attune.retry_for(u.action_ref) AS retry
         FROM unnest(p_action_ref, p_parameters, p_status, p_reason, p_enforcement, p_parent, p_timeout_seconds,
                 p_attempt, p_retry_of, p_secrets, p_requested_by, p_trace_id) WITH ORDINALITY

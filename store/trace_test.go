@@ -88,6 +88,18 @@ func TestTraceCarriedFromEventToExecutions(t *testing.T) {
 			require.Len(t, attempts, 1)
 			require.Equal(t, trace, attempts[0].Execution.Trace())
 
+			// Work of an enforcement older than traces joins none, rather than a new one each.
+			ev2, err := s.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook", Payload: json.RawMessage(`{}`)})
+			require.NoError(t, err)
+			old, err := s.EventEnforce(ctx, ev2.ID, []store.EnforcementMatch{{RuleRef: "demo.rule"}})
+			require.NoError(t, err)
+			_, err = s.Pool().Exec(ctx, `UPDATE attune.enforcement SET trace_id = NULL WHERE id = $1`, old[0].ID)
+			require.NoError(t, err)
+			untraced, err := s.ExecutionCreateOne(ctx, store.ExecutionCreateParams{ActionRef: "demo.run", EnforcementID: &old[0].ID,
+				Parameters: json.RawMessage(`{}`)})
+			require.NoError(t, err)
+			require.Nil(t, untraced.Execution.TraceID)
+
 			got, err := s.TraceGet(ctx, trace)
 			require.NoError(t, err)
 			require.Len(t, got.Events, 1)
