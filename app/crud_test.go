@@ -37,12 +37,18 @@ func startBareOn(t *testing.T, dbURL string) *process {
 			p.stop(t, syscall.SIGTERM, 30*time.Second)
 		}
 	})
+	p.registerHooks(t)
+	return p
+}
+
+// registerHooks registers an empty pack, hooks, for a test's rules made through the API.
+func (p *process) registerHooks(t *testing.T) {
+	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pack.yaml"), []byte("ref: hooks\n"), 0o644))
 	stdout, stderr, code := p.cli(t, "pack", "register", dir)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "registered pack hooks")
-	return p
 }
 
 // webhookRefused posts to the webhook url, which no enabled rule listens on: 404, naming it.

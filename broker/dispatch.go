@@ -130,11 +130,11 @@ func (d *Dispatcher) handle(del Delivery) {
 	case herr == nil:
 		d.settle(del.Ack(), "ack")
 	case IsPermanent(herr):
-		log.Error("dead-lettering message", "queue", d.queue, "message_id", m.ID, "message_type", m.Type, "err", herr)
+		log.Error("dead-lettering message", "queue", d.queue, "message_id", m.ID, "message_type", m.Type, "trace_id", m.Headers.TraceID, "err", herr)
 		d.deadLetter(del)
 	case IsTransient(herr) && m.Headers.OutageSince != nil && time.Since(*m.Headers.OutageSince) > d.opts.MaxOutage:
 		log.Error("dead-lettering message whose dependency has been away too long", "queue", d.queue, "message_id", m.ID,
-			"message_type", m.Type, "since", *m.Headers.OutageSince, "err", herr)
+			"message_type", m.Type, "trace_id", m.Headers.TraceID, "since", *m.Headers.OutageSince, "err", herr)
 		d.deadLetter(del)
 	case IsTransient(herr):
 		log.Warn("requeueing message while a dependency is away", "queue", d.queue, "message_id", m.ID, "message_type", m.Type,
@@ -148,10 +148,10 @@ func (d *Dispatcher) handle(del Delivery) {
 		d.settle(del.Retry(d.handlerCtx, m), "retry")
 	case m.Headers.RetryCount+1 >= d.opts.MaxAttempts:
 		log.Error("dead-lettering message after its last attempt", "queue", d.queue, "message_id", m.ID,
-			"message_type", m.Type, "attempts", m.Headers.RetryCount+1, "err", herr)
+			"message_type", m.Type, "trace_id", m.Headers.TraceID, "attempts", m.Headers.RetryCount+1, "err", herr)
 		d.deadLetter(del)
 	default:
-		log.Warn("requeueing message", "queue", d.queue, "message_id", m.ID, "message_type", m.Type,
+		log.Warn("requeueing message", "queue", d.queue, "message_id", m.ID, "message_type", m.Type, "trace_id", m.Headers.TraceID,
 			"retry_count", m.Headers.RetryCount, "err", herr)
 		d.backoff(m.Headers.RetryCount)
 		m.Headers.RetryCount++

@@ -85,6 +85,7 @@ type Store interface {
 	WorkerGet(ctx context.Context, name string, aliveWithin time.Duration) (store.Worker, error)
 	WorkerList(ctx context.Context, aliveWithin time.Duration, page store.Page) ([]store.Worker, int, error)
 	WorkflowViewGet(ctx context.Context, id int64) (store.WorkflowView, error)
+	TraceGet(ctx context.Context, id string) (store.Trace, error)
 }
 
 // Config configures the API. Its zero value requires authentication.
@@ -229,6 +230,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	m.boundedRoute(http.MethodPost, "/executions/:id/pause", m.pause, Operator)
 	m.boundedRoute(http.MethodPost, "/executions/:id/resume", m.resume, Operator)
 	m.boundedRoute(http.MethodPost, "/executions/:id/rerun", m.rerun, Operator)
+	m.route(http.MethodGet, "/traces/:id", m.getTrace, Viewer)
 	m.route(http.MethodGet, "/inquiries", m.listInquiries, Viewer)
 	m.route(http.MethodGet, "/inquiries/:id", m.getInquiry, Viewer)
 	// Who may answer is the inquiry's to say; the handler checks it.

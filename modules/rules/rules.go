@@ -160,10 +160,12 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 			continue
 		}
 		if o.reason != "" {
-			m.deps.Logger.WarnContext(ctx, "rule could not be evaluated", "rule", r.rule.Ref, "event_id", ev.ID, "reason", o.reason)
+			m.deps.Logger.WarnContext(ctx, "rule could not be evaluated", "rule", r.rule.Ref, "event_id", ev.ID, "trace_id", msg.Headers.TraceID,
+				"reason", o.reason)
 		}
 		if o.failure != "" {
-			m.deps.Logger.WarnContext(ctx, "rule matched but its parameters could not be rendered", "rule", r.rule.Ref, "event_id", ev.ID, "reason", o.failure)
+			m.deps.Logger.WarnContext(ctx, "rule matched but its parameters could not be rendered", "rule", r.rule.Ref, "event_id", ev.ID,
+				"trace_id", msg.Headers.TraceID, "reason", o.failure)
 		}
 		secrets := r.secrets
 		if o.config != nil {
@@ -197,7 +199,7 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 		if len(e.Secrets) == 0 {
 			match.ActionRef, match.Config, match.Failure = actions[e.RuleRef], e.Config, deref(e.Reason)
 		}
-		matches[i] = match
+		matches[i] = broker.InTrace(e.Trace(), match)
 	}
 	// Committed: the relay keeps what the broker cannot take now, and a crash before the
 	// publish is repaired by the executor's sweeper, which republishes enforcements left in

@@ -141,7 +141,7 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	m.running.add(exec.ID, cancel)
-	m.deps.Logger.DebugContext(ctx, "execution started", "execution_id", exec.ID, "action", exec.ActionRef)
+	m.deps.Logger.DebugContext(ctx, "execution started", "execution_id", exec.ID, "action", exec.ActionRef, "trace_id", exec.Trace())
 	result := run.Run(runCtx, job)
 	m.closeLiveOutput(ctx, live)
 	cancelled := m.running.remove(exec.ID)
@@ -217,11 +217,12 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, runnerType st
 		m.deps.Metrics.Stage("finished", done.FinishedAt.Sub(*done.StartedAt))
 	}
 	m.notify("", done)
-	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", exec.ID, "status", status, "duration_ms", result.DurationMS)
-	return m.deps.Relay.Send(ctx, broker.ExecutionCompleted{
+	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", exec.ID, "status", status, "duration_ms", result.DurationMS,
+		"trace_id", done.Trace())
+	return m.deps.Relay.Send(ctx, broker.InTrace(done.Trace(), broker.ExecutionCompleted{
 		ExecutionID: done.ID, ActionRef: done.ActionRef, Status: done.Status, FinishedAt: time.Now().UTC(), HeldSlot: &done.HeldSlot,
 		Workflow: done.WorkflowID(),
-	})
+	}))
 }
 
 // actionTokenMargin is how long an action's API token outlives the action's timeout: what it

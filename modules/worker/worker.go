@@ -304,9 +304,10 @@ func (m *Module) abandonLeftovers(ctx context.Context) error {
 	}
 	m.notify("", left...)
 	for _, e := range left {
-		m.deps.Logger.WarnContext(ctx, "execution abandoned by a restart of its worker", "execution_id", e.ID, "action", e.ActionRef)
-		if err := m.deps.Relay.Send(ctx, broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef, Status: e.Status, FinishedAt: time.Now().UTC(),
-			Workflow: e.WorkflowID()}); err != nil {
+		m.deps.Logger.WarnContext(ctx, "execution abandoned by a restart of its worker", "execution_id", e.ID, "action", e.ActionRef,
+			"trace_id", e.Trace())
+		if err := m.deps.Relay.Send(ctx, broker.InTrace(e.Trace(), broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef,
+			Status: e.Status, FinishedAt: time.Now().UTC(), Workflow: e.WorkflowID()})); err != nil {
 			return err
 		}
 	}
