@@ -1,12 +1,15 @@
 package app
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/attune-go/attune/app/cli"
 	"github.com/attune-go/attune/app/database"
+	"github.com/attune-go/attune/modules/api"
+	"github.com/attune-go/attune/store"
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 )
@@ -64,6 +67,10 @@ func TestValidateServeConfig(t *testing.T) {
 		"no concurrency":      {func(c *serveConfig) { c.workerConcurrency = 0 }, "invalid --worker-concurrency"},
 		"short sensor lease":  {func(c *serveConfig) { c.sensorLease = 500 * time.Millisecond }, "invalid --sensor-lease 500ms"},
 		"refresh too short":   {func(c *serveConfig) { c.refreshTTL = time.Minute }, "invalid --access-token-ttl 1h0m0s / --refresh-token-ttl 1m0s"},
+		"bad retention": {func(c *serveConfig) { c.retainFlags = map[string]*string{store.RetainEvents: ptr("3x")} },
+			`invalid --retain-events "3x": want a duration such as 30d, 12h or 90m, or 0 to keep for ever`},
+		"negative retention": {func(c *serveConfig) { c.retainFlags = map[string]*string{store.RetainExecutions: ptr("-1h")} }, `invalid --retain-executions "-1h": negative`},
+		"bad webhook rate":   {func(c *serveConfig) { c.webhookRateFlag = "10/x" }, `invalid --webhook-rate-limit "10/x" / --webhook-rate-burst 0: want N/s`},
 	}
 	for name, tc := range cases {
 		c := validConfig()
@@ -124,4 +131,38 @@ func TestEnvironmentPrecedence(t *testing.T) {
 	err := cli.ApplyEnv(fs2)
 	require.ErrorContains(t, err, `invalid ATTUNE_SHUTDOWN_TIMEOUT="soon"`)
 	require.ErrorContains(t, err, `invalid duration`)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestRetentionSettings(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]time.Duration{"30d": 720 * time.Hour, "0": 0, "0d": 0, "12h": 12 * time.Hour, "90m": 90 * time.Minute, "1h30m": 90 * time.Minute} {
+		got, err := parseRetention(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "d", "1.5d", "-2d", "30", "30 d", "forever"} {
+		_, err := parseRetention(in)
+		require.Error(t, err, in)
+	}
+	c := validConfig()
+	require.NoError(t, c.validate())
+	require.Equal(t, map[string]time.Duration{store.RetainExecutions: 720 * time.Hour, store.RetainEnforcements: 720 * time.Hour,
+		store.RetainEvents: 720 * time.Hour}, c.retain, "a month of each by default")
+
+	for in, want := range map[[2]string]api.WebhookRate{
+		{"", "0"}: {}, {"10/s", "0"}: {PerSecond: 10, Burst: 10}, {"600/m", "5"}: {PerSecond: 10, Burst: 5}, {"36/h", "0"}: {PerSecond: 0.01, Burst: 36},
+	} {
+		burst, _ := strconv.Atoi(in[1])
+		got, err := parseWebhookRate(in[0], burst)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"0/s", "10", "10/d", "x/s", "-1/s"} {
+		_, err := parseWebhookRate(in, 0)
+		require.Error(t, err, in)
+	}
+	_, err := parseWebhookRate("", 3)
+	require.ErrorContains(t, err, "a burst needs a rate")
 }

@@ -37,12 +37,26 @@ func startBareOn(t *testing.T, dbURL string) *process {
 			p.stop(t, syscall.SIGTERM, 30*time.Second)
 		}
 	})
+	p.registerHooks(t)
+	return p
+}
+
+// registerHooks registers an empty pack, hooks, for a test's rules made through the API.
+func (p *process) registerHooks(t *testing.T) {
+	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pack.yaml"), []byte("ref: hooks\n"), 0o644))
 	stdout, stderr, code := p.cli(t, "pack", "register", dir)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "registered pack hooks")
-	return p
+}
+
+// webhookRefused posts to the webhook url, which no enabled rule listens on: 404, naming it.
+func (p *process) webhookRefused(t *testing.T, url string) {
+	t.Helper()
+	status, out := p.post(t, "/api/v1/webhooks/"+url, map[string]any{})
+	require.Equal(t, http.StatusNotFound, status, out)
+	require.Contains(t, out["error"].(map[string]any)["message"], "webhook "+url+": no enabled rule listens on it")
 }
 
 // webhook posts body to the webhook url and waits until the rule matcher has evaluated the
@@ -119,10 +133,10 @@ action_params:
 	require.Equal(t, "completed", exec["status"])
 	require.Contains(t, result(t, exec)["stdout"], "ping")
 
-	// Disabled: the next webhook is evaluated and does not fire it.
+	// Disabled: no rule listens on the url any more, and the next webhook is refused at once.
 	disabled := cliJSON(t, p, 0, "rule", "disable", "hooks.on_ping")
 	require.Equal(t, false, disabled["enabled"])
-	p.webhook(t, "ping", map[string]any{"kind": "ping"})
+	p.webhookRefused(t, "ping")
 	require.Equal(t, []int64{first}, p.enforcedEvents(t, "hooks.on_ping"))
 
 	// Enabled again: it fires again.
@@ -137,7 +151,7 @@ action_params:
 	_, stderr, code = p.cli(t, "rule", "show", "hooks.on_ping")
 	require.Equal(t, 1, code)
 	require.Equal(t, "attune: no rule \"hooks.on_ping\" (404 Not Found)\n", requireOneErrorLine(t, stderr))
-	p.webhook(t, "ping", map[string]any{"kind": "ping"})
+	p.webhookRefused(t, "ping")
 	require.ElementsMatch(t, []int64{first, third}, p.enforcedEvents(t, "hooks.on_ping"))
 	_, stderr, code = p.cli(t, "rule", "delete", "hooks.on_ping")
 	require.Equal(t, 1, code)
@@ -165,7 +179,9 @@ action_params:
 func TestCLIShowCommands(t *testing.T) {
 	t.Parallel()
 	p := startBare(t)
-	ev := p.webhook(t, "nothing", map[string]any{})
+	status, out := p.post(t, "/api/v1/events", map[string]any{"trigger_ref": "core.webhook", "payload": map[string]any{"url": "nothing"}})
+	require.Equal(t, http.StatusAccepted, status, out)
+	ev := id(t, data(t, out), "event_id")
 	workerName := func() string {
 		stdout, stderr, code := p.cli(t, "worker", "list", "-o", "json")
 		require.Equal(t, 0, code, stderr)

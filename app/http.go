@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/attune-go/attune/app/metrics"
 	"github.com/attune-go/attune/modules/api"
 )
 
@@ -21,8 +22,8 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// httpServer serves health, readiness and, with the api role, the API, on one address
-// whatever the roles.
+// httpServer serves health, readiness, the metrics (unless --metrics=false) and, with the api
+// role, the API, on one address whatever the roles.
 type httpServer struct {
 	echo     *echo.Echo
 	server   *http.Server
@@ -32,7 +33,7 @@ type httpServer struct {
 	stopping atomic.Bool
 }
 
-func newHTTPServer(addr string, checks map[string]pinger, logger *slog.Logger) (*httpServer, error) {
+func newHTTPServer(addr string, checks map[string]pinger, mx *metrics.Metrics, logger *slog.Logger) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on --http-addr %s: %w", addr, err)
@@ -41,6 +42,9 @@ func newHTTPServer(addr string, checks map[string]pinger, logger *slog.Logger) (
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = api.ErrorHandler(logger)
+	if mx != nil {
+		e.Use(mx.HTTP(e))
+	}
 	e.Use(middleware.Recover())
 	s := &httpServer{
 		echo:     e,
@@ -55,6 +59,9 @@ func newHTTPServer(addr string, checks map[string]pinger, logger *slog.Logger) (
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
 	e.GET("/readyz", func(c echo.Context) error { return s.ready(c, checks) })
+	if mx != nil {
+		e.GET("/metrics", echo.WrapHandler(mx.Handler(logger)))
+	}
 	return s, nil
 }
 

@@ -14,7 +14,7 @@ const modulePath = "github.com/attune-go/attune"
 // domain logic several roles share (the pack format, rule evaluation, timer schedules, workflow
 // definitions); they import no role.
 var (
-	roleModules = []string{"/modules/api", "/modules/executor", "/modules/rules", "/modules/sensor", "/modules/worker"}
+	roleModules = []string{"/modules/api", "/modules/executor", "/modules/retention", "/modules/rules", "/modules/sensor", "/modules/worker"}
 	libraries   = []string{"/modules/pack", "/modules/ruleeval", "/modules/schedule", "/modules/workflow"}
 )
 

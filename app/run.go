@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/attune-go/attune/app/database"
+	"github.com/attune-go/attune/app/metrics"
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/broker/amqpbroker"
 	"github.com/attune-go/attune/broker/membroker"
@@ -26,6 +27,7 @@ import (
 	"github.com/attune-go/attune/modules/api"
 	"github.com/attune-go/attune/modules/executor"
 	"github.com/attune-go/attune/modules/pack/cache"
+	"github.com/attune-go/attune/modules/retention"
 	"github.com/attune-go/attune/modules/rules"
 	"github.com/attune-go/attune/modules/sensor"
 	"github.com/attune-go/attune/modules/worker"
@@ -48,6 +50,8 @@ type infrastructure struct {
 	notifier *notify.Notifier
 	relay    *relay.Relay
 	keyring  *seal.Keyring
+	// metrics is nil with --metrics=false.
+	metrics *metrics.Metrics
 }
 
 // serve runs the configured roles until ctx ends or one of them fails. Start order: pool,
@@ -63,8 +67,15 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	if err := database.PrepareSchema(ctx, pool, cfg.migrate, logger); err != nil {
 		return err
 	}
+	var mx *metrics.Metrics
+	var batchSizes store.BatchSizes
+	if cfg.metrics {
+		mx = metrics.New()
+		mx.WatchPool(pool)
+		batchSizes = mx.BatchSizes
+	}
 
-	br, err := openBroker(ctx, cfg, logger)
+	br, err := openBroker(ctx, cfg, mx, logger)
 	if err != nil {
 		return err
 	}
@@ -74,7 +85,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 		}
 	}()
 
-	st := store.NewStore(pool)
+	st := store.NewObservedStore(pool, batchSizes)
 	keyring, err := openKeyring(ctx, st, cfg.keys, logger)
 	if err != nil {
 		return err
@@ -87,13 +98,13 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	if err := registerPacks(store.WithActor(ctx, store.System), st, cfg.packsDir, logger); err != nil {
 		return err
 	}
-	srv, err := newHTTPServer(cfg.httpAddr, map[string]pinger{"database": st, "broker": br}, logger.With("module", "http"))
+	srv, err := newHTTPServer(cfg.httpAddr, map[string]pinger{"database": st, "broker": br}, mx, logger.With("module", "http"))
 	if err != nil {
 		return err
 	}
 	notifier := notify.New(br, notify.Config{Logger: logger.With("module", "notify")})
 	rel := relay.New(br, relay.Config{Logger: logger.With("module", "relay")})
-	infra := infrastructure{store: st, broker: br, http: srv, notifier: notifier, relay: rel, keyring: keyring}
+	infra := infrastructure{store: st, broker: br, http: srv, notifier: notifier, relay: rel, keyring: keyring, metrics: mx}
 	modules, err := buildModules(cfg, infra, logger)
 	if err != nil {
 		_ = srv.listener.Close()
@@ -126,12 +137,13 @@ func runAlongside(ctx context.Context, run func(context.Context) error) (stop fu
 	}
 }
 
-func openBroker(ctx context.Context, cfg serveConfig, logger *slog.Logger) (broker.Broker, error) {
+func openBroker(ctx context.Context, cfg serveConfig, mx *metrics.Metrics, logger *slog.Logger) (broker.Broker, error) {
 	opts := broker.Options{
 		Namespace:     broker.Namespace(cfg.amqpNamespace),
 		DrainTimeout:  cfg.shutdownTimeout,
 		SourceService: roleNames(cfg.roles),
 		Logger:        logger.With("module", "broker"),
+		Meter:         mx.Meter(),
 	}
 	if len(cfg.amqpURLs) == 0 {
 		logger.InfoContext(ctx, "using the in-process broker", "module", "broker")
@@ -162,6 +174,7 @@ func openBroker(ctx context.Context, cfg serveConfig, logger *slog.Logger) (brok
 // rules; the api serves the REST API on the process's HTTP server.
 func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([]module, error) {
 	var mods []module
+	mx := infra.metrics.Modules()
 	add := func(m module, err error) error {
 		if err != nil {
 			return err
@@ -186,12 +199,24 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				Companion:         companionCommand(cfg.logs),
 				APIURL:            workerAPIURL(cfg, infra.http.Addr()),
 				PackCache:         cmp.Or(cfg.workerPackCache, ephemeralPackCache(cfg)),
-			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Opener: infra.keyring}))
+			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Opener: infra.keyring,
+				Output: mx.Output, Metrics: mx.Worker}))
+			if infra.metrics != nil {
+				infra.metrics.WorkerSlots(cfg.workerConcurrency)
+			}
 		case RoleExecutor:
 			err = add(executor.New(executor.Config{WorkerAliveWithin: cfg.workerTimeout, WorkerWaitTimeout: cfg.workerWaitTimeout},
-				executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Sealer: infra.keyring}))
+				executor.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Sealer: infra.keyring,
+					Metrics: mx.Executor}))
+			if err == nil {
+				err = add(retention.New(retention.Config{Keep: cfg.retain}, retention.Deps{Logger: logger.With("module", "retention"), Store: infra.store, Counter: mx.Retention}))
+			}
+			if infra.metrics != nil {
+				infra.metrics.WatchQueues(infra.store, log)
+			}
 		case RoleSensor:
-			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker, Relay: infra.relay, Sealer: infra.keyring}))
+			err = add(rules.New(rules.Config{}, rules.Deps{Logger: logger.With("module", "rules"), Store: infra.store, Broker: infra.broker, Relay: infra.relay, Sealer: infra.keyring,
+				Metrics: mx.Rules}))
 			if err == nil {
 				err = add(sensor.New(sensor.Config{Sensors: sensor.Sensors{
 					Holder: replicaName(), LeaseTTL: cfg.sensorLease, APIURL: workerAPIURL(cfg, infra.http.Addr()),
@@ -201,7 +226,7 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 		case RoleAPI:
 			err = add(api.New(api.Config{
 				AuthDisabled: !cfg.auth, AdminPassword: cfg.adminPassword, AccessTTL: cfg.accessTTL, RefreshTTL: cfg.refreshTTL,
-				WorkerTimeout: cfg.workerTimeout, Replica: replicaName(),
+				WorkerTimeout: cfg.workerTimeout, Replica: replicaName(), WebhookRate: cfg.webhookRate,
 			}, api.Deps{
 				Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier,
 				Routes: infra.http.echo.Group("/api/v1"), Auth: infra.http.echo.Group("/auth"), Keyring: infra.keyring,

@@ -32,7 +32,7 @@ func blocking(name string) *fakeModule {
 
 func testServer(t *testing.T) *httpServer {
 	t.Helper()
-	srv, err := newHTTPServer("127.0.0.1:0", nil, slog.New(slog.DiscardHandler))
+	srv, err := newHTTPServer("127.0.0.1:0", nil, nil, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	return srv
 }

@@ -182,7 +182,8 @@ func dumpDatabase(t *testing.T, dbURL string) string {
 // action's default as the requester's, and a secret parameter given through the CLI reach the
 // actions in clear, and afterwards none of them is anywhere in the database (every row of
 // every table), in any message published on the namespace's exchanges, in any process's log
-// or in the live stream. Non-secret keys render as their values (kv.pack, kv.system).
+// or in the live stream, the actions' live output included. Non-secret keys render as their
+// values (kv.pack, kv.system).
 func TestSecretsAppearNowhere(t *testing.T) {
 	t.Parallel()
 	dbURL := storetest.NewDatabase(t)
@@ -214,7 +215,7 @@ func TestSecretsAppearNowhere(t *testing.T) {
 	start("executor")
 	start("sensor")
 	captured := captureAMQP(t, ns)
-	live := api.stream(t, "")
+	live := api.stream(t, "output=true")
 
 	// The keys, through the keys API, which keeps a secret one only as its seal token.
 	admin := queryOne[int64](t, dbURL, `SELECT id FROM attune.identity WHERE login = 'admin'`)
@@ -315,6 +316,7 @@ func TestSecretsAppearNowhere(t *testing.T) {
 		return executionEvent(int64(stale["id"].(float64)))(ev) && ev.data["status"] == "failed"
 	})
 	require.Contains(t, streamed.String(), fmt.Sprintf(`"id":%d`, ruleExec))
+	require.Contains(t, streamed.String(), `"text":"got [`+pack.Mask+`] [] []\n"`, "the live output carried the echo, scrubbed")
 
 	for _, p := range procs {
 		p.stop(t, syscall.SIGTERM, 30*time.Second)

@@ -111,7 +111,7 @@ func TestSecretsThroughThePipeline(t *testing.T) {
 			p.stop(t, syscall.SIGTERM, 30*time.Second)
 		}
 	})
-	live := p.stream(t, "")
+	live := p.stream(t, "output=true")
 	code, created := p.post(t, "/api/v1/identities", map[string]any{"login": "vic", "password": "vic-password-long", "role": "viewer"})
 	require.Equal(t, http.StatusCreated, code, created)
 	resp, err := http.Post("http://"+p.addr+"/auth/login", "application/json",

@@ -13,6 +13,7 @@ import (
 	"github.com/attune-go/attune/app/cli"
 	"github.com/attune-go/attune/app/database"
 	"github.com/attune-go/attune/broker/amqpbroker"
+	"github.com/attune-go/attune/modules/api"
 	"github.com/attune-go/attune/store"
 )
 
@@ -25,6 +26,7 @@ type serveConfig struct {
 	amqpNamespace   string
 	amqpQueueType   string
 	httpAddr        string
+	metrics         bool
 	migrate         bool
 	shutdownTimeout time.Duration
 	workerName      string
@@ -47,6 +49,12 @@ type serveConfig struct {
 	workerWaitTimeout   time.Duration
 	logs                logOptions
 	keys                keyringConfig
+	// retainFlags holds each kind's --retain-* as given, retain what it says (0: for ever).
+	retainFlags     map[string]*string
+	retain          map[string]time.Duration
+	webhookRateFlag string
+	webhookBurst    int
+	webhookRate     api.WebhookRate
 }
 
 func registerLogFlags(fs *pflag.FlagSet, o *logOptions) {
@@ -63,7 +71,7 @@ func newServeCommand(streams Streams) *cobra.Command {
 		Use:   "serve",
 		Short: "Run Attune's roles: api, sensor, executor, worker",
 		Long: `Runs the chosen roles in this process over one PostgreSQL pool, one broker connection and
-one HTTP server (GET /healthz, GET /readyz, and the API when the api role runs).
+one HTTP server (GET /healthz, GET /readyz, GET /metrics, and the API when the api role runs).
 
 Every flag can also be set through the environment variable named in its help; a flag given on
 the command line wins over the environment, which wins over the default.`,
@@ -95,6 +103,7 @@ the command line wins over the environment, which wins over the default.`,
 	fs.StringVar(&cfg.amqpNamespace, "amqp-namespace", "", "prefix for exchange and queue names, so that several installations or test runs can share one RabbitMQ vhost")
 	fs.StringVar(&cfg.amqpQueueType, "amqp-queue-type", string(amqpbroker.QueueClassic), "type of the durable RabbitMQ queues: classic (one node) or quorum (replicated over a cluster); every process of an installation must use the same")
 	fs.StringVar(&cfg.httpAddr, "http-addr", ":8080", "address of the HTTP server (health, readiness, API)")
+	fs.BoolVar(&cfg.metrics, "metrics", true, "count what this process does and serve it at GET /metrics on --http-addr, in Prometheus's text format (docs/operations.md)")
 	fs.BoolVar(&cfg.migrate, "migrate", true, "apply pending database migrations at start; when false, refuse to start while any are pending")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight work may take to drain after SIGINT or SIGTERM")
 	fs.StringVar(&cfg.workerName, "worker-name", defaultWorkerName(), "name this process registers under when it runs the worker role; unique per worker")
@@ -113,6 +122,7 @@ the command line wins over the environment, which wins over the default.`,
 	fs.DurationVar(&cfg.refreshTTL, "refresh-token-ttl", 7*24*time.Hour, "how long a refresh token lasts: how long a login may go unused")
 	registerLogFlags(fs, &cfg.logs)
 	registerKeyringFlags(fs, &cfg.keys)
+	registerRetentionFlags(fs, &cfg)
 	cli.BindEnv(fs, "auth", "ATTUNE_AUTH")
 	cli.BindEnv(fs, "access-token-ttl", "ATTUNE_ACCESS_TOKEN_TTL")
 	cli.BindEnv(fs, "refresh-token-ttl", "ATTUNE_REFRESH_TOKEN_TTL")
@@ -131,6 +141,7 @@ the command line wins over the environment, which wins over the default.`,
 	cli.BindEnv(fs, "amqp-namespace", "ATTUNE_AMQP_NAMESPACE")
 	cli.BindEnv(fs, "amqp-queue-type", "ATTUNE_AMQP_QUEUE_TYPE")
 	cli.BindEnv(fs, "http-addr", "ATTUNE_HTTP_ADDR")
+	cli.BindEnv(fs, "metrics", "ATTUNE_METRICS")
 	cli.BindEnv(fs, "migrate", "ATTUNE_MIGRATE")
 	cli.BindEnv(fs, "shutdown-timeout", "ATTUNE_SHUTDOWN_TIMEOUT")
 	cli.BindEnv(fs, "worker-name", "ATTUNE_WORKER_NAME")
@@ -192,7 +203,7 @@ func (c *serveConfig) validate() error {
 	if c.workerName == "" || strings.ContainsAny(c.workerName, ".*# \t") {
 		return fmt.Errorf("invalid --worker-name %q: must be non-empty, without '.', '*', '#' or spaces", c.workerName)
 	}
-	return nil
+	return c.validateRetention()
 }
 
 func defaultWorkerName() string {

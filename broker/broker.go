@@ -99,6 +99,8 @@ type Options struct {
 	// SourceService is stamped on published envelopes that do not name one.
 	SourceService string
 	Logger        *slog.Logger
+	// Meter counts what is published and consumed; nil counts nothing.
+	Meter Meter
 }
 
 // WithDefaults fills unset options.
@@ -109,6 +111,9 @@ func (o Options) WithDefaults() Options {
 	o.RetryBackoff = cmp.Or(o.RetryBackoff, 100*time.Millisecond)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Meter == nil {
+		o.Meter = noMeter{}
 	}
 	return o
 }

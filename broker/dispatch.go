@@ -25,6 +25,7 @@ type Dispatcher struct {
 	handler Handler
 	opts    Options
 	queue   string
+	meter   QueueMeter
 	slots   chan struct{}
 	wg      sync.WaitGroup
 	// handlers run under their own context, not the subscription's: stopping a subscription
@@ -39,10 +40,12 @@ type Dispatcher struct {
 // NewDispatcher returns a dispatcher that runs at most prefetch handlers at once.
 func NewDispatcher(ctx context.Context, queue string, prefetch int, h Handler, opts Options) *Dispatcher {
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	opts = opts.WithDefaults()
 	return &Dispatcher{
 		handler:       h,
-		opts:          opts.WithDefaults(),
+		opts:          opts,
 		queue:         queue,
+		meter:         opts.Meter.Queue(QueueKind(queue)),
 		slots:         make(chan struct{}, max(prefetch, 1)),
 		handlerCtx:    hctx,
 		cancelHandler: cancel,
@@ -112,23 +115,27 @@ func (d *Dispatcher) drain() bool {
 
 func (d *Dispatcher) handle(del Delivery) {
 	log := d.opts.Logger
+	d.meter.Consumed()
 	m, err := Unmarshal(del.Body())
 	if err != nil {
 		log.Error("dead-lettering unreadable message", "queue", d.queue, "err", err)
-		d.settle(del.DeadLetter(), "dead-letter")
+		d.deadLetter(del)
 		return
+	}
+	if r, ok := del.(redelivered); m.Headers.RetryCount > 0 || m.Headers.OutageRetries > 0 || ok && r.Redelivered() {
+		d.meter.Redelivered()
 	}
 	herr := d.runHandler(m)
 	switch {
 	case herr == nil:
 		d.settle(del.Ack(), "ack")
 	case IsPermanent(herr):
-		log.Error("dead-lettering message", "queue", d.queue, "message_id", m.ID, "message_type", m.Type, "err", herr)
-		d.settle(del.DeadLetter(), "dead-letter")
+		log.Error("dead-lettering message", "queue", d.queue, "message_id", m.ID, "message_type", m.Type, "trace_id", m.Headers.TraceID, "err", herr)
+		d.deadLetter(del)
 	case IsTransient(herr) && m.Headers.OutageSince != nil && time.Since(*m.Headers.OutageSince) > d.opts.MaxOutage:
 		log.Error("dead-lettering message whose dependency has been away too long", "queue", d.queue, "message_id", m.ID,
-			"message_type", m.Type, "since", *m.Headers.OutageSince, "err", herr)
-		d.settle(del.DeadLetter(), "dead-letter")
+			"message_type", m.Type, "trace_id", m.Headers.TraceID, "since", *m.Headers.OutageSince, "err", herr)
+		d.deadLetter(del)
 	case IsTransient(herr):
 		log.Warn("requeueing message while a dependency is away", "queue", d.queue, "message_id", m.ID, "message_type", m.Type,
 			"outage_retries", m.Headers.OutageRetries, "err", herr)
@@ -141,10 +148,10 @@ func (d *Dispatcher) handle(del Delivery) {
 		d.settle(del.Retry(d.handlerCtx, m), "retry")
 	case m.Headers.RetryCount+1 >= d.opts.MaxAttempts:
 		log.Error("dead-lettering message after its last attempt", "queue", d.queue, "message_id", m.ID,
-			"message_type", m.Type, "attempts", m.Headers.RetryCount+1, "err", herr)
-		d.settle(del.DeadLetter(), "dead-letter")
+			"message_type", m.Type, "trace_id", m.Headers.TraceID, "attempts", m.Headers.RetryCount+1, "err", herr)
+		d.deadLetter(del)
 	default:
-		log.Warn("requeueing message", "queue", d.queue, "message_id", m.ID, "message_type", m.Type,
+		log.Warn("requeueing message", "queue", d.queue, "message_id", m.ID, "message_type", m.Type, "trace_id", m.Headers.TraceID,
 			"retry_count", m.Headers.RetryCount, "err", herr)
 		d.backoff(m.Headers.RetryCount)
 		m.Headers.RetryCount++
@@ -177,6 +184,11 @@ func (d *Dispatcher) backoff(retryCount int) {
 	case <-t.C:
 	case <-d.handlerCtx.Done():
 	}
+}
+
+func (d *Dispatcher) deadLetter(del Delivery) {
+	d.meter.DeadLettered()
+	d.settle(del.DeadLetter(), "dead-letter")
 }
 
 // settle logs a failed settlement. The adapter redelivers what could not be settled (AMQP

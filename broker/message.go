@@ -51,8 +51,29 @@ type Targeted interface {
 	MessageTarget() string
 }
 
-// NewMessage wraps a typed payload in a fresh envelope with its own id and timestamp.
+// Traced is a payload sent on behalf of a trace: its envelope's Headers.TraceID names the
+// trace, and the payload travels as it is. InTrace makes one.
+type Traced struct {
+	Payload
+	TraceID string
+}
+
+// InTrace returns p to be sent as part of trace traceID (none when empty): the envelope that
+// NewMessage, Send and every Sender wrap it in carries the trace in Headers.TraceID.
+func InTrace(traceID string, p Payload) Payload {
+	if traceID == "" {
+		return p
+	}
+	return Traced{Payload: p, TraceID: traceID}
+}
+
+// NewMessage wraps a typed payload in a fresh envelope with its own id and timestamp; a
+// Traced payload's trace goes in its headers.
 func NewMessage(p Payload) (Message, error) {
+	var trace string
+	if t, ok := p.(Traced); ok {
+		p, trace = t.Payload, t.TraceID
+	}
 	body, err := json.Marshal(p)
 	if err != nil {
 		return Message{}, fmt.Errorf("encode %s payload: %w", p.MessageType(), err)
@@ -62,6 +83,7 @@ func NewMessage(p Payload) (Message, error) {
 		Type:      p.MessageType(),
 		Version:   EnvelopeVersion,
 		Timestamp: time.Now().UTC(),
+		Headers:   Headers{TraceID: trace},
 		Payload:   body,
 	}
 	if t, ok := p.(Targeted); ok {

@@ -14,14 +14,16 @@ type EventCreated struct {
 	// Payload is the event's payload when it is small enough to ride along, which spares the
 	// rule matcher reading the row back. Events are immutable, so the copy cannot be stale.
 	Payload json.RawMessage `json:"payload,omitempty"`
+	// Created is when the event was recorded (PostgreSQL's clock), for the latency metrics.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // maxPayloadSnapshot is the largest payload an EventCreated carries.
 const maxPayloadSnapshot = 64 << 10
 
 // NewEventCreated announces an event, with its payload when that is small.
-func NewEventCreated(id int64, triggerRef, ruleRef string, payload json.RawMessage) EventCreated {
-	e := EventCreated{EventID: id, TriggerRef: triggerRef, RuleRef: ruleRef}
+func NewEventCreated(id int64, triggerRef, ruleRef string, payload json.RawMessage, created time.Time) EventCreated {
+	e := EventCreated{EventID: id, TriggerRef: triggerRef, RuleRef: ruleRef, Created: created}
 	if len(payload) <= maxPayloadSnapshot {
 		e.Payload = payload
 	}
@@ -42,6 +44,9 @@ type EnforcementCreated struct {
 	ActionRef     string          `json:"action_ref,omitempty"`
 	Config        json.RawMessage `json:"config,omitempty"`
 	Failure       string          `json:"failure,omitempty"`
+	// Created is when the enforcement was recorded (PostgreSQL's clock), for the latency
+	// metrics.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // MessageType implements Payload.
@@ -149,6 +154,7 @@ const (
 	NotifyExecution = "execution" // an execution's status changed, or it was created
 	NotifyEvent     = "event"     // an event was created
 	NotifyInquiry   = "inquiry"   // an inquiry was made, answered, timed out or cancelled
+	NotifyOutput    = "output"    // a running execution printed something
 )
 
 // Notification is one committed change: an execution or an inquiry that reached Status, or
@@ -168,6 +174,42 @@ type Notification struct {
 	Workflow *int64 `json:"workflow,omitempty"`
 	// Execution is the execution an inquiry belongs to.
 	Execution int64 `json:"execution,omitempty"`
+	// Output is what a running execution printed, for a notification of kind output.
+	Output *OutputChunk `json:"output,omitempty"`
+}
+
+// OutputChunk is a piece of what a running execution printed, already scrubbed of its secret
+// values.
+type OutputChunk struct {
+	// Seq numbers an execution's chunks from 1, over both streams, so that a reader keeps them
+	// in order and sees a gap where one was lost on the way. Output the worker dropped takes
+	// no number: Dropped says it instead.
+	Seq int64 `json:"seq"`
+	// Stream is "stdout" or "stderr".
+	Stream string `json:"stream"`
+	Text   string `json:"text"`
+	// Dropped counts the bytes printed just before this chunk that were not sent live, because
+	// publishing fell behind.
+	Dropped int64 `json:"dropped,omitempty"`
+	// Cut says the execution's live output reached its bound: nothing more of it is sent live
+	// (its stored output keeps its end).
+	Cut bool `json:"cut,omitempty"`
+	// End marks the last chunk: the action's output has ended.
+	End bool `json:"end,omitempty"`
+}
+
+// OutputPrinted notifies that execution id of actionRef (a task of workflow when not nil)
+// printed chunk, sent at at.
+func OutputPrinted(id int64, actionRef string, workflow *int64, chunk OutputChunk, at time.Time) Notification {
+	return Notification{Kind: NotifyOutput, ID: id, Ref: actionRef, At: at, Workflow: workflow, Output: &chunk}
+}
+
+// Bytes is how much output n carries: what bounds a batch of notifications by size.
+func (n Notification) Bytes() int {
+	if n.Output == nil {
+		return 0
+	}
+	return len(n.Output.Text)
 }
 
 // ExecutionChanged notifies that execution id of actionRef reached status at at, from

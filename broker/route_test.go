@@ -96,3 +96,18 @@ func TestSelectorDispatchQueue(t *testing.T) {
 	require.False(t, bound(broker.DispatchQueue("shell")))
 	require.False(t, bound(broker.SelectorDispatchQueue("shell", "zone=us")))
 }
+
+// A queue that names one process or one selector is counted under its kind, so that
+// restarts do not add series.
+func TestQueueKind(t *testing.T) {
+	for name, kind := range map[string]string{
+		broker.QueueRuleEvents.Name:                           "attune.rules.events",
+		broker.DispatchQueue("shell").Name:                    "attune.workers.shell.dispatch",
+		broker.SelectorDispatchQueue("shell", "zone=eu").Name: "attune.workers.shell-sel.dispatch",
+		broker.WorkerCancelQueue("host-123").Name:             "attune.worker.cancel",
+		broker.StreamQueue("host-1-abcd").Name:                "attune.stream",
+		broker.DeadLetterQueue.Name:                           "attune.dead_letters",
+	} {
+		require.Equal(t, kind, broker.QueueKind(name), name)
+	}
+}

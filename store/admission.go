@@ -134,3 +134,28 @@ func (q *Queries) QueueStatsGet(ctx context.Context, actionRef string, limit *in
 	}
 	return st, nil
 }
+
+// ActionQueue is how many executions of one action wait in its policy's queues, and since
+// when the oldest of them has waited.
+type ActionQueue struct {
+	ActionRef string
+	Queued    int
+	Oldest    *time.Time
+}
+
+// AdmissionQueues returns the actions with executions waiting in their queues, the longest
+// queues first and at most limit of them: what the metrics show at each scrape. It reads the
+// groups with waiters and each one's head through admission_entry_queue_idx, never the queues
+// themselves.
+func (q *Queries) AdmissionQueues(ctx context.Context, limit int) ([]ActionQueue, error) {
+	return queryAll(ctx, q.db, "policy queues", func(r pgx.Row) (ActionQueue, error) {
+		var a ActionQueue
+		err := r.Scan(&a.ActionRef, &a.Queued, &a.Oldest)
+		return a, err
+	}, `SELECT g.action_ref, sum(g.queued)::int, min(head.enqueued_at) FROM attune.admission_group g
+		LEFT JOIN LATERAL (SELECT ae.enqueued_at FROM attune.admission_entry ae
+			WHERE ae.admission_group = g.id AND ae.state = 'queued' AND ae.execution > g.head_execution
+			ORDER BY ae.execution LIMIT 1) head ON true
+		WHERE g.queued > 0
+		GROUP BY g.action_ref ORDER BY 2 DESC, 1 LIMIT $1`, limit)
+}

@@ -23,10 +23,18 @@ type batches struct {
 	versions    *coalesce.Group[struct{}, int64]
 }
 
-func newBatches(q *Queries) batches {
+// BatchSizes returns the observer of the sizes of one coalesced statement's batches, named
+// by statement; nil observes nothing.
+type BatchSizes func(statement string) coalesce.Observer
+
+func newBatches(q *Queries, sizes BatchSizes) batches {
+	if sizes == nil {
+		sizes = func(string) coalesce.Observer { return nil }
+	}
 	return batches{
 		events: coalesce.New(coalesce.Config[EventInsertParams, *Event]{
-			Many: q.EventInsertBatch,
+			Sizes: sizes("event_insert"),
+			Many:  q.EventInsertBatch,
 			One: func(ctx context.Context, p EventInsertParams) (*Event, error) {
 				e, err := q.EventInsert(ctx, p)
 				if err != nil {
@@ -36,25 +44,29 @@ func newBatches(q *Queries) batches {
 			},
 		}),
 		claims: coalesce.New(coalesce.Config[ExecutionClaimParams, ExecutionOutcome]{
-			Many: q.ExecutionClaimBatch,
+			Sizes: sizes("execution_claim"),
+			Many:  q.ExecutionClaimBatch,
 			One: func(ctx context.Context, c ExecutionClaimParams) (ExecutionOutcome, error) {
 				e, ok, err := q.ExecutionClaim(ctx, c.ID, c.Worker)
 				return ExecutionOutcome{Execution: e, OK: ok}, err
 			},
 		}),
 		transitions: coalesce.New(coalesce.Config[ExecutionTransition, ExecutionOutcome]{
-			Many: q.ExecutionTransitionBatch,
+			Sizes: sizes("execution_transition"),
+			Many:  q.ExecutionTransitionBatch,
 			One: func(ctx context.Context, t ExecutionTransition) (ExecutionOutcome, error) {
 				e, ok, err := q.ExecutionTransition(ctx, t)
 				return ExecutionOutcome{Execution: e, OK: ok}, err
 			},
 		}),
 		creates: coalesce.New(coalesce.Config[ExecutionCreateParams, ExecutionCreated]{
-			Many: q.ExecutionCreate,
-			One:  q.ExecutionCreateOne,
+			Sizes: sizes("execution_create"),
+			Many:  q.ExecutionCreate,
+			One:   q.ExecutionCreateOne,
 		}),
 		enforces: coalesce.New(coalesce.Config[EventEnforcement, []Enforcement]{
-			Many: q.EventEnforceBatch,
+			Sizes: sizes("event_enforce"),
+			Many:  q.EventEnforceBatch,
 			One: func(ctx context.Context, e EventEnforcement) ([]Enforcement, error) {
 				return q.EventEnforce(ctx, e.EventID, e.Matches)
 			},
@@ -63,6 +75,7 @@ func newBatches(q *Queries) batches {
 		// asked, so it counts every change committed before any of them asked. A caller that
 		// asks while a read is in flight waits for the next one.
 		versions: coalesce.New(coalesce.Config[struct{}, int64]{
+			Sizes: sizes("component_version"),
 			Many: func(ctx context.Context, items []struct{}) ([]int64, error) {
 				v, err := q.ComponentVersion(ctx)
 				if err != nil {

@@ -33,17 +33,20 @@ type Enforcement struct {
 	ResolvedAt *time.Time      `json:"resolved_at"`
 	Created    time.Time       `json:"created"`
 	Updated    time.Time       `json:"updated"`
+	// TraceID is its event's trace (nil for enforcements older than traces).
+	TraceID *string `json:"trace_id"`
 	// Secrets names the secret parameters of the rule's action when the rule matched: their
 	// values in Config are masked wherever the enforcement is shown.
 	Secrets []string `json:"-"`
 }
 
-const enforcementColumns = `id, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, created, updated, secrets`
+const enforcementColumns = `id, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, created, updated, secrets,
+	trace_id`
 
 func scanEnforcement(row pgx.Row) (Enforcement, error) {
 	var e Enforcement
 	err := row.Scan(&e.ID, &e.RuleRef, &e.TriggerRef, &e.EventID, &e.Status, &e.Payload, &e.Conditions, &e.Config,
-		&e.Reason, &e.ResolvedAt, &e.Created, &e.Updated, &e.Secrets)
+		&e.Reason, &e.ResolvedAt, &e.Created, &e.Updated, &e.Secrets, &e.TraceID)
 	return e, err
 }
 
@@ -71,9 +74,10 @@ func (q *Queries) EnforcementInsert(ctx context.Context, p EnforcementInsertPara
 	}
 	e, err = scanEnforcement(q.db.QueryRow(ctx, `
 		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, secrets,
-			action_ref)
+			action_ref, trace_id)
 		SELECT (SELECT id FROM attune.rule WHERE ref = $1), $1, $2, $3, $4, $5, $6, $7, $8,
-			CASE WHEN $4 = 'created' THEN NULL ELSE now() END, $9, (SELECT action_ref FROM attune.rule WHERE ref = $1)
+			CASE WHEN $4 = 'created' THEN NULL ELSE now() END, $9, (SELECT action_ref FROM attune.rule WHERE ref = $1),
+			(SELECT trace_id FROM attune.event WHERE id = $3)
 		ON CONFLICT (event, rule_ref) DO NOTHING
 		RETURNING `+enforcementColumns,
 		p.RuleRef, p.TriggerRef, p.EventID, status, jsonOr(p.Payload, "{}"), jsonOr(p.Conditions, "[]"), jsonOr(p.Config, "{}"), reason,
@@ -123,7 +127,7 @@ func (q *Queries) EnforcementGetTarget(ctx context.Context, id int64) (Enforceme
 			coalesce(enforcement.action_ref, r.action_ref), r.enabled, enforcement.action_ref IS NOT NULL
 		FROM attune.enforcement LEFT JOIN attune.rule r ON r.ref = enforcement.rule_ref WHERE enforcement.id = $1`, id).
 		Scan(&e.ID, &e.RuleRef, &e.TriggerRef, &e.EventID, &e.Status, &e.Payload, &e.Conditions, &e.Config,
-			&e.Reason, &e.ResolvedAt, &e.Created, &e.Updated, &e.Secrets, &actionRef, &enabled, &t.Matched)
+			&e.Reason, &e.ResolvedAt, &e.Created, &e.Updated, &e.Secrets, &e.TraceID, &actionRef, &enabled, &t.Matched)
 	if err != nil {
 		return EnforcementTarget{}, fmt.Errorf("get enforcement %d: %w", id, translate(err))
 	}
@@ -213,11 +217,11 @@ func (q *Queries) EventEnforce(ctx context.Context, id int64, matches []Enforcem
 		WITH ev AS (
 			UPDATE attune.event SET rules_evaluated_at = now()
 			WHERE id = $1 AND rules_evaluated_at IS NULL
-			RETURNING id, trigger_ref, payload)
+			RETURNING id, trigger_ref, payload, trace_id)
 		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, secrets,
-			action_ref)
+			action_ref, trace_id)
 		SELECT r.id, m.rule_ref, ev.trigger_ref, ev.id, m.status, ev.payload, m.conditions::jsonb, m.config::jsonb, m.reason,
-			CASE WHEN m.status = 'created' THEN NULL ELSE now() END, string_to_array(m.secrets, ','), r.action_ref
+			CASE WHEN m.status = 'created' THEN NULL ELSE now() END, string_to_array(m.secrets, ','), r.action_ref, ev.trace_id
 		FROM ev
 		CROSS JOIN unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
 			AS m(rule_ref, status, conditions, config, reason, secrets)
@@ -280,11 +284,11 @@ func (q *Queries) EventEnforceBatch(ctx context.Context, items []EventEnforcemen
 		ev AS (
 			UPDATE attune.event SET rules_evaluated_at = now()
 			FROM input WHERE event.id = input.event AND event.rules_evaluated_at IS NULL
-			RETURNING event.id, event.trigger_ref, event.payload, input.item)
+			RETURNING event.id, event.trigger_ref, event.payload, event.trace_id, input.item)
 		INSERT INTO attune.enforcement (rule, rule_ref, trigger_ref, event, status, payload, conditions, config, reason, resolved_at, secrets,
-			action_ref)
+			action_ref, trace_id)
 		SELECT r.id, m.rule_ref, ev.trigger_ref, ev.id, m.status, ev.payload, m.conditions::jsonb, m.config::jsonb, m.reason,
-			CASE WHEN m.status = 'created' THEN NULL ELSE now() END, string_to_array(m.secrets, ','), r.action_ref
+			CASE WHEN m.status = 'created' THEN NULL ELSE now() END, string_to_array(m.secrets, ','), r.action_ref, ev.trace_id
 		FROM ev
 		JOIN unnest($2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
 			AS m(item, rule_ref, status, conditions, config, reason, secrets) ON m.item = ev.item

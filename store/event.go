@@ -19,13 +19,16 @@ type Event struct {
 	RuleRef          *string    `json:"rule_ref"`
 	RulesEvaluatedAt *time.Time `json:"rules_evaluated_at"`
 	Created          time.Time  `json:"created"`
+	// TraceID names the trace the event starts (nil for events older than traces): its
+	// enforcements and executions carry it.
+	TraceID *string `json:"trace_id"`
 }
 
-const eventColumns = `id, trigger_ref, payload, source, rule_ref, rules_evaluated_at, created`
+const eventColumns = `id, trigger_ref, payload, source, rule_ref, rules_evaluated_at, created, trace_id`
 
 func scanEvent(row pgx.Row) (Event, error) {
 	var e Event
-	err := row.Scan(&e.ID, &e.TriggerRef, &e.Payload, &e.Source, &e.RuleRef, &e.RulesEvaluatedAt, &e.Created)
+	err := row.Scan(&e.ID, &e.TriggerRef, &e.Payload, &e.Source, &e.RuleRef, &e.RulesEvaluatedAt, &e.Created, &e.TraceID)
 	return e, err
 }
 
@@ -71,7 +74,7 @@ func (q *Queries) EventInsertBatch(ctx context.Context, ps []EventInsertParams) 
 	out := make([]*Event, n)
 	err := scanOrdered(ctx, q.db, out, func(e **Event) []any {
 		*e = &Event{}
-		return []any{&(*e).ID, &(*e).TriggerRef, &(*e).Payload, &(*e).Source, &(*e).RuleRef, &(*e).RulesEvaluatedAt, &(*e).Created}
+		return []any{&(*e).ID, &(*e).TriggerRef, &(*e).Payload, &(*e).Source, &(*e).RuleRef, &(*e).RulesEvaluatedAt, &(*e).Created, &(*e).TraceID}
 	}, `
 		WITH input AS (
 			SELECT i.ord, nextval(pg_get_serial_sequence('attune.event', 'id')) AS id, t.id AS trigger, t.ref AS trigger_ref,

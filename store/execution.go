@@ -131,6 +131,9 @@ type Execution struct {
 	// WorkerSelector is the selector in force when the execution was made (its action's or
 	// its policy's): only a worker with these labels runs it. Nil for any worker.
 	WorkerSelector Labels `json:"worker_selector,omitempty"`
+	// TraceID names the trace the execution belongs to: its event's, its workflow's or first
+	// attempt's, or its own when requested by hand. Nil for executions older than traces.
+	TraceID *string `json:"trace_id"`
 }
 
 // WorkflowID is the workflow that e is a task of, or nil: a rerun also has a parent, but
@@ -149,7 +152,7 @@ const executionColumns = `execution.id, execution.action_ref, execution.status, 
 	execution.reason, execution.enforcement, execution.parent, execution.worker, execution.worker_name, execution.timeout_seconds,
 	execution.created, execution.updated, execution.started_at, execution.finished_at, execution.admitted, execution.admitted_at,
 	execution.attempt, execution.retry_of, execution.retry_at, execution.secrets, execution.task_name, execution.task_item,
-	execution.requested_by, execution.worker_selector`
+	execution.requested_by, execution.worker_selector, execution.trace_id`
 
 func scanExecution(row pgx.Row) (Execution, error) {
 	var e Execution
@@ -161,7 +164,7 @@ func scanExecution(row pgx.Row) (Execution, error) {
 func executionDest(e *Execution) []any {
 	return []any{&e.ID, &e.ActionRef, &e.Status, &e.Parameters, &e.Result, &e.Reason, &e.EnforcementID, &e.ParentID,
 		&e.WorkerID, &e.Worker, &e.TimeoutSeconds, &e.Created, &e.Updated, &e.StartedAt, &e.FinishedAt, &e.Admitted, &e.AdmittedAt,
-		&e.Attempt, &e.RetryOf, &e.RetryAt, &e.Secrets, &e.TaskName, &e.TaskItem, &e.RequestedBy, &e.WorkerSelector}
+		&e.Attempt, &e.RetryOf, &e.RetryAt, &e.Secrets, &e.TaskName, &e.TaskItem, &e.RequestedBy, &e.WorkerSelector, &e.TraceID}
 }
 
 // ExecutionInsertParams describe an execution row as ExecutionInsert writes it.

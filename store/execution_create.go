@@ -45,6 +45,9 @@ type ExecutionCreateParams struct {
 	Secrets []string
 	// RequestedBy is the identity that requested it (see Execution.RequestedBy).
 	RequestedBy *int64
+	// TraceID is the trace it belongs to (see Execution.TraceID); empty takes its
+	// enforcement's, else its parent's, else starts a new one.
+	TraceID string
 }
 
 // ExecutionCreated is what ExecutionCreate did for one item.
@@ -60,12 +63,12 @@ func (c ExecutionCreated) Created() bool {
 	return c.Outcome != CreateExists && c.Outcome != CreateSkipped && c.Outcome != ""
 }
 
-// executionCreateSQL runs attune.execution_create (migrations 00014, 00023), which decides each
+// executionCreateSQL runs attune.execution_create (migrations 00014, 00023, 00025), which decides each
 // item's admission under its queue's lock before drawing its id, and returns the rows. The
 // function's own rows are not visible to a join in the calling statement, so the row comes
 // back from it whole and is spread into columns here.
 const executionCreateSQL = `SELECT c.out_ord, c.out_outcome, ` + executionColumns + `
-	FROM attune.execution_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) c
+	FROM attune.execution_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) c
 	CROSS JOIN LATERAL (SELECT (c.out_execution).*) execution
 	WHERE (c.out_execution).id IS NOT NULL`
 
@@ -97,6 +100,7 @@ func (q *Queries) create(ctx context.Context, ps []ExecutionCreateParams) ([]Exe
 	refs, params := make([]string, n), make([]string, n)
 	statuses, reasons := make([]*string, n), make([]*string, n)
 	enforcements, parents, requestedBy := make([]*int64, n), make([]*int64, n), make([]*int64, n)
+	traces := make([]*string, n)
 	timeouts, attempts, retryOf := make([]*int32, n), make([]*int32, n), make([]*int64, n)
 	// Parameter names are letters, digits and _, so one comma-separated string carries each
 	// item's names through a text[] (arrays of arrays must be rectangular).
@@ -104,6 +108,9 @@ func (q *Queries) create(ctx context.Context, ps []ExecutionCreateParams) ([]Exe
 	for i, p := range ps {
 		refs[i], params[i], secrets[i] = p.ActionRef, string(jsonOr(p.Parameters, "{}")), strings.Join(p.Secrets, ",")
 		enforcements[i], parents[i], requestedBy[i] = p.EnforcementID, p.ParentID, p.RequestedBy
+		if p.TraceID != "" {
+			traces[i] = &ps[i].TraceID
+		}
 		if p.Refusal != "" {
 			statuses[i], reasons[i] = ptrTo(ExecutionFailed), &ps[i].Refusal
 		}
@@ -118,7 +125,7 @@ func (q *Queries) create(ctx context.Context, ps []ExecutionCreateParams) ([]Exe
 	}
 	return out, translate(scanOrdered(ctx, q.db, out, func(c *ExecutionCreated) []any {
 		return append([]any{&c.Outcome}, executionDest(&c.Execution)...)
-	}, executionCreateSQL, refs, params, statuses, reasons, enforcements, parents, timeouts, attempts, retryOf, secrets, requestedBy))
+	}, executionCreateSQL, refs, params, statuses, reasons, enforcements, parents, timeouts, attempts, retryOf, secrets, requestedBy, traces))
 }
 
 // ExecutionRetryDue creates the next attempt of up to limit executions whose retry is due,

@@ -358,7 +358,7 @@ func TestExecutionCreateTakesRequester(t *testing.T) {
 			require.NoError(t, f.s.Pool().QueryRow(f.ctx, `SELECT (c.out_execution).id, (c.out_execution).requested_by
 				FROM attune.execution_create(ARRAY['demo.flaky'], ARRAY['{}'], ARRAY[NULL], ARRAY[NULL], ARRAY[NULL::bigint],
 					ARRAY[NULL::bigint], ARRAY[NULL::integer], ARRAY[NULL::integer], ARRAY[NULL::bigint], ARRAY[''],
-					ARRAY[$1::bigint]) c`, ada.ID).Scan(&id, &by))
+					ARRAY[$1::bigint], ARRAY[NULL::uuid]) c`, ada.ID).Scan(&id, &by))
 			require.Equal(t, &ada.ID, by, "the answer")
 			row, err := f.s.ExecutionGet(f.ctx, id)
 			require.NoError(t, err)

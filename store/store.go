@@ -48,9 +48,13 @@ type Store struct {
 }
 
 // NewStore wraps an open pool.
-func NewStore(pool *pgxpool.Pool) *Store {
+func NewStore(pool *pgxpool.Pool) *Store { return NewObservedStore(pool, nil) }
+
+// NewObservedStore wraps an open pool whose coalesced statements report their batch sizes to
+// sizes (nil: to nobody).
+func NewObservedStore(pool *pgxpool.Pool, sizes BatchSizes) *Store {
 	q := New(pool)
-	return &Store{Queries: q, pool: pool, batches: newBatches(q)}
+	return &Store{Queries: q, pool: pool, batches: newBatches(q, sizes)}
 }
 
 // Pool returns the underlying pool.

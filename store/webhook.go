@@ -39,16 +39,6 @@ func (q *Queries) WebhookSecretSet(ctx context.Context, url, secret string) (w W
 	return w, created, nil
 }
 
-// WebhookSecretFor returns the secret of url; ErrNotFound means the url takes unsigned
-// bodies.
-func (q *Queries) WebhookSecretFor(ctx context.Context, url string) (string, error) {
-	var secret string
-	if err := q.db.QueryRow(ctx, `SELECT secret FROM attune.webhook_secret WHERE url = $1`, url).Scan(&secret); err != nil {
-		return "", fmt.Errorf("webhook secret of %s: %w", url, translate(err))
-	}
-	return secret, nil
-}
-
 // WebhookSecretList returns a page of the urls that have a secret, in url order.
 func (q *Queries) WebhookSecretList(ctx context.Context, page Page) ([]WebhookSecret, int, error) {
 	return list(ctx, q.db, "webhook secrets", `FROM attune.webhook_secret`, `url, created, updated`, `url`, page, scanWebhookSecret)
@@ -71,4 +61,33 @@ func (q *Queries) webhookSecretDelete(ctx context.Context, url string) error {
 		return fmt.Errorf("delete webhook secret of %s: %w", url, ErrNotFound)
 	}
 	return nil
+}
+
+// WebhookRoute is what a webhook's url is to the API.
+type WebhookRoute struct {
+	// Registered says the url has a secret: POST /webhooks/{url} takes it, signed with
+	// Secret, whether or not a rule listens on it yet.
+	Registered bool
+	Secret     string
+	// Listened says an enabled rule on core.webhook has the url in its trigger_params.
+	Listened bool
+}
+
+// WebhookRouteFor returns what url is, in one statement on the primary key of
+// attune.webhook_secret and the partial index rule_webhook_url_idx: it is asked for every
+// webhook, and reads what is committed, so a rule disabled or deleted counts at once.
+func (q *Queries) WebhookRouteFor(ctx context.Context, url string) (WebhookRoute, error) {
+	var secret *string
+	var r WebhookRoute
+	// 'core.webhook' is the trigger webhooks fire (modules/rules.WebhookTrigger).
+	err := q.db.QueryRow(ctx, `SELECT (SELECT secret FROM attune.webhook_secret WHERE url = $1),
+		EXISTS (SELECT 1 FROM attune.rule WHERE enabled AND trigger_ref = 'core.webhook' AND trigger_params ->> 'url' = $1)`,
+		url).Scan(&secret, &r.Listened)
+	if err != nil {
+		return WebhookRoute{}, fmt.Errorf("webhook route of %s: %w", url, translate(err))
+	}
+	if secret != nil {
+		r.Registered, r.Secret = true, *secret
+	}
+	return r, nil
 }

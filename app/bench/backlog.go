@@ -71,7 +71,7 @@ func backlogOnce(ctx context.Context, cfg benchConfig, brokerName string, logger
 		return backlogResult{}, err
 	}
 
-	mods, err := benchRoles(cfg, run.st, run.br, logger)
+	mods, err := benchRoles(cfg, run, logger)
 	if err != nil {
 		return backlogResult{}, err
 	}

@@ -49,6 +49,8 @@ type benchConfig struct {
 	backlog     int
 	action      string
 	statements  bool
+	// metrics counts what serve's metrics count, so that the figures include their cost.
+	metrics bool
 	// workflow measures workflows instead of events: a sequence of workflowTasks tasks run
 	// workflowRuns times, and a fan-out over each of workflowItems.
 	workflow      bool
@@ -132,6 +134,7 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 	fs.IntVar(&cfg.concurrency, "concurrency", 16, "actions the worker runs at once")
 	fs.IntVar(&cfg.spawns, "spawns", 3000, "spawns of /bin/sh -c true for the raw spawn rate")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object per broker")
+	fs.BoolVar(&cfg.metrics, "metrics", true, "count what serve's --metrics counts, as serve does by default; false measures without that cost")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up on a run after this long")
 	fs.IntVar(&cfg.rate, "rate", 0, "events per second to inject; 0 floods (throughput), a modest rate measures latency without queueing")
 	fs.IntVar(&cfg.backlog, "backlog", 0, "instead of events, queue this many executions behind a concurrency limit of 10 and measure how fast the queue drains; 0 is off")
@@ -273,7 +276,7 @@ func benchOnce(ctx context.Context, cfg benchConfig, brokerName string, logger *
 	if err := registerBenchPack(ctx, run.st, action.ref, action.params); err != nil {
 		return benchResult{}, err
 	}
-	mods, err := benchModules(cfg, run.st, run.br, logger)
+	mods, err := benchModules(cfg, run, logger)
 	if err != nil {
 		return benchResult{}, err
 	}
@@ -310,8 +313,8 @@ func startModules(ctx context.Context, mods []module) func() {
 	}
 }
 
-func benchModules(cfg benchConfig, st *store.Store, br broker.Broker, logger *slog.Logger) ([]module, error) {
-	mods, err := benchRoles(cfg, st, br, logger)
+func benchModules(cfg benchConfig, run *benchRun, logger *slog.Logger) ([]module, error) {
+	mods, err := benchRoles(cfg, run, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +322,7 @@ func benchModules(cfg benchConfig, st *store.Store, br broker.Broker, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	r, err := rules.New(rules.Config{Prefetch: 64}, rules.Deps{Logger: logger, Store: st, Broker: br, Sealer: keys})
+	r, err := rules.New(rules.Config{Prefetch: 64}, rules.Deps{Logger: logger, Store: run.st, Broker: run.br, Sealer: keys, Metrics: run.mx.Modules().Rules})
 	if err != nil {
 		return nil, err
 	}
@@ -328,18 +331,19 @@ func benchModules(cfg benchConfig, st *store.Store, br broker.Broker, logger *sl
 
 // benchRoles are the worker and the executor: what runs an execution once it exists; and
 // the notifier a process has, so that the figures include the live stream's cost.
-func benchRoles(cfg benchConfig, st *store.Store, br broker.Broker, logger *slog.Logger) ([]module, error) {
+func benchRoles(cfg benchConfig, run *benchRun, logger *slog.Logger) ([]module, error) {
+	st, br, mx := run.st, run.br, run.mx.Modules()
 	keys, err := benchKeyring()
 	if err != nil {
 		return nil, err
 	}
 	n := notify.New(br, notify.Config{Logger: logger})
 	w, err := worker.New(worker.Config{Name: "bench-" + uuid.NewString()[:8], Concurrency: cfg.concurrency},
-		worker.Deps{Logger: logger, Store: st, Broker: br, Notifier: n, Opener: keys})
+		worker.Deps{Logger: logger, Store: st, Broker: br, Notifier: n, Opener: keys, Output: mx.Output, Metrics: mx.Worker})
 	if err != nil {
 		return nil, err
 	}
-	e, err := executor.New(executor.Config{Prefetch: 64}, executor.Deps{Logger: logger, Store: st, Broker: br, Notifier: n, Sealer: keys})
+	e, err := executor.New(executor.Config{Prefetch: 64}, executor.Deps{Logger: logger, Store: st, Broker: br, Notifier: n, Sealer: keys, Metrics: mx.Executor})
 	if err != nil {
 		return nil, err
 	}
@@ -433,7 +437,7 @@ func fireBenchEvents(ctx context.Context, st *store.Store, br broker.Broker, n, 
 				if err != nil {
 					return err
 				}
-				if err := broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload)); err != nil {
+				if err := broker.Send(ctx, br, broker.InTrace(ev.Trace(), broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload, ev.Created))); err != nil {
 					return err
 				}
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/attune-go/attune/app/cli"
 	"github.com/attune-go/attune/app/database"
+	"github.com/attune-go/attune/app/metrics"
 	"github.com/attune-go/attune/broker"
 	"github.com/attune-go/attune/broker/amqpbroker"
 	"github.com/attune-go/attune/broker/membroker"
@@ -26,6 +27,7 @@ type benchRun struct {
 	st      *store.Store
 	br      *countingBroker
 	meter   costMeter
+	mx      *metrics.Metrics // nil with --metrics=false
 	cleanup []func()
 }
 
@@ -51,9 +53,15 @@ func openBenchRun(ctx context.Context, cfg benchConfig, brokerName string, logge
 	if err := database.PrepareSchema(ctx, run.pool, true, logger); err != nil {
 		return nil, err
 	}
-	run.st = store.NewStore(run.pool)
+	var sizes store.BatchSizes
+	if cfg.metrics {
+		run.mx = metrics.New()
+		run.mx.WatchPool(run.pool)
+		sizes = run.mx.BatchSizes
+	}
+	run.st = store.NewObservedStore(run.pool, sizes)
 
-	opts := broker.Options{Namespace: broker.Namespace("bench." + uuid.NewString()[:8]), Logger: logger}
+	opts := broker.Options{Namespace: broker.Namespace("bench." + uuid.NewString()[:8]), Logger: logger, Meter: run.mx.Meter()}
 	if brokerName == "inprocess" {
 		run.br.Broker = membroker.New(opts)
 	} else {

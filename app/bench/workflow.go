@@ -94,7 +94,7 @@ func workflowOnce(ctx context.Context, cfg benchConfig, brokerName string, logge
 
 // sequence runs the sequence workflow cfg.workflowRuns times, one after the other.
 func (r *benchRun) sequence(ctx context.Context, cfg benchConfig, logger *slog.Logger) (sequenceResult, error) {
-	mods, err := benchRoles(cfg, r.st, r.br, logger)
+	mods, err := benchRoles(cfg, r, logger)
 	if err != nil {
 		return sequenceResult{}, err
 	}
@@ -137,7 +137,7 @@ func (r *benchRun) sequence(ctx context.Context, cfg benchConfig, logger *slog.L
 
 // fanOut runs the fan-out workflow once over n items.
 func (r *benchRun) fanOut(ctx context.Context, cfg benchConfig, logger *slog.Logger, n int) (fanOutResult, error) {
-	mods, err := benchRoles(cfg, r.st, r.br, logger)
+	mods, err := benchRoles(cfg, r, logger)
 	if err != nil {
 		return fanOutResult{}, err
 	}

@@ -72,7 +72,7 @@ func Commands(streams Streams) []*cobra.Command {
 		newActionCommand(streams), newExecutionCommand(streams), newInquiryCommand(streams), newTriggerCommand(streams), newSensorCommand(streams),
 		newEventCommand(streams), newPolicyCommand(streams), newWorkerCommand(streams), newEnforcementCommand(streams),
 		newLoginCommand(streams), newWhoamiCommand(streams), newIdentityCommand(streams), newTokenCommand(streams),
-		newWebhookSecretCommand(streams), newKeyCommand(streams), newAuditCommand(streams),
+		newWebhookSecretCommand(streams), newKeyCommand(streams), newTraceCommand(streams), newAuditCommand(streams),
 	}
 	completeOutputFlags(cmds)
 	return cmds

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/attune-go/attune/modules/pack"
-	"github.com/attune-go/attune/store"
 )
 
 func newExecutionCommand(streams Streams) *cobra.Command {
@@ -28,46 +27,6 @@ func newExecutionCommand(streams Streams) *cobra.Command {
 	)
 	cmd.AddCommand(newWorkflowCommands(streams, &api)...)
 	return cmd
-}
-
-func newExecutionTailCommand(streams Streams, api *apiFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "tail ID",
-		Short: "Follow an execution as it happens: each status change, then its output",
-		Long: `Follows execution ID on the API's live stream: prints its current status, then each change
-as it happens, and when it ends, its output (standard output here, standard error on standard
-error) or the reason it did not complete. Of a workflow, it prints each change of its tasks'
-executions too, indented under its own, and its output as JSON when it completes. Exit status
-0 when it completed, 1 otherwise; interrupting it (exit status 130) stops the following, not
-the execution.`,
-		Example:           `  attune execution tail 42`,
-		Args:              UsageArgs(cobra.ExactArgs(1)),
-		ValidArgsFunction: firstArg(api.completeExecutionID()),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := executionID(args[0])
-			if err != nil {
-				return err
-			}
-			client, err := api.client()
-			if err != nil {
-				return err
-			}
-			_, exec, err := followWithTasks(cmd.Context(), client, id, func(status string, at time.Time) {
-				fmt.Fprintf(streams.Out, "%s  %s\n", at.Local().Format(clockFormat), status)
-			}, printTaskChanges(streams.Out))
-			if err != nil && cmd.Context().Err() != nil {
-				return ExitCode(130) // interrupted: the execution goes on; 128 + SIGINT, as shells say
-			}
-			if err != nil {
-				return withStatus(err)
-			}
-			printOutcome(streams.Out, streams.Err, exec)
-			if exec.Status != store.ExecutionCompleted {
-				return ExitCode(1)
-			}
-			return nil
-		},
-	}
 }
 
 func newExecutionListCommand(streams Streams, api *apiFlags) *cobra.Command {

@@ -47,19 +47,38 @@ type followedExecution struct {
 // effort, the execution is read again every few seconds, and whenever the stream was opened
 // again after a drop.
 func follow(ctx context.Context, client *apiClient, id int64, onStatus func(status string, at time.Time)) (json.RawMessage, followedExecution, error) {
-	return followWithTasks(ctx, client, id, onStatus, nil)
+	return followWith(ctx, client, id, followHooks{status: onStatus})
 }
 
-// followWithTasks is follow that also tells onTask, when set, of each change of the
-// executions of a workflow's tasks the stream carries, as it carries them.
-func followWithTasks(ctx context.Context, client *apiClient, id int64, onStatus func(status string, at time.Time),
-	onTask func(change executionChange)) (json.RawMessage, followedExecution, error) {
+// followHooks are what a follower tells as it follows; each may be nil.
+type followHooks struct {
+	// status hears each status the execution reaches (see follow).
+	status func(status string, at time.Time)
+	// task hears each change of the executions of a workflow's tasks the stream carries, as
+	// it carries them.
+	task func(change executionChange)
+	// output hears each chunk of what the execution (or a workflow's task) prints; setting it
+	// asks the stream for output.
+	output func(chunk outputChunk)
+	// outputEnded reports whether the execution's output has ended. Once the execution has,
+	// the follower waits a moment for that: the stream sends the output's last chunk before
+	// the status that ends it, but a read may see the ending first.
+	outputEnded func() bool
+}
+
+// outputSettle bounds how long a follower waits for the end of the output of an execution
+// that has ended.
+const outputSettle = 2 * time.Second
+
+// followWith is follow that also tells hooks what it sees.
+func followWith(ctx context.Context, client *apiClient, id int64, hooks followHooks) (json.RawMessage, followedExecution, error) {
+	onStatus, onTask := hooks.status, hooks.task
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	notices := make(chan streamNotice, 64)
 	// Each attempt to open the stream takes the client's token as it is then, so that a
 	// stream dropped after a reread renewed the token opens again with the new one.
-	go client.watchExecution(ctx, id, notices)
+	go client.watchExecution(ctx, id, hooks.output != nil, notices)
 
 	var last string
 	var lastAt time.Time
@@ -96,6 +115,7 @@ func followWithTasks(ctx context.Context, client *apiClient, id int64, onStatus 
 		return nil, exec, err
 	}
 	if advance(exec.Status, exec.Updated) {
+		settleOutput(ctx, notices, hooks)
 		return data, exec, nil
 	}
 	tick := time.NewTicker(followReread)
@@ -105,6 +125,12 @@ func followWithTasks(ctx context.Context, client *apiClient, id int64, onStatus 
 		case <-ctx.Done():
 			return nil, exec, ctx.Err()
 		case n := <-notices:
+			if n.output != nil {
+				if hooks.output != nil {
+					hooks.output(*n.output)
+				}
+				continue
+			}
 			if n.task != nil {
 				if onTask != nil {
 					onTask(*n.task)
@@ -130,7 +156,30 @@ func followWithTasks(ctx context.Context, client *apiClient, id int64, onStatus 
 		}
 		data, exec = d, e
 		if advance(exec.Status, exec.Updated) {
+			settleOutput(ctx, notices, hooks)
 			return data, exec, nil
+		}
+	}
+}
+
+// settleOutput passes on the output the stream still carries, once the execution has ended,
+// until its output has ended too, or for at most outputSettle.
+func settleOutput(ctx context.Context, notices <-chan streamNotice, hooks followHooks) {
+	if hooks.output == nil || hooks.outputEnded == nil {
+		return
+	}
+	deadline := time.NewTimer(outputSettle)
+	defer deadline.Stop()
+	for !hooks.outputEnded() {
+		select {
+		case n := <-notices:
+			if n.output != nil {
+				hooks.output(*n.output)
+			}
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -142,6 +191,18 @@ type streamNotice struct {
 	status string
 	at     time.Time
 	task   *executionChange
+	output *outputChunk
+}
+
+// outputChunk is a chunk of what an execution printed, as the live stream tells it.
+type outputChunk struct {
+	ExecutionID int64  `json:"execution_id"`
+	Seq         int64  `json:"seq"`
+	Stream      string `json:"stream"`
+	Text        string `json:"text"`
+	Dropped     int64  `json:"dropped"`
+	Cut         bool   `json:"cut"`
+	End         bool   `json:"end"`
 }
 
 // executionChange is an execution's change as the live stream tells it.
@@ -154,11 +215,11 @@ type executionChange struct {
 }
 
 // watchExecution keeps a live stream of execution id open until ctx ends, opening it again
-// with backoff whenever it drops, and reports on notices.
-func (c *apiClient) watchExecution(ctx context.Context, id int64, notices chan<- streamNotice) {
+// with backoff whenever it drops, and reports on notices; with output, what it prints too.
+func (c *apiClient) watchExecution(ctx context.Context, id int64, output bool, notices chan<- streamNotice) {
 	delay := 500 * time.Millisecond
 	for {
-		opened := c.streamExecution(ctx, c.currentToken(), id, notices)
+		opened := c.streamExecution(ctx, c.currentToken(), id, output, notices)
 		if !send(ctx, notices, streamNotice{}) {
 			return
 		}
@@ -185,11 +246,14 @@ func send(ctx context.Context, ch chan<- streamNotice, n streamNotice) bool {
 
 // streamExecution reads one live stream of execution id until it ends, and reports whether it
 // opened at all.
-func (c *apiClient) streamExecution(ctx context.Context, token string, id int64, notices chan<- streamNotice) bool {
+func (c *apiClient) streamExecution(ctx context.Context, token string, id int64, output bool, notices chan<- streamNotice) bool {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	target := c.baseURL.JoinPath("/api/v1/stream")
 	target.RawQuery = "execution_id=" + strconv.FormatInt(id, 10)
+	if output {
+		target.RawQuery += "&output=true"
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
 		return false
@@ -236,12 +300,28 @@ func (c *apiClient) streamExecution(ctx context.Context, token string, id int64,
 			if !send(ctx, notices, n) {
 				return true
 			}
+		case strings.HasPrefix(line, "data:") && event == "output":
+			var chunk outputChunk
+			if json.Unmarshal([]byte(strings.TrimPrefix(line, "data:")), &chunk) != nil {
+				continue
+			}
+			if !send(ctx, notices, streamNotice{output: &chunk}) {
+				return true
+			}
 		case line == "":
 			event = ""
 		}
 	}
 	// The end of the body, a too_slow cut-off, a dead connection: the caller opens it again.
 	return true
+}
+
+// outcome is what printOutcome reads of an execution's result.
+type outcome struct {
+	Stdout string          `json:"stdout"`
+	Stderr string          `json:"stderr"`
+	Error  string          `json:"error"`
+	Data   json.RawMessage `json:"data"`
 }
 
 // printOutcome writes what an ended execution left: its output on out and err (a workflow's
@@ -251,12 +331,7 @@ func printOutcome(out, errw io.Writer, exec followedExecution) {
 		printWorkflowOutcome(out, errw, exec)
 		return
 	}
-	var result struct {
-		Stdout string          `json:"stdout"`
-		Stderr string          `json:"stderr"`
-		Error  string          `json:"error"`
-		Data   json.RawMessage `json:"data"`
-	}
+	var result outcome
 	_ = json.Unmarshal(exec.Result, &result) // a result of another shape prints nothing here
 	switch {
 	case result.Stdout != "":

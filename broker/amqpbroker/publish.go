@@ -93,7 +93,13 @@ func (b *Broker) Publish(ctx context.Context, msgs ...broker.Message) error {
 		}
 		pending = append(pending, p)
 	}
-	return b.publish(ctx, pending)
+	if err := b.publish(ctx, pending); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		b.cfg.Meter.Published(m.Type)
+	}
+	return nil
 }
 
 func (b *Broker) encode(m broker.Message) (publishing, error) {

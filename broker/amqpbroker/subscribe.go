@@ -124,6 +124,10 @@ type delivery struct {
 
 func (dl *delivery) Body() []byte { return dl.d.Body }
 
+// Redelivered reports RabbitMQ's flag: the message went to a consumer before, which was lost
+// before it settled it.
+func (dl *delivery) Redelivered() bool { return dl.d.Redelivered }
+
 func (dl *delivery) Ack() error {
 	if err := dl.d.Ack(false); err != nil {
 		return fmt.Errorf("ack: %w", err)

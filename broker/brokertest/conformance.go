@@ -41,6 +41,7 @@ func Run(t *testing.T, newBroker Factory) {
 	t.Run("RoutesBySelector", func(t *testing.T) { t.Parallel(); testSelectorRouting(t, newBroker) })
 	t.Run("RetriesThroughAnOutage", func(t *testing.T) { t.Parallel(); testOutage(t, newBroker) })
 	t.Run("GivesUpOnAnOutageTooLong", func(t *testing.T) { t.Parallel(); testOutageTooLong(t, newBroker) })
+	t.Run("CountsWhatItCarries", func(t *testing.T) { t.Parallel(); testMeter(t, newBroker) })
 }
 
 func fastOptions() broker.Options {

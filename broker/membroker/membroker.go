@@ -112,6 +112,7 @@ func (b *Broker) Publish(ctx context.Context, msgs ...broker.Message) error {
 		if err != nil {
 			return fmt.Errorf("publish %s %s: %w", m.Type, m.ID, err)
 		}
+		b.opts.Meter.Published(m.Type)
 	}
 	return nil
 }
@@ -266,6 +267,7 @@ func (c *consumer) stop(d *broker.Dispatcher) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for del := range c.unsettled {
+		del.item.redelivered = true
 		c.queue.pushFront(del.item)
 		delete(c.unsettled, del)
 	}
@@ -278,6 +280,9 @@ type delivery struct {
 }
 
 func (d *delivery) Body() []byte { return d.item.body }
+
+// Redelivered reports whether the item was handed back by a consumer that stopped.
+func (d *delivery) Redelivered() bool { return d.item.redelivered }
 
 func (d *delivery) Ack() error {
 	d.consumer.settle(d)

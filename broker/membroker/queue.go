@@ -9,6 +9,8 @@ import (
 type item struct {
 	routingKey string
 	body       []byte
+	// redelivered marks an item a stopping consumer handed back unsettled.
+	redelivered bool
 }
 
 // queue is a FIFO of items with a broadcast wake-up for waiting consumers.

@@ -21,6 +21,9 @@ type Config struct {
 	MaxPending int
 	// MaxBatch bounds the notifications one message carries. Default 1000.
 	MaxBatch int
+	// MaxBatchBytes bounds the output (live output's text) one message carries; a single
+	// notification larger than it still goes, alone. Default 256 KiB.
+	MaxBatchBytes int
 	// PublishTimeout bounds one publish; a batch not confirmed by then is dropped: a
 	// notification that late is worth little to a live view. Default 2s.
 	PublishTimeout time.Duration
@@ -30,6 +33,7 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	c.MaxPending = cmp.Or(c.MaxPending, 10000)
 	c.MaxBatch = cmp.Or(c.MaxBatch, 1000)
+	c.MaxBatchBytes = cmp.Or(c.MaxBatchBytes, 256<<10)
 	c.PublishTimeout = cmp.Or(c.PublishTimeout, 2*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -48,6 +52,9 @@ type Notifier struct {
 	mu      sync.Mutex
 	pending []broker.Notification
 	wake    chan struct{} // holds a token while pending may be non-empty
+	// pendingBytes is the output that pending carries, which a producer of live output reads
+	// to drop what it prints rather than pile it up here while publishing falls behind.
+	pendingBytes atomic.Int64
 
 	dropped  atomic.Int64 // notifications lost, to the bound or to a failed publish
 	reported int64        // dropped as of the last warning; the Run loop's own
@@ -66,7 +73,9 @@ func (n *Notifier) Notify(ns ...broker.Notification) {
 	}
 	n.mu.Lock()
 	n.pending = append(n.pending, ns...)
+	n.pendingBytes.Add(int64(bytesOf(ns)))
 	if over := len(n.pending) - n.cfg.MaxPending; over > 0 {
+		n.pendingBytes.Add(-int64(bytesOf(n.pending[:over])))
 		// Re-slicing costs nothing; append copies into a new array once the old one is used
 		// up, so what a long overrun keeps stays within twice the bound.
 		n.pending = n.pending[over:]
@@ -78,6 +87,9 @@ func (n *Notifier) Notify(ns ...broker.Notification) {
 	default:
 	}
 }
+
+// PendingBytes reports how much output the notifications waiting to be sent carry.
+func (n *Notifier) PendingBytes() int { return int(n.pendingBytes.Load()) }
 
 // Dropped reports how many notifications were lost so far: to the bound on what waits, or
 // with a publish that failed.
@@ -119,14 +131,23 @@ func (n *Notifier) sendPending(ctx context.Context) {
 	}
 }
 
-// take removes up to MaxBatch of the oldest pending notifications.
+// take removes up to MaxBatch of the oldest pending notifications, carrying at most
+// MaxBatchBytes of output unless the first alone carries more.
 func (n *Notifier) take() []broker.Notification {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	k := min(len(n.pending), n.cfg.MaxBatch)
+	k, size := 0, 0
+	for k < min(len(n.pending), n.cfg.MaxBatch) {
+		b := n.pending[k].Bytes()
+		if k > 0 && size+b > n.cfg.MaxBatchBytes {
+			break
+		}
+		k, size = k+1, size+b
+	}
 	if k == 0 {
 		return nil
 	}
+	n.pendingBytes.Add(-int64(size))
 	batch := n.pending[:k:k]
 	if k == len(n.pending) {
 		n.pending = nil
@@ -144,6 +165,14 @@ func (n *Notifier) send(ctx context.Context, batch []broker.Notification) {
 		n.dropped.Add(int64(len(batch)))
 	}
 	n.report(err)
+}
+
+func bytesOf(ns []broker.Notification) int {
+	size := 0
+	for _, n := range ns {
+		size += n.Bytes()
+	}
+	return size
 }
 
 // warnEvery bounds how often losses are logged: a broker that is away, or a bound that a burst

@@ -139,6 +139,29 @@ func TestSplitsLargeBacklogs(t *testing.T) {
 	}
 }
 
+func printed(id int64, text string) broker.Notification {
+	return broker.OutputPrinted(id, "core.local", nil, broker.OutputChunk{Seq: 1, Stream: "stdout", Text: text}, time.Now())
+}
+
+// Output counts against a batch by its size, and PendingBytes tells a producer how much of it
+// waits, so that it can drop what it prints while publishing falls behind.
+func TestBoundsBatchesByOutputSize(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	n := notify.New(g, notify.Config{MaxBatchBytes: 10})
+	run(t, n)
+	n.Notify(changed(1))
+	require.Equal(t, []int64{1}, g.next(t))
+	n.Notify(printed(2, "123456"), printed(3, "1234"), changed(4), printed(5, "1"), printed(6, "123456789012"), printed(7, "1"))
+	require.Equal(t, 24, n.PendingBytes())
+	g.open(t, nil)
+	for _, want := range [][]int64{{2, 3, 4}, {5}, {6}, {7}} {
+		require.Equal(t, want, g.next(t), "a batch carries at most 10 bytes of output, or one notification that alone carries more")
+		g.open(t, nil)
+	}
+	require.Zero(t, n.PendingBytes())
+}
+
 // A publish that fails loses its batch, counted, and the notifier goes on with the next.
 func TestCountsFailedBatches(t *testing.T) {
 	t.Parallel()

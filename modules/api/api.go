@@ -87,6 +87,7 @@ type Store interface {
 	WorkerGet(ctx context.Context, name string, aliveWithin time.Duration) (store.Worker, error)
 	WorkerList(ctx context.Context, aliveWithin time.Duration, page store.Page) ([]store.Worker, int, error)
 	WorkflowViewGet(ctx context.Context, id int64) (store.WorkflowView, error)
+	TraceGet(ctx context.Context, id string) (store.Trace, error)
 }
 
 // Config configures the API. Its zero value requires authentication.
@@ -118,6 +119,9 @@ type Config struct {
 	// KeySweepInterval is how often expired datastore keys and execution tokens are deleted
 	// (they are invisible from the moment they expire). Default 1m.
 	KeySweepInterval time.Duration
+	// WebhookRate limits the webhooks this replica takes per url (429 past it); zero takes
+	// every one.
+	WebhookRate WebhookRate
 }
 
 // Broker is what the API publishes through, and where its live stream is fed from.
@@ -162,6 +166,8 @@ type Module struct {
 	passwordWait  time.Duration
 	// roles is the least role of each route, by "METHOD /path" as registered.
 	roles map[string]Role
+	// webhookBuckets holds each webhook url's tokens; nil takes every webhook.
+	webhookBuckets *buckets
 }
 
 // New registers the API's routes on deps.Routes.
@@ -179,7 +185,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	cfg.StreamHeartbeat = cmp.Or(cfg.StreamHeartbeat, 15*time.Second)
 	cfg.AnswerWithin = cmp.Or(cfg.AnswerWithin, 5*time.Second)
 	cfg.KeySweepInterval = cmp.Or(cfg.KeySweepInterval, time.Minute)
-	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), passwordSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), passwordWait: passwordCheckWait, hub: stream.NewHub(stream.Config{Buffer: cfg.StreamBuffer}),
+	m := &Module{cfg: cfg, deps: deps, roles: make(map[string]Role), webhookBuckets: newBuckets(cfg.WebhookRate), passwordSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), passwordWait: passwordCheckWait, hub: stream.NewHub(stream.Config{Buffer: cfg.StreamBuffer}),
 		sessions: &sessions{
 			key: &signingKey{store: deps.Store}, identities: deps.Store, accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL,
 		}}
@@ -226,6 +232,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	m.boundedRoute(http.MethodPost, "/executions/:id/pause", m.pause, Operator)
 	m.boundedRoute(http.MethodPost, "/executions/:id/resume", m.resume, Operator)
 	m.boundedRoute(http.MethodPost, "/executions/:id/rerun", m.rerun, Operator)
+	m.route(http.MethodGet, "/traces/:id", m.getTrace, Viewer)
 	m.route(http.MethodGet, "/inquiries", m.listInquiries, Viewer)
 	m.route(http.MethodGet, "/inquiries/:id", m.getInquiry, Viewer)
 	// Who may answer is the inquiry's to say; the handler checks it.

@@ -194,7 +194,9 @@ type contractFixture struct {
 	viewer, operator   string
 	refresh            string
 	eventID, enfID     string
-	execID, tokenID    string
+	// traceID is the event's trace.
+	traceID         string
+	execID, tokenID string
 	// offExecID is an execution of ops.off, an action disabled since it ran.
 	offExecID string
 	// workflowID is a running workflow's execution.
@@ -221,6 +223,7 @@ func newContractFixture(t *testing.T, s server) *contractFixture {
 	enfs, err := s.s.EventEnforce(ctx, ev.ID, []store.EnforcementMatch{{RuleRef: "ops.on_hook"}})
 	require.NoError(t, err)
 	f.eventID, f.enfID = strconv.FormatInt(ev.ID, 10), strconv.FormatInt(enfs[0].ID, 10)
+	f.traceID = ev.Trace()
 	exec := s.data(http.StatusCreated, http.MethodPost, "/executions/execute", `{"action_ref": "demo.free"}`)
 	f.execID = strconv.Itoa(int(exec["id"].(float64)))
 	s.data(http.StatusCreated, http.MethodPost, "/actions", `{"ref": "ops.off", "runner_type": "noop"}`)
@@ -341,7 +344,8 @@ func (f *contractFixture) contracts() []contract {
 		{"POST /webhooks/{url}", []probe{
 			{path: "/webhooks/hook", body: `{"kind": "push"}`, status: accepted},
 			{path: "/webhooks/hook", body: `not json`, status: bad},
-			{path: "/webhooks/signed", body: `{}`, status: unauth}}},
+			{path: "/webhooks/signed", body: `{}`, status: unauth},
+			{path: "/webhooks/nobody", body: `{}`, status: missing}}},
 
 		list("GET /enforcements", "/enforcements"),
 		{"GET /enforcements/{id}", []probe{{path: "/enforcements/" + f.enfID, status: ok}, {path: "/enforcements/x", status: bad}, {path: "/enforcements/999999", status: missing}}},
@@ -359,6 +363,8 @@ func (f *contractFixture) contracts() []contract {
 			{path: "/executions/x/rerun", status: bad},
 			{path: "/executions/999999/rerun", status: missing},
 			{path: "/executions/" + f.offExecID + "/rerun", status: clash}}},
+		{"GET /traces/{id}", []probe{{path: "/traces/" + f.traceID, status: ok}, {path: "/traces/x", status: bad},
+			{path: "/traces/00000000-0000-0000-0000-000000000000", status: missing}}},
 		{"GET /inquiries", []probe{{path: "/inquiries", status: ok}, {path: "/inquiries?status=bogus", status: bad}}},
 		{"GET /inquiries/{id}", []probe{{path: "/inquiries/" + f.inquiryID, status: ok}, {path: "/inquiries/x", status: bad}, {path: "/inquiries/999999", status: missing}}},
 		{"POST /inquiries/{id}/respond", []probe{

@@ -167,7 +167,7 @@ type identityStore interface {
 	TokenOwnerBySecret(ctx context.Context, sum []byte) (store.TokenOwner, error)
 	TokenRevoke(ctx context.Context, id int64) (store.APIToken, error)
 	WebhookSecretDelete(ctx context.Context, url string) error
-	WebhookSecretFor(ctx context.Context, url string) (string, error)
+	WebhookRouteFor(ctx context.Context, url string) (store.WebhookRoute, error)
 	WebhookSecretList(ctx context.Context, page store.Page) ([]store.WebhookSecret, int, error)
 	WebhookSecretSet(ctx context.Context, url, secret string) (store.WebhookSecret, bool, error)
 }

@@ -272,6 +272,10 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"StreamInquiry":        streamInquiry{},
 		"Inquiry":              store.Inquiry{},
 		"RespondRequest":       respondRequest{},
+		"Trace":                traceBody{},
+		"TraceEvent":           traceEvent{},
+		"TraceEnforcement":     traceEnforcement{},
+		"TraceExecution":       traceExec{},
 	}
 	// pack.Policy's file is the loader's, for its error messages; a policy from the store
 	// never has one, so the API never answers it.

@@ -21,6 +21,12 @@ import (
 // demo.free, and demo.other under the pack's policy demo.other_limit.
 func newServer(t *testing.T) server {
 	t.Helper()
+	return newServerWith(t, api.Config{})
+}
+
+// newServerWith is newServer configured by cfg.
+func newServerWith(t *testing.T, cfg api.Config) server {
+	t.Helper()
 	s := storetest.NewStore(t)
 	action := func(ref string) store.Action {
 		return store.Action{Ref: ref, RunnerType: "shell", EntryPoint: "run.sh", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true}
@@ -32,7 +38,7 @@ func newServer(t *testing.T) server {
 	})
 	require.NoError(t, err)
 
-	return startAPI(t, s, membroker.New(broker.Options{}), api.Config{})
+	return startAPI(t, s, membroker.New(broker.Options{}), cfg)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -35,6 +35,8 @@ func masked[T any](v T) T {
 	case store.Action:
 		x.Parameters = pack.MaskSealed(pack.MaskSchema(x.Parameters))
 		out = x
+	case traceBody:
+		out = maskTrace(x)
 	case store.Rule:
 		x.ActionParams = pack.MaskSealed(pack.MaskParameters(x.ActionParams, pack.SecretNames(x.ActionParameters)))
 		out = x

@@ -44,9 +44,21 @@ type streamInquiry struct {
 	Workflow    *int64    `json:"workflow,omitempty"`
 }
 
+// streamOutput is the data of an `output` event on the live stream: a chunk of what a running
+// execution printed.
+type streamOutput struct {
+	ExecutionID int64  `json:"execution_id"`
+	ActionRef   string `json:"action_ref"`
+	broker.OutputChunk
+	At       time.Time `json:"at"`
+	Workflow *int64    `json:"workflow,omitempty"`
+}
+
 // stream serves the live stream as Server-Sent Events: executions' status changes, inquiries
 // made and ended, and new events as this replica hears of them from every process, filtered by ?execution_id= (a
-// workflow's includes its tasks' executions) and ?action_ref=. The client is subscribed
+// workflow's includes its tasks' executions) and ?action_ref=; with ?output=true, what the
+// executions matched print as well, beginning, for one execution, with what this replica
+// kept of what it printed lately. The client is subscribed
 // before the headers go out, so a client that reads an execution after they arrived misses
 // none of its later changes (unless it falls so far behind that it is cut off, which it is
 // told).
@@ -108,9 +120,16 @@ func (m *Module) stream(c echo.Context) error {
 	}
 }
 
-// streamFilter reads ?execution_id= and ?action_ref=.
+// streamFilter reads ?execution_id=, ?action_ref= and ?output=.
 func streamFilter(c echo.Context) (stream.Filter, error) {
 	f := stream.Filter{ActionRef: c.QueryParam("action_ref")}
+	if raw := c.QueryParam("output"); raw != "" {
+		output, err := strconv.ParseBool(raw)
+		if err != nil {
+			return f, badRequest("invalid output %q: want true or false", raw)
+		}
+		f.Output = output
+	}
 	if raw := c.QueryParam("execution_id"); raw != "" {
 		id, err := strconv.ParseInt(raw, 10, 64)
 		if err != nil || id < 1 {
@@ -147,6 +166,10 @@ func (s sseWriter) notification(n broker.Notification) error {
 	case broker.NotifyInquiry:
 		return s.event(n.Kind, streamInquiry{ID: n.ID, ExecutionID: n.Execution, ActionRef: n.Ref, Status: n.Status, At: n.At,
 			Workflow: n.Workflow})
+	case broker.NotifyOutput:
+		if o := n.Output; o != nil {
+			return s.event(n.Kind, streamOutput{ExecutionID: n.ID, ActionRef: n.Ref, OutputChunk: *o, At: n.At, Workflow: n.Workflow})
+		}
 	}
 	return nil // a kind this server does not know: a newer sender's, for newer clients
 }

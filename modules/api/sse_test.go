@@ -253,6 +253,7 @@ func TestStreamCarriesChanges(t *testing.T) {
 		require.Equal(t, "scheduled", ev.data["previous_status"], "filled in from what the stream passed on before")
 	}
 
+	coreRuleOn(t, s.server, "deploys")
 	code, body := s.do(http.MethodPost, "/webhooks/deploys", `{"ref": "main"}`)
 	require.Equal(t, http.StatusAccepted, code, body)
 	ev = all.next()
@@ -331,6 +332,38 @@ func TestStreamRefusesBadFilters(t *testing.T) {
 		msg := s.fail(http.StatusBadRequest, "bad_request", http.MethodGet, "/stream?execution_id="+bad, "")
 		require.Contains(t, msg, "execution_id")
 	}
+	msg := s.fail(http.StatusBadRequest, "bad_request", http.MethodGet, "/stream?execution_id=1&output=yes", "")
+	require.Contains(t, msg, `invalid output "yes"`)
+}
+
+// With ?output=true a stream carries what the execution prints as output events, beginning
+// with what this replica kept of it for a client that comes late; without, none.
+func TestStreamCarriesOutput(t *testing.T) {
+	t.Parallel()
+	s := newStreamServer(t, api.Config{})
+	statuses := s.open("?execution_id=42")
+	chunk := func(seq int64, text string) broker.Notification {
+		return broker.OutputPrinted(42, "core.local", nil, broker.OutputChunk{Seq: seq, Stream: "stderr", Text: text, Dropped: seq - 1}, time.Now())
+	}
+	s.publish(chunk(1, "first\n"))
+	s.publish(chunk(2, "second\n"))
+	late := s.open("?execution_id=42&output=true")
+	for i, want := range []string{"first\n", "second\n"} {
+		ev := late.next()
+		require.Equal(t, "output", ev.name)
+		require.Equal(t, map[string]any{"execution_id": float64(42), "action_ref": "core.local", "seq": float64(i + 1), "stream": "stderr",
+			"text": want, "at": ev.data["at"]}, without(ev.data, "dropped"))
+	}
+	s.publish(broker.OutputPrinted(42, "core.local", nil, broker.OutputChunk{Seq: 3, Stream: "stdout", End: true}, time.Now()))
+	require.Equal(t, true, late.next().data["end"])
+	s.publish(broker.ExecutionChanged(42, "core.local", "completed", "", time.Now()))
+	require.Equal(t, "execution", late.next().name)
+	require.Equal(t, "execution", statuses.next().name, "a stream that did not ask for output has none")
+}
+
+func without(m map[string]any, key string) map[string]any {
+	delete(m, key)
+	return m
 }
 
 // A client that stops reading is cut off once it is too far behind, and told so at the end of

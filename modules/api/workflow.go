@@ -132,7 +132,7 @@ func workflowConflict(exec store.Execution, why string) error {
 // process is made up for by the executors' sweep of workflows waiting to pause or cancel; for
 // a resumed workflow, only by its next task or retry that falls due.
 func (m *Module) requestAdvance(ctx context.Context, exec store.Execution) {
-	if err := m.deps.Relay.Send(ctx, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef}); err != nil {
+	if err := m.deps.Relay.Send(ctx, broker.InTrace(exec.Trace(), broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef})); err != nil {
 		m.deps.Logger.WarnContext(ctx, "workflow change recorded but not announced", "execution_id", exec.ID, "status", exec.Status, "err", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/attune-go/attune/broker"
@@ -121,7 +122,8 @@ type eventRequest struct {
 }
 
 type eventCreated struct {
-	EventID int64 `json:"event_id"`
+	EventID int64  `json:"event_id"`
+	TraceID string `json:"trace_id"`
 }
 
 // createEvent fires any trigger by hand, with the payload checked against the trigger's
@@ -155,6 +157,10 @@ func (m *Module) createEvent(c echo.Context) error {
 // webhook turns any JSON posted to /webhooks/{url} into a core.webhook event; rules whose
 // trigger_params.url is {url} see it.
 func (m *Module) webhook(c echo.Context) error {
+	route, err := m.admitWebhook(c, c.Param("url"))
+	if err != nil {
+		return err
+	}
 	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
 	if err != nil {
 		return badRequest("read request body: %v", err)
@@ -162,7 +168,7 @@ func (m *Module) webhook(c echo.Context) error {
 	if len(raw) > maxBody {
 		return tooLarge(maxBody)
 	}
-	if err := m.checkSignature(c, c.Param("url"), raw); err != nil {
+	if err := checkSignature(c, c.Param("url"), route, raw); err != nil {
 		return err
 	}
 	var body any
@@ -217,10 +223,10 @@ func (m *Module) fire(c echo.Context, triggerRef string, payload map[string]any,
 		return err
 	}
 	m.notify(broker.EventNotification(ev.ID, ev.TriggerRef, ev.Created))
-	if err := m.deps.Relay.Send(ctx, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload)); err != nil {
-		m.deps.Logger.WarnContext(ctx, "event recorded but not announced; the sweeper will", "event_id", ev.ID, "err", err)
+	if err := m.deps.Relay.Send(ctx, broker.InTrace(ev.Trace(), broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload, ev.Created))); err != nil {
+		m.deps.Logger.WarnContext(ctx, "event recorded but not announced; the sweeper will", "event_id", ev.ID, "trace_id", ev.Trace(), "err", err)
 	}
-	return c.JSON(http.StatusAccepted, dataBody[eventCreated]{Data: eventCreated{EventID: ev.ID}})
+	return c.JSON(http.StatusAccepted, dataBody[eventCreated]{Data: eventCreated{EventID: ev.ID, TraceID: ev.Trace()}})
 }
 
 type executeRequest struct {
@@ -310,6 +316,9 @@ func (m *Module) startExecution(c echo.Context, actionRef string, run manualRun)
 	create := store.ExecutionCreateParams{
 		ActionRef: action.Ref, Parameters: params, ParentID: run.parentID, TimeoutSeconds: &action.TimeoutSeconds, Secrets: secrets,
 		RequestedBy: user,
+		// A request by hand starts a trace of its own, a rerun too: it is no part of what
+		// caused the original.
+		TraceID: uuid.NewString(),
 	}
 	var created store.ExecutionCreated
 	if run.rerun != nil {
@@ -324,8 +333,9 @@ func (m *Module) startExecution(c echo.Context, actionRef string, run manualRun)
 	m.notifyExecution(exec, "")
 	if created.Outcome == store.CreateAdmitted {
 		// The executor dispatches it to its runner's workers.
-		if err := m.deps.Relay.Send(ctx, broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef}); err != nil {
-			m.deps.Logger.WarnContext(ctx, "execution recorded but not announced; the sweeper will", "execution_id", exec.ID, "err", err)
+		if err := m.deps.Relay.Send(ctx, broker.InTrace(exec.Trace(), broker.ExecutionRequested{ExecutionID: exec.ID, ActionRef: exec.ActionRef})); err != nil {
+			m.deps.Logger.WarnContext(ctx, "execution recorded but not announced; the sweeper will", "execution_id", exec.ID, "trace_id", exec.Trace(),
+				"err", err)
 		}
 	}
 	// The request is committed: a failure to read back who made it is no failure of it.
@@ -519,7 +529,7 @@ func (m *Module) askToStop(ctx context.Context, exec store.Execution) error {
 		m.requestAdvance(ctx, exec)
 		return nil
 	}
-	if err := m.deps.Relay.Send(ctx, broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker}); err != nil {
+	if err := m.deps.Relay.Send(ctx, broker.InTrace(exec.Trace(), broker.ExecutionCancelRequested{ExecutionID: exec.ID, Worker: *exec.Worker})); err != nil {
 		return fmt.Errorf("ask worker %s to cancel execution %d: %w", *exec.Worker, exec.ID, err)
 	}
 	return nil
@@ -529,8 +539,8 @@ func (m *Module) askToStop(ctx context.Context, exec store.Execution) error {
 // policy's waiters go, its workflow advances. A failure is logged, not answered: the change is
 // committed, and the executors' sweeps make a lost completion good.
 func (m *Module) announceEnded(ctx context.Context, exec store.Execution, failure string) {
-	if err := m.deps.Relay.Send(ctx, broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: exec.Status,
-		FinishedAt: *exec.FinishedAt, HeldSlot: &exec.HeldSlot, Workflow: exec.WorkflowID()}); err != nil {
+	if err := m.deps.Relay.Send(ctx, broker.InTrace(exec.Trace(), broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef,
+		Status: exec.Status, FinishedAt: *exec.FinishedAt, HeldSlot: &exec.HeldSlot, Workflow: exec.WorkflowID()})); err != nil {
 		m.deps.Logger.WarnContext(ctx, failure, "execution_id", exec.ID, "err", err)
 	}
 }

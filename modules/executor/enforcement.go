@@ -27,6 +27,9 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 		return err
 	}
 	actionRef, config, failure := p.ActionRef, p.Config, p.Failure
+	// The enforcement's trace, which its execution joins; without it (a message from before
+	// traces) execution_create takes it from the enforcement's row.
+	trace := msg.Headers.TraceID
 	var secrets []string
 	if actionRef == "" {
 		// A message without the match's snapshot (the sweeper's, or one whose action has
@@ -49,7 +52,7 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 				return m.deps.Store.EnforcementResolve(ctx, enf.ID, store.EnforcementDisabled, "rule "+enf.RuleRef+" was disabled before its execution was created")
 			}
 		}
-		actionRef, config, secrets = enf.ActionRef, enf.Config, enf.Secrets
+		actionRef, config, secrets, trace = enf.ActionRef, enf.Config, enf.Secrets, enf.Trace()
 		if enf.Reason != nil {
 			failure = *enf.Reason
 		}
@@ -63,10 +66,13 @@ func (m *Module) handleEnforcement(ctx context.Context, msg broker.Message) erro
 		// to start fails with the reason, like one whose parameters do not fit the action.
 		create.Refusal = failure
 	}
-	create.EnforcementID = &p.EnforcementID
+	create.EnforcementID, create.TraceID = &p.EnforcementID, trace
 	c, err := m.deps.Store.ExecutionCreateOne(ctx, create)
 	if err != nil {
 		return err
+	}
+	if m.deps.Metrics != nil && !p.Created.IsZero() && c.Outcome != store.CreateExists && c.Outcome != store.CreateSkipped {
+		m.deps.Metrics.Stage("created", c.Execution.Created.Sub(p.Created))
 	}
 	return m.created(ctx, c, action)
 }
@@ -85,9 +91,10 @@ func (m *Module) created(ctx context.Context, c store.ExecutionCreated, action *
 		}
 		return m.dispatchAll(ctx, []store.Execution{exec})
 	case store.CreateCancelled, store.CreateFailed:
-		m.deps.Logger.InfoContext(ctx, "execution refused by its policy", "execution_id", exec.ID, "action", exec.ActionRef, "status", exec.Status)
+		m.deps.Logger.InfoContext(ctx, "execution refused by its policy", "execution_id", exec.ID, "action", exec.ActionRef, "status", exec.Status,
+			"trace_id", exec.Trace())
 	case store.CreateQueued:
-		m.deps.Logger.DebugContext(ctx, "execution queued by its policy", "execution_id", exec.ID, "action", exec.ActionRef)
+		m.deps.Logger.DebugContext(ctx, "execution queued by its policy", "execution_id", exec.ID, "action", exec.ActionRef, "trace_id", exec.Trace())
 	}
 	m.notify("", exec)
 	if c.Outcome != store.CreateAdmitted {

@@ -89,6 +89,14 @@ type Deps struct {
 	Relay    broker.Sender
 	Notifier Notifier
 	Sealer   Sealer
+	// Metrics observes how long enforcements wait for their executions; nil observes nothing.
+	Metrics Metrics
+}
+
+// Metrics observes the stages of the pipeline (the process's /metrics).
+type Metrics interface {
+	// Stage observes how long one reached stage from the stage before it.
+	Stage(stage string, d time.Duration)
 }
 
 // Module is the executor role.

@@ -115,8 +115,8 @@ func (m *Module) announce(ctx context.Context, exec store.Execution) error {
 	if exec.FinishedAt != nil {
 		finished = *exec.FinishedAt
 	}
-	return m.deps.Relay.Send(ctx, broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef, Status: exec.Status,
-		FinishedAt: finished, HeldSlot: &exec.HeldSlot, Workflow: exec.WorkflowID()})
+	return m.deps.Relay.Send(ctx, broker.InTrace(exec.Trace(), broker.ExecutionCompleted{ExecutionID: exec.ID, ActionRef: exec.ActionRef,
+		Status: exec.Status, FinishedAt: finished, HeldSlot: &exec.HeldSlot, Workflow: exec.WorkflowID()}))
 }
 
 // notifyInquiry tells the live stream that inq, of exec, reached its status.

@@ -117,14 +117,14 @@ func (m *Module) dispatch(ctx context.Context, exec store.Execution, action stor
 	if err := m.declarePool(ctx, action.RunnerType, selector); err != nil {
 		return err
 	}
-	err := m.deps.Relay.Send(ctx, broker.ExecutionDispatched{
+	err := m.deps.Relay.Send(ctx, broker.InTrace(exec.Trace(), broker.ExecutionDispatched{
 		ExecutionID: exec.ID, ActionRef: exec.ActionRef,
 		Action: broker.ActionSnapshot{
 			RunnerType: action.RunnerType, PackRef: action.PackRef, PackPath: action.PackPath, PackVersion: action.PackVersion, EntryPoint: action.EntryPoint,
 			OutputFormat: action.OutputFormat, TimeoutSeconds: timeout,
 		},
 		WorkerSelector: selector,
-	})
+	}))
 	if errors.Is(err, broker.ErrUnroutable) {
 		// The queue was deleted under us; the sweeper dispatches again.
 		m.pools.Delete(dispatchQueue(action.RunnerType, selector).Name)

@@ -159,7 +159,7 @@ func (m *Module) sweep(ctx context.Context) error {
 		}
 		for _, e := range events {
 			if lost(e.Created, broker.QueueRuleEvents) && m.resent.due(fmt.Sprintf("event/%d", e.ID), now) {
-				msgs = append(msgs, broker.NewEventCreated(e.ID, e.TriggerRef, deref(e.RuleRef), e.Payload))
+				msgs = append(msgs, broker.InTrace(e.Trace(), broker.NewEventCreated(e.ID, e.TriggerRef, deref(e.RuleRef), e.Payload, e.Created)))
 			}
 		}
 		enfs, err := q.EnforcementListStale(ctx, before, sweepBatch)
@@ -168,7 +168,7 @@ func (m *Module) sweep(ctx context.Context) error {
 		}
 		for _, e := range enfs {
 			if lost(e.Created, broker.QueueExecutorEnforcement) && m.resent.due(fmt.Sprintf("enforcement/%d", e.ID), now) {
-				msgs = append(msgs, broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: e.EventID})
+				msgs = append(msgs, broker.InTrace(e.Trace(), broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: e.EventID, Created: e.Created}))
 			}
 		}
 		// A scheduled execution is carried first by the executor's request queue (when the
@@ -204,7 +204,7 @@ func (m *Module) sweep(ctx context.Context) error {
 		}
 		for _, e := range unadmitted {
 			if lost(e.Created, broker.QueueExecutorRequests) && m.resent.due(fmt.Sprintf("request/%d", e.ID), now) {
-				msgs = append(msgs, broker.ExecutionRequested{ExecutionID: e.ID, ActionRef: e.ActionRef})
+				msgs = append(msgs, broker.InTrace(e.Trace(), broker.ExecutionRequested{ExecutionID: e.ID, ActionRef: e.ActionRef}))
 			}
 		}
 		// A cancel request lost after its commit.
@@ -214,7 +214,7 @@ func (m *Module) sweep(ctx context.Context) error {
 		}
 		for _, e := range canceling {
 			if e.Worker != nil && lost(e.Updated, broker.WorkerCancelQueue(*e.Worker)) && m.resent.due(fmt.Sprintf("cancel/%d", e.ID), now) {
-				msgs = append(msgs, broker.ExecutionCancelRequested{ExecutionID: e.ID, Worker: *e.Worker})
+				msgs = append(msgs, broker.InTrace(e.Trace(), broker.ExecutionCancelRequested{ExecutionID: e.ID, Worker: *e.Worker}))
 			}
 		}
 		// What nobody will finish, or nobody can run, ends with the reason. A worker's

@@ -222,15 +222,15 @@ func (f *flow) afterCommit(ctx context.Context) error {
 	m.notify("", f.changed...)
 	var msgs []broker.Payload
 	for _, e := range f.ended {
-		msgs = append(msgs, broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef, Status: e.Status,
-			FinishedAt: f.now.UTC(), HeldSlot: &e.HeldSlot, Workflow: e.WorkflowID()})
+		msgs = append(msgs, broker.InTrace(e.Trace(), broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef, Status: e.Status,
+			FinishedAt: f.now.UTC(), HeldSlot: &e.HeldSlot, Workflow: e.WorkflowID()}))
 	}
 	for _, e := range f.stopping {
 		if e.Worker != nil {
-			msgs = append(msgs, broker.ExecutionCancelRequested{ExecutionID: e.ID, Worker: *e.Worker})
+			msgs = append(msgs, broker.InTrace(e.Trace(), broker.ExecutionCancelRequested{ExecutionID: e.ID, Worker: *e.Worker}))
 		} else {
 			// A nested workflow: its own advance cancels its tasks.
-			msgs = append(msgs, broker.ExecutionRequested{ExecutionID: e.ID, ActionRef: e.ActionRef})
+			msgs = append(msgs, broker.InTrace(e.Trace(), broker.ExecutionRequested{ExecutionID: e.ID, ActionRef: e.ActionRef}))
 		}
 	}
 	if !f.wake.IsZero() {

@@ -30,6 +30,15 @@ type compiledRule struct {
 
 func compile(r store.Rule) compiledRule {
 	c := compiledRule{rule: r, secrets: pack.SecretNames(r.ActionParameters)}
+	// First: which events a rule listens to (a webhook's url) must be known even when the
+	// rest of it is unusable, or its events would pass it by without a word instead of
+	// recording why it could not be evaluated.
+	if len(r.TriggerParams) > 0 {
+		if err := json.Unmarshal(r.TriggerParams, &c.triggerParams); err != nil {
+			c.err = fmt.Errorf("decode trigger_params: %w", err)
+			return c
+		}
+	}
 	var raw any
 	if len(r.Conditions) > 0 {
 		if err := json.Unmarshal(r.Conditions, &raw); err != nil {
@@ -57,11 +66,6 @@ func compile(r store.Rule) compiledRule {
 	for _, k := range c.conditionKeys {
 		if !slices.Contains(c.keys, k) {
 			c.keys = append(c.keys, k)
-		}
-	}
-	if len(r.TriggerParams) > 0 {
-		if err := json.Unmarshal(r.TriggerParams, &c.triggerParams); err != nil {
-			c.err = fmt.Errorf("decode trigger_params: %w", err)
 		}
 	}
 	return c

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -46,6 +47,14 @@ type Deps struct {
 	Broker broker.Broker
 	Relay  broker.Sender
 	Sealer Sealer
+	// Metrics observes how long events wait for their enforcements; nil observes nothing.
+	Metrics Metrics
+}
+
+// Metrics observes the stages of the pipeline (the process's /metrics).
+type Metrics interface {
+	// Stage observes how long one reached stage from the stage before it.
+	Stage(stage string, d time.Duration)
 }
 
 // Sealer seals the values of secret parameters before an enforcement is written (package
@@ -151,10 +160,12 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 			continue
 		}
 		if o.reason != "" {
-			m.deps.Logger.WarnContext(ctx, "rule could not be evaluated", "rule", r.rule.Ref, "event_id", ev.ID, "reason", o.reason)
+			m.deps.Logger.WarnContext(ctx, "rule could not be evaluated", "rule", r.rule.Ref, "event_id", ev.ID, "trace_id", msg.Headers.TraceID,
+				"reason", o.reason)
 		}
 		if o.failure != "" {
-			m.deps.Logger.WarnContext(ctx, "rule matched but its parameters could not be rendered", "rule", r.rule.Ref, "event_id", ev.ID, "reason", o.failure)
+			m.deps.Logger.WarnContext(ctx, "rule matched but its parameters could not be rendered", "rule", r.rule.Ref, "event_id", ev.ID,
+				"trace_id", msg.Headers.TraceID, "reason", o.failure)
 		}
 		secrets := r.secrets
 		if o.config != nil {
@@ -175,15 +186,20 @@ func (m *Module) handle(ctx context.Context, msg broker.Message) error {
 	if err != nil {
 		return err
 	}
+	if m.deps.Metrics != nil && !ev.Created.IsZero() {
+		for _, e := range created {
+			m.deps.Metrics.Stage("enforced", e.Created.Sub(ev.Created))
+		}
+	}
 	matches := make([]broker.Payload, len(created))
 	for i, e := range created {
-		match := broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: ev.ID}
+		match := broker.EnforcementCreated{EnforcementID: e.ID, RuleRef: e.RuleRef, EventID: ev.ID, Created: e.Created}
 		// Secret values never travel in a message: without the snapshot the executor reads
 		// the enforcement (its parameters and any render failure) back from PostgreSQL.
 		if len(e.Secrets) == 0 {
 			match.ActionRef, match.Config, match.Failure = actions[e.RuleRef], e.Config, deref(e.Reason)
 		}
-		matches[i] = match
+		matches[i] = broker.InTrace(e.Trace(), match)
 	}
 	// Committed: the relay keeps what the broker cannot take now, and a crash before the
 	// publish is repaired by the executor's sweeper, which republishes enforcements left in
@@ -265,7 +281,7 @@ func (m *Module) event(ctx context.Context, p broker.EventCreated) (store.Event,
 	if p.Payload == nil {
 		return m.deps.Store.EventGet(ctx, p.EventID)
 	}
-	ev := store.Event{ID: p.EventID, TriggerRef: p.TriggerRef, Payload: p.Payload}
+	ev := store.Event{ID: p.EventID, TriggerRef: p.TriggerRef, Payload: p.Payload, Created: p.Created}
 	if p.RuleRef != "" {
 		ev.RuleRef = &p.RuleRef
 	}

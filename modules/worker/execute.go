@@ -94,21 +94,27 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 	if err := m.slots.Acquire(ctx, 1); err != nil {
 		return err
 	}
-	defer m.slots.Release(1)
+	m.deps.Metrics.SlotsBusy(1)
+	defer func() {
+		m.deps.Metrics.SlotsBusy(-1)
+		m.slots.Release(1)
+	}()
 	exec, claimed, err := m.deps.Store.ExecutionClaim(ctx, p.ExecutionID, m.id.Load())
 	if err != nil || !claimed {
 		return err
 	}
+	runnerType := p.Action.RunnerType
+	m.started(exec, runnerType)
 	m.notify(store.ExecutionScheduled, exec)
 	// Secret values are opened here, just before the action starts, and live only in this
 	// run: what the action is given, and the scrubber of what it prints.
 	params, opened, err := m.deps.Opener.OpenJSON(exec.Parameters)
 	if err != nil {
-		return m.finish(ctx, exec, nil, notStarted(fmt.Sprintf("open the sealed parameters: %v", err)), store.ExecutionFailed)
+		return m.finish(ctx, exec, runnerType, nil, notStarted(fmt.Sprintf("open the sealed parameters: %v", err)), store.ExecutionFailed)
 	}
 	job, release, err := m.job(ctx, exec, params, p.Action)
 	if err != nil {
-		return m.finish(ctx, exec, newScrubber(params, exec.Secrets, opened...), notStarted(err.Error()), store.ExecutionFailed)
+		return m.finish(ctx, exec, runnerType, newScrubber(params, exec.Secrets, opened...), notStarted(err.Error()), store.ExecutionFailed)
 	}
 	defer release()
 	if job.RunnerType == "shell" && m.cfg.APIURL != "" {
@@ -116,7 +122,7 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 		// is scrubbed from what the action prints, as its secrets are.
 		token, err := m.issueToken(ctx, exec.ID, job.Timeout+actionTokenMargin)
 		if err != nil {
-			return m.finish(ctx, exec, newScrubber(params, exec.Secrets, opened...), notStarted(fmt.Sprintf("issue the action's API token: %v", err)), store.ExecutionFailed)
+			return m.finish(ctx, exec, runnerType, newScrubber(params, exec.Secrets, opened...), notStarted(fmt.Sprintf("issue the action's API token: %v", err)), store.ExecutionFailed)
 		}
 		job.Env = []string{"ATTUNE_API_URL=" + m.cfg.APIURL, "ATTUNE_TOKEN=" + token}
 		opened = append(opened, token)
@@ -124,16 +130,33 @@ func (m *Module) handleDispatch(ctx context.Context, msg broker.Message) error {
 	scrub := newScrubber(params, exec.Secrets, opened...)
 	run, ok := m.runners[job.RunnerType]
 	if !ok {
-		return m.finish(ctx, exec, scrub, notStarted(fmt.Sprintf("this worker has no %q runner", job.RunnerType)), store.ExecutionFailed)
+		return m.finish(ctx, exec, runnerType, scrub, notStarted(fmt.Sprintf("this worker has no %q runner", job.RunnerType)), store.ExecutionFailed)
+	}
+
+	var live *liveOutput
+	if job.RunnerType == runner.TypeShell {
+		live = m.liveOutput(exec, scrub)
+		job.Stdout, job.Stderr = live.writers()
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	m.running.add(exec.ID, cancel)
-	m.deps.Logger.DebugContext(ctx, "execution started", "execution_id", exec.ID, "action", exec.ActionRef)
+	m.deps.Logger.DebugContext(ctx, "execution started", "execution_id", exec.ID, "action", exec.ActionRef, "trace_id", exec.Trace())
 	result := run.Run(runCtx, job)
+	m.closeLiveOutput(ctx, live)
 	cancelled := m.running.remove(exec.ID)
 	cancel()
-	return m.finish(ctx, exec, scrub, result, statusOf(result, cancelled))
+	return m.finish(ctx, exec, runnerType, scrub, result, statusOf(result, cancelled))
+}
+
+// started counts a claimed execution, and observes how long it waited for its policy to
+// admit it and then for a worker.
+func (m *Module) started(exec store.Execution, runnerType string) {
+	m.deps.Metrics.ExecutionStarted(exec.ActionRef, runnerType)
+	if exec.AdmittedAt != nil && exec.StartedAt != nil {
+		m.deps.Metrics.Stage("admitted", exec.AdmittedAt.Sub(exec.Created))
+		m.deps.Metrics.Stage("started", exec.StartedAt.Sub(*exec.AdmittedAt))
+	}
 }
 
 // statusOf maps a run's result to the execution's terminal status. A run stopped without an
@@ -155,7 +178,7 @@ func statusOf(r runner.Result, cancelRequested bool) string {
 
 // finish records the terminal status and result, then announces the completion. It runs
 // even when the worker is stopping, so it gets a context that outlives the handler's.
-func (m *Module) finish(ctx context.Context, exec store.Execution, scrub *scrubber, result runner.Result, status string) error {
+func (m *Module) finish(ctx context.Context, exec store.Execution, runnerType string, scrub *scrubber, result runner.Result, status string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordFor)
 	defer cancel()
 	// Actions echo their inputs: the result is recorded, shown and followed live, and must
@@ -189,12 +212,17 @@ func (m *Module) finish(ctx context.Context, exec store.Execution, scrub *scrubb
 	if !ok {
 		return nil // already final: cancelled, or abandoned by this worker's next process
 	}
+	m.deps.Metrics.ExecutionFinished(done.ActionRef, runnerType, done.Status)
+	if done.StartedAt != nil && done.FinishedAt != nil {
+		m.deps.Metrics.Stage("finished", done.FinishedAt.Sub(*done.StartedAt))
+	}
 	m.notify("", done)
-	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", exec.ID, "status", status, "duration_ms", result.DurationMS)
-	return m.deps.Relay.Send(ctx, broker.ExecutionCompleted{
+	m.deps.Logger.DebugContext(ctx, "execution finished", "execution_id", exec.ID, "status", status, "duration_ms", result.DurationMS,
+		"trace_id", done.Trace())
+	return m.deps.Relay.Send(ctx, broker.InTrace(done.Trace(), broker.ExecutionCompleted{
 		ExecutionID: done.ID, ActionRef: done.ActionRef, Status: done.Status, FinishedAt: time.Now().UTC(), HeldSlot: &done.HeldSlot,
 		Workflow: done.WorkflowID(),
-	})
+	}))
 }
 
 // actionTokenMargin is how long an action's API token outlives the action's timeout: what it

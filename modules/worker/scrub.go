@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/modules/worker/runner"
@@ -22,6 +23,9 @@ const minScrubbed = 6
 type scrubber struct {
 	values   []string // longest first, so that a secret wins over another that is its prefix
 	replacer *strings.Replacer
+	// first marks the bytes a value starts with, so that scrubbing a stream skips the rest
+	// quickly.
+	first [256]bool
 }
 
 // newScrubber returns the scrubber of the secret parameters named in secrets and of the
@@ -50,7 +54,11 @@ func newScrubber(params json.RawMessage, secrets []string, also ...string) *scru
 	for _, s := range found {
 		pairs = append(pairs, s, pack.Mask)
 	}
-	return &scrubber{values: found, replacer: strings.NewReplacer(pairs...)}
+	s := &scrubber{values: found, replacer: strings.NewReplacer(pairs...)}
+	for _, v := range found {
+		s.first[v[0]] = true
+	}
+	return s
 }
 
 // appendSecretText appends the forms in which a secret value may show up in an action's
@@ -90,28 +98,46 @@ func jsonEscaped(s string) string {
 }
 
 // result scrubs what a worker records of a run: the output, the error, and every string (and
-// key) of the parsed data. Output cut at the size limit may end in the first part of a
-// secret; that part is masked too.
+// key) of the parsed data. Output cut in the middle may have a secret across either end of
+// the cut; what shows of it there is masked too.
 func (s *scrubber) result(r runner.Result) runner.Result {
 	if s == nil {
 		return r
 	}
-	r.Stdout = s.text(r.Stdout, r.StdoutTruncated)
-	r.Stderr = s.text(r.Stderr, r.StderrTruncated)
-	r.Error = s.text(r.Error, false)
+	r.Stdout = s.text(r.Stdout, r.StdoutCut)
+	r.Stderr = s.text(r.Stderr, r.StderrCut)
+	r.Error = s.replacer.Replace(r.Error)
 	r.Data = s.data(r.Data)
 	return r
 }
 
-func (s *scrubber) text(t string, truncated bool) string {
-	t = s.replacer.Replace(t)
-	if !truncated {
-		return t
+func (s *scrubber) text(t string, cut runner.Cut) string {
+	if cut.Marker == 0 || cut.Head+cut.Marker > len(t) {
+		return s.replacer.Replace(t)
 	}
+	head, marker, tail := t[:cut.Head], t[cut.Head:cut.Head+cut.Marker], t[cut.Head+cut.Marker:]
+	head, tail = s.replacer.Replace(head), s.replacer.Replace(tail)
+	return s.maskCutEnd(head) + marker + s.maskCutStart(tail)
+}
+
+// maskCutEnd masks the start of a secret that t, cut after it, ends with.
+func (s *scrubber) maskCutEnd(t string) string {
 	for _, v := range s.values {
 		for k := len(v) - 1; k > 0; k-- {
 			if strings.HasSuffix(t, v[:k]) {
 				return t[:len(t)-k] + pack.Mask
+			}
+		}
+	}
+	return t
+}
+
+// maskCutStart masks the end of a secret that t, cut before it, starts with.
+func (s *scrubber) maskCutStart(t string) string {
+	for _, v := range s.values {
+		for k := len(v) - 1; k > 0; k-- {
+			if strings.HasPrefix(t, v[len(v)-k:]) {
+				return pack.Mask + t[k:]
 			}
 		}
 	}
@@ -136,4 +162,80 @@ func (s *scrubber) data(v any) any {
 		return out
 	}
 	return v
+}
+
+// streamScrub scrubs an output as it is printed, write by write, as the scrubber's replacer
+// would scrub it whole: what could be the start of a secret value is held back until what
+// follows tells, so that a value printed across two writes is masked all the same. It also
+// holds back a UTF-8 character split between writes, so that each piece is valid text.
+type streamScrub struct {
+	s    *scrubber // nil: nothing to scrub
+	held []byte
+}
+
+// write appends to dst what can be shown of the output so far, p being its next bytes; end
+// says no more follows, so nothing is held back.
+func (z *streamScrub) write(dst, p []byte, end bool) []byte {
+	data := p
+	if len(z.held) > 0 {
+		data = append(z.held, p...)
+	}
+	dst = slices.Grow(dst, len(data))
+	limit := len(data)
+	if !end {
+		limit = completeRunes(data)
+	}
+	i := 0
+	for i < limit {
+		j := i
+		for j < limit && (z.s == nil || !z.s.first[data[j]]) {
+			j++
+		}
+		dst = append(dst, data[i:j]...)
+		if i = j; i == limit {
+			break
+		}
+		matched, wait := z.s.match(data[i:], end)
+		switch {
+		case wait:
+			limit = i
+		case matched > 0:
+			dst = append(dst, pack.Mask...)
+			i += matched
+		default:
+			dst = append(dst, data[i])
+			i++
+		}
+	}
+	z.held = append(z.held[:0], data[i:]...)
+	return dst
+}
+
+// match reports the length of the longest secret value that rest starts with, or that rest
+// may be the start of a longer one than any it starts with, so must wait for what follows;
+// complete says nothing follows rest.
+func (s *scrubber) match(rest []byte, complete bool) (matched int, wait bool) {
+	for _, v := range s.values { // longest first, as the replacer prefers them
+		if len(rest) >= len(v) {
+			if string(rest[:len(v)]) == v {
+				return len(v), false
+			}
+		} else if !complete && strings.HasPrefix(v, string(rest)) {
+			return 0, true
+		}
+	}
+	return 0, false
+}
+
+// completeRunes is the length of data without a UTF-8 character cut short at its end.
+func completeRunes(data []byte) int {
+	for k := 1; k <= min(utf8.UTFMax-1, len(data)); k++ {
+		if c := data[len(data)-k]; utf8.RuneStart(c) {
+			if !utf8.FullRune(data[len(data)-k:]) {
+				return len(data) - k
+			}
+			break
+		}
+	}
+	return len(data)
 }

@@ -29,9 +29,11 @@ func TestScrubber(t *testing.T) {
 	require.Equal(t, map[string]any{"echo": "********", "list": []any{"********", json.Number("1")},
 		"********": "a key", "quoted": "********"}, got.Data)
 
-	// Output cut at the size limit may end in the first part of a secret.
-	cut := s.result(runner.Result{Stdout: "start tok-12", StdoutTruncated: true, Stderr: "tok-12"})
-	require.Equal(t, "start ********", cut.Stdout)
+	// Output cut in the middle may have a secret across either end of the cut.
+	marker := runner.CutMarker(42)
+	cut := s.result(runner.Result{Stdout: "start tok-12" + marker + "3456 end", StdoutTruncated: true,
+		StdoutCut: runner.Cut{Head: len("start tok-12"), Marker: len(marker)}, Stderr: "tok-12"})
+	require.Equal(t, "start ********"+marker+"******** end", cut.Stdout)
 	require.Equal(t, "tok-12", cut.Stderr, "output that was not cut ends where the action stopped")
 
 	require.Nil(t, newScrubber(params, nil), "no secrets: nothing to do")

@@ -74,19 +74,25 @@ type Config struct {
 	// APIURL is the API's address, given to each shell action as ATTUNE_API_URL with a token of
 	// its own (ATTUNE_TOKEN) with which it writes keys back. Empty gives neither.
 	APIURL string
+	// Live tunes the live output of running shell actions.
+	Live LiveConfig
 	// PackCache is the directory of this worker's cache of pack versions (--worker-pack-cache),
 	// kept across restarts. Default: attune/packs/NAME under the user's cache directory, or
 	// under the temporary directory when there is none.
 	PackCache string
 }
 
-// Notifier hears of every status change the worker commits, for the live stream. It is best
-// effort and must not block.
+// Notifier hears of every status change the worker commits, and of what running actions
+// print, for the live stream. It is best effort and must not block.
 type Notifier interface {
 	Notify(ns ...broker.Notification)
+	// PendingBytes is how much output waits to be published: past LiveConfig.Backlog, live
+	// output is dropped rather than queued.
+	PendingBytes() int
 }
 
-// Deps are the worker's collaborators. Notifier may be nil: nothing is notified. Relay
+// Deps are the worker's collaborators. Notifier may be nil: nothing is notified, and no
+// output is sent live. Output may be nil: nothing is counted. Relay
 // sends what a commit calls for, keeping what the broker cannot take at once (package
 // broker/relay); nil publishes through Broker directly.
 type Deps struct {
@@ -96,7 +102,28 @@ type Deps struct {
 	Relay    broker.Sender
 	Notifier Notifier
 	Opener   Opener
+	Output   OutputCounter
+	// Metrics counts what the worker runs; nil counts nothing.
+	Metrics Metrics
 }
+
+// Metrics counts what the worker runs (the process's /metrics). It is called for every
+// execution, so it must not block.
+type Metrics interface {
+	ExecutionStarted(action, runner string)
+	ExecutionFinished(action, runner, status string)
+	// Stage observes how long an execution took to reach stage from the stage before it.
+	Stage(stage string, d time.Duration)
+	// SlotsBusy moves the count of this worker's slots holding a dispatch by delta.
+	SlotsBusy(delta int)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) ExecutionStarted(string, string)          {}
+func (noMetrics) ExecutionFinished(string, string, string) {}
+func (noMetrics) Stage(string, time.Duration)              {}
+func (noMetrics) SlotsBusy(int)                            {}
 
 // Opener opens the sealed values in an execution's parameters (package store/seal), and
 // returns the texts it opened, for the scrubber. A token it cannot open is an error naming
@@ -143,8 +170,12 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	if deps.Relay == nil {
 		deps.Relay = broker.Direct(deps.Broker)
 	}
+	if deps.Metrics == nil {
+		deps.Metrics = noMetrics{}
+	}
 	cfg.Timeout = cmp.Or(cfg.Timeout, 30*time.Second)
 	cfg.Retention = cmp.Or(cfg.Retention, 24*time.Hour)
+	cfg.Live = cfg.Live.withDefaults()
 	marker := reaper.NewMarker(cfg.Name)
 	cfg.Runner.Env = append(slices.Clip(cfg.Runner.Env), marker.Env()...)
 	dir := marker.Dir(os.TempDir())
@@ -273,9 +304,10 @@ func (m *Module) abandonLeftovers(ctx context.Context) error {
 	}
 	m.notify("", left...)
 	for _, e := range left {
-		m.deps.Logger.WarnContext(ctx, "execution abandoned by a restart of its worker", "execution_id", e.ID, "action", e.ActionRef)
-		if err := m.deps.Relay.Send(ctx, broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef, Status: e.Status, FinishedAt: time.Now().UTC(),
-			Workflow: e.WorkflowID()}); err != nil {
+		m.deps.Logger.WarnContext(ctx, "execution abandoned by a restart of its worker", "execution_id", e.ID, "action", e.ActionRef,
+			"trace_id", e.Trace())
+		if err := m.deps.Relay.Send(ctx, broker.InTrace(e.Trace(), broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef,
+			Status: e.Status, FinishedAt: time.Now().UTC(), Workflow: e.WorkflowID()})); err != nil {
 			return err
 		}
 	}

@@ -40,6 +40,13 @@ type Config[T, R any] struct {
 	// MaxFlushes bounds the statements in flight at once. Default 1: while one runs, the
 	// next batch gathers.
 	MaxFlushes int
+	// Sizes, when set, observes the number of items of every statement run, for metrics.
+	Sizes Observer
+}
+
+// Observer takes one value per observation (a Prometheus histogram is one).
+type Observer interface {
+	Observe(float64)
 }
 
 // Group coalesces the calls of one statement. It needs no starting or stopping: a flush runs
@@ -159,6 +166,9 @@ func (g *Group[T, R]) take() []*call[T, R] {
 func (g *Group[T, R]) run(batch []*call[T, R]) {
 	f := batch[0].flight
 	defer f.cancel()
+	if g.cfg.Sizes != nil {
+		g.cfg.Sizes.Observe(float64(len(batch)))
+	}
 	if len(batch) == 1 {
 		c := batch[0]
 		c.res, c.err = g.one(f.ctx, c.item)

@@ -378,3 +378,38 @@ func TestMaxFlushes(t *testing.T) {
 	require.Equal(t, 2, (<-out).res)
 	require.Equal(t, 4, (<-more).res)
 }
+
+// sizes records the batch sizes a group observes.
+type sizes struct {
+	mu   sync.Mutex
+	seen []float64
+}
+
+func (s *sizes) Observe(v float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seen = append(s.seen, v)
+}
+
+// Sizes observes one size per statement run: what each run carried.
+func TestObservesBatchSizes(t *testing.T) {
+	t.Parallel()
+	r := &recorder{}
+	g := r.group(3)
+	s := &sizes{}
+	g.cfg.Sizes = s
+	first, release := holdFirst(t, r, g, 1)
+	rest := submit(context.Background(), g, 2, 3, 4, 5)
+	require.Eventually(t, func() bool { return pending(g) == 4 }, 5*time.Second, time.Millisecond)
+	release()
+	collect(t, first, 1)
+	collect(t, rest, 4)
+	var runs []float64
+	for _, run := range r.allRuns() {
+		runs = append(runs, float64(len(run)))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.Equal(t, []float64{1, 3, 1}, runs)
+	require.Equal(t, runs, s.seen)
+}

@@ -6,6 +6,7 @@ package stream
 import (
 	"cmp"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,12 @@ type Config struct {
 	// that many have changed since, an execution is forgotten (it will long have ended).
 	// Default 100000.
 	Remember int
+	// RecentBytes and RecentChunks bound what is kept of each running execution's latest
+	// output, replayed to a client that starts following it late. Default 64 KiB, 256.
+	RecentBytes, RecentChunks int
+	// RecentTotal bounds the output kept across executions; past it, that of the execution
+	// that printed least lately is forgotten. Default 16 MiB.
+	RecentTotal int
 }
 
 // Filter narrows what a client receives; zero fields match everything. A filter on
@@ -37,6 +44,8 @@ type Filter struct {
 	// tasks' executions' and their inquiries'.
 	ExecutionID int64
 	ActionRef   string
+	// Output adds what the executions matched print (off: their statuses alone).
+	Output bool
 }
 
 func (f Filter) match(n broker.Notification) bool {
@@ -46,6 +55,9 @@ func (f Filter) match(n broker.Notification) bool {
 			(f.ActionRef == "" || f.ActionRef == n.Ref)
 	case broker.NotifyInquiry:
 		return (f.ExecutionID == 0 || f.ExecutionID == n.Execution || n.Workflow != nil && f.ExecutionID == *n.Workflow) &&
+			(f.ActionRef == "" || f.ActionRef == n.Ref)
+	case broker.NotifyOutput:
+		return f.Output && (f.ExecutionID == 0 || f.ExecutionID == n.ID || n.Workflow != nil && f.ExecutionID == *n.Workflow) &&
 			(f.ActionRef == "" || f.ActionRef == n.Ref)
 	case broker.NotifyEvent:
 		return f.ExecutionID == 0 && f.ActionRef == ""
@@ -64,6 +76,18 @@ type Hub struct {
 	// seen is full it becomes older and a new one starts, so memory stays bounded and an
 	// execution is forgotten only after Remember others have changed.
 	seen, older map[int64]change
+	// recent is the latest output of each execution that has printed and not yet ended, as
+	// far as this replica heard; recentBytes its size, and clock counts additions to it.
+	recent      map[int64]*recentOutput
+	recentBytes int
+	clock       uint64
+}
+
+// recentOutput is what one execution printed lately.
+type recentOutput struct {
+	chunks []broker.Notification
+	bytes  int
+	used   uint64 // the hub's clock when it last grew
 }
 
 // change is the status an execution reached, and when.
@@ -76,7 +100,10 @@ type change struct {
 func NewHub(cfg Config) *Hub {
 	cfg.Buffer = cmp.Or(cfg.Buffer, 1024)
 	cfg.Remember = cmp.Or(cfg.Remember, 100000)
-	return &Hub{cfg: cfg, clients: make(map[*Client]struct{}), seen: make(map[int64]change)}
+	cfg.RecentBytes = cmp.Or(cfg.RecentBytes, 64<<10)
+	cfg.RecentChunks = cmp.Or(cfg.RecentChunks, 256)
+	cfg.RecentTotal = cmp.Or(cfg.RecentTotal, 16<<20)
+	return &Hub{cfg: cfg, clients: make(map[*Client]struct{}), seen: make(map[int64]change), recent: make(map[int64]*recentOutput)}
 }
 
 // Client is one subscriber: it reads Notifications until Done is closed.
@@ -108,7 +135,9 @@ func (c *Client) Close() {
 	c.hub.drop(c, nil)
 }
 
-// Subscribe adds a client with filter f; it fails with ErrClosed once the hub has closed.
+// Subscribe adds a client with filter f; it fails with ErrClosed once the hub has closed. A
+// client of one execution's output gets what the hub keeps of it first (and of a workflow's,
+// its tasks'), as far as its buffer holds: each chunk's number tells what came before it.
 func (h *Hub) Subscribe(f Filter) (*Client, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -117,7 +146,26 @@ func (h *Hub) Subscribe(f Filter) (*Client, error) {
 	}
 	c := &Client{hub: h, filter: f, ch: make(chan broker.Notification, h.cfg.Buffer), done: make(chan struct{})}
 	h.clients[c] = struct{}{}
+	if f.Output && f.ExecutionID != 0 {
+		h.replay(c)
+	}
 	return c, nil
+}
+
+// replay gives c the kept output its filter matches. h.mu must be held.
+func (h *Hub) replay(c *Client) {
+	for _, r := range h.recent {
+		for _, n := range r.chunks {
+			if !c.filter.match(n) {
+				break // one execution's chunks all match or none does
+			}
+			select {
+			case c.ch <- n:
+			default:
+				return
+			}
+		}
+	}
 }
 
 // Deliver passes a batch on to every client whose filter matches. A status that cannot follow
@@ -134,8 +182,16 @@ func (h *Hub) Deliver(batch []broker.Notification) {
 		return
 	}
 	for _, n := range batch {
-		if n.Kind == broker.NotifyExecution && !h.advance(&n) {
-			continue
+		switch n.Kind {
+		case broker.NotifyExecution:
+			if !h.advance(&n) {
+				continue
+			}
+			if store.IsTerminal(n.Status) {
+				h.forget(n.ID)
+			}
+		case broker.NotifyOutput:
+			h.remember(n)
 		}
 		for c := range h.clients {
 			if !c.filter.match(n) {
@@ -168,6 +224,44 @@ func (h *Hub) advance(n *broker.Notification) bool {
 	}
 	h.seen[n.ID] = change{n.Status, n.At}
 	return true
+}
+
+// remember keeps output n of its execution, within the bounds. h.mu must be held.
+func (h *Hub) remember(n broker.Notification) {
+	r := h.recent[n.ID]
+	if r == nil {
+		r = &recentOutput{}
+		h.recent[n.ID] = r
+	}
+	h.clock++
+	r.used = h.clock
+	r.chunks = append(r.chunks, n)
+	r.bytes += n.Bytes()
+	h.recentBytes += n.Bytes()
+	k, freed := 0, 0
+	for ; len(r.chunks)-k > h.cfg.RecentChunks || r.bytes-freed > h.cfg.RecentBytes && k < len(r.chunks)-1; k++ {
+		freed += r.chunks[k].Bytes()
+	}
+	r.chunks = slices.Delete(r.chunks, 0, k)
+	r.bytes -= freed
+	h.recentBytes -= freed
+	for h.recentBytes > h.cfg.RecentTotal {
+		var oldest int64
+		for id, o := range h.recent {
+			if oldest == 0 || o.used < h.recent[oldest].used {
+				oldest = id
+			}
+		}
+		h.forget(oldest)
+	}
+}
+
+// forget drops the output kept of execution id: it ended. h.mu must be held.
+func (h *Hub) forget(id int64) {
+	if r, ok := h.recent[id]; ok {
+		h.recentBytes -= r.bytes
+		delete(h.recent, id)
+	}
 }
 
 // drop removes c with err as its reason, once. h.mu must be held.

@@ -197,3 +197,53 @@ func TestCloseEndsClients(t *testing.T) {
 	require.ErrorIs(t, err, stream.ErrClosed)
 	h.Deliver([]broker.Notification{exec(1, "a", "requested")}) // harmless
 }
+
+func printed(id int64, seq int64, text string) broker.Notification {
+	return broker.OutputPrinted(id, "core.local", nil, broker.OutputChunk{Seq: seq, Stream: "stdout", Text: text}, time.Now())
+}
+
+func texts(ns []broker.Notification) []string {
+	var out []string
+	for _, n := range ns {
+		if n.Output != nil {
+			out = append(out, n.Output.Text)
+		}
+	}
+	return out
+}
+
+// Output reaches only the clients that asked for it, of the executions they follow.
+func TestOutputOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	h := stream.NewHub(stream.Config{})
+	all := subscribe(t, h, stream.Filter{})
+	statusOnly := subscribe(t, h, stream.Filter{ExecutionID: 1})
+	output := subscribe(t, h, stream.Filter{ExecutionID: 1, Output: true})
+	other := subscribe(t, h, stream.Filter{ExecutionID: 2, Output: true})
+	h.Deliver([]broker.Notification{exec(1, "core.local", "running"), printed(1, 1, "hello\n")})
+	require.Equal(t, []string{"core.local#running"}, statuses(received(all)))
+	require.Equal(t, []string{"core.local#running"}, statuses(received(statusOnly)))
+	require.Equal(t, []string{"hello\n"}, texts(received(output)))
+	require.Empty(t, received(other))
+}
+
+// A client that starts following an execution late gets its latest output first, within the
+// bounds; what is kept is forgotten when the execution ends, and the least lately printed is
+// forgotten first when the total is reached.
+func TestKeepsRecentOutputForLateClients(t *testing.T) {
+	t.Parallel()
+	h := stream.NewHub(stream.Config{RecentChunks: 3, RecentBytes: 100, RecentTotal: 10})
+	h.Deliver([]broker.Notification{printed(1, 1, "a"), printed(1, 2, "b"), printed(1, 3, "c"), printed(1, 4, "d")})
+	late := subscribe(t, h, stream.Filter{ExecutionID: 1, Output: true})
+	require.Equal(t, []string{"b", "c", "d"}, texts(received(late)), "the latest three, in order")
+	h.Deliver([]broker.Notification{printed(1, 5, "e")})
+	require.Equal(t, []string{"e"}, texts(received(late)), "then what follows, once")
+
+	h.Deliver([]broker.Notification{exec(1, "core.local", "completed")})
+	require.Empty(t, texts(received(subscribe(t, h, stream.Filter{ExecutionID: 1, Output: true}))), "forgotten when it ended")
+
+	h.Deliver([]broker.Notification{printed(2, 1, "0123"), printed(3, 1, "0123"), printed(2, 2, "45"), printed(4, 1, "0123")})
+	require.Empty(t, texts(received(subscribe(t, h, stream.Filter{ExecutionID: 3, Output: true}))), "past the total, the least lately printed goes")
+	require.Equal(t, []string{"0123", "45"}, texts(received(subscribe(t, h, stream.Filter{ExecutionID: 2, Output: true}))))
+	require.Equal(t, []string{"0123"}, texts(received(subscribe(t, h, stream.Filter{ExecutionID: 4, Output: true}))))
+}

@@ -4,6 +4,7 @@ package runner
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"time"
 )
@@ -48,6 +49,10 @@ type Job struct {
 	// Env are variables of this job alone (ATTUNE_API_URL, ATTUNE_TOKEN), added after the
 	// inherited ATTUNE_* variables are dropped.
 	Env []string
+	// Stdout and Stderr, when set, are also written what a shell action prints, as it prints
+	// it: the worker's live output. Their writes must never wait on anything slow, since the
+	// action waits on them.
+	Stdout, Stderr io.Writer
 }
 
 // Result is what the execution's result column holds.
@@ -59,6 +64,10 @@ type Result struct {
 	Stderr          string `json:"stderr"`
 	StdoutTruncated bool   `json:"stdout_truncated,omitempty"`
 	StderrTruncated bool   `json:"stderr_truncated,omitempty"`
+	// StdoutCut and StderrCut say where a truncated output's marker stands, for the worker's
+	// scrubber: a secret may straddle either end of what was cut.
+	StdoutCut Cut `json:"-"`
+	StderrCut Cut `json:"-"`
 	// Data is the parsed stdout for output_format json, and the response for http.
 	Data      any    `json:"data,omitempty"`
 	Error     string `json:"error,omitempty"`
@@ -79,7 +88,9 @@ type Runner interface {
 // Config tunes the runners.
 type Config struct {
 	// OutputLimit is the most bytes kept of stdout and of stderr each (and of an HTTP response
-	// body); more is dropped and flagged truncated. Default 1 MiB.
+	// body); of a longer output the first and last halves are kept with a marker line of what
+	// was cut between them (of a response body, the first part), flagged truncated. Default
+	// 1 MiB.
 	OutputLimit int
 	// KillGrace is how long a process group has after SIGTERM before it gets SIGKILL.
 	// Default 5s.

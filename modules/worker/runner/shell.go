@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -61,11 +62,11 @@ func (r *shellRunner) Run(ctx context.Context, job Job) Result {
 	if err != nil {
 		return failed(err.Error())
 	}
-	stdout, stderr := newCappedBuffer(r.cfg.OutputLimit), newCappedBuffer(r.cfg.OutputLimit)
+	stdout, stderr := newHeadTailBuffer(r.cfg.OutputLimit), newHeadTailBuffer(r.cfg.OutputLimit)
 	cmd.Dir = job.WorkDir
 	cmd.Env = env
 	cmd.Stdin = bytes.NewReader(stdin)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Stdout, cmd.Stderr = tee(stdout, job.Stdout), tee(stderr, job.Stderr)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = pipeDrainDelay
 
@@ -79,13 +80,13 @@ func (r *shellRunner) Run(ctx context.Context, job Job) Result {
 	reason, waitErr := r.wait(ctx, job.Timeout, cmd.Process.Pid, done)
 	res := Result{
 		DurationMS:      time.Since(start).Milliseconds(),
-		Stdout:          stdout.String(),
-		Stderr:          stderr.String(),
-		StdoutTruncated: stdout.truncated,
-		StderrTruncated: stderr.truncated,
+		StdoutTruncated: stdout.truncated(),
+		StderrTruncated: stderr.truncated(),
 		TimedOut:        reason == stoppedTimeout,
 		Cancelled:       reason == stoppedCancel,
 	}
+	res.Stdout, res.StdoutCut = stdout.output()
+	res.Stderr, res.StderrCut = stderr.output()
 	res.ExitCode, res.Error = exitStatus(cmd.ProcessState, waitErr)
 	switch reason {
 	case stoppedTimeout:
@@ -147,6 +148,14 @@ func (r *shellRunner) stopGroup(pgid int) {
 			}
 		}
 	}
+}
+
+// tee is kept, and also, when it is set, live: what the worker shows as the action prints.
+func tee(kept, live io.Writer) io.Writer {
+	if live == nil {
+		return kept
+	}
+	return io.MultiWriter(kept, live)
 }
 
 // command builds the process for job without starting it.
@@ -214,7 +223,7 @@ func parseStdout(res *Result, limit int) {
 	if res.StdoutTruncated {
 		if res.Succeeded {
 			res.Succeeded = false
-			res.Error = fmt.Sprintf("stdout was truncated at %d bytes, so it cannot be parsed as JSON", limit)
+			res.Error = fmt.Sprintf("stdout was longer than %d bytes and cut, so it cannot be parsed as JSON", limit)
 		}
 		return
 	}

@@ -273,22 +273,33 @@ func TestShellOutputFormatJSONKeepsExitError(t *testing.T) {
 	require.Equal(t, map[string]any{"reason": "disk full"}, res.Data)
 }
 
+// A long output keeps its start and its end, where errors are, with a marker line of how much
+// was cut between them, within the limit.
 func TestShellStdoutTruncated(t *testing.T) {
 	t.Parallel()
-	res := shell(runner.Config{}).Run(t.Context(), commandJob(t, "head -c 3000000 /dev/zero; echo done >&2"))
+	res := shell(runner.Config{}).Run(t.Context(), commandJob(t, "head -c 3000000 /dev/zero; echo the error at the end; echo done >&2"))
 	require.True(t, res.Succeeded, res.Error)
 	require.True(t, res.StdoutTruncated)
-	require.Len(t, res.Stdout, 1<<20)
+	require.LessOrEqual(t, len(res.Stdout), 1<<20)
+	require.Greater(t, len(res.Stdout), 1<<20-100)
+	require.True(t, strings.HasSuffix(res.Stdout, "\x00the error at the end\n"))
+	require.True(t, strings.HasPrefix(res.Stdout, strings.Repeat("\x00", 1<<19)))
+	printed, kept := 3000000+len("the error at the end\n"), len(res.Stdout)-res.StdoutCut.Marker
+	require.Equal(t, runner.CutMarker(int64(printed-kept)), res.Stdout[res.StdoutCut.Head:][:res.StdoutCut.Marker])
 	require.False(t, res.StderrTruncated)
 	require.Equal(t, "done\n", res.Stderr, "the process ran past the limit to its end")
 }
 
 func TestShellStderrTruncated(t *testing.T) {
 	t.Parallel()
-	res := shell(runner.Config{OutputLimit: 1000}).Run(t.Context(), commandJob(t, "head -c 3000000 /dev/zero >&2; echo done"))
+	res := shell(runner.Config{OutputLimit: 1000}).Run(t.Context(), commandJob(t, "seq 1 100000 >&2; echo done"))
 	require.True(t, res.Succeeded, res.Error)
 	require.True(t, res.StderrTruncated)
-	require.Len(t, res.Stderr, 1000)
+	require.LessOrEqual(t, len(res.Stderr), 1000)
+	require.True(t, strings.HasPrefix(res.Stderr, "1\n2\n3\n"), res.Stderr)
+	require.True(t, strings.HasSuffix(res.Stderr, "\n99999\n100000\n"), res.Stderr)
+	require.Equal(t, 500, res.StderrCut.Head)
+	require.Equal(t, "\n[... attune cut", res.Stderr[500:500+len("\n[... attune cut")])
 	require.False(t, res.StdoutTruncated)
 	require.Equal(t, "done\n", res.Stdout)
 }
@@ -300,7 +311,7 @@ func TestShellOutputFormatJSONTruncated(t *testing.T) {
 	res := shell(runner.Config{OutputLimit: 100}).Run(t.Context(), job)
 	require.False(t, res.Succeeded)
 	require.True(t, res.StdoutTruncated)
-	require.Contains(t, res.Error, "truncated")
+	require.Contains(t, res.Error, "cut, so it cannot be parsed as JSON")
 	require.Nil(t, res.Data)
 }
 
