@@ -72,3 +72,25 @@ func TestAuditCommitsWithItsChange(t *testing.T) {
 	require.Equal(t, []any{int64(1), "alice", "ci", "rule.create", "rule", "demo.on_hook"},
 		[]any{*e.ActorID, e.Actor, *e.Token, e.Kind, e.ObjectKind, e.Object})
 }
+
+// What the audit record adds to an execution requested through the API (one insert in its
+// transaction): compare ExecutionRequest with ExecutionCreateDirect, which records nothing.
+func BenchmarkExecutionRequest(b *testing.B) {
+	ctx := store.WithActor(context.Background(), store.Actor{ID: 1, Login: "alice", Token: "ci"})
+	s := storetest.NewStore(b)
+	_, err := s.PackRegister(ctx, store.PackRegistration{Pack: store.Pack{Ref: "demo"},
+		Actions: []store.Action{{Ref: "demo.run", RunnerType: "noop", OutputFormat: "text", TimeoutSeconds: 30, Enabled: true}}})
+	require.NoError(b, err)
+	for _, c := range []struct {
+		name   string
+		create func(context.Context, store.ExecutionCreateParams) (store.ExecutionCreated, error)
+	}{{"direct", s.ExecutionCreateDirect}, {"recorded", s.ExecutionRequest}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := c.create(ctx, store.ExecutionCreateParams{ActionRef: "demo.run"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
