@@ -149,7 +149,7 @@ func TestRetentionSettings(t *testing.T) {
 	c := validConfig()
 	require.NoError(t, c.validate())
 	require.Equal(t, map[string]time.Duration{store.RetainExecutions: 720 * time.Hour, store.RetainEnforcements: 720 * time.Hour,
-		store.RetainEvents: 720 * time.Hour}, c.retain, "a month of each by default")
+		store.RetainEvents: 720 * time.Hour, store.RetainAudit: 365 * 24 * time.Hour}, c.retain, "a month of each by default, a year of audit")
 
 	for in, want := range map[[2]string]api.WebhookRate{
 		{"", "0"}: {}, {"10/s", "0"}: {PerSecond: 10, Burst: 10}, {"600/m", "5"}: {PerSecond: 10, Burst: 5}, {"36/h", "0"}: {PerSecond: 0.01, Burst: 36},

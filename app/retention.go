@@ -22,11 +22,13 @@ type retentionSetting struct {
 // The defaults keep a month of history, whole: an execution, its enforcement and the event
 // that caused it go together (nothing goes while what refers to it stays), and a month covers
 // the questions asked of history ("what ran last week, and why?") while bounding the demo's
-// every-second timer to about 2.6 million executions.
+// every-second timer to about 2.6 million executions. Audit entries are small and answer
+// "who changed this?" long after the change, so they are kept a year.
 var retentionSettings = []retentionSetting{
 	{store.RetainExecutions, "retain-executions", "30d", "how long finished executions are kept after they ended; a workflow goes with all its children, a retried execution with all its attempts"},
 	{store.RetainEnforcements, "retain-enforcements", "30d", "how long enforcements are kept after they were made; one whose execution is kept stays with it"},
 	{store.RetainEvents, "retain-events", "30d", "how long events are kept after they were made; one with an enforcement kept stays with it"},
+	{store.RetainAudit, "retain-audit", "365d", "how long audit entries are kept after they were written"},
 }
 
 // registerRetentionFlags adds the retention and webhook-limit flags.

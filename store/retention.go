@@ -13,12 +13,13 @@ const (
 	RetainExecutions   = "executions"
 	RetainEnforcements = "enforcements"
 	RetainEvents       = "events"
+	RetainAudit        = "audit"
 )
 
 // RetentionKinds lists the kinds in the order a pass deletes them: a row goes only once
 // nothing kept refers to it (an execution holds its enforcement, an enforcement its event),
 // so what refers comes first.
-var RetentionKinds = []string{RetainExecutions, RetainEnforcements, RetainEvents}
+var RetentionKinds = []string{RetainExecutions, RetainEnforcements, RetainEvents, RetainAudit}
 
 // retainedTable is a kind whose rows go one by one: its table, and the condition (over the
 // row as t) under which a row old enough may go. Adding a kind of that sort is one entry
@@ -39,6 +40,8 @@ var retainedTables = map[string]retainedTable{
 	// take them too (ON DELETE CASCADE), so it waits for them.
 	RetainEvents: {"attune.event", `t.rules_evaluated_at IS NOT NULL
 		AND NOT EXISTS (SELECT 1 FROM attune.enforcement f WHERE f.event = t.id OFFSET 0)`},
+	// An audit entry refers to nothing and nothing refers to it.
+	RetainAudit: {"attune.audit", "true"},
 }
 
 // RetentionCursor is how far a pass over one kind has gone, in (created, id) order: the next

@@ -55,6 +55,15 @@ func (d seed) event(age time.Duration, evaluated bool) int64 {
 	return id
 }
 
+// audit writes an audit entry written age ago.
+func (d seed) audit(age time.Duration) int64 {
+	d.t.Helper()
+	var id int64
+	require.NoError(d.t, d.s.Pool().QueryRow(context.Background(), `INSERT INTO attune.audit (created, actor, kind, object_kind, object)
+		VALUES (now() - make_interval(secs => $1), 'alice', 'rule.update', 'rule', 'demo.on_hook') RETURNING id`, age.Seconds()).Scan(&id))
+	return id
+}
+
 // enforcement writes an enforcement of event created age ago.
 func (d seed) enforcement(event int64, status string, age time.Duration) int64 {
 	d.t.Helper()
@@ -166,8 +175,15 @@ func TestRetentionDeletesWhatIsOldAndFinished(t *testing.T) {
 	evGone = append(evGone, d.event(old, true), d.event(30*old, true))
 	enfGone = append(enfGone, d.enforcement(evGone[1], "disabled", old))
 
+	// Audit entries go by age alone.
+	auditGone := []int64{d.audit(old), d.audit(30 * old), d.audit(old)}
+	auditKept := []int64{d.audit(young), d.audit(0)}
+
 	got := pass(t, s, keepDay, 2)
-	require.Equal(t, map[string]int{store.RetainExecutions: len(gone), store.RetainEnforcements: len(enfGone), store.RetainEvents: len(evGone)}, got)
+	require.Equal(t, map[string]int{store.RetainExecutions: len(gone), store.RetainEnforcements: len(enfGone), store.RetainEvents: len(evGone),
+		store.RetainAudit: len(auditGone)}, got)
+	require.Empty(t, d.remaining("audit", auditGone...))
+	require.ElementsMatch(t, auditKept, d.remaining("audit", auditKept...))
 	require.Empty(t, d.remaining("execution", gone...))
 	require.ElementsMatch(t, kept, d.remaining("execution", kept...))
 	require.Empty(t, d.remaining("enforcement", enfGone...))
@@ -175,7 +191,7 @@ func TestRetentionDeletesWhatIsOldAndFinished(t *testing.T) {
 	require.Empty(t, d.remaining("event", evGone...))
 	require.ElementsMatch(t, evKept, d.remaining("event", evKept...))
 
-	require.Equal(t, map[string]int{store.RetainExecutions: 0, store.RetainEnforcements: 0, store.RetainEvents: 0},
+	require.Equal(t, map[string]int{store.RetainExecutions: 0, store.RetainEnforcements: 0, store.RetainEvents: 0, store.RetainAudit: 0},
 		pass(t, s, keepDay, 2), "a second pass finds nothing")
 }
 
@@ -268,6 +284,9 @@ func TestRetentionRunnersAtOnceDeleteEachRowOnce(t *testing.T) {
 			{ActionRef: "demo.act", Status: store.ExecutionFailed}, {ActionRef: "demo.act", Attempt: 2, Status: store.ExecutionCompleted}}}}})
 	d.backdate(old, w.ID, w.Children[0][0], w.Children[0][1])
 	running := d.execution(store.ExecutionRunning, old, "")
+	for range n {
+		d.audit(old)
+	}
 
 	var wg sync.WaitGroup
 	results := make([]map[string]int, 2)
@@ -281,7 +300,7 @@ func TestRetentionRunnersAtOnceDeleteEachRowOnce(t *testing.T) {
 			total[kind] += c
 		}
 	}
-	require.Equal(t, map[string]int{store.RetainExecutions: n + 3, store.RetainEnforcements: n, store.RetainEvents: n}, total)
+	require.Equal(t, map[string]int{store.RetainExecutions: n + 3, store.RetainEnforcements: n, store.RetainEvents: n, store.RetainAudit: n}, total)
 	require.Equal(t, 1, d.count(`SELECT count(*) FROM attune.execution`))
 	require.Equal(t, []int64{running}, d.remaining("execution", running))
 	require.Zero(t, d.count(`SELECT (SELECT count(*) FROM attune.event) + (SELECT count(*) FROM attune.enforcement)`))
