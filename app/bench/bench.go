@@ -59,13 +59,15 @@ type benchConfig struct {
 	workflowItems []int
 }
 
-// benchActions are the actions --action can choose: the shell action every figure in
-// docs/benchmarks.md is about, and noop, which spawns nothing and so measures the platform
-// alone.
+// benchActions are the actions --action can choose: the shell action most figures in
+// docs/benchmarks.md are about; print, a shell action that prints 200 lines (what its output
+// costs: the stored result, and the live output the worker streams); and noop, which spawns
+// nothing and so measures the platform alone.
 var benchActions = map[string]struct {
 	ref, runner, params string
 }{
 	"shell": {ref: "core.local", runner: "shell", params: `{"cmd": "true"}`},
+	"print": {ref: "core.local", runner: "shell", params: `{"cmd": "seq 1 200"}`},
 	"noop":  {ref: "core.noop", runner: "noop", params: `{}`},
 }
 
@@ -115,7 +117,7 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 				return cli.Usage(errors.New("--events and --concurrency must be at least 1"))
 			}
 			if _, ok := benchActions[cfg.action]; !ok {
-				return cli.Usage(fmt.Errorf("invalid --action %q: want shell or noop", cfg.action))
+				return cli.Usage(fmt.Errorf("invalid --action %q: want shell, print or noop", cfg.action))
 			}
 			if cfg.backlog != 0 && cfg.backlog < minBacklog {
 				return cli.Usage(fmt.Errorf("--backlog must be 0 (off) or at least %d", minBacklog))
@@ -138,7 +140,7 @@ after), and a namespace of its own on RabbitMQ, so it can run beside a live inst
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up on a run after this long")
 	fs.IntVar(&cfg.rate, "rate", 0, "events per second to inject; 0 floods (throughput), a modest rate measures latency without queueing")
 	fs.IntVar(&cfg.backlog, "backlog", 0, "instead of events, queue this many executions behind a concurrency limit of 10 and measure how fast the queue drains; 0 is off")
-	fs.StringVar(&cfg.action, "action", "shell", `the action each event runs: shell (core.local "true") or noop (core.noop, no process: the platform alone)`)
+	fs.StringVar(&cfg.action, "action", "shell", `the action each event runs: shell (core.local "true"), print (core.local "seq 1 200": 200 lines of output) or noop (core.noop, no process: the platform alone)`)
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof reads it)")
 	fs.BoolVar(&cfg.workflow, "workflow", false, "instead of events, time workflows: a sequence of core.noop tasks and with-items fan-outs of core.noop")
 	fs.IntVar(&cfg.workflowTasks, "workflow-tasks", 40, "tasks of the --workflow sequence")

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/attune-go/attune/store"
 	"github.com/attune-go/attune/store/coalesce"
 )
 
@@ -80,6 +81,11 @@ func newPipeline(reg *prometheus.Registry) *pipeline {
 	}
 	for _, s := range Stages {
 		p.stages[s] = p.stageVec.WithLabelValues(s)
+	}
+	// Each kind shows from the start, at 0, so that a dashboard and rate() see a series before
+	// the first deletion.
+	for _, kind := range store.RetentionKinds {
+		p.deleted.WithLabelValues(kind)
 	}
 	return p
 }

@@ -32,17 +32,19 @@ type Cut struct {
 type headTailBuffer struct {
 	head    []byte
 	headCap int
-	// tail is a ring of the latest bytes past the head, once it has filled; next is where the
-	// next byte goes.
-	tail  []byte
-	next  int
-	full  bool
-	total int64
+	// tail is a ring of the latest bytes past the head, once it has filled (tailCap bytes);
+	// next is where the next byte goes. Both halves grow as written: most actions print a
+	// few lines, and the limit is a megabyte.
+	tail    []byte
+	tailCap int
+	next    int
+	full    bool
+	total   int64
 }
 
 func newHeadTailBuffer(limit int) *headTailBuffer {
 	headCap := limit / 2
-	return &headTailBuffer{headCap: headCap, tail: make([]byte, 0, limit-headCap)}
+	return &headTailBuffer{headCap: headCap, tailCap: limit - headCap}
 }
 
 func (b *headTailBuffer) Write(p []byte) (int, error) {
@@ -53,7 +55,7 @@ func (b *headTailBuffer) Write(p []byte) (int, error) {
 		b.head = append(b.head, p[:k]...)
 		p = p[k:]
 	}
-	size := cap(b.tail)
+	size := b.tailCap
 	switch {
 	case len(p) == 0 || size == 0:
 	case !b.full && len(b.tail)+len(p) <= size:
@@ -91,13 +93,22 @@ func (b *headTailBuffer) output() (string, Cut) {
 		return string(b.head) + string(tail), Cut{}
 	}
 	// Room for the marker comes off the tail's start, then whatever would begin it in the
-	// middle of a UTF-8 character.
+	// middle of a UTF-8 character; the head loses a character it ends in the middle of.
 	tail = tail[min(cutMarkerRoom, len(tail)):]
 	for i := 0; i < utf8.UTFMax-1 && len(tail) > 0 && !utf8.RuneStart(tail[0]); i++ {
 		tail = tail[1:]
 	}
-	marker := CutMarker(b.total - int64(len(b.head)+len(tail)))
-	return string(b.head) + marker + string(tail), Cut{Head: len(b.head), Marker: len(marker)}
+	head := b.head
+	for i := 1; i < utf8.UTFMax && i <= len(head); i++ {
+		if start := len(head) - i; utf8.RuneStart(head[start]) {
+			if !utf8.FullRune(head[start:]) {
+				head = head[:start]
+			}
+			break
+		}
+	}
+	marker := CutMarker(b.total - int64(len(head)+len(tail)))
+	return string(head) + marker + string(tail), Cut{Head: len(head), Marker: len(marker)}
 }
 
 // readCapped reads at most limit bytes of r, reporting whether there was more.

@@ -3,7 +3,9 @@ package runner
 import (
 	"bytes"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -43,12 +45,39 @@ func TestHeadTailBufferKeepsStartAndEnd(t *testing.T) {
 	}
 }
 
-// A cut never begins the tail in the middle of a UTF-8 character.
+// A cut never ends the head nor begins the tail in the middle of a UTF-8 character, whatever
+// the characters' widths and the limit, and the marker counts what the head gave up too.
 func TestHeadTailBufferCutsBetweenCharacters(t *testing.T) {
 	t.Parallel()
-	b := newHeadTailBuffer(200)
-	_, _ = b.Write(bytes.Repeat([]byte("é"), 500))
-	out, cut := b.output()
-	require.True(t, b.truncated())
-	require.Equal(t, "é", out[cut.Head+cut.Marker:][:2])
+	for _, char := range []string{"é", "€", "𝄞"} {
+		for limit := 200; limit < 208; limit++ {
+			all := bytes.Repeat([]byte(char), 500)
+			b := newHeadTailBuffer(limit)
+			_, _ = b.Write(all)
+			out, cut := b.output()
+			require.True(t, b.truncated())
+			require.True(t, utf8.ValidString(out), "%s at limit %d: %q", char, limit, out)
+			head, tail := out[:cut.Head], out[cut.Head+cut.Marker:]
+			require.Equal(t, CutMarker(int64(len(all)-len(head)-len(tail))), out[cut.Head:cut.Head+cut.Marker])
+		}
+	}
+}
+
+// The buffer grows with what is written: a short output costs a short buffer, not the limit.
+func TestHeadTailBufferAllocatesWhatItHolds(t *testing.T) {
+	allocated := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	got := allocated(func() {
+		for range 100 {
+			b := newHeadTailBuffer(1 << 20)
+			_, _ = b.Write([]byte("ok\n"))
+			_, _ = b.output()
+		}
+	})
+	require.Less(t, got, uint64(100*64<<10), "100 short outputs under a 1 MiB limit")
 }
