@@ -120,28 +120,38 @@ func (s *scrubber) text(t string, cut runner.Cut) string {
 	return s.maskCutEnd(head) + marker + s.maskCutStart(tail)
 }
 
-// maskCutEnd masks the start of a secret that t, cut after it, ends with.
+// maskCutEnd masks the start of a secret that t, cut after it, ends with: the longest such
+// start of any secret, so that no part of a longer one shows because a shorter one matched
+// first.
 func (s *scrubber) maskCutEnd(t string) string {
-	for _, v := range s.values {
-		for k := len(v) - 1; k > 0; k-- {
-			if strings.HasSuffix(t, v[:k]) {
-				return t[:len(t)-k] + pack.Mask
-			}
-		}
+	if k := s.cutOverlap(func(v string, k int) bool { return strings.HasSuffix(t, v[:k]) }); k > 0 {
+		return t[:len(t)-k] + pack.Mask
 	}
 	return t
 }
 
-// maskCutStart masks the end of a secret that t, cut before it, starts with.
+// maskCutStart masks the end of a secret that t, cut before it, starts with: the longest such
+// end of any secret.
 func (s *scrubber) maskCutStart(t string) string {
+	if k := s.cutOverlap(func(v string, k int) bool { return strings.HasPrefix(t, v[len(v)-k:]) }); k > 0 {
+		return pack.Mask + t[k:]
+	}
+	return t
+}
+
+// cutOverlap is the largest k, short of a whole value, for which shows(v, k) holds of some
+// secret value v: how many bytes of a secret show at a cut.
+func (s *scrubber) cutOverlap(shows func(v string, k int) bool) int {
+	best := 0
 	for _, v := range s.values {
-		for k := len(v) - 1; k > 0; k-- {
-			if strings.HasPrefix(t, v[len(v)-k:]) {
-				return pack.Mask + t[k:]
+		for k := len(v) - 1; k > best; k-- {
+			if shows(v, k) {
+				best = k
+				break
 			}
 		}
 	}
-	return t
+	return best
 }
 
 func (s *scrubber) data(v any) any {

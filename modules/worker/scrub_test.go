@@ -36,6 +36,14 @@ func TestScrubber(t *testing.T) {
 	require.Equal(t, "start ********"+marker+"******** end", cut.Stdout)
 	require.Equal(t, "tok-12", cut.Stderr, "output that was not cut ends where the action stopped")
 
+	// The largest part of any secret at the cut is masked, not the first secret's that shows.
+	several := newScrubber(json.RawMessage(`{"a": "wxyz-long-secret", "b": "password", "c": "apricot-key"}`), []string{"a", "b", "c"})
+	require.Equal(t, "log: ********", several.maskCutEnd("log: passw"), "not log: pass********")
+	require.Equal(t, "log: ********", several.maskCutEnd("log: wxyz-long-secre"))
+	require.Equal(t, "******** rest", several.maskCutStart("t-key rest"), "not ********-key rest")
+	require.Equal(t, "******** end", several.maskCutStart("sword end"))
+	require.Equal(t, "log: plain", several.maskCutEnd("log: plain"))
+
 	require.Nil(t, newScrubber(params, nil), "no secrets: nothing to do")
 	require.Nil(t, newScrubber(params, []string{"short", "host_absent"}), "nothing long enough to scrub")
 	plain := runner.Result{Stdout: "tok-123456"}
