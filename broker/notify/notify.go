@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,8 @@ type Notifier struct {
 	// pendingBytes is the output that pending carries, which a producer of live output reads
 	// to drop what it prints rather than pile it up here while publishing falls behind.
 	pendingBytes atomic.Int64
+	// pendingCount is len(pending), for Crowded, which must not wait on mu.
+	pendingCount atomic.Int64
 
 	dropped  atomic.Int64 // notifications lost, to the bound or to a failed publish
 	reported int64        // dropped as of the last warning; the Run loop's own
@@ -77,10 +80,13 @@ func (n *Notifier) Notify(ns ...broker.Notification) {
 	if over := len(n.pending) - n.cfg.MaxPending; over > 0 {
 		n.pendingBytes.Add(-int64(bytesOf(n.pending[:over])))
 		// Re-slicing costs nothing; append copies into a new array once the old one is used
-		// up, so what a long overrun keeps stays within twice the bound.
+		// up, so what a long overrun keeps stays within twice the bound. What is dropped is
+		// cleared first: the array would keep its output reachable until then.
+		clear(n.pending[:over])
 		n.pending = n.pending[over:]
 		n.dropped.Add(int64(over))
 	}
+	n.pendingCount.Store(int64(len(n.pending)))
 	n.mu.Unlock()
 	select {
 	case n.wake <- struct{}{}:
@@ -90,6 +96,11 @@ func (n *Notifier) Notify(ns ...broker.Notification) {
 
 // PendingBytes reports how much output the notifications waiting to be sent carry.
 func (n *Notifier) PendingBytes() int { return int(n.pendingBytes.Load()) }
+
+// Crowded reports whether more than half the notifications MaxPending allows wait to be sent.
+// A producer of what a reader can do without (live output) then holds it back, so that it
+// never pushes status changes out of the bound.
+func (n *Notifier) Crowded() bool { return n.pendingCount.Load() > int64(n.cfg.MaxPending/2) }
 
 // Dropped reports how many notifications were lost so far: to the bound on what waits, or
 // with a publish that failed.
@@ -148,12 +159,17 @@ func (n *Notifier) take() []broker.Notification {
 		return nil
 	}
 	n.pendingBytes.Add(-int64(size))
-	batch := n.pending[:k:k]
+	// The batch gets an array of its own, and what it took is cleared from pending's, so
+	// that neither keeps the other's output reachable: pending's array lives on while
+	// notifications come, and the batch until its publish returns.
+	batch := slices.Clone(n.pending[:k])
+	clear(n.pending[:k])
 	if k == len(n.pending) {
 		n.pending = nil
 	} else {
 		n.pending = n.pending[k:]
 	}
+	n.pendingCount.Store(int64(len(n.pending)))
 	return batch
 }
 
