@@ -162,6 +162,26 @@ func TestBoundsBatchesByOutputSize(t *testing.T) {
 	require.Zero(t, n.PendingBytes())
 }
 
+// Past half the bound, the notifier says it is crowded, so that live output, which a reader
+// can do without, gives way before status changes are pushed out; once the backlog has gone
+// out, it says so no more.
+func TestCrowdedPastHalfTheBound(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	n := notify.New(g, notify.Config{MaxPending: 4})
+	run(t, n)
+	n.Notify(changed(1))
+	require.Equal(t, []int64{1}, g.next(t))
+	n.Notify(changed(2), changed(3))
+	require.False(t, n.Crowded(), "half the bound waits")
+	n.Notify(changed(4))
+	require.True(t, n.Crowded(), "more than half waits")
+	g.open(t, nil)
+	require.Equal(t, []int64{2, 3, 4}, g.next(t))
+	require.False(t, n.Crowded(), "nothing waits while the batch goes out")
+	g.open(t, nil)
+}
+
 // A publish that fails loses its batch, counted, and the notifier goes on with the next.
 func TestCountsFailedBatches(t *testing.T) {
 	t.Parallel()

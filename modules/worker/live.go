@@ -154,11 +154,12 @@ func (o *liveOutput) tick() {
 }
 
 // flush hands what waits to the notifier as chunks, the last marked End when end is set, or
-// drops it, counted, when the notifier has more output waiting than the backlog allows.
+// drops it, counted, when the notifier has more output waiting than the backlog allows, or is
+// crowded.
 // o.mu must be held.
 func (o *liveOutput) flush(end bool) {
 	now := time.Now().UTC()
-	behind := o.notifier.PendingBytes() > o.cfg.Backlog
+	behind := o.notifier.PendingBytes() > o.cfg.Backlog || o.notifier.Crowded()
 	var ns []broker.Notification
 	chunk := func(c broker.OutputChunk) {
 		o.seq++

@@ -19,11 +19,12 @@ import (
 	"github.com/attune-go/attune/store"
 )
 
-// heard is a notifier that keeps what it hears, with a backlog the test sets.
+// heard is a notifier that keeps what it hears, with a backlog and a crowd the test sets.
 type heard struct {
 	mu      sync.Mutex
 	ns      []broker.Notification
 	backlog atomic.Int64
+	crowded atomic.Bool
 	added   chan struct{}
 }
 
@@ -40,6 +41,7 @@ func (h *heard) Notify(ns ...broker.Notification) {
 }
 
 func (h *heard) PendingBytes() int { return int(h.backlog.Load()) }
+func (h *heard) Crowded() bool     { return h.crowded.Load() }
 
 func (h *heard) chunks() []broker.OutputChunk {
 	h.mu.Lock()
@@ -154,6 +156,26 @@ func TestLiveOutputDropsWhenBehind(t *testing.T) {
 		{Seq: 3, Stream: "stdout", End: true, Dropped: 16},
 	}, h.chunks())
 	require.Equal(t, int64(30), c.dropped.Load())
+}
+
+// While the notifier is crowded (many notifications wait, however little output they carry),
+// what is printed is dropped too: live output never pushes status changes out of its bound.
+func TestLiveOutputDropsWhenCrowded(t *testing.T) {
+	t.Parallel()
+	h := newHeard()
+	m, c := liveModule(t, h, LiveConfig{Chunk: 1})
+	o := m.liveOutput(store.Execution{ID: 7, ActionRef: "core.local"}, nil)
+	stdout, _ := o.writers()
+	h.crowded.Store(true)
+	_, _ = stdout.Write([]byte("lost\n"))
+	h.crowded.Store(false)
+	_, _ = stdout.Write([]byte("shown\n"))
+	m.closeLiveOutput(t.Context(), o)
+	require.Equal(t, []broker.OutputChunk{
+		{Seq: 1, Stream: "stdout", Text: "shown\n", Dropped: 5},
+		{Seq: 2, Stream: "stdout", End: true},
+	}, h.chunks())
+	require.Equal(t, int64(5), c.dropped.Load())
 }
 
 // Past its bound, an execution's live output ends with one marker, counted once.

@@ -89,6 +89,9 @@ type Notifier interface {
 	// PendingBytes is how much output waits to be published: past LiveConfig.Backlog, live
 	// output is dropped rather than queued.
 	PendingBytes() int
+	// Crowded reports that so many notifications wait that live output is dropped rather
+	// than queued, lest it push status changes out of the notifier's bound.
+	Crowded() bool
 }
 
 // Deps are the worker's collaborators. Notifier may be nil: nothing is notified, and no
