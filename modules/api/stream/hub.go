@@ -5,6 +5,7 @@ package stream
 
 import (
 	"cmp"
+	"container/list"
 	"errors"
 	"slices"
 	"sync"
@@ -32,10 +33,20 @@ type Config struct {
 	// RecentBytes and RecentChunks bound what is kept of each running execution's latest
 	// output, replayed to a client that starts following it late. Default 64 KiB, 256.
 	RecentBytes, RecentChunks int
-	// RecentTotal bounds the output kept across executions; past it, that of the execution
-	// that printed least lately is forgotten. Default 16 MiB.
-	RecentTotal int
+	// RecentTotal bounds the memory the kept output takes across executions, its text and
+	// what each chunk and each execution costs besides (chunkOverhead, recentOverhead), and
+	// RecentExecutions how many executions' output is kept; past either, that of the execution
+	// that printed least lately is forgotten. Default 16 MiB, 4096.
+	RecentTotal, RecentExecutions int
 }
+
+// What a kept chunk and a kept execution cost besides the chunk's text, rounded up: a chunk's
+// notification and its OutputChunk; an execution's entry in the map and the list, and its
+// slice. Counted in RecentTotal, so that chunks without text are not free.
+const (
+	chunkOverhead  = 256
+	recentOverhead = 256
+)
 
 // Filter narrows what a client receives; zero fields match everything. A filter on
 // executions excludes events.
@@ -77,17 +88,23 @@ type Hub struct {
 	// execution is forgotten only after Remember others have changed.
 	seen, older map[int64]change
 	// recent is the latest output of each execution that has printed and not yet ended, as
-	// far as this replica heard; recentBytes its size, and clock counts additions to it.
-	recent      map[int64]*recentOutput
-	recentBytes int
-	clock       uint64
+	// far as this replica heard, as elements of lru: the one that printed most lately in
+	// front. recentCost is what they take, as RecentTotal counts it.
+	recent     map[int64]*list.Element
+	lru        *list.List // of *recentOutput
+	recentCost int
 }
 
 // recentOutput is what one execution printed lately.
 type recentOutput struct {
+	id     int64
 	chunks []broker.Notification
-	bytes  int
-	used   uint64 // the hub's clock when it last grew
+	bytes  int // of text
+}
+
+// cost is what r takes, as RecentTotal counts it.
+func (r *recentOutput) cost() int {
+	return recentOverhead + len(r.chunks)*chunkOverhead + r.bytes
 }
 
 // change is the status an execution reached, and when.
@@ -103,7 +120,9 @@ func NewHub(cfg Config) *Hub {
 	cfg.RecentBytes = cmp.Or(cfg.RecentBytes, 64<<10)
 	cfg.RecentChunks = cmp.Or(cfg.RecentChunks, 256)
 	cfg.RecentTotal = cmp.Or(cfg.RecentTotal, 16<<20)
-	return &Hub{cfg: cfg, clients: make(map[*Client]struct{}), seen: make(map[int64]change), recent: make(map[int64]*recentOutput)}
+	cfg.RecentExecutions = cmp.Or(cfg.RecentExecutions, 4096)
+	return &Hub{cfg: cfg, clients: make(map[*Client]struct{}), seen: make(map[int64]change),
+		recent: make(map[int64]*list.Element), lru: list.New()}
 }
 
 // Client is one subscriber: it reads Notifications until Done is closed.
@@ -154,8 +173,8 @@ func (h *Hub) Subscribe(f Filter) (*Client, error) {
 
 // replay gives c the kept output its filter matches. h.mu must be held.
 func (h *Hub) replay(c *Client) {
-	for _, r := range h.recent {
-		for _, n := range r.chunks {
+	for e := h.lru.Front(); e != nil; e = e.Next() {
+		for _, n := range e.Value.(*recentOutput).chunks {
 			if !c.filter.match(n) {
 				break // one execution's chunks all match or none does
 			}
@@ -226,40 +245,44 @@ func (h *Hub) advance(n *broker.Notification) bool {
 	return true
 }
 
-// remember keeps output n of its execution, within the bounds. h.mu must be held.
+// remember keeps output n of its execution, within the bounds, or forgets the execution's
+// when n is its last chunk: nothing more of it comes, and a client that starts following it
+// now gets its stored output when it ends. Only a last chunk or an ending status forgets an
+// execution's output before the bounds do, and either may be lost on the way: the bounds keep
+// what such losses leave from adding up. h.mu must be held.
 func (h *Hub) remember(n broker.Notification) {
-	r := h.recent[n.ID]
-	if r == nil {
-		r = &recentOutput{}
-		h.recent[n.ID] = r
+	if n.Output.End || n.Output.Cut {
+		h.forget(n.ID)
+		return
 	}
-	h.clock++
-	r.used = h.clock
+	e, was := h.recent[n.ID], 0
+	if e == nil {
+		e = h.lru.PushFront(&recentOutput{id: n.ID})
+		h.recent[n.ID] = e
+	} else {
+		h.lru.MoveToFront(e)
+		was = e.Value.(*recentOutput).cost()
+	}
+	r := e.Value.(*recentOutput)
 	r.chunks = append(r.chunks, n)
 	r.bytes += n.Bytes()
-	h.recentBytes += n.Bytes()
 	k, freed := 0, 0
 	for ; len(r.chunks)-k > h.cfg.RecentChunks || r.bytes-freed > h.cfg.RecentBytes && k < len(r.chunks)-1; k++ {
 		freed += r.chunks[k].Bytes()
 	}
 	r.chunks = slices.Delete(r.chunks, 0, k)
 	r.bytes -= freed
-	h.recentBytes -= freed
-	for h.recentBytes > h.cfg.RecentTotal {
-		var oldest int64
-		for id, o := range h.recent {
-			if oldest == 0 || o.used < h.recent[oldest].used {
-				oldest = id
-			}
-		}
-		h.forget(oldest)
+	h.recentCost += r.cost() - was
+	for h.recentCost > h.cfg.RecentTotal || h.lru.Len() > h.cfg.RecentExecutions {
+		h.forget(h.lru.Back().Value.(*recentOutput).id)
 	}
 }
 
-// forget drops the output kept of execution id: it ended. h.mu must be held.
+// forget drops the output kept of execution id. h.mu must be held.
 func (h *Hub) forget(id int64) {
-	if r, ok := h.recent[id]; ok {
-		h.recentBytes -= r.bytes
+	if e, ok := h.recent[id]; ok {
+		h.recentCost -= e.Value.(*recentOutput).cost()
+		h.lru.Remove(e)
 		delete(h.recent, id)
 	}
 }

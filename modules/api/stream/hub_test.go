@@ -228,22 +228,30 @@ func TestOutputOnlyWhenAsked(t *testing.T) {
 }
 
 // A client that starts following an execution late gets its latest output first, within the
-// bounds; what is kept is forgotten when the execution ends, and the least lately printed is
-// forgotten first when the total is reached.
+// bounds; what is kept is forgotten when the execution's last chunk comes or it ends, and the
+// least lately printed is forgotten first when too many executions are kept.
 func TestKeepsRecentOutputForLateClients(t *testing.T) {
 	t.Parallel()
-	h := stream.NewHub(stream.Config{RecentChunks: 3, RecentBytes: 100, RecentTotal: 10})
+	h := stream.NewHub(stream.Config{RecentChunks: 3, RecentBytes: 100, RecentExecutions: 2})
+	late := func(id int64) []string {
+		return texts(received(subscribe(t, h, stream.Filter{ExecutionID: id, Output: true})))
+	}
 	h.Deliver([]broker.Notification{printed(1, 1, "a"), printed(1, 2, "b"), printed(1, 3, "c"), printed(1, 4, "d")})
-	late := subscribe(t, h, stream.Filter{ExecutionID: 1, Output: true})
-	require.Equal(t, []string{"b", "c", "d"}, texts(received(late)), "the latest three, in order")
+	c := subscribe(t, h, stream.Filter{ExecutionID: 1, Output: true})
+	require.Equal(t, []string{"b", "c", "d"}, texts(received(c)), "the latest three, in order")
 	h.Deliver([]broker.Notification{printed(1, 5, "e")})
-	require.Equal(t, []string{"e"}, texts(received(late)), "then what follows, once")
+	require.Equal(t, []string{"e"}, texts(received(c)), "then what follows, once")
 
 	h.Deliver([]broker.Notification{exec(1, "core.local", "completed")})
-	require.Empty(t, texts(received(subscribe(t, h, stream.Filter{ExecutionID: 1, Output: true}))), "forgotten when it ended")
+	require.Empty(t, late(1), "forgotten when it ended")
+
+	for _, last := range []broker.OutputChunk{{Seq: 2, End: true}, {Seq: 2, Cut: true}} {
+		h.Deliver([]broker.Notification{printed(5, 1, "kept"), broker.OutputPrinted(5, "core.local", nil, last, time.Now())})
+		require.Empty(t, late(5), "forgotten with its last chunk, before its status comes: %+v", last)
+	}
 
 	h.Deliver([]broker.Notification{printed(2, 1, "0123"), printed(3, 1, "0123"), printed(2, 2, "45"), printed(4, 1, "0123")})
-	require.Empty(t, texts(received(subscribe(t, h, stream.Filter{ExecutionID: 3, Output: true}))), "past the total, the least lately printed goes")
-	require.Equal(t, []string{"0123", "45"}, texts(received(subscribe(t, h, stream.Filter{ExecutionID: 2, Output: true}))))
-	require.Equal(t, []string{"0123"}, texts(received(subscribe(t, h, stream.Filter{ExecutionID: 4, Output: true}))))
+	require.Empty(t, late(3), "past the bound, the least lately printed goes, not the first to print")
+	require.Equal(t, []string{"0123", "45"}, late(2))
+	require.Equal(t, []string{"0123"}, late(4))
 }
