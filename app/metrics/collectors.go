@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -67,40 +68,70 @@ type QueueReader interface {
 // per action, and one bounded statement per scrape.
 const queueLimit = 200
 
-// queueCollector reads the policies' queues from PostgreSQL when scraped.
+// queuesFresh is how long a reading of the policy queues serves the scrapes that follow: however
+// many scrape, and however often, a process runs the statement at most once in that time.
+const queuesFresh = 5 * time.Second
+
+// queueCollector reads the policies' queues from PostgreSQL when scraped, at most once per
+// queuesFresh.
 type queueCollector struct {
 	reader         QueueReader
 	logger         *slog.Logger
 	length, oldest *prometheus.Desc
+	now            func() time.Time
+
+	// mu is held while the queues are read, so that one statement at most is in flight:
+	// scrapes that come meanwhile wait for it and report what it read.
+	mu     sync.Mutex
+	readAt time.Time // zero: never read
+	queues []store.ActionQueue
 }
 
 // WatchQueues adds the length and the oldest wait of each action's policy queue, read from
-// PostgreSQL at each scrape. The figures are the installation's, not the process's: only
+// PostgreSQL when scraped. The figures are the installation's, not the process's: only
 // processes running the executor role report them, and dashboards take the max over them.
 func (m *Metrics) WatchQueues(reader QueueReader, logger *slog.Logger) {
-	m.registry.MustRegister(queueCollector{
+	m.registry.MustRegister(newQueueCollector(reader, logger))
+}
+
+func newQueueCollector(reader QueueReader, logger *slog.Logger) *queueCollector {
+	return &queueCollector{
 		reader: reader,
 		logger: logger,
 		length: prometheus.NewDesc("attune_policy_queue_length", "Executions waiting in the queues of an action's policy (the installation's figure, read from PostgreSQL).", []string{"action"}, nil),
 		oldest: prometheus.NewDesc("attune_policy_queue_oldest_wait_seconds", "How long the oldest execution waiting in an action's policy queue has waited.", []string{"action"}, nil),
-	})
+		now:    time.Now,
+	}
 }
 
-func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.length
 	ch <- c.oldest
 }
 
-func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
+// read returns the queues as last read, reading them again once that is queuesFresh old.
+func (c *queueCollector) read() []store.ActionQueue {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.readAt.IsZero() && c.now().Sub(c.readAt) < queuesFresh {
+		return c.queues
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	queues, err := c.reader.AdmissionQueues(ctx, queueLimit)
 	if err != nil {
-		// A scrape while PostgreSQL is away still gives every other figure.
+		// A scrape while PostgreSQL is away still gives every other figure, and the next
+		// period tries again.
 		c.logger.Warn("read the policy queues for the metrics", "err", err)
-		return
+		queues = nil
 	}
-	now := time.Now()
+	c.readAt, c.queues = c.now(), queues
+	return queues
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	queues := c.read()
+	now := c.now()
 	for _, q := range queues {
 		ch <- prometheus.MustNewConstMetric(c.length, prometheus.GaugeValue, float64(q.Queued), q.ActionRef)
 		if q.Oldest != nil {

@@ -7,6 +7,7 @@ package metrics
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -43,16 +44,23 @@ func New() *Metrics {
 	return m
 }
 
-// Handler serves the registry in Prometheus's text format.
+// What the handler serves at once, and how long a scrape may take: /metrics asks no token,
+// and shares its port with the API in an api process, so a flood of scrapes must cost little.
+const (
+	maxScrapesInFlight = 4
+	scrapeTimeout      = 10 * time.Second
+)
+
+// Handler serves the registry in Prometheus's text format: at most maxScrapesInFlight scrapes
+// at once (the next answer 503), each within scrapeTimeout.
 func (m *Metrics) Handler(logger *slog.Logger) http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: maxScrapesInFlight,
+		Timeout:             scrapeTimeout,
 	})
 }
-
-// Register adds a collector of the caller's to the process's registry.
-func (m *Metrics) Register(c prometheus.Collector) error { return m.registry.Register(c) }
 
 func register[C prometheus.Collector](reg *prometheus.Registry, c C) C {
 	reg.MustRegister(c)
