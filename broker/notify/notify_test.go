@@ -89,15 +89,23 @@ func run(t *testing.T, n *notify.Notifier) context.CancelFunc {
 	return cancel
 }
 
+// holding runs a notifier of cfg that has sent changed(1) and whose publish of it the gate
+// holds until the test opens it.
+func holding(t *testing.T, cfg notify.Config) (*gate, *notify.Notifier) {
+	t.Helper()
+	g := newGate()
+	n := notify.New(g, cfg)
+	run(t, n)
+	n.Notify(changed(1))
+	require.Equal(t, []int64{1}, g.next(t))
+	return g, n
+}
+
 // An idle notifier sends a change at once; what comes in while a publish is under way goes
 // out together, in order, as soon as that publish returns.
 func TestBatchesWhileAPublishIsUnderWay(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	n := notify.New(g, notify.Config{})
-	run(t, n)
-	n.Notify(changed(1))
-	require.Equal(t, []int64{1}, g.next(t))
+	g, n := holding(t, notify.Config{})
 	n.Notify(changed(2))
 	n.Notify(changed(3), changed(4))
 	g.open(t, nil)
@@ -109,11 +117,7 @@ func TestBatchesWhileAPublishIsUnderWay(t *testing.T) {
 // notifications are dropped and counted, and the newest are sent.
 func TestDropsOldestPastTheBound(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	n := notify.New(g, notify.Config{MaxPending: 3})
-	run(t, n)
-	n.Notify(changed(1))
-	require.Equal(t, []int64{1}, g.next(t))
+	g, n := holding(t, notify.Config{MaxPending: 3})
 	for id := int64(2); id <= 7; id++ {
 		n.Notify(changed(id))
 	}
@@ -126,11 +130,7 @@ func TestDropsOldestPastTheBound(t *testing.T) {
 // A backlog larger than a batch goes out in several messages, oldest first.
 func TestSplitsLargeBacklogs(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	n := notify.New(g, notify.Config{MaxBatch: 2})
-	run(t, n)
-	n.Notify(changed(1))
-	require.Equal(t, []int64{1}, g.next(t))
+	g, n := holding(t, notify.Config{MaxBatch: 2})
 	n.Notify(changed(2), changed(3), changed(4), changed(5), changed(6))
 	g.open(t, nil)
 	for _, want := range [][]int64{{2, 3}, {4, 5}, {6}} {
@@ -147,11 +147,7 @@ func printed(id int64, text string) broker.Notification {
 // waits, so that it can drop what it prints while publishing falls behind.
 func TestBoundsBatchesByOutputSize(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	n := notify.New(g, notify.Config{MaxBatchBytes: 10})
-	run(t, n)
-	n.Notify(changed(1))
-	require.Equal(t, []int64{1}, g.next(t))
+	g, n := holding(t, notify.Config{MaxBatchBytes: 10})
 	n.Notify(printed(2, "123456"), printed(3, "1234"), changed(4), printed(5, "1"), printed(6, "123456789012"), printed(7, "1"))
 	require.Equal(t, 24, n.PendingBytes())
 	g.open(t, nil)
@@ -167,11 +163,7 @@ func TestBoundsBatchesByOutputSize(t *testing.T) {
 // out, it says so no more.
 func TestCrowdedPastHalfTheBound(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	n := notify.New(g, notify.Config{MaxPending: 4})
-	run(t, n)
-	n.Notify(changed(1))
-	require.Equal(t, []int64{1}, g.next(t))
+	g, n := holding(t, notify.Config{MaxPending: 4})
 	n.Notify(changed(2), changed(3))
 	require.False(t, n.Crowded(), "half the bound waits")
 	n.Notify(changed(4))
