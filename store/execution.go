@@ -267,7 +267,12 @@ func (q *Queries) ExecutionList(ctx context.Context, f ExecutionFilter, page Pag
 	}
 	f.RequestedBy.add(&w)
 	w.window(f.Window)
-	return list(ctx, q.db, "executions", w.from("attune.execution"), executionColumns, `id DESC`, page, scanExecution, w.args...)
+	execs, total, err := list(ctx, q.db, "executions", w.from("attune.execution"), executionColumns, `id DESC`, page, scanExecution, w.args...)
+	if err == nil && total == 0 {
+		// Nothing found: say so when it is because the requester named is unknown.
+		err = q.requesterKnown(ctx, f.RequestedBy)
+	}
+	return execs, total, err
 }
 
 // ExecutionTransition is a conditional status move.

@@ -246,7 +246,10 @@ func TestExecutionRequestedBy(t *testing.T) {
 	require.ElementsMatch(t, []int64{sensed.ID}, ids("sensor:flows.watcher"))
 	require.ElementsMatch(t, w.Children[0], ids("workflow:"+strconv.FormatInt(w.ID, 10)))
 	require.Empty(t, ids("webhook"))
-	require.Empty(t, ids("nobody"))
+	for bad, named := range map[string]string{"nobody": `no identity has login "nobody"`, "rule:flows.nothing": `"flows.nothing"`,
+		"sensor:flows.nothing": `"flows.nothing"`} {
+		require.Contains(t, s.fail(http.StatusBadRequest, "bad_request", http.MethodGet, "/executions?requested_by="+url.QueryEscape(bad), ""), named)
+	}
 	for _, bad := range []string{"rule:", "workflow:x", "colour:red"} {
 		require.Contains(t, s.fail(http.StatusBadRequest, "bad_request", http.MethodGet, "/executions?requested_by="+url.QueryEscape(bad), ""), "requested_by")
 	}

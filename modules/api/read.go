@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -162,6 +163,9 @@ func (m *Module) listExecutions(c echo.Context) error {
 	}
 	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Execution, int, error) {
 		execs, total, err := m.deps.Store.ExecutionList(ctx, f, page)
+		if errors.Is(err, store.ErrUnknownRequester) {
+			return nil, 0, badRequest("%v", err)
+		}
 		if err != nil {
 			return nil, 0, err
 		}
