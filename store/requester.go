@@ -106,6 +106,17 @@ func (q *Queries) ExecutionRequesters(ctx context.Context, ids []int64) (map[int
 // ParseRequestedBy.
 type RequestedByFilter struct {
 	kind, value string
+	// requester, when set, keeps only what this identity requested (see RequestedOnlyBy).
+	requester int64
+}
+
+// RequestedOnlyBy narrows a token: filter to what identity requested: a token's name is its
+// owner's and the admins' business, and another identity may have a token of the same name.
+func (f RequestedByFilter) RequestedOnlyBy(identity int64) RequestedByFilter {
+	if f.kind == "token" {
+		f.requester = identity
+	}
+	return f
 }
 
 // RequestedByForms lists what ParseRequestedBy accepts, for usage and errors.
@@ -197,6 +208,9 @@ func (f RequestedByFilter) add(w *where) {
 	case "token":
 		w.add(`id IN (SELECT object::bigint FROM attune.audit WHERE object_kind = 'execution' AND kind IN `+requestKinds+`
 			AND token = $%d)`, f.value)
+		if f.requester != 0 {
+			w.add("requested_by = $%d", f.requester)
+		}
 	case "rule":
 		w.add(caused(`SELECT id FROM attune.enforcement WHERE rule_ref = $%d`), f.value)
 	case "sensor", "source":

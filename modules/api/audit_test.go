@@ -271,3 +271,49 @@ func TestExecutionRequestedBy(t *testing.T) {
 	require.Equal(t, float64(w.ID), task["workflow"])
 	require.Equal(t, "admin", task["identity"])
 }
+
+// An API token's name is shown on an execution to admins and to whoever requested it, and
+// token:NAME keeps, for anyone else than an admin, only what they requested.
+func TestExecutionRequestedByTokenShownToOwner(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	registerCore(t, s)
+	olga := s.as(s.newIdentity("olga", "operator"))
+	oscar := s.as(s.newIdentity("oscar", "operator"))
+	vera := s.as(s.newIdentity("vera", "viewer"))
+	request := func(as server) string {
+		tok := as.data(http.StatusCreated, http.MethodPost, "/tokens", `{"name": "ci"}`)
+		return id(s.as(tok["token"].(string)).data(http.StatusCreated, http.MethodPost, "/executions/execute", `{"action_ref": "demo.run"}`), "id")
+	}
+	olgas, oscars := request(olga), request(oscar)
+
+	token := func(as server, path string) any {
+		return as.data(http.StatusOK, http.MethodGet, path, "")["requested_by"].(map[string]any)["token"]
+	}
+	require.Equal(t, "ci", token(s, "/executions/"+olgas), "an admin")
+	require.Equal(t, "ci", token(olga, "/executions/"+olgas), "the requester")
+	require.Nil(t, token(vera, "/executions/"+olgas), "a viewer")
+	require.Nil(t, token(oscar, "/executions/"+olgas), "another operator")
+	status, out := vera.do(http.MethodGet, "/executions?per_page=100", "")
+	require.Equal(t, http.StatusOK, status, out)
+	for _, e := range out["data"].([]any) {
+		r := e.(map[string]any)["requested_by"].(map[string]any)
+		require.Nil(t, r["token"], "a viewer's list: %v", r)
+		require.NotEmpty(t, r["identity"], "the requester's login stays")
+	}
+
+	ids := func(as server) []string {
+		t.Helper()
+		status, out := as.do(http.MethodGet, "/executions?per_page=100&requested_by=token:ci", "")
+		require.Equal(t, http.StatusOK, status, out)
+		var got []string
+		for _, e := range out["data"].([]any) {
+			got = append(got, id(e.(map[string]any), "id"))
+		}
+		return got
+	}
+	require.ElementsMatch(t, []string{olgas, oscars}, ids(s))
+	require.Equal(t, []string{olgas}, ids(olga))
+	require.Equal(t, []string{oscars}, ids(oscar))
+	require.Empty(t, ids(vera))
+}

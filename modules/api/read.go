@@ -158,6 +158,10 @@ func (m *Module) listExecutions(c echo.Context) error {
 	if f.RequestedBy, err = requestedByFilter(c); err != nil {
 		return err
 	}
+	if p := principalOf(c); p.Role != Admin {
+		// Others than admins filter by their own tokens alone, as they see only those.
+		f.RequestedBy = f.RequestedBy.RequestedOnlyBy(p.IdentityID)
+	}
 	if f.Window, err = createdWindow(c); err != nil {
 		return err
 	}
@@ -169,7 +173,7 @@ func (m *Module) listExecutions(c echo.Context) error {
 		if err != nil {
 			return nil, 0, err
 		}
-		return execs, total, m.withRequesters(ctx, execs)
+		return execs, total, m.withRequesters(ctx, principalOf(c), execs)
 	})
 }
 

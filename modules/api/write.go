@@ -339,7 +339,7 @@ func (m *Module) startExecution(c echo.Context, actionRef string, run manualRun)
 		}
 	}
 	// The request is committed: a failure to read back who made it is no failure of it.
-	if withRequester, err := m.withRequester(ctx, exec); err == nil {
+	if withRequester, err := m.withRequester(ctx, principalOf(c), exec); err == nil {
 		exec = withRequester
 	}
 	return answer(c, http.StatusCreated, exec)
