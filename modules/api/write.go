@@ -171,6 +171,9 @@ func (m *Module) webhook(c echo.Context) error {
 	if err := checkSignature(c, c.Param("url"), route, raw); err != nil {
 		return err
 	}
+	if err := m.limitWebhook(c, c.Param("url")); err != nil {
+		return err
+	}
 	var body any
 	if len(strings.TrimSpace(string(raw))) > 0 {
 		if err := json.Unmarshal(raw, &body); err != nil {
