@@ -104,6 +104,8 @@ func TestAuditRecordsEachChange(t *testing.T) {
 	s.fail(http.StatusConflict, "conflict", http.MethodPost, "/policies", `{"ref": "demo.other_limit", "action_ref": "demo.free", "concurrency": {"limit": 1}}`)
 	olga.fail(http.StatusNotFound, "not_found", http.MethodDelete, "/rules/demo.none", "")
 	require.Equal(t, before, s.auditCount(), "a refused change is not recorded")
+	require.Equal(t, true, olga.data(http.StatusOK, http.MethodPost, "/rules/demo.hook/enable", "")["enabled"])
+	require.Equal(t, before, s.auditCount(), "nor one that changes nothing")
 
 	olga.do(http.MethodDelete, "/rules/demo.hook", "")
 	s.lastAudit("rule.delete", "rule:demo.hook", "olga")
