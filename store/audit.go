@@ -163,8 +163,10 @@ func (q *Queries) AuditList(ctx context.Context, f AuditFilter, page Page) ([]Au
 		w.add("actor = $%d", f.Actor)
 	}
 	if f.Kind != "" {
-		// Callers check Kind with ValidAuditKind, whose pattern admits no LIKE wildcard.
-		w.add("(kind = $%[1]d OR kind LIKE $%[1]d || '.%%')", f.Kind)
+		// The kinds Kind starts, as a range in byte order (the operators of audit_kind_idx's
+		// text_pattern_ops): '/' follows '.'. LIKE would read the _ of webhook_secret as any
+		// character.
+		w.add("(kind = $%[1]d OR (kind ~>=~ ($%[1]d || '.') AND kind ~<~ ($%[1]d || '/')))", f.Kind)
 	}
 	if f.ObjectKind != "" {
 		w.add("object_kind = $%d", f.ObjectKind)

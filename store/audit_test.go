@@ -148,3 +148,25 @@ func TestAuditRecordsOnlyChangesMade(t *testing.T) {
 	_, err = s.TokenRevoke(alice, tok.ID+100)
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
+
+// A kind filter keeps the kinds it starts, reading its _ as itself.
+func TestAuditKindFilterIsAPrefix(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	_, err := s.Pool().Exec(ctx, `INSERT INTO attune.audit (actor, kind, object_kind, object) VALUES
+		('alice', 'webhook_secret.set', 'webhook_secret', 'a'), ('alice', 'webhookxsecret.set', 'webhook_secret', 'b'),
+		('alice', 'webhook_secret.delete', 'webhook_secret', 'c'), ('alice', 'webhook_secrets.set', 'webhook_secret', 'd')`)
+	require.NoError(t, err)
+	entries, total, err := s.AuditList(ctx, store.AuditFilter{Kind: "webhook_secret"}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	require.Equal(t, 2, total)
+	var objects []string
+	for _, e := range entries {
+		objects = append(objects, e.Object)
+	}
+	require.ElementsMatch(t, []string{"a", "c"}, objects)
+	_, total, err = s.AuditList(ctx, store.AuditFilter{Kind: "webhook_secret.set"}, store.Page{Limit: 10})
+	require.NoError(t, err)
+	require.Equal(t, 1, total)
+}
