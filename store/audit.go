@@ -107,10 +107,21 @@ func (q *Queries) AuditRecord(ctx context.Context, kind, objectKind, object stri
 // its outcome. When change fails nothing is recorded, and when the record cannot be written
 // the change is rolled back.
 func audited[T any](ctx context.Context, q *Queries, change func(q *Queries) (T, error), record func(T) auditRecord) (T, error) {
+	return auditedIf(ctx, q, func(q *Queries) (T, bool, error) {
+		out, err := change(q)
+		return out, true, err
+	}, record)
+}
+
+// auditedIf is audited for a change that may find nothing to do (enabling what is enabled,
+// revoking what is revoked): change reports whether it changed anything, and only a change
+// is recorded, so the audit never tells of one that did not happen.
+func auditedIf[T any](ctx context.Context, q *Queries, change func(q *Queries) (T, bool, error), record func(T) auditRecord) (T, error) {
 	var out T
 	err := q.inTx(ctx, func(q *Queries) error {
+		var changed bool
 		var err error
-		if out, err = change(q); err != nil {
+		if out, changed, err = change(q); err != nil || !changed {
 			return err
 		}
 		return q.audit(ctx, record(out))
@@ -152,8 +163,10 @@ func (q *Queries) AuditList(ctx context.Context, f AuditFilter, page Page) ([]Au
 		w.add("actor = $%d", f.Actor)
 	}
 	if f.Kind != "" {
-		// Callers check Kind with ValidAuditKind, whose pattern admits no LIKE wildcard.
-		w.add("(kind = $%[1]d OR kind LIKE $%[1]d || '.%%')", f.Kind)
+		// The kinds Kind starts, as a range in byte order (the operators of audit_kind_idx's
+		// text_pattern_ops): '/' follows '.'. LIKE would read the _ of webhook_secret as any
+		// character.
+		w.add("(kind = $%[1]d OR (kind ~>=~ ($%[1]d || '.') AND kind ~<~ ($%[1]d || '/')))", f.Kind)
 	}
 	if f.ObjectKind != "" {
 		w.add("object_kind = $%d", f.ObjectKind)

@@ -271,24 +271,29 @@ func (q *Queries) TokenGet(ctx context.Context, id int64) (APIToken, error) {
 	return t, nil
 }
 
-// TokenRevoke marks a token revoked, once: revoking it again changes nothing and returns it
-// as it is.
+// TokenRevoke marks a token revoked, once: revoking it again changes nothing, records
+// nothing, and returns it as it is.
 func (q *Queries) TokenRevoke(ctx context.Context, id int64) (APIToken, error) {
-	return audited(ctx, q, func(q *Queries) (APIToken, error) { return q.tokenRevoke(ctx, id) },
+	return auditedIf(ctx, q, func(q *Queries) (APIToken, bool, error) { return q.tokenRevoke(ctx, id) },
 		func(x APIToken) auditRecord {
 			return auditRecord{"token.revoke", "token", strconv.FormatInt(x.ID, 10), tokenDetail(x)}
 		})
 }
 
-// tokenRevoke makes TokenRevoke's change; TokenRevoke records it.
-func (q *Queries) tokenRevoke(ctx context.Context, id int64) (APIToken, error) {
+// tokenRevoke makes TokenRevoke's change, and reports whether there was one; TokenRevoke
+// records it.
+func (q *Queries) tokenRevoke(ctx context.Context, id int64) (APIToken, bool, error) {
 	t, err := scanToken(q.db.QueryRow(ctx, `WITH t AS (
-			UPDATE attune.api_token SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING *)
+			UPDATE attune.api_token SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING *)
 		SELECT `+tokenColumns+` FROM t JOIN attune.identity identity ON identity.id = t.identity`, id))
-	if err != nil {
-		return APIToken{}, fmt.Errorf("revoke api token %d: %w", id, translate(err))
+	if isNoRows(err) {
+		t, err = q.TokenGet(ctx, id)
+		return t, false, err
 	}
-	return t, nil
+	if err != nil {
+		return APIToken{}, false, fmt.Errorf("revoke api token %d: %w", id, translate(err))
+	}
+	return t, true, nil
 }
 
 // AuthKey returns the key access tokens are signed with. The first caller's candidate

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -105,6 +106,17 @@ func (q *Queries) ExecutionRequesters(ctx context.Context, ids []int64) (map[int
 // ParseRequestedBy.
 type RequestedByFilter struct {
 	kind, value string
+	// requester, when set, keeps only what this identity requested (see RequestedOnlyBy).
+	requester int64
+}
+
+// RequestedOnlyBy narrows a token: filter to what identity requested: a token's name is its
+// owner's and the admins' business, and another identity may have a token of the same name.
+func (f RequestedByFilter) RequestedOnlyBy(identity int64) RequestedByFilter {
+	if f.kind == "token" {
+		f.requester = identity
+	}
+	return f
 }
 
 // RequestedByForms lists what ParseRequestedBy accepts, for usage and errors.
@@ -148,10 +160,44 @@ func ParseRequestedBy(s string) (RequestedByFilter, error) {
 
 // caused is the predicate of an execution whose first attempt's enforcement is one of
 // enforcements (a subquery whose one %d is the argument's number): a retry has no
-// enforcement of its own.
+// enforcement of its own. It is one id IN over a UNION ALL, which PostgreSQL reads as a
+// semi-join whose two halves each use an index (the enforcement's unique key, then the
+// attempts' key on retry_of); an OR of the two IN would scan every execution.
 func caused(enforcements string) string {
-	return `(enforcement IN (` + enforcements + `) OR retry_of IN (SELECT x.id FROM attune.execution x
-		WHERE x.enforcement IN (` + strings.ReplaceAll(enforcements, "%d", "%[1]d") + `)))`
+	e := strings.ReplaceAll(enforcements, "%d", "%[1]d")
+	return `id IN (SELECT x.id FROM attune.execution x WHERE x.enforcement IN (` + e + `)
+		UNION ALL SELECT r.id FROM attune.execution x JOIN attune.execution r ON r.retry_of = x.id
+			WHERE x.enforcement IN (` + e + `))`
+}
+
+// ErrUnknownRequester means a requester filter names an identity, rule or sensor that
+// nothing knows of (a typo), rather than one that requested nothing.
+var ErrUnknownRequester = errors.New("unknown requester")
+
+// requesterKnown reports whether the identity, rule or sensor f names exists, or once existed
+// and left a trace (a rule's enforcements, a sensor's events); other kinds are known.
+func (q *Queries) requesterKnown(ctx context.Context, f RequestedByFilter) error {
+	var sql, what string
+	switch f.kind {
+	case "identity":
+		sql, what = `SELECT EXISTS (SELECT 1 FROM attune.identity WHERE login = $1)`, "no identity has login"
+	case "rule":
+		sql, what = `SELECT EXISTS (SELECT 1 FROM attune.rule WHERE ref = $1)
+			OR EXISTS (SELECT 1 FROM attune.enforcement WHERE rule_ref = $1)`, "no rule is or was called"
+	case "sensor":
+		sql, what = `SELECT EXISTS (SELECT 1 FROM attune.sensor WHERE ref = $1)
+			OR EXISTS (SELECT 1 FROM attune.event WHERE source = $1 AND source LIKE '%.%')`, "no sensor is or was called"
+	default:
+		return nil
+	}
+	var known bool
+	if err := q.db.QueryRow(ctx, sql, f.value).Scan(&known); err != nil {
+		return fmt.Errorf("check requested_by %s:%s: %w", f.kind, f.value, translate(err))
+	}
+	if !known {
+		return fmt.Errorf("requested_by %s:%s: %s %q: %w", f.kind, f.value, what, f.value, ErrUnknownRequester)
+	}
+	return nil
 }
 
 // add adds f's predicate to w.
@@ -162,10 +208,18 @@ func (f RequestedByFilter) add(w *where) {
 	case "token":
 		w.add(`id IN (SELECT object::bigint FROM attune.audit WHERE object_kind = 'execution' AND kind IN `+requestKinds+`
 			AND token = $%d)`, f.value)
+		if f.requester != 0 {
+			w.add("requested_by = $%d", f.requester)
+		}
 	case "rule":
 		w.add(caused(`SELECT id FROM attune.enforcement WHERE rule_ref = $%d`), f.value)
 	case "sensor", "source":
-		w.add(caused(`SELECT en.id FROM attune.enforcement en JOIN attune.event ev ON ev.id = en.event WHERE ev.source = $%d`), f.value)
+		// A sensor's ref has a dot, and only those events are in event_sensor_source_idx.
+		source := `ev.source = $%d`
+		if f.kind == "sensor" {
+			source += ` AND ev.source LIKE '%%.%%'`
+		}
+		w.add(caused(`SELECT en.id FROM attune.enforcement en JOIN attune.event ev ON ev.id = en.event WHERE `+source), f.value)
 	case "workflow":
 		id, _ := strconv.ParseInt(f.value, 10, 64)
 		w.add("parent = $%d AND task_name IS NOT NULL", id)

@@ -63,10 +63,10 @@ type RetentionBatch struct {
 }
 
 // RetentionDelete deletes, in one short transaction, at most limit rows of kind (for
-// executions: limit roots, each with its tree) created more than keep ago, past the cursor,
-// that are finished and that nothing kept refers to. Rows another transaction holds are
-// skipped (FOR UPDATE SKIP LOCKED), so runners working at once never delete a row twice nor
-// wait on each other.
+// executions: limit roots, each with its tree, and at most RetentionTreeRows executions)
+// created more than keep ago, past the cursor, that are finished and that nothing kept refers
+// to. Rows another transaction holds are skipped (FOR UPDATE SKIP LOCKED), so runners working
+// at once never delete a row twice nor wait on each other or on anyone.
 func (s *Store) RetentionDelete(ctx context.Context, kind string, keep time.Duration, after RetentionCursor, limit int) (RetentionBatch, error) {
 	var b RetentionBatch
 	err := s.InTx(ctx, func(q *Queries) error {
@@ -114,21 +114,79 @@ func (q *Queries) retentionDeleteRows(ctx context.Context, t retainedTable, keep
 	return RetentionBatch{Deleted: len(gone), Next: lastOf(gone, after), Done: len(gone) < limit}, nil
 }
 
+// RetentionTreeRows bounds the executions one batch deletes: trees are added, oldest root
+// first, while their members stay within it (a tree bigger than it goes alone), so a batch of
+// workflows with a thousand items each stays a short transaction.
+const RetentionTreeRows = 5000
+
+// retentionMember is one execution of a tree, read by treeMembers.
+type retentionMember struct {
+	Root, ID int64
+	Done     bool
+}
+
+// treeMembers returns every member of the trees of roots, without locking: by parent (a
+// workflow's tasks, nested workflows, reruns) or by retry_of (the attempts after the first),
+// each with whether it may go: finished (a terminal status and no retry planned), ended more
+// than keep ago, and not the source of a rerun still unfinished (which reads its tasks when it
+// starts).
+func (q *Queries) treeMembers(ctx context.Context, keep time.Duration, roots []int64) ([]retentionMember, error) {
+	rows, err := q.db.Query(ctx, `WITH RECURSIVE tree (root, id) AS (
+			SELECT r, r FROM unnest($2::bigint[]) r
+			UNION
+			SELECT t.root, e.id FROM tree t JOIN attune.execution e ON e.parent = t.id OR e.retry_of = t.id)
+		SELECT t.root, e.id, e.status = ANY($3) AND e.retry_at IS NULL
+			AND coalesce(e.finished_at, e.updated) < `+olderThan+`
+			AND NOT EXISTS (SELECT 1 FROM attune.workflow_rerun w JOIN attune.execution x ON x.id = w.execution
+				WHERE w.source = e.id AND NOT x.status = ANY($3))
+		FROM tree t JOIN attune.execution e ON e.id = t.id`, keep.Seconds(), roots, ExecutionTerminal)
+	if err != nil {
+		return nil, translate(err)
+	}
+	members, err := pgx.CollectRows(rows, pgx.RowToStructByPos[retentionMember])
+	if err != nil {
+		return nil, translate(err)
+	}
+	return members, nil
+}
+
+// finishedTrees groups members by root and returns, in roots' order, the roots whose every
+// member may go, each with its members.
+func finishedTrees(roots []int64, members []retentionMember) ([]int64, map[int64][]int64) {
+	trees := make(map[int64][]int64, len(roots))
+	kept := make(map[int64]bool)
+	for _, m := range members {
+		trees[m.Root] = append(trees[m.Root], m.ID)
+		if !m.Done {
+			kept[m.Root] = true
+		}
+	}
+	var done []int64
+	for _, r := range roots {
+		if len(trees[r]) > 0 && !kept[r] {
+			done = append(done, r)
+		}
+	}
+	return done, trees
+}
+
 // retentionDeleteExecutions deletes whole trees: a root (no parent, a first attempt) goes
-// with every execution under it, by parent (a workflow's tasks, nested workflows) or by
-// retry_of (the attempts after the first), and only when every one of them is finished (a
-// terminal status and no retry planned), ended (finished_at, else its last update) more than
-// keep ago, and is not the source of a rerun still unfinished (which reads its tasks when it
-// starts). A child is never deleted on its own. Roots are read on execution_root_created_idx
-// in (created, id) order, and the cursor is the last root read, deleted or not: a tree kept
-// is read once per pass.
+// with every execution under it, and only when every one of them may go (see treeMembers). A
+// child is never deleted on its own. It waits on nobody: roots and trees are read without
+// locks, only trees wholly finished are chosen (at most RetentionTreeRows rows, see there),
+// their members are locked FOR UPDATE SKIP LOCKED, and a tree goes only when, read again
+// under those locks, every member is locked and may go. A member another transaction holds
+// (a retry being planned, a rerun of one of its tasks being made) keeps its tree for a later
+// pass, and once a member is locked nothing can be added under it (a new child's foreign key
+// needs a lock that ours excludes). Roots are read on execution_root_created_idx in (created,
+// id) order, and the cursor is the last root looked at, deleted or not: a tree kept is read
+// once per pass.
 func (q *Queries) retentionDeleteExecutions(ctx context.Context, keep time.Duration, after RetentionCursor, limit int) (RetentionBatch, error) {
 	rows, err := q.db.Query(ctx, `SELECT e.created, e.id FROM attune.execution e
 		WHERE e.created < `+olderThan+` AND e.created >= $2 AND (e.created, e.id) > ($2, $3)
 			AND e.parent IS NULL AND e.retry_of IS NULL
 			AND e.status = ANY($5) AND e.retry_at IS NULL AND coalesce(e.finished_at, e.updated) < `+olderThan+`
-		ORDER BY e.created, e.id LIMIT $4
-		FOR UPDATE OF e SKIP LOCKED`, keep.Seconds(), after.Created, after.ID, limit, ExecutionTerminal)
+		ORDER BY e.created, e.id LIMIT $4`, keep.Seconds(), after.Created, after.ID, limit, ExecutionTerminal)
 	if err != nil {
 		return RetentionBatch{}, translate(err)
 	}
@@ -137,46 +195,41 @@ func (q *Queries) retentionDeleteExecutions(ctx context.Context, keep time.Durat
 		return RetentionBatch{}, translate(err)
 	}
 	b := RetentionBatch{Next: lastOf(roots, after), Done: len(roots) < limit}
-	if len(roots) == 0 {
+	chosen, members, looked, err := q.chooseTrees(ctx, keep, roots)
+	if err != nil {
+		return RetentionBatch{}, err
+	}
+	if looked < len(roots) {
+		b.Next, b.Done = lastOf(roots[:looked], after), false
+	}
+	if len(members) == 0 {
 		return b, nil
 	}
-	ids := make([]int64, len(roots))
-	for i, r := range roots {
-		ids[i] = r.ID
-	}
-	// Every member, locked, with whether it may go; a tree goes only when all of it may.
-	rows, err = q.db.Query(ctx, `WITH RECURSIVE tree (root, id) AS (
-			SELECT r, r FROM unnest($2::bigint[]) r
-			UNION
-			SELECT t.root, e.id FROM tree t JOIN attune.execution e ON e.parent = t.id OR e.retry_of = t.id)
-		SELECT t.root, e.id, e.status = ANY($3) AND e.retry_at IS NULL
-			AND coalesce(e.finished_at, e.updated) < `+olderThan+`
-			AND NOT EXISTS (SELECT 1 FROM attune.workflow_rerun w JOIN attune.execution x ON x.id = w.execution
-				WHERE w.source = e.id AND NOT x.status = ANY($3))
-		FROM tree t JOIN attune.execution e ON e.id = t.id
-		FOR UPDATE OF e`, keep.Seconds(), ids, ExecutionTerminal)
+	rows, err = q.db.Query(ctx, `SELECT id FROM attune.execution WHERE id = ANY($1) FOR UPDATE SKIP LOCKED`, members)
 	if err != nil {
 		return RetentionBatch{}, translate(err)
 	}
-	type member struct {
-		Root, ID int64
-		Done     bool
-	}
-	members, err := pgx.CollectRows(rows, pgx.RowToStructByPos[member])
+	locked, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
 		return RetentionBatch{}, translate(err)
 	}
-	kept := make(map[int64]bool)
-	for _, m := range members {
-		if !m.Done {
-			kept[m.Root] = true
-		}
+	// Read again, now that what is locked cannot change: a member added or changed since the
+	// first read, or one not locked, keeps its tree.
+	again, err := q.treeMembers(ctx, keep, chosen)
+	if err != nil {
+		return RetentionBatch{}, err
 	}
+	isLocked := make(map[int64]bool, len(locked))
+	for _, id := range locked {
+		isLocked[id] = true
+	}
+	for i, m := range again {
+		again[i].Done = m.Done && isLocked[m.ID]
+	}
+	chosen, trees := finishedTrees(chosen, again)
 	var doomed []int64
-	for _, m := range members {
-		if !kept[m.Root] {
-			doomed = append(doomed, m.ID)
-		}
+	for _, r := range chosen {
+		doomed = append(doomed, trees[r]...)
 	}
 	if len(doomed) == 0 {
 		return b, nil
@@ -190,6 +243,44 @@ func (q *Queries) retentionDeleteExecutions(ctx context.Context, keep time.Durat
 	}
 	b.Deleted = int(tag.RowsAffected())
 	return b, nil
+}
+
+// chooseTrees reads the trees of roots, oldest first, a few roots at a time so that big trees
+// are not all read for one batch, and chooses those wholly finished while their members stay
+// within RetentionTreeRows. It returns the chosen roots, their members, and how many roots it
+// looked at: those after were not, and the next batch starts from them.
+func (q *Queries) chooseTrees(ctx context.Context, keep time.Duration, roots []RetentionCursor) (chosen, members []int64, looked int, err error) {
+	// The first read takes a few roots; the next ones as many as the trees seen so far say
+	// fit in what is left.
+	n, read := 10, 0
+	for looked < len(roots) && len(members) < RetentionTreeRows {
+		ids := make([]int64, 0, n)
+		for _, r := range roots[looked:min(looked+n, len(roots))] {
+			ids = append(ids, r.ID)
+		}
+		all, err := q.treeMembers(ctx, keep, ids)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		done, trees := finishedTrees(ids, all)
+		kept := make(map[int64]bool, len(done))
+		for _, r := range done {
+			kept[r] = true
+		}
+		for _, r := range ids {
+			if kept[r] {
+				if len(members) > 0 && len(members)+len(trees[r]) > RetentionTreeRows {
+					return chosen, members, looked, nil
+				}
+				chosen = append(chosen, r)
+				members = append(members, trees[r]...)
+			}
+			looked++
+		}
+		read += len(all)
+		n = max(1, (RetentionTreeRows-len(members))*looked/max(read, 1))
+	}
+	return chosen, members, looked, nil
 }
 
 // lastOf returns the last of rows taken in (created, id) order, or after when there are none.

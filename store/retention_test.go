@@ -305,3 +305,64 @@ func TestRetentionRunnersAtOnceDeleteEachRowOnce(t *testing.T) {
 	require.Equal(t, []int64{running}, d.remaining("execution", running))
 	require.Zero(t, d.count(`SELECT (SELECT count(*) FROM attune.event) + (SELECT count(*) FROM attune.enforcement)`))
 }
+
+// A member another transaction holds (a retry being planned, a rerun being made) keeps its
+// tree for a later pass, and the batch neither waits for it nor fails.
+func TestRetentionSkipsATreeWithAMemberLocked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.NewStore(t)
+	d := seed{t, s}
+	root := d.execution(store.ExecutionFailed, old, "")
+	attempt := d.execution(store.ExecutionFailed, old, "retry_of, attempt", root, 2)
+	other := d.execution(store.ExecutionCompleted, old, "")
+
+	tx, err := s.Pool().Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SELECT id FROM attune.execution WHERE id = $1 FOR UPDATE`, attempt)
+	require.NoError(t, err)
+
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	b, err := s.RetentionDelete(short, store.RetainExecutions, keepDay, store.RetentionCursor{}, 10)
+	require.NoError(t, err, "the batch does not wait for the lock")
+	require.Equal(t, 1, b.Deleted)
+	require.Empty(t, d.remaining("execution", other))
+	require.Equal(t, []int64{root, attempt}, d.remaining("execution", root, attempt))
+
+	require.NoError(t, tx.Rollback(ctx))
+	require.Equal(t, 2, pass(t, s, keepDay, 10)[store.RetainExecutions], "once let go, the tree goes whole")
+}
+
+// A batch stops adding trees once their members would pass store.RetentionTreeRows, and the
+// next batch starts from the first tree it left.
+func TestRetentionBatchOfTreesIsBoundedInRows(t *testing.T) {
+	t.Parallel()
+	s := storetest.NewStore(t)
+	d := seed{t, s}
+	const children = 2000
+	var roots []int64
+	for range 3 {
+		root := d.execution(store.ExecutionCompleted, old, "")
+		_, err := s.Pool().Exec(context.Background(), `INSERT INTO attune.execution (action_ref, status, created, finished_at, parent)
+			SELECT 'demo.act', 'completed', now() - make_interval(secs => $2), now() - make_interval(secs => $2), $1
+			FROM generate_series(1, $3)`, root, old.Seconds(), children)
+		require.NoError(t, err)
+		roots = append(roots, root)
+	}
+	small := d.execution(store.ExecutionCompleted, old, "")
+
+	b, err := s.RetentionDelete(context.Background(), store.RetainExecutions, keepDay, store.RetentionCursor{}, 10)
+	require.NoError(t, err)
+	require.Equal(t, 2*(children+1), b.Deleted, "two trees fit, the third would pass the bound")
+	require.False(t, b.Done)
+	require.Equal(t, roots[2:], d.remaining("execution", roots...))
+
+	b, err = s.RetentionDelete(context.Background(), store.RetainExecutions, keepDay, b.Next, 10)
+	require.NoError(t, err)
+	require.Equal(t, children+2, b.Deleted, "the tree left first, then the small one")
+	require.True(t, b.Done)
+	require.Empty(t, d.remaining("execution", small))
+	require.Zero(t, d.count(`SELECT count(*) FROM attune.execution`))
+}

@@ -67,21 +67,27 @@ func (q *Queries) ruleUpdate(ctx context.Context, r Rule) (Rule, error) {
 	return out, nil
 }
 
-// RuleSetEnabled enables or disables rule ref and returns it.
+// RuleSetEnabled enables or disables rule ref and returns it. A rule already so is returned
+// as it is, and nothing is recorded.
 func (q *Queries) RuleSetEnabled(ctx context.Context, ref string, enabled bool) (Rule, error) {
-	return audited(ctx, q, func(q *Queries) (Rule, error) { return q.ruleSetEnabled(ctx, ref, enabled) },
+	return auditedIf(ctx, q, func(q *Queries) (Rule, bool, error) { return q.ruleSetEnabled(ctx, ref, enabled) },
 		func(x Rule) auditRecord {
 			return auditRecord{enableKind("rule", enabled), "rule", x.Ref, nil}
 		})
 }
 
-// ruleSetEnabled makes RuleSetEnabled's change; RuleSetEnabled records it.
-func (q *Queries) ruleSetEnabled(ctx context.Context, ref string, enabled bool) (Rule, error) {
-	out, err := scanRule(q.db.QueryRow(ctx, `UPDATE attune.rule SET enabled = $2 WHERE ref = $1 RETURNING `+ruleColumns, ref, enabled))
-	if err != nil {
-		return Rule{}, fmt.Errorf("set rule %s enabled %t: %w", ref, enabled, translate(err))
+// ruleSetEnabled makes RuleSetEnabled's change, and reports whether there was one;
+// RuleSetEnabled records it.
+func (q *Queries) ruleSetEnabled(ctx context.Context, ref string, enabled bool) (Rule, bool, error) {
+	out, err := scanRule(q.db.QueryRow(ctx, `UPDATE attune.rule SET enabled = $2 WHERE ref = $1 AND enabled <> $2 RETURNING `+ruleColumns, ref, enabled))
+	if isNoRows(err) {
+		out, err = q.RuleGetByRef(ctx, ref)
+		return out, false, err
 	}
-	return out, nil
+	if err != nil {
+		return Rule{}, false, fmt.Errorf("set rule %s enabled %t: %w", ref, enabled, translate(err))
+	}
+	return out, true, nil
 }
 
 // RuleDelete removes rule ref. Its enforcements stay, without their link to it.

@@ -193,27 +193,32 @@ func (q *Queries) SensorList(ctx context.Context, packRef string, page Page) ([]
 
 // SensorSetEnabled enables or disables sensor ref; the sensor role starts or stops it.
 func (q *Queries) SensorSetEnabled(ctx context.Context, ref string, enabled bool) error {
-	_, err := audited(ctx, q, func(q *Queries) (struct{}, error) { return struct{}{}, q.sensorSetEnabled(ctx, ref, enabled) },
+	_, err := auditedIf(ctx, q, func(q *Queries) (struct{}, bool, error) {
+		changed, err := q.sensorSetEnabled(ctx, ref, enabled)
+		return struct{}{}, changed, err
+	},
 		func(struct{}) auditRecord { return auditRecord{enableKind("sensor", enabled), "sensor", ref, nil} })
 	return err
 }
 
-// sensorSetEnabled makes SensorSetEnabled's change; SensorSetEnabled records it.
-func (q *Queries) sensorSetEnabled(ctx context.Context, ref string, enabled bool) error {
+// sensorSetEnabled makes SensorSetEnabled's change, and reports whether there was one;
+// SensorSetEnabled records it.
+func (q *Queries) sensorSetEnabled(ctx context.Context, ref string, enabled bool) (bool, error) {
 	tag, err := q.db.Exec(ctx, `UPDATE attune.sensor SET enabled = $2 WHERE ref = $1 AND enabled <> $2`, ref, enabled)
 	if err != nil {
-		return fmt.Errorf("set sensor %s enabled: %w", ref, translate(err))
+		return false, fmt.Errorf("set sensor %s enabled: %w", ref, translate(err))
 	}
-	if tag.RowsAffected() == 0 {
-		var exists bool
-		if err := q.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM attune.sensor WHERE ref = $1)`, ref).Scan(&exists); err != nil {
-			return fmt.Errorf("set sensor %s enabled: %w", ref, translate(err))
-		}
-		if !exists {
-			return fmt.Errorf("set sensor %s enabled: %w", ref, ErrNotFound)
-		}
+	if tag.RowsAffected() > 0 {
+		return true, nil
 	}
-	return nil
+	var exists bool
+	if err := q.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM attune.sensor WHERE ref = $1)`, ref).Scan(&exists); err != nil {
+		return false, fmt.Errorf("set sensor %s enabled: %w", ref, translate(err))
+	}
+	if !exists {
+		return false, fmt.Errorf("set sensor %s enabled: %w", ref, ErrNotFound)
+	}
+	return false, nil
 }
 
 // SensorTokenHolder is what a live sensor token stands for: a sensor whose lease is held by

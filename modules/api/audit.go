@@ -31,8 +31,11 @@ func (m *Module) listAudit(c echo.Context) error {
 	})
 }
 
-// withRequesters sets on each execution who or what requested it.
-func (m *Module) withRequesters(ctx context.Context, execs []store.Execution) error {
+// withRequesters sets on each execution who or what requested it, as reader may see it: the
+// name of the API token a request came with only to an admin or to whoever requested it (a
+// token's name is the admin's business, as the audit and the identities are; the requester's
+// login stays for all to see).
+func (m *Module) withRequesters(ctx context.Context, reader principal, execs []store.Execution) error {
 	if len(execs) == 0 {
 		return nil
 	}
@@ -46,16 +49,24 @@ func (m *Module) withRequesters(ctx context.Context, execs []store.Execution) er
 	}
 	for i, e := range execs {
 		if r, ok := found[e.ID]; ok {
+			if !reader.owns(r) {
+				r.Token = ""
+			}
 			execs[i].Requester = &r
 		}
 	}
 	return nil
 }
 
+// owns reports whether p may see the API token r names: an admin, or whoever requested it.
+func (p principal) owns(r store.Requester) bool {
+	return p.Role == Admin || r.IdentityID != nil && *r.IdentityID == p.IdentityID
+}
+
 // withRequester is withRequesters for one execution.
-func (m *Module) withRequester(ctx context.Context, e store.Execution) (store.Execution, error) {
+func (m *Module) withRequester(ctx context.Context, reader principal, e store.Execution) (store.Execution, error) {
 	one := []store.Execution{e}
-	err := m.withRequesters(ctx, one)
+	err := m.withRequesters(ctx, reader, one)
 	return one[0], err
 }
 

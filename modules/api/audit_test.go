@@ -104,6 +104,8 @@ func TestAuditRecordsEachChange(t *testing.T) {
 	s.fail(http.StatusConflict, "conflict", http.MethodPost, "/policies", `{"ref": "demo.other_limit", "action_ref": "demo.free", "concurrency": {"limit": 1}}`)
 	olga.fail(http.StatusNotFound, "not_found", http.MethodDelete, "/rules/demo.none", "")
 	require.Equal(t, before, s.auditCount(), "a refused change is not recorded")
+	require.Equal(t, true, olga.data(http.StatusOK, http.MethodPost, "/rules/demo.hook/enable", "")["enabled"])
+	require.Equal(t, before, s.auditCount(), "nor one that changes nothing")
 
 	olga.do(http.MethodDelete, "/rules/demo.hook", "")
 	s.lastAudit("rule.delete", "rule:demo.hook", "olga")
@@ -246,7 +248,10 @@ func TestExecutionRequestedBy(t *testing.T) {
 	require.ElementsMatch(t, []int64{sensed.ID}, ids("sensor:flows.watcher"))
 	require.ElementsMatch(t, w.Children[0], ids("workflow:"+strconv.FormatInt(w.ID, 10)))
 	require.Empty(t, ids("webhook"))
-	require.Empty(t, ids("nobody"))
+	for bad, named := range map[string]string{"nobody": `no identity has login "nobody"`, "rule:flows.nothing": `"flows.nothing"`,
+		"sensor:flows.nothing": `"flows.nothing"`} {
+		require.Contains(t, s.fail(http.StatusBadRequest, "bad_request", http.MethodGet, "/executions?requested_by="+url.QueryEscape(bad), ""), named)
+	}
 	for _, bad := range []string{"rule:", "workflow:x", "colour:red"} {
 		require.Contains(t, s.fail(http.StatusBadRequest, "bad_request", http.MethodGet, "/executions?requested_by="+url.QueryEscape(bad), ""), "requested_by")
 	}
@@ -267,4 +272,50 @@ func TestExecutionRequestedBy(t *testing.T) {
 	require.Equal(t, "workflow", task["kind"])
 	require.Equal(t, float64(w.ID), task["workflow"])
 	require.Equal(t, "admin", task["identity"])
+}
+
+// An API token's name is shown on an execution to admins and to whoever requested it, and
+// token:NAME keeps, for anyone else than an admin, only what they requested.
+func TestExecutionRequestedByTokenShownToOwner(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	registerCore(t, s)
+	olga := s.as(s.newIdentity("olga", "operator"))
+	oscar := s.as(s.newIdentity("oscar", "operator"))
+	vera := s.as(s.newIdentity("vera", "viewer"))
+	request := func(as server) string {
+		tok := as.data(http.StatusCreated, http.MethodPost, "/tokens", `{"name": "ci"}`)
+		return id(s.as(tok["token"].(string)).data(http.StatusCreated, http.MethodPost, "/executions/execute", `{"action_ref": "demo.run"}`), "id")
+	}
+	olgas, oscars := request(olga), request(oscar)
+
+	token := func(as server, path string) any {
+		return as.data(http.StatusOK, http.MethodGet, path, "")["requested_by"].(map[string]any)["token"]
+	}
+	require.Equal(t, "ci", token(s, "/executions/"+olgas), "an admin")
+	require.Equal(t, "ci", token(olga, "/executions/"+olgas), "the requester")
+	require.Nil(t, token(vera, "/executions/"+olgas), "a viewer")
+	require.Nil(t, token(oscar, "/executions/"+olgas), "another operator")
+	status, out := vera.do(http.MethodGet, "/executions?per_page=100", "")
+	require.Equal(t, http.StatusOK, status, out)
+	for _, e := range out["data"].([]any) {
+		r := e.(map[string]any)["requested_by"].(map[string]any)
+		require.Nil(t, r["token"], "a viewer's list: %v", r)
+		require.NotEmpty(t, r["identity"], "the requester's login stays")
+	}
+
+	ids := func(as server) []string {
+		t.Helper()
+		status, out := as.do(http.MethodGet, "/executions?per_page=100&requested_by=token:ci", "")
+		require.Equal(t, http.StatusOK, status, out)
+		var got []string
+		for _, e := range out["data"].([]any) {
+			got = append(got, id(e.(map[string]any), "id"))
+		}
+		return got
+	}
+	require.ElementsMatch(t, []string{olgas, oscars}, ids(s))
+	require.Equal(t, []string{olgas}, ids(olga))
+	require.Equal(t, []string{oscars}, ids(oscar))
+	require.Empty(t, ids(vera))
 }

@@ -195,7 +195,7 @@ func (m *Module) getExecution(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if e, err = m.withRequester(ctx, e); err != nil {
+	if e, err = m.withRequester(ctx, principalOf(c), e); err != nil {
 		return err
 	}
 	attempts, err := m.deps.Store.ExecutionAttempts(ctx, id)

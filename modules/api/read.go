@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -157,15 +158,22 @@ func (m *Module) listExecutions(c echo.Context) error {
 	if f.RequestedBy, err = requestedByFilter(c); err != nil {
 		return err
 	}
+	if p := principalOf(c); p.Role != Admin {
+		// Others than admins filter by their own tokens alone, as they see only those.
+		f.RequestedBy = f.RequestedBy.RequestedOnlyBy(p.IdentityID)
+	}
 	if f.Window, err = createdWindow(c); err != nil {
 		return err
 	}
 	return listOf(c, func(ctx context.Context, page store.Page) ([]store.Execution, int, error) {
 		execs, total, err := m.deps.Store.ExecutionList(ctx, f, page)
+		if errors.Is(err, store.ErrUnknownRequester) {
+			return nil, 0, badRequest("%v", err)
+		}
 		if err != nil {
 			return nil, 0, err
 		}
-		return execs, total, m.withRequesters(ctx, execs)
+		return execs, total, m.withRequesters(ctx, principalOf(c), execs)
 	})
 }
 

@@ -22,8 +22,8 @@ type WebhookRate struct {
 
 // admitWebhook decides whether POST /webhooks/{url} is taken, before its body is read: 404
 // when no enabled rule listens on the url and it is not registered (has a secret), since
-// anyone may post and each event is stored; 429 when the url is over its rate. It returns
-// the url's route, whose secret the body is checked against.
+// anyone may post and each event is stored. It returns the url's route, whose secret the body
+// is checked against.
 func (m *Module) admitWebhook(c echo.Context, url string) (store.WebhookRoute, error) {
 	route, err := m.deps.Store.WebhookRouteFor(c.Request().Context(), url)
 	if err != nil {
@@ -33,14 +33,21 @@ func (m *Module) admitWebhook(c echo.Context, url string) (store.WebhookRoute, e
 		return route, &Error{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf(
 			"webhook %s: no enabled rule listens on it, and it is not registered (PUT /api/v1/webhook-secrets/%s registers it)", url, url)}
 	}
+	return route, nil
+}
+
+// limitWebhook answers 429 when url is over its rate. It runs once the signature is checked:
+// posts that fail it (anyone may post) would otherwise spend the url's tokens, and its real
+// sender would be refused.
+func (m *Module) limitWebhook(c echo.Context, url string) error {
 	if wait, ok := m.webhookBuckets.take(url, time.Now()); !ok {
 		secs := max(1, int(math.Ceil(wait.Seconds())))
 		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-		return route, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: fmt.Sprintf(
+		return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: fmt.Sprintf(
 			"webhook %s: over its rate of %g a second (burst %d) on this replica; retry after %ds",
 			url, m.cfg.WebhookRate.PerSecond, m.cfg.WebhookRate.Burst, secs)}
 	}
-	return route, nil
+	return nil
 }
 
 // buckets is a token bucket per url. Only urls that passed the route check get one, so their

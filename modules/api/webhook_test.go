@@ -32,6 +32,18 @@ func coreRuleOn(t *testing.T, s server, url string) {
 	require.NoError(t, err)
 }
 
+// postSigned posts {"n": 1} to webhook url signed with secret, and returns the status.
+func postSigned(t *testing.T, s server, url, secret string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.base+"/webhooks/"+url, strings.NewReader(`{"n": 1}`))
+	require.NoError(t, err)
+	req.Header.Set("X-Hub-Signature-256", sign(secret, `{"n": 1}`))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // A webhook url is taken while an enabled rule listens on it or while it is registered (has
 // a secret); otherwise it is 404, naming it, from the moment the rule is disabled or deleted.
 func TestWebhookForNobodyIsNotFound(t *testing.T) {
@@ -70,13 +82,7 @@ func TestWebhookForNobodyIsNotFound(t *testing.T) {
 	// Registered, with no rule yet: taken, signed.
 	const secret = "a-webhook-secret-of-enough-length"
 	s.data(http.StatusCreated, http.MethodPut, "/webhook-secrets/deploys", `{"secret": "`+secret+`"}`)
-	req, err := http.NewRequest(http.MethodPost, s.base+"/webhooks/deploys", strings.NewReader(`{"n": 1}`))
-	require.NoError(t, err)
-	req.Header.Set("X-Hub-Signature-256", sign(secret, `{"n": 1}`))
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusAccepted, resp.StatusCode, "a registered url is taken")
+	require.Equal(t, http.StatusAccepted, postSigned(t, s, "deploys", secret), "a registered url is taken")
 	status, _ = post("deploys")
 	require.Equal(t, http.StatusUnauthorized, status, "and still takes signed bodies only")
 }
@@ -109,4 +115,18 @@ func TestWebhookRateLimit(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, status, "another url has its own bucket: %v", out)
 	status, _ = s.as("").do(http.MethodPost, "/webhooks/nobody", `{}`)
 	require.Equal(t, http.StatusNotFound, status, "a url nobody uses is refused before the limit")
+}
+
+// Posts that fail a url's signature spend none of its rate: its real sender is still taken.
+func TestWebhookRateCountsSignedPostsOnly(t *testing.T) {
+	t.Parallel()
+	s := newServerWith(t, api.Config{WebhookRate: api.WebhookRate{PerSecond: 1.0 / 60, Burst: 1}})
+	registerCore(t, s)
+	const secret = "a-webhook-secret-of-enough-length"
+	s.data(http.StatusCreated, http.MethodPut, "/webhook-secrets/signed", `{"secret": "`+secret+`"}`)
+
+	status, _ := s.as("").do(http.MethodPost, "/webhooks/signed", `{"n": 1}`)
+	require.Equal(t, http.StatusUnauthorized, status, "unsigned")
+	require.Equal(t, http.StatusAccepted, postSigned(t, s, "signed", secret), "the unsigned post took no token")
+	require.Equal(t, http.StatusTooManyRequests, postSigned(t, s, "signed", secret), "the signed one did")
 }
