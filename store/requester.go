@@ -106,16 +106,16 @@ func (q *Queries) ExecutionRequesters(ctx context.Context, ids []int64) (map[int
 // ParseRequestedBy.
 type RequestedByFilter struct {
 	kind, value string
-	// requester, when set, keeps only what this identity requested (see RequestedOnlyBy).
+	// requester, when set, is the identity who is not an admin asking (see RequestedOnlyBy).
 	requester int64
 }
 
-// RequestedOnlyBy narrows a token: filter to what identity requested: a token's name is its
-// owner's and the admins' business, and another identity may have a token of the same name.
+// RequestedOnlyBy makes f what identity, who is not an admin, may ask: a token: filter keeps
+// only what identity requested (a token's name is its owner's and the admins' business, and
+// another identity may have a token of the same name), and a login that no identity has
+// finds nothing rather than an error, which would tell who has an account.
 func (f RequestedByFilter) RequestedOnlyBy(identity int64) RequestedByFilter {
-	if f.kind == "token" {
-		f.requester = identity
-	}
+	f.requester = identity
 	return f
 }
 
@@ -178,13 +178,15 @@ var ErrUnknownRequester = errors.New("unknown requester")
 // and left a trace (a rule's enforcements, a sensor's events); other kinds are known.
 func (q *Queries) requesterKnown(ctx context.Context, f RequestedByFilter) error {
 	var sql, what string
-	switch f.kind {
-	case "identity":
+	switch {
+	case f.kind == "identity" && f.requester != 0:
+		return nil
+	case f.kind == "identity":
 		sql, what = `SELECT EXISTS (SELECT 1 FROM attune.identity WHERE login = $1)`, "no identity has login"
-	case "rule":
+	case f.kind == "rule":
 		sql, what = `SELECT EXISTS (SELECT 1 FROM attune.rule WHERE ref = $1)
 			OR EXISTS (SELECT 1 FROM attune.enforcement WHERE rule_ref = $1)`, "no rule is or was called"
-	case "sensor":
+	case f.kind == "sensor":
 		sql, what = `SELECT EXISTS (SELECT 1 FROM attune.sensor WHERE ref = $1)
 			OR EXISTS (SELECT 1 FROM attune.event WHERE source = $1 AND source LIKE '%.%')`, "no sensor is or was called"
 	default:

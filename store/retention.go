@@ -172,15 +172,16 @@ func finishedTrees(roots []int64, members []retentionMember) ([]int64, map[int64
 
 // retentionDeleteExecutions deletes whole trees: a root (no parent, a first attempt) goes
 // with every execution under it, and only when every one of them may go (see treeMembers). A
-// child is never deleted on its own. It waits on nobody: roots and trees are read without
-// locks, only trees wholly finished are chosen (at most RetentionTreeRows rows, see there),
-// their members are locked FOR UPDATE SKIP LOCKED, and a tree goes only when, read again
-// under those locks, every member is locked and may go. A member another transaction holds
-// (a retry being planned, a rerun of one of its tasks being made) keeps its tree for a later
-// pass, and once a member is locked nothing can be added under it (a new child's foreign key
-// needs a lock that ours excludes). Roots are read on execution_root_created_idx in (created,
-// id) order, and the cursor is the last root looked at, deleted or not: a tree kept is read
-// once per pass.
+// child is never deleted on its own. It waits on no execution: roots and trees are read
+// without locks, only trees wholly finished are chosen (at most RetentionTreeRows rows, see
+// there), their members are locked FOR UPDATE SKIP LOCKED, and a tree goes only when, read
+// again under those locks, every member is locked and may go. A member another transaction
+// holds (a retry being planned, a rerun of one of its tasks being made) keeps its tree for a
+// later pass, and once a member is locked nothing can be added under it (a new child's
+// foreign key needs a lock that ours excludes). The DELETE may still wait on a lock held
+// briefly on a row it cascades to (a finished workflow's state). Roots are read on
+// execution_root_created_idx in (created, id) order, and the cursor is the last root looked
+// at, deleted or not: a tree kept is read once per pass.
 func (q *Queries) retentionDeleteExecutions(ctx context.Context, keep time.Duration, after RetentionCursor, limit int) (RetentionBatch, error) {
 	rows, err := q.db.Query(ctx, `SELECT e.created, e.id FROM attune.execution e
 		WHERE e.created < `+olderThan+` AND e.created >= $2 AND (e.created, e.id) > ($2, $3)

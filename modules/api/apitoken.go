@@ -167,19 +167,21 @@ func (m *Module) deleteWebhookSecret(c echo.Context) error {
 // signatureHeader carries the HMAC of a webhook body, the way GitHub sends it.
 const signatureHeader = "X-Hub-Signature-256"
 
-// checkSignature lets a webhook body through when its url has no secret, or when the body
-// carries the secret's HMAC-SHA256, compared in constant time.
-func checkSignature(c echo.Context, url string, route store.WebhookRoute, body []byte) error {
-	if !route.Registered {
-		return nil
-	}
-	secret := route.Secret
+// signatureOf reads the signature a webhook to a url with a secret must carry, before its
+// body is read: a post without one is refused at once.
+func signatureOf(c echo.Context, url string) ([]byte, error) {
 	got, ok := strings.CutPrefix(c.Request().Header.Get(signatureHeader), "sha256=")
 	sig, decodeErr := hex.DecodeString(got)
-	if !ok || decodeErr != nil {
-		return &Error{Status: http.StatusUnauthorized, Code: "invalid_signature",
+	if !ok || decodeErr != nil || len(sig) == 0 {
+		return nil, &Error{Status: http.StatusUnauthorized, Code: "invalid_signature",
 			Message: fmt.Sprintf("webhook %s takes signed bodies only: send %s: sha256=<hex HMAC-SHA256 of the body>", url, signatureHeader)}
 	}
+	return sig, nil
+}
+
+// checkSignature refuses a body that sig, read by signatureOf, does not sign with secret
+// (HMAC-SHA256, compared in constant time).
+func checkSignature(url, secret string, sig, body []byte) error {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
 	if !hmac.Equal(sig, mac.Sum(nil)) {

@@ -318,4 +318,10 @@ func TestExecutionRequestedByTokenShownToOwner(t *testing.T) {
 	require.Equal(t, []string{olgas}, ids(olga))
 	require.Equal(t, []string{oscars}, ids(oscar))
 	require.Empty(t, ids(vera))
+
+	// Whether a login exists is the admins' business: to others an unknown one finds nothing.
+	status, out = vera.do(http.MethodGet, "/executions?requested_by=nobody", "")
+	require.Equal(t, http.StatusOK, status, out)
+	require.Empty(t, out["data"])
+	require.Contains(t, s.fail(http.StatusBadRequest, "bad_request", http.MethodGet, "/executions?requested_by=nobody", ""), `no identity has login "nobody"`)
 }

@@ -58,8 +58,20 @@ func (m *Module) createEvent(c echo.Context) error {
 // webhook turns any JSON posted to /webhooks/{url} into a core.webhook event; rules whose
 // trigger_params.url is {url} see it.
 func (m *Module) webhook(c echo.Context) error {
-	route, err := m.admitWebhook(c, c.Param("url"))
+	url := c.Param("url")
+	route, err := m.admitWebhook(c, url)
 	if err != nil {
+		return err
+	}
+	// Refusals come before the body is read where they can. A url without a secret spends its
+	// rate at once; one with a secret needs its signature's header first, and spends its rate
+	// only once the signature holds, so that unsigned posts cannot use up its sender's rate.
+	var sig []byte
+	if route.Registered {
+		if sig, err = signatureOf(c, url); err != nil {
+			return err
+		}
+	} else if err := m.limitWebhook(c, url); err != nil {
 		return err
 	}
 	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
@@ -69,11 +81,13 @@ func (m *Module) webhook(c echo.Context) error {
 	if len(raw) > maxBody {
 		return tooLarge(maxBody)
 	}
-	if err := checkSignature(c, c.Param("url"), route, raw); err != nil {
-		return err
-	}
-	if err := m.limitWebhook(c, c.Param("url")); err != nil {
-		return err
+	if route.Registered {
+		if err := checkSignature(url, route.Secret, sig, raw); err != nil {
+			return err
+		}
+		if err := m.limitWebhook(c, url); err != nil {
+			return err
+		}
 	}
 	var body any
 	if len(strings.TrimSpace(string(raw))) > 0 {
@@ -81,7 +95,7 @@ func (m *Module) webhook(c echo.Context) error {
 			return badRequest("webhook body is not JSON: %v", err)
 		}
 	}
-	payload := map[string]any{"url": c.Param("url"), "headers": webhookHeaders(c.Request().Header), "body": body}
+	payload := map[string]any{"url": url, "headers": webhookHeaders(c.Request().Header), "body": body}
 	return m.fire(c, "core.webhook", payload, "webhook")
 }
 

@@ -159,7 +159,8 @@ func (m *Module) listExecutions(c echo.Context) error {
 		return err
 	}
 	if p := principalOf(c); p.Role != Admin {
-		// Others than admins filter by their own tokens alone, as they see only those.
+		// Others than admins filter by their own tokens alone, as they see only those, and
+		// learn nothing of which logins exist.
 		f.RequestedBy = f.RequestedBy.RequestedOnlyBy(p.IdentityID)
 	}
 	if f.Window, err = createdWindow(c); err != nil {

@@ -127,6 +127,7 @@ func TestWebhookRateCountsSignedPostsOnly(t *testing.T) {
 
 	status, _ := s.as("").do(http.MethodPost, "/webhooks/signed", `{"n": 1}`)
 	require.Equal(t, http.StatusUnauthorized, status, "unsigned")
-	require.Equal(t, http.StatusAccepted, postSigned(t, s, "signed", secret), "the unsigned post took no token")
+	require.Equal(t, http.StatusUnauthorized, postSigned(t, s, "signed", "not-the-secret-of-this-webhook-url"), "signed wrongly")
+	require.Equal(t, http.StatusAccepted, postSigned(t, s, "signed", secret), "neither refused post took a token")
 	require.Equal(t, http.StatusTooManyRequests, postSigned(t, s, "signed", secret), "the signed one did")
 }
