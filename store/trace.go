@@ -105,7 +105,8 @@ func (q *Queries) TraceGet(ctx context.Context, id string) (Trace, error) {
 		var e TraceEnforcement
 		return e, r.Scan(&e.ID, &e.EventID, &e.RuleRef, &e.ActionRef, &e.Status, &e.Reason, &e.Created, &e.ResolvedAt)
 	}, `SELECT id, event, rule_ref, action_ref, status, reason, created, resolved_at FROM attune.enforcement
-		WHERE trace_id = $1 ORDER BY id LIMIT $2`, id, TraceLimit+1)
+		WHERE event IN (SELECT id FROM attune.event WHERE trace_id = $1) AND trace_id = $1
+		ORDER BY id LIMIT $2`, id, TraceLimit+1)
 	if err != nil {
 		return Trace{}, err
 	}
