@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,13 +33,7 @@ type pipeline struct {
 	outputDropped prometheus.Counter
 	outputCut     prometheus.Counter
 	deleted       *prometheus.CounterVec
-	// children caches the counters of each (action, runner[, status]) met, so that counting
-	// an execution is a lookup without a lock: the set is bounded by what is installed.
-	children sync.Map // executionKey → prometheus.Counter
 }
-
-// executionKey names a child of started (status "") or finished.
-type executionKey struct{ action, runner, status string }
 
 func newPipeline(reg *prometheus.Registry) *pipeline {
 	p := &pipeline{
@@ -92,27 +85,12 @@ func newPipeline(reg *prometheus.Registry) *pipeline {
 
 // ExecutionStarted implements worker.Metrics.
 func (p *pipeline) ExecutionStarted(action, runner string) {
-	p.child(executionKey{action, runner, ""}).Inc()
+	p.started.WithLabelValues(action, runner).Inc()
 }
 
 // ExecutionFinished implements worker.Metrics.
 func (p *pipeline) ExecutionFinished(action, runner, status string) {
-	p.child(executionKey{action, runner, status}).Inc()
-}
-
-func (p *pipeline) child(k executionKey) prometheus.Counter {
-	if c, ok := p.children.Load(k); ok {
-		return c.(prometheus.Counter)
-	}
-	var c prometheus.Counter
-	if k.status == "" {
-		c = p.started.WithLabelValues(k.action, k.runner)
-	} else {
-		c = p.finished.WithLabelValues(k.action, k.runner, k.status)
-	}
-	// Two callers storing at once store the same child.
-	p.children.Store(k, c)
-	return c
+	p.finished.WithLabelValues(action, runner, status).Inc()
 }
 
 // Stage implements the modules' Stage: one of Stages, else nothing is observed. Clocks of one
