@@ -24,10 +24,10 @@ var Stages = []string{
 // interfaces a module declares in its Deps are implemented here the same way, a metric in
 // newPipeline and a method, and passed in by app.buildModules.
 type pipeline struct {
-	started       *prometheus.CounterVec
-	finished      *prometheus.CounterVec
+	started  *prometheus.CounterVec
+	finished *prometheus.CounterVec
+	// stages are the children of attune_execution_stage_seconds, one per Stages.
 	stages        map[string]prometheus.Observer
-	stageVec      *prometheus.HistogramVec
 	slotsBusy     prometheus.Gauge
 	slotsTotal    prometheus.Gauge
 	outputDropped prometheus.Counter
@@ -36,6 +36,11 @@ type pipeline struct {
 }
 
 func newPipeline(reg *prometheus.Registry) *pipeline {
+	stages := register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "attune_execution_stage_seconds",
+		Help:    "Time an execution took to reach each stage of the pipeline from the stage before it: enforced, created, admitted, started, finished.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
+	}, []string{"stage"}))
 	p := &pipeline{
 		started: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "attune_executions_started_total",
@@ -45,11 +50,6 @@ func newPipeline(reg *prometheus.Registry) *pipeline {
 			Name: "attune_executions_finished_total",
 			Help: "Executions this process's worker ran and recorded a terminal status for, by action, runner and status.",
 		}, []string{"action", "runner", "status"})),
-		stageVec: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "attune_execution_stage_seconds",
-			Help:    "Time an execution took to reach each stage of the pipeline from the stage before it: enforced, created, admitted, started, finished.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
-		}, []string{"stage"})),
 		slotsBusy: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "attune_worker_slots_busy",
 			Help: "Slots of this process's worker holding a dispatched execution.",
@@ -73,7 +73,7 @@ func newPipeline(reg *prometheus.Registry) *pipeline {
 		stages: make(map[string]prometheus.Observer, len(Stages)),
 	}
 	for _, s := range Stages {
-		p.stages[s] = p.stageVec.WithLabelValues(s)
+		p.stages[s] = stages.WithLabelValues(s)
 	}
 	// Each kind shows from the start, at 0, so that a dashboard and rate() see a series before
 	// the first deletion.
