@@ -93,7 +93,7 @@ func promtoolCheck(t *testing.T, text string) {
 // the labels they should have: started and finished executions by action, runner and status,
 // each stage's latency, the policy queues, the messages by type and queue, the worker's slots,
 // the pool, the batches and the HTTP routes. promtool finds nothing to say about the text,
-// and every metric the Grafana dashboard in docs/ queries is there.
+// and every metric the Grafana dashboard in docs/ queries is there, with the labels it uses.
 func TestMetricsMoveAsExecutionsRun(t *testing.T) {
 	t.Parallel()
 	start := splitRoles(t)
@@ -192,17 +192,41 @@ func TestMetricsMoveAsExecutionsRun(t *testing.T) {
 		promtoolCheck(t, wkText)
 	})
 	t.Run("dashboard", func(t *testing.T) {
-		all := make(map[string]bool)
+		// Each metric's labels, as the scrapes show them.
+		labels := make(map[string]map[string]bool)
 		for _, fams := range []map[string]*dto.MetricFamily{apiAfter, wkAfter} {
-			for name := range fams {
-				all[name] = true
+			for name, f := range fams {
+				if labels[name] == nil {
+					labels[name] = make(map[string]bool)
+				}
+				for _, m := range f.GetMetric() {
+					for _, l := range m.GetLabel() {
+						labels[name][l.GetName()] = true
+					}
+				}
 			}
 		}
-		names := dashboardMetrics(t)
-		require.NotEmpty(t, names)
-		for _, name := range names {
-			base := regexp.MustCompile(`_(bucket|sum|count)$`).ReplaceAllString(name, "")
-			require.True(t, all[name] || all[base], "docs/grafana-dashboard.json queries %s, which no scrape has", name)
+		exprs := dashboardQueries(t)
+		require.NotEmpty(t, exprs)
+		for _, expr := range exprs {
+			var names []string
+			for _, name := range metricName.FindAllString(expr, -1) {
+				base := regexp.MustCompile(`_(bucket|sum|count)$`).ReplaceAllString(name, "")
+				if labels[name] == nil {
+					name = base
+				}
+				require.NotNil(t, labels[name], "docs/grafana-dashboard.json queries %s, which no scrape has", name)
+				names = append(names, name)
+			}
+			// Every label the query groups by or matches on is a label of a metric it reads:
+			// Prometheus answers a misspelt one with nothing, not with an error.
+			for _, label := range queryLabels(expr) {
+				has := false
+				for _, name := range names {
+					has = has || labels[name][label]
+				}
+				require.True(t, has, "docs/grafana-dashboard.json: %s uses label %q, which none of %v has", expr, label, names)
+			}
 		}
 	})
 
@@ -212,27 +236,44 @@ func TestMetricsMoveAsExecutionsRun(t *testing.T) {
 	}
 }
 
-// dashboardMetrics lists the metric names the queries of docs/grafana-dashboard.json read.
-func dashboardMetrics(t *testing.T) []string {
+// metricName finds the names of the metrics a query reads.
+var metricName = regexp.MustCompile(`\b(attune|go|process)_[a-z0-9_]+`)
+
+// queryLabels lists the labels a query groups by or matches on, but those Prometheus adds
+// (instance, job) and a histogram's le.
+func queryLabels(expr string) []string {
+	var out []string
+	add := func(list string, name *regexp.Regexp) {
+		for _, m := range name.FindAllStringSubmatch(list, -1) {
+			if l := m[1]; l != "le" && l != "instance" && l != "job" {
+				out = append(out, l)
+			}
+		}
+	}
+	for _, by := range regexp.MustCompile(`\bby \(([^)]*)\)`).FindAllStringSubmatch(expr, -1) {
+		add(by[1], regexp.MustCompile(`([a-z_]+)`))
+	}
+	for _, sel := range regexp.MustCompile(`\{([^}]*)\}`).FindAllStringSubmatch(expr, -1) {
+		add(sel[1], regexp.MustCompile(`([a-z_]+)\s*(?:=~|!~|!=|=)`))
+	}
+	return out
+}
+
+// dashboardQueries lists the queries (expr) of docs/grafana-dashboard.json.
+func dashboardQueries(t *testing.T) []string {
 	t.Helper()
 	raw, err := os.ReadFile("../docs/grafana-dashboard.json")
 	require.NoError(t, err)
 	var doc any
 	require.NoError(t, json.Unmarshal(raw, &doc), "docs/grafana-dashboard.json is not JSON")
-	seen := make(map[string]bool)
-	var names []string
+	var exprs []string
 	var walk func(v any)
 	walk = func(v any) {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, x := range v {
 				if s, ok := x.(string); ok && k == "expr" {
-					for _, name := range regexp.MustCompile(`\b(attune|go|process)_[a-z0-9_]+`).FindAllString(s, -1) {
-						if !seen[name] {
-							seen[name] = true
-							names = append(names, name)
-						}
-					}
+					exprs = append(exprs, s)
 				}
 				walk(x)
 			}
@@ -243,7 +284,7 @@ func dashboardMetrics(t *testing.T) []string {
 		}
 	}
 	walk(doc)
-	return names
+	return exprs
 }
 
 // With --metrics=false there is nothing at /metrics, and the rest is served as before.
