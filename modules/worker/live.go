@@ -6,9 +6,9 @@ import (
 	"io"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/worker/runner"
 	"github.com/attune-go/attune/store"
 )
 
@@ -170,7 +170,7 @@ func (o *liveOutput) flush(end bool) {
 	for _, seg := range o.pending {
 		text := seg.text
 		if room := o.cfg.Limit - o.sent; len(text) > room {
-			text, o.cut = text[:runeStart(text, room)], true
+			text, o.cut = text[:runner.CompleteRunes(text[:room])], true
 		}
 		switch {
 		case len(text) == 0:
@@ -230,14 +230,4 @@ func (m *Module) closeLiveOutput(ctx context.Context, o *liveOutput) {
 	if o.cut {
 		m.deps.Logger.InfoContext(ctx, "live output cut at its bound", "execution_id", o.exec.ID, "limit_bytes", o.cfg.Limit)
 	}
-}
-
-// runeStart is the largest length up to n at which text can be cut between UTF-8 characters.
-func runeStart(text []byte, n int) int {
-	for k := n; k > max(n-utf8.UTFMax, 0); k-- {
-		if utf8.RuneStart(text[k]) {
-			return k
-		}
-	}
-	return n
 }
