@@ -38,16 +38,6 @@ func (c LiveConfig) withDefaults() LiveConfig {
 	return c
 }
 
-// OutputCounter counts what live output could not show, for the process's metrics. Nil counts
-// nothing.
-type OutputCounter interface {
-	// OutputDropped counts bytes an action printed that were not sent live, because
-	// publishing fell behind.
-	OutputDropped(bytes int)
-	// OutputCut counts an execution whose live output reached its bound.
-	OutputCut()
-}
-
 // The streams of an action's output, as chunks name them.
 var streamNames = [2]string{"stdout", "stderr"}
 
@@ -57,7 +47,7 @@ var streamNames = [2]string{"stdout", "stderr"}
 type liveOutput struct {
 	cfg      LiveConfig
 	notifier Notifier
-	counter  OutputCounter
+	metrics  Metrics
 	exec     store.Execution
 
 	mu      sync.Mutex
@@ -85,7 +75,7 @@ func (m *Module) liveOutput(exec store.Execution, scrub *scrubber) *liveOutput {
 	if m.deps.Notifier == nil {
 		return nil
 	}
-	return &liveOutput{cfg: m.cfg.Live, notifier: m.deps.Notifier, counter: m.deps.Output, exec: exec,
+	return &liveOutput{cfg: m.cfg.Live, notifier: m.deps.Notifier, metrics: m.deps.Metrics, exec: exec,
 		scrub: [2]streamScrub{{s: scrub}, {s: scrub}}}
 }
 
@@ -177,18 +167,14 @@ func (o *liveOutput) flush(end bool) {
 		case behind:
 			o.dropped += int64(len(text))
 			o.lost += int64(len(text))
-			if o.counter != nil {
-				o.counter.OutputDropped(len(text))
-			}
+			o.metrics.OutputDropped(len(text))
 		default:
 			chunk(broker.OutputChunk{Stream: streamNames[seg.stream], Text: string(text)})
 			o.sent += len(text)
 		}
 		if o.cut {
 			chunk(broker.OutputChunk{Stream: streamNames[seg.stream], Cut: true})
-			if o.counter != nil {
-				o.counter.OutputCut()
-			}
+			o.metrics.OutputCut()
 			break
 		}
 	}
