@@ -200,7 +200,7 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				APIURL:            workerAPIURL(cfg, infra.http.Addr()),
 				PackCache:         cmp.Or(cfg.workerPackCache, ephemeralPackCache(cfg)),
 			}, worker.Deps{Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier, Opener: infra.keyring,
-				Output: mx.Output, Metrics: mx.Worker}))
+				Metrics: mx.Worker}))
 			if infra.metrics != nil {
 				infra.metrics.WorkerSlots(cfg.workerConcurrency)
 			}

@@ -341,7 +341,7 @@ func benchRoles(cfg benchConfig, run *benchRun, logger *slog.Logger) ([]module, 
 	}
 	n := notify.New(br, notify.Config{Logger: logger})
 	w, err := worker.New(worker.Config{Name: "bench-" + uuid.NewString()[:8], Concurrency: cfg.concurrency},
-		worker.Deps{Logger: logger, Store: st, Broker: br, Notifier: n, Opener: keys, Output: mx.Output, Metrics: mx.Worker})
+		worker.Deps{Logger: logger, Store: st, Broker: br, Notifier: n, Opener: keys, Metrics: mx.Worker})
 	if err != nil {
 		return nil, err
 	}

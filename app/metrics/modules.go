@@ -9,12 +9,11 @@ import (
 )
 
 // Modules are the counting interfaces the modules declare in their Deps, given the process's
-// metrics. This is where a module's new counting interface (a retention's deletions, live
-// output's dropped chunks) is wired: a field here, a metric and a method on *Metrics, and the
-// field passed to the module's Deps in app.buildModules.
+// metrics. This is where a module's new counting interface (a retention's deletions) is wired:
+// a field here, a metric and a method on *Metrics, and the field passed to the module's Deps in
+// app.buildModules.
 type Modules struct {
 	Worker    worker.Metrics
-	Output    worker.OutputCounter
 	Executor  executor.Metrics
 	Rules     rules.Metrics
 	Retention retention.Counter
@@ -26,7 +25,7 @@ func (m *Metrics) Modules() Modules {
 	if m == nil {
 		return Modules{}
 	}
-	return Modules{Worker: m, Output: m, Executor: m, Rules: m, Retention: m}
+	return Modules{Worker: m, Executor: m, Rules: m, Retention: m}
 }
 
 // Meter is the broker's meter: nil when m is, for the same reason.

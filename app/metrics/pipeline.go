@@ -104,10 +104,10 @@ func (p *pipeline) Stage(stage string, d time.Duration) {
 // SlotsBusy implements worker.Metrics.
 func (p *pipeline) SlotsBusy(delta int) { p.slotsBusy.Add(float64(delta)) }
 
-// OutputDropped implements worker.OutputCounter.
+// OutputDropped implements worker.Metrics.
 func (p *pipeline) OutputDropped(bytes int) { p.outputDropped.Add(float64(bytes)) }
 
-// OutputCut implements worker.OutputCounter.
+// OutputCut implements worker.Metrics.
 func (p *pipeline) OutputCut() { p.outputCut.Inc() }
 
 // Deleted implements retention.Counter. Kinds are the retention's few table names.

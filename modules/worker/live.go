@@ -6,9 +6,9 @@ import (
 	"io"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/attune-go/attune/broker"
+	"github.com/attune-go/attune/modules/worker/runner"
 	"github.com/attune-go/attune/store"
 )
 
@@ -38,16 +38,6 @@ func (c LiveConfig) withDefaults() LiveConfig {
 	return c
 }
 
-// OutputCounter counts what live output could not show, for the process's metrics. Nil counts
-// nothing.
-type OutputCounter interface {
-	// OutputDropped counts bytes an action printed that were not sent live, because
-	// publishing fell behind.
-	OutputDropped(bytes int)
-	// OutputCut counts an execution whose live output reached its bound.
-	OutputCut()
-}
-
 // The streams of an action's output, as chunks name them.
 var streamNames = [2]string{"stdout", "stderr"}
 
@@ -57,7 +47,7 @@ var streamNames = [2]string{"stdout", "stderr"}
 type liveOutput struct {
 	cfg      LiveConfig
 	notifier Notifier
-	counter  OutputCounter
+	metrics  Metrics
 	exec     store.Execution
 
 	mu      sync.Mutex
@@ -85,7 +75,7 @@ func (m *Module) liveOutput(exec store.Execution, scrub *scrubber) *liveOutput {
 	if m.deps.Notifier == nil {
 		return nil
 	}
-	return &liveOutput{cfg: m.cfg.Live, notifier: m.deps.Notifier, counter: m.deps.Output, exec: exec,
+	return &liveOutput{cfg: m.cfg.Live, notifier: m.deps.Notifier, metrics: m.deps.Metrics, exec: exec,
 		scrub: [2]streamScrub{{s: scrub}, {s: scrub}}}
 }
 
@@ -170,25 +160,21 @@ func (o *liveOutput) flush(end bool) {
 	for _, seg := range o.pending {
 		text := seg.text
 		if room := o.cfg.Limit - o.sent; len(text) > room {
-			text, o.cut = text[:runeStart(text, room)], true
+			text, o.cut = text[:runner.CompleteRunes(text[:room])], true
 		}
 		switch {
 		case len(text) == 0:
 		case behind:
 			o.dropped += int64(len(text))
 			o.lost += int64(len(text))
-			if o.counter != nil {
-				o.counter.OutputDropped(len(text))
-			}
+			o.metrics.OutputDropped(len(text))
 		default:
 			chunk(broker.OutputChunk{Stream: streamNames[seg.stream], Text: string(text)})
 			o.sent += len(text)
 		}
 		if o.cut {
 			chunk(broker.OutputChunk{Stream: streamNames[seg.stream], Cut: true})
-			if o.counter != nil {
-				o.counter.OutputCut()
-			}
+			o.metrics.OutputCut()
 			break
 		}
 	}
@@ -230,14 +216,4 @@ func (m *Module) closeLiveOutput(ctx context.Context, o *liveOutput) {
 	if o.cut {
 		m.deps.Logger.InfoContext(ctx, "live output cut at its bound", "execution_id", o.exec.ID, "limit_bytes", o.cfg.Limit)
 	}
-}
-
-// runeStart is the largest length up to n at which text can be cut between UTF-8 characters.
-func runeStart(text []byte, n int) int {
-	for k := n; k > max(n-utf8.UTFMax, 0); k-- {
-		if utf8.RuneStart(text[k]) {
-			return k
-		}
-	}
-	return n
 }

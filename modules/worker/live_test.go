@@ -55,8 +55,9 @@ func (h *heard) chunks() []broker.OutputChunk {
 	return out
 }
 
-// counted is an OutputCounter that keeps its counts.
+// counted is the worker's metrics, keeping the counts of live output.
 type counted struct {
+	noMetrics
 	dropped atomic.Int64
 	cut     atomic.Int64
 }
@@ -67,7 +68,7 @@ func (c *counted) OutputCut()          { c.cut.Add(1) }
 func liveModule(t *testing.T, n Notifier, cfg LiveConfig) (*Module, *counted) {
 	t.Helper()
 	c := &counted{}
-	return &Module{cfg: Config{Live: cfg.withDefaults()}, deps: Deps{Logger: slog.New(slog.DiscardHandler), Notifier: n, Output: c}}, c
+	return &Module{cfg: Config{Live: cfg.withDefaults()}, deps: Deps{Logger: slog.New(slog.DiscardHandler), Notifier: n, Metrics: c}}, c
 }
 
 // text joins chunks by stream, checking that their numbers follow one another from 1.
@@ -274,7 +275,8 @@ func (b *heldBroker) Publish(ctx context.Context, _ ...broker.Message) error {
 // What live output costs an action per byte printed, with three secret values to scrub.
 func BenchmarkLiveOutputWrite(b *testing.B) {
 	s := newScrubber(json.RawMessage(`{"a": "secret-value", "b": "another-secret", "c": "tok-123456"}`), []string{"a", "b", "c"})
-	m := &Module{cfg: Config{Live: LiveConfig{}.withDefaults()}, deps: Deps{Logger: slog.New(slog.DiscardHandler), Notifier: newHeard()}}
+	m := &Module{cfg: Config{Live: LiveConfig{}.withDefaults()}, deps: Deps{Logger: slog.New(slog.DiscardHandler), Notifier: newHeard(),
+		Metrics: noMetrics{}}}
 	line := []byte(strings.Repeat("a line of ordinary output, with some text in it: 0123456789\n", 64))
 	b.SetBytes(int64(len(line)))
 	for range b.N {

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/modules/worker/runner"
@@ -193,7 +192,7 @@ func (z *streamScrub) write(dst, p []byte, end bool) []byte {
 	dst = slices.Grow(dst, len(data))
 	limit := len(data)
 	if !end {
-		limit = completeRunes(data)
+		limit = runner.CompleteRunes(data)
 	}
 	i := 0
 	for i < limit {
@@ -235,17 +234,4 @@ func (s *scrubber) match(rest []byte, complete bool) (matched int, wait bool) {
 		}
 	}
 	return 0, false
-}
-
-// completeRunes is the length of data without a UTF-8 character cut short at its end.
-func completeRunes(data []byte) int {
-	for k := 1; k <= min(utf8.UTFMax-1, len(data)); k++ {
-		if c := data[len(data)-k]; utf8.RuneStart(c) {
-			if !utf8.FullRune(data[len(data)-k:]) {
-				return len(data) - k
-			}
-			break
-		}
-	}
-	return len(data)
 }

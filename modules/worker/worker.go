@@ -95,9 +95,8 @@ type Notifier interface {
 }
 
 // Deps are the worker's collaborators. Notifier may be nil: nothing is notified, and no
-// output is sent live. Output may be nil: nothing is counted. Relay
-// sends what a commit calls for, keeping what the broker cannot take at once (package
-// broker/relay); nil publishes through Broker directly.
+// output is sent live. Relay sends what a commit calls for, keeping what the broker cannot
+// take at once (package broker/relay); nil publishes through Broker directly.
 type Deps struct {
 	Logger   *slog.Logger
 	Store    Store
@@ -105,7 +104,6 @@ type Deps struct {
 	Relay    broker.Sender
 	Notifier Notifier
 	Opener   Opener
-	Output   OutputCounter
 	// Metrics counts what the worker runs; nil counts nothing.
 	Metrics Metrics
 }
@@ -119,6 +117,11 @@ type Metrics interface {
 	Stage(stage string, d time.Duration)
 	// SlotsBusy moves the count of this worker's slots holding a dispatch by delta.
 	SlotsBusy(delta int)
+	// OutputDropped counts bytes an action printed that were not sent live, because
+	// publishing fell behind.
+	OutputDropped(bytes int)
+	// OutputCut counts an execution whose live output reached its bound.
+	OutputCut()
 }
 
 type noMetrics struct{}
@@ -127,6 +130,8 @@ func (noMetrics) ExecutionStarted(string, string)          {}
 func (noMetrics) ExecutionFinished(string, string, string) {}
 func (noMetrics) Stage(string, time.Duration)              {}
 func (noMetrics) SlotsBusy(int)                            {}
+func (noMetrics) OutputDropped(int)                        {}
+func (noMetrics) OutputCut()                               {}
 
 // Opener opens the sealed values in an execution's parameters (package store/seal), and
 // returns the texts it opened, for the scrubber. A token it cannot open is an error naming

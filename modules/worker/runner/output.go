@@ -98,17 +98,23 @@ func (b *headTailBuffer) output() (string, Cut) {
 	for i := 0; i < utf8.UTFMax-1 && len(tail) > 0 && !utf8.RuneStart(tail[0]); i++ {
 		tail = tail[1:]
 	}
-	head := b.head
-	for i := 1; i < utf8.UTFMax && i <= len(head); i++ {
-		if start := len(head) - i; utf8.RuneStart(head[start]) {
-			if !utf8.FullRune(head[start:]) {
-				head = head[:start]
+	head := b.head[:CompleteRunes(b.head)]
+	marker := CutMarker(b.total - int64(len(head)+len(tail)))
+	return string(head) + marker + string(tail), Cut{Head: len(head), Marker: len(marker)}
+}
+
+// CompleteRunes is the length of data without a UTF-8 character cut short at its end: where
+// output can be cut, or must be held back until the rest of the character comes.
+func CompleteRunes(data []byte) int {
+	for k := 1; k <= min(utf8.UTFMax-1, len(data)); k++ {
+		if c := data[len(data)-k]; utf8.RuneStart(c) {
+			if !utf8.FullRune(data[len(data)-k:]) {
+				return len(data) - k
 			}
 			break
 		}
 	}
-	marker := CutMarker(b.total - int64(len(head)+len(tail)))
-	return string(head) + marker + string(tail), Cut{Head: len(head), Marker: len(marker)}
+	return len(data)
 }
 
 // readCapped reads at most limit bytes of r, reporting whether there was more.
