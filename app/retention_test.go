@@ -31,17 +31,7 @@ func TestRetentionAcrossTwoExecutorProcesses(t *testing.T) {
 		return c
 	}
 	// n events three days old, each with a processed enforcement and a completed execution.
-	seedOld := func() {
-		_, err := pool.Exec(context.Background(), `
-			WITH ev AS (INSERT INTO attune.event (trigger_ref, created, rules_evaluated_at)
-					SELECT 'core.webhook', now() - interval '3 days' - g * interval '1 second', now() - interval '3 days'
-					FROM generate_series(1, $1) g RETURNING id, created),
-				enf AS (INSERT INTO attune.enforcement (rule_ref, trigger_ref, event, status, created)
-					SELECT 'demo.rule', 'core.webhook', id, 'processed', created FROM ev RETURNING id, created)
-			INSERT INTO attune.execution (action_ref, status, enforcement, created, finished_at)
-			SELECT 'demo.act', 'completed', id, created, created + interval '1 second' FROM enf`, n)
-		require.NoError(t, err)
-	}
+	seedOld := func() { storetest.OldChains(t, pool, n, 72*time.Hour) }
 	seedOld()
 	// What stays: executions a month old still running, executions that ended an hour ago,
 	// and old events the rules have not evaluated yet.
