@@ -36,9 +36,9 @@ func (m *Module) admitWebhook(c echo.Context, url string) (store.WebhookRoute, e
 	return route, nil
 }
 
-// limitWebhook answers 429 when url is over its rate. It runs once the signature is checked:
-// posts that fail it (anyone may post) would otherwise spend the url's tokens, and its real
-// sender would be refused.
+// limitWebhook answers 429 when url is over its rate. For a url with a secret it runs once the
+// signature is checked: posts that fail it (anyone may post) would otherwise spend the url's
+// tokens, and its real sender would be refused.
 func (m *Module) limitWebhook(c echo.Context, url string) error {
 	if wait, ok := m.webhookBuckets.take(url, time.Now()); !ok {
 		secs := max(1, int(math.Ceil(wait.Seconds())))

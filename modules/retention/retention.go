@@ -1,5 +1,5 @@
-// Package retention deletes events, enforcements and executions older than their settings,
-// on one replica at a time, in small batches of short transactions.
+// Package retention deletes executions, enforcements, events and audit entries older than
+// their settings, on one replica at a time, in small batches of short transactions.
 package retention
 
 import (

@@ -57,16 +57,8 @@ func TestTwoReplicasDeleteWhatIsPastRetention(t *testing.T) {
 	const n = 60
 	// n old events, each with a processed enforcement and a completed execution; n young ones;
 	// n old executions still running; n old ones that ended an hour ago.
+	storetest.OldChains(t, s.Pool(), n, 72*time.Hour)
 	_, err := s.Pool().Exec(ctx, `
-		WITH ev AS (INSERT INTO attune.event (trigger_ref, created, rules_evaluated_at)
-				SELECT 'core.webhook', now() - make_interval(days => 3) - g * interval '1 second', now() - interval '3 days'
-				FROM generate_series(1, $1) g RETURNING id, created),
-			enf AS (INSERT INTO attune.enforcement (rule_ref, trigger_ref, event, status, created)
-				SELECT 'demo.rule', 'core.webhook', id, 'processed', created FROM ev RETURNING id, created)
-		INSERT INTO attune.execution (action_ref, status, enforcement, created, finished_at)
-		SELECT 'demo.act', 'completed', id, created, created + interval '1 second' FROM enf`, n)
-	require.NoError(t, err)
-	_, err = s.Pool().Exec(ctx, `
 		INSERT INTO attune.execution (action_ref, status, created, finished_at)
 		SELECT 'demo.act', 'completed', now() - interval '1 hour', now() FROM generate_series(1, $1)
 		UNION ALL SELECT 'demo.act', 'running', now() - interval '30 days', NULL FROM generate_series(1, $1)
