@@ -274,10 +274,11 @@ func (q *Queries) TokenGet(ctx context.Context, id int64) (APIToken, error) {
 // TokenRevoke marks a token revoked, once: revoking it again changes nothing, records
 // nothing, and returns it as it is.
 func (q *Queries) TokenRevoke(ctx context.Context, id int64) (APIToken, error) {
-	return auditedIf(ctx, q, func(q *Queries) (APIToken, bool, error) { return q.tokenRevoke(ctx, id) },
+	t, _, err := auditedIf(ctx, q, func(q *Queries) (APIToken, bool, error) { return q.tokenRevoke(ctx, id) },
 		func(x APIToken) auditRecord {
 			return auditRecord{"token.revoke", "token", strconv.FormatInt(x.ID, 10), tokenDetail(x)}
 		})
+	return t, err
 }
 
 // tokenRevoke makes TokenRevoke's change, and reports whether there was one; TokenRevoke
