@@ -51,9 +51,9 @@ type Targeted interface {
 	MessageTarget() string
 }
 
-// Traced is a payload sent on behalf of a trace: its envelope's Headers.TraceID names the
+// traced is a payload sent on behalf of a trace: its envelope's Headers.TraceID names the
 // trace, and the payload travels as it is. InTrace makes one.
-type Traced struct {
+type traced struct {
 	Payload
 	TraceID string
 }
@@ -64,14 +64,14 @@ func InTrace(traceID string, p Payload) Payload {
 	if traceID == "" {
 		return p
 	}
-	return Traced{Payload: p, TraceID: traceID}
+	return traced{Payload: p, TraceID: traceID}
 }
 
-// NewMessage wraps a typed payload in a fresh envelope with its own id and timestamp; a
-// Traced payload's trace goes in its headers.
+// NewMessage wraps a typed payload in a fresh envelope with its own id and timestamp; the
+// trace of a payload from InTrace goes in its headers.
 func NewMessage(p Payload) (Message, error) {
 	var trace string
-	if t, ok := p.(Traced); ok {
+	if t, ok := p.(traced); ok {
 		p, trace = t.Payload, t.TraceID
 	}
 	body, err := json.Marshal(p)

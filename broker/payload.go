@@ -21,13 +21,14 @@ type EventCreated struct {
 // maxPayloadSnapshot is the largest payload an EventCreated carries.
 const maxPayloadSnapshot = 64 << 10
 
-// NewEventCreated announces an event, with its payload when that is small.
-func NewEventCreated(id int64, triggerRef, ruleRef string, payload json.RawMessage, created time.Time) EventCreated {
+// NewEventCreated announces an event, with its payload when that is small, in the trace the
+// event starts (none when traceID is empty): everything its rules cause joins that trace.
+func NewEventCreated(id int64, triggerRef, ruleRef string, payload json.RawMessage, created time.Time, traceID string) Payload {
 	e := EventCreated{EventID: id, TriggerRef: triggerRef, RuleRef: ruleRef, Created: created}
 	if len(payload) <= maxPayloadSnapshot {
 		e.Payload = payload
 	}
-	return e
+	return InTrace(traceID, e)
 }
 
 // MessageType implements Payload.

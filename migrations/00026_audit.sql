@@ -23,7 +23,8 @@ CREATE TABLE attune.audit (
 );
 CREATE INDEX audit_created_idx ON attune.audit (created);
 CREATE INDEX audit_actor_idx ON attune.audit (actor, created);
--- text_pattern_ops serves kind LIKE 'rule.%' whatever the database's collation.
+-- text_pattern_ops serves the kind filter, a byte range (kind ~>=~ 'rule.' AND kind ~<~ 'rule/'),
+-- whatever the database's collation.
 CREATE INDEX audit_kind_idx ON attune.audit (kind text_pattern_ops, created);
 CREATE INDEX audit_object_idx ON attune.audit (object_kind, object);
 -- The executions an identity requested: execution list --requested-by LOGIN.

@@ -107,26 +107,32 @@ func (q *Queries) AuditRecord(ctx context.Context, kind, objectKind, object stri
 // its outcome. When change fails nothing is recorded, and when the record cannot be written
 // the change is rolled back.
 func audited[T any](ctx context.Context, q *Queries, change func(q *Queries) (T, error), record func(T) auditRecord) (T, error) {
-	return auditedIf(ctx, q, func(q *Queries) (T, bool, error) {
+	out, _, err := auditedIf(ctx, q, func(q *Queries) (T, bool, error) {
 		out, err := change(q)
 		return out, true, err
 	}, record)
+	return out, err
 }
 
 // auditedIf is audited for a change that may find nothing to do (enabling what is enabled,
-// revoking what is revoked): change reports whether it changed anything, and only a change
-// is recorded, so the audit never tells of one that did not happen.
-func auditedIf[T any](ctx context.Context, q *Queries, change func(q *Queries) (T, bool, error), record func(T) auditRecord) (T, error) {
+// revoking what is revoked, moving an execution that is no longer where the move starts):
+// change reports whether it changed anything, and only a change is recorded, so the audit
+// never tells of one that did not happen. It reports what change reported.
+func auditedIf[T any](ctx context.Context, q *Queries, change func(q *Queries) (T, bool, error), record func(T) auditRecord) (T, bool, error) {
 	var out T
+	var changed bool
 	err := q.inTx(ctx, func(q *Queries) error {
-		var changed bool
 		var err error
 		if out, changed, err = change(q); err != nil || !changed {
 			return err
 		}
 		return q.audit(ctx, record(out))
 	})
-	return out, err
+	if err != nil {
+		var zero T
+		return zero, false, err
+	}
+	return out, changed, nil
 }
 
 // AuditFilter narrows AuditList; zero fields match everything.

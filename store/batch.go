@@ -135,15 +135,8 @@ func (s *Store) ExecutionCreateDirect(ctx context.Context, p ExecutionCreatePara
 // workflows and retries create executions without one: who caused those is derived from
 // their enforcement, parent and first attempt.
 func (s *Store) ExecutionRequest(ctx context.Context, p ExecutionCreateParams) (ExecutionCreated, error) {
-	var out ExecutionCreated
-	err := s.InTx(ctx, func(q *Queries) error {
-		var err error
-		if out, err = q.ExecutionCreateOne(ctx, p); err != nil {
-			return err
-		}
-		return q.audit(ctx, requestRecord(out, nil))
-	})
-	return out, err
+	return audited(ctx, s.Queries, func(q *Queries) (ExecutionCreated, error) { return q.ExecutionCreateOne(ctx, p) },
+		func(c ExecutionCreated) auditRecord { return requestRecord(c, nil) })
 }
 
 // ExecutionCreateOne is Queries.ExecutionCreateOne, sharing its statement and commit with

@@ -149,24 +149,18 @@ func (q *Queries) ExecutionRetryDue(ctx context.Context, limit int) ([]Execution
 
 // ExecutionCancelRetry withdraws the next attempt planned for execution id, and reports
 // whether one was planned. An attempt already created is an execution of its own, to cancel
-// as such.
-// It is recorded in attune.audit as execution.cancel, with the actor of ctx.
+// as such. It is recorded in attune.audit as execution.cancel, with the actor of ctx.
 func (q *Queries) ExecutionCancelRetry(ctx context.Context, id int64) (Execution, bool, error) {
-	var e Execution
-	var ok bool
-	err := q.inTx(ctx, func(q *Queries) error {
-		var err error
-		e, err = scanExecution(q.db.QueryRow(ctx, `UPDATE attune.execution SET retry_at = NULL
+	e, ok, err := auditedIf(ctx, q, func(q *Queries) (Execution, bool, error) {
+		e, err := scanExecution(q.db.QueryRow(ctx, `UPDATE attune.execution SET retry_at = NULL
 			WHERE id = $1 AND retry_at IS NOT NULL RETURNING `+executionColumns, id))
 		if isNoRows(err) {
-			return nil
+			return Execution{}, false, nil
 		}
-		if err != nil {
-			return translate(err)
-		}
-		ok = true
-		return q.audit(ctx, auditRecord{"execution.cancel", "execution", strconv.FormatInt(id, 10),
-			map[string]any{"status": e.Status, "retry_withdrawn": true}})
+		return e, err == nil, translate(err)
+	}, func(e Execution) auditRecord {
+		return auditRecord{"execution.cancel", "execution", strconv.FormatInt(id, 10),
+			map[string]any{"status": e.Status, "retry_withdrawn": true}}
 	})
 	if err != nil {
 		return Execution{}, false, fmt.Errorf("cancel the retry of execution %d: %w", id, err)

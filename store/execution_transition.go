@@ -31,19 +31,10 @@ func (q *Queries) ExecutionTransition(ctx context.Context, t ExecutionTransition
 	if t.Audit == "" {
 		return q.executionTransition(ctx, t)
 	}
-	var e Execution
-	var ok bool
-	err := q.inTx(ctx, func(q *Queries) error {
-		var err error
-		if e, ok, err = q.executionTransition(ctx, t); err != nil || !ok {
-			return err
-		}
-		return q.audit(ctx, auditRecord{t.Audit, "execution", strconv.FormatInt(e.ID, 10), map[string]any{"status": e.Status}})
-	})
-	if err != nil {
-		return Execution{}, false, err
-	}
-	return e, ok, nil
+	return auditedIf(ctx, q, func(q *Queries) (Execution, bool, error) { return q.executionTransition(ctx, t) },
+		func(e Execution) auditRecord {
+			return auditRecord{t.Audit, "execution", strconv.FormatInt(e.ID, 10), map[string]any{"status": e.Status}}
+		})
 }
 
 // executionTransition makes ExecutionTransition's move, and records nothing.

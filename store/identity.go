@@ -111,11 +111,9 @@ func (q *Queries) IdentityList(ctx context.Context, page Page) ([]Identity, int,
 	return list(ctx, q.db, "identities", `FROM attune.identity`, identityColumns, `identity.login`, page, scanIdentity)
 }
 
-// IdentityUpdate changes an identity's role, its password or both (an empty value keeps
-// what is there). A new password advances the token version, which ends every session issued
-// before. The last admin cannot stop being one: that is ErrConflict. Call it on a Store, or
-// in a transaction after lockAdmins: alone, two demotions at once can both pass the check.
-func (q *Queries) IdentityUpdate(ctx context.Context, login, passwordHash, role string) (Identity, error) {
+// identityUpdate makes Store.IdentityUpdate's change, in a transaction after lockAdmins:
+// alone, two demotions at once can both pass its check. Store.IdentityUpdate records it.
+func (q *Queries) identityUpdate(ctx context.Context, login, passwordHash, role string) (Identity, error) {
 	i, err := scanIdentity(q.db.QueryRow(ctx, `UPDATE attune.identity SET
 			role = coalesce(nullif($3, ''), role),
 			password_hash = coalesce(nullif($2, ''), password_hash),
@@ -133,10 +131,9 @@ func (q *Queries) IdentityUpdate(ctx context.Context, login, passwordHash, role 
 	return i, nil
 }
 
-// IdentityDelete removes an identity and its API tokens. Deleting the last admin is
-// ErrConflict: nobody could manage identities afterwards. Call it on a Store, or in a
-// transaction after lockAdmins: alone, two deletions at once can both pass the check.
-func (q *Queries) IdentityDelete(ctx context.Context, login string) error {
+// identityDelete makes Store.IdentityDelete's change, in a transaction after lockAdmins:
+// alone, two deletions at once can both pass its check. Store.IdentityDelete records it.
+func (q *Queries) identityDelete(ctx context.Context, login string) error {
 	tag, err := q.db.Exec(ctx, `DELETE FROM attune.identity WHERE login = $1
 		AND (role <> 'admin' OR EXISTS (SELECT 1 FROM attune.identity o WHERE o.role = 'admin' AND o.login <> $1))`, login)
 	if err != nil {
@@ -148,14 +145,16 @@ func (q *Queries) IdentityDelete(ctx context.Context, login string) error {
 	return nil
 }
 
-// IdentityUpdate is Queries.IdentityUpdate with the admins locked first, so that two
-// demotions at once cannot both see the other admin and leave none.
+// IdentityUpdate changes an identity's role, its password or both (an empty value keeps
+// what is there). A new password advances the token version, which ends every session issued
+// before. The last admin cannot stop being one: that is ErrConflict. The admins are locked
+// first, so that two demotions at once cannot both see the other admin and leave none.
 func (s *Store) IdentityUpdate(ctx context.Context, login, passwordHash, role string) (i Identity, err error) {
 	err = s.InTx(ctx, func(q *Queries) error {
 		if err := q.lockAdmins(ctx); err != nil {
 			return err
 		}
-		if i, err = q.IdentityUpdate(ctx, login, passwordHash, role); err != nil {
+		if i, err = q.identityUpdate(ctx, login, passwordHash, role); err != nil {
 			return err
 		}
 		// Whether the password changed, never its hash.
@@ -165,14 +164,15 @@ func (s *Store) IdentityUpdate(ctx context.Context, login, passwordHash, role st
 	return i, err
 }
 
-// IdentityDelete is Queries.IdentityDelete with the admins locked first, so that two
-// deletions at once cannot both see the other admin and leave none.
+// IdentityDelete removes an identity and its API tokens. Deleting the last admin is
+// ErrConflict: nobody could manage identities afterwards. The admins are locked first, so
+// that two deletions at once cannot both see the other admin and leave none.
 func (s *Store) IdentityDelete(ctx context.Context, login string) error {
 	return s.InTx(ctx, func(q *Queries) error {
 		if err := q.lockAdmins(ctx); err != nil {
 			return err
 		}
-		if err := q.IdentityDelete(ctx, login); err != nil {
+		if err := q.identityDelete(ctx, login); err != nil {
 			return err
 		}
 		return q.audit(ctx, auditRecord{"identity.delete", "identity", login, nil})
@@ -274,10 +274,11 @@ func (q *Queries) TokenGet(ctx context.Context, id int64) (APIToken, error) {
 // TokenRevoke marks a token revoked, once: revoking it again changes nothing, records
 // nothing, and returns it as it is.
 func (q *Queries) TokenRevoke(ctx context.Context, id int64) (APIToken, error) {
-	return auditedIf(ctx, q, func(q *Queries) (APIToken, bool, error) { return q.tokenRevoke(ctx, id) },
+	t, _, err := auditedIf(ctx, q, func(q *Queries) (APIToken, bool, error) { return q.tokenRevoke(ctx, id) },
 		func(x APIToken) auditRecord {
 			return auditRecord{"token.revoke", "token", strconv.FormatInt(x.ID, 10), tokenDetail(x)}
 		})
+	return t, err
 }
 
 // tokenRevoke makes TokenRevoke's change, and reports whether there was one; TokenRevoke

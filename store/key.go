@@ -84,7 +84,7 @@ func nullOwner(owner int64) *int64 {
 // none); created reports whether there was none, an expired one counting as none.
 func (s *Store) KeySet(ctx context.Context, p KeySetParams) (k Key, created bool, err error) {
 	err = s.InTx(ctx, func(q *Queries) error {
-		if k, created, err = q.KeySet(ctx, p); err != nil {
+		if k, created, err = q.keySet(ctx, p); err != nil {
 			return err
 		}
 		// What was written, never the value: a secret's seal, or a plain value, may be read
@@ -95,8 +95,8 @@ func (s *Store) KeySet(ctx context.Context, p KeySetParams) (k Key, created bool
 	return k, created, err
 }
 
-// KeySet is Store.KeySet in a transaction of the caller's, without its audit record.
-func (q *Queries) KeySet(ctx context.Context, p KeySetParams) (Key, bool, error) {
+// keySet makes Store.KeySet's change; Store.KeySet records it.
+func (q *Queries) keySet(ctx context.Context, p KeySetParams) (Key, bool, error) {
 	var value, sealed any
 	if p.Secret {
 		sealed = p.Sealed

@@ -70,10 +70,11 @@ func (q *Queries) ruleUpdate(ctx context.Context, r Rule) (Rule, error) {
 // RuleSetEnabled enables or disables rule ref and returns it. A rule already so is returned
 // as it is, and nothing is recorded.
 func (q *Queries) RuleSetEnabled(ctx context.Context, ref string, enabled bool) (Rule, error) {
-	return auditedIf(ctx, q, func(q *Queries) (Rule, bool, error) { return q.ruleSetEnabled(ctx, ref, enabled) },
+	r, _, err := auditedIf(ctx, q, func(q *Queries) (Rule, bool, error) { return q.ruleSetEnabled(ctx, ref, enabled) },
 		func(x Rule) auditRecord {
 			return auditRecord{enableKind("rule", enabled), "rule", x.Ref, nil}
 		})
+	return r, err
 }
 
 // ruleSetEnabled makes RuleSetEnabled's change, and reports whether there was one;

@@ -193,7 +193,7 @@ func (q *Queries) SensorList(ctx context.Context, packRef string, page Page) ([]
 
 // SensorSetEnabled enables or disables sensor ref; the sensor role starts or stops it.
 func (q *Queries) SensorSetEnabled(ctx context.Context, ref string, enabled bool) error {
-	_, err := auditedIf(ctx, q, func(q *Queries) (struct{}, bool, error) {
+	_, _, err := auditedIf(ctx, q, func(q *Queries) (struct{}, bool, error) {
 		changed, err := q.sensorSetEnabled(ctx, ref, enabled)
 		return struct{}{}, changed, err
 	},

@@ -439,7 +439,7 @@ func fireBenchEvents(ctx context.Context, st *store.Store, br broker.Broker, n, 
 				if err != nil {
 					return err
 				}
-				if err := broker.Send(ctx, br, broker.InTrace(ev.Trace(), broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload, ev.Created))); err != nil {
+				if err := broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload, ev.Created, ev.Trace())); err != nil {
 					return err
 				}
 			}

@@ -147,6 +147,8 @@ func TestAuditRecordsEachChange(t *testing.T) {
 	const hookSecret = "hook-secret-0123456789"
 	s.data(http.StatusCreated, http.MethodPut, "/webhook-secrets/hook", `{"secret": "`+hookSecret+`"}`)
 	s.lastAudit("webhook_secret.set", "webhook:hook", "admin")
+	s.do(http.MethodDelete, "/webhook-secrets/hook", "")
+	s.lastAudit("webhook_secret.delete", "webhook:hook", "admin")
 
 	// Keys: a secret's value reaches no column of the audit.
 	const keyValue = "very-secret-value-42"
@@ -161,6 +163,8 @@ func TestAuditRecordsEachChange(t *testing.T) {
 	require.Equal(t, map[string]any{"role": "viewer", "password_changed": true}, s.lastAudit("identity.update", "identity:olga", "admin")["detail"])
 	s.data(http.StatusOK, http.MethodDelete, "/tokens/"+id(tok, "id"), "")
 	s.lastAudit("token.revoke", "token:"+id(tok, "id"), "admin")
+	s.do(http.MethodDelete, "/identities/olga", "")
+	s.lastAudit("identity.delete", "identity:olga", "admin")
 
 	var all string
 	require.NoError(t, s.s.Pool().QueryRow(context.Background(), `SELECT string_agg(a::text, ' ') FROM attune.audit a`).Scan(&all))

@@ -141,7 +141,7 @@ func (m *Module) fire(c echo.Context, triggerRef string, payload map[string]any,
 		return err
 	}
 	m.notify(broker.EventNotification(ev.ID, ev.TriggerRef, ev.Created))
-	if err := m.deps.Relay.Send(ctx, broker.InTrace(ev.Trace(), broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload, ev.Created))); err != nil {
+	if err := m.deps.Relay.Send(ctx, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload, ev.Created, ev.Trace())); err != nil {
 		m.deps.Logger.WarnContext(ctx, "event recorded but not announced; the sweeper will", "event_id", ev.ID, "trace_id", ev.Trace(), "err", err)
 	}
 	return c.JSON(http.StatusAccepted, dataBody[eventCreated]{Data: eventCreated{EventID: ev.ID, TraceID: ev.Trace()}})

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -33,6 +34,8 @@ func TestCancelWithdrawsAPlannedRetry(t *testing.T) {
 	got := s.data(http.StatusOK, http.MethodPost, executionPath(exec["id"], "/cancel"), "")
 	require.Equal(t, "failed", got["status"], "the attempt keeps how it ended")
 	require.Nil(t, got["retry_at"], "the plan is withdrawn")
+	e := s.lastAudit("execution.cancel", "execution:"+strconv.FormatInt(id, 10), "admin")
+	require.Equal(t, map[string]any{"status": "failed", "retry_withdrawn": true}, e["detail"])
 	s.fail(http.StatusConflict, "conflict", http.MethodPost, executionPath(exec["id"], "/cancel"), "")
 	attempts, err := s.s.ExecutionRetryDue(ctx, 10)
 	require.NoError(t, err)

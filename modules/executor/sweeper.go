@@ -159,7 +159,7 @@ func (m *Module) sweep(ctx context.Context) error {
 		}
 		for _, e := range events {
 			if lost(e.Created, broker.QueueRuleEvents) && m.resent.due(fmt.Sprintf("event/%d", e.ID), now) {
-				msgs = append(msgs, broker.InTrace(e.Trace(), broker.NewEventCreated(e.ID, e.TriggerRef, deref(e.RuleRef), e.Payload, e.Created)))
+				msgs = append(msgs, broker.NewEventCreated(e.ID, e.TriggerRef, deref(e.RuleRef), e.Payload, e.Created, e.Trace()))
 			}
 		}
 		enfs, err := q.EnforcementListStale(ctx, before, sweepBatch)

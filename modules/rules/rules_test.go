@@ -49,7 +49,7 @@ func TestRuleAddedMatchesNextEvent(t *testing.T) {
 		t.Helper()
 		ev, err := st.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook", Payload: json.RawMessage(`{}`)})
 		require.NoError(t, err)
-		require.NoError(t, broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload, ev.Created)))
+		require.NoError(t, broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload, ev.Created, ev.Trace())))
 		require.Eventually(t, func() bool {
 			got, err := st.EventGet(ctx, ev.ID)
 			require.NoError(t, err)

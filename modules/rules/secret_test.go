@@ -108,7 +108,7 @@ func TestEnforcementCreatedCarriesNoSecret(t *testing.T) {
 	ev, err := st.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook",
 		Payload: json.RawMessage(`{"host": "h1", "word": "` + payloadValue + `"}`)})
 	require.NoError(t, err)
-	require.NoError(t, broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload, ev.Created)))
+	require.NoError(t, broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload, ev.Created, ev.Trace())))
 
 	announced := func() []broker.Message {
 		var out []broker.Message
@@ -204,7 +204,7 @@ func enforceOne(t *testing.T, st *store.Store, keys rules.Sealer, ref string, pa
 
 	ev, err := st.EventInsert(ctx, store.EventInsertParams{TriggerRef: "demo.hook", Payload: payload})
 	require.NoError(t, err)
-	require.NoError(t, broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", sent, ev.Created)))
+	require.NoError(t, broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", sent, ev.Created, ev.Trace())))
 	var enfs []store.Enforcement
 	require.Eventually(t, func() bool {
 		enfs, _, err = st.EnforcementList(ctx, store.EnforcementFilter{RuleRef: ref}, store.Page{Limit: 10})

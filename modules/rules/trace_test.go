@@ -58,7 +58,7 @@ func TestEnforcementsCarryTheTrace(t *testing.T) {
 	ev, err := st.EventInsert(ctx, store.EventInsertParams{TriggerRef: rules.WebhookTrigger, Payload: payload, Source: "webhook"})
 	require.NoError(t, err)
 	require.NotEmpty(t, ev.Trace())
-	require.NoError(t, broker.Send(ctx, br, broker.InTrace(ev.Trace(), broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload, ev.Created))))
+	require.NoError(t, broker.Send(ctx, br, broker.NewEventCreated(ev.ID, ev.TriggerRef, "", ev.Payload, ev.Created, ev.Trace())))
 
 	select {
 	case msg := <-announced:

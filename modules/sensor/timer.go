@@ -158,7 +158,7 @@ func (m *Module) announceEvent(ctx context.Context, ev store.Event, ruleRef stri
 	if m.deps.Notifier != nil {
 		m.deps.Notifier.Notify(broker.EventNotification(ev.ID, ev.TriggerRef, ev.Created))
 	}
-	if err := m.deps.Relay.Send(ctx, broker.InTrace(ev.Trace(), broker.NewEventCreated(ev.ID, ev.TriggerRef, ruleRef, ev.Payload, ev.Created))); err != nil {
+	if err := m.deps.Relay.Send(ctx, broker.NewEventCreated(ev.ID, ev.TriggerRef, ruleRef, ev.Payload, ev.Created, ev.Trace())); err != nil {
 		log.WarnContext(ctx, "publish event; the sweeper will", "event_id", ev.ID, "trace_id", ev.Trace(), "err", err)
 	}
 }
