@@ -23,7 +23,7 @@ ifeq ($(ATTUNE_TEST_AMQP_URL),)
   endif
 endif
 
-.PHONY: help build run test test-broker-restart test-faults test-cluster lint bench clean
+.PHONY: help build run test test-broker-restart test-faults test-cluster ui-screenshots lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ test-faults: ## the fault suite: kills, restarts and outages under load, on a Po
 test-cluster: ## a three-node RabbitMQ cluster of its own with quorum queues, one node crashed under load (see docs/reliability.md)
 	ATTUNE_TEST_CLUSTER=1 $(GO) test -count=1 -v -timeout 10m -run '^TestSurvivesANodeCrash$$' ./broker/amqpbroker/
 	ATTUNE_TEST_CLUSTER=1 $(GO) test -count=1 -v -timeout 10m -run '^TestRabbitMQCluster$$' ./app/
+
+ui-screenshots: ## take the web UI's screenshots in docs/ui with the browser tests (needs Chromium)
+	ATTUNE_UI_SCREENSHOTS=$(CURDIR)/docs/ui $(GO) test -count=1 -run 'TestUI' ./app/
 
 lint: ## gofmt, go vet, staticcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

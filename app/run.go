@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/attune-go/attune/app/database"
@@ -25,6 +26,7 @@ import (
 	"github.com/attune-go/attune/broker/notify"
 	"github.com/attune-go/attune/broker/relay"
 	"github.com/attune-go/attune/modules/api"
+	"github.com/attune-go/attune/modules/api/webui"
 	"github.com/attune-go/attune/modules/executor"
 	"github.com/attune-go/attune/modules/pack/cache"
 	"github.com/attune-go/attune/modules/retention"
@@ -231,6 +233,9 @@ func buildModules(cfg serveConfig, infra infrastructure, logger *slog.Logger) ([
 				Logger: log, Store: infra.store, Broker: infra.broker, Relay: infra.relay, Notifier: infra.notifier,
 				Routes: infra.http.echo.Group("/api/v1"), Auth: infra.http.echo.Group("/auth"), Keyring: infra.keyring,
 			}))
+			if err == nil {
+				err = serveUI(infra.http.echo)
+			}
 		}
 		if err != nil {
 			return nil, err
@@ -364,4 +369,14 @@ func ephemeralPackCache(cfg serveConfig) string {
 		return ""
 	}
 	return cache.DefaultDir("packs", cfg.workerName)
+}
+
+// serveUI answers the web UI at / beside the API it calls.
+func serveUI(e *echo.Echo) error {
+	ui, err := webui.New()
+	if err != nil {
+		return err
+	}
+	ui.Register(e)
+	return nil
 }

@@ -1,0 +1,276 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/attune-go/attune/store/storetest"
+)
+
+// The web UI's tests drive Debian's headless Chromium against a real `attune serve`. Without
+// Chromium they skip, but under CI=true, where .ci/run installs it, they fail instead.
+
+// browserTimeout bounds each browserStep a test takes in the browser, waits included.
+const browserTimeout = 60 * time.Second
+
+// chromiumPath finds the browser: ATTUNE_TEST_CHROMIUM, else Debian's chromium on the PATH.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("ATTUNE_TEST_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("Chromium is not installed; .ci/run installs Debian's chromium package")
+	}
+	t.Skip("Chromium is not installed (apt-get install chromium, or set ATTUNE_TEST_CHROMIUM)")
+	return ""
+}
+
+// newBrowser starts a headless Chromium of its own (its own profile, so its own logins) and
+// returns a tab's context. The flags keep it from reaching for Google's hosts, which this
+// machine's network refuses.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancel)
+	// The first Do starts the browser, for as long as ctx lives: no timeout on it.
+	require.NoError(t, chromedp.Do(ctx), "start Chromium")
+	return ctx
+}
+
+// uiServer is an `attune serve` with every role in one process, the demo and examples packs
+// registered, for the browser to drive.
+type uiServer struct {
+	*process
+	base  string
+	dbURL string
+}
+
+func startUIServer(t *testing.T, args ...string) *uiServer {
+	t.Helper()
+	dbURL := storetest.NewDatabase(t)
+	p := startServe(t, append([]string{"--database-url=" + dbURL}, args...)...)
+	for _, pack := range []string{"demo", "examples"} {
+		dir, err := filepath.Abs(filepath.Join("..", "testdata", "packs", pack))
+		require.NoError(t, err)
+		body, err := json.Marshal(map[string]string{"path": dir})
+		require.NoError(t, err)
+		resp := p.request(t, http.MethodPost, "/api/v1/packs/register", strings.NewReader(string(body)))
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "register pack %s", pack)
+	}
+	return &uiServer{process: p, base: "http://" + p.addr, dbURL: dbURL}
+}
+
+// browse runs actions in the tab within browserTimeout; on failure it says where the page was
+// and what it showed, and keeps a screenshot in the test's output directory.
+func browse(t *testing.T, tab context.Context, steps ...browserStep) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, browserTimeout)
+	defer cancel()
+	err := chromedp.Do(ctx, steps...)
+	if err == nil {
+		return
+	}
+	dump, cancelDump := context.WithTimeout(tab, 5*time.Second)
+	defer cancelDump()
+	url, _ := chromedp.Run(dump, chromedp.Location())
+	text, _ := chromedp.Run(dump, chromedp.Evaluate[string](`document.body.innerText`))
+	t.Fatalf("browser: %v\nat %s the page showed:\n%s", err, url, text)
+}
+
+// browserStep is one thing a test does in the browser.
+type browserStep = chromedp.Action[chromedp.Void]
+
+// run evaluates JavaScript in the page for its effect.
+func run(js string) browserStep {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](js)(ctx, t)
+		return err
+	})
+}
+
+// evaluate evaluates JavaScript in the page for its value.
+func evaluate[T any](t *testing.T, tab context.Context, js string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, browserTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	require.NoError(t, err, "evaluate %s", js)
+	return v
+}
+
+// until waits until the JavaScript expression is true.
+func until(js string) browserStep {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(browserTimeout))(ctx, t)
+		if err != nil {
+			return fmt.Errorf("wait for %s: %w", js, err)
+		}
+		return nil
+	})
+}
+
+// logIn opens the UI at path and logs in there.
+func (s *uiServer) logIn(t *testing.T, tab context.Context, login, password string) {
+	t.Helper()
+	browse(t, tab,
+		chromedp.Navigate(s.base+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#login`)),
+		chromedp.SendKeys(chromedp.CSS(`#login`), login),
+		chromedp.SendKeys(chromedp.CSS(`#password`), password),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Log in"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#nav`)),
+	)
+}
+
+// open goes to path in the UI without reloading the page, as a click on a link would.
+func (s *uiServer) open(path string) browserStep {
+	return run(fmt.Sprintf(`history.pushState(null, '', %q); dispatchEvent(new PopStateEvent('popstate'))`, path))
+}
+
+// fill types text into the input matching the CSS selector, in place of what it held.
+func fill(selector, text string) browserStep {
+	return chromedp.Steps(
+		chromedp.WaitVisible(chromedp.CSS(selector)),
+		run(fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.focus(); e.select?.(); e.value = ''; e.dispatchEvent(new Event('input', {bubbles: true})); e.dispatchEvent(new Event('change', {bubbles: true})) })()`, selector)),
+		chromedp.SendKeys(chromedp.CSS(selector), text),
+	)
+}
+
+// waitText waits until an element matching the CSS selector shows text.
+func waitText(selector, text string) browserStep {
+	return until(fmt.Sprintf(`[...document.querySelectorAll(%q)].some(e => e.innerText.includes(%q))`, selector, text))
+}
+
+// waitGone waits until no element matching the CSS selector shows text.
+func waitGone(selector, text string) browserStep {
+	return until(fmt.Sprintf(`![...document.querySelectorAll(%q)].some(e => e.innerText.includes(%q))`, selector, text))
+}
+
+// clickText clicks the first element matching the CSS selector that shows text.
+func clickText(selector, text string) browserStep {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := waitText(selector, text)(ctx, t); err != nil {
+			return err
+		}
+		ok, err := chromedp.Evaluate[bool](fmt.Sprintf(
+			`(() => { const e = [...document.querySelectorAll(%q)].find(e => e.innerText.includes(%q)); if (!e) return false; e.click(); return true })()`,
+			selector, text))(ctx, t)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("no %s showing %q to click", selector, text)
+		}
+		return nil
+	})
+}
+
+// screenshot keeps the page as docs/ui/NAME.png when ATTUNE_UI_SCREENSHOTS names a
+// directory (make ui-screenshots), at a laptop's width, or a phone's for names ending -phone.
+func screenshot(t *testing.T, tab context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("ATTUNE_UI_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	width, height := int64(1280), int64(860)
+	if strings.HasSuffix(name, "-phone") {
+		width, height = 390, 844
+	}
+	ctx, cancel := context.WithTimeout(tab, browserTimeout)
+	defer cancel()
+	viewport := chromedp.EmulateViewport(width, height)
+	if width < 500 {
+		viewport = chromedp.EmulateViewport(width, height, chromedp.EmulateMobile)
+	}
+	require.NoError(t, chromedp.Do(ctx, viewport))
+	// Screenshots only (no test waits on it): lets the layout settle at the new size.
+	time.Sleep(300 * time.Millisecond)
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx, chromedp.ResetViewport()))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644))
+}
+
+// The login page, a wrong password refused, the dashboard after logging in, a reload still
+// logged in, and logging out back to the login page.
+func TestUILogin(t *testing.T) {
+	t.Parallel()
+	s := startUIServer(t)
+	tab := newBrowser(t)
+	browse(t, tab,
+		chromedp.Navigate(s.base+"/executions"),
+		chromedp.WaitVisible(chromedp.CSS(`#login`)),
+		chromedp.SendKeys(chromedp.CSS(`#login`), "admin"),
+		chromedp.SendKeys(chromedp.CSS(`#password`), "not the password"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		waitText(`[role=alert]`, "Wrong login or password"),
+	)
+	screenshot(t, tab, "login")
+	browse(t, tab,
+		fill(`#password`, testAdminPassword),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#nav`)),
+		waitText(`.who`, "admin"),
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`#nav`)),
+		waitText(`#nav`, "Audit log"),
+		clickText(`button`, "Log out"),
+		chromedp.WaitVisible(chromedp.CSS(`#login`)),
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`#login`)),
+	)
+}
+
+// The server answers the UI's page at any path it does not route, its files under /assets/,
+// and keeps its own 404s (JSON) under /api/ and /auth/.
+func TestUIServedBesideTheAPI(t *testing.T) {
+	t.Parallel()
+	s := startUIServer(t)
+	for path, want := range map[string]string{"/": "text/html", "/executions/42": "text/html", "/assets/app.js": "text/javascript"} {
+		resp, err := http.Get(s.base + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		require.Contains(t, resp.Header.Get("Content-Type"), want, path)
+		require.NotEmpty(t, resp.Header.Get("Content-Security-Policy"), path)
+	}
+	for _, path := range []string{"/api/v1/nothing", "/auth/nothing", "/assets/nothing.js"} {
+		resp, err := http.Get(s.base + path)
+		require.NoError(t, err)
+		var body map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body), path)
+		resp.Body.Close()
+		require.Equal(t, http.StatusNotFound, resp.StatusCode, path)
+		require.Contains(t, body, "error", path)
+	}
+}

@@ -1,0 +1,112 @@
+// Attune's web UI: logs in, then shows the screen the address names, inside the navigation.
+
+import { html, render, useEffect, useState } from './vendor/htm-preact.js';
+import { api, loggedIn, login, logout, onLogout } from './lib/api.js';
+import { Link, match, navigate, useLocation } from './lib/router.js';
+import { ErrorBox, Session, useCan } from './lib/ui.js';
+import { nav, routes } from './routes.js';
+
+function Login({ onDone }) {
+  const [name, setName] = useState('');
+  const [password, setPassword] = useState('');
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await login(name, password);
+      onDone();
+    } catch (err) {
+      setError(err.status === 401 ? new Error('Wrong login or password.') : err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<main class="login">
+    <form class="card" onSubmit=${submit} aria-label="Log in">
+      <h1><img src="/assets/logo.svg" alt="" width="28" height="28" /> Attune</h1>
+      <label for="login">Login</label>
+      <input id="login" name="login" autocomplete="username" required value=${name} onInput=${(e) => setName(e.target.value)} />
+      <label for="password">Password</label>
+      <input id="password" name="password" type="password" autocomplete="current-password" required value=${password} onInput=${(e) => setPassword(e.target.value)} />
+      <${ErrorBox} error=${error} />
+      <button class="btn primary" type="submit" disabled=${busy}>Log in</button>
+    </form>
+  </main>`;
+}
+
+function NavLinks({ path, onPick }) {
+  const admin = useCan('admin');
+  return nav
+    .filter((item) => !item.admin || admin)
+    .map((item) => {
+      const current = item.href === '/' ? path === '/' : path === item.href || path.startsWith(`${item.href}/`);
+      return html`<${Link} href=${item.href} class=${current ? 'current' : ''} aria-current=${current ? 'page' : undefined} onClick=${onPick}>${item.label}<//>`;
+    });
+}
+
+function ThemeToggle() {
+  const [theme, setTheme] = useState(localStorage.getItem('attune.theme') || '');
+  useEffect(() => {
+    if (theme) document.documentElement.dataset.theme = theme;
+    else delete document.documentElement.dataset.theme;
+    localStorage.setItem('attune.theme', theme);
+  }, [theme]);
+  const next = { '': 'dark', dark: 'light', light: '' }[theme];
+  return html`<button class="btn ghost" onClick=${() => setTheme(next)} title="Colours: system, dark or light">${{ '': 'System', dark: 'Dark', light: 'Light' }[theme]} theme</button>`;
+}
+
+function Shell({ session }) {
+  const { path } = useLocation();
+  const [menu, setMenu] = useState(false);
+  const found = match(routes, path);
+  const Screen = found?.route.component;
+  return html`<${Session.Provider} value=${session}>
+    <a class="skip" href="#main">Skip to content</a>
+    <header class="top">
+      <button class="btn ghost menu-button" aria-expanded=${menu} aria-controls="nav" onClick=${() => setMenu(!menu)}>Menu</button>
+      <${Link} href="/" class="brand"><img src="/assets/logo.svg" alt="" width="22" height="22" /> Attune<//>
+      <span class="spacer"></span>
+      <span class="who" title="Logged in">${session.login} <span class="tag">${session.role}</span></span>
+      <${ThemeToggle} />
+      <button class="btn ghost" onClick=${logout}>Log out</button>
+    </header>
+    <div class="layout">
+      <nav id="nav" class=${menu ? 'open' : ''} aria-label="Screens"><${NavLinks} path=${path} onPick=${() => setMenu(false)} /></nav>
+      <main id="main" tabindex="-1">${Screen ? html`<${Screen} ...${found.params} key=${path} />` : html`<section class="page"><h1>Not found</h1><p>No screen at ${path}. <${Link} href="/">Go to the dashboard<//>.</p></section>`}</main>
+    </div>
+  <//>`;
+}
+
+function App() {
+  const [session, setSession] = useState(undefined);
+  const [error, setError] = useState(null);
+  const load = async () => {
+    if (!loggedIn()) {
+      setSession(null);
+      return;
+    }
+    try {
+      setSession(await api.get('/whoami'));
+      setError(null);
+    } catch (err) {
+      if (err.status === 401) setSession(null);
+      else setError(err);
+    }
+  };
+  useEffect(() => {
+    load();
+    return onLogout(() => {
+      setSession(null);
+      navigate(location.pathname, { replace: true });
+    });
+  }, []);
+  if (error) return html`<main class="login"><div class="card"><${ErrorBox} error=${error} /><button class="btn" onClick=${load}>Try again</button></div></main>`;
+  if (session === undefined) return html`<p class="muted" aria-busy="true">Loading…</p>`;
+  if (session === null) return html`<${Login} onDone=${load} />`;
+  return html`<${Shell} session=${session} />`;
+}
+
+render(html`<${App} />`, document.getElementById('app'));

@@ -1,0 +1,175 @@
+// The pieces every screen is built of: the session (who is logged in, with what role),
+// loading and errors, tables, paging, statuses, times and buttons that act.
+
+import { html, createContext, useCallback, useContext, useEffect, useRef, useState } from '../vendor/htm-preact.js';
+import { Link } from './router.js';
+
+// Session holds whoami's answer: {login, role}.
+export const Session = createContext(null);
+
+const ranks = { viewer: 1, operator: 2, admin: 3 };
+
+// useCan answers whether the logged-in identity has at least role; the UI offers only what
+// its answer allows (the API refuses the rest anyway).
+export function useCan(role) {
+  const session = useContext(Session);
+  return (ranks[session?.role] || 0) >= ranks[role];
+}
+
+// useAsync runs load when deps change and keeps its answer; reload runs it again, keeping
+// the last answer on screen meanwhile.
+export function useAsync(load, deps) {
+  const [state, setState] = useState({ data: undefined, error: null, loading: true });
+  const seq = useRef(0);
+  const run = useCallback(async () => {
+    const n = ++seq.current;
+    setState((s) => ({ ...s, loading: true }));
+    try {
+      const data = await load();
+      if (n === seq.current) setState({ data, error: null, loading: false });
+    } catch (error) {
+      if (n === seq.current) setState((s) => ({ ...s, error, loading: false }));
+    }
+  }, deps);
+  useEffect(() => {
+    run();
+  }, [run]);
+  return { ...state, reload: run };
+}
+
+// useThrottled calls fn at most once per wait ms, trailing, for rereads that live events
+// ask for in bursts.
+export function useThrottled(fn, wait = 500) {
+  const ref = useRef(fn);
+  ref.current = fn;
+  const timer = useRef(null);
+  useEffect(() => () => clearTimeout(timer.current), []);
+  return useCallback(() => {
+    if (timer.current) return;
+    timer.current = setTimeout(() => {
+      timer.current = null;
+      ref.current();
+    }, wait);
+  }, [wait]);
+}
+
+export function Page({ title, actions, children }) {
+  useEffect(() => {
+    document.title = title ? `${title} · Attune` : 'Attune';
+  }, [title]);
+  return html`<section class="page">
+    <header class="page-head"><h1>${title}</h1>${actions && html`<div class="page-actions">${actions}</div>`}</header>
+    ${children}
+  </section>`;
+}
+
+export function ErrorBox({ error }) {
+  if (!error) return null;
+  return html`<div class="error" role="alert">${error.message || String(error)}</div>`;
+}
+
+export function Loading({ state, children }) {
+  if (state.error && state.data === undefined) return html`<${ErrorBox} error=${state.error} />`;
+  if (state.data === undefined) return html`<p class="muted" aria-busy="true">Loading…</p>`;
+  return html`${state.error && html`<${ErrorBox} error=${state.error} />`}${children(state.data)}`;
+}
+
+// Button runs an async onClick, shows that it runs, and shows its error beside it.
+export function Button({ onClick, kind = '', children, disabled, title, ...rest }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const click = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await onClick(e);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<span class="button-wrap">
+    <button class=${`btn ${kind}`} onClick=${click} disabled=${disabled || busy} aria-busy=${busy} title=${title} ...${rest}>${children}</button>
+    ${error && html`<span class="error inline" role="alert">${error.message}</span>`}
+  </span>`;
+}
+
+// Confirm asks once more, in place, before a destructive act.
+export function Confirm({ onConfirm, children, kind = 'danger', question = 'Sure?', ...rest }) {
+  const [asking, setAsking] = useState(false);
+  if (!asking) return html`<button class=${`btn ${kind}`} onClick=${() => setAsking(true)} ...${rest}>${children}</button>`;
+  return html`<span class="confirm">${question}
+    <${Button} kind=${kind} onClick=${async () => { await onConfirm(); setAsking(false); }}>Yes, ${children.toLowerCase?.() ?? children}<//>
+    <button class="btn" onClick=${() => setAsking(false)}>No</button></span>`;
+}
+
+export function Status({ status }) {
+  return html`<span class=${`status status-${status}`}>${status}</span>`;
+}
+
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+
+export function ago(value) {
+  if (!value) return '';
+  const s = (new Date(value).getTime() - Date.now()) / 1000;
+  const units = [['day', 86400], ['hour', 3600], ['minute', 60], ['second', 1]];
+  for (const [unit, size] of units) {
+    if (Math.abs(s) >= size || unit === 'second') return relative.format(Math.round(s / size), unit);
+  }
+  return '';
+}
+
+export function Time({ value }) {
+  if (!value) return html`<span class="muted">—</span>`;
+  const d = new Date(value);
+  return html`<time datetime=${value} title=${d.toLocaleString()}>${ago(value)}</time>`;
+}
+
+export function duration(from, to) {
+  if (!from) return '';
+  const ms = (to ? new Date(to) : new Date()) - new Date(from);
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
+}
+
+export function Json({ value }) {
+  if (value === undefined || value === null) return html`<span class="muted">—</span>`;
+  return html`<pre class="json">${JSON.stringify(value, null, 2)}</pre>`;
+}
+
+// Table shows rows with columns [{label, cell(row)}]; empty says so.
+export function Table({ columns, rows, empty = 'Nothing here yet.', rowKey = (r) => r.id ?? r.ref }) {
+  if (!rows?.length) return html`<p class="muted empty">${empty}</p>`;
+  return html`<div class="table-wrap"><table>
+    <thead><tr>${columns.map((c) => html`<th scope="col" class=${c.class}>${c.label}</th>`)}</tr></thead>
+    <tbody>${rows.map((r) => html`<tr key=${rowKey(r)}>${columns.map((c) => html`<td class=${c.class} data-label=${c.label}>${c.cell(r)}</td>`)}</tr>`)}</tbody>
+  </table></div>`;
+}
+
+// Pager moves through a list's pages (the API's pagination envelope).
+export function Pager({ pagination, onPage }) {
+  if (!pagination || pagination.total_pages <= 1) return null;
+  const { page, total_pages: pages, total_items: items } = pagination;
+  return html`<nav class="pager" aria-label="Pages">
+    <button class="btn" disabled=${page <= 1} onClick=${() => onPage(page - 1)}>Previous</button>
+    <span>Page ${page} of ${pages} (${items})</span>
+    <button class="btn" disabled=${page >= pages} onClick=${() => onPage(page + 1)}>Next</button>
+  </nav>`;
+}
+
+export function RefLink({ kind, value }) {
+  if (!value) return html`<span class="muted">—</span>`;
+  return html`<${Link} href=${`/${kind}/${encodeURIComponent(value)}`}>${value}<//>`;
+}
+
+export function Field({ label, error, hint, children, id }) {
+  return html`<div class=${`field${error ? ' invalid' : ''}`}>
+    <label for=${id}>${label}</label>
+    ${children}
+    ${hint && html`<small class="hint">${hint}</small>`}
+    ${error && html`<small class="field-error" role="alert">${error}</small>`}
+  </div>`;
+}
