@@ -274,3 +274,16 @@ func TestUIServedBesideTheAPI(t *testing.T) {
 		require.Contains(t, body, "error", path)
 	}
 }
+
+// A server started with --auth=false lets the UI in as an admin without a login page.
+func TestUIWithoutAuth(t *testing.T) {
+	t.Parallel()
+	dbURL := storetest.NewDatabase(t)
+	p := startServe(t, "--database-url="+dbURL, "--auth=false")
+	tab := newBrowser(t)
+	browse(t, tab,
+		chromedp.Navigate("http://"+p.addr+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#nav`)),
+		waitText(`#nav`, "Audit log"),
+	)
+}

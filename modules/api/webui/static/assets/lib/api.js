@@ -36,10 +36,6 @@ window.addEventListener('storage', (e) => {
   if (!tokens) logoutListeners.forEach((fn) => fn());
 });
 
-export function loggedIn() {
-  return tokens !== null;
-}
-
 export function onLogout(fn) {
   logoutListeners.add(fn);
   return () => logoutListeners.delete(fn);
