@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,6 +63,30 @@ func newBrowser(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	// The first Do starts the browser, for as long as ctx lives: no timeout on it.
 	require.NoError(t, chromedp.Do(ctx), "start Chromium")
+	// A script error the page did not handle (an uncaught exception, a rejected promise
+	// nobody awaited) fails the test, whatever the screen then showed.
+	var mu sync.Mutex
+	var thrown []string
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.IsException() {
+				mu.Lock()
+				thrown = append(thrown, fmt.Sprintf("%s:%d %s", m.URL, m.Line+1, m.Text))
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(thrown) > 0 {
+			t.Errorf("the page threw:\n%s", strings.Join(thrown, "\n"))
+		}
+	})
 	return ctx
 }
 
