@@ -1,6 +1,6 @@
 // Attune's web UI: logs in, then shows the screen the address names, inside the navigation.
 
-import { html, render, useEffect, useState } from './vendor/htm-preact.js';
+import { html, render, useEffect, useRef, useState } from './vendor/htm-preact.js';
 import { api, login, logout, onLogout } from './lib/api.js';
 import { Link, match, navigate, useLocation } from './lib/router.js';
 import { ErrorBox, Session, useCan } from './lib/ui.js';
@@ -61,6 +61,17 @@ function ThemeToggle() {
 function Shell({ session }) {
   const { path } = useLocation();
   const [menu, setMenu] = useState(false);
+  const first = useRef(true);
+  // A new screen takes the focus, as a page load would, so that keyboard and screen reader
+  // users start at its content rather than at the link they left.
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    window.scrollTo(0, 0);
+    document.getElementById('main')?.focus({ preventScroll: true });
+  }, [path]);
   const found = match(routes, path);
   const Screen = found?.route.component;
   return html`<${Session.Provider} value=${session}>
