@@ -124,6 +124,23 @@ func TestUIRunCancelRerun(t *testing.T) {
 		waitText(`.trace .trace-node.current`, "uiexec.gated"),
 	)
 
+	// What the API refuses is shown at the field it names: the action's count became an
+	// integer after its form was shown.
+	browse(t, tab,
+		s.open("/actions/uiexec.changing"),
+		waitText(`.run-form`, "Run uiexec.changing"),
+		fill(`#run-count`, "many"),
+	)
+	s.apiCall(t, http.MethodPut, "/api/v1/actions/uiexec.changing", map[string]any{
+		"runner_type": "shell", "entry_point": "greet.sh", "parameters": map[string]any{"count": map[string]any{"type": "integer"}},
+	}, http.StatusOK)
+	browse(t, tab,
+		chromedp.Click(chromedp.CSS(`.run-form button[type=submit]`)),
+		until(`document.querySelector('.field.invalid #run-count') !== null`),
+		waitText(`.field.invalid .field-error`, `parameter "count"`),
+		until(`location.pathname === '/actions/uiexec.changing'`),
+	)
+
 	// Cancel a long one.
 	browse(t, tab,
 		s.open("/actions/demo.slow"),
@@ -176,6 +193,9 @@ func TestUIRunCancelRerun(t *testing.T) {
 		map[string]any{"action_ref": "demo.hello", "parameters": map[string]any{"name": "Zed"}}, http.StatusCreated)
 	browse(t, tab,
 		until(fmt.Sprintf(`[...document.querySelectorAll('tbody tr')].some(r => r.innerText.includes('#%d') && r.innerText.includes('completed'))`, int(fresh["id"].(float64)))),
+		clickText(`form[role=search] button`, "Clear"),
+		until(`location.search === ''`),
+		waitText(`table`, fmt.Sprintf("#%d", slow)),
 	)
 	screenshot(t, tab, "executions")
 }

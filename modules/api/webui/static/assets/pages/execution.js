@@ -31,7 +31,6 @@ function Timeline({ exec }) {
     </li>`;
   })}</ol>
   ${exec.queue_position && html`<p>Waiting in its policy's queue, position ${exec.queue_position}.</p>`}
-  ${exec.started_at && !exec.finished_at && html`<p class="muted">Running for ${duration(exec.started_at)}.</p>`}
   <${Retries} exec=${exec} />`;
 }
 
@@ -164,7 +163,7 @@ export function Execution({ id }) {
       ${rerunning && html`<${Rerun} exec=${exec} action=${action.data} onClose=${() => setRerunning(false)} />`}
       <div class="grid2">
         <section class="card" aria-label="Details"><${Details} exec=${exec} action=${action.data} /></section>
-        <section class="card" aria-labelledby="timeline-title"><h2 id="timeline-title">Timeline</h2><${Timeline} exec=${exec} /></section>
+        <section class="card exec-card" aria-labelledby="timeline-title"><h2 id="timeline-title">Timeline</h2><${Timeline} exec=${exec} /></section>
       </div>
       <h2>Parameters</h2>
       <${Parameters} params=${exec.parameters} />
