@@ -1,5 +1,10 @@
 // The screens: each route's path pattern and component, and the navigation's entries.
 
+import { Action } from './pages/action.js';
+import { Actions } from './pages/actions.js';
+import { Execution } from './pages/execution.js';
+import { Executions } from './pages/executions.js';
+
 export const nav = [
   { href: '/', label: 'Dashboard' },
   { href: '/executions', label: 'Executions' },
@@ -16,4 +21,8 @@ export const nav = [
 ];
 
 export const routes = [
+  { path: '/actions', component: Actions },
+  { path: '/actions/:action_ref', component: Action },
+  { path: '/executions', component: Executions },
+  { path: '/executions/:id', component: Execution },
 ];
