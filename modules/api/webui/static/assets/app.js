@@ -55,7 +55,9 @@ function ThemeToggle() {
     localStorage.setItem('attune.theme', theme);
   }, [theme]);
   const next = { '': 'dark', dark: 'light', light: '' }[theme];
-  return html`<button class="btn ghost" onClick=${() => setTheme(next)} title="Colours: system, dark or light">${{ '': 'System', dark: 'Dark', light: 'Light' }[theme]} theme</button>`;
+  const name = { '': 'System', dark: 'Dark', light: 'Light' }[theme];
+  return html`<button class="btn ghost theme" onClick=${() => setTheme(next)} aria-label=${`Colours: ${name.toLowerCase()} (switch to ${next || 'system'})`}>
+    <span aria-hidden="true">◐</span><span class="wide-only"> ${name} theme</span></button>`;
 }
 
 function Shell({ session }) {
