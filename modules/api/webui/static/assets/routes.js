@@ -1,5 +1,10 @@
 // The screens: each route's path pattern and component, and the navigation's entries.
 
+import { Audit } from './pages/audit.js';
+import { Identities } from './pages/identities.js';
+import { Keys } from './pages/keys.js';
+import { Tokens } from './pages/tokens.js';
+
 export const nav = [
   { href: '/', label: 'Dashboard' },
   { href: '/executions', label: 'Executions' },
@@ -16,4 +21,8 @@ export const nav = [
 ];
 
 export const routes = [
+  { path: '/keys', component: Keys },
+  { path: '/identities', component: Identities },
+  { path: '/tokens', component: Tokens },
+  { path: '/audit', component: Audit },
 ];
