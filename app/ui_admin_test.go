@@ -134,7 +134,7 @@ func TestUIKeysAndAdmin(t *testing.T) {
 		until(rowHas("identity.create", "olga")),
 		chromedp.Reload(),
 		until(rowHas("identity.create", "olga")),
-		until(`!`+rowHas("key.set", "") + ` && document.querySelector('#audit-kind').value === 'identity'`),
+		until(`!`+rowHas("key.set", "")+` && document.querySelector('#audit-kind').value === 'identity'`),
 	)
 
 	// A viewer: no identities nor audit log in the navigation, and told so at the address.
