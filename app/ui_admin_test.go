@@ -94,6 +94,16 @@ func TestUIKeysAndAdmin(t *testing.T) {
 		until(`[...document.querySelectorAll('tbody tr')].some(r => r.innerText.includes('olga') && r.querySelector('select').value === 'operator')`),
 	)
 	screenshot(t, tab, "identities")
+	browse(t, tab,
+		// A new password the API refuses is shown at its field; a good one is set.
+		clickInRow("olga", "New password"),
+		fill(`form[aria-label="New password for olga"] input`, "short"),
+		clickText(`form[aria-label="New password for olga"] button`, "Set password"),
+		waitText(`form[aria-label="New password for olga"] .field-error`, "At least 8 characters"),
+		fill(`form[aria-label="New password for olga"] input`, "operator-pass-2"),
+		clickText(`form[aria-label="New password for olga"] button`, "Set password"),
+		waitText(`[role=status]`, "Set a new password for olga."),
+	)
 
 	// An API token: its secret shown once, with a copy button, and gone after a reload.
 	browse(t, tab,

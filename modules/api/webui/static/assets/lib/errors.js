@@ -1,7 +1,7 @@
 // Refusals and field errors: the API names the field a 400 is about at the start of its
 // message ("name: want 1 to 128 letters ..."), so that a form can show it at that field.
 
-import { html } from '../vendor/htm-preact.js';
+import { html, useState } from '../vendor/htm-preact.js';
 import { Page } from './ui.js';
 
 // fieldErrors answers {field: message} when err is a 400 about one of names, else null (the
@@ -21,4 +21,36 @@ export function AdminsOnly({ title, role }) {
       <p><strong>Admins only.</strong> ${title} is for identities with the admin role; you are ${role ? html`<span class="tag">${role}</span>` : 'not one'}.</p>
     </div>
   <//>`;
+}
+
+// Invalid is what a form's own checks throw: an error per field, before anything is sent.
+export class Invalid extends Error {
+  constructor(errors) {
+    super('invalid input');
+    this.errors = errors;
+  }
+}
+
+// useSubmit runs send when its form is submitted: busy meanwhile, then its errors at their
+// fields (Invalid's, or a 400 about one of fields) or whole.
+export function useSubmit(fields, send) {
+  const [errors, setErrors] = useState({});
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e?.preventDefault();
+    setError(null);
+    setErrors({});
+    setBusy(true);
+    try {
+      await send();
+    } catch (err) {
+      const at = err instanceof Invalid ? err.errors : fieldErrors(err, fields);
+      if (at) setErrors(at);
+      else setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { submit, errors, error, busy };
 }

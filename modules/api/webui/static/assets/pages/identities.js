@@ -3,9 +3,9 @@
 
 import { html, useContext, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
-import { AdminsOnly, fieldErrors } from '../lib/errors.js';
+import { AdminsOnly, useSubmit } from '../lib/errors.js';
 import { setQuery, useLocation } from '../lib/router.js';
-import { Button, Confirm, ErrorBox, Field, Loading, Page, Pager, Session, Table, Time, useAsync, useCan } from '../lib/ui.js';
+import { Confirm, ErrorBox, Field, Loading, Page, Pager, Session, Table, Time, useAsync, useCan } from '../lib/ui.js';
 
 export const roles = ['viewer', 'operator', 'admin'];
 
@@ -13,27 +13,12 @@ const identityPath = (login) => `/identities/${encodeURIComponent(login)}`;
 
 function CreateIdentity({ onCreated }) {
   const [form, setForm] = useState({ login: '', password: '', role: 'viewer' });
-  const [errors, setErrors] = useState({});
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
   const set = (field) => (e) => setForm({ ...form, [field]: e.target.value });
-  const submit = async (e) => {
-    e.preventDefault();
-    setError(null);
-    setErrors({});
-    setBusy(true);
-    try {
-      const created = await api.post('/identities', form);
-      setForm({ login: '', password: '', role: form.role });
-      onCreated(`Created ${created.login} (${created.role}).`);
-    } catch (err) {
-      const at = fieldErrors(err, ['login', 'password', 'role']);
-      if (at) setErrors(at);
-      else setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { submit, errors, error, busy } = useSubmit(['login', 'password', 'role'], async () => {
+    const created = await api.post('/identities', form);
+    setForm({ login: '', password: '', role: form.role });
+    onCreated(`Created ${created.login} (${created.role}).`);
+  });
   return html`<form class="card inline-form" onSubmit=${submit} aria-label="Create an identity" novalidate>
     <h2>Create an identity</h2>
     <div class="key-form-row">
@@ -58,31 +43,24 @@ function NewPassword({ identity, self, onDone }) {
   const [open, setOpen] = useState(false);
   const [password, setPassword] = useState('');
   const [current, setCurrent] = useState('');
-  const [errors, setErrors] = useState({});
-  if (!open) return html`<button class="btn" onClick=${() => setOpen(true)}>New password</button>`;
-  const save = async () => {
-    setErrors({});
-    try {
-      await api.put(identityPath(identity.login), self ? { password, current_password: current } : { password });
-    } catch (err) {
-      const at = fieldErrors(err, ['password', 'current_password']);
-      if (!at) throw err;
-      setErrors(at);
-      return;
-    }
+  const { submit, errors, error, busy } = useSubmit(['password', 'current_password'], async () => {
+    await api.put(identityPath(identity.login), self ? { password, current_password: current } : { password });
     setOpen(false);
     onDone(`Set a new password for ${identity.login}.`);
-  };
+  });
+  if (!open) return html`<button class="btn" onClick=${() => setOpen(true)}>New password</button>`;
   const id = `password-${identity.id}`;
-  return html`<div class="password-form">
+  return html`<form class="password-form" onSubmit=${submit} aria-label=${`New password for ${identity.login}`} novalidate>
     ${self && html`<${Field} id=${`${id}-current`} label="Your current password" error=${errors.current_password}>
       <input id=${`${id}-current`} type="password" value=${current} onInput=${(e) => setCurrent(e.target.value)} autocomplete="current-password" />
     <//>`}
     <${Field} id=${id} label=${`New password for ${identity.login}`} error=${errors.password}>
       <input id=${id} type="password" value=${password} onInput=${(e) => setPassword(e.target.value)} autocomplete="new-password" />
     <//>
-    <span class="row-actions"><${Button} kind="primary" onClick=${save}>Set password<//><button class="btn" onClick=${() => setOpen(false)}>Cancel</button></span>
-  </div>`;
+    <${ErrorBox} error=${error} />
+    <span class="row-actions"><button class="btn primary" type="submit" disabled=${busy} aria-busy=${busy}>Set password</button>
+      <button class="btn" type="button" onClick=${() => setOpen(false)}>Cancel</button></span>
+  </form>`;
 }
 
 function RoleSelect({ identity, onDone }) {

@@ -5,7 +5,7 @@
 
 import { html, useRef, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
-import { fieldErrors } from '../lib/errors.js';
+import { Invalid, useSubmit } from '../lib/errors.js';
 import { setQuery, useLocation } from '../lib/router.js';
 import { Confirm, ErrorBox, Field, Loading, Page, Pager, Table, Time, useAsync, useCan } from '../lib/ui.js';
 
@@ -48,35 +48,20 @@ function KeyForm({ scopes, operator, from, onSaved }) {
     return { ...blank, scope: from.scope, name: from.name, secret: from.secret, mode: text || from.secret ? 'text' : 'json',
       raw: from.secret ? '' : text ? from.value : JSON.stringify(from.value, null, 2) };
   });
-  const [errors, setErrors] = useState({});
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
   const set = (field) => (e) => setForm({ ...form, [field]: e.target.type === 'checkbox' ? e.target.checked : e.target.value });
 
-  const submit = async (e) => {
-    e.preventDefault();
-    setError(null);
+  const { submit, errors, error, busy } = useSubmit(['scope', 'name', 'value', 'ttl'], async () => {
     const found = {};
     if (!scopePattern.test(form.scope)) found.scope = 'Want system, user or pack.<pack ref>.';
     else if (form.scope !== 'user' && !operator) found.scope = 'Only your own user keys: the other scopes need the operator role.';
     if (!namePattern.test(form.name)) found.name = '1 to 128 letters, digits, _ or -, starting with a letter or _.';
     const { value, error: valueError } = readValue(form.mode, form.raw);
     if (valueError) found.value = valueError;
-    setErrors(found);
-    if (Object.keys(found).length) return;
-    setBusy(true);
-    try {
-      const k = await api.put(keyPath(form), { value, secret: form.secret, ttl: form.ttl.trim() || undefined });
-      setForm({ ...blank, scope: form.scope, mode: form.mode });
-      onSaved(`Set ${k.scope}.${k.name}${k.secret ? ' (secret)' : ''}.`);
-    } catch (err) {
-      const at = fieldErrors(err, ['scope', 'name', 'value', 'ttl']);
-      if (at) setErrors(at);
-      else setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+    if (Object.keys(found).length) throw new Invalid(found);
+    const k = await api.put(keyPath(form), { value, secret: form.secret, ttl: form.ttl.trim() || undefined });
+    setForm({ ...blank, scope: form.scope, mode: form.mode });
+    onSaved(`Set ${k.scope}.${k.name}${k.secret ? ' (secret)' : ''}.`);
+  });
 
   const valueInput = form.secret && form.mode === 'text'
     ? html`<input id="key-value" type="password" autocomplete="new-password" value=${form.raw} onInput=${set('raw')} />`

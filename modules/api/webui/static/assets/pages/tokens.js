@@ -4,7 +4,7 @@
 
 import { html, useContext, useRef, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
-import { fieldErrors } from '../lib/errors.js';
+import { Invalid, useSubmit } from '../lib/errors.js';
 import { setQuery, useLocation } from '../lib/router.js';
 import { Confirm, ErrorBox, Field, Loading, Page, Pager, Session, Table, Time, useAsync, useCan } from '../lib/ui.js';
 import { roles } from './identities.js';
@@ -47,33 +47,15 @@ function NewToken({ token, onDismiss }) {
 
 function CreateToken({ ownRole, onCreated }) {
   const [form, setForm] = useState({ name: '', role: '', lifetime: '90', date: '' });
-  const [errors, setErrors] = useState({});
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
   const set = (field) => (e) => setForm({ ...form, [field]: e.target.value });
   const allowed = roles.slice(0, roles.indexOf(ownRole) + 1);
-  const submit = async (e) => {
-    e.preventDefault();
-    setError(null);
+  const { submit, errors, error, busy } = useSubmit(['name', 'role', 'expires_at'], async () => {
     const expires = expiresAt(form.lifetime, form.date);
-    if (expires === null) {
-      setErrors({ expires_at: 'Pick the date it expires on.' });
-      return;
-    }
-    setErrors({});
-    setBusy(true);
-    try {
-      const created = await api.post('/tokens', { name: form.name, role: form.role || undefined, expires_at: expires });
-      setForm({ ...form, name: '' });
-      onCreated(created);
-    } catch (err) {
-      const at = fieldErrors(err, ['name', 'role', 'expires_at']);
-      if (at) setErrors(at);
-      else setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+    if (expires === null) throw new Invalid({ expires_at: 'Pick the date it expires on.' });
+    const created = await api.post('/tokens', { name: form.name, role: form.role || undefined, expires_at: expires });
+    setForm({ ...form, name: '' });
+    onCreated(created);
+  });
   return html`<form class="card inline-form" onSubmit=${submit} aria-label="Create an API token" novalidate>
     <h2>Create an API token</h2>
     <p class="muted">For scripts and the CLI (<code>Authorization: Bearer atn_…</code>): it acts as you, with the role you give it.</p>
