@@ -4,6 +4,10 @@ import { Action } from './pages/action.js';
 import { Actions } from './pages/actions.js';
 import { Execution } from './pages/execution.js';
 import { Executions } from './pages/executions.js';
+import { Audit } from './pages/audit.js';
+import { Identities } from './pages/identities.js';
+import { Keys } from './pages/keys.js';
+import { Tokens } from './pages/tokens.js';
 
 export const nav = [
   { href: '/', label: 'Dashboard' },
@@ -25,4 +29,8 @@ export const routes = [
   { path: '/actions/:action_ref', component: Action },
   { path: '/executions', component: Executions },
   { path: '/executions/:id', component: Execution },
+  { path: '/keys', component: Keys },
+  { path: '/identities', component: Identities },
+  { path: '/tokens', component: Tokens },
+  { path: '/audit', component: Audit },
 ];

@@ -1,0 +1,186 @@
+package app_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+)
+
+// The datastore, identities, API tokens and the audit log in the browser: a secret key set
+// through the form is listed as ******** and its value is nowhere in the page; a plain key
+// shows its value and is deleted after a confirmation; an error the API names a field for is
+// shown at that field; an identity and an API token are made, the token's secret shown once
+// and gone after a reload; the audit log lists those changes and filters them by kind, in the
+// address. A viewer is offered neither identities nor the audit log, and is told so at its
+// address.
+func TestUIKeysAndAdmin(t *testing.T) {
+	t.Parallel()
+	s := startUIServer(t)
+	const viewerPassword = "viewer-password-1"
+	resp := s.request(t, http.MethodPost, "/api/v1/identities",
+		strings.NewReader(`{"login": "vera", "password": "`+viewerPassword+`", "role": "viewer"}`))
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "create the viewer")
+
+	tab := newBrowser(t)
+	s.logIn(t, tab, "admin", testAdminPassword)
+	const secret = "hunter2-never-in-the-page"
+	setKey := `form[aria-label="Set a key"] button[type=submit]`
+	browse(t, tab,
+		s.open("/keys"),
+		waitText(`h1`, "Keys"),
+		fill(`#key-scope`, "system"),
+		fill(`#key-name`, "ui_secret"),
+		chromedp.Click(chromedp.CSS(`#key-secret`)),
+		until(`document.querySelector('#key-value').type === 'password'`),
+		fill(`#key-value`, secret),
+		chromedp.Click(chromedp.CSS(setKey)),
+		waitText(`[role=status]`, "Set system.ui_secret (secret)."),
+		until(rowHas("ui_secret", "********")),
+	)
+	require.False(t, evaluate[bool](t, tab, fmt.Sprintf(
+		`document.documentElement.outerHTML.includes(%q) || [...document.querySelectorAll('input, textarea')].some(e => e.value.includes(%[1]q))`, secret)),
+		"the secret value is in the page")
+
+	browse(t, tab,
+		// The API's refusal of a TTL shows at the TTL field.
+		fill(`#key-name`, "ui_plain"),
+		fill(`#key-value`, "hello plain"),
+		fill(`#key-ttl`, "soon"),
+		chromedp.Click(chromedp.CSS(setKey)),
+		waitText(`.field.invalid`, "Want a positive duration"),
+		until(`document.querySelector('.field.invalid #key-ttl') !== null`),
+		fill(`#key-ttl`, "1h"),
+		chromedp.Click(chromedp.CSS(setKey)),
+		until(rowHas("ui_plain", "hello plain")),
+		waitGone(`.field-error`, "duration"),
+		// A name the API would refuse is stopped at its field before anything is sent.
+		fill(`#key-name`, "9 lives"),
+		fill(`#key-value`, "x"),
+		chromedp.Click(chromedp.CSS(setKey)),
+		until(`document.querySelector('.field.invalid #key-name') !== null`),
+	)
+	browse(t, tab, run(`scrollTo(0, 0)`))
+	screenshot(t, tab, "keys")
+	browse(t, tab,
+		// Change fills the form in with the key, but never with a secret's value.
+		clickInRow("ui_plain", "Change"),
+		waitText(`form[aria-label="Set a key"] h2`, "Change system.ui_plain"),
+		until(`document.querySelector('#key-value').value === 'hello plain'`),
+		clickInRow("ui_secret", "Change"),
+		waitText(`form[aria-label="Set a key"] h2`, "Change system.ui_secret"),
+		until(`document.querySelector('#key-secret').checked && document.querySelector('#key-value').value === ''`),
+		clickText(`button`, "Set another key instead"),
+		waitText(`form[aria-label="Set a key"] h2`, "Set a key"),
+		clickInRow("ui_plain", "Delete"),
+		clickText(`button`, "Yes, delete"),
+		until(`!`+rowHas("ui_plain", "")),
+		until(rowHas("ui_secret", "********")),
+	)
+
+	// An identity: created as an operator, listed with its role.
+	browse(t, tab,
+		s.open("/identities"),
+		waitText(`h1`, "Identities"),
+		fill(`#identity-login`, "olga"),
+		fill(`#identity-password`, "operator-pass-1"),
+		choose(`#identity-role`, "operator"),
+		clickText(`form[aria-label="Create an identity"] button`, "Create"),
+		waitText(`[role=status]`, "Created olga (operator)."),
+		until(`[...document.querySelectorAll('tbody tr')].some(r => r.innerText.includes('olga') && r.querySelector('select').value === 'operator')`),
+	)
+	screenshot(t, tab, "identities")
+	browse(t, tab,
+		// A new password the API refuses is shown at its field; a good one is set.
+		clickInRow("olga", "New password"),
+		fill(`form[aria-label="New password for olga"] input`, "short"),
+		clickText(`form[aria-label="New password for olga"] button`, "Set password"),
+		waitText(`form[aria-label="New password for olga"] .field-error`, "At least 8 characters"),
+		fill(`form[aria-label="New password for olga"] input`, "operator-pass-2"),
+		clickText(`form[aria-label="New password for olga"] button`, "Set password"),
+		waitText(`[role=status]`, "Set a new password for olga."),
+	)
+
+	// An API token: its secret shown once, with a copy button, and gone after a reload.
+	browse(t, tab,
+		s.open("/tokens"),
+		waitText(`h1`, "API tokens"),
+		fill(`#token-name`, "ui-token"),
+		clickText(`form[aria-label="Create an API token"] button`, "Create token"),
+		waitText(`.new-token`, "it will not be shown again"),
+		waitText(`.new-token button`, "Copy"),
+		until(rowHas("ui-token", "active")),
+	)
+	token := evaluate[string](t, tab, `document.querySelector('.new-token code').innerText`)
+	require.True(t, strings.HasPrefix(token, "atn_"), "token %q", token)
+	screenshot(t, tab, "tokens")
+	browse(t, tab,
+		chromedp.Reload(),
+		until(rowHas("ui-token", "active")),
+	)
+	require.False(t, evaluate[bool](t, tab, fmt.Sprintf(`document.documentElement.outerHTML.includes(%q)`, token)),
+		"the token is in the page after a reload")
+
+	// The audit log: those changes, then only the identities' by kind, in the address.
+	browse(t, tab,
+		s.open("/audit"),
+		waitText(`h1`, "Audit log"),
+		until(rowHas("key.set", "key system.ui_secret")),
+		until(rowHas("identity.create", "identity olga")),
+		until(rowHas("token.create", "token")),
+		clickInRow("key system.ui_secret", "Details"),
+		until(`[...document.querySelectorAll('details[open] pre')].some(e => e.innerText.includes('"secret": true'))`),
+	)
+	screenshot(t, tab, "audit")
+	browse(t, tab,
+		fill(`#audit-kind`, "identity"),
+		clickText(`form[role=search] button`, "Filter"),
+		until(`new URLSearchParams(location.search).get('kind') === 'identity'`),
+		until(`!`+rowHas("key.set", "")),
+		until(rowHas("identity.create", "olga")),
+		chromedp.Reload(),
+		until(rowHas("identity.create", "olga")),
+		until(`!`+rowHas("key.set", "")+` && document.querySelector('#audit-kind').value === 'identity'`),
+	)
+
+	// A viewer: no identities nor audit log in the navigation, and told so at the address.
+	viewer := newBrowser(t)
+	s.logIn(t, viewer, "vera", viewerPassword)
+	browse(t, viewer,
+		waitText(`#nav`, "Keys"),
+		waitText(`#nav`, "API tokens"),
+		until(`!document.querySelector('#nav').innerText.includes('Identities') && !document.querySelector('#nav').innerText.includes('Audit log')`),
+		s.open("/audit"),
+		waitText(`[role=alert]`, "Admins only"),
+		s.open("/identities"),
+		waitText(`[role=alert]`, "Admins only"),
+		// The viewer's own keys only: the form offers the user scope alone.
+		s.open("/keys"),
+		until(rowHas("ui_secret", "********")),
+		until(`[...document.querySelectorAll('#key-scope option')].map(o => o.value).join() === 'user'`),
+		until(`!`+rowHas("ui_secret", "Delete")),
+	)
+}
+
+// rowHas is a JavaScript test that some table row shows both texts.
+func rowHas(text, also string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('tbody tr')].some(r => r.innerText.includes(%q) && r.innerText.includes(%q))`, text, also)
+}
+
+// clickInRow clicks the button or summary showing label in the table row that shows text.
+func clickInRow(text, label string) browserStep {
+	return chromedp.Steps(
+		until(rowHas(text, label)),
+		run(fmt.Sprintf(`(() => { const row = [...document.querySelectorAll('tbody tr')].find(r => r.innerText.includes(%q));
+			[...row.querySelectorAll('button, summary')].find(b => b.innerText.includes(%q)).click() })()`, text, label)),
+	)
+}
+
+// choose picks value in the select matching the CSS selector, as a person would.
+func choose(selector, value string) browserStep {
+	return run(fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.value = %q; e.dispatchEvent(new Event('change', {bubbles: true})) })()`, selector, value))
+}
