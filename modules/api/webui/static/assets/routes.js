@@ -1,5 +1,9 @@
 // The screens: each route's path pattern and component, and the navigation's entries.
 
+import { PackPage, Packs } from './pages/packs.js';
+import { NewRule, Rule, Rules } from './pages/rules.js';
+import { TriggersPage } from './pages/triggers.js';
+
 export const nav = [
   { href: '/', label: 'Dashboard' },
   { href: '/executions', label: 'Executions' },
@@ -16,4 +20,10 @@ export const nav = [
 ];
 
 export const routes = [
+  { path: '/rules', component: Rules },
+  { path: '/rules/new', component: NewRule },
+  { path: '/rules/:rule', component: Rule },
+  { path: '/triggers', component: TriggersPage },
+  { path: '/packs', component: Packs },
+  { path: '/packs/:pack', component: PackPage },
 ];
