@@ -59,7 +59,8 @@ func fieldErrorIs(input, text string) browserStep {
 
 // An operator's rule screens: a rule disabled from the list (and the API agrees), its edit
 // form refused by the API with the error at the field at fault (a condition, then an action
-// parameter), saved once fixed, and enabled again from its page. Then the triggers screen
+// parameter), saved once fixed, and enabled again from its page; a rule created from the
+// form, refused first for a pack that does not exist. Then the triggers screen
 // with a webhook rule's address, and the packs: demo's stored version, a .tar.gz uploaded
 // from a file input with what it added, and that pack deleted.
 func TestUIRules(t *testing.T) {
@@ -122,6 +123,28 @@ func TestUIRules(t *testing.T) {
 	)
 	_, got = uiRulesGet(t, s, "/api/v1/rules/"+rule)
 	require.Equal(t, true, got["enabled"], "the API agrees: enabled again")
+
+	// A new rule from the form: the pack its ref names must exist, said at the ref.
+	browse(t, tab,
+		s.open("/rules"),
+		clickText(`a`, "New rule"),
+		fill(`#rule-ref`, "nope.made_in_ui"),
+		chromedp.WaitVisible(chromedp.CSS(`#trigger_params-url`)),
+		fill(`#trigger_params-url`, "made"),
+		chromedp.WaitVisible(chromedp.CSS(`#action_params-message`)),
+		fill(`#action_params-message`, "{{ event.payload.body.text }}"),
+		clickText(`button[type=submit]`, "Create rule"),
+		fieldErrorIs(`#rule-ref`, `no pack "nope"`),
+		fill(`#rule-ref`, "demo.made_in_ui"),
+		clickText(`button[type=submit]`, "Create rule"),
+		until(`location.pathname === '/rules/demo.made_in_ui'`),
+		waitText(`dl.props`, "/api/v1/webhooks/made"),
+	)
+	require.Equal(t, "POST "+s.base+"/api/v1/webhooks/made", evaluate[string](t, tab, `document.querySelector('dl.props .webhook-url').innerText`),
+		"the address to post to, on this server")
+	_, got = uiRulesGet(t, s, "/api/v1/rules/demo.made_in_ui")
+	require.Equal(t, map[string]any{"message": "{{ event.payload.body.text }}"}, got["action_params"])
+	require.Equal(t, true, got["enabled"])
 
 	// Triggers: the webhook rules' addresses.
 	browse(t, tab,

@@ -163,6 +163,14 @@ export function RuleForm({ rule, create = false, onSaved }) {
   useEffect(() => {
     setAp(textsOf(action.parameters, action.ref === rule.action_ref ? rule.action_params || {} : {}));
   }, [action]);
+  // The first field at fault takes the focus, so that its message is in view and read out.
+  useEffect(() => {
+    const at = Object.keys(errors)[0];
+    if (!at) return;
+    const dot = at.indexOf('.');
+    const id = dot < 0 ? `rule-${at}` : `${at.slice(0, dot)}-${at.slice(dot + 1)}`;
+    document.getElementById(id)?.focus();
+  }, [errors]);
   // Enabling or disabling the rule beside the form shows here too.
   useEffect(() => setV((cur) => ({ ...cur, enabled: rule.enabled !== false })), [rule.enabled]);
 
