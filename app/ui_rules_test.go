@@ -153,6 +153,11 @@ func TestUIRules(t *testing.T) {
 		waitText(`.webhook-url`, "/api/v1/webhooks/typed"),
 	)
 	screenshot(t, tab, "triggers")
+	browse(t, tab,
+		s.open("/triggers?pack=demo"),
+		waitText(`tbody`, "demo.order"),
+		waitGone(`tbody`, "core.webhook"),
+	)
 
 	// Packs: demo's stored version is current.
 	browse(t, tab,

@@ -28,6 +28,15 @@ export function webhookURL(rule) {
   return url ? `${location.origin}/api/v1/webhooks/${enc(url)}` : '';
 }
 
+// PackFilter picks the pack a list shows (?pack=).
+export function PackFilter({ pack }) {
+  const packs = useAsync(() => listAll('/packs'), []);
+  return html`<label>Pack<select name="pack" value=${pack} onChange=${(e) => setQuery({ pack: e.target.value })}>
+    <option value="">All packs</option>
+    ${(packs.data || []).map((p) => html`<option value=${p.ref}>${p.ref}</option>`)}
+  </select></label>`;
+}
+
 export function Rules() {
   const { query } = useLocation();
   const operator = useCan('operator');
@@ -35,7 +44,6 @@ export function Rules() {
   const enabled = query.get('enabled') || '';
   const search = query.get('q') || '';
   const state = useAsync(() => listAll('/rules', { pack }), [pack]);
-  const packs = useAsync(() => listAll('/packs'), []);
   const [changed, setChanged] = useState({});
   const rows = (state.data || [])
     .map((r) => changed[r.ref] || r)
@@ -54,10 +62,7 @@ export function Rules() {
   return html`<${Page} title="Rules" actions=${operator && html`<${Link} class="btn primary" href="/rules/new">New rule<//>`}>
     <form class="filters" role="search" onSubmit=${(e) => e.preventDefault()}>
       <label>Search<input type="search" name="q" value=${search} placeholder="ref, trigger, action" onInput=${(e) => setQuery({ q: e.target.value })} /></label>
-      <label>Pack<select name="pack" value=${pack} onChange=${(e) => setQuery({ pack: e.target.value })}>
-        <option value="">All packs</option>
-        ${(packs.data || []).map((p) => html`<option value=${p.ref}>${p.ref}</option>`)}
-      </select></label>
+      <${PackFilter} pack=${pack} />
       <label>State<select name="enabled" value=${enabled} onChange=${(e) => setQuery({ enabled: e.target.value })}>
         <option value="">Enabled or not</option><option value="true">Enabled</option><option value="false">Disabled</option>
       </select></label>

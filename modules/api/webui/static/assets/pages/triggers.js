@@ -5,9 +5,9 @@
 import { html, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { listAll } from '../lib/listall.js';
-import { Link, setQuery, useLocation } from '../lib/router.js';
+import { Link, useLocation } from '../lib/router.js';
 import { Button, Loading, Page, RefLink, Status, Table, Time, useAsync, useCan } from '../lib/ui.js';
-import { webhookURL } from './rules.js';
+import { PackFilter, webhookURL } from './rules.js';
 
 const enc = encodeURIComponent;
 
@@ -76,13 +76,9 @@ function Sensors({ pack }) {
 export function TriggersPage() {
   const { query } = useLocation();
   const pack = query.get('pack') || '';
-  const packs = useAsync(() => listAll('/packs'), []);
   return html`<${Page} title="Triggers and sensors">
     <form class="filters" onSubmit=${(e) => e.preventDefault()}>
-      <label>Pack<select name="pack" value=${pack} onChange=${(e) => setQuery({ pack: e.target.value })}>
-        <option value="">All packs</option>
-        ${(packs.data || []).map((p) => html`<option value=${p.ref}>${p.ref}</option>`)}
-      </select></label>
+      <${PackFilter} pack=${pack} />
     </form>
     <h2>Triggers</h2>
     <${Triggers} pack=${pack} />
