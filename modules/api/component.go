@@ -28,12 +28,16 @@ func notFound(err error, format string, args ...any) error {
 	return err
 }
 
-// invalid answers a pack validation error, which names the field, as 400, and any other
-// error as it is.
+// invalid answers a pack validation error, which names the field, as 400 with that field,
+// and any other error as it is. An error in another file (a workflow's definition) names a
+// field of that file, not of the body: the message says it.
 func invalid(err error) error {
 	var perr *pack.Error
 	if errors.As(err, &perr) {
-		return badRequest("%v", err)
+		if perr.File != "" {
+			return badRequest("%v", err)
+		}
+		return fieldError(perr.Field, "%v", err)
 	}
 	return err
 }
@@ -62,14 +66,14 @@ func requestPack(ref, packRef string) (string, error) {
 		return packRef, nil
 	}
 	if ref == "" {
-		return "", badRequest("pack_ref: required when the body gives a name and no ref")
+		return "", fieldError("pack_ref", "pack_ref: required when the body gives a name and no ref")
 	}
 	refPack, _, ok := strings.Cut(ref, ".")
 	if !ok {
-		return "", badRequest("ref: %q: want <pack>.<name>", ref)
+		return "", fieldError("ref", "ref: %q: want <pack>.<name>", ref)
 	}
 	if err := pack.CheckPackRef(refPack); err != nil {
-		return "", badRequest("ref: %q: %v", ref, err)
+		return "", fieldError("ref", "ref: %q: %v", ref, err)
 	}
 	return refPack, nil
 }
@@ -79,7 +83,7 @@ func requestPack(ref, packRef string) (string, error) {
 func (m *Module) targetPack(ctx context.Context, packRef string) (store.Pack, error) {
 	p, err := m.deps.Store.PackGetByRef(ctx, packRef)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Pack{}, badRequest("pack_ref: no pack %q; register it first (POST /packs/register)", packRef)
+		return store.Pack{}, fieldError("pack_ref", "pack_ref: no pack %q; register it first (POST /packs/register)", packRef)
 	}
 	return p, err
 }
@@ -88,10 +92,10 @@ func (m *Module) targetPack(ctx context.Context, packRef string) (store.Pack, er
 // an update does not rename a component or move it to another pack.
 func sameRef(urlRef, bodyRef, currentPack, bodyPack string) error {
 	if bodyRef != "" && bodyRef != urlRef {
-		return badRequest("ref: %q differs from %q in the URL; create the new one and delete the old", bodyRef, urlRef)
+		return fieldError("ref", "ref: %q differs from %q in the URL; create the new one and delete the old", bodyRef, urlRef)
 	}
 	if bodyPack != "" && bodyPack != currentPack {
-		return badRequest("pack_ref: %q differs from %q, the pack of %s; create the new one and delete the old", bodyPack, currentPack, urlRef)
+		return fieldError("pack_ref", "pack_ref: %q differs from %q, the pack of %s; create the new one and delete the old", bodyPack, currentPack, urlRef)
 	}
 	return nil
 }

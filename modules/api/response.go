@@ -12,7 +12,7 @@ import (
 	"github.com/attune-go/attune/store"
 )
 
-// errorBody is the one error shape: {"error": {"code": ..., "message": ...}}.
+// errorBody is the one error shape: {"error": {"code": ..., "message": ..., "field": ...}}.
 type errorBody struct {
 	Error errorDetail `json:"error"`
 }
@@ -20,13 +20,18 @@ type errorBody struct {
 type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Field is the body's field at fault, such as action_params.count, when one is: a form
+	// shows the message beside it.
+	Field string `json:"field,omitempty"`
 }
 
-// Error is an error with the HTTP status and code it answers with.
+// Error is an error with the HTTP status and code it answers with, and the body's field at
+// fault when the problem is one field's.
 type Error struct {
 	Status  int
 	Code    string
 	Message string
+	Field   string
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -37,6 +42,14 @@ func forbidden(format string, args ...any) *Error {
 
 func badRequest(format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: fmt.Sprintf(format, args...)}
+}
+
+// fieldError is a 400 about the body's field, a dotted path such as trigger_params.url; the
+// message names the field too, for readers of the message alone.
+func fieldError(field, format string, args ...any) *Error {
+	e := badRequest(format, args...)
+	e.Field = field
+	return e
 }
 
 // ErrorHandler answers every error, the router's own included, in the one error shape, and
@@ -65,7 +78,7 @@ func classify(err error) (int, errorDetail) {
 	var httpErr *echo.HTTPError
 	switch {
 	case errors.As(err, &apiErr):
-		return apiErr.Status, errorDetail{Code: apiErr.Code, Message: apiErr.Message}
+		return apiErr.Status, errorDetail{Code: apiErr.Code, Message: apiErr.Message, Field: apiErr.Field}
 	case errors.As(err, &httpErr):
 		return httpErr.Code, errorDetail{Code: codeFor(httpErr.Code), Message: fmt.Sprint(httpErr.Message)}
 	case errors.Is(err, store.ErrNotFound):

@@ -8,6 +8,9 @@ import { Audit } from './pages/audit.js';
 import { Identities } from './pages/identities.js';
 import { Keys } from './pages/keys.js';
 import { Tokens } from './pages/tokens.js';
+import { PackPage, Packs } from './pages/packs.js';
+import { NewRule, Rule, Rules } from './pages/rules.js';
+import { TriggersPage } from './pages/triggers.js';
 
 export const nav = [
   { href: '/', label: 'Dashboard' },
@@ -33,4 +36,10 @@ export const routes = [
   { path: '/identities', component: Identities },
   { path: '/tokens', component: Tokens },
   { path: '/audit', component: Audit },
+  { path: '/rules', component: Rules },
+  { path: '/rules/new', component: NewRule },
+  { path: '/rules/:rule', component: Rule },
+  { path: '/triggers', component: TriggersPage },
+  { path: '/packs', component: Packs },
+  { path: '/packs/:pack', component: PackPage },
 ];

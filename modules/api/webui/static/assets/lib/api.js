@@ -82,13 +82,17 @@ function refresh() {
 async function errorOf(resp) {
   let code = 'error';
   let message = `${resp.status} ${resp.statusText}`;
+  let field;
   try {
     const body = await resp.json();
-    if (body?.error) ({ code, message } = body.error);
+    if (body?.error) ({ code, message, field } = body.error);
   } catch {
     // Not the API's error shape (a proxy's page, say): the status says enough.
   }
-  return new ApiError(resp.status, code, message);
+  const err = new ApiError(resp.status, code, message);
+  // The body's field at fault, when the API names one (a rule's action_params.count).
+  if (field) err.field = field;
+  return err;
 }
 
 export function query(params) {
