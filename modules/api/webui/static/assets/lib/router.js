@@ -48,11 +48,12 @@ export function match(routes, path) {
 }
 
 // Link is an anchor that moves without reloading, unless a modifier asks for a new tab.
-export function Link({ href, children, ...rest }) {
+export function Link({ href, children, onClick, ...rest }) {
   const click = (e) => {
-    if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    onClick?.(e);
+    if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
     e.preventDefault();
     navigate(href);
   };
-  return html`<a href=${href} onClick=${click} ...${rest}>${children}</a>`;
+  return html`<a href=${href} ...${rest} onClick=${click}>${children}</a>`;
 }

@@ -112,7 +112,13 @@ function Details({ exec, action }) {
   </dl>`;
 }
 
-function Rerun({ exec, action, onClose }) {
+// Rerun's form is built once, from the action's schema: it waits for the action, and falls
+// back to the execution's own parameter names only when the action is gone.
+function Rerun({ exec, action: actionState, onClose }) {
+  if (!actionState.error && actionState.data?.ref !== exec.action_ref) {
+    return html`<section class="card rerun-form"><p class="muted" aria-busy="true">Loading…</p></section>`;
+  }
+  const action = actionState.error ? null : actionState.data;
   const fields = action
     ? fieldsOfParameters(action.parameters)
     : Object.keys(exec.parameters || {}).map((name) => ({ name, type: 'any' }));
@@ -160,7 +166,7 @@ export function Execution({ id }) {
   return html`<${Page} title=${`Execution #${num}`} actions=${actions}>
     <${Loading} state=${state}>${() => html`
       <p class="exec-summary"><span class="mono">${exec.action_ref}</span> <${Status} status=${exec.status} /></p>
-      ${rerunning && html`<${Rerun} exec=${exec} action=${action.data} onClose=${() => setRerunning(false)} />`}
+      ${rerunning && html`<${Rerun} exec=${exec} action=${action} onClose=${() => setRerunning(false)} />`}
       <div class="grid2">
         <section class="card" aria-label="Details"><${Details} exec=${exec} action=${action.data} /></section>
         <section class="card exec-card" aria-labelledby="timeline-title"><h2 id="timeline-title">Timeline</h2><${Timeline} exec=${exec} /></section>
