@@ -1,5 +1,8 @@
 // The screens: each route's path pattern and component, and the navigation's entries.
 
+import { Inquiries, Inquiry } from './pages/inquiries.js';
+import { Workflow } from './pages/workflow.js';
+
 export const nav = [
   { href: '/', label: 'Dashboard' },
   { href: '/executions', label: 'Executions' },
@@ -16,4 +19,7 @@ export const nav = [
 ];
 
 export const routes = [
+  { path: '/workflows/:id', component: Workflow },
+  { path: '/inquiries', component: Inquiries },
+  { path: '/inquiries/:id', component: Inquiry },
 ];
