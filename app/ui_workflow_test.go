@@ -57,18 +57,29 @@ func hasButton(t *testing.T, tab context.Context, text string) bool {
 	return evaluate[bool](t, tab, fmt.Sprintf(`[...document.querySelectorAll('button')].some(b => b.innerText.trim() === %q)`, text))
 }
 
-func TestUIInquiryContinuesWorkflow(t *testing.T) {
-	t.Parallel()
+// adminUI starts a server and a browser logged in there as the first admin.
+func adminUI(t *testing.T) (*uiServer, context.Context) {
+	t.Helper()
 	s := startUIServer(t)
 	tab := newBrowser(t)
 	s.logIn(t, tab, "admin", testAdminPassword)
+	return s, tab
+}
+
+// openAsking opens workflow id's page and waits until its ask task runs.
+func (s *uiServer) openAsking(id int64) browserStep {
+	return chromedp.Steps(s.open(fmt.Sprintf("/workflows/%d", id)), taskIs("ask", "running"))
+}
+
+func TestUIInquiryContinuesWorkflow(t *testing.T) {
+	t.Parallel()
+	s, tab := adminUI(t)
 	id := s.startApproval(t, "2.5")
 
 	// The page is open, and marked, before anyone answers: the marker survives only if the
 	// page never reloads, so what it shows later came live.
 	browse(t, tab,
-		s.open(fmt.Sprintf("/workflows/%d", id)),
-		taskIs("ask", "running"),
+		s.openAsking(id),
 		taskIs("deploy", ""),
 		taskIs("report", ""),
 		workflowIs("running"),
@@ -134,16 +145,13 @@ func TestUIInquiryContinuesWorkflow(t *testing.T) {
 
 func TestUIWorkflowPauseResumeCancel(t *testing.T) {
 	t.Parallel()
-	s := startUIServer(t)
-	tab := newBrowser(t)
-	s.logIn(t, tab, "admin", testAdminPassword)
+	s, tab := adminUI(t)
 
 	// Paused while ask waits, the workflow stays pausing until the answer ends ask, then
 	// pauses without starting deploy; resumed, it goes on.
 	id := s.startApproval(t, "paused")
 	browse(t, tab,
-		s.open(fmt.Sprintf("/workflows/%d", id)),
-		taskIs("ask", "running"),
+		s.openAsking(id),
 		clickText(`.page-actions button`, "Pause"),
 		workflowIs("pausing"),
 		clickText(`.page-actions button`, "Resume"),
@@ -155,6 +163,23 @@ func TestUIWorkflowPauseResumeCancel(t *testing.T) {
 	var inquiries []struct{ ID int64 }
 	require.NoError(t, json.Unmarshal(s.apiJSON(t, http.MethodGet, fmt.Sprintf("/inquiries?workflow_id=%d", id), nil, http.StatusOK), &inquiries))
 	require.Len(t, inquiries, 1)
+
+	// A viewer, whom the inquiry does not name, is offered neither its form nor the
+	// workflow's controls.
+	s.apiJSON(t, http.MethodPost, "/identities", map[string]any{"login": "vera", "password": "vera-password-1", "role": "viewer"}, http.StatusCreated)
+	viewer := newBrowser(t)
+	s.logIn(t, viewer, "vera", "vera-password-1")
+	browse(t, viewer,
+		s.open(fmt.Sprintf("/inquiries/%d", inquiries[0].ID)),
+		waitText(`main`, "Only roles operator, and admins may answer; you are vera (viewer)"),
+		s.open(fmt.Sprintf("/workflows/%d", id)),
+		workflowIs("pausing"),
+	)
+	require.False(t, evaluate[bool](t, viewer, `!!document.querySelector('form[aria-label=Answer]')`), "a viewer is offered no answer form")
+	for _, b := range []string{"Pause", "Resume", "Cancel"} {
+		require.False(t, hasButton(t, viewer, b), "a viewer is offered no %s", b)
+	}
+
 	s.apiJSON(t, http.MethodPost, fmt.Sprintf("/inquiries/%d/respond", inquiries[0].ID), map[string]any{"response": map[string]any{"approved": true}}, http.StatusOK)
 	browse(t, tab,
 		taskIs("ask", "succeeded"),
@@ -168,8 +193,7 @@ func TestUIWorkflowPauseResumeCancel(t *testing.T) {
 	// Cancelled while it asks: the question goes with it.
 	id = s.startApproval(t, "cancelled")
 	browse(t, tab,
-		s.open(fmt.Sprintf("/workflows/%d", id)),
-		taskIs("ask", "running"),
+		s.openAsking(id),
 		clickText(`.page-actions button`, "Cancel"),
 		clickText(`.page-actions button`, "Yes, cancel"),
 		workflowIs("cancelled"),
