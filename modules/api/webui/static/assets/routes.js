@@ -11,6 +11,8 @@ import { Tokens } from './pages/tokens.js';
 import { PackPage, Packs } from './pages/packs.js';
 import { NewRule, Rule, Rules } from './pages/rules.js';
 import { TriggersPage } from './pages/triggers.js';
+import { Inquiries, Inquiry } from './pages/inquiries.js';
+import { Workflow } from './pages/workflow.js';
 
 export const nav = [
   { href: '/', label: 'Dashboard' },
@@ -42,4 +44,7 @@ export const routes = [
   { path: '/triggers', component: TriggersPage },
   { path: '/packs', component: Packs },
   { path: '/packs/:pack', component: PackPage },
+  { path: '/workflows/:id', component: Workflow },
+  { path: '/inquiries', component: Inquiries },
+  { path: '/inquiries/:id', component: Inquiry },
 ];

@@ -1,0 +1,205 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+)
+
+// The workflow page and the inquiries: a workflow that asks is answered through the
+// inquiry's form in one tab while its page, opened before, follows it to the end in another;
+// pause, resume and cancel from the page.
+
+// apiJSON sends body to the API as the first admin and decodes the answer's data.
+func (s *uiServer) apiJSON(t *testing.T, method, path string, body any, want int) json.RawMessage {
+	t.Helper()
+	raw, err := json.Marshal(body)
+	require.NoError(t, err)
+	resp := s.request(t, method, "/api/v1"+path, strings.NewReader(string(raw)))
+	defer resp.Body.Close()
+	var out struct {
+		Data json.RawMessage `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out), "%s %s", method, path)
+	require.Equal(t, want, resp.StatusCode, "%s %s: %s", method, path, out.Data)
+	return out.Data
+}
+
+// startApproval starts examples.approval through the API and answers its execution's id.
+func (s *uiServer) startApproval(t *testing.T, version string) int64 {
+	t.Helper()
+	var exec struct{ ID int64 }
+	data := s.apiJSON(t, http.MethodPost, "/executions/execute",
+		map[string]any{"action_ref": "examples.approval", "parameters": map[string]any{"version": version}}, http.StatusCreated)
+	require.NoError(t, json.Unmarshal(data, &exec))
+	return exec.ID
+}
+
+// taskIs waits until the graph's node for task shows status ("" for not reached).
+func taskIs(task, status string) browserStep {
+	return until(fmt.Sprintf(`document.querySelector('.wf-graph svg [data-task=%q]')?.dataset.status === %q`, task, status))
+}
+
+// workflowIs waits until the workflow page shows the workflow's status.
+func workflowIs(status string) browserStep {
+	return until(fmt.Sprintf(`document.querySelector('.wf-status .status')?.innerText === %q`, status))
+}
+
+// hasButton answers whether the page offers a button showing text.
+func hasButton(t *testing.T, tab context.Context, text string) bool {
+	t.Helper()
+	return evaluate[bool](t, tab, fmt.Sprintf(`[...document.querySelectorAll('button')].some(b => b.innerText.trim() === %q)`, text))
+}
+
+// adminUI starts a server and a browser logged in there as the first admin.
+func adminUI(t *testing.T) (*uiServer, context.Context) {
+	t.Helper()
+	s := startUIServer(t)
+	tab := newBrowser(t)
+	s.logIn(t, tab, "admin", testAdminPassword)
+	return s, tab
+}
+
+// openAsking opens workflow id's page and waits until its ask task runs.
+func (s *uiServer) openAsking(id int64) browserStep {
+	return chromedp.Steps(s.open(fmt.Sprintf("/workflows/%d", id)), taskIs("ask", "running"))
+}
+
+func TestUIInquiryContinuesWorkflow(t *testing.T) {
+	t.Parallel()
+	s, tab := adminUI(t)
+	id := s.startApproval(t, "2.5")
+
+	// The page is open, and marked, before anyone answers: the marker survives only if the
+	// page never reloads, so what it shows later came live.
+	browse(t, tab,
+		s.openAsking(id),
+		taskIs("deploy", ""),
+		taskIs("report", ""),
+		workflowIs("running"),
+		waitText(`.wf-asking`, "Deploy 2.5?"),
+		until(`[...document.querySelectorAll('.wf-graph .wf-edge-label')].some(e => e.textContent.startsWith('succeeded() && result.approved'))`),
+		run(`window.openedBefore = true`),
+	)
+	require.True(t, hasButton(t, tab, "Pause"))
+	require.False(t, hasButton(t, tab, "Resume"), "resume is offered only to a pausing or paused workflow")
+	screenshot(t, tab, "workflow")
+
+	// A task is a button: Enter on it shows its executions and result.
+	browse(t, tab,
+		run(`document.querySelector('.wf-graph [data-task=ask]').focus()`),
+		chromedp.KeyEvent("\r"),
+		waitText(`.wf-detail`, "Arrival 1"),
+		waitText(`.wf-detail`, "core.ask"),
+	)
+
+	// Another tab answers, from the list of pending inquiries, through the schema's form.
+	answerer, cancel := chromedp.NewContext(tab)
+	t.Cleanup(cancel)
+	// The first Do opens the tab, for as long as answerer lives: no timeout on it.
+	require.NoError(t, chromedp.Do(answerer), "open a second tab")
+	browse(t, answerer,
+		chromedp.Navigate(s.base+"/inquiries"),
+		waitText(`main table`, "Deploy 2.5?"),
+		waitText(`main table`, fmt.Sprintf("workflow %d", id)),
+		waitText(`main table`, "roles operator, and admins"),
+		clickText(`main table a`, "Answer"),
+		chromedp.WaitVisible(chromedp.CSS(`form[aria-label=Answer] #answer-approved[type=checkbox]`)),
+		waitText(`label[for=answer-approved] .req`, "*"),
+		chromedp.Click(chromedp.CSS(`#answer-approved`)),
+		fill(`#answer-comment`, "ship it"),
+	)
+	screenshot(t, answerer, "inquiry")
+	browse(t, answerer,
+		clickText(`form[aria-label=Answer] button`, "Send the answer"),
+		waitText(`main .status`, "responded"),
+		waitText(`main pre.json`, "ship it"),
+		waitGone(`main`, "Send the answer"),
+	)
+
+	browse(t, tab,
+		taskIs("ask", "succeeded"),
+		taskIs("deploy", "succeeded"),
+		taskIs("report", "succeeded"),
+		workflowIs("completed"),
+		waitText(`main pre.json`, `"decision": "approved"`),
+		until(`window.openedBefore === true`),
+	)
+	require.False(t, hasButton(t, tab, "Pause"), "an ended workflow offers no pause")
+	require.False(t, hasButton(t, tab, "Cancel"), "an ended workflow offers no cancel")
+
+	// At a phone's width the page does not scroll sideways: the graph scrolls in its box.
+	browse(t, tab,
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		until(`document.documentElement.scrollWidth <= innerWidth && document.querySelector('.wf-graph').clientWidth <= innerWidth`),
+		chromedp.ResetViewport(),
+	)
+	screenshot(t, tab, "workflow-phone")
+}
+
+func TestUIWorkflowPauseResumeCancel(t *testing.T) {
+	t.Parallel()
+	s, tab := adminUI(t)
+
+	// Paused while ask waits, the workflow stays pausing until the answer ends ask, then
+	// pauses without starting deploy; resumed, it goes on.
+	id := s.startApproval(t, "paused")
+	browse(t, tab,
+		s.openAsking(id),
+		clickText(`.page-actions button`, "Pause"),
+		workflowIs("pausing"),
+		clickText(`.page-actions button`, "Resume"),
+		workflowIs("running"),
+		clickText(`.page-actions button`, "Pause"),
+		workflowIs("pausing"),
+	)
+	require.False(t, hasButton(t, tab, "Pause"), "a pausing workflow offers no pause")
+	var inquiries []struct{ ID int64 }
+	require.NoError(t, json.Unmarshal(s.apiJSON(t, http.MethodGet, fmt.Sprintf("/inquiries?workflow_id=%d", id), nil, http.StatusOK), &inquiries))
+	require.Len(t, inquiries, 1)
+
+	// A viewer, whom the inquiry does not name, is offered neither its form nor the
+	// workflow's controls.
+	s.apiJSON(t, http.MethodPost, "/identities", map[string]any{"login": "vera", "password": "vera-password-1", "role": "viewer"}, http.StatusCreated)
+	viewer := newBrowser(t)
+	s.logIn(t, viewer, "vera", "vera-password-1")
+	browse(t, viewer,
+		s.open(fmt.Sprintf("/inquiries/%d", inquiries[0].ID)),
+		waitText(`main`, "Only roles operator, and admins may answer; you are vera (viewer)"),
+		s.open(fmt.Sprintf("/workflows/%d", id)),
+		workflowIs("pausing"),
+	)
+	require.False(t, evaluate[bool](t, viewer, `!!document.querySelector('form[aria-label=Answer]')`), "a viewer is offered no answer form")
+	for _, b := range []string{"Pause", "Resume", "Cancel"} {
+		require.False(t, hasButton(t, viewer, b), "a viewer is offered no %s", b)
+	}
+
+	s.apiJSON(t, http.MethodPost, fmt.Sprintf("/inquiries/%d/respond", inquiries[0].ID), map[string]any{"response": map[string]any{"approved": true}}, http.StatusOK)
+	browse(t, tab,
+		taskIs("ask", "succeeded"),
+		workflowIs("paused"),
+		taskIs("deploy", "waiting"), // reached, held back by the pause
+		clickText(`.page-actions button`, "Resume"),
+		taskIs("deploy", "succeeded"),
+		workflowIs("completed"),
+	)
+
+	// Cancelled while it asks: the question goes with it.
+	id = s.startApproval(t, "cancelled")
+	browse(t, tab,
+		s.openAsking(id),
+		clickText(`.page-actions button`, "Cancel"),
+		clickText(`.page-actions button`, "Yes, cancel"),
+		workflowIs("cancelled"),
+		taskIs("ask", "cancelled"),
+		taskIs("deploy", ""),
+		waitGone(`main`, "Waiting for an answer"),
+	)
+	require.False(t, hasButton(t, tab, "Cancel"), "a cancelled workflow offers no cancel")
+}

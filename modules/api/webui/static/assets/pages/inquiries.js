@@ -1,0 +1,136 @@
+// Inquiries: the questions executions wait on. The list shows the pending ones unless its
+// filter says otherwise; an inquiry's page shows its question and, to those it allows, a
+// form built from its JSON Schema; once answered, timed out or cancelled, what became of it.
+
+import { html, useContext, useMemo, useState } from '../vendor/htm-preact.js';
+import { api } from '../lib/api.js';
+import { SchemaForm, collect, fieldsOfJSONSchema, initialValues } from '../lib/form.js';
+import { Link, setQuery, useLocation } from '../lib/router.js';
+import { useStream } from '../lib/stream.js';
+import { ErrorBox, Json, Loading, Page, Pager, Session, Status, Table, Time, useAsync, useThrottled } from '../lib/ui.js';
+
+const statuses = ['pending', 'responded', 'timed_out', 'cancelled'];
+
+// mayAnswer mirrors the API's rule: an admin always; an identity the inquiry names, or whose
+// role it names; with neither, any operator.
+export function mayAnswer(inq, session) {
+  if (!session) return false;
+  if (session.role === 'admin' || inq.users?.includes(session.login) || inq.roles?.includes(session.role)) return true;
+  return !inq.users?.length && !inq.roles?.length && session.role === 'operator';
+}
+
+function answerers(inq) {
+  const who = [];
+  if (inq.roles?.length) who.push(`roles ${inq.roles.join(', ')}`);
+  if (inq.users?.length) who.push(`users ${inq.users.join(', ')}`);
+  return who.length ? `${who.join(' or ')}, and admins` : 'operators and admins';
+}
+
+function BelongsTo({ inq }) {
+  return html`<span class="inq-links">
+    ${inq.workflow_id && html`<${Link} href=${`/workflows/${inq.workflow_id}`}>workflow ${inq.workflow_id}<//>`}
+    <${Link} href=${`/executions/${inq.execution_id}`}>execution ${inq.execution_id}<//>
+  </span>`;
+}
+
+export function Inquiries() {
+  const { query } = useLocation();
+  const status = query.get('status') ?? 'pending';
+  const page = Number(query.get('page') || 1);
+  const session = useContext(Session);
+  const list = useAsync(() => api.get('/inquiries', { status: status === 'all' ? '' : status, page, per_page: 25 }), [status, page]);
+  const reread = useThrottled(list.reload, 300);
+  // Unfiltered, for inquiries are not filtered apart from executions; only theirs count.
+  useStream({}, { onEvent: (name) => name === 'inquiry' && reread(), onOpen: reread });
+  return html`<${Page} title="Inquiries">
+    <div class="filters">
+      <label>Status
+        <select value=${status} onChange=${(e) => setQuery({ status: e.target.value === 'pending' ? '' : e.target.value, page: '' })}>
+          ${statuses.map((s) => html`<option value=${s}>${s.replace('_', ' ')}</option>`)}
+          <option value="all">all</option>
+        </select>
+      </label>
+    </div>
+    <${Loading} state=${list}>${(res) => html`
+      <${Table} rows=${res.data} empty=${status === 'pending' ? 'No question waits for an answer.' : 'No inquiries.'} columns=${[
+        { label: 'Question', cell: (q) => html`<${Link} href=${`/inquiries/${q.id}`}>${q.prompt || `inquiry ${q.id}`}<//>` },
+        { label: 'Status', cell: (q) => html`<${Status} status=${q.status} />` },
+        { label: 'Belongs to', cell: (q) => html`<${BelongsTo} inq=${q} />` },
+        { label: 'Who may answer', cell: (q) => answerers(q) },
+        { label: 'Times out', cell: (q) => (q.status === 'pending' ? html`<${Time} value=${q.timeout_at} />` : html`<span class="muted">ended <${Time} value=${q.ended_at} /></span>`) },
+        { label: '', cell: (q) => q.status === 'pending' && mayAnswer(q, session) && html`<${Link} class="btn primary" href=${`/inquiries/${q.id}`}>Answer<//>` },
+      ]} />
+      <${Pager} pagination=${res.pagination} onPage=${(p) => setQuery({ page: p })} />`}<//>
+  <//>`;
+}
+
+export function Inquiry({ id }) {
+  const inq = useAsync(() => api.get(`/inquiries/${id}`), [id]);
+  const reread = useThrottled(inq.reload, 200);
+  const execution = inq.data?.execution_id;
+  useStream(execution ? { execution_id: execution } : null, { onEvent: (name) => name === 'inquiry' && reread(), onOpen: reread });
+  return html`<${Page} title=${`Inquiry ${id}`}>
+    <${Loading} state=${inq}>${(q) => html`<${InquiryView} inq=${q} onAnswered=${inq.reload} />`}<//>
+  <//>`;
+}
+
+function InquiryView({ inq, onAnswered }) {
+  const session = useContext(Session);
+  return html`
+    <p class="inq-prompt">${inq.prompt}</p>
+    <dl class="props">
+      <dt>Status</dt><dd><${Status} status=${inq.status} /></dd>
+      <dt>Belongs to</dt><dd><${BelongsTo} inq=${inq} /></dd>
+      <dt>Who may answer</dt><dd>${answerers(inq)}</dd>
+      <dt>Asked</dt><dd><${Time} value=${inq.created} /></dd>
+      ${inq.status === 'pending' ? html`<dt>Times out</dt><dd><${Time} value=${inq.timeout_at} /></dd>` : html`<dt>Ended</dt><dd><${Time} value=${inq.ended_at} /></dd>`}
+      ${inq.responded_by && html`<dt>Answered by</dt><dd>${inq.responded_by}</dd>`}
+    </dl>
+    ${inq.status === 'responded' && html`<h2>Answer</h2><${Json} value=${inq.response} />`}
+    ${inq.status === 'timed_out' && html`<p class="muted">Nobody answered in time.</p>`}
+    ${inq.status === 'pending' && (mayAnswer(inq, session)
+      ? html`<${AnswerForm} inq=${inq} onAnswered=${onAnswered} />`
+      : html`<p class="muted">Only ${answerers(inq)} may answer; you are ${session?.login} (${session?.role}).</p>`)}`;
+}
+
+// requiredFirst puts the required fields first, the rest in the schema's order (which the
+// database may have changed: it keeps a schema's keys sorted).
+function requiredFirst(fields) {
+  return [...fields].sort((a, b) => Number(b.required) - Number(a.required));
+}
+
+// AnswerForm builds its fields from the inquiry's schema; a schema that is not an object
+// with properties is answered as JSON. The API's complaint about a field shows at the field.
+function AnswerForm({ inq, onAnswered }) {
+  const schema = inq.schema || {};
+  const whole = !schema.properties;
+  const fields = useMemo(() => (whole ? [{ name: 'response', type: 'any', required: true, description: 'The answer, as JSON.' }] : requiredFirst(fieldsOfJSONSchema(schema))), [inq.id]);
+  const [inputs, setInputs] = useState(() => initialValues(fields));
+  const [errors, setErrors] = useState({});
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    setError(null);
+    const { values, errors: wrong } = collect(fields, inputs);
+    setErrors(wrong);
+    if (Object.keys(wrong).length) return;
+    setBusy(true);
+    try {
+      await api.post(`/inquiries/${inq.id}/respond`, { response: whole ? values.response : values });
+      onAnswered();
+    } catch (err) {
+      const at = err.status === 400 && /^response\.([^.:\s[]+)/.exec(err.message)?.[1];
+      if (at && fields.some((f) => f.name === at)) setErrors({ [at]: err.message });
+      else setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<form class="card inq-form" onSubmit=${submit} aria-label="Answer" noValidate>
+    <h2>Answer</h2>
+    <${SchemaForm} fields=${fields} inputs=${inputs} errors=${errors} onInput=${setInputs} idPrefix="answer" />
+    <${ErrorBox} error=${error} />
+    <button class="btn primary" type="submit" disabled=${busy} aria-busy=${busy}>Send the answer</button>
+  </form>`;
+}
