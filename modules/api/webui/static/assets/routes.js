@@ -1,5 +1,8 @@
 // The screens: each route's path pattern and component, and the navigation's entries.
 
+import { Dashboard } from './pages/dashboard.js';
+import { Policies, PolicyPage } from './pages/policies.js';
+
 export const nav = [
   { href: '/', label: 'Dashboard' },
   { href: '/executions', label: 'Executions' },
@@ -16,4 +19,7 @@ export const nav = [
 ];
 
 export const routes = [
+  { path: '/', component: Dashboard },
+  { path: '/policies', component: Policies },
+  { path: '/policies/:policy', component: PolicyPage },
 ];
