@@ -83,6 +83,7 @@ func TestUIDashboard(t *testing.T) {
 		until(`!!document.querySelector('[aria-label="Queues"] a[href="/actions/demo.slow"]')`),
 		until(`window.notReloaded === true`),
 	)
+	require.Equal(t, "#"+failed, evaluate[string](t, tab, `document.querySelector('[aria-label="Recent failures"] tbody a').innerText`))
 	screenshot(t, tab, "dashboard")
 	screenshot(t, tab, "dashboard-phone")
 
@@ -110,6 +111,7 @@ func TestUIDashboard(t *testing.T) {
 		textIs(`[aria-label="Last hour"] [data-total]`, "6"),
 		textIs(`[data-figure="Waiting in queues"]`, "0"),
 		waitText(`[aria-label="Queues"]`, "No execution waits"),
+		waitGone(`[aria-label="Queues"]`, "demo.slow"),
 		until(`window.notReloaded === true`),
 	)
 }
