@@ -161,9 +161,12 @@ type SensorView struct {
 	StartedAt *time.Time `json:"started_at"`
 }
 
+// sensorStatus is a sensor's status as SensorView tells it.
+const sensorStatus = `CASE WHEN NOT s.enabled THEN 'disabled' WHEN l.expires > now() THEN l.status ELSE 'stopped' END`
+
 const sensorViewColumns = `s.id, s.ref, s.pack_ref, s.label, s.description, s.entry_point, s.trigger_refs, s.parameters, s.config,
 	s.enabled, s.created, s.updated,
-	CASE WHEN NOT s.enabled THEN 'disabled' WHEN l.expires > now() THEN l.status ELSE 'stopped' END,
+	` + sensorStatus + `,
 	CASE WHEN l.expires > now() THEN l.holder END, CASE WHEN l.expires > now() THEN l.pid END,
 	coalesce(l.restarts, 0), coalesce(l.last_error, ''), CASE WHEN l.expires > now() THEN l.started_at END`
 

@@ -105,9 +105,12 @@ func (q *Queries) WorkerSetInactive(ctx context.Context, name string) error {
 // worker killed outright never marks itself inactive; reading its status from its heartbeat
 // needs no sweeper, and stays true while the database is away.
 func workerSeenColumns(alive string) string {
-	return `id, name, runners, labels, concurrency,
-	CASE WHEN status = 'active' AND last_heartbeat < now() - make_interval(secs => ` + alive + `) THEN 'inactive' ELSE status END,
-	host, pid, last_heartbeat, created, updated`
+	return `id, name, runners, labels, concurrency, ` + workerSeenStatus(alive) + `, host, pid, last_heartbeat, created, updated`
+}
+
+// workerSeenStatus is a worker's status as readers are shown it (workerSeenColumns).
+func workerSeenStatus(alive string) string {
+	return `CASE WHEN status = 'active' AND last_heartbeat < now() - make_interval(secs => ` + alive + `) THEN 'inactive' ELSE status END`
 }
 
 // WorkerGet returns the worker called name, inactive when it has not heartbeated within

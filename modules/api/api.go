@@ -44,6 +44,7 @@ type Store interface {
 	ExecutionRequest(ctx context.Context, p store.ExecutionCreateParams) (store.ExecutionCreated, error)
 	ExecutionRequesters(ctx context.Context, ids []int64) (map[int64]store.Requester, error)
 	AuditList(ctx context.Context, f store.AuditFilter, page store.Page) ([]store.AuditEntry, int, error)
+	DashboardGet(ctx context.Context, aliveWithin time.Duration) (store.Dashboard, error)
 	ExecutionCreateRerun(ctx context.Context, p store.ExecutionCreateParams, rerun store.WorkflowRerun) (store.ExecutionCreated, error)
 	WorkflowGet(ctx context.Context, id int64) (store.Workflow, error)
 	// WorkflowTransition moves a workflow's execution under the workflow's lock, so that a
@@ -237,6 +238,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 	m.route(http.MethodGet, "/inquiries/:id", m.getInquiry, Viewer)
 	// Who may answer is the inquiry's to say; the handler checks it.
 	m.boundedRoute(http.MethodPost, "/inquiries/:id/respond", m.respond, Viewer)
+	m.route(http.MethodGet, "/dashboard", m.dashboard, Viewer)
 	m.route(http.MethodGet, "/workers", m.listWorkers, Viewer)
 	m.route(http.MethodGet, "/workers/:name", m.getWorker, Viewer)
 	m.route(http.MethodDelete, "/workers/:name", m.deleteWorker, Admin)

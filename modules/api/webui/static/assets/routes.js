@@ -13,6 +13,8 @@ import { NewRule, Rule, Rules } from './pages/rules.js';
 import { TriggersPage } from './pages/triggers.js';
 import { Inquiries, Inquiry } from './pages/inquiries.js';
 import { Workflow } from './pages/workflow.js';
+import { Dashboard } from './pages/dashboard.js';
+import { Policies, PolicyPage } from './pages/policies.js';
 
 export const nav = [
   { href: '/', label: 'Dashboard' },
@@ -47,4 +49,7 @@ export const routes = [
   { path: '/workflows/:id', component: Workflow },
   { path: '/inquiries', component: Inquiries },
   { path: '/inquiries/:id', component: Inquiry },
+  { path: '/', component: Dashboard },
+  { path: '/policies', component: Policies },
+  { path: '/policies/:policy', component: PolicyPage },
 ];

@@ -1,0 +1,117 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+)
+
+// apiPost sends body to the API as the first admin and answers the answer's data.
+func (s *uiServer) apiPost(t *testing.T, path, body string) map[string]any {
+	t.Helper()
+	resp := s.request(t, http.MethodPost, "/api/v1"+path, strings.NewReader(body))
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Less(t, resp.StatusCode, 300, "POST %s: %s", path, raw)
+	var out struct {
+		Data map[string]any `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &out), "POST %s: %s", path, raw)
+	return out.Data
+}
+
+// execute runs action with params through the API and answers the execution's id.
+func (s *uiServer) execute(t *testing.T, action, params string) string {
+	t.Helper()
+	e := s.apiPost(t, "/executions/execute", fmt.Sprintf(`{"action_ref": %q, "parameters": %s}`, action, params))
+	return strconv.FormatInt(int64(e["id"].(float64)), 10)
+}
+
+// textIs waits until the first element matching the CSS selector shows exactly text.
+func textIs(selector, text string) browserStep {
+	return until(fmt.Sprintf(`document.querySelector(%q)?.innerText.trim() === %q`, selector, text))
+}
+
+// The dashboard and the policies page follow executions started after they were loaded,
+// without a reload: the hour's counts by status, the failure linking to its execution, the
+// queue's length linking to its action; the policies page shows the queue and its change.
+func TestUIDashboard(t *testing.T) {
+	t.Parallel()
+	s := startUIServer(t)
+	// One demo.slow at a time: the second waits.
+	s.apiPost(t, "/policies", `{"ref": "demo.slow_one", "action_ref": "demo.slow", "concurrency": {"limit": 1}}`)
+	tab := newBrowser(t)
+	s.logIn(t, tab, "admin", testAdminPassword)
+	browse(t, tab,
+		waitText(`[aria-label="Last hour"]`, "No executions"),
+		textIs(`[data-figure="Running now"]`, "0"),
+		waitText(`[aria-label="Recent failures"]`, "No failures"),
+		waitText(`[aria-label="Queues"]`, "No execution waits"),
+		// The server's own worker heartbeats; no sensor runs (no rule uses one).
+		textIs(`[data-figure="Workers alive"]`, "1"),
+		chromedp.WaitVisible(chromedp.CSS(`.live-state.on`)),
+		// A reload would forget this: the figures below must come through the stream.
+		run(`window.notReloaded = true`),
+	)
+
+	failed := s.execute(t, "demo.fail", `{}`)
+	for _, name := range []string{"ann", "bob", "cy"} {
+		s.execute(t, "demo.hello", fmt.Sprintf(`{"name": %q}`, name))
+	}
+	running := s.execute(t, "demo.slow", `{"seconds": 30}`)
+	s.execute(t, "demo.slow", `{"seconds": 30}`)
+
+	browse(t, tab,
+		textIs(`[aria-label="Last hour"] [data-count="completed"]`, "3"),
+		textIs(`[aria-label="Last hour"] [data-count="failed"]`, "1"),
+		textIs(`[aria-label="Last hour"] [data-count="running"]`, "1"),
+		textIs(`[aria-label="Last hour"] [data-count="requested"]`, "1"),
+		textIs(`[aria-label="Last hour"] [data-total]`, "6"),
+		textIs(`[aria-label="Last day"] [data-total]`, "6"),
+		textIs(`[data-figure="Running now"]`, "1"),
+		textIs(`[data-figure="Waiting in queues"]`, "1"),
+		until(fmt.Sprintf(`!!document.querySelector('[aria-label="Recent failures"] a[href="/executions/%s"]')`, failed)),
+		textIs(`[data-queued="demo.slow"]`, "1"),
+		until(`!!document.querySelector('[aria-label="Queues"] a[href="/actions/demo.slow"]')`),
+		until(`window.notReloaded === true`),
+	)
+	require.Equal(t, "#"+failed, evaluate[string](t, tab, `document.querySelector('[aria-label="Recent failures"] tbody a').innerText`))
+	screenshot(t, tab, "dashboard")
+	screenshot(t, tab, "dashboard-phone")
+
+	browse(t, tab,
+		s.open("/policies"),
+		waitText(`table`, "demo.slow_one"),
+		waitText(`table`, "1 at once; queues the rest"),
+		textIs(`[data-queue="demo.slow"] [data-active]`, "1"),
+		textIs(`[data-queue="demo.slow"] [data-queued]`, "1"),
+		textIs(`[data-queue="demo.hello"] [data-queued]`, "0"),
+		chromedp.WaitVisible(chromedp.CSS(`[aria-label="Queues"] .live-state.on`)),
+	)
+	screenshot(t, tab, "policies")
+
+	// Cancelling the running one admits the waiter: the queue empties, live.
+	s.apiPost(t, "/executions/"+running+"/cancel", `{}`)
+	browse(t, tab,
+		textIs(`[data-queue="demo.slow"] [data-queued]`, "0"),
+		textIs(`[data-queue="demo.slow"] [data-active]`, "1"),
+		clickText(`a`, "demo.slow_one"),
+		waitText(`h1`, "Policy demo.slow_one"),
+		waitText(`.props`, "1 at once; queues the rest"),
+		textIs(`[data-queue="demo.slow"] [data-queued]`, "0"),
+		s.open("/"),
+		textIs(`[aria-label="Last hour"] [data-total]`, "6"),
+		textIs(`[data-figure="Waiting in queues"]`, "0"),
+		waitText(`[aria-label="Queues"]`, "No execution waits"),
+		waitGone(`[aria-label="Queues"]`, "demo.slow"),
+		until(`window.notReloaded === true`),
+	)
+}
