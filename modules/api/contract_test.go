@@ -275,6 +275,7 @@ func (f *contractFixture) contracts() []contract {
 			{path: "/auth/refresh", body: `{"refresh_token": "not-a-token"}`, status: unauth}}},
 		{"GET /openapi.json", []probe{{path: "/openapi.json", status: ok}}},
 		{"GET /whoami", []probe{{path: "/whoami", status: ok}}},
+		{"GET /dashboard", []probe{{path: "/dashboard", status: ok}}},
 
 		list("GET /packs", "/packs"),
 		{"GET /packs/{ref}", []probe{{path: "/packs/demo", status: ok}, {path: "/packs/nope", status: missing}}},
