@@ -30,23 +30,26 @@ export function useAsync(load, deps) {
     let running = null;
     let again = false;
     const self = () => {
+      if (current.current !== self) return Promise.resolve(); // not shown, or deps changed
       if (running) {
         again = true;
         return running;
       }
       running = (async () => {
-        do {
-          again = false;
-          if (current.current !== self) break;
-          setState((s) => (s.loading ? s : { ...s, loading: true }));
-          try {
-            const data = await latest.current();
-            if (current.current === self) setState({ data, error: null, loading: false });
-          } catch (error) {
-            if (current.current === self) setState((s) => ({ ...s, error, loading: false }));
-          }
-        } while (again);
-        running = null;
+        try {
+          do {
+            again = false;
+            setState((s) => (s.loading ? s : { ...s, loading: true }));
+            try {
+              const data = await latest.current();
+              if (current.current === self) setState({ data, error: null, loading: false });
+            } catch (error) {
+              if (current.current === self) setState((s) => ({ ...s, error, loading: false }));
+            }
+          } while (again && current.current === self);
+        } finally {
+          running = null;
+        }
       })();
       return running;
     };
