@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -43,17 +45,23 @@ func textIs(selector, text string) browserStep {
 // The dashboard and the policies page follow executions started after they were loaded,
 // without a reload: the hour's counts by status, the failure linking to its execution, the
 // queue's length linking to its action; the policies page shows the queue and its change.
+// What runs waits at a gate (uiexec.gated) until the test opens it, however slow the machine.
 func TestUIDashboard(t *testing.T) {
 	t.Parallel()
 	s := startUIServer(t)
-	// One demo.slow at a time: the second waits.
-	s.apiPost(t, "/policies", `{"ref": "demo.slow_one", "action_ref": "demo.slow", "concurrency": {"limit": 1}}`)
+	s.registerUIPack(t)
+	// One uiexec.gated at a time: the second waits.
+	s.apiPost(t, "/policies", `{"ref": "uiexec.gated_one", "action_ref": "uiexec.gated", "concurrency": {"limit": 1}}`)
+	gates := [2]string{filepath.Join(t.TempDir(), "first"), filepath.Join(t.TempDir(), "second")}
+	for _, g := range gates {
+		require.NoError(t, syscall.Mkfifo(g, 0o600))
+	}
 	tab := newBrowser(t)
 	s.logIn(t, tab, "admin", testAdminPassword)
 	browse(t, tab,
 		waitText(`[aria-label="Last hour"]`, "No executions"),
 		textIs(`[data-figure="Running now"]`, "0"),
-		waitText(`[aria-label="Recent failures"]`, "No failures"),
+		waitText(`[aria-label="Recent failures"]`, "No execution created in the last day failed"),
 		waitText(`[aria-label="Queues"]`, "No execution waits"),
 		// The server's own worker heartbeats; no sensor runs (no rule uses one).
 		textIs(`[data-figure="Workers alive"]`, "1"),
@@ -66,8 +74,8 @@ func TestUIDashboard(t *testing.T) {
 	for _, name := range []string{"ann", "bob", "cy"} {
 		s.execute(t, "demo.hello", fmt.Sprintf(`{"name": %q}`, name))
 	}
-	running := s.execute(t, "demo.slow", `{"seconds": 30}`)
-	s.execute(t, "demo.slow", `{"seconds": 30}`)
+	running := s.execute(t, "uiexec.gated", fmt.Sprintf(`{"name": "first", "gate": %q}`, gates[0]))
+	s.execute(t, "uiexec.gated", fmt.Sprintf(`{"name": "second", "gate": %q}`, gates[1]))
 
 	browse(t, tab,
 		textIs(`[aria-label="Last hour"] [data-count="completed"]`, "3"),
@@ -77,22 +85,32 @@ func TestUIDashboard(t *testing.T) {
 		textIs(`[aria-label="Last hour"] [data-total]`, "6"),
 		textIs(`[aria-label="Last day"] [data-total]`, "6"),
 		textIs(`[data-figure="Running now"]`, "1"),
+		textIs(`[data-figure="Failed, last day"]`, "1"),
 		textIs(`[data-figure="Waiting in queues"]`, "1"),
 		until(fmt.Sprintf(`!!document.querySelector('[aria-label="Recent failures"] a[href="/executions/%s"]')`, failed)),
-		textIs(`[data-queued="demo.slow"]`, "1"),
-		until(`!!document.querySelector('[aria-label="Queues"] a[href="/actions/demo.slow"]')`),
+		waitText(`[aria-label="Recent failures"] thead`, "Reason"),
+		textIs(`[data-queued="uiexec.gated"]`, "1"),
+		until(`!!document.querySelector('[aria-label="Queues"] a[href="/actions/uiexec.gated"]')`),
 		until(`window.notReloaded === true`),
 	)
 	require.Equal(t, "#"+failed, evaluate[string](t, tab, `document.querySelector('[aria-label="Recent failures"] tbody a').innerText`))
 	screenshot(t, tab, "dashboard")
 	screenshot(t, tab, "dashboard-phone")
 
+	// The day's failed count opens the list of them.
+	browse(t, tab,
+		run(`document.querySelector('[data-figure="Failed, last day"]').closest('a').click()`),
+		until(`location.pathname === '/executions' && new URLSearchParams(location.search).get('status') === 'failed' &&
+			Date.now() - new Date(new URLSearchParams(location.search).get('since')) > 86000000`),
+		until(fmt.Sprintf(`!!document.querySelector('tbody a[href="/executions/%s"]')`, failed)),
+	)
+
 	browse(t, tab,
 		s.open("/policies"),
-		waitText(`table`, "demo.slow_one"),
+		waitText(`table`, "uiexec.gated_one"),
 		waitText(`table`, "1 at once; queues the rest"),
-		textIs(`[data-queue="demo.slow"] [data-active]`, "1"),
-		textIs(`[data-queue="demo.slow"] [data-queued]`, "1"),
+		textIs(`[data-queue="uiexec.gated"] [data-active]`, "1"),
+		textIs(`[data-queue="uiexec.gated"] [data-queued]`, "1"),
 		textIs(`[data-queue="demo.hello"] [data-queued]`, "0"),
 		chromedp.WaitVisible(chromedp.CSS(`[aria-label="Queues"] .live-state.on`)),
 	)
@@ -101,17 +119,19 @@ func TestUIDashboard(t *testing.T) {
 	// Cancelling the running one admits the waiter: the queue empties, live.
 	s.apiPost(t, "/executions/"+running+"/cancel", `{}`)
 	browse(t, tab,
-		textIs(`[data-queue="demo.slow"] [data-queued]`, "0"),
-		textIs(`[data-queue="demo.slow"] [data-active]`, "1"),
-		clickText(`a`, "demo.slow_one"),
-		waitText(`h1`, "Policy demo.slow_one"),
+		textIs(`[data-queue="uiexec.gated"] [data-queued]`, "0"),
+		textIs(`[data-queue="uiexec.gated"] [data-active]`, "1"),
+		clickText(`a`, "uiexec.gated_one"),
+		waitText(`h1`, "Policy uiexec.gated_one"),
 		waitText(`.props`, "1 at once; queues the rest"),
-		textIs(`[data-queue="demo.slow"] [data-queued]`, "0"),
+		textIs(`[data-queue="uiexec.gated"] [data-queued]`, "0"),
 		s.open("/"),
 		textIs(`[aria-label="Last hour"] [data-total]`, "6"),
 		textIs(`[data-figure="Waiting in queues"]`, "0"),
 		waitText(`[aria-label="Queues"]`, "No execution waits"),
-		waitGone(`[aria-label="Queues"]`, "demo.slow"),
+		waitGone(`[aria-label="Queues"]`, "uiexec.gated"),
 		until(`window.notReloaded === true`),
 	)
+	release(t, gates[1])
+	browse(t, tab, textIs(`[data-figure="Running now"]`, "0"))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
@@ -52,6 +54,35 @@ func execID(t *testing.T, tab context.Context) int {
 // onExecutionPage waits until the tab shows an execution's page other than the one not.
 func onExecutionPage(not int) browserStep {
 	return until(fmt.Sprintf(`/^\/executions\/\d+$/.test(location.pathname) && location.pathname !== '/executions/%d' && !!document.querySelector('.exec-summary')`, not))
+}
+
+// listed waits until the executions table lists execution id (its own link, so that #1 is not
+// taken for #10); gone until it does not.
+func listed(id int) browserStep {
+	return until(fmt.Sprintf(`!!document.querySelector('tbody a[href="/executions/%d"]')`, id))
+}
+
+func unlisted(id int) browserStep {
+	return until(fmt.Sprintf(`!!document.querySelector('tbody') && !document.querySelector('tbody a[href="/executions/%d"]')`, id))
+}
+
+// release writes a line to the FIFO gate that a gated execution reads, waiting (within the
+// browser timeout) for it to open the FIFO: a plain write would block for ever on a FIFO that
+// no execution reads any more.
+func release(t *testing.T, gate string) {
+	t.Helper()
+	deadline := time.Now().Add(browserTimeout)
+	for {
+		f, err := os.OpenFile(gate, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			_, err = f.WriteString("go\n")
+			require.NoError(t, errors.Join(err, f.Close()), "release %s", gate)
+			return
+		}
+		require.ErrorIs(t, err, syscall.ENXIO, "release %s", gate)
+		require.True(t, time.Now().Before(deadline), "nothing read the gate %s", gate)
+		time.Sleep(20 * time.Millisecond) // the reader opens it in a moment: poll until then
+	}
 }
 
 // statusIs waits until the execution's page shows status.
@@ -115,12 +146,17 @@ func TestUIRunCancelRerun(t *testing.T) {
 			(document.querySelector('.output.live .stderr')?.innerText || '').includes('a line on stderr')`),
 	)
 	screenshot(t, tab, "execution")
-	require.NoError(t, os.WriteFile(gate, []byte("go\n"), 0o600))
+	// Chunks are not read aloud one by one; the status line is.
+	require.True(t, evaluate[bool](t, tab, `!document.querySelector('.output.live[aria-live]') && !!document.querySelector('.exec-summary[role=status]')`))
+	release(t, gate)
 	browse(t, tab,
 		statusIs("completed"),
 		waitText(`pre[data-stream=stdout]`, "Released with go"),
 		waitText(`pre[data-stream=stderr]`, "a line on stderr"),
 		waitText(`.timeline`, "Finished"),
+		// Clock times, not "now" four times over.
+		until(`[...document.querySelectorAll('.timeline time')].length === 4 &&
+			[...document.querySelectorAll('.timeline time')].every(e => /\d:\d\d/.test(e.innerText))`),
 		waitText(`.trace .trace-node.current`, "uiexec.gated"),
 	)
 
@@ -172,7 +208,7 @@ func TestUIRunCancelRerun(t *testing.T) {
 		statusIs("completed"),
 		waitText(`.exec-output`, "Hello, Bo (glad)!"),
 		waitText(`.exec-output`, "password right"),
-		waitText(`dl.props`, fmt.Sprintf("#%d", greetID)),
+		until(fmt.Sprintf(`[...document.querySelectorAll('dl.props dt')].some(dt => dt.innerText === 'Rerun of' && dt.nextElementSibling.innerText === 'execution #%d')`, greetID)),
 	)
 	rerun := execID(t, tab)
 	require.NotEqual(t, greetID, rerun)
@@ -181,13 +217,13 @@ func TestUIRunCancelRerun(t *testing.T) {
 	// The list filtered by status and action, and a new execution showing up live.
 	browse(t, tab,
 		s.open("/executions?status=cancelled&action=demo.slow"),
-		waitText(`table`, fmt.Sprintf("#%d", slow)),
-		waitGone(`table`, fmt.Sprintf("#%d", hello)),
+		listed(slow),
+		unlisted(hello),
 		until(`document.querySelector('select[name=status]').value === 'cancelled'`),
 		s.open("/executions?action=demo.hello"),
-		waitText(`table`, fmt.Sprintf("#%d", hello)),
-		waitGone(`table`, fmt.Sprintf("#%d", slow)),
-		waitText(`.live`, "Live"),
+		listed(hello),
+		unlisted(slow),
+		waitText(`.live-state`, "Live"),
 	)
 	fresh := s.apiCall(t, http.MethodPost, "/api/v1/executions/execute",
 		map[string]any{"action_ref": "demo.hello", "parameters": map[string]any{"name": "Zed"}}, http.StatusCreated)
@@ -195,9 +231,21 @@ func TestUIRunCancelRerun(t *testing.T) {
 		until(fmt.Sprintf(`[...document.querySelectorAll('tbody tr')].some(r => r.innerText.includes('#%d') && r.innerText.includes('completed'))`, int(fresh["id"].(float64)))),
 		clickText(`form[role=search] button`, "Clear"),
 		until(`location.search === ''`),
-		waitText(`table`, fmt.Sprintf("#%d", slow)),
+		listed(slow),
 	)
 	screenshot(t, tab, "executions")
+
+	// A time filter is kept in the address as RFC 3339 and shown in local time.
+	browse(t, tab,
+		run(`(() => { const i = document.querySelector('input[name=since]');
+			Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(i, '2020-01-02T03:04');
+			i.dispatchEvent(new Event('change', {bubbles: true})) })()`),
+		until(`new URLSearchParams(location.search).get('since') === new Date('2020-01-02T03:04').toISOString()`),
+		s.open("/executions?since=2020-01-02T03:04:00Z"),
+		until(`document.querySelector('input[name=since]').value === (() => { const d = new Date('2020-01-02T03:04:00Z');
+			return new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16) })()`),
+		listed(slow),
+	)
 }
 
 // A viewer sees actions and executions but is offered no run, cancel or rerun, and the
@@ -231,4 +279,114 @@ func TestUIViewerCannotRun(t *testing.T) {
 	})()`, chromedp.EvalAwaitPromise))
 	require.NoError(t, err)
 	require.Equal(t, float64(http.StatusForbidden), status)
+}
+
+// awaited evaluates JavaScript that answers a promise, and answers what it resolves to.
+func awaited[T any](t *testing.T, tab context.Context, js string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, browserTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	require.NoError(t, err, "evaluate %s", js)
+	return v
+}
+
+// The live parts, in the browser that runs them: lib/status.js never moves a status
+// backwards, useAsync shows answers while reloads keep coming faster than a load takes, and
+// a hidden tab gives its stream's connection back, then reads again when shown.
+func TestUILiveParts(t *testing.T) {
+	t.Parallel()
+	s := startUIServer(t)
+	tab := newBrowser(t)
+	s.logIn(t, tab, "admin", testAdminPassword)
+	browse(t, tab, s.open("/executions"), waitText(`.live-state`, "Live"))
+
+	wrong := awaited[[]string](t, tab, `(async () => {
+		const { furthest, cancellable } = await import('/assets/lib/status.js');
+		const t1 = '2025-01-01T10:00:00Z', t2 = '2025-01-01T10:00:01Z';
+		const pairs = [
+			// [shown, next, want]
+			[['running', t1], ['pausing', t2], 'pausing'],
+			[['pausing', t2], ['running', t1], 'pausing'],
+			[['pausing', t1], ['running', t2], 'running'], // a change missed while reconnecting, read later
+			[['paused', t1], ['running', t1], 'paused'],
+			[['running', t2], ['scheduled', t1], 'running'],
+			[['scheduled', t1], ['running', t2], 'running'],
+			[['requested', t2], ['scheduling', t1], 'scheduling'],
+			[['completed', t1], ['running', t2], 'completed'],
+			[['running', t1], ['failed', t2], 'failed'],
+			[['canceling', t1], ['paused', t2], 'canceling'],
+			[['paused', t2], ['canceling', t1], 'canceling'],
+			[['abandoned', t1], ['completed', t2], 'completed'],
+			[['completed', t1], ['abandoned', t2], 'completed'],
+			[['failed', t1], ['cancelled', t2], 'failed'],
+			[null, ['requested', t1], 'requested'],
+			[['requested', t1], null, 'requested'],
+		];
+		const sight = (p) => p && { status: p[0], at: p[1] };
+		const out = pairs.filter(([a, b, want]) => furthest(sight(a), sight(b))?.status !== want).map((p) => JSON.stringify(p));
+		const cancels = [[{ status: 'canceling' }, true], [{ status: 'paused' }, true], [{ status: 'failed', retry_at: t1 }, true], [{ status: 'completed' }, false]];
+		return out.concat(cancels.filter(([e, want]) => cancellable(e) !== want).map((c) => 'cancellable ' + JSON.stringify(c)));
+	})()`)
+	require.Empty(t, wrong, "furthest and cancellable answered otherwise for these")
+
+	// Reloads every 15 ms, each load taking 60 ms: every answer would be overtaken by a newer
+	// request if only the newest request's answer were shown.
+	var got struct{ During, Most, Last, Calls int }
+	require.NoError(t, json.Unmarshal([]byte(awaited[string](t, tab, `(async () => {
+		const { html, render, useEffect } = await import('/assets/vendor/htm-preact.js');
+		const { useAsync } = await import('/assets/lib/ui.js');
+		const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+		let calls = 0, running = 0, most = 0, state;
+		const seen = [];
+		function Probe() {
+			state = useAsync(async () => {
+				const n = ++calls;
+				most = Math.max(most, ++running);
+				await sleep(60);
+				running--;
+				return n;
+			}, []);
+			useEffect(() => { if (state.data !== undefined && seen[seen.length - 1] !== state.data) seen.push(state.data); });
+			return null;
+		}
+		const box = document.createElement('div');
+		render(html`+"`<${Probe} />`"+`, box);
+		for (let i = 0; i < 40; i++) { state.reload(); await sleep(15); }
+		const during = seen.length;
+		await state.reload();
+		await sleep(100);
+		render(null, box);
+		return JSON.stringify({ during, most, last: seen[seen.length - 1], calls });
+	})()`)), &got))
+	require.GreaterOrEqual(t, got.During, 3, "answers shown while the reloads kept coming: %+v", got)
+	require.Equal(t, 1, got.Most, "one load at a time: %+v", got)
+	require.Equal(t, got.Calls, got.Last, "the last load's answer is shown: %+v", got)
+	require.Less(t, got.Calls, 40, "reloads asked for while a load ran coalesced: %+v", got)
+
+	// The page's visibility is the test's to set; fetch counts the streams open and the
+	// executions read.
+	browse(t, tab,
+		run(`(() => {
+			window.streams = 0; window.reads = 0; window.hiddenNow = false;
+			const f = window.fetch.bind(window);
+			window.fetch = (url, init) => {
+				if (String(url).includes('/api/v1/stream')) { window.streams++; init?.signal?.addEventListener('abort', () => window.streams--); }
+				if (String(url).includes('/api/v1/executions')) window.reads++;
+				return f(url, init);
+			};
+			Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (window.hiddenNow ? 'hidden' : 'visible') });
+			window.setHidden = (h) => { window.hiddenNow = h; document.dispatchEvent(new Event('visibilitychange')); };
+		})()`),
+		run(`setHidden(true)`),
+		waitText(`.live-state`, "Paused while hidden"),
+		run(`window.reads = 0; setHidden(false)`),
+		waitText(`.live-state`, "Live"),
+		until(`window.streams === 1 && window.reads > 0`),
+		run(`setHidden(true)`),
+		until(`window.streams === 0`),
+		waitText(`.live-state`, "Paused while hidden"),
+		run(`setHidden(false)`),
+		until(`window.streams === 1`),
+	)
 }

@@ -91,12 +91,43 @@ func TestUIInquiryContinuesWorkflow(t *testing.T) {
 	require.False(t, hasButton(t, tab, "Resume"), "resume is offered only to a pausing or paused workflow")
 	screenshot(t, tab, "workflow")
 
-	// A task is a button: Enter on it shows its executions and result.
+	// A task is a button: Enter on it shows its executions and result. Focused, selected and
+	// running each look their own: the running task keeps its colour when selected, the
+	// selection is a tint, the focus a ring of another colour.
 	browse(t, tab,
+		waitText(`.page-actions .live-state`, "Live"),
 		run(`document.querySelector('.wf-graph [data-task=ask]').focus()`),
 		chromedp.KeyEvent("\r"),
 		waitText(`.wf-detail`, "Arrival 1"),
 		waitText(`.wf-detail`, "core.ask"),
+	)
+	looks := evaluate[map[string]string](t, tab, `(() => {
+		const st = (sel, prop) => getComputedStyle(document.querySelector(sel))[prop];
+		const info = getComputedStyle(document.querySelector('.wf-graph')).getPropertyValue('--info').trim();
+		const probe = document.createElement('span');
+		probe.style.color = info;
+		document.body.append(probe);
+		const running = getComputedStyle(probe).color;
+		probe.remove();
+		return {
+			running,
+			askStroke: st('[data-task=ask] .wf-box', 'stroke'),
+			askFill: st('[data-task=ask] .wf-box', 'fill'),
+			plainFill: st('[data-task=deploy] .wf-box', 'fill'),
+			ring: st('[data-task=ask] .wf-ring', 'stroke'),
+			plainRing: st('[data-task=deploy] .wf-ring', 'stroke'),
+		};
+	})()`)
+	require.Equal(t, looks["running"], looks["askStroke"], "a selected running task keeps its colour: %v", looks)
+	require.NotEqual(t, looks["plainFill"], looks["askFill"], "the selection tints the node: %v", looks)
+	require.NotEqual(t, "none", looks["ring"], "the focused node has its ring: %v", looks)
+	require.Equal(t, "none", looks["plainRing"], "an unfocused node has none: %v", looks)
+	require.NotEqual(t, looks["running"], looks["ring"], "the focus ring is not the running colour: %v", looks)
+
+	// Chosen in the table below, a task's details come into view with the focus.
+	browse(t, tab,
+		clickText(`main table button.linkish`, "deploy"),
+		until(`document.activeElement?.matches('.wf-detail h2') && document.activeElement.innerText === 'Task deploy'`),
 	)
 
 	// Another tab answers, from the list of pending inquiries, through the schema's form.
@@ -138,6 +169,14 @@ func TestUIInquiryContinuesWorkflow(t *testing.T) {
 	browse(t, tab,
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
 		until(`document.documentElement.scrollWidth <= innerWidth && document.querySelector('.wf-graph').clientWidth <= innerWidth`),
+		// Every edge label shows whole, within the drawing.
+		until(`(() => {
+			const svg = document.querySelector('.wf-graph svg');
+			const [x, y, w, h] = svg.getAttribute('viewBox').split(' ').map(Number);
+			const labels = [...svg.querySelectorAll('.wf-edge-label')];
+			return labels.length > 0 && labels.every((l) => { const b = l.getBBox(); return b.x >= x && b.y >= y && b.x + b.width <= x + w && b.y + b.height <= y + h; }) &&
+				labels.some((l) => l.textContent.endsWith('…'));
+		})()`),
 		chromedp.ResetViewport(),
 	)
 	screenshot(t, tab, "workflow-phone")

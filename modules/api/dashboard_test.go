@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/attune-go/attune/modules/api"
+	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/store"
 )
 
@@ -64,4 +65,24 @@ func TestDashboard(t *testing.T) {
 	require.NotEmpty(t, q["oldest_queued_at"])
 
 	s.as("").fail(http.StatusUnauthorized, "unauthorized", http.MethodGet, "/dashboard", "")
+}
+
+// A failure's reason may quote a seal token (a template's error about the value it computed
+// with): the dashboard shows it masked, to every role.
+func TestDashboardMasksReasons(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	ctx := context.Background()
+	const token = "attune:sealed:v1:k0123456789ab:c2VhbGVk~"
+	failed, err := s.s.ExecutionInsert(ctx, store.ExecutionInsertParams{ActionRef: "demo.run", Admitted: true})
+	require.NoError(t, err)
+	_, _, err = s.s.ExecutionTransition(ctx, store.ExecutionTransition{ID: failed.ID, From: []string{store.ExecutionRequested},
+		To: store.ExecutionFailed, Reason: "render vars: invalid operation: int(" + token + ")"})
+	require.NoError(t, err)
+
+	got := s.as(s.newIdentity("vera", "viewer")).data(http.StatusOK, http.MethodGet, "/dashboard", "")
+	failures := got["failures"].([]any)
+	require.Len(t, failures, 1)
+	require.Equal(t, "render vars: invalid operation: int("+pack.Mask+")", failures[0].(map[string]any)["reason"])
+	require.NotContains(t, mustJSON(t, got), "sealed:v1")
 }

@@ -1,7 +1,7 @@
 // The pieces every screen is built of: the session (who is logged in, with what role),
 // loading and errors, tables, paging, statuses, times and buttons that act.
 
-import { html, createContext, useCallback, useContext, useEffect, useRef, useState } from '../vendor/htm-preact.js';
+import { html, createContext, useCallback, useContext, useEffect, useMemo, useRef, useState } from '../vendor/htm-preact.js';
 import { Link } from './router.js';
 
 // Session holds whoami's answer: {login, role}.
@@ -17,24 +17,52 @@ export function useCan(role) {
 }
 
 // useAsync runs load when deps change and keeps its answer; reload runs it again, keeping
-// the last answer on screen meanwhile.
+// the last answer on screen meanwhile. Reloads coalesce: one load runs at a time, a reload
+// asked for while it runs makes one more run when it ends, and every answer is shown (each is
+// newer than the last, the loads running one after the other). An answer for deps that have
+// changed since is dropped. reload's promise settles once the load that covers it has ended.
 export function useAsync(load, deps) {
   const [state, setState] = useState({ data: undefined, error: null, loading: true });
-  const seq = useRef(0);
-  const run = useCallback(async () => {
-    const n = ++seq.current;
-    setState((s) => ({ ...s, loading: true }));
-    try {
-      const data = await load();
-      if (n === seq.current) setState({ data, error: null, loading: false });
-    } catch (error) {
-      if (n === seq.current) setState((s) => ({ ...s, error, loading: false }));
-    }
+  const latest = useRef(load);
+  latest.current = load;
+  const current = useRef(null);
+  const reload = useMemo(() => {
+    let running = null;
+    let again = false;
+    const self = () => {
+      if (current.current !== self) return Promise.resolve(); // not shown, or deps changed
+      if (running) {
+        again = true;
+        return running;
+      }
+      running = (async () => {
+        try {
+          do {
+            again = false;
+            setState((s) => (s.loading ? s : { ...s, loading: true }));
+            try {
+              const data = await latest.current();
+              if (current.current === self) setState({ data, error: null, loading: false });
+            } catch (error) {
+              if (current.current === self) setState((s) => ({ ...s, error, loading: false }));
+            }
+          } while (again && current.current === self);
+        } finally {
+          running = null;
+        }
+      })();
+      return running;
+    };
+    return self;
   }, deps);
   useEffect(() => {
-    run();
-  }, [run]);
-  return { ...state, reload: run };
+    current.current = reload;
+    reload();
+    return () => {
+      if (current.current === reload) current.current = null;
+    };
+  }, [reload]);
+  return { ...state, reload };
 }
 
 // useThrottled calls fn at most once per wait ms, trailing, for rereads that live events

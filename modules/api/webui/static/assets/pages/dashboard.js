@@ -5,17 +5,15 @@ import { html } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { Link } from '../lib/router.js';
 import { LiveState, useLive } from '../lib/live.js';
+import { statuses } from '../lib/status.js';
 import { Loading, Page, RefLink, Status, Table, Time, useAsync } from '../lib/ui.js';
-
-// The statuses in lifecycle order, as the store lists them; counts show in this order.
-const statuses = ['requested', 'scheduling', 'scheduled', 'running', 'pausing', 'paused', 'canceling',
-  'completed', 'failed', 'cancelled', 'timeout', 'abandoned'];
 
 function total(counts) {
   return Object.values(counts).reduce((a, b) => a + b, 0);
 }
 
-// Counts lists a window's executions per status, with a bar for each status's share.
+// Counts lists a window's executions per status, in lifecycle order, with a bar for each
+// status's share.
 function Counts({ label, counts }) {
   const all = total(counts);
   const shown = statuses.filter((s) => counts[s]);
@@ -40,13 +38,19 @@ function Figure({ label, value, of, href, note }) {
   </div>`;
 }
 
+// Board shows the figures. The day's failures are the executions created in the last day
+// (the executions table has no index on when they finished), and what runs now counts the
+// status running alone: a pausing, paused or canceling workflow or action is counted by the
+// status it has.
 function Board({ d }) {
-  const failed = ['failed', 'timeout', 'abandoned'].reduce((n, s) => n + (d.last_day[s] || 0), 0);
+  const others = [['timeout', 'timed out'], ['abandoned', 'abandoned']].filter(([s]) => d.last_day[s]).map(([s, label]) => `${d.last_day[s]} ${label}`);
+  const since = new Date(Date.now() - 86400000).toISOString();
   const waiting = d.queues.reduce((n, q) => n + q.queued, 0);
   return html`
     <div class="cards">
-      <${Figure} label="Running now" value=${d.running} href="/executions?status=running" />
-      <${Figure} label="Failed, last day" value=${failed} note="failed, timed out or abandoned" />
+      <${Figure} label="Running now" value=${d.running} href="/executions?status=running" note="status running; pausing, paused and canceling not counted" />
+      <${Figure} label="Failed, last day" value=${d.last_day.failed || 0} href=${`/executions?status=failed&since=${encodeURIComponent(since)}`}
+        note=${`created in the last day${others.length ? `; also ${others.join(', ')}` : ''}`} />
       <${Figure} label="Waiting in queues" value=${waiting} href="/policies" />
       <${Figure} label="Workers alive" value=${d.workers.active} of=${d.workers.active + d.workers.inactive} />
       <${Figure} label="Sensors running" value=${d.sensors.running} of=${d.sensors.enabled} note=${`${d.sensors.total} in all, ${d.sensors.enabled} enabled`} />
@@ -57,11 +61,12 @@ function Board({ d }) {
     </div>
     <div class="grid2">
       <section aria-label="Recent failures">
-        <h2>Recent failures</h2>
-        <${Table} rows=${d.failures} empty="No failures in the last day." columns=${[
+        <h2>Recent failures <small class="muted">created in the last day</small></h2>
+        <${Table} rows=${d.failures} empty="No execution created in the last day failed, timed out or was abandoned." columns=${[
           { label: 'Execution', cell: (f) => html`<${Link} href=${`/executions/${f.id}`}>#${f.id}<//>` },
           { label: 'Action', cell: (f) => html`<${RefLink} kind="actions" value=${f.action_ref} />` },
           { label: 'Status', cell: (f) => html`<${Status} status=${f.status} />` },
+          { label: 'Reason', class: 'dash-reason', cell: (f) => (f.reason ? html`<span data-reason=${f.id}>${f.reason}</span>` : html`<span class="muted">—</span>`) },
           { label: 'Finished', cell: (f) => html`<${Time} value=${f.finished_at} />` },
         ]} />
       </section>

@@ -1,18 +1,32 @@
 // One execution: what it was given (secrets as the API masks them), how it went (status
 // timeline, retries), what it prints while it runs and what it left, its trace, and for
 // operators cancel and rerun with edited parameters. Live through the stream: its status
-// changes (never shown moving backwards) and its output chunks, deduplicated by seq.
+// changes (never shown moving backwards: lib/status.js) and its output chunks, deduplicated
+// by seq.
 
 import { html, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { Link, navigate } from '../lib/router.js';
-import { useStream } from '../lib/stream.js';
+import { LiveState, useLive } from '../lib/live.js';
+import { cancellable, ended, furthest, sighting } from '../lib/status.js';
 import { fieldsOfParameters } from '../lib/form.js';
-import { Confirm, duration, Json, Loading, Page, Status, Table, Time, useAsync, useCan, useThrottled } from '../lib/ui.js';
+import { Confirm, duration, Json, Loading, Page, RefLink, Status, Table, useAsync, useCan } from '../lib/ui.js';
 import { ParamsForm } from './action.js';
-import { ended, later, Requester } from './executions.js';
+import { Requester } from './executions.js';
 import { Trace } from './trace.js';
 
+// Clock shows when a step happened as a time of day (with the date when not today), the
+// full date and time on hover.
+function Clock({ value }) {
+  if (!value) return html`<span class="muted">—</span>`;
+  const d = new Date(value);
+  const today = d.toDateString() === new Date().toDateString();
+  const text = today ? d.toLocaleTimeString() : d.toLocaleString();
+  return html`<time datetime=${value} title=${d.toLocaleString()}>${text}</time>`;
+}
+
+// Timeline lists the steps at their clock times, each with the time it took since the step
+// before.
 function Timeline({ exec }) {
   const steps = [
     ['Created', exec.created],
@@ -26,7 +40,7 @@ function Timeline({ exec }) {
     if (at) before = at;
     return html`<li class=${at ? 'done' : 'pending'}>
       <span class="step">${label}</span>
-      <${Time} value=${at} />
+      <${Clock} value=${at} />
       ${took && html`<span class="muted"> (+${took})</span>`}
     </li>`;
   })}</ol>
@@ -39,7 +53,7 @@ function Retries({ exec }) {
   if (attempts.length <= 1 && !exec.retry_at && !exec.retry_of) return null;
   return html`<div class="retries">
     <p>Attempt ${exec.attempt || 1}${exec.retry_of && html` of the request first tried as <${Link} href=${`/executions/${exec.retry_of}`}>#${exec.retry_of}<//>`}.
-      ${exec.retry_at && html` Next attempt due <${Time} value=${exec.retry_at} />.`}</p>
+      ${exec.retry_at && html` Next attempt due at <${Clock} value=${exec.retry_at} />.`}</p>
     ${attempts.length > 1 && html`<ul class="attempts">${attempts.map((a) => html`<li key=${a.id}>
       ${a.id === exec.id ? html`<strong>#${a.id}</strong>` : html`<${Link} href=${`/executions/${a.id}`}>#${a.id}<//>`}
       attempt ${a.attempt} <${Status} status=${a.status} />${a.reason && html` <span class="muted">${a.reason}</span>`}
@@ -73,7 +87,7 @@ function Output({ exec, chunks }) {
   const gaps = list.some((c, i) => (i === 0 ? c.seq > 1 : c.seq !== list[i - 1].seq + 1));
   return html`<div class="output-streams">
     <p class="legend muted">Live: <span>stdout</span>, <span class="stderr">stderr</span>${gaps && ' · some output was not received live'}${list.some((c) => c.cut) && ' · the live output reached its bound'}</p>
-    <pre class="output live" data-stream="live" aria-live="polite">${list.map((c) => html`<span key=${c.seq} class=${c.stream}>${c.text}</span>`)}</pre>
+    <pre class="output live" data-stream="live">${list.map((c) => html`<span key=${c.seq} class=${c.stream}>${c.text}</span>`)}</pre>
   </div>`;
 }
 
@@ -97,7 +111,7 @@ function Result({ exec }) {
 function Details({ exec, action }) {
   const workflow = exec.workflow || action?.runner_type === 'workflow';
   return html`<dl class="props">
-    <dt>Action</dt><dd><${Link} href=${`/actions/${encodeURIComponent(exec.action_ref)}`}>${exec.action_ref}<//></dd>
+    <dt>Action</dt><dd><${RefLink} kind="actions" value=${exec.action_ref} /></dd>
     <dt>Status</dt><dd><${Status} status=${exec.status} />${exec.reason && html` <span class="muted">${exec.reason}</span>`}</dd>
     <dt>Requested by</dt><dd><${Requester} by=${exec.requested_by} /></dd>
     <dt>Worker</dt><dd class="mono">${exec.worker || '—'}</dd>
@@ -105,7 +119,7 @@ function Details({ exec, action }) {
     <dt>Timeout</dt><dd>${exec.timeout_seconds ? `${exec.timeout_seconds} s` : 'none'}</dd>
     ${exec.parent_id && (exec.task_name
       ? html`<dt>Workflow</dt><dd>task <code>${exec.task_name}</code>${exec.task_item !== undefined && `[${exec.task_item}]`} of <${Link} href=${`/workflows/${exec.parent_id}`}>workflow #${exec.parent_id}<//></dd>`
-      : html`<dt>Reruns</dt><dd><${Link} href=${`/executions/${exec.parent_id}`}>#${exec.parent_id}<//></dd>`)}
+      : html`<dt>Rerun of</dt><dd>execution <${Link} href=${`/executions/${exec.parent_id}`}>#${exec.parent_id}<//></dd>`)}
     ${workflow && html`<dt>Tasks</dt><dd><${Link} href=${`/workflows/${exec.id}`}>Workflow graph<//></dd>`}
     ${exec.enforcement_id && html`<dt>Enforcement</dt><dd>#${exec.enforcement_id}</dd>`}
     ${exec.trace_id && html`<dt>Trace</dt><dd class="mono">${exec.trace_id}</dd>`}
@@ -134,38 +148,43 @@ function Rerun({ exec, action: actionState, onClose }) {
   </section>`;
 }
 
+// Execution keys the page by the id, so that moving to another execution (a rerun) starts
+// from nothing: no status or output of the last one.
 export function Execution({ id }) {
+  return html`<${ExecutionPage} key=${id} id=${id} />`;
+}
+
+function ExecutionPage({ id }) {
   const num = Number(id);
   const canOperate = useCan('operator');
   const state = useAsync(() => api.get(`/executions/${num}`), [num]);
   const actionRef = state.data?.action_ref;
   const action = useAsync(async () => (actionRef ? api.get(`/actions/${encodeURIComponent(actionRef)}`) : null), [actionRef]);
+  // liveStatus is the stream's last sighting of the status; the one shown is the further on
+  // of it and the last read's, by rank and, between running, pausing and paused, by time.
   const [liveStatus, setLiveStatus] = useState(null);
   const [chunks, setChunks] = useState(() => new Map());
   const [rerunning, setRerunning] = useState(false);
-  const reread = useThrottled(state.reload, 300);
-  useStream({ execution_id: num, output: true }, {
+  const live = useLive(state.reload, {
+    params: { execution_id: num, output: true },
+    wait: 300,
     onEvent: (name, d) => {
-      if (name === 'execution') {
-        if (d.id === num) setLiveStatus((s) => later(s, d.status));
-        reread();
-      } else if (name === 'output' && d.execution_id === num) {
-        setChunks((m) => (m.has(d.seq) ? m : new Map(m).set(d.seq, d)));
-      }
+      if (name === 'execution' && d.id === num) setLiveStatus((s) => furthest(s, { status: d.status, at: d.at }));
+      else if (name === 'output' && d.execution_id === num) setChunks((m) => (m.has(d.seq) ? m : new Map(m).set(d.seq, d)));
     },
-    onOpen: reread,
   });
-  const exec = state.data && { ...state.data, status: later(state.data.status, liveStatus) };
+  const exec = state.data && { ...state.data, status: furthest(sighting(state.data), liveStatus).status };
   const cancel = async () => {
     await api.post(`/executions/${num}/cancel`);
     state.reload();
   };
-  const actions = exec && html`
-    ${canOperate && (!ended(exec.status) || exec.retry_at) && html`<${Confirm} onConfirm=${cancel} question="Cancel this execution?">Cancel<//>`}
-    ${canOperate && html`<button class="btn" aria-expanded=${rerunning} onClick=${() => setRerunning(!rerunning)}>Rerun…</button>`}`;
+  const actions = html`
+    <${LiveState} state=${live} />
+    ${canOperate && exec && cancellable(exec) && html`<${Confirm} onConfirm=${cancel} question="Cancel this execution?">Cancel<//>`}
+    ${canOperate && exec && html`<button class="btn" aria-expanded=${rerunning} onClick=${() => setRerunning(!rerunning)}>Rerun…</button>`}`;
   return html`<${Page} title=${`Execution #${num}`} actions=${actions}>
     <${Loading} state=${state}>${() => html`
-      <p class="exec-summary"><span class="mono">${exec.action_ref}</span> <${Status} status=${exec.status} /></p>
+      <p class="exec-summary" role="status"><span class="mono">${exec.action_ref}</span> <${Status} status=${exec.status} /></p>
       ${rerunning && html`<${Rerun} exec=${exec} action=${action} onClose=${() => setRerunning(false)} />`}
       <div class="grid2">
         <section class="card" aria-label="Details"><${Details} exec=${exec} action=${action.data} /></section>

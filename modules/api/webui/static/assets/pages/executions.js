@@ -1,35 +1,15 @@
 // The executions, newest first, filtered by what the address holds (status, action, rule,
 // who requested, time), paged by the API. Live: every execution event on the stream (and
-// every reconnect) rereads the page shown, at most twice a second.
+// every reconnect) rereads the page shown, at most twice a second. The times are kept in the
+// address as RFC 3339, so that a shared link means the same times everywhere, and shown in
+// local time.
 
 import { html, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { Link, setQuery, useLocation } from '../lib/router.js';
-import { useStream } from '../lib/stream.js';
-import { duration, Loading, Page, Pager, Status, Table, Time, useAsync, useThrottled } from '../lib/ui.js';
-
-export const statuses = ['requested', 'scheduling', 'scheduled', 'running', 'pausing', 'paused', 'canceling', 'completed', 'failed', 'cancelled', 'timeout', 'abandoned'];
-
-const finalStatuses = new Set(['completed', 'failed', 'cancelled', 'timeout', 'abandoned']);
-
-export function ended(status) {
-  return finalStatuses.has(status);
-}
-
-// rank orders statuses as an execution moves through them; a workflow moves back and forth
-// between running, pausing and paused, so those share a rank.
-function rank(status) {
-  if (ended(status)) return 5;
-  return { requested: 0, scheduling: 1, scheduled: 2, running: 3, pausing: 3, paused: 3, canceling: 4 }[status] ?? 0;
-}
-
-// later answers whichever of two statuses is the further on, preferring next on a tie, so
-// that a late answer or event never moves an execution's shown status backwards.
-export function later(shown, next) {
-  if (!shown) return next;
-  if (!next) return shown;
-  return rank(next) >= rank(shown) ? next : shown;
-}
+import { LiveState, useLive } from '../lib/live.js';
+import { statuses } from '../lib/status.js';
+import { duration, Loading, Page, Pager, RefLink, Status, Table, Time, useAsync } from '../lib/ui.js';
 
 // Requester says who or what caused an execution, linking to it.
 export function Requester({ by }) {
@@ -38,7 +18,7 @@ export function Requester({ by }) {
     case 'identity':
       return html`<span>${by.identity}${by.token && html` <span class="tag" title="API token">${by.token}</span>`}${by.rerun_of && html` <span class="muted">(rerun of <${Link} href=${`/executions/${by.rerun_of}`}>#${by.rerun_of}<//>)</span>`}</span>`;
     case 'rule':
-      return html`<span>rule <${Link} href=${`/rules/${encodeURIComponent(by.rule)}`}>${by.rule}<//>${by.source && html` <span class="muted">(${by.source === 'sensor' ? by.sensor : by.source})</span>`}</span>`;
+      return html`<span>rule <${RefLink} kind="rules" value=${by.rule} />${by.source && html` <span class="muted">(${by.source === 'sensor' ? by.sensor : by.source})</span>`}</span>`;
     case 'workflow':
       return html`<span>workflow <${Link} href=${`/workflows/${by.workflow}`}>#${by.workflow}<//>${by.identity && html` <span class="muted">(${by.identity})</span>`}</span>`;
     default:
@@ -54,19 +34,24 @@ export function Runtime({ exec }) {
 
 const columns = [
   { label: 'ID', class: 'num', cell: (e) => html`<${Link} href=${`/executions/${e.id}`}>#${e.id}<//>` },
-  { label: 'Action', cell: (e) => html`<${Link} href=${`/actions/${encodeURIComponent(e.action_ref)}`}>${e.action_ref}<//>${e.task_name && html` <span class="muted">task ${e.task_name}</span>`}` },
+  { label: 'Action', cell: (e) => html`<${RefLink} kind="actions" value=${e.action_ref} />${e.task_name && html` <span class="muted">task ${e.task_name}</span>`}` },
   { label: 'Status', cell: (e) => html`<${Status} status=${e.status} />${e.attempt > 1 && html` <span class="tag">attempt ${e.attempt}</span>`}` },
   { label: 'Requested by', cell: (e) => html`<${Requester} by=${e.requested_by} />` },
   { label: 'Created', cell: (e) => html`<${Time} value=${e.created} />` },
   { label: 'Duration', class: 'num', cell: (e) => html`<${Runtime} exec=${e} />` },
 ];
 
-// The time filters are kept in the address as the inputs hold them (local time), and sent as
-// RFC 3339.
+// rfc3339 turns a datetime-local input's value (local time) into RFC 3339, as the address
+// keeps it; localInput turns it back for the input.
 function rfc3339(local) {
-  if (!local) return undefined;
-  const d = new Date(local);
-  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+  const d = local ? new Date(local) : null;
+  return d && !Number.isNaN(d.getTime()) ? d.toISOString() : '';
+}
+
+function localInput(iso) {
+  const d = iso ? new Date(iso) : null;
+  if (!d || Number.isNaN(d.getTime())) return '';
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
 }
 
 const textFilters = [
@@ -96,10 +81,10 @@ function Filters({ query }) {
       <input name=${f.key} placeholder=${f.placeholder} value=${texts[f.key]} onInput=${(e) => setTexts({ ...texts, [f.key]: e.target.value })} />
     </label>`)}
     <label>Since
-      <input type="datetime-local" name="since" value=${query.get('since') || ''} onChange=${(e) => setQuery({ since: e.target.value, page: '' })} />
+      <input type="datetime-local" name="since" value=${localInput(query.get('since'))} onChange=${(e) => setQuery({ since: rfc3339(e.target.value), page: '' })} />
     </label>
     <label>Until
-      <input type="datetime-local" name="until" value=${query.get('until') || ''} onChange=${(e) => setQuery({ until: e.target.value, page: '' })} />
+      <input type="datetime-local" name="until" value=${localInput(query.get('until'))} onChange=${(e) => setQuery({ until: rfc3339(e.target.value), page: '' })} />
     </label>
     <button class="btn" type="submit">Filter</button>
     <button class="btn ghost" type="button" onClick=${clear}>Clear</button>
@@ -113,20 +98,14 @@ export function Executions() {
     action_ref: query.get('action') || undefined,
     rule_ref: query.get('rule') || undefined,
     requested_by: query.get('by') || undefined,
-    since: rfc3339(query.get('since')),
-    until: rfc3339(query.get('until')),
+    since: rfc3339(query.get('since')) || undefined,
+    until: rfc3339(query.get('until')) || undefined,
     page: Number(query.get('page')) || 1,
   };
   const key = JSON.stringify(params);
   const state = useAsync(() => api.get('/executions', params), [key]);
-  const reread = useThrottled(state.reload, 500);
-  const [live, setLive] = useState('connecting');
-  useStream(params.action_ref ? { action_ref: params.action_ref } : {}, {
-    onEvent: (name) => name === 'execution' && reread(),
-    onOpen: reread,
-    onState: setLive,
-  });
-  return html`<${Page} title="Executions" actions=${html`<span class=${`live live-${live}`} role="status">${live === 'live' ? 'Live' : live === 'reconnecting' ? 'Reconnecting…' : 'Connecting…'}</span>`}>
+  const live = useLive(state.reload, { params: params.action_ref ? { action_ref: params.action_ref } : {}, wait: 500 });
+  return html`<${Page} title="Executions" actions=${html`<${LiveState} state=${live} />`}>
     <${Filters} query=${query} key=${textFilters.map((f) => query.get(f.key)).join('\n')} />
     <${Loading} state=${state}>${(list) => html`
       <${Table} columns=${columns} rows=${list.data} empty="No execution matches." />

@@ -1,9 +1,12 @@
 // Policies and their queues: what each policy bounds and which actions it applies to, and for
 // each action it limits the executions running and waiting (GET /actions/{ref}/queue-stats),
-// read again whenever the stream says an execution changed.
+// live: after a burst of execution events, the figures of the actions whose executions
+// changed are read again, one request per action at most, and all of them on every
+// (re)connect.
 
-import { html } from '../vendor/htm-preact.js';
+import { html, useRef } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
+import { listAll } from '../lib/listall.js';
 import { LiveState, useLive } from '../lib/live.js';
 import { Link, setQuery, useLocation } from '../lib/router.js';
 import { Json, Loading, Page, Pager, RefLink, Status, Table, Time, useAsync } from '../lib/ui.js';
@@ -41,7 +44,7 @@ async function limitedRefs(policies) {
   const refs = new Set();
   for (const p of policies.filter(limits)) {
     if (p.action_ref) refs.add(p.action_ref);
-    if (p.pack_ref) (await api.get('/actions', { pack: p.pack_ref, per_page: 100 })).data.forEach((a) => refs.add(a.ref));
+    if (p.pack_ref) (await listAll('/actions', { pack: p.pack_ref })).forEach((a) => refs.add(a.ref));
   }
   return [...refs].sort();
 }
@@ -69,10 +72,32 @@ function QueueCard({ st }) {
   </section>`;
 }
 
-// Queues shows the queue figures of refs, live.
+// Queues shows the queue figures of refs, live. changed holds the actions to read again
+// (null: every one): all at first and on every (re)connect, then those the stream named.
 function Queues({ refs }) {
-  const state = useAsync(() => queueStats(refs), [refs.join(' ')]);
-  const live = useLive(state.reload);
+  const key = refs.join(' ');
+  const known = useRef({ key: null, stats: new Map(), changed: null });
+  const state = useAsync(async () => {
+    const k = known.current;
+    if (k.key !== key) Object.assign(k, { key, stats: new Map(), changed: null });
+    const want = k.changed ? refs.filter((r) => k.changed.has(r)) : refs;
+    k.changed = new Set();
+    try {
+      for (const st of await queueStats(want)) k.stats.set(st.action_ref, st);
+    } catch (err) {
+      k.changed = null; // read them all next time
+      throw err;
+    }
+    return refs.map((r) => k.stats.get(r)).filter(Boolean);
+  }, [key]);
+  const limited = (name, d) => name === 'execution' && refs.includes(d?.action_ref);
+  const live = useLive(state.reload, {
+    events: limited,
+    onEvent: (name, d) => limited(name, d) && known.current.changed?.add(d.action_ref),
+    onOpen: () => {
+      known.current.changed = null;
+    },
+  });
   return html`<section aria-label="Queues">
     <header class="page-head queue-head"><h2>Queues</h2><${LiveState} state=${live} /></header>
     ${refs.length === 0
@@ -92,7 +117,7 @@ export function Policies() {
     <p class="muted">Policies bound how many executions of an action run at once and how many start in a window; the rest wait in a queue, or are cancelled.</p>
     <${Loading} state=${state}>${(d) => html`
       <${Table} rows=${d.data} empty="No policies: a pack's policies/*.yaml, or POST /api/v1/policies, makes one." columns=${[
-        { label: 'Policy', cell: (p) => html`<${Link} href=${`/policies/${encodeURIComponent(p.ref)}`}>${p.ref}<//>` },
+        { label: 'Policy', cell: (p) => html`<${RefLink} kind="policies" value=${p.ref} />` },
         { label: 'Applies to', cell: (p) => html`<${AppliesTo} p=${p} />` },
         { label: 'Concurrency', cell: (p) => concurrencyText(p.concurrency) },
         { label: 'Rate limit', cell: (p) => rateText(p.rate_limit) },

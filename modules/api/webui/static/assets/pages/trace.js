@@ -1,10 +1,11 @@
 // A trace as a tree: the events that started it, the rules each matched, the executions each
-// match made, and a workflow's tasks under it; the execution being looked at is marked.
+// match made, and a workflow's tasks under it; the execution being looked at is marked. A
+// trigger has no page of its own: its ref links to the triggers of its pack.
 
 import { html } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { Link } from '../lib/router.js';
-import { Loading, Status, Time, useAsync } from '../lib/ui.js';
+import { Loading, RefLink, Status, Time, useAsync } from '../lib/ui.js';
 
 function TraceExecutions({ list, current }) {
   if (!list?.length) return null;
@@ -24,10 +25,10 @@ function TraceTree({ trace, current }) {
   return html`<div class="trace card">
     <ul>
       ${(trace.events || []).map((ev) => html`<li key=${`e${ev.id}`}>
-        <span class="trace-node">Event #${ev.id} of <${Link} href=${`/triggers/${encodeURIComponent(ev.trigger_ref)}`}>${ev.trigger_ref}<//>
+        <span class="trace-node">Event #${ev.id} of <${Link} href=${`/triggers?pack=${encodeURIComponent(ev.trigger_ref.split('.')[0])}`}>${ev.trigger_ref}<//>
           <span class="muted"> from ${ev.source}, <${Time} value=${ev.created} /></span></span>
         <ul>${(ev.enforcements || []).map((en) => html`<li key=${`n${en.id}`}>
-          <span class="trace-node">Rule <${Link} href=${`/rules/${encodeURIComponent(en.rule_ref)}`}>${en.rule_ref}<//> matched
+          <span class="trace-node">Rule <${RefLink} kind="rules" value=${en.rule_ref} /> matched
             ${en.refused && html` <span class="status status-refused">refused</span>`}
             ${en.reason && html` <span class="muted">${en.reason}</span>`}</span>
           <${TraceExecutions} list=${en.executions} current=${current} />

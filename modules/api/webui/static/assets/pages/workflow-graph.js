@@ -4,7 +4,7 @@
 // path that reaches it from the start tasks, so that a step always sits below what leads to
 // it; a transition back up (a loop) is drawn on the left, one that skips layers on the right.
 
-import { html } from '../vendor/htm-preact.js';
+import { html, useEffect, useState } from '../vendor/htm-preact.js';
 
 const nodeW = 156;
 const nodeH = 50;
@@ -59,7 +59,7 @@ export function graphOf(definition, view) {
 // layout places the nodes: edges that close a loop (found by a depth-first walk from the
 // start tasks) are set aside, each node's layer is its longest path from a start over the
 // rest, and within a layer nodes sit by the mean position of what leads to them.
-export function layout({ nodes, edges, start }) {
+export function layout({ nodes, edges, start }, labelMax = Infinity) {
   const out = new Map(nodes.map((n) => [n.name, []]));
   for (const e of edges) out.get(e.from)?.push(e);
   const state = new Map();
@@ -114,7 +114,7 @@ export function layout({ nodes, edges, start }) {
     if (!at.has(e.to)) continue;
     const p = edgePath(e, at, layer);
     paths.set(e, p);
-    const w = labelOf(e).length * labelChar;
+    const w = labelOf(e, labelMax).length * labelChar;
     const [lx0, lx1] = p.anchor === 'start' ? [p.mid[0], p.mid[0] + w] : [p.mid[0] - w / 2, p.mid[0] + w / 2];
     box.x0 = Math.min(box.x0, lx0, ...p.points.map((q) => q[0]));
     box.x1 = Math.max(box.x1, lx1, ...p.points.map((q) => q[0]));
@@ -125,8 +125,28 @@ export function layout({ nodes, edges, start }) {
 
 const labelChar = 6.3; // px per character at the labels' 11px
 
-export function labelOf(e) {
-  return e.whens.filter((w) => w !== 'always').join(' | ');
+// labelOf is the label beside an edge, cut to max characters (its whole text is the edge's
+// title).
+export function labelOf(e, max = Infinity) {
+  const text = e.whens.filter((w) => w !== 'always').join(' | ');
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+// On a phone's width the labels are cut shorter, so that the drawing stays narrow enough to
+// read them whole within its box.
+const narrowQuery = '(max-width: 500px)';
+const narrowLabel = 14;
+
+function useNarrow() {
+  const [narrow, setNarrow] = useState(() => matchMedia(narrowQuery).matches);
+  useEffect(() => {
+    const m = matchMedia(narrowQuery);
+    const change = () => setNarrow(m.matches);
+    m.addEventListener('change', change);
+    change();
+    return () => m.removeEventListener('change', change);
+  }, []);
+  return narrow;
 }
 
 // edgePath draws an edge as a cubic curve and answers where its label goes (the curve's
@@ -157,8 +177,12 @@ function edgePath(e, at, layer) {
 }
 
 // WorkflowGraph draws the graph; each task is a button (click, Enter or Space) that selects it.
+// A node's colour is its status's; the selected one is filled with a tint of it, and the
+// focused one has a ring of its own around it, so that focus, selection and a running task
+// never look alike.
 export function WorkflowGraph({ graph, arrivalsOf, selected, onSelect }) {
-  const { at, paths, view } = layout(graph);
+  const labelMax = useNarrow() ? narrowLabel : Infinity;
+  const { at, paths, view } = layout(graph, labelMax);
   const key = (name) => (e) => {
     if (e.key === 'Enter' || e.key === ' ') {
       e.preventDefault();
@@ -171,9 +195,10 @@ export function WorkflowGraph({ graph, arrivalsOf, selected, onSelect }) {
         <path d="M0,0 L10,5 L0,10 z" class="wf-arrow" /></marker></defs>
       ${graph.edges.filter((e) => paths.has(e)).map((e) => {
         const { d, mid, anchor } = paths.get(e);
-        const label = labelOf(e);
+        const label = labelOf(e, labelMax);
+        const whole = labelOf(e);
         return html`<g class="wf-edge" key=${`${e.from}>${e.to}`}>
-          <title>${e.from} → ${e.to}${label ? `: ${label}` : ''}</title>
+          <title>${e.from} → ${e.to}${whole ? `: ${whole}` : ''}</title>
           <path d=${d} marker-end="url(#wf-arrow)" />
           ${label && html`<text x=${mid[0]} y=${mid[1]} text-anchor=${anchor} dominant-baseline="middle" class="wf-edge-label">${label}</text>`}
         </g>`;
@@ -188,7 +213,8 @@ export function WorkflowGraph({ graph, arrivalsOf, selected, onSelect }) {
           aria-label=${`${n.name}${n.action ? ` (${n.action})` : ''}: ${st.label}`}
           onClick=${n.pseudo ? undefined : () => onSelect(n.name)} onKeyDown=${n.pseudo ? undefined : key(n.name)}>
           <title>${n.name}${n.action ? ` · ${n.action}` : ''} · ${st.label}</title>
-          <rect width=${nodeW} height=${nodeH} rx="8" />
+          <rect class="wf-ring" x="-5" y="-5" width=${nodeW + 10} height=${nodeH + 10} rx="12" />
+          <rect class="wf-box" width=${nodeW} height=${nodeH} rx="8" />
           <rect class="wf-bar" width="6" height=${nodeH - 12} x="6" y="6" rx="3" />
           <text x="20" y="21" class="wf-name">${n.name.length > 17 ? `${n.name.slice(0, 16)}…` : n.name}</text>
           <text x="20" y="39" class="wf-state">${st.label}</text>
