@@ -175,12 +175,17 @@ func TestMetricsMoveAsExecutionsRun(t *testing.T) {
 	require.Greater(t, metricValue(apiAfter, "attune_db_pool_acquires_total", nil), 0.0)
 	require.Greater(t, metricValue(apiAfter, "go_goroutines", nil), 0.0)
 
-	// A path no route takes is counted as unmatched, never by its path.
-	resp, err := http.Get("http://" + api.addr + "/no/such/path/12345")
+	// A path no route takes is counted as unmatched, never by its path: under /api/ the web
+	// UI's catch-all takes none either. Any other path is the UI's page.
+	resp, err := http.Get("http://" + api.addr + "/api/v1/no/such/path/12345")
+	require.NoError(t, err)
+	resp.Body.Close()
+	resp, err = http.Get("http://" + api.addr + "/no/such/page/12345")
 	require.NoError(t, err)
 	resp.Body.Close()
 	_, apiAfter = api.scrape(t)
 	require.Equal(t, 1.0, metricValue(apiAfter, "attune_http_requests_total", map[string]string{"route": "unmatched", "code": "404"}))
+	require.Equal(t, 1.0, metricValue(apiAfter, "attune_http_requests_total", map[string]string{"route": "/*", "code": "200"}))
 	for _, f := range apiAfter["attune_http_requests_total"].GetMetric() {
 		for _, l := range f.GetLabel() {
 			require.NotContains(t, l.GetValue(), "12345")

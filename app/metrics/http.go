@@ -1,7 +1,9 @@
 package metrics
 
 import (
+	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,11 +61,13 @@ func (m *Metrics) HTTP(e *echo.Echo) echo.MiddlewareFunc {
 				method = "other"
 			}
 			route := c.Path()
-			if !routes[method+" "+route] {
-				// Echo names a path near the one asked for when no route matches.
+			status := c.Response().Status
+			// Echo names a path near the one asked for when no route matches; and a catch-all
+			// (the web UI's /*) that found nothing at the path took no route either.
+			if !routes[method+" "+route] || (status == http.StatusNotFound && strings.HasSuffix(route, "*")) {
 				route = unmatched
 			}
-			m.web.requests.WithLabelValues(route, method, strconv.Itoa(c.Response().Status)).Inc()
+			m.web.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 			m.web.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 			return nil
 		}
