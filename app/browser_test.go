@@ -152,10 +152,12 @@ func evaluate[T any](t *testing.T, tab context.Context, js string) T {
 	return v
 }
 
-// until waits until the JavaScript expression is true.
+// until waits until the JavaScript expression is true; while it throws (an element not
+// rendered yet), it counts as false.
 func until(js string) browserStep {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(browserTimeout))(ctx, t)
+		guarded := fmt.Sprintf(`(() => { try { return !!(%s) } catch { return false } })()`, js)
+		_, err := chromedp.Poll[bool](guarded, chromedp.WithPollingTimeout(browserTimeout))(ctx, t)
 		if err != nil {
 			return fmt.Errorf("wait for %s: %w", js, err)
 		}
