@@ -42,7 +42,7 @@ func TestRuleErrorsNameTheField(t *testing.T) {
 		{"action param type", http.MethodPost, "/rules", `{"ref": "ops.r", ` + hook + `, "action_ref": "core.echo", "action_params": {"message": "hi", "count": 1}}`,
 			400, "action_params.count"},
 		{"template", http.MethodPut, "/rules/ops.on_push", `{` + hook + `, "action_ref": "core.echo", "action_params": {"message": "{{ event.payload. }}"}}`,
-			400, "action_params"},
+			400, "action_params.message"},
 		{"no pack, from the ref", http.MethodPost, "/rules", `{"ref": "nope.r", ` + hook + `, "action_ref": "core.noop"}`, 400, "ref"},
 		{"no pack", http.MethodPost, "/rules", `{"name": "r", "pack_ref": "nope", ` + hook + `, "action_ref": "core.noop"}`, 400, "pack_ref"},
 		{"other ref", http.MethodPut, "/rules/ops.on_push", `{"ref": "ops.x", ` + hook + `, "action_ref": "core.noop"}`, 400, "ref"},

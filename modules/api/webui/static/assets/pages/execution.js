@@ -9,7 +9,7 @@ import { Link, navigate } from '../lib/router.js';
 import { useStream } from '../lib/stream.js';
 import { fieldsOfParameters } from '../lib/form.js';
 import { Confirm, duration, Json, Loading, Page, Status, Table, Time, useAsync, useCan, useThrottled } from '../lib/ui.js';
-import { ParamsForm } from './action.js';
+import { ParamsForm } from '../lib/form.js';
 import { ended, later, Requester } from './executions.js';
 import { Trace } from './trace.js';
 
