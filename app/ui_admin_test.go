@@ -16,7 +16,9 @@ import (
 // shown at that field; an identity and an API token are made, the token's secret shown once
 // and gone after a reload; the audit log lists those changes and filters them by kind, in the
 // address. A viewer is offered neither identities nor the audit log, and is told so at its
-// address.
+// address. A secret key's value is a password input in either mode; the field at fault takes
+// the focus and is described by its error; the name filter follows Back and Forward; an
+// admin is offered no change of their own role nor their own deletion.
 func TestUIKeysAndAdmin(t *testing.T) {
 	t.Parallel()
 	s := startUIServer(t)
@@ -37,6 +39,10 @@ func TestUIKeysAndAdmin(t *testing.T) {
 		fill(`#key-name`, "ui_secret"),
 		chromedp.Click(chromedp.CSS(`#key-secret`)),
 		until(`document.querySelector('#key-value').type === 'password'`),
+		// A secret given as JSON is not shown as typed either.
+		chromedp.Click(chromedp.CSS(`input[name=key-mode][value=json]`)),
+		until(`document.querySelector('#key-value').type === 'password'`),
+		chromedp.Click(chromedp.CSS(`input[name=key-mode][value=text]`)),
 		fill(`#key-value`, secret),
 		chromedp.Click(chromedp.CSS(setKey)),
 		waitText(`[role=status]`, "Set system.ui_secret (secret)."),
@@ -54,6 +60,9 @@ func TestUIKeysAndAdmin(t *testing.T) {
 		chromedp.Click(chromedp.CSS(setKey)),
 		waitText(`.field.invalid`, "Want a positive duration"),
 		until(`document.querySelector('.field.invalid #key-ttl') !== null`),
+		// The field at fault takes the focus, and is described by its error and hint.
+		until(`document.activeElement === document.querySelector('#key-ttl') && document.querySelector('#key-ttl').getAttribute('aria-invalid') === 'true'`),
+		until(`document.querySelector('#key-ttl').getAttribute('aria-describedby') === 'key-ttl-hint key-ttl-error' && document.querySelector('#key-ttl-error').innerText.includes('Want a positive duration')`),
 		fill(`#key-ttl`, "1h"),
 		chromedp.Click(chromedp.CSS(setKey)),
 		until(rowHas("ui_plain", "hello plain")),
@@ -81,6 +90,21 @@ func TestUIKeysAndAdmin(t *testing.T) {
 		until(`!`+rowHas("ui_plain", "")),
 		until(rowHas("ui_secret", "********")),
 	)
+	// The name filter follows the address, Back and Forward included.
+	browse(t, tab,
+		fill(`form[role=search] input[type=search]`, "ui_"),
+		clickText(`form[role=search] button`, "Filter"),
+		until(`new URLSearchParams(location.search).get('prefix') === 'ui_'`),
+		// Another address, as a link would open it: the box follows it, and Back.
+		s.open("/keys?prefix=nothing_"),
+		until(`document.querySelector('form[role=search] input[type=search]').value === 'nothing_'`),
+		waitText(`main`, "No key matches."),
+		run(`history.back()`),
+		until(`new URLSearchParams(location.search).get('prefix') === 'ui_' && document.querySelector('form[role=search] input[type=search]').value === 'ui_'`),
+		until(rowHas("ui_secret", "********")),
+		run(`history.forward()`),
+		until(`document.querySelector('form[role=search] input[type=search]').value === 'nothing_'`),
+	)
 
 	// An identity: created as an operator, listed with its role.
 	browse(t, tab,
@@ -92,6 +116,8 @@ func TestUIKeysAndAdmin(t *testing.T) {
 		clickText(`form[aria-label="Create an identity"] button`, "Create"),
 		waitText(`[role=status]`, "Created olga (operator)."),
 		until(`[...document.querySelectorAll('tbody tr')].some(r => r.innerText.includes('olga') && r.querySelector('select').value === 'operator')`),
+		// The admin is offered no change of their own role, nor their own deletion.
+		until(`(r => !!r && !r.querySelector('select') && ![...r.querySelectorAll('button')].some(b => b.innerText.includes('Delete')))([...document.querySelectorAll('tbody tr')].find(r => r.innerText.includes('you')))`),
 	)
 	screenshot(t, tab, "identities")
 	browse(t, tab,

@@ -173,7 +173,7 @@ func TestUIRunCancelRerun(t *testing.T) {
 	browse(t, tab,
 		chromedp.Click(chromedp.CSS(`.run-form button[type=submit]`)),
 		until(`document.querySelector('.field.invalid #run-count') !== null`),
-		waitText(`.field.invalid .field-error`, `parameter "count"`),
+		waitText(`.field.invalid .field-error`, `Parameter "count"`),
 		until(`location.pathname === '/actions/uiexec.changing'`),
 	)
 
@@ -201,7 +201,7 @@ func TestUIRunCancelRerun(t *testing.T) {
 		waitText(`.exec-output`, "password right"),
 		waitText(`table`, "********"),
 		clickText(`.page-actions button`, "Rerun"),
-		until(`document.querySelector('#rerun-name').value === 'Bea' && document.querySelector('#rerun-password').value === '********'`),
+		until(`document.querySelector('#rerun-name')?.value === 'Bea' && document.querySelector('#rerun-password')?.value === '********'`),
 		fill(`#rerun-name`, "Bo"),
 		chromedp.Click(chromedp.CSS(`.rerun-form button[type=submit]`)),
 		onExecutionPage(greetID),

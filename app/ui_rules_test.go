@@ -94,14 +94,14 @@ func TestUIRules(t *testing.T) {
 		until(`document.querySelector('#action_params-count')?.value === '{{ event.payload.body.count }}'`),
 		fill(`#rule-conditions`, `{"field": "body.count", "operator": "resembles", "value": 1}`),
 		clickText(`button[type=submit]`, "Save"),
-		fieldErrorIs(`#rule-conditions`, `unknown operator "resembles"`),
+		fieldErrorIs(`#rule-conditions`, `Unknown operator "resembles"`),
 	)
 	// Then the action's parameter: count is an integer.
 	browse(t, tab,
 		fill(`#rule-conditions`, `{"field": "body.count", "operator": "greaterthan", "value": 1}`),
 		fill(`#action_params-count`, "three"),
 		clickText(`button[type=submit]`, "Save"),
-		fieldErrorIs(`#action_params-count`, `want integer, got "three"`),
+		fieldErrorIs(`#action_params-count`, `Want integer, got "three"`),
 		until(`!document.querySelector('#rule-conditions').closest('.field').querySelector('.field-error')`),
 	)
 	screenshot(t, tab, "rule-edit")
@@ -134,7 +134,7 @@ func TestUIRules(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#action_params-message`)),
 		fill(`#action_params-message`, "{{ event.payload.body.text }}"),
 		clickText(`button[type=submit]`, "Create rule"),
-		fieldErrorIs(`#rule-ref`, `no pack "nope"`),
+		fieldErrorIs(`#rule-ref`, `No pack "nope"`),
 		fill(`#rule-ref`, "demo.made_in_ui"),
 		clickText(`button[type=submit]`, "Create rule"),
 		until(`location.pathname === '/rules/demo.made_in_ui'`),

@@ -92,7 +92,7 @@ func (m *Module) updateAction(c echo.Context) error {
 	// An action read through the API shows its secret defaults and enum values masked;
 	// written back so, they keep their values.
 	pack.RestoreMaskedSchema(req.Parameters, current.Parameters)
-	a, err := m.checkAction(ctx, req.action(), current.PackRef)
+	a, err := m.checkAction(ctx, req.action(), storedPack(current.PackRef))
 	if err != nil {
 		return err
 	}
@@ -127,14 +127,14 @@ func (m *Module) deleteAction(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// checkAction applies the pack loader's rules to an action of pack packRef, the check that its
+// checkAction applies the pack loader's rules to an action of the pack of names, the check that its
 // script or workflow definition is in the pack's directory on this server included (and that
 // a workflow's tasks run registered actions), and returns it as the store keeps it.
-func (m *Module) checkAction(ctx context.Context, a pack.Action, packRef string) (store.Action, error) {
-	if err := pack.ValidateAction(&a, packRef); err != nil {
+func (m *Module) checkAction(ctx context.Context, a pack.Action, of packOf) (store.Action, error) {
+	if err := pack.ValidateAction(&a, of.Ref); err != nil {
 		return store.Action{}, invalid(err)
 	}
-	p, err := m.targetPack(ctx, packRef)
+	p, err := m.targetPack(ctx, of)
 	if err != nil {
 		return store.Action{}, err
 	}
@@ -146,7 +146,7 @@ func (m *Module) checkAction(ctx context.Context, a pack.Action, packRef string)
 	if err := pack.CheckWorkflow(ctx, m.deps.Store, a); err != nil {
 		return store.Action{}, invalid(err)
 	}
-	sa, err := pack.StoreAction(a, packRef)
+	sa, err := pack.StoreAction(a, of.Ref)
 	return sa, invalid(err)
 }
 

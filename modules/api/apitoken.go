@@ -45,21 +45,21 @@ func (m *Module) createToken(c echo.Context) error {
 		return forbidden("API tokens are made from a login session (attune login), not with another API token")
 	}
 	if len(req.Name) > 200 {
-		return badRequest("name: at most 200 characters")
+		return fieldError("name", "name: at most 200 characters")
 	}
 	var role *string
 	if req.Role != "" {
 		r, err := parseRole(req.Role)
 		if err != nil {
-			return badRequest("role: %v", err)
+			return fieldError("role", "role: %v", err)
 		}
 		if r.rank() > p.Role.rank() {
-			return badRequest("role: %s is more than your own role, %s", r, p.Role)
+			return fieldError("role", "role: %s is more than your own role, %s", r, p.Role)
 		}
 		role = &req.Role
 	}
 	if req.ExpiresAt != nil && !req.ExpiresAt.After(time.Now()) {
-		return badRequest("expires_at: %s is not in the future", req.ExpiresAt.Format(time.RFC3339))
+		return fieldError("expires_at", "expires_at: %s is not in the future", req.ExpiresAt.Format(time.RFC3339))
 	}
 	secret, err := randomSecret(32)
 	if err != nil {
@@ -141,7 +141,7 @@ func (m *Module) setWebhookSecret(c echo.Context) error {
 		return err
 	}
 	if len(req.Secret) < 16 {
-		return badRequest("secret: at least 16 characters")
+		return fieldError("secret", "secret: at least 16 characters")
 	}
 	w, created, err := m.deps.Store.WebhookSecretSet(c.Request().Context(), c.Param("url"), req.Secret)
 	if err != nil {

@@ -59,31 +59,41 @@ func coreRefused(what string) *Error {
 		what, pack.CoreRef)
 }
 
+// packOf is the pack a component joins, and the body's field that named it (pack_ref, or ref
+// whose pack part it is): a pack that does not exist is that field's fault.
+type packOf struct {
+	Ref   string
+	Field string
+}
+
 // requestPack works out the pack a component sent to the API joins: pack_ref, else the pack
 // part of its ref. A ref in another pack than pack_ref is the validators' to refuse.
-func requestPack(ref, packRef string) (string, error) {
+func requestPack(ref, packRef string) (packOf, error) {
 	if packRef != "" {
-		return packRef, nil
+		return packOf{packRef, "pack_ref"}, nil
 	}
 	if ref == "" {
-		return "", fieldError("pack_ref", "pack_ref: required when the body gives a name and no ref")
+		return packOf{}, fieldError("pack_ref", "pack_ref: required when the body gives a name and no ref")
 	}
 	refPack, _, ok := strings.Cut(ref, ".")
 	if !ok {
-		return "", fieldError("ref", "ref: %q: want <pack>.<name>", ref)
+		return packOf{}, fieldError("ref", "ref: %q: want <pack>.<name>", ref)
 	}
 	if err := pack.CheckPackRef(refPack); err != nil {
-		return "", fieldError("ref", "ref: %q: %v", ref, err)
+		return packOf{}, fieldError("ref", "ref: %q: %v", ref, err)
 	}
-	return refPack, nil
+	return packOf{refPack, "ref"}, nil
 }
 
-// targetPack returns the registered pack a new component joins; one that does not exist is
-// the body's fault.
-func (m *Module) targetPack(ctx context.Context, packRef string) (store.Pack, error) {
-	p, err := m.deps.Store.PackGetByRef(ctx, packRef)
+// storedPack is the pack of a component already stored, for an update.
+func storedPack(packRef string) packOf { return packOf{packRef, "pack_ref"} }
+
+// targetPack returns the registered pack a component joins; one that does not exist is the
+// fault of the body's field that named it.
+func (m *Module) targetPack(ctx context.Context, of packOf) (store.Pack, error) {
+	p, err := m.deps.Store.PackGetByRef(ctx, of.Ref)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Pack{}, fieldError("pack_ref", "pack_ref: no pack %q; register it first (POST /packs/register)", packRef)
+		return store.Pack{}, fieldError(of.Field, "%s: no pack %q; register it first (POST /packs/register)", of.Field, of.Ref)
 	}
 	return p, err
 }
@@ -102,13 +112,13 @@ func sameRef(urlRef, bodyRef, currentPack, bodyPack string) error {
 
 // createIn resolves the pack a create request of noun puts it in, and refuses the built-in
 // one.
-func createIn(noun, ref, packRef string) (string, error) {
+func createIn(noun, ref, packRef string) (packOf, error) {
 	p, err := requestPack(ref, packRef)
 	if err != nil {
-		return "", err
+		return packOf{}, err
 	}
-	if p == pack.CoreRef {
-		return "", coreRefused("the " + noun)
+	if p.Ref == pack.CoreRef {
+		return packOf{}, coreRefused("the " + noun)
 	}
 	return p, nil
 }

@@ -52,19 +52,19 @@ func (m *Module) createIdentity(c echo.Context) error {
 		return err
 	}
 	if !loginPattern.MatchString(req.Login) {
-		return badRequest("login: want 1 to 64 letters, digits or . _ @ -, starting with a letter or digit; got %q", req.Login)
+		return fieldError("login", "login: want 1 to 64 letters, digits or . _ @ -, starting with a letter or digit; got %q", req.Login)
 	}
 	if req.Role == "" {
-		return badRequest("role: required (admin, operator or viewer)")
+		return fieldError("role", "role: required (admin, operator or viewer)")
 	}
 	if _, err := parseRole(req.Role); err != nil {
-		return badRequest("role: %v", err)
+		return fieldError("role", "role: %v", err)
 	}
 	if req.Password == "" {
-		return badRequest("password: required")
+		return fieldError("password", "password: required")
 	}
 	if err := checkNewPassword(req.Password); err != nil {
-		return badRequest("%v", err)
+		return err
 	}
 	hash, err := hashPassword(req.Password)
 	if err != nil {
@@ -99,13 +99,13 @@ func (m *Module) updateIdentity(c echo.Context) error {
 	}
 	if req.Role != "" {
 		if _, err := parseRole(req.Role); err != nil {
-			return badRequest("role: %v", err)
+			return fieldError("role", "role: %v", err)
 		}
 	}
 	var hash string
 	if req.Password != "" {
 		if err := checkNewPassword(req.Password); err != nil {
-			return badRequest("%v", err)
+			return err
 		}
 		var err error
 		if hash, err = hashPassword(req.Password); err != nil {
@@ -126,7 +126,7 @@ func (m *Module) updateIdentity(c echo.Context) error {
 // take the identity over.
 func (m *Module) checkCurrentPassword(c echo.Context, login, current string) error {
 	if current == "" {
-		return badRequest("current_password: required to change your own password")
+		return fieldError("current_password", "current_password: required to change your own password")
 	}
 	identity, err := m.deps.Store.IdentityGetByLogin(c.Request().Context(), login)
 	if err != nil {
@@ -137,7 +137,9 @@ func (m *Module) checkCurrentPassword(c echo.Context, login, current string) err
 		return err
 	}
 	if !ok {
-		return forbidden("current_password: it is not the current password")
+		refused := forbidden("current_password: it is not the current password")
+		refused.Field = "current_password"
+		return refused
 	}
 	return nil
 }

@@ -85,20 +85,20 @@ func (m *Module) respond(c echo.Context) error {
 		return err
 	}
 	if len(req.Response) == 0 {
-		return badRequest("response: required: the answer, JSON that fits the inquiry's schema")
+		return fieldError("response", "response: required: the answer, JSON that fits the inquiry's schema")
 	}
 	// The answer is published to the workflow's variables, whence a task's input may take it
 	// to a worker, which opens what is sealed in it: sealed values come from Attune alone.
 	var sent any
 	if json.Unmarshal(req.Response, &sent) == nil && pack.HoldsToken(sent) {
-		return badRequest("response: holds a sealed value; send the value itself")
+		return fieldError("response", "response: holds a sealed value; send the value itself")
 	}
 	schema, err := pack.CompileAnswerSchema(inq.Schema)
 	if err != nil {
 		return fmt.Errorf("inquiry %d: %w", id, err) // checked when the inquiry was made
 	}
 	if err := schema.Check("response", req.Response); err != nil {
-		return badRequest("%v", err)
+		return invalid(err)
 	}
 	inq, exec, err := m.deps.Store.InquiryRespond(ctx, id, who.Login, req.Response)
 	if err != nil {

@@ -75,7 +75,7 @@ func keyRef(c echo.Context) (store.KeyRef, error) {
 		return store.KeyRef{}, err
 	}
 	if !keyNamePattern.MatchString(name) {
-		return store.KeyRef{}, badRequest("name: want 1 to 128 letters, digits, _ or -, starting with a letter or _; got %q", name)
+		return store.KeyRef{}, fieldError("name", "name: want 1 to 128 letters, digits, _ or -, starting with a letter or _; got %q", name)
 	}
 	ref := store.KeyRef{Scope: scope, Name: name}
 	if scope == "user" {
@@ -100,7 +100,7 @@ func keyTarget(c echo.Context, write bool) (store.KeyRef, principal, error) {
 
 func checkScope(scope string) error {
 	if !keyScopePattern.MatchString(scope) {
-		return badRequest("scope: want system, user or pack.<pack ref>; got %q", scope)
+		return fieldError("scope", "scope: want system, user or pack.<pack ref>; got %q", scope)
 	}
 	return nil
 }
@@ -181,19 +181,19 @@ func (m *Module) setKey(c echo.Context) error {
 		return err
 	}
 	if len(req.Value) == 0 || string(req.Value) == "null" {
-		return badRequest("value: required, any JSON value but null (to remove a key, DELETE it)")
+		return fieldError("value", "value: required, any JSON value but null (to remove a key, DELETE it)")
 	}
 	// A template renders a key as it is, and the worker opens what is sealed in it: a sealed
 	// value comes from Attune alone, never from a caller (see refuseSealed).
 	var value any
 	if json.Unmarshal(req.Value, &value) == nil && pack.HoldsToken(value) {
-		return badRequest("value: holds a sealed value; send the value itself")
+		return fieldError("value", "value: holds a sealed value; send the value itself")
 	}
 	params := store.KeySetParams{KeyRef: ref, Secret: req.Secret, Value: req.Value}
 	if req.TTL != "" {
 		ttl, err := time.ParseDuration(req.TTL)
 		if err != nil || ttl <= 0 {
-			return badRequest("ttl: want a positive duration such as 90s, 30m or 12h; got %q", req.TTL)
+			return fieldError("ttl", "ttl: want a positive duration such as 90s, 30m or 12h; got %q", req.TTL)
 		}
 		params.TTL = ttl
 	}

@@ -67,14 +67,14 @@ func checkPassword(hash, password string) (bool, error) {
 }
 
 // checkNewPassword refuses passwords too short to be worth hashing, or too long to hash
-// cheaply.
+// cheaply; its error is the API's answer about the body's password.
 func checkNewPassword(password string) error {
 	n := utf8.RuneCountInString(password)
 	switch {
 	case n < minPasswordLen:
-		return fmt.Errorf("password: at least %d characters", minPasswordLen)
+		return fieldError("password", "password: at least %d characters", minPasswordLen)
 	case len(password) > maxPasswordLen:
-		return fmt.Errorf("password: at most %d bytes", maxPasswordLen)
+		return fieldError("password", "password: at most %d bytes", maxPasswordLen)
 	}
 	return nil
 }

@@ -89,7 +89,7 @@ func (m *Module) updateRule(c echo.Context) error {
 		return fmt.Errorf("decode action_params of rule %s: %w", ref, err)
 	}
 	pack.RestoreMasked(req.ActionParams, currentParams, pack.SecretNames(current.ActionParameters))
-	r, err := m.checkRule(ctx, req.rule(), current.PackRef)
+	r, err := m.checkRule(ctx, req.rule(), storedPack(current.PackRef))
 	if err != nil {
 		return err
 	}
@@ -127,18 +127,18 @@ func (m *Module) deleteRule(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// checkRule applies what loading and registering a pack check of a rule, to a rule of pack
-// packRef, and returns it as the store keeps it.
-func (m *Module) checkRule(ctx context.Context, r pack.Rule, packRef string) (store.Rule, error) {
-	if err := pack.ValidateRule(&r, packRef); err != nil {
+// checkRule applies what loading and registering a pack check of a rule, to a rule of the pack
+// of names, and returns it as the store keeps it.
+func (m *Module) checkRule(ctx context.Context, r pack.Rule, of packOf) (store.Rule, error) {
+	if err := pack.ValidateRule(&r, of.Ref); err != nil {
 		return store.Rule{}, invalid(err)
 	}
-	if _, err := m.targetPack(ctx, packRef); err != nil {
+	if _, err := m.targetPack(ctx, of); err != nil {
 		return store.Rule{}, err
 	}
 	if err := pack.CheckRule(ctx, m.deps.Store, r); err != nil {
 		return store.Rule{}, invalid(err)
 	}
-	sr, err := pack.StoreRule(r, packRef)
+	sr, err := pack.StoreRule(r, of.Ref)
 	return sr, invalid(err)
 }

@@ -161,9 +161,9 @@ func (m *Module) login(c echo.Context) error {
 	}
 	switch {
 	case req.Login == "":
-		return badRequest("login: required")
+		return fieldError("login", "login: required")
 	case req.Password == "":
-		return badRequest("password: required")
+		return fieldError("password", "password: required")
 	}
 	ctx := c.Request().Context()
 	identity, err := m.deps.Store.IdentityGetByLogin(ctx, req.Login)
@@ -207,7 +207,7 @@ func (m *Module) refresh(c echo.Context) error {
 		return err
 	}
 	if req.RefreshToken == "" {
-		return badRequest("refresh_token: required")
+		return fieldError("refresh_token", "refresh_token: required")
 	}
 	identity, err := m.sessions.identity(c.Request().Context(), c, req.RefreshToken, refreshToken)
 	if err != nil {

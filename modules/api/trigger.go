@@ -67,7 +67,7 @@ func (m *Module) updateTrigger(c echo.Context) error {
 		return err
 	}
 	req.Ref = ref
-	t, err := m.checkTrigger(ctx, req.trigger(), current.PackRef)
+	t, err := m.checkTrigger(ctx, req.trigger(), storedPack(current.PackRef))
 	if err != nil {
 		return err
 	}
@@ -110,15 +110,15 @@ func (m *Module) deleteTrigger(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// checkTrigger applies the pack loader's rules to a trigger of pack packRef and returns it as
+// checkTrigger applies the pack loader's rules to a trigger of the pack of names and returns it as
 // the store keeps it.
-func (m *Module) checkTrigger(ctx context.Context, t pack.Trigger, packRef string) (store.Trigger, error) {
-	if err := pack.ValidateTrigger(&t, packRef); err != nil {
+func (m *Module) checkTrigger(ctx context.Context, t pack.Trigger, of packOf) (store.Trigger, error) {
+	if err := pack.ValidateTrigger(&t, of.Ref); err != nil {
 		return store.Trigger{}, invalid(err)
 	}
-	if _, err := m.targetPack(ctx, packRef); err != nil {
+	if _, err := m.targetPack(ctx, of); err != nil {
 		return store.Trigger{}, err
 	}
-	st, err := pack.StoreTrigger(t, packRef)
+	st, err := pack.StoreTrigger(t, of.Ref)
 	return st, invalid(err)
 }

@@ -128,7 +128,7 @@ func (m *Module) execute(c echo.Context) error {
 		return err
 	}
 	if req.ActionRef == "" {
-		return badRequest("action_ref: required")
+		return fieldError("action_ref", "action_ref: required")
 	}
 	if err := refuseSealed(req.Parameters); err != nil {
 		return err
@@ -184,13 +184,15 @@ func (m *Module) startExecution(c echo.Context, actionRef string, run manualRun)
 	values, err = schema.RenderDefaults(ctx, values, m.keyReader(action.PackRef, user))
 	var bad *ruleeval.PathError
 	if errors.As(err, &bad) {
-		return badRequest("%v", err)
+		return fieldError(bad.Path, "%v", err)
 	}
 	if err != nil {
 		return err
 	}
 	params, secrets, err := schema.CheckExecution(values, run.inherited)
-	if err != nil {
+	if name, ok := pack.ParamName(err); ok {
+		return fieldError("parameters."+name, "%v", err)
+	} else if err != nil {
 		return badRequest("%v", err)
 	}
 	// Only the worker sees a secret in clear: a rerun's copies of the original's are sealed
@@ -311,7 +313,7 @@ func requestedBy(e store.Execution, p principal) bool {
 func (m *Module) rerunFrom(ctx context.Context, orig store.Execution, task string, byRequester bool) (*store.WorkflowRerun, error) {
 	wf, err := m.deps.Store.WorkflowGet(ctx, orig.ID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, badRequest("from_task: execution %d is no workflow that ran", orig.ID)
+		return nil, fieldError("from_task", "from_task: execution %d is no workflow that ran", orig.ID)
 	} else if err != nil {
 		return nil, err
 	}
@@ -341,9 +343,9 @@ func (m *Module) rerunFrom(ctx context.Context, orig store.Execution, task strin
 	}
 	switch last {
 	case "":
-		return nil, badRequest("from_task: workflow %d never reached a task %q", orig.ID, task)
+		return nil, fieldError("from_task", "from_task: workflow %d never reached a task %q", orig.ID, task)
 	case store.TaskSucceeded:
-		return nil, badRequest("from_task: task %q of workflow %d succeeded; a rerun keeps it", task, orig.ID)
+		return nil, fieldError("from_task", "from_task: task %q of workflow %d succeeded; a rerun keeps it", task, orig.ID)
 	}
 	return &store.WorkflowRerun{Source: orig.ID, Tasks: []string{task}}, nil
 }
@@ -462,7 +464,7 @@ func (m *Module) keyReader(packRef string, user *int64) pack.KeyReader {
 func refuseSealed(params map[string]any) error {
 	for _, name := range slices.Sorted(maps.Keys(params)) {
 		if pack.HoldsToken(params[name]) {
-			return badRequest("parameters.%s: holds a sealed value; send the value itself", name)
+			return fieldError("parameters."+name, "parameters.%s: holds a sealed value; send the value itself", name)
 		}
 	}
 	return nil

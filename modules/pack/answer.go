@@ -40,19 +40,20 @@ func CompileAnswerSchema(raw json.RawMessage) (*AnswerSchema, error) {
 	var ve *jsonschema.ValidationError
 	switch {
 	case errors.As(err, &invalid) && errors.As(invalid.Err, &ve):
-		return nil, fmt.Errorf("not a valid JSON Schema: %w", explain("schema", ve))
+		return nil, fmt.Errorf("not a valid JSON Schema: %v", explain("schema", ve))
 	case err != nil:
 		return nil, fmt.Errorf("schema: not a valid JSON Schema: %s", firstLine(strings.ReplaceAll(err.Error(), answerSchemaURL, "schema")))
 	}
 	return &AnswerSchema{schema: s}, nil
 }
 
-// Check reports whether answer fits the schema. Its error names the first part of the answer
-// that does not, as a path under field ("response.approved: got string, want boolean").
+// Check reports whether answer fits the schema. Its error, an *Error, names the first part of
+// the answer that does not, as a path under field ("response.approved: got string, want
+// boolean"), in its Field too.
 func (a *AnswerSchema) Check(field string, answer json.RawMessage) error {
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(answer))
 	if err != nil {
-		return fmt.Errorf("%s: not JSON: %w", field, err)
+		return fieldError(field, fmt.Errorf("not JSON: %w", err))
 	}
 	err = a.schema.Validate(v)
 	var ve *jsonschema.ValidationError
@@ -72,7 +73,7 @@ func explain(field string, ve *jsonschema.ValidationError) error {
 	if out := ve.BasicOutput(); out.Error != nil {
 		msg = out.Error.String()
 	}
-	return fmt.Errorf("%s: %s", strings.Join(path, "."), msg)
+	return fieldError(strings.Join(path, "."), errors.New(msg))
 }
 
 func firstLine(s string) string {

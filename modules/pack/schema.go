@@ -150,6 +150,16 @@ type paramError struct {
 func (e *paramError) Error() string { return fmt.Sprintf("parameter %q: %v", e.name, e.err) }
 func (e *paramError) Unwrap() error { return e.err }
 
+// ParamName names the parameter an error of Apply or CheckExecution is about, for an API that
+// points a form at the parameter's field; ok is false for any other error.
+func ParamName(err error) (name string, ok bool) {
+	var pe *paramError
+	if errors.As(err, &pe) {
+		return pe.name, true
+	}
+	return "", false
+}
+
 // apply is Apply. A value for which later answers true counts as given but is neither checked
 // nor normalised: its value is known only later, such as a rule's {{ }} template before an
 // event renders it. later may refuse the value instead.

@@ -162,10 +162,10 @@ func checkRuleBody(rule Rule, triggerParams, actionParams *Schema) error {
 		}
 	}
 	if _, err := ruleeval.ParseConditions(rule.Conditions); err != nil {
-		return fieldError("conditions", err)
+		return pathField("conditions", err)
 	}
 	if err := ruleeval.ValidateTemplates(rule.ActionParams); err != nil {
-		return fieldError("action_params", err)
+		return pathField("action_params", err)
 	}
 	if actionParams == nil {
 		return nil
@@ -225,6 +225,16 @@ func rendered(p Param, v any) (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("want %s, got text with {{ }} templates, which renders to a string; a value that is one {{ }} template alone keeps the type of its result", p.Type)
+}
+
+// pathField names the field of a problem ruleeval locates (conditions[1].any[0],
+// action_params.message) once, as its field; other errors name base.
+func pathField(base string, err error) error {
+	var pe *ruleeval.PathError
+	if errors.As(err, &pe) && pe.Path != "" {
+		return fieldError(pe.Path, pe.Err)
+	}
+	return fieldError(base, err)
 }
 
 // paramField names the field of a parameter problem found by Apply under base, such as

@@ -191,7 +191,7 @@ func TestCheckRule(t *testing.T) {
 		{"conditions", rule("core.webhook", map[string]any{"url": "x"}, map[string]any{"field": "body.x", "operator": "resembles"}, nil),
 			"conditions: "},
 		{"templates", rule("core.webhook", map[string]any{"url": "x"}, nil, map[string]any{"m": "{{ event.payload. }}"}),
-			"action_params: "},
+			"action_params.m: "},
 	}
 	for _, tt := range tests {
 		err := CheckRule(ctx, reg, tt.rule)

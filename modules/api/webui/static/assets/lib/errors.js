@@ -1,16 +1,29 @@
-// Refusals and field errors: the API names the field a 400 is about at the start of its
-// message ("name: want 1 to 128 letters ..."), so that a form can show it at that field.
+// Refusals and field errors. The API names the body's field a refusal is about in
+// error.field (a dotted path such as action_params.count or response.approved), its message
+// starting with that field too; fieldOf places it at a form's field, and useSubmit is the one
+// way a form is sent.
 
-import { html, useState } from '../vendor/htm-preact.js';
+import { html, useEffect, useRef, useState } from '../vendor/htm-preact.js';
 import { Page } from './ui.js';
 
-// fieldErrors answers {field: message} when err is a 400 about one of names, else null (the
-// form shows err whole).
-export function fieldErrors(err, names) {
-  if (err?.status !== 400) return null;
-  const m = /^([a-z_]+): (.*)$/s.exec(err.message || '');
-  if (!m || !names.includes(m[1])) return null;
-  return { [m[1]]: m[2].charAt(0).toUpperCase() + m[2].slice(1) };
+const capitalise = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+
+// fieldOf answers {field, message} for an error the API says is about one field: the
+// nearest of known (names or a Set) enclosing err.field (conditions for conditions[1].any[0]),
+// and the message without its leading "field: "; null when none is known (the form shows
+// err whole).
+export function fieldOf(err, known) {
+  if (!err?.field) return null;
+  const has = known instanceof Set ? (f) => known.has(f) : (f) => known.includes(f);
+  let f = err.field;
+  while (f && !has(f)) {
+    const cut = Math.max(f.lastIndexOf('.'), f.lastIndexOf('['));
+    f = cut > 0 ? f.slice(0, cut) : '';
+  }
+  if (!f) return null;
+  const message = err.message || '';
+  const prefix = `${err.field}: `;
+  return { field: f, message: capitalise(message.startsWith(prefix) ? message.slice(prefix.length) : message) };
 }
 
 // AdminsOnly is the screen a non-admin gets at an admin's address: said plainly, not a
@@ -32,21 +45,29 @@ export class Invalid extends Error {
 }
 
 // useSubmit runs send when its form is submitted: busy meanwhile, then its errors at their
-// fields (Invalid's, or a 400 about one of fields) or whole.
-export function useSubmit(fields, send) {
+// fields (Invalid's, or the API's about one of known, through fieldOf) or whole; the first
+// field at fault in the form (the first input marked aria-invalid) takes the focus, so that
+// its message is in view and read out.
+export function useSubmit(known, send) {
   const [errors, setErrors] = useState({});
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  const form = useRef(null);
+  useEffect(() => {
+    if (Object.keys(errors).length) form.current?.querySelector('[aria-invalid="true"]')?.focus();
+  }, [errors]);
   const submit = async (e) => {
     e?.preventDefault();
+    form.current = e?.currentTarget || e?.target?.closest?.('form') || form.current;
     setError(null);
     setErrors({});
     setBusy(true);
     try {
       await send();
     } catch (err) {
-      const at = err instanceof Invalid ? err.errors : fieldErrors(err, fields);
-      if (at) setErrors(at);
+      const at = err instanceof Invalid ? { errors: err.errors } : fieldOf(err, known);
+      if (at?.errors) setErrors(at.errors);
+      else if (at) setErrors({ [at.field]: at.message });
       else setError(err);
     } finally {
       setBusy(false);

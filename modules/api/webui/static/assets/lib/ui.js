@@ -193,11 +193,13 @@ export function RefLink({ kind, value }) {
   return html`<${Link} href=${`/${kind}/${encodeURIComponent(value)}`}>${value}<//>`;
 }
 
+// Field is a labelled input with its hint and error, given the ids ${id}-hint and
+// ${id}-error that the input names in aria-describedby (lib/form.js describedBy).
 export function Field({ label, error, hint, children, id }) {
   return html`<div class=${`field${error ? ' invalid' : ''}`}>
     <label for=${id}>${label}</label>
     ${children}
-    ${hint && html`<small class="hint">${hint}</small>`}
-    ${error && html`<small class="field-error" role="alert">${error}</small>`}
+    ${hint && html`<small class="hint" id=${`${id}-hint`}>${hint}</small>`}
+    ${error && html`<small class="field-error" id=${`${id}-error`} role="alert">${error}</small>`}
   </div>`;
 }

@@ -1,64 +1,12 @@
 // One action: its settings and parameters, and for operators a form that runs it, built from
-// its parameter schema. The form checks each field before sending; what the API refuses
-// (400, naming the parameter) is shown at that field too.
+// its parameter schema (lib/form.js ParamsForm). The form checks each field before sending;
+// what the API refuses (error.field parameters.NAME) is shown at that field too.
 
-import { html, useState } from '../vendor/htm-preact.js';
+import { html } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { Link, navigate } from '../lib/router.js';
-import { collect, fieldsOfParameters, initialValues, SchemaForm } from '../lib/form.js';
-import { ErrorBox, Json, Loading, Page, Table, useAsync, useCan } from '../lib/ui.js';
-
-export const masked = '********';
-
-// fieldOfError names the field a 400's message is about: the API says `parameter "name": …`
-// or `parameters.name: …`.
-function fieldOfError(err, fields) {
-  if (err?.status !== 400) return null;
-  const m = err.message.match(/parameter "([^"]+)"/) || err.message.match(/parameters\.([\w.-]+)/);
-  return m && fields.some((f) => f.name === m[1]) ? m[1] : null;
-}
-
-// ParamsForm edits parameters and hands the checked values to onSubmit. With keepMasked, a
-// secret field still holding ******** is sent as it is (the API then keeps the value it
-// hides), and an emptied field the original had is sent as null (its default applies).
-export function ParamsForm({ fields, given, submitLabel, onSubmit, keepMasked = false, idPrefix = 'p' }) {
-  const [inputs, setInputs] = useState(() => initialValues(fields, given || {}));
-  const [errors, setErrors] = useState({});
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e) => {
-    e.preventDefault();
-    const { values, errors: found } = collect(fields, inputs);
-    if (keepMasked) {
-      for (const f of fields) {
-        if (f.secret && inputs[f.name] === masked) {
-          delete found[f.name];
-          values[f.name] = masked;
-        } else if (!(f.name in values) && !found[f.name] && given && f.name in given) {
-          values[f.name] = null;
-        }
-      }
-    }
-    setErrors(found);
-    setError(null);
-    if (Object.keys(found).length) return;
-    setBusy(true);
-    try {
-      await onSubmit(values);
-    } catch (err) {
-      const name = fieldOfError(err, fields);
-      if (name) setErrors({ [name]: err.message });
-      else setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
-  return html`<form class="params-form" onSubmit=${submit} noValidate>
-    <${SchemaForm} fields=${fields} inputs=${inputs} errors=${errors} onInput=${setInputs} idPrefix=${idPrefix} />
-    <${ErrorBox} error=${error} />
-    <button class="btn primary" type="submit" disabled=${busy} aria-busy=${busy}>${submitLabel}</button>
-  </form>`;
-}
+import { FieldLabel, fieldsOfParameters, ParamsForm } from '../lib/form.js';
+import { Json, Loading, Page, Table, useAsync, useCan } from '../lib/ui.js';
 
 function showValue(p, key) {
   if (!(key in p)) return html`<span class="muted">—</span>`;
@@ -67,7 +15,7 @@ function showValue(p, key) {
 }
 
 const paramColumns = [
-  { label: 'Name', cell: (f) => html`<code>${f.name}</code>${f.required && html`<span class="req" title="required"> *</span>`}${f.secret && html` <span class="tag">secret</span>`}` },
+  { label: 'Name', cell: (f) => html`<${FieldLabel} f=${f} />` },
   { label: 'Type', cell: (f) => f.type },
   { label: 'Default', cell: (f) => showValue(f, 'default') },
   { label: 'Allowed', cell: (f) => (f.enum ? f.enum.map((v) => html`<code class="enum">${typeof v === 'string' ? v : JSON.stringify(v)}</code> `) : html`<span class="muted">any</span>`) },

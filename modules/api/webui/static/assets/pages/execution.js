@@ -9,9 +9,8 @@ import { api } from '../lib/api.js';
 import { Link, navigate } from '../lib/router.js';
 import { LiveState, useLive } from '../lib/live.js';
 import { cancellable, ended, furthest, sighting } from '../lib/status.js';
-import { fieldsOfParameters } from '../lib/form.js';
+import { fieldsOfParameters, ParamsForm } from '../lib/form.js';
 import { Confirm, duration, Json, Loading, Page, RefLink, Status, Table, useAsync, useCan } from '../lib/ui.js';
-import { ParamsForm } from './action.js';
 import { Requester } from './executions.js';
 import { Trace } from './trace.js';
 
@@ -142,7 +141,6 @@ function Rerun({ exec, action: actionState, onClose }) {
   };
   return html`<section class="card rerun-form" aria-labelledby="rerun-title">
     <h2 id="rerun-title">Rerun with these parameters</h2>
-    <p class="muted">A secret left as ******** keeps its value.</p>
     <${ParamsForm} fields=${fields} given=${exec.parameters} submitLabel="Rerun" onSubmit=${submit} keepMasked idPrefix="rerun" />
     <button class="btn ghost" type="button" onClick=${onClose}>Close</button>
   </section>`;

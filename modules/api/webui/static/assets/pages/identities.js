@@ -1,13 +1,14 @@
 // Identities, for admins: who may log in and with what role; create one, change its role,
-// set a new password, delete it. Anyone else is told the screen is for admins.
+// set a new password, delete it. An admin is offered neither a change of their own role nor
+// their own deletion: either would leave them locked out of this screen. Anyone else is told
+// the screen is for admins.
 
 import { html, useContext, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { AdminsOnly, useSubmit } from '../lib/errors.js';
+import { describedBy, roles } from '../lib/form.js';
 import { setQuery, useLocation } from '../lib/router.js';
 import { Confirm, ErrorBox, Field, Loading, Page, Pager, Session, Table, Time, useAsync, useCan } from '../lib/ui.js';
-
-export const roles = ['viewer', 'operator', 'admin'];
 
 const identityPath = (login) => `/identities/${encodeURIComponent(login)}`;
 
@@ -23,13 +24,14 @@ function CreateIdentity({ onCreated }) {
     <h2>Create an identity</h2>
     <div class="key-form-row">
       <${Field} id="identity-login" label="Login" error=${errors.login}>
-        <input id="identity-login" value=${form.login} onInput=${set('login')} autocomplete="off" spellcheck="false" />
+        <input id="identity-login" value=${form.login} onInput=${set('login')} autocomplete="off" spellcheck="false" ...${describedBy('identity-login', { error: errors.login })} />
       <//>
       <${Field} id="identity-password" label="Password" error=${errors.password} hint="At least 8 characters.">
-        <input id="identity-password" type="password" value=${form.password} onInput=${set('password')} autocomplete="new-password" />
+        <input id="identity-password" type="password" value=${form.password} onInput=${set('password')} autocomplete="new-password"
+          ...${describedBy('identity-password', { hint: true, error: errors.password })} />
       <//>
       <${Field} id="identity-role" label="Role" error=${errors.role}>
-        <select id="identity-role" value=${form.role} onChange=${set('role')}>${roles.map((r) => html`<option value=${r}>${r}</option>`)}</select>
+        <select id="identity-role" value=${form.role} onChange=${set('role')} ...${describedBy('identity-role', { error: errors.role })}>${roles.map((r) => html`<option value=${r}>${r}</option>`)}</select>
       <//>
     </div>
     <${ErrorBox} error=${error} />
@@ -52,10 +54,12 @@ function NewPassword({ identity, self, onDone }) {
   const id = `password-${identity.id}`;
   return html`<form class="password-form" onSubmit=${submit} aria-label=${`New password for ${identity.login}`} novalidate>
     ${self && html`<${Field} id=${`${id}-current`} label="Your current password" error=${errors.current_password}>
-      <input id=${`${id}-current`} type="password" value=${current} onInput=${(e) => setCurrent(e.target.value)} autocomplete="current-password" />
+      <input id=${`${id}-current`} type="password" value=${current} onInput=${(e) => setCurrent(e.target.value)} autocomplete="current-password"
+        ...${describedBy(`${id}-current`, { error: errors.current_password })} />
     <//>`}
     <${Field} id=${id} label=${`New password for ${identity.login}`} error=${errors.password}>
-      <input id=${id} type="password" value=${password} onInput=${(e) => setPassword(e.target.value)} autocomplete="new-password" />
+      <input id=${id} type="password" value=${password} onInput=${(e) => setPassword(e.target.value)} autocomplete="new-password"
+        ...${describedBy(id, { error: errors.password })} />
     <//>
     <${ErrorBox} error=${error} />
     <span class="row-actions"><button class="btn primary" type="submit" disabled=${busy} aria-busy=${busy}>Set password</button>
@@ -95,7 +99,9 @@ export function Identities() {
   };
   const columns = [
     { label: 'Login', cell: (i) => html`<strong>${i.login}</strong>${i.login === session.login && html` <span class="tag">you</span>`}` },
-    { label: 'Role', cell: (i) => html`<${RoleSelect} key=${`${i.login}/${i.role}`} identity=${i} onDone=${done} />` },
+    { label: 'Role', cell: (i) => (i.login === session.login
+      ? html`<span class="own-role" title="Another admin changes your role">${i.role}</span>`
+      : html`<${RoleSelect} key=${`${i.login}/${i.role}`} identity=${i} onDone=${done} />`) },
     { label: 'Created', cell: (i) => html`<${Time} value=${i.created} />` },
     { label: 'Updated', cell: (i) => html`<${Time} value=${i.updated} />` },
     { label: 'Actions', cell: (i) => html`<span class="row-actions">

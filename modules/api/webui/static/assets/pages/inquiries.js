@@ -2,12 +2,12 @@
 // filter says otherwise; an inquiry's page shows its question and, to those it allows, a
 // form built from its JSON Schema; once answered, timed out or cancelled, what became of it.
 
-import { html, useContext, useMemo, useState } from '../vendor/htm-preact.js';
+import { html, useContext, useMemo } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
-import { SchemaForm, collect, fieldsOfJSONSchema, initialValues } from '../lib/form.js';
+import { fieldsOfJSONSchema, ParamsForm } from '../lib/form.js';
 import { Link, setQuery, useLocation } from '../lib/router.js';
 import { useStream } from '../lib/stream.js';
-import { ErrorBox, Json, Loading, Page, Pager, Session, Status, Table, Time, useAsync, useThrottled } from '../lib/ui.js';
+import { Json, Loading, Page, Pager, Session, Status, Table, Time, useAsync, useThrottled } from '../lib/ui.js';
 
 const statuses = ['pending', 'responded', 'timed_out', 'cancelled'];
 
@@ -93,44 +93,17 @@ function InquiryView({ inq, onAnswered }) {
       : html`<p class="muted">Only ${answerers(inq)} may answer; you are ${session?.login} (${session?.role}).</p>`)}`;
 }
 
-// requiredFirst puts the required fields first, the rest in the schema's order (which the
-// database may have changed: it keeps a schema's keys sorted).
-function requiredFirst(fields) {
-  return [...fields].sort((a, b) => Number(b.required) - Number(a.required));
-}
-
-// AnswerForm builds its fields from the inquiry's schema; a schema that is not an object
-// with properties is answered as JSON. The API's complaint about a field shows at the field.
+// AnswerForm builds its fields from the inquiry's schema, required ones first; a schema that
+// is not an object with properties is answered as JSON. The API's complaint about a part of
+// the answer (error.field response.NAME) shows at its field.
 function AnswerForm({ inq, onAnswered }) {
   const schema = inq.schema || {};
   const whole = !schema.properties;
-  const fields = useMemo(() => (whole ? [{ name: 'response', type: 'any', required: true, description: 'The answer, as JSON.' }] : requiredFirst(fieldsOfJSONSchema(schema))), [inq.id]);
-  const [inputs, setInputs] = useState(() => initialValues(fields));
-  const [errors, setErrors] = useState({});
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e) => {
-    e.preventDefault();
-    setError(null);
-    const { values, errors: wrong } = collect(fields, inputs);
-    setErrors(wrong);
-    if (Object.keys(wrong).length) return;
-    setBusy(true);
-    try {
-      await api.post(`/inquiries/${inq.id}/respond`, { response: whole ? values.response : values });
-      onAnswered();
-    } catch (err) {
-      const at = err.status === 400 && /^response\.([^.:\s[]+)/.exec(err.message)?.[1];
-      if (at && fields.some((f) => f.name === at)) setErrors({ [at]: err.message });
-      else setError(err);
-    } finally {
-      setBusy(false);
-    }
+  const fields = useMemo(() => (whole ? [{ name: 'response', type: 'any', required: true, description: 'The answer, as JSON.' }] : fieldsOfJSONSchema(schema)), [inq.id]);
+  const send = async (values) => {
+    await api.post(`/inquiries/${inq.id}/respond`, { response: whole ? values.response : values });
+    onAnswered();
   };
-  return html`<form class="card inq-form" onSubmit=${submit} aria-label="Answer" noValidate>
-    <h2>Answer</h2>
-    <${SchemaForm} fields=${fields} inputs=${inputs} errors=${errors} onInput=${setInputs} idPrefix="answer" />
-    <${ErrorBox} error=${error} />
-    <button class="btn primary" type="submit" disabled=${busy} aria-busy=${busy}>Send the answer</button>
-  </form>`;
+  return html`<${ParamsForm} fields=${fields} submitLabel="Send the answer" onSubmit=${send} idPrefix="answer" at=${whole ? '' : 'response'}
+    formClass="card inq-form" label="Answer"><h2>Answer</h2><//>`;
 }

@@ -3,13 +3,12 @@
 // it as ******** and the UI never asks for ?decrypt=true; the value typed into the form is
 // dropped once it is sent.
 
-import { html, useRef, useState } from '../vendor/htm-preact.js';
+import { html, useEffect, useRef, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { Invalid, useSubmit } from '../lib/errors.js';
+import { describedBy, MASK } from '../lib/form.js';
 import { setQuery, useLocation } from '../lib/router.js';
 import { Confirm, ErrorBox, Field, Loading, Page, Pager, Table, Time, useAsync, useCan } from '../lib/ui.js';
-
-const mask = '********';
 const scopePattern = /^(system|user|pack\.[a-z][a-z0-9_-]*)$/;
 const namePattern = /^[A-Za-z_][A-Za-z0-9_-]{0,127}$/;
 
@@ -17,7 +16,7 @@ const namePattern = /^[A-Za-z_][A-Za-z0-9_-]{0,127}$/;
 const keyPath = (k) => `/keys/${encodeURIComponent(k.scope)}/${encodeURIComponent(k.name)}`;
 
 function KeyValue({ k }) {
-  if (k.secret) return html`<code class="key-value">${mask}</code>`;
+  if (k.secret) return html`<code class="key-value">${MASK}</code>`;
   const text = typeof k.value === 'string' ? k.value : JSON.stringify(k.value);
   const short = text.length > 120 ? `${text.slice(0, 117)}…` : text;
   return html`<code class="key-value" title=${short === text ? undefined : text}>${short}</code>
@@ -63,20 +62,26 @@ function KeyForm({ scopes, operator, from, onSaved }) {
     onSaved(`Set ${k.scope}.${k.name}${k.secret ? ' (secret)' : ''}.`);
   });
 
-  const valueInput = form.secret && form.mode === 'text'
-    ? html`<input id="key-value" type="password" autocomplete="new-password" value=${form.raw} onInput=${set('raw')} />`
-    : html`<textarea id="key-value" rows="3" spellcheck="false" value=${form.raw} onInput=${set('raw')}></textarea>`;
+  const valueHint = from?.secret ? 'A secret value is never shown: give the new one.'
+    : form.secret ? `Sealed before it is stored; shown as ${MASK} from then on.${form.mode === 'json' ? ' JSON on one line.' : ''}` : '';
+  const aria = (id, error, hint) => describedBy(id, { error, hint });
+  // A secret is never shown as typed, JSON too: a password input, on one line.
+  const valueInput = form.secret
+    ? html`<input id="key-value" type="password" autocomplete="new-password" spellcheck="false" value=${form.raw} onInput=${set('raw')} ...${aria('key-value', errors.value, valueHint)} />`
+    : html`<textarea id="key-value" rows="3" spellcheck="false" value=${form.raw} onInput=${set('raw')} ...${aria('key-value', errors.value, valueHint)}></textarea>`;
+  const scopeHint = operator ? 'system, user (yours) or pack.<pack ref>' : 'Your own keys: the other scopes need the operator role.';
+  const ttlHint = 'A duration such as 90s, 30m or 12h; empty keeps the key until it is deleted.';
   return html`<form class="card key-form" onSubmit=${submit} aria-label="Set a key" novalidate>
     <h2>${from ? `Change ${from.scope}.${from.name}` : 'Set a key'}</h2>
     <div class="key-form-row">
-      <${Field} id="key-scope" label="Scope" error=${errors.scope} hint=${operator ? 'system, user (yours) or pack.<pack ref>' : 'Your own keys: the other scopes need the operator role.'}>
+      <${Field} id="key-scope" label="Scope" error=${errors.scope} hint=${scopeHint}>
         ${operator
-          ? html`<input id="key-scope" list="key-scopes" value=${form.scope} onInput=${set('scope')} autocomplete="off" />
+          ? html`<input id="key-scope" list="key-scopes" value=${form.scope} onInput=${set('scope')} autocomplete="off" ...${aria('key-scope', errors.scope, scopeHint)} />
               <datalist id="key-scopes">${scopes.map((s) => html`<option value=${s} />`)}</datalist>`
-          : html`<select id="key-scope" value=${form.scope} onChange=${set('scope')}><option value="user">user</option></select>`}
+          : html`<select id="key-scope" value=${form.scope} onChange=${set('scope')} ...${aria('key-scope', errors.scope, scopeHint)}><option value="user">user</option></select>`}
       <//>
       <${Field} id="key-name" label="Name" error=${errors.name}>
-        <input id="key-name" value=${form.name} onInput=${set('name')} autocomplete="off" spellcheck="false" />
+        <input id="key-name" value=${form.name} onInput=${set('name')} autocomplete="off" spellcheck="false" ...${aria('key-name', errors.name)} />
       <//>
     </div>
     <fieldset class="key-mode">
@@ -84,14 +89,13 @@ function KeyForm({ scopes, operator, from, onSaved }) {
       <label><input type="radio" name="key-mode" value="text" checked=${form.mode === 'text'} onChange=${set('mode')} /> Text, stored as a JSON string</label>
       <label><input type="radio" name="key-mode" value="json" checked=${form.mode === 'json'} onChange=${set('mode')} /> JSON: a number, list, object, true/false or "quoted string"</label>
     </fieldset>
-    <${Field} id="key-value" label="Value" error=${errors.value}
-      hint=${from?.secret ? 'A secret value is never shown: give the new one.' : form.secret ? 'Sealed before it is stored; shown as ******** from then on.' : ''}>
+    <${Field} id="key-value" label="Value" error=${errors.value} hint=${valueHint}>
       ${valueInput}
     <//>
     <div class="key-form-row">
       <label class="check"><input id="key-secret" type="checkbox" checked=${form.secret} onChange=${set('secret')} /> Secret</label>
-      <${Field} id="key-ttl" label="Expires after (optional)" error=${errors.ttl} hint="A duration such as 90s, 30m or 12h; empty keeps the key until it is deleted.">
-        <input id="key-ttl" value=${form.ttl} onInput=${set('ttl')} placeholder="12h" autocomplete="off" />
+      <${Field} id="key-ttl" label="Expires after (optional)" error=${errors.ttl} hint=${ttlHint}>
+        <input id="key-ttl" value=${form.ttl} onInput=${set('ttl')} placeholder="12h" autocomplete="off" ...${aria('key-ttl', errors.ttl, ttlHint)} />
       <//>
     </div>
     <p class="muted">Setting a key replaces its value, its secrecy and its expiry.</p>
@@ -102,6 +106,8 @@ function KeyForm({ scopes, operator, from, onSaved }) {
 
 function KeyFilters({ scope, prefix, scopes }) {
   const [text, setText] = useState(prefix);
+  // The address rules: Back and Forward bring its prefix into the box.
+  useEffect(() => setText(prefix), [prefix]);
   return html`<form class="filters" role="search" onSubmit=${(e) => { e.preventDefault(); setQuery({ prefix: text, page: '' }); }}>
     <label>Scope
       <select value=${scope} onChange=${(e) => setQuery({ scope: e.target.value, page: '' })}>
@@ -146,7 +152,7 @@ export function Keys() {
       </span>` },
   ];
   return html`<${Page} title="Keys" actions=${html`<button class="btn" onClick=${list.reload}>Refresh</button>`}>
-    <p class="muted">The datastore: values that rules, workflows and actions read as <code>kv.scope.name</code>. Secret values show as <code>${mask}</code> to everyone.</p>
+    <p class="muted">The datastore: values that rules, workflows and actions read as <code>kv.scope.name</code>. Secret values show as <code>${MASK}</code> to everyone.</p>
     <${KeyFilters} scope=${scope} prefix=${prefix} scopes=${scopes} />
     <${Loading} state=${list}>${(r) => html`
       <${Table} columns=${columns} rows=${r.data} rowKey=${(k) => `${k.scope}/${k.name}`} empty=${scope || prefix ? 'No key matches.' : 'No keys yet.'} />

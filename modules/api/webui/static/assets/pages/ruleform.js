@@ -1,12 +1,13 @@
 // A rule's form, to edit one or create one: its trigger's and its action's parameters come as
 // fields built from their schemas, each a text input because any value may be a {{ }}
 // template. The API checks the rule whole and names the field at fault (error.field), which
-// the form shows beside that field; a secret parameter comes masked and, sent back so, keeps
-// its value.
+// the form shows beside that field (lib/errors.js useSubmit); a secret parameter comes masked
+// and, sent back so, keeps its value; its input never shows what is typed, whatever its type.
 
 import { html, useEffect, useMemo, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
-import { fieldsOfParameters } from '../lib/form.js';
+import { Invalid, useSubmit } from '../lib/errors.js';
+import { describedBy, FieldLabel, fieldsOfParameters, MASK } from '../lib/form.js';
 import { listAll } from '../lib/listall.js';
 import { ErrorBox, Field } from '../lib/ui.js';
 
@@ -16,13 +17,14 @@ const isBlock = (f) => f.type === 'object' || f.type === 'array';
 function toText(f, v) {
   if (v === undefined) return '';
   if (typeof v === 'string') return v;
-  return JSON.stringify(v, null, isBlock(f) ? 2 : 0);
+  return JSON.stringify(v, null, isBlock(f) && !f.secret ? 2 : 0);
 }
 
-// fromText reads an input back: a template or a string parameter's text as it is, JSON where
-// it parses, else the text, for the API to judge against the parameter's type.
+// fromText reads an input back: a template or a string parameter's text as it is, a secret
+// still masked as it is (the API keeps its value), JSON where it parses, else the text, for
+// the API to judge against the parameter's type.
 function fromText(f, text) {
-  if (text.includes('{{') || f.type === 'string') return text;
+  if (text.includes('{{') || f.type === 'string' || (f.secret && text === MASK)) return text;
   try {
     return JSON.parse(text);
   } catch {
@@ -90,35 +92,23 @@ function ParamInputs({ prefix, fields, inputs, onInput, errors }) {
     const id = `${prefix}-${f.name}`;
     const choices = f.enum || (f.type === 'boolean' ? [true, false] : null);
     const listId = choices ? `${id}-choices` : undefined;
-    const label = html`${f.name}${f.required && html`<span class="req" title="required"> *</span>`}${f.secret && html` <span class="tag">secret</span>`}`;
     const hint = [
       f.description,
       f.type !== 'any' && f.type,
       f.enum && `one of ${f.enum.map((v) => JSON.stringify(v)).join(', ')}`,
       f.default !== undefined && `default ${JSON.stringify(f.default)}`,
     ].filter(Boolean).join(' · ');
+    const error = errors[`${prefix}.${f.name}`];
+    const aria = describedBy(id, { hint, error });
     const set = (e) => onInput({ ...inputs, [f.name]: e.target.value });
-    const input = isBlock(f)
-      ? html`<textarea id=${id} name=${id} rows="3" spellcheck="false" value=${inputs[f.name]} onInput=${set}></textarea>`
-      : html`<input id=${id} name=${id} type=${f.secret ? 'password' : 'text'} list=${listId} spellcheck="false"
-          autocomplete=${f.secret ? 'new-password' : 'off'} value=${inputs[f.name]} onInput=${set} />`;
-    return html`<${Field} id=${id} label=${label} hint=${hint} error=${errors[`${prefix}.${f.name}`]}>
+    const input = isBlock(f) && !f.secret
+      ? html`<textarea id=${id} name=${id} rows="3" spellcheck="false" value=${inputs[f.name]} onInput=${set} ...${aria}></textarea>`
+      : html`<input id=${id} name=${id} type=${f.secret ? 'password' : 'text'} list=${f.secret ? undefined : listId} spellcheck="false"
+          autocomplete=${f.secret ? 'new-password' : 'off'} value=${inputs[f.name]} onInput=${set} ...${aria} />`;
+    return html`<${Field} id=${id} label=${html`<${FieldLabel} f=${f} />`} hint=${hint} error=${error}>
       ${input}${choices && html`<datalist id=${listId}>${choices.map((v) => html`<option value=${typeof v === 'string' ? v : JSON.stringify(v)} />`)}</datalist>`}
     <//>`;
   });
-}
-
-// placeOf finds the input an API error's field belongs to: the field itself, else the
-// nearest enclosing one shown (conditions for conditions[1].any[0]); null for none.
-function placeOf(field, known) {
-  let f = field || '';
-  while (f) {
-    if (known.has(f)) return f;
-    const cut = Math.max(f.lastIndexOf('.'), f.lastIndexOf('['));
-    if (cut <= 0) break;
-    f = f.slice(0, cut);
-  }
-  return null;
 }
 
 function conditionsText(c) {
@@ -143,9 +133,6 @@ export function RuleForm({ rule, create = false, onSaved }) {
   const action = useParameters('actions', refs.action);
   const [tp, setTp] = useState({});
   const [ap, setAp] = useState({});
-  const [errors, setErrors] = useState({});
-  const [top, setTop] = useState(null);
-  const [busy, setBusy] = useState(false);
   const [saved, setSaved] = useState(false);
   const [known, setKnown] = useState({ triggers: [], actions: [] });
 
@@ -163,14 +150,6 @@ export function RuleForm({ rule, create = false, onSaved }) {
   useEffect(() => {
     setAp(textsOf(action.parameters, action.ref === rule.action_ref ? rule.action_params || {} : {}));
   }, [action]);
-  // The first field at fault takes the focus, so that its message is in view and read out.
-  useEffect(() => {
-    const at = Object.keys(errors)[0];
-    if (!at) return;
-    const dot = at.indexOf('.');
-    const id = dot < 0 ? `rule-${at}` : `${at.slice(0, dot)}-${at.slice(dot + 1)}`;
-    document.getElementById(id)?.focus();
-  }, [errors]);
   // Enabling or disabling the rule beside the form shows here too.
   useEffect(() => setV((cur) => ({ ...cur, enabled: rule.enabled !== false })), [rule.enabled]);
 
@@ -187,8 +166,8 @@ export function RuleForm({ rule, create = false, onSaved }) {
     action_ref: refs.action && !action.known && action.ref === refs.action ? `No action ${refs.action}.` : null,
   };
 
-  const save = async (e) => {
-    e.preventDefault();
+  const { submit: save, errors, error: top, busy } = useSubmit(knownFields, async () => {
+    setSaved(false);
     const found = {};
     const body = {
       label: v.label,
@@ -207,30 +186,19 @@ export function RuleForm({ rule, create = false, onSaved }) {
         found.conditions = `Not JSON: ${err.message}`;
       }
     }
-    setSaved(false);
-    setTop(null);
-    setErrors(found);
-    if (Object.keys(found).length) return;
-    setBusy(true);
-    try {
-      const answer = create ? await api.post('/rules', body) : await api.put(`/rules/${encodeURIComponent(rule.ref)}`, body);
-      setSaved(true);
-      onSaved(answer);
-    } catch (err) {
-      const at = placeOf(create && err.field === 'pack_ref' ? 'ref' : err.field, knownFields);
-      if (at) setErrors({ [at]: err.message.startsWith(`${err.field}: `) ? err.message.slice(err.field.length + 2) : err.message });
-      else setTop(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+    if (Object.keys(found).length) throw new Invalid(found);
+    const answer = create ? await api.post('/rules', body) : await api.put(`/rules/${encodeURIComponent(rule.ref)}`, body);
+    setSaved(true);
+    onSaved(answer);
+  });
 
   const text = (name, label, hint) => html`<${Field} id=${`rule-${name}`} label=${label} hint=${hint} error=${errors[name]}>
-    <input id=${`rule-${name}`} name=${name} value=${v[name]} onInput=${set(name)} />
+    <input id=${`rule-${name}`} name=${name} value=${v[name]} onInput=${set(name)} ...${describedBy(`rule-${name}`, { hint, error: errors[name] })} />
   <//>`;
   const refInput = (name, kind, list) => html`<${Field} id=${`rule-${name}`} label=${name} error=${errors[name] || refErrors[name]}>
     <input id=${`rule-${name}`} name=${name} list=${`${name}-choices`} required spellcheck="false" value=${v[name]}
-      onInput=${set(name)} onChange=${(e) => setRefs({ ...refs, [kind]: e.target.value.trim() })} />
+      onInput=${set(name)} onChange=${(e) => setRefs({ ...refs, [kind]: e.target.value.trim() })}
+      ...${describedBy(`rule-${name}`, { error: errors[name] || refErrors[name] })} />
     <datalist id=${`${name}-choices`}>${list.map((c) => html`<option value=${c.ref}>${c.label || ''}</option>`)}</datalist>
   <//>`;
   return html`<form class="rule-form" onSubmit=${save} aria-label=${create ? 'New rule' : 'Edit rule'} novalidate>
@@ -248,7 +216,8 @@ export function RuleForm({ rule, create = false, onSaved }) {
       <legend>Conditions</legend>
       <${Field} id="rule-conditions" label="conditions (JSON)" error=${errors.conditions}
         hint="As in a rule file, in JSON: a list (all hold), {all|any: [...]}, {not: c}, {field, operator, value} or {expression}. Empty: every event matches.">
-        <textarea id="rule-conditions" name="conditions" rows="8" spellcheck="false" value=${v.conditions} onInput=${set('conditions')}></textarea>
+        <textarea id="rule-conditions" name="conditions" rows="8" spellcheck="false" value=${v.conditions} onInput=${set('conditions')}
+          ...${describedBy('rule-conditions', { hint: true, error: errors.conditions })}></textarea>
       <//>
     </fieldset>
     <fieldset>

@@ -5,9 +5,9 @@
 import { html, useContext, useRef, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { Invalid, useSubmit } from '../lib/errors.js';
+import { describedBy, roles } from '../lib/form.js';
 import { setQuery, useLocation } from '../lib/router.js';
 import { Confirm, ErrorBox, Field, Loading, Page, Pager, Session, Table, Time, useAsync, useCan } from '../lib/ui.js';
-import { roles } from './identities.js';
 
 const day = 86400000;
 const lifetimes = [['', 'Never'], ['7', '7 days'], ['30', '30 days'], ['90', '90 days'], ['365', '1 year'], ['date', 'On a date…']];
@@ -61,17 +61,18 @@ function CreateToken({ ownRole, onCreated }) {
     <p class="muted">For scripts and the CLI (<code>Authorization: Bearer atn_…</code>): it acts as you, with the role you give it.</p>
     <div class="key-form-row">
       <${Field} id="token-name" label="Name" error=${errors.name} hint="What it is for, e.g. deploy-script.">
-        <input id="token-name" value=${form.name} onInput=${set('name')} maxlength="200" autocomplete="off" />
+        <input id="token-name" value=${form.name} onInput=${set('name')} maxlength="200" autocomplete="off" ...${describedBy('token-name', { hint: true, error: errors.name })} />
       <//>
       <${Field} id="token-role" label="Role" error=${errors.role}>
-        <select id="token-role" value=${form.role} onChange=${set('role')}>
+        <select id="token-role" value=${form.role} onChange=${set('role')} ...${describedBy('token-role', { error: errors.role })}>
           <option value="">Mine (${ownRole}), as it is at each use</option>
           ${allowed.map((r) => html`<option value=${r}>${r}</option>`)}
         </select>
       <//>
       <${Field} id="token-expiry" label="Expires" error=${errors.expires_at}>
-        <select id="token-expiry" value=${form.lifetime} onChange=${set('lifetime')}>${lifetimes.map(([v, label]) => html`<option value=${v}>${label}</option>`)}</select>
-        ${form.lifetime === 'date' && html`<input type="date" aria-label="Expiry date" value=${form.date} onInput=${set('date')} />`}
+        <select id="token-expiry" value=${form.lifetime} onChange=${set('lifetime')} ...${describedBy('token-expiry', { error: errors.expires_at })}>${lifetimes.map(([v, label]) => html`<option value=${v}>${label}</option>`)}</select>
+        ${form.lifetime === 'date' && html`<input type="date" aria-label="Expiry date" value=${form.date} onInput=${set('date')}
+          ...${describedBy('token-expiry', { error: errors.expires_at })} />`}
       <//>
     </div>
     <${ErrorBox} error=${error} />
