@@ -3,7 +3,7 @@
 import { html, render, useEffect, useRef, useState } from './vendor/htm-preact.js';
 import { api, login, logout, onLogout, onTokens } from './lib/api.js';
 import { Link, match, navigate, useLocation } from './lib/router.js';
-import { ErrorBox, Session, useCan } from './lib/ui.js';
+import { ErrorBox, focusScreen, Session, useCan } from './lib/ui.js';
 import { nav, routes } from './routes.js';
 
 const themeKey = 'attune.theme';
@@ -76,14 +76,14 @@ function Shell({ session }) {
   const [menu, setMenu] = useState(false);
   const first = useRef(true);
   // A new screen takes the focus, as a page load would, so that keyboard and screen reader
-  // users start at its content rather than at the link they left.
+  // users start at its heading rather than at the link they left.
   useEffect(() => {
     if (first.current) {
       first.current = false;
       return;
     }
     window.scrollTo(0, 0);
-    document.getElementById('main')?.focus({ preventScroll: true });
+    focusScreen();
   }, [path]);
   const found = match(routes, path);
   const Screen = found?.route.component;

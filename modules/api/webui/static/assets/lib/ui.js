@@ -101,14 +101,12 @@ export function Button({ onClick, kind = '', children, disabled, title, ...rest 
   </span>`;
 }
 
-// focusScreen moves the focus to the screen's heading (or the screen), once what an act
-// changed is on screen: the act often removes the very control that had the focus.
-function focusScreen() {
-  setTimeout(() => {
-    const main = document.getElementById('main');
-    const to = main?.querySelector('h1[tabindex]') || main;
-    to?.focus({ preventScroll: true });
-  });
+// focusScreen moves the focus to the screen's heading (or the screen itself): where a new
+// screen starts, and where an act that removed the control that had the focus leaves it.
+export function focusScreen() {
+  const main = document.getElementById('main');
+  const to = main?.querySelector('h1[tabindex]') || main;
+  to?.focus({ preventScroll: true });
 }
 
 // Confirm asks once more, in place, before a destructive act. The question takes the
@@ -135,7 +133,8 @@ export function Confirm({ onConfirm, children, kind = 'danger', question = 'Sure
   const yes = async () => {
     await onConfirm();
     if (mounted.current) setAsking(false);
-    focusScreen();
+    // Once what the act changed is on screen.
+    setTimeout(focusScreen);
   };
   if (!asking) return html`<button ref=${trigger} class=${`btn ${kind}`} onClick=${() => setAsking(true)} ...${rest}>${children}</button>`;
   return html`<span class="confirm" ref=${box} onKeyDown=${(e) => e.key === 'Escape' && no()}>
