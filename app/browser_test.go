@@ -90,6 +90,20 @@ func newBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
+// uiSlots bounds the browser tests that run at once. Each runs a server and a Chromium of its
+// own; all of them at once, beside the rest of make test's -race run on two cores, starve one
+// another until a step overruns browserTimeout.
+var uiSlots = make(chan struct{}, 3)
+
+// takeUISlot waits for one of uiSlots and gives it back when the test is over, after its
+// server and browser are gone (cleanups run last-in first-out). A test takes one slot only:
+// it starts one server.
+func takeUISlot(t *testing.T) {
+	t.Helper()
+	uiSlots <- struct{}{}
+	t.Cleanup(func() { <-uiSlots })
+}
+
 // uiServer is an `attune serve` with every role in one process, the demo and examples packs
 // registered, for the browser to drive.
 type uiServer struct {
@@ -100,6 +114,7 @@ type uiServer struct {
 
 func startUIServer(t *testing.T, args ...string) *uiServer {
 	t.Helper()
+	takeUISlot(t)
 	dbURL := storetest.NewDatabase(t)
 	p := startServe(t, append([]string{"--database-url=" + dbURL}, args...)...)
 	for _, pack := range []string{"demo", "examples"} {
@@ -305,6 +320,7 @@ func TestUIServedBesideTheAPI(t *testing.T) {
 // A server started with --auth=false lets the UI in as an admin without a login page.
 func TestUIWithoutAuth(t *testing.T) {
 	t.Parallel()
+	takeUISlot(t)
 	dbURL := storetest.NewDatabase(t)
 	p := startServe(t, "--database-url="+dbURL, "--auth=false")
 	tab := newBrowser(t)

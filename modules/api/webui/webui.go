@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -18,9 +19,9 @@ import (
 //go:embed static
 var embedded embed.FS
 
-// reserved are the path prefixes that belong to the server, not to the UI: an unknown path
+// reserved are the paths that belong to the server, not to the UI: an unknown path there or
 // under them is the server's 404, never the UI's page.
-var reserved = []string{"/api/", "/auth/", "/healthz", "/readyz", "/metrics"}
+var reserved = []string{"/api", "/auth", "/healthz", "/readyz", "/metrics"}
 
 // securityHeaders keep the UI's pages from running anything but its own files and from
 // being framed by another site.
@@ -83,15 +84,14 @@ func (ui *UI) Register(e *echo.Echo) {
 
 func (ui *UI) serve(c echo.Context) error {
 	p := c.Request().URL.Path
-	for _, r := range reserved {
-		if strings.HasPrefix(p, r) || p == strings.TrimSuffix(r, "/") {
-			return echo.ErrNotFound
-		}
+	if isReserved(p) {
+		return echo.ErrNotFound
 	}
 	f := ui.index
 	if strings.HasPrefix(p, "/assets/") {
+		clean := path.Clean(p)
 		var ok bool
-		if f, ok = ui.files[path.Clean(p)]; !ok {
+		if f, ok = ui.files[clean]; !ok || !strings.HasPrefix(clean, "/assets/") {
 			return echo.ErrNotFound
 		}
 	}
@@ -107,10 +107,22 @@ func (ui *UI) serve(c echo.Context) error {
 		return c.NoContent(http.StatusNotModified)
 	}
 	if c.Request().Method == http.MethodHead {
+		// The length GET would send, as HTTP asks of HEAD; the body is left out.
 		h.Set("Content-Type", f.contentType)
+		h.Set("Content-Length", strconv.Itoa(len(f.body)))
 		return c.NoContent(http.StatusOK)
 	}
 	return c.Blob(http.StatusOK, f.contentType, f.body)
+}
+
+// isReserved answers whether p is one of the server's paths or under one of them.
+func isReserved(p string) bool {
+	for _, r := range reserved {
+		if p == r || strings.HasPrefix(p, r+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func contentType(name string) string {

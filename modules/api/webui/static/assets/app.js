@@ -1,10 +1,22 @@
 // Attune's web UI: logs in, then shows the screen the address names, inside the navigation.
 
 import { html, render, useEffect, useRef, useState } from './vendor/htm-preact.js';
-import { api, login, logout, onLogout } from './lib/api.js';
+import { api, login, logout, onLogout, onTokens } from './lib/api.js';
 import { Link, match, navigate, useLocation } from './lib/router.js';
-import { ErrorBox, Session, useCan } from './lib/ui.js';
+import { ErrorBox, focusScreen, Session, useCan } from './lib/ui.js';
 import { nav, routes } from './routes.js';
+
+const themeKey = 'attune.theme';
+
+// applyTheme sets the colours the user picked ('' for the system's).
+function applyTheme(theme) {
+  if (theme) document.documentElement.dataset.theme = theme;
+  else delete document.documentElement.dataset.theme;
+}
+
+// Before the first render, the login page's included, so that the page does not show the
+// system's colours first (a script in index.html would need the CSP to allow it).
+applyTheme(localStorage.getItem(themeKey) || '');
 
 function Login({ onDone }) {
   const [name, setName] = useState('');
@@ -48,11 +60,10 @@ function NavLinks({ path, onPick }) {
 }
 
 function ThemeToggle() {
-  const [theme, setTheme] = useState(localStorage.getItem('attune.theme') || '');
+  const [theme, setTheme] = useState(localStorage.getItem(themeKey) || '');
   useEffect(() => {
-    if (theme) document.documentElement.dataset.theme = theme;
-    else delete document.documentElement.dataset.theme;
-    localStorage.setItem('attune.theme', theme);
+    applyTheme(theme);
+    localStorage.setItem(themeKey, theme);
   }, [theme]);
   const next = { '': 'dark', dark: 'light', light: '' }[theme];
   const name = { '': 'System', dark: 'Dark', light: 'Light' }[theme];
@@ -65,14 +76,14 @@ function Shell({ session }) {
   const [menu, setMenu] = useState(false);
   const first = useRef(true);
   // A new screen takes the focus, as a page load would, so that keyboard and screen reader
-  // users start at its content rather than at the link they left.
+  // users start at its heading rather than at the link they left.
   useEffect(() => {
     if (first.current) {
       first.current = false;
       return;
     }
     window.scrollTo(0, 0);
-    document.getElementById('main')?.focus({ preventScroll: true });
+    focusScreen();
   }, [path]);
   const found = match(routes, path);
   const Screen = found?.route.component;
@@ -93,30 +104,45 @@ function Shell({ session }) {
   <//>`;
 }
 
+// same answers whether two whoami answers are the same session.
+function same(a, b) {
+  return a?.login === b?.login && a?.role === b?.role;
+}
+
 function App() {
   const [session, setSession] = useState(undefined);
   const [error, setError] = useState(null);
   // Asked even without tokens: a server started with --auth=false lets everyone in as admin.
-  const load = async () => {
+  // quiet keeps the session on screen when the question fails for another reason than a
+  // refused token.
+  const load = async (quiet = false) => {
     try {
-      setSession(await api.get('/whoami'));
+      const who = await api.get('/whoami');
+      setSession((old) => (same(old, who) ? old : who));
       setError(null);
     } catch (err) {
       if (err.status === 401) setSession(null);
-      else setError(err);
+      else if (!quiet) setError(err);
     }
   };
   useEffect(() => {
     load();
-    return onLogout(() => {
+    const offLogout = onLogout(() => {
       setSession(null);
       navigate(location.pathname, { replace: true });
     });
+    // Another tab logged in, perhaps as someone else: this one is now that session.
+    const offTokens = onTokens(() => load(true));
+    return () => {
+      offLogout();
+      offTokens();
+    };
   }, []);
-  if (error) return html`<main class="login"><div class="card"><${ErrorBox} error=${error} /><button class="btn" onClick=${load}>Try again</button></div></main>`;
+  if (error) return html`<main class="login"><div class="card"><${ErrorBox} error=${error} /><button class="btn" onClick=${() => load()}>Try again</button></div></main>`;
   if (session === undefined) return html`<p class="muted" aria-busy="true">Loading…</p>`;
-  if (session === null) return html`<${Login} onDone=${load} />`;
-  return html`<${Shell} session=${session} />`;
+  if (session === null) return html`<${Login} onDone=${() => load()} />`;
+  // Keyed by who is logged in: another identity's screens start afresh, with what it may see.
+  return html`<${Shell} session=${session} key=${session.login} />`;
 }
 
 render(html`<${App} />`, document.getElementById('app'));

@@ -1,10 +1,11 @@
 // The API client. The tokens live in localStorage so that a reload, or another tab, stays
-// logged in; an expired access token is renewed once with the refresh token, and a refused
-// refresh logs out.
+// logged in; an expired access token is renewed once with the refresh token. Only a refresh
+// the server refuses (400, 401) logs out: a server that is restarting or a proxy's 5xx is
+// an error to show and retry, with the tokens kept.
 
 const storageKey = 'attune.tokens';
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
     this.status = status;
@@ -14,6 +15,7 @@ export class ApiError extends Error {
 
 let tokens = readTokens();
 const logoutListeners = new Set();
+const tokenListeners = new Set();
 
 function readTokens() {
   try {
@@ -29,16 +31,25 @@ function saveTokens(t) {
   else localStorage.removeItem(storageKey);
 }
 
-// Another tab logging in or out changes this one's tokens too.
+// Another tab logging in or out changes this one's tokens too; a login there (perhaps as
+// someone else) is told to onTokens' listeners, which ask again who is logged in.
 window.addEventListener('storage', (e) => {
-  if (e.key !== storageKey) return;
+  if (e.key !== storageKey && e.key !== null) return;
+  const before = tokens;
   tokens = readTokens();
   if (!tokens) logoutListeners.forEach((fn) => fn());
+  else if (tokens.access_token !== before?.access_token) tokenListeners.forEach((fn) => fn());
 });
 
 export function onLogout(fn) {
   logoutListeners.add(fn);
   return () => logoutListeners.delete(fn);
+}
+
+// onTokens calls fn when another tab stored other tokens: a login, or a refresh.
+export function onTokens(fn) {
+  tokenListeners.add(fn);
+  return () => tokenListeners.delete(fn);
 }
 
 export async function login(name, password) {
@@ -58,20 +69,32 @@ export function logout() {
 
 let refreshing = null;
 
-// refresh buys a new pair once for every request that found the access token expired.
+// refresh buys a new pair once for every request that found the access token expired, and
+// answers whether there is one to retry with. A refused refresh token logs out; any other
+// failure throws and keeps the tokens.
 function refresh() {
   refreshing ??= (async () => {
+    const sent = tokens;
     try {
       const resp = await fetch('/auth/refresh', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ refresh_token: tokens?.refresh_token }),
+        body: JSON.stringify({ refresh_token: sent.refresh_token }),
       });
-      if (!resp.ok) return false;
+      // Another tab may have logged out, or in as someone else, while this one waited: what
+      // it stored stands, and a pair bought with the old refresh token is dropped.
+      const stored = readTokens();
+      if (stored?.refresh_token !== sent.refresh_token) {
+        tokens = stored;
+        return Boolean(stored);
+      }
+      if (resp.status === 400 || resp.status === 401) {
+        logout();
+        return false;
+      }
+      if (!resp.ok) throw await errorOf(resp);
       saveTokens(await resp.json());
       return true;
-    } catch {
-      return false;
     } finally {
       refreshing = null;
     }
@@ -107,12 +130,19 @@ export function query(params) {
 // fetchAPI sends a request to /api/v1 with the access token, renewing it once when expired,
 // and answers the Response; the caller reads the body. A refused token logs out.
 export async function fetchAPI(path, init = {}) {
+  let renewed = false;
   for (let attempt = 0; ; attempt++) {
     const headers = new Headers(init.headers);
-    if (tokens) headers.set('Authorization', `Bearer ${tokens.access_token}`);
+    const sent = tokens;
+    if (sent) headers.set('Authorization', `Bearer ${sent.access_token}`);
     const resp = await fetch(`/api/v1${path}`, { ...init, headers });
     if (resp.status !== 401) return resp;
-    if (attempt === 0 && tokens?.refresh_token && (await refresh())) continue;
+    // Another tab renewed or replaced the tokens meanwhile: try those first.
+    if (attempt < 2 && tokens && tokens.access_token !== sent?.access_token) continue;
+    if (!renewed && tokens?.refresh_token) {
+      renewed = true;
+      if (await refresh()) continue;
+    }
     const err = await errorOf(resp);
     logout();
     throw err;
@@ -121,7 +151,7 @@ export async function fetchAPI(path, init = {}) {
 
 // request sends body as JSON and answers the decoded answer: {data, pagination} for a list,
 // the object itself for one ({data: x} is unwrapped), null for an empty answer.
-export async function request(method, path, { params, body, signal } = {}) {
+async function request(method, path, { params, body, signal } = {}) {
   const init = { method, signal, headers: {} };
   if (body instanceof FormData || body instanceof Blob) {
     init.body = body;

@@ -36,13 +36,26 @@ export function setQuery(values) {
   navigate(location.pathname + (s ? `?${s}` : ''), { replace: true });
 }
 
-// match finds the first route whose pattern (/executions/:id) fits path.
+// decode is decodeURIComponent, or null for what is not a valid escape (/actions/%E0).
+function decode(s) {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return null;
+  }
+}
+
+// match finds the first route whose pattern (/executions/:id) fits path; a parameter that
+// does not decode matches nothing, and the screen says not found.
 export function match(routes, path) {
   for (const route of routes) {
     const names = [];
     const re = new RegExp(`^${route.path.replace(/:([a-z_]+)/g, (_, n) => (names.push(n), '([^/]+)'))}/?$`);
     const m = path.match(re);
-    if (m) return { route, params: Object.fromEntries(names.map((n, i) => [n, decodeURIComponent(m[i + 1])])) };
+    if (!m) continue;
+    const values = m.slice(1).map(decode);
+    if (values.includes(null)) return null;
+    return { route, params: Object.fromEntries(names.map((n, i) => [n, values[i]])) };
   }
   return null;
 }

@@ -86,7 +86,7 @@ export function Page({ title, actions, children }) {
     document.title = title ? `${title} · Attune` : 'Attune';
   }, [title]);
   return html`<section class="page">
-    <header class="page-head"><h1>${title}</h1>${actions && html`<div class="page-actions">${actions}</div>`}</header>
+    <header class="page-head"><h1 tabindex="-1">${title}</h1>${actions && html`<div class="page-actions">${actions}</div>`}</header>
     ${children}
   </section>`;
 }
@@ -106,6 +106,7 @@ export function Loading({ state, children }) {
 export function Button({ onClick, kind = '', children, disabled, title, ...rest }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
+  const button = useRef(null);
   const click = async (e) => {
     e.preventDefault();
     setBusy(true);
@@ -114,32 +115,78 @@ export function Button({ onClick, kind = '', children, disabled, title, ...rest 
       await onClick(e);
     } catch (err) {
       setError(err);
+      // Disabled while it ran, the button lost the focus: it gets it back, to try again.
+      setTimeout(() => {
+        if (document.activeElement === document.body) button.current?.focus();
+      });
     } finally {
       setBusy(false);
     }
   };
   return html`<span class="button-wrap">
-    <button class=${`btn ${kind}`} onClick=${click} disabled=${disabled || busy} aria-busy=${busy} title=${title} ...${rest}>${children}</button>
+    <button ref=${button} class=${`btn ${kind}`} onClick=${click} disabled=${disabled || busy} aria-busy=${busy} title=${title} ...${rest}>${children}</button>
     ${error && html`<span class="error inline" role="alert">${error.message}</span>`}
   </span>`;
 }
 
-// Confirm asks once more, in place, before a destructive act.
-export function Confirm({ onConfirm, children, kind = 'danger', question = 'Sure?', ...rest }) {
-  const [asking, setAsking] = useState(false);
-  if (!asking) return html`<button class=${`btn ${kind}`} onClick=${() => setAsking(true)} ...${rest}>${children}</button>`;
-  return html`<span class="confirm">${question}
-    <${Button} kind=${kind} onClick=${async () => { await onConfirm(); setAsking(false); }}>Yes, ${children.toLowerCase?.() ?? children}<//>
-    <button class="btn" onClick=${() => setAsking(false)}>No</button></span>`;
+// focusScreen moves the focus to the screen's heading (or the screen itself): where a new
+// screen starts, and where an act that removed the control that had the focus leaves it.
+export function focusScreen() {
+  const main = document.getElementById('main');
+  const to = main?.querySelector('h1[tabindex]') || main;
+  to?.focus({ preventScroll: true });
 }
 
-export function Status({ status }) {
-  return html`<span class=${`status status-${status}`}>${status}</span>`;
+// Confirm asks once more, in place, before a destructive act. The question takes the
+// button's place and the focus goes to its Yes; No (or Escape) puts the button back, with
+// the focus on it; after Yes, the focus goes to the screen's heading.
+export function Confirm({ onConfirm, children, kind = 'danger', question = 'Sure?', ...rest }) {
+  const [asking, setAsking] = useState(false);
+  const trigger = useRef(null);
+  const box = useRef(null);
+  const back = useRef(false);
+  const mounted = useRef(true);
+  useEffect(() => () => {
+    mounted.current = false;
+  }, []);
+  useEffect(() => {
+    if (asking) box.current?.querySelector('button')?.focus();
+    else if (back.current) trigger.current?.focus();
+    back.current = false;
+  }, [asking]);
+  const no = () => {
+    back.current = true;
+    setAsking(false);
+  };
+  const yes = async () => {
+    await onConfirm();
+    if (mounted.current) setAsking(false);
+    // Once what the act changed is on screen.
+    setTimeout(focusScreen);
+  };
+  if (!asking) return html`<button ref=${trigger} class=${`btn ${kind}`} onClick=${() => setAsking(true)} ...${rest}>${children}</button>`;
+  return html`<span class="confirm" ref=${box} onKeyDown=${(e) => e.key === 'Escape' && no()}>
+    <span role="alert">${question}</span>
+    <${Button} kind=${kind} onClick=${yes}>Yes, ${children.toLowerCase?.() ?? children}<//>
+    <button class="btn" onClick=${no}>No</button></span>`;
+}
+
+// Status shows a state as a badge coloured by its meaning. An execution's, inquiry's, rule's
+// or sensor's status is coloured by its name (style.css's .status-*); any other state names
+// its tone: ok, bad, warn, info or idle. children, when given, are shown in place of status.
+export function Status({ status, tone, children }) {
+  return html`<span class=${`status ${tone ? `tone-${tone}` : `status-${status}`}`}>${children ?? status}</span>`;
+}
+
+// Notice says that something went well (saved, deleted, sent), politely to screen readers.
+export function Notice({ children }) {
+  if (!children) return null;
+  return html`<p class="notice" role="status">${children}</p>`;
 }
 
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 
-export function ago(value) {
+function ago(value) {
   if (!value) return '';
   const s = (new Date(value).getTime() - Date.now()) / 1000;
   const units = [['day', 86400], ['hour', 3600], ['minute', 60], ['second', 1]];

@@ -2,10 +2,11 @@
 // and time (all kept in the address, so that a filtered view can be shared), each entry's
 // detail expandable, its object linked to its screen where there is one.
 
-import { html, useContext, useState } from '../vendor/htm-preact.js';
+import { html, useContext } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { AdminsOnly } from '../lib/errors.js';
-import { Link, setQuery, useLocation } from '../lib/router.js';
+import { FilterForm, useQueryFilters } from '../lib/filters.js';
+import { Link, setQuery } from '../lib/router.js';
 import { Json, Loading, Page, Pager, Session, Table, Time, useAsync, useCan } from '../lib/ui.js';
 
 // kinds are the audit's nouns and kinds (docs/operations.md), offered as the kind filter's
@@ -18,6 +19,13 @@ const kinds = [
 ];
 
 const filterNames = ['actor', 'kind', 'object', 'since', 'until'];
+const filterFields = [
+  { name: 'actor', label: 'Actor', placeholder: 'a login, system, cli', size: 12 },
+  { name: 'kind', label: 'Kind', placeholder: 'rule or rule.update', size: 14, suggestions: kinds },
+  { name: 'object', label: 'Object', placeholder: 'execution:42', size: 16 },
+  { name: 'since', label: 'Since', type: 'time' },
+  { name: 'until', label: 'Until', type: 'time' },
+];
 const enc = encodeURIComponent;
 
 // objectHref is the screen of an entry's object, or null where there is none.
@@ -46,38 +54,6 @@ function objectHref({ object_kind: kind, object }) {
   }
 }
 
-// localInput shows an RFC 3339 time as a datetime-local input's value, in local time.
-function localInput(iso) {
-  if (!iso) return '';
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return '';
-  return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-}
-
-function AuditFilters({ query }) {
-  const [f, setF] = useState(() => Object.fromEntries(filterNames.map((n) => [n, n === 'since' || n === 'until' ? localInput(query.get(n)) : query.get(n) || ''])));
-  const set = (name) => (e) => setF({ ...f, [name]: e.target.value });
-  const apply = (e) => {
-    e.preventDefault();
-    const time = (v) => (v ? new Date(v).toISOString() : '');
-    setQuery({ actor: f.actor.trim(), kind: f.kind.trim(), object: f.object.trim(), since: time(f.since), until: time(f.until), page: '' });
-  };
-  const clear = () => {
-    setF(Object.fromEntries(filterNames.map((n) => [n, ''])));
-    setQuery({ ...Object.fromEntries(filterNames.map((n) => [n, ''])), page: '' });
-  };
-  return html`<form class="filters" role="search" aria-label="Filter the audit log" onSubmit=${apply}>
-    <label>Actor <input id="audit-actor" value=${f.actor} onInput=${set('actor')} placeholder="a login, system, cli" size="12" /></label>
-    <label>Kind <input id="audit-kind" list="audit-kinds" value=${f.kind} onInput=${set('kind')} placeholder="rule or rule.update" size="14" />
-      <datalist id="audit-kinds">${kinds.map((k) => html`<option value=${k} />`)}</datalist></label>
-    <label>Object <input id="audit-object" value=${f.object} onInput=${set('object')} placeholder="execution:42" size="16" /></label>
-    <label>Since <input id="audit-since" type="datetime-local" value=${f.since} onInput=${set('since')} /></label>
-    <label>Until <input id="audit-until" type="datetime-local" value=${f.until} onInput=${set('until')} /></label>
-    <button class="btn primary" type="submit">Filter</button>
-    <button class="btn" type="button" onClick=${clear}>Clear</button>
-  </form>`;
-}
-
 function ObjectCell({ entry }) {
   if (!entry.object_kind) return html`<span class="muted">—</span>`;
   const href = objectHref(entry);
@@ -103,16 +79,13 @@ const columns = [
 export function Audit() {
   const session = useContext(Session);
   const admin = useCan('admin');
-  const { query } = useLocation();
-  const params = Object.fromEntries(filterNames.map((n) => [n, query.get(n) || '']));
-  const page = Number(query.get('page')) || 1;
-  const key = JSON.stringify(params);
+  const filters = useQueryFilters(filterNames);
+  const { values: params, key, page, active: filtered } = filters;
   const list = useAsync(() => (admin ? api.get('/audit', { ...params, page, per_page: 50 }) : Promise.resolve(null)), [admin, key, page]);
   if (!admin) return html`<${AdminsOnly} title="Audit log" role=${session?.role} />`;
-  const filtered = filterNames.some((n) => params[n]);
   return html`<${Page} title="Audit log" actions=${html`<button class="btn" onClick=${list.reload}>Refresh</button>`}>
     <p class="muted">Who requested, cancelled and reran executions, and who changed packs, rules, keys, identities and tokens. Never a secret value.</p>
-    <${AuditFilters} key=${key} query=${query} />
+    <${FilterForm} filters=${filters} fields=${filterFields} id="audit" label="Filter the audit log" />
     <${Loading} state=${list}>${(r) => html`
       <${Table} columns=${columns} rows=${r.data} empty=${filtered ? 'No entry matches these filters.' : 'Nothing audited yet.'} />
       <${Pager} pagination=${r.pagination} onPage=${(p) => setQuery({ page: p })} />`}

@@ -27,7 +27,7 @@ function Refs({ kind, refs }) {
 }
 
 // Changes shows what registering a pack changed (the API's changes).
-export function Changes({ pack }) {
+function Changes({ pack }) {
   const c = pack.changes || {};
   const rows = kinds.map((kind) => ({ kind, ...(c[kind] || {}) }));
   return html`<div class="card pack-changes" role="status">
@@ -148,7 +148,7 @@ export function PackPage({ pack: ref }) {
       <h2>Versions</h2>
       <${Table} rows=${p.versions || []} rowKey=${(v) => v.hash} empty="No stored files: the built-in pack travels with the binary."
         columns=${[
-          { label: 'Files', cell: (v) => html`${short(v.hash)}${v.current && html` <span class="status status-active">current</span>`}` },
+          { label: 'Files', cell: (v) => html`${short(v.hash)}${v.current && html` <${Status} tone="ok">current<//>`}` },
           { label: 'Stored', cell: (v) => html`<${Time} value=${v.created} />` },
           { label: 'Count', class: 'num', cell: (v) => v.files },
           { label: 'Size', class: 'num', cell: (v) => size(v.size) },

@@ -4,22 +4,19 @@
 
 import { html, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
+import { FilterForm, useQueryFilters } from '../lib/filters.js';
 import { listAll } from '../lib/listall.js';
-import { Link, navigate, setQuery, useLocation } from '../lib/router.js';
+import { Link, navigate, useLocation } from '../lib/router.js';
 import { Button, Confirm, Json, Loading, Page, RefLink, Status, Table, Time, useAsync, useCan } from '../lib/ui.js';
 import { RuleForm } from './ruleform.js';
 
 const enc = encodeURIComponent;
 
-// setRuleEnabled enables or disables the rule and answers it as it now is.
-export function setRuleEnabled(rule, enabled) {
-  return api.post(`/rules/${enc(rule.ref)}/${enabled ? 'enable' : 'disable'}`);
-}
-
+// EnabledButton enables or disables the rule and tells onChange the rule as it now is.
 function EnabledButton({ rule, onChange }) {
   const verb = rule.enabled ? 'Disable' : 'Enable';
   return html`<${Button} kind=${rule.enabled ? '' : 'primary'} aria-label=${`${verb} ${rule.ref}`}
-    onClick=${async () => onChange(await setRuleEnabled(rule, !rule.enabled))}>${verb}<//>`;
+    onClick=${async () => onChange(await api.post(`/rules/${enc(rule.ref)}/${verb.toLowerCase()}`))}>${verb}<//>`;
 }
 
 // webhookURL is where a core.webhook rule listens, or nothing.
@@ -28,21 +25,16 @@ export function webhookURL(rule) {
   return url ? `${location.origin}/api/v1/webhooks/${enc(url)}` : '';
 }
 
-// PackFilter picks the pack a list shows (?pack=).
-export function PackFilter({ pack }) {
-  const packs = useAsync(() => listAll('/packs'), []);
-  return html`<label>Pack<select name="pack" value=${pack} onChange=${(e) => setQuery({ pack: e.target.value })}>
-    <option value="">All packs</option>
-    ${(packs.data || []).map((p) => html`<option value=${p.ref}>${p.ref}</option>`)}
-  </select></label>`;
-}
+const filterFields = [
+  { name: 'q', label: 'Search', type: 'search', placeholder: 'ref, trigger, action' },
+  { name: 'pack', label: 'Pack', type: 'pack' },
+  { name: 'enabled', label: 'State', type: 'select', options: [['', 'Enabled or not'], ['true', 'Enabled'], ['false', 'Disabled']] },
+];
 
 export function Rules() {
-  const { query } = useLocation();
   const operator = useCan('operator');
-  const pack = query.get('pack') || '';
-  const enabled = query.get('enabled') || '';
-  const search = query.get('q') || '';
+  const filters = useQueryFilters(['q', 'pack', 'enabled']);
+  const { q: search, pack, enabled } = filters.values;
   const state = useAsync(() => listAll('/rules', { pack }), [pack]);
   const [changed, setChanged] = useState({});
   const rows = (state.data || [])
@@ -60,13 +52,7 @@ export function Rules() {
     columns.push({ label: 'Change', cell: (r) => html`<${EnabledButton} rule=${r} onChange=${(n) => setChanged({ ...changed, [n.ref]: n })} />` });
   }
   return html`<${Page} title="Rules" actions=${operator && html`<${Link} class="btn primary" href="/rules/new">New rule<//>`}>
-    <form class="filters" role="search" onSubmit=${(e) => e.preventDefault()}>
-      <label>Search<input type="search" name="q" value=${search} placeholder="ref, trigger, action" onInput=${(e) => setQuery({ q: e.target.value })} /></label>
-      <${PackFilter} pack=${pack} />
-      <label>State<select name="enabled" value=${enabled} onChange=${(e) => setQuery({ enabled: e.target.value })}>
-        <option value="">Enabled or not</option><option value="true">Enabled</option><option value="false">Disabled</option>
-      </select></label>
-    </form>
+    <${FilterForm} filters=${filters} fields=${filterFields} id="rules" label="Filter the rules" submit="Search" />
     <${Loading} state=${state}>${() => html`<${Table} columns=${columns} rows=${rows} empty="No rule matches." />`}<//>
   <//>`;
 }

@@ -4,15 +4,16 @@
 
 import { html, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
+import { FilterForm, useQueryFilters } from '../lib/filters.js';
 import { listAll } from '../lib/listall.js';
-import { Link, useLocation } from '../lib/router.js';
+import { Link } from '../lib/router.js';
 import { Button, Loading, Page, RefLink, Status, Table, Time, useAsync, useCan } from '../lib/ui.js';
-import { PackFilter, webhookURL } from './rules.js';
+import { webhookURL } from './rules.js';
 
 const enc = encodeURIComponent;
 
 // ParamList shows a parameter schema (name → {type, required, description, ...}) in brief.
-export function ParamList({ schema }) {
+function ParamList({ schema }) {
   const entries = Object.entries(schema || {});
   if (!entries.length) return html`<span class="muted">none</span>`;
   return html`<ul class="param-list">${entries.map(([name, p]) => html`<li>
@@ -73,13 +74,13 @@ function Sensors({ pack }) {
       empty="No custom sensors. The core timers and webhooks need none." />`}<//>`;
 }
 
+const filterFields = [{ name: 'pack', label: 'Pack', type: 'pack' }];
+
 export function TriggersPage() {
-  const { query } = useLocation();
-  const pack = query.get('pack') || '';
+  const filters = useQueryFilters(['pack']);
+  const { pack } = filters.values;
   return html`<${Page} title="Triggers and sensors">
-    <form class="filters" onSubmit=${(e) => e.preventDefault()}>
-      <${PackFilter} pack=${pack} />
-    </form>
+    <${FilterForm} filters=${filters} fields=${filterFields} id="triggers" label="Filter the triggers and sensors" />
     <h2>Triggers</h2>
     <${Triggers} pack=${pack} />
     <h2>Sensors</h2>
