@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
@@ -236,32 +238,88 @@ func clickText(selector, text string) browserStep {
 	})
 }
 
-// screenshot keeps the page as docs/ui/NAME.png when ATTUNE_UI_SCREENSHOTS names a
-// directory (make ui-screenshots), at a laptop's width, or a phone's for names ending -phone.
-func screenshot(t *testing.T, tab context.Context, name string) {
+// screen checks the screen the tab shows as a keyboard or screen reader user meets it, and
+// keeps it as docs/ui/NAME.png when ATTUNE_UI_SCREENSHOTS names a directory (make
+// ui-screenshots). A name ending -phone looks at a phone's width, where nothing may stick
+// out sideways; one ending -dark in the dark colour scheme.
+func screen(t *testing.T, tab context.Context, name string) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, browserTimeout)
+	defer cancel()
+	width, height := int64(1280), int64(860)
+	viewport := chromedp.EmulateViewport(width, height)
+	if strings.HasSuffix(name, "-phone") {
+		width, height = 390, 844
+		viewport = chromedp.EmulateViewport(width, height, chromedp.EmulateMobile)
+	}
+	scheme := "light"
+	if strings.HasSuffix(name, "-dark") {
+		scheme = "dark"
+	}
+	require.NoError(t, chromedp.Do(ctx, viewport, colourScheme(scheme)))
+	defer func() {
+		reset, cancel := context.WithTimeout(tab, browserTimeout)
+		defer cancel()
+		require.NoError(t, chromedp.Do(reset, chromedp.ResetViewport(), colourScheme("")))
+	}()
+	// Two frames: the layout at the new size has been done by then.
+	settled, err := chromedp.Run(ctx, chromedp.Evaluate[bool](
+		`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`, chromedp.EvalAwaitPromise))
+	require.NoError(t, err)
+	require.True(t, settled)
+	problems, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](accessibilityProblems))
+	require.NoError(t, err)
+	require.Empty(t, problems, "screen %s", name)
+	if width < 500 {
+		wide, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth - innerWidth`))
+		require.NoError(t, err)
+		require.LessOrEqual(t, wide, 0, "screen %s sticks out %d px sideways at a phone's width", name, wide)
+	}
 	dir := os.Getenv("ATTUNE_UI_SCREENSHOTS")
 	if dir == "" {
 		return
 	}
-	width, height := int64(1280), int64(860)
-	if strings.HasSuffix(name, "-phone") {
-		width, height = 390, 844
-	}
-	ctx, cancel := context.WithTimeout(tab, browserTimeout)
-	defer cancel()
-	viewport := chromedp.EmulateViewport(width, height)
-	if width < 500 {
-		viewport = chromedp.EmulateViewport(width, height, chromedp.EmulateMobile)
-	}
-	require.NoError(t, chromedp.Do(ctx, viewport))
-	// Screenshots only (no test waits on it): lets the layout settle at the new size.
-	time.Sleep(300 * time.Millisecond)
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	require.NoError(t, err)
-	require.NoError(t, chromedp.Do(ctx, chromedp.ResetViewport()))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644))
 }
+
+// colourScheme makes the page see the system's colour scheme as light or dark ("" is the
+// browser's own).
+func colourScheme(scheme string) browserStep {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		var features []*emulation.MediaFeature
+		if scheme != "" {
+			features = []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}
+		}
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: features})
+		return err
+	})
+}
+
+// accessibilityProblems lists what keeps a keyboard or screen reader user from a screen:
+// a control without a label, a button or link without a name, an image without alt text,
+// an id used twice (labels and aria references then point at the wrong element).
+const accessibilityProblems = `(() => {
+  const out = [];
+  const visible = (e) => e.getClientRects().length > 0;
+  const describe = (e) => e.outerHTML.slice(0, 140);
+  const named = (e) => (e.getAttribute('aria-label') || e.getAttribute('aria-labelledby') || e.title ||
+    e.innerText || e.value || (e.querySelector('img[alt]:not([alt=""]), svg title') ? 'x' : '')).trim() !== '';
+  for (const e of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+    if (visible(e) && !(e.labels?.length || e.getAttribute('aria-label') || e.getAttribute('aria-labelledby'))) out.push('no label: ' + describe(e));
+  }
+  for (const e of document.querySelectorAll('button, a[href], [role=button]')) {
+    if (visible(e) && !named(e)) out.push('no name: ' + describe(e));
+  }
+  for (const e of document.querySelectorAll('img:not([alt])')) out.push('no alt: ' + describe(e));
+  const seen = new Set();
+  for (const e of document.querySelectorAll('[id]')) {
+    if (seen.has(e.id)) out.push('id used twice: ' + e.id);
+    seen.add(e.id);
+  }
+  return out;
+})()`
 
 // The login page, a wrong password refused, the dashboard after logging in, a reload still
 // logged in, and logging out back to the login page.
@@ -277,7 +335,7 @@ func TestUILogin(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
 		waitText(`[role=alert]`, "Wrong login or password"),
 	)
-	screenshot(t, tab, "login")
+	screen(t, tab, "login")
 	browse(t, tab,
 		fill(`#password`, testAdminPassword),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)),

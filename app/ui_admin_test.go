@@ -74,7 +74,8 @@ func TestUIKeysAndAdmin(t *testing.T) {
 		until(`document.querySelector('.field.invalid #key-name') !== null`),
 	)
 	browse(t, tab, run(`scrollTo(0, 0)`))
-	screenshot(t, tab, "keys")
+	screen(t, tab, "keys")
+	screen(t, tab, "keys-phone")
 	browse(t, tab,
 		// Change fills the form in with the key, but never with a secret's value.
 		clickInRow("ui_plain", "Change"),
@@ -119,7 +120,7 @@ func TestUIKeysAndAdmin(t *testing.T) {
 		// The admin is offered no change of their own role, nor their own deletion.
 		until(`(r => !!r && !r.querySelector('select') && ![...r.querySelectorAll('button')].some(b => b.innerText.includes('Delete')))([...document.querySelectorAll('tbody tr')].find(r => r.innerText.includes('you')))`),
 	)
-	screenshot(t, tab, "identities")
+	screen(t, tab, "identities")
 	browse(t, tab,
 		// A new password the API refuses is shown at its field; a good one is set.
 		clickInRow("olga", "New password"),
@@ -143,7 +144,7 @@ func TestUIKeysAndAdmin(t *testing.T) {
 	)
 	token := evaluate[string](t, tab, `document.querySelector('.new-token code').innerText`)
 	require.True(t, strings.HasPrefix(token, "atn_"), "token %q", token)
-	screenshot(t, tab, "tokens")
+	screen(t, tab, "tokens")
 	browse(t, tab,
 		chromedp.Reload(),
 		until(rowHas("ui-token", "active")),
@@ -161,7 +162,8 @@ func TestUIKeysAndAdmin(t *testing.T) {
 		clickInRow("key system.ui_secret", "Details"),
 		until(`[...document.querySelectorAll('details[open] pre')].some(e => e.innerText.includes('"secret": true'))`),
 	)
-	screenshot(t, tab, "audit")
+	screen(t, tab, "audit")
+	screen(t, tab, "audit-phone")
 	browse(t, tab,
 		fill(`#audit-kind`, "identity"),
 		clickText(`form[role=search] button`, "Filter"),

@@ -94,8 +94,9 @@ func TestUIDashboard(t *testing.T) {
 		until(`window.notReloaded === true`),
 	)
 	require.Equal(t, "#"+failed, evaluate[string](t, tab, `document.querySelector('[aria-label="Recent failures"] tbody a').innerText`))
-	screenshot(t, tab, "dashboard")
-	screenshot(t, tab, "dashboard-phone")
+	screen(t, tab, "dashboard")
+	screen(t, tab, "dashboard-phone")
+	screen(t, tab, "dashboard-dark")
 
 	// The day's failed count opens the list of them.
 	browse(t, tab,
@@ -114,7 +115,8 @@ func TestUIDashboard(t *testing.T) {
 		textIs(`[data-queue="demo.hello"] [data-queued]`, "0"),
 		chromedp.WaitVisible(chromedp.CSS(`[aria-label="Queues"] .live-state.on`)),
 	)
-	screenshot(t, tab, "policies")
+	screen(t, tab, "policies")
+	screen(t, tab, "policies-phone")
 
 	// Cancelling the running one admits the waiter: the queue empties, live.
 	s.apiPost(t, "/executions/"+running+"/cancel", `{}`)

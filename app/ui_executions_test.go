@@ -109,7 +109,7 @@ func TestUIRunCancelRerun(t *testing.T) {
 		waitText(`table`, "demo.hello"),
 		waitGone(`table`, "demo.slow"),
 	)
-	screenshot(t, tab, "actions")
+	screen(t, tab, "actions")
 	browse(t, tab,
 		clickText(`table a`, "demo.hello"),
 		until(`location.pathname === '/actions/demo.hello'`),
@@ -117,7 +117,8 @@ func TestUIRunCancelRerun(t *testing.T) {
 		until(`document.querySelector('#run-name').value === 'world'`),
 		fill(`#run-name`, "Ada"),
 	)
-	screenshot(t, tab, "action-run")
+	screen(t, tab, "action-run")
+	screen(t, tab, "action-run-phone")
 	browse(t, tab,
 		chromedp.Click(chromedp.CSS(`.run-form button[type=submit]`)),
 		onExecutionPage(0),
@@ -145,7 +146,8 @@ func TestUIRunCancelRerun(t *testing.T) {
 			(document.querySelector('.output.live .stdout')?.innerText || '').includes('Hello, Live: waiting at the gate') &&
 			(document.querySelector('.output.live .stderr')?.innerText || '').includes('a line on stderr')`),
 	)
-	screenshot(t, tab, "execution")
+	screen(t, tab, "execution")
+	screen(t, tab, "execution-dark")
 	// Chunks are not read aloud one by one; the status line is.
 	require.True(t, evaluate[bool](t, tab, `!document.querySelector('.output.live[aria-live]') && !!document.querySelector('.exec-summary[role=status]')`))
 	release(t, gate)
@@ -212,7 +214,7 @@ func TestUIRunCancelRerun(t *testing.T) {
 	)
 	rerun := execID(t, tab)
 	require.NotEqual(t, greetID, rerun)
-	screenshot(t, tab, "execution-phone")
+	screen(t, tab, "execution-phone")
 
 	// The list filtered by status and action, and a new execution showing up live.
 	browse(t, tab,
@@ -233,7 +235,8 @@ func TestUIRunCancelRerun(t *testing.T) {
 		until(`location.search === ''`),
 		listed(slow),
 	)
-	screenshot(t, tab, "executions")
+	screen(t, tab, "executions")
+	screen(t, tab, "executions-phone")
 
 	// A time filter is kept in the address as RFC 3339 and shown in local time.
 	browse(t, tab,

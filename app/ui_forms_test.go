@@ -57,7 +57,7 @@ func TestUISecretParameters(t *testing.T) {
 		until(`document.querySelector('#run-flag').getAttribute('aria-invalid') === null`),
 		until(`location.pathname === '/actions/uiexec.vault'`),
 	)
-	screenshot(t, tab, "action-secrets")
+	screen(t, tab, "action-secrets")
 	browse(t, tab,
 		fill(`#run-tier`, "silver"),
 		chromedp.Click(chromedp.CSS(`.run-form button[type=submit]`)),

@@ -81,7 +81,8 @@ func TestUIRules(t *testing.T) {
 	)
 	_, got := uiRulesGet(t, s, "/api/v1/rules/"+rule)
 	require.Equal(t, false, got["enabled"], "the API agrees: disabled")
-	screenshot(t, tab, "rules")
+	screen(t, tab, "rules")
+	screen(t, tab, "rules-phone")
 	browse(t, tab,
 		s.open("/rules?enabled=false"),
 		waitText(`tbody`, rule),
@@ -104,7 +105,8 @@ func TestUIRules(t *testing.T) {
 		fieldErrorIs(`#action_params-count`, `Want integer, got "three"`),
 		until(`!document.querySelector('#rule-conditions').closest('.field').querySelector('.field-error')`),
 	)
-	screenshot(t, tab, "rule-edit")
+	screen(t, tab, "rule-edit")
+	screen(t, tab, "rule-edit-phone")
 	browse(t, tab,
 		fill(`#action_params-count`, "{{ event.payload.body.count }}"),
 		fill(`#action_params-name`, "n-{{ event.payload.body.name }}!"),
@@ -152,7 +154,7 @@ func TestUIRules(t *testing.T) {
 		waitText(`tbody`, "core.intervaltimer"),
 		waitText(`.webhook-url`, "/api/v1/webhooks/typed"),
 	)
-	screenshot(t, tab, "triggers")
+	screen(t, tab, "triggers")
 	browse(t, tab,
 		s.open("/triggers?pack=demo"),
 		waitText(`tbody`, "demo.order"),
@@ -181,7 +183,8 @@ func TestUIRules(t *testing.T) {
 		waitText(`.pack-changes`, "uitest.on_hook"),
 		waitText(`tbody`, "1.2.3"),
 	)
-	screenshot(t, tab, "packs")
+	screen(t, tab, "packs")
+	screen(t, tab, "packs-phone")
 	status, _ := uiRulesGet(t, s, "/api/v1/packs/uitest")
 	require.Equal(t, http.StatusOK, status)
 	browse(t, tab,

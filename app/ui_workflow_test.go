@@ -89,7 +89,8 @@ func TestUIInquiryContinuesWorkflow(t *testing.T) {
 	)
 	require.True(t, hasButton(t, tab, "Pause"))
 	require.False(t, hasButton(t, tab, "Resume"), "resume is offered only to a pausing or paused workflow")
-	screenshot(t, tab, "workflow")
+	screen(t, tab, "workflow")
+	screen(t, tab, "workflow-dark")
 
 	// A task is a button: Enter on it shows its executions and result. Focused, selected and
 	// running each look their own: the running task keeps its colour when selected, the
@@ -147,7 +148,8 @@ func TestUIInquiryContinuesWorkflow(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#answer-approved`)),
 		fill(`#answer-comment`, "ship it"),
 	)
-	screenshot(t, answerer, "inquiry")
+	screen(t, answerer, "inquiry")
+	screen(t, answerer, "inquiry-phone")
 	browse(t, answerer,
 		clickText(`form[aria-label=Answer] button`, "Send the answer"),
 		waitText(`main .status`, "responded"),
@@ -180,7 +182,7 @@ func TestUIInquiryContinuesWorkflow(t *testing.T) {
 		})()`),
 		chromedp.ResetViewport(),
 	)
-	screenshot(t, tab, "workflow-phone")
+	screen(t, tab, "workflow-phone")
 }
 
 func TestUIWorkflowPauseResumeCancel(t *testing.T) {
