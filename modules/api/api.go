@@ -169,6 +169,8 @@ type Module struct {
 	roles map[string]Role
 	// webhookBuckets holds each webhook url's tokens; nil takes every webhook.
 	webhookBuckets *buckets
+	// dashboards shares the readings of GET /dashboard among the requests that ask at once.
+	dashboards coalesced[store.Dashboard]
 }
 
 // New registers the API's routes on deps.Routes.
