@@ -8,7 +8,8 @@ import { api } from '../lib/api.js';
 import { Invalid, useSubmit } from '../lib/errors.js';
 import { describedBy, MASK } from '../lib/form.js';
 import { setQuery, useLocation } from '../lib/router.js';
-import { Confirm, ErrorBox, Field, Loading, Page, Pager, Table, Time, useAsync, useCan } from '../lib/ui.js';
+import { Confirm, ErrorBox, Field, Loading, Notice, Page, Pager, Table, Time, useAsync, useCan } from '../lib/ui.js';
+
 const scopePattern = /^(system|user|pack\.[a-z][a-z0-9_-]*)$/;
 const namePattern = /^[A-Za-z_][A-Za-z0-9_-]{0,127}$/;
 
@@ -73,7 +74,7 @@ function KeyForm({ scopes, operator, from, onSaved }) {
   const ttlHint = 'A duration such as 90s, 30m or 12h; empty keeps the key until it is deleted.';
   return html`<form class="card key-form" onSubmit=${submit} aria-label="Set a key" novalidate>
     <h2>${from ? `Change ${from.scope}.${from.name}` : 'Set a key'}</h2>
-    <div class="key-form-row">
+    <div class="form-row">
       <${Field} id="key-scope" label="Scope" error=${errors.scope} hint=${scopeHint}>
         ${operator
           ? html`<input id="key-scope" list="key-scopes" value=${form.scope} onInput=${set('scope')} autocomplete="off" ...${aria('key-scope', errors.scope, scopeHint)} />
@@ -92,7 +93,7 @@ function KeyForm({ scopes, operator, from, onSaved }) {
     <${Field} id="key-value" label="Value" error=${errors.value} hint=${valueHint}>
       ${valueInput}
     <//>
-    <div class="key-form-row">
+    <div class="form-row">
       <label class="check"><input id="key-secret" type="checkbox" checked=${form.secret} onChange=${set('secret')} /> Secret</label>
       <${Field} id="key-ttl" label="Expires after (optional)" error=${errors.ttl} hint=${ttlHint}>
         <input id="key-ttl" value=${form.ttl} onInput=${set('ttl')} placeholder="12h" autocomplete="off" ...${aria('key-ttl', errors.ttl, ttlHint)} />
@@ -161,7 +162,7 @@ export function Keys() {
     <div ref=${formRef}>
       <${KeyForm} key=${editing ? `${editing.scope}/${editing.name}/${editing.updated}` : 'new'} scopes=${scopes} operator=${operator}
         from=${editing} onSaved=${(said) => { setEditing(null); setNotice(said); list.reload(); }} />
-      ${notice && html`<p class="ok" role="status">${notice}</p>`}
+      <${Notice}>${notice}<//>
       ${editing && html`<button class="btn ghost" onClick=${() => setEditing(null)}>Set another key instead</button>`}
     </div>
   <//>`;
