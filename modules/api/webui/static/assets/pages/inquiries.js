@@ -13,7 +13,7 @@ const statuses = ['pending', 'responded', 'timed_out', 'cancelled'];
 
 // mayAnswer mirrors the API's rule: an admin always; an identity the inquiry names, or whose
 // role it names; with neither, any operator.
-export function mayAnswer(inq, session) {
+function mayAnswer(inq, session) {
   if (!session) return false;
   if (session.role === 'admin' || inq.users?.includes(session.login) || inq.roles?.includes(session.role)) return true;
   return !inq.users?.length && !inq.roles?.length && session.role === 'operator';
