@@ -100,7 +100,7 @@ func TestUISecretParameters(t *testing.T) {
 		s.open("/rules/uiexec.on_vault"),
 		until(inputIs(`#action_params-config`, "password", "********")),
 		clickText(`button[type=submit]`, "Save"),
-		waitText(`.saved`, "Saved."),
+		waitText(`.notice`, "Saved."),
 	)
 	resp := s.request(t, http.MethodPost, "/api/v1/webhooks/vault", strings.NewReader(`{}`))
 	resp.Body.Close()

@@ -111,7 +111,7 @@ func TestUIRules(t *testing.T) {
 		fill(`#action_params-count`, "{{ event.payload.body.count }}"),
 		fill(`#action_params-name`, "n-{{ event.payload.body.name }}!"),
 		clickText(`button[type=submit]`, "Save"),
-		waitText(`.saved`, "Saved."),
+		waitText(`.notice`, "Saved."),
 		until(`!document.querySelector('.field-error')`),
 	)
 	_, got = uiRulesGet(t, s, "/api/v1/rules/"+rule)

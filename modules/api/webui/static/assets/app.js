@@ -1,4 +1,6 @@
 // Attune's web UI: logs in, then shows the screen the address names, inside the navigation.
+// One page for every screen (the server answers index.html at any path it does not reserve),
+// so that a move between screens keeps the session and reloads nothing but what it shows.
 
 import { html, render, useEffect, useRef, useState } from './vendor/htm-preact.js';
 import { api, login, logout, onLogout, onTokens } from './lib/api.js';
@@ -14,8 +16,8 @@ function applyTheme(theme) {
   else delete document.documentElement.dataset.theme;
 }
 
-// Before the first render, the login page's included, so that the page does not show the
-// system's colours first (a script in index.html would need the CSP to allow it).
+// Before the first render, the login page's included, so that no page shows the system's
+// colours first (a script in index.html would need the CSP to allow it).
 applyTheme(localStorage.getItem(themeKey) || '');
 
 function Login({ onDone }) {

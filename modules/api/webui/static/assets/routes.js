@@ -1,4 +1,6 @@
-// The screens: each route's path pattern and component, and the navigation's entries.
+// The screens: each route's path pattern and component, and the navigation's entries. A path
+// is matched against the routes in order (lib/router.js match), so /rules/new comes before
+// /rules/:rule; a thing's own page has no entry: its list links to it.
 
 import { Action } from './pages/action.js';
 import { Actions } from './pages/actions.js';

@@ -12,7 +12,7 @@ const capitalise = (s) => s.charAt(0).toUpperCase() + s.slice(1);
 // nearest of known (names or a Set) enclosing err.field (conditions for conditions[1].any[0]),
 // and the message without its leading "field: "; null when none is known (the form shows
 // err whole).
-export function fieldOf(err, known) {
+function fieldOf(err, known) {
   if (!err?.field) return null;
   const has = known instanceof Set ? (f) => known.has(f) : (f) => known.includes(f);
   let f = err.field;

@@ -18,7 +18,7 @@ export const MASK = '********';
 export const roles = ['viewer', 'operator', 'admin'];
 
 // requiredFirst puts the required fields first, the rest in the order given.
-export function requiredFirst(fields) {
+function requiredFirst(fields) {
   return [...fields].sort((a, b) => Number(!!b.required) - Number(!!a.required));
 }
 
@@ -59,7 +59,7 @@ export function describedBy(id, { hint, error }) {
 
 // initialValues are what a form starts with: given values, else defaults (never a secret's),
 // as the inputs hold them (text for numbers, JSON text for objects and arrays).
-export function initialValues(fields, given = {}) {
+function initialValues(fields, given = {}) {
   const out = {};
   for (const f of fields) {
     if (f.name in given) out[f.name] = toInput(f, given[f.name]);
@@ -80,7 +80,7 @@ function toInput(f, v) {
 // collect turns the inputs into the values to send, and an error per field that is wrong;
 // an empty optional field is left out, so that its default applies, and so is an empty
 // secret with a default.
-export function collect(fields, inputs) {
+function collect(fields, inputs) {
   const values = {};
   const errors = {};
   for (const f of fields) {
@@ -152,7 +152,7 @@ function hintOf(f, input) {
 
 // SchemaForm shows one input per field; inputs and errors are the caller's state, errors
 // keyed by errorPrefix and the field's name.
-export function SchemaForm({ fields, inputs, errors = {}, onInput, idPrefix = 'f', errorPrefix = '' }) {
+function SchemaForm({ fields, inputs, errors = {}, onInput, idPrefix = 'f', errorPrefix = '' }) {
   if (!fields.length) return html`<p class="muted">No parameters.</p>`;
   return html`<div class="schema-form">${fields.map((f) => {
     const id = `${idPrefix}-${f.name}`;

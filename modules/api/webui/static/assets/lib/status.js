@@ -20,7 +20,7 @@ export function cancellable(exec) {
 
 // rank orders statuses as an execution moves through them; a workflow moves to and fro among
 // running, pausing and paused, so those share a rank.
-export function rank(status) {
+function rank(status) {
   if (ended(status)) return 5;
   return { requested: 0, scheduling: 1, scheduled: 2, running: 3, pausing: 3, paused: 3, canceling: 4 }[status] ?? 0;
 }

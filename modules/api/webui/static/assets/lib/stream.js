@@ -17,7 +17,7 @@ const stayedUp = 5000;
 
 // openStream follows the stream until the answered function is called; onState hears
 // connecting, live, reconnecting and hidden.
-export function openStream(params, { onEvent, onOpen, onState }) {
+function openStream(params, { onEvent, onOpen, onState }) {
   let closed = false;
   let abort = null;
   let wake = null; // ends the pause before a reconnect

@@ -186,7 +186,7 @@ function ExecutionPage({ id }) {
       ${rerunning && html`<${Rerun} exec=${exec} action=${action} onClose=${() => setRerunning(false)} />`}
       <div class="grid2">
         <section class="card" aria-label="Details"><${Details} exec=${exec} action=${action.data} /></section>
-        <section class="card exec-card" aria-labelledby="timeline-title"><h2 id="timeline-title">Timeline</h2><${Timeline} exec=${exec} /></section>
+        <section class="card" aria-labelledby="timeline-title"><h2 id="timeline-title">Timeline</h2><${Timeline} exec=${exec} /></section>
       </div>
       <h2>Parameters</h2>
       <${Parameters} params=${exec.parameters} />

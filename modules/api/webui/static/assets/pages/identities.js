@@ -8,7 +8,7 @@ import { api } from '../lib/api.js';
 import { AdminsOnly, useSubmit } from '../lib/errors.js';
 import { describedBy, roles } from '../lib/form.js';
 import { setQuery, useLocation } from '../lib/router.js';
-import { Confirm, ErrorBox, Field, Loading, Page, Pager, Session, Table, Time, useAsync, useCan } from '../lib/ui.js';
+import { Confirm, ErrorBox, Field, Loading, Notice, Page, Pager, Session, Table, Time, useAsync, useCan } from '../lib/ui.js';
 
 const identityPath = (login) => `/identities/${encodeURIComponent(login)}`;
 
@@ -22,7 +22,7 @@ function CreateIdentity({ onCreated }) {
   });
   return html`<form class="card inline-form" onSubmit=${submit} aria-label="Create an identity" novalidate>
     <h2>Create an identity</h2>
-    <div class="key-form-row">
+    <div class="form-row">
       <${Field} id="identity-login" label="Login" error=${errors.login}>
         <input id="identity-login" value=${form.login} onInput=${set('login')} autocomplete="off" spellcheck="false" ...${describedBy('identity-login', { error: errors.login })} />
       <//>
@@ -112,7 +112,7 @@ export function Identities() {
   ];
   return html`<${Page} title="Identities">
     <p class="muted">Who may log in, and with what role: viewers read, operators run and change automation, admins also manage identities and read the audit log. A new password ends that identity's sessions; its API tokens live on until revoked.</p>
-    ${notice && html`<p class="ok" role="status">${notice}</p>`}
+    <${Notice}>${notice}<//>
     <${Loading} state=${list}>${(r) => html`
       <${Table} columns=${columns} rows=${r.data} />
       <${Pager} pagination=${r.pagination} onPage=${(p) => setQuery({ page: p })} />`}

@@ -5,15 +5,19 @@
 import { html, useContext, useMemo } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { fieldsOfJSONSchema, ParamsForm } from '../lib/form.js';
-import { Link, setQuery, useLocation } from '../lib/router.js';
+import { FilterForm, useQueryFilters } from '../lib/filters.js';
+import { Link, setQuery } from '../lib/router.js';
 import { useStream } from '../lib/stream.js';
 import { Json, Loading, Page, Pager, Session, Status, Table, Time, useAsync, useThrottled } from '../lib/ui.js';
 
-const statuses = ['pending', 'responded', 'timed_out', 'cancelled'];
+// No status in the address means pending: those are the ones someone has to act on.
+const filterFields = [{ name: 'status', label: 'Status', type: 'select', options: [
+  ['', 'pending'], ['responded', 'responded'], ['timed_out', 'timed out'], ['cancelled', 'cancelled'], ['all', 'all'],
+] }];
 
 // mayAnswer mirrors the API's rule: an admin always; an identity the inquiry names, or whose
 // role it names; with neither, any operator.
-export function mayAnswer(inq, session) {
+function mayAnswer(inq, session) {
   if (!session) return false;
   if (session.role === 'admin' || inq.users?.includes(session.login) || inq.roles?.includes(session.role)) return true;
   return !inq.users?.length && !inq.roles?.length && session.role === 'operator';
@@ -34,23 +38,16 @@ function BelongsTo({ inq }) {
 }
 
 export function Inquiries() {
-  const { query } = useLocation();
-  const status = query.get('status') ?? 'pending';
-  const page = Number(query.get('page') || 1);
+  const filters = useQueryFilters(['status']);
+  const status = filters.values.status || 'pending';
+  const { page } = filters;
   const session = useContext(Session);
   const list = useAsync(() => api.get('/inquiries', { status: status === 'all' ? '' : status, page, per_page: 25 }), [status, page]);
   const reread = useThrottled(list.reload, 300);
   // Unfiltered, for inquiries are not filtered apart from executions; only theirs count.
   useStream({}, { onEvent: (name) => name === 'inquiry' && reread(), onOpen: reread });
   return html`<${Page} title="Inquiries">
-    <div class="filters">
-      <label>Status
-        <select value=${status} onChange=${(e) => setQuery({ status: e.target.value === 'pending' ? '' : e.target.value, page: '' })}>
-          ${statuses.map((s) => html`<option value=${s}>${s.replace('_', ' ')}</option>`)}
-          <option value="all">all</option>
-        </select>
-      </label>
-    </div>
+    <${FilterForm} filters=${filters} fields=${filterFields} id="inquiries" label="Filter the inquiries" />
     <${Loading} state=${list}>${(res) => html`
       <${Table} rows=${res.data} empty=${status === 'pending' ? 'No question waits for an answer.' : 'No inquiries.'} columns=${[
         { label: 'Question', cell: (q) => html`<${Link} href=${`/inquiries/${q.id}`}>${q.prompt || `inquiry ${q.id}`}<//>` },

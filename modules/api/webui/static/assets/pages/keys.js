@@ -3,12 +3,14 @@
 // it as ******** and the UI never asks for ?decrypt=true; the value typed into the form is
 // dropped once it is sent.
 
-import { html, useEffect, useRef, useState } from '../vendor/htm-preact.js';
+import { html, useRef, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { Invalid, useSubmit } from '../lib/errors.js';
 import { describedBy, MASK } from '../lib/form.js';
-import { setQuery, useLocation } from '../lib/router.js';
-import { Confirm, ErrorBox, Field, Loading, Page, Pager, Table, Time, useAsync, useCan } from '../lib/ui.js';
+import { FilterForm, useQueryFilters } from '../lib/filters.js';
+import { setQuery } from '../lib/router.js';
+import { Confirm, ErrorBox, Field, Loading, Notice, Page, Pager, Table, Time, useAsync, useCan } from '../lib/ui.js';
+
 const scopePattern = /^(system|user|pack\.[a-z][a-z0-9_-]*)$/;
 const namePattern = /^[A-Za-z_][A-Za-z0-9_-]{0,127}$/;
 
@@ -73,7 +75,7 @@ function KeyForm({ scopes, operator, from, onSaved }) {
   const ttlHint = 'A duration such as 90s, 30m or 12h; empty keeps the key until it is deleted.';
   return html`<form class="card key-form" onSubmit=${submit} aria-label="Set a key" novalidate>
     <h2>${from ? `Change ${from.scope}.${from.name}` : 'Set a key'}</h2>
-    <div class="key-form-row">
+    <div class="form-row">
       <${Field} id="key-scope" label="Scope" error=${errors.scope} hint=${scopeHint}>
         ${operator
           ? html`<input id="key-scope" list="key-scopes" value=${form.scope} onInput=${set('scope')} autocomplete="off" ...${aria('key-scope', errors.scope, scopeHint)} />
@@ -92,7 +94,7 @@ function KeyForm({ scopes, operator, from, onSaved }) {
     <${Field} id="key-value" label="Value" error=${errors.value} hint=${valueHint}>
       ${valueInput}
     <//>
-    <div class="key-form-row">
+    <div class="form-row">
       <label class="check"><input id="key-secret" type="checkbox" checked=${form.secret} onChange=${set('secret')} /> Secret</label>
       <${Field} id="key-ttl" label="Expires after (optional)" error=${errors.ttl} hint=${ttlHint}>
         <input id="key-ttl" value=${form.ttl} onInput=${set('ttl')} placeholder="12h" autocomplete="off" ...${aria('key-ttl', errors.ttl, ttlHint)} />
@@ -104,28 +106,10 @@ function KeyForm({ scopes, operator, from, onSaved }) {
   </form>`;
 }
 
-function KeyFilters({ scope, prefix, scopes }) {
-  const [text, setText] = useState(prefix);
-  // The address rules: Back and Forward bring its prefix into the box.
-  useEffect(() => setText(prefix), [prefix]);
-  return html`<form class="filters" role="search" onSubmit=${(e) => { e.preventDefault(); setQuery({ prefix: text, page: '' }); }}>
-    <label>Scope
-      <select value=${scope} onChange=${(e) => setQuery({ scope: e.target.value, page: '' })}>
-        <option value="">All I may read</option>
-        ${scopes.map((s) => html`<option value=${s}>${s === 'user' ? 'user (mine)' : s}</option>`)}
-      </select>
-    </label>
-    <label>Name starts with <input type="search" value=${text} onInput=${(e) => setText(e.target.value)} /></label>
-    <button class="btn" type="submit">Filter</button>
-  </form>`;
-}
-
 export function Keys() {
-  const { query } = useLocation();
   const operator = useCan('operator');
-  const scope = query.get('scope') || '';
-  const prefix = query.get('prefix') || '';
-  const page = Number(query.get('page')) || 1;
+  const filters = useQueryFilters(['scope', 'prefix']);
+  const { values: { scope, prefix }, page } = filters;
   const list = useAsync(() => api.get('/keys', { scope, prefix, page, per_page: 50 }), [scope, prefix, page]);
   const packs = useAsync(() => api.get('/packs', { per_page: 100 }), []);
   const scopes = ['system', 'user', ...(packs.data?.data || []).map((p) => `pack.${p.ref}`)];
@@ -153,7 +137,10 @@ export function Keys() {
   ];
   return html`<${Page} title="Keys" actions=${html`<button class="btn" onClick=${list.reload}>Refresh</button>`}>
     <p class="muted">The datastore: values that rules, workflows and actions read as <code>kv.scope.name</code>. Secret values show as <code>${MASK}</code> to everyone.</p>
-    <${KeyFilters} scope=${scope} prefix=${prefix} scopes=${scopes} />
+    <${FilterForm} filters=${filters} id="keys" label="Filter the keys" fields=${[
+      { name: 'scope', label: 'Scope', type: 'select', options: [['', 'All I may read'], ...scopes.map((s) => [s, s === 'user' ? 'user (mine)' : s])] },
+      { name: 'prefix', label: 'Name starts with', type: 'search' },
+    ]} />
     <${Loading} state=${list}>${(r) => html`
       <${Table} columns=${columns} rows=${r.data} rowKey=${(k) => `${k.scope}/${k.name}`} empty=${scope || prefix ? 'No key matches.' : 'No keys yet.'} />
       <${Pager} pagination=${r.pagination} onPage=${(p) => setQuery({ page: p })} />`}
@@ -161,7 +148,7 @@ export function Keys() {
     <div ref=${formRef}>
       <${KeyForm} key=${editing ? `${editing.scope}/${editing.name}/${editing.updated}` : 'new'} scopes=${scopes} operator=${operator}
         from=${editing} onSaved=${(said) => { setEditing(null); setNotice(said); list.reload(); }} />
-      ${notice && html`<p class="ok" role="status">${notice}</p>`}
+      <${Notice}>${notice}<//>
       ${editing && html`<button class="btn ghost" onClick=${() => setEditing(null)}>Set another key instead</button>`}
     </div>
   <//>`;

@@ -9,7 +9,7 @@ import { api } from '../lib/api.js';
 import { Invalid, useSubmit } from '../lib/errors.js';
 import { describedBy, FieldLabel, fieldsOfParameters, MASK } from '../lib/form.js';
 import { listAll } from '../lib/listall.js';
-import { ErrorBox, Field } from '../lib/ui.js';
+import { ErrorBox, Field, Notice } from '../lib/ui.js';
 
 const isBlock = (f) => f.type === 'object' || f.type === 'array';
 
@@ -232,7 +232,7 @@ export function RuleForm({ rule, create = false, onSaved }) {
     </div>
     <div class="form-actions">
       <button class="btn primary" type="submit" disabled=${busy} aria-busy=${busy}>${create ? 'Create rule' : 'Save'}</button>
-      ${saved && html`<span class="saved" role="status">Saved.</span>`}
+      <${Notice}>${saved && 'Saved.'}<//>
     </div>
   </form>`;
 }

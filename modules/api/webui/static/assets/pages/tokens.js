@@ -7,7 +7,7 @@ import { api } from '../lib/api.js';
 import { Invalid, useSubmit } from '../lib/errors.js';
 import { describedBy, roles } from '../lib/form.js';
 import { setQuery, useLocation } from '../lib/router.js';
-import { Confirm, ErrorBox, Field, Loading, Page, Pager, Session, Table, Time, useAsync, useCan } from '../lib/ui.js';
+import { Confirm, ErrorBox, Field, Loading, Page, Pager, Session, Status, Table, Time, useAsync, useCan } from '../lib/ui.js';
 
 const day = 86400000;
 const lifetimes = [['', 'Never'], ['7', '7 days'], ['30', '30 days'], ['90', '90 days'], ['365', '1 year'], ['date', 'On a date…']];
@@ -59,7 +59,7 @@ function CreateToken({ ownRole, onCreated }) {
   return html`<form class="card inline-form" onSubmit=${submit} aria-label="Create an API token" novalidate>
     <h2>Create an API token</h2>
     <p class="muted">For scripts and the CLI (<code>Authorization: Bearer atn_…</code>): it acts as you, with the role you give it.</p>
-    <div class="key-form-row">
+    <div class="form-row">
       <${Field} id="token-name" label="Name" error=${errors.name} hint="What it is for, e.g. deploy-script.">
         <input id="token-name" value=${form.name} onInput=${set('name')} maxlength="200" autocomplete="off" ...${describedBy('token-name', { hint: true, error: errors.name })} />
       <//>
@@ -99,7 +99,7 @@ export function Tokens() {
     { label: 'Starts', cell: (t) => html`<code>${t.prefix}…</code>` },
     ...(all ? [{ label: 'Owner', cell: (t) => t.login }] : []),
     { label: 'Role', cell: (t) => t.role || html`<span class="muted">owner's</span>` },
-    { label: 'State', cell: (t) => html`<span class=${`status status-${tokenState(t) === 'active' ? 'active' : 'expired'}`}>${tokenState(t)}</span>` },
+    { label: 'State', cell: (t) => html`<${Status} tone=${tokenState(t) === 'active' ? 'ok' : 'warn'}>${tokenState(t)}<//>` },
     { label: 'Expires', cell: (t) => (t.expires_at ? html`<${Time} value=${t.expires_at} />` : html`<span class="muted">never</span>`) },
     { label: 'Created', cell: (t) => html`<${Time} value=${t.created} />` },
     { label: 'Actions', cell: (t) => !t.revoked_at && html`<${Confirm} question=${`Revoke ${t.name || t.prefix}? Whatever uses it stops working.`}

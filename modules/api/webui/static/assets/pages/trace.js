@@ -29,7 +29,7 @@ function TraceTree({ trace, current }) {
           <span class="muted"> from ${ev.source}, <${Time} value=${ev.created} /></span></span>
         <ul>${(ev.enforcements || []).map((en) => html`<li key=${`n${en.id}`}>
           <span class="trace-node">Rule <${RefLink} kind="rules" value=${en.rule_ref} /> matched
-            ${en.refused && html` <span class="status status-refused">refused</span>`}
+            ${en.refused && html` <${Status} tone="bad">refused<//>`}
             ${en.reason && html` <span class="muted">${en.reason}</span>`}</span>
           <${TraceExecutions} list=${en.executions} current=${current} />
         </li>`)}</ul>

@@ -13,7 +13,7 @@ const gapY = 70;
 const pad = 16;
 
 // shortWhen makes a transition's condition fit beside its edge: the bare expression, cut.
-export function shortWhen(when, max = 26) {
+function shortWhen(when, max = 26) {
   if (!when) return '';
   const bare = when.replace(/^\s*\{\{\s*([\s\S]*?)\s*\}\}\s*$/, '$1').replace(/\s+/g, ' ').trim();
   return bare.length > max ? `${bare.slice(0, max - 1)}…` : bare;
@@ -59,7 +59,7 @@ export function graphOf(definition, view) {
 // layout places the nodes: edges that close a loop (found by a depth-first walk from the
 // start tasks) are set aside, each node's layer is its longest path from a start over the
 // rest, and within a layer nodes sit by the mean position of what leads to them.
-export function layout({ nodes, edges, start }, labelMax = Infinity) {
+function layout({ nodes, edges, start }, labelMax = Infinity) {
   const out = new Map(nodes.map((n) => [n.name, []]));
   for (const e of edges) out.get(e.from)?.push(e);
   const state = new Map();
@@ -127,7 +127,7 @@ const labelChar = 6.3; // px per character at the labels' 11px
 
 // labelOf is the label beside an edge, cut to max characters (its whole text is the edge's
 // title).
-export function labelOf(e, max = Infinity) {
+function labelOf(e, max = Infinity) {
   const text = e.whens.filter((w) => w !== 'always').join(' | ');
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
