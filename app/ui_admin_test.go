@@ -84,6 +84,11 @@ func TestUIKeysAndAdmin(t *testing.T) {
 		clickInRow("ui_secret", "Change"),
 		waitText(`form[aria-label="Set a key"] h2`, "Change system.ui_secret"),
 		until(`document.querySelector('#key-secret').checked && document.querySelector('#key-value').value === ''`),
+		// Sent as it is, empty, it would replace the secret with nothing: refused at the value.
+		fill(`#key-ttl`, "1h"),
+		chromedp.Click(chromedp.CSS(setKey)),
+		until(`document.querySelector('.field.invalid #key-value') !== null`),
+		waitText(`.field.invalid`, "a secret is replaced whole"),
 		clickText(`button`, "Set another key instead"),
 		waitText(`form[aria-label="Set a key"] h2`, "Set a key"),
 		clickInRow("ui_plain", "Delete"),
@@ -91,6 +96,8 @@ func TestUIKeysAndAdmin(t *testing.T) {
 		until(`!`+rowHas("ui_plain", "")),
 		until(rowHas("ui_secret", "********")),
 	)
+	kept := s.apiCall(t, http.MethodGet, "/api/v1/keys/system/ui_secret?decrypt=true", nil, http.StatusOK)
+	require.Equal(t, secret, kept["value"], "the refused change touched the secret")
 	// The name filter follows the address, Back and Forward included.
 	browse(t, tab,
 		fill(`form[role=search] input[type=search]`, "ui_"),

@@ -327,7 +327,15 @@ func TestUILiveParts(t *testing.T) {
 			[['requested', t1], null, 'requested'],
 		];
 		const sight = (p) => p && { status: p[0], at: p[1] };
-		const out = pairs.filter(([a, b, want]) => furthest(sight(a), sight(b))?.status !== want).map((p) => JSON.stringify(p));
+		const t3 = '2025-01-01T10:00:02Z', t4 = '2025-01-01T10:00:03Z';
+		// Sightings folded in the order they arrive: heard running, then (stream away) read
+		// paused, then heard running again after a resume: the second running is the later.
+		const chains = [
+			[[['running', t1], ['running', t4], ['paused', t3]], 'running'],
+			[[['paused', t3], ['running', t1], ['running', t4]], 'running'],
+		];
+		const out = pairs.filter(([a, b, want]) => furthest(sight(a), sight(b))?.status !== want).map((p) => JSON.stringify(p))
+			.concat(chains.filter(([seen, want]) => seen.map(sight).reduce((a, b) => furthest(a, b), null)?.status !== want).map((c) => 'chain ' + JSON.stringify(c)));
 		const cancels = [[{ status: 'canceling' }, true], [{ status: 'paused' }, true], [{ status: 'failed', retry_at: t1 }, true], [{ status: 'completed' }, false]];
 		return out.concat(cancels.filter(([e, want]) => cancellable(e) !== want).map((c) => 'cancellable ' + JSON.stringify(c)));
 	})()`)

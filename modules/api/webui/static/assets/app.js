@@ -4,7 +4,7 @@
 
 import { html, render, useEffect, useRef, useState } from './vendor/htm-preact.js';
 import { api, login, logout, onLogout, onTokens } from './lib/api.js';
-import { Link, match, navigate, useLocation } from './lib/router.js';
+import { Link, match, useLocation } from './lib/router.js';
 import { ErrorBox, focusScreen, Session, useCan } from './lib/ui.js';
 import { nav, routes } from './routes.js';
 
@@ -18,7 +18,16 @@ function applyTheme(theme) {
 
 // Before the first render, the login page's included, so that no page shows the system's
 // colours first (a script in index.html would need the CSP to allow it).
-applyTheme(localStorage.getItem(themeKey) || '');
+applyTheme(savedTheme());
+
+// savedTheme is the theme picked last, '' when none was or the browser keeps no storage.
+function savedTheme() {
+  try {
+    return localStorage.getItem(themeKey) || '';
+  } catch {
+    return '';
+  }
+}
 
 function Login({ onDone }) {
   const [name, setName] = useState('');
@@ -62,10 +71,14 @@ function NavLinks({ path, onPick }) {
 }
 
 function ThemeToggle() {
-  const [theme, setTheme] = useState(localStorage.getItem(themeKey) || '');
+  const [theme, setTheme] = useState(savedTheme);
   useEffect(() => {
     applyTheme(theme);
-    localStorage.setItem(themeKey, theme);
+    try {
+      localStorage.setItem(themeKey, theme);
+    } catch {
+      // No storage: the pick lasts as long as the page.
+    }
   }, [theme]);
   const next = { '': 'dark', dark: 'light', light: '' }[theme];
   const name = { '': 'System', dark: 'Dark', light: 'Light' }[theme];
@@ -117,22 +130,25 @@ function App() {
   // Asked even without tokens: a server started with --auth=false lets everyone in as admin.
   // quiet keeps the session on screen when the question fails for another reason than a
   // refused token.
+  // Only the latest question's answer counts: two logins in other tabs in quick succession
+  // must leave this tab with the second's session, whatever order the answers come in.
+  const asked = useRef(0);
   const load = async (quiet = false) => {
+    const n = ++asked.current;
     try {
       const who = await api.get('/whoami');
+      if (n !== asked.current) return;
       setSession((old) => (same(old, who) ? old : who));
       setError(null);
     } catch (err) {
+      if (n !== asked.current || err.code === 'session_changed') return;
       if (err.status === 401) setSession(null);
       else if (!quiet) setError(err);
     }
   };
   useEffect(() => {
     load();
-    const offLogout = onLogout(() => {
-      setSession(null);
-      navigate(location.pathname, { replace: true });
-    });
+    const offLogout = onLogout(() => setSession(null));
     // Another tab logged in, perhaps as someone else: this one is now that session.
     const offTokens = onTokens(() => load(true));
     return () => {

@@ -41,6 +41,22 @@ window.addEventListener('storage', (e) => {
   else if (tokens.access_token !== before?.access_token) tokenListeners.forEach((fn) => fn());
 });
 
+// subjectOf is who an access token speaks for (its JWT's sub), or undefined.
+function subjectOf(t) {
+  try {
+    return JSON.parse(atob(t.access_token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub;
+  } catch {
+    return undefined;
+  }
+}
+
+// sameIdentity answers whether the stored tokens still speak for whoever sent was for: a
+// request refused with sent's token is tried again with them only then, never as another
+// identity a login in another tab put in their place.
+function sameIdentity(sent, now) {
+  return Boolean(sent && now) && subjectOf(sent) === subjectOf(now);
+}
+
 export function onLogout(fn) {
   logoutListeners.add(fn);
   return () => logoutListeners.delete(fn);
@@ -86,7 +102,7 @@ function refresh() {
       const stored = readTokens();
       if (stored?.refresh_token !== sent.refresh_token) {
         tokens = stored;
-        return Boolean(stored);
+        return sameIdentity(sent, stored);
       }
       if (resp.status === 400 || resp.status === 401) {
         logout();
@@ -137,7 +153,13 @@ export async function fetchAPI(path, init = {}) {
     if (sent) headers.set('Authorization', `Bearer ${sent.access_token}`);
     const resp = await fetch(`/api/v1${path}`, { ...init, headers });
     if (resp.status !== 401) return resp;
-    // Another tab renewed or replaced the tokens meanwhile: try those first.
+    if (sent && tokens && !sameIdentity(sent, tokens)) {
+      // Someone else logged in, in another tab: nothing is sent as them on this screen's
+      // behalf; the session is read again (onTokens).
+      tokenListeners.forEach((fn) => fn());
+      throw new ApiError(401, 'session_changed', 'Another login took this session over in another tab; nothing was sent. Look again before you retry.');
+    }
+    // Another tab renewed the tokens meanwhile: try those first.
     if (attempt < 2 && tokens && tokens.access_token !== sent?.access_token) continue;
     if (!renewed && tokens?.refresh_token) {
       renewed = true;
@@ -151,7 +173,13 @@ export async function fetchAPI(path, init = {}) {
 
 // request sends body as JSON and answers the decoded answer: {data, pagination} for a list,
 // the object itself for one ({data: x} is unwrapped), null for an empty answer.
+// A read waits at most readTimeout: a reading screen waits on its read before it reads again,
+// so one answer that never comes (a proxy holding it, a half-open connection) must not hold
+// the screen for ever. A write is left to finish: giving up on it would not undo it.
+const readTimeout = 30000;
+
 async function request(method, path, { params, body, signal } = {}) {
+  if (method === 'GET') signal = AbortSignal.any([signal, AbortSignal.timeout(readTimeout)].filter(Boolean));
   const init = { method, signal, headers: {} };
   if (body instanceof FormData || body instanceof Blob) {
     init.body = body;
@@ -159,10 +187,17 @@ async function request(method, path, { params, body, signal } = {}) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  const resp = await fetchAPI(path + query(params), init);
-  if (!resp.ok) throw await errorOf(resp);
-  if (resp.status === 204) return null;
-  const text = await resp.text();
+  let resp;
+  let text;
+  try {
+    resp = await fetchAPI(path + query(params), init);
+    if (!resp.ok) throw await errorOf(resp);
+    if (resp.status === 204) return null;
+    text = await resp.text();
+  } catch (err) {
+    if (err?.name === 'TimeoutError') throw new Error(`The server did not answer within ${readTimeout / 1000} seconds; it is read again at the next change.`);
+    throw err;
+  }
   if (!text) return null;
   const out = JSON.parse(text);
   if (out && typeof out === 'object' && 'data' in out && !('pagination' in out)) return out.data;

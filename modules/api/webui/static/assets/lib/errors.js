@@ -10,8 +10,9 @@ const capitalise = (s) => s.charAt(0).toUpperCase() + s.slice(1);
 
 // fieldOf answers {field, message} for an error the API says is about one field: the
 // nearest of known (names or a Set) enclosing err.field (conditions for conditions[1].any[0]),
-// and the message without its leading "field: "; null when none is known (the form shows
-// err whole).
+// and the message without the part of its leading "field: " that the form's field already
+// says ("[1].any[0]: unknown operator" stays, shown at conditions); null when none is known
+// (the form shows err whole).
 function fieldOf(err, known) {
   if (!err?.field) return null;
   const has = known instanceof Set ? (f) => known.has(f) : (f) => known.includes(f);
@@ -21,9 +22,12 @@ function fieldOf(err, known) {
     f = cut > 0 ? f.slice(0, cut) : '';
   }
   if (!f) return null;
-  const message = err.message || '';
-  const prefix = `${err.field}: `;
-  return { field: f, message: capitalise(message.startsWith(prefix) ? message.slice(prefix.length) : message) };
+  let message = err.message || '';
+  if (message.startsWith(`${err.field}: `)) {
+    const inside = err.field.slice(f.length).replace(/^\./, '');
+    message = (inside ? `${inside}: ` : '') + message.slice(err.field.length + 2);
+  }
+  return { field: f, message: capitalise(message) };
 }
 
 // AdminsOnly is the screen a non-admin gets at an admin's address: said plainly, not a

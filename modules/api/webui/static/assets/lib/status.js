@@ -39,7 +39,9 @@ const time = (at) => (at ? new Date(at).getTime() : NaN);
 // a change missed while the stream reconnected is taken from the next read.
 export function furthest(a, b) {
   if (!a?.status) return b?.status ? b : a;
-  if (!b?.status || b.status === a.status) return a;
+  if (!b?.status) return a;
+  // The same status seen twice: the later sighting, whose time decides against a third.
+  if (b.status === a.status) return time(b.at) > time(a.at) ? b : a;
   if ((a.status === 'abandoned' && ended(b.status)) || rank(b.status) > rank(a.status)) return b;
   if (rank(a.status) === 3 && rank(b.status) === 3 && time(b.at) > time(a.at)) return b;
   return a;

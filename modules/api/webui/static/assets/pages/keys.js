@@ -58,6 +58,9 @@ function KeyForm({ scopes, operator, from, onSaved }) {
     if (!namePattern.test(form.name)) found.name = '1 to 128 letters, digits, _ or -, starting with a letter or _.';
     const { value, error: valueError } = readValue(form.mode, form.raw);
     if (valueError) found.value = valueError;
+    // Setting replaces a key whole, and a secret's value is never shown to be kept: an empty
+    // one would replace it with nothing.
+    else if (form.secret && form.raw === '') found.value = 'Required: a secret is replaced whole; give its value.';
     if (Object.keys(found).length) throw new Invalid(found);
     const k = await api.put(keyPath(form), { value, secret: form.secret, ttl: form.ttl.trim() || undefined });
     setForm({ ...blank, scope: form.scope, mode: form.mode });
