@@ -63,8 +63,7 @@ func newBrowser(t *testing.T) context.Context {
 	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(cancel)
-	// The first Do starts the browser, for as long as ctx lives: no timeout on it.
-	require.NoError(t, chromedp.Do(ctx), "start Chromium")
+	startChromium(t, ctx)
 	// A script error the page did not handle (an uncaught exception, a rejected promise
 	// nobody awaited) fails the test, whatever the screen then showed.
 	var mu sync.Mutex
@@ -104,6 +103,20 @@ func takeUISlot(t *testing.T) {
 	t.Helper()
 	uiSlots <- struct{}{}
 	t.Cleanup(func() { <-uiSlots })
+}
+
+// startChromium makes the first step in a tab, which starts the browser for as long as ctx
+// lives (so no timeout on ctx itself), and fails the test if it is not up within a minute.
+func startChromium(t *testing.T, ctx context.Context) {
+	t.Helper()
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }()
+	select {
+	case err := <-started:
+		require.NoError(t, err, "start Chromium")
+	case <-time.After(browserTimeout):
+		t.Fatal("Chromium did not start within a minute")
+	}
 }
 
 // uiServer is an `attune serve` with every role in one process, the demo and examples packs

@@ -230,7 +230,7 @@ func TestUIRunCancelRerun(t *testing.T) {
 	fresh := s.apiCall(t, http.MethodPost, "/api/v1/executions/execute",
 		map[string]any{"action_ref": "demo.hello", "parameters": map[string]any{"name": "Zed"}}, http.StatusCreated)
 	browse(t, tab,
-		until(fmt.Sprintf(`[...document.querySelectorAll('tbody tr')].some(r => r.innerText.includes('#%d') && r.innerText.includes('completed'))`, int(fresh["id"].(float64)))),
+		until(fmt.Sprintf(`[...document.querySelectorAll('tbody tr')].some(r => r.querySelector('a[href="/executions/%d"]') && r.innerText.includes('completed'))`, int(fresh["id"].(float64)))),
 		clickText(`form[role=search] button`, "Clear"),
 		until(`location.search === ''`),
 		listed(slow),

@@ -153,8 +153,7 @@ func TestUIShellSession(t *testing.T) {
 	// refresh is held while the other logs out; the pair it then gets is not stored.
 	other, cancel := chromedp.NewContext(tab)
 	t.Cleanup(cancel)
-	// The first Do opens the tab for as long as other lives: no timeout on it.
-	require.NoError(t, chromedp.Do(other), "open another tab")
+	startChromium(t, other)
 	browse(t, other, chromedp.Navigate(s.base+"/packs"), waitText(`.who`, "admin"))
 	browse(t, tab, until(accessExpired))
 	fault.set("hold")

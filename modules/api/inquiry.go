@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -98,6 +99,10 @@ func (m *Module) respond(c echo.Context) error {
 		return fmt.Errorf("inquiry %d: %w", id, err) // checked when the inquiry was made
 	}
 	if err := schema.Check("response", req.Response); err != nil {
+		var perr *pack.Error
+		if !errors.As(err, &perr) {
+			return badRequest("response: %v", err)
+		}
 		return invalid(err)
 	}
 	inq, exec, err := m.deps.Store.InquiryRespond(ctx, id, who.Login, req.Response)

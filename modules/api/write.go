@@ -184,7 +184,9 @@ func (m *Module) startExecution(c echo.Context, actionRef string, run manualRun)
 	values, err = schema.RenderDefaults(ctx, values, m.keyReader(action.PackRef, user))
 	var bad *ruleeval.PathError
 	if errors.As(err, &bad) {
-		return fieldError(bad.Path, "%v", err)
+		// The fault is in the action's default template, not in what the caller sent: no
+		// field of the request to point at.
+		return badRequest("%v", err)
 	}
 	if err != nil {
 		return err
