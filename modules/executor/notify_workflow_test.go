@@ -21,21 +21,12 @@ func TestTaskNotificationsCarryTheirWorkflow(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st := storetest.NewStore(t)
-	_, err := st.PackRegister(ctx, store.PackRegistration{
-		Pack: store.Pack{Ref: "demo"},
-		Actions: []store.Action{storetest.WorkflowAction("demo.flow", ""),
-			{Ref: "demo.step", RunnerType: "noop", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true}},
-	})
-	require.NoError(t, err)
+	st := flowStore(ctx, t)
 	w := storetest.FillWorkflow(t, st, storetest.Workflow{ActionRef: "demo.flow",
 		Tasks: []storetest.WorkflowTask{{Name: "step", Children: []storetest.WorkflowChild{{ActionRef: "demo.step"}}}}})
 	step := w.Children[0][0]
 
-	br := membroker.New(broker.Options{})
-	defer br.Close()
-	heard := &notes{}
-	done := startExecutor(ctx, t, executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard, Sealer: storetest.Keyring(t)})
+	br, heard, done := startHeardExecutor(ctx, t, st)
 
 	require.NoError(t, broker.Send(ctx, br, broker.ExecutionRequested{ExecutionID: step, ActionRef: "demo.step"}))
 	heard.wait(t, step, "requested>scheduled")
@@ -59,13 +50,7 @@ func TestWorkflowEndingsAreNotified(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st := storetest.NewStore(t)
-	_, err := st.PackRegister(ctx, store.PackRegistration{
-		Pack: store.Pack{Ref: "demo"},
-		Actions: []store.Action{storetest.WorkflowAction("demo.flow", ""),
-			{Ref: "demo.step", RunnerType: "noop", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true}},
-	})
-	require.NoError(t, err)
+	st := flowStore(ctx, t)
 	def := `{"start": ["step"], "tasks": [{"name": "step", "action": "demo.step"}]}`
 	// Its one task done: the next pass completes it.
 	done := storetest.FillWorkflow(t, st, storetest.Workflow{ActionRef: "demo.flow", Definition: def,
@@ -75,10 +60,7 @@ func TestWorkflowEndingsAreNotified(t *testing.T) {
 	cancelled := storetest.FillWorkflow(t, st, storetest.Workflow{ActionRef: "demo.flow", Definition: def, Status: store.ExecutionCanceling,
 		Tasks: []storetest.WorkflowTask{{Name: "step", Children: []storetest.WorkflowChild{{ActionRef: "demo.step"}}}}})
 
-	br := membroker.New(broker.Options{})
-	defer br.Close()
-	heard := &notes{}
-	stopped := startExecutor(ctx, t, executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard, Sealer: storetest.Keyring(t)})
+	br, heard, stopped := startHeardExecutor(ctx, t, st)
 
 	// As the API asks after a resume or a cancel.
 	for _, id := range []int64{done.ID, cancelled.ID} {
@@ -102,4 +84,27 @@ func TestWorkflowEndingsAreNotified(t *testing.T) {
 	heard.mu.Unlock()
 	cancel()
 	require.NoError(t, <-stopped)
+}
+
+// flowStore is a store with the workflow demo.flow and the action demo.step its tasks run.
+func flowStore(ctx context.Context, t *testing.T) *store.Store {
+	t.Helper()
+	st := storetest.NewStore(t)
+	_, err := st.PackRegister(ctx, store.PackRegistration{
+		Pack: store.Pack{Ref: "demo"},
+		Actions: []store.Action{storetest.WorkflowAction("demo.flow", ""),
+			{Ref: "demo.step", RunnerType: "noop", OutputFormat: "text", TimeoutSeconds: 5, Enabled: true}},
+	})
+	require.NoError(t, err)
+	return st
+}
+
+// startHeardExecutor starts an executor on st and an in-memory broker, its notifications kept.
+func startHeardExecutor(ctx context.Context, t *testing.T, st *store.Store) (broker.Broker, *notes, <-chan error) {
+	t.Helper()
+	br := membroker.New(broker.Options{})
+	t.Cleanup(func() { br.Close() })
+	heard := &notes{}
+	done := startExecutor(ctx, t, executor.Config{}, executor.Deps{Logger: slog.New(slog.DiscardHandler), Store: st, Broker: br, Notifier: heard, Sealer: storetest.Keyring(t)})
+	return br, heard, done
 }
