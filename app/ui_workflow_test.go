@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
@@ -75,6 +77,7 @@ func TestUIInquiryContinuesWorkflow(t *testing.T) {
 	t.Parallel()
 	s, tab := adminUI(t)
 	id := s.startApproval(t, "2.5")
+	s.explainFailure(t, tab, &[]int64{id})
 
 	// The page is open, and marked, before anyone answers: the marker survives only if the
 	// page never reloads, so what it shows later came live.
@@ -188,10 +191,13 @@ func TestUIInquiryContinuesWorkflow(t *testing.T) {
 func TestUIWorkflowPauseResumeCancel(t *testing.T) {
 	t.Parallel()
 	s, tab := adminUI(t)
+	var watched []int64
+	s.explainFailure(t, tab, &watched)
 
 	// Paused while ask waits, the workflow stays pausing until the answer ends ask, then
 	// pauses without starting deploy; resumed, it goes on.
 	id := s.startApproval(t, "paused")
+	watched = append(watched, id)
 	browse(t, tab,
 		s.openAsking(id),
 		clickText(`.page-actions button`, "Pause"),
@@ -234,6 +240,7 @@ func TestUIWorkflowPauseResumeCancel(t *testing.T) {
 
 	// Cancelled while it asks: the question goes with it.
 	id = s.startApproval(t, "cancelled")
+	watched = append(watched, id)
 	browse(t, tab,
 		s.openAsking(id),
 		clickText(`.page-actions button`, "Cancel"),
@@ -244,4 +251,40 @@ func TestUIWorkflowPauseResumeCancel(t *testing.T) {
 		waitGone(`main`, "Waiting for an answer"),
 	)
 	require.False(t, hasButton(t, tab, "Cancel"), "a cancelled workflow offers no cancel")
+}
+
+// explainFailure logs, when the test has failed, what the server holds of the watched
+// workflows and their tasks, and what the page asked of the server and when, to tell a
+// workflow that stopped from a page that stopped reading.
+func (s *uiServer) explainFailure(t *testing.T, tab context.Context, watched *[]int64) {
+	t.Helper()
+	browse(t, tab, run(`(() => {
+		const log = window.__fetches = [];
+		const orig = window.fetch;
+		window.fetch = (input, init) => {
+			const e = { url: String(input?.url ?? input), start: Date.now() };
+			log.push(e);
+			const p = orig(input, init);
+			p.then((r) => { e.status = r.status; e.end = Date.now(); }, (err) => { e.error = String(err); e.end = Date.now(); });
+			return p;
+		};
+	})()`))
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, id := range *watched {
+			for _, path := range []string{fmt.Sprintf("/executions/%d", id), fmt.Sprintf("/executions?parent=%d&per_page=50", id)} {
+				resp := s.request(t, http.MethodGet, "/api/v1"+path, nil)
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				t.Logf("GET %s at %s: %d %s", path, time.Now().Format(time.RFC3339Nano), resp.StatusCode, body)
+			}
+		}
+		ctx, cancel := context.WithTimeout(tab, 5*time.Second)
+		defer cancel()
+		state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({now: Date.now(), live: document.querySelector('.live-state')?.innerText,
+			fetches: (window.__fetches || []).slice(-40)})`))
+		t.Logf("the page's requests (%v): %s", err, state)
+	})
 }

@@ -212,14 +212,17 @@ func (m *Module) workflowLoop(ctx context.Context) error {
 }
 
 // afterCommit sends what the transaction decided: the children admitted go to their workers
-// (or start, for a nested workflow), the stream hears of every change, an ended workflow's
-// completion goes out (to its policy's waiters and to its own parent workflow), and running
-// children of a cancelled workflow are asked to stop.
+// (or start, for a nested workflow), the stream hears of every change, endings included, an
+// ended workflow's completion goes out (to its policy's waiters and to its own parent
+// workflow), and running children of a cancelled workflow are asked to stop.
 func (f *flow) afterCommit(ctx context.Context) error {
 	m := f.m
 	m.notify("", f.created...)
 	m.notify(store.ExecutionRunning, f.started...)
 	m.notify("", f.changed...)
+	// The completion message below reaches the executors, not the stream: a page following
+	// the workflow hears of its ending (and of its children's that a cancel ended) only here.
+	m.notify("", f.ended...)
 	var msgs []broker.Payload
 	for _, e := range f.ended {
 		msgs = append(msgs, broker.InTrace(e.Trace(), broker.ExecutionCompleted{ExecutionID: e.ID, ActionRef: e.ActionRef, Status: e.Status,
