@@ -94,6 +94,9 @@ func TestUIKeysAndAdmin(t *testing.T) {
 		clickInRow("ui_plain", "Delete"),
 		clickText(`button`, "Yes, delete"),
 		until(`!`+rowHas("ui_plain", "")),
+		// The row and its buttons are gone, the screen stays: the focus goes to its heading,
+		// not to the page's body.
+		until(`document.activeElement === document.querySelector('#main h1')`),
 		until(rowHas("ui_secret", "********")),
 	)
 	kept := s.apiCall(t, http.MethodGet, "/api/v1/keys/system/ui_secret?decrypt=true", nil, http.StatusOK)
