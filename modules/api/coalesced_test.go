@@ -93,3 +93,13 @@ func TestCoalescedCallerGivesUp(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(2), v, "answered with the reading that began before it asked")
 }
+
+// A read that panics answers its callers with an error, and the next caller reads again.
+func TestCoalescedReadPanics(t *testing.T) {
+	var c coalesced[int]
+	_, err := c.get(context.Background(), func() (int, error) { panic("boom") })
+	require.ErrorContains(t, err, "boom")
+	v, err := c.get(context.Background(), func() (int, error) { return 5, nil })
+	require.NoError(t, err)
+	require.Equal(t, 5, v)
+}

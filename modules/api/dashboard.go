@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -75,11 +76,23 @@ func (c *coalesced[T]) get(ctx context.Context, read func() (T, error)) (T, erro
 // run reads for r, then for whoever queued for the next reading meanwhile, until nobody has.
 func (c *coalesced[T]) run(r *reading[T], read func() (T, error)) {
 	for r != nil {
-		r.value, r.err = read()
+		r.value, r.err = readSafely(read)
 		close(r.done)
 		c.mu.Lock()
 		r, c.next = c.next, nil
 		c.running = r != nil
 		c.mu.Unlock()
 	}
+}
+
+// readSafely turns a panic in read into an error: the read runs outside the request that
+// started it, where the server's recovery does not reach, and the callers waiting on it (and
+// the readings after it) must still get an answer.
+func readSafely[T any](read func() (T, error)) (value T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("read panicked: %v", p)
+		}
+	}()
+	return read()
 }

@@ -148,7 +148,11 @@ function App() {
   };
   useEffect(() => {
     load();
-    const offLogout = onLogout(() => setSession(null));
+    // A logout also outdates any whoami answer still on its way.
+    const offLogout = onLogout(() => {
+      asked.current++;
+      setSession(null);
+    });
     // Another tab logged in, perhaps as someone else: this one is now that session.
     const offTokens = onTokens(() => load(true));
     return () => {

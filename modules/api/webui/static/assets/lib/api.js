@@ -143,6 +143,14 @@ export function query(params) {
   return s ? `?${s}` : '';
 }
 
+// sessionChanged is the refusal of a request whose identity another tab's login replaced:
+// nothing is sent as the new one on this screen's behalf, and the session is read again
+// (onTokens).
+function sessionChanged() {
+  tokenListeners.forEach((fn) => fn());
+  return new ApiError(401, 'session_changed', 'Another login took this session over in another tab; nothing was sent. Look again before you retry.');
+}
+
 // fetchAPI sends a request to /api/v1 with the access token, renewing it once when expired,
 // and answers the Response; the caller reads the body. A refused token logs out.
 export async function fetchAPI(path, init = {}) {
@@ -153,17 +161,16 @@ export async function fetchAPI(path, init = {}) {
     if (sent) headers.set('Authorization', `Bearer ${sent.access_token}`);
     const resp = await fetch(`/api/v1${path}`, { ...init, headers });
     if (resp.status !== 401) return resp;
-    if (sent && tokens && !sameIdentity(sent, tokens)) {
-      // Someone else logged in, in another tab: nothing is sent as them on this screen's
-      // behalf; the session is read again (onTokens).
-      tokenListeners.forEach((fn) => fn());
-      throw new ApiError(401, 'session_changed', 'Another login took this session over in another tab; nothing was sent. Look again before you retry.');
-    }
+    if (sent && tokens && !sameIdentity(sent, tokens)) throw sessionChanged();
     // Another tab renewed the tokens meanwhile: try those first.
     if (attempt < 2 && tokens && tokens.access_token !== sent?.access_token) continue;
     if (!renewed && tokens?.refresh_token) {
       renewed = true;
       if (await refresh()) continue;
+      // The refresh found another tab's login, or its logout, in the tokens' place: that
+      // stands, and this tab must not undo it by logging out.
+      if (sent && tokens && !sameIdentity(sent, tokens)) throw sessionChanged();
+      if (!tokens) throw await errorOf(resp);
     }
     const err = await errorOf(resp);
     logout();
@@ -178,8 +185,20 @@ export async function fetchAPI(path, init = {}) {
 // the screen for ever. A write is left to finish: giving up on it would not undo it.
 const readTimeout = 30000;
 
+// withTimeout is signal (if any) that also aborts, as a TimeoutError, after ms; by hand
+// rather than AbortSignal.any, which browsers of 2023 and before lack.
+function withTimeout(signal, ms) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(new DOMException('the read timed out', 'TimeoutError')), ms);
+  const follow = () => ctl.abort(signal.reason);
+  if (signal?.aborted) follow();
+  else signal?.addEventListener('abort', follow, { once: true });
+  ctl.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
+  return ctl.signal;
+}
+
 async function request(method, path, { params, body, signal } = {}) {
-  if (method === 'GET') signal = AbortSignal.any([signal, AbortSignal.timeout(readTimeout)].filter(Boolean));
+  if (method === 'GET') signal = withTimeout(signal, readTimeout);
   const init = { method, signal, headers: {} };
   if (body instanceof FormData || body instanceof Blob) {
     init.body = body;

@@ -40,8 +40,10 @@ function openStream(params, { onEvent, onOpen, onState }) {
           onEvent(name, data);
         });
       } catch (err) {
-        if (err?.status === 401) {
-          closed = true; // logged out: nothing to follow any more
+        // Logged out: nothing to follow any more. (A session another tab's login took over
+        // is followed again, with the new tokens, after the pause.)
+        if (err?.status === 401 && err.code !== 'session_changed') {
+          closed = true;
           return;
         }
       } finally {

@@ -60,7 +60,7 @@ function KeyForm({ scopes, operator, from, onSaved }) {
     if (valueError) found.value = valueError;
     // Setting replaces a key whole, and a secret's value is never shown to be kept: an empty
     // one would replace it with nothing.
-    else if (form.secret && form.raw === '') found.value = 'Required: a secret is replaced whole; give its value.';
+    else if ((form.secret || from?.secret) && form.raw === '') found.value = 'Required: a secret is replaced whole; give its value (JSON "" for an empty one).';
     if (Object.keys(found).length) throw new Invalid(found);
     const k = await api.put(keyPath(form), { value, secret: form.secret, ttl: form.ttl.trim() || undefined });
     setForm({ ...blank, scope: form.scope, mode: form.mode });
