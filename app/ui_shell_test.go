@@ -115,7 +115,8 @@ func pick(selector, value string) browserStep {
 // The session outlives a server that cannot renew the access token for a while (a 503 from
 // /auth/refresh keeps the tokens, says so, and the next screen renews them); a logout in
 // another tab stands although a refresh was under way here; a login in another tab as
-// someone else makes this tab that someone; the login page wears the theme picked.
+// someone else makes this tab that someone, and stands too against a refresh under way
+// here; the login page wears the theme picked.
 func TestUIShellSession(t *testing.T) {
 	t.Parallel()
 	s := startUIServer(t, "--access-token-ttl=2s")
@@ -184,6 +185,21 @@ func TestUIShellSession(t *testing.T) {
 		waitText(`.who`, "vera"),
 		waitGone(`#nav`, "Audit log"),
 	)
+
+	// Vera's refresh is held here while the other tab logs in as admin: the refresh finds
+	// admin's tokens in place, so this tab's request is refused as it stands, nothing is sent
+	// as admin, and admin's login is not undone by a logout from here.
+	browse(t, tab, until(accessExpired))
+	fault.set("hold")
+	browse(t, tab, callAPI("/whoami"))
+	fault.waitHeld(t)
+	browse(t, other, run(fmt.Sprintf(`import('/assets/lib/api.js').then((m) => m.login('admin', %q)).then(() => { window.__login = 'done' })`, testAdminPassword)),
+		until(`window.__login === 'done'`))
+	fault.release(t)
+	browse(t, tab, until(`window.__answer !== ''`))
+	require.Equal(t, "refused 401", evaluate[string](t, tab, `window.__answer`))
+	require.NotEmpty(t, evaluate[string](t, other, storedTokens+` || ''`), "admin's login in the other tab stands")
+	browse(t, tab, waitText(`.who`, "admin"), waitText(`#nav`, "Audit log"))
 }
 
 // Filters in the address: text applies on submit, selects and times at once (times as
