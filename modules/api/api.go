@@ -21,6 +21,7 @@ import (
 	"github.com/attune-go/attune/modules/api/stream"
 	"github.com/attune-go/attune/modules/pack"
 	"github.com/attune-go/attune/store"
+	"github.com/attune-go/attune/store/coalesce"
 )
 
 // Store is what the API reads and writes.
@@ -170,7 +171,7 @@ type Module struct {
 	// webhookBuckets holds each webhook url's tokens; nil takes every webhook.
 	webhookBuckets *buckets
 	// dashboards shares the readings of GET /dashboard among the requests that ask at once.
-	dashboards coalesced[store.Dashboard]
+	dashboards *coalesce.Group[struct{}, store.Dashboard]
 }
 
 // New registers the API's routes on deps.Routes.
@@ -192,6 +193,7 @@ func New(cfg Config, deps Deps) (*Module, error) {
 		sessions: &sessions{
 			key: &signingKey{store: deps.Store}, identities: deps.Store, accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL,
 		}}
+	m.dashboards = newDashboards(deps.Store, cfg.WorkerTimeout)
 	deps.Auth.POST("/login", m.login)
 	deps.Auth.POST("/refresh", m.refresh)
 	m.route(http.MethodGet, "/openapi.json", m.openAPI, Public)
