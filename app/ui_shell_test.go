@@ -3,7 +3,7 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"strings"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -120,9 +120,7 @@ func pick(selector, value string) browserStep {
 func TestUIShellSession(t *testing.T) {
 	t.Parallel()
 	s := startUIServer(t, "--access-token-ttl=2s")
-	resp := s.request(t, "POST", "/api/v1/identities", strings.NewReader(`{"login": "vera", "password": "vera-password-1", "role": "viewer"}`))
-	resp.Body.Close()
-	require.Equal(t, 201, resp.StatusCode, "create the viewer")
+	s.apiCall(t, http.MethodPost, "/api/v1/identities", map[string]any{"login": "vera", "password": "vera-password-1", "role": "viewer"}, http.StatusCreated)
 
 	tab := newBrowser(t)
 	s.logIn(t, tab, "admin", testAdminPassword)
@@ -208,9 +206,7 @@ func TestUIShellSession(t *testing.T) {
 // No, on the screen's heading after Yes. Controls' borders stand out at 3:1 in both themes.
 func TestUIShellFiltersAndFocus(t *testing.T) {
 	t.Parallel()
-	s := startUIServer(t)
-	tab := newBrowser(t)
-	s.logIn(t, tab, "admin", testAdminPassword)
+	s, tab := adminUI(t)
 
 	browse(t, tab,
 		s.open("/actions/%E0"),
