@@ -1,9 +1,11 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -142,6 +144,59 @@ func startUIServer(t *testing.T, args ...string) *uiServer {
 		require.Equal(t, http.StatusOK, resp.StatusCode, "register pack %s", pack)
 	}
 	return &uiServer{process: p, base: "http://" + p.addr, dbURL: dbURL}
+}
+
+// adminUI starts a server and a browser logged in there as the first admin.
+func adminUI(t *testing.T, args ...string) (*uiServer, context.Context) {
+	t.Helper()
+	s := startUIServer(t, args...)
+	tab := newBrowser(t)
+	s.logIn(t, tab, "admin", testAdminPassword)
+	return s, tab
+}
+
+// apiData sends body (nil: none) as JSON to the API path as the first admin, requires the
+// status want and decodes the answer's data as T.
+func apiData[T any](t *testing.T, s *uiServer, method, path string, body any, want int) T {
+	t.Helper()
+	var reader io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		reader = bytes.NewReader(b)
+	}
+	resp := s.request(t, method, path, reader)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, want, resp.StatusCode, "%s %s: %s", method, path, raw)
+	var out struct {
+		Data T `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &out), "%s %s: %s", method, path, raw)
+	return out.Data
+}
+
+// apiCall is apiData for an answer that is one object.
+func (s *uiServer) apiCall(t *testing.T, method, path string, body any, want int) map[string]any {
+	t.Helper()
+	return apiData[map[string]any](t, s, method, path, body, want)
+}
+
+// execute runs action with params through the API and answers the execution's id.
+func (s *uiServer) execute(t *testing.T, action string, params map[string]any) int64 {
+	t.Helper()
+	e := s.apiCall(t, http.MethodPost, "/api/v1/executions/execute",
+		map[string]any{"action_ref": action, "parameters": params}, http.StatusCreated)
+	return int64(e["id"].(float64))
+}
+
+// registerUIPack registers testdata/ui/uiexec, the actions the UI's tests need.
+func (s *uiServer) registerUIPack(t *testing.T) {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "testdata", "ui", "uiexec"))
+	require.NoError(t, err)
+	s.apiCall(t, http.MethodPost, "/api/v1/packs/register", map[string]string{"path": dir}, http.StatusOK)
 }
 
 // browse runs actions in the tab within browserTimeout; on failure it says where the page was

@@ -23,11 +23,7 @@ func TestUIKeysAndAdmin(t *testing.T) {
 	t.Parallel()
 	s := startUIServer(t)
 	const viewerPassword = "viewer-password-1"
-	resp := s.request(t, http.MethodPost, "/api/v1/identities",
-		strings.NewReader(`{"login": "vera", "password": "`+viewerPassword+`", "role": "viewer"}`))
-	resp.Body.Close()
-	require.Equal(t, http.StatusCreated, resp.StatusCode, "create the viewer")
-
+	s.apiCall(t, http.MethodPost, "/api/v1/identities", map[string]any{"login": "vera", "password": viewerPassword, "role": "viewer"}, http.StatusCreated)
 	tab := newBrowser(t)
 	s.logIn(t, tab, "admin", testAdminPassword)
 	const secret = "hunter2-never-in-the-page"

@@ -1,41 +1,15 @@
 package app_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 )
-
-// apiPost sends body to the API as the first admin and answers the answer's data.
-func (s *uiServer) apiPost(t *testing.T, path, body string) map[string]any {
-	t.Helper()
-	resp := s.request(t, http.MethodPost, "/api/v1"+path, strings.NewReader(body))
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Less(t, resp.StatusCode, 300, "POST %s: %s", path, raw)
-	var out struct {
-		Data map[string]any `json:"data"`
-	}
-	require.NoError(t, json.Unmarshal(raw, &out), "POST %s: %s", path, raw)
-	return out.Data
-}
-
-// execute runs action with params through the API and answers the execution's id.
-func (s *uiServer) execute(t *testing.T, action, params string) string {
-	t.Helper()
-	e := s.apiPost(t, "/executions/execute", fmt.Sprintf(`{"action_ref": %q, "parameters": %s}`, action, params))
-	return strconv.FormatInt(int64(e["id"].(float64)), 10)
-}
 
 // textIs waits until the first element matching the CSS selector shows exactly text.
 func textIs(selector, text string) browserStep {
@@ -51,7 +25,9 @@ func TestUIDashboard(t *testing.T) {
 	s := startUIServer(t)
 	s.registerUIPack(t)
 	// One uiexec.gated at a time: the second waits.
-	s.apiPost(t, "/policies", `{"ref": "uiexec.gated_one", "action_ref": "uiexec.gated", "concurrency": {"limit": 1}}`)
+	s.apiCall(t, http.MethodPost, "/api/v1/policies", map[string]any{
+		"ref": "uiexec.gated_one", "action_ref": "uiexec.gated", "concurrency": map[string]any{"limit": 1},
+	}, http.StatusCreated)
 	gates := [2]string{filepath.Join(t.TempDir(), "first"), filepath.Join(t.TempDir(), "second")}
 	for _, g := range gates {
 		require.NoError(t, syscall.Mkfifo(g, 0o600))
@@ -70,12 +46,12 @@ func TestUIDashboard(t *testing.T) {
 		run(`window.notReloaded = true`),
 	)
 
-	failed := s.execute(t, "demo.fail", `{}`)
+	failed := s.execute(t, "demo.fail", map[string]any{})
 	for _, name := range []string{"ann", "bob", "cy"} {
-		s.execute(t, "demo.hello", fmt.Sprintf(`{"name": %q}`, name))
+		s.execute(t, "demo.hello", map[string]any{"name": name})
 	}
-	running := s.execute(t, "uiexec.gated", fmt.Sprintf(`{"name": "first", "gate": %q}`, gates[0]))
-	s.execute(t, "uiexec.gated", fmt.Sprintf(`{"name": "second", "gate": %q}`, gates[1]))
+	running := s.execute(t, "uiexec.gated", map[string]any{"name": "first", "gate": gates[0]})
+	s.execute(t, "uiexec.gated", map[string]any{"name": "second", "gate": gates[1]})
 
 	browse(t, tab,
 		textIs(`[aria-label="Last hour"] [data-count="completed"]`, "3"),
@@ -87,13 +63,13 @@ func TestUIDashboard(t *testing.T) {
 		textIs(`[data-figure="Running now"]`, "1"),
 		textIs(`[data-figure="Failed, last day"]`, "1"),
 		textIs(`[data-figure="Waiting in queues"]`, "1"),
-		until(fmt.Sprintf(`!!document.querySelector('[aria-label="Recent failures"] a[href="/executions/%s"]')`, failed)),
+		until(fmt.Sprintf(`!!document.querySelector('[aria-label="Recent failures"] a[href="/executions/%d"]')`, failed)),
 		waitText(`[aria-label="Recent failures"] thead`, "Reason"),
 		textIs(`[data-queued="uiexec.gated"]`, "1"),
 		until(`!!document.querySelector('[aria-label="Queues"] a[href="/actions/uiexec.gated"]')`),
 		until(`window.notReloaded === true`),
 	)
-	require.Equal(t, "#"+failed, evaluate[string](t, tab, `document.querySelector('[aria-label="Recent failures"] tbody a').innerText`))
+	require.Equal(t, fmt.Sprintf("#%d", failed), evaluate[string](t, tab, `document.querySelector('[aria-label="Recent failures"] tbody a').innerText`))
 	screen(t, tab, "dashboard")
 	screen(t, tab, "dashboard-phone")
 	screen(t, tab, "dashboard-dark")
@@ -103,7 +79,7 @@ func TestUIDashboard(t *testing.T) {
 		run(`document.querySelector('[data-figure="Failed, last day"]').closest('a').click()`),
 		until(`location.pathname === '/executions' && new URLSearchParams(location.search).get('status') === 'failed' &&
 			Date.now() - new Date(new URLSearchParams(location.search).get('since')) > 86000000`),
-		until(fmt.Sprintf(`!!document.querySelector('tbody a[href="/executions/%s"]')`, failed)),
+		until(fmt.Sprintf(`!!document.querySelector('tbody a[href="/executions/%d"]')`, failed)),
 	)
 
 	browse(t, tab,
@@ -119,7 +95,7 @@ func TestUIDashboard(t *testing.T) {
 	screen(t, tab, "policies-phone")
 
 	// Cancelling the running one admits the waiter: the queue empties, live.
-	s.apiPost(t, "/executions/"+running+"/cancel", `{}`)
+	s.apiCall(t, http.MethodPost, fmt.Sprintf("/api/v1/executions/%d/cancel", running), map[string]any{}, http.StatusAccepted)
 	browse(t, tab,
 		textIs(`[data-queue="uiexec.gated"] [data-queued]`, "0"),
 		textIs(`[data-queue="uiexec.gated"] [data-active]`, "1"),

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,29 +17,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 )
-
-// apiCall sends body as JSON to the API as the first admin and decodes the answer's data.
-func (s *uiServer) apiCall(t *testing.T, method, path string, body any, want int) map[string]any {
-	t.Helper()
-	b, err := json.Marshal(body)
-	require.NoError(t, err)
-	resp := s.request(t, method, path, bytes.NewReader(b))
-	defer resp.Body.Close()
-	var out struct {
-		Data map[string]any `json:"data"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
-	require.Equal(t, want, resp.StatusCode, "%s %s", method, path)
-	return out.Data
-}
-
-// registerUIPack registers testdata/ui/uiexec, the actions these tests need.
-func (s *uiServer) registerUIPack(t *testing.T) {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "testdata", "ui", "uiexec"))
-	require.NoError(t, err)
-	s.apiCall(t, http.MethodPost, "/api/v1/packs/register", map[string]string{"path": dir}, http.StatusOK)
-}
 
 // execID is the id of the execution whose page the tab shows.
 func execID(t *testing.T, tab context.Context) int {
@@ -95,10 +71,8 @@ func statusIs(status string) browserStep {
 // filtered, showing them and a new one without a reload.
 func TestUIRunCancelRerun(t *testing.T) {
 	t.Parallel()
-	s := startUIServer(t)
+	s, tab := adminUI(t)
 	s.registerUIPack(t)
-	tab := newBrowser(t)
-	s.logIn(t, tab, "admin", testAdminPassword)
 
 	// Search the actions, open demo.hello's page, run it with another name.
 	browse(t, tab,
@@ -194,9 +168,7 @@ func TestUIRunCancelRerun(t *testing.T) {
 	slow := execID(t, tab)
 
 	// Rerun one with a changed name; its secret, shown masked, keeps its value.
-	greet := s.apiCall(t, http.MethodPost, "/api/v1/executions/execute",
-		map[string]any{"action_ref": "uiexec.greet", "parameters": map[string]any{"name": "Bea", "password": "open-sesame-42"}}, http.StatusCreated)
-	greetID := int(greet["id"].(float64))
+	greetID := int(s.execute(t, "uiexec.greet", map[string]any{"name": "Bea", "password": "open-sesame-42"}))
 	browse(t, tab,
 		s.open(fmt.Sprintf("/executions/%d", greetID)),
 		statusIs("completed"),
@@ -227,10 +199,9 @@ func TestUIRunCancelRerun(t *testing.T) {
 		unlisted(slow),
 		waitText(`.live-state`, "Live"),
 	)
-	fresh := s.apiCall(t, http.MethodPost, "/api/v1/executions/execute",
-		map[string]any{"action_ref": "demo.hello", "parameters": map[string]any{"name": "Zed"}}, http.StatusCreated)
+	fresh := s.execute(t, "demo.hello", map[string]any{"name": "Zed"})
 	browse(t, tab,
-		until(fmt.Sprintf(`[...document.querySelectorAll('tbody tr')].some(r => r.querySelector('a[href="/executions/%d"]') && r.innerText.includes('completed'))`, int(fresh["id"].(float64)))),
+		until(fmt.Sprintf(`[...document.querySelectorAll('tbody tr')].some(r => r.querySelector('a[href="/executions/%d"]') && r.innerText.includes('completed'))`, fresh)),
 		clickText(`form[role=search] button`, "Clear"),
 		until(`location.search === ''`),
 		listed(slow),
@@ -258,7 +229,7 @@ func TestUIViewerCannotRun(t *testing.T) {
 	s := startUIServer(t)
 	const password = "viewer-password-long"
 	s.apiCall(t, http.MethodPost, "/api/v1/identities", map[string]any{"login": "vera", "password": password, "role": "viewer"}, http.StatusCreated)
-	exec := s.apiCall(t, http.MethodPost, "/api/v1/executions/execute", map[string]any{"action_ref": "demo.hello"}, http.StatusCreated)
+	exec := s.execute(t, "demo.hello", map[string]any{})
 	tab := newBrowser(t)
 	s.logIn(t, tab, "vera", password)
 	browse(t, tab,
@@ -267,7 +238,7 @@ func TestUIViewerCannotRun(t *testing.T) {
 		clickText(`table a`, "demo.hello"),
 		waitText(`table`, "Who to greet."),
 		until(`!document.querySelector('.run-form') && ![...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Run')`),
-		s.open(fmt.Sprintf("/executions/%d", int(exec["id"].(float64)))),
+		s.open(fmt.Sprintf("/executions/%d", exec)),
 		statusIs("completed"),
 		until(`![...document.querySelectorAll('button')].some(b => /Cancel|Rerun/.test(b.innerText))`),
 	)
@@ -299,9 +270,7 @@ func awaited[T any](t *testing.T, tab context.Context, js string) T {
 // a hidden tab gives its stream's connection back, then reads again when shown.
 func TestUILiveParts(t *testing.T) {
 	t.Parallel()
-	s := startUIServer(t)
-	tab := newBrowser(t)
-	s.logIn(t, tab, "admin", testAdminPassword)
+	s, tab := adminUI(t)
 	browse(t, tab, s.open("/executions"), waitText(`.live-state`, "Live"))
 
 	wrong := awaited[[]string](t, tab, `(async () => {

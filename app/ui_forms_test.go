@@ -30,10 +30,8 @@ func faultAt(selector, text string) browserStep {
 // object parameter is a password input holding the mask too.
 func TestUISecretParameters(t *testing.T) {
 	t.Parallel()
-	s := startUIServer(t)
+	s, tab := adminUI(t)
 	s.registerUIPack(t)
-	tab := newBrowser(t)
-	s.logIn(t, tab, "admin", testAdminPassword)
 
 	browse(t, tab,
 		s.open("/actions/uiexec.vault"),

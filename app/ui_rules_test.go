@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,20 +13,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 )
-
-// uiRulesGet reads an API path as the first admin: its status and its data object.
-func uiRulesGet(t *testing.T, s *uiServer, path string) (int, map[string]any) {
-	t.Helper()
-	resp := s.request(t, http.MethodGet, path, nil)
-	defer resp.Body.Close()
-	var body struct {
-		Data map[string]any `json:"data"`
-	}
-	if resp.StatusCode == http.StatusOK {
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
-	}
-	return resp.StatusCode, body.Data
-}
 
 // uiRulesTarball writes files (path → content; .sh files executable) as a .tar.gz, the
 // shape `attune pack upload` sends.
@@ -65,9 +50,7 @@ func fieldErrorIs(input, text string) browserStep {
 // from a file input with what it added, and that pack deleted.
 func TestUIRules(t *testing.T) {
 	t.Parallel()
-	s := startUIServer(t)
-	tab := newBrowser(t)
-	s.logIn(t, tab, "admin", testAdminPassword)
+	s, tab := adminUI(t)
 
 	const rule = "demo.on_typed"
 	row := `([...document.querySelectorAll('tbody tr')].find(r => r.innerText.includes('demo.on_typed'))?.innerText || '')`
@@ -79,7 +62,7 @@ func TestUIRules(t *testing.T) {
 		until(row+`.includes('disabled')`),
 		chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Enable demo.on_typed"]`)),
 	)
-	_, got := uiRulesGet(t, s, "/api/v1/rules/"+rule)
+	got := s.apiCall(t, http.MethodGet, "/api/v1/rules/"+rule, nil, http.StatusOK)
 	require.Equal(t, false, got["enabled"], "the API agrees: disabled")
 	screen(t, tab, "rules")
 	screen(t, tab, "rules-phone")
@@ -114,7 +97,7 @@ func TestUIRules(t *testing.T) {
 		waitText(`.notice`, "Saved."),
 		until(`!document.querySelector('.field-error')`),
 	)
-	_, got = uiRulesGet(t, s, "/api/v1/rules/"+rule)
+	got = s.apiCall(t, http.MethodGet, "/api/v1/rules/"+rule, nil, http.StatusOK)
 	require.Equal(t, map[string]any{"field": "body.count", "operator": "greaterthan", "value": float64(1)}, got["conditions"])
 	require.Equal(t, map[string]any{"count": "{{ event.payload.body.count }}", "name": "n-{{ event.payload.body.name }}!"}, got["action_params"])
 	require.Equal(t, false, got["enabled"], "saving keeps the rule disabled, as the form showed it")
@@ -123,7 +106,7 @@ func TestUIRules(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Disable demo.on_typed"]`)),
 		waitText(`dl.props`, "enabled"),
 	)
-	_, got = uiRulesGet(t, s, "/api/v1/rules/"+rule)
+	got = s.apiCall(t, http.MethodGet, "/api/v1/rules/"+rule, nil, http.StatusOK)
 	require.Equal(t, true, got["enabled"], "the API agrees: enabled again")
 
 	// A new rule from the form: the pack its ref names must exist, said at the ref.
@@ -144,7 +127,7 @@ func TestUIRules(t *testing.T) {
 	)
 	require.Equal(t, "POST "+s.base+"/api/v1/webhooks/made", evaluate[string](t, tab, `document.querySelector('dl.props .webhook-url').innerText`),
 		"the address to post to, on this server")
-	_, got = uiRulesGet(t, s, "/api/v1/rules/demo.made_in_ui")
+	got = s.apiCall(t, http.MethodGet, "/api/v1/rules/demo.made_in_ui", nil, http.StatusOK)
 	require.Equal(t, map[string]any{"message": "{{ event.payload.body.text }}"}, got["action_params"])
 	require.Equal(t, true, got["enabled"])
 
@@ -185,8 +168,7 @@ func TestUIRules(t *testing.T) {
 	)
 	screen(t, tab, "packs")
 	screen(t, tab, "packs-phone")
-	status, _ := uiRulesGet(t, s, "/api/v1/packs/uitest")
-	require.Equal(t, http.StatusOK, status)
+	s.apiCall(t, http.MethodGet, "/api/v1/packs/uitest", nil, http.StatusOK)
 	browse(t, tab,
 		s.open("/packs/uitest"),
 		waitText(`.pack-contents`, "uitest.hi"),
@@ -196,6 +178,5 @@ func TestUIRules(t *testing.T) {
 		waitText(`tbody`, "demo"),
 		waitGone(`tbody`, "uitest"),
 	)
-	status, _ = uiRulesGet(t, s, "/api/v1/packs/uitest")
-	require.Equal(t, http.StatusNotFound, status)
+	s.apiCall(t, http.MethodGet, "/api/v1/packs/uitest", nil, http.StatusNotFound)
 }

@@ -3,7 +3,7 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"strings"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -120,9 +120,7 @@ func pick(selector, value string) browserStep {
 func TestUIShellSession(t *testing.T) {
 	t.Parallel()
 	s := startUIServer(t, "--access-token-ttl=2s")
-	resp := s.request(t, "POST", "/api/v1/identities", strings.NewReader(`{"login": "vera", "password": "vera-password-1", "role": "viewer"}`))
-	resp.Body.Close()
-	require.Equal(t, 201, resp.StatusCode, "create the viewer")
+	s.apiCall(t, http.MethodPost, "/api/v1/identities", map[string]any{"login": "vera", "password": "vera-password-1", "role": "viewer"}, http.StatusCreated)
 
 	tab := newBrowser(t)
 	s.logIn(t, tab, "admin", testAdminPassword)
@@ -205,12 +203,11 @@ func TestUIShellSession(t *testing.T) {
 // Filters in the address: text applies on submit, selects and times at once (times as
 // RFC 3339), and the form follows the address on Back. An address that does not decode is
 // not found, not a blank page. Confirm's focus: on Yes when asked, back on the button after
-// No, on the screen's heading after Yes. Controls' borders stand out at 3:1 in both themes.
+// No, on the screen's heading after Yes. Controls' borders stand out at 3:1 in both themes,
+// text at 4.5:1.
 func TestUIShellFiltersAndFocus(t *testing.T) {
 	t.Parallel()
-	s := startUIServer(t)
-	tab := newBrowser(t)
-	s.logIn(t, tab, "admin", testAdminPassword)
+	s, tab := adminUI(t)
 
 	browse(t, tab,
 		s.open("/actions/%E0"),
@@ -256,7 +253,8 @@ func TestUIShellFiltersAndFocus(t *testing.T) {
 		until(fmt.Sprintf(`document.querySelector('#audit-since')?.value === %q`, since)),
 	)
 
-	// Borders of inputs against the page, in the light theme and the dark one.
+	// Borders of inputs against the page, in the light theme and the dark one; text (the
+	// heading, a label) against it too.
 	contrast := `(() => {
 	  const rgb = (c) => c.match(/\d+/g).slice(0, 3).map(Number);
 	  const lum = (c) => { const [r, g, b] = rgb(c).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4 }); return 0.2126 * r + 0.7152 * g + 0.0722 * b };
@@ -264,11 +262,14 @@ func TestUIShellFiltersAndFocus(t *testing.T) {
 	  const input = getComputedStyle(document.querySelector('#audit-actor')).borderTopColor;
 	  const button = getComputedStyle(document.querySelector('form[role=search] button:not(.primary)')).borderTopColor;
 	  const page = getComputedStyle(document.body).backgroundColor;
-	  return Math.min(ratio(input, page), ratio(button, page));
+	  const text = [document.querySelector('#main h1'), document.querySelector('#audit-actor').labels[0]].map((e) => ratio(getComputedStyle(e).color, page));
+	  return [Math.min(ratio(input, page), ratio(button, page)), Math.min(...text)];
 	})()`
 	for _, theme := range []string{"light", "dark"} {
 		browse(t, tab, run(fmt.Sprintf(`document.documentElement.dataset.theme = %q`, theme)))
-		require.GreaterOrEqual(t, evaluate[float64](t, tab, contrast), 3.0, "controls' borders in the %s theme", theme)
+		got := evaluate[[]float64](t, tab, contrast)
+		require.GreaterOrEqual(t, got[0], 3.0, "controls' borders in the %s theme", theme)
+		require.GreaterOrEqual(t, got[1], 4.5, "text in the %s theme", theme)
 	}
 	browse(t, tab, run(`delete document.documentElement.dataset.theme`))
 

@@ -2,11 +2,9 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,29 +16,10 @@ import (
 // inquiry's form in one tab while its page, opened before, follows it to the end in another;
 // pause, resume and cancel from the page.
 
-// apiJSON sends body to the API as the first admin and decodes the answer's data.
-func (s *uiServer) apiJSON(t *testing.T, method, path string, body any, want int) json.RawMessage {
-	t.Helper()
-	raw, err := json.Marshal(body)
-	require.NoError(t, err)
-	resp := s.request(t, method, "/api/v1"+path, strings.NewReader(string(raw)))
-	defer resp.Body.Close()
-	var out struct {
-		Data json.RawMessage `json:"data"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out), "%s %s", method, path)
-	require.Equal(t, want, resp.StatusCode, "%s %s: %s", method, path, out.Data)
-	return out.Data
-}
-
 // startApproval starts examples.approval through the API and answers its execution's id.
 func (s *uiServer) startApproval(t *testing.T, version string) int64 {
 	t.Helper()
-	var exec struct{ ID int64 }
-	data := s.apiJSON(t, http.MethodPost, "/executions/execute",
-		map[string]any{"action_ref": "examples.approval", "parameters": map[string]any{"version": version}}, http.StatusCreated)
-	require.NoError(t, json.Unmarshal(data, &exec))
-	return exec.ID
+	return s.execute(t, "examples.approval", map[string]any{"version": version})
 }
 
 // taskIs waits until the graph's node for task shows status ("" for not reached).
@@ -57,15 +36,6 @@ func workflowIs(status string) browserStep {
 func hasButton(t *testing.T, tab context.Context, text string) bool {
 	t.Helper()
 	return evaluate[bool](t, tab, fmt.Sprintf(`[...document.querySelectorAll('button')].some(b => b.innerText.trim() === %q)`, text))
-}
-
-// adminUI starts a server and a browser logged in there as the first admin.
-func adminUI(t *testing.T) (*uiServer, context.Context) {
-	t.Helper()
-	s := startUIServer(t)
-	tab := newBrowser(t)
-	s.logIn(t, tab, "admin", testAdminPassword)
-	return s, tab
 }
 
 // openAsking opens workflow id's page and waits until its ask task runs.
@@ -208,13 +178,12 @@ func TestUIWorkflowPauseResumeCancel(t *testing.T) {
 		workflowIs("pausing"),
 	)
 	require.False(t, hasButton(t, tab, "Pause"), "a pausing workflow offers no pause")
-	var inquiries []struct{ ID int64 }
-	require.NoError(t, json.Unmarshal(s.apiJSON(t, http.MethodGet, fmt.Sprintf("/inquiries?workflow_id=%d", id), nil, http.StatusOK), &inquiries))
+	inquiries := apiData[[]struct{ ID int64 }](t, s, http.MethodGet, fmt.Sprintf("/api/v1/inquiries?workflow_id=%d", id), nil, http.StatusOK)
 	require.Len(t, inquiries, 1)
 
 	// A viewer, whom the inquiry does not name, is offered neither its form nor the
 	// workflow's controls.
-	s.apiJSON(t, http.MethodPost, "/identities", map[string]any{"login": "vera", "password": "vera-password-1", "role": "viewer"}, http.StatusCreated)
+	s.apiCall(t, http.MethodPost, "/api/v1/identities", map[string]any{"login": "vera", "password": "vera-password-1", "role": "viewer"}, http.StatusCreated)
 	viewer := newBrowser(t)
 	s.logIn(t, viewer, "vera", "vera-password-1")
 	browse(t, viewer,
@@ -228,7 +197,7 @@ func TestUIWorkflowPauseResumeCancel(t *testing.T) {
 		require.False(t, hasButton(t, viewer, b), "a viewer is offered no %s", b)
 	}
 
-	s.apiJSON(t, http.MethodPost, fmt.Sprintf("/inquiries/%d/respond", inquiries[0].ID), map[string]any{"response": map[string]any{"approved": true}}, http.StatusOK)
+	s.apiCall(t, http.MethodPost, fmt.Sprintf("/api/v1/inquiries/%d/respond", inquiries[0].ID), map[string]any{"response": map[string]any{"approved": true}}, http.StatusOK)
 	browse(t, tab,
 		taskIs("ask", "succeeded"),
 		workflowIs("paused"),
