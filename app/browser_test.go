@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/attune-go/attune/store/storetest"
@@ -338,6 +339,9 @@ func screen(t *testing.T, tab context.Context, name string) {
 	problems, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](accessibilityProblems))
 	require.NoError(t, err)
 	require.Empty(t, problems, "screen %s", name)
+	if width >= 500 && scheme == "light" {
+		keyboardReachesEverything(t, ctx, name)
+	}
 	if width < 500 {
 		wide, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth - innerWidth`))
 		require.NoError(t, err)
@@ -350,6 +354,48 @@ func screen(t *testing.T, tab context.Context, name string) {
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644))
+}
+
+// keyboardReachesEverything presses Tab through the screen from its start and fails the test
+// if a control a mouse could use (a link, a button, an input, a focusable graph node) is
+// never reached; the focus is put back where it was.
+func keyboardReachesEverything(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	count, err := chromedp.Run(ctx, chromedp.Evaluate[int](`(() => {
+  window.__returnFocus = document.activeElement;
+  window.__reached = new Set();
+  window.__onFocus = (e) => window.__reached.add(e.target);
+  document.addEventListener('focusin', window.__onFocus);
+  // Tab goes on from the last place focused: a stop of our own at the very start of the page
+  // makes it begin there.
+  const start = document.createElement('span');
+  start.tabIndex = -1;
+  start.id = '__tab-start';
+  document.body.prepend(start);
+  start.focus();
+  window.__missed = () => [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea, [tabindex]:not([tabindex="-1"])')]
+    .filter((e) => e.getClientRects().length > 0 && !e.disabled && getComputedStyle(e).visibility !== 'hidden')
+    // Tab stops once in a group of radio buttons, at the checked one.
+    .filter((e) => !(e.type === 'radio' && !e.checked && document.querySelector('input[type=radio][name="' + e.name + '"]:checked')))
+    .filter((e) => !window.__reached.has(e))
+    .map((e) => e.outerHTML.slice(0, 120));
+  return document.querySelectorAll('a[href], button, input, select, textarea, summary, [tabindex]').length;
+})()`))
+	require.NoError(t, err)
+	var missed []string
+	for pressed := 0; pressed < 2*count+20; pressed += 10 {
+		for range 10 {
+			require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(kb.Tab)))
+		}
+		if missed, err = chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.__missed()`)); err != nil || len(missed) == 0 {
+			break
+		}
+	}
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx, run(`document.removeEventListener('focusin', window.__onFocus);
+  document.getElementById('__tab-start')?.remove();
+  window.__returnFocus?.focus?.()`)))
+	require.Empty(t, missed, "screen %s: Tab never reaches these", name)
 }
 
 // colourScheme makes the page see the system's colour scheme as light or dark ("" is the
