@@ -6,19 +6,19 @@ import { html } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { Link, navigate } from '../lib/router.js';
 import { FieldLabel, fieldsOfParameters, ParamsForm } from '../lib/form.js';
-import { Json, Loading, Page, Table, useAsync, useCan } from '../lib/ui.js';
+import { asText, Json, Loading, Page, Table, useAsync, useCan } from '../lib/ui.js';
 
 function showValue(p, key) {
   if (!(key in p)) return html`<span class="muted">—</span>`;
   const v = p[key];
-  return html`<code>${typeof v === 'string' ? v : JSON.stringify(v)}</code>`;
+  return html`<code>${asText(v)}</code>`;
 }
 
 const paramColumns = [
   { label: 'Name', cell: (f) => html`<${FieldLabel} f=${f} />` },
   { label: 'Type', cell: (f) => f.type },
   { label: 'Default', cell: (f) => showValue(f, 'default') },
-  { label: 'Allowed', cell: (f) => (f.enum ? f.enum.map((v) => html`<code class="enum">${typeof v === 'string' ? v : JSON.stringify(v)}</code> `) : html`<span class="muted">any</span>`) },
+  { label: 'Allowed', cell: (f) => (f.enum ? f.enum.map((v) => html`<code class="enum">${asText(v)}</code> `) : html`<span class="muted">any</span>`) },
   { label: 'Description', cell: (f) => f.description || '' },
 ];
 
