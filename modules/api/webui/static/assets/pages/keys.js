@@ -8,6 +8,7 @@ import { api } from '../lib/api.js';
 import { Invalid, useSubmit } from '../lib/errors.js';
 import { describedBy, MASK } from '../lib/form.js';
 import { FilterForm, useQueryFilters } from '../lib/filters.js';
+import { listAll } from '../lib/listall.js';
 import { setQuery } from '../lib/router.js';
 import { asText, Confirm, ErrorBox, Field, Loading, Notice, Page, Pager, Table, Time, useAsync, useCan } from '../lib/ui.js';
 
@@ -114,8 +115,8 @@ export function Keys() {
   const filters = useQueryFilters(['scope', 'prefix']);
   const { values: { scope, prefix }, page } = filters;
   const list = useAsync(() => api.get('/keys', { scope, prefix, page, per_page: 50 }), [scope, prefix, page]);
-  const packs = useAsync(() => api.get('/packs', { per_page: 100 }), []);
-  const scopes = ['system', 'user', ...(packs.data?.data || []).map((p) => `pack.${p.ref}`)];
+  const packs = useAsync(() => listAll('/packs'), []);
+  const scopes = ['system', 'user', ...(packs.data || []).map((p) => `pack.${p.ref}`)];
   if (scope && !scopes.includes(scope)) scopes.push(scope);
   const [editing, setEditing] = useState(null);
   const [notice, setNotice] = useState('');
