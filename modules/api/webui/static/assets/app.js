@@ -4,6 +4,7 @@
 
 import { html, render, useEffect, useRef, useState } from './vendor/htm-preact.js';
 import { api, login, logout, onLogout, onTokens } from './lib/api.js';
+import { useSubmit } from './lib/errors.js';
 import { Link, match, useLocation } from './lib/router.js';
 import { ErrorBox, focusScreen, Session, useCan } from './lib/ui.js';
 import { nav, routes } from './routes.js';
@@ -32,21 +33,12 @@ function savedTheme() {
 function Login({ onDone }) {
   const [name, setName] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await login(name, password);
-      onDone();
-    } catch (err) {
-      setError(err.status === 401 ? new Error('Wrong login or password.') : err);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { submit, error, busy } = useSubmit([], async () => {
+    await login(name, password).catch((err) => {
+      throw err.status === 401 ? new Error('Wrong login or password.') : err;
+    });
+    onDone();
+  });
   return html`<main class="login">
     <form class="card" onSubmit=${submit} aria-label="Log in">
       <h1><img src="/assets/logo.svg" alt="" width="28" height="28" /> Attune</h1>

@@ -9,7 +9,7 @@
 
 import { html, useMemo, useState } from '../vendor/htm-preact.js';
 import { Invalid, useSubmit } from './errors.js';
-import { ErrorBox, Field } from './ui.js';
+import { asText, ErrorBox, Field } from './ui.js';
 
 // MASK is what the API shows in place of every secret value.
 export const MASK = '********';
@@ -69,7 +69,7 @@ function initialValues(fields, given = {}) {
 }
 
 function toInput(f, v) {
-  if (f.secret) return v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+  if (f.secret) return v === undefined || v === null ? '' : asText(v);
   if (v === undefined || v === null) return f.type === 'boolean' ? false : '';
   if (f.enum) return JSON.stringify(v);
   if (f.type === 'boolean') return !!v;
@@ -167,7 +167,7 @@ function SchemaForm({ fields, inputs, errors = {}, onInput, idPrefix = 'f', erro
     } else if (f.enum) {
       input = html`<select id=${id} name=${f.name} value=${inputs[f.name]} onChange=${(e) => set(e.target.value)} ...${aria}>
         ${!f.required && html`<option value="">(default)</option>`}
-        ${f.enum.map((v) => html`<option value=${JSON.stringify(v)}>${typeof v === 'string' ? v : JSON.stringify(v)}</option>`)}
+        ${f.enum.map((v) => html`<option value=${JSON.stringify(v)}>${asText(v)}</option>`)}
       </select>`;
     } else if (f.type === 'boolean') {
       input = html`<input id=${id} name=${f.name} type="checkbox" checked=${!!inputs[f.name]} onChange=${(e) => set(e.target.checked)} ...${aria} />`;

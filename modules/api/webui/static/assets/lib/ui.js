@@ -210,6 +210,11 @@ export function duration(from, to) {
   return `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
 }
 
+// asText shows a value as text: a string as it is, anything else as JSON on one line.
+export function asText(v) {
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
 export function Json({ value }) {
   if (value === undefined || value === null) return html`<span class="muted">—</span>`;
   return html`<pre class="json">${JSON.stringify(value, null, 2)}</pre>`;

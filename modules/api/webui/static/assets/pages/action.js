@@ -6,19 +6,19 @@ import { html } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
 import { Link, navigate } from '../lib/router.js';
 import { FieldLabel, fieldsOfParameters, ParamsForm } from '../lib/form.js';
-import { Json, Loading, Page, Table, useAsync, useCan } from '../lib/ui.js';
+import { asText, Json, Loading, Page, RefLink, Table, useAsync, useCan } from '../lib/ui.js';
 
 function showValue(p, key) {
   if (!(key in p)) return html`<span class="muted">—</span>`;
   const v = p[key];
-  return html`<code>${typeof v === 'string' ? v : JSON.stringify(v)}</code>`;
+  return html`<code>${asText(v)}</code>`;
 }
 
 const paramColumns = [
   { label: 'Name', cell: (f) => html`<${FieldLabel} f=${f} />` },
   { label: 'Type', cell: (f) => f.type },
   { label: 'Default', cell: (f) => showValue(f, 'default') },
-  { label: 'Allowed', cell: (f) => (f.enum ? f.enum.map((v) => html`<code class="enum">${typeof v === 'string' ? v : JSON.stringify(v)}</code> `) : html`<span class="muted">any</span>`) },
+  { label: 'Allowed', cell: (f) => (f.enum ? f.enum.map((v) => html`<code class="enum">${asText(v)}</code> `) : html`<span class="muted">any</span>`) },
   { label: 'Description', cell: (f) => f.description || '' },
 ];
 
@@ -39,7 +39,7 @@ function Details({ action, fields }) {
   return html`<div class="card">
     <dl class="props">
       <dt>Ref</dt><dd class="mono">${action.ref}</dd>
-      <dt>Pack</dt><dd><${Link} href=${`/packs/${encodeURIComponent(action.pack_ref)}`}>${action.pack_ref}<//></dd>
+      <dt>Pack</dt><dd><${RefLink} kind="packs" value=${action.pack_ref} /></dd>
       ${action.description && html`<dt>Description</dt><dd>${action.description}</dd>`}
       <dt>Runner</dt><dd class="mono">${action.runner_type}</dd>
       <dt>Entry point</dt><dd class="mono">${action.entry_point || '—'}</dd>

@@ -10,7 +10,7 @@ import { Link, navigate } from '../lib/router.js';
 import { LiveState, useLive } from '../lib/live.js';
 import { cancellable, ended, furthest, sighting } from '../lib/status.js';
 import { fieldsOfParameters, ParamsForm } from '../lib/form.js';
-import { Confirm, duration, Json, Loading, Page, RefLink, Status, Table, useAsync, useCan } from '../lib/ui.js';
+import { asText, Confirm, duration, Json, Loading, Page, RefLink, Status, Table, useAsync, useCan } from '../lib/ui.js';
 import { Requester } from './executions.js';
 import { Trace } from './trace.js';
 
@@ -64,7 +64,7 @@ function Parameters({ params }) {
   const rows = Object.entries(params || {}).map(([name, value]) => ({ name, value }));
   return html`<${Table} rowKey=${(r) => r.name} rows=${rows} empty="No parameters." columns=${[
     { label: 'Name', cell: (r) => html`<code>${r.name}</code>` },
-    { label: 'Value', cell: (r) => html`<code class="value">${typeof r.value === 'string' ? r.value : JSON.stringify(r.value)}</code>` },
+    { label: 'Value', cell: (r) => html`<code class="value">${asText(r.value)}</code>` },
   ]} />`;
 }
 

@@ -8,8 +8,9 @@ import { api } from '../lib/api.js';
 import { Invalid, useSubmit } from '../lib/errors.js';
 import { describedBy, MASK } from '../lib/form.js';
 import { FilterForm, useQueryFilters } from '../lib/filters.js';
+import { listAll } from '../lib/listall.js';
 import { setQuery } from '../lib/router.js';
-import { Confirm, ErrorBox, Field, Loading, Notice, Page, Pager, Table, Time, useAsync, useCan } from '../lib/ui.js';
+import { asText, Confirm, ErrorBox, Field, Loading, Notice, Page, Pager, Table, Time, useAsync, useCan } from '../lib/ui.js';
 
 const scopePattern = /^(system|user|pack\.[a-z][a-z0-9_-]*)$/;
 const namePattern = /^[A-Za-z_][A-Za-z0-9_-]{0,127}$/;
@@ -19,7 +20,7 @@ const keyPath = (k) => `/keys/${encodeURIComponent(k.scope)}/${encodeURIComponen
 
 function KeyValue({ k }) {
   if (k.secret) return html`<code class="key-value">${MASK}</code>`;
-  const text = typeof k.value === 'string' ? k.value : JSON.stringify(k.value);
+  const text = asText(k.value);
   const short = text.length > 120 ? `${text.slice(0, 117)}…` : text;
   return html`<code class="key-value" title=${short === text ? undefined : text}>${short}</code>
     ${typeof k.value !== 'string' && html` <span class="tag">JSON</span>`}`;
@@ -114,8 +115,8 @@ export function Keys() {
   const filters = useQueryFilters(['scope', 'prefix']);
   const { values: { scope, prefix }, page } = filters;
   const list = useAsync(() => api.get('/keys', { scope, prefix, page, per_page: 50 }), [scope, prefix, page]);
-  const packs = useAsync(() => api.get('/packs', { per_page: 100 }), []);
-  const scopes = ['system', 'user', ...(packs.data?.data || []).map((p) => `pack.${p.ref}`)];
+  const packs = useAsync(() => listAll('/packs'), []);
+  const scopes = ['system', 'user', ...(packs.data || []).map((p) => `pack.${p.ref}`)];
   if (scope && !scopes.includes(scope)) scopes.push(scope);
   const [editing, setEditing] = useState(null);
   const [notice, setNotice] = useState('');

@@ -3,6 +3,7 @@
 
 import { html, useRef, useState } from '../vendor/htm-preact.js';
 import { api } from '../lib/api.js';
+import { useSubmit } from '../lib/errors.js';
 import { listAll } from '../lib/listall.js';
 import { Link, navigate } from '../lib/router.js';
 import { Confirm, ErrorBox, Loading, Page, RefLink, Status, Table, Time, useAsync, useCan } from '../lib/ui.js';
@@ -47,29 +48,15 @@ function Changes({ pack }) {
 function Upload({ onDone }) {
   const input = useRef(null);
   const [result, setResult] = useState(null);
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const upload = async (e) => {
-    e.preventDefault();
-    const file = input.current?.files?.[0];
-    setError(null);
+  const { submit: upload, error, busy } = useSubmit([], async () => {
     setResult(null);
-    if (!file) {
-      setError(new Error('Pick a .tar.gz of the pack first.'));
-      return;
-    }
-    setBusy(true);
-    try {
-      const answer = await api.post('/packs', new Blob([file], { type: 'application/gzip' }));
-      setResult(answer);
-      input.current.value = '';
-      onDone();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+    const file = input.current?.files?.[0];
+    if (!file) throw new Error('Pick a .tar.gz of the pack first.');
+    const answer = await api.post('/packs', new Blob([file], { type: 'application/gzip' }));
+    setResult(answer);
+    input.current.value = '';
+    onDone();
+  });
   return html`<form class="card pack-upload" onSubmit=${upload} aria-label="Upload a pack">
     <h2>Upload a pack</h2>
     <p class="muted small">A .tar.gz with pack.yaml at its top or in its only directory (as <code>attune pack upload DIR</code> sends). Its files become the pack's current version; the same files again change nothing.</p>

@@ -9,7 +9,7 @@ import { api } from '../lib/api.js';
 import { Invalid, useSubmit } from '../lib/errors.js';
 import { describedBy, FieldLabel, fieldsOfParameters, MASK } from '../lib/form.js';
 import { listAll } from '../lib/listall.js';
-import { ErrorBox, Field, Notice } from '../lib/ui.js';
+import { asText, ErrorBox, Field, Notice } from '../lib/ui.js';
 
 const isBlock = (f) => f.type === 'object' || f.type === 'array';
 
@@ -106,7 +106,7 @@ function ParamInputs({ prefix, fields, inputs, onInput, errors }) {
       : html`<input id=${id} name=${id} type=${f.secret ? 'password' : 'text'} list=${f.secret ? undefined : listId} spellcheck="false"
           autocomplete=${f.secret ? 'new-password' : 'off'} value=${inputs[f.name]} onInput=${set} ...${aria} />`;
     return html`<${Field} id=${id} label=${html`<${FieldLabel} f=${f} />`} hint=${hint} error=${error}>
-      ${input}${choices && html`<datalist id=${listId}>${choices.map((v) => html`<option value=${typeof v === 'string' ? v : JSON.stringify(v)} />`)}</datalist>`}
+      ${input}${choices && html`<datalist id=${listId}>${choices.map((v) => html`<option value=${asText(v)} />`)}</datalist>`}
     <//>`;
   });
 }
