@@ -144,11 +144,16 @@ export function RuleForm({ rule, create = false, onSaved }) {
   }, []);
   // The rule's own values fill the fields once their schema is known; another trigger or
   // action starts from empty fields.
+  // The form is shown only once both are filled in: a Save before that would send, or refuse
+  // as missing, the values of fields not filled yet.
+  const [filled, setFilled] = useState({ trigger: false, action: false });
   useEffect(() => {
     setTp(textsOf(trigger.parameters, trigger.ref === rule.trigger_ref ? rule.trigger_params || {} : {}));
+    if (trigger.ref !== null) setFilled((f) => (f.trigger ? f : { ...f, trigger: true }));
   }, [trigger]);
   useEffect(() => {
     setAp(textsOf(action.parameters, action.ref === rule.action_ref ? rule.action_params || {} : {}));
+    if (action.ref !== null) setFilled((f) => (f.action ? f : { ...f, action: true }));
   }, [action]);
   // Enabling or disabling the rule beside the form shows here too.
   useEffect(() => setV((cur) => ({ ...cur, enabled: rule.enabled !== false })), [rule.enabled]);
@@ -201,6 +206,7 @@ export function RuleForm({ rule, create = false, onSaved }) {
       ...${describedBy(`rule-${name}`, { error: errors[name] || refErrors[name] })} />
     <datalist id=${`${name}-choices`}>${list.map((c) => html`<option value=${c.ref}>${c.label || ''}</option>`)}</datalist>
   <//>`;
+  if (!filled.trigger || !filled.action) return html`<p class="muted" aria-busy="true">Loading the form…</p>`;
   return html`<form class="rule-form" onSubmit=${save} aria-label=${create ? 'New rule' : 'Edit rule'} novalidate>
     <${ErrorBox} error=${top} />
     ${create && text('ref', 'ref', '<pack>.<name>, in a registered pack')}
